@@ -1,0 +1,384 @@
+"""Cases: the typed model of a YAML case, and the loader that validates it.
+
+A case file is a YAML mapping::
+
+    defaults: {dtypes: [float32], tags: [mine]}     # optional, merged into every case
+    cases:                                           # explicit cases
+      - name: conv_same
+        op: conv2d
+        attrs: {strides: 1, padding: SAME}
+        inputs:
+          input:   {layout: CHW, value: [[[1, 0], [0, 1]]]}
+          filters: {layout: IHW, kernel: correlation, generate: {dist: normal, shape: [1, 3, 3], seed: 1}}
+        expected: {layout: CHW, value: [...]}        # optional
+        dtypes: [float32, float64]
+        tolerance: {c: 4, reason: "..."}             # optional, reason required
+        tags: [seed]
+    sweeps: [...]                                    # grids of cases, see harness.sweeps
+
+Every problem is reported as a ``CaseError`` naming the file, the case and the
+field; a bad case never hides the others. YAML is read with ``yaml.safe_load`` only.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from harness import layouts, ops
+from harness.dtypes import DTYPES, dtype_of, is_integer
+from harness.tolerance import Override
+
+KERNEL_ORIENTATIONS = ("correlation", "convolution")
+DISTRIBUTIONS = {
+    # name: (parameters with defaults, integer-valued?)
+    "normal": ({"mean": 0.0, "std": 1.0}, False),
+    "uniform": ({"low": -1.0, "high": 1.0}, False),
+    "integers": ({"low": -3, "high": 3}, True),  # inclusive bounds
+    "arange": ({"start": 0, "step": 1}, True),
+}
+CASE_FIELDS = {"name", "op", "attrs", "inputs", "expected", "dtypes", "tolerance", "tags", "description"}
+TENSOR_FIELDS = {"layout", "value", "generate", "kernel"}
+DEFAULT_DTYPES = ("float32", "float64")
+
+
+class CaseError(Exception):
+    """A malformed case: says which file, which case and which field."""
+
+    def __init__(self, file: str, case: str | None, field: str | None, message: str):
+        self.file, self.case, self.field, self.message = file, case, field, message
+        where = file + (f": case {case!r}" if case else "") + (f": field {field!r}" if field else "")
+        super().__init__(f"{where}: {message}")
+
+
+@dataclass(frozen=True)
+class Generator:
+    """Seeded random or deterministic values: ``dist`` in DISTRIBUTIONS."""
+
+    dist: str
+    shape: tuple[int, ...]
+    seed: int
+    params: dict
+
+    def make(self) -> np.ndarray:
+        """float64 values (integer-valued for integers / arange)."""
+        p, rng = self.params, np.random.default_rng(self.seed)
+        if self.dist == "normal":
+            return rng.normal(p["mean"], p["std"], self.shape)
+        if self.dist == "uniform":
+            return rng.uniform(p["low"], p["high"], self.shape)
+        if self.dist == "integers":
+            return rng.integers(p["low"], p["high"], self.shape, endpoint=True).astype(np.float64)
+        return p["start"] + p["step"] * np.arange(int(np.prod(self.shape)), dtype=np.float64).reshape(self.shape)
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """An operand or expected output as written in YAML: a literal or a generator, in a declared layout."""
+
+    layout: str
+    literal: np.ndarray | None = None  # float64 (exact for integer literals)
+    generator: Generator | None = None
+    kernel: str = "correlation"  # for filters: "convolution" means rotate 180 degrees first
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.literal.shape if self.literal is not None else self.generator.shape
+
+    @property
+    def integer_valued(self) -> bool:
+        if self.literal is not None:
+            return bool(np.array_equal(self.literal, np.round(self.literal)))
+        return DISTRIBUTIONS[self.generator.dist][1]
+
+    def values(self) -> np.ndarray:
+        return self.literal if self.literal is not None else self.generator.make()
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    file: str
+    op: str
+    attrs: dict
+    inputs: dict[str, TensorSpec]
+    expected: TensorSpec | None = None
+    dtypes: tuple[str, ...] = DEFAULT_DTYPES
+    tolerance: Override | None = None
+    tags: tuple[str, ...] = ()
+    description: str = ""
+    sweep: str | None = None  # the sweep this case was expanded from
+
+    @property
+    def id(self) -> str:
+        return f"{self.file}::{self.name}"
+
+    def item_name(self, dtype: str) -> str:
+        return f"{self.name}[{dtype}]"
+
+
+# --- parsing helpers ----------------------------------------------------------------------
+
+def _literal(file, case, fld, value) -> np.ndarray:
+    """Nested lists of numbers -> float64 array, rejecting ragged or non-numeric input."""
+    def walk(v, depth_path):
+        if isinstance(v, bool) or isinstance(v, str) or v is None or isinstance(v, dict):
+            raise CaseError(file, case, fld, f"non-numeric literal {v!r} at index {depth_path or '[]'}")
+        if isinstance(v, list):
+            for i, item in enumerate(v):
+                walk(item, f"{depth_path}[{i}]")
+        elif not isinstance(v, (int, float)):
+            raise CaseError(file, case, fld, f"non-numeric literal {v!r} at index {depth_path}")
+    walk(value, "")
+    try:
+        arr = np.array(value, dtype=np.float64)
+    except ValueError:
+        raise CaseError(file, case, fld, "ragged literal: the nested lists do not form a rectangular array") from None
+    if not isinstance(value, list):
+        raise CaseError(file, case, fld, "a literal must be a nested list")
+    return arr
+
+
+def _shape(file, case, fld, value) -> tuple[int, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value):
+        raise CaseError(file, case, fld, f"shape must be a list of non-negative ints, got {value!r}")
+    return tuple(value)
+
+
+def _generator(file, case, fld, spec, default_seed: int) -> Generator:
+    if not isinstance(spec, dict):
+        raise CaseError(file, case, fld, f"must be a mapping with dist, shape and optional seed, got {spec!r}")
+    dist = spec.get("dist")
+    if dist not in DISTRIBUTIONS:
+        raise CaseError(file, case, f"{fld}.dist", f"unknown distribution {dist!r}; expected one of {', '.join(DISTRIBUTIONS)}")
+    defaults, _ = DISTRIBUTIONS[dist]
+    unknown = set(spec) - {"dist", "shape", "seed"} - set(defaults)
+    if unknown:
+        raise CaseError(file, case, f"{fld}.{sorted(unknown)[0]}", f"unknown field for dist {dist!r}; allowed: shape, seed, {', '.join(defaults)}")
+    if "shape" not in spec:
+        raise CaseError(file, case, f"{fld}.shape", "missing field")
+    params = {}
+    for key, default in defaults.items():
+        v = spec.get(key, default)
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise CaseError(file, case, f"{fld}.{key}", f"must be a number, got {v!r}")
+        if DISTRIBUTIONS[dist][1] and v != int(v):
+            raise CaseError(file, case, f"{fld}.{key}", f"must be an integer for dist {dist!r}, got {v!r}")
+        params[key] = v
+    seed = spec.get("seed", default_seed)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise CaseError(file, case, f"{fld}.seed", f"must be an int, got {seed!r}")
+    return Generator(dist, _shape(file, case, f"{fld}.shape", spec["shape"]), seed, params)
+
+
+def _stable_seed(*parts: str) -> int:
+    """A seed that depends only on the case and operand names (stable across runs and machines)."""
+    return zlib.crc32("/".join(parts).encode())
+
+
+def _tensor(file, case, fld, spec, allowed_letters: str, kind: str) -> TensorSpec:
+    if not isinstance(spec, dict):
+        raise CaseError(file, case, fld, f"must be a mapping with layout and value or generate, got {spec!r}")
+    unknown = set(spec) - TENSOR_FIELDS
+    if unknown:
+        raise CaseError(file, case, f"{fld}.{sorted(unknown)[0]}", f"unknown field; allowed: {', '.join(sorted(TENSOR_FIELDS))}")
+    layout = spec.get("layout")
+    if layout is None:
+        raise CaseError(file, case, f"{fld}.layout", "missing field")
+    if not isinstance(layout, str) or len(set(layout)) != len(layout) or not set(layout) <= set(allowed_letters):
+        raise CaseError(file, case, f"{fld}.layout", f"unknown layout {layout!r}: use distinct letters from {allowed_letters!r}")
+    kernel = spec.get("kernel", "correlation")
+    if kernel not in KERNEL_ORIENTATIONS:
+        raise CaseError(file, case, f"{fld}.kernel", f"must be 'correlation' or 'convolution', got {kernel!r}")
+    if "kernel" in spec and kind != "filter":
+        raise CaseError(file, case, f"{fld}.kernel", "only filters have a kernel orientation")
+    if ("value" in spec) == ("generate" in spec):
+        raise CaseError(file, case, fld, "give exactly one of 'value' (a literal) or 'generate'")
+    if "value" in spec:
+        t = TensorSpec(layout, literal=_literal(file, case, f"{fld}.value", spec["value"]), kernel=kernel)
+    else:
+        gen = _generator(file, case, f"{fld}.generate", spec["generate"], _stable_seed(file, case, fld))
+        t = TensorSpec(layout, generator=gen, kernel=kernel)
+    if len(t.shape) != len(layout):
+        raise CaseError(file, case, fld, f"layout {layout!r} has {len(layout)} axes but the value has shape {list(t.shape)}")
+    return t
+
+
+def _tolerance(file, case, spec) -> Override:
+    if not isinstance(spec, dict):
+        raise CaseError(file, case, "tolerance", "must be a mapping with reason and c and/or atol")
+    unknown = set(spec) - {"reason", "c", "atol"}
+    if unknown:
+        raise CaseError(file, case, f"tolerance.{sorted(unknown)[0]}", "unknown field; allowed: reason, c, atol")
+    reason = spec.get("reason")
+    if not isinstance(reason, str) or not reason.strip():
+        raise CaseError(file, case, "tolerance.reason", "a tolerance override needs a written reason")
+    for key in ("c", "atol"):
+        if key in spec and (isinstance(spec[key], bool) or not isinstance(spec[key], (int, float)) or spec[key] < 0):
+            raise CaseError(file, case, f"tolerance.{key}", f"must be a non-negative number, got {spec[key]!r}")
+    if "c" not in spec and "atol" not in spec:
+        raise CaseError(file, case, "tolerance", "give c and/or atol")
+    return Override(reason.strip(), spec.get("c"), float(spec.get("atol", 0.0)))
+
+
+def _str_list(file, case, fld, value) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise CaseError(file, case, fld, f"must be a list of strings, got {value!r}")
+    return tuple(value)
+
+
+def parse_case(file: str, raw: Any, index: int, defaults: dict | None = None, sweep: str | None = None) -> Case:
+    """Validate one raw YAML case (a dict) into a ``Case``; raises CaseError."""
+    if not isinstance(raw, dict):
+        raise CaseError(file, f"#{index}", None, f"a case must be a mapping, got {type(raw).__name__}")
+    raw = {**(defaults or {}), **raw}
+    name = raw.get("name")
+    if not isinstance(name, str) or not name:
+        raise CaseError(file, f"#{index}", "name", "missing field (every case needs a unique name)")
+    unknown = set(raw) - CASE_FIELDS
+    if unknown:
+        raise CaseError(file, name, sorted(unknown)[0], f"unknown field; allowed: {', '.join(sorted(CASE_FIELDS))}")
+    if "op" not in raw:
+        raise CaseError(file, name, "op", "missing field")
+    try:
+        spec = ops.get(raw["op"])
+    except ValueError as exc:
+        raise CaseError(file, name, "op", str(exc)) from None
+
+    attrs = raw.get("attrs", {})
+    if not isinstance(attrs, dict):
+        raise CaseError(file, name, "attrs", f"must be a mapping, got {attrs!r}")
+    for key in attrs:
+        if key not in spec.attrs:
+            raise CaseError(file, name, f"attrs.{key}", f"{spec.name} has no attribute {key!r}; it takes {', '.join(spec.attrs)}")
+    for key in spec.required:
+        if key not in attrs:
+            raise CaseError(file, name, f"attrs.{key}", f"missing field ({spec.name} requires it)")
+    fmt = attrs.get("data_format", spec.formats[0])
+    if fmt not in spec.formats:
+        raise CaseError(file, name, "attrs.data_format", f"{spec.name} takes data_format {' or '.join(spec.formats)}, got {fmt!r}")
+    for key, symbols in spec.symbolic.items():
+        if isinstance(attrs.get(key), str) and attrs[key] not in symbols:
+            raise CaseError(file, name, f"attrs.{key}", f"unknown value {attrs[key]!r}; give a list or one of {', '.join(symbols)}")
+
+    inputs_raw = raw.get("inputs")
+    if not isinstance(inputs_raw, dict):
+        raise CaseError(file, name, "inputs", f"missing field: a mapping with {', '.join(o.name for o in spec.operands)}")
+    for key in inputs_raw:
+        if key not in {o.name for o in spec.operands}:
+            raise CaseError(file, name, f"inputs.{key}", f"{spec.name} has no operand {key!r}; it takes {', '.join(o.name for o in spec.operands)}")
+    inputs = {}
+    for operand in spec.operands:
+        if operand.name not in inputs_raw:
+            raise CaseError(file, name, f"inputs.{operand.name}", "missing field")
+        op_layout = operand.op_layout(spec.formats[0])
+        inputs[operand.name] = _tensor(file, name, f"inputs.{operand.name}", inputs_raw[operand.name], op_layout, operand.kind)
+
+    expected = None
+    if raw.get("expected") is not None:
+        expected = _tensor(file, name, "expected", raw["expected"], spec.formats[0], "data")
+
+    dtypes = _str_list(file, name, "dtypes", raw.get("dtypes", list(DEFAULT_DTYPES)))
+    for dt in dtypes:
+        if dt not in DTYPES:
+            raise CaseError(file, name, "dtypes", f"unknown dtype {dt!r}; expected some of {', '.join(DTYPES)}")
+        if is_integer(dtype_of(dt)):
+            for key, t in inputs.items():
+                if not t.integer_valued:
+                    raise CaseError(file, name, f"inputs.{key}", f"dtype {dt} needs integer values (a literal of ints, or dist integers / arange)")
+    if len(set(dtypes)) != len(dtypes) or not dtypes:
+        raise CaseError(file, name, "dtypes", f"must be a non-empty list of distinct dtypes, got {list(dtypes)}")
+    tolerance = _tolerance(file, name, raw["tolerance"]) if raw.get("tolerance") is not None else None
+    tags = _str_list(file, name, "tags", raw.get("tags", []))
+    description = raw.get("description", "")
+    if not isinstance(description, str):
+        raise CaseError(file, name, "description", "must be a string")
+    return Case(name, file, spec.name, dict(attrs), inputs, expected, dtypes, tolerance, tags, description, sweep)
+
+
+def load_file(path: Path, root: Path | None = None) -> list[Case | CaseError]:
+    """Every case of one YAML file, in order; malformed ones as CaseError entries.
+
+    ``root`` makes file names relative (``cases/seeds.yaml``) in ids and messages.
+    """
+    from harness import sweeps  # sweeps builds on parse_case
+
+    path = Path(path)
+    file = str(path.relative_to(root)) if root else str(path)
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        return [CaseError(file, None, None, f"YAML syntax error: {exc}")]
+    except OSError as exc:
+        return [CaseError(file, None, None, f"cannot read: {exc}")]
+    if doc is None:
+        return []
+    if not isinstance(doc, dict):
+        return [CaseError(file, None, None, "the file must be a mapping with 'cases' and/or 'sweeps'")]
+    unknown = set(doc) - {"defaults", "cases", "sweeps"}
+    if unknown:
+        return [CaseError(file, None, sorted(unknown)[0], "unknown top-level field; allowed: defaults, cases, sweeps")]
+    defaults = doc.get("defaults") or {}
+    if not isinstance(defaults, dict) or not set(defaults) <= {"dtypes", "tags", "tolerance"}:
+        return [CaseError(file, None, "defaults", "must be a mapping of dtypes, tags and/or tolerance")]
+
+    entries: list[Case | CaseError] = []
+    raw_cases = doc.get("cases") or []
+    raw_sweeps = doc.get("sweeps") or []
+    for key, value in (("cases", raw_cases), ("sweeps", raw_sweeps)):
+        if not isinstance(value, list):
+            return [CaseError(file, None, key, "must be a list")]
+    for i, raw in enumerate(raw_cases):
+        try:
+            entries.append(parse_case(file, raw, i, defaults))
+        except CaseError as err:
+            entries.append(err)
+    for i, raw in enumerate(raw_sweeps):
+        entries.extend(sweeps.expand(file, raw, i, defaults))
+
+    seen: set[str] = set()
+    unique: list[Case | CaseError] = []
+    for entry in entries:
+        if isinstance(entry, Case):
+            if entry.name in seen:
+                entry = CaseError(file, entry.name, "name", "duplicate case name in this file")
+            seen.add(entry.name if isinstance(entry, Case) else entry.case)
+        unique.append(entry)
+    return unique
+
+
+# --- materializing a case -----------------------------------------------------------------
+
+def operand_array(case: Case, name: str, dtype: str) -> np.ndarray:
+    """An operand's values cast to ``dtype`` and converted to the layout the op takes.
+
+    A filter written for convolution is rotated by 180 degrees (over H and W) here,
+    after the layout conversion: the op itself always correlates.
+    """
+    spec = ops.get(case.op)
+    operand = spec.operand(name)
+    t = case.inputs[name]
+    target = operand.op_layout(spec.data_format(case.attrs))
+    arr = layouts.convert(t.values().astype(dtype_of(dtype)), t.layout, target)
+    if t.kernel == "convolution":
+        arr = layouts.rotate_180(arr, target)
+    return np.ascontiguousarray(arr)
+
+
+def expected_array(case: Case, dtype: str) -> np.ndarray | None:
+    """The expected output cast to ``dtype``, in the op's output layout (its data_format)."""
+    if case.expected is None:
+        return None
+    spec = ops.get(case.op)
+    fmt = spec.data_format(case.attrs)
+    try:
+        return layouts.convert(case.expected.values().astype(dtype_of(dtype)), case.expected.layout, fmt)
+    except ValueError as exc:
+        raise CaseError(case.file, case.name, "expected", str(exc)) from None

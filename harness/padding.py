@@ -1,0 +1,202 @@
+"""TensorFlow's window and padding arithmetic, in exactly one place.
+
+Everything that decides how big an output is, how much padding a "SAME"
+convolution adds and on which side, which ``output_shape`` a transposed
+convolution accepts, and how the ``strides`` / ``dilations`` / ``padding``
+arguments of ``tf.nn`` are spelled lives here. The reference kernels, the
+textbook formulations and the case loader all call these functions; none of
+them repeats the formulas.
+
+Conventions (TensorFlow's, see ``tensorflow/core/framework/kernel_shape_util.cc``):
+
+* effective kernel size ``k_eff = (k - 1) * d + 1``;
+* VALID: ``out = ceil((n - k_eff + 1) / s)``, no padding;
+* SAME: ``out = ceil(n / s)``, total pad ``max(0, (out - 1) * s + k_eff - n)``,
+  ``before = total // 2`` and the odd pixel goes ``after`` (bottom / right);
+* explicit: ``out = (n + before + after - k_eff) // s + 1``.
+
+All argument errors are ``ValueError`` naming the op, the argument and its value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+PADDING_NAMES = ("SAME", "VALID")
+
+
+@dataclass(frozen=True)
+class Window:
+    """One spatial axis of a convolution: input size, kernel, stride, dilation, pads."""
+
+    size: int  # input size n along this axis
+    kernel: int  # kernel size k (undilated)
+    stride: int
+    dilation: int
+    pad_before: int
+    pad_after: int
+    out: int  # output size
+
+    @property
+    def effective_kernel(self) -> int:
+        return (self.kernel - 1) * self.dilation + 1
+
+
+def _fail(op: str, arg: str, value, why: str) -> ValueError:
+    return ValueError(f"{op}: argument '{arg}'={value!r}: {why}")
+
+
+def _as_int(op: str, arg: str, value, item) -> int:
+    if isinstance(item, bool) or not hasattr(item, "__index__"):
+        raise _fail(op, arg, value, f"entries must be integers, got {item!r}")
+    return int(item)
+
+
+def spatial_axes(data_format: str) -> tuple[int, ...]:
+    """Indices of the spatial axes in a data_format string such as NHWC, NCHW, NWC, NCW."""
+    return tuple(i for i, c in enumerate(data_format) if c not in "NC")
+
+
+def normalize_window_arg(
+    op: str,
+    arg: str,
+    value,
+    data_format: str,
+    *,
+    allowed_lengths: Sequence[int],
+    allow_int: bool = True,
+    default: int | None = None,
+) -> tuple[int, ...]:
+    """Turn a ``strides`` / ``dilations`` value of any form tf.nn accepts into spatial ints.
+
+    ``value`` may be an int (if ``allow_int``), or a sequence whose length is in
+    ``allowed_lengths``: length 1 (broadcast to every spatial axis), the number of
+    spatial axes, or the full rank (then the batch and channel entries must be 1,
+    as TensorFlow requires). Returns one positive int per spatial axis, in
+    H, W order (or W for 1-D).
+    """
+    n_spatial = len(spatial_axes(data_format))
+    rank = len(data_format)
+    if value is None:
+        if default is None:
+            raise _fail(op, arg, value, "is required")
+        return (default,) * n_spatial
+    if isinstance(value, str) or isinstance(value, bool):
+        raise _fail(op, arg, value, "must be an int or a list of ints")
+    if hasattr(value, "__index__"):
+        if not allow_int:
+            raise _fail(op, arg, value, f"must be a list of length {' or '.join(map(str, allowed_lengths))}, not an int")
+        items = [int(value)] * n_spatial
+    else:
+        try:
+            raw = list(value)
+        except TypeError:
+            raise _fail(op, arg, value, "must be an int or a list of ints") from None
+        if len(raw) not in allowed_lengths:
+            raise _fail(op, arg, value, f"must have length {' or '.join(map(str, allowed_lengths))}, got {len(raw)}")
+        ints = [_as_int(op, arg, value, v) for v in raw]
+        if len(ints) == 1:
+            items = ints * n_spatial
+        elif len(ints) == n_spatial:
+            items = ints
+        elif len(ints) == rank:
+            for i, c in enumerate(data_format):
+                if c in "NC" and ints[i] != 1:
+                    raise _fail(op, arg, value, f"the {c} entry must be 1 (TensorFlow does not stride or dilate batch or channels)")
+            items = [ints[i] for i in spatial_axes(data_format)]
+        else:  # pragma: no cover - allowed_lengths only admits the three forms above
+            raise _fail(op, arg, value, f"unsupported length {len(ints)}")
+    for v in items:
+        if v <= 0:
+            raise _fail(op, arg, value, "every value must be positive")
+    return tuple(items)
+
+
+def normalize_padding(op: str, padding, data_format: str, *, allow_explicit: bool = True):
+    """Validate ``padding``: returns "SAME", "VALID", or a tuple of (before, after) per spatial axis.
+
+    Explicit padding is a list with one [before, after] pair per dimension of the
+    data, in ``data_format`` order (so 4 pairs for NHWC / NCHW); the batch and
+    channel pairs must be [0, 0]. Names are case-sensitive, as in TensorFlow.
+    """
+    if isinstance(padding, str):
+        if padding not in PADDING_NAMES:
+            hint = " (padding names are case-sensitive)" if padding.upper() in PADDING_NAMES else ""
+            raise _fail(op, "padding", padding, f"must be 'SAME', 'VALID' or a list of [before, after] pairs{hint}")
+        return padding
+    if not allow_explicit:
+        raise _fail(op, "padding", padding, "must be 'SAME' or 'VALID' (this op takes no explicit padding)")
+    try:
+        pairs = [list(p) for p in padding]
+    except TypeError:
+        raise _fail(op, "padding", padding, "must be 'SAME', 'VALID' or a list of [before, after] pairs") from None
+    rank = len(data_format)
+    if len(pairs) != rank:
+        raise _fail(op, "padding", padding, f"an explicit padding list needs {rank} [before, after] pairs for {data_format}, got {len(pairs)}")
+    out = []
+    for i, pair in enumerate(pairs):
+        if len(pair) != 2:
+            raise _fail(op, "padding", padding, f"entry {i} must be a [before, after] pair, got {pair!r}")
+        before, after = (_as_int(op, "padding", padding, v) for v in pair)
+        if before < 0 or after < 0:
+            raise _fail(op, "padding", padding, "explicit padding must be non-negative")
+        if data_format[i] in "NC":
+            if before or after:
+                raise _fail(op, "padding", padding, f"the {data_format[i]} pair must be [0, 0]")
+        else:
+            out.append((before, after))
+    return tuple(out)
+
+
+def window(op: str, size: int, kernel: int, stride: int, dilation: int, padding) -> Window:
+    """The window arithmetic for one spatial axis.
+
+    ``padding`` is "SAME", "VALID" or a (before, after) pair (already normalized).
+    Raises ValueError if the (dilated) kernel does not fit in the padded input.
+    """
+    k_eff = (kernel - 1) * dilation + 1
+    if padding == "SAME":
+        out = -(-size // stride)
+        total = max(0, (out - 1) * stride + k_eff - size)
+        before, after = total // 2, total - total // 2
+    else:
+        before, after = (0, 0) if padding == "VALID" else padding
+        padded = size + before + after
+        if k_eff > padded:
+            raise ValueError(
+                f"{op}: the effective kernel size {k_eff} (kernel {kernel}, dilation {dilation}) is larger than "
+                f"the padded input size {padded} (input {size}, padding {padding!r})"
+            )
+        out = (padded - k_eff) // stride + 1
+    return Window(size, kernel, stride, dilation, before, after, out)
+
+
+def windows(op: str, sizes, kernels, strides, dilations, padding) -> tuple[Window, ...]:
+    """``window`` for every spatial axis; ``padding`` is normalized (name or pairs)."""
+    pads = [padding] * len(sizes) if isinstance(padding, str) else list(padding)
+    return tuple(window(op, n, k, s, d, p) for n, k, s, d, p in zip(sizes, kernels, strides, dilations, pads))
+
+
+def transpose_output_sizes(size: int, kernel: int, stride: int, dilation: int, padding) -> range:
+    """Every output size a transposed convolution accepts along one axis.
+
+    ``conv2d_transpose`` is the gradient of ``conv2d`` with respect to its input,
+    so an output size ``m`` is accepted exactly when a forward convolution of an
+    input of size ``m`` (same kernel, stride, dilation, padding) yields ``size``.
+    That set is a run of at most ``stride`` consecutive integers.
+    """
+    k_eff = (kernel - 1) * dilation + 1
+    if padding == "SAME":
+        # ceil(m / s) == size
+        lo, hi = (size - 1) * stride + 1, size * stride
+    else:
+        before, after = (0, 0) if padding == "VALID" else padding
+        # (m + before + after - k_eff) // s + 1 == size, with m + before + after >= k_eff
+        lo = (size - 1) * stride + k_eff - before - after
+        hi = lo + stride - 1
+        lo = max(lo, k_eff - before - after)
+    lo = max(lo, 0 if padding == "SAME" else 1)
+    if size <= 0 or hi < lo:
+        return range(0)
+    return range(lo, hi + 1)

@@ -1,0 +1,117 @@
+"""Thin eager wrappers over ``tf.nn``: NumPy in, NumPy out, same signatures.
+
+This is the only module in the harness that imports TensorFlow, and it does so
+lazily (on the first call), after pinning the process-wide settings TensorFlow
+reads at import time:
+
+* ``TF_ENABLE_ONEDNN_OPTS``: oneDNN mode, default "1" (TensorFlow's own CPU
+  default), overridable from the environment. Results and error behaviour
+  differ between the modes, so the harness always sets it explicitly.
+* ``TF_CPP_MIN_LOG_LEVEL``: default "2" (C++ warnings and info off).
+* ``HARNESS_TF_INTRA_OP_THREADS`` / ``HARNESS_TF_INTER_OP_THREADS``: TensorFlow's
+  thread pools, default 1 each, because pytest-xdist already runs one worker
+  per core.
+
+``settings()`` reports all of this without importing TensorFlow, for reports.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from importlib import metadata
+
+import numpy as np
+
+ONEDNN_ENV = "TF_ENABLE_ONEDNN_OPTS"
+INTRA_ENV = "HARNESS_TF_INTRA_OP_THREADS"
+INTER_ENV = "HARNESS_TF_INTER_OP_THREADS"
+
+
+def pin_environment() -> None:
+    """Set the variables TensorFlow reads at import, keeping any value the user set."""
+    os.environ.setdefault(ONEDNN_ENV, "1")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault(INTRA_ENV, "1")
+    os.environ.setdefault(INTER_ENV, "1")
+
+
+def tensorflow_version() -> str:
+    for dist in ("tensorflow", "tensorflow-cpu", "tf-nightly", "tf-nightly-cpu"):
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return "not installed"
+
+
+def settings() -> dict[str, str]:
+    """What TensorFlow runs with, read without importing it (for reports)."""
+    pin_environment()
+    return {
+        "tensorflow": tensorflow_version(),
+        "onednn": os.environ[ONEDNN_ENV],
+        "intra_op_threads": os.environ[INTRA_ENV],
+        "inter_op_threads": os.environ[INTER_ENV],
+        "numpy": np.__version__,
+    }
+
+
+@cache
+def tf():
+    """The ``tensorflow`` module, imported once with logging quiet and threads pinned."""
+    pin_environment()
+    import logging
+    import warnings
+
+    import tensorflow
+
+    tensorflow.get_logger().setLevel(logging.ERROR)
+    # tf.nn.depthwise_conv2d warns (and computes a wrong result) for strides > 1 with
+    # dilations > 1; the harness reports that as a divergence, not as a warning.
+    warnings.filterwarnings("ignore", module=r"tensorflow\..*")
+    tensorflow.config.threading.set_intra_op_parallelism_threads(int(os.environ[INTRA_ENV]))
+    tensorflow.config.threading.set_inter_op_parallelism_threads(int(os.environ[INTER_ENV]))
+    return tensorflow
+
+
+def _np(t) -> np.ndarray:
+    return t.numpy()
+
+
+def conv2d(input, filters, strides, padding, data_format="NHWC", dilations=None):
+    """``tf.nn.conv2d`` on NumPy arrays."""
+    return _np(tf().nn.conv2d(input, filters, strides, padding, data_format=data_format, dilations=dilations))
+
+
+def depthwise_conv2d(input, filter, strides, padding, data_format=None, dilations=None):
+    """``tf.nn.depthwise_conv2d`` on NumPy arrays."""
+    return _np(tf().nn.depthwise_conv2d(input, filter, strides, padding, data_format=data_format, dilations=dilations))
+
+
+def conv2d_transpose(input, filters, output_shape, strides, padding="SAME", data_format="NHWC", dilations=None):
+    """``tf.nn.conv2d_transpose`` on NumPy arrays."""
+    return _np(
+        tf().nn.conv2d_transpose(
+            input, filters, output_shape, strides, padding=padding, data_format=data_format, dilations=dilations
+        )
+    )
+
+
+def atrous_conv2d(value, filters, rate, padding):
+    """``tf.nn.atrous_conv2d`` on NumPy arrays."""
+    return _np(tf().nn.atrous_conv2d(value, filters, rate, padding))
+
+
+def separable_conv2d(input, depthwise_filter, pointwise_filter, strides, padding, data_format=None, dilations=None):
+    """``tf.nn.separable_conv2d`` on NumPy arrays."""
+    return _np(
+        tf().nn.separable_conv2d(
+            input, depthwise_filter, pointwise_filter, strides, padding, data_format=data_format, dilations=dilations
+        )
+    )
+
+
+def conv1d(input, filters, stride, padding, data_format="NWC", dilations=None):
+    """``tf.nn.conv1d`` on NumPy arrays."""
+    return _np(tf().nn.conv1d(input, filters, stride, padding, data_format=data_format, dilations=dilations))
