@@ -84,7 +84,7 @@ def normalize_window_arg(
         return (default,) * n_spatial
     if isinstance(value, str) or isinstance(value, bool):
         raise _fail(op, arg, value, "must be an int or a list of ints")
-    if hasattr(value, "__index__"):
+    if hasattr(value, "__index__") and getattr(value, "ndim", 0) == 0:  # an int, not a NumPy array
         if not allow_int:
             raise _fail(op, arg, value, f"must be a list of length {' or '.join(map(str, allowed_lengths))}, not an int")
         items = [int(value)] * n_spatial
@@ -165,8 +165,8 @@ def window(op: str, size: int, kernel: int, stride: int, dilation: int, padding)
         padded = size + before + after
         if k_eff > padded:
             raise ValueError(
-                f"{op}: the effective kernel size {k_eff} (kernel {kernel}, dilation {dilation}) is larger than "
-                f"the padded input size {padded} (input {size}, padding {padding!r})"
+                f"{op}: the filter's effective kernel size {k_eff} (kernel {kernel}, dilation {dilation}) is larger than "
+                f"the padded input size {padded} (input {size}, argument 'padding' gives {padding!r})"
             )
         out = (padded - k_eff) // stride + 1
     return Window(size, kernel, stride, dilation, before, after, out)

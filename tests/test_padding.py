@@ -128,12 +128,6 @@ def test_normalize_window_arg_none_uses_default_or_raises():
     assert_value_error(lambda: strides_2d(None), "'strides'", "None", "required")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="BUG: a NumPy array has __index__, so it takes the int branch and int(array) raises TypeError; "
-    "tf.nn.conv2d accepts np.array([1, 2, 2, 1]) as strides",
-)
 @pytest.mark.parametrize("value", [np.array([1, 2, 3, 1]), np.array([2, 3])], ids=["len4", "len2"])
 def test_normalize_window_arg_accepts_numpy_array(value):
     assert strides_2d(value) == (2, 3)

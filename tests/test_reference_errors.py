@@ -272,12 +272,6 @@ def test_weird_strides_are_value_errors(strides):
     assert_value_error(lambda: call("conv2d", strides=strides), "'strides'", repr(strides))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="BUG: normalize_window_arg treats a NumPy array as an int (ndarray has __index__) and "
-    "int(array) raises TypeError; tf.nn.conv2d accepts np.array strides",
-)
 def test_conv2d_accepts_numpy_array_strides():
     args = base_args("conv2d")
     expected = reference.conv2d(args["input"], args["filters"], [1, 2, 2, 1], "SAME")
