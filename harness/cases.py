@@ -311,7 +311,9 @@ def load_file(path: Path, root: Path | None = None) -> list[Case | CaseError]:
     from harness import sweeps  # sweeps builds on parse_case
 
     path = Path(path)
-    file = str(path.relative_to(root)) if root else str(path)
+    file = str(path)
+    if root is not None and path.resolve().is_relative_to(Path(root).resolve()):
+        file = str(path.resolve().relative_to(Path(root).resolve()))
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:

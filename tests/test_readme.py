@@ -1,0 +1,39 @@
+"""The README's commands and examples must be true."""
+
+import re
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def _blocks(lang: str) -> list[str]:
+    return re.findall(rf"```{lang}\n(.*?)```", README, flags=re.S)
+
+
+def test_the_worked_example_is_the_file_in_cases():
+    example = next(b for b in _blocks("yaml") if "conv2d_stride2_same_5x5" in b)
+    assert yaml.safe_load(example) == yaml.safe_load((ROOT / "cases" / "examples.yaml").read_text())
+
+
+def test_the_worked_example_expected_values_follow_its_description():
+    # out[i, j] = x[2i, 2j] + 2 x[2i, 2j + 1] with x[i, j] = 5 i + j and zero beyond the right edge
+    x = np.pad(np.arange(25).reshape(5, 5), ((0, 0), (0, 1)))
+    want = [[x[2 * i, 2 * j] + 2 * x[2 * i, 2 * j + 1] for j in range(3)] for i in range(3)]
+    doc = yaml.safe_load((ROOT / "cases" / "examples.yaml").read_text())
+    assert doc["cases"][0]["expected"]["value"] == want
+
+
+def test_the_python_snippet_runs_without_tensorflow_for_the_reference():
+    snippet = next(b for b in _blocks("python") if "reference.conv2d" in b)
+    namespace: dict = {}
+    exec(snippet.replace("y_tf = tf_ops", "# y_tf = tf_ops"), namespace)
+    assert namespace["y_ref"].shape == (1, 5, 5, 1)
+
+
+def test_every_module_in_the_layout_table_exists():
+    for path in re.findall(r"\| `(harness/[a-z_]+\.py)`", README):
+        assert (ROOT / path).is_file(), path
