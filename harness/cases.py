@@ -154,7 +154,7 @@ def _generator(file, case, fld, spec, default_seed: int) -> Generator:
     if not isinstance(spec, dict):
         raise CaseError(file, case, fld, f"must be a mapping with dist, shape and optional seed, got {spec!r}")
     dist = spec.get("dist")
-    if dist not in DISTRIBUTIONS:
+    if not isinstance(dist, str) or dist not in DISTRIBUTIONS:
         raise CaseError(file, case, f"{fld}.dist", f"unknown distribution {dist!r}; expected one of {', '.join(DISTRIBUTIONS)}")
     defaults, _ = DISTRIBUTIONS[dist]
     unknown = set(spec) - {"dist", "shape", "seed"} - set(defaults)
@@ -238,7 +238,11 @@ def parse_case(file: str, raw: Any, index: int, defaults: dict | None = None, sw
     """Validate one raw YAML case (a dict) into a ``Case``; raises CaseError."""
     if not isinstance(raw, dict):
         raise CaseError(file, f"#{index}", None, f"a case must be a mapping, got {type(raw).__name__}")
-    raw = {**(defaults or {}), **raw}
+    defaults = defaults or {}
+    if "tags" in defaults and "tags" in raw:  # file-wide tags add to a case's own
+        raw = {**raw, "tags": _str_list(file, raw.get("name"), "tags", defaults["tags"]) + _str_list(file, raw.get("name"), "tags", raw["tags"])}
+        raw["tags"] = list(dict.fromkeys(raw["tags"]))
+    raw = {**defaults, **raw}
     name = raw.get("name")
     if not isinstance(name, str) or not name:
         raise CaseError(file, f"#{index}", "name", "missing field (every case needs a unique name)")
@@ -247,6 +251,8 @@ def parse_case(file: str, raw: Any, index: int, defaults: dict | None = None, sw
         raise CaseError(file, name, sorted(unknown)[0], f"unknown field; allowed: {', '.join(sorted(CASE_FIELDS))}")
     if "op" not in raw:
         raise CaseError(file, name, "op", "missing field")
+    if not isinstance(raw["op"], str):
+        raise CaseError(file, name, "op", f"must be an op name, got {raw['op']!r}")
     try:
         spec = ops.get(raw["op"])
     except ValueError as exc:

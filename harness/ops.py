@@ -308,5 +308,5 @@ OPS: dict[str, OpSpec] = {
 def get(name: str) -> OpSpec:
     try:
         return OPS[name]
-    except KeyError:
+    except (KeyError, TypeError):
         raise ValueError(f"unknown op {name!r}; known ops: {', '.join(OPS)}") from None

@@ -70,6 +70,28 @@ def _channels_last(fmt: str) -> str:
     return fmt.replace("C", "") + "C"
 
 
+def _data_and_filter(op, data_arg, data, fmt, filter_arg, filt, filter_layout):
+    """Check the data and filter arrays and that the filter's I axis matches the data's channels.
+
+    Returns (data as given, data channels-last, filter)."""
+    x = _array(op, data_arg, data, len(fmt))
+    w = _array(op, filter_arg, filt, len(filter_layout), like=x)
+    x_last = layouts.convert(x, fmt, _channels_last(fmt))
+    axis = filter_layout.index("I")
+    _match(op, filter_arg, f"in_channels (axis {axis})", w.shape[axis], x_last.shape[-1],
+           f"{filter_arg} {list(w.shape)} {filter_layout}, {data_arg} {list(x.shape)} {fmt}")
+    return x, x_last, w
+
+
+def _window_args(op, fmt, strides, dilations, padding, *, stride_arg="strides", lengths=(1, 2, 4),
+                 dilation_lengths=None, allow_int=True, allow_explicit=True):
+    """Normalized (strides, dilations, padding), in the forms tf.nn accepts for this op."""
+    strides = normalize_window_arg(op, stride_arg, strides, fmt, allowed_lengths=lengths, allow_int=allow_int)
+    dilations = normalize_window_arg(op, "dilations", dilations, fmt, allowed_lengths=dilation_lengths or lengths,
+                                     allow_int=allow_int, default=1)
+    return strides, dilations, normalize_padding(op, padding, fmt, allow_explicit=allow_explicit)
+
+
 def _cast(acc: np.ndarray, dtype: np.dtype) -> np.ndarray:
     # float64 -> float16/bfloat16/float32 rounds to nearest once; int64 -> int32 wraps like TF.
     return acc.astype(dtype)
@@ -149,14 +171,8 @@ def conv2d(input, filters, strides, padding, data_format="NHWC", dilations=None)
     """
     op = "conv2d"
     fmt = _data_format(op, data_format, ("NHWC", "NCHW"), "NHWC")
-    x = _array(op, "input", input, 4)
-    w_hwio = _array(op, "filters", filters, 4, like=x)
-    x_nhwc = layouts.convert(x, fmt, "NHWC")
-    _match(op, "filters", "in_channels (axis 2)", w_hwio.shape[2], x_nhwc.shape[3],
-           f"filters {list(w_hwio.shape)} HWIO, input {list(x.shape)} {fmt}")
-    strides = normalize_window_arg(op, "strides", strides, fmt, allowed_lengths=(1, 2, 4))
-    dilations = normalize_window_arg(op, "dilations", dilations, fmt, allowed_lengths=(1, 2, 4), default=1)
-    pad = normalize_padding(op, padding, fmt)
+    x, x_nhwc, w_hwio = _data_and_filter(op, "input", input, fmt, "filters", filters, "HWIO")
+    strides, dilations, pad = _window_args(op, fmt, strides, dilations, padding)
     wins = windows(op, x_nhwc.shape[1:3], w_hwio.shape[:2], strides, dilations, pad)
     y_nhwc = _cast(_correlate(x_nhwc, w_hwio, wins), x.dtype)
     return layouts.convert(y_nhwc, "NHWC", fmt)
@@ -171,14 +187,9 @@ def conv1d(input, filters, stride, padding, data_format="NWC", dilations=None):
     """
     op = "conv1d"
     fmt = _data_format(op, data_format, ("NWC", "NCW"), "NWC")
-    x = _array(op, "input", input, 3)
-    w_wio = _array(op, "filters", filters, 3, like=x)
-    x_nwc = layouts.convert(x, fmt, "NWC")
-    _match(op, "filters", "in_channels (axis 1)", w_wio.shape[1], x_nwc.shape[2],
-           f"filters {list(w_wio.shape)} WIO, input {list(x.shape)} {fmt}")
-    strides = normalize_window_arg(op, "stride", stride, fmt, allowed_lengths=(1, 3))
-    dilations = normalize_window_arg(op, "dilations", dilations, fmt, allowed_lengths=(1, 3), default=1)
-    pad = normalize_padding(op, padding, fmt, allow_explicit=False)
+    x, x_nwc, w_wio = _data_and_filter(op, "input", input, fmt, "filters", filters, "WIO")
+    strides, dilations, pad = _window_args(op, fmt, stride, dilations, padding, stride_arg="stride",
+                                           lengths=(1, 3), allow_explicit=False)
     wins = windows(op, x_nwc.shape[1:2], w_wio.shape[:1], strides, dilations, pad)
     y_nwc = _cast(_correlate(x_nwc, w_wio, wins), x.dtype)
     return layouts.convert(y_nwc, "NWC", fmt)
@@ -191,27 +202,19 @@ def atrous_conv2d(value, filters, rate, padding):
     padding: "SAME", "VALID" or 4 [before, after] pairs.
     """
     op = "atrous_conv2d"
-    x_nhwc = _array(op, "value", value, 4)
-    w_hwio = _array(op, "filters", filters, 4, like=x_nhwc)
-    _match(op, "filters", "in_channels (axis 2)", w_hwio.shape[2], x_nhwc.shape[3],
-           f"filters {list(w_hwio.shape)} HWIO, value {list(x_nhwc.shape)} NHWC")
+    x_nhwc, _, w_hwio = _data_and_filter(op, "value", value, "NHWC", "filters", filters, "HWIO")
     rates = normalize_window_arg(op, "rate", rate, "NHWC", allowed_lengths=(1, 2))
     pad = normalize_padding(op, padding, "NHWC")
     wins = windows(op, x_nhwc.shape[1:3], w_hwio.shape[:2], (1, 1), rates, pad)
     return _cast(_correlate(x_nhwc, w_hwio, wins), x_nhwc.dtype)
 
 
-def _depthwise_args(op, input, filter, strides, padding, data_format, dilations):
+def _depthwise_args(op, filter_arg, input, filter, strides, padding, data_format, dilations):
     fmt = _data_format(op, data_format, ("NHWC", "NCHW"), "NHWC")
-    x = _array(op, "input", input, 4)
-    w_hwim = _array(op, "filter" if op == "depthwise_conv2d" else "depthwise_filter", filter, 4, like=x)
-    x_nhwc = layouts.convert(x, fmt, "NHWC")
-    _match(op, "filter" if op == "depthwise_conv2d" else "depthwise_filter", "in_channels (axis 2)",
-           w_hwim.shape[2], x_nhwc.shape[3], f"filter {list(w_hwim.shape)} HWIM, input {list(x.shape)} {fmt}")
+    x, x_nhwc, w_hwim = _data_and_filter(op, "input", input, fmt, filter_arg, filter, "HWIM")
     # tf.nn.depthwise_conv2d requires a 4-long strides list and takes 2 dilations.
-    strides = normalize_window_arg(op, "strides", strides, fmt, allowed_lengths=(4,), allow_int=False)
-    dilations = normalize_window_arg(op, "dilations", dilations, fmt, allowed_lengths=(2,), allow_int=False, default=1)
-    pad = normalize_padding(op, padding, fmt)
+    strides, dilations, pad = _window_args(op, fmt, strides, dilations, padding, lengths=(4,),
+                                           dilation_lengths=(2,), allow_int=False)
     wins = windows(op, x_nhwc.shape[1:3], w_hwim.shape[:2], strides, dilations, pad)
     return fmt, x, x_nhwc, w_hwim, wins
 
@@ -224,7 +227,7 @@ def depthwise_conv2d(input, filter, strides, padding, data_format=None, dilation
     (channel-major): [N, H', W', C*M] (or NCHW).
     """
     op = "depthwise_conv2d"
-    fmt, x, x_nhwc, w_hwim, wins = _depthwise_args(op, input, filter, strides, padding, data_format, dilations)
+    fmt, x, x_nhwc, w_hwim, wins = _depthwise_args(op, "filter", input, filter, strides, padding, data_format, dilations)
     y_nhwc = _cast(_depthwise(x_nhwc, w_hwim, wins), x.dtype)
     return layouts.convert(y_nhwc, "NHWC", fmt)
 
@@ -238,7 +241,7 @@ def separable_conv2d(input, depthwise_filter, pointwise_filter, strides, padding
     with no intermediate rounding.
     """
     op = "separable_conv2d"
-    fmt, x, x_nhwc, w_hwim, wins = _depthwise_args(op, input, depthwise_filter, strides, padding, data_format, dilations)
+    fmt, x, x_nhwc, w_hwim, wins = _depthwise_args(op, "depthwise_filter", input, depthwise_filter, strides, padding, data_format, dilations)
     w_pw = _array(op, "pointwise_filter", pointwise_filter, 4, like=x)
     channels = w_hwim.shape[2] * w_hwim.shape[3]
     if w_pw.shape[:3] != (1, 1, channels):
@@ -261,14 +264,8 @@ def conv2d_transpose(input, filters, output_shape, strides, padding="SAME", data
     """
     op = "conv2d_transpose"
     fmt = _data_format(op, data_format, ("NHWC", "NCHW"), "NHWC")
-    x = _array(op, "input", input, 4)
-    w_hwoi = _array(op, "filters", filters, 4, like=x)
-    y_nhwc = layouts.convert(x, fmt, "NHWC")
-    _match(op, "filters", "in_channels (axis 3)", w_hwoi.shape[3], y_nhwc.shape[3],
-           f"filters {list(w_hwoi.shape)} [h, w, out, in], input {list(x.shape)} {fmt}")
-    strides = normalize_window_arg(op, "strides", strides, fmt, allowed_lengths=(1, 2, 4))
-    dilations = normalize_window_arg(op, "dilations", dilations, fmt, allowed_lengths=(1, 2, 4), default=1)
-    pad = normalize_padding(op, padding, fmt)
+    x, y_nhwc, w_hwoi = _data_and_filter(op, "input", input, fmt, "filters", filters, "HWOI")
+    strides, dilations, pad = _window_args(op, fmt, strides, dilations, padding)
     out_hw = _transpose_output_hw(op, output_shape, fmt, y_nhwc.shape, w_hwoi.shape[2])
     pads = [pad] * 2 if isinstance(pad, str) else list(pad)
     wins = []

@@ -80,12 +80,14 @@ def _assign(target: dict, path: str, value: Any, file: str, sweep: str) -> None:
     node[keys[-1]] = copy.deepcopy(value)
 
 
+def _labels(want: Any) -> list[str]:
+    """An exclusion's label or list of labels, as strings."""
+    return [_label(w) for w in want] if isinstance(want, list) else [_label(want)]
+
+
 def _excluded(combo: dict[str, str], rules: list[dict]) -> bool:
     """True if every axis named in some rule's ``when`` has one of the rule's labels."""
-    def labels(want: Any) -> list[str]:
-        return [_label(w) for w in want] if isinstance(want, list) else [_label(want)]
-
-    return any(all(combo[axis] in labels(want) for axis, want in rule["when"].items()) for rule in rules)
+    return any(all(combo[axis] in _labels(want) for axis, want in rule["when"].items()) for rule in rules)
 
 
 def expand(file: str, raw: Any, index: int, defaults: dict | None = None) -> list[Case | CaseError]:
@@ -104,9 +106,13 @@ def expand(file: str, raw: Any, index: int, defaults: dict | None = None) -> lis
         for i, rule in enumerate(rules):
             if not isinstance(rule, dict) or not isinstance(rule.get("when"), dict) or not isinstance(rule.get("reason"), str):
                 raise CaseError(file, sweep, f"exclude[{i}]", "must be {when: {axis: label or [labels]}, reason: str}")
-            for axis in rule["when"]:
+            for axis, want in rule["when"].items():
                 if axis not in axes:
                     raise CaseError(file, sweep, f"exclude[{i}].when.{axis}", f"no grid axis {axis!r}")
+                known = [c.label for c in axes[axis]]
+                for label in _labels(want):
+                    if label not in known:
+                        raise CaseError(file, sweep, f"exclude[{i}].when.{axis}", f"no choice labelled {label!r}; labels: {known}")
     except CaseError as err:
         return [err]
 

@@ -115,8 +115,9 @@ def compare(subject: str, got: np.ndarray, against: str, want: np.ndarray, bound
     if got.size == 0:
         return Comparison(subject, against, True, 0.0, 0.0, 0.0, 0.0, "empty output")
     g, w = got.astype(np.float64), want.astype(np.float64)
-    same_nan = np.isnan(g) & np.isnan(w)
-    diff = np.where(same_nan, 0.0, np.abs(g - w))
+    same = (g == w) | (np.isnan(g) & np.isnan(w))  # equal infinities and NaN in both places agree
+    with np.errstate(invalid="ignore"):
+        diff = np.where(same, 0.0, np.abs(g - w))
     diff = np.where(np.isnan(diff), np.inf, diff)
     limit = bound.per_element
     with np.errstate(divide="ignore", invalid="ignore"):
