@@ -25,7 +25,7 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import yaml
@@ -42,9 +42,11 @@ DISTRIBUTIONS = {
     "integers": ({"low": -3, "high": 3}, True),  # inclusive bounds
     "arange": ({"start": 0, "step": 1}, True),
 }
-CASE_FIELDS = {"name", "op", "attrs", "inputs", "expected", "dtypes", "tolerance", "tags", "description"}
+CASE_FIELDS = {"name", "op", "attrs", "inputs", "expected", "dtypes", "tolerance", "tags", "description", "expect_error"}
+TF_MODES = ("onednn_on", "onednn_off")
 TENSOR_FIELDS = {"layout", "value", "generate", "kernel"}
 DEFAULT_DTYPES = ("float32", "float64")
+DIVERGENCES_FILE = "known_divergences.yaml"
 
 
 class CaseError(Exception):
@@ -101,6 +103,23 @@ class TensorSpec:
 
 
 @dataclass(frozen=True)
+class ExpectError:
+    """An error contract: the reference must raise ``reference`` (ValueError), TensorFlow ``tensorflow``.
+
+    ``tensorflow`` maps each oneDNN mode to the error class TensorFlow raises there
+    (they differ: an unreachable output_shape is AbortedError under oneDNN and
+    InvalidArgumentError without it). ``match`` must occur in the reference's message.
+    """
+
+    reference: str
+    tensorflow: Mapping[str, str]  # onednn_on / onednn_off -> error class name
+    match: str | None = None
+
+    def tensorflow_error(self, onednn: bool) -> str:
+        return self.tensorflow["onednn_on" if onednn else "onednn_off"]
+
+
+@dataclass(frozen=True)
 class Case:
     name: str
     file: str
@@ -113,6 +132,7 @@ class Case:
     tags: tuple[str, ...] = ()
     description: str = ""
     sweep: str | None = None  # the sweep this case was expanded from
+    expect_error: ExpectError | None = None
 
     @property
     def id(self) -> str:
@@ -226,6 +246,27 @@ def _tolerance(file, case, spec) -> Override:
     return Override(reason.strip(), spec.get("c"), float(spec.get("atol", 0.0)))
 
 
+def _expect_error(file, case, spec) -> ExpectError:
+    if not isinstance(spec, dict):
+        raise CaseError(file, case, "expect_error", "must be a mapping {reference: ValueError, tensorflow: ErrorClass}")
+    unknown = set(spec) - {"reference", "tensorflow", "match"}
+    if unknown:
+        raise CaseError(file, case, f"expect_error.{sorted(unknown)[0]}", "unknown field; allowed: reference, tensorflow, match")
+    if spec.get("reference") != "ValueError":
+        raise CaseError(file, case, "expect_error.reference", f"the reference always raises ValueError, got {spec.get('reference')!r}")
+    tf_error = spec.get("tensorflow")
+    if isinstance(tf_error, str) and tf_error.isidentifier():
+        tf_error = {mode: tf_error for mode in TF_MODES}
+    if not isinstance(tf_error, dict) or set(tf_error) != set(TF_MODES) or not all(
+            isinstance(v, str) and v.isidentifier() for v in tf_error.values()):
+        raise CaseError(file, case, "expect_error.tensorflow",
+                        f"must be an error class name, or {{onednn_on: Class, onednn_off: Class}}; got {tf_error!r}")
+    match = spec.get("match")
+    if match is not None and not isinstance(match, str):
+        raise CaseError(file, case, "expect_error.match", "must be a string")
+    return ExpectError("ValueError", dict(tf_error), match)
+
+
 def _str_list(file, case, fld, value) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [value]
@@ -306,7 +347,11 @@ def parse_case(file: str, raw: Any, index: int, defaults: dict | None = None, sw
     description = raw.get("description", "")
     if not isinstance(description, str):
         raise CaseError(file, name, "description", "must be a string")
-    return Case(name, file, spec.name, dict(attrs), inputs, expected, dtypes, tolerance, tags, description, sweep)
+    expect_error = _expect_error(file, name, raw["expect_error"]) if raw.get("expect_error") is not None else None
+    if expect_error and expected is not None:
+        raise CaseError(file, name, "expected", "an error contract (expect_error) has no expected output")
+    return Case(name, file, spec.name, dict(attrs), inputs, expected, dtypes, tolerance, tags, description, sweep,
+                expect_error)
 
 
 def load_file(path: Path, root: Path | None = None) -> list[Case | CaseError]:
@@ -330,9 +375,11 @@ def load_file(path: Path, root: Path | None = None) -> list[Case | CaseError]:
         return []
     if not isinstance(doc, dict):
         return [CaseError(file, None, None, "the file must be a mapping with 'cases' and/or 'sweeps'")]
-    unknown = set(doc) - {"defaults", "cases", "sweeps"}
+    unknown = set(doc) - {"defaults", "cases", "sweeps", "divergences"}  # divergences: see harness.divergences
     if unknown:
-        return [CaseError(file, None, sorted(unknown)[0], "unknown top-level field; allowed: defaults, cases, sweeps")]
+        return [CaseError(file, None, sorted(unknown)[0], "unknown top-level field; allowed: defaults, cases, sweeps, divergences")]
+    if "divergences" in doc and path.name != DIVERGENCES_FILE:
+        return [CaseError(file, None, "divergences", f"known divergences belong in cases/{DIVERGENCES_FILE}")]
     defaults = doc.get("defaults") or {}
     if not isinstance(defaults, dict) or not set(defaults) <= {"dtypes", "tags", "tolerance"}:
         return [CaseError(file, None, "defaults", "must be a mapping of dtypes, tags and/or tolerance")]

@@ -17,16 +17,22 @@ from pathlib import Path
 
 import pytest
 
-from harness import tf_ops
-from harness.cases import Case, CaseError, load_file
+from harness import divergences, tf_ops
+from harness.cases import DIVERGENCES_FILE, Case, CaseError, load_file
 from harness.runner import Outcome, run_case
 
 CASES_DIR = "cases"
 
 
+DIVERGENCES_KEY = pytest.StashKey[tuple]()
+
+
 @pytest.hookimpl(trylast=True)  # after junitxml has created its report object
 def pytest_configure(config: pytest.Config) -> None:
-    tf_ops.pin_environment()  # before any xdist worker imports TensorFlow
+    tf_ops.pin_environment()  # before any xdist worker or TensorFlow child starts
+    path = config.rootpath / CASES_DIR / DIVERGENCES_FILE
+    loaded = divergences.load(path, config.rootpath) if path.exists() else ([], [])
+    config.stash[DIVERGENCES_KEY] = (tuple(loaded[0]), tuple(loaded[1]), divergences.Environment.current())
     from _pytest.junitxml import xml_key
 
     xml = config.stash.get(xml_key, None)
@@ -53,6 +59,9 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector):
 
 class CaseFile(pytest.File):
     def collect(self):
+        if self.path.name == DIVERGENCES_FILE:  # entries that could not be read fail as items of this file
+            for error in self.config.stash[DIVERGENCES_KEY][1]:
+                yield BadCaseItem.from_parent(self, name=f"divergence:{error.case}", error=error)
         for entry in load_file(self.path, self.config.rootpath):
             if isinstance(entry, CaseError):
                 yield BadCaseItem.from_parent(self, name=entry.case or "<file>", error=entry)
@@ -76,11 +85,17 @@ class CaseItem(pytest.Item):
             self.add_marker(mark)
 
     def runtest(self) -> None:
-        outcome = run_case(self.case, self.dtype)
+        known, _, env = self.config.stash[DIVERGENCES_KEY]
+        outcome = run_case(self.case, self.dtype, known, env)
         self.user_properties += [
             ("op", self.case.op),
             ("dtype", self.dtype),
-            ("status", "passed" if outcome.passed else "failed"),
+            ("status", outcome.status),
+            ("tensorflow", outcome.tensorflow),
+            ("divergence", outcome.divergence.id if outcome.divergence else ""),
+            ("expect_error", "yes" if self.case.expect_error else ""),
+            ("max_rel_error", f"{max((c.max_rel_error for c in outcome.comparisons), default=0.0):.6g}"),
+            ("max_bound", f"{max((c.max_bound for c in outcome.comparisons), default=0.0):.6g}"),
             ("implementations", " ".join(c.subject for c in outcome.comparisons if c.against == "reference")),
             ("max_abs_error", f"{max((c.max_abs_error for c in outcome.comparisons), default=0.0):.6g}"),
             ("worst_margin", f"{outcome.worst_margin:.6g}"),
@@ -88,6 +103,8 @@ class CaseItem(pytest.Item):
         ]
         if self.case.tolerance:
             self.user_properties.append(("tolerance_override", self.case.tolerance.reason))
+        if outcome.status == "xfailed":
+            pytest.xfail(f"known divergence {outcome.divergence.id}: {outcome.divergence.summary}")
         if not outcome.passed:
             raise CaseFailed(outcome)
 

@@ -1,25 +1,38 @@
-"""Run one case at one dtype through every implementation and compare them.
+"""Run one case at one dtype through every implementation and decide its status.
 
-The reference is the pivot: every other implementation (TensorFlow, each
-applicable textbook formulation) is compared with it, and every implementation,
-the reference included, is compared with the case's expected output when it has
-one. All comparisons use the single bound from ``harness.tolerance``.
+The reference is the pivot. TensorFlow (called in an isolated child process, see
+``harness.isolation``) and every applicable textbook formulation are compared
+with it, and everything is compared with the case's expected output when it has
+one, all under the single bound from ``harness.tolerance``.
+
+What TensorFlow did is summed up as one *behaviour*: ``agrees``, ``wrong_shape``,
+``wrong_values``, ``raises <ErrorClass>``, ``aborts`` or ``returns`` (a value where
+an error was expected). The status follows:
+
+* ``passed``: the reference, the textbook formulations and the expected output agree,
+  and TensorFlow ``agrees`` (for an error contract: raised the declared class);
+* ``xfailed``: a known divergence applies and TensorFlow did what it declares;
+* ``failed``: anything else, including a known divergence that no longer occurs.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 
 from harness import ops
 from harness.cases import Case, CaseError, expected_array, operand_array
+from harness.divergences import Divergence, Environment, features, match
 from harness.dtypes import dtype_of
+from harness.isolation import Died, Raised, Returned, call_tensorflow
 from harness.tolerance import Bound, Comparison, bound_for, compare
 
 REFERENCE = "reference"
 TENSORFLOW = "tensorflow"
+AGREES = "agrees"
 
 
 @dataclass(frozen=True)
@@ -28,14 +41,21 @@ class Outcome:
 
     case: Case
     dtype: str
-    passed: bool
+    status: str  # passed | failed | xfailed
     comparisons: tuple[Comparison, ...] = ()
-    errors: tuple[str, ...] = ()  # why the run could not compare (or an implementation raised)
+    errors: tuple[str, ...] = ()  # why the case failed, beyond the comparisons
+    notes: tuple[str, ...] = ()  # what happened that is not a failure (expected errors, divergences)
     not_applicable: dict = field(default_factory=dict)  # textbook formulation -> why it does not cover this case
     bound: Bound | None = None
     attrs: dict = field(default_factory=dict)  # as passed to the op (symbolic values resolved)
     shapes: dict = field(default_factory=dict)  # operand and output shapes, in the op's layouts
+    tensorflow: str = ""  # TensorFlow's behaviour
+    divergence: Divergence | None = None
     seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
 
     @property
     def worst_margin(self) -> float:
@@ -46,7 +66,10 @@ class Outcome:
         lines = [f"{self.case.id}[{self.dtype}]  op={self.case.op}  attrs={self.attrs or self.case.attrs}"]
         if self.shapes:
             lines.append("shapes: " + ", ".join(f"{k}={list(v)}" for k, v in self.shapes.items()))
+        if self.tensorflow:
+            lines.append(f"tensorflow: {self.tensorflow}")
         lines += [f"ERROR {e}" for e in self.errors]
+        lines += [f"note  {n}" for n in self.notes]
         if self.bound is not None:
             lines.append(f"tolerance: {self.bound.describe()}")
         lines += [c.line() for c in self.comparisons]
@@ -54,53 +77,117 @@ class Outcome:
         return "\n".join(lines)
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"
+def _first_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[0][:300] if lines else ""
 
 
-def run_case(case: Case, dtype: str) -> Outcome:
+def _tf_behaviour(result, ref: np.ndarray | None, comparisons: list[Comparison]) -> tuple[str, str]:
+    """(behaviour, detail) of a TensorFlow call for a case that expects a value."""
+    if isinstance(result, Died):
+        return "aborts", f"the TensorFlow process died ({result.how}): {result.stderr_tail}"
+    if isinstance(result, Raised):
+        return f"raises {result.error_class}", _first_line(result.message)
+    tf_checks = [c for c in comparisons if c.subject == TENSORFLOW]
+    if any(not c.ok and c.detail.startswith("shape") for c in tf_checks):
+        return "wrong_shape", f"TensorFlow returned shape {list(result.value.shape)}, the reference {list(ref.shape)}"
+    if any(not c.ok for c in tf_checks):
+        return "wrong_values", "TensorFlow's values are outside the bound"
+    return AGREES, ""
+
+
+def _tf_error_behaviour(result, want: str) -> tuple[str, str]:
+    """(behaviour, detail) of a TensorFlow call for an error contract expecting class ``want``."""
+    if isinstance(result, Died):
+        return "aborts", f"the TensorFlow process died ({result.how}): {result.stderr_tail}"
+    if isinstance(result, Raised):
+        behaviour = AGREES if result.error_class == want else f"raises {result.error_class}"
+        return behaviour, f"{result.error_class}: {_first_line(result.message)}"
+    value = result.value
+    zeros = " (all zeros)" if value.size and not np.any(value) else ""
+    return "returns", f"TensorFlow returned an array of shape {list(value.shape)}{zeros} instead of raising {want}"
+
+
+def run_case(case: Case, dtype: str, divergences: Sequence[Divergence] = (), env: Environment | None = None) -> Outcome:
     """Run ``case`` at ``dtype``; never raises for a bad case or a failing implementation."""
     start = time.perf_counter()
+    env = env or Environment.current()
     spec = ops.get(case.op)
 
-    def done(passed: bool, **kw) -> Outcome:
-        return Outcome(case, dtype, passed, seconds=time.perf_counter() - start, **kw)
+    def done(status: str, **kw) -> Outcome:
+        return Outcome(case, dtype, status, seconds=time.perf_counter() - start, **kw)
 
     try:
         arrays = {o.name: operand_array(case, o.name, dtype) for o in spec.operands}
         expected = expected_array(case, dtype)
     except (CaseError, ValueError) as exc:
-        return done(False, errors=(f"malformed case: {exc}",))
+        return done("failed", errors=(f"malformed case: {exc}",))
     shapes = {name: a.shape for name, a in arrays.items()}
+    args = tuple(arrays[o.name] for o in spec.operands)
+
     try:
         attrs = spec.resolve(arrays, case.attrs) if spec.resolve else dict(case.attrs)
-        ref = spec.call(spec.reference, arrays, attrs)
+        ref, ref_error = spec.call(spec.reference, arrays, attrs), None
     except ValueError as exc:
-        return done(False, errors=(f"the reference rejects this case: {exc}",), shapes=shapes)
-    shapes["output"] = ref.shape
-    if expected is not None and expected.shape != ref.shape:
-        msg = f"{case.file}: case {case.name!r}: field 'expected': shape {list(expected.shape)} (after converting from layout {case.expected.layout!r}) does not match the output shape {list(ref.shape)}"
-        return done(False, errors=(msg,), attrs=attrs, shapes=shapes)
+        attrs, ref, ref_error = dict(case.attrs), None, exc
+    feats = features(case, dtype, arrays, attrs, ref)
+    divergence = match(divergences, feats, env)
+    tf_result = call_tensorflow(case.op, args, attrs)
 
-    bound = bound_for(spec.reference, arrays, attrs, dtype_of(dtype), case.tolerance)
-    outputs = {REFERENCE: ref}
-    errors, not_applicable = [], {}
-    try:
-        outputs[TENSORFLOW] = spec.call(spec.tensorflow(), arrays, attrs)
-    except Exception as exc:  # TensorFlow raises many error classes; each is a finding, reported as such
-        errors.append(f"tensorflow raised {_first_line(exc)}")
-    for formulation in spec.textbook:
-        try:
-            out = formulation.run(arrays, attrs)
-        except ops.NotApplicable as why:
-            not_applicable[formulation.name] = str(why)
-            continue
-        outputs[f"textbook:{formulation.name}"] = np.asarray(out).astype(dtype_of(dtype))
+    errors, notes, comparisons, not_applicable, bound = [], [], [], {}, None
+    if case.expect_error:
+        want = case.expect_error.tensorflow_error(env.onednn)
+        if ref_error is None:
+            errors.append("the reference accepted this configuration, but the case expects ValueError")
+        elif case.expect_error.match and case.expect_error.match not in str(ref_error):
+            errors.append(f"the reference's ValueError does not mention {case.expect_error.match!r}: {ref_error}")
+        else:
+            notes.append(f"reference raised ValueError: {ref_error}")
+        behaviour, detail = _tf_error_behaviour(tf_result, want)
+    else:
+        if ref_error is not None:
+            return done("failed", errors=(f"the reference rejects this case: {ref_error}",), shapes=shapes)
+        shapes["output"] = ref.shape
+        if expected is not None and expected.shape != ref.shape:
+            msg = (f"{case.file}: case {case.name!r}: field 'expected': shape {list(expected.shape)} (after converting "
+                   f"from layout {case.expected.layout!r}) does not match the output shape {list(ref.shape)}")
+            return done("failed", errors=(msg,), attrs=attrs, shapes=shapes)
+        bound = bound_for(spec.reference, arrays, attrs, dtype_of(dtype), case.tolerance)
+        outputs = {}
+        if isinstance(tf_result, Returned):
+            outputs[TENSORFLOW] = tf_result.value
+        for formulation in spec.textbook:
+            try:
+                out = formulation.run(arrays, attrs)
+            except ops.NotApplicable as why:
+                not_applicable[formulation.name] = str(why)
+                continue
+            outputs[f"textbook:{formulation.name}"] = np.asarray(out).astype(dtype_of(dtype))
+        comparisons = [compare(name, out, REFERENCE, ref, bound) for name, out in outputs.items()]
+        if expected is not None:
+            comparisons.append(compare(REFERENCE, ref, "expected", expected, bound))
+            comparisons += [compare(name, out, "expected", expected, bound) for name, out in outputs.items()]
+        behaviour, detail = _tf_behaviour(tf_result, ref, comparisons)
+        errors += [f"{c.subject} disagrees with {c.against}" for c in comparisons if not c.ok and c.subject != TENSORFLOW]
 
-    comparisons = [compare(name, out, REFERENCE, ref, bound) for name, out in outputs.items() if name != REFERENCE]
-    if expected is not None:
-        comparisons += [compare(name, out, "expected", expected, bound) for name, out in outputs.items()]
-    passed = not errors and all(c.ok for c in comparisons)
-    return done(passed, comparisons=tuple(comparisons), errors=tuple(errors), not_applicable=not_applicable,
-                bound=bound, attrs=attrs, shapes=shapes)
+    status = "failed" if errors else "passed"
+    if divergence is not None:
+        if behaviour == AGREES:
+            errors.append(f"known divergence {divergence.id!r} did not occur: TensorFlow now agrees with the reference "
+                          f"(update {divergence.file})")
+        elif divergence.expects(behaviour):
+            notes.append(f"known divergence {divergence.id!r}: {divergence.summary} ({detail})")
+            status = "failed" if errors else "xfailed"
+        else:
+            errors.append(f"known divergence {divergence.id!r} says TensorFlow {' or '.join(divergence.tensorflow_does)}, "
+                          f"but it {behaviour}: {detail}")
+    elif behaviour != AGREES:
+        errors.append(f"TensorFlow {behaviour}: {detail}" if detail else f"TensorFlow {behaviour}")
+    elif case.expect_error:
+        notes.append(f"TensorFlow raised {detail}")
+    if errors:
+        status = "failed"
+    return done(status, comparisons=tuple(comparisons), errors=tuple(errors), notes=tuple(notes),
+                not_applicable=not_applicable, bound=bound, attrs=attrs, shapes=shapes,
+                tensorflow=behaviour + (f" ({detail})" if detail and behaviour != AGREES else ""),
+                divergence=divergence)

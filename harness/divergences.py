@@ -1,0 +1,238 @@
+"""TensorFlow's known divergences from the reference: declared as data, matched by condition.
+
+``cases/known_divergences.yaml`` lists what TensorFlow computes or does wrongly
+(or does not support), each entry with the condition under which it happens,
+the TensorFlow versions and oneDNN mode it was seen with, what TensorFlow does
+instead, the evidence, a minimal repro and a link where one exists::
+
+    divergences:
+      - id: depthwise_strided_dilated
+        kind: wrong_result            # wrong_result | unsupported | crash | accepts_invalid
+        summary: one line
+        when: {op: [depthwise_conv2d, separable_conv2d], stride_gt_1: true, dilation_gt_1: true}
+        tensorflow_versions: ">=2.21,<2.22"
+        onednn: any                   # on | off | any
+        tensorflow_does: [wrong_shape, wrong_values]
+        evidence: what was observed, with versions
+        repro: |
+          python code
+        link: https://github.com/tensorflow/tensorflow/issues/...   # optional
+
+Every case of the registry whose configuration satisfies ``when`` (under the
+running TensorFlow version and oneDNN mode) is a strict expected failure: it is
+reported as xfailed when TensorFlow does what the entry says, and fails when
+TensorFlow agrees with the reference (the divergence is gone: update the entry)
+or does something else. The reference is never bent to match TensorFlow.
+
+``when`` keys are the case features computed by ``features`` below; a value is
+matched by equality, a list by membership.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import yaml
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import Version
+
+from harness import ops
+from harness.cases import CaseError
+
+KINDS = ("wrong_result", "unsupported", "crash", "accepts_invalid")
+BEHAVIOURS = ("wrong_shape", "wrong_values", "aborts", "returns")  # and "raises <ErrorClass>"
+FEATURES = {
+    "op": "the op name",
+    "dtype": "the dtype the case runs at",
+    "data_format": "NHWC, NCHW, NWC or NCW",
+    "padding": "SAME, VALID or explicit",
+    "stride_gt_1": "some spatial stride is greater than 1",
+    "dilation_gt_1": "some spatial dilation (or atrous rate) is greater than 1",
+    "output_empty": "the reference's output has no elements",
+    "grouped": "the input has k > 1 times as many channels as the filter's in_channels",
+    "kernel_exceeds_input": "an effective kernel is larger than the padded input",
+    "input_rank": "the rank of the data operand",
+    "expect_error": "the case is an error contract",
+}
+ENTRY_FIELDS = {"id", "kind", "summary", "when", "tensorflow_versions", "onednn", "tensorflow_does", "evidence", "repro", "link"}
+
+
+@dataclass(frozen=True)
+class Environment:
+    """What the divergence conditions depend on besides the case."""
+
+    tensorflow_version: str
+    onednn: bool
+
+    @classmethod
+    def current(cls) -> "Environment":
+        from harness import tf_ops  # reads settings without importing TensorFlow
+
+        settings = tf_ops.settings()
+        return cls(settings["tensorflow"], settings["onednn"] not in ("0", "false", "False"))
+
+
+@dataclass(frozen=True)
+class Divergence:
+    id: str
+    kind: str
+    summary: str
+    when: Mapping[str, Any]
+    tensorflow_versions: SpecifierSet
+    onednn: str  # on | off | any
+    tensorflow_does: tuple[str, ...]
+    evidence: str
+    repro: str
+    link: str | None
+    file: str
+
+    def applies(self, feats: Mapping[str, Any], env: Environment) -> bool:
+        if self.onednn != "any" and (self.onednn == "on") != env.onednn:
+            return False
+        try:
+            if Version(env.tensorflow_version) not in self.tensorflow_versions:
+                return False
+        except Exception:  # "not installed" or an unparsable version: nothing is known
+            return False
+        for key, want in self.when.items():
+            have = feats.get(key)
+            if isinstance(want, list):
+                if have not in want:
+                    return False
+            elif have != want:
+                return False
+        return True
+
+    def expects(self, behaviour: str) -> bool:
+        return behaviour in self.tensorflow_does
+
+
+def _fail(file: str, entry: str, field: str, message: str) -> CaseError:
+    return CaseError(file, entry, field, message)
+
+
+def parse_divergence(file: str, raw: Any, index: int) -> Divergence:
+    if not isinstance(raw, dict) or not isinstance(raw.get("id"), str):
+        raise _fail(file, f"divergence #{index}", "id", "each divergence is a mapping with a string id")
+    did = raw["id"]
+    unknown = set(raw) - ENTRY_FIELDS
+    if unknown:
+        raise _fail(file, did, sorted(unknown)[0], f"unknown field; allowed: {', '.join(sorted(ENTRY_FIELDS))}")
+    for key in ("kind", "summary", "when", "tensorflow_versions", "tensorflow_does", "evidence", "repro"):
+        if key not in raw:
+            raise _fail(file, did, key, "missing field")
+    if raw["kind"] not in KINDS:
+        raise _fail(file, did, "kind", f"must be one of {', '.join(KINDS)}")
+    when = raw["when"]
+    if not isinstance(when, dict) or not when:
+        raise _fail(file, did, "when", "must be a non-empty mapping of feature -> value or list of values")
+    for key in when:
+        if key not in FEATURES:
+            raise _fail(file, did, f"when.{key}", f"unknown feature; known: {', '.join(FEATURES)}")
+    if "op" in when:
+        for op in when["op"] if isinstance(when["op"], list) else [when["op"]]:
+            if op not in ops.OPS:
+                raise _fail(file, did, "when.op", f"unknown op {op!r}")
+    try:
+        versions = SpecifierSet(str(raw["tensorflow_versions"]))
+    except InvalidSpecifier:
+        raise _fail(file, did, "tensorflow_versions", f"not a version specifier: {raw['tensorflow_versions']!r}") from None
+    onednn = raw.get("onednn", "any")
+    if onednn not in ("on", "off", "any"):
+        raise _fail(file, did, "onednn", "must be on, off or any")
+    does = raw["tensorflow_does"]
+    does = [does] if isinstance(does, str) else does
+    if not isinstance(does, list) or not does:
+        raise _fail(file, did, "tensorflow_does", "must be a behaviour or a list of them")
+    for b in does:
+        if not isinstance(b, str) or not (b in BEHAVIOURS or b.startswith("raises ")):
+            raise _fail(file, did, "tensorflow_does", f"unknown behaviour {b!r}; use {', '.join(BEHAVIOURS)} or 'raises <ErrorClass>'")
+    for key in ("summary", "evidence", "repro"):
+        if not isinstance(raw[key], str) or not raw[key].strip():
+            raise _fail(file, did, key, "must be non-empty text")
+    return Divergence(did, raw["kind"], raw["summary"].strip(), dict(when), versions, onednn, tuple(does),
+                      raw["evidence"].strip(), raw["repro"].rstrip(), raw.get("link"), file)
+
+
+def load(path: Path, root: Path | None = None) -> tuple[list[Divergence], list[CaseError]]:
+    """The divergences of one file, and the errors of the entries that could not be read."""
+    path = Path(path)
+    file = str(path.resolve().relative_to(Path(root).resolve())) if root else str(path)
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        return [], [CaseError(file, None, None, f"cannot read divergences: {exc}")]
+    entries, errors, seen = [], [], set()
+    for i, raw in enumerate(doc.get("divergences") or []):
+        try:
+            d = parse_divergence(file, raw, i)
+            if d.id in seen:
+                raise _fail(file, d.id, "id", "duplicate divergence id")
+            seen.add(d.id)
+            entries.append(d)
+        except CaseError as err:
+            errors.append(err)
+    return entries, errors
+
+
+# --- features of a case -------------------------------------------------------------------
+
+def _spatial_values(value, fmt: str) -> list[int]:
+    """The spatial entries of a strides / dilations value in any tf.nn form (best effort)."""
+    if value is None:
+        return [1]
+    try:
+        items = [int(v) for v in np.asarray(value).reshape(-1)]
+    except (TypeError, ValueError):
+        return []
+    if len(items) == len(fmt):
+        return [v for v, c in zip(items, fmt) if c not in "NC"]
+    return items
+
+
+def features(case, dtype: str, arrays: Mapping[str, np.ndarray], attrs: Mapping, reference_output) -> dict:
+    """The facts about one case that divergence conditions can name (see FEATURES)."""
+    spec = ops.get(case.op)
+    fmt = spec.data_format(attrs)
+    data = next(o for o in spec.operands if o.kind == "data")
+    filt = next(o for o in spec.operands if o.kind == "filter")
+    x, w = np.asarray(arrays[data.name]), np.asarray(arrays[filt.name])
+    padding = attrs.get("padding", "SAME")
+    feats = {
+        "op": case.op,
+        "dtype": dtype,
+        "data_format": fmt,
+        "padding": padding if isinstance(padding, str) else "explicit",
+        "stride_gt_1": any(v > 1 for v in _spatial_values(attrs.get("strides", attrs.get("stride")), fmt)),
+        "dilation_gt_1": any(v > 1 for v in _spatial_values(attrs.get("dilations", attrs.get("rate")), fmt)),
+        "output_empty": None if reference_output is None else bool(np.asarray(reference_output).size == 0),
+        "input_rank": x.ndim,
+        "expect_error": case.expect_error is not None,
+        "grouped": False,
+        "kernel_exceeds_input": False,
+    }
+    if x.ndim == len(fmt) and w.ndim == len(filt.layout):
+        channels = x.shape[fmt.index("C")]
+        in_channels = w.shape[filt.layout.index("I")]
+        feats["grouped"] = bool(in_channels and channels != in_channels and channels % in_channels == 0)
+        if case.op != "conv2d_transpose":
+            dil = _spatial_values(attrs.get("dilations", attrs.get("rate")), fmt)
+            spatial = [c for c in fmt if c not in "NC"]
+            pads = [(0, 0)] * len(spatial) if isinstance(padding, str) else [
+                p for p, c in zip(padding, fmt) if c not in "NC"] if len(padding) == len(fmt) else []
+            if padding == "VALID" or pads:
+                for i, letter in enumerate(spatial):
+                    d = dil[i] if i < len(dil) else (dil[0] if dil else 1)
+                    k_eff = (w.shape[filt.layout.index(letter)] - 1) * d + 1
+                    before_after = pads[i] if pads and i < len(pads) else (0, 0)
+                    if k_eff > x.shape[fmt.index(letter)] + sum(before_after):
+                        feats["kernel_exceeds_input"] = True
+    return feats
+
+
+def match(divergences, feats: Mapping[str, Any], env: Environment) -> Divergence | None:
+    """The first divergence that applies to a case with these features, if any."""
+    return next((d for d in divergences if d.applies(feats, env)), None)
