@@ -44,7 +44,7 @@ DISTRIBUTIONS = {
 }
 CASE_FIELDS = {"name", "op", "attrs", "inputs", "expected", "dtypes", "tolerance", "tags", "description", "expect_error"}
 TF_MODES = ("onednn_on", "onednn_off")
-TENSOR_FIELDS = {"layout", "value", "generate", "kernel"}
+TENSOR_FIELDS = {"layout", "value", "generate", "kernel", "raw"}
 DEFAULT_DTYPES = ("float32", "float64")
 DIVERGENCES_FILE = "known_divergences.yaml"
 
@@ -87,6 +87,7 @@ class TensorSpec:
     literal: np.ndarray | None = None  # float64 (exact for integer literals)
     generator: Generator | None = None
     kernel: str = "correlation"  # for filters: "convolution" means rotate 180 degrees first
+    raw: bool = False  # pass the values exactly as written (no layout conversion): for wrong-rank error contracts
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -217,13 +218,18 @@ def _tensor(file, case, fld, spec, allowed_letters: str, kind: str) -> TensorSpe
         raise CaseError(file, case, f"{fld}.kernel", f"must be 'correlation' or 'convolution', got {kernel!r}")
     if "kernel" in spec and kind != "filter":
         raise CaseError(file, case, f"{fld}.kernel", "only filters have a kernel orientation")
+    raw = spec.get("raw", False)
+    if not isinstance(raw, bool):
+        raise CaseError(file, case, f"{fld}.raw", f"must be true or false, got {raw!r}")
+    if raw and kernel != "correlation":
+        raise CaseError(file, case, f"{fld}.raw", "a raw operand is passed as written: no kernel rotation")
     if ("value" in spec) == ("generate" in spec):
         raise CaseError(file, case, fld, "give exactly one of 'value' (a literal) or 'generate'")
     if "value" in spec:
-        t = TensorSpec(layout, literal=_literal(file, case, f"{fld}.value", spec["value"]), kernel=kernel)
+        t = TensorSpec(layout, literal=_literal(file, case, f"{fld}.value", spec["value"]), kernel=kernel, raw=raw)
     else:
         gen = _generator(file, case, f"{fld}.generate", spec["generate"], _stable_seed(file, case, fld))
-        t = TensorSpec(layout, generator=gen, kernel=kernel)
+        t = TensorSpec(layout, generator=gen, kernel=kernel, raw=raw)
     if len(t.shape) != len(layout):
         raise CaseError(file, case, fld, f"layout {layout!r} has {len(layout)} axes but the value has shape {list(t.shape)}")
     return t
@@ -420,6 +426,8 @@ def operand_array(case: Case, name: str, dtype: str) -> np.ndarray:
     spec = ops.get(case.op)
     operand = spec.operand(name)
     t = case.inputs[name]
+    if t.raw:
+        return np.ascontiguousarray(t.values().astype(dtype_of(dtype)))
     target = operand.op_layout(spec.data_format(case.attrs))
     arr = layouts.convert(t.values().astype(dtype_of(dtype)), t.layout, target)
     if t.kernel == "convolution":

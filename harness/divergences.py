@@ -55,7 +55,15 @@ FEATURES = {
     "grouped": "the input has k > 1 times as many channels as the filter's in_channels",
     "kernel_exceeds_input": "an effective kernel is larger than the padded input",
     "input_rank": "the rank of the data operand",
+    "tf_zero_output": "TensorFlow's own output-size formula, (padded - k_eff + s) / s truncated, gives 0 on some axis",
+    "padding_in_batch_or_channels": "explicit padding with a nonzero batch or channel pair",
+    "output_shape_length": "the number of values in conv2d_transpose's output_shape",
+    "unequal_strides": "the spatial strides differ from each other",
+    "filter_empty": "a filter operand has no elements",
+    "strides_in_batch_or_channels": "a full-rank strides value with a batch or channel entry other than 1",
+    "dilations_length": "the number of values in a dilations list (None for an int or None)",
     "expect_error": "the case is an error contract",
+    "eigen_kernel": "TensorFlow runs its Eigen kernel: oneDNN is off, or the dtype is float64 or int32 (no oneDNN kernel)",
 }
 ENTRY_FIELDS = {"id", "kind", "summary", "when", "tensorflow_versions", "onednn", "tensorflow_does", "evidence", "repro", "link"}
 
@@ -140,7 +148,7 @@ def parse_divergence(file: str, raw: Any, index: int) -> Divergence:
         versions = SpecifierSet(str(raw["tensorflow_versions"]))
     except InvalidSpecifier:
         raise _fail(file, did, "tensorflow_versions", f"not a version specifier: {raw['tensorflow_versions']!r}") from None
-    onednn = raw.get("onednn", "any")
+    onednn = {True: "on", False: "off"}.get(raw.get("onednn", "any"), raw.get("onednn"))  # YAML reads on/off as booleans
     if onednn not in ("on", "off", "any"):
         raise _fail(file, did, "onednn", "must be on, off or any")
     does = raw["tensorflow_does"]
@@ -193,7 +201,8 @@ def _spatial_values(value, fmt: str) -> list[int]:
     return items
 
 
-def features(case, dtype: str, arrays: Mapping[str, np.ndarray], attrs: Mapping, reference_output) -> dict:
+def features(case, dtype: str, arrays: Mapping[str, np.ndarray], attrs: Mapping, reference_output,
+             env: Environment) -> dict:
     """The facts about one case that divergence conditions can name (see FEATURES)."""
     spec = ops.get(case.op)
     fmt = spec.data_format(attrs)
@@ -211,15 +220,35 @@ def features(case, dtype: str, arrays: Mapping[str, np.ndarray], attrs: Mapping,
         "output_empty": None if reference_output is None else bool(np.asarray(reference_output).size == 0),
         "input_rank": x.ndim,
         "expect_error": case.expect_error is not None,
+        "eigen_kernel": not env.onednn or dtype in ("float64", "int32"),
         "grouped": False,
         "kernel_exceeds_input": False,
+        "tf_zero_output": False,
+        "padding_in_batch_or_channels": False,
+        "output_shape_length": len(attrs["output_shape"]) if isinstance(attrs.get("output_shape"), list) else None,
     }
+    strides_value = attrs.get("strides", attrs.get("stride"))
+    spatial_strides = _spatial_values(strides_value, fmt)
+    feats["unequal_strides"] = len(set(spatial_strides)) > 1
+    feats["filter_empty"] = any(np.asarray(arrays[o.name]).size == 0 for o in spec.operands if o.kind == "filter")
+    try:
+        full = [int(v) for v in np.asarray(strides_value).reshape(-1)] if strides_value is not None else []
+    except (TypeError, ValueError):
+        full = []
+    feats["strides_in_batch_or_channels"] = len(full) == len(fmt) and any(
+        v != 1 for v, c in zip(full, fmt) if c in "NC")
+    dilations_value = attrs.get("dilations")
+    feats["dilations_length"] = len(dilations_value) if isinstance(dilations_value, list) else None
+    if not isinstance(padding, str) and len(padding) == len(fmt):
+        feats["padding_in_batch_or_channels"] = any(
+            any(v != 0 for v in pair) for pair, c in zip(padding, fmt) if c in "NC" and isinstance(pair, list))
     if x.ndim == len(fmt) and w.ndim == len(filt.layout):
         channels = x.shape[fmt.index("C")]
         in_channels = w.shape[filt.layout.index("I")]
         feats["grouped"] = bool(in_channels and channels != in_channels and channels % in_channels == 0)
         if case.op != "conv2d_transpose":
             dil = _spatial_values(attrs.get("dilations", attrs.get("rate")), fmt)
+            strides = _spatial_values(attrs.get("strides", attrs.get("stride")), fmt)
             spatial = [c for c in fmt if c not in "NC"]
             pads = [(0, 0)] * len(spatial) if isinstance(padding, str) else [
                 p for p, c in zip(padding, fmt) if c not in "NC"] if len(padding) == len(fmt) else []
@@ -228,8 +257,12 @@ def features(case, dtype: str, arrays: Mapping[str, np.ndarray], attrs: Mapping,
                     d = dil[i] if i < len(dil) else (dil[0] if dil else 1)
                     k_eff = (w.shape[filt.layout.index(letter)] - 1) * d + 1
                     before_after = pads[i] if pads and i < len(pads) else (0, 0)
-                    if k_eff > x.shape[fmt.index(letter)] + sum(before_after):
+                    excess = x.shape[fmt.index(letter)] + sum(before_after) - k_eff
+                    if excess < 0:
                         feats["kernel_exceeds_input"] = True
+                        stride = strides[i] if i < len(strides) else (strides[0] if strides else 1)
+                        if stride > 0 and int((excess + stride) / stride) == 0:  # C++ truncates toward zero
+                            feats["tf_zero_output"] = True
     return feats
 
 
