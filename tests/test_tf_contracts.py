@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from harness import reference, tf_ops
+from harness.divergences import Environment
 from harness.padding import transpose_output_sizes
 
 RNG = np.random.default_rng(3)
@@ -65,7 +66,11 @@ def test_depthwise_strides_forms(strides):
     w_hwim = RNG.normal(size=(3, 3, 2, 1)).astype(np.float32)
     tf_ok = _accepts(tf_ops.depthwise_conv2d, x_nhwc, w_hwim, strides, "SAME")
     ref_ok = _accepts(reference.depthwise_conv2d, x_nhwc, w_hwim, strides, "SAME")
-    assert ref_ok == tf_ok
+    if strides == [1, 1, 2, 1] and not Environment.current().onednn:
+        # known divergence eigen_depthwise_unequal_strides: only oneDNN computes unequal depthwise strides
+        assert ref_ok and not tf_ok
+    else:
+        assert ref_ok == tf_ok
 
 
 CONV1D_BATCH_STRIDE = pytest.param(
