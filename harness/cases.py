@@ -22,6 +22,7 @@ field; a bad case never hides the others. YAML is read with ``yaml.safe_load`` o
 
 from __future__ import annotations
 
+import dataclasses
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -398,7 +399,7 @@ def load_file(path: Path, root: Path | None = None) -> list[Case | CaseError]:
             return [CaseError(file, None, key, "must be a list")]
     for i, raw in enumerate(raw_cases):
         try:
-            entries.append(parse_case(file, raw, i, defaults))
+            entries.extend(expand_symbolic(parse_case(file, raw, i, defaults)))
         except CaseError as err:
             entries.append(err)
     for i, raw in enumerate(raw_sweeps):
@@ -445,3 +446,27 @@ def expected_array(case: Case, dtype: str) -> np.ndarray | None:
         return layouts.convert(case.expected.values().astype(dtype_of(dtype)), case.expected.layout, fmt)
     except ValueError as exc:
         raise CaseError(case.file, case.name, "expected", str(exc)) from None
+
+
+def operand_shape(case: Case, name: str) -> tuple[int, ...]:
+    """An operand's shape in the layout the op takes, without generating its values."""
+    spec = ops.get(case.op)
+    t = case.inputs[name]
+    if t.raw:
+        return t.shape
+    target = spec.operand(name).op_layout(spec.data_format(case.attrs))
+    return layouts.convert(np.empty(t.shape, np.int8), t.layout, target).shape
+
+
+def expand_symbolic(case: Case) -> list[Case]:
+    """A case whose attributes name a set of values (``output_shape: all``) becomes one case per value."""
+    spec = ops.get(case.op)
+    if spec.expand is None:
+        return [case]
+    try:
+        variants = spec.expand({o.name: operand_shape(case, o.name) for o in spec.operands}, case.attrs)
+    except ValueError as exc:
+        raise CaseError(case.file, case.name, "attrs", f"cannot expand: {exc}") from None
+    if variants is None:
+        return [case]
+    return [dataclasses.replace(case, name=f"{case.name}/{suffix}", attrs=attrs) for suffix, attrs in variants]

@@ -24,6 +24,11 @@ reported as xfailed when TensorFlow does what the entry says, and fails when
 TensorFlow agrees with the reference (the divergence is gone: update the entry)
 or does something else. The reference is never bent to match TensorFlow.
 
+An entry with ``strict: per_entry`` describes a defect whose effect depends on
+sizes in a way the features cannot pin down (TensorFlow is sometimes right by
+coincidence): a matching case that agrees passes, and the run fails when no
+matching case diverges any more (see the pytest plugin's session check).
+
 ``when`` keys are the case features computed by ``features`` below; a value is
 matched by equality, a list by membership.
 """
@@ -51,6 +56,7 @@ FEATURES = {
     "padding": "SAME, VALID or explicit",
     "stride_gt_1": "some spatial stride is greater than 1",
     "dilation_gt_1": "some spatial dilation (or atrous rate) is greater than 1",
+    "strided_dilated_axis": "some spatial axis has stride > 1, dilation > 1 and more than one output pixel",
     "output_empty": "the reference's output has no elements",
     "grouped": "the input has k > 1 times as many channels as the filter's in_channels",
     "kernel_exceeds_input": "an effective kernel is larger than the padded input",
@@ -65,7 +71,9 @@ FEATURES = {
     "expect_error": "the case is an error contract",
     "eigen_kernel": "TensorFlow runs its Eigen kernel: oneDNN is off, or the dtype is float64 or int32 (no oneDNN kernel)",
 }
-ENTRY_FIELDS = {"id", "kind", "summary", "when", "tensorflow_versions", "onednn", "tensorflow_does", "evidence", "repro", "link"}
+ENTRY_FIELDS = {"id", "kind", "summary", "when", "tensorflow_versions", "onednn", "tensorflow_does", "evidence", "repro",
+                "link", "strict"}
+STRICTNESS = ("per_case", "per_entry")
 
 
 @dataclass(frozen=True)
@@ -96,6 +104,7 @@ class Divergence:
     repro: str
     link: str | None
     file: str
+    strict: str = "per_case"  # per_entry: a matching case may agree by coincidence; some case must still diverge
 
     def applies(self, feats: Mapping[str, Any], env: Environment) -> bool:
         if self.onednn != "any" and (self.onednn == "on") != env.onednn:
@@ -161,8 +170,11 @@ def parse_divergence(file: str, raw: Any, index: int) -> Divergence:
     for key in ("summary", "evidence", "repro"):
         if not isinstance(raw[key], str) or not raw[key].strip():
             raise _fail(file, did, key, "must be non-empty text")
+    strict = raw.get("strict", "per_case")
+    if strict not in STRICTNESS:
+        raise _fail(file, did, "strict", f"must be one of {', '.join(STRICTNESS)}")
     return Divergence(did, raw["kind"], raw["summary"].strip(), dict(when), versions, onednn, tuple(does),
-                      raw["evidence"].strip(), raw["repro"].rstrip(), raw.get("link"), file)
+                      raw["evidence"].strip(), raw["repro"].rstrip(), raw.get("link"), file, strict)
 
 
 def load(path: Path, root: Path | None = None) -> tuple[list[Divergence], list[CaseError]]:
@@ -229,6 +241,11 @@ def features(case, dtype: str, arrays: Mapping[str, np.ndarray], attrs: Mapping,
     }
     strides_value = attrs.get("strides", attrs.get("stride"))
     spatial_strides = _spatial_values(strides_value, fmt)
+    spatial_dilations = _spatial_values(attrs.get("dilations", attrs.get("rate")), fmt)
+    out_sizes = ([np.shape(reference_output)[fmt.index(c)] for c in fmt if c not in "NC"]
+                 if reference_output is not None and np.ndim(reference_output) == len(fmt) else [])
+    feats["strided_dilated_axis"] = any(
+        s > 1 and d > 1 and n > 1 for s, d, n in zip(spatial_strides, spatial_dilations, out_sizes))
     feats["unequal_strides"] = len(set(spatial_strides)) > 1
     feats["filter_empty"] = any(np.asarray(arrays[o.name]).size == 0 for o in spec.operands if o.kind == "filter")
     try:
@@ -266,6 +283,6 @@ def features(case, dtype: str, arrays: Mapping[str, np.ndarray], attrs: Mapping,
     return feats
 
 
-def match(divergences, feats: Mapping[str, Any], env: Environment) -> Divergence | None:
-    """The first divergence that applies to a case with these features, if any."""
-    return next((d for d in divergences if d.applies(feats, env)), None)
+def matching(divergences, feats: Mapping[str, Any], env: Environment) -> list[Divergence]:
+    """Every divergence that applies to a case with these features, in file order."""
+    return [d for d in divergences if d.applies(feats, env)]

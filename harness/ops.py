@@ -58,7 +58,8 @@ class OpSpec:
     formats: tuple[str, ...]  # accepted data_format values, default first
     reference: Callable
     textbook: tuple[Formulation, ...] = ()
-    resolve: Callable[[Arrays, dict], dict] | None = None  # fills symbolic attributes
+    resolve: Callable[[Arrays, dict], dict] | None = None  # fills symbolic attributes at run time
+    expand: Callable[[Mapping[str, tuple], dict], list | None] | None = None  # one case -> variants, at load time
     doc: str = ""
     symbolic: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # attr -> allowed symbolic values
 
@@ -205,27 +206,45 @@ def _tb_atrous(a: Arrays, attrs: dict) -> np.ndarray:
 
 # --- symbolic attributes ------------------------------------------------------------------
 
-def _resolve_transpose(a: Arrays, attrs: dict) -> dict:
-    """``output_shape: smallest | largest``: an accepted output shape computed from the other attributes."""
-    choice = attrs.get("output_shape")
-    if choice not in ("smallest", "largest"):
-        return attrs
+def _transpose_sizes(shapes: Mapping[str, tuple], attrs: Mapping) -> tuple[str, int, int, list[range]]:
+    """(data_format, batch, out_channels, accepted sizes per spatial axis) of a conv2d_transpose case."""
     fmt = OPS["conv2d_transpose"].data_format(attrs)
-    y_nhwc = layouts.convert(a["input"], fmt, "NHWC")
-    w_hwoi = a["filters"]
+    y_shape = dict(zip(fmt, shapes["input"]))
+    w_hwoi = shapes["filters"]
     lengths = (1, 2, 4)
     strides = normalize_window_arg("conv2d_transpose", "strides", attrs["strides"], fmt, allowed_lengths=lengths)
     dilations = normalize_window_arg("conv2d_transpose", "dilations", attrs.get("dilations"), fmt, allowed_lengths=lengths, default=1)
     pad = normalize_padding("conv2d_transpose", attrs.get("padding", "SAME"), fmt)
     pads = [pad] * 2 if isinstance(pad, str) else pad
-    hw = []
-    for n, k, s, d, p in zip(y_nhwc.shape[1:3], w_hwoi.shape[:2], strides, dilations, pads):
-        sizes = transpose_output_sizes(n, k, s, d, p)
-        if not sizes:
-            raise ValueError(f"conv2d_transpose: no output_shape is reachable for input size {n}, kernel {k}, stride {s}")
-        hw.append(sizes[0] if choice == "smallest" else sizes[-1])
-    full = {"N": y_nhwc.shape[0], "H": hw[0], "W": hw[1], "C": w_hwoi.shape[2]}
-    return {**attrs, "output_shape": [full[c] for c in fmt]}
+    sizes = [transpose_output_sizes(n, k, s, d, p)
+             for n, k, s, d, p in zip((y_shape["H"], y_shape["W"]), w_hwoi[:2], strides, dilations, pads)]
+    for n, accepted in zip((y_shape["H"], y_shape["W"]), sizes):
+        if not accepted:
+            raise ValueError(f"conv2d_transpose: no output_shape is reachable for input size {n}")
+    return fmt, y_shape["N"], w_hwoi[2], sizes
+
+
+def _transpose_shape(fmt: str, batch: int, channels: int, h: int, w: int) -> list[int]:
+    full = {"N": batch, "H": h, "W": w, "C": channels}
+    return [full[c] for c in fmt]
+
+
+def _resolve_transpose(a: Arrays, attrs: dict) -> dict:
+    """``output_shape: smallest | largest``: the smallest / largest shape TensorFlow accepts."""
+    choice = attrs.get("output_shape")
+    if choice not in ("smallest", "largest"):
+        return attrs
+    fmt, batch, channels, (hs, ws) = _transpose_sizes({k: v.shape for k, v in a.items()}, attrs)
+    pick = (lambda r: r[0]) if choice == "smallest" else (lambda r: r[-1])
+    return {**attrs, "output_shape": _transpose_shape(fmt, batch, channels, pick(hs), pick(ws))}
+
+
+def _expand_transpose(shapes: Mapping[str, tuple], attrs: dict):
+    """``output_shape: all``: one variant per output shape TensorFlow accepts (up to stride_h * stride_w)."""
+    if attrs.get("output_shape") != "all":
+        return None
+    fmt, batch, channels, (hs, ws) = _transpose_sizes(shapes, attrs)
+    return [(f"out={h}x{w}", {**attrs, "output_shape": _transpose_shape(fmt, batch, channels, h, w)}) for h in hs for w in ws]
 
 
 # --- the registry -------------------------------------------------------------------------
@@ -268,7 +287,8 @@ OPS: dict[str, OpSpec] = {
             reference.conv2d_transpose,
             (_formulation("zero_insertion", _tb_transpose),),
             resolve=_resolve_transpose,
-            symbolic={"output_shape": ("smallest", "largest")},
+            expand=_expand_transpose,
+            symbolic={"output_shape": ("smallest", "largest", "all")},
         ),
         OpSpec(
             "atrous_conv2d",
@@ -303,6 +323,30 @@ OPS: dict[str, OpSpec] = {
         ),
     )
 }
+
+
+def kernel_fits(spec: OpSpec, shapes: Mapping[str, tuple], attrs: Mapping) -> bool:
+    """Whether every (dilated) kernel fits its padded input (``harness.padding.window`` accepts it).
+
+    Transposed convolutions always fit: their output_shape decides the geometry.
+    """
+    if spec.name == "conv2d_transpose":
+        return True
+    fmt = spec.data_format(attrs)
+    data = next(o for o in spec.operands if o.kind == "data")
+    filt = next(o for o in spec.operands if o.kind == "filter")
+    x_shape, w_shape = shapes[data.name], shapes[filt.name]
+    spatial = [c for c in fmt if c not in "NC"]
+    lengths = (1, len(spatial), len(fmt))
+    try:
+        strides = normalize_window_arg(spec.name, "strides", attrs.get("strides", attrs.get("stride", 1)), fmt, allowed_lengths=lengths)
+        dilations = normalize_window_arg(spec.name, "dilations", attrs.get("dilations", attrs.get("rate")), fmt,
+                                         allowed_lengths=lengths, default=1)
+        windows(spec.name, [x_shape[fmt.index(c)] for c in spatial], [w_shape[filt.layout.index(c)] for c in spatial],
+                strides, dilations, normalize_padding(spec.name, attrs["padding"], fmt))
+    except ValueError:
+        return False
+    return True
 
 
 def get(name: str) -> OpSpec:

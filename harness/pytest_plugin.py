@@ -93,6 +93,7 @@ class CaseItem(pytest.Item):
             ("status", outcome.status),
             ("tensorflow", outcome.tensorflow),
             ("divergence", outcome.divergence.id if outcome.divergence else ""),
+            ("applicable_divergences", " ".join(outcome.applicable)),
             ("expect_error", "yes" if self.case.expect_error else ""),
             ("max_rel_error", f"{max((c.max_rel_error for c in outcome.comparisons), default=0.0):.6g}"),
             ("max_bound", f"{max((c.max_bound for c in outcome.comparisons), default=0.0):.6g}"),
@@ -135,7 +136,39 @@ class BadCaseItem(pytest.Item):
         return self.path, None, f"{self.error.file}::{self.name}"
 
 
+def _stale_per_entry_divergences(terminalreporter, config) -> list[str]:
+    """per_entry divergences that matched some case but made none diverge: TensorFlow may have fixed them."""
+    known = {d.id: d for d in config.stash[DIVERGENCES_KEY][0] if d.strict == "per_entry"}
+    matched, diverged = set(), set()
+    for status in ("passed", "failed", "xfailed"):
+        for report in terminalreporter.stats.get(status, []):
+            props = dict(getattr(report, "user_properties", []))
+            matched.update(i for i in props.get("applicable_divergences", "").split() if i in known)
+            if props.get("divergence") in known:
+                diverged.add(props["divergence"])
+    return sorted(matched - diverged)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session, exitstatus) -> None:
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None or hasattr(session.config, "workerinput"):
+        return
+    stale = _stale_per_entry_divergences(reporter, session.config)
+    if stale:
+        session.config.stash[STALE_KEY] = stale
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+STALE_KEY = pytest.StashKey[list]()
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    stale = config.stash.get(STALE_KEY, [])
+    if stale:
+        terminalreporter.section("known divergences that no longer occur", red=True)
+        for did in stale:
+            terminalreporter.line(f"{did}: every matching case agreed with the reference; update {CASES_DIR}/{DIVERGENCES_FILE}", red=True)
     counts: dict[str, Counter] = defaultdict(Counter)
     for status in ("passed", "failed"):
         for report in terminalreporter.stats.get(status, []):

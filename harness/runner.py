@@ -25,7 +25,7 @@ import numpy as np
 
 from harness import ops
 from harness.cases import Case, CaseError, expected_array, operand_array
-from harness.divergences import Divergence, Environment, features, match
+from harness.divergences import Divergence, Environment, features, matching
 from harness.dtypes import dtype_of
 from harness.isolation import Died, Raised, Returned, call_tensorflow
 from harness.tolerance import Bound, Comparison, bound_for, compare
@@ -50,7 +50,8 @@ class Outcome:
     attrs: dict = field(default_factory=dict)  # as passed to the op (symbolic values resolved)
     shapes: dict = field(default_factory=dict)  # operand and output shapes, in the op's layouts
     tensorflow: str = ""  # TensorFlow's behaviour
-    divergence: Divergence | None = None
+    divergence: Divergence | None = None  # the known divergence TensorFlow's behaviour was excused by
+    applicable: tuple[str, ...] = ()  # ids of every known divergence whose condition this case meets
     seconds: float = 0.0
 
     @property
@@ -131,7 +132,7 @@ def run_case(case: Case, dtype: str, divergences: Sequence[Divergence] = (), env
     except ValueError as exc:
         attrs, ref, ref_error = dict(case.attrs), None, exc
     feats = features(case, dtype, arrays, attrs, ref, env)
-    divergence = match(divergences, feats, env)
+    applicable = matching(divergences, feats, env)
     tf_result = call_tensorflow(case.op, args, attrs)
 
     errors, notes, comparisons, not_applicable, bound = [], [], [], {}, None
@@ -177,16 +178,20 @@ def run_case(case: Case, dtype: str, divergences: Sequence[Divergence] = (), env
         errors += [f"{c.subject} disagrees with {c.against}" for c in comparisons if not c.ok and c.subject != TENSORFLOW]
 
     status = "failed" if errors else "passed"
-    if divergence is not None:
-        if behaviour == AGREES:
-            errors.append(f"known divergence {divergence.id!r} did not occur: TensorFlow now agrees with the reference "
-                          f"(update {divergence.file})")
-        elif divergence.expects(behaviour):
+    divergence = next((d for d in applicable if d.expects(behaviour)), None)
+    if applicable:
+        ids = ", ".join(repr(d.id) for d in applicable)
+        if behaviour == AGREES and all(d.strict == "per_entry" for d in applicable):
+            notes.append(f"known divergence {ids} did not occur for this configuration (checked per entry)")
+        elif behaviour == AGREES:
+            errors.append(f"known divergence {ids} did not occur: TensorFlow now agrees with the reference "
+                          f"(update {applicable[0].file})")
+        elif divergence is not None:
             notes.append(f"known divergence {divergence.id!r}: {divergence.summary} ({detail})")
             status = "failed" if errors else "xfailed"
         else:
-            errors.append(f"known divergence {divergence.id!r} says TensorFlow {' or '.join(divergence.tensorflow_does)}, "
-                          f"but it {behaviour}: {detail}")
+            expected = " or ".join(sorted({b for d in applicable for b in d.tensorflow_does}))
+            errors.append(f"known divergence {ids} says TensorFlow {expected}, but it {behaviour}: {detail}")
     elif behaviour != AGREES:
         errors.append(f"TensorFlow {behaviour}: {detail}" if detail else f"TensorFlow {behaviour}")
     elif case.expect_error:
@@ -196,4 +201,4 @@ def run_case(case: Case, dtype: str, divergences: Sequence[Divergence] = (), env
     return done(status, comparisons=tuple(comparisons), errors=tuple(errors), notes=tuple(notes),
                 not_applicable=not_applicable, bound=bound, attrs=attrs, shapes=shapes,
                 tensorflow=behaviour + (f" ({detail})" if detail and behaviour != AGREES else ""),
-                divergence=divergence)
+                divergence=divergence, applicable=tuple(d.id for d in applicable))

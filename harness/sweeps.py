@@ -29,10 +29,17 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import os
+import random
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
-from harness.cases import Case, CaseError, parse_case
+from harness import ops
+from harness.cases import Case, CaseError, expand_symbolic, operand_shape, parse_case
+
+SWEEP_ENV = "HARNESS_SWEEP"  # "pairwise" (default): sweeps with cover: pairwise run a covering set; "full": every combination
+COVERS = ("all", "pairwise")
 
 
 @dataclass(frozen=True)
@@ -90,6 +97,41 @@ def _excluded(combo: dict[str, str], rules: list[dict]) -> bool:
     return any(all(combo[axis] in _labels(want) for axis, want in rule["when"].items()) for rule in rules)
 
 
+def _pairs(combo: tuple[int, ...]) -> set:
+    """Every (axis, choice) and every pair of them in one combination."""
+    singles = {((i, v),) for i, v in enumerate(combo)}
+    return singles | {((i, combo[i]), (j, combo[j])) for i, j in itertools.combinations(range(len(combo)), 2)}
+
+
+def covering_subset(combos: list[tuple[int, ...]], seed: int) -> list[int]:
+    """Indices of a subset of ``combos`` in which every pair of choices that occurs in ``combos`` occurs.
+
+    A deterministic greedy construction (AETG-style): repeatedly take the smallest uncovered
+    pair and, among up to 64 combinations containing it, the one covering most uncovered pairs.
+    Pairs that no allowed combination contains (excluded ones) are not required.
+    """
+    pair_sets = [_pairs(c) for c in combos]
+    uncovered = set().union(*pair_sets) if pair_sets else set()
+    rng = random.Random(seed)
+    chosen: list[int] = []
+    while uncovered:
+        target = min(uncovered)
+        candidates = [k for k, pairs in enumerate(pair_sets) if target in pairs]
+        if len(candidates) > 64:
+            candidates = rng.sample(candidates, 64)
+        best = max(candidates, key=lambda k: (len(pair_sets[k] & uncovered), -k))
+        chosen.append(best)
+        uncovered -= pair_sets[best]
+    return sorted(chosen)
+
+
+def sweep_mode() -> str:
+    mode = os.environ.get(SWEEP_ENV, "pairwise")
+    if mode not in ("pairwise", "full"):
+        raise ValueError(f"{SWEEP_ENV}={mode!r}: expected 'pairwise' or 'full'")
+    return mode
+
+
 def expand(file: str, raw: Any, index: int, defaults: dict | None = None) -> list[Case | CaseError]:
     """All cases of one sweep (malformed ones as CaseError); never raises."""
     if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
@@ -116,8 +158,15 @@ def expand(file: str, raw: Any, index: int, defaults: dict | None = None) -> lis
     except CaseError as err:
         return [err]
 
-    template = {k: v for k, v in raw.items() if k not in ("grid", "exclude")}
-    out: list[Case | CaseError] = []
+    cover = raw.get("cover", "all")
+    if cover not in COVERS:
+        return [CaseError(file, sweep, "cover", f"must be one of {', '.join(COVERS)}, got {cover!r}")]
+    drop_invalid = raw.get("drop_invalid_geometry", False)
+    if not isinstance(drop_invalid, bool):
+        return [CaseError(file, sweep, "drop_invalid_geometry", "must be true or false")]
+    template = {k: v for k, v in raw.items() if k not in ("grid", "exclude", "cover", "drop_invalid_geometry")}
+
+    built: list[tuple[tuple, Case | CaseError]] = []
     for combo in itertools.product(*axes.values()):
         labels = {axis: choice.label for axis, choice in zip(axes, combo)}
         if _excluded(labels, rules):
@@ -129,7 +178,27 @@ def expand(file: str, raw: Any, index: int, defaults: dict | None = None) -> lis
             for choice in combo:
                 for path, value in choice.assignments:
                     _assign(case, path, value, file, name)
-            out.append(parse_case(file, case, index, defaults, sweep=sweep))
+            parsed = parse_case(file, case, index, defaults, sweep=sweep)
+        except CaseError as err:
+            built.append((combo, err))
+            continue
+        if drop_invalid and not _fits(parsed):
+            continue  # a kernel larger than its padded input: cases/errors.yaml holds those contracts
+        built.append((combo, parsed))
+
+    if cover == "pairwise" and sweep_mode() == "pairwise":
+        index_of = [{id(c): i for i, c in enumerate(choices)} for choices in axes.values()]
+        as_indices = [tuple(index_of[a][id(c)] for a, c in enumerate(combo)) for combo, _ in built]
+        built = [built[k] for k in covering_subset(as_indices, zlib.crc32(f"{file}/{sweep}".encode()))]
+    out: list[Case | CaseError] = []
+    for _, entry in built:
+        try:
+            out.extend(expand_symbolic(entry) if isinstance(entry, Case) else [entry])
         except CaseError as err:
             out.append(err)
     return out
+
+
+def _fits(case: Case) -> bool:
+    spec = ops.get(case.op)
+    return ops.kernel_fits(spec, {o.name: operand_shape(case, o.name) for o in spec.operands}, case.attrs)

@@ -45,7 +45,7 @@ def correlate_valid(x_chw, k_oihw) -> np.ndarray:
     x, k = _acc(x_chw), _acc(k_oihw)
     kh, kw = k.shape[-2:]
     rois = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(-2, -1))  # [..., C, H', W', kh, kw]
-    return np.einsum("...chwij,ocij->...ohw", rois, k)
+    return np.einsum("...chwij,ocij->...ohw", rois, k, optimize=True)
 
 
 def correlate_centered(x_chw, k_oihw) -> np.ndarray:
@@ -68,7 +68,7 @@ def depthwise_correlate_valid(x_chw, k_cmhw) -> np.ndarray:
     x, k = _acc(x_chw), _acc(k_cmhw)
     kh, kw = k.shape[-2:]
     rois = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(-2, -1))
-    return np.einsum("...chwij,cmij->...cmhw", rois, k)
+    return np.einsum("...chwij,cmij->...cmhw", rois, k, optimize=True)
 
 
 def matmul_1x1(x_chw, k_oi) -> np.ndarray:
