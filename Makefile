@@ -1,6 +1,8 @@
-# make verify  : run every case in cases/ through the reference, TensorFlow and the textbook formulations
-# make test    : every test (the cases and the harness's own tests)
-# Both create .venv and install the project on first use. ONEDNN=0 runs TensorFlow without oneDNN.
+# make verify       : every case in cases/ (pairwise sweeps cut to their covering sets) through the reference,
+#                     TensorFlow and the textbook formulations; summary, reports/junit.xml
+# make verify-full  : the same with every combination of every sweep
+# make test         : every test (the cases and the harness's own tests)
+# All create .venv and install the project on first use. ONEDNN=0 runs TensorFlow without oneDNN.
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -9,7 +11,7 @@ STAMP  := $(VENV)/.installed-stamp
 ONEDNN ?= 1
 PYTEST := TF_ENABLE_ONEDNN_OPTS=$(ONEDNN) $(BIN)/python -m pytest -n auto
 
-.PHONY: env verify test clean
+.PHONY: env verify verify-full test clean
 
 env: $(STAMP)
 
@@ -22,6 +24,10 @@ $(STAMP): pyproject.toml
 verify: $(STAMP)
 	mkdir -p reports
 	$(PYTEST) cases --junitxml=reports/junit.xml -q
+
+verify-full: $(STAMP)
+	mkdir -p reports
+	HARNESS_SWEEP=full $(PYTEST) cases --junitxml=reports/junit-full.xml -q
 
 test: $(STAMP)
 	mkdir -p reports

@@ -12,6 +12,7 @@ in the JUnit XML report as testsuite properties.
 
 from __future__ import annotations
 
+import os
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import pytest
 from harness import divergences, tf_ops
 from harness.cases import DIVERGENCES_FILE, Case, CaseError, load_file
 from harness.runner import Outcome, run_case
+from harness.sweeps import SWEEP_ENV
 
 CASES_DIR = "cases"
 
@@ -170,22 +172,36 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
         for did in stale:
             terminalreporter.line(f"{did}: every matching case agreed with the reference; update {CASES_DIR}/{DIVERGENCES_FILE}", red=True)
     counts: dict[str, Counter] = defaultdict(Counter)
-    for status in ("passed", "failed"):
+    divergences_seen: Counter = Counter()
+    overrides: dict[str, str] = {}
+    for status in ("passed", "failed", "xfailed"):
         for report in terminalreporter.stats.get(status, []):
             if report.when != "call":
                 continue
             props = dict(report.user_properties)
             if "op" in props:
                 counts[props["op"]][status] += 1
+            if props.get("divergence"):
+                divergences_seen[props["divergence"]] += 1
+            if props.get("tolerance_override"):
+                overrides[report.nodeid.rsplit("[", 1)[0]] = props["tolerance_override"]
     if not counts:
         return
     tw = terminalreporter
     settings = tf_ops.settings()
     tw.section("convolution cases")
     tw.line(f"TensorFlow {settings['tensorflow']}  oneDNN={settings['onednn']}  NumPy {settings['numpy']}  "
-            f"threads intra={settings['intra_op_threads']} inter={settings['inter_op_threads']}")
-    tw.line(f"{'op':<20}{'passed':>8}{'failed':>8}")
+            f"threads intra={settings['intra_op_threads']} inter={settings['inter_op_threads']}  "
+            f"sweeps={os.environ.get(SWEEP_ENV, 'pairwise')}")
+    tw.line(f"{'op':<20}{'passed':>8}{'xfailed':>9}{'failed':>8}")
     for op in sorted(counts):
-        tw.line(f"{op:<20}{counts[op]['passed']:>8}{counts[op]['failed']:>8}")
+        tw.line(f"{op:<20}{counts[op]['passed']:>8}{counts[op]['xfailed']:>9}{counts[op]['failed']:>8}")
     total = sum((c for c in counts.values()), Counter())
-    tw.line(f"{'total':<20}{total['passed']:>8}{total['failed']:>8}")
+    tw.line(f"{'total':<20}{total['passed']:>8}{total['xfailed']:>9}{total['failed']:>8}")
+    if divergences_seen:
+        tw.line("known divergences observed (cases/known_divergences.yaml):")
+        for did, n in sorted(divergences_seen.items()):
+            tw.line(f"  {did:<50}{n:>6}")
+    tw.line(f"tolerance overrides: {len(overrides) or 'none'}")
+    for nodeid, reason in sorted(overrides.items()):
+        tw.line(f"  {nodeid}: {reason}")
