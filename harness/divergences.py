@@ -57,6 +57,7 @@ FEATURES = {
     "stride_gt_1": "some spatial stride is greater than 1",
     "dilation_gt_1": "some spatial dilation (or atrous rate) is greater than 1",
     "strided_dilated_axis": "some spatial axis has stride > 1, dilation > 1 and more than one output pixel",
+    "strided_unit_width": "the output is one pixel wide and the width stride is greater than 1",
     "output_empty": "the reference's output has no elements",
     "grouped": "the input has k > 1 times as many channels as the filter's in_channels",
     "kernel_exceeds_input": "an effective kernel is larger than the padded input",
@@ -244,6 +245,7 @@ def features(case, dtype: str, arrays: Mapping[str, np.ndarray], attrs: Mapping,
     spatial_dilations = _spatial_values(attrs.get("dilations", attrs.get("rate")), fmt)
     out_sizes = ([np.shape(reference_output)[fmt.index(c)] for c in fmt if c not in "NC"]
                  if reference_output is not None and np.ndim(reference_output) == len(fmt) else [])
+    feats["strided_unit_width"] = bool(out_sizes) and out_sizes[-1] == 1 and len(spatial_strides) > 0 and spatial_strides[-1] > 1
     feats["strided_dilated_axis"] = any(
         s > 1 and d > 1 and n > 1 for s, d, n in zip(spatial_strides, spatial_dilations, out_sizes))
     feats["unequal_strides"] = len(set(spatial_strides)) > 1

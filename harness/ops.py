@@ -336,14 +336,12 @@ def kernel_fits(spec: OpSpec, shapes: Mapping[str, tuple], attrs: Mapping) -> bo
     data = next(o for o in spec.operands if o.kind == "data")
     filt = next(o for o in spec.operands if o.kind == "filter")
     x_shape, w_shape = shapes[data.name], shapes[filt.name]
-    spatial = [c for c in fmt if c not in "NC"]
-    lengths = (1, len(spatial), len(fmt))
+    channels_last = [x_shape[fmt.index(c)] for c in fmt.replace("C", "") + "C"]
+    kernel = [w_shape[filt.layout.index(c)] for c in fmt if c not in "NC"]
+    stride_arg = "stride" if "stride" in spec.attrs else "strides"
     try:
-        strides = normalize_window_arg(spec.name, "strides", attrs.get("strides", attrs.get("stride", 1)), fmt, allowed_lengths=lengths)
-        dilations = normalize_window_arg(spec.name, "dilations", attrs.get("dilations", attrs.get("rate")), fmt,
-                                         allowed_lengths=lengths, default=1)
-        windows(spec.name, [x_shape[fmt.index(c)] for c in spatial], [w_shape[filt.layout.index(c)] for c in spatial],
-                strides, dilations, normalize_padding(spec.name, attrs["padding"], fmt))
+        _geometry(spec.name, channels_last, kernel, {**attrs, "dilations": attrs.get("dilations", attrs.get("rate"))},
+                  fmt, stride_arg)
     except ValueError:
         return False
     return True

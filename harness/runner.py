@@ -190,8 +190,8 @@ def run_case(case: Case, dtype: str, divergences: Sequence[Divergence] = (), env
             notes.append(f"known divergence {divergence.id!r}: {divergence.summary} ({detail})")
             status = "failed" if errors else "xfailed"
         else:
-            expected = " or ".join(sorted({b for d in applicable for b in d.tensorflow_does}))
-            errors.append(f"known divergence {ids} says TensorFlow {expected}, but it {behaviour}: {detail}")
+            declared = " or ".join(sorted({b for d in applicable for b in d.tensorflow_does}))
+            errors.append(f"known divergence {ids} says TensorFlow {declared}, but it {behaviour}: {detail}")
     elif behaviour != AGREES:
         errors.append(f"TensorFlow {behaviour}: {detail}" if detail else f"TensorFlow {behaviour}")
     elif case.expect_error:

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from harness.cases import Case, CaseError, load_file
+from harness.sweeps import covering_subset
 
 ROOT = Path(__file__).resolve().parents[1]
 FILE = "sweeps.yaml"
@@ -286,3 +287,35 @@ def test_real_case_file_loads_cleanly(path):
     assert names, f"{path} has no cases"
     assert len(names) == len(set(names))
     assert {c.file for c in entries} == {str(path.relative_to(ROOT))}
+
+
+# --- covering sets ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sizes, seed", [((2, 3), 0), ((4, 4, 3), 1), ((6, 5, 4, 3, 2), 2), ((3, 3, 3, 3, 3, 3), 3)])
+def test_the_covering_subset_contains_every_allowed_pair(sizes, seed):
+    import itertools
+    import random
+
+    rng = random.Random(seed)
+    combos = [c for c in itertools.product(*(range(n) for n in sizes)) if rng.random() > 0.2]  # some excluded
+    chosen = covering_subset(combos, seed)
+    assert chosen == covering_subset(combos, seed)  # deterministic
+    picked = [combos[k] for k in chosen]
+
+    def pairs(c):
+        return {(i, c[i], j, c[j]) for i, j in itertools.combinations(range(len(c)), 2)}
+
+    assert set().union(*map(pairs, combos)) <= set().union(*map(pairs, picked))
+    assert {(i, c[i]) for c in combos for i in range(len(c))} <= {(i, c[i]) for c in picked for i in range(len(c))}
+    assert len(picked) < len(combos) or len(sizes) == 2
+
+
+def test_pairwise_sweeps_keep_their_ids_in_full_mode(tmp_path, monkeypatch):
+    sweep = template(padding=["SAME", "VALID"], strides=[1, 2, 3], dilations=[1, 2])
+    sweep["cover"] = "pairwise"
+    monkeypatch.setenv("HARNESS_SWEEP", "pairwise")
+    covering = {c.name for c in all_cases(load_sweeps(tmp_path, sweep))}
+    monkeypatch.setenv("HARNESS_SWEEP", "full")
+    full = {c.name for c in all_cases(load_sweeps(tmp_path, sweep))}
+    assert covering < full and len(full) == 12

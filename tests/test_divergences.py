@@ -1,0 +1,178 @@
+"""Known divergences: the schema, the features conditions use, and how the runner applies them."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from harness import divergences as D
+from harness import runner
+from harness.cases import Case, CaseError, load_file, operand_array
+from harness.isolation import Died, Raised, Returned
+from harness.ops import get
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV_ON = D.Environment("2.21.0", True)
+ENV_OFF = D.Environment("2.21.0", False)
+
+ENTRY = {
+    "id": "grouped", "kind": "accepts_invalid", "summary": "s", "when": {"op": "conv2d", "grouped": True},
+    "tensorflow_versions": ">=2.21,<2.22", "onednn": "any", "tensorflow_does": ["returns"],
+    "evidence": "e", "repro": "r",
+}
+
+
+def entry(**changes):
+    return D.parse_divergence("f.yaml", {**ENTRY, **changes}, 0)
+
+
+def test_the_real_file_loads_without_errors_and_ids_are_unique():
+    known, errors = D.load(ROOT / "cases" / "known_divergences.yaml", ROOT)
+    assert errors == []
+    assert len({d.id for d in known}) == len(known) >= 10
+    assert all(d.evidence and d.repro for d in known)
+
+
+@pytest.mark.parametrize("changes, field", [
+    ({"kind": "oops"}, "kind"),
+    ({"when": {"colour": "red"}}, "when.colour"),
+    ({"when": {"op": "conv3d"}}, "when.op"),
+    ({"tensorflow_versions": "two point twenty"}, "tensorflow_versions"),
+    ({"onednn": "maybe"}, "onednn"),
+    ({"tensorflow_does": ["melts"]}, "tensorflow_does"),
+    ({"repro": ""}, "repro"),
+    ({"strict": "sometimes"}, "strict"),
+    ({"colour": 1}, "colour"),
+])
+def test_malformed_entries_name_the_field(changes, field):
+    with pytest.raises(CaseError) as err:
+        entry(**changes)
+    assert err.value.field == field and err.value.case == "grouped"
+
+
+def test_yaml_on_and_off_are_read_as_modes():
+    d = D.parse_divergence("f.yaml", yaml.safe_load("{id: x, kind: crash, summary: s, when: {op: conv2d}, "
+                                                    "tensorflow_versions: '>=2', onednn: on, tensorflow_does: aborts, "
+                                                    "evidence: e, repro: r}"), 0)
+    assert d.onednn == "on" and d.tensorflow_does == ("aborts",)
+
+
+def test_applies_checks_mode_version_and_every_condition():
+    d = entry(onednn="on")
+    feats = {"op": "conv2d", "grouped": True}
+    assert d.applies(feats, ENV_ON)
+    assert not d.applies(feats, ENV_OFF)
+    assert not d.applies(feats, D.Environment("2.22.0", True))
+    assert not d.applies(feats, D.Environment("not installed", True))
+    assert not d.applies({**feats, "grouped": False}, ENV_ON)
+    assert entry(when={"dtype": ["float16", "float32"]}).applies({"dtype": "float32"}, ENV_ON)
+
+
+def _case(tmp_path, text):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    (case,) = load_file(path, tmp_path)
+    assert isinstance(case, Case), case
+    return case
+
+
+def _features(case, dtype="float32", env=ENV_ON):
+    spec = get(case.op)
+    arrays = {o.name: operand_array(case, o.name, dtype) for o in spec.operands}
+    try:
+        ref = spec.call(spec.reference, arrays, case.attrs)
+    except ValueError:
+        ref = None
+    return D.features(case, dtype, arrays, case.attrs, ref, env)
+
+
+def _conv(tmp_path, x_shape, w_shape, attrs, **extra):
+    return _case(tmp_path, yaml.safe_dump({"cases": [{
+        "name": "c", "op": "conv2d", "attrs": attrs, **extra,
+        "inputs": {"input": {"layout": "NHWC", "generate": {"dist": "normal", "shape": x_shape}},
+                   "filters": {"layout": "HWIO", "generate": {"dist": "normal", "shape": w_shape}}}}]}))
+
+
+def test_features_grouped_and_eigen_kernel(tmp_path):
+    grouped = _conv(tmp_path, [1, 5, 5, 4], [3, 3, 2, 6], {"strides": 1, "padding": "SAME"},
+                    expect_error={"reference": "ValueError", "tensorflow": "InvalidArgumentError"})
+    feats = _features(grouped)
+    assert feats["grouped"] and feats["expect_error"] and not feats["eigen_kernel"]
+    assert _features(grouped, "float64")["eigen_kernel"] and _features(grouped, env=ENV_OFF)["eigen_kernel"]
+
+
+@pytest.mark.parametrize("n, dilation, zero", [(4, 2, True), (3, 2, False), (5, 2, False)])
+def test_tf_zero_output_follows_tensorflows_truncating_formula(tmp_path, n, dilation, zero):
+    # k_eff = 5: TensorFlow's (n - 5 + 1) / 1 is 0 for n = 4 (empty output) and -1 for n = 3 (an error)
+    case = _conv(tmp_path, [1, n, n, 1], [3, 3, 1, 1], {"strides": 1, "padding": "VALID", "dilations": dilation})
+    feats = _features(case)
+    assert feats["tf_zero_output"] is zero
+    assert feats["kernel_exceeds_input"] is (n < 5)
+
+
+def test_features_of_strides_dilations_and_padding(tmp_path):
+    case = _conv(tmp_path, [1, 9, 9, 2], [3, 3, 2, 2], {"strides": [1, 2, 1, 1], "dilations": [1, 1, 2, 1],
+                                                        "padding": [[0, 0], [1, 1], [1, 1], [1, 0]]})
+    feats = _features(case)
+    assert feats["stride_gt_1"] and feats["dilation_gt_1"] and feats["unequal_strides"]
+    assert not feats["strided_dilated_axis"]  # the stride is on H, the dilation on W
+    assert feats["padding"] == "explicit" and feats["padding_in_batch_or_channels"]
+
+
+# --- the runner's statuses, with TensorFlow replaced by canned results ------------------------
+
+@pytest.fixture
+def plain_case(tmp_path):
+    return _conv(tmp_path, [1, 5, 5, 2], [3, 3, 2, 3], {"strides": 1, "padding": "SAME"})
+
+
+def _run(monkeypatch, case, tf_result, divergences, env=ENV_ON):
+    monkeypatch.setattr(runner, "call_tensorflow", lambda op, args, kwargs: tf_result(args))
+    return runner.run_case(case, "float32", divergences, env)
+
+
+def _reference_result(args):
+    return Returned(get("conv2d").reference(*args, 1, "SAME"))
+
+
+def test_agreement_without_divergence_passes(monkeypatch, plain_case):
+    assert _run(monkeypatch, plain_case, _reference_result, []).status == "passed"
+
+
+def test_disagreement_without_divergence_fails_and_says_how(monkeypatch, plain_case):
+    outcome = _run(monkeypatch, plain_case, lambda a: Returned(_reference_result(a).value + 1), [])
+    assert outcome.status == "failed" and outcome.tensorflow.startswith("wrong_values")
+
+
+def test_a_matching_divergence_turns_the_declared_behaviour_into_xfail(monkeypatch, plain_case):
+    d = entry(when={"op": "conv2d"}, tensorflow_does=["raises InvalidArgumentError"])
+    outcome = _run(monkeypatch, plain_case, lambda a: Raised("InvalidArgumentError", "no"), [d])
+    assert outcome.status == "xfailed" and outcome.divergence is d
+
+
+def test_a_divergence_that_no_longer_occurs_fails(monkeypatch, plain_case):
+    d = entry(when={"op": "conv2d"}, tensorflow_does=["aborts"])
+    outcome = _run(monkeypatch, plain_case, _reference_result, [d])
+    assert outcome.status == "failed" and any("did not occur" in e for e in outcome.errors)
+
+
+def test_a_per_entry_divergence_lets_a_coincidental_agreement_pass(monkeypatch, plain_case):
+    d = entry(when={"op": "conv2d"}, tensorflow_does=["wrong_values"], strict="per_entry")
+    outcome = _run(monkeypatch, plain_case, _reference_result, [d])
+    assert outcome.status == "passed" and outcome.applicable == ("grouped",)
+
+
+def test_a_different_behaviour_than_declared_fails(monkeypatch, plain_case):
+    d = entry(when={"op": "conv2d"}, tensorflow_does=["wrong_shape"])
+    outcome = _run(monkeypatch, plain_case, lambda a: Died("SIGABRT", "Check failed"), [d])
+    assert outcome.status == "failed" and "but it aborts" in " ".join(outcome.errors)
+
+
+def test_an_error_contract_passes_only_with_the_declared_class(monkeypatch, tmp_path):
+    case = _conv(tmp_path, [1, 5, 5, 3], [3, 3, 2, 4], {"strides": 1, "padding": "SAME"},
+                 expect_error={"reference": "ValueError", "tensorflow": "InvalidArgumentError", "match": "in_channels"})
+    assert _run(monkeypatch, case, lambda a: Raised("InvalidArgumentError", "depth"), []).status == "passed"
+    assert _run(monkeypatch, case, lambda a: Raised("ValueError", "depth"), []).status == "failed"
+    returned = _run(monkeypatch, case, lambda a: Returned(np.zeros((1, 5, 5, 4), np.float32)), [])
+    assert returned.status == "failed" and returned.tensorflow.startswith("returns")
