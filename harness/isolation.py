@@ -112,8 +112,9 @@ class TFProcess:
         with open(self._stderr.name, "rb") as f:
             f.seek(offset)
             text = f.read().decode("utf-8", "replace")
-        lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("@")]
-        return "\n".join(lines[-8:])
+        noise = ("@", "I0000", "W0000", "WARNING: All log messages", "*** Check failure stack trace")
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith(noise)]
+        return "\n".join(lines[-4:])
 
     def call(self, op: str, args: tuple, kwargs: dict, timeout: float = CALL_TIMEOUT_S) -> Result:
         if self._proc is None or self._proc.poll() is not None:
