@@ -82,13 +82,17 @@ class OpSpec:
 
 # --- geometry shared by the textbook pairings ---------------------------------------------
 
-def _geometry(op: str, x_nhwc_shape, kernel_hw, attrs, fmt, stride_arg="strides", dilation_arg="dilations"):
-    """Windows for the spatial axes, from attributes already accepted by the reference."""
+def _window_attrs(op: str, attrs: Mapping, fmt: str, stride_arg="strides", dilation_arg="dilations"):
+    """(strides, dilations, padding) normalized from an op's attributes (padding defaults to SAME, as for transpose)."""
     lengths = (1, len(fmt) - 2, len(fmt))
     strides = normalize_window_arg(op, stride_arg, attrs.get(stride_arg, 1), fmt, allowed_lengths=lengths)
     dilations = normalize_window_arg(op, dilation_arg, attrs.get(dilation_arg), fmt, allowed_lengths=lengths, default=1)
-    pad = normalize_padding(op, attrs["padding"], fmt)
-    return windows(op, x_nhwc_shape[1:-1], kernel_hw, strides, dilations, pad)
+    return strides, dilations, normalize_padding(op, attrs.get("padding", "SAME"), fmt)
+
+
+def _geometry(op: str, x_nhwc_shape, kernel_hw, attrs, fmt, stride_arg="strides", dilation_arg="dilations"):
+    """Windows for the spatial axes, from attributes already accepted by the reference."""
+    return windows(op, x_nhwc_shape[1:-1], kernel_hw, *_window_attrs(op, attrs, fmt, stride_arg, dilation_arg))
 
 
 def _pad_chw(x_nchw: np.ndarray, wins: tuple[Window, ...]) -> np.ndarray:
@@ -211,10 +215,7 @@ def _transpose_sizes(shapes: Mapping[str, tuple], attrs: Mapping) -> tuple[str, 
     fmt = OPS["conv2d_transpose"].data_format(attrs)
     y_shape = dict(zip(fmt, shapes["input"]))
     w_hwoi = shapes["filters"]
-    lengths = (1, 2, 4)
-    strides = normalize_window_arg("conv2d_transpose", "strides", attrs["strides"], fmt, allowed_lengths=lengths)
-    dilations = normalize_window_arg("conv2d_transpose", "dilations", attrs.get("dilations"), fmt, allowed_lengths=lengths, default=1)
-    pad = normalize_padding("conv2d_transpose", attrs.get("padding", "SAME"), fmt)
+    strides, dilations, pad = _window_attrs("conv2d_transpose", attrs, fmt)
     pads = [pad] * 2 if isinstance(pad, str) else pad
     sizes = [transpose_output_sizes(n, k, s, d, p)
              for n, k, s, d, p in zip((y_shape["H"], y_shape["W"]), w_hwoi[:2], strides, dilations, pads)]

@@ -26,7 +26,8 @@ from harness.sweeps import SWEEP_ENV
 CASES_DIR = "cases"
 
 
-DIVERGENCES_KEY = pytest.StashKey[tuple]()
+DIVERGENCES_KEY = pytest.StashKey[tuple]()  # (known divergences, their load errors, Environment)
+STALE_KEY = pytest.StashKey[list]()  # per_entry divergences that no case showed any more
 
 
 @pytest.hookimpl(trylast=True)  # after junitxml has created its report object
@@ -163,8 +164,6 @@ def pytest_sessionfinish(session, exitstatus) -> None:
         session.config.stash[STALE_KEY] = stale
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
-
-STALE_KEY = pytest.StashKey[list]()
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
