@@ -2,6 +2,8 @@
 #                     TensorFlow and the textbook formulations; summary, reports/junit.xml
 # make verify-full  : the same with every combination of every sweep
 # make test         : every test (the cases and the harness's own tests)
+# make fuzz         : a longer property-based search (FUZZ_MINUTES, default 5); failures saved under cases/found/
+# make mutants      : break one convention at a time in the reference; every mutant must be killed
 # All create .venv and install the project on first use. ONEDNN=0 runs TensorFlow without oneDNN.
 
 PYTHON ?= python3
@@ -11,7 +13,8 @@ STAMP  := $(VENV)/.installed-stamp
 ONEDNN ?= 1
 PYTEST := TF_ENABLE_ONEDNN_OPTS=$(ONEDNN) $(BIN)/python -m pytest -n auto
 
-.PHONY: env verify verify-full test clean
+.PHONY: env verify verify-full test fuzz mutants clean
+FUZZ_MINUTES ?= 5
 
 env: $(STAMP)
 
@@ -32,6 +35,12 @@ verify-full: $(STAMP)
 test: $(STAMP)
 	mkdir -p reports
 	$(PYTEST) --junitxml=reports/junit-test.xml -q
+
+fuzz: $(STAMP)
+	TF_ENABLE_ONEDNN_OPTS=$(ONEDNN) $(BIN)/python -m harness.search --minutes $(FUZZ_MINUTES) --save cases/found
+
+mutants: $(STAMP)
+	TF_ENABLE_ONEDNN_OPTS=$(ONEDNN) $(BIN)/python -m harness.mutants
 
 clean:
 	rm -rf $(VENV) reports/*.xml *.egg-info
