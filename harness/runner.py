@@ -23,6 +23,7 @@ from typing import Sequence
 
 import numpy as np
 
+from harness import diagnose as diagnosis
 from harness import ops
 from harness.cases import Case, CaseError, expected_array, operand_array
 from harness.divergences import Divergence, Environment, features, matching
@@ -52,6 +53,7 @@ class Outcome:
     tensorflow: str = ""  # TensorFlow's behaviour
     divergence: Divergence | None = None  # the known divergence TensorFlow's behaviour was excused by
     applicable: tuple[str, ...] = ()  # ids of every known divergence whose condition this case meets
+    diagnosis: tuple[str, ...] = ()  # for each disagreeing output, the usual suspect that explains it (or none)
     seconds: float = 0.0
 
     @property
@@ -74,6 +76,7 @@ class Outcome:
         if self.bound is not None:
             lines.append(f"tolerance: {self.bound.describe()}")
         lines += [c.line() for c in self.comparisons]
+        lines += [f"suspect {d}" for d in self.diagnosis]
         lines += [f"n/a  textbook:{name}: {why}" for name, why in self.not_applicable.items()]
         return "\n".join(lines)
 
@@ -109,8 +112,23 @@ def _tf_error_behaviour(result, want: str) -> tuple[str, str]:
     return "returns", f"TensorFlow returned an array of shape {list(value.shape)}{zeros} instead of raising {want}"
 
 
-def run_case(case: Case, dtype: str, divergences: Sequence[Divergence] = (), env: Environment | None = None) -> Outcome:
-    """Run ``case`` at ``dtype``; never raises for a bad case or a failing implementation."""
+def _diagnose(op: str, arrays, attrs, outputs: dict, comparisons, bound) -> tuple[str, ...]:
+    """Explain every output that disagrees with the reference (same shape) by a usual suspect."""
+    lines = []
+    for c in comparisons:
+        if c.ok or c.against != REFERENCE or c.subject not in outputs:
+            continue
+        lines.append(diagnosis.explain(op, arrays, attrs, outputs[c.subject], bound, c.subject))
+    return tuple(lines)
+
+
+def run_case(case: Case, dtype: str, divergences: Sequence[Divergence] = (), env: Environment | None = None,
+             diagnose: bool = True) -> Outcome:
+    """Run ``case`` at ``dtype``; never raises for a bad case or a failing implementation.
+
+    With ``diagnose``, an output that disagrees with the reference is explained by re-running the reference under
+    the usual suspects (``harness.diagnose``); the mutation self-test turns that off.
+    """
     start = time.perf_counter()
     env = env or Environment.current()
     spec = ops.get(case.op)
@@ -135,7 +153,7 @@ def run_case(case: Case, dtype: str, divergences: Sequence[Divergence] = (), env
     applicable = matching(divergences, feats, env)
     tf_result = call_tensorflow(case.op, args, attrs)
 
-    errors, notes, comparisons, not_applicable, bound = [], [], [], {}, None
+    errors, notes, comparisons, not_applicable, bound, outputs = [], [], [], {}, None, {}
     if case.expect_error:
         want = case.expect_error.tensorflow_error(env.onednn)
         if ref_error is None:
@@ -154,7 +172,6 @@ def run_case(case: Case, dtype: str, divergences: Sequence[Divergence] = (), env
                    f"from layout {case.expected.layout!r}) does not match the output shape {list(ref.shape)}")
             return done("failed", errors=(msg,), attrs=attrs, shapes=shapes)
         bound = bound_for(spec.reference, arrays, attrs, dtype_of(dtype), case.tolerance)
-        outputs = {}
         if isinstance(tf_result, Returned):
             outputs[TENSORFLOW] = tf_result.value
         for formulation in spec.textbook:
@@ -196,9 +213,12 @@ def run_case(case: Case, dtype: str, divergences: Sequence[Divergence] = (), env
         errors.append(f"TensorFlow {behaviour}: {detail}" if detail else f"TensorFlow {behaviour}")
     elif case.expect_error:
         notes.append(f"TensorFlow raised {detail}")
+    found = ()
     if errors:
         status = "failed"
+        if diagnose and bound is not None:
+            found = _diagnose(case.op, arrays, attrs, outputs, comparisons, bound)
     return done(status, comparisons=tuple(comparisons), errors=tuple(errors), notes=tuple(notes),
                 not_applicable=not_applicable, bound=bound, attrs=attrs, shapes=shapes,
                 tensorflow=behaviour + (f" ({detail})" if detail and behaviour != AGREES else ""),
-                divergence=divergence, applicable=tuple(d.id for d in applicable))
+                divergence=divergence, applicable=tuple(d.id for d in applicable), diagnosis=found)

@@ -16,11 +16,27 @@ from harness.runner import run_case
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = [c for c in load_file(ROOT / "cases" / "seeds.yaml", ROOT) if isinstance(c, Case)]
 
+TRANSPOSES = {"transpose_stride2_same", "transpose_stride2_same_printed_nhwc"}
+RANDOM = {"corr2d_valid_printed_random_5x5", "conv1x1_equals_matmul_3x8x8_to_5"}  # the only non-integer fixtures
+ASYMMETRIC_KERNELS = {"atrous_rate2_valid_10x10", "conv2d_same_2x5x5", "corr2d_valid_printed_random_5x5",
+                      "depthwise_same_2x5x5"} | TRANSPOSES  # (the 4x4x2 depthwise kernel is symmetric; 1x1 cannot turn)
 EXPECTED_KILLERS = {
-    "transpose_no_rotation": {"transpose_stride2_same", "transpose_stride2_same_printed_nhwc"},
-    # the 3x3 SAME conv2d / depthwise fixtures pad symmetrically (1, 1); only the stride-2 transpose has an odd pad
-    "same_odd_pad_top_left": {"transpose_stride2_same", "transpose_stride2_same_printed_nhwc"},
+    "transpose_no_rotation": TRANSPOSES,
+    "kernel_rotated": ASYMMETRIC_KERNELS,
+    "hw_swapped": ASYMMETRIC_KERNELS,  # the same fixtures: none is symmetric under transposition either
+    # the 3x3 SAME conv2d / depthwise fixtures pad (1, 1) symmetrically; only the stride-2 transpose has an odd pad
+    "same_odd_pad_top_left": TRANSPOSES,
+    "same_symmetric_k_div_2": TRANSPOSES,  # k // 2 = 1 on both sides is right for the 3x3 stride-1 ones
+    "valid_size_off_by_one": {"atrous_rate2_valid_10x10", "depthwise_valid_4x4x2_multiplier2"} | RANDOM,
+    "dilation_as_stride": {"atrous_rate2_valid_10x10"},  # the only dilated fixture
+    "explicit_pads_onnx_order": set(),  # no fixture uses explicit padding: the sweeps cover it
+    "explicit_pads_swapped": set(),
     "depthwise_multiplier_major": {"depthwise_valid_4x4x2_multiplier2"},
+    "transpose_filter_in_out_swapped": TRANSPOSES,
+    "transpose_crop_wrong_side": TRANSPOSES,
+    "accumulate_float16": RANDOM,  # integer fixtures sum exactly even in float16
+    "nchw_as_nhwc": set(),  # every fixture is NHWC (converted from the documents' CHW)
+    "separable_pointwise_first": set(),  # no separable fixture
 }
 
 
