@@ -113,40 +113,93 @@ def normalize_window_arg(
     return tuple(items)
 
 
-def normalize_padding(op: str, padding, data_format: str, *, allow_explicit: bool = True):
+def normalize_padding(op: str, padding, data_format: str, *, allow_explicit: bool = True, arg: str = "padding"):
     """Validate ``padding``: returns "SAME", "VALID", or a tuple of (before, after) per spatial axis.
 
     Explicit padding is a list with one [before, after] pair per dimension of the
     data, in ``data_format`` order (so 4 pairs for NHWC / NCHW); the batch and
     channel pairs must be [0, 0]. Names are case-sensitive, as in TensorFlow.
+    ``arg`` is the argument named in errors (``explicit_paddings`` for the raw ops).
     """
     if isinstance(padding, str):
         if padding not in PADDING_NAMES:
             hint = " (padding names are case-sensitive)" if padding.upper() in PADDING_NAMES else ""
-            raise _fail(op, "padding", padding, f"must be 'SAME', 'VALID' or a list of [before, after] pairs{hint}")
+            raise _fail(op, arg, padding, f"must be 'SAME', 'VALID' or a list of [before, after] pairs{hint}")
         return padding
     if not allow_explicit:
-        raise _fail(op, "padding", padding, "must be 'SAME' or 'VALID' (this op takes no explicit padding)")
+        raise _fail(op, arg, padding, "must be 'SAME' or 'VALID' (this op takes no explicit padding)")
     try:
         pairs = [list(p) for p in padding]
     except TypeError:
-        raise _fail(op, "padding", padding, "must be 'SAME', 'VALID' or a list of [before, after] pairs") from None
+        raise _fail(op, arg, padding, "must be 'SAME', 'VALID' or a list of [before, after] pairs") from None
     rank = len(data_format)
     if len(pairs) != rank:
-        raise _fail(op, "padding", padding, f"an explicit padding list needs {rank} [before, after] pairs for {data_format}, got {len(pairs)}")
+        raise _fail(op, arg, padding, f"an explicit padding list needs {rank} [before, after] pairs for {data_format}, got {len(pairs)}")
     out = []
     for i, pair in enumerate(pairs):
         if len(pair) != 2:
-            raise _fail(op, "padding", padding, f"entry {i} must be a [before, after] pair, got {pair!r}")
-        before, after = (_as_int(op, "padding", padding, v) for v in pair)
+            raise _fail(op, arg, padding, f"entry {i} must be a [before, after] pair, got {pair!r}")
+        before, after = (_as_int(op, arg, padding, v) for v in pair)
         if before < 0 or after < 0:
-            raise _fail(op, "padding", padding, "explicit padding must be non-negative")
+            raise _fail(op, arg, padding, "explicit padding must be non-negative")
         if data_format[i] in "NC":
             if before or after:
-                raise _fail(op, "padding", padding, f"the {data_format[i]} pair must be [0, 0]")
+                raise _fail(op, arg, padding, f"the {data_format[i]} pair must be [0, 0]")
         else:
             out.append((before, after))
     return tuple(out)
+
+
+RAW_PADDING_NAMES = ("SAME", "VALID", "EXPLICIT")
+
+
+def normalize_raw_padding(op: str, padding, explicit_paddings, data_format: str):
+    """Validate the ``tf.raw_ops`` form of padding: returns "SAME", "VALID" or (before, after) per spatial axis.
+
+    ``padding`` is "SAME", "VALID" or "EXPLICIT"; ``explicit_paddings`` is a flat
+    list of 2 * rank ints, [before, after] for every dimension in ``data_format``
+    order, given exactly when ``padding`` is "EXPLICIT" (TensorFlow's Eigen kernels
+    reject a non-empty list with "SAME" / "VALID"; the batch and channel pairs must be 0).
+    """
+    if not isinstance(padding, str) or padding not in RAW_PADDING_NAMES:
+        hint = " (padding names are case-sensitive)" if isinstance(padding, str) and padding.upper() in RAW_PADDING_NAMES else ""
+        raise _fail(op, "padding", padding, f"must be 'SAME', 'VALID' or 'EXPLICIT'{hint}")
+    if isinstance(explicit_paddings, str):
+        raise _fail(op, "explicit_paddings", explicit_paddings, "must be a list of ints")
+    try:
+        flat = list(explicit_paddings)
+    except TypeError:
+        raise _fail(op, "explicit_paddings", explicit_paddings, "must be a list of ints") from None
+    if padding != "EXPLICIT":
+        if flat:
+            raise _fail(op, "explicit_paddings", explicit_paddings, f"must be empty unless padding is 'EXPLICIT' (padding={padding!r})")
+        return padding
+    rank = len(data_format)
+    if len(flat) != 2 * rank:
+        raise _fail(op, "explicit_paddings", explicit_paddings,
+                    f"with padding 'EXPLICIT' it must hold {2 * rank} ints, [before, after] for each of {data_format}; got {len(flat)}")
+    return normalize_padding(op, [flat[i:i + 2] for i in range(0, 2 * rank, 2)], data_format, arg="explicit_paddings")
+
+
+def raw_op_window_args(strides, dilations, padding, data_format: str) -> tuple[list[int], list[int], str, list[int]]:
+    """The ``tf.raw_ops`` spelling of normalized window arguments: the inverse of the normalizers.
+
+    ``strides`` / ``dilations``: one int per spatial axis; ``padding``: "SAME", "VALID"
+    or (before, after) per spatial axis. Returns (strides, dilations, padding,
+    explicit_paddings) with full-rank lists in ``data_format`` order.
+    """
+    axes = spatial_axes(data_format)
+
+    def full(values, fill):
+        out = [fill] * len(data_format)
+        for axis, v in zip(axes, values):
+            out[axis] = v
+        return out
+
+    if isinstance(padding, str):
+        return full(strides, 1), full(dilations, 1), padding, []
+    pairs = full(padding, (0, 0))
+    return full(strides, 1), full(dilations, 1), "EXPLICIT", [int(v) for pair in pairs for v in pair]
 
 
 def window(op: str, size: int, kernel: int, stride: int, dilation: int, padding) -> Window:

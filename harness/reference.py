@@ -25,7 +25,15 @@ import numpy as np
 
 from harness import layouts
 from harness.dtypes import DTYPES, accumulator
-from harness.padding import Window, normalize_padding, normalize_window_arg, transpose_output_sizes, window, windows
+from harness.padding import (
+    Window,
+    normalize_padding,
+    normalize_raw_padding,
+    normalize_window_arg,
+    transpose_output_sizes,
+    window,
+    windows,
+)
 
 __all__ = [
     "conv2d",
@@ -34,6 +42,10 @@ __all__ = [
     "atrous_conv2d",
     "separable_conv2d",
     "conv1d",
+    "conv2d_backprop_input",
+    "conv2d_backprop_filter",
+    "depthwise_conv2d_native_backprop_input",
+    "depthwise_conv2d_native_backprop_filter",
 ]
 
 
@@ -309,3 +321,219 @@ def _transpose_output_hw(op, output_shape, fmt, in_nhwc_shape, out_channels) -> 
             f"{op}: argument 'output_shape'={values} has {shape['C']} channels but filters have out_channels={out_channels} (axis 2)"
         )
     return shape["H"], shape["W"]
+
+
+# --- gradients: the tf.raw_ops backprop ops ------------------------------------------------
+#
+# For y = conv(x, w) and an output gradient dy (same shape as y):
+#   d_input  = the adjoint of x -> conv(x, w)  applied to dy (scatter dy through the kernel);
+#   d_filter = the adjoint of w -> conv(x, w)  applied to dy: dw[t, i, o] = sum over n, pixels p of
+#              x_padded[n, p * s + t * d, i] * dy[n, p, o].
+# The raw ops take strides and dilations as 4-long lists in data_format order, padding
+# "SAME" / "VALID" / "EXPLICIT" with explicit_paddings a flat list of 8 ints, and the
+# shape of the operand being differentiated (input_sizes / filter_sizes).
+
+def _correlate_filter(x_nsc: np.ndarray, dy_nso: np.ndarray, wins: tuple[Window, ...]) -> np.ndarray:
+    """The filter gradient of ``_correlate``. x: [N, *spatial, I], dy: [N, *out, O] -> [*kernel, I, O] (accumulator dtype)."""
+    acc = accumulator(x_nsc.dtype)
+    channels_in, channels_out = x_nsc.shape[-1], dy_nso.shape[-1]
+    dw = np.zeros((*(w.kernel for w in wins), channels_in, channels_out), acc)
+    if dy_nso.size == 0 or dw.size == 0:
+        return dw
+    x_pad = _pad(x_nsc, wins, acc)
+    dy_po = dy_nso.astype(acc).reshape(-1, channels_out)  # every (batch, output pixel) as one row
+    for taps in np.ndindex(*dw.shape[:-2]):
+        dw[taps] = x_pad[(slice(None), *_tap_slices(taps, wins))].reshape(-1, channels_in).T @ dy_po
+    return dw
+
+
+def _depthwise_transpose(dy_nsc: np.ndarray, w_sim: np.ndarray, wins: tuple[Window, ...]) -> np.ndarray:
+    """The input gradient of ``_depthwise``. dy: [N, *out, C*M] (channel-major), w: [*kernel, C, M] -> [N, *in, C]."""
+    acc = accumulator(dy_nsc.dtype)
+    channels, multiplier = w_sim.shape[-2:]
+    padded = [w.size + w.pad_before + w.pad_after for w in wins]
+    dx_pad = np.zeros((dy_nsc.shape[0], *padded, channels), acc)
+    if dy_nsc.size and w_sim.size:
+        dy_cm = dy_nsc.astype(acc).reshape(dy_nsc.shape[:-1] + (channels, multiplier))
+        w_acc = w_sim.astype(acc)
+        for taps in np.ndindex(*w_sim.shape[:-2]):
+            dx_pad[(slice(None), *_tap_slices(taps, wins))] += (dy_cm * w_acc[taps]).sum(axis=-1)
+    crop = tuple(slice(w.pad_before, w.pad_before + w.size) for w in wins)
+    return dx_pad[(slice(None), *crop)]
+
+
+def _depthwise_filter(x_nsc: np.ndarray, dy_nsc: np.ndarray, wins: tuple[Window, ...], multiplier: int) -> np.ndarray:
+    """The filter gradient of ``_depthwise``. x: [N, *spatial, C], dy: [N, *out, C*M] -> [*kernel, C, M]."""
+    acc = accumulator(x_nsc.dtype)
+    channels = x_nsc.shape[-1]
+    dw = np.zeros((*(w.kernel for w in wins), channels, multiplier), acc)
+    if dy_nsc.size == 0 or dw.size == 0:
+        return dw
+    x_pad = _pad(x_nsc, wins, acc)
+    dy_pcm = dy_nsc.astype(acc).reshape(-1, channels, multiplier)
+    for taps in np.ndindex(*dw.shape[:-2]):
+        x_pc = x_pad[(slice(None), *_tap_slices(taps, wins))].reshape(-1, channels)
+        dw[taps] = (x_pc[:, :, None] * dy_pcm).sum(axis=0)
+    return dw
+
+
+def _sizes(op: str, arg: str, value, lengths: tuple[int, ...]) -> list[int]:
+    """A shape argument (input_sizes / filter_sizes): a 1-D list of non-negative ints."""
+    try:
+        a = np.asarray(value)
+    except Exception:
+        a = None
+    if a is None or a.ndim != 1 or a.dtype.kind not in "iu" or len(a) not in lengths:
+        raise ValueError(f"{op}: argument '{arg}'={_safe_list(value)} must be a list of "
+                         f"{' or '.join(map(str, lengths))} ints")
+    if (a < 0).any():
+        raise ValueError(f"{op}: argument '{arg}'={a.tolist()} must not be negative")
+    return [int(v) for v in a]
+
+
+def _safe_list(value):
+    try:
+        return np.asarray(value).tolist()
+    except Exception:
+        return repr(value)
+
+
+def _raw_window_args(op, fmt, strides, dilations, padding, explicit_paddings, use_cudnn_on_gpu=True):
+    """Normalized (strides, dilations, padding) from the tf.raw_ops forms (4-long lists, EXPLICIT + flat list)."""
+    if not isinstance(use_cudnn_on_gpu, (bool, np.bool_)):
+        raise ValueError(f"{op}: argument 'use_cudnn_on_gpu'={use_cudnn_on_gpu!r} must be a bool")
+    strides = normalize_window_arg(op, "strides", strides, fmt, allowed_lengths=(4,), allow_int=False)
+    dilations = normalize_window_arg(op, "dilations", dilations, fmt, allowed_lengths=(4,), allow_int=False, default=1)
+    return strides, dilations, normalize_raw_padding(op, padding, explicit_paddings, fmt)
+
+
+def _same_dtype(op: str, arg: str, a: np.ndarray, other_arg: str, other: np.ndarray) -> None:
+    if a.dtype != other.dtype:
+        raise ValueError(f"{op}: argument '{arg}' has dtype {a.dtype} but '{other_arg}' has dtype {other.dtype}")
+
+
+def _check_out_backprop(op, sizes_arg, sizes, wins, dy_nhwc_shape, fmt) -> None:
+    """The forward convolution of the sizes given must produce out_backprop's spatial size."""
+    want = tuple(w.out for w in wins)
+    got = tuple(dy_nhwc_shape[1:-1])
+    if want != got:
+        raise ValueError(
+            f"{op}: argument '{sizes_arg}'={sizes} does not match 'out_backprop': the forward convolution of that "
+            f"geometry gives spatial size {list(want)}, out_backprop ({fmt}) has {list(got)}"
+        )
+
+
+def _input_sizes_nhwc(op, input_sizes, fmt, batch, channels, lengths) -> tuple[int, int, int, int]:
+    """input_sizes (4 values in data_format order, or the 2 spatial sizes) as NHWC, checked against batch and channels."""
+    sizes = _sizes(op, "input_sizes", input_sizes, lengths)
+    if len(sizes) == 2:  # Conv2DBackpropInput takes batch from out_backprop and channels from the filter
+        return batch, sizes[0], sizes[1], channels
+    shape = dict(zip(fmt, sizes))
+    if shape["N"] != batch:
+        raise ValueError(f"{op}: argument 'input_sizes'={sizes} has batch {shape['N']} but out_backprop has batch {batch}")
+    if shape["C"] != channels:
+        raise ValueError(f"{op}: argument 'input_sizes'={sizes} has {shape['C']} channels but the filter has "
+                         f"in_channels={channels} (axis 2)")
+    return shape["N"], shape["H"], shape["W"], shape["C"]
+
+
+def conv2d_backprop_input(input_sizes, filter, out_backprop, strides, padding, use_cudnn_on_gpu=True,
+                          explicit_paddings=(), data_format="NHWC", dilations=(1, 1, 1, 1)):
+    """``tf.raw_ops.Conv2DBackpropInput``: the gradient of conv2d with respect to its input.
+
+    input_sizes: the input's shape, 4 values in data_format order or the 2 spatial
+    sizes (H, W); filter: HWIO [kh, kw, I, O]; out_backprop: [N, H', W', O] (NHWC) or
+    NCHW, the gradient of conv2d's output. strides, dilations: 4 values in
+    data_format order; padding: "SAME", "VALID" or "EXPLICIT" with explicit_paddings
+    8 ints in data_format order. Returns [N, H, W, I] (or NCHW) in the filter's dtype.
+    """
+    op = "conv2d_backprop_input"
+    fmt = _data_format(op, data_format, ("NHWC", "NCHW"), "NHWC")
+    w_hwio = _array(op, "filter", filter, 4)
+    dy = _array(op, "out_backprop", out_backprop, 4)
+    _same_dtype(op, "out_backprop", dy, "filter", w_hwio)
+    dy_nhwc = layouts.convert(dy, fmt, "NHWC")
+    _match(op, "out_backprop", "out_channels", dy_nhwc.shape[-1], w_hwio.shape[3],
+           f"out_backprop {list(dy.shape)} {fmt}, filter {list(w_hwio.shape)} HWIO")
+    strides, dilations, pad = _raw_window_args(op, fmt, strides, dilations, padding, explicit_paddings, use_cudnn_on_gpu)
+    _, h, w, _ = _input_sizes_nhwc(op, input_sizes, fmt, dy_nhwc.shape[0], w_hwio.shape[2], (4, 2))
+    wins = windows(op, (h, w), w_hwio.shape[:2], strides, dilations, pad)
+    _check_out_backprop(op, "input_sizes", _as_list(input_sizes), wins, dy_nhwc.shape, fmt)
+    # An HWIO filter is [*kernel, O, I] for the adjoint, with conv2d's roles swapped.
+    dx_nhwc = _cast(_correlate_transpose(dy_nhwc, w_hwio, wins), dy.dtype)
+    return layouts.convert(dx_nhwc, "NHWC", fmt)
+
+
+def conv2d_backprop_filter(input, filter_sizes, out_backprop, strides, padding, use_cudnn_on_gpu=True,
+                           explicit_paddings=(), data_format="NHWC", dilations=(1, 1, 1, 1)):
+    """``tf.raw_ops.Conv2DBackpropFilter``: the gradient of conv2d with respect to its filter.
+
+    input: [N, H, W, I] (NHWC) or NCHW; filter_sizes: the HWIO filter shape, 4 values
+    [kh, kw, I, O]; out_backprop: [N, H', W', O] (or NCHW). Attributes as for
+    ``conv2d_backprop_input``. Returns the HWIO [kh, kw, I, O] gradient in the input's dtype.
+    """
+    op = "conv2d_backprop_filter"
+    fmt = _data_format(op, data_format, ("NHWC", "NCHW"), "NHWC")
+    x = _array(op, "input", input, 4)
+    dy = _array(op, "out_backprop", out_backprop, 4)
+    _same_dtype(op, "out_backprop", dy, "input", x)
+    x_nhwc, dy_nhwc = layouts.convert(x, fmt, "NHWC"), layouts.convert(dy, fmt, "NHWC")
+    kh, kw, cin, cout = _sizes(op, "filter_sizes", filter_sizes, (4,))
+    shapes = f"filter_sizes {[kh, kw, cin, cout]} HWIO, input {list(x.shape)} {fmt}, out_backprop {list(dy.shape)} {fmt}"
+    _match(op, "filter_sizes", "in_channels (entry 2)", cin, x_nhwc.shape[-1], shapes)
+    _match(op, "filter_sizes", "out_channels (entry 3)", cout, dy_nhwc.shape[-1], shapes)
+    _match(op, "out_backprop", "batch", dy_nhwc.shape[0], x_nhwc.shape[0], shapes)
+    strides, dilations, pad = _raw_window_args(op, fmt, strides, dilations, padding, explicit_paddings, use_cudnn_on_gpu)
+    wins = windows(op, x_nhwc.shape[1:3], (kh, kw), strides, dilations, pad)
+    _check_out_backprop(op, "filter_sizes", [kh, kw, cin, cout], wins, dy_nhwc.shape, fmt)
+    return _cast(_correlate_filter(x_nhwc, dy_nhwc, wins), x.dtype)
+
+
+def depthwise_conv2d_native_backprop_input(input_sizes, filter, out_backprop, strides, padding, explicit_paddings=(),
+                                           data_format="NHWC", dilations=(1, 1, 1, 1)):
+    """``tf.raw_ops.DepthwiseConv2dNativeBackpropInput``: the gradient of depthwise_conv2d w.r.t. its input.
+
+    input_sizes: the input's shape, 4 values in data_format order (TensorFlow's Eigen
+    kernel takes no 2-value form); filter: HWIM [kh, kw, C, M]; out_backprop:
+    [N, H', W', C*M] (channel-major, or NCHW). Attributes as for
+    ``conv2d_backprop_input``. Returns [N, H, W, C] (or NCHW) in the filter's dtype.
+    """
+    op = "depthwise_conv2d_native_backprop_input"
+    fmt = _data_format(op, data_format, ("NHWC", "NCHW"), "NHWC")
+    w_hwim = _array(op, "filter", filter, 4)
+    dy = _array(op, "out_backprop", out_backprop, 4)
+    _same_dtype(op, "out_backprop", dy, "filter", w_hwim)
+    dy_nhwc = layouts.convert(dy, fmt, "NHWC")
+    _match(op, "out_backprop", "channels", dy_nhwc.shape[-1], w_hwim.shape[2] * w_hwim.shape[3],
+           f"in_channels * channel_multiplier of filter {list(w_hwim.shape)} HWIM; out_backprop {list(dy.shape)} {fmt}")
+    strides, dilations, pad = _raw_window_args(op, fmt, strides, dilations, padding, explicit_paddings)
+    _, h, w, _ = _input_sizes_nhwc(op, input_sizes, fmt, dy_nhwc.shape[0], w_hwim.shape[2], (4,))
+    wins = windows(op, (h, w), w_hwim.shape[:2], strides, dilations, pad)
+    _check_out_backprop(op, "input_sizes", _as_list(input_sizes), wins, dy_nhwc.shape, fmt)
+    dx_nhwc = _cast(_depthwise_transpose(dy_nhwc, w_hwim, wins), dy.dtype)
+    return layouts.convert(dx_nhwc, "NHWC", fmt)
+
+
+def depthwise_conv2d_native_backprop_filter(input, filter_sizes, out_backprop, strides, padding, explicit_paddings=(),
+                                            data_format="NHWC", dilations=(1, 1, 1, 1)):
+    """``tf.raw_ops.DepthwiseConv2dNativeBackpropFilter``: the gradient of depthwise_conv2d w.r.t. its filter.
+
+    input: [N, H, W, C] (NHWC) or NCHW; filter_sizes: the HWIM filter shape, 4 values
+    [kh, kw, C, M]; out_backprop: [N, H', W', C*M] (channel-major, or NCHW).
+    Returns the HWIM [kh, kw, C, M] gradient in the input's dtype.
+    """
+    op = "depthwise_conv2d_native_backprop_filter"
+    fmt = _data_format(op, data_format, ("NHWC", "NCHW"), "NHWC")
+    x = _array(op, "input", input, 4)
+    dy = _array(op, "out_backprop", out_backprop, 4)
+    _same_dtype(op, "out_backprop", dy, "input", x)
+    x_nhwc, dy_nhwc = layouts.convert(x, fmt, "NHWC"), layouts.convert(dy, fmt, "NHWC")
+    kh, kw, channels, multiplier = _sizes(op, "filter_sizes", filter_sizes, (4,))
+    shapes = f"filter_sizes {[kh, kw, channels, multiplier]} HWIM, input {list(x.shape)} {fmt}, out_backprop {list(dy.shape)} {fmt}"
+    _match(op, "filter_sizes", "in_channels (entry 2)", channels, x_nhwc.shape[-1], shapes)
+    _match(op, "out_backprop", "channels", dy_nhwc.shape[-1], channels * multiplier, shapes)
+    _match(op, "out_backprop", "batch", dy_nhwc.shape[0], x_nhwc.shape[0], shapes)
+    strides, dilations, pad = _raw_window_args(op, fmt, strides, dilations, padding, explicit_paddings)
+    wins = windows(op, x_nhwc.shape[1:3], (kh, kw), strides, dilations, pad)
+    _check_out_backprop(op, "filter_sizes", [kh, kw, channels, multiplier], wins, dy_nhwc.shape, fmt)
+    return _cast(_depthwise_filter(x_nhwc, dy_nhwc, wins, multiplier), x.dtype)

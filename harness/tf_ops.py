@@ -115,3 +115,63 @@ def separable_conv2d(input, depthwise_filter, pointwise_filter, strides, padding
 def conv1d(input, filters, stride, padding, data_format="NWC", dilations=None):
     """``tf.nn.conv1d`` on NumPy arrays."""
     return _np(tf().nn.conv1d(input, filters, stride, padding, data_format=data_format, dilations=dilations))
+
+
+# --- gradients ----------------------------------------------------------------------------
+
+def conv2d_backprop_input(input_sizes, filter, out_backprop, strides, padding, use_cudnn_on_gpu=True,
+                          explicit_paddings=(), data_format="NHWC", dilations=(1, 1, 1, 1)):
+    """``tf.raw_ops.Conv2DBackpropInput`` on NumPy arrays."""
+    return _np(tf().raw_ops.Conv2DBackpropInput(
+        input_sizes=list(input_sizes), filter=filter, out_backprop=out_backprop, strides=list(strides), padding=padding,
+        use_cudnn_on_gpu=use_cudnn_on_gpu, explicit_paddings=list(explicit_paddings), data_format=data_format,
+        dilations=list(dilations)))
+
+
+def conv2d_backprop_filter(input, filter_sizes, out_backprop, strides, padding, use_cudnn_on_gpu=True,
+                           explicit_paddings=(), data_format="NHWC", dilations=(1, 1, 1, 1)):
+    """``tf.raw_ops.Conv2DBackpropFilter`` on NumPy arrays."""
+    return _np(tf().raw_ops.Conv2DBackpropFilter(
+        input=input, filter_sizes=list(filter_sizes), out_backprop=out_backprop, strides=list(strides), padding=padding,
+        use_cudnn_on_gpu=use_cudnn_on_gpu, explicit_paddings=list(explicit_paddings), data_format=data_format,
+        dilations=list(dilations)))
+
+
+def depthwise_conv2d_native_backprop_input(input_sizes, filter, out_backprop, strides, padding, explicit_paddings=(),
+                                           data_format="NHWC", dilations=(1, 1, 1, 1)):
+    """``tf.raw_ops.DepthwiseConv2dNativeBackpropInput`` on NumPy arrays."""
+    return _np(tf().raw_ops.DepthwiseConv2dNativeBackpropInput(
+        input_sizes=list(input_sizes), filter=filter, out_backprop=out_backprop, strides=list(strides), padding=padding,
+        explicit_paddings=list(explicit_paddings), data_format=data_format, dilations=list(dilations)))
+
+
+def depthwise_conv2d_native_backprop_filter(input, filter_sizes, out_backprop, strides, padding, explicit_paddings=(),
+                                            data_format="NHWC", dilations=(1, 1, 1, 1)):
+    """``tf.raw_ops.DepthwiseConv2dNativeBackpropFilter`` on NumPy arrays."""
+    return _np(tf().raw_ops.DepthwiseConv2dNativeBackpropFilter(
+        input=input, filter_sizes=list(filter_sizes), out_backprop=out_backprop, strides=list(strides), padding=padding,
+        explicit_paddings=list(explicit_paddings), data_format=data_format, dilations=list(dilations)))
+
+
+GRADIENT_OPS = ("conv2d", "depthwise_conv2d", "conv2d_transpose", "atrous_conv2d", "separable_conv2d", "conv1d")
+
+
+def gradients(op, operands, attrs, out_backprop) -> tuple:
+    """TensorFlow's gradients of ``tf.nn.<op>(*operands, **attrs)`` w.r.t. every operand, for output gradient ``out_backprop``.
+
+    operands: NumPy arrays in the op's positional order (as ``harness.ops.OPS[op].operands``);
+    out_backprop: an array of the op's output shape. Runs the op under ``tf.GradientTape``
+    watching every operand and returns ``tape.gradient(y, operands, output_gradients=out_backprop)``
+    as a tuple of NumPy arrays (zeros for an operand the output does not depend on).
+    """
+    if op not in GRADIENT_OPS:
+        raise ValueError(f"gradients: argument 'op'={op!r} must be one of {', '.join(GRADIENT_OPS)}")
+    t = tf()
+    tensors = [t.constant(a) for a in operands]
+    with t.GradientTape() as tape:
+        for v in tensors:
+            tape.watch(v)
+        y = getattr(t.nn, op)(*tensors, **attrs)
+    grads = tape.gradient(y, tensors, output_gradients=t.constant(out_backprop),
+                          unconnected_gradients=t.UnconnectedGradients.ZERO)
+    return tuple(_np(g) for g in grads)
