@@ -73,7 +73,10 @@ FEATURES = {
     "eigen_kernel": "TensorFlow runs its Eigen kernel: oneDNN is off, or the dtype is float64 or int32 (no oneDNN kernel)",
 }
 ENTRY_FIELDS = {"id", "kind", "summary", "when", "tensorflow_versions", "onednn", "tensorflow_does", "evidence", "repro",
-                "link", "strict"}
+                "link", "strict", "scope"}
+# What TensorFlow computes wrongly: the op itself (the registry's cases), its tf.GradientTape gradients, or the raw
+# backprop ops (tests/test_gradients.py). The features in ``when`` are always those of the forward configuration.
+SCOPES = ("forward", "gradient", "raw_backprop")
 STRICTNESS = ("per_case", "per_entry")
 
 
@@ -106,6 +109,7 @@ class Divergence:
     link: str | None
     file: str
     strict: str = "per_case"  # per_entry: a matching case may agree by coincidence; some case must still diverge
+    scope: str = "forward"  # one of SCOPES
 
     def applies(self, feats: Mapping[str, Any], env: Environment) -> bool:
         if self.onednn != "any" and (self.onednn == "on") != env.onednn:
@@ -174,12 +178,15 @@ def parse_divergence(file: str, raw: Any, index: int) -> Divergence:
     strict = raw.get("strict", "per_case")
     if strict not in STRICTNESS:
         raise _fail(file, did, "strict", f"must be one of {', '.join(STRICTNESS)}")
+    scope = raw.get("scope", "forward")
+    if scope not in SCOPES:
+        raise _fail(file, did, "scope", f"must be one of {', '.join(SCOPES)}")
     return Divergence(did, raw["kind"], raw["summary"].strip(), dict(when), versions, onednn, tuple(does),
-                      raw["evidence"].strip(), raw["repro"].rstrip(), raw.get("link"), file, strict)
+                      raw["evidence"].strip(), raw["repro"].rstrip(), raw.get("link"), file, strict, scope)
 
 
-def load(path: Path, root: Path | None = None) -> tuple[list[Divergence], list[CaseError]]:
-    """The divergences of one file, and the errors of the entries that could not be read."""
+def load(path: Path, root: Path | None = None, scope: str | None = "forward") -> tuple[list[Divergence], list[CaseError]]:
+    """The divergences of one file with this ``scope`` (None: every scope), and the errors of unreadable entries."""
     path = Path(path)
     file = str(path.resolve().relative_to(Path(root).resolve())) if root else str(path)
     try:
@@ -193,7 +200,8 @@ def load(path: Path, root: Path | None = None) -> tuple[list[Divergence], list[C
             if d.id in seen:
                 raise _fail(file, d.id, "id", "duplicate divergence id")
             seen.add(d.id)
-            entries.append(d)
+            if scope is None or d.scope == scope:
+                entries.append(d)
         except CaseError as err:
             errors.append(err)
     return entries, errors

@@ -22,7 +22,7 @@ does not apply) and one ``Relation`` entry in ``RELATIONS``.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
@@ -470,7 +470,6 @@ def check(relation: Relation, case: Case, dtype: str = "float32", known: Sequenc
 def main(argv: list[str] | None = None) -> int:
     """``python -m harness.relations [case files] [--relation NAME]``: check relations, print a table and failures."""
     import argparse
-    import sys
     from collections import Counter
     from pathlib import Path
 
@@ -495,7 +494,7 @@ def main(argv: list[str] | None = None) -> int:
     known_path = Path("cases") / DIVERGENCES_FILE
     known = divergences.load(known_path)[0] if known_path.exists() else []
     env, failures = Environment.current(), []
-    print(f"| relation | configurations | passed | skipped (known divergence) | failed |\n|---|---|---|---|---|")
+    print("| relation | configurations | passed | skipped (known divergence) | failed |\n|---|---|---|---|---|")
     for relation in chosen:
         checks = [ch for c in cases if c.op in relation.ops for ch in check(relation, c, args.dtype, known, env)]
         counts = Counter(ch.status for ch in checks)

@@ -8,9 +8,9 @@ against their references the same way.
 
 A configuration matching a known divergence of the forward op (cases/known_divergences.yaml,
 matched by ``harness.divergences.features`` / ``matching``) is skipped. Divergences found
-in the gradients themselves are tracked in ``KNOWN_GRADIENT_DIVERGENCES`` below, with the same
-fields and condition vocabulary: a configuration they match must show exactly the declared
-behaviour, and fails once TensorFlow agrees with the reference (then update the entry).
+in the gradients themselves are entries of cases/known_divergences.yaml with ``scope: gradient``
+(or ``raw_backprop``): a configuration they match must show exactly the declared behaviour,
+and fails once TensorFlow agrees with the reference (then update the entry).
 """
 
 import zlib
@@ -22,7 +22,7 @@ import pytest
 
 from harness import divergences, gradients, ops, reference
 from harness.cases import Case, load_file, operand_array, parse_case
-from harness.divergences import Environment, features, matching, parse_divergence
+from harness.divergences import Environment, features, matching
 from harness.dtypes import dtype_of
 from harness.isolation import Died, Raised, call_tensorflow
 from harness.padding import normalize_padding, normalize_window_arg, raw_op_window_args
@@ -33,111 +33,11 @@ ENV = Environment.current()
 FORWARD_DIVERGENCES, _errors = divergences.load(ROOT / "cases" / "known_divergences.yaml", ROOT)
 assert not _errors, _errors
 
-# --- divergences of TensorFlow's gradients (not of the forward ops) -------------------------------------
-# Found by this file with TensorFlow 2.21.0 (tensorflow-cpu wheel), Python 3.11, x86-64. In each case the
-# forward op works; only its gradient kernel (Conv2DBackpropInput / Conv2DBackpropFilter) refuses.
-
-KNOWN_GRADIENT_DIVERGENCES = [
-    parse_divergence(__file__, raw, i) for i, raw in enumerate([
-        {
-            "id": "eigen_conv2d_gradient_no_dilation",
-            "kind": "unsupported",
-            "summary": "the Eigen Conv2D backprop kernels (oneDNN off, or float64) reject dilations > 1",
-            "when": {"op": ["conv2d", "conv1d"], "dilation_gt_1": True, "eigen_kernel": True},
-            "tensorflow_versions": ">=2.21,<2.22",
-            "onednn": "any",
-            "tensorflow_does": ["raises InvalidArgumentError"],
-            "evidence": "tf.nn.conv2d(x, w, 1, 'SAME', dilations=2) computes its forward result (the Eigen Conv2D kernel "
-                        "handles dilations), but its gradient raises InvalidArgumentError 'Current CPU implementations do "
-                        "not yet support dilation rates larger than 1' from Conv2DBackpropInput (float64 in both oneDNN "
-                        "modes; float32 too with TF_ENABLE_ONEDNN_OPTS=0); conv1d inherits it. atrous_conv2d is not "
-                        "affected: it dilates through space_to_batch.",
-            "repro": "import numpy as np, tensorflow as tf\n"
-                     "x = tf.constant(np.random.rand(1, 7, 6, 3)); w = tf.constant(np.random.rand(3, 2, 3, 4))\n"
-                     "with tf.GradientTape() as t:\n    t.watch(x); y = tf.nn.conv2d(x, w, 1, 'SAME', dilations=2)\n"
-                     "t.gradient(y, x)  # InvalidArgumentError (float64)",
-        },
-        {
-            "id": "onednn_conv2d_gradient_dilated_explicit",
-            "kind": "unsupported",
-            "summary": "under oneDNN, the gradient of conv2d with dilations > 1 and explicit padding is rejected",
-            "when": {"op": "conv2d", "dilation_gt_1": True, "padding": "explicit"},
-            "tensorflow_versions": ">=2.21,<2.22",
-            "onednn": "on",
-            "tensorflow_does": ["raises InvalidArgumentError"],
-            "evidence": "float32 NHWC conv2d with dilations 2 and padding [[0, 0], [1, 1], [0, 2], [0, 0]]: the forward "
-                        "op runs under oneDNN, the gradient falls back to the Eigen Conv2DBackpropInput and raises "
-                        "'Current CPU implementations do not yet support dilation rates larger than 1'.",
-            "repro": "import numpy as np, tensorflow as tf\n"
-                     "x = tf.constant(np.random.rand(1, 7, 6, 3).astype(np.float32)); w = tf.constant(np.random.rand(3, 2, 3, 4).astype(np.float32))\n"
-                     "with tf.GradientTape() as t:\n    t.watch(x); y = tf.nn.conv2d(x, w, 1, [[0, 0], [1, 1], [0, 2], [0, 0]], dilations=2)\n"
-                     "t.gradient(y, x)  # InvalidArgumentError",
-        },
-        {
-            "id": "onednn_conv2d_gradient_nchw_explicit",
-            "kind": "unsupported",
-            "summary": "under oneDNN, the gradient of an NCHW conv2d with explicit padding is rejected",
-            "when": {"op": "conv2d", "data_format": "NCHW", "padding": "explicit"},
-            "tensorflow_versions": ">=2.21,<2.22",
-            "onednn": "on",
-            "tensorflow_does": ["raises InvalidArgumentError"],
-            "evidence": "float32 NCHW conv2d with padding [[0, 0], [0, 0], [1, 1], [0, 2]] runs forward under oneDNN; "
-                        "its gradient falls back to the Eigen kernel: InvalidArgumentError "
-                        "'Conv2DCustomBackpropInputOp only supports NHWC'.",
-            "repro": "import numpy as np, tensorflow as tf\n"
-                     "x = tf.constant(np.random.rand(1, 3, 7, 6).astype(np.float32)); w = tf.constant(np.random.rand(3, 2, 3, 4).astype(np.float32))\n"
-                     "with tf.GradientTape() as t:\n    t.watch(x); y = tf.nn.conv2d(x, w, 2, [[0, 0], [0, 0], [1, 1], [0, 2]], data_format='NCHW')\n"
-                     "t.gradient(y, x)  # InvalidArgumentError",
-        },
-        {
-            "id": "onednn_depthwise_gradient_nchw_explicit",
-            "kind": "unsupported",
-            "summary": "under oneDNN, the gradient of an NCHW depthwise / separable conv with explicit padding is rejected",
-            "when": {"op": ["depthwise_conv2d", "separable_conv2d"], "data_format": "NCHW", "padding": "explicit",
-                     "dilation_gt_1": False},
-            "tensorflow_versions": ">=2.21,<2.22",
-            "onednn": "on",
-            "tensorflow_does": ["raises UnimplementedError"],
-            "evidence": "float32 NCHW depthwise_conv2d, strides [1, 1, 3, 3], padding [[0, 0], [0, 0], [0, 2], [3, 1]]: the "
-                        "forward op runs under oneDNN; its gradient (and the raw DepthwiseConv2dNativeBackpropInput / "
-                        "Filter ops) fall back to Eigen: UnimplementedError 'Depthwise convolution on CPU is only "
-                        "supported for NHWC format'. With dilations > 1 tf.nn goes through space_to_batch and works.",
-            "repro": "import numpy as np, tensorflow as tf\n"
-                     "x = tf.constant(np.random.rand(2, 3, 6, 5).astype(np.float32)); w = tf.constant(np.random.rand(1, 1, 3, 3).astype(np.float32))\n"
-                     "with tf.GradientTape() as t:\n    t.watch(x); y = tf.nn.depthwise_conv2d(x, w, [1, 1, 3, 3], [[0, 0], [0, 0], [0, 2], [3, 1]], data_format='NCHW')\n"
-                     "t.gradient(y, x)  # UnimplementedError",
-        },
-    ])
-]
-
-# The raw ops only (tf.nn's gradients do not pass dilations to them): matched before the list above.
-KNOWN_RAW_OP_DIVERGENCES = [
-    parse_divergence(__file__, {
-        "id": "raw_depthwise_backprop_ignores_dilations",
-        "kind": "wrong_result",
-        "summary": "DepthwiseConv2dNativeBackpropInput / Filter ignore their dilations attribute",
-        "when": {"op": "depthwise_conv2d", "dilation_gt_1": True},
-        "tensorflow_versions": ">=2.21,<2.22",
-        "onednn": "any",
-        "tensorflow_does": ["wrong_values", "raises InvalidArgumentError", "raises AbortedError"],
-        "evidence": "With dilations [1, 2, 2, 1] and SAME, both raw ops (and tf.nn.depthwise_conv2d_backprop_input / _filter) "
-                    "return exactly the reference for dilations [1, 1, 1, 1] (max difference 0 and 3.6e-15 in float64), "
-                    "in both oneDNN modes. Proof that TensorFlow is the wrong side: the adjoint identity; for a (1, 9, 9, 2) "
-                    "float32 input and a 5x5 kernel, <depthwise_conv2d(x, w), dy> = -149.62 (TensorFlow's own forward "
-                    "agrees with the reference to 3e-6) while <x, TF's backprop_input> = -92.73 and <w, TF's "
-                    "backprop_filter> = -92.73; the reference gives -149.62 for both. With VALID or explicit padding "
-                    "the undilated output size no longer matches out_backprop: InvalidArgumentError 'Number of rows of "
-                    "out_backprop doesn't match computed' without oneDNN, AbortedError 'could not create a primitive "
-                    "descriptor' with it. tf.nn.depthwise_conv2d's own gradient is right: for dilations > 1 it runs "
-                    "through space_to_batch and calls the raw ops with dilations 1.",
-        "repro": "import numpy as np, tensorflow as tf\n"
-                 "w = np.random.rand(3, 3, 2, 2); dy = np.random.rand(1, 9, 9, 4)\n"
-                 "a = tf.raw_ops.DepthwiseConv2dNativeBackpropInput(input_sizes=[1, 9, 9, 2], filter=w, out_backprop=dy, strides=[1, 1, 1, 1], padding='SAME', dilations=[1, 2, 2, 1])\n"
-                 "b = tf.raw_ops.DepthwiseConv2dNativeBackpropInput(input_sizes=[1, 9, 9, 2], filter=w, out_backprop=dy, strides=[1, 1, 1, 1], padding='SAME')\n"
-                 "print(np.array_equal(a, b))  # True: the dilations were ignored",
-        "link": "https://github.com/tensorflow/tensorflow/issues/56498",
-    }, 0),
-]
+# Divergences of TensorFlow's gradients (not of the forward ops) are entries of the same file with
+# `scope: gradient`; those of the raw backprop ops only (tf.nn's gradients do not pass dilations to them) have
+# `scope: raw_backprop` and are matched before the gradient ones.
+KNOWN_GRADIENT_DIVERGENCES = divergences.load(ROOT / "cases" / "known_divergences.yaml", ROOT, scope="gradient")[0]
+KNOWN_RAW_OP_DIVERGENCES = divergences.load(ROOT / "cases" / "known_divergences.yaml", ROOT, scope="raw_backprop")[0]
 
 
 # --- configurations -----------------------------------------------------------------------------------

@@ -10,7 +10,6 @@ Two kinds of checks:
 import numpy as np
 import pytest
 
-from harness import layouts
 from harness.layouts import (
     chw_to_hwc,
     convert,
