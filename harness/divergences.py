@@ -46,6 +46,7 @@ from packaging.version import Version
 
 from harness import ops
 from harness.cases import CaseError
+from harness.padding import normalize_padding, window
 
 KINDS = ("wrong_result", "unsupported", "crash", "accepts_invalid")
 BEHAVIOURS = ("wrong_shape", "wrong_values", "aborts", "returns")  # and "raises <ErrorClass>"
@@ -70,6 +71,7 @@ FEATURES = {
     "strides_in_batch_or_channels": "a full-rank strides value with a batch or channel entry other than 1",
     "dilations_length": "the number of values in a dilations list (None for an int or None)",
     "expect_error": "the case is an error contract",
+    "padding_only_row": "some output row reads only padding: every dilated kernel tap along H lands outside the input",
     "eigen_kernel": "TensorFlow runs its Eigen kernel: oneDNN is off, or the dtype is float64 or int32 (no oneDNN kernel)",
 }
 ENTRY_FIELDS = {"id", "kind", "summary", "when", "tensorflow_versions", "onednn", "tensorflow_does", "evidence", "repro",
@@ -222,6 +224,23 @@ def _spatial_values(value, fmt: str) -> list[int]:
     return items
 
 
+def _padding_only_row(op: str, x_shape, w_shape, fmt: str, kernel_layout: str, attrs: Mapping) -> bool:
+    """Whether some output row's dilated taps all fall in the padding (see FEATURES); False when not computable."""
+    if "H" not in fmt or op == "conv2d_transpose":
+        return False
+    try:
+        h = fmt.index("H")
+        stride = _spatial_values(attrs.get("strides", attrs.get("stride")), fmt)
+        dilation = _spatial_values(attrs.get("dilations", attrs.get("rate")), fmt)
+        padding = normalize_padding(op, attrs.get("padding", "SAME"), fmt)
+        pad = padding if isinstance(padding, str) else padding[0]
+        win = window(op, x_shape[h], w_shape[kernel_layout.index("H")], stride[0], dilation[0], pad)
+    except (ValueError, IndexError, TypeError):
+        return False
+    return any(all(not 0 <= o * win.stride - win.pad_before + t * win.dilation < win.size for t in range(win.kernel))
+               for o in range(win.out))
+
+
 def features(case, dtype: str, arrays: Mapping[str, np.ndarray], attrs: Mapping, reference_output,
              env: Environment) -> dict:
     """The facts about one case that divergence conditions can name (see FEATURES)."""
@@ -269,6 +288,8 @@ def features(case, dtype: str, arrays: Mapping[str, np.ndarray], attrs: Mapping,
     if not isinstance(padding, str) and len(padding) == len(fmt):
         feats["padding_in_batch_or_channels"] = any(
             any(v != 0 for v in pair) for pair, c in zip(padding, fmt) if c in "NC" and isinstance(pair, list))
+    feats["padding_only_row"] = (x.ndim == len(fmt) and w.ndim == len(filt.layout)
+                                 and _padding_only_row(case.op, x.shape, w.shape, fmt, filt.layout, attrs))
     if x.ndim == len(fmt) and w.ndim == len(filt.layout):
         channels = x.shape[fmt.index("C")]
         in_channels = w.shape[filt.layout.index("I")]

@@ -1,0 +1,389 @@
+"""The property-based search (harness/search.py): a fixed derandomized budget per op, and self-tests of the machinery.
+
+The per-op property tests run a fixed set of drawn configurations (derandomized, no example database),
+so CI always checks the same examples; `make fuzz` runs the open-ended search.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from functools import cache
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import pytest
+import yaml
+from hypothesis import Phase, find, given, settings
+from hypothesis import strategies as st
+from hypothesis.errors import Unsatisfiable
+
+from harness import divergences, mutants, ops, search
+from harness.cases import DIVERGENCES_FILE, Case, CaseError, load_file, operand_array, parse_case
+from harness.divergences import Environment
+from harness.padding import normalize_padding, normalize_window_arg, transpose_output_sizes, windows
+from harness.runner import run_case
+
+ROOT = Path(__file__).resolve().parents[1]
+OPS = list(ops.OPS)
+CI_EXAMPLES = 60  # per op, examples that reach a verdict; rejected known divergences come on top
+ORIGIN = f"tests/test_properties.py, derandomized, {datetime.date.today().isoformat()}"
+DRAW_ONLY = settings(database=None, derandomize=True, deadline=None, max_examples=40)  # strategy tests: no TensorFlow
+
+
+@cache
+def known() -> tuple[divergences.Divergence, ...]:
+    entries, errors = divergences.load(ROOT / "cases" / DIVERGENCES_FILE, ROOT)
+    assert errors == []
+    return tuple(entries)
+
+
+def ci(max_examples: int = CI_EXAMPLES) -> settings:
+    return search.search_settings(max_examples, derandomize=True)
+
+
+def data_and_filter(op: str, config: dict) -> tuple[list[int], list[int]]:
+    spec = ops.get(op)
+    data = next(o for o in spec.operands if o.kind == "data")
+    filt = next(o for o in spec.operands if o.kind == "filter")
+    return config["inputs"][data.name]["generate"]["shape"], config["inputs"][filt.name]["generate"]["shape"]
+
+
+def reproduces(text: str, tmp_path: Path) -> Case:
+    """The single case of a ready-to-paste YAML document, saved under cases/found and read by the registry loader."""
+    path = tmp_path / "cases" / "found" / "pasted.yaml"
+    path.parent.mkdir(parents=True)
+    path.write_text(text, encoding="utf-8")
+    entries = load_file(path, tmp_path)
+    assert len(entries) == 1 and isinstance(entries[0], Case), entries
+    return entries[0]
+
+
+def yaml_of(failure: search.CaseFailure) -> str:
+    """The YAML part of a failure's message: everything after the paste hint."""
+    message = str(failure)
+    hint = search.PASTE_HINT.format(file=search.found_file(failure.config))
+    assert hint in message
+    return message.split(hint, 1)[1].strip() + "\n"
+
+
+# --- the property itself, on a fixed budget ------------------------------------------------
+
+@pytest.mark.parametrize("op", OPS)
+def test_tensorflow_agrees_with_the_reference_on_drawn_configurations(op):
+    ci()(search.property_test(op, known(), Environment.current(), origin=ORIGIN))()
+
+
+# --- the strategies ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("op", OPS)
+@DRAW_ONLY
+@given(data=st.data())
+def test_a_drawn_configuration_round_trips_through_yaml_and_the_loader(op, data):
+    config = data.draw(search.configs(op))
+    assert yaml.safe_load(yaml.safe_dump(config)) == config
+    assert set(config) == {"name", "op", "attrs", "inputs", "dtypes", "tags"} and config["tags"] == ["found"]
+    assert len(config["dtypes"]) == 1 and config["op"] == op
+    document = search.found_document(config, ORIGIN, Environment("2.21.0", True))
+    assert yaml.safe_load(search.to_yaml(document)) == document
+    printed = document["cases"][0]
+    file = search.found_file(config)
+    assert parse_case(file, printed, 0) == dataclasses.replace(parse_case(file, config, 0), description=printed["description"])
+    assert config["name"] == search.case_name(op, {k: v for k, v in config.items() if k != "name"})
+
+
+@pytest.mark.parametrize("op", OPS)
+@DRAW_ONLY
+@given(data=st.data())
+def test_drawn_configurations_are_legal(op, data):
+    config = data.draw(search.configs(op))
+    spec = ops.get(op)
+    case = parse_case(search.found_file(config), config, 0)
+    arrays = {o.name: operand_array(case, o.name, case.dtypes[0]) for o in spec.operands}
+    assert ops.kernel_fits(spec, {k: a.shape for k, a in arrays.items()}, case.attrs)
+    out = spec.call(spec.reference, arrays, case.attrs)  # raises ValueError if the reference rejects it
+    assert out.size > 0 and out.dtype == arrays[spec.operands[0].name].dtype
+    if op == "conv2d_transpose":
+        fmt = spec.data_format(case.attrs)
+        want = case.attrs["output_shape"]
+        assert [out.shape[fmt.index(c)] for c in "HW"] == want[-2:] if len(want) == 2 else list(out.shape) == want
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_shrinking_target_is_the_simplest_configuration(op):
+    minimal = find(search.configs(op), lambda c: True, settings=DRAW_ONLY)
+    spec = ops.get(op)
+    x_shape, w_shape = data_and_filter(op, minimal)
+    assert x_shape == [1] * len(spec.formats[0]) and all(v == 1 for v in w_shape)
+    assert minimal["dtypes"] == ["float32"] and minimal["attrs"]["padding"] == "VALID"
+    assert "data_format" not in minimal["attrs"] and "dilations" not in minimal["attrs"]
+    assert all(t["generate"]["seed"] == 0 for t in minimal["inputs"].values())
+    forms = search.FORMS[op]
+    if forms.stride_arg:
+        assert minimal["attrs"][forms.stride_arg] == search.spell([1] * (len(x_shape) - 2), spec.formats[0],
+                                                                   forms.stride_spellings[0])
+    if op == "atrous_conv2d":
+        assert minimal["attrs"]["rate"] == 1
+    if op == "conv2d_transpose":
+        assert minimal["attrs"]["output_shape"] == [1, 1, 1, 1]
+
+
+def _spelling(value, fmt: str) -> str:
+    n_spatial = len(fmt) - 2
+    if value is None:
+        return "omitted"
+    if isinstance(value, int):
+        return "int"
+    return {n_spatial: "spatial", len(fmt): "full", 1: "one"}[len(value)]  # 1-D: a 1-list is "one"
+
+
+def _features(op: str) -> dict:
+    """Predicates on drawn configurations that the strategy must be able to satisfy."""
+    spec, forms = ops.get(op), search.FORMS[op]
+    fmt_of = lambda c: spec.data_format(c["attrs"])  # noqa: E731
+    x = lambda c: dict(zip(fmt_of(c), data_and_filter(op, c)[0]))  # noqa: E731
+    spatial = lambda c, arg: normalize_window_arg(op, arg, c["attrs"].get(arg), fmt_of(c), allowed_lengths=(1, len(fmt_of(c)) - 2, len(fmt_of(c))), default=1)  # noqa: E731
+    feats = {f"dtype {d}": (lambda d: lambda c: c["dtypes"] == [d])(d) for d in forms.dtypes}
+    feats.update({
+        "SAME": lambda c: c["attrs"]["padding"] == "SAME",
+        "batch 2": lambda c: x(c)["N"] == search.BATCH_MAX,
+        f"{search.CHANNELS_MAX} channels": lambda c: x(c)["C"] == search.CHANNELS_MAX,
+        f"size {search.SPATIAL_MAX}": lambda c: max(v for k, v in x(c).items() if k not in "NC") == search.SPATIAL_MAX,
+        f"kernel {search.KERNEL_MAX}": lambda c: search.KERNEL_MAX in data_and_filter(op, c)[1][:len(fmt_of(c)) - 2],
+        "dilation > 1": lambda c: max(spatial(c, forms.dilation_arg)) > 1,
+        "unequal dilations": lambda c: len(set(spatial(c, forms.dilation_arg))) > 1,
+    })
+    if op == "conv1d":
+        del feats["unequal dilations"]
+    if len(spec.formats) > 1:
+        feats[spec.formats[1]] = lambda c: fmt_of(c) == spec.formats[1]
+    if forms.explicit_padding:
+        feats["explicit padding"] = lambda c: isinstance(c["attrs"]["padding"], list)
+    if forms.stride_arg:
+        feats["stride > 1"] = lambda c: max(spatial(c, forms.stride_arg)) > 1
+        for s in forms.stride_spellings:
+            feats[f"strides spelled {s}"] = (lambda s: lambda c: _spelling(c["attrs"][forms.stride_arg], fmt_of(c)) == s)(s)
+    for s in forms.dilation_spellings:
+        feats[f"dilations spelled {s}"] = (lambda s: lambda c: _spelling(c["attrs"].get(forms.dilation_arg), fmt_of(c)) == s)(s)
+    if op in ("depthwise_conv2d", "separable_conv2d"):
+        feats["multiplier > 1"] = lambda c: c["inputs"][spec.operands[1].name]["generate"]["shape"][3] > 1
+    if op == "separable_conv2d":
+        feats["pointwise width > 1"] = lambda c: c["inputs"]["pointwise_filter"]["generate"]["shape"][3] > 1
+    if op == "conv2d_transpose":
+        feats["2-value output_shape"] = lambda c: len(c["attrs"]["output_shape"]) == 2
+        feats["not the smallest output size"] = lambda c: _transpose_not_smallest(c)
+    return feats
+
+
+def _transpose_not_smallest(config: dict) -> bool:
+    attrs = config["attrs"]
+    fmt = attrs.get("data_format", "NHWC")
+    x_shape, w_shape = data_and_filter("conv2d_transpose", config)
+    sizes = dict(zip(fmt, x_shape))
+    strides = normalize_window_arg("t", "strides", attrs["strides"], fmt, allowed_lengths=(1, 2, 4))
+    dil = normalize_window_arg("t", "dilations", attrs.get("dilations"), fmt, allowed_lengths=(1, 2, 4), default=1)
+    pad = normalize_padding("t", attrs["padding"], fmt)
+    pads = [pad] * 2 if isinstance(pad, str) else pad
+    out = attrs["output_shape"][-2:] if len(attrs["output_shape"]) == 2 else [attrs["output_shape"][fmt.index(c)] for c in "HW"]
+    return any(m != transpose_output_sizes(sizes[a], k, s, d, p)[0]
+               for m, a, k, s, d, p in zip(out, "HW", w_shape[:2], strides, dil, pads))
+
+
+@pytest.mark.parametrize("op, feature", [(op, f) for op in OPS for f in _features(op)])
+def test_the_strategy_reaches_every_option(op, feature):
+    find(search.configs(op), _features(op)[feature],
+         settings=settings(database=None, derandomize=True, max_examples=2000, phases=[Phase.generate]))
+
+
+def _minimal(op: str) -> dict:
+    return find(search.configs(op), lambda c: True, settings=DRAW_ONLY)
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_declared_argument_forms_are_exactly_what_the_reference_accepts(op):
+    spec, forms = ops.get(op), search.FORMS[op]
+    config = _minimal(op)
+    case = parse_case("x.yaml", config, 0)
+    arrays = {o.name: operand_array(case, o.name, "float32") for o in spec.operands}
+    fmt = spec.formats[0]
+    values = [1] * (len(fmt) - 2)
+
+    def accepts(attrs: dict) -> bool:
+        try:
+            spec.call(spec.reference, arrays, attrs)
+        except ValueError:
+            return False
+        return True
+
+    for arg, declared in ((forms.stride_arg, forms.stride_spellings), (forms.dilation_arg, forms.dilation_spellings)):
+        if arg is None:
+            continue
+        spelled_declared = [search.spell(values, fmt, s) for s in declared]
+        for s in search.SPELLINGS:
+            value = search.spell(values, fmt, s)
+            attrs = {k: v for k, v in config["attrs"].items() if k != arg}
+            if value is not search._OMIT:
+                attrs[arg] = value
+            if s == "omitted" and arg in spec.required:
+                continue  # a missing required argument: the loader reports it (attrs.<arg>: missing field)
+            if s not in declared and any(value == d or (value is d) for d in spelled_declared):
+                continue  # the same spelling as a declared one (1-D: "spatial" is "one")
+            assert accepts(attrs) == (s in declared), (arg, s, value)
+    explicit = {**config["attrs"], "padding": [[0, 0]] * len(fmt)}
+    assert accepts(explicit) == forms.explicit_padding
+    assert accepts({**config["attrs"], "padding": "SAME"})
+
+
+def test_int32_is_drawn_for_exactly_the_ops_the_registry_runs_at_int32():
+    registry = {c.op for f in sorted((ROOT / "cases").rglob("*.yaml")) for c in load_file(f, ROOT)
+                if isinstance(c, Case) and "int32" in c.dtypes}
+    assert registry == {op for op, forms in search.FORMS.items() if forms.int32}
+    assert set(search.FORMS) == set(ops.OPS)
+
+
+# --- the property fails, and prints a case that reproduces ----------------------------------
+
+def _off_by_one(real):
+    def broken(*args, **kwargs):
+        out = real(*args, **kwargs)
+        return (out + np.ones((), out.dtype)).astype(out.dtype)
+    return broken
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_a_broken_reference_fails_with_the_simplest_case_as_yaml_that_reproduces(op, tmp_path):
+    spec = ops.OPS[op]
+    env = Environment.current()
+    broken = dataclasses.replace(spec, reference=_off_by_one(spec.reference))
+    with mock.patch.dict(ops.OPS, {op: broken}):
+        with pytest.raises(search.CaseFailure) as failure:
+            settings(ci(10), report_multiple_bugs=False)(search.property_test(op, known(), env, origin=ORIGIN))()
+        assert failure.value.config == _minimal(op)  # shrunk all the way: every configuration fails
+        assert str(failure.value).startswith(failure.value.outcome.report())
+        case = reproduces(yaml_of(failure.value), tmp_path)
+        assert case == dataclasses.replace(parse_case(search.found_file(failure.value.config), failure.value.config, 0),
+                                           file="cases/found/pasted.yaml", description=case.description)
+        assert "found by the property search" in case.description.lower() and ORIGIN in case.description
+        assert run_case(case, case.dtypes[0], known(), env).status == "failed"
+    assert run_case(case, case.dtypes[0], known(), env).status == "passed"  # the real reference: it was the break
+
+
+MUTANT_EXAMPLES = 200  # the same budget finds the SAME-padding break, and finds nothing once it is a declared divergence
+SAME_MUTANT = next(m for m in mutants.MUTANTS if m.name == "same_odd_pad_top_left")
+
+
+def _with_same_mutant(real):
+    def broken(*args, **kwargs):
+        with SAME_MUTANT.apply():
+            return real(*args, **kwargs)
+    return broken
+
+
+def _odd_same_padding(config: dict) -> bool:
+    attrs = config["attrs"]
+    fmt = attrs.get("data_format", "NHWC")
+    x_shape, w_shape = data_and_filter("conv2d", config)
+    sizes = [x_shape[fmt.index(c)] for c in "HW"]
+    wins = windows("conv2d", sizes, w_shape[:2],
+                   normalize_window_arg("conv2d", "strides", attrs["strides"], fmt, allowed_lengths=(1, 2, 4)),
+                   normalize_window_arg("conv2d", "dilations", attrs.get("dilations"), fmt, allowed_lengths=(1, 2, 4), default=1),
+                   attrs["padding"])
+    return any((w.pad_before + w.pad_after) % 2 for w in wins)
+
+
+def test_a_subtle_convention_break_shrinks_to_a_case_that_needs_it(tmp_path):
+    spec = ops.OPS["conv2d"]
+    env = Environment.current()
+    with mock.patch.dict(ops.OPS, {"conv2d": dataclasses.replace(spec, reference=_with_same_mutant(spec.reference))}):
+        with pytest.raises(search.CaseFailure) as failure:
+            settings(ci(MUTANT_EXAMPLES), report_multiple_bugs=False)(search.property_test("conv2d", known(), env, origin=ORIGIN))()
+        config = failure.value.config
+        assert config["attrs"]["padding"] == "SAME" and _odd_same_padding(config)
+        case = reproduces(yaml_of(failure.value), tmp_path)
+        assert run_case(case, case.dtypes[0], known(), env).status == "failed"
+    assert run_case(case, case.dtypes[0], known(), env).status == "passed"
+
+
+def test_a_known_divergence_condition_is_what_excludes_a_configuration():
+    # The same break as above, declared as a divergence of every SAME conv2d: the search must now pass.
+    synthetic = divergences.parse_divergence("synthetic.yaml", {
+        "id": "synthetic_same", "kind": "wrong_result", "summary": "s", "when": {"op": "conv2d", "padding": "SAME"},
+        "tensorflow_versions": ">=0", "onednn": "any", "tensorflow_does": ["wrong_values"], "evidence": "e", "repro": "r",
+    }, 0)
+    spec = ops.OPS["conv2d"]
+    tally = search.Tally()
+    with mock.patch.dict(ops.OPS, {"conv2d": dataclasses.replace(spec, reference=_with_same_mutant(spec.reference))}):
+        ci(MUTANT_EXAMPLES)(search.property_test("conv2d", (*known(), synthetic), Environment.current(), origin=ORIGIN,
+                                                 tally=tally))()
+    assert tally.divergences["synthetic_same"] > 0 and not tally.failed
+
+
+DEPTHWISE_STRIDED_DILATED = {  # the repro of depthwise_strided_dilated in cases/known_divergences.yaml, as drawn
+    "name": "depthwise_conv2d_repro", "op": "depthwise_conv2d",
+    "attrs": {"strides": [1, 2, 2, 1], "padding": "SAME", "dilations": [2, 2]},
+    "inputs": {"input": {"layout": "NHWC", "generate": {"dist": "normal", "shape": [1, 6, 7, 2], "seed": 0}},
+               "filter": {"layout": "HWIM", "generate": {"dist": "normal", "shape": [3, 3, 2, 1], "seed": 0}}},
+    "dtypes": ["float32"], "tags": ["found"],
+}
+
+
+def test_a_known_divergence_is_rejected_not_failed():
+    env = Environment.current()
+    tally = search.Tally()
+
+    @ci(1)
+    @given(st.just(DEPTHWISE_STRIDED_DILATED))
+    def search_the_repro(config):
+        search.check(config, known(), env, origin=ORIGIN, tally=tally)
+
+    with pytest.raises(Unsatisfiable):  # its only example was rejected
+        search_the_repro()
+    assert tally.rejected == {"depthwise_conv2d_repro"} and tally.divergences["depthwise_strided_dilated"] == 1
+    # Without the registry's divergences the same configuration fails: the exclusion is what keeps it out.
+    with pytest.raises(search.CaseFailure) as failure:
+        search.check(DEPTHWISE_STRIDED_DILATED, (), env, origin=ORIGIN)
+    assert "wrong_shape" in str(failure.value)
+
+
+# --- the command line ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("argv, message", [
+    (["--op", "conv3d"], "invalid choice: 'conv3d'"),
+    (["--minutes", "0"], "must be a positive number of minutes, got '0'"),
+    (["--minutes", "soon"], "must be a positive number of minutes, got 'soon'"),
+    (["--max-examples", "-3"], "must be a positive integer, got '-3'"),
+    (["--seed", "x"], "argument --seed"),
+])
+def test_wrong_use_is_a_clear_message_and_exit_code_2(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        search.main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_save_must_be_a_directory(tmp_path, capsys):
+    file = tmp_path / "file"
+    file.write_text("")
+    with pytest.raises(SystemExit) as exit_:
+        search.main(["--op", "conv1d", "--max-examples", "1", "--save", str(file)])
+    assert exit_.value.code == 2 and "is not a directory" in capsys.readouterr().err
+
+
+def test_a_clean_search_exits_0_and_saves_nothing(tmp_path, capsys):
+    assert search.main(["--op", "conv1d", "--max-examples", "15", "--seed", "3", "--save", str(tmp_path / "found")]) == 0
+    out = capsys.readouterr().out
+    assert "no failures" in out and "seed=3" in out and not (tmp_path / "found").exists()
+
+
+def test_a_failing_search_saves_a_registry_file_and_exits_1(tmp_path, capsys):
+    spec = ops.OPS["atrous_conv2d"]
+    with mock.patch.dict(ops.OPS, {"atrous_conv2d": dataclasses.replace(spec, reference=_off_by_one(spec.reference))}):
+        code = search.main(["--op", "atrous_conv2d", "--max-examples", "5", "--seed", "3", "--save", str(tmp_path / "found")])
+    assert code == 1
+    (path,) = (tmp_path / "found").glob("*.yaml")
+    assert path.name.startswith("atrous_conv2d_") and f"saved: {path}" in capsys.readouterr().out
+    (case,) = load_file(path, tmp_path)
+    assert isinstance(case, Case) and case.name == path.stem and case.tags == ("found",)
+    assert "--seed 3" in case.description
