@@ -37,3 +37,15 @@ def test_the_python_snippet_runs_without_tensorflow_for_the_reference():
 def test_every_module_in_the_layout_table_exists():
     for path in re.findall(r"\| `(harness/[a-z_]+\.py)`", README):
         assert (ROOT / path).is_file(), path
+
+
+def test_every_make_target_the_readme_names_exists():
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    targets = set(re.findall(r"^([a-z][a-z-]*):", makefile, flags=re.M))
+    named = set(re.findall(r"^make ([a-z][a-z-]*)", README, flags=re.M))
+    assert named and named <= targets, named - targets
+
+
+def test_every_python_module_command_in_the_readme_exists():
+    for module in set(re.findall(r"python -m (harness\.[a-z_]+)", README)):
+        assert (ROOT / (module.replace(".", "/") + ".py")).is_file(), module
