@@ -234,6 +234,8 @@ def _padding_only_row(op: str, x_shape, w_shape, fmt: str, kernel_layout: str, a
         dilation = _spatial_values(attrs.get("dilations", attrs.get("rate")), fmt)
         padding = normalize_padding(op, attrs.get("padding", "SAME"), fmt)
         pad = padding if isinstance(padding, str) else padding[0]
+        if stride[0] <= 0 or dilation[0] <= 0:  # an error contract: no window to speak of
+            return False
         win = window(op, x_shape[h], w_shape[kernel_layout.index("H")], stride[0], dilation[0], pad)
     except (ValueError, IndexError, TypeError):
         return False

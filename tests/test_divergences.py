@@ -176,3 +176,14 @@ def test_an_error_contract_passes_only_with_the_declared_class(monkeypatch, tmp_
     assert _run(monkeypatch, case, lambda a: Raised("ValueError", "depth"), []).status == "failed"
     returned = _run(monkeypatch, case, lambda a: Returned(np.zeros((1, 5, 5, 4), np.float32)), [])
     assert returned.status == "failed" and returned.tensorflow.startswith("returns")
+
+
+@pytest.mark.parametrize("x_shape,w_shape,attrs,want", [
+    ((1, 1, 5, 1), (2, 1, 1, 1), {"strides": 1, "padding": "SAME", "dilations": [3, 1]}, True),  # taps at rows -1, 2
+    ((1, 1, 5, 1), (3, 1, 1, 1), {"strides": 1, "padding": [[0, 0], [1, 3], [0, 0], [0, 0]], "dilations": [2, 1]}, True),
+    ((1, 5, 5, 1), (3, 3, 1, 1), {"strides": 1, "padding": "SAME"}, False),  # every row reads input rows
+    ((1, 5, 1, 1), (1, 2, 1, 1), {"strides": 1, "padding": "SAME", "dilations": [1, 3]}, False),  # W only: not rows
+    ((1, 1, 5, 1), (2, 1, 1, 1), {"strides": 0, "padding": "SAME"}, False),  # invalid: no window, no crash
+])
+def test_padding_only_row_feature(x_shape, w_shape, attrs, want):
+    assert D._padding_only_row("conv2d", x_shape, w_shape, "NHWC", "HWIO", attrs) is want
