@@ -209,6 +209,12 @@ def load(path: Path, root: Path | None = None, scope: str | None = "forward") ->
     return entries, errors
 
 
+def registry(root: Path | None = None) -> list[Divergence]:
+    """The forward divergences of ``<root>/cases/known_divergences.yaml`` (none if the file is missing)."""
+    path = Path(root or Path.cwd()) / "cases" / "known_divergences.yaml"
+    return load(path, root)[0] if path.exists() else []
+
+
 # --- features of a case -------------------------------------------------------------------
 
 def _spatial_values(value, fmt: str) -> list[int]:

@@ -344,7 +344,7 @@ def table(results: Sequence[tuple[Mutant, list[str]]], n_cases: int, show: int =
 
 def main(argv: list[str] | None = None) -> int:
     from harness import divergences
-    from harness.cases import DIVERGENCES_FILE, CaseError, load_file
+    from harness.cases import computing_cases
     from harness.runner import run_case
 
     parser = argparse.ArgumentParser(prog="python -m harness.mutants", description=__doc__.splitlines()[0])
@@ -357,15 +357,11 @@ def main(argv: list[str] | None = None) -> int:
         chosen = [get(name) for name in args.mutant] or list(MUTANTS)
     except ValueError as exc:
         parser.error(str(exc))
-    files = args.files or sorted(Path("cases").rglob("*.yaml"))
-    missing = [str(f) for f in files if not f.is_file()]
-    if missing:
-        parser.error(f"no such case file: {', '.join(missing)}")
-    loaded = [c for f in files for c in load_file(f, Path.cwd())]
-    # Error contracts test argument validation, not the computing conventions the mutants break.
-    cases = [c for c in loaded if not isinstance(c, CaseError) and c.expect_error is None]
-    known_path = Path("cases") / DIVERGENCES_FILE
-    known = divergences.load(known_path)[0] if known_path.exists() else []
+    try:
+        cases = computing_cases(args.files)  # error contracts test argument checks, not the conventions mutated here
+    except FileNotFoundError as exc:
+        parser.error(str(exc))
+    known = divergences.registry()
     start = time.perf_counter()
     with tensorflow_memo():
         failing = [c.id for c in cases if run_case(c, _dtype_for(c, args.dtype), known, diagnose=False).status == "failed"]

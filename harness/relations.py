@@ -474,7 +474,7 @@ def main(argv: list[str] | None = None) -> int:
     from pathlib import Path
 
     from harness import divergences
-    from harness.cases import DIVERGENCES_FILE, load_file
+    from harness.cases import computing_cases
 
     parser = argparse.ArgumentParser(prog="python -m harness.relations", description=main.__doc__)
     parser.add_argument("files", nargs="*", type=Path, help="case files (default: every cases/**/*.yaml)")
@@ -486,13 +486,11 @@ def main(argv: list[str] | None = None) -> int:
         dtype_of(args.dtype)
     except ValueError as exc:
         parser.error(str(exc))
-    files = args.files or sorted(Path("cases").rglob("*.yaml"))
-    missing = [str(f) for f in files if not f.is_file()]
-    if missing:
-        parser.error(f"no such case file: {', '.join(missing)}")
-    cases = [c for f in files for c in load_file(f, Path.cwd()) if isinstance(c, Case) and c.expect_error is None]
-    known_path = Path("cases") / DIVERGENCES_FILE
-    known = divergences.load(known_path)[0] if known_path.exists() else []
+    try:
+        cases = computing_cases(args.files)
+    except FileNotFoundError as exc:
+        parser.error(str(exc))
+    known = divergences.registry()
     env, failures = Environment.current(), []
     print("| relation | configurations | passed | skipped (known divergence) | failed |\n|---|---|---|---|---|")
     for relation in chosen:
