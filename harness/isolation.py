@@ -88,8 +88,10 @@ class TFProcess:
     def __init__(self) -> None:
         self._proc: subprocess.Popen | None = None
         self._send = self._recv = None
-        self._stderr = tempfile.NamedTemporaryFile(prefix="harness-tf-", suffix=".log", delete=False)
-        self._stderr.close()
+        # The children's stdout/stderr: an unlinked temporary file, so nothing is left behind however we exit.
+        fd, path = tempfile.mkstemp(prefix="harness-tf-", suffix=".log")
+        os.unlink(path)
+        self._log = fd
 
     def _start(self) -> None:
         from harness import tf_ops
@@ -97,21 +99,19 @@ class TFProcess:
         tf_ops.pin_environment()  # the child inherits the environment
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
-        with open(self._stderr.name, "ab") as log:
-            # TensorFlow's C++ "Check failed" lines go to the log, where the parent reads them after a death.
-            self._proc = subprocess.Popen(
-                [sys.executable, "-m", "harness.isolation", str(to_child_r), str(from_child_w)],
-                pass_fds=(to_child_r, from_child_w), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-            )
+        # TensorFlow's C++ "Check failed" lines go to the log, where the parent reads them after a death.
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "harness.isolation", str(to_child_r), str(from_child_w)],
+            pass_fds=(to_child_r, from_child_w), stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log,
+        )
         os.close(to_child_r)
         os.close(from_child_w)
         self._send = Connection(to_child_w, readable=False)
         self._recv = Connection(from_child_r, writable=False)
 
     def _stderr_since(self, offset: int) -> str:
-        with open(self._stderr.name, "rb") as f:
-            f.seek(offset)
-            text = f.read().decode("utf-8", "replace")
+        size = os.fstat(self._log).st_size
+        text = os.pread(self._log, max(size - offset, 0), offset).decode("utf-8", "replace")
         noise = ("@", "I0000", "W0000", "WARNING: All log messages", "*** Check failure stack trace")
         lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith(noise)]
         return "\n".join(lines[-4:])
@@ -119,7 +119,7 @@ class TFProcess:
     def call(self, op: str, args: tuple, kwargs: dict, timeout: float = CALL_TIMEOUT_S) -> Result:
         if self._proc is None or self._proc.poll() is not None:
             self._start()
-        offset = os.path.getsize(self._stderr.name)
+        offset = os.fstat(self._log).st_size
         try:
             self._send.send((op, args, kwargs))
             if self._recv.poll(timeout):
@@ -151,10 +151,9 @@ class TFProcess:
             except subprocess.TimeoutExpired:
                 self._proc.kill()
         self._proc = None
-        try:
-            os.unlink(self._stderr.name)
-        except OSError:
-            pass
+        if self._log is not None:
+            os.close(self._log)
+            self._log = None
 
 
 _process: TFProcess | None = None
