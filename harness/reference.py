@@ -51,7 +51,8 @@ __all__ = [
 
 # --- argument checks ----------------------------------------------------------------------
 
-def _array(op: str, arg: str, value, rank: int, like: np.ndarray | None = None) -> np.ndarray:
+def _array(op: str, arg: str, value, rank: int, like: np.ndarray | None = None, like_arg: str = "input") -> np.ndarray:
+    """``value`` as an array of a supported dtype and this rank (and ``like``'s dtype, ``like`` being argument ``like_arg``)."""
     try:
         a = np.asarray(value)
     except Exception as exc:  # ragged nested lists, objects ...
@@ -61,7 +62,7 @@ def _array(op: str, arg: str, value, rank: int, like: np.ndarray | None = None) 
     if a.ndim != rank:
         raise ValueError(f"{op}: argument '{arg}' must have rank {rank}, got rank {a.ndim} with shape {list(a.shape)}")
     if like is not None and a.dtype != like.dtype:
-        raise ValueError(f"{op}: argument '{arg}' has dtype {a.dtype} but the input has dtype {like.dtype}")
+        raise ValueError(f"{op}: argument '{arg}' has dtype {a.dtype} but '{like_arg}' has dtype {like.dtype}")
     return a
 
 
@@ -87,7 +88,7 @@ def _data_and_filter(op, data_arg, data, fmt, filter_arg, filt, filter_layout):
 
     Returns (data as given, data channels-last, filter)."""
     x = _array(op, data_arg, data, len(fmt))
-    w = _array(op, filter_arg, filt, len(filter_layout), like=x)
+    w = _array(op, filter_arg, filt, len(filter_layout), like=x, like_arg=data_arg)
     x_last = layouts.convert(x, fmt, _channels_last(fmt))
     axis = filter_layout.index("I")
     _match(op, filter_arg, f"in_channels (axis {axis})", w.shape[axis], x_last.shape[-1],
@@ -295,7 +296,11 @@ def conv2d_transpose(input, filters, output_shape, strides, padding="SAME", data
 
 
 def _as_list(value):
-    return np.asarray(value).tolist()
+    """``value`` as plain nested lists for an error message (its repr when NumPy cannot read it)."""
+    try:
+        return np.asarray(value).tolist()
+    except Exception:  # ragged nested lists ...
+        return repr(value)
 
 
 def _describe(sizes: range) -> str:
@@ -384,18 +389,11 @@ def _sizes(op: str, arg: str, value, lengths: tuple[int, ...]) -> list[int]:
     except Exception:
         a = None
     if a is None or a.ndim != 1 or a.dtype.kind not in "iu" or len(a) not in lengths:
-        raise ValueError(f"{op}: argument '{arg}'={_safe_list(value)} must be a list of "
+        raise ValueError(f"{op}: argument '{arg}'={_as_list(value)} must be a list of "
                          f"{' or '.join(map(str, lengths))} ints")
     if (a < 0).any():
         raise ValueError(f"{op}: argument '{arg}'={a.tolist()} must not be negative")
     return [int(v) for v in a]
-
-
-def _safe_list(value):
-    try:
-        return np.asarray(value).tolist()
-    except Exception:
-        return repr(value)
 
 
 def _raw_window_args(op, fmt, strides, dilations, padding, explicit_paddings, use_cudnn_on_gpu=True):
@@ -405,11 +403,6 @@ def _raw_window_args(op, fmt, strides, dilations, padding, explicit_paddings, us
     strides = normalize_window_arg(op, "strides", strides, fmt, allowed_lengths=(4,), allow_int=False)
     dilations = normalize_window_arg(op, "dilations", dilations, fmt, allowed_lengths=(4,), allow_int=False, default=1)
     return strides, dilations, normalize_raw_padding(op, padding, explicit_paddings, fmt)
-
-
-def _same_dtype(op: str, arg: str, a: np.ndarray, other_arg: str, other: np.ndarray) -> None:
-    if a.dtype != other.dtype:
-        raise ValueError(f"{op}: argument '{arg}' has dtype {a.dtype} but '{other_arg}' has dtype {other.dtype}")
 
 
 def _check_out_backprop(op, sizes_arg, sizes, wins, dy_nhwc_shape, fmt) -> None:
@@ -450,8 +443,7 @@ def conv2d_backprop_input(input_sizes, filter, out_backprop, strides, padding, u
     op = "conv2d_backprop_input"
     fmt = _data_format(op, data_format, ("NHWC", "NCHW"), "NHWC")
     w_hwio = _array(op, "filter", filter, 4)
-    dy = _array(op, "out_backprop", out_backprop, 4)
-    _same_dtype(op, "out_backprop", dy, "filter", w_hwio)
+    dy = _array(op, "out_backprop", out_backprop, 4, like=w_hwio, like_arg="filter")
     dy_nhwc = layouts.convert(dy, fmt, "NHWC")
     _match(op, "out_backprop", "out_channels", dy_nhwc.shape[-1], w_hwio.shape[3],
            f"out_backprop {list(dy.shape)} {fmt}, filter {list(w_hwio.shape)} HWIO")
@@ -475,8 +467,7 @@ def conv2d_backprop_filter(input, filter_sizes, out_backprop, strides, padding, 
     op = "conv2d_backprop_filter"
     fmt = _data_format(op, data_format, ("NHWC", "NCHW"), "NHWC")
     x = _array(op, "input", input, 4)
-    dy = _array(op, "out_backprop", out_backprop, 4)
-    _same_dtype(op, "out_backprop", dy, "input", x)
+    dy = _array(op, "out_backprop", out_backprop, 4, like=x)
     x_nhwc, dy_nhwc = layouts.convert(x, fmt, "NHWC"), layouts.convert(dy, fmt, "NHWC")
     kh, kw, cin, cout = _sizes(op, "filter_sizes", filter_sizes, (4,))
     shapes = f"filter_sizes {[kh, kw, cin, cout]} HWIO, input {list(x.shape)} {fmt}, out_backprop {list(dy.shape)} {fmt}"
@@ -501,8 +492,7 @@ def depthwise_conv2d_native_backprop_input(input_sizes, filter, out_backprop, st
     op = "depthwise_conv2d_native_backprop_input"
     fmt = _data_format(op, data_format, ("NHWC", "NCHW"), "NHWC")
     w_hwim = _array(op, "filter", filter, 4)
-    dy = _array(op, "out_backprop", out_backprop, 4)
-    _same_dtype(op, "out_backprop", dy, "filter", w_hwim)
+    dy = _array(op, "out_backprop", out_backprop, 4, like=w_hwim, like_arg="filter")
     dy_nhwc = layouts.convert(dy, fmt, "NHWC")
     _match(op, "out_backprop", "channels", dy_nhwc.shape[-1], w_hwim.shape[2] * w_hwim.shape[3],
            f"in_channels * channel_multiplier of filter {list(w_hwim.shape)} HWIM; out_backprop {list(dy.shape)} {fmt}")
@@ -525,8 +515,7 @@ def depthwise_conv2d_native_backprop_filter(input, filter_sizes, out_backprop, s
     op = "depthwise_conv2d_native_backprop_filter"
     fmt = _data_format(op, data_format, ("NHWC", "NCHW"), "NHWC")
     x = _array(op, "input", input, 4)
-    dy = _array(op, "out_backprop", out_backprop, 4)
-    _same_dtype(op, "out_backprop", dy, "input", x)
+    dy = _array(op, "out_backprop", out_backprop, 4, like=x)
     x_nhwc, dy_nhwc = layouts.convert(x, fmt, "NHWC"), layouts.convert(dy, fmt, "NHWC")
     kh, kw, channels, multiplier = _sizes(op, "filter_sizes", filter_sizes, (4,))
     shapes = f"filter_sizes {[kh, kw, channels, multiplier]} HWIM, input {list(x.shape)} {fmt}, out_backprop {list(dy.shape)} {fmt}"
