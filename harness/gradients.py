@@ -29,18 +29,15 @@ import numpy as np
 
 from harness import layouts, ops, reference
 from harness.dtypes import accumulator
-from harness.padding import normalize_padding, normalize_window_arg, raw_op_window_args
+from harness.padding import raw_op_window_args
 
 Arrays = Mapping[str, np.ndarray]
 
 
-def _raw_attrs(op: str, fmt: str, strides, dilations, padding, *, stride_arg="strides", stride_lengths=(1, 2, 4),
-               dilation_lengths=None, allow_int=True) -> dict:
-    """tf.nn window attributes -> the keyword arguments of the raw backprop ops (4-long lists, EXPLICIT + flat list)."""
-    strides = normalize_window_arg(op, stride_arg, strides, fmt, allowed_lengths=stride_lengths, allow_int=allow_int)
-    dilations = normalize_window_arg(op, "dilations", dilations, fmt, allowed_lengths=dilation_lengths or stride_lengths,
-                                     allow_int=allow_int, default=1)
-    s4, d4, name, flat = raw_op_window_args(strides, dilations, normalize_padding(op, padding, fmt), fmt)
+def _raw_attrs(op: str, fmt: str, attrs: Mapping, stride_arg="strides", dilation_arg="dilations") -> dict:
+    """tf.nn window attributes (already accepted by the forward reference) -> the keyword arguments of the raw
+    backprop ops (4-long lists, EXPLICIT + flat list)."""
+    s4, d4, name, flat = raw_op_window_args(*ops.window_attrs(op, attrs, fmt, stride_arg, dilation_arg), fmt)
     return {"strides": s4, "padding": name, "explicit_paddings": flat, "data_format": fmt, "dilations": d4}
 
 
@@ -61,19 +58,13 @@ def _depthwise_rule(x, w_hwim, dy, raw: dict) -> tuple[np.ndarray, np.ndarray]:
 
 def _conv2d(a: Arrays, attrs: Mapping, dy) -> dict:
     fmt = _fmt("conv2d", attrs)
-    raw = _raw_attrs("conv2d", fmt, attrs["strides"], attrs.get("dilations"), attrs["padding"])
-    dx, dw = _conv2d_rule(a["input"], a["filters"], dy, raw)
+    dx, dw = _conv2d_rule(a["input"], a["filters"], dy, _raw_attrs("conv2d", fmt, attrs))
     return {"input": dx, "filters": dw}
 
 
-def _depthwise_raw(op: str, attrs: Mapping) -> dict:
-    # tf.nn.depthwise_conv2d / separable_conv2d: strides a 4-list, dilations a 2-list.
-    return _raw_attrs(op, _fmt(op, attrs), attrs["strides"], attrs.get("dilations"), attrs["padding"],
-                      stride_lengths=(4,), dilation_lengths=(2,), allow_int=False)
-
-
 def _depthwise_conv2d(a: Arrays, attrs: Mapping, dy) -> dict:
-    dx, dw = _depthwise_rule(a["input"], a["filter"], dy, _depthwise_raw("depthwise_conv2d", attrs))
+    fmt = _fmt("depthwise_conv2d", attrs)
+    dx, dw = _depthwise_rule(a["input"], a["filter"], dy, _raw_attrs("depthwise_conv2d", fmt, attrs))
     return {"input": dx, "filter": dw}
 
 
@@ -84,13 +75,12 @@ def _conv2d_transpose(a: Arrays, attrs: Mapping, dy) -> dict:
     y, w_hwoi = a["input"], a["filters"]
     d_input = reference.conv2d(dy, w_hwoi, attrs["strides"], attrs.get("padding", "SAME"), data_format=fmt,
                                dilations=attrs.get("dilations"))
-    raw = _raw_attrs("conv2d_transpose", fmt, attrs["strides"], attrs.get("dilations"), attrs.get("padding", "SAME"))
+    raw = _raw_attrs("conv2d_transpose", fmt, attrs)
     return {"input": d_input, "filters": reference.conv2d_backprop_filter(dy, list(w_hwoi.shape), y, **raw)}
 
 
 def _atrous_conv2d(a: Arrays, attrs: Mapping, dy) -> dict:
-    rates = normalize_window_arg("atrous_conv2d", "rate", attrs["rate"], "NHWC", allowed_lengths=(1, 2))
-    raw = _raw_attrs("atrous_conv2d", "NHWC", 1, rates, attrs["padding"])
+    raw = _raw_attrs("atrous_conv2d", "NHWC", attrs, dilation_arg="rate")  # stride 1, dilations = rate
     dx, dw = _conv2d_rule(a["value"], a["filters"], dy, raw)
     return {"value": dx, "filters": dw}
 
@@ -98,10 +88,8 @@ def _atrous_conv2d(a: Arrays, attrs: Mapping, dy) -> dict:
 def _conv1d(a: Arrays, attrs: Mapping, dy) -> dict:
     """conv2d's rule on a height-1 image: NWC / NCW -> NHWC and WIO -> HWIO insert H = 1."""
     fmt = _fmt("conv1d", attrs)
-    (stride,) = normalize_window_arg("conv1d", "stride", attrs["stride"], fmt, allowed_lengths=(1, 3))
-    (dilation,) = normalize_window_arg("conv1d", "dilations", attrs.get("dilations"), fmt, allowed_lengths=(1, 3), default=1)
-    pad = normalize_padding("conv1d", attrs["padding"], fmt, allow_explicit=False)
-    raw = _raw_attrs("conv1d", "NHWC", [1, stride], [1, dilation], pad)
+    (stride,), (dilation,), pad = ops.window_attrs("conv1d", attrs, fmt, stride_arg="stride")
+    raw = _raw_attrs("conv1d", "NHWC", {"strides": [1, stride], "dilations": [1, dilation], "padding": pad})
     x_nhwc, dy_nhwc = layouts.convert(a["input"], fmt, "NHWC"), layouts.convert(dy, fmt, "NHWC")
     dx_nhwc, dw_hwio = _conv2d_rule(x_nhwc, layouts.convert(a["filters"], "WIO", "HWIO"), dy_nhwc, raw)
     return {"input": layouts.convert(dx_nhwc, "NHWC", fmt), "filters": layouts.convert(dw_hwio, "HWIO", "WIO")}
@@ -113,8 +101,8 @@ def _separable_conv2d(a: Arrays, attrs: Mapping, dy) -> dict:
     x, w_dw, w_pw = a["input"], a["depthwise_filter"], a["pointwise_filter"]
     z = reference.depthwise_conv2d(x, w_dw, attrs["strides"], attrs["padding"], data_format=fmt,
                                    dilations=attrs.get("dilations"))
-    dz, d_pw = _conv2d_rule(z, w_pw, dy, _raw_attrs("separable_conv2d", fmt, 1, 1, "VALID"))
-    dx, d_dw = _depthwise_rule(x, w_dw, dz, _depthwise_raw("separable_conv2d", attrs))
+    dz, d_pw = _conv2d_rule(z, w_pw, dy, _raw_attrs("separable_conv2d", fmt, {"strides": 1, "padding": "VALID"}))
+    dx, d_dw = _depthwise_rule(x, w_dw, dz, _raw_attrs("separable_conv2d", fmt, attrs))
     return {"input": dx, "depthwise_filter": d_dw, "pointwise_filter": d_pw}
 
 

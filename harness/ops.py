@@ -82,17 +82,20 @@ class OpSpec:
 
 # --- geometry shared by the textbook pairings ---------------------------------------------
 
-def _window_attrs(op: str, attrs: Mapping, fmt: str, stride_arg="strides", dilation_arg="dilations"):
-    """(strides, dilations, padding) normalized from an op's attributes (padding defaults to SAME, as for transpose)."""
+def window_attrs(op: str, attrs: Mapping, fmt: str, stride_arg="strides", dilation_arg="dilations"):
+    """(strides, dilations, padding) normalized from attributes the reference has accepted (padding defaults to SAME).
+
+    One int per spatial axis for strides and dilations; padding "SAME", "VALID" or (before, after) per axis.
+    """
     lengths = (1, len(fmt) - 2, len(fmt))
     strides = normalize_window_arg(op, stride_arg, attrs.get(stride_arg, 1), fmt, allowed_lengths=lengths)
     dilations = normalize_window_arg(op, dilation_arg, attrs.get(dilation_arg), fmt, allowed_lengths=lengths, default=1)
     return strides, dilations, normalize_padding(op, attrs.get("padding", "SAME"), fmt)
 
 
-def _geometry(op: str, x_nhwc_shape, kernel_hw, attrs, fmt, stride_arg="strides", dilation_arg="dilations"):
+def geometry(op: str, x_nhwc_shape, kernel_hw, attrs, fmt, stride_arg="strides", dilation_arg="dilations"):
     """Windows for the spatial axes, from attributes already accepted by the reference."""
-    return windows(op, x_nhwc_shape[1:-1], kernel_hw, *_window_attrs(op, attrs, fmt, stride_arg, dilation_arg))
+    return windows(op, x_nhwc_shape[1:-1], kernel_hw, *window_attrs(op, attrs, fmt, stride_arg, dilation_arg))
 
 
 def _pad_chw(x_nchw: np.ndarray, wins: tuple[Window, ...]) -> np.ndarray:
@@ -121,14 +124,14 @@ def _tb_correlate(a: Arrays, attrs: dict) -> np.ndarray:
     """corr2D_mutil_in / mutil_in_out on the padded input with the zero-inserted kernel, then subsampled."""
     fmt = OPS["conv2d"].data_format(attrs)
     k_oihw = layouts.hwio_to_oihw(a["filters"])
-    wins = _geometry("conv2d", layouts.convert(a["input"], fmt, "NHWC").shape, k_oihw.shape[2:], attrs, fmt)
+    wins = geometry("conv2d", layouts.convert(a["input"], fmt, "NHWC").shape, k_oihw.shape[2:], attrs, fmt)
     return layouts.convert(_correlate_nchw(layouts.convert(a["input"], fmt, "NCHW"), k_oihw, wins), "NCHW", fmt)
 
 
 def _tb_conv1d(a: Arrays, attrs: dict) -> np.ndarray:
     """The same correlation on a height-1 image: NWC -> NCHW and WIO -> OIHW insert H = 1."""
     fmt = OPS["conv1d"].data_format(attrs)
-    (win,) = _geometry("conv1d", layouts.convert(a["input"], fmt, "NWC").shape, a["filters"].shape[:1], attrs, fmt, "stride")
+    (win,) = geometry("conv1d", layouts.convert(a["input"], fmt, "NWC").shape, a["filters"].shape[:1], attrs, fmt, "stride")
     height = Window(size=1, kernel=1, stride=1, dilation=1, pad_before=0, pad_after=0, out=1)
     y_nchw = _correlate_nchw(layouts.convert(a["input"], fmt, "NCHW"), layouts.convert(a["filters"], "WIO", "OIHW"), (height, win))
     return layouts.convert(y_nchw, "NCHW", fmt)
@@ -138,7 +141,7 @@ def _tb_centered(a: Arrays, attrs: dict) -> np.ndarray:
     """The documents' compute_conv: pad k//2 all round and correlate (SAME, stride 1, odd kernel)."""
     fmt = OPS["conv2d"].data_format(attrs)
     k_oihw = layouts.hwio_to_oihw(a["filters"])
-    wins = _geometry("conv2d", layouts.convert(a["input"], fmt, "NHWC").shape, k_oihw.shape[2:], attrs, fmt)
+    wins = geometry("conv2d", layouts.convert(a["input"], fmt, "NHWC").shape, k_oihw.shape[2:], attrs, fmt)
     _require(attrs["padding"] == "SAME", "compute_conv pads k//2 on each side: SAME only")
     _require(all(w.stride == 1 and w.dilation == 1 and w.kernel % 2 for w in wins), "needs stride 1, dilation 1, odd kernel")
     y_nchw = textbook.correlate_centered(layouts.convert(a["input"], fmt, "NCHW"), k_oihw)
@@ -150,7 +153,7 @@ def _tb_matmul_1x1(a: Arrays, attrs: dict) -> np.ndarray:
     fmt = OPS["conv2d"].data_format(attrs)
     w_hwio = a["filters"]
     _require(w_hwio.shape[:2] == (1, 1), "needs a 1x1 kernel")
-    wins = _geometry("conv2d", layouts.convert(a["input"], fmt, "NHWC").shape, (1, 1), attrs, fmt)
+    wins = geometry("conv2d", layouts.convert(a["input"], fmt, "NHWC").shape, (1, 1), attrs, fmt)
     _require(all(w.stride == 1 and w.pad_before == w.pad_after == 0 for w in wins), "needs stride 1 and no padding")
     y_nchw = textbook.matmul_1x1(layouts.convert(a["input"], fmt, "NCHW"), layouts.hwio_to_oihw(w_hwio))
     return layouts.convert(y_nchw, "NCHW", fmt)
@@ -168,7 +171,7 @@ def _tb_depthwise(a: Arrays, attrs: dict) -> np.ndarray:
     """my_depthwise: per-channel correlation, results kept apart, then laid out channel-major."""
     fmt = OPS["depthwise_conv2d"].data_format(attrs)
     x_nchw = layouts.convert(a["input"], fmt, "NCHW")
-    wins = _geometry("depthwise_conv2d", layouts.convert(x_nchw, "NCHW", "NHWC").shape, a["filter"].shape[:2], attrs, fmt)
+    wins = geometry("depthwise_conv2d", layouts.convert(x_nchw, "NCHW", "NHWC").shape, a["filter"].shape[:2], attrs, fmt)
     return layouts.convert(_tb_depthwise_nchw(x_nchw, a["filter"], wins), "NCHW", fmt)
 
 
@@ -177,7 +180,7 @@ def _tb_separable(a: Arrays, attrs: dict) -> np.ndarray:
     fmt = OPS["separable_conv2d"].data_format(attrs)
     x_nchw = layouts.convert(a["input"], fmt, "NCHW")
     w_dw = a["depthwise_filter"]
-    wins = _geometry("separable_conv2d", layouts.convert(x_nchw, "NCHW", "NHWC").shape, w_dw.shape[:2], attrs, fmt)
+    wins = geometry("separable_conv2d", layouts.convert(x_nchw, "NCHW", "NHWC").shape, w_dw.shape[:2], attrs, fmt)
     y_nchw = textbook.matmul_1x1(_tb_depthwise_nchw(x_nchw, w_dw, wins), layouts.hwio_to_oihw(a["pointwise_filter"]))
     return layouts.convert(y_nchw, "NCHW", fmt)
 
@@ -191,7 +194,7 @@ def _tb_transpose(a: Arrays, attrs: dict) -> np.ndarray:
     out_shape = dict(zip(fmt, attrs["output_shape"])) if len(attrs["output_shape"]) == 4 else None
     out_hw = (out_shape["H"], out_shape["W"]) if out_shape else tuple(attrs["output_shape"])
     n_out = out_shape["N"] if out_shape else y_nchw.shape[0]
-    wins = _geometry("conv2d_transpose", (n_out, *out_hw, k_oihw.shape[0]), k_oihw.shape[2:], attrs, fmt)
+    wins = geometry("conv2d_transpose", (n_out, *out_hw, k_oihw.shape[0]), k_oihw.shape[2:], attrs, fmt)
     out = textbook.transposed_by_zero_insertion(
         y_nchw, k_oihw, [w.stride for w in wins], [w.dilation for w in wins], [w.pad_before for w in wins], out_hw
     )
@@ -202,7 +205,7 @@ def _tb_atrous(a: Arrays, attrs: dict) -> np.ndarray:
     """my_dialateconv2d: a true convolution (scipy) with the zero-inserted, 180-degree-rotated kernel."""
     x_nhwc = a["value"]
     k_conv_oihw = layouts.rotate_180(layouts.hwio_to_oihw(a["filters"]), "OIHW")
-    wins = _geometry("atrous_conv2d", x_nhwc.shape, k_conv_oihw.shape[2:], {**attrs, "dilations": attrs["rate"]}, "NHWC")
+    wins = geometry("atrous_conv2d", x_nhwc.shape, k_conv_oihw.shape[2:], {**attrs, "dilations": attrs["rate"]}, "NHWC")
     x_nchw = _pad_chw(layouts.nhwc_to_nchw(x_nhwc), wins)
     y = textbook.dilated_convolve_valid(x_nchw, k_conv_oihw, [w.dilation for w in wins])
     return layouts.nchw_to_nhwc(y)
@@ -215,7 +218,7 @@ def _transpose_sizes(shapes: Mapping[str, tuple], attrs: Mapping) -> tuple[str, 
     fmt = OPS["conv2d_transpose"].data_format(attrs)
     y_shape = dict(zip(fmt, shapes["input"]))
     w_hwoi = shapes["filters"]
-    strides, dilations, pad = _window_attrs("conv2d_transpose", attrs, fmt)
+    strides, dilations, pad = window_attrs("conv2d_transpose", attrs, fmt)
     pads = [pad] * 2 if isinstance(pad, str) else pad
     sizes = [transpose_output_sizes(n, k, s, d, p)
              for n, k, s, d, p in zip((y_shape["H"], y_shape["W"]), w_hwoi[:2], strides, dilations, pads)]
@@ -341,7 +344,7 @@ def kernel_fits(spec: OpSpec, shapes: Mapping[str, tuple], attrs: Mapping) -> bo
     kernel = [w_shape[filt.layout.index(c)] for c in fmt if c not in "NC"]
     stride_arg = "stride" if "stride" in spec.attrs else "strides"
     try:
-        _geometry(spec.name, channels_last, kernel, {**attrs, "dilations": attrs.get("dilations", attrs.get("rate"))},
+        geometry(spec.name, channels_last, kernel, {**attrs, "dilations": attrs.get("dilations", attrs.get("rate"))},
                   fmt, stride_arg)
     except ValueError:
         return False
