@@ -32,7 +32,7 @@ from harness.cases import Case, operand_array
 from harness.divergences import Divergence, Environment, features, matching
 from harness.dtypes import accumulator, dtype_of
 from harness.isolation import Died, Raised, call_tensorflow
-from harness.padding import Window, normalize_padding, normalize_window_arg, windows
+from harness.padding import Window, windows
 from harness.tolerance import Comparison, bound_for, compare
 
 REFERENCE, TENSORFLOW = "reference", "tensorflow"
@@ -49,6 +49,10 @@ class Call:
     @property
     def fmt(self) -> str:
         return ops.get(self.op).data_format(self.attrs)
+
+    def window(self, stride_arg="strides", dilation_arg="dilations"):
+        """(strides, dilations, padding), one value per spatial axis (``harness.ops.window_attrs``)."""
+        return ops.window_attrs(self.op, self.attrs, self.fmt, stride_arg, dilation_arg)
 
     def replace(self, **changes) -> "Call":
         arrays = {**self.arrays, **{k: v for k, v in changes.items() if k in self.arrays}}
@@ -89,17 +93,9 @@ def _data(call: Call) -> str:
     return next(o.name for o in ops.get(call.op).operands if o.kind == "data")
 
 
-def _spatial(call: Call, arg: str) -> tuple[int, ...]:
-    """The spatial values of a strides / dilations / rate attribute, in any accepted form."""
-    fmt = call.fmt
-    return normalize_window_arg(call.op, arg, call.attrs.get(arg), fmt, allowed_lengths=(1, len(fmt) - 2, len(fmt)),
-                                default=1)
-
-
-def _windows(call: Call, kernel_hw: Sequence[int], stride_arg="strides", dilation_arg="dilations") -> tuple[Window, ...]:
+def _windows(call: Call, kernel_hw: Sequence[int]) -> tuple[Window, ...]:
     x = layouts.convert(call.arrays[_data(call)], call.fmt, call.fmt.replace("C", "") + "C")
-    return windows(call.op, x.shape[1:-1], kernel_hw, _spatial(call, stride_arg), _spatial(call, dilation_arg),
-                   normalize_padding(call.op, call.attrs.get("padding", "SAME"), call.fmt))
+    return ops.geometry(call.op, x.shape, kernel_hw, call.attrs, call.fmt)
 
 
 def _reorder(value, src: str, dst: str):
@@ -153,7 +149,7 @@ def _layout_invariance(call: Call) -> Sides | None:
 def _rotated_convolution(call: Call) -> Sides | None:
     """conv2d (dilation 1) = a true convolution (scipy, kernel flipped) with the 180-degree-rotated kernel."""
     x, w_hwio = call.arrays["input"], call.arrays["filters"]
-    if any(d != 1 for d in _spatial(call, "dilations")) or x.size == 0 or w_hwio.size == 0:
+    if any(d != 1 for d in call.window()[1]) or x.size == 0 or w_hwio.size == 0:
         return None
     wins = _windows(call, w_hwio.shape[:2])
 
@@ -246,20 +242,20 @@ def _separable_two_steps(call: Call) -> Sides | None:
 def _atrous_as_dilated_conv2d(call: Call) -> Sides | None:
     """atrous_conv2d(rate) = conv2d with dilations=rate, stride 1."""
     other = Call("conv2d", {"input": call.arrays["value"], "filters": call.arrays["filters"]},
-                 {"strides": 1, "padding": call.attrs["padding"], "dilations": list(_spatial(call, "rate"))})
+                 {"strides": 1, "padding": call.attrs["padding"], "dilations": list(call.window(dilation_arg="rate")[1])})
     return Sides(call, lambda run: run(other))
 
 
 def _atrous_as_zero_inserted(call: Call) -> Sides | None:
     """atrous_conv2d(rate) = conv2d (stride 1, no dilation) with the zero-inserted kernel."""
-    kernel = layouts.dilate_kernel(call.arrays["filters"], _spatial(call, "rate"), "HWIO")
+    kernel = layouts.dilate_kernel(call.arrays["filters"], call.window(dilation_arg="rate")[1], "HWIO")
     other = Call("conv2d", {"input": call.arrays["value"], "filters": kernel}, {"strides": 1, "padding": call.attrs["padding"]})
     return Sides(call, lambda run: run(other))
 
 
 def _zero_inserted_kernel(call: Call) -> Sides | None:
     """conv2d with dilations d = conv2d with the kernel's taps spread by d - 1 zeros (any stride and padding)."""
-    rate = _spatial(call, "dilations")
+    rate = call.window()[1]
     if all(d == 1 for d in rate):
         return None
     layout = ops.get(call.op).operand("filters").layout
@@ -271,7 +267,7 @@ def _conv1d_height_1(call: Call) -> Sides | None:
     """conv1d = conv2d on data with a height-1 axis and a height-1 kernel."""
     fmt = call.fmt
     fmt2 = "NHWC" if fmt == "NWC" else "NCHW"
-    stride, dilation = _spatial(call, "stride")[0], _spatial(call, "dilations")[0]
+    (stride,), (dilation,), _ = call.window(stride_arg="stride")
     other = Call("conv2d", {"input": layouts.convert(call.arrays["input"], fmt, fmt2),
                             "filters": layouts.convert(call.arrays["filters"], "WIO", "HWIO")},
                  {"strides": [1, stride], "padding": call.attrs["padding"], "data_format": fmt2, "dilations": [1, dilation]})
@@ -285,9 +281,8 @@ def _transpose_by_zero_insertion(call: Call) -> Sides | None:
     w_hwoi = call.arrays["filters"]
     shape = call.attrs["output_shape"]
     out_hw = [dict(zip(fmt, shape))[c] for c in "HW"] if len(shape) == 4 else list(shape)
-    strides, dilations = _spatial(call, "strides"), _spatial(call, "dilations")
-    forward = windows(call.op, out_hw, w_hwoi.shape[:2], strides, dilations,
-                      normalize_padding(call.op, call.attrs.get("padding", "SAME"), fmt))
+    strides, dilations, pad = call.window()
+    forward = windows(call.op, out_hw, w_hwoi.shape[:2], strides, dilations, pad)
 
     def right(run):
         z = layouts.interleave_zeros(y_nhwc, strides, "NHWC")
@@ -383,12 +378,20 @@ class Check:
         return f"{self.status:<7} {self.relation} on {self.case} ({self.side}): {self.detail or what}"
 
 
-def _reference_run(call: Call) -> np.ndarray:
-    spec = ops.get(call.op)
-    try:
-        return np.asarray(spec.call(spec.reference, call.arrays, call.attrs))
-    except ValueError as exc:
-        raise Failed(f"the reference rejects {call.op}({_describe(call)}): {exc}") from None
+def _reference_run() -> Run:
+    """The reference, remembering each call's output for one check: the TensorFlow side needs it for the features."""
+    memo: dict[int, tuple[Call, np.ndarray]] = {}  # id(call) -> (call, output); the call is kept so its id stays its own
+
+    def run(call: Call) -> np.ndarray:
+        if id(call) not in memo:
+            spec = ops.get(call.op)
+            try:
+                memo[id(call)] = (call, np.asarray(spec.call(spec.reference, call.arrays, call.attrs)))
+            except ValueError as exc:
+                raise Failed(f"the reference rejects {call.op}({_describe(call)}): {exc}") from None
+        return memo[id(call)][1]
+
+    return run
 
 
 def _describe(call: Call) -> str:
@@ -396,13 +399,13 @@ def _describe(call: Call) -> str:
     return shapes + ", " + ", ".join(f"{k}={v!r}" for k, v in call.attrs.items())
 
 
-def _tensorflow_run(case: Case, dtype: str, known: Sequence[Divergence], env: Environment) -> Run:
+def _tensorflow_run(case: Case, dtype: str, known: Sequence[Divergence], env: Environment, reference: Run) -> Run:
     def run(call: Call) -> np.ndarray:
         spec = ops.get(call.op)
         pseudo = dataclasses.replace(case, op=call.op, attrs=dict(call.attrs), expect_error=None)
         try:
-            ref = spec.call(spec.reference, call.arrays, call.attrs)
-        except ValueError:
+            ref = reference(call)
+        except Failed:
             ref = None
         applicable = matching(known, features(pseudo, dtype, call.arrays, call.attrs, ref, env), env)
         if applicable:
@@ -435,12 +438,14 @@ def check(relation: Relation, case: Case, dtype: str = "float32", known: Sequenc
     env = env or Environment.current()
     spec = ops.get(case.op)
     name = f"{case.id}[{dtype}]"
+    reference = _reference_run()
     try:
         arrays = {o.name: operand_array(case, o.name, dtype) for o in spec.operands}
         attrs = spec.resolve(arrays, case.attrs) if spec.resolve else dict(case.attrs)
-        spec.call(spec.reference, arrays, attrs)  # only configurations the reference accepts
-        sides = relation.rewrite(Call(case.op, arrays, attrs))
-    except ValueError:
+        base = Call(case.op, arrays, attrs)
+        reference(base)  # only configurations the reference accepts (and most left sides are this very call)
+        sides = relation.rewrite(base)
+    except (ValueError, Failed):
         return []
     if sides is None:
         return []
@@ -449,8 +454,7 @@ def check(relation: Relation, case: Case, dtype: str = "float32", known: Sequenc
         bound = bound_for(ops.get(left.op).reference, left.arrays, left.attrs, dtype_of(dtype))
     except ValueError as exc:
         return [Check(relation.name, name, REFERENCE, "failed", f"the reference rejects the left side: {exc}")]
-    tf_run = _tensorflow_run(case, dtype, known, env)
-    runs = {REFERENCE: _reference_run, TENSORFLOW: tf_run}
+    runs = {REFERENCE: reference, TENSORFLOW: _tensorflow_run(case, dtype, known, env, reference)}
     lefts = {k: _evaluate(lambda run=run: run(left)) for k, run in runs.items()}
     rights = {k: _evaluate(lambda run=run: sides.right(run)) for k, run in runs.items()}
     checks = []
