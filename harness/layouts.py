@@ -61,6 +61,21 @@ def convert(array, src: str, dst: str) -> np.ndarray:
 
 # --- data ---------------------------------------------------------------------------------
 
+def channels_last(layout: str) -> str:
+    """The channels-last spelling of a data layout: NCHW -> NHWC, NCW -> NWC (NHWC stays)."""
+    return layout.replace("C", "") + "C"
+
+
+def channels_first(layout: str) -> str:
+    """The channels-first spelling of a data layout: NHWC -> NCHW, NWC -> NCW (NCHW stays)."""
+    return layout[0] + "C" + layout[1:].replace("C", "")
+
+
+def other_data_format(layout: str) -> str:
+    """NHWC <-> NCHW, NWC <-> NCW: the other of TensorFlow's two data formats."""
+    return channels_last(layout) if layout.index("C") == 1 else channels_first(layout)
+
+
 def chw_to_hwc(x_chw):
     """[C, H, W] -> [H, W, C] (the documents' ``chw2hwc``)."""
     return convert(x_chw, "CHW", "HWC")

@@ -220,7 +220,7 @@ def _nchw_as_nhwc():
         def mutated(*args, **attrs):
             fmt = spec.data_format(attrs)
             if fmt.index("C") == 1:  # channels-first data handed over as if channels-last
-                attrs = {**attrs, "data_format": fmt[0] + fmt[2:] + "C"}
+                attrs = {**attrs, "data_format": layouts.channels_last(fmt)}
             return ref(*args, **attrs)
         return mutated
     return _patch_reference([name for name, spec in ops.OPS.items() if len(spec.formats) > 1], wrap)

@@ -340,7 +340,7 @@ def kernel_fits(spec: OpSpec, shapes: Mapping[str, tuple], attrs: Mapping) -> bo
     data = next(o for o in spec.operands if o.kind == "data")
     filt = next(o for o in spec.operands if o.kind == "filter")
     x_shape, w_shape = shapes[data.name], shapes[filt.name]
-    channels_last = [x_shape[fmt.index(c)] for c in fmt.replace("C", "") + "C"]
+    channels_last = [x_shape[fmt.index(c)] for c in layouts.channels_last(fmt)]
     kernel = [w_shape[filt.layout.index(c)] for c in fmt if c not in "NC"]
     stride_arg = "stride" if "stride" in spec.attrs else "strides"
     try:

@@ -79,17 +79,13 @@ def _match(op: str, arg: str, what: str, got: int, want: int, shapes: str) -> No
         raise ValueError(f"{op}: argument '{arg}' has {what}={got} but it must be {want} ({shapes})")
 
 
-def _channels_last(fmt: str) -> str:
-    return fmt.replace("C", "") + "C"
-
-
 def _data_and_filter(op, data_arg, data, fmt, filter_arg, filt, filter_layout):
     """Check the data and filter arrays and that the filter's I axis matches the data's channels.
 
     Returns (data as given, data channels-last, filter)."""
     x = _array(op, data_arg, data, len(fmt))
     w = _array(op, filter_arg, filt, len(filter_layout), like=x, like_arg=data_arg)
-    x_last = layouts.convert(x, fmt, _channels_last(fmt))
+    x_last = layouts.convert(x, fmt, layouts.channels_last(fmt))
     axis = filter_layout.index("I")
     _match(op, filter_arg, f"in_channels (axis {axis})", w.shape[axis], x_last.shape[-1],
            f"{filter_arg} {list(w.shape)} {filter_layout}, {data_arg} {list(x.shape)} {fmt}")

@@ -94,7 +94,7 @@ def _data(call: Call) -> str:
 
 
 def _windows(call: Call, kernel_hw: Sequence[int]) -> tuple[Window, ...]:
-    x = layouts.convert(call.arrays[_data(call)], call.fmt, call.fmt.replace("C", "") + "C")
+    x = layouts.convert(call.arrays[_data(call)], call.fmt, layouts.channels_last(call.fmt))
     return ops.geometry(call.op, x.shape, kernel_hw, call.attrs, call.fmt)
 
 
@@ -104,10 +104,6 @@ def _reorder(value, src: str, dst: str):
         return value
     by_letter = dict(zip(src, value))
     return [by_letter[c] for c in dst]
-
-
-def _channels_first(fmt: str) -> str:
-    return fmt[0] + "C" + fmt[1:].replace("C", "") if fmt.index("C") != 1 else fmt[0] + fmt[2:] + "C"
 
 
 def _explicit(wins: Sequence[Window], fmt: str) -> list[list[int]]:
@@ -137,7 +133,7 @@ def _layout_invariance(call: Call) -> Sides | None:
     if len(spec.formats) < 2:
         return None
     src = call.fmt
-    dst = _channels_first(src)
+    dst = layouts.other_data_format(src)
     moved = {name: layouts.convert(a, src, dst) if spec.operand(name).kind == "data" else a
              for name, a in call.arrays.items()}
     attrs = {k: _reorder(v, src, dst) if k in ("strides", "stride", "dilations", "padding", "output_shape") else v

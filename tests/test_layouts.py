@@ -398,3 +398,14 @@ def test_interleave_zeros_rejects_bad_stride(stride):
         interleave_zeros(distinct(1, 3, 3, 1), stride)
     assert "stride" in str(info.value)
 
+
+
+@pytest.mark.parametrize("layout,last,first,other", [
+    ("NHWC", "NHWC", "NCHW", "NCHW"), ("NCHW", "NHWC", "NCHW", "NHWC"),
+    ("NWC", "NWC", "NCW", "NCW"), ("NCW", "NWC", "NCW", "NWC"),
+])
+def test_data_format_spellings(layout, last, first, other):
+    from harness import layouts
+
+    assert (layouts.channels_last(layout), layouts.channels_first(layout), layouts.other_data_format(layout)) == (
+        last, first, other)
