@@ -34,7 +34,7 @@ from harness.padding import raw_op_window_args
 Arrays = Mapping[str, np.ndarray]
 
 
-def _raw_attrs(op: str, fmt: str, attrs: Mapping, stride_arg="strides", dilation_arg="dilations") -> dict:
+def raw_attrs(op: str, fmt: str, attrs: Mapping, stride_arg="strides", dilation_arg="dilations") -> dict:
     """tf.nn window attributes (already accepted by the forward reference) -> the keyword arguments of the raw
     backprop ops (4-long lists, EXPLICIT + flat list)."""
     s4, d4, name, flat = raw_op_window_args(*ops.window_attrs(op, attrs, fmt, stride_arg, dilation_arg), fmt)
@@ -58,13 +58,13 @@ def _depthwise_rule(x, w_hwim, dy, raw: dict) -> tuple[np.ndarray, np.ndarray]:
 
 def _conv2d(a: Arrays, attrs: Mapping, dy) -> dict:
     fmt = _fmt("conv2d", attrs)
-    dx, dw = _conv2d_rule(a["input"], a["filters"], dy, _raw_attrs("conv2d", fmt, attrs))
+    dx, dw = _conv2d_rule(a["input"], a["filters"], dy, raw_attrs("conv2d", fmt, attrs))
     return {"input": dx, "filters": dw}
 
 
 def _depthwise_conv2d(a: Arrays, attrs: Mapping, dy) -> dict:
     fmt = _fmt("depthwise_conv2d", attrs)
-    dx, dw = _depthwise_rule(a["input"], a["filter"], dy, _raw_attrs("depthwise_conv2d", fmt, attrs))
+    dx, dw = _depthwise_rule(a["input"], a["filter"], dy, raw_attrs("depthwise_conv2d", fmt, attrs))
     return {"input": dx, "filter": dw}
 
 
@@ -75,12 +75,12 @@ def _conv2d_transpose(a: Arrays, attrs: Mapping, dy) -> dict:
     y, w_hwoi = a["input"], a["filters"]
     d_input = reference.conv2d(dy, w_hwoi, attrs["strides"], attrs.get("padding", "SAME"), data_format=fmt,
                                dilations=attrs.get("dilations"))
-    raw = _raw_attrs("conv2d_transpose", fmt, attrs)
+    raw = raw_attrs("conv2d_transpose", fmt, attrs)
     return {"input": d_input, "filters": reference.conv2d_backprop_filter(dy, list(w_hwoi.shape), y, **raw)}
 
 
 def _atrous_conv2d(a: Arrays, attrs: Mapping, dy) -> dict:
-    raw = _raw_attrs("atrous_conv2d", "NHWC", attrs, dilation_arg="rate")  # stride 1, dilations = rate
+    raw = raw_attrs("atrous_conv2d", "NHWC", attrs, dilation_arg="rate")  # stride 1, dilations = rate
     dx, dw = _conv2d_rule(a["value"], a["filters"], dy, raw)
     return {"value": dx, "filters": dw}
 
@@ -89,7 +89,7 @@ def _conv1d(a: Arrays, attrs: Mapping, dy) -> dict:
     """conv2d's rule on a height-1 image: NWC / NCW -> NHWC and WIO -> HWIO insert H = 1."""
     fmt = _fmt("conv1d", attrs)
     (stride,), (dilation,), pad = ops.window_attrs("conv1d", attrs, fmt, stride_arg="stride")
-    raw = _raw_attrs("conv1d", "NHWC", {"strides": [1, stride], "dilations": [1, dilation], "padding": pad})
+    raw = raw_attrs("conv1d", "NHWC", {"strides": [1, stride], "dilations": [1, dilation], "padding": pad})
     x_nhwc, dy_nhwc = layouts.convert(a["input"], fmt, "NHWC"), layouts.convert(dy, fmt, "NHWC")
     dx_nhwc, dw_hwio = _conv2d_rule(x_nhwc, layouts.convert(a["filters"], "WIO", "HWIO"), dy_nhwc, raw)
     return {"input": layouts.convert(dx_nhwc, "NHWC", fmt), "filters": layouts.convert(dw_hwio, "HWIO", "WIO")}
@@ -101,8 +101,8 @@ def _separable_conv2d(a: Arrays, attrs: Mapping, dy) -> dict:
     x, w_dw, w_pw = a["input"], a["depthwise_filter"], a["pointwise_filter"]
     z = reference.depthwise_conv2d(x, w_dw, attrs["strides"], attrs["padding"], data_format=fmt,
                                    dilations=attrs.get("dilations"))
-    dz, d_pw = _conv2d_rule(z, w_pw, dy, _raw_attrs("separable_conv2d", fmt, {"strides": 1, "padding": "VALID"}))
-    dx, d_dw = _depthwise_rule(x, w_dw, dz, _raw_attrs("separable_conv2d", fmt, attrs))
+    dz, d_pw = _conv2d_rule(z, w_pw, dy, raw_attrs("separable_conv2d", fmt, {"strides": 1, "padding": "VALID"}))
+    dx, d_dw = _depthwise_rule(x, w_dw, dz, raw_attrs("separable_conv2d", fmt, attrs))
     return {"input": dx, "depthwise_filter": d_dw, "pointwise_filter": d_pw}
 
 

@@ -18,9 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness import ops, reference
+from harness import gradients, ops, reference
 from harness.cases import Case, load_file, operand_array
-from harness.padding import normalize_padding, normalize_window_arg, raw_op_window_args
 from harness.sweeps import SWEEP_ENV
 from harness.tolerance import bound_for, compare
 
@@ -60,14 +59,6 @@ def test_the_sweeps_cover_every_padding_stride_dilation_and_format():
                                      if isinstance(c, Case) and c.op == "conv2d"])
 
 
-def _raw(op: str, fmt: str, attrs: dict, stride_lengths, dilation_lengths) -> dict:
-    """A tf.nn case's window attributes in the raw ops' spelling."""
-    strides = normalize_window_arg(op, "strides", attrs["strides"], fmt, allowed_lengths=stride_lengths)
-    dilations = normalize_window_arg(op, "dilations", attrs.get("dilations"), fmt, allowed_lengths=dilation_lengths, default=1)
-    s4, d4, padding, explicit = raw_op_window_args(strides, dilations, normalize_padding(op, attrs["padding"], fmt), fmt)
-    return {"strides": s4, "padding": padding, "explicit_paddings": explicit, "data_format": fmt, "dilations": d4}
-
-
 def _check_equal_inner_products(forward, x, w, dy, attrs, sides: dict) -> None:
     """Every side equals <forward(x, w), dy> within the bound of the triple sum x * w * dy."""
 
@@ -88,7 +79,7 @@ def test_conv2d_adjoints(case):
     fmt = spec.data_format(case.attrs)
     x, w_hwio = (operand_array(case, o.name, "float64") for o in spec.operands)
     dy = np.random.default_rng(len(case.name)).normal(size=reference.conv2d(x, w_hwio, **case.attrs).shape)
-    raw = _raw("conv2d", fmt, case.attrs, (1, 2, 4), (1, 2, 4))
+    raw = gradients.raw_attrs("conv2d", fmt, case.attrs)
     d_input = reference.conv2d_backprop_input(list(x.shape), w_hwio, dy, **raw)
     d_filter = reference.conv2d_backprop_filter(x, list(w_hwio.shape), dy, **raw)
     transposed = reference.conv2d_transpose(dy, w_hwio, list(x.shape), case.attrs["strides"], case.attrs["padding"],
@@ -107,7 +98,7 @@ def test_depthwise_adjoints(case):
     fmt = spec.data_format(case.attrs)
     x, w_hwim = (operand_array(case, o.name, "float64") for o in spec.operands)
     dy = np.random.default_rng(len(case.name)).normal(size=reference.depthwise_conv2d(x, w_hwim, **case.attrs).shape)
-    raw = _raw("depthwise_conv2d", fmt, case.attrs, (4,), (2,))
+    raw = gradients.raw_attrs("depthwise_conv2d", fmt, case.attrs)
     d_input = reference.depthwise_conv2d_native_backprop_input(list(x.shape), w_hwim, dy, **raw)
     d_filter = reference.depthwise_conv2d_native_backprop_filter(x, list(w_hwim.shape), dy, **raw)
     assert d_input.shape == x.shape and d_filter.shape == w_hwim.shape

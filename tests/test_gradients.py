@@ -25,7 +25,6 @@ from harness.cases import Case, load_file, operand_array, parse_case
 from harness.divergences import Environment, features, matching
 from harness.dtypes import dtype_of
 from harness.isolation import Died, Raised, call_tensorflow
-from harness.padding import normalize_padding, normalize_window_arg, raw_op_window_args
 from harness.tolerance import bound_for, compare
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -171,21 +170,11 @@ def test_tensorflow_gradients_match_the_reference(case, dtype):
 
 # --- the raw backprop ops ---------------------------------------------------------------------------
 
-RAW_OPS = {  # forward op -> (its raw backprop ops, the tf.nn lengths of strides / dilations)
-    "conv2d": (("conv2d_backprop_input", "conv2d_backprop_filter"), (1, 2, 4), (1, 2, 4)),
-    "depthwise_conv2d": (("depthwise_conv2d_native_backprop_input", "depthwise_conv2d_native_backprop_filter"), (4,), (2,)),
+RAW_OPS = {  # forward op -> its raw backprop ops
+    "conv2d": ("conv2d_backprop_input", "conv2d_backprop_filter"),
+    "depthwise_conv2d": ("depthwise_conv2d_native_backprop_input", "depthwise_conv2d_native_backprop_filter"),
 }
-RAW_CONFIGS = [(c, raw_op) for c in CONFIGS if c.op in RAW_OPS for raw_op in RAW_OPS[c.op][0]]
-
-
-def _raw_attrs(case: Case, attrs) -> dict:
-    _, stride_lengths, dilation_lengths = RAW_OPS[case.op]
-    fmt = ops.get(case.op).data_format(attrs)
-    strides = normalize_window_arg(case.op, "strides", attrs["strides"], fmt, allowed_lengths=stride_lengths)
-    dilations = normalize_window_arg(case.op, "dilations", attrs.get("dilations"), fmt, allowed_lengths=dilation_lengths,
-                                     default=1)
-    s4, d4, padding, explicit = raw_op_window_args(strides, dilations, normalize_padding(case.op, attrs["padding"], fmt), fmt)
-    return {"strides": s4, "padding": padding, "explicit_paddings": explicit, "data_format": fmt, "dilations": d4}
+RAW_CONFIGS = [(c, raw_op) for c in CONFIGS if c.op in RAW_OPS for raw_op in RAW_OPS[c.op]]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -194,7 +183,7 @@ def test_raw_backprop_ops_match_the_reference(case, raw_op, dtype):
     arrays, attrs, y, dy = _materialize(case, dtype)
     x, w = (arrays[o.name] for o in ops.get(case.op).operands)
     divergence = _known_divergence(case, dtype, arrays, attrs, y, KNOWN_RAW_OP_DIVERGENCES + KNOWN_GRADIENT_DIVERGENCES)
-    kwargs = _raw_attrs(case, attrs)
+    kwargs = gradients.raw_attrs(case.op, ops.get(case.op).data_format(attrs), attrs)
     wrt_input = raw_op.endswith("_input")
     # backprop_input(input_sizes, filter, out_backprop) is linear in filter and out_backprop;
     # backprop_filter(input, filter_sizes, out_backprop) in input and out_backprop.
