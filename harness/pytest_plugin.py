@@ -8,17 +8,29 @@ case and the field; the other cases of the file still run.
 Enabled from the repository's ``conftest.py``. At the end of a run it prints a
 summary per op and records TensorFlow's settings (version, oneDNN mode, threads)
 in the JUnit XML report as testsuite properties.
+
+Options (``pytest --help``, group "harness"):
+
+* ``--reports DIR``: write ``results.json``, ``report.html`` and ``summary.md`` into DIR (``harness.results``,
+  ``harness.report``). Each item's record is made on the worker that ran it and streamed by the controller to
+  ``DIR/results.jsonl`` as it arrives, so an interrupted run (Ctrl-C, SIGTERM) still writes every file for what
+  ran, and a killed one leaves the stream for ``harness report DIR``.
+* ``--op``, ``--dtype``, ``--tag``: run only the matching cases (repeatable; exact names, unlike ``-k``).
+* ``--progress``: a progress bar instead of pytest's dots (``harness verify`` turns it on).
 """
 
 from __future__ import annotations
 
 import os
+import signal
+import sys
+import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
 
-from harness import divergences, tf_ops
+from harness import divergences, results, tf_ops
 from harness.cases import DIVERGENCES_FILE, Case, CaseError, load_file
 from harness.runner import Outcome, run_case
 from harness.sweeps import SWEEP_ENV
@@ -28,6 +40,22 @@ CASES_DIR = "cases"
 
 DIVERGENCES_KEY = pytest.StashKey[tuple]()  # (known divergences, their load errors, Environment)
 STALE_KEY = pytest.StashKey[list]()  # per_entry divergences that no case showed any more
+RECORDER_KEY = pytest.StashKey["Recorder"]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("harness", "convolution cross-validation harness")
+    group.addoption("--reports", metavar="DIR", default=None,
+                    help="write results.json, report.html and summary.md (and stream results.jsonl) into DIR")
+    group.addoption("--op", action="append", default=[], metavar="OP", help="run only cases of this op (repeatable)")
+    group.addoption("--dtype", action="append", default=[], metavar="DTYPE", help="run only this dtype (repeatable)")
+    group.addoption("--tag", action="append", default=[], metavar="TAG", help="run only cases with this tag (repeatable)")
+    group.addoption("--progress", action="store_true", default=False,
+                    help="show a progress bar instead of a character per case")
+
+
+def _is_controller(config: pytest.Config) -> bool:
+    return not hasattr(config, "workerinput")
 
 
 @pytest.hookimpl(trylast=True)  # after junitxml has created its report object
@@ -42,6 +70,15 @@ def pytest_configure(config: pytest.Config) -> None:
     if xml is not None:
         for key, value in tf_ops.settings().items():
             xml.add_global_property(key, value)
+    if _is_controller(config) and (config.option.reports or config.option.progress):
+        config.stash[RECORDER_KEY] = recorder = Recorder(config)
+        config.pluginmanager.register(recorder, "harness-recorder")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    recorder = config.stash.get(RECORDER_KEY, None)
+    if recorder is not None:
+        recorder.close()
 
 
 def _is_case_file(file_path: Path, rootpath: Path) -> bool:
@@ -90,6 +127,7 @@ class CaseItem(pytest.Item):
     def runtest(self) -> None:
         known, _, env = self.config.stash[DIVERGENCES_KEY]
         outcome = run_case(self.case, self.dtype, known, env)
+        self.outcome = outcome  # for pytest_runtest_makereport
         self.user_properties += [
             ("op", self.case.op),
             ("dtype", self.dtype),
@@ -119,6 +157,20 @@ class CaseItem(pytest.Item):
 
     def reportinfo(self):
         return self.path, None, f"{self.case.id}[{self.dtype}]"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Attach the item's JSON record to its call report: it travels with the report from an xdist worker."""
+    report = (yield).get_result()
+    if call.when != "call":
+        return
+    if isinstance(item, CaseItem) and getattr(item, "outcome", None) is not None:
+        report.harness_record = results.record(item.outcome, item.nodeid, item.case.tags)
+        item.outcome = None  # its arrays are no longer needed
+    elif isinstance(item, BadCaseItem):
+        report.harness_record = results.item_record(item.nodeid, "malformed", call.duration, str(item.error),
+                                                    kind="malformed")
 
 
 class BadCaseItem(pytest.Item):
@@ -157,12 +209,164 @@ def _stale_per_entry_divergences(terminalreporter, config) -> list[str]:
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session, exitstatus) -> None:
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is None or hasattr(session.config, "workerinput"):
+    if not _is_controller(session.config):
         return
-    stale = _stale_per_entry_divergences(reporter, session.config)
+    stale = _stale_per_entry_divergences(reporter, session.config) if reporter is not None else []
     if stale:
         session.config.stash[STALE_KEY] = stale
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    recorder = session.config.stash.get(RECORDER_KEY, None)
+    if recorder is not None:
+        recorder.finish(int(session.exitstatus), stale)
+
+
+# --- selection, progress and the results record -------------------------------------------------
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
+    """--op / --dtype / --tag: keep the cases that match every given filter (malformed cases are always kept)."""
+    ops_, dtypes_, tags_ = set(config.option.op), set(config.option.dtype), set(config.option.tag)
+    if not (ops_ or dtypes_ or tags_):
+        return
+    keep, drop = [], []
+    for item in items:
+        if isinstance(item, CaseItem):
+            ok = ((not ops_ or item.case.op in ops_) and (not dtypes_ or item.dtype in dtypes_)
+                  and (not tags_ or bool(tags_ & set(item.case.tags))))
+            (keep if ok else drop).append(item)
+        else:
+            keep.append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_report_teststatus(report, config):
+    """With --progress the bar replaces pytest's character per case (other tests keep theirs)."""
+    if config.option.progress and report.when == "call" and hasattr(report, "harness_record"):
+        status = report.harness_record["status"]
+        return ("xfailed" if status == "xfailed" else "failed" if report.failed else "passed"), "", ""
+    return None
+
+
+class Recorder:
+    """The controller's side of --reports / --progress: turns item reports into records, streams and renders them.
+
+    Registered as a plugin of its own on the controller only, so its hooks see every report once, whether the
+    items ran in this process or on xdist workers.
+    """
+
+    def __init__(self, config: pytest.Config):
+        self.config = config
+        self.directory = Path(config.option.reports) if config.option.reports else None
+        self.records: list[dict] = []
+        self.counts: Counter = Counter()
+        self.total = 0
+        self.started, self._t0 = results.now(), time.monotonic()
+        self._last_draw, self._last_line = 0.0, -1
+        self.stream = None
+        known = config.stash[DIVERGENCES_KEY][0]
+        self.header = {"environment": results.environment(), "divergences": results.divergence_rows(known),
+                       "run": {"started": self.started, "argv": results.argv(),
+                               "sweeps": os.environ.get(SWEEP_ENV, "pairwise"), "rootdir": str(config.rootpath)}}
+        if self.directory is not None:
+            self.stream = results.Stream(self.directory, self.header)
+        self._old_sigterm = None
+        if self.directory is not None:  # SIGTERM (CI timeouts, kill) ends the run like Ctrl-C: reports still written
+            try:
+                self._old_sigterm = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+            except ValueError:  # not the main thread
+                pass
+
+    def add(self, report) -> None:
+        rec = self._record(report)
+        if rec is None:
+            return
+        self.records.append(rec)
+        self.counts[rec["status"]] += 1
+        if self.stream is not None:
+            self.stream.write(rec)
+        if self.config.option.progress:
+            self._draw()
+
+    # hooks
+    def pytest_runtest_logreport(self, report) -> None:
+        self.add(report)
+
+    def pytest_collection_finish(self, session) -> None:
+        if not self.config.pluginmanager.has_plugin("dsession"):
+            self.total = len(session.items)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node, ids) -> None:
+        self.total = len(ids)  # every worker collects the same items
+
+    def _record(self, report) -> dict | None:
+        rec = getattr(report, "harness_record", None)
+        if rec is not None:
+            return rec
+        message = str(report.longrepr)[-2000:] if report.longrepr is not None and not report.passed else ""
+        if report.when not in ("setup", "call", "teardown"):  # xdist: the worker died while running this item
+            return results.item_record(report.nodeid, "failed", report.duration, message, kind="crashed")
+        if report.when == "call":
+            status = "xfailed" if hasattr(report, "wasxfail") else report.outcome
+            return results.item_record(report.nodeid, status, report.duration, message)
+        if report.when == "setup" and report.skipped:
+            status = "xfailed" if hasattr(report, "wasxfail") else "skipped"
+            return results.item_record(report.nodeid, status, report.duration, message)
+        if report.failed:  # a fixture failed in setup or teardown
+            return results.item_record(report.nodeid, "error", report.duration, message)
+        return None
+
+    def _draw(self, final: bool = False) -> None:
+        now = time.monotonic()
+        if not final and now - self._last_draw < 0.2:
+            return
+        self._last_draw = now
+        done = len(self.records)
+        total = max(self.total, done)
+        width = 30
+        filled = int(width * done / total) if total else width
+        line = (f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total or '?'}  passed {self.counts['passed']}"
+                f"  xfailed {self.counts['xfailed']}  failed {self.counts['failed'] + self.counts['error']}"
+                f"  malformed {self.counts['malformed']}  {now - self._t0:.0f}s")
+        stream = sys.stdout
+        if stream.isatty():
+            stream.write("\r" + line + ("\n" if final else ""))
+        elif (final and done != self._last_line) or (not final and done % max(1, total // 10) == 0):
+            stream.write(line + "\n")  # a log, not a terminal: a line per tenth
+            self._last_line = done
+        stream.flush()
+
+    def finish(self, exitstatus: int, stale: list[str]) -> None:
+        if self.config.option.progress:
+            self._draw(final=True)
+        if self.directory is None:
+            return
+        from harness import report  # rendering is only needed here
+
+        run = results.Run(self.header["environment"], {
+            **self.header["run"], "finished": results.now(), "seconds": round(time.monotonic() - self._t0, 3),
+            "exitstatus": exitstatus, "interrupted": exitstatus == int(pytest.ExitCode.INTERRUPTED),
+            "complete": exitstatus != int(pytest.ExitCode.INTERRUPTED), "stale_divergences": stale,
+        }, self.header["divergences"], self.records)
+        results.write_atomic(self.directory / results.RESULTS_JSON, run.to_json())
+        written = [self.directory / results.RESULTS_JSON, *report.write_reports(run, self.directory)]
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"reports: {', '.join(str(p) for p in written)}")
+
+    def close(self) -> None:
+        if self.stream is not None:
+            self.stream.close()
+            self.stream = None
+        if self._old_sigterm is not None:
+            signal.signal(signal.SIGTERM, self._old_sigterm)
+            self._old_sigterm = None
+
+
+def _sigterm_as_interrupt(signum, frame):
+    raise KeyboardInterrupt("SIGTERM")
 
 
 

@@ -55,6 +55,9 @@ class Outcome:
     applicable: tuple[str, ...] = ()  # ids of every known divergence whose condition this case meets
     diagnosis: tuple[str, ...] = ()  # for each disagreeing output, the usual suspect that explains it (or none)
     seconds: float = 0.0
+    # Outputs by implementation ("reference", "tensorflow", "textbook:..."), in the op's layout: kept only for a
+    # failure (for the report's heatmaps) or when asked (``harness show``), so a run does not hold every output.
+    outputs: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def passed(self) -> bool:
@@ -123,11 +126,12 @@ def _diagnose(op: str, arrays, attrs, outputs: dict, comparisons, bound) -> tupl
 
 
 def run_case(case: Case, dtype: str, divergences: Sequence[Divergence] = (), env: Environment | None = None,
-             diagnose: bool = True) -> Outcome:
+             diagnose: bool = True, keep_outputs: bool = False) -> Outcome:
     """Run ``case`` at ``dtype``; never raises for a bad case or a failing implementation.
 
     With ``diagnose``, an output that disagrees with the reference is explained by re-running the reference under
-    the usual suspects (``harness.diagnose``); the mutation self-test turns that off.
+    the usual suspects (``harness.diagnose``); the mutation self-test turns that off. ``keep_outputs`` keeps every
+    implementation's output in ``Outcome.outputs`` (a failing outcome always keeps them).
     """
     start = time.perf_counter()
     env = env or Environment.current()
@@ -218,7 +222,11 @@ def run_case(case: Case, dtype: str, divergences: Sequence[Divergence] = (), env
         status = "failed"
         if diagnose and bound is not None:
             found = _diagnose(case.op, arrays, attrs, outputs, comparisons, bound)
+    if ref is not None and (keep_outputs or status == "failed"):
+        outputs = {REFERENCE: ref, **outputs, **({"expected": expected} if expected is not None else {})}
+    else:
+        outputs = {}
     return done(status, comparisons=tuple(comparisons), errors=tuple(errors), notes=tuple(notes),
                 not_applicable=not_applicable, bound=bound, attrs=attrs, shapes=shapes,
                 tensorflow=behaviour + (f" ({detail})" if detail and behaviour != AGREES else ""),
-                divergence=divergence, applicable=tuple(d.id for d in applicable), diagnosis=found)
+                divergence=divergence, applicable=tuple(d.id for d in applicable), diagnosis=found, outputs=outputs)

@@ -1,0 +1,334 @@
+"""Run results as data: one JSON record per pytest item plus the run's environment.
+
+The pytest plugin turns every ``Outcome`` into a ``record`` (a plain dict, JSON-safe) on the worker that ran it,
+so that it crosses pytest-xdist unchanged; the controller streams each record to ``results.jsonl`` as it arrives
+(one line, flushed) and writes ``results.json`` at the end. A run killed before the end still leaves the
+stream, and ``harness report DIR`` rebuilds every report from it (``load`` reads either file).
+
+``results.json``::
+
+    {"schema": 1,
+     "environment": {tensorflow, numpy, python, onednn, intra_op_threads, inter_op_threads, cpu_flags, ...},
+     "run": {started, finished, seconds, exitstatus, interrupted, complete, sweeps, argv},
+     "divergences": [{id, kind, summary, onednn, tensorflow_versions, tensorflow_does, strict, link, file}],
+     "records": [{id, kind, status, op, dtype, attrs, shapes, layouts, coverage, implementations,
+                  max_abs_error, max_rel_error, bound, margin, seconds, ...}]}
+
+Non-finite error figures (a shape mismatch has an infinite error) are written as ``null``: the files are strict
+JSON, readable by any consumer and by the HTML report's browser.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+from harness import layouts, ops
+
+SCHEMA = 1
+RESULTS_JSON = "results.json"
+RESULTS_STREAM = "results.jsonl"
+STATUSES = ("passed", "xfailed", "failed", "skipped", "malformed", "error")  # "error": a test's setup/teardown failed
+HEATMAP_BATCHES, HEATMAP_CHANNELS = 2, 4  # the slices of a failing output kept for the heatmaps
+# CPU features that decide which kernels oneDNN and Eigen pick (and so their rounding).
+CPU_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
+             "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8", "avx_vnni")
+
+
+def finite(value: float) -> float | None:
+    """A float for JSON: None when infinite or NaN."""
+    value = float(value)
+    return value if np.isfinite(value) else None
+
+
+def jsonable(value: Any) -> Any:
+    """Attributes and shapes as JSON types (tuples -> lists, NumPy scalars -> Python)."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float):
+        return finite(value)
+    return value
+
+
+# --- arrays for the heatmaps --------------------------------------------------------------
+
+def encode_array(a: np.ndarray) -> dict:
+    """An array as {shape, float64 little-endian bytes in base64}: exact, with inf and NaN kept."""
+    a64 = np.ascontiguousarray(np.asarray(a, dtype=np.float64)).astype("<f8")
+    return {"shape": list(a64.shape), "f8": base64.b64encode(a64.tobytes()).decode("ascii")}
+
+
+def decode_array(encoded: Mapping) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(encoded["f8"]), dtype="<f8").reshape(encoded["shape"])
+
+
+def heatmap_slices(a: np.ndarray, fmt: str) -> np.ndarray:
+    """An output in layout ``fmt`` as N×H×W×C (channels last, W=1 for 1-D ops), cut to the slices a report shows."""
+    a_nhwc = layouts.convert(np.asarray(a), fmt, layouts.channels_last(fmt))
+    if a_nhwc.ndim == 3:  # NWC: one row
+        a_nhwc = a_nhwc[:, None, :, :]
+    return a_nhwc[:HEATMAP_BATCHES, :, :, :HEATMAP_CHANNELS]
+
+
+# --- environment ----------------------------------------------------------------------------
+
+def cpu_flags() -> list[str]:
+    """The CPU_FLAGS this machine has (from /proc/cpuinfo; empty where that does not exist)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    line = next((ln for ln in text.splitlines() if ln.startswith("flags")), "")
+    have = set(line.split(":", 1)[-1].split())
+    return [f for f in CPU_FLAGS if f in have]
+
+
+def environment() -> dict:
+    """Versions and settings that decide TensorFlow's numbers (read without importing TensorFlow)."""
+    from harness import tf_ops
+
+    settings = tf_ops.settings()
+    return {
+        **settings,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "cpu_flags": cpu_flags(),
+        "tf_cpp_min_log_level": os.environ.get("TF_CPP_MIN_LOG_LEVEL", ""),
+    }
+
+
+# --- one record per item --------------------------------------------------------------------
+
+def _label(values: Iterable[int]) -> str:
+    """Per-axis strides or dilations as a short label: "1", "2", "1x2"."""
+    values = [int(v) for v in values]
+    if not values:
+        return "?"
+    return str(values[0]) if len(set(values)) == 1 else "x".join(map(str, values))
+
+
+def coverage(op: str, attrs: Mapping) -> dict[str, str]:
+    """The coverage-matrix coordinates of a case: padding, stride, dilation and layout labels."""
+    spec = ops.get(op)
+    fmt = spec.data_format(attrs)
+    padding = attrs.get("padding", "SAME")
+    cell = {"padding": padding if isinstance(padding, str) else "explicit", "layout": fmt}
+    stride_arg = "stride" if "stride" in spec.attrs else "strides"
+    try:
+        strides, dilations, _ = ops.window_attrs(
+            op, {**attrs, "dilations": attrs.get("dilations", attrs.get("rate"))}, fmt, stride_arg)
+        cell.update(stride=_label(strides), dilation=_label(dilations))
+    except (ValueError, TypeError):  # an error contract's deliberately bad attributes
+        cell.update(stride="invalid", dilation="invalid")
+    return cell
+
+
+def record(outcome, item_id: str, tags: Iterable[str] = (), with_arrays: bool | None = None) -> dict:
+    """The JSON record of one ``runner.Outcome``.
+
+    A failing record also carries the case's YAML, the full report text and (``with_arrays``, default: when it
+    failed) the reference and TensorFlow outputs cut to ``heatmap_slices``, so a report can be rebuilt from
+    ``results.json`` alone.
+    """
+    from harness import cases as cases_module  # cases imports ops; keep results importable on its own
+
+    case = outcome.case
+    spec = ops.get(case.op)
+    fmt = spec.data_format(outcome.attrs or case.attrs)
+    comparisons = outcome.comparisons
+    worst = max(comparisons, key=lambda c: c.margin, default=None)
+    rec = {
+        "id": item_id,
+        "kind": "case",
+        "status": outcome.status,
+        "file": case.file,
+        "case": case.name,
+        "op": case.op,
+        "dtype": outcome.dtype,
+        "tags": list(tags),
+        "sweep": case.sweep,
+        "attrs": jsonable(outcome.attrs or case.attrs),
+        "shapes": jsonable(outcome.shapes),
+        "layouts": {**{name: {"given": t.layout, "op": ("raw" if t.raw else spec.operand(name).op_layout(fmt)),
+                              "kernel": t.kernel} for name, t in case.inputs.items()},
+                    "output": {"op": fmt, "expected": case.expected.layout if case.expected else None}},
+        "coverage": coverage(case.op, outcome.attrs or case.attrs),
+        "expect_error": bool(case.expect_error),
+        "implementations": ["reference", *(c.subject for c in comparisons if c.against == "reference")],
+        "tensorflow": outcome.tensorflow,
+        "divergence": outcome.divergence.id if outcome.divergence else None,
+        "applicable_divergences": list(outcome.applicable),
+        "max_abs_error": finite(max((c.max_abs_error for c in comparisons), default=0.0)),
+        "max_rel_error": finite(max((c.max_rel_error for c in comparisons), default=0.0)),
+        "bound": finite(max((c.max_bound for c in comparisons), default=0.0)),
+        "margin": finite(outcome.worst_margin),
+        "worst": f"{worst.subject} vs {worst.against}" if worst else None,
+        "tolerance": outcome.bound.describe() if outcome.bound else None,
+        "tolerance_override": ({"reason": case.tolerance.reason, "c": case.tolerance.c, "atol": case.tolerance.atol}
+                               if case.tolerance else None),
+        "comparisons": [{"subject": c.subject, "against": c.against, "ok": c.ok,
+                         "max_abs_error": finite(c.max_abs_error), "max_rel_error": finite(c.max_rel_error),
+                         "bound": finite(c.max_bound), "margin": finite(c.margin), "detail": c.detail}
+                        for c in comparisons],
+        "errors": list(outcome.errors),
+        "notes": list(outcome.notes),
+        "diagnosis": list(outcome.diagnosis),
+        "not_applicable": dict(outcome.not_applicable),
+        "seconds": outcome.seconds,
+    }
+    if outcome.status == "failed":
+        rec["report"] = outcome.report()
+        rec["yaml"] = cases_module.case_yaml(case)
+    if with_arrays if with_arrays is not None else outcome.status == "failed":
+        rec["arrays"] = {name: encode_array(heatmap_slices(a, fmt))
+                         for name, a in outcome.outputs.items() if np.ndim(a) == len(fmt)}
+        rec["arrays_layout"] = "NHWC" if len(fmt) == 4 else "NWC as N×1×W×C"
+    return rec
+
+
+def item_record(item_id: str, status: str, seconds: float, message: str = "", kind: str = "test") -> dict:
+    """The record of an item that is not a case run: a harness self-test, a malformed case, a crashed worker."""
+    return {"id": item_id, "kind": kind, "status": status, "seconds": seconds, "errors": [message] if message else []}
+
+
+# --- writing and reading --------------------------------------------------------------------
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file and a rename: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the reports from other users of a shared CI directory
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, allow_nan=False, separators=(",", ":"))
+
+
+@dataclass
+class Run:
+    """A run's results: what ``results.json`` holds."""
+
+    environment: dict
+    run: dict = field(default_factory=dict)
+    divergences: list = field(default_factory=list)
+    records: list = field(default_factory=list)
+
+    def to_json(self) -> str:
+        return json.dumps({"schema": SCHEMA, "environment": self.environment, "run": self.run,
+                           "divergences": self.divergences, "records": self.records}, allow_nan=False,
+                          separators=(",", ":"))
+
+    @property
+    def cases(self) -> list[dict]:
+        return [r for r in self.records if r.get("kind") == "case"]
+
+    def counts(self, kind: str | None = "case") -> dict[str, int]:
+        counts = {s: 0 for s in STATUSES}
+        for r in self.records:
+            if kind is None or r.get("kind") == kind:
+                counts[r["status"]] = counts.get(r["status"], 0) + 1
+        return counts
+
+
+class Stream:
+    """``results.jsonl``: a header line, then one line per record, flushed as each arrives."""
+
+    def __init__(self, directory: Path, header: dict):
+        self.path = Path(directory) / RESULTS_STREAM
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.path, "w", encoding="utf-8")
+        self.write({"header": header})
+
+    def write(self, obj: dict) -> None:
+        self._file.write(dumps(obj) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def divergence_rows(known) -> list[dict]:
+    """The known-divergence registry as JSON rows for the reports."""
+    return [{"id": d.id, "kind": d.kind, "summary": d.summary, "onednn": d.onednn, "scope": d.scope,
+             "tensorflow_versions": str(d.tensorflow_versions) or "any", "tensorflow_does": list(d.tensorflow_does),
+             "strict": d.strict, "link": d.link, "file": d.file, "evidence": d.evidence}
+            for d in known]
+
+
+class ResultsError(ValueError):
+    """A results file that cannot be read (message names the file)."""
+
+
+def load(path: Path) -> Run:
+    """A run from ``results.json``, from a ``results.jsonl`` stream (a run that was killed), or from a directory
+    holding either (the complete file preferred)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / RESULTS_JSON if (path / RESULTS_JSON).exists() else path / RESULTS_STREAM
+    if not path.exists():
+        raise ResultsError(f"{path}: no such file (a run with --reports DIR writes {RESULTS_JSON} there)")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ResultsError(f"{path}: cannot read: {exc}") from None
+    if path.suffix == ".jsonl":
+        return _load_stream(path, text)
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ResultsError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA or not isinstance(doc.get("records"), list):
+        raise ResultsError(f"{path}: not a harness results file (schema {SCHEMA} with a 'records' list)")
+    return Run(doc.get("environment", {}), doc.get("run", {}), doc.get("divergences", []), doc["records"])
+
+
+def _load_stream(path: Path, text: str) -> Run:
+    lines = text.splitlines()
+    try:
+        header = json.loads(lines[0])["header"]
+    except (IndexError, ValueError, KeyError, TypeError):
+        raise ResultsError(f"{path}: not a harness results stream (no header line)") from None
+    records = []
+    for n, line in enumerate(lines[1:], start=2):
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            if n == len(lines):  # the line being written when the run was killed
+                continue
+            raise ResultsError(f"{path}:{n}: not valid JSON") from None
+    run = {**header.get("run", {}), "complete": False, "interrupted": True}
+    return Run(header.get("environment", {}), run, header.get("divergences", []), records)
+
+
+def now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def argv() -> list[str]:
+    return list(sys.argv)
