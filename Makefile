@@ -1,7 +1,9 @@
 # make verify       : every case in cases/ (pairwise sweeps cut to their covering sets) through the reference,
-#                     TensorFlow and the textbook formulations; summary, reports/junit.xml
-# make verify-full  : the same with every combination of every sweep
-# make test         : every test (the cases and the harness's own tests)
+#                     TensorFlow and the textbook formulations; summary, and reports/: junit.xml, results.json,
+#                     report.html, summary.md
+# make verify-full  : the same with every combination of every sweep (reports in reports/full/)
+# make test         : every test (the cases and the harness's own tests); reports/ as for verify, and the
+#                     report's screenshot in headless Chromium (installed with apt-get when missing)
 # make fuzz         : a longer property-based search (FUZZ_MINUTES, default 5); failures saved under cases/found/
 # make mutants      : break one convention at a time in the reference; every mutant must be killed
 # All create .venv and install the project on first use. ONEDNN=0 runs TensorFlow without oneDNN.
@@ -13,7 +15,7 @@ STAMP  := $(VENV)/.installed-stamp
 ONEDNN ?= 1
 PYTEST := TF_ENABLE_ONEDNN_OPTS=$(ONEDNN) $(BIN)/python -m pytest -n auto
 
-.PHONY: env verify verify-full test fuzz mutants clean
+.PHONY: env browser verify verify-full test fuzz mutants clean
 FUZZ_MINUTES ?= 5
 
 env: $(STAMP)
@@ -24,17 +26,21 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# Headless Chromium renders report.html in tests/test_report_browser.py (Debian's package; root or sudo needed).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  echo "installing chromium (apt-get)"; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
 verify: $(STAMP)
-	mkdir -p reports
-	$(PYTEST) cases --junitxml=reports/junit.xml -q
+	$(PYTEST) cases --junitxml=reports/junit.xml --reports reports -q
 
 verify-full: $(STAMP)
-	mkdir -p reports
-	HARNESS_SWEEP=full $(PYTEST) cases --junitxml=reports/junit-full.xml -q
+	HARNESS_SWEEP=full $(PYTEST) cases --junitxml=reports/full/junit.xml --reports reports/full -q
 
-test: $(STAMP)
-	mkdir -p reports
-	$(PYTEST) --junitxml=reports/junit-test.xml -q
+test: $(STAMP) browser
+	$(PYTEST) --junitxml=reports/junit.xml --reports reports -q
 
 fuzz: $(STAMP)
 	TF_ENABLE_ONEDNN_OPTS=$(ONEDNN) $(BIN)/python -m harness.search --minutes $(FUZZ_MINUTES) --save cases/found
@@ -43,4 +49,5 @@ mutants: $(STAMP)
 	TF_ENABLE_ONEDNN_OPTS=$(ONEDNN) $(BIN)/python -m harness.mutants
 
 clean:
-	rm -rf $(VENV) reports/*.xml *.egg-info
+	rm -rf $(VENV) *.egg-info
+	find reports -mindepth 1 ! -name README.md -exec rm -rf {} +

@@ -1,0 +1,564 @@
+"""The ``harness`` command (also ``python -m harness``): run, list, show, reproduce, scaffold and compare cases.
+
+Subcommands::
+
+    harness verify  [FILES] [--op OP] [--dtype DT] [--tag TAG] [-n N] [--onednn 0|1] [--full] [--reports DIR]
+                    [-- PYTEST_ARGS]
+    harness list    [FILES] [--op OP] [--dtype DT] [--tag TAG] [--ids]
+    harness show    CASE_ID [--dtype DT]
+    harness repro   CASE_ID [--dtype DT] [-o FILE]
+    harness new     OP [--name NAME] [--shape OPERAND=DIMS] [--attr KEY=VALUE] [--strides ..] [--padding ..] ...
+    harness compare A/results.json B/results.json [--growth F]
+    harness report  DIR
+
+A CASE_ID is what pytest and the reports print: ``cases/seeds.yaml::conv2d_same_2x5x5[float32]``; the file
+part, the ``[dtype]`` part or both may be left out when the rest is unambiguous.
+
+Wrong use prints ``harness: error: ...`` and exits with 2; no subcommand prints a traceback for it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from harness import ops, results
+from harness.cases import Case, CaseError, DIVERGENCES_FILE, load_file
+from harness.dtypes import DTYPES
+
+CASES_DIR = "cases"
+
+
+class UsageError(Exception):
+    """Wrong use of the command: the message is printed as ``harness: error: ...`` and the exit status is 2."""
+
+
+# --- finding cases -------------------------------------------------------------------------
+
+def repository_root(start: Path | None = None) -> Path:
+    """The directory holding ``cases/``: the current directory or one of its parents."""
+    start = (start or Path.cwd()).resolve()
+    for directory in (start, *start.parents):
+        if (directory / CASES_DIR).is_dir():
+            return directory
+    raise UsageError(f"no {CASES_DIR}/ directory in {start} or its parents: run harness inside the repository")
+
+
+def case_files(root: Path, files: Sequence[str] = ()) -> list[Path]:
+    """The case files named (files or directories), default every ``cases/**/*.yaml``."""
+    paths = []
+    for name in files or [str(root / CASES_DIR)]:
+        path = Path(name)
+        if path.is_dir():
+            paths += sorted(p for p in path.rglob("*.y*ml") if p.suffix in (".yaml", ".yml"))
+        elif path.is_file():
+            paths.append(path)
+        else:
+            raise UsageError(f"no such case file or directory: {name}")
+    return paths
+
+
+def load_entries(root: Path, files: Sequence[str] = ()) -> list[Case | CaseError]:
+    return [entry for path in case_files(root, files) for entry in load_file(path, root)]
+
+
+def split_case_id(case_id: str) -> tuple[str | None, str, str | None]:
+    """``file::name[dtype]`` -> (file or None, name, dtype or None)."""
+    file, _, name = case_id.rpartition("::")
+    dtype = None
+    if name.endswith("]") and "[" in name:
+        name, _, dtype = name[:-1].rpartition("[")
+    return (file or None), name, dtype
+
+
+def find_case(case_id: str, root: Path) -> tuple[Case, str | None]:
+    """The case a CASE_ID names, and its dtype when the id gives one; UsageError when none or several match."""
+    file, name, dtype = split_case_id(case_id)
+    if not name:
+        raise UsageError(f"CASE_ID {case_id!r} has no case name (expected FILE::NAME[DTYPE], NAME[DTYPE] or NAME)")
+    if dtype is not None and dtype not in DTYPES:
+        raise UsageError(f"CASE_ID {case_id!r}: unknown dtype {dtype!r}; expected one of {', '.join(DTYPES)}")
+    if file is not None:
+        path = root / file if not Path(file).is_absolute() else Path(file)
+        if not path.is_file():
+            raise UsageError(f"CASE_ID {case_id!r}: no such case file {file}")
+        entries = load_file(path, root)
+    else:
+        entries = load_entries(root)
+    matches = [e for e in entries if isinstance(e, Case) and e.name == name]
+    bad = [e for e in entries if isinstance(e, CaseError) and e.case == name]
+    if not matches:
+        if bad:
+            raise UsageError(f"case {case_id!r} is malformed: {bad[0]}")
+        close = sorted({e.id for e in entries if isinstance(e, Case) and name.lower() in e.name.lower()})[:10]
+        hint = ("; did you mean: " + ", ".join(close)) if close else "; `harness list` prints every case id"
+        raise UsageError(f"no case {case_id!r}{hint}")
+    if len(matches) > 1:
+        raise UsageError(f"case name {name!r} is in several files; give the file: "
+                         + ", ".join(m.id for m in matches))
+    case = matches[0]
+    if dtype is not None and dtype not in case.dtypes:
+        raise UsageError(f"case {case.id} does not run at {dtype}; its dtypes are {', '.join(case.dtypes)}")
+    return case, dtype
+
+
+def pick_dtype(case: Case, from_id: str | None, option: str | None) -> str:
+    if from_id and option and from_id != option:
+        raise UsageError(f"--dtype {option} contradicts the CASE_ID's [{from_id}]")
+    dtype = option or from_id or case.dtypes[0]
+    if dtype not in case.dtypes:
+        raise UsageError(f"--dtype {dtype}: case {case.id} runs at {', '.join(case.dtypes)}")
+    return dtype
+
+
+def _check_filters(args) -> None:
+    for dt in args.dtype:
+        if dt not in DTYPES:
+            raise UsageError(f"--dtype {dt}: unknown dtype; expected one of {', '.join(DTYPES)}")
+    for op in args.op:
+        if op not in ops.OPS:
+            raise UsageError(f"--op {op}: unknown op; expected one of {', '.join(ops.OPS)}")
+
+
+# --- verify ---------------------------------------------------------------------------------
+
+def cmd_verify(args) -> int:
+    """Run the cases through pytest (the same plugin as `make verify`) with a progress bar and reports."""
+    import pytest
+
+    _check_filters(args)
+    root = repository_root()
+    files = [str(p) for p in (args.files or [str(root / CASES_DIR)])]
+    for f in files:
+        if not Path(f).exists():
+            raise UsageError(f"no such case file or directory: {f}")
+    if args.onednn is not None:
+        os.environ["TF_ENABLE_ONEDNN_OPTS"] = args.onednn
+    if args.full:
+        os.environ["HARNESS_SWEEP"] = "full"
+    reports = Path(args.reports)
+    argv = [*files, "--rootdir", str(root), "-p", "harness.pytest_plugin", "-p", "no:cacheprovider", "-q",
+            "--progress", "--reports", str(reports), f"--junitxml={reports / 'junit.xml'}"]
+    if args.workers != "0":
+        argv += ["-n", args.workers]
+    for flag, values in (("--op", args.op), ("--dtype", args.dtype), ("--tag", args.tag)):
+        for value in values:
+            argv += [flag, value]
+    argv += args.pytest_args
+    code = pytest.main(argv)
+    return int(code)
+
+
+# --- list -----------------------------------------------------------------------------------
+
+def cmd_list(args) -> int:
+    _check_filters(args)
+    root = repository_root()
+    entries = load_entries(root, args.files)
+    shown, malformed = 0, 0
+    rows = []
+    for entry in entries:
+        if isinstance(entry, CaseError):
+            malformed += 1
+            rows.append((f"{entry.file}::{entry.case or '<file>'}", "MALFORMED", "", str(entry)))
+            continue
+        if args.op and entry.op not in args.op:
+            continue
+        dtypes = [d for d in entry.dtypes if not args.dtype or d in args.dtype]
+        if not dtypes or (args.tag and not set(args.tag) & set(entry.tags)):
+            continue
+        shown += 1
+        if args.ids:
+            print("\n".join(f"{entry.id}[{d}]" for d in dtypes))
+            continue
+        kind = "error contract" if entry.expect_error else ""
+        rows.append((entry.id, entry.op, ",".join(dtypes), " ".join(entry.tags + ((kind,) if kind else ()))))
+    if not args.ids:
+        width = min(max((len(r[0]) for r in rows), default=10), 72)
+        print(f"{'case':<{width}}  {'op':<18}{'dtypes':<34}tags")
+        for case_id, op, dtypes, tags in rows:
+            print(f"{case_id:<{width}}  {op:<18}{dtypes:<34}{tags}")
+    print(f"{shown} cases" + (f", {malformed} malformed" if malformed else ""), file=sys.stderr)
+    return 1 if malformed else 0
+
+
+# --- show -----------------------------------------------------------------------------------
+
+MAX_PLANES = 8  # planes printed per array by `harness show`
+
+
+def _array_text(a: np.ndarray, layout: str, indent: str = "    ") -> str:
+    """An array as its H×W planes (W only for 1-D layouts), one per index of the other axes, labelled."""
+    import itertools
+
+    a = np.asarray(a)
+    if a.dtype.kind not in "fiu":  # bfloat16 prints as raw bytes otherwise
+        a = a.astype(np.float64)
+    spatial = [i for i, letter in enumerate(layout) if letter in "HW"]
+    others = [i for i, letter in enumerate(layout) if letter not in "HW"]
+    planes = np.transpose(a, others + spatial)
+    lines = []
+    index_sets = list(itertools.product(*(range(a.shape[i]) for i in others)))
+    with np.printoptions(precision=6, suppress=True, linewidth=110, threshold=400, edgeitems=4):
+        for index in index_sets[:MAX_PLANES]:
+            label = ", ".join(f"{layout[i]}={v}" for i, v in zip(others, index))
+            lines.append(f"{indent}[{label}]" if label else indent.rstrip())
+            lines += [indent + "  " + line for line in np.array2string(planes[index]).splitlines()]
+    if len(index_sets) > MAX_PLANES:
+        lines.append(f"{indent}... {len(index_sets) - MAX_PLANES} more planes")
+    if not index_sets or a.size == 0:
+        lines.append(f"{indent}(empty: shape {list(a.shape)})")
+    return "\n".join(lines)
+
+
+def conversion_lines(case: Case) -> list[str]:
+    """How each operand goes from the layout written in the case to the layout the op takes."""
+    from harness.cases import operand_shape
+
+    spec = ops.get(case.op)
+    fmt = spec.data_format(case.attrs)
+    lines = []
+    for operand in spec.operands:
+        t = case.inputs[operand.name]
+        target = operand.op_layout(fmt)
+        shape = list(operand_shape(case, operand.name))
+        if t.raw:
+            lines.append(f"{operand.name}: {list(t.shape)} passed as written (raw: no layout conversion)")
+            continue
+        step = ("unchanged" if t.layout == target
+                else f"layouts.convert(x, {t.layout!r}, {target!r})")
+        line = f"{operand.name}: given {t.layout} {list(t.shape)} -> {target} {shape}  [{step}]"
+        if t.kernel == "convolution":
+            line += f", then layouts.rotate_180(w, {target!r}) (written for true convolution; the op correlates)"
+        lines.append(line)
+    if case.expected is not None:
+        lines.append(f"expected: given {case.expected.layout} {list(case.expected.shape)} -> {fmt} "
+                     f"[layouts.convert(y, {case.expected.layout!r}, {fmt!r})]")
+    lines.append(f"output: {fmt} (data_format), compared in that layout")
+    return lines
+
+
+def cmd_show(args) -> int:
+    from harness import divergences
+    from harness.cases import operand_array
+    from harness.runner import REFERENCE, TENSORFLOW, run_case
+
+    root = repository_root()
+    case, id_dtype = find_case(args.case_id, root)
+    dtype = pick_dtype(case, id_dtype, args.dtype)
+    spec = ops.get(case.op)
+    print(f"{case.id}[{dtype}]   op {case.op}" + (f"   sweep {case.sweep}" if case.sweep else ""))
+    if case.description:
+        print(f"  {case.description.strip()}")
+    print(f"attrs (as written): {case.attrs}")
+    print("\nlayout and rotation conversions")
+    for line in conversion_lines(case):
+        print(f"  {line}")
+    print("\ninputs, as the op receives them")
+    for operand in spec.operands:
+        a = operand_array(case, operand.name, dtype)
+        layout = operand.op_layout(spec.data_format(case.attrs))
+        print(f"  {operand.name} {layout} {list(a.shape)} {dtype}")
+        print(_array_text(a, layout if len(layout) == a.ndim else "N" * a.ndim))
+    if spec.textbook:
+        print("\ntextbook formulations compared with the reference")
+        for f in spec.textbook:
+            print(f"  {f.name}: {f.doc.splitlines()[0] if f.doc else ''}")
+    path = root / CASES_DIR / DIVERGENCES_FILE
+    known = divergences.load(path, root)[0] if path.exists() else []
+    outcome = run_case(case, dtype, known, keep_outputs=True)
+    print(f"\nattrs (as passed): {outcome.attrs or case.attrs}")
+    out = outcome.outputs
+    fmt = spec.data_format(outcome.attrs or case.attrs)
+    if REFERENCE in out:
+        print(f"\nreference output {fmt} {list(out[REFERENCE].shape)}")
+        print(_array_text(out[REFERENCE], fmt))
+    if TENSORFLOW in out:
+        print(f"\ntensorflow output {fmt} {list(out[TENSORFLOW].shape)}")
+        print(_array_text(out[TENSORFLOW], fmt))
+        if REFERENCE in out and out[TENSORFLOW].shape == out[REFERENCE].shape:
+            diff = out[TENSORFLOW].astype(np.float64) - out[REFERENCE].astype(np.float64)
+            print("\ntensorflow - reference")
+            print(_array_text(diff, fmt))
+    print(f"\nstatus: {outcome.status}")
+    print(outcome.report())
+    return 0 if outcome.status in ("passed", "xfailed") else 1
+
+
+# --- repro / new ----------------------------------------------------------------------------
+
+def cmd_repro(args) -> int:
+    from harness import divergences, repro
+    from harness.runner import run_case
+
+    root = repository_root()
+    case, id_dtype = find_case(args.case_id, root)
+    dtype = pick_dtype(case, id_dtype, args.dtype)
+    env = divergences.Environment.current()
+    finding = ""
+    if not args.no_run:
+        path = root / CASES_DIR / DIVERGENCES_FILE
+        known = divergences.load(path, root)[0] if path.exists() else []
+        outcome = run_case(case, dtype, known, env, diagnose=False)
+        finding = f"status {outcome.status}; TensorFlow {outcome.tensorflow}"
+        if outcome.divergence:
+            finding += f"; known divergence {outcome.divergence.id}: {outcome.divergence.summary}"
+    text = repro.script(case, dtype, env.onednn, finding=finding)
+    if args.output:
+        results.write_atomic(Path(args.output), text)
+        print(f"wrote {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_new(args) -> int:
+    from harness import scaffold
+
+    if args.op not in ops.OPS:
+        raise UsageError(f"unknown op {args.op!r}; expected one of {', '.join(ops.OPS)}")
+    try:
+        shapes = dict(_key_value(text, "--shape") for text in args.shape)
+        shapes = {k: scaffold.parse_shape(v) for k, v in shapes.items()}
+        attrs = dict(scaffold.parse_attr(text) for text in args.attr)
+        for key in ("strides", "stride", "padding", "dilations", "rate", "data_format", "output_shape"):
+            value = getattr(args, key)
+            if value is not None:
+                attrs[key] = scaffold.parse_attr(f"{key}={value}")[1]
+        layouts_ = dict(_key_value(text, "--layout") for text in args.layout)
+        raw = scaffold.new_case(args.op, name=args.name, shapes=shapes or None, attrs=attrs or None,
+                                dtypes=args.dtypes.split(",") if args.dtypes else None,
+                                layouts=layouts_ or None, tags=args.tags.split(",") if args.tags else None)
+        text = scaffold.describe(raw)
+    except (scaffold.ScaffoldError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    if args.append:
+        _append_case(Path(args.append), text)
+        print(f"appended case {raw['name']!r} to {args.append}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _key_value(text: str, option: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise UsageError(f"{option} {text!r}: expected NAME=VALUE")
+    return key.strip(), value.strip()
+
+
+def _append_case(path: Path, text: str) -> None:
+    """Add a scaffolded case (a ``cases:`` document) to a case file, creating it; the file must stay loadable."""
+    import yaml
+
+    new = yaml.safe_load(text)["cases"]
+    if path.exists():
+        try:
+            doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise UsageError(f"--append {path}: not valid YAML, not touching it ({exc})") from None
+        if not isinstance(doc, dict) or not isinstance(doc.get("cases", []), list):
+            raise UsageError(f"--append {path}: not a case file (a mapping with a 'cases' list)")
+        names = {c.get("name") for c in doc.get("cases") or [] if isinstance(c, dict)}
+        if new[0]["name"] in names:
+            raise UsageError(f"--append {path}: a case named {new[0]['name']!r} is already there; give --name")
+        body = path.read_text(encoding="utf-8")
+        if "cases" not in doc:
+            body = body.rstrip("\n") + "\ncases:\n"
+        # keep the file's own text and comments: add the new entry at the end of the cases list
+        entry = text.split("cases:\n", 1)[1]
+        if doc.get("sweeps") is not None and body.index("sweeps:") > body.index("cases:"):
+            raise UsageError(f"--append {path}: its 'sweeps' follow its 'cases'; add the case by hand")
+        results.write_atomic(path, body.rstrip("\n") + "\n" + entry)
+    else:
+        results.write_atomic(path, text)
+
+
+# --- compare / report -----------------------------------------------------------------------
+
+FAILING = ("failed", "malformed", "error")
+
+
+def compare_runs(a: results.Run, b: results.Run, growth: float = 2.0, floor: float = 0.01) -> dict:
+    """What changed from run ``a`` to run ``b``, by record id.
+
+    * new_failures / fixed: failing in one run and passing or xfailed in the other;
+    * changed: passed <-> xfailed, or TensorFlow's behaviour changed (e.g. a divergence appeared or went away);
+    * error_growth: both ran, and the worst error over the bound (the margin) grew by at least ``growth`` times
+      to at least ``floor`` (tiny margins move with every BLAS).
+    """
+    ra, rb = {r["id"]: r for r in a.records}, {r["id"]: r for r in b.records}
+    both = [i for i in rb if i in ra]
+    out = {"only_a": sorted(set(ra) - set(rb)), "only_b": sorted(set(rb) - set(ra)),
+           "new_failures": [], "fixed": [], "changed": [], "error_growth": []}
+    for i in both:
+        sa, sb = ra[i]["status"], rb[i]["status"]
+        if sb in FAILING and sa not in FAILING:
+            out["new_failures"].append((i, sa, sb, _first_error(rb[i])))
+        elif sa in FAILING and sb not in FAILING:
+            out["fixed"].append((i, sa, sb, ""))
+        elif sa != sb or ra[i].get("tensorflow") != rb[i].get("tensorflow"):
+            out["changed"].append((i, f"{sa}: {ra[i].get('tensorflow', '')}", f"{sb}: {rb[i].get('tensorflow', '')}"))
+        ma, mb = ra[i].get("margin"), rb[i].get("margin")
+        if ma is not None and mb is not None and mb >= floor and (ma == 0 or mb / ma >= growth):
+            out["error_growth"].append((i, ma, mb, ra[i].get("max_abs_error"), rb[i].get("max_abs_error")))
+    out["error_growth"].sort(key=lambda g: -(g[2] / g[1]) if g[1] else -np.inf)
+    keys = sorted(set(a.environment) | set(b.environment))
+    out["environment"] = [(k, a.environment.get(k), b.environment.get(k)) for k in keys
+                          if a.environment.get(k) != b.environment.get(k)]
+    return out
+
+
+def _first_error(rec: dict) -> str:
+    errors = rec.get("errors") or []
+    return errors[0].splitlines()[0][:160] if errors else ""
+
+
+def cmd_compare(args) -> int:
+    if args.growth <= 1:
+        raise UsageError(f"--growth {args.growth}: must be greater than 1")
+    runs = []
+    for name in (args.a, args.b):
+        try:
+            runs.append(results.load(Path(name)))
+        except results.ResultsError as exc:
+            raise UsageError(str(exc)) from None
+    diff = compare_runs(*runs, growth=args.growth)
+    print(f"A: {args.a}  ({len(runs[0].records)} records)\nB: {args.b}  ({len(runs[1].records)} records)")
+    for key, va, vb in diff["environment"]:
+        print(f"  environment {key}: {va} -> {vb}")
+    sections = (("new failures", "new_failures"), ("fixed", "fixed"), ("changed behaviour", "changed"))
+    for title, key in sections:
+        rows = diff[key]
+        print(f"\n{title}: {len(rows)}")
+        for row in rows[:args.limit]:
+            print(f"  {row[0]}: {row[1]} -> {row[2]}" + (f"  ({row[3]})" if len(row) > 3 and row[3] else ""))
+        if len(rows) > args.limit:
+            print(f"  ... and {len(rows) - args.limit} more")
+    rows = diff["error_growth"]
+    print(f"\nerror growth (margin x{args.growth:g} or more, to at least 0.01 of the bound): {len(rows)}")
+    for i, ma, mb, ea, eb in rows[:args.limit]:
+        print(f"  {i}: margin {ma:.3g} -> {mb:.3g}, max|diff| {ea:.3g} -> {eb:.3g}")
+    if len(rows) > args.limit:
+        print(f"  ... and {len(rows) - args.limit} more")
+    print(f"\nonly in A: {len(diff['only_a'])}   only in B: {len(diff['only_b'])}")
+    for title, key in (("only in A", "only_a"), ("only in B", "only_b")):
+        for i in diff[key][:min(args.limit, 10)]:
+            print(f"  {title}: {i}")
+    return 1 if diff["new_failures"] else 0
+
+
+def cmd_report(args) -> int:
+    from harness import report
+
+    directory = Path(args.directory)
+    if not directory.is_dir():
+        raise UsageError(f"{directory}: no such directory")
+    try:
+        run = results.load(directory)
+    except results.ResultsError as exc:
+        raise UsageError(str(exc)) from None
+    if not (directory / results.RESULTS_JSON).exists():  # rebuilt from the stream of a killed run
+        results.write_atomic(directory / results.RESULTS_JSON, run.to_json())
+    for path in report.write_reports(run, directory):
+        print(f"wrote {path}")
+    return 0
+
+
+# --- the parser -----------------------------------------------------------------------------
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse's own usage errors: same prefix and status as ours
+        self.print_usage(sys.stderr)
+        raise UsageError(message)
+
+
+def _filters(p: argparse.ArgumentParser) -> None:
+    p.add_argument("files", nargs="*", metavar="FILES", help="case files or directories (default: cases/)")
+    p.add_argument("--op", action="append", default=[], help="only this op (repeatable): " + ", ".join(ops.OPS))
+    p.add_argument("--dtype", action="append", default=[], help="only this dtype (repeatable): " + ", ".join(DTYPES))
+    p.add_argument("--tag", action="append", default=[], help="only cases with this tag (repeatable)")
+
+
+def parser() -> argparse.ArgumentParser:
+    top = _Parser(prog="harness", description="Cross-validate TensorFlow's convolutions against NumPy references.")
+    sub = top.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    p = sub.add_parser("verify", help="run cases with a progress bar; write reports")
+    _filters(p)
+    p.add_argument("-n", dest="workers", default="auto", help="pytest-xdist workers (default auto; 0 = in-process)")
+    p.add_argument("--onednn", choices=("0", "1"), default=None, help="TF_ENABLE_ONEDNN_OPTS (default: as set, else 1)")
+    p.add_argument("--full", action="store_true", help="every combination of every sweep (default: covering sets)")
+    p.add_argument("--reports", default="reports", help="report directory (default: reports)")
+    p.set_defaults(func=cmd_verify, pytest_args=[])  # arguments after `--` go to pytest as they are
+
+    p = sub.add_parser("list", help="list case ids, ops, dtypes and tags")
+    _filters(p)
+    p.add_argument("--ids", action="store_true", help="print only the ids (one per dtype), for scripts")
+    p.set_defaults(func=cmd_list)
+
+    for name, func, help_ in (("show", cmd_show, "a case's inputs, conversions, outputs and their difference"),
+                              ("repro", cmd_repro, "a standalone NumPy + TensorFlow script reproducing a case")):
+        p = sub.add_parser(name, help=help_)
+        p.add_argument("case_id", metavar="CASE_ID", help="FILE::NAME[DTYPE], NAME[DTYPE] or NAME")
+        p.add_argument("--dtype", default=None, choices=DTYPES, help="dtype (default: from the id, else the first)")
+        p.set_defaults(func=func)
+        if name == "repro":
+            p.add_argument("-o", "--output", default=None, help="write the script to this file")
+            p.add_argument("--no-run", action="store_true", help="do not run the case to state the finding")
+
+    p = sub.add_parser("new", help="scaffold a YAML case (prints it, with the output shape)")
+    p.add_argument("op", metavar="OP", help=", ".join(ops.OPS))
+    p.add_argument("--name", default=None)
+    p.add_argument("--shape", action="append", default=[], metavar="OPERAND=DIMS", help="e.g. input=1,8,8,3")
+    p.add_argument("--layout", action="append", default=[], metavar="OPERAND=LAYOUT", help="e.g. filters=OIHW")
+    p.add_argument("--attr", action="append", default=[], metavar="KEY=VALUE", help="e.g. padding=[[0,0],[1,1],[1,1],[0,0]]")
+    for key in ("strides", "stride", "padding", "dilations", "rate", "data_format", "output_shape"):
+        p.add_argument(f"--{key.replace('_', '-')}", dest=key, default=None)
+    p.add_argument("--dtypes", default=None, help="comma-separated, e.g. float32,float64")
+    p.add_argument("--tags", default=None, help="comma-separated")
+    p.add_argument("--append", default=None, metavar="FILE", help="add the case to this case file (created if new)")
+    p.set_defaults(func=cmd_new)
+
+    p = sub.add_parser("compare", help="what changed between two runs' results.json")
+    p.add_argument("a", metavar="A", help="results.json (or its directory) of the first run")
+    p.add_argument("b", metavar="B", help="results.json (or its directory) of the second run")
+    p.add_argument("--growth", type=float, default=2.0, help="report margins that grew this many times (default 2)")
+    p.add_argument("--limit", type=int, default=50, help="rows per section (default 50)")
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("report", help="(re)write report.html and summary.md from DIR/results.json or results.jsonl")
+    p.add_argument("directory", metavar="DIR")
+    p.set_defaults(func=cmd_report)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra = argv[argv.index("--") + 1:] if "--" in argv else []
+    argv = argv[:argv.index("--")] if "--" in argv else argv
+    try:
+        args = parser().parse_args(argv)
+        if extra and args.command != "verify":
+            raise UsageError(f"only verify passes arguments after -- (to pytest), got {' '.join(extra)}")
+        args.pytest_args = extra
+        return args.func(args)
+    except UsageError as exc:
+        print(f"harness: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # `harness list | head`
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        print("harness: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
