@@ -322,7 +322,7 @@ def _load_stream(path: Path, text: str) -> Run:
             if n == len(lines):  # the line being written when the run was killed
                 continue
             raise ResultsError(f"{path}:{n}: not valid JSON") from None
-    run = {**header.get("run", {}), "complete": False, "interrupted": True}
+    run = {**header.get("run", {}), "complete": False, "interrupted": False}  # killed: incomplete, not interrupted
     return Run(header.get("environment", {}), run, header.get("divergences", []), records)
 
 

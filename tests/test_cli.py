@@ -90,6 +90,44 @@ def test_show_accepts_a_bare_name_and_the_dtype_option(capsys):
     assert code == 0 and out.startswith("cases/seeds.yaml::conv2d_same_2x5x5[float64]")
 
 
+# --- new / repro ---------------------------------------------------------------------------
+
+def test_new_scaffolds_a_valid_case_with_its_output_shape(capsys):
+    code, out, _ = harness(capsys, "new", "conv2d", "--shape", "input=1,9,9,3", "--strides", "2", "--padding",
+                           "VALID", "--name", "mine")
+    assert code == 0
+    # VALID, 9 rows, 3-tap default kernel, stride 2: floor((9 - 3) / 2) + 1 = 4 rows and columns
+    assert out.startswith("# output: NHWC [1, 4, 4, 4]")
+    raw = yaml.safe_load(out)["cases"][0]
+    case = parse_case("new.yaml", raw, 0)
+    assert (case.name, case.op, case.attrs) == ("mine", "conv2d", {"strides": 2, "padding": "VALID"})
+    assert case.inputs["input"].shape == (1, 9, 9, 3) and case.expected is None
+
+
+def test_new_appends_to_a_case_file_that_then_loads(capsys, tmp_path):
+    target = tmp_path / "mine.yaml"
+    for name in ("first", "second"):
+        code, _, err = harness(capsys, "new", "depthwise_conv2d", "--name", name, "--append", str(target))
+        assert code == 0 and f"appended case {name!r}" in err
+    loaded = load_file(target)
+    assert [c.name for c in loaded] == ["first", "second"] and all(c.op == "depthwise_conv2d" for c in loaded)
+    assert "already there" in wrong_use(capsys, "new", "depthwise_conv2d", "--name", "first", "--append", str(target))
+    assert "conv2d's filters is HWIO (4 axes), got 2" in wrong_use(capsys, "new", "conv2d", "--shape", "filters=3,3")
+    assert "expected NAME=VALUE" in wrong_use(capsys, "new", "conv2d", "--shape", "3,3")
+
+
+def test_repro_writes_a_standalone_script_for_the_case(capsys, tmp_path):
+    target = tmp_path / "repro.py"
+    code, _, err = harness(capsys, "repro", "cases/seeds.yaml::depthwise_same_2x5x5[float32]", "-o", str(target))
+    assert code == 0 and f"wrote {target}" in err
+    text = target.read_text()
+    compile(text, str(target), "exec")
+    assert "cases/seeds.yaml::depthwise_same_2x5x5[float32]" in text and "tf.nn.depthwise_conv2d(" in text
+    assert "status passed; TensorFlow agrees" in text  # the finding, from running the case
+    code, out, _ = harness(capsys, "repro", "depthwise_same_2x5x5", "--no-run")
+    assert code == 0 and out.startswith('"""Reproduce cases/seeds.yaml::depthwise_same_2x5x5[float32]')
+
+
 # --- verify ------------------------------------------------------------------------------------
 
 def test_verify_runs_a_subset_with_a_progress_bar_and_writes_the_reports(tmp_path):

@@ -104,7 +104,7 @@ def test_a_run_with_workers_writes_every_file_with_one_record_per_item(tmp_path)
     assert case["coverage"] == {"padding": "SAME", "layout": "NHWC", "stride": "1", "dilation": "1"}
     assert "tensorflow" in case["implementations"] and case["margin"] == 0.0  # integer inputs: exact
     bad = records["cases/small.yaml::broken"]
-    assert bad["status"] == "malformed" and "inputs" in bad["errors"][0]
+    assert bad["status"] == "malformed" and "field 'attrs.padding'" in bad["errors"][0]
     assert results.load(out).records == doc["records"]
 
 
