@@ -49,3 +49,19 @@ def test_every_make_target_the_readme_names_exists():
 def test_every_python_module_command_in_the_readme_exists():
     for module in set(re.findall(r"python -m (harness\.[a-z_]+)", README)):
         assert (ROOT / (module.replace(".", "/") + ".py")).is_file(), module
+
+
+def test_every_harness_subcommand_in_the_readme_exists_and_the_list_examples_run():
+    import subprocess
+    import sys
+
+    from harness import cli
+
+    commands = re.findall(r"^\.venv/bin/harness ([a-z]+)(.*?)(?:\s+#.*)?$", README, flags=re.M)
+    subcommands = set(cli.parser()._subparsers._group_actions[0].choices)
+    assert {name for name, _ in commands} == subcommands  # every subcommand is shown, and nothing else
+    for name, rest in commands:
+        if name == "list":
+            proc = subprocess.run([sys.executable, "-m", "harness", name, *rest.split()], cwd=ROOT,
+                                  capture_output=True, text=True, timeout=120)
+            assert proc.returncode == 0 and proc.stdout, (rest, proc.stderr)
