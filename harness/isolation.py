@@ -50,11 +50,13 @@ class Died:
 Result = Union[Returned, Raised, Died]
 
 
-def _call(op: str, args: tuple, kwargs: dict) -> Result:
+def _call(op: str, args: tuple, kwargs: dict, mode: str = "eager") -> Result:
     from harness import tf_ops
 
     try:
-        return Returned(getattr(tf_ops, op)(*args, **kwargs))
+        if mode == "eager":
+            return Returned(getattr(tf_ops, op)(*args, **kwargs))
+        return Returned(tf_ops.call(op, args, kwargs, mode))
     except Exception as exc:  # every TensorFlow error class is an outcome to report
         return Raised(type(exc).__name__, str(exc).strip())
 
@@ -67,10 +69,10 @@ def _serve(read_fd: int, write_fd: int) -> None:
     tf_ops.tf()  # import once, up front
     while True:
         try:
-            op, args, kwargs = conn_in.recv()
+            op, args, kwargs, mode = conn_in.recv()
         except EOFError:
             return
-        conn_out.send(_call(op, args, kwargs))
+        conn_out.send(_call(op, args, kwargs, mode))
 
 
 def _describe_exit(code: int) -> str:
@@ -116,12 +118,12 @@ class TFProcess:
         lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith(noise)]
         return "\n".join(lines[-4:])
 
-    def call(self, op: str, args: tuple, kwargs: dict, timeout: float = CALL_TIMEOUT_S) -> Result:
+    def call(self, op: str, args: tuple, kwargs: dict, timeout: float = CALL_TIMEOUT_S, mode: str = "eager") -> Result:
         if self._proc is None or self._proc.poll() is not None:
             self._start()
         offset = os.fstat(self._log).st_size
         try:
-            self._send.send((op, args, kwargs))
+            self._send.send((op, args, kwargs, mode))
             if self._recv.poll(timeout):
                 return self._recv.recv()
             self._proc.kill()
@@ -159,15 +161,16 @@ class TFProcess:
 _process: TFProcess | None = None
 
 
-def call_tensorflow(op: str, args: tuple, kwargs: dict) -> Result:
-    """Run ``harness.tf_ops.<op>(*args, **kwargs)``, isolated unless HARNESS_TF_ISOLATION=0."""
+def call_tensorflow(op: str, args: tuple, kwargs: dict, mode: str = "eager") -> Result:
+    """Run ``harness.tf_ops.<op>(*args, **kwargs)`` (``mode``: eager, function or xla; see ``tf_ops.call``),
+    isolated unless HARNESS_TF_ISOLATION=0."""
     global _process
     if os.environ.get(ISOLATION_ENV, "1") == "0":
-        return _call(op, args, kwargs)
+        return _call(op, args, kwargs, mode)
     if _process is None:
         _process = TFProcess()
         atexit.register(_process.close)
-    return _process.call(op, args, kwargs)
+    return _process.call(op, args, kwargs, mode=mode)
 
 
 if __name__ == "__main__":

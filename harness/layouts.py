@@ -122,6 +122,32 @@ def oihw_to_hwoi(w_oihw):
     return convert(w_oihw, "OIHW", "HWOI")
 
 
+def depthwise_as_grouped(w_hwim, layout: str = "OIHW") -> np.ndarray:
+    """A depthwise filter [kh, kw, in_c, multiplier] as a grouped convolution's weight, in ``layout``.
+
+    A depthwise convolution is a convolution with ``groups = in_c``: output channel
+    ``c * multiplier + m`` reads input channel ``c`` only. As a grouped weight that is
+    O = in_c * multiplier output channels (in that order) of I = 1 input channel each,
+    e.g. PyTorch's ``[in_c * multiplier, 1, kh, kw]`` for ``layout="OIHW"``.
+    """
+    w_hwim = np.asarray(w_hwim)
+    kh, kw, in_c, mult = w_hwim.shape
+    w_hwo = w_hwim.reshape(kh, kw, in_c * mult)  # c-major, m-minor: channel c * mult + m
+    return convert(w_hwo[:, :, None, :], "HWIO", layout)
+
+
+def convert_axis_list(values, src: str, dst: str) -> list:
+    """A per-axis attribute list (full-rank ``strides``, ``dilations``, explicit padding pairs, ``output_shape``)
+    written in layout ``src`` order, rewritten in ``dst`` order (same letters)."""
+    _check_layout(src)
+    _check_layout(dst)
+    values = list(values)
+    if sorted(src) != sorted(dst) or len(values) != len(src):
+        raise ValueError(f"cannot reorder {values!r} from {src!r} to {dst!r}")
+    by_letter = dict(zip(src, values))
+    return [by_letter[letter] for letter in dst]
+
+
 # --- rotation, dilation, zero insertion ---------------------------------------------------
 
 def _spatial(layout: str, ndim: int) -> list[int]:

@@ -117,6 +117,26 @@ def conv1d(input, filters, stride, padding, data_format="NWC", dilations=None):
     return _np(tf().nn.conv1d(input, filters, stride, padding, data_format=data_format, dilations=dilations))
 
 
+# --- execution modes ----------------------------------------------------------------------
+
+MODES = ("eager", "function", "xla")
+
+
+def call(op: str, args: tuple, kwargs: dict, mode: str = "eager") -> np.ndarray:
+    """``tf.nn.<op>(*args, **kwargs)`` eagerly, inside a ``tf.function``, or compiled by XLA (``jit_compile=True``).
+
+    Graph modes trace a new function per call: the attributes are Python values fixed at trace time, exactly as
+    a model's layer passes them, and each case has its own shapes anyway.
+    """
+    if mode == "eager":
+        return globals()[op](*args, **kwargs)
+    if mode not in MODES:
+        raise ValueError(f"mode {mode!r}: expected one of {', '.join(MODES)}")
+    nn_op = getattr(tf().nn, op)
+    traced = tf().function(lambda *tensors: nn_op(*tensors, **kwargs), jit_compile=(mode == "xla"), autograph=False)
+    return _np(traced(*(tf().constant(a) for a in args)))
+
+
 # --- gradients ----------------------------------------------------------------------------
 
 def conv2d_backprop_input(input_sizes, filter, out_backprop, strides, padding, use_cudnn_on_gpu=True,
