@@ -7,15 +7,18 @@
 # make fuzz         : a longer property-based search (FUZZ_MINUTES, default 5); failures saved under cases/found/
 # make mutants      : break one convention at a time in the reference; every mutant must be killed
 # All create .venv and install the project on first use. ONEDNN=0 runs TensorFlow without oneDNN.
+# BACKENDS="reference torch jax ..." (make verify) also checks those backends against TensorFlow on every case they
+# cover, installing the pip extras of torch / jax / onnxruntime when they are missing.
 
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 ONEDNN ?= 1
-PYTEST := TF_ENABLE_ONEDNN_OPTS=$(ONEDNN) $(BIN)/python -m pytest -n auto
+BACKENDS ?=
+PYTEST := TF_ENABLE_ONEDNN_OPTS=$(ONEDNN) HARNESS_BACKENDS="$(BACKENDS)" $(BIN)/python -m pytest -n auto
 
-.PHONY: env browser verify verify-full test fuzz mutants clean
+.PHONY: env browser backends verify verify-full test fuzz mutants clean
 FUZZ_MINUTES ?= 5
 
 env: $(STAMP)
@@ -33,10 +36,14 @@ browser:
 	  echo "installing chromium (apt-get)"; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
-verify: $(STAMP)
+# The pip extras the named backends need (`harness backends --install`: installs only what is missing).
+backends: $(STAMP)
+	@if [ -n "$(strip $(BACKENDS))" ]; then $(BIN)/python -m harness backends --install $(BACKENDS); fi
+
+verify: $(STAMP) backends
 	$(PYTEST) cases --junitxml=reports/junit.xml --reports reports -q
 
-verify-full: $(STAMP)
+verify-full: $(STAMP) backends
 	HARNESS_SWEEP=full $(PYTEST) cases --junitxml=reports/full/junit.xml --reports reports/full -q
 
 test: $(STAMP) browser

@@ -20,6 +20,7 @@ Wrong use prints ``harness: error: ...`` and exits with 2; no subcommand prints 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from pathlib import Path
@@ -139,6 +140,8 @@ def cmd_verify(args) -> int:
             raise UsageError(f"no such case file or directory: {f}")
     if args.onednn is not None:
         os.environ["TF_ENABLE_ONEDNN_OPTS"] = args.onednn
+    for spec in args.backend:
+        ensure_backend(spec, root)
     if args.full:
         os.environ["HARNESS_SWEEP"] = "full"
     reports = Path(args.reports)
@@ -146,12 +149,59 @@ def cmd_verify(args) -> int:
             "--progress", "--reports", str(reports), f"--junitxml={reports / 'junit.xml'}"]
     if args.workers != "0":
         argv += ["-n", args.workers]
-    for flag, values in (("--op", args.op), ("--dtype", args.dtype), ("--tag", args.tag)):
+    for flag, values in (("--op", args.op), ("--dtype", args.dtype), ("--tag", args.tag), ("--backend", args.backend)):
         for value in values:
             argv += [flag, value]
     argv += args.pytest_args
     code = pytest.main(argv)
     return int(code)
+
+
+def ensure_backend(spec: str, root: Path) -> None:
+    """Resolve a backend spec; install its pip extra into this environment when its package is missing."""
+    import subprocess
+
+    from harness import backends
+
+    try:
+        backend = backends.resolve(spec, root)
+    except backends.BackendError as exc:
+        raise UsageError(str(exc)) from None
+    if backend.unavailable and backend.extra:
+        target = f"{root}[{backend.extra}]"
+        print(f"harness: {backend.unavailable.split(':')[0]}; installing: pip install -e '{target}'", file=sys.stderr)
+        done = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "-e", target])
+        if done.returncode != 0:
+            raise UsageError(f"--backend {spec}: pip install -e '{target}' failed (exit status {done.returncode})")
+        importlib.invalidate_caches()
+        if backends.resolve(spec, root).unavailable:
+            raise UsageError(f"--backend {spec}: still unavailable after installing: "
+                             f"{backends.resolve(spec, root).unavailable}")
+
+
+def cmd_backends(args) -> int:
+    """List backends (built-in, or the given specs): what each implements and whether it can run here."""
+    from harness import backends
+
+    root = repository_root()
+    specs = args.specs or list(backends.BUILTIN)
+    for spec in specs:
+        if args.install:
+            ensure_backend(spec, root)
+    for spec in specs:
+        try:
+            b = backends.resolve(spec, root)
+        except backends.BackendError as exc:
+            raise UsageError(str(exc)) from None
+        state = f"unavailable: {b.unavailable}" if b.unavailable else "available"
+        print(f"{b.name:<22}{state}")
+        if not b.unavailable:
+            print(f"{'':<22}ops: {', '.join(b.ops)}")
+            print(f"{'':<22}convention {b.convention}, data {b.data_format or 'as the case'}, "
+                  f"{b.orientation} kernels, dtypes {', '.join(b.dtypes)}")
+        if b.description:
+            print(f"{'':<22}{b.description}")
+    return 0
 
 
 # --- list -----------------------------------------------------------------------------------
@@ -495,8 +545,17 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-n", dest="workers", default="auto", help="pytest-xdist workers (default auto; 0 = in-process)")
     p.add_argument("--onednn", choices=("0", "1"), default=None, help="TF_ENABLE_ONEDNN_OPTS (default: as set, else 1)")
     p.add_argument("--full", action="store_true", help="every combination of every sweep (default: covering sets)")
+    p.add_argument("--backend", action="append", default=[], metavar="SPEC",
+                   help="also check this backend against TensorFlow (repeatable): reference, textbook, "
+                        "tensorflow-function, tensorflow-xla, torch, jax, onnxruntime, module:function or a "
+                        "declaration file; a missing optional package is installed first")
     p.add_argument("--reports", default="reports", help="report directory (default: reports)")
     p.set_defaults(func=cmd_verify, pytest_args=[])  # arguments after `--` go to pytest as they are
+
+    p = sub.add_parser("backends", help="the backends, what they implement, and whether they can run here")
+    p.add_argument("specs", nargs="*", metavar="SPEC", help="backend names, module:function or declaration files")
+    p.add_argument("--install", action="store_true", help="pip-install the extras of those that are missing")
+    p.set_defaults(func=cmd_backends)
 
     p = sub.add_parser("list", help="list case ids, ops, dtypes and tags")
     _filters(p)

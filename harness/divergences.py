@@ -75,7 +75,7 @@ FEATURES = {
     "eigen_kernel": "TensorFlow runs its Eigen kernel: oneDNN is off, or the dtype is float64 or int32 (no oneDNN kernel)",
 }
 ENTRY_FIELDS = {"id", "kind", "summary", "when", "tensorflow_versions", "onednn", "tensorflow_does", "evidence", "repro",
-                "link", "strict", "scope"}
+                "link", "strict", "scope", "backend"}
 # What TensorFlow computes wrongly: the op itself (the registry's cases), its tf.GradientTape gradients, or the raw
 # backprop ops (tests/test_gradients.py). The features in ``when`` are always those of the forward configuration.
 SCOPES = ("forward", "gradient", "raw_backprop")
@@ -112,6 +112,9 @@ class Divergence:
     file: str
     strict: str = "per_case"  # per_entry: a matching case may agree by coincidence; some case must still diverge
     scope: str = "forward"  # one of SCOPES
+    # None: TensorFlow diverges from the reference. A backend's name (``harness.backends``): that backend diverges
+    # from TensorFlow, the oracle; ``tensorflow_does`` then says what the backend does.
+    backend: str | None = None
 
     def applies(self, feats: Mapping[str, Any], env: Environment) -> bool:
         if self.onednn != "any" and (self.onednn == "on") != env.onednn:
@@ -183,8 +186,11 @@ def parse_divergence(file: str, raw: Any, index: int) -> Divergence:
     scope = raw.get("scope", "forward")
     if scope not in SCOPES:
         raise _fail(file, did, "scope", f"must be one of {', '.join(SCOPES)}")
+    backend = raw.get("backend")
+    if backend is not None and (not isinstance(backend, str) or not backend):
+        raise _fail(file, did, "backend", "must be a backend name (harness.backends)")
     return Divergence(did, raw["kind"], raw["summary"].strip(), dict(when), versions, onednn, tuple(does),
-                      raw["evidence"].strip(), raw["repro"].rstrip(), raw.get("link"), file, strict, scope)
+                      raw["evidence"].strip(), raw["repro"].rstrip(), raw.get("link"), file, strict, scope, backend)
 
 
 def load(path: Path, root: Path | None = None, scope: str | None = "forward") -> tuple[list[Divergence], list[CaseError]]:
@@ -322,6 +328,7 @@ def features(case, dtype: str, arrays: Mapping[str, np.ndarray], attrs: Mapping,
     return feats
 
 
-def matching(divergences, feats: Mapping[str, Any], env: Environment) -> list[Divergence]:
-    """Every divergence that applies to a case with these features, in file order."""
-    return [d for d in divergences if d.applies(feats, env)]
+def matching(divergences, feats: Mapping[str, Any], env: Environment, backend: str | None = None) -> list[Divergence]:
+    """Every divergence of TensorFlow (or, given ``backend``, of that backend) that applies to a case with these
+    features, in file order."""
+    return [d for d in divergences if d.backend == backend and d.applies(feats, env)]

@@ -36,9 +36,11 @@ from harness.runner import Outcome, run_case
 from harness.sweeps import SWEEP_ENV
 
 CASES_DIR = "cases"
+BACKENDS_ENV = "HARNESS_BACKENDS"  # space-separated backend specs, as `make verify BACKENDS="..."` passes them
 
 
 DIVERGENCES_KEY = pytest.StashKey[tuple]()  # (known divergences, their load errors, Environment)
+BACKENDS_KEY = pytest.StashKey[tuple]()  # the harness.backends.Backend objects to check, besides the default item
 STALE_KEY = pytest.StashKey[list]()  # per_entry divergences that no case showed any more
 RECORDER_KEY = pytest.StashKey["Recorder"]()
 
@@ -52,6 +54,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--tag", action="append", default=[], metavar="TAG", help="run only cases with this tag (repeatable)")
     group.addoption("--progress", action="store_true", default=False,
                     help="show a progress bar instead of a character per case")
+    group.addoption("--backend", action="append", default=[], metavar="SPEC",
+                    help="also check this backend against TensorFlow on every case it covers (repeatable): a name "
+                         "(reference, textbook, tensorflow-function, tensorflow-xla, torch, jax, onnxruntime), "
+                         f"module:function or a declaration file; default from ${BACKENDS_ENV}")
 
 
 def _is_controller(config: pytest.Config) -> bool:
@@ -70,9 +76,24 @@ def pytest_configure(config: pytest.Config) -> None:
     if xml is not None:
         for key, value in tf_ops.settings().items():
             xml.add_global_property(key, value)
+    config.stash[BACKENDS_KEY] = _backends(config)
     if _is_controller(config) and (config.option.reports or config.option.progress):
         config.stash[RECORDER_KEY] = recorder = Recorder(config)
         config.pluginmanager.register(recorder, "harness-recorder")
+
+
+def _backends(config: pytest.Config) -> tuple:
+    """The backends named by --backend or $HARNESS_BACKENDS, resolved (a bad spec is a usage error)."""
+    from harness import backends
+
+    specs = list(config.option.backend) or os.environ.get(BACKENDS_ENV, "").split()
+    resolved = []
+    for spec in dict.fromkeys(specs):
+        try:
+            resolved.append(backends.resolve(spec, config.rootpath))
+        except backends.BackendError as exc:
+            raise pytest.UsageError(str(exc)) from None
+    return tuple(resolved)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -108,6 +129,9 @@ class CaseFile(pytest.File):
             else:
                 for dtype in entry.dtypes:
                     yield CaseItem.from_parent(self, name=entry.item_name(dtype), case=entry, dtype=dtype)
+                    for backend in () if entry.expect_error else self.config.stash[BACKENDS_KEY]:
+                        yield BackendItem.from_parent(self, name=f"{entry.name}[{dtype}@{backend.name}]", case=entry,
+                                                      dtype=dtype, backend=backend)
 
 
 class CaseFailed(Exception):
@@ -157,6 +181,35 @@ class CaseItem(pytest.Item):
 
     def reportinfo(self):
         return self.path, None, f"{self.case.id}[{self.dtype}]"
+
+
+class BackendItem(CaseItem):
+    """One case at one dtype through one backend, checked against TensorFlow (``runner.run_backend``)."""
+
+    def __init__(self, *, backend, **kwargs):
+        super().__init__(**kwargs)
+        self.backend = backend
+        self.config.addinivalue_line("markers", f"backend_{backend.name}: checks this backend")
+        self.add_marker(f"backend_{backend.name}")
+
+    def runtest(self) -> None:
+        from harness.runner import run_backend
+
+        known, _, env = self.config.stash[DIVERGENCES_KEY]
+        outcome = run_backend(self.case, self.dtype, self.backend, known, env)
+        self.outcome = outcome
+        self.user_properties += [("op", self.case.op), ("dtype", self.dtype), ("backend", self.backend.name),
+                                 ("status", outcome.status), ("divergence", outcome.divergence.id if outcome.divergence else ""),
+                                 ("worst_margin", f"{outcome.worst_margin:.6g}")]
+        if outcome.status == "skipped":
+            pytest.skip(outcome.skip_reason)
+        if outcome.status == "xfailed":
+            pytest.xfail(f"known divergence {outcome.divergence.id}: {outcome.divergence.summary}")
+        if not outcome.passed:
+            raise CaseFailed(outcome)
+
+    def reportinfo(self):
+        return self.path, None, f"{self.case.id}[{self.dtype}@{self.backend.name}]"
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -377,14 +430,18 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
         for did in stale:
             terminalreporter.line(f"{did}: every matching case agreed with the reference; update {CASES_DIR}/{DIVERGENCES_FILE}", red=True)
     counts: dict[str, Counter] = defaultdict(Counter)
+    by_backend: dict[tuple, Counter] = defaultdict(Counter)  # (backend, op) -> statuses
     divergences_seen: Counter = Counter()
     overrides: dict[str, str] = {}
-    for status in ("passed", "failed", "xfailed"):
+    for status in ("passed", "failed", "xfailed", "skipped"):
         for report in terminalreporter.stats.get(status, []):
             if report.when != "call":
                 continue
             props = dict(report.user_properties)
-            if "op" in props:
+            if "backend" in props:
+                by_backend[props["backend"], props["op"]][status] += 1
+                continue
+            if "op" in props and status != "skipped":
                 counts[props["op"]][status] += 1
             if props.get("divergence"):
                 divergences_seen[props["divergence"]] += 1
@@ -403,6 +460,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
         tw.line(f"{op:<20}{counts[op]['passed']:>8}{counts[op]['xfailed']:>9}{counts[op]['failed']:>8}")
     total = sum((c for c in counts.values()), Counter())
     tw.line(f"{'total':<20}{total['passed']:>8}{total['xfailed']:>9}{total['failed']:>8}")
+    if by_backend:
+        tw.line("backends against TensorFlow:")
+        tw.line(f"{'backend':<22}{'op':<20}{'passed':>8}{'xfailed':>9}{'failed':>8}{'skipped':>9}")
+        for (backend, op), c in sorted(by_backend.items()):
+            tw.line(f"{backend:<22}{op:<20}{c['passed']:>8}{c['xfailed']:>9}{c['failed']:>8}{c['skipped']:>9}")
     if divergences_seen:
         tw.line("known divergences observed (cases/known_divergences.yaml):")
         for did, n in sorted(divergences_seen.items()):

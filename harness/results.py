@@ -193,6 +193,8 @@ def record(outcome, item_id: str, tags: Iterable[str] = (), with_arrays: bool | 
         "diagnosis": list(outcome.diagnosis),
         "not_applicable": dict(outcome.not_applicable),
         "seconds": outcome.seconds,
+        "backend": outcome.backend,
+        "skip_reason": outcome.skip_reason or None,
     }
     if outcome.status == "failed":
         rec["report"] = outcome.report()

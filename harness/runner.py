@@ -17,6 +17,7 @@ an error was expected). The status follows:
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -58,6 +59,8 @@ class Outcome:
     # Outputs by implementation ("reference", "tensorflow", "textbook:..."), in the op's layout: kept only for a
     # failure (for the report's heatmaps) or when asked (``harness show``), so a run does not hold every output.
     outputs: dict = field(default_factory=dict, repr=False, compare=False)
+    backend: str | None = None  # the backend checked against TensorFlow (``run_backend``); None: the default item
+    skip_reason: str = ""  # status "skipped": why the backend does not cover this case
 
     @property
     def passed(self) -> bool:
@@ -69,7 +72,8 @@ class Outcome:
 
     def report(self) -> str:
         """A human-readable account, as shown for a failing pytest item."""
-        lines = [f"{self.case.id}[{self.dtype}]  op={self.case.op}  attrs={self.attrs or self.case.attrs}"]
+        item = f"{self.dtype}@{self.backend}" if self.backend else self.dtype
+        lines = [f"{self.case.id}[{item}]  op={self.case.op}  attrs={self.attrs or self.case.attrs}"]
         if self.shapes:
             lines.append("shapes: " + ", ".join(f"{k}={list(v)}" for k, v in self.shapes.items()))
         if self.tensorflow:
@@ -230,3 +234,113 @@ def run_case(case: Case, dtype: str, divergences: Sequence[Divergence] = (), env
                 not_applicable=not_applicable, bound=bound, attrs=attrs, shapes=shapes,
                 tensorflow=behaviour + (f" ({detail})" if detail and behaviour != AGREES else ""),
                 divergence=divergence, applicable=tuple(d.id for d in applicable), diagnosis=found, outputs=outputs)
+
+
+def run_backend(case: Case, dtype: str, backend, divergences: Sequence[Divergence] = (), env: Environment | None = None,
+                keep_outputs: bool = False) -> Outcome:
+    """Check ``backend`` (``harness.backends.Backend``) on ``case`` at ``dtype`` against TensorFlow, the oracle.
+
+    Where TensorFlow agrees with the reference, the backend must agree with TensorFlow. Where it does not (a known
+    divergence, an error, an abort), the backend is checked against the reference instead, and agreeing with
+    either is noted. A disagreement is ``xfailed`` when a known divergence declared for this backend
+    (``backend:`` in cases/known_divergences.yaml) applies and says what it does; ``skipped`` when the backend
+    does not cover the case (op, dtype, layout) or the case is an error contract. Never raises.
+    """
+    from harness import backends
+
+    start = time.perf_counter()
+    env = env or Environment.current()
+    spec = ops.get(case.op)
+
+    def done(status: str, **kw) -> Outcome:
+        return Outcome(case, dtype, status, seconds=time.perf_counter() - start, backend=backend.name, **kw)
+
+    if case.expect_error:
+        return done("skipped", skip_reason="an error contract: only TensorFlow and the reference are checked")
+    why = backend.covers(case.op, dtype)
+    if why:
+        return done("skipped", skip_reason=why)
+    try:
+        arrays = {o.name: operand_array(case, o.name, dtype) for o in spec.operands}
+    except (CaseError, ValueError) as exc:
+        return done("failed", errors=(f"malformed case: {exc}",))
+    shapes = {name: a.shape for name, a in arrays.items()}
+    try:
+        attrs = spec.resolve(arrays, case.attrs) if spec.resolve else dict(case.attrs)
+        ref = spec.call(spec.reference, arrays, attrs)
+    except ValueError as exc:
+        return done("failed", errors=(f"the reference rejects this case: {exc}",), shapes=shapes)
+    shapes["output"] = ref.shape
+    bound = bound_for(spec.reference, arrays, attrs, dtype_of(dtype), case.tolerance)
+    tf_result = call_tensorflow(case.op, tuple(arrays[o.name] for o in spec.operands), attrs)
+    tf_value = tf_result.value if isinstance(tf_result, Returned) else None
+    tf_check = compare(TENSORFLOW, tf_value, REFERENCE, ref, bound) if tf_value is not None else None
+    tf_right = tf_check is not None and tf_check.ok
+    feats = features(case, dtype, arrays, attrs, ref, env)
+    applicable = matching(divergences, feats, env, backend=backend.name)
+
+    try:
+        out = backends.run(backend, case.op, arrays, attrs, dtype)
+    except backends.NotCovered as exc:
+        return done("skipped", skip_reason=str(exc), attrs=attrs, shapes=shapes)
+    except backends.TensorFlowError as exc:
+        out, behaviour, detail = None, exc.behaviour, exc.detail
+    except Exception as exc:  # the backend's own error is this case's outcome
+        out, behaviour, detail = None, f"raises {type(exc).__name__}", _first_line(str(exc))
+    comparisons, notes, errors = [], [], []
+    if out is not None:
+        out = np.asarray(out)
+        if out.dtype != ref.dtype:
+            notes.append(f"{backend.name} returned {out.dtype}; compared after casting to {ref.dtype}")
+            out = out.astype(ref.dtype) if out.shape == ref.shape else out
+        against_ref = compare(backend.name, out, REFERENCE, ref, bound)
+        comparisons.append(against_ref)
+        if tf_value is not None:
+            # TensorFlow's output can have another shape than the reference's (a known divergence): then each of its
+            # elements gets the largest per-element bound.
+            tf_bound = bound if tf_value.shape == ref.shape else dataclasses.replace(
+                bound, per_element=np.full(tf_value.shape, bound.per_element.max(initial=0.0)))
+            comparisons.append(compare(backend.name, out, TENSORFLOW, tf_value, tf_bound))
+        if tf_right:
+            ok = comparisons[-1].ok
+        else:
+            tf_does = "raised or died" if tf_value is None else "disagrees with the reference"
+            shares = tf_value is not None and comparisons[-1].ok
+            ok = against_ref.ok or shares
+            notes.append(f"TensorFlow {tf_does} here; {backend.name} "
+                         + ("agrees with the reference" if against_ref.ok else
+                            "agrees with TensorFlow" if shares else "agrees with neither"))
+        if ok:
+            behaviour, detail = AGREES, ""
+        elif any(c.detail.startswith("shape") for c in comparisons):
+            behaviour, detail = "wrong_shape", f"{backend.name} returned shape {list(out.shape)}, the reference {list(ref.shape)}"
+        else:
+            behaviour, detail = "wrong_values", f"{backend.name}'s values are outside the bound"
+    if tf_check is not None:
+        comparisons.append(tf_check)
+    tf_behaviour = (f"raises {tf_result.error_class}" if isinstance(tf_result, Raised)
+                    else "aborts" if isinstance(tf_result, Died) else None)
+    if behaviour != AGREES and behaviour == tf_behaviour:  # refusing (or dying) exactly as eager TensorFlow does
+        notes.append(f"{backend.name} {behaviour}, as TensorFlow does here: {detail}")
+        behaviour = AGREES
+    divergence = next((d for d in applicable if d.expects(behaviour)), None)
+    if behaviour == AGREES:
+        status = "passed"
+        if applicable and not all(d.strict == "per_entry" for d in applicable):
+            status = "failed"
+            errors.append(f"known divergence {', '.join(d.id for d in applicable)} did not occur: {backend.name} now "
+                          f"agrees (update {applicable[0].file})")
+    elif divergence is not None:
+        status = "xfailed"
+        notes.append(f"known divergence {divergence.id!r}: {divergence.summary} ({detail})")
+    else:
+        status = "failed"
+        errors.append(f"{backend.name} {behaviour}: {detail}" if detail else f"{backend.name} {behaviour}")
+    outputs = {}
+    if keep_outputs or status == "failed":
+        outputs = {REFERENCE: ref, **({TENSORFLOW: tf_value} if tf_value is not None else {}),
+                   **({backend.name: out} if out is not None else {})}
+    return done(status, comparisons=tuple(comparisons), errors=tuple(errors), notes=tuple(notes), bound=bound,
+                attrs=attrs, shapes=shapes, tensorflow=(AGREES if tf_right else "disagrees with the reference"
+                                                        if tf_value is not None else type(tf_result).__name__.lower()),
+                divergence=divergence, applicable=tuple(d.id for d in applicable), outputs=outputs)

@@ -64,7 +64,7 @@ class Backend:
     data_format: str | None = None  # 2-D data layout its functions take and return; None: whatever the case uses
     filter_layouts: Mapping[str, str] = field(default_factory=dict)  # "op" or "op.operand" -> filter layout
     orientation: str = "correlation"  # "convolution": the harness rotates every filter by 180 degrees first
-    dtypes: tuple[str, ...] = DTYPES
+    dtypes: tuple[str, ...] = tuple(DTYPES)
     description: str = ""
     extra: str | None = None  # the pip extra that installs what it needs
     unavailable: str | None = None  # why it cannot run here (a package is missing), or None
