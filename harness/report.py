@@ -52,6 +52,20 @@ def of_kind(run: results.Run, kind: str) -> list[dict]:
     return [r for r in run.records if r.get("kind") == kind]
 
 
+def default_cases(run: results.Run) -> list[dict]:
+    """Case records of the default check (reference, textbook formulations and TensorFlow), not of a backend."""
+    return [r for r in of_kind(run, "case") if not r.get("backend")]
+
+
+def per_backend(run: results.Run) -> tuple[list[str], list[str], dict]:
+    """Backends, ops, and {(backend, op): Counter of statuses} of the backend checks (``--backend``)."""
+    cells: dict = defaultdict(Counter)
+    for r in of_kind(run, "case"):
+        if r.get("backend"):
+            cells[r["backend"], r.get("op") or "?"][r["status"]] += 1
+    return sorted({b for b, _ in cells}), sorted({op for _, op in cells}), dict(cells)
+
+
 def tally(run: results.Run) -> dict:
     """The headline counts: case statuses, and malformed cases, crashed items and harness self-tests apart."""
     cases = Counter(r["status"] for r in of_kind(run, "case"))
@@ -115,7 +129,7 @@ def interruption(run: results.Run) -> str | None:
 def per_op(run: results.Run) -> dict[str, Counter]:
     """op -> counts of statuses, plus "error contracts" and "seconds"."""
     table: dict[str, Counter] = defaultdict(Counter)
-    for r in of_kind(run, "case"):
+    for r in default_cases(run):
         row = table[r.get("op") or "?"]
         row["failed" if r["status"] == "error" else r["status"]] += 1
         row["error contracts"] += bool(r.get("expect_error"))
@@ -152,7 +166,7 @@ def coverage_matrix(run: results.Run) -> tuple[list[tuple], list[str], dict]:
     Error contracts are left out: their attributes are deliberately invalid (see ``error_contracts``).
     """
     cells: dict = defaultdict(Counter)
-    for r in of_kind(run, "case"):
+    for r in default_cases(run):
         if r.get("expect_error") or not r.get("coverage"):
             continue
         cov = r["coverage"]
@@ -166,7 +180,7 @@ def coverage_matrix(run: results.Run) -> tuple[list[tuple], list[str], dict]:
 def error_contracts(run: results.Run) -> tuple[list[str], list[str], dict]:
     """Error-contract cases per (op, dtype): ops, dtypes and {(op, dtype): Counter of statuses}."""
     cells: dict = defaultdict(Counter)
-    for r in of_kind(run, "case"):
+    for r in default_cases(run):
         if r.get("expect_error"):
             cells[r.get("op") or "?", r.get("dtype") or "?"][r["status"]] += 1
     return sorted({op for op, _ in cells}), _order((d for _, d in cells), DTYPE_ORDER), dict(cells)
@@ -188,7 +202,7 @@ def cell_colour(counts: Counter | None) -> str:
 def divergence_stats(run: results.Run) -> list[dict]:
     """Each registry entry with how many records it excused (xfailed) and applied to, and whether it now passes."""
     excused, applied = Counter(), Counter()
-    for r in of_kind(run, "case"):
+    for r in default_cases(run):
         if r["status"] == "xfailed" and r.get("divergence"):
             excused[r["divergence"]] += 1
         applied.update(set(r.get("applicable_divergences") or ()))
@@ -217,7 +231,7 @@ def case_id(record_id: str) -> str:
 def tolerance_overrides(run: results.Run) -> list[dict]:
     """One row per case with a tolerance override: case id, reason, c, atol and the dtypes it ran at."""
     rows: dict[str, dict] = {}
-    for r in of_kind(run, "case"):
+    for r in default_cases(run):
         override = r.get("tolerance_override")
         if override:
             row = rows.setdefault(case_id(r["id"]), {"case": case_id(r["id"]), **override, "dtypes": []})
@@ -514,6 +528,19 @@ def render_coverage(run: results.Run) -> str:
             f'<tbody>{"".join(body)}</tbody></table></div>')
 
 
+def render_backends(run: results.Run) -> str:
+    """The backend × op matrix: each backend's items checked against TensorFlow."""
+    names, op_names, cells = per_backend(run)
+    if not names:
+        return ""
+    head = "".join(f"<th>{esc(op)}</th>" for op in op_names)
+    rows = "".join(f"<tr><th>{esc(b)}</th>" + "".join(cell_html(cells.get((b, op)), f"{b} · {op}")
+                                                       for op in op_names) + "</tr>" for b in names)
+    return (f'<table id="backends" class="matrix"><thead><tr><th>backend</th>{head}</tr></thead><tbody>{rows}'
+            "</tbody></table><p class=\"note\">Each backend's output compared with TensorFlow's (with the "
+            "reference's where TensorFlow is known to diverge); skipped: cases a backend does not cover.</p>")
+
+
 def render_error_contracts(run: results.Run) -> str:
     ops_, dtypes, cells = error_contracts(run)
     if not ops_:
@@ -795,6 +822,8 @@ def render_html(run: results.Run) -> str:
         + '<aside>' + section("per-op", "Per op", render_per_op(run))
         + section("errors", "Error contracts (op × dtype)", render_error_contracts(run))
         + section("observed", "Known divergences observed", render_observed(run)) + "</aside></div>")
+    if per_backend(run)[0]:
+        overview += section("backends", "Backends against TensorFlow (backend × op)", render_backends(run))
     sections = [
         ("failures", f"Failures ({t['failed']})", render_failures(run)),
         ("problems", "Malformed cases, crashed items and failing self-tests", render_problems(run)),
@@ -861,6 +890,16 @@ def render_summary(run: results.Run) -> str:
             lines.append(f"| {md_text(op)} | {c['passed']} | {c['xfailed']} | {c['failed']} | {c['skipped']} |")
         lines += [f"| **total** | {total['passed']} | {total['xfailed']} | {total['failed']} | {total['skipped']} |",
                   ""]
+    names, op_names, cells = per_backend(run)
+    if names:
+        lines += ["| backend × op (against TensorFlow) | passed | xfailed | failed | skipped |", "|---|--:|--:|--:|--:|"]
+        for b in names:
+            for op in op_names:
+                c = cells.get((b, op))
+                if c:
+                    lines.append(f"| {md_text(b)} · {md_text(op)} | {c['passed']} | {c['xfailed']} | "
+                                 f"{c['failed'] + c['error']} | {c['skipped']} |")
+        lines.append("")
     failures = failing_cases(run)
     if failures:
         lines.append(f"### Failures ({len(failures)})")
