@@ -167,7 +167,8 @@ def parse_divergence(file: str, raw: Any, index: int) -> Divergence:
         versions = SpecifierSet(str(raw["tensorflow_versions"]))
     except InvalidSpecifier:
         raise _fail(file, did, "tensorflow_versions", f"not a version specifier: {raw['tensorflow_versions']!r}") from None
-    onednn = {True: "on", False: "off"}.get(raw.get("onednn", "any"), raw.get("onednn"))  # YAML reads on/off as booleans
+    onednn = raw.get("onednn", "any")
+    onednn = {True: "on", False: "off"}.get(onednn, onednn)  # YAML reads on/off as booleans
     if onednn not in ("on", "off", "any"):
         raise _fail(file, did, "onednn", "must be on, off or any")
     does = raw["tensorflow_does"]

@@ -101,7 +101,7 @@ def _filter_in(backend: Backend, op: str, operand: ops.Operand, w: np.ndarray) -
 def _reorder_attrs(op: str, attrs: dict, src: str, dst: str) -> dict:
     """Full-rank per-axis attributes rewritten from data_format ``src`` order to ``dst`` order."""
     out = dict(attrs)
-    for key in ("strides", "dilations", "output_shape"):
+    for key in ("strides", "stride", "dilations", "output_shape"):
         if isinstance(out.get(key), (list, tuple)) and len(out[key]) == len(src):
             out[key] = layouts.convert_axis_list(out[key], src, dst)
     if isinstance(out.get("padding"), (list, tuple)) and len(out["padding"]) == len(src):
