@@ -1,0 +1,298 @@
+"""The PyTorch backend (harness/backends/torch_nn.py) against the NumPy reference, on every computing case.
+
+The registry's cases run through ``harness.backends.run`` (the harness's layout and geometry translation, then the
+adapter's translation to ``torch.nn.functional``) at every dtype the case and the backend share, and are compared
+with the reference under the usual bound. The configurations where PyTorch itself behaves differently from
+TensorFlow's definition are listed explicitly below (``TORCH_DIFFERS``, ``TORCH_ONEDNN_MAY_DIFFER``), each with its
+reason; a minimal repro of each is a test of its own at the end of this file.
+
+The transposed-convolution translation (``(before, after)`` pads to PyTorch's ``padding`` / ``output_padding``, or
+crop / zero-extend) is checked on small hand-computed examples against plain loops over the definition.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="PyTorch is not installed: pip install -e '.[torch]'")
+
+import torch.nn.functional as F  # noqa: E402
+
+from harness import backends, ops  # noqa: E402
+from harness.backends import torch_nn  # noqa: E402
+from harness.cases import computing_cases, operand_array  # noqa: E402
+from harness.dtypes import DTYPES, dtype_of  # noqa: E402
+from harness.tolerance import bound_for, compare  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# PyTorch raises where TensorFlow's definition (the reference; TensorFlow with TF_ENABLE_ONEDNN_OPTS=0) computes an
+# empty output: (case id, dtype) -> a fragment of PyTorch's message, and why.
+TORCH_DIFFERS = {
+    **{("cases/known_divergences.yaml::conv2d_empty_height_same", dt): (
+        "Kernel size can't be greater than actual input size",
+        "height 0, SAME, 3x3 kernel: TensorFlow pads 1 + 1 and returns the empty (1, 0, 5, 4); PyTorch checks that "
+        "the kernel fits the padded input (2 < 3) before it sees that the output is empty, and raises")
+       for dt in ("float32", "float64")},
+    **{("cases/known_divergences.yaml::conv2d_zero_output_channels", dt): (
+        "expected weight to be at least 1 at dimension 0",
+        "a filter with 0 output channels: TensorFlow (Eigen) returns the empty (1, 5, 5, 0); PyTorch raises (so does "
+        "TensorFlow under oneDNN: 'filter must not have zero elements')")
+       for dt in ("float32", "float64")},
+}
+
+# Wrong values from PyTorch's bundled oneDNN (v3.12 in torch 2.13.0) on CPUs with AMX: its bfloat16 convolution
+# with a one-pixel-wide output and a width stride > 1 (the bug TensorFlow's oneDNN has too, see
+# onednn_strided_unit_width_wrong_values in cases/known_divergences.yaml). On a CPU without AMX (or with
+# ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16) oneDNN takes another kernel and the case passes: may fail, never must.
+TORCH_ONEDNN_MAY_DIFFER = {
+    ("cases/sweeps/depthwise_pairwise.yaml::separable_pairwise/format_strides=NHWC_s1x3/padding=VALID/dilations=1x2/"
+     "shape=b2_8x5_c2_m2_k2x3_o3", "bfloat16"):
+        "oneDNN's AMX bfloat16 kernel: one-pixel-wide output (width 5, kernel 3 dilated 2, stride 3), wrong values",
+}
+
+
+@pytest.fixture(scope="module")
+def backend():
+    b = torch_nn.backend()
+    assert b.unavailable is None
+    return b
+
+
+@pytest.fixture(scope="module")
+def cases_by_op():
+    by_op = {op: [] for op in ops.OPS}
+    for case in computing_cases([], ROOT):
+        by_op[case.op].append(case)
+    return by_op
+
+
+def _run_case(backend, case, dtype):
+    """None if the backend agrees with the reference, else (kind, message)."""
+    spec = ops.get(case.op)
+    arrays = {o.name: operand_array(case, o.name, dtype) for o in spec.operands}
+    attrs = spec.resolve(arrays, case.attrs) if spec.resolve else dict(case.attrs)
+    ref = spec.call(spec.reference, arrays, attrs)
+    try:
+        got = backends.run(backend, case.op, arrays, attrs, dtype)
+    except Exception as exc:  # noqa: BLE001 - every failure is collected and reported
+        return "raises", f"{type(exc).__name__}: {exc}"
+    comparison = compare("torch", got, "reference", ref, bound_for(spec.reference, arrays, attrs, dtype_of(dtype),
+                                                                      case.tolerance))
+    return None if comparison.ok else ("disagrees", comparison.line())
+
+
+@pytest.mark.parametrize("dtype", torch_nn.TORCH_DTYPES)
+@pytest.mark.parametrize("op", list(ops.OPS))
+def test_registry_agrees_with_reference(backend, cases_by_op, op, dtype):
+    items = [c for c in cases_by_op[op] if dtype in c.dtypes]
+    if not items:
+        pytest.skip(f"no {op} case runs at {dtype}")
+    unexpected, missing = [], []
+    for case in items:
+        key = (case.id, dtype)
+        outcome = _run_case(backend, case, dtype)
+        if key in TORCH_DIFFERS:
+            fragment, _ = TORCH_DIFFERS[key]
+            if outcome is None or outcome[0] != "raises" or fragment not in outcome[1]:
+                missing.append(f"{case.id}[{dtype}]: expected PyTorch to raise {fragment!r}, got {outcome}")
+        elif key in TORCH_ONEDNN_MAY_DIFFER:
+            if outcome is not None and outcome[0] != "disagrees":
+                unexpected.append(f"{case.id}[{dtype}]: {outcome[1]}")
+        elif outcome is not None:
+            unexpected.append(f"{case.id}[{dtype}]: {outcome[0]}: {outcome[1]}")
+    assert not unexpected and not missing, "\n".join(unexpected + missing)
+
+
+def test_expected_differences_name_registry_cases(cases_by_op):
+    ids = {(c.id, dt) for cases in cases_by_op.values() for c in cases for dt in c.dtypes}
+    assert set(TORCH_DIFFERS) | set(TORCH_ONEDNN_MAY_DIFFER) <= ids
+
+
+def test_backend_declaration(backend):
+    assert backends.resolve("torch").unavailable is None
+    assert backend.convention == "explicit" and backend.data_format == "NCHW"
+    assert set(backend.ops) == set(ops.OPS)
+    assert backend.covers("conv2d", "int32") and "does not run int32" in backend.covers("conv2d", "int32")
+    for op in ops.OPS:
+        for operand in ops.get(op).operands:
+            if operand.kind == "filter":
+                assert backends.filter_layout(backend, op, operand) == {
+                    "conv1d": "OIW", "conv2d_transpose": "IOHW"}.get(op, "OIHW")
+    assert torch.get_num_threads() == 1
+
+
+def test_tensors_have_pytorch_default_strides():
+    # An NHWC array with one channel transposed to NCHW is C-contiguous for NumPy but has channel stride 1, which
+    # PyTorch reads as channels-last memory (see test_repro_onednn_channels_last_unit_width).
+    x = np.zeros((2, 10, 3, 1), np.float32).transpose(0, 3, 1, 2)
+    t = torch_nn._to_torch(np.ascontiguousarray(x))
+    assert t.stride() == (30, 30, 3, 1)
+
+
+@pytest.mark.parametrize("dtype", torch_nn.TORCH_DTYPES)
+def test_dtype_round_trip_is_exact(dtype):
+    values = np.array([1.0, -2.5, 3.140625, 65504.0 if dtype == "float16" else 1e30, 2.0 ** -14], np.float64)
+    a = values.astype(dtype_of(dtype))
+    t = torch_nn._to_torch(a)
+    assert str(t.dtype) == f"torch.{dtype}"
+    back = torch_nn._to_numpy(t, a.dtype)
+    assert back.dtype == a.dtype and np.array_equal(back.view(np.uint8), a.view(np.uint8))
+
+
+# --- translation, against loops over the definitions ------------------------------------------------------
+
+def transposed_by_definition(x, w, strides, dilations, pads, output_size):
+    """x [N, I, *spatial], w [I, O, *k]: out[q] = sum of x[i] * w[t] over i * s + t * d - before == q."""
+    x, w = np.asarray(x, np.float64), np.asarray(w, np.float64)
+    n, c_in = x.shape[:2]
+    c_out = w.shape[1]
+    out = np.zeros((n, c_out, *output_size))
+    for b in range(n):
+        for ci in range(c_in):
+            for co in range(c_out):
+                for i in np.ndindex(*x.shape[2:]):
+                    for t in np.ndindex(*w.shape[2:]):
+                        q = tuple(ii * s + tt * d - p[0] for ii, tt, s, d, p in zip(i, t, strides, dilations, pads))
+                        if all(0 <= qq < m for qq, m in zip(q, output_size)):
+                            out[(b, co) + q] += x[(b, ci) + i] * w[(ci, co) + t]
+    return out
+
+
+def correlated_by_definition(x, w, strides, dilations, pads, groups):
+    """x [N, C, *spatial], w [O, C / groups, *k]; zero padding (before, after) per axis."""
+    x, w = np.asarray(x, np.float64), np.asarray(w, np.float64)
+    x = np.pad(x, [(0, 0), (0, 0)] + [tuple(p) for p in pads])
+    n, c_in = x.shape[:2]
+    c_out, per_group = w.shape[:2]
+    out_size = [(m - (k - 1) * d - 1) // s + 1 for m, k, s, d in zip(x.shape[2:], w.shape[2:], strides, dilations)]
+    out = np.zeros((n, c_out, *out_size))
+    for b in range(n):
+        for co in range(c_out):
+            g = co // (c_out // groups)
+            for q in np.ndindex(*out_size):
+                for ci in range(per_group):
+                    for t in np.ndindex(*w.shape[2:]):
+                        i = tuple(qq * s + tt * d for qq, tt, s, d in zip(q, t, strides, dilations))
+                        out[(b, co) + q] += x[(b, g * per_group + ci) + i] * w[(co, ci) + t]
+    return out
+
+
+def _transpose_output(n, k, s, d, before, after):
+    return (n - 1) * s + (k - 1) * d + 1 - before - after
+
+
+TRANSPOSE_1D = [
+    # n, k, s, d, (before, after), torch's (padding, output_padding) or None
+    (3, 3, 2, 1, (1, 1), (1, 0)),    # symmetric: padding crops 1 from each side
+    (3, 3, 2, 1, (1, 0), (1, 1)),    # before > after: output_padding adds the row back at the end
+    (3, 2, 2, 1, (0, 0), (0, 0)),    # the full result
+    (3, 3, 2, 1, (0, -1), (0, 1)),   # after < 0: one zero row past the footprint, as output_padding
+    (3, 3, 1, 3, (2, 0), (2, 2)),    # output_padding up to dilation - 1 when the dilation is the larger
+    (3, 3, 2, 1, (0, 1), None),      # after > before: crop the end by hand
+    (4, 3, 2, 1, (3, 0), None),      # before - after = 3 >= max(stride, dilation): crop by hand
+    (3, 3, 2, 1, (0, -3), None),     # three zero rows past the footprint: zero-extend by hand
+    (2, 3, 3, 2, (1, 4), None),      # both ends cropped unevenly, stride 3 and dilation 2
+]
+
+
+@pytest.mark.parametrize("n, k, s, d, pads, expected", TRANSPOSE_1D)
+def test_transpose_translation_1d(n, k, s, d, pads, expected):
+    assert torch_nn.transpose_args((pads,), (s,), (d,)) == (None if expected is None else
+                                                            ((expected[0],), (expected[1],)))
+    rng = np.random.default_rng(n * 100 + k * 10 + s)
+    x, w = rng.normal(size=(2, 3, n)), rng.normal(size=(3, 2, k))
+    size = (_transpose_output(n, k, s, d, *pads),)
+    got = torch_nn.conv_transpose(x, w, strides=(s,), dilations=(d,), pads=(pads,), output_size=size)
+    want = transposed_by_definition(x, w, (s,), (d,), (pads,), size)
+    assert got.dtype == np.float64 and got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_transpose_translation_hand_computed():
+    # x = [1, 2] (one channel), w = [1, 10, 100], stride 2: the full result [1, 10, 102, 20, 200] (length 5).
+    x, w = np.array([[[1.0, 2.0]]]), np.array([[[1.0, 10.0, 100.0]]])
+    full = [1, 10, 102, 20, 200]
+    for pads, want in [((0, 0), full), ((1, 1), full[1:4]), ((1, 0), full[1:]), ((0, 1), full[:4]),
+                       ((2, -1), full[2:] + [0]), ((0, -2), full + [0, 0]), ((3, -3), full[3:] + [0, 0, 0])]:
+        size = (_transpose_output(2, 3, 2, 1, *pads),)
+        got = torch_nn.conv_transpose(x, w, strides=(2,), dilations=(1,), pads=(pads,), output_size=size)
+        assert got[0, 0].tolist() == want, pads
+
+
+@pytest.mark.parametrize("pads", [((1, 1), (0, 1)), ((1, 0), (1, 1)), ((0, 1), (2, -1)), ((2, 0), (0, -2))])
+def test_transpose_translation_2d(pads):
+    # Axes translated independently: one axis expressible, the other not, forces the crop on both.
+    n, k, s, d = (3, 2), (3, 2), (2, 1), (1, 2)
+    rng = np.random.default_rng(5)
+    x, w = rng.normal(size=(1, 2, *n)), rng.normal(size=(2, 3, *k))
+    size = tuple(_transpose_output(*args, *p) for args, p in zip(zip(n, k, s, d), pads))
+    got = torch_nn.conv_transpose(x, w, strides=s, dilations=d, pads=pads, output_size=size)
+    np.testing.assert_allclose(got, transposed_by_definition(x, w, s, d, pads, size), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("pads, groups", [(((0, 1), (1, 2)), 1), (((1, 1), (0, 0)), 1), (((2, 0), (0, 3)), 2)])
+def test_conv_padding_translation(pads, groups):
+    # F.pad lists the last axis first: distinct pads on H and W catch a swapped order.
+    rng = np.random.default_rng(3)
+    x, w = rng.normal(size=(2, 2, 5, 4)), rng.normal(size=(4, 2 // groups, 3, 2))
+    got = torch_nn.conv(x, w, strides=(2, 1), dilations=(1, 2), pads=pads, groups=groups)
+    np.testing.assert_allclose(got, correlated_by_definition(x, w, (2, 1), (1, 2), pads, groups), rtol=1e-12,
+                               atol=1e-12)
+
+
+# --- minimal repros of PyTorch's own differences ----------------------------------------------------------
+
+def test_repro_torch_rejects_kernel_larger_than_padded_empty_input():
+    x, w = torch.zeros(1, 2, 0, 5), torch.zeros(4, 2, 3, 3)
+    # TensorFlow: conv2d of a (1, 0, 5, 2) NHWC input, SAME -> (1, 0, 5, 4); SAME pads 1 + 1 rows: 2 < 3 taps.
+    with pytest.raises(RuntimeError, match="Kernel size can't be greater than actual input size"):
+        F.conv2d(x, w, padding=(1, 1))
+
+
+def test_repro_torch_rejects_zero_output_channels():
+    # TensorFlow (Eigen): conv2d with a (3, 3, 2, 0) filter -> an empty (1, 5, 5, 0) output.
+    with pytest.raises(RuntimeError, match="expected weight to be at least 1 at dimension 0"):
+        F.conv2d(torch.zeros(1, 2, 5, 5), torch.zeros(0, 2, 3, 3), padding=1)
+
+
+def test_repro_onednn_channels_last_unit_width():
+    # float32, batch 2, one channel, in NHWC memory (torch.from_numpy of an NHWC array, permuted): output one pixel
+    # wide with width stride 2. oneDNN's AVX-512 kernel (PyTorch's and TensorFlow's) returns wrong values, often
+    # garbage (1e30, NaN) that changes from call to call; ONEDNN_MAX_CPU_ISA=AVX2 or default NCHW strides are right.
+    rng = np.random.default_rng(0)
+    x_nhwc = rng.normal(size=(2, 10, 3, 1)).astype(np.float32)
+    w_hwio = rng.normal(size=(4, 2, 1, 2)).astype(np.float32)
+    x = torch.from_numpy(x_nhwc).permute(0, 3, 1, 2)  # strides (30, 1, 3, 1): channels-last memory
+    w = torch.from_numpy(np.ascontiguousarray(w_hwio.transpose(3, 2, 0, 1)))
+    want = F.conv2d(x.double(), w.double(), stride=(1, 2))
+    got = F.conv2d(x, w, stride=(1, 2))
+    # The adapter's copy with default strides takes the other path, which is right:
+    x_default = torch_nn._to_torch(x_nhwc.transpose(0, 3, 1, 2))
+    assert x_default.stride() == (30, 30, 3, 1)
+    assert torch.allclose(F.conv2d(x_default, w, stride=(1, 2)).double(), want, atol=1e-4)
+    if not torch.allclose(got.double(), want, atol=1e-4):
+        pytest.xfail(f"PyTorch {torch.__version__} (oneDNN): channels-last, one-pixel-wide output, width stride 2 "
+                     f"-> wrong by {(got.double() - want).abs().max().item():.3g}")
+
+
+def test_repro_onednn_bfloat16_unit_width():
+    # bfloat16, default NCHW strides, integer values whose every partial sum is exact in bfloat16; the output is
+    # (2, 1, 7, 1): one pixel wide, width stride 3. oneDNN's AMX kernel returns rows 0, 3, 6 of each image and then
+    # zeros (it steps through the rows with the width stride); ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16 is right.
+    x = (torch.arange(2 * 2 * 8 * 5) % 7 - 3).reshape(2, 2, 8, 5).to(torch.bfloat16)
+    w = (torch.arange(1 * 2 * 2 * 3) % 5 - 2).reshape(1, 2, 2, 3).to(torch.bfloat16)
+    want = F.conv2d(x.double(), w.double(), stride=(1, 3))
+    assert want.flatten().tolist() == [13, -9, 11, -4, -5, -6, 0, 11, -4, -5, -6, 0, 13, -9]
+    got = F.conv2d(x, w, stride=(1, 3))
+    if not torch.equal(got.double(), want):
+        pytest.xfail(f"PyTorch {torch.__version__} (oneDNN, bfloat16): one-pixel-wide output, width stride 3 "
+                     f"-> {got.flatten().tolist()}")
+
+
+def test_dtypes_are_those_torch_convolves():
+    # int32 is left out because PyTorch's CPU transposed convolution has no integer kernel.
+    with pytest.raises((RuntimeError, NotImplementedError), match="not implemented for 'Int'"):
+        F.conv_transpose2d(torch.ones(1, 1, 2, 2, dtype=torch.int32), torch.ones(1, 1, 2, 2, dtype=torch.int32))
+    assert set(torch_nn.TORCH_DTYPES) == set(DTYPES) - {"int32"}
