@@ -9,6 +9,9 @@ Subcommands::
     harness repro   CASE_ID [--dtype DT] [-o FILE]
     harness new     OP [--name NAME] [--shape OPERAND=DIMS] [--attr KEY=VALUE] [--strides ..] [--padding ..] ...
     harness compare A/results.json B/results.json [--growth F]
+    harness backends [SPEC ...] [--install]
+    harness export  --npz DIR [FILES] [--op OP] [--dtype DT] [--tag TAG]
+    harness check-npz DIR [--reports DIR]
     harness report  DIR
 
 A CASE_ID is what pytest and the reports print: ``cases/seeds.yaml::conv2d_same_2x5x5[float32]``; the file
@@ -429,6 +432,20 @@ def _append_case(path: Path, text: str) -> None:
         results.write_atomic(path, text)
 
 
+# --- the .npz exchange (harness.exchange) ---------------------------------------------------
+
+def cmd_export(args) -> int:
+    from harness import exchange  # it builds on this module's case selection
+
+    return exchange.cmd_export(args)
+
+
+def cmd_check_npz(args) -> int:
+    from harness import exchange
+
+    return exchange.cmd_check_npz(args)
+
+
 # --- compare / report -----------------------------------------------------------------------
 
 FAILING = ("failed", "malformed", "error")
@@ -584,6 +601,20 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--tags", default=None, help="comma-separated")
     p.add_argument("--append", default=None, metavar="FILE", help="add the case to this case file (created if new)")
     p.set_defaults(func=cmd_new)
+
+    p = sub.add_parser("export", help="write cases as .npz files (operands, TensorFlow's and the reference's "
+                                      "outputs, bounds) for a kernel outside Python")
+    p.add_argument("--npz", dest="directory", required=True, metavar="DIR",
+                   help="exchange directory (created; an earlier export there is replaced)")
+    _filters(p)
+    p.add_argument("--onednn", choices=("0", "1"), default=None, help="TF_ENABLE_ONEDNN_OPTS (default: as set, else 1)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("check-npz", help="check the outputs an outside implementation wrote into an export "
+                                         "directory; write reports")
+    p.add_argument("directory", metavar="DIR")
+    p.add_argument("--reports", default=None, help="report directory (default: DIR/reports)")
+    p.set_defaults(func=cmd_check_npz)
 
     p = sub.add_parser("compare", help="what changed between two runs' results.json")
     p.add_argument("a", metavar="A", help="results.json (or its directory) of the first run")

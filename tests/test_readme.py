@@ -57,7 +57,7 @@ def test_every_harness_subcommand_in_the_readme_exists_and_the_list_examples_run
 
     from harness import cli
 
-    commands = re.findall(r"^\.venv/bin/harness ([a-z]+)(.*?)(?:\s+#.*)?$", README, flags=re.M)
+    commands = re.findall(r"^\.venv/bin/harness ([a-z][a-z-]*)(.*?)(?:\s+#.*)?$", README, flags=re.M)
     subcommands = set(cli.parser()._subparsers._group_actions[0].choices)
     assert {name for name, _ in commands} == subcommands  # every subcommand is shown, and nothing else
     for name, rest in commands:

@@ -1,0 +1,604 @@
+"""The ``.npz`` exchange: check a kernel that runs outside Python (C, CUDA, an FPGA simulator) against TensorFlow.
+
+Two steps around the outside implementation::
+
+    harness export DIR [FILES] [--op OP] [--dtype DT] [--tag TAG] [--onednn 0|1]   # 1. the harness writes DIR
+    ... the outside implementation reads DIR/*.npz and writes DIR/<name>.out.npy ...  # 2. yours
+    harness check-npz DIR [--reports REPORTS]                                      # 3. the harness checks
+
+The directory, version 1 of the format
+--------------------------------------
+
+``DIR/manifest.json`` lists the entries: one per (case, dtype) that computes a value (error contracts are left out).
+Each entry has a file name stem ``NAME`` (the case name and dtype with every character outside ``[A-Za-z0-9._-]``
+replaced by ``_``, cut to 80 characters and stripped of leading and trailing ``_.-``, then ``-`` and 8 hex digits
+of the CRC-32 of the entry's ``id``; e.g. ``conv2d_same_2x5x5_float32-8803acc9``) and two files:
+
+* ``DIR/NAME.npz`` (written by the harness; an uncompressed NumPy zip archive: every member is a ``.npy`` file):
+
+  - one array per operand, under the ``tf.nn`` argument name (``input``, ``filters``; ``value`` for
+    atrous_conv2d; ``filter`` for depthwise_conv2d; ``depthwise_filter`` and ``pointwise_filter`` for
+    separable_conv2d), exactly as the op receives it: in the op's own layouts (the entry's ``operands[].layout``:
+    the data in the case's ``data_format``, NHWC / NCHW / NWC / NCW; the filters in TensorFlow's HWIO, HWIM, HWOI
+    or WIO) and already rotated when a case writes its filter for true convolution: the op always correlates;
+  - ``reference``: the reference's output (``output_shape`` in ``output_layout``, the case's data_format);
+  - ``tensorflow``: TensorFlow's output, only when TensorFlow returned one (``tensorflow.stored``); a TensorFlow
+    that raised or aborted is described in the manifest instead;
+  - ``bound``: float64, the output's shape: the largest difference allowed at each element (``harness.tolerance``);
+    all zeros for an exact comparison.
+
+  The arrays have the entry's ``stored_dtype``: its ``dtype`` (float16, float32, float64, int32), except bfloat16,
+  which ``.npy`` cannot hold portably: bfloat16 arrays are stored as float32 (every bfloat16 value is exactly a
+  float32; the low 16 bits are zero). ``bound`` is always float64.
+
+* ``DIR/NAME.out.npy`` (written by YOUR implementation; the entry's ``output``): one ``.npy`` array, the op's output
+  for those operands, with shape ``output_shape`` in layout ``output_layout`` and dtype ``dtype`` (little- or
+  big-endian). For a bfloat16 entry write float32 (rounded to bfloat16, to nearest even, before comparing) or
+  uint16 (the raw bfloat16 bits). Any other dtype is a failure saying which, and so is any other shape (except
+  the shape of a stored TensorFlow output that differs from the reference's: see below). An entry without its
+  ``.out.npy`` is reported as skipped ("no output"), not as a failure.
+
+``manifest.json`` (the values of ``cases/seeds.yaml::conv2d_same_2x5x5[float32]``)::
+
+    {"format": "tf-conv-harness-npz", "version": 1, "created": "2025-06-01T12:00:00+0000",
+     "harness": "0.1.0", "tensorflow": "2.21.0", "numpy": "2.4.6", "onednn": "1", "sweeps": "pairwise",
+     "environment": {...},                  # as in results.json: versions, threads, CPU flags
+     "output_suffix": ".out.npy",
+     "divergences": [...],                  # the known divergences the entries name (rows as in results.json)
+     "entries": [{
+        "id": "cases/seeds.yaml::conv2d_same_2x5x5[float32]", "case_id": "cases/seeds.yaml::conv2d_same_2x5x5",
+        "file": "cases/seeds.yaml", "case": "conv2d_same_2x5x5", "dtype": "float32", "stored_dtype": "float32",
+        "npz": "conv2d_same_2x5x5_float32-8803acc9.npz", "output": "conv2d_same_2x5x5_float32-8803acc9.out.npy",
+        "op": "conv2d", "attrs": {"strides": [1, 1, 1, 1], "padding": "SAME"},  # as passed to tf.nn.conv2d
+        "data_format": "NHWC",
+        "operands": [{"name": "input", "kind": "data", "shape": [1, 5, 5, 2], "layout": "NHWC"},
+                     {"name": "filters", "kind": "filter", "shape": [3, 3, 2, 1], "layout": "HWIO"}],
+        "output_shape": [1, 5, 5, 1], "output_layout": "NHWC",
+        "tensorflow": {"behaviour": "agrees", "detail": "", "stored": true, "known_wrong": false},
+        "oracle": "tensorflow",             # what an output is checked against (see below)
+        "known_divergences": [],            # ids of the known divergences of TensorFlow that apply to this case
+        "divergence": null,                 # the one that explains what TensorFlow did (then known_wrong: true)
+        "divergence_summary": null,         # and its one-line summary
+        "tolerance": {"exact": true, "c": 0.0, "u": 0.0, "override": null,
+                      "text": "exact equality (integer-valued inputs, partial sums exactly representable)"},
+        "tags": ["seed"], "sweep": null,
+        "yaml": "cases:\n- name: conv2d_same_2x5x5\n ..."}],   # the case, for the reports
+     "skipped": [{"id": "cases/errors.yaml::conv2d_stride_0[float32]", "reason": "an error contract: ..."}]}
+
+``tolerance`` rebuilds the bound's description (``harness.tolerance.Bound``): a float case has ``"exact": false,
+"c": 2.0, "u": 5.96e-08`` (float32's unit roundoff) and a case's own override as ``{reason, c, atol}``; the
+per-element values are the ``bound`` array.
+
+``tensorflow.behaviour`` is what TensorFlow did against the reference: ``agrees``, ``wrong_shape``,
+``wrong_values``, ``raises <ErrorClass>`` or ``aborts``. ``oracle`` is ``tensorflow`` where it agrees and
+``reference`` elsewhere; ``known_wrong`` says a known divergence (``cases/known_divergences.yaml``) explains it.
+
+How ``check`` judges an output (as ``harness verify --backend`` judges a backend, ``runner.run_backend``): where
+TensorFlow agrees with the reference, the output must agree with TensorFlow under ``bound``. Where it does not
+(a known divergence, an error, an abort), the output must agree with the reference, or with TensorFlow's own output
+(noted). ``check`` writes ``results.json``, ``report.html`` and ``summary.md``, one record per entry in the shape of
+``harness.results.record`` (backend ``npz``, id ``<case id>[<dtype>@npz]``), so ``harness report`` and
+``harness compare`` read them.
+
+Exporting into a directory that already holds a manifest replaces that export: its ``.npz`` files and any
+``.out.npy`` written for it are removed first (the operands may have changed), other files are left alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import time
+import zlib
+from importlib import metadata
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import ml_dtypes
+import numpy as np
+import yaml
+
+from harness import divergences as divergences_module
+from harness import ops, results
+from harness.cases import Case, CaseError, case_yaml, operand_array, parse_case
+from harness.dtypes import dtype_of
+from harness.isolation import Died, Raised, call_tensorflow
+from harness.tolerance import Bound, Override, bound_for, compare
+
+FORMAT = "tf-conv-harness-npz"
+VERSION = 1
+MANIFEST = "manifest.json"
+NPZ_SUFFIX = ".npz"
+OUTPUT_SUFFIX = ".out.npy"
+BACKEND = "npz"  # the backend name in the check's records
+REFERENCE, TENSORFLOW, AGREES = "reference", "tensorflow", "agrees"
+MAX_STEM = 80
+ENTRY_FIELDS = ("id", "case_id", "file", "case", "dtype", "stored_dtype", "npz", "output", "op", "attrs",
+                "operands", "output_shape", "output_layout", "tensorflow", "oracle", "tolerance", "yaml")
+
+
+class ExchangeError(ValueError):
+    """An exchange directory or manifest that cannot be used (the message names the file and what is wrong)."""
+
+
+# --- names and dtypes -----------------------------------------------------------------------
+
+def safe_name(case_id: str, dtype: str) -> str:
+    """The file name stem of an entry: readable, unique (a CRC-32 of the full id) and safe on every file system."""
+    full = f"{case_id}[{dtype}]"
+    name = case_id.rpartition("::")[2]
+    slug = re.sub(r"[^A-Za-z0-9._-]", "_", f"{name}[{dtype}]")[:MAX_STEM].strip("_.-") or "case"
+    return f"{slug}-{zlib.crc32(full.encode()):08x}"
+
+
+def stored_dtype(dtype: str) -> str:
+    return "float32" if dtype == "bfloat16" else dtype
+
+
+def _to_stored(a: np.ndarray, dtype: str) -> np.ndarray:
+    a = np.asarray(a)
+    return np.ascontiguousarray(a.astype(np.float32) if dtype == "bfloat16" else a)
+
+
+def _from_stored(a: np.ndarray, dtype: str) -> np.ndarray:
+    return np.asarray(a).astype(dtype_of(dtype)) if dtype == "bfloat16" else np.asarray(a)
+
+
+def _harness_version() -> str:
+    try:
+        return metadata.version("tf-conv-harness")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _write_npz(path: Path, arrays: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+# --- export ---------------------------------------------------------------------------------
+
+def _set_onednn(onednn: str | None) -> None:
+    """Run TensorFlow with TF_ENABLE_ONEDNN_OPTS=onednn: restart the isolated TensorFlow child if it runs otherwise."""
+    from harness import isolation, tf_ops
+
+    if onednn is None or os.environ.get(tf_ops.ONEDNN_ENV) == onednn:
+        return
+    os.environ[tf_ops.ONEDNN_ENV] = onednn
+    if isolation._process is not None:  # started under the other mode: the next call starts a fresh child
+        isolation._process.close()
+        isolation._process = None
+
+
+def _tf_outcome(result, ref: np.ndarray, bound: Bound) -> tuple[str, str, np.ndarray | None]:
+    """(behaviour, detail, value) of TensorFlow's call, judged against the reference as ``runner.run_case`` does."""
+    if isinstance(result, Died):
+        return "aborts", f"the TensorFlow process died ({result.how})", None
+    if isinstance(result, Raised):
+        first = (result.message or "").strip().splitlines()
+        return f"raises {result.error_class}", first[0][:300] if first else "", None
+    value = np.asarray(result.value)
+    check = compare(TENSORFLOW, value, REFERENCE, ref, bound)
+    if check.ok:
+        return AGREES, "", value
+    if check.detail.startswith("shape"):
+        return "wrong_shape", f"TensorFlow returned shape {list(value.shape)}, the reference {list(ref.shape)}", value
+    return "wrong_values", f"TensorFlow's values are outside the bound ({check.line()})", value
+
+
+def _remove_previous(directory: Path) -> int:
+    """Remove the files of an earlier export in ``directory`` (its .npz and the outputs written for it)."""
+    path = directory / MANIFEST
+    if not path.exists():
+        return 0
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+        names = [(e["npz"], e["output"]) for e in old["entries"]]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ExchangeError(f"{path}: an earlier manifest that cannot be read ({exc}); remove it or export to "
+                            f"another directory") from None
+    removed = 0
+    for npz, out in names:
+        for name in (npz, out):
+            if Path(name).name != name:  # a manifest naming files elsewhere is not ours to clean up
+                continue
+            target = directory / name
+            if target.is_file():
+                target.unlink()
+                removed += 1
+    path.unlink()
+    return removed
+
+
+def export(cases_with_dtypes: Iterable[tuple[Case, str]], directory: Path, onednn: str | None = None, *,
+           divergences: Sequence | None = None, root: Path | None = None) -> Path:
+    """Write one ``.npz`` per (case, dtype) that computes a value, and ``manifest.json``; return the manifest's path.
+
+    ``onednn`` ("0" / "1") sets TF_ENABLE_ONEDNN_OPTS for TensorFlow (None: as set, default "1"). ``divergences``:
+    the known divergences of TensorFlow (default: ``<root>/cases/known_divergences.yaml``, root = the current
+    directory). The file format is described in this module's docstring.
+    """
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise ExchangeError(f"{directory}: not a directory")
+    directory.mkdir(parents=True, exist_ok=True)
+    _set_onednn(onednn)
+    env = divergences_module.Environment.current()
+    known = list(divergences) if divergences is not None else divergences_module.registry(root)
+    _remove_previous(directory)
+
+    entries, skipped, named = [], [], {}
+    for case, dtype in cases_with_dtypes:
+        entry_id = f"{case.id}[{dtype}]"
+        if case.expect_error:
+            skipped.append({"id": entry_id, "reason": "an error contract: no value to compute"})
+            continue
+        try:
+            entry = _export_one(case, dtype, directory, env, known)
+        except (CaseError, ValueError) as exc:
+            skipped.append({"id": entry_id, "reason": f"the reference rejects this case: {exc}"})
+            continue
+        entries.append(entry)
+        named.update({d: None for d in entry["known_divergences"]})
+    rows = [row for row in results.divergence_rows(known) if row["id"] in named]
+    settings = results.environment()
+    manifest = {
+        "format": FORMAT, "version": VERSION, "created": results.now(), "harness": _harness_version(),
+        "tensorflow": settings.get("tensorflow"), "numpy": np.__version__, "onednn": settings.get("onednn"),
+        "sweeps": os.environ.get("HARNESS_SWEEP", "pairwise"), "environment": settings,
+        "output_suffix": OUTPUT_SUFFIX, "divergences": rows, "entries": entries, "skipped": skipped,
+    }
+    path = directory / MANIFEST
+    results.write_atomic(path, json.dumps(manifest, indent=1, allow_nan=False) + "\n")
+    return path
+
+
+def _export_one(case: Case, dtype: str, directory: Path, env, known) -> dict:
+    spec = ops.get(case.op)
+    arrays = {o.name: operand_array(case, o.name, dtype) for o in spec.operands}
+    attrs = spec.resolve(arrays, case.attrs) if spec.resolve else dict(case.attrs)
+    ref = np.asarray(spec.call(spec.reference, arrays, attrs))
+    bound = bound_for(spec.reference, arrays, attrs, dtype_of(dtype), case.tolerance)
+    result = call_tensorflow(case.op, tuple(arrays[o.name] for o in spec.operands), attrs)
+    behaviour, detail, tf_value = _tf_outcome(result, ref, bound)
+    feats = divergences_module.features(case, dtype, arrays, attrs, ref, env)
+    applicable = divergences_module.matching(known, feats, env)
+    divergence = next((d for d in applicable if d.expects(behaviour)), None)
+
+    stem = safe_name(case.id, dtype)
+    stored = {name: _to_stored(a, dtype) for name, a in arrays.items()}
+    stored[REFERENCE] = _to_stored(ref, dtype)
+    if tf_value is not None:
+        stored[TENSORFLOW] = _to_stored(tf_value, dtype)
+    stored["bound"] = np.ascontiguousarray(bound.per_element, dtype=np.float64)
+    _write_npz(directory / f"{stem}{NPZ_SUFFIX}", stored)
+
+    fmt = spec.data_format(attrs)
+    override = bound.override
+    return {
+        "id": f"{case.id}[{dtype}]", "case_id": case.id, "file": case.file, "case": case.name,
+        "dtype": dtype, "stored_dtype": stored_dtype(dtype),
+        "npz": f"{stem}{NPZ_SUFFIX}", "output": f"{stem}{OUTPUT_SUFFIX}",
+        "op": case.op, "attrs": results.jsonable(attrs), "data_format": fmt,
+        "operands": [{"name": o.name, "kind": o.kind, "shape": list(arrays[o.name].shape),
+                      "layout": "raw" if case.inputs[o.name].raw else o.op_layout(fmt)} for o in spec.operands],
+        "output_shape": list(ref.shape), "output_layout": fmt,
+        "tensorflow": {"behaviour": behaviour, "detail": detail, "stored": tf_value is not None,
+                       "known_wrong": divergence is not None},
+        "oracle": TENSORFLOW if behaviour == AGREES else REFERENCE,
+        "known_divergences": [d.id for d in applicable],
+        "divergence": divergence.id if divergence else None,
+        "divergence_summary": divergence.summary if divergence else None,
+        "tolerance": {"exact": bound.exact, "c": bound.c, "u": bound.u,
+                      "override": ({"reason": override.reason, "c": override.c, "atol": override.atol}
+                                   if override else None),
+                      "text": bound.describe()},
+        "tags": list(case.tags), "sweep": case.sweep,
+        "yaml": case_yaml(case),
+    }
+
+
+# --- check ----------------------------------------------------------------------------------
+
+def load_manifest(directory: Path) -> dict:
+    """The manifest of an exchange directory, validated; ExchangeError naming the file and the problem."""
+    directory = Path(directory)
+    path = directory / MANIFEST
+    if not directory.is_dir():
+        raise ExchangeError(f"{directory}: no such directory")
+    if not path.is_file():
+        raise ExchangeError(f"{path}: no manifest (write one with: harness export {directory} ...)")
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ExchangeError(f"{path}: not a readable JSON manifest ({exc})") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise ExchangeError(f"{path}: not a {FORMAT} manifest (its 'format' is "
+                            f"{doc.get('format') if isinstance(doc, dict) else None!r})")
+    if doc.get("version") != VERSION:
+        raise ExchangeError(f"{path}: format version {doc.get('version')!r}; this harness reads version {VERSION} "
+                            f"(export again)")
+    entries = doc.get("entries")
+    if not isinstance(entries, list):
+        raise ExchangeError(f"{path}: field 'entries' must be a list")
+    for i, entry in enumerate(entries):
+        missing = [f for f in ENTRY_FIELDS if not isinstance(entry, dict) or f not in entry]
+        if missing:
+            raise ExchangeError(f"{path}: entries[{i}]: missing field {missing[0]!r}")
+        for key in ("npz", "output"):
+            if Path(entry[key]).name != entry[key]:
+                raise ExchangeError(f"{path}: entries[{i}] ({entry['id']}): field {key!r} must be a file name in "
+                                    f"the directory, got {entry[key]!r}")
+        if entry["op"] not in ops.OPS:
+            raise ExchangeError(f"{path}: entries[{i}] ({entry['id']}): unknown op {entry['op']!r}")
+    return doc
+
+
+def _bound(entry: dict, per_element: np.ndarray) -> Bound:
+    tol = entry["tolerance"]
+    over = tol.get("override")
+    override = Override(over["reason"], over.get("c"), float(over.get("atol") or 0.0)) if over else None
+    return Bound(np.asarray(per_element, dtype=np.float64), bool(tol["exact"]), float(tol["c"]), float(tol["u"]),
+                 override)
+
+
+def _case(entry: dict) -> Case:
+    """The entry's case, back from the YAML the export stored (for the record's file, tags, layouts and YAML)."""
+    import dataclasses
+
+    try:
+        raw = yaml.safe_load(entry["yaml"])["cases"][0]
+        case = parse_case(entry["file"], raw, 0)
+    except (yaml.YAMLError, CaseError, KeyError, IndexError, TypeError) as exc:
+        raise ExchangeError(f"{MANIFEST}: entry {entry['id']}: its case ('yaml') cannot be read back ({exc}); "
+                            f"export again") from None
+    return dataclasses.replace(case, sweep=entry.get("sweep"))
+
+
+def _read_output(path: Path, entry: dict) -> tuple[np.ndarray | None, list[str], list[str]]:
+    """(the output at the entry's dtype or None, errors, notes)."""
+    name = path.name
+    try:
+        got = np.load(path, allow_pickle=False)
+    except Exception as exc:  # a truncated file, a pickle, not NumPy's format at all
+        return None, [f"cannot read {name}: {type(exc).__name__}: {exc} (write one .npy array, e.g. with "
+                      f"numpy.save; see harness/exchange.py for the format)"], []
+    if isinstance(got, np.lib.npyio.NpzFile):
+        got.close()
+        return None, [f"{name} is an .npz archive; write one .npy array (numpy.save) under this name"], []
+    got = np.asarray(got)
+    if not got.dtype.isnative:  # big-endian data written on (or for) another machine
+        got = got.astype(got.dtype.newbyteorder("="))
+    dtype, notes = entry["dtype"], []
+    want = dtype_of(dtype)
+    if dtype == "bfloat16" and got.dtype == np.float32:
+        rounded = got.astype(want)
+        if not np.array_equal(rounded.astype(np.float32), got, equal_nan=True):
+            notes.append(f"{name}: float32 values that are not bfloat16 values; rounded to bfloat16 before comparing")
+        got = rounded
+    elif dtype == "bfloat16" and got.dtype == np.uint16:
+        got = got.view(ml_dtypes.bfloat16)
+    elif got.dtype != want:
+        allowed = "float32 (rounded to bfloat16) or uint16 (the raw bfloat16 bits)" if dtype == "bfloat16" else dtype
+        return None, [f"{name} has dtype {got.dtype}; this entry's dtype is {dtype}: write {allowed}"], notes
+    return got, [], notes
+
+
+def _check_one(directory: Path, entry: dict):
+    """The ``runner.Outcome`` of one entry's output."""
+    import dataclasses
+
+    from harness import diagnose
+    from harness.runner import Outcome
+
+    start = time.perf_counter()
+    case = _case(entry)
+    dtype = entry["dtype"]
+    attrs = entry["attrs"]
+    shapes = {o["name"]: tuple(o["shape"]) for o in entry["operands"]}
+    shapes["output"] = tuple(entry["output_shape"])
+    tf_info = entry["tensorflow"]
+    tf_text = tf_info["behaviour"] + (f" ({tf_info['detail']})" if tf_info.get("detail") else "")
+    if tf_info.get("known_wrong"):
+        tf_text += f"; known divergence {entry.get('divergence')!r}"
+    common = dict(attrs=attrs, shapes=shapes, tensorflow=tf_text, applicable=tuple(entry.get("known_divergences", ())),
+                  backend=BACKEND)
+
+    def done(status: str, **kw) -> Outcome:
+        return Outcome(case, dtype, status, seconds=time.perf_counter() - start, **common, **kw)
+
+    out_path = directory / entry["output"]
+    if not out_path.exists():
+        return done("skipped", skip_reason=f"no output: {entry['output']} was not written")
+    npz_path = directory / entry["npz"]
+    try:
+        with np.load(npz_path, allow_pickle=False) as data:
+            stored = {key: data[key] for key in data.files}
+    except Exception as exc:
+        raise ExchangeError(f"{npz_path}: cannot read the exported arrays ({exc}); export again") from None
+    for key in (REFERENCE, "bound", *(o["name"] for o in entry["operands"])):
+        if key not in stored:
+            raise ExchangeError(f"{npz_path}: no array {key!r}; export again")
+    ref = _from_stored(stored[REFERENCE], dtype)
+    tf_value = _from_stored(stored[TENSORFLOW], dtype) if TENSORFLOW in stored else None
+    bound = _bound(entry, stored["bound"])
+    common["bound"] = bound
+
+    got, errors, notes = _read_output(out_path, entry)
+    if got is None:
+        return done("failed", errors=tuple(errors), notes=tuple(notes), outputs={REFERENCE: ref})
+    if got.shape != ref.shape and (tf_value is None or got.shape != tf_value.shape):
+        errors.append(f"{entry['output']} has shape {list(got.shape)}; the output is {list(ref.shape)} in layout "
+                      f"{entry['output_layout']}")
+
+    tf_check = compare(TENSORFLOW, tf_value, REFERENCE, ref, bound) if tf_value is not None else None
+    tf_right = tf_check is not None and tf_check.ok
+    against_ref = compare(BACKEND, got, REFERENCE, ref, bound)
+    comparisons = [against_ref]
+    if tf_value is not None:
+        tf_bound = bound if tf_value.shape == ref.shape else dataclasses.replace(
+            bound, per_element=np.full(tf_value.shape, bound.per_element.max(initial=0.0)))
+        comparisons.append(compare(BACKEND, got, TENSORFLOW, tf_value, tf_bound))
+    if tf_right:
+        ok = comparisons[-1].ok
+    else:
+        tf_does = ("raised or died" if tf_value is None else "disagrees with the reference") + " here" + (
+            f" (known divergence {entry['divergence']!r})" if entry.get("divergence") else "")
+        shares = tf_value is not None and comparisons[-1].ok
+        ok = against_ref.ok or shares
+        notes.append(f"TensorFlow {tf_does}; {BACKEND} " + ("agrees with the reference" if against_ref.ok else
+                     "agrees with TensorFlow" if shares else "agrees with neither"))
+    if tf_check is not None:
+        comparisons.append(tf_check)
+    if ok and not errors:
+        status = "passed"
+    else:
+        status = "failed"
+        if not errors:
+            if any(c.detail.startswith("shape") for c in comparisons if c.subject == BACKEND):
+                errors.append(f"{BACKEND} wrong_shape: {entry['output']} has shape {list(got.shape)}, the reference "
+                              f"{list(ref.shape)}")
+            else:
+                oracle = "TensorFlow's" if tf_right else "the reference's"
+                errors.append(f"{BACKEND} wrong_values: {entry['output']} is outside the bound around {oracle} "
+                              f"output")
+    found = ()
+    if status == "failed" and got.shape == ref.shape:
+        arrays = {o["name"]: _from_stored(stored[o["name"]], dtype) for o in entry["operands"]}
+        try:
+            found = (diagnose.explain(entry["op"], arrays, attrs, got, bound, BACKEND),)
+        except Exception as exc:  # the diagnosis is a help, never the reason a check stops
+            found = (f"no diagnosis: {type(exc).__name__}: {exc}",)
+    outputs = {REFERENCE: ref, **({TENSORFLOW: tf_value} if tf_value is not None else {}), BACKEND: got}
+    return done(status, comparisons=tuple(comparisons), errors=tuple(errors), notes=tuple(notes), diagnosis=found,
+                outputs=outputs if status == "failed" else {})
+
+
+def check(directory: Path, reports: Path | None = None) -> list[dict]:
+    """Check every output written into an exchange directory; one record (``harness.results.record``) per entry.
+
+    With ``reports``, also write ``results.json``, ``report.html`` and ``summary.md`` there.
+    """
+    directory = Path(directory)
+    manifest = load_manifest(directory)
+    started, t0 = results.now(), time.perf_counter()
+    records = []
+    for entry in manifest["entries"]:
+        outcome = _check_one(directory, entry)
+        rec = results.record(outcome, f"{entry['case_id']}[{entry['dtype']}@{BACKEND}]", entry.get("tags", ()))
+        rec["exchange"] = {"npz": entry["npz"], "output": entry["output"], "oracle": entry["oracle"]}
+        records.append(rec)
+    if reports is not None:
+        write_reports(records, manifest, Path(reports), directory, started, time.perf_counter() - t0)
+    return records
+
+
+def write_reports(records: list[dict], manifest: dict, reports: Path, directory: Path | None = None,
+                  started: str | None = None, seconds: float = 0.0) -> list[Path]:
+    """``results.json``, ``report.html`` and ``summary.md`` of a check, in ``reports``; their paths."""
+    from harness import report
+
+    failed = any(r["status"] == "failed" for r in records)
+    run = results.Run(
+        environment={**manifest.get("environment", {}), "backend": BACKEND},
+        run={"started": started or results.now(), "finished": results.now(), "seconds": seconds,
+             "exitstatus": 1 if failed else 0, "interrupted": False, "complete": True,
+             "sweeps": manifest.get("sweeps", "?"), "argv": results.argv(), "backend": BACKEND,
+             "exchange": str(directory) if directory is not None else None, "exported": manifest.get("created")},
+        divergences=list(manifest.get("divergences", [])), records=records)
+    reports.mkdir(parents=True, exist_ok=True)
+    path = reports / results.RESULTS_JSON
+    results.write_atomic(path, run.to_json())
+    return [path, *report.write_reports(run, reports)]
+
+
+# --- the command-line entry points (wired by harness.cli) ------------------------------------
+
+def select(entries, op_filter: Sequence[str] = (), dtype_filter: Sequence[str] = (),
+           tag_filter: Sequence[str] = ()) -> list[tuple[Case, str]]:
+    """(case, dtype) pairs of the loaded entries that pass the filters (as ``harness list`` selects them)."""
+    chosen = []
+    for entry in entries:
+        if not isinstance(entry, Case) or (op_filter and entry.op not in op_filter):
+            continue
+        if tag_filter and not set(tag_filter) & set(entry.tags):
+            continue
+        chosen += [(entry, d) for d in entry.dtypes if not dtype_filter or d in dtype_filter]
+    return chosen
+
+
+def cmd_export(args) -> int:
+    """``harness export DIR [FILES] [--op] [--dtype] [--tag] [--onednn]``."""
+    from harness import cli
+
+    cli._check_filters(args)
+    root = cli.repository_root()
+    entries = cli.load_entries(root, args.files)
+    malformed = [e for e in entries if isinstance(e, CaseError)]
+    for err in malformed:
+        print(f"harness: warning: skipping a malformed case: {err}", file=sys.stderr)
+    selected = select(entries, args.op, args.dtype, args.tag)
+    computing = [(c, d) for c, d in selected if c.expect_error is None]
+    if not computing:
+        raise cli.UsageError("no case that computes a value matches the filters (error contracts are not exported); "
+                             "`harness list` shows the cases")
+    directory = Path(args.directory)
+    try:
+        path = export(computing, directory, getattr(args, "onednn", None), root=root)
+    except ExchangeError as exc:
+        raise cli.UsageError(str(exc)) from None
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    entries_ = manifest["entries"]
+    known_wrong = sum(e["tensorflow"]["known_wrong"] for e in entries_)
+    no_tf = sum(not e["tensorflow"]["stored"] for e in entries_)
+    print(f"wrote {len(entries_)} entries to {directory} ({path.name} and one .npz each)"
+          + (f"; {len(manifest['skipped'])} skipped" if manifest["skipped"] else ""))
+    if known_wrong or no_tf:
+        print(f"  TensorFlow is known to be wrong in {known_wrong} and returned no output in {no_tf}: those are "
+              f"checked against the reference")
+    for skip in manifest["skipped"][:10]:
+        print(f"  skipped {skip['id']}: {skip['reason']}")
+    print(f"next: write each entry's output as {directory}/<name>{OUTPUT_SUFFIX}, then: harness check-npz {directory}")
+    return 0
+
+
+MAX_LISTED = 20
+
+
+def cmd_check_npz(args) -> int:
+    """``harness check-npz DIR [--reports REPORTS]``: exit 1 when an output fails or no output was written."""
+    from harness import cli, report
+
+    directory = Path(args.directory)
+    reports = Path(args.reports) if getattr(args, "reports", None) else directory / "reports"
+    if not directory.is_dir():
+        raise cli.UsageError(f"{directory}: no such directory")
+    try:
+        records = check(directory, reports)
+    except ExchangeError as exc:
+        raise cli.UsageError(str(exc)) from None
+    counts = {s: sum(r["status"] == s for r in records) for s in ("passed", "failed", "skipped")}
+    print(f"{directory}: {len(records)} entries: {counts['passed']} passed, {counts['failed']} failed, "
+          f"{counts['skipped']} without output")
+    failed = [r for r in records if r["status"] == "failed"]
+    for r in failed[:MAX_LISTED]:
+        print(f"  FAILED  {r['id']}: {report.first_line(r)}")
+        for line in r.get("diagnosis") or ():
+            print(f"          suspect: {line}")
+    if len(failed) > MAX_LISTED:
+        print(f"  ... and {len(failed) - MAX_LISTED} more failures")
+    missing = [r for r in records if r["status"] == "skipped"]
+    for r in missing[:MAX_LISTED]:
+        print(f"  missing {r['id']}: {r.get('skip_reason') or 'no output'}")
+    if len(missing) > MAX_LISTED:
+        print(f"  ... and {len(missing) - MAX_LISTED} more without output")
+    print(f"reports: {reports / results.RESULTS_JSON}, {reports / report.REPORT_HTML}, {reports / report.SUMMARY_MD}")
+    return 1 if failed or counts["passed"] == 0 else 0
