@@ -68,6 +68,7 @@ FEATURES = {
     "output_shape_length": "the number of values in conv2d_transpose's output_shape",
     "unequal_strides": "the spatial strides differ from each other",
     "filter_empty": "a filter operand has no elements",
+    "input_spatial_empty": "the data operand has a spatial axis of size 0",
     "strides_in_batch_or_channels": "a full-rank strides value with a batch or channel entry other than 1",
     "dilations_length": "the number of values in a dilations list (None for an int or None)",
     "expect_error": "the case is an error contract",
@@ -292,6 +293,7 @@ def features(case, dtype: str, arrays: Mapping[str, np.ndarray], attrs: Mapping,
         s > 1 and d > 1 and n > 1 for s, d, n in zip(spatial_strides, spatial_dilations, out_sizes))
     feats["unequal_strides"] = len(set(spatial_strides)) > 1
     feats["filter_empty"] = any(np.asarray(arrays[o.name]).size == 0 for o in spec.operands if o.kind == "filter")
+    feats["input_spatial_empty"] = x.ndim == len(fmt) and any(x.shape[fmt.index(c)] == 0 for c in fmt if c not in "NC")
     try:
         full = [int(v) for v in np.asarray(strides_value).reshape(-1)] if strides_value is not None else []
     except (TypeError, ValueError):
