@@ -128,6 +128,32 @@ def test_repro_writes_a_standalone_script_for_the_case(capsys, tmp_path):
     assert code == 0 and out.startswith('"""Reproduce cases/seeds.yaml::depthwise_same_2x5x5[float32]')
 
 
+# --- backends / export / check-npz ------------------------------------------------------------
+
+def test_backends_lists_what_each_implements(capsys):
+    code, out, _ = harness(capsys, "backends", "reference", "examples/naive_kernel/backend.yaml")
+    assert code == 0
+    assert out.startswith("reference             available\n")
+    assert "naive_nchw" in out and "convention tf, data NCHW" in out
+    assert "not a backend" in wrong_use(capsys, "backends", "nonsense")
+    assert "not a backend" in wrong_use(capsys, "verify", "--backend", "nonsense")
+
+
+def test_export_and_check_npz_round_trip_through_the_command(capsys, tmp_path):
+    import numpy as np
+
+    code, out, _ = harness(capsys, "export", "--npz", str(tmp_path), "cases/seeds.yaml", "--op", "conv2d",
+                           "--dtype", "float64")
+    assert code == 0 and "wrote 2 entries" in out
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    for entry in manifest["entries"]:  # an "outside implementation" that returns the reference's output
+        np.save(tmp_path / entry["output"], np.load(tmp_path / entry["npz"])["reference"])
+    code, out, _ = harness(capsys, "check-npz", str(tmp_path))
+    assert code == 0 and "2 passed, 0 failed" in out
+    assert (tmp_path / "reports" / "report.html").is_file()
+    assert "--npz" in wrong_use(capsys, "export", "cases/seeds.yaml")
+
+
 # --- verify ------------------------------------------------------------------------------------
 
 def test_verify_runs_a_subset_with_a_progress_bar_and_writes_the_reports(tmp_path):
