@@ -9,6 +9,7 @@
 # All create .venv and install the project on first use. ONEDNN=0 runs TensorFlow without oneDNN.
 # BACKENDS="reference torch jax ..." (make verify) also checks those backends against TensorFlow on every case they
 # cover, installing the pip extras of torch / jax / onnxruntime when they are missing.
+# SHARD=I/N runs the I-th of N deterministic, balanced shares (a CI matrix of N jobs covers the run once).
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -16,7 +17,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 ONEDNN ?= 1
 BACKENDS ?=
-PYTEST := TF_ENABLE_ONEDNN_OPTS=$(ONEDNN) HARNESS_BACKENDS="$(BACKENDS)" $(BIN)/python -m pytest -n auto
+SHARD ?=
+PYTEST := TF_ENABLE_ONEDNN_OPTS=$(ONEDNN) HARNESS_BACKENDS="$(BACKENDS)" HARNESS_SHARD="$(SHARD)" $(BIN)/python -m pytest -n auto
 
 .PHONY: env browser backends verify verify-full test fuzz mutants clean
 FUZZ_MINUTES ?= 5

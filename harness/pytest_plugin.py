@@ -36,6 +36,7 @@ from harness.runner import Outcome, run_case
 from harness.sweeps import SWEEP_ENV
 
 CASES_DIR = "cases"
+SHARD_ENV = "HARNESS_SHARD"  # I/N, as `make verify SHARD=I/N` passes it
 BACKENDS_ENV = "HARNESS_BACKENDS"  # space-separated backend specs, as `make verify BACKENDS="..."` passes them
 
 
@@ -54,6 +55,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--tag", action="append", default=[], metavar="TAG", help="run only cases with this tag (repeatable)")
     group.addoption("--progress", action="store_true", default=False,
                     help="show a progress bar instead of a character per case")
+    group.addoption("--shard", default=os.environ.get(SHARD_ENV) or None, metavar="I/N",
+                    help=f"run only the I-th of N deterministic, balanced shares of the items (1 <= I <= N), so N "
+                         f"CI jobs cover the run once; default from ${SHARD_ENV}")
     group.addoption("--backend", action="append", default=[], metavar="SPEC",
                     help="also check this backend against TensorFlow on every case it covers (repeatable): a name "
                          "(reference, textbook, tensorflow-function, tensorflow-xla, torch, jax, onnxruntime), "
@@ -275,7 +279,32 @@ def pytest_sessionfinish(session, exitstatus) -> None:
 
 # --- selection, progress and the results record -------------------------------------------------
 
+def parse_shard(text: str) -> tuple[int, int]:
+    """"I/N" -> (I, N) with 1 <= I <= N; a usage error otherwise."""
+    try:
+        index, total = (int(v) for v in str(text).split("/"))
+    except ValueError:
+        raise pytest.UsageError(f"--shard {text!r}: expected I/N, e.g. 2/4") from None
+    if not 1 <= index <= total:
+        raise pytest.UsageError(f"--shard {text!r}: need 1 <= I <= N")
+    return index, total
+
+
+@pytest.hookimpl(trylast=True)  # after the filters below: shares of what would run
 def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
+    _select(config, items)
+    if config.option.shard:
+        index, total = parse_shard(config.option.shard)
+        # Every N-th item in collection order: shares differ by at most one item and mix files, ops and sizes
+        # alike, so they take about the same time; the order is the same on every machine (sorted files).
+        keep = [item for k, item in enumerate(items) if k % total == index - 1]
+        drop = [item for k, item in enumerate(items) if k % total != index - 1]
+        if drop:
+            config.hook.pytest_deselected(items=drop)
+            items[:] = keep
+
+
+def _select(config: pytest.Config, items: list) -> None:
     """--op / --dtype / --tag: keep the cases that match every given filter (malformed cases are always kept)."""
     ops_, dtypes_, tags_ = set(config.option.op), set(config.option.dtype), set(config.option.tag)
     if not (ops_ or dtypes_ or tags_):
