@@ -450,6 +450,11 @@ def operand_array(case: Case, name: str, dtype: str) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
+def operand_arrays(case: Case, dtype: str) -> dict[str, np.ndarray]:
+    """Every operand of the case by argument name, as the op receives it (see ``operand_array``)."""
+    return {o.name: operand_array(case, o.name, dtype) for o in ops.get(case.op).operands}
+
+
 def expected_array(case: Case, dtype: str) -> np.ndarray | None:
     """The expected output cast to ``dtype``, in the op's output layout (its data_format)."""
     if case.expected is None:

@@ -102,7 +102,7 @@ import yaml
 
 from harness import divergences as divergences_module
 from harness import ops, results
-from harness.cases import Case, CaseError, case_yaml, operand_array, parse_case
+from harness.cases import Case, CaseError, case_yaml, operand_arrays, parse_case
 from harness.dtypes import dtype_of
 from harness.isolation import Died, Raised, call_tensorflow
 from harness.tolerance import Bound, Override, bound_for, compare
@@ -263,8 +263,8 @@ def export(cases_with_dtypes: Iterable[tuple[Case, str]], directory: Path, onedn
 
 def _export_one(case: Case, dtype: str, directory: Path, env, known) -> dict:
     spec = ops.get(case.op)
-    arrays = {o.name: operand_array(case, o.name, dtype) for o in spec.operands}
-    attrs = spec.resolve(arrays, case.attrs) if spec.resolve else dict(case.attrs)
+    arrays = operand_arrays(case, dtype)
+    attrs = spec.resolved(arrays, case.attrs)
     ref = np.asarray(spec.call(spec.reference, arrays, attrs))
     bound = bound_for(spec.reference, arrays, attrs, dtype_of(dtype), case.tolerance)
     result = call_tensorflow(case.op, tuple(arrays[o.name] for o in spec.operands), attrs)

@@ -130,7 +130,7 @@ def gradients(op: str, arrays: Arrays, attrs: Mapping, out_backprop) -> dict[str
     names = [o.name for o in spec.operands]
     if sorted(arrays) != sorted(names):
         raise ValueError(f"gradients: argument 'arrays' has operands {sorted(arrays)}; {op} takes {names}")
-    attrs = spec.resolve(arrays, dict(attrs)) if spec.resolve else dict(attrs)
+    attrs = spec.resolved(arrays, attrs)
     y = spec.call(spec.reference, arrays, attrs)  # validates every forward argument, with the op's own messages
     dy = np.asarray(out_backprop)
     if dy.shape != y.shape or dy.dtype != y.dtype:

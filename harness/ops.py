@@ -75,6 +75,10 @@ class OpSpec:
 
         return getattr(tf_ops, self.name)
 
+    def resolved(self, arrays: Arrays, attrs: Mapping) -> dict:
+        """The attributes as passed to the op: symbolic values (``output_shape: smallest``) filled in."""
+        return self.resolve(arrays, dict(attrs)) if self.resolve else dict(attrs)
+
     def call(self, impl: Callable, arrays: Arrays, attrs: Mapping) -> np.ndarray:
         """Call a tf.nn-style implementation with the operands positionally and attributes by keyword."""
         return impl(*(arrays[o.name] for o in self.operands), **attrs)

@@ -28,7 +28,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from harness import layouts, ops, textbook
-from harness.cases import Case, operand_array
+from harness.cases import Case, operand_arrays
 from harness.divergences import Divergence, Environment, features, matching
 from harness.dtypes import accumulator, dtype_of
 from harness.isolation import Died, Raised, call_tensorflow
@@ -436,8 +436,8 @@ def check(relation: Relation, case: Case, dtype: str = "float32", known: Sequenc
     name = f"{case.id}[{dtype}]"
     reference = _reference_run()
     try:
-        arrays = {o.name: operand_array(case, o.name, dtype) for o in spec.operands}
-        attrs = spec.resolve(arrays, case.attrs) if spec.resolve else dict(case.attrs)
+        arrays = operand_arrays(case, dtype)
+        attrs = spec.resolved(arrays, case.attrs)
         base = Call(case.op, arrays, attrs)
         reference(base)  # only configurations the reference accepts (and most left sides are this very call)
         sides = relation.rewrite(base)

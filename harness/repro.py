@@ -25,7 +25,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from harness import ops, tf_ops
-from harness.cases import Case, Generator, operand_array
+from harness.cases import Case, Generator, operand_array, operand_arrays
 from harness.dtypes import dtype_of, is_integer
 from harness.tolerance import bound_for
 
@@ -214,7 +214,7 @@ def _resolved(case: Case, arrays: Mapping[str, np.ndarray]) -> tuple[dict, np.nd
     """
     spec = ops.get(case.op)
     try:
-        attrs = spec.resolve(arrays, case.attrs) if spec.resolve else dict(case.attrs)
+        attrs = spec.resolved(arrays, case.attrs)
         return attrs, spec.call(spec.reference, arrays, attrs), None
     except ValueError as exc:
         return dict(case.attrs), None, exc
@@ -408,8 +408,7 @@ def script(case: Case, dtype: str, onednn: bool, *, finding: str = "") -> str:
     """
     if dtype not in case.dtypes:
         raise ValueError(f"{case.id}: dtype {dtype!r} is not one of the case's dtypes ({', '.join(case.dtypes)})")
-    spec = ops.get(case.op)
-    arrays = {o.name: operand_array(case, o.name, dtype) for o in spec.operands}
+    arrays = operand_arrays(case, dtype)
     attrs, ref, ref_error = _resolved(case, arrays)
     if case.expect_error is None and ref_error is not None:
         raise ValueError(f"{case.id}: the reference rejects this case, so there is nothing to reproduce: {ref_error}")

@@ -26,7 +26,7 @@ import numpy as np
 
 from harness import diagnose as diagnosis
 from harness import ops
-from harness.cases import Case, CaseError, expected_array, operand_array
+from harness.cases import Case, CaseError, expected_array, operand_arrays
 from harness.divergences import Divergence, Environment, features, matching
 from harness.dtypes import dtype_of
 from harness.isolation import Died, Raised, Returned, call_tensorflow
@@ -145,7 +145,7 @@ def run_case(case: Case, dtype: str, divergences: Sequence[Divergence] = (), env
         return Outcome(case, dtype, status, seconds=time.perf_counter() - start, **kw)
 
     try:
-        arrays = {o.name: operand_array(case, o.name, dtype) for o in spec.operands}
+        arrays = operand_arrays(case, dtype)
         expected = expected_array(case, dtype)
     except (CaseError, ValueError) as exc:
         return done("failed", errors=(f"malformed case: {exc}",))
@@ -153,7 +153,7 @@ def run_case(case: Case, dtype: str, divergences: Sequence[Divergence] = (), env
     args = tuple(arrays[o.name] for o in spec.operands)
 
     try:
-        attrs = spec.resolve(arrays, case.attrs) if spec.resolve else dict(case.attrs)
+        attrs = spec.resolved(arrays, case.attrs)
         ref, ref_error = spec.call(spec.reference, arrays, attrs), None
     except ValueError as exc:
         attrs, ref, ref_error = dict(case.attrs), None, exc
@@ -261,12 +261,12 @@ def run_backend(case: Case, dtype: str, backend, divergences: Sequence[Divergenc
     if why:
         return done("skipped", skip_reason=why)
     try:
-        arrays = {o.name: operand_array(case, o.name, dtype) for o in spec.operands}
+        arrays = operand_arrays(case, dtype)
     except (CaseError, ValueError) as exc:
         return done("failed", errors=(f"malformed case: {exc}",))
     shapes = {name: a.shape for name, a in arrays.items()}
     try:
-        attrs = spec.resolve(arrays, case.attrs) if spec.resolve else dict(case.attrs)
+        attrs = spec.resolved(arrays, case.attrs)
         ref = spec.call(spec.reference, arrays, attrs)
     except ValueError as exc:
         return done("failed", errors=(f"the reference rejects this case: {exc}",), shapes=shapes)

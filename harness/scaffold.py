@@ -28,7 +28,7 @@ import numpy as np
 import yaml
 
 from harness import layouts, ops
-from harness.cases import CaseError, expand_symbolic, operand_array, parse_case, yaml_text
+from harness.cases import CaseError, expand_symbolic, operand_arrays, parse_case, yaml_text
 from harness.dtypes import DTYPES, is_integer
 
 NEW_FILE = "cases/new.yaml"  # the file name new cases are validated under (it appears in nothing written)
@@ -300,8 +300,8 @@ def _outputs(case: Mapping, given_attrs: Mapping | None = None,
     out = []
     for variant in parsed:
         try:
-            arrays = {o.name: operand_array(variant, o.name, "float64") for o in spec.operands}
-            attrs = spec.resolve(arrays, variant.attrs) if spec.resolve else dict(variant.attrs)
+            arrays = operand_arrays(variant, "float64")
+            attrs = spec.resolved(arrays, variant.attrs)
             y = spec.call(spec.reference, arrays, attrs)
         except ValueError as exc:
             option = _blame(str(exc), case, given_attrs if given_attrs is not None else case["attrs"],

@@ -18,7 +18,7 @@ import pytest
 
 from harness import backends, ops
 from harness.backends import BackendError, declared
-from harness.cases import Case, load_file, operand_array
+from harness.cases import Case, load_file, operand_arrays
 from harness.dtypes import dtype_of
 from harness.tolerance import bound_for, compare
 
@@ -154,8 +154,8 @@ def registry_cases(*files: str) -> list[Case]:
 
 def check_against_reference(backend, case: Case, dtype: str) -> None:
     spec = ops.get(case.op)
-    arrays = {o.name: operand_array(case, o.name, dtype) for o in spec.operands}
-    attrs = spec.resolve(arrays, case.attrs) if spec.resolve else dict(case.attrs)
+    arrays = operand_arrays(case, dtype)
+    attrs = spec.resolved(arrays, case.attrs)
     ref = spec.call(spec.reference, arrays, attrs)
     out = backends.run(backend, case.op, arrays, attrs, dtype)
     bound = bound_for(spec.reference, arrays, attrs, dtype_of(dtype), case.tolerance)
@@ -397,18 +397,22 @@ E2E_FILES = ("cases/seeds.yaml", "cases/examples.yaml", "cases/known_divergences
              "cases/sweeps/conv2d_pairwise.yaml", "cases/sweeps/depthwise.yaml", "cases/sweeps/depthwise_pairwise.yaml")
 
 
-def test_tf_convention_nchw_oihw_kernel_agrees_with_the_reference(tmp_path, tf_kernel):
-    path = write(tmp_path, "k.yaml", GOOD_YAML.format(module=tf_kernel))
-    backend = backends.resolve(str(path))
+def check_cases(backend, cases) -> tuple[int, set]:
+    """Check ``backend`` against the reference on ``cases`` at float32 and float64: (items checked, features seen)."""
     seen, checked = set(), 0
-    for case in registry_cases(*E2E_FILES):
-        if case.op not in backend.ops:
-            continue
+    for case in cases:
         for dtype in ("float32", "float64"):
             if dtype in case.dtypes:
                 check_against_reference(backend, case, dtype)
                 checked += 1
         seen |= features(case)
+    return checked, seen
+
+
+def test_tf_convention_nchw_oihw_kernel_agrees_with_the_reference(tmp_path, tf_kernel):
+    path = write(tmp_path, "k.yaml", GOOD_YAML.format(module=tf_kernel))
+    backend = backends.resolve(str(path))
+    checked, seen = check_cases(backend, [c for c in registry_cases(*E2E_FILES) if c.op in backend.ops])
     assert checked > 100
     assert {"NHWC", "NCHW", "SAME", "VALID", "explicit", "strided", "dilated"} <= seen
 
@@ -508,15 +512,7 @@ def test_the_example_declaration_resolves():
 
 def test_the_example_kernel_agrees_with_the_reference_on_the_registry():
     backend = backends.resolve("examples/naive_kernel/backend.yaml", root=ROOT)
-    seen, checked = set(), 0
-    for case in registry_cases():
-        if case.op not in backend.ops or not _small(case):
-            continue
-        for dtype in ("float32", "float64"):
-            if dtype in case.dtypes:
-                check_against_reference(backend, case, dtype)
-                checked += 1
-        seen |= features(case)
+    checked, seen = check_cases(backend, [c for c in registry_cases() if c.op in backend.ops and _small(c)])
     assert checked > 300
     assert {"NHWC", "NCHW", "SAME", "VALID", "explicit", "strided", "dilated"} <= seen
 
@@ -541,7 +537,7 @@ def test_the_buggy_example_fails_only_where_same_padding_is_asymmetric_and_is_di
     case = next(c for c in failing if c.name == "resnet50_stem_7x7_s2") if any(
         c.name == "resnet50_stem_7x7_s2" for c in failing) else failing[0]
     spec = ops.get(case.op)
-    arrays = {o.name: operand_array(case, o.name, "float32") for o in spec.operands}
+    arrays = operand_arrays(case, "float32")
     out = backends.run(backend, case.op, arrays, case.attrs, "float32")
     ref = spec.call(spec.reference, arrays, case.attrs)
     if out.shape == ref.shape:

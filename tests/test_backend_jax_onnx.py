@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 
 from harness import backends, ops
-from harness.cases import computing_cases, operand_array, operand_shape
+from harness.cases import computing_cases, operand_arrays, operand_shape
 from harness.dtypes import dtype_of
 from harness.tolerance import bound_for, compare
 
@@ -84,8 +84,8 @@ def test_registry_against_reference(registry, name, dtype):
     failures = {}
     for case in selected:
         spec = ops.get(case.op)
-        arrays = {o.name: operand_array(case, o.name, dtype) for o in spec.operands}
-        attrs = spec.resolve(arrays, case.attrs) if spec.resolve else dict(case.attrs)
+        arrays = operand_arrays(case, dtype)
+        attrs = spec.resolved(arrays, case.attrs)
         ref = spec.call(spec.reference, arrays, attrs)
         try:
             out = backends.run(be, case.op, arrays, attrs, dtype)

@@ -21,7 +21,7 @@ import torch.nn.functional as F  # noqa: E402
 
 from harness import backends, ops  # noqa: E402
 from harness.backends import torch_nn  # noqa: E402
-from harness.cases import computing_cases, operand_array  # noqa: E402
+from harness.cases import computing_cases, operand_arrays  # noqa: E402
 from harness.dtypes import DTYPES, dtype_of  # noqa: E402
 from harness.tolerance import bound_for, compare  # noqa: E402
 
@@ -71,8 +71,8 @@ def cases_by_op():
 def _run_case(backend, case, dtype):
     """None if the backend agrees with the reference, else (kind, message)."""
     spec = ops.get(case.op)
-    arrays = {o.name: operand_array(case, o.name, dtype) for o in spec.operands}
-    attrs = spec.resolve(arrays, case.attrs) if spec.resolve else dict(case.attrs)
+    arrays = operand_arrays(case, dtype)
+    attrs = spec.resolved(arrays, case.attrs)
     ref = spec.call(spec.reference, arrays, attrs)
     try:
         got = backends.run(backend, case.op, arrays, attrs, dtype)

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from harness import backends, layouts, ops
-from harness.cases import computing_cases, load_file, operand_array, parse_case
+from harness.cases import computing_cases, load_file, operand_arrays, parse_case
 from harness.divergences import Environment, parse_divergence
 from harness.dtypes import dtype_of
 from harness.runner import run_backend
@@ -108,8 +108,8 @@ def _disagreements(backend: backends.Backend, dtypes=("float64",)) -> list[str]:
     for case in computing_cases(FILES, ROOT):
         spec = ops.get(case.op)
         for dtype in (d for d in dtypes if d in case.dtypes):
-            arrays = {o.name: operand_array(case, o.name, dtype) for o in spec.operands}
-            attrs = spec.resolve(arrays, case.attrs) if spec.resolve else dict(case.attrs)
+            arrays = operand_arrays(case, dtype)
+            attrs = spec.resolved(arrays, case.attrs)
             try:
                 want = spec.call(spec.reference, arrays, attrs)
             except ValueError:

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from harness import ops
-from harness.cases import Case, CaseError, expected_array, load_file, operand_array
+from harness.cases import Case, CaseError, expected_array, load_file, operand_array, operand_arrays
 
 FILE = "cases.yaml"
 DELETE = object()  # marks a field to remove in EDITS below
@@ -419,7 +419,7 @@ def test_symbolic_output_shape_is_accepted_for_conv2d_transpose(tmp_path, symbol
 
     # SAME, stride 2, kernel 3: forward inputs of size 3 and 4 both give 2 outputs
     spec = ops.get("conv2d_transpose")
-    arrays = {o.name: operand_array(case, o.name, "float64") for o in spec.operands}
+    arrays = operand_arrays(case, "float64")
     assert spec.resolve(arrays, case.attrs)["output_shape"] == [1, *hw, 2]
 
 

@@ -8,7 +8,7 @@ import yaml
 
 from harness import divergences as D
 from harness import runner
-from harness.cases import Case, CaseError, load_file, operand_array
+from harness.cases import Case, CaseError, load_file, operand_arrays
 from harness.isolation import Died, Raised, Returned
 from harness.ops import get
 
@@ -79,7 +79,7 @@ def _case(tmp_path, text):
 
 def _features(case, dtype="float32", env=ENV_ON):
     spec = get(case.op)
-    arrays = {o.name: operand_array(case, o.name, dtype) for o in spec.operands}
+    arrays = operand_arrays(case, dtype)
     try:
         ref = spec.call(spec.reference, arrays, case.attrs)
     except ValueError:

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from harness import divergences, gradients, ops, reference
-from harness.cases import Case, load_file, operand_array, parse_case
+from harness.cases import Case, load_file, operand_array, operand_arrays, parse_case
 from harness.divergences import Environment, features, matching
 from harness.dtypes import dtype_of
 from harness.isolation import Died, Raised, call_tensorflow
@@ -106,8 +106,8 @@ def test_every_tracked_divergence_that_applies_here_is_exercised():
 def _materialize(case: Case, dtype: str):
     """(arrays, resolved attrs, forward reference output, output gradient) for one configuration."""
     spec = ops.get(case.op)
-    arrays = {o.name: operand_array(case, o.name, dtype) for o in spec.operands}
-    attrs = spec.resolve(arrays, case.attrs) if spec.resolve else dict(case.attrs)
+    arrays = operand_arrays(case, dtype)
+    attrs = spec.resolved(arrays, case.attrs)
     y = spec.call(spec.reference, arrays, attrs)
     rng = np.random.default_rng(zlib.crc32(f"{case.id}/{dtype}/dy".encode()))
     return arrays, attrs, y, rng.normal(size=y.shape).astype(dtype_of(dtype))

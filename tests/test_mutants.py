@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from harness import divergences, mutants, ops, runner
-from harness.cases import DIVERGENCES_FILE, Case, load_file, operand_array
+from harness.cases import DIVERGENCES_FILE, Case, load_file, operand_arrays
 from harness.isolation import Returned
 from harness.mutants import MUTANTS, killers, tensorflow_memo
 from harness.runner import run_case
@@ -60,8 +60,8 @@ def _case(name_part: str, dtype="float32") -> Case:
 def _wrong_kernel_outcome(case: Case, mutant: mutants.Mutant):
     """Run ``case`` with TensorFlow replaced by the reference broken by ``mutant`` (a wrong kernel)."""
     spec = ops.get(case.op)
-    arrays = {o.name: operand_array(case, o.name, "float32") for o in spec.operands}
-    attrs = spec.resolve(arrays, case.attrs) if spec.resolve else dict(case.attrs)
+    arrays = operand_arrays(case, "float32")
+    attrs = spec.resolved(arrays, case.attrs)
     with mutant.apply():
         wrong = np.asarray(ops.get(case.op).call(ops.get(case.op).reference, arrays, attrs))
     with mock.patch.object(runner, "call_tensorflow", lambda op, args, kwargs: Returned(wrong)):
@@ -96,7 +96,7 @@ def test_every_suspect_has_a_diagnosis_test():
 def test_a_disagreement_no_suspect_explains_says_so():
     case = _case("seeds.yaml::conv2d_same_2x5x5")
     spec = ops.get(case.op)
-    arrays = {o.name: operand_array(case, o.name, "float32") for o in spec.operands}
+    arrays = operand_arrays(case, "float32")
     noise = spec.call(spec.reference, arrays, case.attrs) + np.float32(0.5)
     with mock.patch.object(runner, "call_tensorflow", lambda op, args, kwargs: Returned(noise)):
         outcome = run_case(case, "float32", KNOWN)

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 
 from harness import divergences, mutants, ops, search
-from harness.cases import DIVERGENCES_FILE, Case, load_file, operand_array, parse_case
+from harness.cases import DIVERGENCES_FILE, Case, load_file, operand_arrays, parse_case
 from harness.divergences import Environment
 from harness.padding import normalize_padding, normalize_window_arg, transpose_output_sizes, windows
 from harness.runner import run_case
@@ -100,7 +100,7 @@ def test_drawn_configurations_are_legal(op, data):
     config = data.draw(search.configs(op))
     spec = ops.get(op)
     case = parse_case(search.found_file(config), config, 0)
-    arrays = {o.name: operand_array(case, o.name, case.dtypes[0]) for o in spec.operands}
+    arrays = operand_arrays(case, case.dtypes[0])
     assert ops.kernel_fits(spec, {k: a.shape for k, a in arrays.items()}, case.attrs)
     out = spec.call(spec.reference, arrays, case.attrs)  # raises ValueError if the reference rejects it
     assert out.size > 0 and out.dtype == arrays[spec.operands[0].name].dtype
@@ -205,7 +205,7 @@ def test_declared_argument_forms_are_exactly_what_the_reference_accepts(op):
     spec, forms = ops.get(op), search.FORMS[op]
     config = _minimal(op)
     case = parse_case("x.yaml", config, 0)
-    arrays = {o.name: operand_array(case, o.name, "float32") for o in spec.operands}
+    arrays = operand_arrays(case, "float32")
     fmt = spec.formats[0]
     values = [1] * (len(fmt) - 2)
 

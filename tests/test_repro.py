@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from harness import ops, repro
-from harness.cases import Case, load_file, operand_array, parse_case
+from harness.cases import Case, load_file, operand_array, operand_arrays, parse_case
 from harness.divergences import Environment
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -178,7 +178,7 @@ def test_the_header_names_the_case_versions_mode_and_finding():
 def test_the_call_uses_the_harness_arguments():
     c = case(RUNS["transpose_output_shape_float16"][0])
     source = repro.script(c, "float16", True)
-    arrays = {o.name: operand_array(c, o.name, "float16") for o in ops.get(c.op).operands}
+    arrays = operand_arrays(c, "float16")
     resolved = ops.get(c.op).resolve(arrays, c.attrs)["output_shape"]
     call = "".join(line.strip() for line in source.split("output = ", 1)[1].split(")\n", 1)[0].splitlines())
     assert call == ('tf.nn.conv2d_transpose(input_nhwc,filters_hwoi,data_format="NHWC",'

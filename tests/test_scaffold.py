@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from harness import ops
-from harness.cases import operand_array, parse_case
+from harness.cases import operand_array, operand_arrays, parse_case
 from harness.scaffold import ScaffoldError, describe, new_case, parse_attr, parse_shape
 
 
@@ -35,7 +35,7 @@ def test_every_op_has_a_default_case_that_loads_and_runs(op):
         assert t["layout"] == spec.operand(name).op_layout(spec.formats[0])
     assert raw["dtypes"] == ["float32", "float64"] and "expected" not in raw
     for dtype in raw["dtypes"]:
-        arrays = {o.name: operand_array(case, o.name, dtype) for o in spec.operands}
+        arrays = operand_arrays(case, dtype)
         assert spec.call(spec.reference, arrays, case.attrs).size > 0
     text = describe(raw)
     assert text.startswith("# output: ")
