@@ -13,8 +13,9 @@ that is a *correlation* (no kernel flip), with TensorFlow's padding rules from
 result is cast to the input dtype once, so the reference is as exact as the
 input dtype allows.
 
-Vectorized: the only Python loop is over kernel taps; each tap is one matrix
-product over the whole batch, every output pixel and every channel.
+Vectorized: a correlation and its adjoints are one matrix product with the im2col
+matrix (built channels-first, a block of at most 64 MiB at a time); depthwise is one
+``einsum`` over a strided view. The only Python loops are over kernel taps and blocks.
 
 Invalid arguments raise ``ValueError`` naming the op, the argument and its value.
 """
@@ -107,29 +108,103 @@ def _cast(acc: np.ndarray, dtype: np.dtype) -> np.ndarray:
 
 
 # --- the three cores: correlation, depthwise correlation, transposed correlation ----------
+#
+# A correlation and its two adjoints are matrix products with the im2col matrix: one row per
+# (batch, output pixel), one column per (kernel tap, input channel), channels-last like the
+# data. Out of cache this machine moves memory at 4-8 GB/s, slower than the float64 GEMM
+# consumes it, so the matrix is built and consumed one block of output rows at a time, each
+# block (1 MiB, measured best of 1, 2 and 4) small enough to stay in a core's L2 cache. That
+# also bounds memory: a call holds one block, whatever the layer's full im2col matrix would take.
 
-def _tap_slices(taps: tuple[int, ...], wins: tuple[Window, ...]) -> tuple[slice, ...]:
-    """The strided slice of the padded input that tap ``taps`` reads for every output pixel."""
-    return tuple(
-        slice(t * w.dilation, t * w.dilation + (w.out - 1) * w.stride + 1, w.stride) for t, w in zip(taps, wins)
-    )
+_BLOCK_BYTES = 1 << 20
+
+
+def _blocks(batch: int, rows: int, row_bytes: int):
+    """(batch slice, row slice) pairs covering [0, batch) x [0, rows), each block at most _BLOCK_BYTES.
+
+    Whole batch items are grouped while they fit; an item too large is split by rows (at
+    least one row per block). Each block is contiguous in a [N, rows, ...] array.
+    """
+    item_bytes = rows * row_bytes
+    if item_bytes <= _BLOCK_BYTES:
+        step = max(1, _BLOCK_BYTES // max(item_bytes, 1))
+        for n in range(0, batch, step):
+            yield slice(n, min(batch, n + step)), slice(0, rows)
+        return
+    step = max(1, _BLOCK_BYTES // max(row_bytes, 1))
+    for n in range(batch):
+        for r in range(0, rows, step):
+            yield slice(n, n + 1), slice(r, min(rows, r + step))
+
+
+def _block_buffer(batch: int, rows: int, row_bytes: int, acc: np.dtype) -> np.ndarray:
+    """One flat buffer that holds the largest block ``_blocks`` yields."""
+    largest = max((b.stop - b.start) * (r.stop - r.start) for b, r in _blocks(batch, rows, row_bytes))
+    return np.empty(largest * row_bytes // acc.itemsize, acc)
+
+
+def _tap_slices(taps: tuple[int, ...], wins: tuple[Window, ...], rows: slice | None = None) -> tuple[slice, ...]:
+    """The strided slice of the padded input that tap ``taps`` reads for every output pixel.
+
+    ``rows`` restricts the first spatial axis to those output indices (all of them by default).
+    """
+    slices = []
+    for axis, (t, w) in enumerate(zip(taps, wins)):
+        first, count = (rows.start, rows.stop - rows.start) if axis == 0 and rows is not None else (0, w.out)
+        start = t * w.dilation + first * w.stride
+        slices.append(slice(start, start + (count - 1) * w.stride + 1, w.stride))
+    return tuple(slices)
 
 
 def _pad(x_nsc: np.ndarray, wins: tuple[Window, ...], acc: np.dtype) -> np.ndarray:
-    pads = [(0, 0)] + [(w.pad_before, w.pad_after) for w in wins] + [(0, 0)]
-    return np.pad(x_nsc.astype(acc), pads)
+    """x: [N, *spatial, C] -> [N, *padded, C] in the accumulator dtype, zeros in the padding."""
+    x_pad = np.zeros((x_nsc.shape[0], *(w.size + w.pad_before + w.pad_after for w in wins), x_nsc.shape[-1]), acc)
+    x_pad[(slice(None), *(slice(w.pad_before, w.pad_before + w.size) for w in wins))] = x_nsc  # cast and copy in one pass
+    return x_pad
+
+
+def _im2col(x_pad: np.ndarray, kernel: tuple[int, ...], wins: tuple[Window, ...], batch: slice, rows: slice,
+            buffer: np.ndarray | None = None) -> np.ndarray:
+    """The im2col block of x_pad ([N, *padded, C]) for those batch items and output rows.
+
+    Returns [(n, *out), (*kernel, C)]: row (n, o), column (taps, c) holds
+    x_pad[n, o * s + taps * d, c]. Written into the start of ``buffer`` (flat, the
+    accumulator dtype) when given: reusing one buffer for every block of a call avoids
+    a fresh allocation's page faults, which cost more than the copy on this machine.
+    """
+    k = len(wins)
+    out = (rows.stop - rows.start, *(w.out for w in wins[1:]))
+    shape = ((batch.stop - batch.start) * int(np.prod(out)), int(np.prod(kernel, dtype=np.int64)) * x_pad.shape[-1])
+    if all(w.kernel == 1 and w.stride == 1 and w.pad_before == w.pad_after == 0 for w in wins):
+        return x_pad[batch, rows].reshape(shape)  # 1x1, unit stride, unpadded: the input itself
+    # x_pad's windows as a view [n, *positions, C, *effective kernel]; every stride-th position, every dilation-th tap.
+    first = rows.start * wins[0].stride
+    span = (rows.stop - rows.start - 1) * wins[0].stride + wins[0].effective_kernel
+    view = np.lib.stride_tricks.sliding_window_view(
+        x_pad[batch, first:first + span], [w.effective_kernel for w in wins], axis=tuple(range(1, k + 1)))
+    view = view[(slice(None), *(slice(None, None, w.stride) for w in wins), slice(None),
+                 *(slice(None, None, w.dilation) for w in wins))]
+    view = view[(slice(None), *(slice(0, n) for n in out))]  # sliding windows past the last output pixel
+    col_shape = (batch.stop - batch.start, *out, *kernel, x_pad.shape[-1])
+    col = np.empty(col_shape, x_pad.dtype) if buffer is None else buffer[:shape[0] * shape[1]].reshape(col_shape)
+    np.copyto(col, np.moveaxis(view, k + 1, -1))  # [n, *out, *kernel, C]
+    return col.reshape(shape)
 
 
 def _correlate(x_nsc: np.ndarray, w_sio: np.ndarray, wins: tuple[Window, ...]) -> np.ndarray:
     """Channels-last correlation. x: [N, *spatial, I], w: [*kernel, I, O] -> [N, *out, O] in the accumulator dtype."""
     acc = accumulator(x_nsc.dtype)
-    out = np.zeros((x_nsc.shape[0], *(w.out for w in wins), w_sio.shape[-1]), acc)
+    kernel, channels_out = w_sio.shape[:-2], w_sio.shape[-1]
+    out = np.zeros((x_nsc.shape[0], *(w.out for w in wins), channels_out), acc)
     if out.size == 0:
         return out
     x_pad = _pad(x_nsc, wins, acc)
-    w_acc = w_sio.astype(acc)
-    for taps in np.ndindex(*w_sio.shape[:-2]):
-        out += x_pad[(slice(None), *_tap_slices(taps, wins))] @ w_acc[taps]
+    w_ko = w_sio.reshape(-1, channels_out).astype(acc)  # [(*kernel, I), O]
+    row_bytes = w_ko.shape[0] * int(np.prod(out.shape[2:-1])) * acc.itemsize
+    buffer = _block_buffer(out.shape[0], out.shape[1], row_bytes, acc)
+    for batch, rows in _blocks(out.shape[0], out.shape[1], row_bytes):
+        col = _im2col(x_pad, kernel, wins, batch, rows, buffer)
+        np.matmul(col, w_ko, out=out[batch, rows].reshape(-1, channels_out))
     return out
 
 
@@ -137,17 +212,35 @@ def _depthwise(x_nsc: np.ndarray, w_sim: np.ndarray, wins: tuple[Window, ...]) -
     """Channels-last depthwise correlation. x: [N, *spatial, C], w: [*kernel, C, M] -> [N, *out, C*M].
 
     Output channel ``c * M + m`` is input channel c correlated with w[..., c, m]
-    (channel-major), as TensorFlow orders it.
+    (channel-major), as TensorFlow orders it. One ``einsum`` over a strided view of the
+    padded input with every tap as an axis; when the last spatial axis has stride 1 its
+    output pixels and channels are one contiguous axis of the view (the filter repeated
+    along it), which keeps einsum's inner loop long.
     """
     acc = accumulator(x_nsc.dtype)
-    channels, multiplier = w_sim.shape[-2:]
-    out = np.zeros((x_nsc.shape[0], *(w.out for w in wins), channels, multiplier), acc)
-    if out.size:
-        x_pad = _pad(x_nsc, wins, acc)
-        w_acc = w_sim.astype(acc)
-        for taps in np.ndindex(*w_sim.shape[:-2]):
-            out += x_pad[(slice(None), *_tap_slices(taps, wins))][..., :, None] * w_acc[taps]
-    return out.reshape(out.shape[:-2] + (channels * multiplier,))
+    kernel, (channels, multiplier) = w_sim.shape[:-2], w_sim.shape[-2:]
+    out_sizes = tuple(w.out for w in wins)
+    if not (x_nsc.shape[0] and all(out_sizes) and channels and multiplier):
+        return np.zeros((x_nsc.shape[0], *out_sizes, channels * multiplier), acc)
+    x_pad = _pad(x_nsc, wins, acc)
+    w_acc = w_sim.astype(acc)
+    strides = x_pad.strides
+    k = len(wins)
+    out_axes, tap_axes = "hwxy"[:k], "ijkl"[:k]  # n, c, m: batch, channel, multiplier
+    if wins[-1].stride == 1:
+        # Axis "c" runs over (last output pixel, channel): x_pad[n, ..., o + t * d, c] is at (o * C + c) items
+        # from x_pad[n, ..., t * d, 0].
+        shape = (x_pad.shape[0], *out_sizes[:-1], *kernel, out_sizes[-1] * channels)
+        w_acc = np.tile(w_acc, (1,) * k + (out_sizes[-1], 1))
+        view_axes = "n" + out_axes[:-1] + tap_axes + "c"
+    else:
+        shape = (x_pad.shape[0], *out_sizes, *kernel, channels)
+        view_axes = "n" + out_axes + tap_axes + "c"
+    view_strides = (strides[0], *(strides[1 + a] * wins[a].stride for a in range(k if wins[-1].stride != 1 else k - 1)),
+                    *(strides[1 + a] * wins[a].dilation for a in range(k)), strides[-1])
+    view = np.lib.stride_tricks.as_strided(x_pad, shape, view_strides, writeable=False)
+    out = np.einsum(f"{view_axes},{tap_axes}cm->{view_axes.replace(tap_axes, '')}m", view, w_acc)
+    return out.reshape(x_nsc.shape[0], *out_sizes, channels * multiplier)
 
 
 def _correlate_transpose(y_nsc: np.ndarray, w_soi: np.ndarray, wins: tuple[Window, ...]) -> np.ndarray:
@@ -155,16 +248,22 @@ def _correlate_transpose(y_nsc: np.ndarray, w_soi: np.ndarray, wins: tuple[Windo
 
     y: [N, *in, I] (the forward convolution's output), w: [*kernel, O, I]
     (TensorFlow's transpose filter) -> [N, *out, O] where ``out`` are the window
-    sizes (the forward convolution's input sizes).
+    sizes (the forward convolution's input sizes). One matrix product gives every
+    input pixel's contribution through every (tap, output channel); each tap's
+    share is then added at its strided place (col2im).
     """
     acc = accumulator(y_nsc.dtype)
+    kernel, (channels_out, channels_in) = w_soi.shape[:-2], w_soi.shape[-2:]
     padded = [w.size + w.pad_before + w.pad_after for w in wins]
-    out_pad = np.zeros((y_nsc.shape[0], *padded, w_soi.shape[-2]), acc)
+    out_pad = np.zeros((y_nsc.shape[0], *padded, channels_out), acc)
     if y_nsc.size and w_soi.size:
-        y_acc = y_nsc.astype(acc)
-        w_acc = w_soi.astype(acc)
-        for taps in np.ndindex(*w_soi.shape[:-2]):
-            out_pad[(slice(None), *_tap_slices(taps, wins))] += y_acc @ w_acc[taps].T
+        w_iko = w_soi.reshape(-1, channels_in).T.astype(acc)  # [I, (*kernel, O)]
+        row_bytes = w_iko.shape[1] * int(np.prod(y_nsc.shape[2:-1])) * acc.itemsize
+        for batch, rows in _blocks(y_nsc.shape[0], y_nsc.shape[1], row_bytes):
+            y_block = y_nsc[batch, rows].astype(acc)
+            z = (y_block.reshape(-1, channels_in) @ w_iko).reshape(*y_block.shape[:-1], *kernel, channels_out)
+            for taps in np.ndindex(*kernel):
+                out_pad[(batch, *_tap_slices(taps, wins, rows))] += z[(Ellipsis, *taps, slice(None))]
     crop = tuple(slice(w.pad_before, w.pad_before + w.size) for w in wins)
     return out_pad[(slice(None), *crop)]
 
@@ -335,17 +434,22 @@ def _transpose_output_hw(op, output_shape, fmt, in_nhwc_shape, out_channels) -> 
 # shape of the operand being differentiated (input_sizes / filter_sizes).
 
 def _correlate_filter(x_nsc: np.ndarray, dy_nso: np.ndarray, wins: tuple[Window, ...]) -> np.ndarray:
-    """The filter gradient of ``_correlate``. x: [N, *spatial, I], dy: [N, *out, O] -> [*kernel, I, O] (accumulator dtype)."""
+    """The filter gradient of ``_correlate``. x: [N, *spatial, I], dy: [N, *out, O] -> [*kernel, I, O] (accumulator dtype).
+
+    dw = im2col(x)^T @ dy, with dy as one row per (batch, output pixel).
+    """
     acc = accumulator(x_nsc.dtype)
+    kernel = tuple(w.kernel for w in wins)
     channels_in, channels_out = x_nsc.shape[-1], dy_nso.shape[-1]
-    dw = np.zeros((*(w.kernel for w in wins), channels_in, channels_out), acc)
-    if dy_nso.size == 0 or dw.size == 0:
-        return dw
-    x_pad = _pad(x_nsc, wins, acc)
-    dy_po = dy_nso.astype(acc).reshape(-1, channels_out)  # every (batch, output pixel) as one row
-    for taps in np.ndindex(*dw.shape[:-2]):
-        dw[taps] = x_pad[(slice(None), *_tap_slices(taps, wins))].reshape(-1, channels_in).T @ dy_po
-    return dw
+    dw = np.zeros((int(np.prod(kernel, dtype=np.int64)) * channels_in, channels_out), acc)
+    if dy_nso.size and dw.size:
+        x_pad = _pad(x_nsc, wins, acc)
+        row_bytes = dw.shape[0] * int(np.prod(dy_nso.shape[2:-1])) * acc.itemsize
+        buffer = _block_buffer(dy_nso.shape[0], dy_nso.shape[1], row_bytes, acc)
+        for batch, rows in _blocks(dy_nso.shape[0], dy_nso.shape[1], row_bytes):
+            dy_block = dy_nso[batch, rows].astype(acc).reshape(-1, channels_out)
+            dw += _im2col(x_pad, kernel, wins, batch, rows, buffer).T @ dy_block
+    return dw.reshape(*kernel, channels_in, channels_out)
 
 
 def _depthwise_transpose(dy_nsc: np.ndarray, w_sim: np.ndarray, wins: tuple[Window, ...]) -> np.ndarray:
