@@ -2,11 +2,16 @@
 
 Under oneDNN some invalid inputs make TensorFlow abort the whole process
 (``Check failed: ...`` then SIGABRT) instead of raising. The harness therefore
-calls TensorFlow through ``TFProcess``: one child per harness process, started on
-first use, which imports TensorFlow once and then serves op calls over a pipe.
-When the child dies, the call returns ``Died`` with the signal and the tail of
-the child's stderr, and the next call starts a fresh child. The parent never
-imports TensorFlow.
+calls TensorFlow through ``TFProcess``: one server process per harness process,
+started on first use, which serves op calls over a socket. When the server dies,
+the call returns ``Died`` with the signal and the tail of the server's stderr, and
+the next call gets a fresh server. The parent never imports TensorFlow.
+
+Servers are forked from a *zygote*, a child that imports TensorFlow once and runs
+no op: a fresh server then costs a fork (~0.1 s) instead of a TensorFlow import
+(~4.5 s of CPU), which matters because the registry holds several cases that
+abort. TensorFlow creates its thread pools at the first op, so the fork happens
+while the zygote has no TensorFlow threads.
 
 Set ``HARNESS_TF_ISOLATION=0`` to call TensorFlow in-process instead (easier to
 debug; an abort then kills the run).
@@ -17,6 +22,7 @@ from __future__ import annotations
 import atexit
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -61,18 +67,42 @@ def _call(op: str, args: tuple, kwargs: dict, mode: str = "eager") -> Result:
         return Raised(type(exc).__name__, str(exc).strip())
 
 
-def _serve(read_fd: int, write_fd: int) -> None:
-    """The child's loop: run each requested op, send back what happened."""
-    from harness import tf_ops
-
-    conn_in, conn_out = Connection(read_fd, writable=False), Connection(write_fd, readable=False)
-    tf_ops.tf()  # import once, up front
+def _serve(conn: Connection) -> None:
+    """A server's loop: run each requested op, send back what happened."""
     while True:
         try:
-            op, args, kwargs, mode = conn_in.recv()
+            op, args, kwargs, mode = conn.recv()
         except EOFError:
             return
-        conn_out.send(_call(op, args, kwargs, mode))
+        conn.send(_call(op, args, kwargs, mode))
+
+
+def _zygote(control: socket.socket) -> None:
+    """The zygote's loop. Requests on ``control``: "fork" (answered with the new server's pid and its socket,
+    passed as a file descriptor) and "wait PID" (answered with that server's exit code, once it has ended)."""
+    from harness import tf_ops
+
+    tf_ops.tf()  # imported once; every server forked from here has it
+    while True:
+        request = control.recv(64).decode()
+        if not request:
+            return  # the parent has gone
+        if request == "fork":
+            ours, theirs = socket.socketpair()
+            pid = os.fork()
+            if pid == 0:  # the server
+                control.close()
+                ours.close()
+                try:
+                    _serve(Connection(theirs.detach()))
+                finally:
+                    os._exit(0)
+            theirs.close()
+            socket.send_fds(control, [str(pid).encode()], [ours.fileno()])
+            ours.close()
+        elif request.startswith("wait "):
+            _, status = os.waitpid(int(request.split()[1]), 0)
+            control.sendall(str(os.waitstatus_to_exitcode(status)).encode())
 
 
 def _describe_exit(code: int) -> str:
@@ -85,31 +115,44 @@ def _describe_exit(code: int) -> str:
 
 
 class TFProcess:
-    """A TensorFlow child process that is restarted after it dies."""
+    """A TensorFlow server process, replaced by a fresh fork of the zygote after it dies."""
 
     def __init__(self) -> None:
-        self._proc: subprocess.Popen | None = None
-        self._send = self._recv = None
+        self._zygote: subprocess.Popen | None = None
+        self._control: socket.socket | None = None  # requests to the zygote
+        self._pid = 0  # the server's
+        self._conn: Connection | None = None  # op calls to the server
         # The children's stdout/stderr: an unlinked temporary file, so nothing is left behind however we exit.
         fd, path = tempfile.mkstemp(prefix="harness-tf-", suffix=".log")
         os.unlink(path)
         self._log = fd
 
     def _start(self) -> None:
-        from harness import tf_ops
+        """A fresh server, forked from the zygote (started first if there is none)."""
+        if self._zygote is None or self._zygote.poll() is not None:
+            from harness import tf_ops
 
-        tf_ops.pin_environment()  # the child inherits the environment
-        to_child_r, to_child_w = os.pipe()
-        from_child_r, from_child_w = os.pipe()
-        # TensorFlow's C++ "Check failed" lines go to the log, where the parent reads them after a death.
-        self._proc = subprocess.Popen(
-            [sys.executable, "-m", "harness.isolation", str(to_child_r), str(from_child_w)],
-            pass_fds=(to_child_r, from_child_w), stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log,
-        )
-        os.close(to_child_r)
-        os.close(from_child_w)
-        self._send = Connection(to_child_w, readable=False)
-        self._recv = Connection(from_child_r, writable=False)
+            tf_ops.pin_environment()  # the zygote inherits the environment
+            self._control, theirs = socket.socketpair()
+            # TensorFlow's C++ "Check failed" lines go to the log, where the parent reads them after a death.
+            self._zygote = subprocess.Popen(
+                [sys.executable, "-m", "harness.isolation", str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log,
+            )
+            theirs.close()
+        self._control.sendall(b"fork")
+        pid, fds, _, _ = socket.recv_fds(self._control, 64, 1)
+        if not fds:
+            raise RuntimeError(f"the TensorFlow zygote ended: {self._stderr_since(0)}")
+        self._pid, self._conn = int(pid), Connection(fds[0])
+
+    def _exit_code(self, pid: int) -> int | None:
+        """The server's exit code, from the zygote (its parent); None if the zygote cannot say."""
+        try:
+            self._control.sendall(f"wait {pid}".encode())
+            return int(self._control.recv(64))
+        except (OSError, ValueError):
+            return None
 
     def _stderr_since(self, offset: int) -> str:
         size = os.fstat(self._log).st_size
@@ -119,40 +162,33 @@ class TFProcess:
         return "\n".join(lines[-4:])
 
     def call(self, op: str, args: tuple, kwargs: dict, timeout: float = CALL_TIMEOUT_S, mode: str = "eager") -> Result:
-        if self._proc is None or self._proc.poll() is not None:
+        if self._conn is None:
             self._start()
         offset = os.fstat(self._log).st_size
         try:
-            self._send.send((op, args, kwargs, mode))
-            if self._recv.poll(timeout):
-                return self._recv.recv()
-            self._proc.kill()
+            self._conn.send((op, args, kwargs, mode))
+            if self._conn.poll(timeout):
+                return self._conn.recv()
+            os.kill(self._pid, signal.SIGKILL)
             how = f"timed out after {timeout:g} s"
-        except (EOFError, BrokenPipeError, ConnectionResetError):
+        except (EOFError, OSError):  # the server died (EOF, broken pipe, connection reset)
             how = None
-        try:
-            code = self._proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            code = self._proc.wait()
-        self._close_pipes()
-        self._proc = None
-        return Died(how or _describe_exit(code), self._stderr_since(offset))
-
-    def _close_pipes(self) -> None:
-        for conn in (self._send, self._recv):
-            if conn is not None:
-                conn.close()
-        self._send = self._recv = None
+        self._conn.close()
+        self._conn = None
+        code = self._exit_code(self._pid)
+        return Died(how or ("exited (status unknown)" if code is None else _describe_exit(code)), self._stderr_since(offset))
 
     def close(self) -> None:
-        if self._proc is not None:
-            self._close_pipes()  # the child sees EOF and exits
+        if self._conn is not None:
+            self._conn.close()  # the server sees EOF and exits
+            self._conn = None
+        if self._zygote is not None:
+            self._control.close()  # the zygote sees EOF and exits
             try:
-                self._proc.wait(5)
+                self._zygote.wait(5)
             except subprocess.TimeoutExpired:
-                self._proc.kill()
-        self._proc = None
+                self._zygote.kill()
+            self._zygote = None
         if self._log is not None:
             os.close(self._log)
             self._log = None
@@ -177,4 +213,4 @@ if __name__ == "__main__":
     # Run the loop from the imported module, so that results pickle as harness.isolation.* classes.
     from harness import isolation
 
-    isolation._serve(int(sys.argv[1]), int(sys.argv[2]))
+    isolation._zygote(socket.socket(fileno=int(sys.argv[1])))
