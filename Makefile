@@ -6,6 +6,8 @@
 #                     report's screenshot in headless Chromium (installed with apt-get when missing)
 # make fuzz         : a longer property-based search (FUZZ_MINUTES, default 5); failures saved under cases/found/
 # make mutants      : break one convention at a time in the reference; every mutant must be killed
+# make bench        : time the reference against TensorFlow (all cores) and JAX's lax_reference on ResNet-50,
+#                     MobileNetV2 and decoder shapes; table, reports/bench.json and reports/bench.png
 # All create .venv and install the project on first use. ONEDNN=0 runs TensorFlow without oneDNN.
 # BACKENDS="reference torch jax ..." (make verify) also checks those backends against TensorFlow on every case they
 # cover, installing the pip extras of torch / jax / onnxruntime when they are missing.
@@ -20,8 +22,9 @@ BACKENDS ?=
 SHARD ?=
 PYTEST := TF_ENABLE_ONEDNN_OPTS=$(ONEDNN) HARNESS_BACKENDS="$(BACKENDS)" HARNESS_SHARD="$(SHARD)" $(BIN)/python -m pytest -n auto
 
-.PHONY: env browser backends verify verify-full test fuzz mutants clean
+.PHONY: env browser backends verify verify-full test fuzz mutants bench clean
 FUZZ_MINUTES ?= 5
+BENCH_ARGS ?=
 
 env: $(STAMP)
 
@@ -56,6 +59,10 @@ fuzz: $(STAMP)
 
 mutants: $(STAMP)
 	TF_ENABLE_ONEDNN_OPTS=$(ONEDNN) $(BIN)/python -m harness.mutants
+
+# A report: exits 0 even when a target is missed (add --check through BENCH_ARGS to fail instead).
+bench: $(STAMP)
+	TF_ENABLE_ONEDNN_OPTS=$(ONEDNN) $(BIN)/python -m harness.bench --out reports $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) *.egg-info

@@ -25,7 +25,6 @@ caller's business. How these pair with the TensorFlow ops (layout conversion,
 from __future__ import annotations
 
 import numpy as np
-import scipy.signal
 
 from harness import layouts
 from harness.dtypes import accumulator
@@ -131,6 +130,8 @@ def convolve_valid(x_chw, k_oihw) -> np.ndarray:
     the kernel is reversed to turn that axis into a plain channel sum.
     x: [..., C, H, W]; k: [O, C, kh, kw] -> [..., O, H - kh + 1, W - kw + 1].
     """
+    import scipy.signal  # here, not at the top: importing it costs ~1.7 s, paid by every process that imports ops
+
     x, k = _acc(x_chw), _acc(k_oihw)
     lead = x.shape[:-3]
     flat = x.reshape((-1,) + x.shape[-3:])
