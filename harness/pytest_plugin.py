@@ -44,6 +44,8 @@ DIVERGENCES_KEY = pytest.StashKey[tuple]()  # (known divergences, their load err
 BACKENDS_KEY = pytest.StashKey[tuple]()  # the harness.backends.Backend objects to check, besides the default item
 STALE_KEY = pytest.StashKey[list]()  # per_entry divergences that no case showed any more
 RECORDER_KEY = pytest.StashKey["Recorder"]()
+STARTED_KEY = pytest.StashKey[float]()  # time.monotonic() at configure, for the wall time the summary prints
+RSS_KEY = pytest.StashKey[dict]()  # worker id -> its peak resident set, bytes (the controller's view)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -71,6 +73,8 @@ def _is_controller(config: pytest.Config) -> bool:
 @pytest.hookimpl(trylast=True)  # after junitxml has created its report object
 def pytest_configure(config: pytest.Config) -> None:
     tf_ops.pin_environment()  # before any xdist worker or TensorFlow child starts
+    config.stash[STARTED_KEY] = time.monotonic()
+    config.stash[RSS_KEY] = {}
     path = config.rootpath / CASES_DIR / DIVERGENCES_FILE
     loaded = divergences.load(path, config.rootpath) if path.exists() else ([], [])
     config.stash[DIVERGENCES_KEY] = (tuple(loaded[0]), tuple(loaded[1]), divergences.Environment.current())
@@ -268,11 +272,28 @@ def _stale_per_entry_divergences(terminalreporter, config) -> list[str]:
     return sorted(matched - diverged) if ran_repros else []
 
 
+def _peak_rss() -> int:
+    """This process's peak resident set size, bytes (Linux reports ru_maxrss in KiB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:
+    rss = getattr(node, "workeroutput", {}).get("harness_peak_rss")
+    if rss is not None:
+        node.config.stash[RSS_KEY][node.gateway.id] = rss
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session, exitstatus) -> None:
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if not _is_controller(session.config):
+        session.config.workeroutput["harness_peak_rss"] = _peak_rss()  # reaches the controller's testnodedown
         return
+    if not session.config.pluginmanager.has_plugin("dsession"):  # no xdist: this process ran the items
+        session.config.stash[RSS_KEY]["main"] = _peak_rss()
     stale = _stale_per_entry_divergences(reporter, session.config) if reporter is not None else []
     if stale:
         session.config.stash[STALE_KEY] = stale
@@ -506,3 +527,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     tw.line(f"tolerance overrides: {len(overrides) or 'none'}")
     for nodeid, reason in sorted(overrides.items()):
         tw.line(f"  {nodeid}: {reason}")
+    rss = config.stash.get(RSS_KEY, {})
+    workers = ", ".join(f"{name} {rss[name] / 2**20:.0f} MiB" for name in sorted(rss)) or "not reported"
+    tw.line(f"{sum(c.total() for c in counts.values())} cases in {time.monotonic() - config.stash[STARTED_KEY]:.1f} s "
+            f"wall; peak resident memory per worker: {workers} (TensorFlow runs in a separate server process)")
