@@ -23,6 +23,8 @@ field; a bad case never hides the others. YAML is read with ``yaml.safe_load`` o
 from __future__ import annotations
 
 import dataclasses
+import functools
+import os
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -365,38 +367,56 @@ def load_file(path: Path, root: Path | None = None) -> list[Case | CaseError]:
     """Every case of one YAML file, in order; malformed ones as CaseError entries.
 
     ``root`` makes file names relative (``cases/seeds.yaml``) in ids and messages.
+    A file's cases are parsed once per process for each text of the file (and sweep mode): the plugin and several
+    test modules load the same registry, and sweep expansion is most of collection time.
     """
-    from harness import sweeps  # sweeps builds on parse_case
+    from harness.sweeps import SWEEP_ENV
 
     path = Path(path)
-    file = str(path)
-    if root is not None and path.resolve().is_relative_to(Path(root).resolve()):
-        file = str(path.resolve().relative_to(Path(root).resolve()))
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return [CaseError(_file_name(path, root), None, None, f"cannot read: {exc}")]
+    return list(_parse_file(str(path), None if root is None else str(root), text, os.environ.get(SWEEP_ENV)))
+
+
+def _file_name(path: Path, root: Path | None) -> str:
+    """The file as ids and messages name it: relative to ``root`` when it is under it."""
+    if root is not None and path.resolve().is_relative_to(Path(root).resolve()):
+        return str(path.resolve().relative_to(Path(root).resolve()))
+    return str(path)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_file(path_text: str, root_text: str | None, text: str, sweep_mode: str | None) -> tuple[Case | CaseError, ...]:
+    """load_file's work for one text of the file (``sweep_mode`` only keys the cache: sweeps read it themselves)."""
+    from harness import sweeps  # sweeps builds on parse_case
+
+    path = Path(path_text)
+    file = _file_name(path, None if root_text is None else Path(root_text))
+    try:
+        doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        return [CaseError(file, None, None, f"YAML syntax error: {exc}")]
-    except OSError as exc:
-        return [CaseError(file, None, None, f"cannot read: {exc}")]
+        return (CaseError(file, None, None, f"YAML syntax error: {exc}"),)
     if doc is None:
-        return []
+        return ()
     if not isinstance(doc, dict):
-        return [CaseError(file, None, None, "the file must be a mapping with 'cases' and/or 'sweeps'")]
+        return (CaseError(file, None, None, "the file must be a mapping with 'cases' and/or 'sweeps'"),)
     unknown = set(doc) - {"defaults", "cases", "sweeps", "divergences"}  # divergences: see harness.divergences
     if unknown:
-        return [CaseError(file, None, sorted(unknown)[0], "unknown top-level field; allowed: defaults, cases, sweeps, divergences")]
+        return (CaseError(file, None, sorted(unknown)[0], "unknown top-level field; allowed: defaults, cases, sweeps, divergences"),)
     if "divergences" in doc and path.name != DIVERGENCES_FILE:
-        return [CaseError(file, None, "divergences", f"known divergences belong in cases/{DIVERGENCES_FILE}")]
+        return (CaseError(file, None, "divergences", f"known divergences belong in cases/{DIVERGENCES_FILE}"),)
     defaults = doc.get("defaults") or {}
     if not isinstance(defaults, dict) or not set(defaults) <= {"dtypes", "tags", "tolerance"}:
-        return [CaseError(file, None, "defaults", "must be a mapping of dtypes, tags and/or tolerance")]
+        return (CaseError(file, None, "defaults", "must be a mapping of dtypes, tags and/or tolerance"),)
 
     entries: list[Case | CaseError] = []
     raw_cases = doc.get("cases") or []
     raw_sweeps = doc.get("sweeps") or []
     for key, value in (("cases", raw_cases), ("sweeps", raw_sweeps)):
         if not isinstance(value, list):
-            return [CaseError(file, None, key, "must be a list")]
+            return (CaseError(file, None, key, "must be a list"),)
     for i, raw in enumerate(raw_cases):
         try:
             entries.extend(expand_symbolic(parse_case(file, raw, i, defaults)))
@@ -413,7 +433,7 @@ def load_file(path: Path, root: Path | None = None) -> list[Case | CaseError]:
                 entry = CaseError(file, entry.name, "name", "duplicate case name in this file")
             seen.add(entry.name if isinstance(entry, Case) else entry.case)
         unique.append(entry)
-    return unique
+    return tuple(unique)
 
 
 # --- materializing a case -----------------------------------------------------------------
