@@ -1,0 +1,136 @@
+"""``python -m harness.bench``: the quick run's outputs have every row, number and target; the helpers' arithmetic.
+
+The quick run is a subprocess (it imports TensorFlow, which this process keeps out), on one thread for TensorFlow
+and OpenBLAS since pytest-xdist already runs a worker per core. Nothing here asserts a time or a target's status.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness import bench
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    out = tmp_path_factory.mktemp("bench")
+    env = {**os.environ, "HARNESS_TF_INTRA_OP_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "harness.bench", "--quick", "--out", str(out)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out, proc
+
+
+def positive(value) -> bool:
+    return isinstance(value, (int, float)) and value > 0
+
+
+def test_bench_json_has_every_shape_with_positive_numbers(quick_run):
+    out, proc = quick_run
+    doc = json.loads((out / "bench.json").read_text())
+    assert [r["name"] for r in doc["rows"]] == [b.name for b in bench.QUICK_BENCHES]
+    assert doc["environment"]["intra_op_threads"] == "1" and doc["environment"]["onednn"] in ("0", "1")
+    assert doc["notes"] and doc["run"]["quick"] is True
+    for key in ("float64", "float32"):
+        assert positive(doc["gemm"][key]["median_gflops"]) and all(map(positive, doc["gemm"][key]["samples_gflops"]))
+    assert positive(doc["pixel_loop"]["seconds_per_mac"]) and doc["pixel_loop"]["agrees_with_reference"]
+    for row in doc["rows"]:
+        assert positive(row["flops"]) and positive(row["im2col"]["bytes"]), row["name"]
+        assert positive(row["memory"]["peak_bytes"]) and positive(row["memory"]["peak_over_im2col"]), row["name"]
+        assert row["name"] in proc.stdout
+        if row["memory_only"]:
+            assert "reference" not in row
+            continue
+        ref = row["reference"]
+        assert len(ref["times_s"]) == doc["run"]["repeat"] and all(map(positive, ref["times_s"]))
+        assert positive(ref["gflops"]) and positive(ref["share_of_gemm_f64"])
+        if row["tensorflow"]["status"] == "ok":
+            assert row["tensorflow"]["agrees_with_reference"] and positive(row["ratio_vs_tensorflow"])
+        lax = row["lax_reference"]
+        assert lax["status"] in ("ok", "n/a", "not installed")
+        if lax["status"] == "ok":
+            assert positive(lax["median_s"]) and positive(row["ratio_vs_lax_reference"])
+        if row["op"] == "conv2d":
+            assert positive(row["pixel_loop_extrapolated_s"])
+
+
+def test_every_target_is_listed_with_its_measured_value(quick_run):
+    out, proc = quick_run
+    targets = json.loads((out / "bench.json").read_text())["targets"]
+    assert [t["key"] for t in targets] == ["gemm_share_median", "gemm_share_floor", "depthwise_vs_tensorflow",
+                                          "vs_lax_reference", "peak_over_im2col", "memory_only_peak"]
+    for t in targets:
+        assert t["status"] in ("MET", "MISSED", "n/a"), t
+        assert t["status"] == "n/a" or positive(t["measured"]), t
+        assert f"[{t['status']:>6}] {t['target']}" in proc.stdout
+    # Every kind of row is in the quick set, so only lax_reference (an optional extra) may be unmeasured.
+    assert all(t["status"] != "n/a" for t in targets if t["key"] != "vs_lax_reference")
+
+
+def test_bench_png_is_a_png(quick_run):
+    data = (quick_run[0] / "bench.png").read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    width, height = struct.unpack(">II", data[16:24])
+    assert width > 400 and height > 200
+
+
+# (2, 9, 9, 5) * (3, 3, 5, 7), stride 2, SAME: out 5 x 5, K = 3*3*5 = 45 rows, M = 2*5*5 = 50 columns.
+CONV = bench.Bench("t", "conv2d", (2, 9, 9, 5), (3, 3, 5, 7), stride=2)
+# (1, 16, 16, 256) -> (1, 32, 32, 128), filter [3, 3, 128, 256], stride 2: the forward conv2d maps 32 x 32 x 128 to
+# 16 x 16 x 256, so K = 3*3*128 = 1152 rows, M = 1*16*16 = 256 columns.
+TRANSPOSE = bench.Bench("t", "conv2d_transpose", (1, 16, 16, 256), (3, 3, 128, 256), stride=2, out_nhwc=(1, 32, 32, 128))
+DEPTHWISE = bench.Bench("t", "depthwise_conv2d", (1, 56, 56, 144), (3, 3, 144, 2), stride=2)  # out 28 x 28 x 288
+
+
+@pytest.mark.parametrize("b, flops, im2col", [
+    (CONV, 2 * 2 * 5 * 5 * 3 * 3 * 5 * 7, 45 * 50 * 8),
+    (TRANSPOSE, 2 * 1 * 16 * 16 * 3 * 3 * 256 * 128, 1152 * 256 * 8),
+    (DEPTHWISE, 2 * 1 * 28 * 28 * 3 * 3 * 144 * 2, 3 * 3 * 144 * 28 * 28 * 8),
+])
+def test_flop_and_im2col_counts_by_hand(b, flops, im2col):
+    assert bench.flops(b) == flops
+    assert bench.im2col_bytes(b) == im2col
+
+
+def test_the_memory_only_shape_has_an_im2col_over_one_gib():
+    big = [b for b in bench.BENCHES if b.memory_only]
+    assert big and all(bench.im2col_bytes(b) > bench.GIB for b in big)
+    assert bench.im2col_bytes(big[0]) == 3 * 3 * 64 * 8 * 224 * 224 * 8  # 1.85 GB
+
+
+def test_the_benchmark_list_is_the_issue_s():
+    ops = [b.op for b in bench.BENCHES if not b.memory_only]
+    assert ops.count("conv2d") == 7 and ops.count("depthwise_conv2d") == 2 and ops.count("conv2d_transpose") == 2
+    for b in bench.BENCHES:
+        bench.geometry(b)  # every output_shape is reachable
+
+
+def test_the_pixel_loop_is_a_correlation():
+    import numpy as np
+
+    from harness import reference
+
+    x, w = bench.operands(CONV)
+    assert np.allclose(bench.pixel_loop_conv2d(x, w, 2, "SAME"), reference.conv2d(x, w, 2, "SAME"), atol=1e-5)
+
+
+@pytest.mark.parametrize("argv", [["--repeat", "0"], ["--repeat", "x"], ["--only", "no-such-shape"], ["--bogus"]])
+def test_bad_arguments_are_argparse_errors(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        bench.main(argv)
+    assert exc.value.code == 2
+    assert "error:" in capsys.readouterr().err
+
+
+def test_only_selects_by_op_or_name():
+    assert [b.name for b in bench.select(bench.BENCHES, ["depthwise"])] == ["mobilenetv2 dw 112", "mobilenetv2 dw 56/2"]
+    assert len(bench.select(bench.BENCHES, ["conv5", "upsample"])) == 3
