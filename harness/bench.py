@@ -48,6 +48,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from harness import reference, results, tf_ops
+from harness.allocator import retain_freed_memory
 from harness.padding import Window, window
 
 OPS = ("conv2d", "depthwise_conv2d", "conv2d_transpose")
@@ -524,7 +525,7 @@ def report_text(doc: dict) -> str:
     g64, g32 = gemm["float64"], gemm["float32"]
     out = [f"TensorFlow {env['tensorflow']} (oneDNN {env['onednn']}, intra-op threads {env['intra_op_threads']}, "
            f"inter-op {env['inter_op_threads']}), NumPy {env['numpy']} ({env['blas']}), jax {env['jax']}, "
-           f"{env['cpu_count']} CPUs", "", table(doc["rows"]), "",
+           f"{env['cpu_count']} CPUs; allocator: {env.get('allocator', 'glibc default')}", "", table(doc["rows"]), "",
            f"GEMM {g64['n']}x{g64['n']} float64: median {g64['median_gflops']:.1f} GFLOP/s over "
            f"{len(g64['samples_gflops'])} samples (range {min(g64['samples_gflops']):.1f}-"
            f"{max(g64['samples_gflops']):.1f}); float32: median {g32['median_gflops']:.1f} GFLOP/s",
@@ -714,6 +715,8 @@ def parser() -> argparse.ArgumentParser:
                    help="only the shapes whose '<op> <name>' contains one of these")
     p.add_argument("--check", action="store_true", help="exit 1 when a target is MISSED")
     p.add_argument("--quick", action="store_true", help="tiny shapes, 1 repeat (a smoke test of the benchmark)")
+    p.add_argument("--default-allocator", action="store_true",
+                   help="leave glibc's malloc thresholds alone (by default freed memory is kept: harness.allocator)")
     return p
 
 
@@ -726,12 +729,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     # TensorFlow must use every core here (tf_ops defaults to 1 thread for pytest workers); set before tf_ops
     # imports TensorFlow, and here rather than at import so that importing this module changes nothing.
     os.environ.setdefault(tf_ops.INTRA_ENV, str(os.cpu_count() or 1))
+    # Freed NumPy temporaries stay in the process, as TensorFlow's own allocator keeps its memory (harness.allocator).
+    allocator = "glibc default" if args.default_allocator else (retain_freed_memory() or "default (no mallopt)")
     settings = QUICK if args.quick else FULL
     if args.repeat is not None:
         settings = Settings(args.repeat, settings.warmup, settings.gemm_n, settings.gemm_runs, settings.loop_bench)
     started = results.now()
     doc = run(benches, settings)
     doc["run"].update(started=started, finished=results.now(), quick=args.quick)
+    doc["environment"]["allocator"] = allocator
     print(report_text(doc))
     out = Path(args.out)
     results.write_atomic(out / "bench.json", json.dumps(results.jsonable(doc), indent=1, allow_nan=False) + "\n")

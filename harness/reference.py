@@ -163,6 +163,11 @@ def _pad(x_nsc: np.ndarray, wins: tuple[Window, ...], acc: np.dtype) -> np.ndarr
     return x_pad
 
 
+def _is_pointwise(wins: tuple[Window, ...]) -> bool:
+    """1x1, unit stride, unpadded: the im2col matrix is the input itself (no copy, so no need for blocks)."""
+    return all(w.kernel == 1 and w.stride == 1 and w.pad_before == w.pad_after == 0 for w in wins)
+
+
 def _im2col(x_pad: np.ndarray, kernel: tuple[int, ...], wins: tuple[Window, ...], batch: slice, rows: slice,
             buffer: np.ndarray | None = None) -> np.ndarray:
     """The im2col block of x_pad ([N, *padded, C]) for those batch items and output rows.
@@ -172,22 +177,27 @@ def _im2col(x_pad: np.ndarray, kernel: tuple[int, ...], wins: tuple[Window, ...]
     accumulator dtype) when given: reusing one buffer for every block of a call avoids
     a fresh allocation's page faults, which cost more than the copy on this machine.
     """
-    k = len(wins)
     out = (rows.stop - rows.start, *(w.out for w in wins[1:]))
     shape = ((batch.stop - batch.start) * int(np.prod(out)), int(np.prod(kernel, dtype=np.int64)) * x_pad.shape[-1])
-    if all(w.kernel == 1 and w.stride == 1 and w.pad_before == w.pad_after == 0 for w in wins):
-        return x_pad[batch, rows].reshape(shape)  # 1x1, unit stride, unpadded: the input itself
-    # x_pad's windows as a view [n, *positions, C, *effective kernel]; every stride-th position, every dilation-th tap.
-    first = rows.start * wins[0].stride
-    span = (rows.stop - rows.start - 1) * wins[0].stride + wins[0].effective_kernel
-    view = np.lib.stride_tricks.sliding_window_view(
-        x_pad[batch, first:first + span], [w.effective_kernel for w in wins], axis=tuple(range(1, k + 1)))
-    view = view[(slice(None), *(slice(None, None, w.stride) for w in wins), slice(None),
-                 *(slice(None, None, w.dilation) for w in wins))]
-    view = view[(slice(None), *(slice(0, n) for n in out))]  # sliding windows past the last output pixel
-    col_shape = (batch.stop - batch.start, *out, *kernel, x_pad.shape[-1])
-    col = np.empty(col_shape, x_pad.dtype) if buffer is None else buffer[:shape[0] * shape[1]].reshape(col_shape)
-    np.copyto(col, np.moveaxis(view, k + 1, -1))  # [n, *out, *kernel, C]
+    if _is_pointwise(wins):
+        return x_pad[batch, rows].reshape(shape)
+    # The windows as a strided view of x_pad (C-contiguous, made by _pad): [n, *out, *kernel, C], o * s + t * d.
+    nb, channels = batch.stop - batch.start, x_pad.shape[-1]
+    x_block = x_pad[batch, rows.start * wins[0].stride:]
+    step = x_block.strides
+    out_steps = tuple(step[1 + a] * w.stride for a, w in enumerate(wins))
+    tap_steps = tuple(step[1 + a] * w.dilation for a, w in enumerate(wins))
+    if wins[-1].stride == 1 and wins[-1].dilation == 1:
+        # Along the last axis a window's taps and channels are one contiguous run of kw * C values: one axis
+        # (same memory order as [..., kw, C]), so the copy runs over kw times longer stretches.
+        view_shape = (nb, *out, *kernel[:-1], kernel[-1] * channels)
+        view_steps = (step[0], *out_steps, *tap_steps[:-1], step[-1])
+    else:
+        view_shape = (nb, *out, *kernel, channels)
+        view_steps = (step[0], *out_steps, *tap_steps, step[-1])
+    view = np.lib.stride_tricks.as_strided(x_block, view_shape, view_steps, writeable=False)
+    col = np.empty(view_shape, x_pad.dtype) if buffer is None else buffer[:shape[0] * shape[1]].reshape(view_shape)
+    np.copyto(col, view)
     return col.reshape(shape)
 
 
@@ -201,8 +211,12 @@ def _correlate(x_nsc: np.ndarray, w_sio: np.ndarray, wins: tuple[Window, ...]) -
     x_pad = _pad(x_nsc, wins, acc)
     w_ko = w_sio.reshape(-1, channels_out).astype(acc)  # [(*kernel, I), O]
     row_bytes = w_ko.shape[0] * int(np.prod(out.shape[2:-1])) * acc.itemsize
-    buffer = _block_buffer(out.shape[0], out.shape[1], row_bytes, acc)
-    for batch, rows in _blocks(out.shape[0], out.shape[1], row_bytes):
+    if _is_pointwise(wins):
+        buffer, blocks = None, [(slice(0, out.shape[0]), slice(0, out.shape[1]))]
+    else:
+        buffer = _block_buffer(out.shape[0], out.shape[1], row_bytes, acc)
+        blocks = _blocks(out.shape[0], out.shape[1], row_bytes)
+    for batch, rows in blocks:
         col = _im2col(x_pad, kernel, wins, batch, rows, buffer)
         np.matmul(col, w_ko, out=out[batch, rows].reshape(-1, channels_out))
     return out
