@@ -240,18 +240,23 @@ def _spatial_values(value, fmt: str) -> list[int]:
 
 def _padding_only_row(op: str, x_shape, w_shape, fmt: str, kernel_layout: str, attrs: Mapping) -> bool:
     """Whether some output row's dilated taps all fall in the padding (see FEATURES); False when not computable."""
-    if "H" not in fmt or op == "conv2d_transpose":
+    if "H" not in fmt:
         return False
     try:
         h = fmt.index("H")
+        if op == "conv2d_transpose":  # the forward convolution's input is the transpose's output
+            sizes = [int(v) for v in attrs["output_shape"]]
+            size = sizes[h] if len(sizes) == len(fmt) else sizes[0]
+        else:
+            size = x_shape[h]
         stride = _spatial_values(attrs.get("strides", attrs.get("stride")), fmt)
         dilation = _spatial_values(attrs.get("dilations", attrs.get("rate")), fmt)
         padding = normalize_padding(op, attrs.get("padding", "SAME"), fmt)
         pad = padding if isinstance(padding, str) else padding[0]
         if stride[0] <= 0 or dilation[0] <= 0:  # an error contract: no window to speak of
             return False
-        win = window(op, x_shape[h], w_shape[kernel_layout.index("H")], stride[0], dilation[0], pad)
-    except (ValueError, IndexError, TypeError):
+        win = window(op, size, w_shape[kernel_layout.index("H")], stride[0], dilation[0], pad)
+    except (ValueError, IndexError, TypeError, KeyError):
         return False
     return any(all(not 0 <= o * win.stride - win.pad_before + t * win.dilation < win.size for t in range(win.kernel))
                for o in range(win.out))
