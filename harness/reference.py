@@ -113,8 +113,9 @@ def _cast(acc: np.ndarray, dtype: np.dtype) -> np.ndarray:
 # (batch, output pixel), one column per (kernel tap, input channel), channels-last like the
 # data. Out of cache this machine moves memory at 4-8 GB/s, slower than the float64 GEMM
 # consumes it, so the matrix is built and consumed one block of output rows at a time, each
-# block (1 MiB, measured best of 1, 2 and 4) small enough to stay in a core's L2 cache. That
-# also bounds memory: a call holds one block, whatever the layer's full im2col matrix would take.
+# block small enough to stay in a core's L2 cache (1, 2, 4 and 16 MiB blocks timed within noise
+# of each other; the smallest bounds memory best): a call holds one block, whatever the
+# layer's full im2col matrix would take. The GEMM runs in the orientation [M, K] @ [K, O].
 
 _BLOCK_BYTES = 1 << 20
 
