@@ -144,11 +144,13 @@ def stream_lines(project: Path, prefix: str | None = None) -> int:
 
 def start_and_wait(project: Path, records: int, *extra: str, cases: int = 0) -> subprocess.Popen:
     """Start a run and return once at least ``records`` records, ``cases`` of them from cases/, are in the stream."""
-    # SIGINT back to its default in the child: a shell runs background jobs (`make test &`, some CI runners) with
-    # SIGINT ignored, the run inherits that, and Python then never turns Ctrl-C into KeyboardInterrupt.
-    proc = subprocess.Popen(pytest_argv(project, *extra), cwd=project, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    # SIGINT back to its default before pytest starts: a shell runs background jobs (`make test &`, some CI runners)
+    # with SIGINT ignored, the run inherits that, and Python then never turns Ctrl-C into KeyboardInterrupt. A
+    # default disposition survives exec (an ignored one would too); no preexec_fn, which forks a threaded process.
+    argv = pytest_argv(project, *extra)
+    reset = "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.executable, sys.argv[1:])"
+    proc = subprocess.Popen([sys.executable, "-c", reset, *argv], cwd=project, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 120
     while stream_lines(project) < 1 + records or stream_lines(project, "cases/") < cases:
         assert proc.poll() is None, proc.stdout.read()
