@@ -157,9 +157,9 @@ def _tap_slices(taps: tuple[int, ...], wins: tuple[Window, ...], rows: slice | N
     return tuple(slices)
 
 
-def _pad(x_nsc: np.ndarray, wins: tuple[Window, ...], acc: np.dtype) -> np.ndarray:
-    """x: [N, *spatial, C] -> [N, *padded, C] in the accumulator dtype, zeros in the padding."""
-    x_pad = np.zeros((x_nsc.shape[0], *(w.size + w.pad_before + w.pad_after for w in wins), x_nsc.shape[-1]), acc)
+def _pad(x_nsc: np.ndarray, wins: tuple[Window, ...], dtype: np.dtype) -> np.ndarray:
+    """x: [N, *spatial, C] -> [N, *padded, C] in ``dtype``, zeros in the padding."""
+    x_pad = np.zeros((x_nsc.shape[0], *(w.size + w.pad_before + w.pad_after for w in wins), x_nsc.shape[-1]), dtype)
     x_pad[(slice(None), *(slice(w.pad_before, w.pad_before + w.size) for w in wins))] = x_nsc  # cast and copy in one pass
     return x_pad
 
@@ -170,13 +170,14 @@ def _is_pointwise(wins: tuple[Window, ...]) -> bool:
 
 
 def _im2col(x_pad: np.ndarray, kernel: tuple[int, ...], wins: tuple[Window, ...], batch: slice, rows: slice,
-            buffer: np.ndarray | None = None) -> np.ndarray:
-    """The im2col block of x_pad ([N, *padded, C]) for those batch items and output rows.
+            buffer: np.ndarray | None) -> np.ndarray:
+    """The im2col block of x_pad ([N, *padded, C], the input's dtype) for those batch items and output rows.
 
     Returns [(n, *out), (*kernel, C)]: row (n, o), column (taps, c) holds
-    x_pad[n, o * s + taps * d, c]. Written into the start of ``buffer`` (flat, the
-    accumulator dtype) when given: reusing one buffer for every block of a call avoids
-    a fresh allocation's page faults, which cost more than the copy on this machine.
+    x_pad[n, o * s + taps * d, c], converted to ``buffer``'s dtype (the accumulator) as it is
+    copied into the start of ``buffer``: the padded input stays in the narrower input dtype, and
+    one buffer reused for every block of a call avoids a fresh allocation's page faults.
+    A pointwise convolution's block is the input itself (not converted).
     """
     out = (rows.stop - rows.start, *(w.out for w in wins[1:]))
     shape = ((batch.stop - batch.start) * int(np.prod(out)), int(np.prod(kernel, dtype=np.int64)) * x_pad.shape[-1])
@@ -197,8 +198,8 @@ def _im2col(x_pad: np.ndarray, kernel: tuple[int, ...], wins: tuple[Window, ...]
         view_shape = (nb, *out, *kernel, channels)
         view_steps = (step[0], *out_steps, *tap_steps, step[-1])
     view = np.lib.stride_tricks.as_strided(x_block, view_shape, view_steps, writeable=False)
-    col = np.empty(view_shape, x_pad.dtype) if buffer is None else buffer[:shape[0] * shape[1]].reshape(view_shape)
-    np.copyto(col, view)
+    col = buffer[:shape[0] * shape[1]].reshape(view_shape)
+    np.copyto(col, view, casting="unsafe")  # the accumulator is wider, except under harness.mutants' float16
     return col.reshape(shape)
 
 
@@ -209,7 +210,7 @@ def _correlate(x_nsc: np.ndarray, w_sio: np.ndarray, wins: tuple[Window, ...]) -
     out = np.zeros((x_nsc.shape[0], *(w.out for w in wins), channels_out), acc)
     if out.size == 0:
         return out
-    x_pad = _pad(x_nsc, wins, acc)
+    x_pad = x_nsc if _is_pointwise(wins) else _pad(x_nsc, wins, x_nsc.dtype)
     w_ko = w_sio.reshape(-1, channels_out).astype(acc)  # [(*kernel, I), O]
     row_bytes = w_ko.shape[0] * int(np.prod(out.shape[2:-1])) * acc.itemsize
     if _is_pointwise(wins):
@@ -218,7 +219,7 @@ def _correlate(x_nsc: np.ndarray, w_sio: np.ndarray, wins: tuple[Window, ...]) -
         buffer = _block_buffer(out.shape[0], out.shape[1], row_bytes, acc)
         blocks = _blocks(out.shape[0], out.shape[1], row_bytes)
     for batch, rows in blocks:
-        col = _im2col(x_pad, kernel, wins, batch, rows, buffer)
+        col = _im2col(x_pad, kernel, wins, batch, rows, buffer).astype(acc, copy=False)
         np.matmul(col, w_ko, out=out[batch, rows].reshape(-1, channels_out))
     return out
 
@@ -458,12 +459,12 @@ def _correlate_filter(x_nsc: np.ndarray, dy_nso: np.ndarray, wins: tuple[Window,
     channels_in, channels_out = x_nsc.shape[-1], dy_nso.shape[-1]
     dw = np.zeros((int(np.prod(kernel, dtype=np.int64)) * channels_in, channels_out), acc)
     if dy_nso.size and dw.size:
-        x_pad = _pad(x_nsc, wins, acc)
+        x_pad = _pad(x_nsc, wins, x_nsc.dtype)
         row_bytes = dw.shape[0] * int(np.prod(dy_nso.shape[2:-1])) * acc.itemsize
         buffer = _block_buffer(dy_nso.shape[0], dy_nso.shape[1], row_bytes, acc)
         for batch, rows in _blocks(dy_nso.shape[0], dy_nso.shape[1], row_bytes):
             dy_block = dy_nso[batch, rows].astype(acc).reshape(-1, channels_out)
-            dw += _im2col(x_pad, kernel, wins, batch, rows, buffer).T @ dy_block
+            dw += _im2col(x_pad, kernel, wins, batch, rows, buffer).astype(acc, copy=False).T @ dy_block
     return dw.reshape(*kernel, channels_in, channels_out)
 
 
