@@ -236,6 +236,22 @@ def run_case(case: Case, dtype: str, divergences: Sequence[Divergence] = (), env
                 divergence=divergence, applicable=tuple(d.id for d in applicable), diagnosis=found, outputs=outputs)
 
 
+def against_reference(case: Case, dtype: str, backend) -> Comparison:
+    """``backend``'s output on ``case`` at ``dtype``, compared with the reference's under the case's bound.
+
+    No TensorFlow: for checking a backend's translations on its own. The reference's and the backend's
+    exceptions (``harness.backends.NotCovered`` included) propagate.
+    """
+    from harness import backends
+
+    spec = ops.get(case.op)
+    arrays = operand_arrays(case, dtype)
+    attrs = spec.resolved(arrays, case.attrs)
+    ref = spec.call(spec.reference, arrays, attrs)
+    out = backends.run(backend, case.op, arrays, attrs, dtype)
+    return compare(backend.name, out, REFERENCE, ref, bound_for(spec.reference, arrays, attrs, dtype_of(dtype), case.tolerance))
+
+
 def run_backend(case: Case, dtype: str, backend, divergences: Sequence[Divergence] = (), env: Environment | None = None,
                 keep_outputs: bool = False) -> Outcome:
     """Check ``backend`` (``harness.backends.Backend``) on ``case`` at ``dtype`` against TensorFlow, the oracle.

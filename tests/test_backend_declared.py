@@ -20,7 +20,8 @@ from harness import backends, ops
 from harness.backends import BackendError, declared
 from harness.cases import Case, load_file, operand_arrays
 from harness.dtypes import dtype_of
-from harness.tolerance import bound_for, compare
+from harness.runner import against_reference
+from harness.tolerance import bound_for
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "naive_kernel"
@@ -153,13 +154,7 @@ def registry_cases(*files: str) -> list[Case]:
 
 
 def check_against_reference(backend, case: Case, dtype: str) -> None:
-    spec = ops.get(case.op)
-    arrays = operand_arrays(case, dtype)
-    attrs = spec.resolved(arrays, case.attrs)
-    ref = spec.call(spec.reference, arrays, attrs)
-    out = backends.run(backend, case.op, arrays, attrs, dtype)
-    bound = bound_for(spec.reference, arrays, attrs, dtype_of(dtype), case.tolerance)
-    result = compare(backend.name, out, "reference", ref, bound)
+    result = against_reference(case, dtype, backend)
     assert result.ok, f"{case.id}[{dtype}]: {result.line()}"
 
 

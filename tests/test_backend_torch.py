@@ -21,9 +21,9 @@ import torch.nn.functional as F  # noqa: E402
 
 from harness import backends, ops  # noqa: E402
 from harness.backends import torch_nn  # noqa: E402
-from harness.cases import computing_cases, operand_arrays  # noqa: E402
+from harness.cases import computing_cases  # noqa: E402
 from harness.dtypes import DTYPES, dtype_of  # noqa: E402
-from harness.tolerance import bound_for, compare  # noqa: E402
+from harness.runner import against_reference  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -70,16 +70,10 @@ def cases_by_op():
 
 def _run_case(backend, case, dtype):
     """None if the backend agrees with the reference, else (kind, message)."""
-    spec = ops.get(case.op)
-    arrays = operand_arrays(case, dtype)
-    attrs = spec.resolved(arrays, case.attrs)
-    ref = spec.call(spec.reference, arrays, attrs)
     try:
-        got = backends.run(backend, case.op, arrays, attrs, dtype)
+        comparison = against_reference(case, dtype, backend)
     except Exception as exc:  # noqa: BLE001 - every failure is collected and reported
         return "raises", f"{type(exc).__name__}: {exc}"
-    comparison = compare("torch", got, "reference", ref, bound_for(spec.reference, arrays, attrs, dtype_of(dtype),
-                                                                      case.tolerance))
     return None if comparison.ok else ("disagrees", comparison.line())
 
 
