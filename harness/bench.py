@@ -298,6 +298,11 @@ def interleaved(calls: dict[str, Callable[[], object]], warmup: int, repeat: int
     return times
 
 
+def repeated(fn: Callable[[], object], warmup: int, repeat: int) -> list[float]:
+    """Seconds of ``repeat`` runs of ``fn`` after ``warmup`` untimed ones."""
+    return interleaved({"": fn}, warmup, repeat)[""]
+
+
 def gemm_operands(n: int, dtype) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(1)
     return rng.standard_normal((n, n)).astype(dtype), rng.standard_normal((n, n)).astype(dtype)
@@ -305,13 +310,7 @@ def gemm_operands(n: int, dtype) -> tuple[np.ndarray, np.ndarray]:
 
 def gemm_gflops(a: np.ndarray, b: np.ndarray, runs: int) -> float:
     """GFLOP/s of ``a @ b`` (square n x n, 2 n^3 FLOPs), the median over ``runs`` products."""
-    n = a.shape[0]
-    seconds = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        a @ b
-        seconds.append(time.perf_counter() - start)
-    return 2 * n ** 3 / float(np.median(seconds)) / 1e9
+    return 2 * a.shape[0] ** 3 / median(repeated(lambda: a @ b, 0, runs)) / 1e9
 
 
 def layer_gemm_seconds(b: Bench, repeat: int) -> float | None:
@@ -330,13 +329,7 @@ def layer_gemm_seconds(b: Bench, repeat: int) -> float | None:
         return None
     rng = np.random.default_rng(2)
     lhs, rhs = rng.standard_normal((m, k)), rng.standard_normal((k, n))
-    lhs @ rhs  # warm-up
-    seconds = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        lhs @ rhs
-        seconds.append(time.perf_counter() - start)
-    return float(np.median(seconds))
+    return median(repeated(lambda: lhs @ rhs, 1, repeat))
 
 
 def peak_bytes(fn: Callable[[], object]) -> int:
@@ -360,12 +353,8 @@ def loop_seconds_per_mac(b: Bench, repeat: int) -> dict:
     x, w = operands(b)
     want = reference.conv2d(*tf_args(b, x, w))
     got = pixel_loop_conv2d(x, w, b.stride, b.padding)
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        pixel_loop_conv2d(x, w, b.stride, b.padding)
-        times.append(time.perf_counter() - start)
-    seconds = float(np.median(times))
+    times = repeated(lambda: pixel_loop_conv2d(x, w, b.stride, b.padding), 0, repeat)
+    seconds = median(times)
     macs = geometry(b).macs
     return {"shape": shape_label(b), "macs": macs, "seconds": seconds, "times_s": times,
             "seconds_per_mac": seconds / macs, "agrees_with_reference": agrees(got, want)}

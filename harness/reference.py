@@ -222,7 +222,6 @@ def _correlate(x_nsc: np.ndarray, w_sio: np.ndarray, wins: tuple[Window, ...]) -
         col = _im2col(x_pad, kernel, wins, *everything, np.empty(out_mo.shape[0] * w_ko.shape[0], acc))
         col = col.astype(acc, copy=False)
         step = max(1, _BLOCK_BYTES // (channels_out * acc.itemsize))
-        out_mo[...] = 0
         for k in range(0, w_ko.shape[0], step):
             out_mo += col[:, k:k + step] @ w_ko[k:k + step].astype(acc)
         return out
