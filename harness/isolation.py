@@ -133,6 +133,8 @@ class TFProcess:
             from harness import tf_ops
 
             tf_ops.pin_environment()  # the zygote inherits the environment
+            if self._control is not None:  # a zygote that died: its socket goes with it
+                self._control.close()
             self._control, theirs = socket.socketpair()
             # TensorFlow's C++ "Check failed" lines go to the log, where the parent reads them after a death.
             self._zygote = subprocess.Popen(

@@ -373,7 +373,6 @@ class Recorder:
         self.started, self._t0 = results.now(), time.monotonic()
         self._last_draw, self._last_line = 0.0, -1
         self.stream = None
-        self.interrupted = False  # a KeyboardInterrupt (Ctrl-C, or SIGTERM below) was seen, wherever it landed
         known = config.stash[DIVERGENCES_KEY][0]
         self.header = {"environment": results.environment(), "divergences": results.divergence_rows(known),
                        "run": {"started": self.started, "argv": results.argv(),
@@ -399,14 +398,6 @@ class Recorder:
             self._draw()
 
     # hooks
-
-    def pytest_keyboard_interrupt(self, excinfo) -> None:
-        self.interrupted = True
-
-    def pytest_internalerror(self, excrepr, excinfo) -> None:
-        # An interrupt that lands inside a hook (xdist's event loop) ends the run as an internal error.
-        if excinfo is not None and excinfo.errisinstance(KeyboardInterrupt):
-            self.interrupted = True
     def pytest_runtest_logreport(self, report) -> None:
         self.add(report)
 
@@ -462,7 +453,7 @@ class Recorder:
             return
         from harness import report  # rendering is only needed here
 
-        interrupted = self.interrupted or exitstatus == int(pytest.ExitCode.INTERRUPTED)
+        interrupted = exitstatus == int(pytest.ExitCode.INTERRUPTED)
         run = results.Run(self.header["environment"], {
             **self.header["run"], "finished": results.now(), "seconds": round(time.monotonic() - self._t0, 3),
             "exitstatus": exitstatus, "interrupted": interrupted, "complete": not interrupted, "stale_divergences": stale,
