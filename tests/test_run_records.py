@@ -125,21 +125,18 @@ def test_a_worker_that_dies_is_that_items_failure_and_nothing_else_is_lost(tmp_p
     assert "test_worker_dies" in (project / "out" / "summary.md").read_text()
 
 
-def stream_lines(project: Path, prefix: str | None = None) -> int:
-    """Lines in the stream (its header included), or with ``prefix``, the records whose id starts with it."""
+def stream_lines(project: Path) -> int:
     path = project / "out" / results.RESULTS_STREAM
-    if not path.exists():
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def stream_case_records(project: Path) -> int:
+    """Records of cases/ items in the stream so far (0 before its header is written)."""
+    try:
+        run = results.load(project / "out" / results.RESULTS_STREAM)
+    except results.ResultsError:
         return 0
-    lines = path.read_text().splitlines()
-    if prefix is None:
-        return len(lines)
-    records = []
-    for line in lines[1:]:
-        try:
-            records.append(json.loads(line))
-        except ValueError:  # a line being written
-            pass
-    return sum(1 for r in records if str(r.get("id", "")).startswith(prefix))
+    return sum(1 for r in run.records if r["id"].startswith("cases/"))
 
 
 def start_and_wait(project: Path, records: int, *extra: str, cases: int = 0) -> subprocess.Popen:
@@ -152,7 +149,7 @@ def start_and_wait(project: Path, records: int, *extra: str, cases: int = 0) -> 
     proc = subprocess.Popen([sys.executable, "-c", reset, *argv], cwd=project, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 120
-    while stream_lines(project) < 1 + records or stream_lines(project, "cases/") < cases:
+    while stream_lines(project) < 1 + records or stream_case_records(project) < cases:
         assert proc.poll() is None, proc.stdout.read()
         assert time.monotonic() < deadline, "the run recorded nothing in 120 s"
         time.sleep(0.1)
