@@ -13,9 +13,10 @@ that is a *correlation* (no kernel flip), with TensorFlow's padding rules from
 result is cast to the input dtype once, so the reference is as exact as the
 input dtype allows.
 
-Vectorized: a correlation and its adjoints are one matrix product with the im2col
-matrix (built channels-first, a block of at most 64 MiB at a time); depthwise is one
-``einsum`` over a strided view. The only Python loops are over kernel taps and blocks.
+Vectorized: a correlation and its adjoints are matrix products with the im2col matrix
+(channels-last, built and consumed a block of at most 1 MiB at a time); depthwise and its
+filter gradient are one ``einsum`` over a strided view of the windows. The only Python loops
+are over blocks and, for col2im scatters, kernel taps.
 
 Invalid arguments raise ``ValueError`` naming the op, the argument and its value.
 """
@@ -169,6 +170,19 @@ def _is_pointwise(wins: tuple[Window, ...]) -> bool:
     return all(w.kernel == 1 and w.stride == 1 and w.pad_before == w.pad_after == 0 for w in wins)
 
 
+def _window_view(x_pad: np.ndarray, kernel: tuple[int, ...], wins: tuple[Window, ...], out: tuple[int, ...]) -> np.ndarray:
+    """Every window of x_pad ([N, *padded, C]) as a read-only strided view [N, *out, *kernel, C], no copy.
+
+    Element (n, o, t, c) is x_pad[n, o * s + t * d, c]; ``out`` may be fewer output pixels than the
+    windows allow (a block of output rows, starting at x_pad's first row).
+    """
+    step = x_pad.strides
+    out_steps = tuple(step[1 + a] * w.stride for a, w in enumerate(wins))
+    tap_steps = tuple(step[1 + a] * w.dilation for a, w in enumerate(wins))
+    return np.lib.stride_tricks.as_strided(x_pad, (x_pad.shape[0], *out, *kernel, x_pad.shape[-1]),
+                                           (step[0], *out_steps, *tap_steps, step[-1]), writeable=False)
+
+
 def _im2col(x_pad: np.ndarray, kernel: tuple[int, ...], wins: tuple[Window, ...], batch: slice, rows: slice,
             buffer: np.ndarray | None) -> np.ndarray:
     """The im2col block of x_pad ([N, *padded, C], the input's dtype) for those batch items and output rows.
@@ -183,22 +197,14 @@ def _im2col(x_pad: np.ndarray, kernel: tuple[int, ...], wins: tuple[Window, ...]
     shape = ((batch.stop - batch.start) * int(np.prod(out)), int(np.prod(kernel, dtype=np.int64)) * x_pad.shape[-1])
     if _is_pointwise(wins):
         return x_pad[batch, rows].reshape(shape)
-    # The windows as a strided view of x_pad (C-contiguous, made by _pad): [n, *out, *kernel, C], o * s + t * d.
-    nb, channels = batch.stop - batch.start, x_pad.shape[-1]
     x_block = x_pad[batch, rows.start * wins[0].stride:]
-    step = x_block.strides
-    out_steps = tuple(step[1 + a] * w.stride for a, w in enumerate(wins))
-    tap_steps = tuple(step[1 + a] * w.dilation for a, w in enumerate(wins))
+    view = _window_view(x_block, kernel, wins, out)
     if wins[-1].stride == 1 and wins[-1].dilation == 1:
         # Along the last axis a window's taps and channels are one contiguous run of kw * C values: one axis
         # (same memory order as [..., kw, C]), so the copy runs over kw times longer stretches.
-        view_shape = (nb, *out, *kernel[:-1], kernel[-1] * channels)
-        view_steps = (step[0], *out_steps, *tap_steps[:-1], step[-1])
-    else:
-        view_shape = (nb, *out, *kernel, channels)
-        view_steps = (step[0], *out_steps, *tap_steps, step[-1])
-    view = np.lib.stride_tricks.as_strided(x_block, view_shape, view_steps, writeable=False)
-    col = buffer[:shape[0] * shape[1]].reshape(view_shape)
+        view = np.lib.stride_tricks.as_strided(view, (*view.shape[:-2], kernel[-1] * x_pad.shape[-1]),
+                                               view.strides[:-2] + view.strides[-1:], writeable=False)
+    col = buffer[:shape[0] * shape[1]].reshape(view.shape)
     np.copyto(col, view, casting="unsafe")  # the accumulator is wider, except under harness.mutants' float16
     return col.reshape(shape)
 
@@ -254,21 +260,17 @@ def _depthwise(x_nsc: np.ndarray, w_sim: np.ndarray, wins: tuple[Window, ...]) -
         return np.zeros((x_nsc.shape[0], *out_sizes, channels * multiplier), acc)
     x_pad = _pad(x_nsc, wins, acc)
     w_acc = w_sim.astype(acc)
-    strides = x_pad.strides
     k = len(wins)
     out_axes, tap_axes = "hwxy"[:k], "ijkl"[:k]  # n, c, m: batch, channel, multiplier
+    view = _window_view(x_pad, kernel, wins, out_sizes)  # [n, *out, *taps, c]
+    view_axes = "n" + out_axes + tap_axes + "c"
     if wins[-1].stride == 1:
         # Axis "c" runs over (last output pixel, channel): x_pad[n, ..., o + t * d, c] is at (o * C + c) items
         # from x_pad[n, ..., t * d, 0].
-        shape = (x_pad.shape[0], *out_sizes[:-1], *kernel, out_sizes[-1] * channels)
+        merged = (*view.shape[:k], *kernel, out_sizes[-1] * channels)
+        view = np.lib.stride_tricks.as_strided(view, merged, view.strides[:k] + view.strides[k + 1:], writeable=False)
         w_acc = np.tile(w_acc, (1,) * k + (out_sizes[-1], 1))
         view_axes = "n" + out_axes[:-1] + tap_axes + "c"
-    else:
-        shape = (x_pad.shape[0], *out_sizes, *kernel, channels)
-        view_axes = "n" + out_axes + tap_axes + "c"
-    view_strides = (strides[0], *(strides[1 + a] * wins[a].stride for a in range(k if wins[-1].stride != 1 else k - 1)),
-                    *(strides[1 + a] * wins[a].dilation for a in range(k)), strides[-1])
-    view = np.lib.stride_tricks.as_strided(x_pad, shape, view_strides, writeable=False)
     out = np.einsum(f"{view_axes},{tap_axes}cm->{view_axes.replace(tap_axes, '')}m", view, w_acc)
     return out.reshape(x_nsc.shape[0], *out_sizes, channels * multiplier)
 
@@ -483,33 +485,55 @@ def _correlate_filter(x_nsc: np.ndarray, dy_nso: np.ndarray, wins: tuple[Window,
 
 
 def _depthwise_transpose(dy_nsc: np.ndarray, w_sim: np.ndarray, wins: tuple[Window, ...]) -> np.ndarray:
-    """The input gradient of ``_depthwise``. dy: [N, *out, C*M] (channel-major), w: [*kernel, C, M] -> [N, *in, C]."""
+    """The input gradient of ``_depthwise``. dy: [N, *out, C*M] (channel-major), w: [*kernel, C, M] -> [N, *in, C].
+
+    At unit strides it is a correlation of dy, padded by (k - 1) * d on both sides, with the
+    180-degree rotated filter (a gather: ``_depthwise``'s einsum, then the sum over m). Otherwise
+    each tap's share, sum over m of dy[..., c, m] * w[t, c, m], is added at its strided place
+    (col2im, one tap at a time into one reused buffer).
+    """
     acc = accumulator(dy_nsc.dtype)
-    channels, multiplier = w_sim.shape[-2:]
+    kernel, (channels, multiplier) = w_sim.shape[:-2], w_sim.shape[-2:]
     padded = [w.size + w.pad_before + w.pad_after for w in wins]
     dx_pad = np.zeros((dy_nsc.shape[0], *padded, channels), acc)
-    if dy_nsc.size and w_sim.size:
+    if dy_nsc.size and w_sim.size and all(w.stride == 1 for w in wins):
+        # dx_pad[p] = sum over t of dy[p - t * d] w[t] = sum over t' of dy_padded[p + t' * d] w[k - 1 - t'].
+        full = tuple(Window(w.out, w.kernel, 1, w.dilation, w.effective_kernel - 1, w.effective_kernel - 1,
+                            w.out + w.effective_kernel - 1) for w in wins)
+        w_rotated = w_sim[(slice(None, None, -1),) * len(kernel)].reshape(*kernel, channels * multiplier, 1)
+        shares = _depthwise(dy_nsc, w_rotated, full)  # [N, *full out, C*M]
+        if multiplier > 1:
+            shares = shares.reshape(*shares.shape[:-1], channels, multiplier).sum(axis=-1)
+        dx_pad[(slice(None), *(slice(0, f.out) for f in full))] = shares
+    elif dy_nsc.size and w_sim.size:
         dy_cm = dy_nsc.astype(acc).reshape(dy_nsc.shape[:-1] + (channels, multiplier))
         w_acc = w_sim.astype(acc)
+        share = np.empty(dy_cm.shape[:-1], acc)
         for taps in np.ndindex(*w_sim.shape[:-2]):
-            dx_pad[(slice(None), *_tap_slices(taps, wins))] += (dy_cm * w_acc[taps]).sum(axis=-1)
+            if multiplier == 1:  # a plain product: einsum's reduction over a length-1 axis is ~1.5x slower
+                np.multiply(dy_cm[..., 0], w_acc[taps][:, 0], out=share)
+            else:
+                np.einsum("...cm,cm->...c", dy_cm, w_acc[taps], out=share)
+            dx_pad[(slice(None), *_tap_slices(taps, wins))] += share
     crop = tuple(slice(w.pad_before, w.pad_before + w.size) for w in wins)
     return dx_pad[(slice(None), *crop)]
 
 
 def _depthwise_filter(x_nsc: np.ndarray, dy_nsc: np.ndarray, wins: tuple[Window, ...], multiplier: int) -> np.ndarray:
-    """The filter gradient of ``_depthwise``. x: [N, *spatial, C], dy: [N, *out, C*M] -> [*kernel, C, M]."""
+    """The filter gradient of ``_depthwise``. x: [N, *spatial, C], dy: [N, *out, C*M] -> [*kernel, C, M].
+
+    dw[t, c, m] = sum over n and output pixels o of x_pad[n, o * s + t * d, c] * dy[n, o, c, m]: one
+    ``einsum`` over the windows' strided view.
+    """
     acc = accumulator(x_nsc.dtype)
+    kernel = tuple(w.kernel for w in wins)
     channels = x_nsc.shape[-1]
-    dw = np.zeros((*(w.kernel for w in wins), channels, multiplier), acc)
-    if dy_nsc.size == 0 or dw.size == 0:
-        return dw
-    x_pad = _pad(x_nsc, wins, acc)
-    dy_pcm = dy_nsc.astype(acc).reshape(-1, channels, multiplier)
-    for taps in np.ndindex(*dw.shape[:-2]):
-        x_pc = x_pad[(slice(None), *_tap_slices(taps, wins))].reshape(-1, channels)
-        dw[taps] = (x_pc[:, :, None] * dy_pcm).sum(axis=0)
-    return dw
+    if dy_nsc.size == 0 or channels * multiplier == 0:
+        return np.zeros((*kernel, channels, multiplier), acc)
+    view = _window_view(_pad(x_nsc, wins, acc), kernel, wins, dy_nsc.shape[1:-1])  # [n, *out, *taps, c]
+    dy_ocm = dy_nsc.astype(acc).reshape(dy_nsc.shape[:-1] + (channels, multiplier))
+    out_axes, tap_axes = "hwxy"[:len(wins)], "ijkl"[:len(wins)]
+    return np.einsum(f"n{out_axes}{tap_axes}c,n{out_axes}cm->{tap_axes}cm", view, dy_ocm)
 
 
 def _sizes(op: str, arg: str, value, lengths: tuple[int, ...]) -> list[int]:
