@@ -199,9 +199,10 @@ def _im2col(x_pad: np.ndarray, kernel: tuple[int, ...], wins: tuple[Window, ...]
         return x_pad[batch, rows].reshape(shape)
     x_block = x_pad[batch, rows.start * wins[0].stride:]
     view = _window_view(x_block, kernel, wins, out)
-    if wins[-1].stride == 1 and wins[-1].dilation == 1:
-        # Along the last axis a window's taps and channels are one contiguous run of kw * C values: one axis
-        # (same memory order as [..., kw, C]), so the copy runs over kw times longer stretches.
+    if wins[-1].dilation == 1:
+        # Along the last axis a window's taps and channels are one contiguous run of kw * C values, at any stride
+        # (the stride moves the window, not its taps): one axis, so the copy runs over kw times longer stretches
+        # (the ResNet stem, 7x7 stride 2 over 3 channels: runs of 21 values instead of 3).
         view = np.lib.stride_tricks.as_strided(view, (*view.shape[:-2], kernel[-1] * x_pad.shape[-1]),
                                                view.strides[:-2] + view.strides[-1:], writeable=False)
     col = buffer[:shape[0] * shape[1]].reshape(view.shape)
