@@ -511,7 +511,7 @@ def _depthwise_transpose(dy_nsc: np.ndarray, w_sim: np.ndarray, wins: tuple[Wind
         dy_cm = dy_nsc.astype(acc).reshape(dy_nsc.shape[:-1] + (channels, multiplier))
         w_acc = w_sim.astype(acc)
         share = np.empty(dy_cm.shape[:-1], acc)
-        for taps in np.ndindex(*w_sim.shape[:-2]):
+        for taps in np.ndindex(*kernel):
             if multiplier == 1:  # a plain product: einsum's reduction over a length-1 axis is ~1.5x slower
                 np.multiply(dy_cm[..., 0], w_acc[taps][:, 0], out=share)
             else:
@@ -530,7 +530,7 @@ def _depthwise_filter(x_nsc: np.ndarray, dy_nsc: np.ndarray, wins: tuple[Window,
     acc = accumulator(x_nsc.dtype)
     kernel = tuple(w.kernel for w in wins)
     channels = x_nsc.shape[-1]
-    if dy_nsc.size == 0 or channels * multiplier == 0:
+    if dy_nsc.size == 0:  # (its channels are C*M, so this covers C = 0 and M = 0 too)
         return np.zeros((*kernel, channels, multiplier), acc)
     view = _window_view(_pad(x_nsc, wins, acc), kernel, wins, dy_nsc.shape[1:-1])  # [n, *out, *taps, c]
     dy_ocm = dy_nsc.astype(acc).reshape(dy_nsc.shape[:-1] + (channels, multiplier))
