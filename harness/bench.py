@@ -370,14 +370,14 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 def bench_row(b: Bench, settings: Settings, gemm64_now: float, tf_available: bool, lax) -> dict:
     """Measure one Bench; returns its JSON row (``None`` where a column does not apply)."""
-    g = geometry(b)
+    g, n_flops = geometry(b), flops(b)
     x, w = operands(b)
     args = tf_args(b, x, w)
     op_ref = getattr(reference, b.op)
     row = {
         "name": b.name, "op": b.op, "shape": shape_label(b), "input_nhwc": b.x_nhwc, "filter": b.w_shape,
         "filter_layout": FILTER_LAYOUTS[b.op], "output_nhwc": g.out_nhwc, "strides": b.stride, "padding": b.padding,
-        "memory_only": b.memory_only, "flops": 2 * g.macs, "macs": g.macs,
+        "memory_only": b.memory_only, "flops": n_flops, "macs": g.macs,
         "im2col": {"rows_K": g.im2col_rows, "cols_M": g.im2col_cols, "bytes": im2col_bytes(b)},
         "gemm_f64_gflops_before": gemm64_now,
     }
@@ -394,7 +394,7 @@ def bench_row(b: Bench, settings: Settings, gemm64_now: float, tf_available: boo
             calls["lax_reference"] = lax_fn
         times = interleaved(calls, settings.warmup, settings.repeat)
         ref_s = median(times["reference"])
-        row["reference"] = {"median_s": ref_s, "times_s": times["reference"], "gflops": 2 * g.macs / ref_s / 1e9}
+        row["reference"] = {"median_s": ref_s, "times_s": times["reference"], "gflops": n_flops / ref_s / 1e9}
         row["tensorflow"] = ({"status": "ok", "median_s": median(times["tensorflow"]), "times_s": times["tensorflow"],
                               "agrees_with_reference": tf_agrees} if tf_available else {"status": "not installed"})
         row["lax_reference"] = ({"status": "ok", "formulation": lax_note, "median_s": median(times["lax_reference"]),
@@ -405,7 +405,7 @@ def bench_row(b: Bench, settings: Settings, gemm64_now: float, tf_available: boo
         row["lax_reference_vs_tensorflow"] = _ratio(row["lax_reference"].get("median_s"),
                                                     row["tensorflow"].get("median_s"))
         layer_s = layer_gemm_seconds(b, settings.repeat)
-        row["layer_gemm"] = None if layer_s is None else {"median_s": layer_s, "gflops": 2 * g.macs / layer_s / 1e9}
+        row["layer_gemm"] = None if layer_s is None else {"median_s": layer_s, "gflops": n_flops / layer_s / 1e9}
         del want, calls
     start = time.perf_counter()
     peak = peak_bytes(lambda: op_ref(*args))

@@ -246,6 +246,14 @@ def _correlate(x_nsc: np.ndarray, w_sio: np.ndarray, wins: tuple[Window, ...]) -
     return out
 
 
+def _einsum_axes(rank: int) -> tuple[str, str]:
+    """The depthwise einsums' letters for ``rank`` spatial axes: output pixels, kernel taps.
+
+    (n, c and m are the batch, the channel and the multiplier.)
+    """
+    return "hwxy"[:rank], "ijkl"[:rank]
+
+
 def _depthwise(x_nsc: np.ndarray, w_sim: np.ndarray, wins: tuple[Window, ...]) -> np.ndarray:
     """Channels-last depthwise correlation. x: [N, *spatial, C], w: [*kernel, C, M] -> [N, *out, C*M].
 
@@ -263,7 +271,7 @@ def _depthwise(x_nsc: np.ndarray, w_sim: np.ndarray, wins: tuple[Window, ...]) -
     x_pad = _pad(x_nsc, wins, acc)
     w_acc = w_sim.astype(acc)
     k = len(wins)
-    out_axes, tap_axes = "hwxy"[:k], "ijkl"[:k]  # n, c, m: batch, channel, multiplier
+    out_axes, tap_axes = _einsum_axes(k)
     view = _window_view(x_pad, kernel, wins, out_sizes)  # [n, *out, *taps, c]
     view_axes = "n" + out_axes + tap_axes + "c"
     if wins[-1].stride == 1:
@@ -496,27 +504,29 @@ def _depthwise_transpose(dy_nsc: np.ndarray, w_sim: np.ndarray, wins: tuple[Wind
     """
     acc = accumulator(dy_nsc.dtype)
     kernel, (channels, multiplier) = w_sim.shape[:-2], w_sim.shape[-2:]
-    padded = [w.size + w.pad_before + w.pad_after for w in wins]
-    dx_pad = np.zeros((dy_nsc.shape[0], *padded, channels), acc)
     if dy_nsc.size and w_sim.size and all(w.stride == 1 for w in wins):
         # dx_pad[p] = sum over t of dy[p - t * d] w[t] = sum over t' of dy_padded[p + t' * d] w[k - 1 - t'].
+        # At unit stride the forward output has padded - k_eff + 1 pixels per axis, so this correlation's
+        # out + k_eff - 1 pixels are the whole padded input: its result is dx_pad itself.
         full = tuple(Window(w.out, w.kernel, 1, w.dilation, w.effective_kernel - 1, w.effective_kernel - 1,
                             w.out + w.effective_kernel - 1) for w in wins)
         w_rotated = w_sim[(slice(None, None, -1),) * len(kernel)].reshape(*kernel, channels * multiplier, 1)
-        shares = _depthwise(dy_nsc, w_rotated, full)  # [N, *full out, C*M]
+        dx_pad = _depthwise(dy_nsc, w_rotated, full)  # [N, *padded, C*M]
         if multiplier > 1:
-            shares = shares.reshape(*shares.shape[:-1], channels, multiplier).sum(axis=-1)
-        dx_pad[(slice(None), *(slice(0, f.out) for f in full))] = shares
-    elif dy_nsc.size and w_sim.size:
-        dy_cm = dy_nsc.astype(acc).reshape(dy_nsc.shape[:-1] + (channels, multiplier))
-        w_acc = w_sim.astype(acc)
-        share = np.empty(dy_cm.shape[:-1], acc)
-        for taps in np.ndindex(*kernel):
-            if multiplier == 1:  # a plain product: einsum's reduction over a length-1 axis is ~1.5x slower
-                np.multiply(dy_cm[..., 0], w_acc[taps][:, 0], out=share)
-            else:
-                np.einsum("...cm,cm->...c", dy_cm, w_acc[taps], out=share)
-            dx_pad[(slice(None), *_tap_slices(taps, wins))] += share
+            dx_pad = dx_pad.reshape(*dx_pad.shape[:-1], channels, multiplier).sum(axis=-1)
+    else:
+        padded = [w.size + w.pad_before + w.pad_after for w in wins]
+        dx_pad = np.zeros((dy_nsc.shape[0], *padded, channels), acc)
+        if dy_nsc.size and w_sim.size:
+            dy_cm = dy_nsc.astype(acc).reshape(dy_nsc.shape[:-1] + (channels, multiplier))
+            w_acc = w_sim.astype(acc)
+            share = np.empty(dy_cm.shape[:-1], acc)
+            for taps in np.ndindex(*kernel):
+                if multiplier == 1:  # a plain product: einsum's reduction over a length-1 axis is ~1.5x slower
+                    np.multiply(dy_cm[..., 0], w_acc[taps][:, 0], out=share)
+                else:
+                    np.einsum("...cm,cm->...c", dy_cm, w_acc[taps], out=share)
+                dx_pad[(slice(None), *_tap_slices(taps, wins))] += share
     crop = tuple(slice(w.pad_before, w.pad_before + w.size) for w in wins)
     return dx_pad[(slice(None), *crop)]
 
@@ -534,7 +544,7 @@ def _depthwise_filter(x_nsc: np.ndarray, dy_nsc: np.ndarray, wins: tuple[Window,
         return np.zeros((*kernel, channels, multiplier), acc)
     view = _window_view(_pad(x_nsc, wins, acc), kernel, wins, dy_nsc.shape[1:-1])  # [n, *out, *taps, c]
     dy_ocm = dy_nsc.astype(acc).reshape(dy_nsc.shape[:-1] + (channels, multiplier))
-    out_axes, tap_axes = "hwxy"[:len(wins)], "ijkl"[:len(wins)]
+    out_axes, tap_axes = _einsum_axes(len(wins))
     return np.einsum(f"n{out_axes}{tap_axes}c,n{out_axes}cm->{tap_axes}cm", view, dy_ocm)
 
 

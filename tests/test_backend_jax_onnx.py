@@ -90,7 +90,7 @@ def test_registry_against_reference(registry, name, dtype):
             failures[case.id] = f"raises {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
             continue
         if not result.ok:
-            shapes = {name: operand_shape(case, name) for name in case.inputs}
+            shapes = {operand: operand_shape(case, operand) for operand in case.inputs}
             failures[case.id] = f"{result.line()}  attrs={case.attrs} shapes={shapes}"
     ids = {case.id for case in selected}
     expected = {cid for (b, cid, d) in EXPECTED if b == name and d == dtype and cid in ids}
