@@ -8,7 +8,10 @@
 # make mutants      : break one convention at a time in the reference; every mutant must be killed
 # make bench        : time the reference against TensorFlow (all cores) and JAX's lax_reference on ResNet-50,
 #                     MobileNetV2 and decoder shapes; table, reports/bench.json and reports/bench.png
-# All create .venv and install the project on first use. ONEDNN=0 runs TensorFlow without oneDNN.
+# make verify-caps : the registry under each ONEDNN_MAX_CPU_ISA cap below this CPU's own level (what users of
+#                     older CPUs see; reports in reports/isa-CAP/)
+# All create .venv and install the project on first use. ONEDNN=0 runs TensorFlow without oneDNN;
+# ONEDNN_ISA=AVX2 (or AVX512_CORE, ...) caps the ISA oneDNN may use (ONEDNN_MAX_CPU_ISA), as on an older CPU.
 # BACKENDS="reference torch jax ..." (make verify) also checks those backends against TensorFlow on every case they
 # cover, installing the pip extras of torch / jax / onnxruntime when they are missing.
 # SHARD=I/N runs the I-th of N deterministic, balanced shares (a CI matrix of N jobs covers the run once).
@@ -18,11 +21,13 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 ONEDNN ?= 1
+ONEDNN_ISA ?=
 BACKENDS ?=
 SHARD ?=
-PYTEST := TF_ENABLE_ONEDNN_OPTS=$(ONEDNN) HARNESS_BACKENDS="$(BACKENDS)" HARNESS_SHARD="$(SHARD)" $(BIN)/python -m pytest -n auto
+TF_MODE := TF_ENABLE_ONEDNN_OPTS=$(ONEDNN) $(if $(strip $(ONEDNN_ISA)),ONEDNN_MAX_CPU_ISA=$(ONEDNN_ISA),)
+PYTEST := $(TF_MODE) HARNESS_BACKENDS="$(BACKENDS)" HARNESS_SHARD="$(SHARD)" $(BIN)/python -m pytest -n auto
 
-.PHONY: env browser backends verify verify-full test fuzz mutants bench clean
+.PHONY: env browser backends verify verify-full verify-caps test fuzz mutants bench clean
 FUZZ_MINUTES ?= 5
 BENCH_ARGS ?=
 
@@ -51,18 +56,26 @@ verify: $(STAMP) backends
 verify-full: $(STAMP) backends
 	HARNESS_SWEEP=full $(PYTEST) cases --junitxml=reports/full/junit.xml --reports reports/full -q
 
+# Every cap below this CPU's level, one registry run each; stops at the first that fails.
+verify-caps: $(STAMP)
+	@set -e; for cap in $$($(BIN)/harness machine --caps-below); do \
+	  echo "== ONEDNN_MAX_CPU_ISA=$$cap"; \
+	  TF_ENABLE_ONEDNN_OPTS=1 ONEDNN_MAX_CPU_ISA=$$cap $(BIN)/python -m pytest -n auto cases \
+	    --junitxml=reports/isa-$$cap/junit.xml --reports reports/isa-$$cap -q; \
+	done
+
 test: $(STAMP) browser
 	$(PYTEST) --junitxml=reports/junit.xml --reports reports -q
 
 fuzz: $(STAMP)
-	TF_ENABLE_ONEDNN_OPTS=$(ONEDNN) $(BIN)/python -m harness.search --minutes $(FUZZ_MINUTES) --save cases/found
+	$(TF_MODE) $(BIN)/python -m harness.search --minutes $(FUZZ_MINUTES) --save cases/found
 
 mutants: $(STAMP)
-	TF_ENABLE_ONEDNN_OPTS=$(ONEDNN) $(BIN)/python -m harness.mutants
+	$(TF_MODE) $(BIN)/python -m harness.mutants
 
 # A report: exits 0 even when a target is missed (add --check through BENCH_ARGS to fail instead).
 bench: $(STAMP)
-	TF_ENABLE_ONEDNN_OPTS=$(ONEDNN) $(BIN)/python -m harness.bench --out reports $(BENCH_ARGS)
+	$(TF_MODE) $(BIN)/python -m harness.bench --out reports $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) *.egg-info

@@ -47,7 +47,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from harness import reference, results, tf_ops
+from harness import atomic, reference, results, tf_ops
+from harness.environment import Environment
 from harness.allocator import retain_freed_memory
 from harness.padding import Window, window
 
@@ -612,8 +613,8 @@ def _version(dist: str) -> str:
 
 
 def environment() -> dict:
-    """``harness.results.environment()`` plus jax, matplotlib and NumPy's BLAS."""
-    env = results.environment()
+    """The run's environment record (``harness.environment``) plus jax, matplotlib and NumPy's BLAS."""
+    env = Environment.current().record()
     try:  # numpy >= 1.25; "Build Dependencies" names the BLAS it was built with
         blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
         env["blas"] = f"{blas.get('name')} {blas.get('version')}"
@@ -729,7 +730,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     doc["environment"]["allocator"] = allocator
     print(report_text(doc))
     out = Path(args.out)
-    results.write_atomic(out / "bench.json", json.dumps(results.jsonable(doc), indent=1, allow_nan=False) + "\n")
+    atomic.write_atomic(out / "bench.json", json.dumps(results.jsonable(doc), indent=1, allow_nan=False) + "\n")
     chart(doc, out / "bench.png")
     print(f"\nwrote {out / 'bench.json'} and {out / 'bench.png'}")
     missed = [t["key"] for t in doc["targets"] if t["status"] == "MISSED"]

@@ -46,7 +46,10 @@ DISTRIBUTIONS = {
     "arange": ({"start": 0, "step": 1}, True),
 }
 CASE_FIELDS = {"name", "op", "attrs", "inputs", "expected", "dtypes", "tolerance", "tags", "description", "expect_error"}
-TF_MODES = ("onednn_on", "onednn_off")
+# An error contract's TensorFlow class may depend on the kernel that runs the case (measured per op, dtype and padding:
+# harness.environment). onednn_on / onednn_off are the older names of the two keys.
+TF_KERNEL_KEYS = ("onednn_kernel", "eigen_kernel")
+TF_KERNEL_KEY_ALIASES = {"onednn_on": "onednn_kernel", "onednn_off": "eigen_kernel"}
 TENSOR_FIELDS = {"layout", "value", "generate", "kernel", "raw"}
 DEFAULT_DTYPES = ("float32", "float64")
 DIVERGENCES_FILE = "known_divergences.yaml"
@@ -110,17 +113,22 @@ class TensorSpec:
 class ExpectError:
     """An error contract: the reference must raise ``reference`` (ValueError), TensorFlow ``tensorflow``.
 
-    ``tensorflow`` maps each oneDNN mode to the error class TensorFlow raises there
-    (they differ: an unreachable output_shape is AbortedError under oneDNN and
-    InvalidArgumentError without it). ``match`` must occur in the reference's message.
+    ``tensorflow`` maps the kernel TensorFlow runs for the case (oneDNN's or Eigen's) to the error class it raises
+    (they differ: an unreachable output_shape is AbortedError in oneDNN's kernel and InvalidArgumentError in
+    Eigen's). ``match`` must occur in the reference's message.
     """
 
     reference: str
-    tensorflow: Mapping[str, str]  # onednn_on / onednn_off -> error class name
+    tensorflow: Mapping[str, str]  # onednn_kernel / eigen_kernel -> error class name
     match: str | None = None
 
-    def tensorflow_error(self, onednn: bool) -> str:
-        return self.tensorflow["onednn_on" if onednn else "onednn_off"]
+    def tensorflow_error(self, eigen_kernel: bool | None) -> str | None:
+        """The class TensorFlow must raise when its kernel is Eigen's (True) or oneDNN's (False); None when the
+        kernel is not known and the two classes differ."""
+        if eigen_kernel is None:
+            classes = set(self.tensorflow.values())
+            return classes.pop() if len(classes) == 1 else None
+        return self.tensorflow["eigen_kernel" if eigen_kernel else "onednn_kernel"]
 
 
 @dataclass(frozen=True)
@@ -265,11 +273,14 @@ def _expect_error(file, case, spec) -> ExpectError:
         raise CaseError(file, case, "expect_error.reference", f"the reference always raises ValueError, got {spec.get('reference')!r}")
     tf_error = spec.get("tensorflow")
     if isinstance(tf_error, str) and tf_error.isidentifier():
-        tf_error = {mode: tf_error for mode in TF_MODES}
-    if not isinstance(tf_error, dict) or set(tf_error) != set(TF_MODES) or not all(
+        tf_error = {key: tf_error for key in TF_KERNEL_KEYS}
+    if isinstance(tf_error, dict):
+        tf_error = {TF_KERNEL_KEY_ALIASES.get(k, k): v for k, v in tf_error.items()}
+    if not isinstance(tf_error, dict) or set(tf_error) != set(TF_KERNEL_KEYS) or not all(
             isinstance(v, str) and v.isidentifier() for v in tf_error.values()):
         raise CaseError(file, case, "expect_error.tensorflow",
-                        f"must be an error class name, or {{onednn_on: Class, onednn_off: Class}}; got {tf_error!r}")
+                        f"must be an error class name, or {{onednn_kernel: Class, eigen_kernel: Class}}; "
+                        f"got {spec.get('tensorflow')!r}")
     match = spec.get("match")
     if match is not None and not isinstance(match, str):
         raise CaseError(file, case, "expect_error.match", "must be a string")
@@ -562,7 +573,7 @@ def tensor_to_dict(t: TensorSpec) -> dict:
 
 def _expect_error_dict(e: ExpectError) -> dict:
     modes = set(e.tensorflow.values())
-    tf_error = next(iter(modes)) if len(modes) == 1 else {mode: e.tensorflow[mode] for mode in TF_MODES}
+    tf_error = next(iter(modes)) if len(modes) == 1 else {key: e.tensorflow[key] for key in TF_KERNEL_KEYS}
     out = {"reference": e.reference, "tensorflow": tf_error}
     if e.match is not None:
         out["match"] = e.match

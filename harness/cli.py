@@ -2,8 +2,9 @@
 
 Subcommands::
 
-    harness verify  [FILES] [--op OP] [--dtype DT] [--tag TAG] [-n N] [--onednn 0|1] [--full] [--reports DIR]
-                    [-- PYTEST_ARGS]
+    harness verify  [FILES] [--op OP] [--dtype DT] [--tag TAG] [-n N] [--onednn 0|1] [--onednn-isa CAP] [--full]
+                    [--reports DIR] [-- PYTEST_ARGS]
+    harness machine [--json] [--record FILE] [--refresh] [--caps-below] [--onednn 0|1] [--onednn-isa CAP]
     harness list    [FILES] [--op OP] [--dtype DT] [--tag TAG] [--ids]
     harness show    CASE_ID [--dtype DT]
     harness repro   CASE_ID [--dtype DT] [-o FILE]
@@ -31,7 +32,7 @@ from typing import Sequence
 
 import numpy as np
 
-from harness import ops, results
+from harness import atomic, machine, ops, results
 from harness.cases import Case, CaseError, DIVERGENCES_FILE, load_file
 from harness.dtypes import DTYPES
 
@@ -131,6 +132,24 @@ def _check_filters(args) -> None:
 
 # --- verify ---------------------------------------------------------------------------------
 
+def set_tensorflow_mode(args) -> None:
+    """--onednn and --onednn-isa: the variables TensorFlow and oneDNN read at start-up, set before any TensorFlow
+    process starts (a bad cap is a usage error, and nothing starts)."""
+    if getattr(args, "onednn", None) is not None:
+        os.environ["TF_ENABLE_ONEDNN_OPTS"] = args.onednn
+    cap = getattr(args, "onednn_isa", None)
+    if cap is not None:
+        try:
+            value = machine.isa_cap({"ONEDNN_MAX_CPU_ISA": cap})
+        except machine.MachineError as exc:
+            raise UsageError(f"--onednn-isa {cap}: {str(exc).split(': ', 1)[1]}") from None
+        os.environ.pop("DNNL_MAX_CPU_ISA", None)
+        if value is None or value == "DEFAULT":
+            os.environ.pop("ONEDNN_MAX_CPU_ISA", None)
+        else:
+            os.environ["ONEDNN_MAX_CPU_ISA"] = value
+
+
 def cmd_verify(args) -> int:
     """Run the cases through pytest (the same plugin as `make verify`) with a progress bar and reports."""
     import pytest
@@ -141,8 +160,7 @@ def cmd_verify(args) -> int:
     for f in files:
         if not Path(f).exists():
             raise UsageError(f"no such case file or directory: {f}")
-    if args.onednn is not None:
-        os.environ["TF_ENABLE_ONEDNN_OPTS"] = args.onednn
+    set_tensorflow_mode(args)
     for spec in args.backend:
         ensure_backend(spec, root)
     if args.full:
@@ -343,16 +361,50 @@ def cmd_show(args) -> int:
     return 0 if outcome.status in ("passed", "xfailed") else 1
 
 
+# --- machine ------------------------------------------------------------------------------
+
+def cmd_machine(args) -> int:
+    """What the harness measured about this machine: the CPU, oneDNN's ISA, TensorFlow's kernel paths."""
+    import json
+
+    from harness import environment
+
+    set_tensorflow_mode(args)
+    if args.caps_below:  # the CPU alone: no TensorFlow
+        print("\n".join(machine.caps_below(machine.read_cpu())))
+        return 0
+    env = environment.Environment.current(refresh=args.refresh)
+    record = env.record()
+    if args.record:
+        atomic.write_atomic(Path(args.record), json.dumps(environment.machine_record(record), indent=1) + "\n")
+    if args.json:
+        print(json.dumps(record, indent=1))
+    else:
+        print(f"TensorFlow {env.tensorflow_version}, oneDNN {'on' if env.onednn else 'off'}")
+        print("\n".join(environment.describe(env)))
+        if env.probe and env.probe.implementations:
+            print("  oneDNN implementations (valid SAME calls):")
+            for key, impl in sorted(env.probe.implementations.items()):
+                print(f"    {key:<46} {impl}")
+        failing = {k: v for k, v in (env.probe.runs if env.probe else {}).items() if v not in ("ok", "no kernel")}
+        for key, why in sorted(failing.items()):
+            print(f"  {key} fails on valid operands: {why}")
+        print(f"caps below this CPU's level (ONEDNN_MAX_CPU_ISA): {', '.join(machine.caps_below(env.cpu)) or 'none'}")
+        if args.record:
+            print(f"recorded: {args.record}")
+    return 1 if env.probe is None or env.probe.error else 0
+
+
 # --- repro / new ----------------------------------------------------------------------------
 
 def cmd_repro(args) -> int:
-    from harness import divergences, repro
+    from harness import divergences, environment, repro
     from harness.runner import run_case
 
     root = repository_root()
     case, id_dtype = find_case(args.case_id, root)
     dtype = pick_dtype(case, id_dtype, args.dtype)
-    env = divergences.Environment.current()
+    env = environment.Environment.current()
     finding = ""
     if not args.no_run:
         path = root / CASES_DIR / DIVERGENCES_FILE
@@ -361,9 +413,9 @@ def cmd_repro(args) -> int:
         finding = f"status {outcome.status}; TensorFlow {outcome.tensorflow}"
         if outcome.divergence:
             finding += f"; known divergence {outcome.divergence.id}: {outcome.divergence.summary}"
-    text = repro.script(case, dtype, env.onednn, finding=finding)
+    text = repro.script(case, dtype, env, finding=finding)
     if args.output:
-        results.write_atomic(Path(args.output), text)
+        atomic.write_atomic(Path(args.output), text)
         print(f"wrote {args.output}", file=sys.stderr)
     else:
         sys.stdout.write(text)
@@ -427,9 +479,9 @@ def _append_case(path: Path, text: str) -> None:
         entry = text.split("cases:\n", 1)[1]
         if doc.get("sweeps") is not None and body.index("sweeps:") > body.index("cases:"):
             raise UsageError(f"--append {path}: its 'sweeps' follow its 'cases'; add the case by hand")
-        results.write_atomic(path, body.rstrip("\n") + "\n" + entry)
+        atomic.write_atomic(path, body.rstrip("\n") + "\n" + entry)
     else:
-        results.write_atomic(path, text)
+        atomic.write_atomic(path, text)
 
 
 # --- the .npz exchange (harness.exchange) ---------------------------------------------------
@@ -469,16 +521,59 @@ def compare_runs(a: results.Run, b: results.Run, growth: float = 2.0, floor: flo
             out["new_failures"].append((i, sa, sb, _first_error(rb[i])))
         elif sa in FAILING and sb not in FAILING:
             out["fixed"].append((i, sa, sb, ""))
-        elif sa != sb or ra[i].get("tensorflow") != rb[i].get("tensorflow"):
+        elif sa != sb or _behaviour(ra[i]) != _behaviour(rb[i]):
             out["changed"].append((i, f"{sa}: {ra[i].get('tensorflow', '')}", f"{sb}: {rb[i].get('tensorflow', '')}"))
         ma, mb = ra[i].get("margin"), rb[i].get("margin")
         if ma is not None and mb is not None and mb >= floor and (ma == 0 or mb / ma >= growth):
             out["error_growth"].append((i, ma, mb, ra[i].get("max_abs_error"), rb[i].get("max_abs_error")))
     out["error_growth"].sort(key=lambda g: -(g[2] / g[1]) if g[1] else -np.inf)
-    keys = sorted(set(a.environment) | set(b.environment))
-    out["environment"] = [(k, a.environment.get(k), b.environment.get(k)) for k in keys
-                          if a.environment.get(k) != b.environment.get(k)]
+    ea, eb = _flat_environment(a.environment), _flat_environment(b.environment)
+    out["environment"] = [(k, ea.get(k), eb.get(k)) for k in sorted(set(ea) | set(eb)) if ea.get(k) != eb.get(k)]
     return out
+
+
+def _behaviour(rec: dict) -> str:
+    """TensorFlow's behaviour without its detail (messages carry pids, timestamps and garbage values)."""
+    return str(rec.get("tensorflow") or "").split(" (", 1)[0]
+
+
+def _flat_environment(env: dict) -> dict:
+    """An environment record with its kernel-path table as one key per kernel and dtype and its probe reduced to
+    what a reader compares (the oneDNN version and any error), so that differences name the fact that differs."""
+    flat = {k: v for k, v in env.items() if k not in ("kernel_paths", "probe")}
+    for kernel, by_dtype in (env.get("kernel_paths") or {}).items():
+        flat.update({f"kernel_paths.{kernel}.{dtype}": path for dtype, path in by_dtype.items()})
+    probe = env.get("probe") or {}
+    flat.update({f"probe.{k}": probe.get(k) for k in ("onednn_version", "error") if k in probe})
+    if isinstance(flat.get("cpu_flags"), list):
+        flat["cpu_flags"] = " ".join(flat["cpu_flags"])
+    return flat
+
+
+def machines_side_by_side(a: dict, b: dict) -> list[str]:
+    """The facts the verdicts depend on, run A beside run B (``*`` where they differ): for runs from two machines."""
+    from harness import environment
+    from harness.dtypes import DTYPES
+
+    envs = [environment.Environment.from_record(e) for e in (a, b)]
+    rows = [("CPU", [f"{e.get('cpu_model') or '?'} ({e.get('machine', '?')})" for e in (a, b)]),
+            ("CPU ISA level", [str(e.get("cpu_isa_level") or "?") for e in (a, b)]),
+            ("CPU features", [" ".join(e.get("cpu_flags") or []) or "?" for e in (a, b)]),
+            ("TensorFlow", [str(e.get("tensorflow", "?")) for e in (a, b)]),
+            ("oneDNN", [{"1": "on", "0": "off"}.get(str(e.get("onednn")), "?") for e in (a, b)]),
+            ("oneDNN ISA", [str(e.get("onednn_isa") or "-") for e in (a, b)]),
+            ("ISA cap", [str(e.get("onednn_isa_cap") or "none") for e in (a, b)])]
+    for dtype in DTYPES:
+        rows.append((f"kernels {dtype}", [environment.dtype_paths(e.probe, dtype) if e.probe and e.probe.paths
+                                          else "not measured" for e in envs]))
+    width = max(len(label) for label, _ in rows)
+    lines = []
+    for label, (va, vb) in rows:
+        mark = "*" if va != vb else " "
+        lines.append(f" {mark}{label:<{width}}  A: {va}")
+        if va != vb:
+            lines.append(f"  {'':<{width}}  B: {vb}")
+    return lines
 
 
 def _first_error(rec: dict) -> str:
@@ -497,8 +592,11 @@ def cmd_compare(args) -> int:
             raise UsageError(str(exc)) from None
     diff = compare_runs(*runs, growth=args.growth)
     print(f"A: {args.a}  ({len(runs[0].records)} records)\nB: {args.b}  ({len(runs[1].records)} records)")
+    print("\nwhat the verdicts depended on (* differs; B shown only where it does):")
+    print("\n".join(machines_side_by_side(runs[0].environment, runs[1].environment)))
+    print(f"\nenvironment differences: {len(diff['environment'])}")
     for key, va, vb in diff["environment"]:
-        print(f"  environment {key}: {va} -> {vb}")
+        print(f"  {key}: {va} -> {vb}")
     sections = (("new failures", "new_failures"), ("fixed", "fixed"), ("changed behaviour", "changed"))
     for title, key in sections:
         rows = diff[key]
@@ -531,7 +629,7 @@ def cmd_report(args) -> int:
     except results.ResultsError as exc:
         raise UsageError(str(exc)) from None
     if not (directory / results.RESULTS_JSON).exists():  # rebuilt from the stream of a killed run
-        results.write_atomic(directory / results.RESULTS_JSON, run.to_json())
+        atomic.write_atomic(directory / results.RESULTS_JSON, run.to_json())
     for path in report.write_reports(run, directory):
         print(f"wrote {path}")
     return 0
@@ -552,6 +650,12 @@ def _filters(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tag", action="append", default=[], help="only cases with this tag (repeatable)")
 
 
+def _isa_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--onednn-isa", metavar="CAP", default=None,
+                   help="run oneDNN under ONEDNN_MAX_CPU_ISA=CAP (AVX2, AVX512_CORE, ...; DEFAULT: no cap), as on an "
+                        "older CPU (default: as set)")
+
+
 def parser() -> argparse.ArgumentParser:
     top = _Parser(prog="harness", description="Cross-validate TensorFlow's convolutions against NumPy references.")
     sub = top.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -561,6 +665,7 @@ def parser() -> argparse.ArgumentParser:
     _filters(p)
     p.add_argument("-n", dest="workers", default="auto", help="pytest-xdist workers (default auto; 0 = in-process)")
     p.add_argument("--onednn", choices=("0", "1"), default=None, help="TF_ENABLE_ONEDNN_OPTS (default: as set, else 1)")
+    _isa_option(p)
     p.add_argument("--full", action="store_true", help="every combination of every sweep (default: covering sets)")
     p.add_argument("--backend", action="append", default=[], metavar="SPEC",
                    help="also check this backend against TensorFlow (repeatable): reference, textbook, "
@@ -568,6 +673,16 @@ def parser() -> argparse.ArgumentParser:
                         "declaration file; a missing optional package is installed first")
     p.add_argument("--reports", default="reports", help="report directory (default: reports)")
     p.set_defaults(func=cmd_verify, pytest_args=[])  # arguments after `--` go to pytest as they are
+
+    p = sub.add_parser("machine", help="this machine's CPU, oneDNN's ISA and TensorFlow's kernel paths, as measured")
+    p.add_argument("--json", action="store_true", help="print the environment record (as results.json holds it)")
+    p.add_argument("--record", metavar="FILE", help="also write it as a recorded machine (tests/machines/*.json)")
+    p.add_argument("--refresh", action="store_true", help="measure again instead of reading the cache")
+    p.add_argument("--caps-below", action="store_true",
+                   help="print the ONEDNN_MAX_CPU_ISA caps below this CPU's own level, one per line (no TensorFlow)")
+    p.add_argument("--onednn", choices=("0", "1"), default=None, help="TF_ENABLE_ONEDNN_OPTS (default: as set, else 1)")
+    _isa_option(p)
+    p.set_defaults(func=cmd_machine)
 
     p = sub.add_parser("backends", help="the backends, what they implement, and whether they can run here")
     p.add_argument("specs", nargs="*", metavar="SPEC", help="backend names, module:function or declaration files")
@@ -639,7 +754,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UsageError(f"only verify passes arguments after -- (to pytest), got {' '.join(extra)}")
         args.pytest_args = extra
         return args.func(args)
-    except UsageError as exc:
+    except (UsageError, machine.MachineError) as exc:  # a bad cap or an unreadable CPU: one line, nothing started
         print(f"harness: error: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `harness list | head`

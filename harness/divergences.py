@@ -13,6 +13,7 @@ instead, the evidence, a minimal repro and a link where one exists::
         tensorflow_versions: ">=2.21,<2.22"
         onednn: any                   # on | off | any
         tensorflow_does: [wrong_shape, wrong_values]
+        observed_on: [amd-epyc-zen4]  # recorded machines (tests/machines/<name>.json) it was seen on
         evidence: what was observed, with versions
         repro: |
           python code
@@ -30,7 +31,14 @@ coincidence): a matching case that agrees passes, and the run fails when no
 matching case diverges any more (see the pytest plugin's session check).
 
 ``when`` keys are the case features computed by ``features`` below; a value is
-matched by equality, a list by membership.
+matched by equality, a list by membership. Some are facts about the machine, measured
+at start-up (``harness.environment``), never assumed: ``eigen_kernel`` /
+``eigen_gradient_kernel`` (which kernel TensorFlow runs for the case's op, dtype and
+padding), ``onednn_isa`` (the ISA oneDNN uses, after any ONEDNN_MAX_CPU_ISA cap) and
+``cpu.<flag>`` (a CPU feature). An entry whose ``onednn_isa`` or ``cpu.*`` condition,
+oneDNN mode or TensorFlow version fails in the run's environment cannot apply there
+(``Divergence.not_here``): the reports call it "not applicable here", and it is never
+stale there.
 """
 
 from __future__ import annotations
@@ -44,8 +52,9 @@ import yaml
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import Version
 
-from harness import ops
+from harness import machine, ops
 from harness.cases import CaseError
+from harness.environment import Environment
 from harness.padding import normalize_padding, window
 
 KINDS = ("wrong_result", "unsupported", "crash", "accepts_invalid")
@@ -73,29 +82,27 @@ FEATURES = {
     "dilations_length": "the number of values in a dilations list (None for an int or None)",
     "expect_error": "the case is an error contract",
     "padding_only_row": "some output row reads only padding: every dilated kernel tap along H lands outside the input",
-    "eigen_kernel": "TensorFlow runs its Eigen kernel: oneDNN is off, or the dtype is float64 or int32 (no oneDNN kernel)",
+    "eigen_kernel": "TensorFlow runs an Eigen kernel for the op at this dtype and padding (measured here, never "
+                    "assumed: harness.environment)",
+    "eigen_gradient_kernel": "TensorFlow runs an Eigen kernel for the op's gradient at this dtype and padding "
+                             "(measured)",
+    "onednn_isa": "the ISA oneDNN uses here, after any ONEDNN_MAX_CPU_ISA cap (measured from oneDNN's own log), "
+                  "e.g. avx2, avx512_core_bf16, avx512_core_amx",
+    "cpu.<flag>": "the CPU has this feature (harness.machine.DECIDING_FLAGS, e.g. cpu.amx_bf16, cpu.avx512_fp16)",
 }
+# Features of the machine, not of the case: an entry whose `when` one of these fails cannot apply here at all
+# ("not applicable here", never stale). Matched from ``Environment.facts()``.
+ENV_FEATURES = ("onednn_isa", "cpu.<flag>")
+
+
+def _is_env_feature(key: str) -> bool:
+    return key == "onednn_isa" or key.startswith("cpu.")
 ENTRY_FIELDS = {"id", "kind", "summary", "when", "tensorflow_versions", "onednn", "tensorflow_does", "evidence", "repro",
-                "link", "strict", "scope", "backend"}
+                "link", "strict", "scope", "backend", "observed_on"}
 # What TensorFlow computes wrongly: the op itself (the registry's cases), its tf.GradientTape gradients, or the raw
 # backprop ops (tests/test_gradients.py). The features in ``when`` are always those of the forward configuration.
 SCOPES = ("forward", "gradient", "raw_backprop")
 STRICTNESS = ("per_case", "per_entry")
-
-
-@dataclass(frozen=True)
-class Environment:
-    """What the divergence conditions depend on besides the case."""
-
-    tensorflow_version: str
-    onednn: bool
-
-    @classmethod
-    def current(cls) -> "Environment":
-        from harness import tf_ops  # reads settings without importing TensorFlow
-
-        settings = tf_ops.settings()
-        return cls(settings["tensorflow"], settings["onednn"] not in ("0", "false", "False"))
 
 
 @dataclass(frozen=True)
@@ -116,26 +123,38 @@ class Divergence:
     # None: TensorFlow diverges from the reference. A backend's name (``harness.backends``): that backend diverges
     # from TensorFlow, the oracle; ``tensorflow_does`` then says what the backend does.
     backend: str | None = None
+    # The machines it was seen on: names of recorded environments (tests/machines/<name>.json) or free text.
+    observed_on: tuple[str, ...] = ()
 
-    def applies(self, feats: Mapping[str, Any], env: Environment) -> bool:
+    def not_here(self, env: Environment) -> str | None:
+        """Why this entry cannot apply in ``env`` whatever the case (version, oneDNN mode, CPU features, oneDNN's
+        ISA), or None when it can."""
         if self.onednn != "any" and (self.onednn == "on") != env.onednn:
-            return False
+            return f"needs oneDNN {self.onednn}"
         try:
             if Version(env.tensorflow_version) not in self.tensorflow_versions:
-                return False
+                return f"needs TensorFlow {self.tensorflow_versions}, here {env.tensorflow_version}"
         except Exception:  # "not installed" or an unparsable version: nothing is known
-            return False
+            return f"needs TensorFlow {self.tensorflow_versions}, here {env.tensorflow_version}"
+        facts = env.facts()
         for key, want in self.when.items():
-            have = feats.get(key)
-            if isinstance(want, list):
-                if have not in want:
-                    return False
-            elif have != want:
-                return False
-        return True
+            if _is_env_feature(key) and not _matches(facts.get(key), want):
+                have = facts.get(key)
+                return (f"needs {key} {'one of ' + ', '.join(map(str, want)) if isinstance(want, list) else want}, "
+                        f"here {'unknown' if have is None else have}")
+        return None
+
+    def applies(self, feats: Mapping[str, Any], env: Environment) -> bool:
+        if self.not_here(env) is not None:
+            return False
+        return all(_matches(feats.get(key), want) for key, want in self.when.items() if not _is_env_feature(key))
 
     def expects(self, behaviour: str) -> bool:
         return behaviour in self.tensorflow_does
+
+
+def _matches(have, want) -> bool:
+    return have in want if isinstance(want, list) else have == want
 
 
 def _fail(file: str, entry: str, field: str, message: str) -> CaseError:
@@ -158,8 +177,15 @@ def parse_divergence(file: str, raw: Any, index: int) -> Divergence:
     if not isinstance(when, dict) or not when:
         raise _fail(file, did, "when", "must be a non-empty mapping of feature -> value or list of values")
     for key in when:
-        if key not in FEATURES:
+        if key.startswith("cpu."):
+            if key[4:] not in machine.DECIDING_FLAGS:
+                raise _fail(file, did, f"when.{key}", f"unknown CPU feature; known: {', '.join(machine.DECIDING_FLAGS)}")
+        elif key not in FEATURES:
             raise _fail(file, did, f"when.{key}", f"unknown feature; known: {', '.join(FEATURES)}")
+    if "onednn_isa" in when:
+        for isa in when["onednn_isa"] if isinstance(when["onednn_isa"], list) else [when["onednn_isa"]]:
+            if isa not in machine.ISA_LEVELS:
+                raise _fail(file, did, "when.onednn_isa", f"unknown oneDNN ISA {isa!r}; known: {', '.join(machine.ISA_LEVELS)}")
     if "op" in when:
         for op in when["op"] if isinstance(when["op"], list) else [when["op"]]:
             if op not in ops.OPS:
@@ -191,8 +217,14 @@ def parse_divergence(file: str, raw: Any, index: int) -> Divergence:
     backend = raw.get("backend")
     if backend is not None and (not isinstance(backend, str) or not backend):
         raise _fail(file, did, "backend", "must be a backend name (harness.backends)")
+    observed = raw.get("observed_on", [])
+    observed = [observed] if isinstance(observed, str) else observed
+    if not isinstance(observed, list) or not all(isinstance(m, str) and m.strip() for m in observed):
+        raise _fail(file, did, "observed_on", "must be a list of machine names (tests/machines/<name>.json) or "
+                                              "descriptions of the CPUs it was seen on")
     return Divergence(did, raw["kind"], raw["summary"].strip(), dict(when), versions, onednn, tuple(does),
-                      raw["evidence"].strip(), raw["repro"].rstrip(), raw.get("link"), file, strict, scope, backend)
+                      raw["evidence"].strip(), raw["repro"].rstrip(), raw.get("link"), file, strict, scope, backend,
+                      tuple(m.strip() for m in observed))
 
 
 def load(path: Path, root: Path | None = None, scope: str | None = "forward") -> tuple[list[Divergence], list[CaseError]]:
@@ -281,7 +313,8 @@ def features(case, dtype: str, arrays: Mapping[str, np.ndarray], attrs: Mapping,
         "output_empty": None if reference_output is None else bool(np.asarray(reference_output).size == 0),
         "input_rank": x.ndim,
         "expect_error": case.expect_error is not None,
-        "eigen_kernel": not env.onednn or dtype in ("float64", "int32"),
+        "eigen_kernel": env.eigen(spec.tf_kernels, dtype, spec.tf_padding_kind(attrs)),
+        "eigen_gradient_kernel": env.eigen(spec.tf_gradient_kernels, dtype, spec.tf_padding_kind(attrs)),
         "grouped": False,
         "kernel_exceeds_input": False,
         "tf_zero_output": False,
@@ -333,7 +366,7 @@ def features(case, dtype: str, arrays: Mapping[str, np.ndarray], attrs: Mapping,
                         stride = strides[i] if i < len(strides) else (strides[0] if strides else 1)
                         if stride > 0 and int((excess + stride) / stride) == 0:  # C++ truncates toward zero
                             feats["tf_zero_output"] = True
-    return feats
+    return {**feats, **env.facts()}
 
 
 def matching(divergences, feats: Mapping[str, Any], env: Environment, backend: str | None = None) -> list[Divergence]:

@@ -101,7 +101,8 @@ import numpy as np
 import yaml
 
 from harness import divergences as divergences_module
-from harness import ops, results
+from harness import atomic, ops, results
+from harness.environment import Environment
 from harness.cases import Case, CaseError, case_yaml, operand_arrays, parse_case
 from harness.dtypes import dtype_of
 from harness.isolation import Died, Raised, call_tensorflow
@@ -231,7 +232,7 @@ def export(cases_with_dtypes: Iterable[tuple[Case, str]], directory: Path, onedn
         raise ExchangeError(f"{directory}: not a directory")
     directory.mkdir(parents=True, exist_ok=True)
     _set_onednn(onednn)
-    env = divergences_module.Environment.current()
+    env = Environment.current()
     known = list(divergences) if divergences is not None else divergences_module.registry(root)
     _remove_previous(directory)
 
@@ -248,8 +249,8 @@ def export(cases_with_dtypes: Iterable[tuple[Case, str]], directory: Path, onedn
             continue
         entries.append(entry)
         named.update({d: None for d in entry["known_divergences"]})
-    rows = [row for row in results.divergence_rows(known) if row["id"] in named]
-    settings = results.environment()
+    rows = [row for row in results.divergence_rows(known, env) if row["id"] in named]
+    settings = env.record()
     manifest = {
         "format": FORMAT, "version": VERSION, "created": results.now(), "harness": _harness_version(),
         "tensorflow": settings.get("tensorflow"), "numpy": np.__version__, "onednn": settings.get("onednn"),
@@ -257,7 +258,7 @@ def export(cases_with_dtypes: Iterable[tuple[Case, str]], directory: Path, onedn
         "output_suffix": OUTPUT_SUFFIX, "divergences": rows, "entries": entries, "skipped": skipped,
     }
     path = directory / MANIFEST
-    results.write_atomic(path, json.dumps(manifest, indent=1, allow_nan=False) + "\n")
+    atomic.write_atomic(path, json.dumps(manifest, indent=1, allow_nan=False) + "\n")
     return path
 
 
@@ -516,7 +517,7 @@ def write_reports(records: list[dict], manifest: dict, reports: Path, directory:
         divergences=list(manifest.get("divergences", [])), records=records)
     reports.mkdir(parents=True, exist_ok=True)
     path = reports / results.RESULTS_JSON
-    results.write_atomic(path, run.to_json())
+    atomic.write_atomic(path, run.to_json())
     return [path, *report.write_reports(run, reports)]
 
 

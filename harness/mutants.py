@@ -316,7 +316,7 @@ def killers(mutant: Mutant, cases: Iterable, dtype: str | None = None, known: Se
     ``known`` are the known divergences: with them, a case where TensorFlow diverges anyway counts only if the
     mutant makes it fail (an xfailed case survives). Callers should pass cases that pass unmutated.
     """
-    from harness.divergences import Environment
+    from harness.environment import Environment
     from harness.runner import run_case
 
     env = Environment.current()

@@ -62,6 +62,19 @@ class OpSpec:
     expand: Callable[[Mapping[str, tuple], dict], list | None] | None = None  # one case -> variants, at load time
     doc: str = ""
     symbolic: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # attr -> allowed symbolic values
+    # The TensorFlow kernels (``harness.tf_probe.KERNELS``) that tf.nn runs for the op, and for its gradient; which
+    # of them run oneDNN or Eigen here is measured (``harness.environment``).
+    tf_kernels: tuple[str, ...] = ("Conv2D",)
+    tf_gradient_kernels: tuple[str, ...] = ("Conv2DBackpropInput", "Conv2DBackpropFilter")
+    # Whether those kernels receive explicit padding for these attributes ("explicit") or a name ("named"): tf.nn
+    # turns some explicit paddings into space_to_batch paddings plus VALID.
+    kernel_padding: Callable[[Mapping], str] | None = None
+
+    def tf_padding_kind(self, attrs: Mapping) -> str:
+        """"explicit" or "named": the kind of padding ``tf_kernels`` are called with for these attributes."""
+        if self.kernel_padding is not None:
+            return self.kernel_padding(attrs)
+        return "named" if isinstance(attrs.get("padding", "SAME"), str) else "explicit"
 
     def data_format(self, attrs: Mapping) -> str:
         fmt = attrs.get("data_format")
@@ -257,6 +270,18 @@ def _expand_transpose(shapes: Mapping[str, tuple], attrs: dict):
 
 # --- the registry -------------------------------------------------------------------------
 
+def _space_to_batch_padding(attrs: Mapping) -> str:
+    """depthwise / separable: tf.nn dilates through space_to_batch, which pads itself and calls the kernel with VALID;
+    only an undilated call passes explicit padding on."""
+    if isinstance(attrs.get("padding", "SAME"), str):
+        return "named"
+    try:
+        dilated = any(int(v) > 1 for v in np.asarray(attrs.get("dilations", 1)).reshape(-1))
+    except (TypeError, ValueError):
+        dilated = False
+    return "named" if dilated else "explicit"
+
+
 def _formulation(name: str, run: Callable) -> Formulation:
     return Formulation(name, run, (run.__doc__ or "").strip())
 
@@ -285,6 +310,9 @@ OPS: dict[str, OpSpec] = {
             ("NHWC", "NCHW"),
             reference.depthwise_conv2d,
             (_formulation("depthwise_apart", _tb_depthwise),),
+            tf_kernels=("DepthwiseConv2dNative",),
+            tf_gradient_kernels=("DepthwiseConv2dNativeBackpropInput", "DepthwiseConv2dNativeBackpropFilter"),
+            kernel_padding=_space_to_batch_padding,
         ),
         OpSpec(
             "conv2d_transpose",
@@ -297,6 +325,8 @@ OPS: dict[str, OpSpec] = {
             resolve=_resolve_transpose,
             expand=_expand_transpose,
             symbolic={"output_shape": ("smallest", "largest", "all")},
+            tf_kernels=("Conv2DBackpropInput",),
+            tf_gradient_kernels=("Conv2D", "Conv2DBackpropFilter"),
         ),
         OpSpec(
             "atrous_conv2d",
@@ -306,6 +336,7 @@ OPS: dict[str, OpSpec] = {
             ("NHWC",),
             reference.atrous_conv2d,
             (_formulation("scipy_dilated_convolve", _tb_atrous),),
+            kernel_padding=lambda attrs: "named",  # rate > 1: space_to_batch, then VALID; rate 1 takes names only
         ),
         OpSpec(
             "separable_conv2d",
@@ -319,6 +350,10 @@ OPS: dict[str, OpSpec] = {
             ("NHWC", "NCHW"),
             reference.separable_conv2d,
             (_formulation("depthwise_then_matmul", _tb_separable),),
+            tf_kernels=("DepthwiseConv2dNative", "Conv2D"),
+            tf_gradient_kernels=("DepthwiseConv2dNativeBackpropInput", "DepthwiseConv2dNativeBackpropFilter",
+                                 "Conv2DBackpropInput", "Conv2DBackpropFilter"),
+            kernel_padding=_space_to_batch_padding,
         ),
         OpSpec(
             "conv1d",

@@ -30,8 +30,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import divergences, results, tf_ops
+from harness import atomic, divergences, environment, machine, results, tf_ops
 from harness.cases import DIVERGENCES_FILE, Case, CaseError, load_file
+from harness.environment import Environment
 from harness.runner import Outcome, run_case
 from harness.sweeps import SWEEP_ENV
 
@@ -41,6 +42,7 @@ BACKENDS_ENV = "HARNESS_BACKENDS"  # space-separated backend specs, as `make ver
 
 
 DIVERGENCES_KEY = pytest.StashKey[tuple]()  # (known divergences, their load errors, Environment)
+ENVIRONMENT_INPUT = "harness_environment"  # the controller's Environment.record(), passed to each xdist worker
 BACKENDS_KEY = pytest.StashKey[tuple]()  # the harness.backends.Backend objects to check, besides the default item
 STALE_KEY = pytest.StashKey[list]()  # per_entry divergences that no case showed any more
 RECORDER_KEY = pytest.StashKey["Recorder"]()
@@ -70,6 +72,17 @@ def _is_controller(config: pytest.Config) -> bool:
     return not hasattr(config, "workerinput")
 
 
+def _environment(config: pytest.Config) -> Environment:
+    """The run's environment: measured once by the controller (``Environment.current``), handed to the workers."""
+    given = getattr(config, "workerinput", {}).get(ENVIRONMENT_INPUT)
+    if given is not None:
+        return Environment.from_record(given)
+    try:
+        return Environment.current()
+    except machine.MachineError as exc:  # an unreadable CPU or a bad ISA cap: nothing starts
+        raise pytest.UsageError(str(exc)) from None
+
+
 @pytest.hookimpl(trylast=True)  # after junitxml has created its report object
 def pytest_configure(config: pytest.Config) -> None:
     tf_ops.pin_environment()  # before any xdist worker or TensorFlow child starts
@@ -77,17 +90,27 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[RSS_KEY] = {}
     path = config.rootpath / CASES_DIR / DIVERGENCES_FILE
     loaded = divergences.load(path, config.rootpath) if path.exists() else ([], [])
-    config.stash[DIVERGENCES_KEY] = (tuple(loaded[0]), tuple(loaded[1]), divergences.Environment.current())
+    env = _environment(config)
+    config.stash[DIVERGENCES_KEY] = (tuple(loaded[0]), tuple(loaded[1]), env)
     from _pytest.junitxml import xml_key
 
     xml = config.stash.get(xml_key, None)
     if xml is not None:
+        record = env.record()
         for key, value in tf_ops.settings().items():
             xml.add_global_property(key, value)
+        for key in ("cpu_model", "cpu_isa_level", "onednn_isa", "onednn_isa_cap"):
+            xml.add_global_property(key, record[key] if record[key] is not None else "")
     config.stash[BACKENDS_KEY] = _backends(config)
     if _is_controller(config) and (config.option.reports or config.option.progress):
         config.stash[RECORDER_KEY] = recorder = Recorder(config)
         config.pluginmanager.register(recorder, "harness-recorder")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node) -> None:
+    """xdist: every worker gets the controller's measured environment (no worker measures it again)."""
+    node.workerinput[ENVIRONMENT_INPUT] = node.config.stash[DIVERGENCES_KEY][2].record()
 
 
 def _backends(config: pytest.Config) -> tuple:
@@ -272,6 +295,12 @@ def _stale_per_entry_divergences(terminalreporter, config) -> list[str]:
     return sorted(matched - diverged) if ran_repros else []
 
 
+def _unmeasured(config: pytest.Config) -> str | None:
+    """Why TensorFlow's kernel paths are not (all) known in this run, or None: such a run is never green."""
+    probe = config.stash[DIVERGENCES_KEY][2].probe
+    return "no probe ran" if probe is None else probe.error
+
+
 def _peak_rss() -> int:
     """This process's peak resident set size, bytes (Linux reports ru_maxrss in KiB)."""
     import resource
@@ -298,6 +327,8 @@ def pytest_sessionfinish(session, exitstatus) -> None:
     if stale:
         session.config.stash[STALE_KEY] = stale
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if _unmeasured(session.config) and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED  # the verdicts rest on facts nobody measured
     recorder = session.config.stash.get(RECORDER_KEY, None)
     if recorder is not None:
         recorder.finish(int(session.exitstatus), stale)
@@ -374,7 +405,8 @@ class Recorder:
         self._last_draw, self._last_line = 0.0, -1
         self.stream = None
         known = config.stash[DIVERGENCES_KEY][0]
-        self.header = {"environment": results.environment(), "divergences": results.divergence_rows(known),
+        env = config.stash[DIVERGENCES_KEY][2]
+        self.header = {"environment": env.record(), "divergences": results.divergence_rows(known, env),
                        "run": {"started": self.started, "argv": results.argv(),
                                "sweeps": os.environ.get(SWEEP_ENV, "pairwise"), "rootdir": str(config.rootpath)}}
         if self.directory is not None:
@@ -458,7 +490,7 @@ class Recorder:
             **self.header["run"], "finished": results.now(), "seconds": round(time.monotonic() - self._t0, 3),
             "exitstatus": exitstatus, "interrupted": interrupted, "complete": not interrupted, "stale_divergences": stale,
         }, self.header["divergences"], self.records)
-        results.write_atomic(self.directory / results.RESULTS_JSON, run.to_json())
+        atomic.write_atomic(self.directory / results.RESULTS_JSON, run.to_json())
         written = [self.directory / results.RESULTS_JSON, *report.write_reports(run, self.directory)]
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
@@ -506,10 +538,22 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
         return
     tw = terminalreporter
     settings = tf_ops.settings()
+    known, _, env = config.stash[DIVERGENCES_KEY]
     tw.section("convolution cases")
-    tw.line(f"TensorFlow {settings['tensorflow']}  oneDNN={settings['onednn']}  NumPy {settings['numpy']}  "
+    tw.line(f"TensorFlow {env.tensorflow_version}  oneDNN={settings['onednn']}  NumPy {settings['numpy']}  "
             f"threads intra={settings['intra_op_threads']} inter={settings['inter_op_threads']}  "
             f"sweeps={os.environ.get(SWEEP_ENV, 'pairwise')}")
+    for line in environment.describe(env):
+        tw.line(line)
+    unmeasured = _unmeasured(config)
+    if unmeasured:
+        tw.line(f"TensorFlow's kernel paths are not all known ({unmeasured}): the run fails; the known divergences "
+                f"that need them do not apply", red=True)
+    elsewhere = [(d.id, d.not_here(env)) for d in known if d.not_here(env)]
+    if elsewhere:
+        tw.line(f"known divergences not applicable here: {len(elsewhere)}")
+        for did, why in elsewhere:
+            tw.line(f"  {did}: {why}")
     tw.line(f"{'op':<20}{'passed':>8}{'xfailed':>9}{'failed':>8}")
     for op in sorted(counts):
         tw.line(f"{op:<20}{counts[op]['passed']:>8}{counts[op]['xfailed']:>9}{counts[op]['failed']:>8}")

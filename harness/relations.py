@@ -29,7 +29,8 @@ import numpy as np
 
 from harness import layouts, ops, textbook
 from harness.cases import Case, operand_arrays
-from harness.divergences import Divergence, Environment, features, matching
+from harness.divergences import Divergence, features, matching
+from harness.environment import Environment
 from harness.dtypes import accumulator, dtype_of
 from harness.isolation import Died, Raised, call_tensorflow
 from harness.padding import Window, windows

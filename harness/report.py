@@ -24,7 +24,7 @@ from typing import Iterable
 
 import numpy as np
 
-from harness import heatmap, results
+from harness import atomic, environment, heatmap, results
 
 REPORT_HTML = "report.html"
 SUMMARY_MD = "summary.md"
@@ -99,16 +99,30 @@ def verdict_reasons(run: results.Run) -> list[str]:
                if n]
     if stale_divergences(run):
         reasons.append(f"stale known divergences: {', '.join(stale_divergences(run))}")
+    unmeasured = unmeasured_paths(run)
+    if unmeasured:
+        reasons.append(f"TensorFlow's kernel paths were not measured: {unmeasured}")
     status = run.run.get("exitstatus")
     if not reasons and run.run.get("complete", True) and status not in (None, 0):
         reasons.append(f"pytest exit status {status}")
     return reasons
 
 
+def unmeasured_paths(run: results.Run) -> str | None:
+    """Why the run's kernel paths are not (all) known, or None; a results file from before they were measured
+    (no ``probe`` in its environment) is judged as it was then."""
+    env = run.environment
+    if "probe" not in env:
+        return None
+    return "no probe ran" if not env["probe"] else env["probe"].get("error")
+
+
 def reason_section(reason: str) -> str:
     """The report section that explains a verdict reason."""
     if "failed case" in reason:
         return "failures"
+    if reason.startswith("TensorFlow's kernel paths"):
+        return "machine"
     return "divergences" if reason.startswith("stale") else "problems"
 
 
@@ -280,9 +294,17 @@ def onednn_label(value) -> str:
 def environment_items(env: dict) -> list[tuple[str, str]]:
     """The environment as (label, value) pairs, in reading order."""
     threads = f"intra {env.get('intra_op_threads', '?')}, inter {env.get('inter_op_threads', '?')}"
+    probe = env.get("probe") or {}
+    isa = env.get("onednn_isa") or ("-" if str(env.get("onednn")) == "0" else "unknown")
+    version = f" (oneDNN {probe['onednn_version']})" if probe.get("onednn_version") else ""
+    paths = ("not recorded" if "probe" not in env else f"NOT MEASURED: {probe.get('error') or 'no probe ran'}"
+             if not probe or probe.get("error") else f"measured ({probe.get('source', 'measured').split(' ')[0]})")
     return [("TensorFlow", env.get("tensorflow", "?")), ("NumPy", env.get("numpy", "?")),
             ("Python", env.get("python", "?")), ("oneDNN", onednn_label(env.get("onednn"))),
-            ("threads", threads), ("CPU", f"{env.get('machine', '?')}, {env.get('cpu_count', '?')} cores"),
+            ("threads", threads), ("CPU", f"{env.get('cpu_model') or '?'} ({env.get('machine', '?')}, "
+                                          f"{env.get('cpu_count', '?')} cores)"),
+            ("CPU ISA level", env.get("cpu_isa_level") or "?"), ("oneDNN ISA", f"{isa}{version}"),
+            ("ISA cap", env.get("onednn_isa_cap") or "none"), ("kernel paths", paths),
             ("CPU flags", " ".join(env.get("cpu_flags") or []) or "none recorded"),
             ("platform", env.get("platform", "?"))]
 
@@ -388,6 +410,9 @@ tr.now-passes td{background:#fff3c4}
 tr.stale td{background:#ffd8b0}
 .tag{display:inline-block;font-size:11px;padding:0 6px;border-radius:8px;background:#e3e7ec;margin-left:4px}
 .tag.stale{background:#e0730b;color:#fff}.tag.coincident{background:#c98a00;color:#fff}
+tr.na td{color:var(--muted);background:#f3f4f6}.tag.na{background:#8a939d;color:#fff}
+.path{display:inline-block;padding:0 6px;border-radius:4px}.path.green{background:var(--green)}
+.path.amber{background:var(--amber)}.path.grey{background:var(--grey)}.path.red{background:var(--red)}
 """
 
 # Runs after the page is built: the coverage filter, then the readiness flag the browser test waits for.
@@ -744,7 +769,9 @@ def render_divergences(run: results.Run) -> str:
         return "<p>No known-divergence registry was loaded.</p>"
     rows, classes = [], []
     for d in stats:
-        if d["stale"]:
+        if d.get("not_here"):
+            note = f'<span class="tag na">not applicable here</span> {esc(d["not_here"])}'
+        elif d["stale"]:
             note = ('<span class="tag stale">now passes</span> every case it applies to agreed with the reference '
                     '(stale: update cases/known_divergences.yaml)')
         elif d["none_diverged"]:
@@ -761,13 +788,50 @@ def render_divergences(run: results.Run) -> str:
                      esc(d.get("kind")) + scope, esc(d.get("summary")), esc(d.get("onednn")),
                      esc(d.get("tensorflow_versions")), str(d["excused"]), str(d["applied"]), note,
                      _link(d.get("link"))])
-        classes.append("stale" if d["stale"] else "now-passes" if d["none_diverged"] else "")
+        classes.append("na" if d.get("not_here") else "stale" if d["stale"] else
+                       "now-passes" if d["none_diverged"] else "")
     excused = sum(d["excused"] for d in stats)
+    elsewhere = sum(1 for d in stats if d.get("not_here"))
     head = (f'<p>{len(stats)} entries; {sum(1 for d in stats if d["excused"])} diverged in this run, excusing '
-            f'{excused} xfailed items. Highlighted: entries that no longer diverge (stale ones certainly; '
+            f'{excused} xfailed items; {elsewhere} cannot apply on this machine or in this mode (greyed: never '
+            f'stale here). Highlighted: entries that no longer diverge (stale ones certainly; '
             f'"applied to N cases, none diverged" may be a per_entry coincidence).</p>')
     return head + table(["id", "kind", "summary", "oneDNN", "TF versions", "excused (xfailed)", "applied to",
                          "this run", "link"], rows, numeric={5, 6}, attrs=' id="divergences"', row_classes=classes)
+
+
+PATH_CLASSES = {"onednn": "green", "eigen": "amber", "none": "grey", "unknown": "red"}
+
+
+def render_machine(run: results.Run) -> str:
+    """What the verdicts depended on: the CPU, oneDNN's ISA, and the kernel TensorFlow runs per kernel and dtype."""
+    env = run.environment
+    table_ = env.get("kernel_paths")
+    probe = env.get("probe") or {}
+    cap = env.get("onednn_isa_cap")
+    intro = (f'<p>{esc(env.get("cpu_model") or "An unrecorded CPU")} ({esc(env.get("machine", "?"))}): oneDNN '
+             + (f'uses <b>{esc(env.get("onednn_isa") or "an unknown ISA")}</b>' if str(env.get("onednn")) != "0"
+                else "is off")
+             + (f" under <span class=\"mono\">ONEDNN_MAX_CPU_ISA={esc(cap)}</span>" if cap else "")
+             + f' (the CPU allows {esc(env.get("cpu_isa_level") or "?")}). Which kernel TensorFlow runs decides what it '
+               'accepts and computes; it was asked, not assumed (README: "Which machine you run on").</p>')
+    if not table_:
+        why = probe.get("error") if probe else "this run recorded no kernel paths"
+        return intro + f'<p class="note">Kernel paths not measured: {esc(why)}</p>'
+    dtypes = list(next(iter(table_.values())))
+    rows = []
+    for kernel, by_dtype in table_.items():
+        cells = []
+        for d in dtypes:
+            value = str(by_dtype.get(d, "unknown"))
+            cells.append(f'<span class="path {PATH_CLASSES.get(value.split(" ")[0], "")}">{esc(value)}</span>')
+        rows.append([f'<span class="mono">{esc(kernel)}</span>', *cells])
+    failing = {k: v for k, v in (probe.get("runs") or {}).items() if v not in ("ok", "no kernel")}
+    notes = "".join(f'<li><span class="mono">{esc(k)}</span> fails on valid operands: {esc(v)}</li>'
+                    for k, v in sorted(failing.items()))
+    error = f'<p class="note">Probe: {esc(probe["error"])}</p>' if probe.get("error") else ""
+    return (intro + error + table(["TensorFlow kernel", *dtypes], rows, attrs=' id="kernel-paths"')
+            + (f"<ul>{notes}</ul>" if notes else ""))
 
 
 def render_observed(run: results.Run) -> str:
@@ -828,11 +892,12 @@ def render_html(run: results.Run) -> str:
         ("failures", f"Failures ({t['failed']})", render_failures(run)),
         ("problems", "Malformed cases, crashed items and failing self-tests", render_problems(run)),
         ("divergences", "Known divergences (cases/known_divergences.yaml)", render_divergences(run)),
+        ("machine", "Machine: what the verdicts depended on", render_machine(run)),
         ("overrides", "Tolerance overrides", render_overrides(run)),
         ("slowest", f"Slowest {SLOWEST} cases", render_slowest(run)),
     ]
     links = [("coverage", "Coverage"), ("per-op", "Per op"), ("errors", "Error contracts"), ("failures", "Failures"),
-             ("problems", "Malformed / crashed"), ("divergences", "Known divergences"),
+             ("problems", "Malformed / crashed"), ("divergences", "Known divergences"), ("machine", "Machine"),
              ("overrides", "Tolerance overrides"), ("slowest", "Slowest")]
     nav = "".join(f'<a href="#sec-{a}">{esc(label)}</a>' for a, label in links)
     body = overview + "".join(section(a, title, content) for a, title, content in sections)
@@ -881,6 +946,8 @@ def render_summary(run: results.Run) -> str:
                       f"NumPy {env.get('numpy', '?')} · Python {env.get('python', '?')} · threads "
                       f"{env.get('intra_op_threads', '?')}/{env.get('inter_op_threads', '?')} · sweeps "
                       f"{run.run.get('sweeps', '?')} · {duration(run.run.get('seconds'))}", 400), ""]
+    lines += [md_text(line.strip(), 400) + "  " for line in environment.describe(environment.Environment.from_record(env))]
+    lines.append("")
     table_ = per_op(run)
     if table_:
         lines += ["| op | passed | xfailed | failed | skipped |", "|---|--:|--:|--:|--:|"]
@@ -919,6 +986,11 @@ def render_summary(run: results.Run) -> str:
     lines.append("### Known divergences observed" if seen else "Known divergences observed: none")
     lines += [f"- {md_code(did)}: {n}" for did, n in seen.items()]
     lines.append("")
+    elsewhere = [d for d in run.divergences if d.get("not_here")]
+    if elsewhere:
+        lines.append(f"Not applicable on this machine or in this mode ({len(elsewhere)}): "
+                     + "; ".join(f"{md_code(d['id'])} ({md_text(d['not_here'], 120)})" for d in elsewhere))
+        lines.append("")
     stale = stale_divergences(run)
     if stale:
         lines.append("### Stale known divergences (no case diverges any more: update cases/known_divergences.yaml)")
@@ -936,6 +1008,6 @@ def write_reports(run: results.Run, directory: Path) -> list[Path]:
     directory = Path(directory)
     written = []
     for name, text in ((REPORT_HTML, render_html(run)), (SUMMARY_MD, render_summary(run))):
-        results.write_atomic(directory / name, text)
+        atomic.write_atomic(directory / name, text)
         written.append(directory / name)
     return written

@@ -1,8 +1,10 @@
 """Standalone repro scripts: one case at one dtype as a Python file that needs only NumPy and TensorFlow.
 
-``script(case, dtype, onednn)`` writes a script fit to paste into an upstream TensorFlow bug report. It
+``script(case, dtype, env)`` writes a script fit to paste into an upstream TensorFlow bug report. It
 
-* sets ``TF_ENABLE_ONEDNN_OPTS`` (and the thread pools) the way the harness ran, before importing TensorFlow;
+* names the machine it was found on (CPU, oneDNN's ISA, the kernel TensorFlow ran) and sets
+  ``TF_ENABLE_ONEDNN_OPTS``, any ``ONEDNN_MAX_CPU_ISA`` cap and the thread pools the way the harness ran, before
+  importing TensorFlow;
 * builds every operand exactly as the op receives it (after the harness's layout conversion and kernel rotation):
   a NumPy literal that round-trips bit for bit in the dtype, or, for a large generated operand, the generator's
   own NumPy code followed by the same transpose / flip ``harness.layouts`` applies;
@@ -27,6 +29,7 @@ import numpy as np
 from harness import ops, tf_ops
 from harness.cases import Case, Generator, operand_array, operand_arrays
 from harness.dtypes import dtype_of, is_integer
+from harness.environment import Environment
 from harness.tolerance import bound_for
 
 LITERAL_LIMIT = 4096  # elements: above this a generated operand is emitted as code, an output as checksums
@@ -220,17 +223,30 @@ def _resolved(case: Case, arrays: Mapping[str, np.ndarray]) -> tuple[dict, np.nd
         return dict(case.attrs), None, exc
 
 
-def _header(case: Case, dtype: str, onednn: bool, finding: str) -> list[str]:
+def _kernel(case: Case, dtype: str, attrs: Mapping, env: Environment) -> bool | None:
+    """Whether TensorFlow runs an Eigen kernel for the case here (None: not measured)."""
+    spec = ops.get(case.op)
+    return env.eigen(spec.tf_kernels, dtype, spec.tf_padding_kind(attrs))
+
+
+def _header(case: Case, dtype: str, env: Environment, eigen: bool | None, finding: str) -> list[str]:
     settings = tf_ops.settings()
-    mode = "on" if onednn else "off"
+    mode = "on" if env.onednn else "off"
     kind = "an error contract" if case.expect_error else "a computed output"
+    cpu = env.cpu.model if env.cpu else "an unrecorded CPU"
+    isa = f", oneDNN ISA {env.onednn_isa}" if env.onednn_isa else ""
+    cap = f", ONEDNN_MAX_CPU_ISA={env.isa_cap}" if env.isa_cap else ""
+    kernel = {True: "Eigen's", False: "oneDNN's", None: "an unmeasured"}[eigen]
     lines = ['"""Reproduce ' + f"{case.id}[{dtype}]",
              "",
              f"tf.nn.{case.op}, {kind}.",
              "Written by tf-conv-harness (harness/repro.py); needs only NumPy and TensorFlow.",
-             f"The harness ran it with TensorFlow {settings['tensorflow']} and NumPy {settings['numpy']}, "
-             f"oneDNN {mode} (TF_ENABLE_ONEDNN_OPTS={int(onednn)}),",
-             f"{settings['intra_op_threads']} intra-op / {settings['inter_op_threads']} inter-op threads. "
+             f"The harness ran it with TensorFlow {env.tensorflow_version} and NumPy {settings['numpy']}, "
+             f"oneDNN {mode} (TF_ENABLE_ONEDNN_OPTS={int(env.onednn)}),",
+             f"{settings['intra_op_threads']} intra-op / {settings['inter_op_threads']} inter-op threads, "
+             f"on {cpu}{isa}{cap}:",
+             f"TensorFlow ran {kernel} kernel. What TensorFlow does can depend on the CPU (README: \"Which machine "
+             "you run on\").",
              "Prints a verdict line; always exits 0.",
              '"""']
     if finding.strip():
@@ -240,15 +256,18 @@ def _header(case: Case, dtype: str, onednn: bool, finding: str) -> list[str]:
     return lines
 
 
-def _prologue(onednn: bool) -> list[str]:
+def _prologue(env: Environment) -> list[str]:
     settings = tf_ops.settings()
+    cap = ["# The cap on the ISA oneDNN may use that the harness ran under (read at oneDNN's first use).",
+           f'os.environ["ONEDNN_MAX_CPU_ISA"] = "{env.isa_cap}"'] if env.isa_cap else []
     return [
         "",
         "import os",
         "import sys",
         "",
         "# Read by TensorFlow when it is imported: the oneDNN mode the harness ran in.",
-        f'os.environ["TF_ENABLE_ONEDNN_OPTS"] = "{int(onednn)}"',
+        f'os.environ["TF_ENABLE_ONEDNN_OPTS"] = "{int(env.onednn)}"',
+        *cap,
         "",
         "import numpy as np  # noqa: E402",
         "import tensorflow as tf  # noqa: E402",
@@ -280,15 +299,19 @@ def _raised_lines(indent: str = "    ") -> list[str]:
             f'{indent}print(f"TensorFlow raised {{type(exc).__name__}}: {{first_line}}")']
 
 
-def _error_contract(case: Case, dtype: str, onednn: bool, attrs: Mapping, ref_error: ValueError | None) -> list[str]:
-    want = case.expect_error.tensorflow_error(onednn)
-    mode = "on" if onednn else "off"
+def _error_contract(case: Case, eigen: bool | None, attrs: Mapping, ref_error: ValueError | None) -> list[str]:
+    want = case.expect_error.tensorflow_error(eigen)
+    if want is None:  # the kernel was not measured: either class the case declares
+        want = " or ".join(sorted(set(case.expect_error.tensorflow.values())))
+        kernel = "whichever kernel runs"
+    else:
+        kernel = "Eigen's kernel" if eigen else "oneDNN's kernel"
     if ref_error is not None:
         reference = f"The harness's reference raises ValueError: {ref_error}"
     else:
         reference = "The harness's reference ACCEPTS this configuration, although the case expects ValueError."
     lines = ["", "# Expected behaviour:"] + _comment(reference, "#   ") + _comment(
-        f"The case declares that TensorFlow raises {want} (oneDNN {mode}).", "#   ")
+        f"The case declares that TensorFlow raises {want} ({kernel}).", "#   ")
     lines += [
         f'EXPECTED_ERROR = "{want}"',
         f'print("expected: TensorFlow raises {want} (the reference raises ValueError)")',
@@ -300,7 +323,7 @@ def _error_contract(case: Case, dtype: str, onednn: bool, attrs: Mapping, ref_er
         textwrap.indent(_call(case, attrs), "    "),
         "except Exception as exc:  # every TensorFlow error class is an outcome to report",
         *_raised_lines(),
-        '    verdict = "AGREES" if type(exc).__name__ == EXPECTED_ERROR else "DIFFERS"',
+        '    verdict = "AGREES" if type(exc).__name__ in EXPECTED_ERROR.split(" or ") else "DIFFERS"',
         '    print(f"verdict: {verdict} (TensorFlow raised {type(exc).__name__}; the case declares {EXPECTED_ERROR})")',
         "else:",
         '    print(f"TensorFlow returned a value of shape {list(output.shape)} instead of raising")',
@@ -398,10 +421,11 @@ def _computed(case: Case, dtype: str, attrs: Mapping, arrays: Mapping, ref: np.n
     return lines + compare.rstrip("\n").split("\n")
 
 
-def script(case: Case, dtype: str, onednn: bool, *, finding: str = "") -> str:
+def script(case: Case, dtype: str, env: Environment, *, finding: str = "") -> str:
     """A standalone Python script (NumPy and TensorFlow only) reproducing ``case`` at ``dtype``.
 
-    ``onednn`` is the mode to reproduce (the script sets TF_ENABLE_ONEDNN_OPTS before importing TensorFlow);
+    ``env`` is the environment to reproduce (the script sets TF_ENABLE_ONEDNN_OPTS and any ISA cap before importing
+    TensorFlow, and an error contract expects the class of the kernel ``env`` measured for the case);
     ``finding``, if given, is what the harness found, quoted as a comment block at the top. Raises ValueError
     for a dtype the case does not run at, and for a case that computes a value which the reference rejects (a
     malformed case, nothing to report upstream).
@@ -412,9 +436,10 @@ def script(case: Case, dtype: str, onednn: bool, *, finding: str = "") -> str:
     attrs, ref, ref_error = _resolved(case, arrays)
     if case.expect_error is None and ref_error is not None:
         raise ValueError(f"{case.id}: the reference rejects this case, so there is nothing to reproduce: {ref_error}")
-    lines = _header(case, dtype, onednn, finding) + _prologue(onednn) + _operands(case, dtype)
+    eigen = _kernel(case, dtype, attrs, env)
+    lines = _header(case, dtype, env, eigen, finding) + _prologue(env) + _operands(case, dtype)
     if case.expect_error is not None:
-        lines += _error_contract(case, dtype, onednn, attrs, ref_error)
+        lines += _error_contract(case, eigen, attrs, ref_error)
     else:
         lines += _computed(case, dtype, attrs, arrays, ref)
     return "\n".join(lines) + "\n"

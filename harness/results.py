@@ -8,7 +8,8 @@ stream, and ``harness report DIR`` rebuilds every report from it (``load`` reads
 ``results.json``::
 
     {"schema": 1,
-     "environment": {tensorflow, numpy, python, onednn, intra_op_threads, inter_op_threads, cpu_flags, ...},
+     "environment": {tensorflow, numpy, python, onednn, threads, cpu_model, cpu_flags, cpu_isa_level,
+                     onednn_isa_cap, onednn_isa, kernel_paths, probe, ...}    # harness.environment: record()
      "run": {started, finished, seconds, exitstatus, interrupted, complete, sweeps, argv},
      "divergences": [{id, kind, summary, onednn, tensorflow_versions, tensorflow_does, strict, link, file}],
      "records": [{id, kind, status, op, dtype, attrs, shapes, layouts, coverage, implementations,
@@ -22,10 +23,7 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import platform
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,9 +38,6 @@ RESULTS_JSON = "results.json"
 RESULTS_STREAM = "results.jsonl"
 STATUSES = ("passed", "xfailed", "failed", "skipped", "malformed", "error")  # "error": a test's setup/teardown failed
 HEATMAP_BATCHES, HEATMAP_CHANNELS = 2, 4  # the slices of a failing output kept for the heatmaps
-# CPU features that decide which kernels oneDNN and Eigen pick (and so their rounding).
-CPU_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
-             "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8", "avx_vnni")
 
 
 def finite(value: float) -> float | None:
@@ -84,35 +79,6 @@ def heatmap_slices(a: np.ndarray, fmt: str) -> np.ndarray:
     if a_nhwc.ndim == 3:  # NWC: one row
         a_nhwc = a_nhwc[:, None, :, :]
     return a_nhwc[:HEATMAP_BATCHES, :, :, :HEATMAP_CHANNELS]
-
-
-# --- environment ----------------------------------------------------------------------------
-
-def cpu_flags() -> list[str]:
-    """The CPU_FLAGS this machine has (from /proc/cpuinfo; empty where that does not exist)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return []
-    line = next((ln for ln in text.splitlines() if ln.startswith("flags")), "")
-    have = set(line.split(":", 1)[-1].split())
-    return [f for f in CPU_FLAGS if f in have]
-
-
-def environment() -> dict:
-    """Versions and settings that decide TensorFlow's numbers (read without importing TensorFlow)."""
-    from harness import tf_ops
-
-    settings = tf_ops.settings()
-    return {
-        **settings,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "cpu_flags": cpu_flags(),
-        "tf_cpp_min_log_level": os.environ.get("TF_CPP_MIN_LOG_LEVEL", ""),
-    }
 
 
 # --- one record per item --------------------------------------------------------------------
@@ -213,21 +179,6 @@ def item_record(item_id: str, status: str, seconds: float, message: str = "", ki
 
 # --- writing and reading --------------------------------------------------------------------
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and a rename: readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the reports from other users of a shared CI directory
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def dumps(value: Any) -> str:
     return json.dumps(value, allow_nan=False, separators=(",", ":"))
 
@@ -275,11 +226,13 @@ class Stream:
         self._file.close()
 
 
-def divergence_rows(known) -> list[dict]:
-    """The known-divergence registry as JSON rows for the reports."""
+def divergence_rows(known, env=None) -> list[dict]:
+    """The known-divergence registry as JSON rows for the reports; ``not_here``: why an entry cannot apply in the
+    run's environment (``Divergence.not_here``), None where it can."""
     return [{"id": d.id, "kind": d.kind, "summary": d.summary, "onednn": d.onednn, "scope": d.scope,
              "tensorflow_versions": str(d.tensorflow_versions) or "any", "tensorflow_does": list(d.tensorflow_does),
-             "strict": d.strict, "link": d.link, "file": d.file, "evidence": d.evidence}
+             "strict": d.strict, "link": d.link, "file": d.file, "evidence": d.evidence,
+             "when": jsonable(dict(d.when)), "not_here": d.not_here(env) if env is not None else None}
             for d in known]
 
 

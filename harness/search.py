@@ -54,7 +54,8 @@ from hypothesis.errors import Unsatisfiable
 
 from harness import divergences, ops
 from harness.cases import DIVERGENCES_FILE, Case, parse_case
-from harness.divergences import Divergence, Environment
+from harness.divergences import Divergence
+from harness.environment import Environment, describe
 from harness.padding import transpose_output_sizes, window
 from harness.runner import Outcome, run_case
 
@@ -296,8 +297,11 @@ def configs(draw, op: str) -> dict:
 def found_document(config: dict, origin: str, env: Environment) -> dict:
     """The ``cases:`` document of one configuration, with a description saying where it was found."""
     mode = "on" if env.onednn else "off"
+    where = f" on {env.cpu.model}" if env.cpu else ""
+    isa = f", oneDNN ISA {env.onednn_isa}" if env.onednn_isa else ""
+    cap = f" (ONEDNN_MAX_CPU_ISA={env.isa_cap})" if env.isa_cap else ""
     description = (f"Found by the property search ({origin}) with TensorFlow {env.tensorflow_version}, "
-                   f"oneDNN {mode}.")
+                   f"oneDNN {mode}{where}{isa}{cap}.")
     return {"cases": [{"name": config["name"], "description": description,
                        **{k: v for k, v in config.items() if k != "name"}}]}
 
@@ -493,6 +497,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     run_seed = args.seed if args.seed is not None else int.from_bytes(hashlib.sha256(str(time.time_ns()).encode()).digest()[:4], "big")
     env = Environment.current()
     origin = f"python -m harness.search --seed {run_seed}, {datetime.date.today().isoformat()}"
+    print("\n".join(describe(env)))
     print(f"property search: TensorFlow {env.tensorflow_version}  oneDNN={'on' if env.onednn else 'off'}  "
           f"seed={run_seed}  budget={f'{minutes:g} min' if minutes else 'none'}  "
           f"max-examples={args.max_examples or 'none'}  ops={' '.join(op_names)}", flush=True)

@@ -17,7 +17,8 @@ import pytest
 
 from harness import backends, layouts, ops
 from harness.cases import computing_cases, load_file, operand_arrays, parse_case
-from harness.divergences import Environment, parse_divergence
+from harness.divergences import parse_divergence
+from harness.environment import Environment
 from harness.dtypes import dtype_of
 from harness.runner import run_backend
 from harness.tolerance import bound_for, compare

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import cli, results
+from harness import atomic, cli, results
 from harness.cases import load_file, parse_case
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -178,8 +178,25 @@ def record(case_id: str, status: str, margin: float = 0.1, tensorflow: str = "ag
 
 def write_run(path: Path, records: list[dict], **environment) -> Path:
     run = results.Run({"tensorflow": "2.21.0", "onednn": "1", **environment}, {"complete": True}, [], records)
-    results.write_atomic(path, run.to_json())
+    atomic.write_atomic(path, run.to_json())
     return path
+
+
+def test_compare_shows_two_machines_facts_side_by_side(capsys, tmp_path):
+    machines = Path(__file__).resolve().parent / "machines"
+    zen4, spr = (json.loads((machines / f"{n}.json").read_text()) for n in ("amd-epyc-zen4", "intel-sapphire-rapids"))
+    a = write_run(tmp_path / "a.json", [record("x[float16]", "xfailed", tensorflow="raises UnimplementedError (NCHW)")],
+                  **zen4)
+    b = write_run(tmp_path / "b.json", [record("x[float16]", "passed")], **spr)
+    code, out, _ = harness(capsys, "compare", str(a), str(b))
+    assert code == 0
+    side = out.split("what the verdicts depended on", 1)[1].split("environment differences", 1)[0]
+    assert " *CPU  " in side and "A: AMD EPYC (x86_64)" in side and "B: Intel(R) Xeon(R) (Sapphire Rapids)" in side
+    assert " *oneDNN ISA" in side and "A: avx512_core_bf16" in side and "B: avx512_core_amx" in side
+    assert " *kernels float16" in side and "A: eigen\n" in side  # B: oneDNN, like float32
+    assert "  kernels float64   A: eigen\n  kernels int32" in side  # the same on both: no B line
+    assert "kernel_paths.Conv2D.float16: eigen -> onednn" in out
+    assert "changed behaviour: 1\n  x[float16]: xfailed: raises UnimplementedError (NCHW) -> passed: agrees" in out
 
 
 def test_compare_reports_new_failures_fixed_changed_and_error_growth(capsys, tmp_path):
@@ -191,7 +208,8 @@ def test_compare_reports_new_failures_fixed_changed_and_error_growth(capsys, tmp
                                         record("g[float32]", "passed", 0.5), record("new", "passed")], onednn="0")
     code, out, _ = harness(capsys, "compare", str(a), str(b))
     assert code == 1  # a new failure
-    assert "environment onednn: 1 -> 0" in out
+    assert "environment differences: 1\n  onednn: 1 -> 0" in out
+    assert " *oneDNN" in out and "A: on" in out and "B: off" in out
     assert "new failures: 1\n  x[float32]: passed -> failed  (TensorFlow wrong_values: outside)" in out
     assert "fixed: 1\n  y[float32]: failed -> passed" in out
     assert "changed behaviour: 1\n  z[float32]: xfailed: wrong_values -> passed: agrees" in out

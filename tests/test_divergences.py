@@ -9,12 +9,13 @@ import yaml
 from harness import divergences as D
 from harness import runner
 from harness.cases import Case, CaseError, load_file, operand_arrays
+from harness.environment import Environment, load_recorded
 from harness.isolation import Died, Raised, Returned
 from harness.ops import get
 
 ROOT = Path(__file__).resolve().parents[1]
-ENV_ON = D.Environment("2.21.0", True)
-ENV_OFF = D.Environment("2.21.0", False)
+ENV_ON = load_recorded(ROOT / "tests" / "machines" / "amd-epyc-zen4.json")  # recorded, so no TensorFlow runs here
+ENV_OFF = load_recorded(ROOT / "tests" / "machines" / "amd-epyc-zen4-onednn-off.json")
 
 ENTRY = {
     "id": "grouped", "kind": "accepts_invalid", "summary": "s", "when": {"op": "conv2d", "grouped": True},
@@ -44,6 +45,7 @@ def test_the_real_file_loads_without_errors_and_ids_are_unique():
     ({"repro": ""}, "repro"),
     ({"strict": "sometimes"}, "strict"),
     ({"colour": 1}, "colour"),
+    ({"observed_on": [3]}, "observed_on"),
 ])
 def test_malformed_entries_name_the_field(changes, field):
     with pytest.raises(CaseError) as err:
@@ -63,8 +65,8 @@ def test_applies_checks_mode_version_and_every_condition():
     feats = {"op": "conv2d", "grouped": True}
     assert d.applies(feats, ENV_ON)
     assert not d.applies(feats, ENV_OFF)
-    assert not d.applies(feats, D.Environment("2.22.0", True))
-    assert not d.applies(feats, D.Environment("not installed", True))
+    assert not d.applies(feats, Environment("2.22.0", True))
+    assert not d.applies(feats, Environment("not installed", True))
     assert not d.applies({**feats, "grouped": False}, ENV_ON)
     assert entry(when={"dtype": ["float16", "float32"]}).applies({"dtype": "float32"}, ENV_ON)
 
@@ -100,6 +102,48 @@ def test_features_grouped_and_eigen_kernel(tmp_path):
     feats = _features(grouped)
     assert feats["grouped"] and feats["expect_error"] and not feats["eigen_kernel"]
     assert _features(grouped, "float64")["eigen_kernel"] and _features(grouped, env=ENV_OFF)["eigen_kernel"]
+
+
+def test_eigen_kernel_is_the_measured_path_never_a_dtype_list(tmp_path):
+    case = _conv(tmp_path, [1, 5, 5, 2], [3, 3, 2, 3], {"strides": 1, "padding": "SAME"})
+    assert _features(case, "float16")["eigen_kernel"] is True  # no AVX512-FP16 on this recorded EPYC: Eigen
+    assert _features(case, "bfloat16")["eigen_kernel"] is False
+    assert _features(case, "float32", Environment("2.21.0", True))["eigen_kernel"] is None  # nothing measured
+
+
+def test_the_kernel_padding_is_what_tf_nn_passes_to_the_kernel(tmp_path):
+    explicit = [[0, 0], [1, 1], [1, 1], [0, 0]]
+    transpose = _case(tmp_path, yaml.safe_dump({"cases": [{
+        "name": "t", "op": "conv2d_transpose", "dtypes": ["float32"],
+        "attrs": {"output_shape": [1, 5, 5, 2], "strides": 1, "padding": explicit},
+        "inputs": {"input": {"layout": "NHWC", "generate": {"dist": "normal", "shape": [1, 5, 5, 3]}},
+                   "filters": {"layout": "HWOI", "generate": {"dist": "normal", "shape": [3, 3, 2, 3]}}}}]}))
+    assert _features(transpose)["eigen_kernel"] is True  # an explicitly padded Conv2DBackpropInput stays on Eigen
+    assert _features(transpose)["eigen_gradient_kernel"] is True
+    conv = _conv(tmp_path, [1, 5, 5, 2], [3, 3, 2, 3], {"strides": 1, "padding": explicit})
+    assert _features(conv)["eigen_kernel"] is False and _features(conv)["eigen_gradient_kernel"] is True
+    depthwise = get("depthwise_conv2d")
+    assert depthwise.tf_padding_kind({"padding": explicit}) == "explicit"
+    assert depthwise.tf_padding_kind({"padding": explicit, "dilations": [2, 1]}) == "named"  # space_to_batch: VALID
+
+
+def test_environment_conditions_say_why_an_entry_is_not_applicable_here():
+    amx = entry(when={"op": "conv2d", "onednn_isa": ["avx512_core_amx"], "cpu.amx_bf16": True})
+    assert amx.not_here(ENV_ON) == "needs onednn_isa one of avx512_core_amx, here avx512_core_bf16"
+    assert not amx.applies({"op": "conv2d"}, ENV_ON)
+    bf16 = entry(when={"op": "conv2d", "cpu.avx512_bf16": True})
+    assert bf16.not_here(ENV_ON) is None and bf16.applies({"op": "conv2d"}, ENV_ON)
+    assert entry(when={"cpu.avx512_fp16": True}).not_here(ENV_ON) == "needs cpu.avx512_fp16 True, here False"
+    assert entry(onednn="on").not_here(ENV_OFF) == "needs oneDNN on"
+    assert "here unknown" in entry(when={"onednn_isa": "avx2"}).not_here(Environment("2.21.0", True))
+
+
+@pytest.mark.parametrize("when, field", [({"cpu.avx9000": True}, "when.cpu.avx9000"),
+                                         ({"onednn_isa": "avx1024"}, "when.onednn_isa")])
+def test_unknown_cpu_features_and_isas_name_the_field(when, field):
+    with pytest.raises(CaseError) as err:
+        entry(when=when)
+    assert err.value.field == field
 
 
 @pytest.mark.parametrize("n, dilation, zero", [(4, 2, True), (3, 2, False), (5, 2, False)])

@@ -17,6 +17,7 @@ import pytest
 from harness import backends, divergences
 from harness.cases import load_file, Case
 from harness.runner import run_backend
+from harness.environment import Environment
 
 ROOT = Path(__file__).resolve().parents[1]
 FILES = ["seeds.yaml", "examples.yaml", "known_divergences.yaml", *(f"found/{p.name}" for p in
@@ -28,7 +29,7 @@ KNOWN = divergences.load(ROOT / "cases" / "known_divergences.yaml", ROOT)[0]
 
 @pytest.fixture(scope="module")
 def env():
-    return divergences.Environment.current()
+    return Environment.current()
 
 
 @pytest.mark.parametrize("mode", ["tensorflow-function", "tensorflow-xla"])

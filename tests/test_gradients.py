@@ -22,7 +22,8 @@ import pytest
 
 from harness import divergences, gradients, ops, reference
 from harness.cases import Case, load_file, operand_array, operand_arrays, parse_case
-from harness.divergences import Environment, features, matching
+from harness.divergences import features, matching
+from harness.environment import Environment
 from harness.dtypes import dtype_of
 from harness.isolation import Died, Raised, call_tensorflow
 from harness.tolerance import bound_for, compare

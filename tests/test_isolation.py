@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from harness import reference
-from harness.divergences import Environment
+from harness.environment import Environment
 from harness.isolation import Died, Raised, Returned, TFProcess
 
 RNG = np.random.default_rng(5)

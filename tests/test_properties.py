@@ -21,7 +21,7 @@ from hypothesis.errors import Unsatisfiable
 
 from harness import divergences, mutants, ops, search
 from harness.cases import DIVERGENCES_FILE, Case, load_file, operand_arrays, parse_case
-from harness.divergences import Environment
+from harness.environment import Environment
 from harness.padding import normalize_padding, normalize_window_arg, transpose_output_sizes, windows
 from harness.runner import run_case
 

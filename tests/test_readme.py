@@ -1,5 +1,6 @@
 """The README's commands and examples must be true."""
 
+import json
 import re
 from pathlib import Path
 
@@ -65,3 +66,22 @@ def test_every_harness_subcommand_in_the_readme_exists_and_the_list_examples_run
             proc = subprocess.run([sys.executable, "-m", "harness", name, *rest.split()], cwd=ROOT,
                                   capture_output=True, text=True, timeout=120)
             assert proc.returncode == 0 and proc.stdout, (rest, proc.stderr)
+
+
+def test_the_machine_examples_run(tmp_path):
+    import platform
+    import subprocess
+    import sys
+
+    examples = re.findall(r"^\.venv/bin/harness machine(.*?)(?:\s+#.*)?$", README, flags=re.M)
+    assert len(examples) >= 4
+    for rest in dict.fromkeys(examples):
+        if "AVX" in rest and platform.machine() not in ("x86_64", "AMD64"):
+            continue  # an x86 cap
+        args = rest.replace("tests/machines/mine.json", str(tmp_path / "mine.json")).split()
+        proc = subprocess.run([sys.executable, "-m", "harness", "machine", *args], cwd=ROOT, capture_output=True,
+                              text=True, timeout=300)
+        assert proc.returncode == 0 and proc.stdout, (rest, proc.stdout[-2000:], proc.stderr[-2000:])
+        if "--record" in rest:
+            recorded = json.loads((tmp_path / "mine.json").read_text())
+            assert recorded["cpu_flags"] and recorded["probe"]["paths"]

@@ -21,7 +21,7 @@ import pytest
 
 from harness import ops, repro
 from harness.cases import Case, load_file, operand_array, operand_arrays, parse_case
-from harness.divergences import Environment
+from harness.environment import Environment, load_recorded
 
 ROOT = Path(__file__).resolve().parents[1]
 ALLOWED_IMPORTS = {"os", "sys", "numpy", "tensorflow"}
@@ -62,8 +62,12 @@ RUNS = {
 }
 
 
-def onednn() -> bool:
-    return Environment.current().onednn
+ENV_ON = load_recorded(ROOT / "tests" / "machines" / "amd-epyc-zen4.json")
+ENV_OFF = load_recorded(ROOT / "tests" / "machines" / "amd-epyc-zen4-onednn-off.json")
+
+
+def here() -> Environment:
+    return Environment.current()
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +79,7 @@ def outputs(tmp_path_factory) -> dict[str, subprocess.CompletedProcess]:
     procs = {}
     for key, (case_id, dtype, _) in RUNS.items():
         path = directory / f"{key}.py"
-        path.write_text(repro.script(case(case_id), dtype, onednn(), finding=f"test_repro: {key}"), encoding="utf-8")
+        path.write_text(repro.script(case(case_id), dtype, here(), finding=f"test_repro: {key}"), encoding="utf-8")
         procs[key] = subprocess.Popen([sys.executable, str(path)], cwd=directory, env=env, text=True,
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     results = {}
@@ -114,7 +118,9 @@ def test_the_divergence_is_a_wrong_shape(outputs):
 def test_the_error_contract_reports_the_raised_class(outputs):
     result = outputs["error_contract"]
     assert result.returncode == 0, result.stderr[-2000:]
-    want = case(RUNS["error_contract"][0]).expect_error.tensorflow_error(onednn())
+    c = case(RUNS["error_contract"][0])
+    spec = ops.get(c.op)
+    want = c.expect_error.tensorflow_error(here().eigen(spec.tf_kernels, "float32", spec.tf_padding_kind(c.attrs)))
     assert f"TensorFlow raised {want}: " in result.stdout
     assert verdict(result.stdout) == "AGREES"
     assert f"expected: TensorFlow raises {want}" in result.stdout
@@ -151,7 +157,7 @@ def test_scripts_import_only_numpy_tensorflow_os_and_sys_and_are_readable():
     pairs = sample_cases() + [(case(cid), dt) for cid, dt, _ in RUNS.values()]
     assert len(pairs) > 40
     for c, dtype in pairs:
-        source = repro.script(c, dtype, True)
+        source = repro.script(c, dtype, ENV_ON)
         assert imports(source) == ALLOWED_IMPORTS, c.id
         compile(source, c.id, "exec")
         assert 'os.environ["TF_ENABLE_ONEDNN_OPTS"] = "1"' in source
@@ -164,20 +170,21 @@ def test_the_header_names_the_case_versions_mode_and_finding():
     from harness import tf_ops
 
     c = case("cases/seeds.yaml::conv2d_same_2x5x5")
-    source = repro.script(c, "float64", False, finding="TensorFlow returned garbage\nin two lines")
+    source = repro.script(c, "float64", ENV_OFF, finding="TensorFlow returned garbage\nin two lines")
     settings = tf_ops.settings()
     header = source.split("import os", 1)[0]
     assert header.startswith('"""Reproduce cases/seeds.yaml::conv2d_same_2x5x5[float64]')
     assert "tf.nn.conv2d" in header and f"TensorFlow {settings['tensorflow']}" in header
     assert f"NumPy {settings['numpy']}" in header and "oneDNN off (TF_ENABLE_ONEDNN_OPTS=0)" in header
     assert "#   TensorFlow returned garbage\n#   in two lines" in header
+    assert "on AMD EPYC" in header and "TensorFlow ran Eigen's kernel" in header
     assert 'os.environ["TF_ENABLE_ONEDNN_OPTS"] = "0"' in source
-    assert "finding" not in repro.script(c, "float64", False).split("import os", 1)[0].lower()
+    assert "finding" not in repro.script(c, "float64", ENV_OFF).split("import os", 1)[0].lower()
 
 
 def test_the_call_uses_the_harness_arguments():
     c = case(RUNS["transpose_output_shape_float16"][0])
-    source = repro.script(c, "float16", True)
+    source = repro.script(c, "float16", ENV_ON)
     arrays = operand_arrays(c, "float16")
     resolved = ops.get(c.op).resolve(arrays, c.attrs)["output_shape"]
     call = "".join(line.strip() for line in source.split("output = ", 1)[1].split(")\n", 1)[0].splitlines())
@@ -185,22 +192,32 @@ def test_the_call_uses_the_harness_arguments():
                     f'padding=[[0, 0], [0, 2], [1, 0], [0, 0]],strides=2,dilations=1,output_shape={resolved},')
 
 
+def test_a_script_runs_under_the_isa_cap_the_harness_ran_under():
+    avx2 = load_recorded(ROOT / "tests" / "machines" / "amd-epyc-zen4-avx2.json")
+    source = repro.script(case("cases/seeds.yaml::depthwise_same_2x5x5"), "bfloat16", avx2)
+    assert source.index('os.environ["ONEDNN_MAX_CPU_ISA"] = "AVX2"') < source.index("import tensorflow")
+    assert "oneDNN ISA avx2, ONEDNN_MAX_CPU_ISA=AVX2" in source.split("import os", 1)[0]
+    assert "ONEDNN_MAX_CPU_ISA" not in repro.script(case("cases/seeds.yaml::depthwise_same_2x5x5"), "bfloat16", ENV_ON)
+
+
 def test_error_contract_states_the_expected_behaviour():
     c = case("cases/errors.yaml::transpose_channel_mismatch")
-    on, off = repro.script(c, "float32", True), repro.script(c, "float32", False)
+    on, off = repro.script(c, "float32", ENV_ON), repro.script(c, "float32", ENV_OFF)
     assert 'EXPECTED_ERROR = "AbortedError"' in on and 'EXPECTED_ERROR = "InvalidArgumentError"' in off
     assert "The harness's reference raises ValueError: conv2d_transpose: argument 'filters'" in on
     assert "reference = " not in on
+    unmeasured = repro.script(c, "float32", Environment("2.21.0", True))  # either class, and says why
+    assert 'EXPECTED_ERROR = "AbortedError or InvalidArgumentError"' in unmeasured and "whichever kernel runs" in unmeasured
 
 
 def test_bad_requests_raise():
     c = case("cases/seeds.yaml::depthwise_same_2x5x5")
     with pytest.raises(ValueError, match="int32"):
-        repro.script(c, "int32", True)
+        repro.script(c, "int32", ENV_ON)
     bad = parse_case("x.yaml", {**LARGE, "inputs": {**LARGE["inputs"], "filters": {
         "layout": "HWIO", "generate": {"dist": "normal", "shape": [3, 3, 2, 4]}}}}, 0)
     with pytest.raises(ValueError, match="the reference rejects this case"):
-        repro.script(bad, "float32", True)
+        repro.script(bad, "float32", ENV_ON)
 
 
 # --- the operands rebuild operand_array bit for bit ------------------------------------------------------

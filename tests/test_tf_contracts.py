@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from harness import reference, tf_ops
-from harness.divergences import Environment
+from harness.environment import Environment
 from harness.padding import transpose_output_sizes
 
 RNG = np.random.default_rng(3)
