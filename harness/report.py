@@ -297,8 +297,10 @@ def environment_items(env: dict) -> list[tuple[str, str]]:
     probe = env.get("probe") or {}
     isa = env.get("onednn_isa") or ("-" if str(env.get("onednn")) == "0" else "unknown")
     version = f" (oneDNN {probe['onednn_version']})" if probe.get("onednn_version") else ""
+    source = probe.get("source", "measured")
     paths = ("not recorded" if "probe" not in env else f"NOT MEASURED: {probe.get('error') or 'no probe ran'}"
-             if not probe or probe.get("error") else f"measured ({probe.get('source', 'measured').split(' ')[0]})")
+             if not probe or probe.get("error") else f"measured in {probe.get('seconds') or 0:.1f} s"
+             + {"measured": "", "cache": ", read from the cache"}.get(source, f" ({source})"))
     return [("TensorFlow", env.get("tensorflow", "?")), ("NumPy", env.get("numpy", "?")),
             ("Python", env.get("python", "?")), ("oneDNN", onednn_label(env.get("onednn"))),
             ("threads", threads), ("CPU", f"{env.get('cpu_model') or '?'} ({env.get('machine', '?')}, "

@@ -414,6 +414,36 @@ def test_divergence_table_counts_and_highlights():
     assert "### Stale known divergences" in md and "- `stale`" in md
 
 
+def test_the_machine_the_verdicts_depended_on_is_shown():
+    import json
+    from pathlib import Path
+
+    zen4 = json.loads((Path(__file__).resolve().parent / "machines" / "amd-epyc-zen4.json").read_text())
+    env = {**ENV, **zen4}
+    amx = {**divergence("amx_crash"), "not_here": "needs onednn_isa one of avx512_core_amx, here avx512_core_bf16"}
+    run = results.Run(env, dict(RUN), [amx, divergence("d1")], [case("a")])
+    page = report.render_html(run)
+    header = dict(re.findall(r"<dt>([^<]*)</dt><dd>([^<]*)</dd>", page))
+    assert header["CPU"] == "AMD EPYC (x86_64, 2 cores)" and header["oneDNN ISA"] == "avx512_core_bf16 (oneDNN v3.7.3)"
+    assert header["ISA cap"] == "none" and header["kernel paths"].startswith("measured in ")
+    paths = {r["cells"][0]["text"]: [c["text"] for c in r["cells"][1:]] for r in body_rows(tables(page)["kernel-paths"])}
+    assert paths["Conv2D"] == ["eigen", "onednn", "onednn", "eigen", "eigen"]  # float16 .. int32
+    assert paths["Conv2DBackpropInput"][2] == "onednn (explicit padding: eigen)"
+    rows = {r["cells"][0]["text"]: r for r in body_rows(tables(page)["divergences"])}
+    assert rows["amx_crash"]["attrs"]["class"] == "na"
+    assert rows["amx_crash"]["cells"][7]["text"].startswith("not applicable here needs onednn_isa one of")
+    assert report.verdict(run) == "pass"
+    md = report.render_summary(run)
+    assert "machine: AMD EPYC (AuthenticAMD, x86\\_64), CPU ISA level avx512\\_core\\_bf16" in md
+    assert "Not applicable on this machine or in this mode (1): `amx_crash` (needs onednn\\_isa" in md
+    broken = results.Run({**env, "probe": {**zen4["probe"], "error": "the probe's process died (SIGKILL)"}},
+                         dict(RUN), [], [case("a")])
+    assert report.verdict_reasons(broken) == ["TensorFlow's kernel paths were not measured: the probe's process "
+                                              "died (SIGKILL)"]
+    assert 'href="#sec-machine"' in report.render_html(broken)
+    assert report.verdict(make_run([case("a")])) == "pass"  # a results file from before the probe: judged as then
+
+
 def test_tolerance_overrides():
     override = {"reason": "bfloat16 rounding of a long sum", "c": 4.0, "atol": None}
     run = make_run([case("t", dtype="float32", tolerance_override=override),
