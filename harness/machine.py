@@ -186,13 +186,32 @@ def caps_below(cpu: Cpu) -> tuple[str, ...]:
     level = cpu_isa_level(cpu)
     if level is None:
         return ()
-    order = [name for name, _, _ in _X86_LEVELS]
-    chain, name = [], level
+    chain = _chain(level)  # the levels this one extends, down to sse41
+    return tuple(n.upper() for n in _chain_names() if n in chain and n != level)
+
+
+def _chain(level: str) -> list[str]:
+    """``level`` and every x86 ISA it extends, highest first."""
     parents = {n: b for n, b, _ in _X86_LEVELS}
-    while name is not None:  # the levels this one extends, down to sse41
-        chain.append(name)
-        name = parents[name]
-    return tuple(n.upper() for n in order if n in chain and n != level)
+    chain = []
+    while level is not None:
+        chain.append(level)
+        level = parents[level]
+    return chain
+
+
+def effective_isa(cpu: Cpu, cap: str | None) -> str | None:
+    """The x86 ISA a oneDNN build uses on ``cpu`` under ``cap`` (ONEDNN_MAX_CPU_ISA): the highest level the CPU
+    reaches that the cap allows. For oneDNNs whose log is not read (PyTorch's); TensorFlow's is measured."""
+    level = cpu_isa_level(cpu)
+    if level is None or cap is None or cap.lower() not in _chain_names():  # no cap, DEFAULT, or an Arm cap
+        return level
+    allowed = set(_chain(cap.lower()))
+    return next((name for name in _chain(level) if name in allowed), None)
+
+
+def _chain_names() -> tuple[str, ...]:
+    return tuple(name for name, _, _ in _X86_LEVELS)
 
 
 def normalize_isa(text: str | None) -> str | None:

@@ -3,8 +3,9 @@
 The registry's cases run through ``harness.backends.run`` (the harness's layout and geometry translation, then the
 adapter's translation to ``torch.nn.functional``) at every dtype the case and the backend share, and are compared
 with the reference under the usual bound. The configurations where PyTorch itself behaves differently from
-TensorFlow's definition are listed explicitly below (``TORCH_DIFFERS``, ``TORCH_ONEDNN_MAY_DIFFER``), each with its
-reason; a minimal repro of each is a test of its own at the end of this file.
+TensorFlow's definition are the known divergences declared for the torch backend in cases/known_divergences.yaml,
+matched by the divergence model on this machine (``declared``); a minimal repro of each is a test of its own at
+the end of this file.
 
 The transposed-convolution translation (``(before, after)`` pads to PyTorch's ``padding`` / ``output_padding``, or
 crop / zero-extend) is checked on small hand-computed examples against plain loops over the definition.
@@ -19,38 +20,33 @@ torch = pytest.importorskip("torch", reason="PyTorch is not installed: pip insta
 
 import torch.nn.functional as F  # noqa: E402
 
-from harness import backends, ops  # noqa: E402
+from harness import backends, divergences, machine, ops  # noqa: E402
 from harness.backends import torch_nn  # noqa: E402
-from harness.cases import computing_cases  # noqa: E402
+from harness.cases import DIVERGENCES_FILE, computing_cases, operand_arrays  # noqa: E402
+from harness.divergences import features, matching  # noqa: E402
 from harness.dtypes import DTYPES, dtype_of  # noqa: E402
+from harness.environment import Environment  # noqa: E402
 from harness.runner import against_reference  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+# Where PyTorch behaves otherwise than TensorFlow's definition, the registry's known divergences declared for the
+# torch backend say so (cases/known_divergences.yaml, ``backend: torch``), with conditions the divergence model
+# evaluates on this machine: the AMX bfloat16 bug applies only where the CPU has AMX.
+TORCH_DIVERGENCES = tuple(d for d in divergences.load(ROOT / "cases" / DIVERGENCES_FILE, ROOT)[0] if d.backend == "torch")
 
-# PyTorch raises where TensorFlow's definition (the reference; TensorFlow with TF_ENABLE_ONEDNN_OPTS=0) computes an
-# empty output: (case id, dtype) -> a fragment of PyTorch's message, and why.
-TORCH_DIFFERS = {
-    **{("cases/known_divergences.yaml::conv2d_empty_height_same", dt): (
-        "Kernel size can't be greater than actual input size",
-        "height 0, SAME, 3x3 kernel: TensorFlow pads 1 + 1 and returns the empty (1, 0, 5, 4); PyTorch checks that "
-        "the kernel fits the padded input (2 < 3) before it sees that the output is empty, and raises")
-       for dt in ("float32", "float64")},
-    **{("cases/known_divergences.yaml::conv2d_zero_output_channels", dt): (
-        "expected weight to be at least 1 at dimension 0",
-        "a filter with 0 output channels: TensorFlow (Eigen) returns the empty (1, 5, 5, 0); PyTorch raises (so does "
-        "TensorFlow under oneDNN: 'filter must not have zero elements')")
-       for dt in ("float32", "float64")},
-}
 
-# Wrong values from PyTorch's bundled oneDNN (v3.12 in torch 2.13.0) on CPUs with AMX: its bfloat16 convolution
-# with a one-pixel-wide output and a width stride > 1 (the bug TensorFlow's oneDNN has too, see
-# onednn_strided_unit_width_wrong_values in cases/known_divergences.yaml). On a CPU without AMX (or with
-# ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16) oneDNN takes another kernel and the case passes: may fail, never must.
-TORCH_ONEDNN_MAY_DIFFER = {
-    ("cases/sweeps/depthwise_pairwise.yaml::separable_pairwise/format_strides=NHWC_s1x3/padding=VALID/dilations=1x2/"
-     "shape=b2_8x5_c2_m2_k2x3_o3", "bfloat16"):
-        "oneDNN's AMX bfloat16 kernel: one-pixel-wide output (width 5, kernel 3 dilated 2, stride 3), wrong values",
-}
+@pytest.fixture(scope="module")
+def env() -> Environment:
+    return Environment.current()
+
+
+def declared(case, dtype: str, env: Environment) -> list:
+    """The torch divergences that apply to ``case`` at ``dtype`` here."""
+    spec = ops.get(case.op)
+    arrays = operand_arrays(case, dtype)
+    attrs = spec.resolved(arrays, case.attrs)
+    feats = features(case, dtype, arrays, attrs, spec.call(spec.reference, arrays, attrs), env)
+    return matching(TORCH_DIVERGENCES, feats, env, backend="torch")
 
 
 @pytest.fixture(scope="module")
@@ -79,29 +75,36 @@ def _run_case(backend, case, dtype):
 
 @pytest.mark.parametrize("dtype", torch_nn.TORCH_DTYPES)
 @pytest.mark.parametrize("op", list(ops.OPS))
-def test_registry_agrees_with_reference(backend, cases_by_op, op, dtype):
+def test_registry_agrees_with_reference(backend, cases_by_op, env, op, dtype):
     items = [c for c in cases_by_op[op] if dtype in c.dtypes]
     if not items:
         pytest.skip(f"no {op} case runs at {dtype}")
     unexpected, missing = [], []
     for case in items:
-        key = (case.id, dtype)
         outcome = _run_case(backend, case, dtype)
-        if key in TORCH_DIFFERS:
-            fragment, _ = TORCH_DIFFERS[key]
-            if outcome is None or outcome[0] != "raises" or fragment not in outcome[1]:
-                missing.append(f"{case.id}[{dtype}]: expected PyTorch to raise {fragment!r}, got {outcome}")
-        elif key in TORCH_ONEDNN_MAY_DIFFER:
-            if outcome is not None and outcome[0] != "disagrees":
-                unexpected.append(f"{case.id}[{dtype}]: {outcome[1]}")
-        elif outcome is not None:
-            unexpected.append(f"{case.id}[{dtype}]: {outcome[0]}: {outcome[1]}")
+        known = declared(case, dtype, env)
+        if not known:
+            if outcome is not None:
+                unexpected.append(f"{case.id}[{dtype}]: {outcome[0]}: {outcome[1]}")
+            continue
+        d = known[0]
+        if outcome is None:
+            if d.strict != "per_entry":  # per_entry: PyTorch may be right by coincidence
+                missing.append(f"{case.id}[{dtype}]: {d.id} says PyTorch {' or '.join(d.tensorflow_does)}; it agreed")
+            continue
+        behaviour = "wrong_values" if outcome[0] == "disagrees" else f"raises {outcome[1].split(':', 1)[0]}"
+        if not d.expects(behaviour):
+            unexpected.append(f"{case.id}[{dtype}]: {d.id} says PyTorch {' or '.join(d.tensorflow_does)}; "
+                              f"it {behaviour}: {outcome[1]}")
     assert not unexpected and not missing, "\n".join(unexpected + missing)
 
 
-def test_expected_differences_name_registry_cases(cases_by_op):
-    ids = {(c.id, dt) for cases in cases_by_op.values() for c in cases for dt in c.dtypes}
-    assert set(TORCH_DIFFERS) | set(TORCH_ONEDNN_MAY_DIFFER) <= ids
+def test_the_torch_divergences_that_apply_everywhere_match_registry_cases(cases_by_op, env):
+    matched = {d.id for cases in cases_by_op.values() for c in cases for dt in c.dtypes if dt in torch_nn.TORCH_DTYPES
+               for d in declared(c, dt, env)}
+    everywhere = {d.id for d in TORCH_DIVERGENCES if d.not_here(env) is None}
+    assert {"torch_rejects_zero_output_channels", "torch_rejects_empty_spatial_input"} <= everywhere
+    assert everywhere <= matched, everywhere - matched
 
 
 def test_backend_declaration(backend):
@@ -251,7 +254,13 @@ def test_repro_torch_rejects_zero_output_channels():
         F.conv2d(torch.zeros(1, 2, 5, 5), torch.zeros(0, 2, 3, 3), padding=1)
 
 
-def test_repro_onednn_channels_last_unit_width():
+def _pytorch_onednn_isa(env: Environment) -> str | None:
+    """The ISA PyTorch's oneDNN uses here: the CPU's level under the same ONEDNN_MAX_CPU_ISA cap (PyTorch's own
+    oneDNN log is not read)."""
+    return machine.effective_isa(env.cpu, env.isa_cap)
+
+
+def test_repro_onednn_channels_last_unit_width(env):
     # float32, batch 2, one channel, in NHWC memory (torch.from_numpy of an NHWC array, permuted): output one pixel
     # wide with width stride 2. oneDNN's AVX-512 kernel (PyTorch's and TensorFlow's) returns wrong values, often
     # garbage (1e30, NaN) that changes from call to call; ONEDNN_MAX_CPU_ISA=AVX2 or default NCHW strides are right.
@@ -267,11 +276,14 @@ def test_repro_onednn_channels_last_unit_width():
     assert x_default.stride() == (30, 30, 3, 1)
     assert torch.allclose(F.conv2d(x_default, w, stride=(1, 2)).double(), want, atol=1e-4)
     if not torch.allclose(got.double(), want, atol=1e-4):
-        pytest.xfail(f"PyTorch {torch.__version__} (oneDNN): channels-last, one-pixel-wide output, width stride 2 "
-                     f"-> wrong by {(got.double() - want).abs().max().item():.3g}")
+        # Wrong only in oneDNN's AVX-512 kernels (as TensorFlow's onednn_strided_unit_width_wrong_values); elsewhere
+        # (AVX2, Arm) this must be right.
+        assert (_pytorch_onednn_isa(env) or "").startswith("avx512"), f"wrong under {_pytorch_onednn_isa(env)}"
+        pytest.xfail(f"PyTorch {torch.__version__} (oneDNN {_pytorch_onednn_isa(env)}): channels-last, one-pixel-wide "
+                     f"output, width stride 2 -> wrong by {(got.double() - want).abs().max().item():.3g}")
 
 
-def test_repro_onednn_bfloat16_unit_width():
+def test_repro_onednn_bfloat16_unit_width(env):
     # bfloat16, default NCHW strides, integer values whose every partial sum is exact in bfloat16; the output is
     # (2, 1, 7, 1): one pixel wide, width stride 3. oneDNN's AMX kernel returns rows 0, 3, 6 of each image and then
     # zeros (it steps through the rows with the width stride); ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16 is right.
@@ -281,8 +293,10 @@ def test_repro_onednn_bfloat16_unit_width():
     assert want.flatten().tolist() == [13, -9, 11, -4, -5, -6, 0, 11, -4, -5, -6, 0, 13, -9]
     got = F.conv2d(x, w, stride=(1, 3))
     if not torch.equal(got.double(), want):
-        pytest.xfail(f"PyTorch {torch.__version__} (oneDNN, bfloat16): one-pixel-wide output, width stride 3 "
-                     f"-> {got.flatten().tolist()}")
+        # Wrong only in oneDNN's AMX kernel (torch_onednn_bfloat16_width_strided_wrong_values); without AMX, right.
+        assert (_pytorch_onednn_isa(env) or "").startswith("avx512_core_amx"), f"wrong under {_pytorch_onednn_isa(env)}"
+        pytest.xfail(f"PyTorch {torch.__version__} (oneDNN {_pytorch_onednn_isa(env)}, bfloat16): one-pixel-wide "
+                     f"output, width stride 3 -> {got.flatten().tolist()}")
 
 
 def test_dtypes_are_those_torch_convolves():

@@ -439,3 +439,19 @@ def test_symbolic_output_shape_is_not_an_attribute_of_conv2d(tmp_path):
 def test_tolerance_override_is_kept_with_its_reason(tmp_path):
     case = only_case(load_cases(tmp_path, edited(base_case("conv2d", "tol"), {"tolerance": {"c": 4, "atol": 1e-6, "reason": " known "}})))
     assert (case.tolerance.reason, case.tolerance.c, case.tolerance.atol) == ("known", 4, 1e-6)
+
+
+@pytest.mark.parametrize("tensorflow", [{"onednn_kernel": "AbortedError", "eigen_kernel": "InvalidArgumentError"},
+                                        {"onednn_on": "AbortedError", "onednn_off": "InvalidArgumentError"}])
+def test_an_error_contract_names_the_class_per_kernel_and_accepts_the_older_keys(tmp_path, tensorflow):
+    contract = {"reference": "ValueError", "tensorflow": tensorflow}
+    case = only_case(load_cases(tmp_path, edited(base_case("conv2d", "e"), {"expect_error": contract})))
+    assert case.expect_error.tensorflow_error(eigen_kernel=False) == "AbortedError"
+    assert case.expect_error.tensorflow_error(eigen_kernel=True) == "InvalidArgumentError"
+    assert case.expect_error.tensorflow_error(eigen_kernel=None) is None  # not measured: the two differ
+    one = only_case(load_cases(tmp_path, edited(base_case("conv2d", "f"), {
+        "expect_error": {"reference": "ValueError", "tensorflow": "InvalidArgumentError"}})))
+    assert one.expect_error.tensorflow_error(eigen_kernel=None) == "InvalidArgumentError"
+    (err,) = load_cases(tmp_path, edited(base_case("conv2d", "g"), {
+        "expect_error": {"reference": "ValueError", "tensorflow": {"onednn_kernel": "AbortedError"}}}))
+    assert_names(err, FILE, "g", "expect_error.tensorflow", "{onednn_kernel: Class, eigen_kernel: Class}")

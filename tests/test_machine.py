@@ -116,3 +116,16 @@ def test_the_cache_directory_honours_the_override_and_xdg(tmp_path):
     assert machine.cache_dir({"HARNESS_CACHE_DIR": str(tmp_path)}) == tmp_path
     assert machine.cache_dir({"XDG_CACHE_HOME": str(tmp_path)}) == tmp_path / "tf-conv-harness"
     assert machine.cache_dir({}) == Path.home() / ".cache" / "tf-conv-harness"
+
+
+def test_the_isa_derived_from_the_features_and_the_cap_is_the_one_onednn_reported_on_every_recorded_machine():
+    from harness.environment import load_recorded
+
+    for path in sorted(MACHINES.glob("*.json")):
+        env = load_recorded(path)
+        if env.onednn:
+            assert machine.effective_isa(env.cpu, env.isa_cap) == env.onednn_isa, path.name
+    zen4 = load_recorded(MACHINES / "amd-epyc-zen4.json").cpu
+    assert machine.effective_isa(zen4, "AVX512_CORE_AMX") == "avx512_core_bf16"  # a cap above the CPU: no effect
+    assert machine.effective_isa(zen4, "AVX2_VNNI") == "avx2"  # not on the AVX-512 branch: the highest below both
+    assert machine.effective_isa(zen4, "DEFAULT") == machine.effective_isa(zen4, None) == "avx512_core_bf16"
