@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from importlib import util as importlib_util
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 import numpy as np
 
@@ -318,9 +318,24 @@ def _load(path: Path) -> Probe | None:
     return Probe.from_record(rec, "cache")
 
 
-def measure() -> Probe:
-    """Run ``tf_probe`` in fresh TensorFlow servers until every item has an answer; an item whose call kills the
-    server is recorded as such ("aborts"), and the probe goes on after it."""
+def measure(call: Callable[[str, tuple, dict], object] | None = None) -> Probe:
+    """Run ``tf_probe`` in TensorFlow servers of its own until every item has an answer; an item whose call kills
+    the server is recorded as such ("aborts"), and the probe goes on after it in a fresh server.
+
+    ``call``: how to call TensorFlow (default: a ``TFProcess`` of the probe's own, closed afterwards, so that no
+    server with oneDNN's verbose log on outlives the probe and a pytest controller keeps no TensorFlow)."""
+    from harness import isolation
+
+    if call is not None:
+        return _measure(call)
+    process = isolation.TFProcess()
+    try:
+        return _measure(process.call)
+    finally:
+        process.close()
+
+
+def _measure(call) -> Probe:
     from harness import isolation, tf_probe
 
     start = time.monotonic()
@@ -331,7 +346,7 @@ def measure() -> Probe:
     try:
         while True:
             try:
-                result = isolation.call_tensorflow_alone("probe", (out, sorted(done)), {})
+                result = call("probe", (out, sorted(done)), {})
             except (OSError, RuntimeError) as exc:  # TensorFlow's process could not even start
                 error = f"TensorFlow could not be started: {_line(str(exc), last=True)}"
                 break

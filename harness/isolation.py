@@ -180,22 +180,6 @@ class TFProcess:
         code = self._exit_code(self._pid)
         return Died(how or ("exited (status unknown)" if code is None else _describe_exit(code)), self._stderr_since(offset))
 
-    def call_alone(self, op: str, args: tuple, kwargs: dict, timeout: float = CALL_TIMEOUT_S) -> Result:
-        """Run one call in a fresh server of its own, which ends afterwards; the shared server is left as it is.
-
-        For calls that change their process for good (``tf_ops.probe`` turns on oneDNN's verbose log)."""
-        shared = self._pid, self._conn
-        self._pid, self._conn = 0, None
-        try:
-            result = self.call(op, args, kwargs, timeout)
-            if self._conn is not None:  # still alive: end it, and reap it through the zygote
-                self._conn.close()
-                self._conn = None
-                self._exit_code(self._pid)
-            return result
-        finally:
-            self._pid, self._conn = shared
-
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()  # the server sees EOF and exits
@@ -225,16 +209,6 @@ def call_tensorflow(op: str, args: tuple, kwargs: dict, mode: str = "eager") -> 
         _process = TFProcess()
         atexit.register(_process.close)
     return _process.call(op, args, kwargs, mode=mode)
-
-
-def call_tensorflow_alone(op: str, args: tuple, kwargs: dict) -> Result:
-    """``call_tensorflow`` in a fresh server that ends after the call. Always isolated, HARNESS_TF_ISOLATION=0 or
-    not: such calls (``tf_ops.probe``) change their process for good."""
-    global _process
-    if _process is None:
-        _process = TFProcess()
-        atexit.register(_process.close)
-    return _process.call_alone(op, args, kwargs)
 
 
 if __name__ == "__main__":

@@ -61,8 +61,8 @@ def test_the_description_names_the_cpu_the_isa_and_each_dtypes_paths():
 
 
 def _fake_server(script):
-    """A stand-in for isolation.call_tensorflow_alone: each call appends the next batch of lines to the probe's
-    file and returns the next result."""
+    """A stand-in for the probe's TensorFlow server: each call appends the next batch of lines to the probe's file and
+    returns the next result."""
     calls = []
 
     def call(op, args, kwargs):
@@ -79,7 +79,7 @@ def _answer(item, **fields):
     return [{"start": item}, {"item": item, **fields}]
 
 
-def test_an_item_that_kills_the_probe_is_recorded_and_the_probe_resumes_after_it(monkeypatch):
+def test_an_item_that_kills_the_probe_is_recorded_and_the_probe_resumes_after_it():
     items = tf_probe.items()
     paths = [i for i in items if i.startswith("path/")]
     runs = [i for i in items if i.startswith("run/")]
@@ -91,29 +91,26 @@ def test_an_item_that_kills_the_probe_is_recorded_and_the_probe_resumes_after_it
         (first + [{"start": killer}], isolation.Died("SIGSEGV", "Segmentation fault")),
         (rest, isolation.Returned("done")),
     ])
-    monkeypatch.setattr(isolation, "call_tensorflow_alone", call)
-    probe = environment.measure()
+    probe = environment.measure(call)
     assert probe.error is None  # a valid call that kills TensorFlow is a fact, not a failed probe
     assert probe.runs[killer.split("/", 1)[1]] == "aborts (SIGSEGV: Segmentation fault)"
     assert killer in calls[1] and runs[0] in calls[1]  # resumed after the killer, nothing done twice
     assert probe.onednn_isa == "avx2" and probe.tensorflow == "2.21.0"
 
 
-def test_a_probe_that_cannot_start_tensorflow_leaves_every_fact_unknown(monkeypatch):
+def test_a_probe_that_cannot_start_tensorflow_leaves_every_fact_unknown():
     def broken(op, args, kwargs):
         raise RuntimeError("the TensorFlow zygote ended: ImportError: no tensorflow")
-    monkeypatch.setattr(isolation, "call_tensorflow_alone", broken)
-    probe = environment.measure()
+    probe = environment.measure(broken)
     assert probe.error == "TensorFlow could not be started: the TensorFlow zygote ended: ImportError: no tensorflow"
     env = Environment("2.21.0", True, ZEN4.cpu, None, probe)
     assert env.eigen(("Conv2D",), "float64", "named") is None and env.onednn_isa is None
 
 
-def test_a_kernel_path_the_probe_could_not_measure_is_an_error(monkeypatch):
+def test_a_kernel_path_the_probe_could_not_measure_is_an_error():
     lines = [line for i in tf_probe.items()[1:] for line in _answer(i, path="eigen", runs="ok")]
     call, _ = _fake_server([(lines, isolation.Returned("done"))])
-    monkeypatch.setattr(isolation, "call_tensorflow_alone", call)
-    probe = environment.measure()
+    probe = environment.measure(call)
     assert probe.error == f"1 kernel path(s) could not be measured, e.g. {tf_probe.items()[0].split('/', 1)[1]}"
 
 
