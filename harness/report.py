@@ -787,7 +787,7 @@ def render_divergences(run: results.Run) -> str:
             note = '<span class="muted">not exercised by this run</span>'
         scope = f'<span class="tag">{esc(d["scope"])}</span>' if d.get("scope") not in (None, "forward") else ""
         rows.append([f'<span class="mono" id="div-{esc(d.get("id"))}">{esc(d.get("id"))}</span>',
-                     esc(d.get("kind")) + scope, esc(d.get("summary")), esc(d.get("onednn")),
+                     esc(d.get("kind")) + scope, esc(d.get("summary")) + _seen_on(d), esc(d.get("onednn")),
                      esc(d.get("tensorflow_versions")), str(d["excused"]), str(d["applied"]), note,
                      _link(d.get("link"))])
         classes.append("na" if d.get("not_here") else "stale" if d["stale"] else
@@ -834,6 +834,11 @@ def render_machine(run: results.Run) -> str:
     error = f'<p class="note">Probe: {esc(probe["error"])}</p>' if probe.get("error") else ""
     return (intro + error + table(["TensorFlow kernel", *dtypes], rows, attrs=' id="kernel-paths"')
             + (f"<ul>{notes}</ul>" if notes else ""))
+
+
+def _seen_on(d: dict) -> str:
+    machines = d.get("observed_on") or []
+    return f'<br><small class="muted">seen on {esc(", ".join(machines))}</small>' if machines else ""
 
 
 def render_observed(run: results.Run) -> str:

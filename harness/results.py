@@ -232,7 +232,8 @@ def divergence_rows(known, env=None) -> list[dict]:
     return [{"id": d.id, "kind": d.kind, "summary": d.summary, "onednn": d.onednn, "scope": d.scope,
              "tensorflow_versions": str(d.tensorflow_versions) or "any", "tensorflow_does": list(d.tensorflow_does),
              "strict": d.strict, "link": d.link, "file": d.file, "evidence": d.evidence,
-             "when": jsonable(dict(d.when)), "not_here": d.not_here(env) if env is not None else None}
+             "when": jsonable(dict(d.when)), "observed_on": list(d.observed_on),
+             "not_here": d.not_here(env) if env is not None else None}
             for d in known]
 
 

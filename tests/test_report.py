@@ -420,7 +420,8 @@ def test_the_machine_the_verdicts_depended_on_is_shown():
 
     zen4 = json.loads((Path(__file__).resolve().parent / "machines" / "amd-epyc-zen4.json").read_text())
     env = {**ENV, **zen4}
-    amx = {**divergence("amx_crash"), "not_here": "needs onednn_isa one of avx512_core_amx, here avx512_core_bf16"}
+    amx = {**divergence("amx_crash"), "not_here": "needs onednn_isa one of avx512_core_amx, here avx512_core_bf16",
+           "observed_on": ["intel-sapphire-rapids"]}
     run = results.Run(env, dict(RUN), [amx, divergence("d1")], [case("a")])
     page = report.render_html(run)
     header = dict(re.findall(r"<dt>([^<]*)</dt><dd>([^<]*)</dd>", page))
@@ -432,6 +433,7 @@ def test_the_machine_the_verdicts_depended_on_is_shown():
     rows = {r["cells"][0]["text"]: r for r in body_rows(tables(page)["divergences"])}
     assert rows["amx_crash"]["attrs"]["class"] == "na"
     assert rows["amx_crash"]["cells"][7]["text"].startswith("not applicable here needs onednn_isa one of")
+    assert rows["amx_crash"]["cells"][2]["text"].endswith("seen on intel-sapphire-rapids")
     assert report.verdict(run) == "pass"
     md = report.render_summary(run)
     assert "machine: AMD EPYC (AuthenticAMD, x86\\_64), CPU ISA level avx512\\_core\\_bf16" in md
