@@ -86,6 +86,8 @@ FEATURES = {
                     "assumed: harness.environment)",
     "eigen_gradient_kernel": "TensorFlow runs an Eigen kernel for the op's gradient at this dtype and padding "
                              "(measured)",
+    "kernel_refuses": "TensorFlow's kernel for the op failed on valid operands at this dtype when measured here "
+                      "(e.g. oneDNN has no implementation for the dtype under an ISA cap)",
     "onednn_isa": "the ISA oneDNN uses here, after any ONEDNN_MAX_CPU_ISA cap (measured from oneDNN's own log), "
                   "e.g. avx2, avx512_core_bf16, avx512_core_amx",
     "cpu.<flag>": "the CPU has this feature (harness.machine.DECIDING_FLAGS, e.g. cpu.amx_bf16, cpu.avx512_fp16)",
@@ -315,6 +317,7 @@ def features(case, dtype: str, arrays: Mapping[str, np.ndarray], attrs: Mapping,
         "expect_error": case.expect_error is not None,
         "eigen_kernel": env.eigen(spec.tf_kernels, dtype, spec.tf_padding_kind(attrs)),
         "eigen_gradient_kernel": env.eigen(spec.tf_gradient_kernels, dtype, spec.tf_padding_kind(attrs)),
+        "kernel_refuses": env.refuses(spec.tf_kernels, dtype),
         "grouped": False,
         "kernel_exceeds_input": False,
         "tf_zero_output": False,

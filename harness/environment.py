@@ -131,6 +131,14 @@ class Environment:
             return True
         return False if paths and all(p == "onednn" for p in paths) else None
 
+    def refuses(self, kernels, dtype: str) -> bool | None:
+        """Whether one of ``kernels`` failed on the probe's valid operands at this dtype (e.g. oneDNN has no
+        implementation for it under an ISA cap): True, False when all ran, None when not measured."""
+        runs = [self.probe.runs.get(f"{k}/{dtype}") if self.probe else None for k in kernels]
+        if any(r not in (None, "ok", "no kernel") for r in runs):
+            return True
+        return False if runs and all(r == "ok" for r in runs) else None
+
     def facts(self) -> dict:
         """The environment-level features a known divergence's ``when`` can name (``divergences.ENV_FEATURES``):
         ``onednn_isa`` and ``cpu.<flag>`` for every flag of ``machine.DECIDING_FLAGS``."""

@@ -111,6 +111,15 @@ def test_eigen_kernel_is_the_measured_path_never_a_dtype_list(tmp_path):
     assert _features(case, "float32", Environment("2.21.0", True))["eigen_kernel"] is None  # nothing measured
 
 
+def test_kernel_refuses_is_the_probes_valid_call_failing(tmp_path):
+    case = _conv(tmp_path, [1, 5, 5, 2], [3, 3, 2, 3], {"strides": 1, "padding": "SAME"})
+    avx2 = load_recorded(ROOT / "tests" / "machines" / "amd-epyc-zen4-avx2.json")
+    assert _features(case, "bfloat16", avx2)["kernel_refuses"] is True  # oneDNN has no bfloat16 under AVX2
+    assert _features(case, "float32", avx2)["kernel_refuses"] is False
+    assert _features(case, "bfloat16")["kernel_refuses"] is False
+    assert _features(case, "bfloat16", Environment("2.21.0", True))["kernel_refuses"] is None
+
+
 def test_the_kernel_padding_is_what_tf_nn_passes_to_the_kernel(tmp_path):
     explicit = [[0, 0], [1, 1], [1, 1], [0, 0]]
     transpose = _case(tmp_path, yaml.safe_dump({"cases": [{
