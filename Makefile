@@ -68,14 +68,14 @@ test: $(STAMP) browser
 	$(PYTEST) --junitxml=reports/junit.xml --reports reports -q
 
 fuzz: $(STAMP)
-	$(TF_MODE) $(BIN)/python -m harness.search --minutes $(FUZZ_MINUTES) --save cases/found
+	$(TF_MODE) $(BIN)/python -m harness.selftest.search --minutes $(FUZZ_MINUTES) --save cases/found
 
 mutants: $(STAMP)
-	$(TF_MODE) $(BIN)/python -m harness.mutants
+	$(TF_MODE) $(BIN)/python -m harness.selftest.mutation
 
 # A report: exits 0 even when a target is missed (add --check through BENCH_ARGS to fail instead).
 bench: $(STAMP)
-	$(TF_MODE) $(BIN)/python -m harness.bench --out reports $(BENCH_ARGS)
+	$(TF_MODE) $(BIN)/python -m bench.run --out reports $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) *.egg-info

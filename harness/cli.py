@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import os
 import sys
 from pathlib import Path
@@ -32,9 +33,12 @@ from typing import Sequence
 
 import numpy as np
 
-from harness import atomic, machine, ops, results
-from harness.cases import Case, CaseError, DIVERGENCES_FILE, load_file
-from harness.dtypes import DTYPES
+from harness import atomic, ops
+from harness.tf import machine
+from harness.reports import results
+from harness.registry.cases import Case, CaseError, DIVERGENCES_FILE
+from harness.registry.loader import load_file
+from harness.conv.dtypes import DTYPES
 
 CASES_DIR = "cases"
 
@@ -289,7 +293,7 @@ def _array_text(a: np.ndarray, layout: str, indent: str = "    ") -> str:
 
 def conversion_lines(case: Case) -> list[str]:
     """How each operand goes from the layout written in the case to the layout the op takes."""
-    from harness.cases import operand_shape
+    from harness.registry.cases import operand_shape
 
     spec = ops.get(case.op)
     fmt = spec.data_format(case.attrs)
@@ -315,9 +319,9 @@ def conversion_lines(case: Case) -> list[str]:
 
 
 def cmd_show(args) -> int:
-    from harness import divergences
-    from harness.cases import operand_array
-    from harness.runner import REFERENCE, TENSORFLOW, run_case
+    from harness.registry import divergences
+    from harness.registry.cases import operand_array
+    from harness.check.runner import REFERENCE, TENSORFLOW, run_case
 
     root = repository_root()
     case, id_dtype = find_case(args.case_id, root)
@@ -365,9 +369,7 @@ def cmd_show(args) -> int:
 
 def cmd_machine(args) -> int:
     """What the harness measured about this machine: the CPU, oneDNN's ISA, TensorFlow's kernel paths."""
-    import json
-
-    from harness import environment
+    from harness.tf import environment
 
     set_tensorflow_mode(args)
     if args.caps_below:  # the CPU alone: no TensorFlow
@@ -398,8 +400,10 @@ def cmd_machine(args) -> int:
 # --- repro / new ----------------------------------------------------------------------------
 
 def cmd_repro(args) -> int:
-    from harness import divergences, environment, repro
-    from harness.runner import run_case
+    from harness.registry import divergences
+    from harness.tf import environment
+    from harness.reports import repro
+    from harness.check.runner import run_case
 
     root = repository_root()
     case, id_dtype = find_case(args.case_id, root)
@@ -423,7 +427,7 @@ def cmd_repro(args) -> int:
 
 
 def cmd_new(args) -> int:
-    from harness import scaffold
+    from harness.registry import scaffold
 
     if args.op not in ops.OPS:
         raise UsageError(f"unknown op {args.op!r}; expected one of {', '.join(ops.OPS)}")
@@ -486,16 +490,75 @@ def _append_case(path: Path, text: str) -> None:
 
 # --- the .npz exchange (harness.exchange) ---------------------------------------------------
 
-def cmd_export(args) -> int:
-    from harness import exchange  # it builds on this module's case selection
+MAX_LISTED_NPZ = 20  # failures and missing outputs check-npz lists
 
-    return exchange.cmd_export(args)
+
+def cmd_export(args) -> int:
+    """``harness export DIR [FILES] [--op] [--dtype] [--tag] [--onednn]``."""
+    from harness import exchange
+
+    _check_filters(args)
+    root = repository_root()
+    entries = load_entries(root, args.files)
+    malformed = [e for e in entries if isinstance(e, CaseError)]
+    for err in malformed:
+        print(f"harness: warning: skipping a malformed case: {err}", file=sys.stderr)
+    selected = exchange.select(entries, args.op, args.dtype, args.tag)
+    computing = [(c, d) for c, d in selected if c.expect_error is None]
+    if not computing:
+        raise UsageError("no case that computes a value matches the filters (error contracts are not exported); "
+                             "`harness list` shows the cases")
+    directory = Path(args.directory)
+    try:
+        path = exchange.export(computing, directory, getattr(args, "onednn", None), root=root)
+    except exchange.ExchangeError as exc:
+        raise UsageError(str(exc)) from None
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    entries_ = manifest["entries"]
+    known_wrong = sum(e["tensorflow"]["known_wrong"] for e in entries_)
+    no_tf = sum(not e["tensorflow"]["stored"] for e in entries_)
+    print(f"wrote {len(entries_)} entries to {directory} ({path.name} and one .npz each)"
+          + (f"; {len(manifest['skipped'])} skipped" if manifest["skipped"] else ""))
+    if known_wrong or no_tf:
+        print(f"  TensorFlow is known to be wrong in {known_wrong} and returned no output in {no_tf}: those are "
+              f"checked against the reference")
+    for skip in manifest["skipped"][:10]:
+        print(f"  skipped {skip['id']}: {skip['reason']}")
+    print(f"next: write each entry's output as {directory}/<name>{exchange.OUTPUT_SUFFIX}, then: "
+          f"harness check-npz {directory}")
+    return 0
 
 
 def cmd_check_npz(args) -> int:
+    """``harness check-npz DIR [--reports REPORTS]``: exit 1 when an output fails or no output was written."""
     from harness import exchange
+    from harness.reports import report
 
-    return exchange.cmd_check_npz(args)
+    directory = Path(args.directory)
+    reports = Path(args.reports) if getattr(args, "reports", None) else directory / "reports"
+    if not directory.is_dir():
+        raise UsageError(f"{directory}: no such directory")
+    try:
+        records = exchange.check(directory, reports)
+    except exchange.ExchangeError as exc:
+        raise UsageError(str(exc)) from None
+    counts = {s: sum(r["status"] == s for r in records) for s in ("passed", "failed", "skipped")}
+    print(f"{directory}: {len(records)} entries: {counts['passed']} passed, {counts['failed']} failed, "
+          f"{counts['skipped']} without output")
+    failed = [r for r in records if r["status"] == "failed"]
+    for r in failed[:MAX_LISTED_NPZ]:
+        print(f"  FAILED  {r['id']}: {report.first_line(r)}")
+        for line in r.get("diagnosis") or ():
+            print(f"          suspect: {line}")
+    if len(failed) > MAX_LISTED_NPZ:
+        print(f"  ... and {len(failed) - MAX_LISTED_NPZ} more failures")
+    missing = [r for r in records if r["status"] == "skipped"]
+    for r in missing[:MAX_LISTED_NPZ]:
+        print(f"  missing {r['id']}: {r.get('skip_reason') or 'no output'}")
+    if len(missing) > MAX_LISTED_NPZ:
+        print(f"  ... and {len(missing) - MAX_LISTED_NPZ} more without output")
+    print(f"reports: {reports / results.RESULTS_JSON}, {reports / report.REPORT_HTML}, {reports / report.SUMMARY_MD}")
+    return 1 if failed or counts["passed"] == 0 else 0
 
 
 # --- compare / report -----------------------------------------------------------------------
@@ -552,8 +615,8 @@ def _flat_environment(env: dict) -> dict:
 
 def machines_side_by_side(a: dict, b: dict) -> list[str]:
     """The facts the verdicts depend on, run A beside run B (``*`` where they differ): for runs from two machines."""
-    from harness import environment
-    from harness.dtypes import DTYPES
+    from harness.tf import environment
+    from harness.conv.dtypes import DTYPES
 
     envs = [environment.Environment.from_record(e) for e in (a, b)]
     rows = [("CPU", [f"{e.get('cpu_model') or '?'} ({e.get('machine', '?')})" for e in (a, b)]),
@@ -619,7 +682,7 @@ def cmd_compare(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from harness import report
+    from harness.reports import report
 
     directory = Path(args.directory)
     if not directory.is_dir():

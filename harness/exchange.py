@@ -24,7 +24,7 @@ of the CRC-32 of the entry's ``id``; e.g. ``conv2d_same_2x5x5_float32-8803acc9``
   - ``reference``: the reference's output (``output_shape`` in ``output_layout``, the case's data_format);
   - ``tensorflow``: TensorFlow's output, only when TensorFlow returned one (``tensorflow.stored``); a TensorFlow
     that raised or aborted is described in the manifest instead;
-  - ``bound``: float64, the output's shape: the largest difference allowed at each element (``harness.tolerance``);
+  - ``bound``: float64, the output's shape: the largest difference allowed at each element (``harness.conv.tolerance``);
     all zeros for an exact comparison.
 
   The arrays have the entry's ``stored_dtype``: its ``dtype`` (float16, float32, float64, int32), except bfloat16,
@@ -65,7 +65,7 @@ of the CRC-32 of the entry's ``id``; e.g. ``conv2d_same_2x5x5_float32-8803acc9``
         "yaml": "cases:\n- name: conv2d_same_2x5x5\n ..."}],   # the case, for the reports
      "skipped": [{"id": "cases/errors.yaml::conv2d_stride_0[float32]", "reason": "an error contract: ..."}]}
 
-``tolerance`` rebuilds the bound's description (``harness.tolerance.Bound``): a float case has ``"exact": false,
+``tolerance`` rebuilds the bound's description (``harness.conv.tolerance.Bound``): a float case has ``"exact": false,
 "c": 2.0, "u": 5.96e-08`` (float32's unit roundoff) and a case's own override as ``{reason, c, atol}``; the
 per-element values are the ``bound`` array.
 
@@ -77,7 +77,7 @@ How ``check`` judges an output (as ``harness verify --backend`` judges a backend
 TensorFlow agrees with the reference, the output must agree with TensorFlow under ``bound``. Where it does not
 (a known divergence, an error, an abort), the output must agree with the reference, or with TensorFlow's own output
 (noted). ``check`` writes ``results.json``, ``report.html`` and ``summary.md``, one record per entry in the shape of
-``harness.results.record`` (backend ``npz``, id ``<case id>[<dtype>@npz]``), so ``harness report`` and
+``harness.reports.results.record`` (backend ``npz``, id ``<case id>[<dtype>@npz]``), so ``harness report`` and
 ``harness compare`` read them.
 
 Exporting into a directory that already holds a manifest replaces that export: its ``.npz`` files and any
@@ -89,7 +89,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 import time
 import zlib
 from importlib import metadata
@@ -100,13 +99,15 @@ import ml_dtypes
 import numpy as np
 import yaml
 
-from harness import divergences as divergences_module
-from harness import atomic, ops, results
-from harness.environment import Environment
-from harness.cases import Case, CaseError, case_yaml, operand_arrays, parse_case
-from harness.dtypes import dtype_of
-from harness.isolation import Died, Raised, call_tensorflow
-from harness.tolerance import Bound, Override, bound_for, compare
+from harness.registry import divergences as divergences_module
+from harness import atomic, ops
+from harness.reports import results
+from harness.tf.environment import Environment
+from harness.registry.cases import Case, CaseError, operand_arrays, parse_case
+from harness.registry.serialize import case_yaml
+from harness.conv.dtypes import dtype_of
+from harness.tf.isolation import Died, Raised, call_tensorflow
+from harness.conv.tolerance import Bound, Override, bound_for, compare
 
 FORMAT = "tf-conv-harness-npz"
 VERSION = 1
@@ -169,11 +170,11 @@ def _write_npz(path: Path, arrays: dict) -> None:
 
 def _set_onednn(onednn: str | None) -> None:
     """Run TensorFlow with TF_ENABLE_ONEDNN_OPTS=onednn: restart the isolated TensorFlow child if it runs otherwise."""
-    from harness import isolation, tf_ops
+    from harness.tf import isolation, wrappers
 
-    if onednn is None or os.environ.get(tf_ops.ONEDNN_ENV) == onednn:
+    if onednn is None or os.environ.get(wrappers.ONEDNN_ENV) == onednn:
         return
-    os.environ[tf_ops.ONEDNN_ENV] = onednn
+    os.environ[wrappers.ONEDNN_ENV] = onednn
     if isolation._process is not None:  # started under the other mode: the next call starts a fresh child
         isolation._process.close()
         isolation._process = None
@@ -397,8 +398,8 @@ def _check_one(directory: Path, entry: dict):
     """The ``runner.Outcome`` of one entry's output."""
     import dataclasses
 
-    from harness import diagnose
-    from harness.runner import Outcome
+    from harness.check import diagnose
+    from harness.check.runner import Outcome
 
     start = time.perf_counter()
     case = _case(entry)
@@ -484,7 +485,7 @@ def _check_one(directory: Path, entry: dict):
 
 
 def check(directory: Path, reports: Path | None = None) -> list[dict]:
-    """Check every output written into an exchange directory; one record (``harness.results.record``) per entry.
+    """Check every output written into an exchange directory; one record (``harness.reports.results.record``) per entry.
 
     With ``reports``, also write ``results.json``, ``report.html`` and ``summary.md`` there.
     """
@@ -505,7 +506,7 @@ def check(directory: Path, reports: Path | None = None) -> list[dict]:
 def write_reports(records: list[dict], manifest: dict, reports: Path, directory: Path | None = None,
                   started: str | None = None, seconds: float = 0.0) -> list[Path]:
     """``results.json``, ``report.html`` and ``summary.md`` of a check, in ``reports``; their paths."""
-    from harness import report
+    from harness.reports import report
 
     failed = any(r["status"] == "failed" for r in records)
     run = results.Run(
@@ -534,72 +535,3 @@ def select(entries, op_filter: Sequence[str] = (), dtype_filter: Sequence[str] =
             continue
         chosen += [(entry, d) for d in entry.dtypes if not dtype_filter or d in dtype_filter]
     return chosen
-
-
-def cmd_export(args) -> int:
-    """``harness export DIR [FILES] [--op] [--dtype] [--tag] [--onednn]``."""
-    from harness import cli
-
-    cli._check_filters(args)
-    root = cli.repository_root()
-    entries = cli.load_entries(root, args.files)
-    malformed = [e for e in entries if isinstance(e, CaseError)]
-    for err in malformed:
-        print(f"harness: warning: skipping a malformed case: {err}", file=sys.stderr)
-    selected = select(entries, args.op, args.dtype, args.tag)
-    computing = [(c, d) for c, d in selected if c.expect_error is None]
-    if not computing:
-        raise cli.UsageError("no case that computes a value matches the filters (error contracts are not exported); "
-                             "`harness list` shows the cases")
-    directory = Path(args.directory)
-    try:
-        path = export(computing, directory, getattr(args, "onednn", None), root=root)
-    except ExchangeError as exc:
-        raise cli.UsageError(str(exc)) from None
-    manifest = json.loads(path.read_text(encoding="utf-8"))
-    entries_ = manifest["entries"]
-    known_wrong = sum(e["tensorflow"]["known_wrong"] for e in entries_)
-    no_tf = sum(not e["tensorflow"]["stored"] for e in entries_)
-    print(f"wrote {len(entries_)} entries to {directory} ({path.name} and one .npz each)"
-          + (f"; {len(manifest['skipped'])} skipped" if manifest["skipped"] else ""))
-    if known_wrong or no_tf:
-        print(f"  TensorFlow is known to be wrong in {known_wrong} and returned no output in {no_tf}: those are "
-              f"checked against the reference")
-    for skip in manifest["skipped"][:10]:
-        print(f"  skipped {skip['id']}: {skip['reason']}")
-    print(f"next: write each entry's output as {directory}/<name>{OUTPUT_SUFFIX}, then: harness check-npz {directory}")
-    return 0
-
-
-MAX_LISTED = 20
-
-
-def cmd_check_npz(args) -> int:
-    """``harness check-npz DIR [--reports REPORTS]``: exit 1 when an output fails or no output was written."""
-    from harness import cli, report
-
-    directory = Path(args.directory)
-    reports = Path(args.reports) if getattr(args, "reports", None) else directory / "reports"
-    if not directory.is_dir():
-        raise cli.UsageError(f"{directory}: no such directory")
-    try:
-        records = check(directory, reports)
-    except ExchangeError as exc:
-        raise cli.UsageError(str(exc)) from None
-    counts = {s: sum(r["status"] == s for r in records) for s in ("passed", "failed", "skipped")}
-    print(f"{directory}: {len(records)} entries: {counts['passed']} passed, {counts['failed']} failed, "
-          f"{counts['skipped']} without output")
-    failed = [r for r in records if r["status"] == "failed"]
-    for r in failed[:MAX_LISTED]:
-        print(f"  FAILED  {r['id']}: {report.first_line(r)}")
-        for line in r.get("diagnosis") or ():
-            print(f"          suspect: {line}")
-    if len(failed) > MAX_LISTED:
-        print(f"  ... and {len(failed) - MAX_LISTED} more failures")
-    missing = [r for r in records if r["status"] == "skipped"]
-    for r in missing[:MAX_LISTED]:
-        print(f"  missing {r['id']}: {r.get('skip_reason') or 'no output'}")
-    if len(missing) > MAX_LISTED:
-        print(f"  ... and {len(missing) - MAX_LISTED} more without output")
-    print(f"reports: {reports / results.RESULTS_JSON}, {reports / report.REPORT_HTML}, {reports / report.SUMMARY_MD}")
-    return 1 if failed or counts["passed"] == 0 else 0

@@ -11,8 +11,8 @@ in the JUnit XML report as testsuite properties.
 
 Options (``pytest --help``, group "harness"):
 
-* ``--reports DIR``: write ``results.json``, ``report.html`` and ``summary.md`` into DIR (``harness.results``,
-  ``harness.report``). Each item's record is made on the worker that ran it and streamed by the controller to
+* ``--reports DIR``: write ``results.json``, ``report.html`` and ``summary.md`` into DIR (``harness.reports.results``,
+  ``harness.reports.report``). Each item's record is made on the worker that ran it and streamed by the controller to
   ``DIR/results.jsonl`` as it arrives, so an interrupted run (Ctrl-C, SIGTERM) still writes every file for what
   ran, and a killed one leaves the stream for ``harness report DIR``.
 * ``--op``, ``--dtype``, ``--tag``: run only the matching cases (repeatable; exact names, unlike ``-k``).
@@ -30,11 +30,15 @@ from pathlib import Path
 
 import pytest
 
-from harness import atomic, divergences, environment, machine, results, tf_ops
-from harness.cases import DIVERGENCES_FILE, Case, CaseError, load_file
-from harness.environment import Environment
-from harness.runner import Outcome, run_case
-from harness.sweeps import SWEEP_ENV
+from harness import atomic
+from harness.registry import divergences
+from harness.tf import environment, machine, wrappers
+from harness.reports import results
+from harness.registry.cases import DIVERGENCES_FILE, Case, CaseError
+from harness.registry.loader import load_file
+from harness.tf.environment import Environment
+from harness.check.runner import Outcome, run_case
+from harness.registry.sweeps import SWEEP_ENV
 
 CASES_DIR = "cases"
 SHARD_ENV = "HARNESS_SHARD"  # I/N, as `make verify SHARD=I/N` passes it
@@ -85,7 +89,7 @@ def _environment(config: pytest.Config) -> Environment:
 
 @pytest.hookimpl(trylast=True)  # after junitxml has created its report object
 def pytest_configure(config: pytest.Config) -> None:
-    tf_ops.pin_environment()  # before any xdist worker or TensorFlow child starts
+    wrappers.pin_environment()  # before any xdist worker or TensorFlow child starts
     config.stash[STARTED_KEY] = time.monotonic()
     config.stash[RSS_KEY] = {}
     path = config.rootpath / CASES_DIR / DIVERGENCES_FILE
@@ -97,7 +101,7 @@ def pytest_configure(config: pytest.Config) -> None:
     xml = config.stash.get(xml_key, None)
     if xml is not None:
         record = env.record()
-        for key, value in tf_ops.settings().items():
+        for key, value in wrappers.settings().items():
             xml.add_global_property(key, value)
         for key in ("cpu_model", "cpu_isa_level", "onednn_isa", "onednn_isa_cap"):
             xml.add_global_property(key, record[key] if record[key] is not None else "")
@@ -226,7 +230,7 @@ class BackendItem(CaseItem):
         self.add_marker(f"backend_{backend.name}")
 
     def runtest(self) -> None:
-        from harness.runner import run_backend
+        from harness.check.runner import run_backend
 
         known, _, env = self.config.stash[DIVERGENCES_KEY]
         outcome = run_backend(self.case, self.dtype, self.backend, known, env)
@@ -483,7 +487,7 @@ class Recorder:
             self._draw(final=True)
         if self.directory is None:
             return
-        from harness import report  # rendering is only needed here
+        from harness.reports import report  # rendering is only needed here
 
         interrupted = exitstatus == int(pytest.ExitCode.INTERRUPTED)
         run = results.Run(self.header["environment"], {
@@ -537,7 +541,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     if not counts:
         return
     tw = terminalreporter
-    settings = tf_ops.settings()
+    settings = wrappers.settings()
     known, _, env = config.stash[DIVERGENCES_KEY]
     tw.section("convolution cases")
     tw.line(f"TensorFlow {env.tensorflow_version}  oneDNN={settings['onednn']}  NumPy {settings['numpy']}  "

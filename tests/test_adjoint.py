@@ -9,7 +9,7 @@ the same products x * w * dy, so all agree to within the tolerance model's bound
 triple sum: c * u * K * S, with S the sum of |x| |w| |dy| over the terms and K their number
 (``bound_for`` applied to the scalar form below). The configurations are every combination
 of the sweeps in cases/sweeps/conv2d.yaml and depthwise.yaml (both data formats), expanded
-by harness.sweeps, so the test follows the sweep files.
+by harness.registry.sweeps, so the test follows the sweep files.
 """
 
 import os
@@ -18,10 +18,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness import gradients, ops, reference
-from harness.cases import Case, load_file, operand_array
-from harness.sweeps import SWEEP_ENV
-from harness.tolerance import bound_for, compare
+from harness.ops import gradients
+from harness import ops
+from harness.conv import reference
+from harness.registry.cases import Case, operand_array
+from harness.registry.loader import load_file
+from harness.registry.sweeps import SWEEP_ENV
+from harness.conv.tolerance import bound_for, compare
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -18,10 +18,11 @@ import pytest
 
 from harness import backends, ops
 from harness.backends import BackendError, declared
-from harness.cases import Case, load_file, operand_arrays
-from harness.dtypes import dtype_of
-from harness.runner import against_reference
-from harness.tolerance import bound_for
+from harness.registry.cases import Case, operand_arrays
+from harness.registry.loader import load_file
+from harness.conv.dtypes import dtype_of
+from harness.check.runner import against_reference
+from harness.conv.tolerance import bound_for
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "naive_kernel"
@@ -176,7 +177,7 @@ def features(case: Case) -> set[str]:
 def test_module_function_named_after_its_op(tmp_path, monkeypatch, module_name):
     name = module_name()
     write(tmp_path, f"{name}.py", """
-        from harness import reference
+        from harness.conv import reference
 
         def conv2d(input, filters, strides, padding, data_format="NHWC", dilations=None):
             return reference.conv2d(input, filters, strides, padding, data_format, dilations)
@@ -196,7 +197,7 @@ def test_module_function_named_after_its_op(tmp_path, monkeypatch, module_name):
 def test_module_function_with_its_op_named(tmp_path, monkeypatch, module_name):
     name = module_name()
     write(tmp_path, f"{name}.py", """
-        from harness import reference
+        from harness.conv import reference
 
         def my_depthwise(input, filter, strides, padding, data_format=None, dilations=None):
             return reference.depthwise_conv2d(input, filter, strides, padding, data_format, dilations)
@@ -513,7 +514,7 @@ def test_the_example_kernel_agrees_with_the_reference_on_the_registry():
 
 
 def test_the_buggy_example_fails_only_where_same_padding_is_asymmetric_and_is_diagnosed():
-    from harness import diagnose
+    from harness.check import diagnose
 
     backend = backends.resolve("examples/naive_kernel/buggy.yaml", root=ROOT)
     failing, passing = [], []

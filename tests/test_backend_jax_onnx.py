@@ -1,7 +1,7 @@
 """The JAX (harness/backends/jax_lax.py) and ONNX Runtime (harness/backends/onnx_runtime.py) adapters.
 
 * The registry: every computing case of cases/ through ``harness.backends.run`` against the NumPy reference
-  (which is checked against TensorFlow elsewhere), under ``harness.tolerance.bound_for``. Failures are collected
+  (which is checked against TensorFlow elsewhere), under ``harness.conv.tolerance.bound_for``. Failures are collected
   and must be exactly the configurations listed in ``EXPECTED`` (a real framework difference, with the reason):
   one that starts passing fails the test too, so the list stays true.
 * The transposed-convolution padding mapping of both adapters, against plain NumPy loops written from the
@@ -28,9 +28,10 @@ import numpy as np
 import pytest
 
 from harness import backends, ops
-from harness.cases import computing_cases, operand_shape
-from harness.dtypes import dtype_of
-from harness.runner import against_reference
+from harness.registry.cases import operand_shape
+from harness.registry.loader import computing_cases
+from harness.conv.dtypes import DTYPES, dtype_of
+from harness.check.runner import against_reference
 
 ROOT = Path(__file__).resolve().parents[1]
 FULL = os.environ.get("HARNESS_BACKEND_TESTS_FULL") == "1"
@@ -205,7 +206,7 @@ def test_declared_dtypes_run(name):
                            {"strides": 2, "padding": "SAME"}, dtype)
         assert got.dtype == dt, dtype
         np.testing.assert_array_equal(got.astype(np.int32), want, err_msg=dtype)
-    for dtype in set(backends.DTYPES) - set(be.dtypes):
+    for dtype in set(DTYPES) - set(be.dtypes):
         with pytest.raises(backends.NotCovered):
             backends.run(be, "conv2d", {"input": x.astype(dtype_of(dtype)), "filters": w.astype(dtype_of(dtype))},
                          {"strides": 2, "padding": "SAME"}, dtype)

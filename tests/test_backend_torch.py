@@ -20,13 +20,16 @@ torch = pytest.importorskip("torch", reason="PyTorch is not installed: pip insta
 
 import torch.nn.functional as F  # noqa: E402
 
-from harness import backends, divergences, machine, ops  # noqa: E402
+from harness import backends, ops
+from harness.registry import divergences
+from harness.tf import machine  # noqa: E402
 from harness.backends import torch_nn  # noqa: E402
-from harness.cases import DIVERGENCES_FILE, computing_cases, operand_arrays  # noqa: E402
-from harness.divergences import features, matching  # noqa: E402
-from harness.dtypes import DTYPES, dtype_of  # noqa: E402
-from harness.environment import Environment  # noqa: E402
-from harness.runner import against_reference  # noqa: E402
+from harness.registry.cases import DIVERGENCES_FILE, operand_arrays
+from harness.registry.loader import computing_cases  # noqa: E402
+from harness.registry.divergences import features, matching  # noqa: E402
+from harness.conv.dtypes import DTYPES, dtype_of  # noqa: E402
+from harness.tf.environment import Environment  # noqa: E402
+from harness.check.runner import against_reference  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 # Where PyTorch behaves otherwise than TensorFlow's definition, the registry's known divergences declared for the

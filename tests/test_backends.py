@@ -15,13 +15,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness import backends, layouts, ops
-from harness.cases import computing_cases, load_file, operand_arrays, parse_case
-from harness.divergences import parse_divergence
-from harness.environment import Environment
-from harness.dtypes import dtype_of
-from harness.runner import run_backend
-from harness.tolerance import bound_for, compare
+from harness import backends, ops
+from harness.conv import layouts
+from harness.registry.cases import operand_arrays, parse_case
+from harness.registry.loader import computing_cases, load_file
+from harness.registry.divergences import parse_divergence
+from harness.tf.environment import Environment
+from harness.conv.dtypes import dtype_of
+from harness.check.runner import run_backend
+from harness.conv.tolerance import bound_for, compare
 
 ROOT = Path(__file__).resolve().parents[1]
 FILES = [ROOT / "cases" / "seeds.yaml", ROOT / "cases" / "examples.yaml", *sorted((ROOT / "cases" / "sweeps").glob("*.yaml"))]
@@ -32,7 +34,7 @@ FILES = [ROOT / "cases" / "seeds.yaml", ROOT / "cases" / "examples.yaml", *sorte
 def _nchw_convolution_backend() -> backends.Backend:
     """The reference, called the way a PyTorch-minded user's kernels would be: each function receives NCHW data
     and OIHW-style filters already rotated by 180 degrees (a true convolution), with data_format="NCHW"."""
-    from harness import reference
+    from harness.conv import reference
 
     def wrap(op):
         spec = ops.get(op)

@@ -1,4 +1,4 @@
-"""``python -m harness.bench``: the quick run's outputs have every row, number and target; the helpers' arithmetic.
+"""``python -m bench.run``: the quick run's outputs have every row, number and target; the helpers' arithmetic.
 
 The quick run is a subprocess (it imports TensorFlow, which this process keeps out), on one thread for TensorFlow
 and OpenBLAS since pytest-xdist already runs a worker per core. Nothing here asserts a time or a target's status.
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import bench
+from bench import run as bench
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def quick_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     out = tmp_path_factory.mktemp("bench")
     env = {**os.environ, "HARNESS_TF_INTRA_OP_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "harness.bench", "--quick", "--out", str(out)], cwd=ROOT, env=env,
+    proc = subprocess.run([sys.executable, "-m", "bench.run", "--quick", "--out", str(out)], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out, proc
@@ -117,7 +117,7 @@ def test_the_benchmark_list_is_the_issue_s():
 def test_the_pixel_loop_is_a_correlation():
     import numpy as np
 
-    from harness import reference
+    from harness.conv import reference
 
     x, w = bench.operands(CONV)
     assert np.allclose(bench.pixel_loop_conv2d(x, w, 2, "SAME"), reference.conv2d(x, w, 2, "SAME"), atol=1e-5)

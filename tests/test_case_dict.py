@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 import yaml
 
-from harness.cases import Case, Generator, TensorSpec, case_to_dict, case_yaml, load_file, parse_case
+from harness.registry.cases import Case, Generator, TensorSpec, parse_case
+from harness.registry.loader import load_file
+from harness.registry.serialize import case_to_dict, case_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,4 @@
-"""The YAML case loader (harness/cases.py), without TensorFlow.
+"""The YAML case loader (harness/registry/cases.py), without TensorFlow.
 
 Malformed cases: every kind of mistake must come back from ``load_file`` as a
 ``CaseError`` whose text names the file, the case and the field, while the valid
@@ -17,7 +17,8 @@ import pytest
 import yaml
 
 from harness import ops
-from harness.cases import Case, CaseError, expected_array, load_file, operand_array, operand_arrays
+from harness.registry.cases import Case, CaseError, expected_array, operand_array, operand_arrays
+from harness.registry.loader import load_file
 
 FILE = "cases.yaml"
 DELETE = object()  # marks a field to remove in EDITS below

@@ -14,8 +14,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import atomic, cli, results
-from harness.cases import load_file, parse_case
+from harness import atomic, cli
+from harness.reports import results
+from harness.registry.cases import parse_case
+from harness.registry.loader import load_file
 
 ROOT = Path(__file__).resolve().parents[1]
 

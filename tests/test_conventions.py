@@ -1,7 +1,7 @@
 """Breaking one convention at a time in the reference must make the documents' fixtures fail.
 
 This proves the seed cases can fail, and for the right reason: each mutant changes
-exactly one convention (see harness/mutants.py), and the cases listed here are the
+exactly one convention (see harness/check/mutants.py), and the cases listed here are the
 ones whose printed values depend on it. Runs TensorFlow (through the runner).
 """
 
@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.cases import Case, load_file
-from harness.mutants import MUTANTS, killers
-from harness.runner import run_case
+from harness.registry.cases import Case
+from harness.registry.loader import load_file
+from harness.check.mutants import MUTANTS
+from harness.selftest.mutation import killers
+from harness.check.runner import run_case
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = [c for c in load_file(ROOT / "cases" / "seeds.yaml", ROOT) if isinstance(c, Case)]

@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 import yaml
 
-from harness import divergences as D
-from harness import runner
-from harness.cases import Case, CaseError, load_file, operand_arrays
-from harness.environment import Environment, load_recorded
-from harness.isolation import Died, Raised, Returned
+from harness.registry import divergences as D
+from harness.check import runner
+from harness.registry.cases import Case, CaseError, operand_arrays
+from harness.registry.loader import load_file
+from harness.tf.environment import Environment, load_recorded
+from harness.tf.isolation import Died, Raised, Returned
 from harness.ops import get
 
 ROOT = Path(__file__).resolve().parents[1]

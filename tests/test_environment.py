@@ -1,4 +1,4 @@
-"""harness.environment: the measured environment, its cache, its record, and a probe that fails or dies.
+"""harness.tf.environment: the measured environment, its cache, its record, and a probe that fails or dies.
 
 The probe's own answers on this machine are checked by tests/test_machines.py (against recorded machines) and by
 the registry; here the bookkeeping around it runs with TensorFlow replaced, except for the last test.
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import environment, isolation, machine, tf_probe
-from harness.environment import Environment, Probe, load_recorded
+from harness.tf import environment, isolation, machine, kernel_probe
+from harness.tf.environment import Environment, Probe, load_recorded
 
 MACHINES = Path(__file__).resolve().parent / "machines"
 ZEN4 = load_recorded(MACHINES / "amd-epyc-zen4.json")
@@ -80,7 +80,7 @@ def _answer(item, **fields):
 
 
 def test_an_item_that_kills_the_probe_is_recorded_and_the_probe_resumes_after_it():
-    items = tf_probe.items()
+    items = kernel_probe.items()
     paths = [i for i in items if i.startswith("path/")]
     runs = [i for i in items if i.startswith("run/")]
     first = [line for i in paths for line in _answer(i, path="onednn")] + _answer(runs[0], runs="ok")
@@ -108,10 +108,10 @@ def test_a_probe_that_cannot_start_tensorflow_leaves_every_fact_unknown():
 
 
 def test_a_kernel_path_the_probe_could_not_measure_is_an_error():
-    lines = [line for i in tf_probe.items()[1:] for line in _answer(i, path="eigen", runs="ok")]
+    lines = [line for i in kernel_probe.items()[1:] for line in _answer(i, path="eigen", runs="ok")]
     call, _ = _fake_server([(lines, isolation.Returned("done"))])
     probe = environment.measure(call)
-    assert probe.error == f"1 kernel path(s) could not be measured, e.g. {tf_probe.items()[0].split('/', 1)[1]}"
+    assert probe.error == f"1 kernel path(s) could not be measured, e.g. {kernel_probe.items()[0].split('/', 1)[1]}"
 
 
 def test_a_run_measures_once_per_environment_and_a_failed_probe_is_not_cached(monkeypatch, tmp_path):
@@ -140,8 +140,8 @@ def test_a_run_measures_once_per_environment_and_a_failed_probe_is_not_cached(mo
 def test_the_probe_here_measures_every_item():
     env = Environment.current()  # the real probe (cached once a run has measured it)
     assert env.probe is not None and env.probe.error is None, env.probe
-    assert set(env.probe.paths) == {i.split("/", 1)[1] for i in tf_probe.items() if i.startswith("path/")}
-    assert set(env.probe.paths.values()) <= set(tf_probe.PATHS) - {"unknown"}
+    assert set(env.probe.paths) == {i.split("/", 1)[1] for i in kernel_probe.items() if i.startswith("path/")}
+    assert set(env.probe.paths.values()) <= set(kernel_probe.PATHS) - {"unknown"}
     assert env.kernel_path("Conv2D", "float64", "named") == "eigen"  # no oneDNN float64 kernel anywhere
     if env.onednn and env.probe.onednn_version:  # oneDNN ran here: float32 is its dtype on every CPU
         assert env.probe.onednn_isa_text

@@ -17,8 +17,11 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-from harness import cli, exchange, ops, reference, report, results
-from harness.cases import Case, load_file, operand_array
+from harness import cli, exchange, ops
+from harness.conv import reference
+from harness.reports import report, results
+from harness.registry.cases import Case, operand_array
+from harness.registry.loader import load_file
 
 ROOT = Path(__file__).resolve().parents[1]
 SELECTED = [  # (file, case, dtype)
@@ -188,7 +191,7 @@ def test_check_statuses(checked):
 
 
 def test_check_records_have_the_shape_of_results_record(checked):
-    from harness.runner import Outcome
+    from harness.check.runner import Outcome
 
     _, records, _ = checked
     case = _case("cases/seeds.yaml", "conv2d_same_2x5x5")
@@ -281,7 +284,7 @@ def export_args(directory, files=(), op=(), dtype=(), tag=()):
 def test_cmd_export_and_cmd_check_npz(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(ROOT)
     directory = tmp_path / "round"
-    code = exchange.cmd_export(export_args(directory, ["cases/seeds.yaml"], op=["conv2d"], dtype=["float32"]))
+    code = cli.cmd_export(export_args(directory, ["cases/seeds.yaml"], op=["conv2d"], dtype=["float32"]))
     out = capsys.readouterr().out
     assert code == 0 and "wrote 3 entries" in out and "check-npz" in out
     m = manifest_of(directory)
@@ -289,7 +292,7 @@ def test_cmd_export_and_cmd_check_npz(tmp_path, monkeypatch, capsys):
                                                  "conv1x1_equals_matmul_3x8x8_to_5"}
     for e in m["entries"][:2]:
         np.save(directory / e["output"], outside_implementation(directory, e))
-    code = exchange.cmd_check_npz(argparse.Namespace(directory=str(directory), reports=None))
+    code = cli.cmd_check_npz(argparse.Namespace(directory=str(directory), reports=None))
     out = capsys.readouterr().out
     assert code == 0, out
     assert "2 passed, 0 failed, 1 without output" in out and "missing" in out
@@ -297,11 +300,11 @@ def test_cmd_export_and_cmd_check_npz(tmp_path, monkeypatch, capsys):
 
     # Exporting again replaces the earlier export: its outputs are removed, other files stay.
     (directory / "notes.txt").write_text("mine")
-    assert exchange.cmd_export(export_args(directory, ["cases/seeds.yaml"], op=["conv2d"], dtype=["float32"],
+    assert cli.cmd_export(export_args(directory, ["cases/seeds.yaml"], op=["conv2d"], dtype=["float32"],
                                            tag=["seed"])) == 0
     capsys.readouterr()
     assert not list(directory.glob("*.out.npy")) and (directory / "notes.txt").read_text() == "mine"
-    code = exchange.cmd_check_npz(argparse.Namespace(directory=str(directory), reports=str(tmp_path / "r")))
+    code = cli.cmd_check_npz(argparse.Namespace(directory=str(directory), reports=str(tmp_path / "r")))
     assert code == 1  # nothing was checked
     assert "0 passed, 0 failed, 3 without output" in capsys.readouterr().out
 
@@ -343,20 +346,20 @@ def test_check_npz_wrong_use(tmp_path, setup, message):
     directory = tmp_path / "d"
     setup(directory)
     with pytest.raises(cli.UsageError, match=re.escape(message)):
-        exchange.cmd_check_npz(argparse.Namespace(directory=str(directory), reports=None))
+        cli.cmd_check_npz(argparse.Namespace(directory=str(directory), reports=None))
 
 
 def test_export_wrong_use(tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
     with pytest.raises(cli.UsageError, match="no case that computes a value"):
-        exchange.cmd_export(export_args(tmp_path / "e", ["cases/errors.yaml"]))
+        cli.cmd_export(export_args(tmp_path / "e", ["cases/errors.yaml"]))
     with pytest.raises(cli.UsageError, match="unknown op"):
-        exchange.cmd_export(export_args(tmp_path / "e", op=["conv3d"]))
+        cli.cmd_export(export_args(tmp_path / "e", op=["conv3d"]))
     with pytest.raises(cli.UsageError, match="no such case file"):
-        exchange.cmd_export(export_args(tmp_path / "e", ["cases/absent.yaml"]))
+        cli.cmd_export(export_args(tmp_path / "e", ["cases/absent.yaml"]))
     (tmp_path / "file").write_text("x")
     with pytest.raises(cli.UsageError, match="not a directory"):
-        exchange.cmd_export(export_args(tmp_path / "file", ["cases/seeds.yaml"], op=["conv2d"], dtype=["float32"]))
+        cli.cmd_export(export_args(tmp_path / "file", ["cases/seeds.yaml"], op=["conv2d"], dtype=["float32"]))
 
 
 def test_safe_names_are_unique_and_portable():

@@ -14,10 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from harness import backends, divergences
-from harness.cases import load_file, Case
-from harness.runner import run_backend
-from harness.environment import Environment
+from harness import backends
+from harness.registry import divergences
+from harness.registry.cases import Case
+from harness.registry.loader import load_file
+from harness.check.runner import run_backend
+from harness.tf.environment import Environment
 
 ROOT = Path(__file__).resolve().parents[1]
 FILES = ["seeds.yaml", "examples.yaml", "known_divergences.yaml", *(f"found/{p.name}" for p in

@@ -1,13 +1,13 @@
-"""TensorFlow's gradients of every op equal harness.gradients' reference (calls TensorFlow, isolated).
+"""TensorFlow's gradients of every op equal harness.ops.gradients' reference (calls TensorFlow, isolated).
 
 For a spread of registry configurations (the pairwise sweeps and the examples, every data
 format, float32 and float64), ``tf.GradientTape`` gradients w.r.t. every operand, for a
-random output gradient, must match ``harness.gradients`` within ``harness.tolerance``'s
+random output gradient, must match ``harness.ops.gradients`` within ``harness.conv.tolerance``'s
 bound computed on the reference gradient function. The four raw backprop ops are checked
 against their references the same way.
 
 A configuration matching a known divergence of the forward op (cases/known_divergences.yaml,
-matched by ``harness.divergences.features`` / ``matching``) is skipped. Divergences found
+matched by ``harness.registry.divergences.features`` / ``matching``) is skipped. Divergences found
 in the gradients themselves are entries of cases/known_divergences.yaml with ``scope: gradient``
 (or ``raw_backprop``): a configuration they match must show exactly the declared behaviour,
 and fails once TensorFlow agrees with the reference (then update the entry).
@@ -20,13 +20,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness import divergences, gradients, ops, reference
-from harness.cases import Case, load_file, operand_array, operand_arrays, parse_case
-from harness.divergences import features, matching
-from harness.environment import Environment
-from harness.dtypes import dtype_of
-from harness.isolation import Died, Raised, call_tensorflow
-from harness.tolerance import bound_for, compare
+from harness.registry import divergences
+from harness.ops import gradients
+from harness import ops
+from harness.conv import reference
+from harness.registry.cases import Case, operand_array, operand_arrays, parse_case
+from harness.registry.loader import load_file
+from harness.registry.divergences import features, matching
+from harness.tf.environment import Environment
+from harness.conv.dtypes import dtype_of
+from harness.tf.isolation import Died, Raised, call_tensorflow
+from harness.conv.tolerance import bound_for, compare
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = Environment.current()

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from harness import reference
-from harness.environment import Environment
-from harness.isolation import Died, Raised, Returned, TFProcess
+from harness.conv import reference
+from harness.tf.environment import Environment
+from harness.tf.isolation import Died, Raised, Returned, TFProcess
 
 RNG = np.random.default_rng(5)
 

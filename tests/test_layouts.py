@@ -1,4 +1,4 @@
-"""Unit tests for harness/layouts.py.
+"""Unit tests for harness/conv/layouts.py.
 
 Two kinds of checks:
 * round trips with pairwise-distinct axis sizes (2, 3, 5, 7), so any axis mix-up
@@ -10,7 +10,7 @@ Two kinds of checks:
 import numpy as np
 import pytest
 
-from harness.layouts import (
+from harness.conv.layouts import (
     chw_to_hwc,
     convert,
     dilate_kernel,
@@ -405,7 +405,7 @@ def test_interleave_zeros_rejects_bad_stride(stride):
     ("NWC", "NWC", "NCW", "NCW"), ("NCW", "NWC", "NCW", "NWC"),
 ])
 def test_data_format_spellings(layout, last, first, other):
-    from harness import layouts
+    from harness.conv import layouts
 
     assert (layouts.channels_last(layout), layouts.channels_first(layout), layouts.other_data_format(layout)) == (
         last, first, other)

@@ -1,4 +1,4 @@
-"""harness.machine: the CPU's deciding features, oneDNN's ISA levels and caps, the cache directory (no TensorFlow)."""
+"""harness.tf.machine: the CPU's deciding features, oneDNN's ISA levels and caps, the cache directory (no TensorFlow)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import machine
-from harness.machine import Cpu, MachineError
+from harness.tf import machine
+from harness.tf.machine import Cpu, MachineError
 
 MACHINES = Path(__file__).resolve().parent / "machines"
 
@@ -119,7 +119,7 @@ def test_the_cache_directory_honours_the_override_and_xdg(tmp_path):
 
 
 def test_the_isa_derived_from_the_features_and_the_cap_is_the_one_onednn_reported_on_every_recorded_machine():
-    from harness.environment import load_recorded
+    from harness.tf.environment import load_recorded
 
     for path in sorted(MACHINES.glob("*.json")):
         env = load_recorded(path)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import machine
+from harness.tf import machine
 
 pytest_plugins = ["pytester"]
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,7 +71,7 @@ def test_a_probe_that_fails_is_recorded_and_the_run_is_not_green(pytester, tmp_p
     # works, so the one case passes: only the unmeasured facts make the run fail.
     pytester.makeini("[pytest]\n")
     pytester.makeconftest(
-        "import harness.environment as environment\n"
+        "import harness.tf.environment as environment\n"
         "environment.measure = lambda: environment.Probe(error='simulated: the probe process died (SIGKILL)')\n"
         'pytest_plugins = ["harness.pytest_plugin"]\n')
     pytester.mkdir("cases")

@@ -15,10 +15,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import divergences, ops
-from harness.cases import Case, DIVERGENCES_FILE, load_file, operand_arrays
+from harness.registry import divergences
+from harness import ops
+from harness.registry.cases import Case, DIVERGENCES_FILE, operand_arrays
+from harness.registry.loader import load_file
 from harness.cli import split_case_id
-from harness.environment import Environment
+from harness.tf.environment import Environment
 
 ROOT = Path(__file__).resolve().parents[1]
 MACHINES = ROOT / "tests" / "machines"

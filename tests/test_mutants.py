@@ -1,6 +1,6 @@
 """The mutation self-test on a fast subset of the registry, and the failure diagnosis.
 
-Every mutant in harness/mutants.py must be killed by the CI subset (the documents'
+Every mutant in harness/check/mutants.py must be killed by the CI subset (the documents'
 fixtures, the examples and the pairwise sweeps); ``make mutants`` runs the whole
 registry. The diagnosis test puts a deliberately wrong kernel in TensorFlow's place
 and checks that the failure message names the convention that kernel broke.
@@ -12,11 +12,16 @@ from unittest import mock
 import numpy as np
 import pytest
 
-from harness import divergences, mutants, ops, runner
-from harness.cases import DIVERGENCES_FILE, Case, load_file, operand_arrays
-from harness.isolation import Returned
-from harness.mutants import MUTANTS, killers, tensorflow_memo
-from harness.runner import run_case
+from harness.registry import divergences
+from harness.check import mutants, runner
+from harness import ops
+from harness.registry.cases import DIVERGENCES_FILE, Case, operand_arrays
+from harness.registry.loader import load_file
+from harness.tf.isolation import Returned
+from harness.check.mutants import MUTANTS
+from harness.selftest import mutation
+from harness.selftest.mutation import killers, tensorflow_memo
+from harness.check.runner import run_case
 
 ROOT = Path(__file__).resolve().parents[1]
 CI_SUBSET = [ROOT / "cases" / "seeds.yaml", ROOT / "cases" / "examples.yaml",
@@ -47,7 +52,7 @@ def test_unknown_mutant_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown mutant 'nope'"):
         mutants.get("nope")
     with pytest.raises(SystemExit) as exit_:
-        mutants.main(["--mutant", "nope"])
+        mutation.main(["--mutant", "nope"])
     assert exit_.value.code == 2
 
 

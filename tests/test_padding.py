@@ -1,4 +1,4 @@
-"""Unit tests for harness/padding.py: argument normalization and TensorFlow's window arithmetic.
+"""Unit tests for harness/conv/padding.py: argument normalization and TensorFlow's window arithmetic.
 
 Expected values are computed by hand from TensorFlow's rules
 (tensorflow/core/framework/kernel_shape_util.cc):
@@ -11,7 +11,7 @@ import itertools
 import numpy as np
 import pytest
 
-from harness.padding import (
+from harness.conv.padding import (
     Window,
     normalize_padding,
     normalize_window_arg,

@@ -1,4 +1,4 @@
-"""The property-based search (harness/search.py): a fixed derandomized budget per op, and self-tests of the machinery.
+"""The property-based search (harness/selftest/search.py): a fixed derandomized budget per op, and self-tests of the machinery.
 
 The per-op property tests run a fixed set of drawn configurations (derandomized, no example database),
 so CI always checks the same examples; `make fuzz` runs the open-ended search.
@@ -19,11 +19,15 @@ from hypothesis import Phase, find, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 
-from harness import divergences, mutants, ops, search
-from harness.cases import DIVERGENCES_FILE, Case, load_file, operand_arrays, parse_case
-from harness.environment import Environment
-from harness.padding import normalize_padding, normalize_window_arg, transpose_output_sizes, windows
-from harness.runner import run_case
+from harness.registry import divergences
+from harness.check import mutants
+from harness import ops
+from harness.selftest import search
+from harness.registry.cases import DIVERGENCES_FILE, Case, operand_arrays, parse_case
+from harness.registry.loader import load_file
+from harness.tf.environment import Environment
+from harness.conv.padding import normalize_padding, normalize_window_arg, transpose_output_sizes, windows
+from harness.check.runner import run_case
 
 ROOT = Path(__file__).resolve().parents[1]
 OPS = list(ops.OPS)

@@ -31,13 +31,13 @@ def test_the_worked_example_expected_values_follow_its_description():
 def test_the_python_snippet_runs_without_tensorflow_for_the_reference():
     snippet = next(b for b in _blocks("python") if "reference.conv2d" in b)
     namespace: dict = {}
-    exec(snippet.replace("y_tf = tf_ops", "# y_tf = tf_ops"), namespace)
+    exec(snippet.replace("y_tf = wrappers", "# y_tf = wrappers"), namespace)
     assert namespace["y_ref"].shape == (1, 5, 5, 1)
 
 
 def test_every_module_in_the_layout_table_exists():
-    for path in re.findall(r"\| `(harness/[a-z_]+\.py)`", README):
-        assert (ROOT / path).is_file(), path
+    for path in re.findall(r"\| `((?:harness|bench)/[a-z_/]*)`", README):
+        assert (ROOT / path).exists(), path
 
 
 def test_every_make_target_the_readme_names_exists():
@@ -48,7 +48,7 @@ def test_every_make_target_the_readme_names_exists():
 
 
 def test_every_python_module_command_in_the_readme_exists():
-    for module in set(re.findall(r"python -m (harness\.[a-z_]+)", README)):
+    for module in set(re.findall(r"python -m ((?:harness|bench)\.[a-z_.]+)", README)):
         assert (ROOT / (module.replace(".", "/") + ".py")).is_file(), module
 
 

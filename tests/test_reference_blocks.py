@@ -1,6 +1,6 @@
 """The reference's cache blocking never changes a result.
 
-``harness.reference`` builds and consumes its im2col matrix in blocks of at most ``_BLOCK_BYTES`` (2 MiB), so the
+``harness.conv.reference`` builds and consumes its im2col matrix in blocks of at most ``_BLOCK_BYTES`` (2 MiB), so the
 registry's small cases all run as one block. Here the same calls run with blocks of 1 byte (one output row per
 block), 300 and 4,000 bytes (one or a few rows of one batch item, depending on the call) and 30 kB (whole batch
 items, two per block for the first call), and must agree with the one-block result to float64 rounding (then
@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness import reference
+from harness.conv import reference
 
 BLOCK_SIZES = (1, 300, 4_000, 30_000)
 

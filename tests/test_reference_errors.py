@@ -1,4 +1,4 @@
-"""Argument checking of harness/reference.py, plus a few exact values written by hand.
+"""Argument checking of harness/conv/reference.py, plus a few exact values written by hand.
 
 Every invalid argument must raise ValueError (never TypeError, IndexError, ...)
 whose message names the argument and contains its value. ``pytest.raises(ValueError)``
@@ -9,7 +9,7 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-from harness import reference
+from harness.conv import reference
 
 F32 = np.float32
 

@@ -1,9 +1,9 @@
-"""The metamorphic relations of harness/relations.py, on every registry case of their ops.
+"""The metamorphic relations of harness/selftest/relations.py, on every registry case of their ops.
 
 Each relation is checked on the reference, on TensorFlow, and between them
-(``harness.relations.check``). Configurations come from the registry: every case
+(``harness.selftest.relations.check``). Configurations come from the registry: every case
 that is not an error contract, a known-divergence repro or a realistic layer shape
-(those are large; ``python -m harness.relations cases/realistic.yaml`` runs them).
+(those are large; ``python -m harness.selftest.relations cases/realistic.yaml`` runs them).
 TensorFlow calls that meet a known divergence's condition are skipped by the same
 conditions ``cases/known_divergences.yaml`` declares.
 """
@@ -14,9 +14,12 @@ from unittest import mock
 
 import pytest
 
-from harness import divergences, mutants, relations
-from harness.cases import DIVERGENCES_FILE, Case, load_file
-from harness.relations import RELATIONS, check
+from harness.registry import divergences
+from harness.check import mutants
+from harness.selftest import relations
+from harness.registry.cases import DIVERGENCES_FILE, Case
+from harness.registry.loader import load_file
+from harness.selftest.relations import RELATIONS, check
 
 ROOT = Path(__file__).resolve().parents[1]
 KNOWN = divergences.load(ROOT / "cases" / DIVERGENCES_FILE, ROOT)[0]

@@ -1,6 +1,6 @@
-"""The HTML and Markdown reports (harness/report.py) and the heatmap PNGs (harness/heatmap.py), from synthetic runs.
+"""The HTML and Markdown reports (harness/reports/report.py) and the heatmap PNGs (harness/reports/heatmap.py), from synthetic runs.
 
-Records are built here with exactly the keys ``harness.results.record`` and ``results.item_record`` produce, so
+Records are built here with exactly the keys ``harness.reports.results.record`` and ``results.item_record`` produce, so
 these tests need neither TensorFlow nor a pytest run (tests/test_report_browser.py does the real thing).
 """
 
@@ -17,7 +17,7 @@ from html.parser import HTMLParser
 import numpy as np
 import pytest
 
-from harness import heatmap, report, results
+from harness.reports import heatmap, report, results
 
 ENV = {"tensorflow": "2.21.0", "onednn": "1", "intra_op_threads": "1", "inter_op_threads": "1", "numpy": "2.4.6",
        "python": "3.11.7", "platform": "Linux-x86_64-with-glibc2.36", "machine": "x86_64", "cpu_count": 2,

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import report
+from harness.reports import report
 
 REPO = Path(__file__).parents[1]
 SCREENSHOT = REPO / "reports" / "report-screenshot.png"

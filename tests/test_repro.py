@@ -1,4 +1,4 @@
-"""harness.repro: standalone repro scripts (NumPy + TensorFlow only) that reproduce a case exactly.
+"""harness.reports.repro: standalone repro scripts (NumPy + TensorFlow only) that reproduce a case exactly.
 
 The scripts of a representative set of cases are run, each in its own Python process (they import TensorFlow),
 all started at once so that the TensorFlow imports overlap; the other tests need no TensorFlow: they check the
@@ -19,9 +19,11 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-from harness import ops, repro
-from harness.cases import Case, load_file, operand_array, operand_arrays, parse_case
-from harness.environment import Environment, load_recorded
+from harness import ops
+from harness.reports import repro
+from harness.registry.cases import Case, operand_array, operand_arrays, parse_case
+from harness.registry.loader import load_file
+from harness.tf.environment import Environment, load_recorded
 
 ROOT = Path(__file__).resolve().parents[1]
 ALLOWED_IMPORTS = {"os", "sys", "numpy", "tensorflow"}
@@ -167,11 +169,11 @@ def test_scripts_import_only_numpy_tensorflow_os_and_sys_and_are_readable():
 
 
 def test_the_header_names_the_case_versions_mode_and_finding():
-    from harness import tf_ops
+    from harness.tf import wrappers
 
     c = case("cases/seeds.yaml::conv2d_same_2x5x5")
     source = repro.script(c, "float64", ENV_OFF, finding="TensorFlow returned garbage\nin two lines")
-    settings = tf_ops.settings()
+    settings = wrappers.settings()
     header = source.split("import os", 1)[0]
     assert header.startswith('"""Reproduce cases/seeds.yaml::conv2d_same_2x5x5[float64]')
     assert "tf.nn.conv2d" in header and f"TensorFlow {settings['tensorflow']}" in header
@@ -277,7 +279,7 @@ def test_registry_operands_are_bit_identical():
     ("int32", [0, -7, 2**31 - 1, -(2**31)]),
 ])
 def test_literals_round_trip_exactly(dtype, values):
-    from harness.dtypes import dtype_of
+    from harness.conv.dtypes import dtype_of
 
     want = np.array(values).astype(dtype_of(dtype))
     source = repro._array_literal(want, dtype)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import results
+from harness.reports import results
 
 N_CASES = 6
 CASES_YAML = "cases:\n" + "".join(f"""\

@@ -1,4 +1,4 @@
-"""harness.scaffold (`harness new OP`): default cases for every op, given options honoured, output shapes, errors."""
+"""harness.registry.scaffold (`harness new OP`): default cases for every op, given options honoured, output shapes, errors."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from harness import ops
-from harness.cases import operand_array, operand_arrays, parse_case
-from harness.scaffold import ScaffoldError, describe, new_case, parse_attr, parse_shape
+from harness.registry.cases import operand_array, operand_arrays, parse_case
+from harness.registry.scaffold import ScaffoldError, describe, new_case, parse_attr, parse_shape
 
 
 def out_size(n: int, k: int, s: int = 1, d: int = 1, padding: str = "SAME") -> int:

@@ -1,4 +1,4 @@
-"""Sweep expansion (harness/sweeps.py), through ``load_file``; no TensorFlow.
+"""Sweep expansion (harness/registry/sweeps.py), through ``load_file``; no TensorFlow.
 
 A sweep is a case template plus a grid of choices; every combination not
 excluded becomes a case named ``<sweep>/<axis>=<label>/...``. Also loads every
@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.cases import Case, CaseError, load_file
-from harness.sweeps import covering_subset
+from harness.registry.cases import Case, CaseError
+from harness.registry.loader import load_file
+from harness.registry.sweeps import covering_subset
 
 ROOT = Path(__file__).resolve().parents[1]
 FILE = "sweeps.yaml"

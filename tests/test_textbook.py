@@ -1,4 +1,4 @@
-"""harness.textbook against the seed documents' own loop code, transcribed as written.
+"""harness.conv.textbook against the seed documents' own loop code, transcribed as written.
 
 The loops below are the documents' functions (compute_conv, my_conv2d, my_depthwise,
 fill_zeros, my_deconv, corr2D, mutil_in_out_1x1, my_dialateconv2d), kept slow and
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy.signal import convolve2d
 
-from harness import layouts, textbook
+from harness.conv import layouts, textbook
 
 RNG = np.random.default_rng(7)
 

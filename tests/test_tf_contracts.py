@@ -9,9 +9,10 @@ import itertools
 import numpy as np
 import pytest
 
-from harness import reference, tf_ops
-from harness.environment import Environment
-from harness.padding import transpose_output_sizes
+from harness.conv import reference
+from harness.tf import wrappers
+from harness.tf.environment import Environment
+from harness.conv.padding import transpose_output_sizes
 
 RNG = np.random.default_rng(3)
 
@@ -41,7 +42,7 @@ def test_conv2d_transpose_accepts_exactly_the_output_sizes_tensorflow_accepts(n,
     accepted_tf, accepted_ref = set(), set()
     for m in range(1, n * s + k + 4):
         shape = [1, m, width, 3]
-        if _accepts(tf_ops.conv2d_transpose, y_nhwc, w_hwoi, shape, s, padding):
+        if _accepts(wrappers.conv2d_transpose, y_nhwc, w_hwoi, shape, s, padding):
             accepted_tf.add(m)
         if _accepts(reference.conv2d_transpose, y_nhwc, w_hwoi, shape, s, padding):
             accepted_ref.add(m)
@@ -56,7 +57,7 @@ STRIDE_FORMS = [1, 2, [2], [1, 2], [1, 2, 2, 1], [1, 1, 2, 1], [2, 2, 2], [2, 1,
 def test_conv2d_strides_forms(strides):
     x_nhwc = RNG.normal(size=(1, 6, 5, 2)).astype(np.float32)
     w_hwio = RNG.normal(size=(3, 3, 2, 2)).astype(np.float32)
-    tf_ok = _accepts(tf_ops.conv2d, x_nhwc, w_hwio, strides, "SAME")
+    tf_ok = _accepts(wrappers.conv2d, x_nhwc, w_hwio, strides, "SAME")
     assert _accepts(reference.conv2d, x_nhwc, w_hwio, strides, "SAME") == tf_ok
 
 
@@ -64,7 +65,7 @@ def test_conv2d_strides_forms(strides):
 def test_depthwise_strides_forms(strides):
     x_nhwc = RNG.normal(size=(1, 6, 5, 2)).astype(np.float32)
     w_hwim = RNG.normal(size=(3, 3, 2, 1)).astype(np.float32)
-    tf_ok = _accepts(tf_ops.depthwise_conv2d, x_nhwc, w_hwim, strides, "SAME")
+    tf_ok = _accepts(wrappers.depthwise_conv2d, x_nhwc, w_hwim, strides, "SAME")
     ref_ok = _accepts(reference.depthwise_conv2d, x_nhwc, w_hwim, strides, "SAME")
     if strides == [1, 1, 2, 1] and Environment.current().eigen(("DepthwiseConv2dNative",), "float32", "named"):
         # known divergence eigen_depthwise_unequal_strides: only oneDNN's kernel computes unequal depthwise strides
@@ -89,7 +90,7 @@ CONV1D_BATCH_STRIDE = pytest.param(
 def test_conv1d_stride_forms(stride):
     x_nwc = RNG.normal(size=(1, 9, 2)).astype(np.float32)
     w_wio = RNG.normal(size=(3, 2, 2)).astype(np.float32)
-    tf_ok = _accepts(tf_ops.conv1d, x_nwc, w_wio, stride, "VALID")
+    tf_ok = _accepts(wrappers.conv1d, x_nwc, w_wio, stride, "VALID")
     assert _accepts(reference.conv1d, x_nwc, w_wio, stride, "VALID") == tf_ok
 
 
@@ -98,5 +99,5 @@ def test_conv1d_stride_forms(stride):
 def test_conv2d_padding_forms(padding):
     x_nhwc = RNG.normal(size=(1, 6, 5, 2)).astype(np.float32)
     w_hwio = RNG.normal(size=(3, 3, 2, 2)).astype(np.float32)
-    tf_ok = _accepts(tf_ops.conv2d, x_nhwc, w_hwio, 1, padding)
+    tf_ok = _accepts(wrappers.conv2d, x_nhwc, w_hwio, 1, padding)
     assert _accepts(reference.conv2d, x_nhwc, w_hwio, 1, padding) == tf_ok

@@ -1,7 +1,7 @@
-"""The tolerance rule (harness/tolerance.py): ``bound_for`` and ``compare``.
+"""The tolerance rule (harness/conv/tolerance.py): ``bound_for`` and ``compare``.
 
 The op passed to ``bound_for`` is always a NumPy reference kernel from
-harness.reference, so nothing here needs TensorFlow.
+harness.conv.reference, so nothing here needs TensorFlow.
 
     bound = c * u(dtype) * K * (|x| (*) |w|)      per output element
 """
@@ -9,9 +9,9 @@ harness.reference, so nothing here needs TensorFlow.
 import numpy as np
 import pytest
 
-from harness import reference
-from harness.dtypes import unit_roundoff
-from harness.tolerance import C_DEFAULT, Bound, Override, bound_for, compare
+from harness.conv import reference
+from harness.conv.dtypes import unit_roundoff
+from harness.conv.tolerance import C_DEFAULT, Bound, Override, bound_for, compare
 
 SAME = {"strides": 1, "padding": "SAME"}
 VALID = {"strides": 1, "padding": "VALID"}

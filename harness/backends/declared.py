@@ -22,7 +22,7 @@ into them (``harness.backends``)::
       depthwise_conv2d: depthwise_nchw
     description: text         # optional
 
-Filter layout letters (``harness.layouts``): H, W, I (input channels), O (output channels), M (depthwise
+Filter layout letters (``harness.conv.layouts``): H, W, I (input channels), O (output channels), M (depthwise
 multiplier). A layout must use exactly the letters of the filter TensorFlow takes: conv2d, atrous_conv2d and the
 pointwise filter of separable_conv2d ``{H, W, I, O}``; conv2d_transpose ``{H, W, O, I}`` (O = the transposed
 convolution's output channels, so PyTorch's ``[in, out, kh, kw]`` is ``IOHW``); depthwise_conv2d and the depthwise
@@ -51,8 +51,8 @@ from typing import Any, Callable
 import yaml
 
 from harness import ops
-from harness.backends import CONVENTIONS, ORIENTATIONS, Backend, BackendError
-from harness.dtypes import DTYPES
+from harness.backends.base import CONVENTIONS, ORIENTATIONS, Backend, BackendError
+from harness.conv.dtypes import DTYPES
 
 FIELDS = ("name", "module", "path", "convention", "data_format", "kernel", "dtypes", "filter_layouts", "ops",
           "description")

@@ -35,7 +35,7 @@ jax.config.update("jax_enable_x64", True)
 # The harness compares CPU results; a GPU or TPU that happens to be present is not what is being checked.
 jax.config.update("jax_platforms", "cpu")
 
-from harness.backends import Backend  # noqa: E402  (after the config updates, which must precede any JAX array)
+from harness.backends.base import Backend  # noqa: E402  (after the config updates, which must precede any JAX array)
 
 DTYPES = ("float16", "bfloat16", "float32", "float64", "int32")  # every one runs on XLA CPU (checked in tests)
 

@@ -36,7 +36,7 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper
 
-from harness.backends import Backend
+from harness.backends.base import Backend
 
 OPSET = 17
 IR_VERSION = 8

@@ -31,8 +31,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from harness.backends import Backend
-from harness.dtypes import DTYPES
+from harness.backends.base import Backend
+from harness.conv.dtypes import DTYPES
 
 TORCH_DTYPES = ("float16", "bfloat16", "float32", "float64")
 FILTER_LAYOUTS = {

@@ -13,7 +13,7 @@ Each drawn configuration is a plain dict in the registry's case schema::
               filters: {layout: HWIO, generate: {dist: normal, shape: [1, 1, 1, 1], seed: 0}}},
      dtypes: [float32], tags: [found]}
 
-and the case under test is ``harness.cases.parse_case`` of that dict, so what is
+and the case under test is ``harness.registry.cases.parse_case`` of that dict, so what is
 tested is exactly what a failure prints: the outcome's report, then the dict as a
 ``cases:`` document ready to paste into a file under ``cases/``.
 
@@ -23,13 +23,13 @@ towards the smallest configuration that still fails.
 
 Command line (``make fuzz``)::
 
-    python -m harness.search [--minutes M] [--max-examples N] [--op OP ...] [--seed S] [--save DIR]
+    python -m harness.selftest.search [--minutes M] [--max-examples N] [--op OP ...] [--seed S] [--save DIR]
 
 searches each op in turn, sharing the time budget, and writes each shrunk failure
 to ``DIR/<op>_<hash>.yaml`` (a valid registry file). Exit status: 0 nothing found,
 1 a failure was found, 2 wrong usage.
 
-No TensorFlow here: ``run_case`` calls it through ``harness.isolation``.
+No TensorFlow here: ``run_case`` calls it through ``harness.tf.isolation``.
 """
 
 from __future__ import annotations
@@ -52,14 +52,15 @@ from hypothesis import HealthCheck, Phase, Verbosity, given, reject, seed, setti
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 
-from harness import divergences, ops
-from harness.cases import DIVERGENCES_FILE, Case, parse_case
-from harness.divergences import Divergence
-from harness.environment import Environment, describe
-from harness.padding import transpose_output_sizes, window
-from harness.runner import Outcome, run_case
+from harness.registry import divergences
+from harness import ops
+from harness.registry.cases import DIVERGENCES_FILE, Case, parse_case
+from harness.registry.divergences import Divergence
+from harness.tf.environment import Environment, describe
+from harness.conv.padding import transpose_output_sizes, window
+from harness.check.runner import Outcome, run_case
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # the repository (harness/selftest/search.py)
 FOUND_DIR = "cases/found"  # where `make fuzz` saves failures; also the file name a drawn case is parsed under
 FOUND_TAG = "found"
 
@@ -88,7 +89,7 @@ DEFAULT_MINUTES = 5.0
 
 @dataclass(frozen=True)
 class ArgForms:
-    """The argument forms the reference accepts for one op (see harness/reference.py), simplest first.
+    """The argument forms the reference accepts for one op (see harness/conv/reference.py), simplest first.
 
     ``stride_arg`` is None for atrous_conv2d (always stride 1). ``int32``: TensorFlow has an int32
     CPU kernel and the registry runs the op at int32 (tests/test_properties.py checks both).
@@ -450,7 +451,7 @@ def save(failure: CaseFailure, directory: Path) -> Path:
     """Write the failure's case document to ``directory/<name>.yaml`` (a registry file); returns the path."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{failure.config['name']}.yaml"
-    header = ("# Written by `make fuzz` (python -m harness.search): a configuration on which the reference and\n"
+    header = ("# Written by `make fuzz` (python -m harness.selftest.search): a configuration on which the reference and\n"
               "# TensorFlow (or a textbook formulation) disagree. See cases/found/README.md for what to do with it.\n")
     path.write_text(header + failure.yaml, encoding="utf-8")
     return path
@@ -470,7 +471,7 @@ def _positive(kind: type, what: str) -> Callable[[str], float]:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m harness.search",
+        prog="python -m harness.selftest.search",
         description="Property-based search for configurations on which TensorFlow and the reference disagree.")
     parser.add_argument("--minutes", type=_positive(float, "number of minutes"),
                         help=f"time budget shared by the ops (default {DEFAULT_MINUTES:g} unless --max-examples is given)")
@@ -496,7 +497,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     op_names = list(dict.fromkeys(args.op or ops.OPS))
     run_seed = args.seed if args.seed is not None else int.from_bytes(hashlib.sha256(str(time.time_ns()).encode()).digest()[:4], "big")
     env = Environment.current()
-    origin = f"python -m harness.search --seed {run_seed}, {datetime.date.today().isoformat()}"
+    origin = f"python -m harness.selftest.search --seed {run_seed}, {datetime.date.today().isoformat()}"
     print("\n".join(describe(env)))
     print(f"property search: TensorFlow {env.tensorflow_version}  oneDNN={'on' if env.onednn else 'off'}  "
           f"seed={run_seed}  budget={f'{minutes:g} min' if minutes else 'none'}  "

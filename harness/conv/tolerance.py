@@ -28,7 +28,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from harness.dtypes import exact_integer_limit, is_integer, unit_roundoff
+from harness.conv.dtypes import exact_integer_limit, is_integer, unit_roundoff
 
 C_DEFAULT = 2.0
 

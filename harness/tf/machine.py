@@ -1,6 +1,6 @@
 """The machine a run is on: the CPU features that decide TensorFlow's kernels, oneDNN's ISA cap, the cache.
 
-No TensorFlow here. What TensorFlow then *does* on this machine is measured by ``harness.tf_probe``; this module
+No TensorFlow here. What TensorFlow then *does* on this machine is measured by ``harness.kernel_probe``; this module
 only reads what the operating system says and what the user asked for:
 
 * ``read_cpu()``: the CPU's model and the features that TensorFlow's dtype dispatch and oneDNN's kernels test

@@ -31,7 +31,9 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from harness import layouts, ops
+from harness.conv import layouts
+from harness import ops
+from harness.registry.serialize import case_yaml
 
 SCHEMA = 1
 RESULTS_JSON = "results.json"
@@ -114,7 +116,6 @@ def record(outcome, item_id: str, tags: Iterable[str] = (), with_arrays: bool | 
     failed) the reference and TensorFlow outputs cut to ``heatmap_slices``, so a report can be rebuilt from
     ``results.json`` alone.
     """
-    from harness import cases as cases_module  # cases imports ops; keep results importable on its own
 
     case = outcome.case
     spec = ops.get(case.op)
@@ -164,7 +165,7 @@ def record(outcome, item_id: str, tags: Iterable[str] = (), with_arrays: bool | 
     }
     if outcome.status == "failed":
         rec["report"] = outcome.report()
-        rec["yaml"] = cases_module.case_yaml(case)
+        rec["yaml"] = case_yaml(case)
     if with_arrays if with_arrays is not None else outcome.status == "failed":
         rec["arrays"] = {name: encode_array(heatmap_slices(a, fmt))
                          for name, a in outcome.outputs.items() if np.ndim(a) == len(fmt)}

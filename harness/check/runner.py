@@ -1,9 +1,9 @@
 """Run one case at one dtype through every implementation and decide its status.
 
 The reference is the pivot. TensorFlow (called in an isolated child process, see
-``harness.isolation``) and every applicable textbook formulation are compared
+``harness.tf.isolation``) and every applicable textbook formulation are compared
 with it, and everything is compared with the case's expected output when it has
-one, all under the single bound from ``harness.tolerance``.
+one, all under the single bound from ``harness.conv.tolerance``.
 
 What TensorFlow did is summed up as one *behaviour*: ``agrees``, ``wrong_shape``,
 ``wrong_values``, ``raises <ErrorClass>``, ``aborts`` or ``returns`` (a value where
@@ -24,14 +24,14 @@ from typing import Sequence
 
 import numpy as np
 
-from harness import diagnose as diagnosis
+from harness.check import diagnose as diagnosis
 from harness import ops
-from harness.cases import Case, CaseError, expected_array, operand_arrays
-from harness.divergences import Divergence, features, matching
-from harness.dtypes import dtype_of
-from harness.environment import Environment
-from harness.isolation import Died, Raised, Returned, call_tensorflow
-from harness.tolerance import Bound, Comparison, bound_for, compare
+from harness.registry.cases import Case, CaseError, expected_array, operand_arrays
+from harness.registry.divergences import Divergence, features, matching
+from harness.conv.dtypes import dtype_of
+from harness.tf.environment import Environment
+from harness.tf.isolation import Died, Raised, Returned, call_tensorflow
+from harness.conv.tolerance import Bound, Comparison, bound_for, compare
 
 REFERENCE = "reference"
 TENSORFLOW = "tensorflow"
@@ -135,7 +135,7 @@ def run_case(case: Case, dtype: str, divergences: Sequence[Divergence] = (), env
     """Run ``case`` at ``dtype``; never raises for a bad case or a failing implementation.
 
     With ``diagnose``, an output that disagrees with the reference is explained by re-running the reference under
-    the usual suspects (``harness.diagnose``); the mutation self-test turns that off. ``keep_outputs`` keeps every
+    the usual suspects (``harness.check.diagnose``); the mutation self-test turns that off. ``keep_outputs`` keeps every
     implementation's output in ``Outcome.outputs`` (a failing outcome always keeps them).
     """
     start = time.perf_counter()

@@ -32,7 +32,7 @@ matching case diverges any more (see the pytest plugin's session check).
 
 ``when`` keys are the case features computed by ``features`` below; a value is
 matched by equality, a list by membership. Some are facts about the machine, measured
-at start-up (``harness.environment``), never assumed: ``eigen_kernel`` /
+at start-up (``harness.tf.environment``), never assumed: ``eigen_kernel`` /
 ``eigen_gradient_kernel`` (which kernel TensorFlow runs for the case's op, dtype and
 padding), ``onednn_isa`` (the ISA oneDNN uses, after any ONEDNN_MAX_CPU_ISA cap) and
 ``cpu.<flag>`` (a CPU feature). An entry whose ``onednn_isa`` or ``cpu.*`` condition,
@@ -52,10 +52,11 @@ import yaml
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import Version
 
-from harness import machine, ops
-from harness.cases import CaseError
-from harness.environment import Environment
-from harness.padding import normalize_padding, window
+from harness.tf import machine
+from harness import ops
+from harness.registry.cases import CaseError
+from harness.tf.environment import Environment
+from harness.conv.padding import normalize_padding, window
 
 KINDS = ("wrong_result", "unsupported", "crash", "accepts_invalid")
 BEHAVIOURS = ("wrong_shape", "wrong_values", "aborts", "returns")  # and "raises <ErrorClass>"
@@ -83,14 +84,14 @@ FEATURES = {
     "expect_error": "the case is an error contract",
     "padding_only_row": "some output row reads only padding: every dilated kernel tap along H lands outside the input",
     "eigen_kernel": "TensorFlow runs an Eigen kernel for the op at this dtype and padding (measured here, never "
-                    "assumed: harness.environment)",
+                    "assumed: harness.tf.environment)",
     "eigen_gradient_kernel": "TensorFlow runs an Eigen kernel for the op's gradient at this dtype and padding "
                              "(measured)",
     "kernel_refuses": "TensorFlow's kernel for the op failed on valid operands at this dtype when measured here "
                       "(e.g. oneDNN has no implementation for the dtype under an ISA cap)",
     "onednn_isa": "the ISA oneDNN uses here, after any ONEDNN_MAX_CPU_ISA cap (measured from oneDNN's own log), "
                   "e.g. avx2, avx512_core_bf16, avx512_core_amx",
-    "cpu.<flag>": "the CPU has this feature (harness.machine.DECIDING_FLAGS, e.g. cpu.amx_bf16, cpu.avx512_fp16)",
+    "cpu.<flag>": "the CPU has this feature (harness.tf.machine.DECIDING_FLAGS, e.g. cpu.amx_bf16, cpu.avx512_fp16)",
 }
 # Features of the machine, not of the case: an entry whose `when` one of these fails cannot apply here at all
 # ("not applicable here", never stale). Matched from ``Environment.facts()``.

@@ -8,7 +8,7 @@
 * builds every operand exactly as the op receives it (after the harness's layout conversion and kernel rotation):
   a NumPy literal that round-trips bit for bit in the dtype, or, for a large generated operand, the generator's
   own NumPy code followed by the same transpose / flip ``harness.layouts`` applies;
-* calls the same public ``tf.nn`` function with the same arguments as ``harness.tf_ops`` (``output_shape``
+* calls the same public ``tf.nn`` function with the same arguments as ``harness.wrappers`` (``output_shape``
   resolved as ``harness.runner`` resolves it);
 * for a case that computes a value, compares TensorFlow's output with the harness's reference output (embedded
   exactly, or as shape and checksums when large) under the harness's tolerance bound and prints a verdict line,
@@ -26,11 +26,12 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from harness import ops, tf_ops
-from harness.cases import Case, Generator, operand_array, operand_arrays
-from harness.dtypes import dtype_of, is_integer
-from harness.environment import Environment
-from harness.tolerance import bound_for
+from harness import ops
+from harness.tf import wrappers
+from harness.registry.cases import Case, Generator, operand_array, operand_arrays
+from harness.conv.dtypes import dtype_of, is_integer
+from harness.tf.environment import Environment
+from harness.conv.tolerance import bound_for
 
 LITERAL_LIMIT = 4096  # elements: above this a generated operand is emitted as code, an output as checksums
 WIDTH = 116  # line length of the generated script
@@ -230,7 +231,7 @@ def _kernel(case: Case, dtype: str, attrs: Mapping, env: Environment) -> bool | 
 
 
 def _header(case: Case, dtype: str, env: Environment, eigen: bool | None, finding: str) -> list[str]:
-    settings = tf_ops.settings()
+    settings = wrappers.settings()
     mode = "on" if env.onednn else "off"
     kind = "an error contract" if case.expect_error else "a computed output"
     cpu = env.cpu.model if env.cpu else "an unrecorded CPU"
@@ -257,7 +258,7 @@ def _header(case: Case, dtype: str, env: Environment, eigen: bool | None, findin
 
 
 def _prologue(env: Environment) -> list[str]:
-    settings = tf_ops.settings()
+    settings = wrappers.settings()
     cap = ["# The cap on the ISA oneDNN may use that the harness ran under (read at oneDNN's first use).",
            f'os.environ["ONEDNN_MAX_CPU_ISA"] = "{env.isa_cap}"'] if env.isa_cap else []
     return [

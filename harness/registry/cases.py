@@ -1,4 +1,4 @@
-"""Cases: the typed model of a YAML case, and the loader that validates it.
+"""Cases: the typed model of a YAML case, its validation, and the arrays it stands for.
 
 A case file is a YAML mapping::
 
@@ -14,28 +14,26 @@ A case file is a YAML mapping::
         dtypes: [float32, float64]
         tolerance: {c: 4, reason: "..."}             # optional, reason required
         tags: [seed]
-    sweeps: [...]                                    # grids of cases, see harness.sweeps
+    sweeps: [...]                                    # grids of cases, see harness.registry.sweeps
 
 Every problem is reported as a ``CaseError`` naming the file, the case and the
-field; a bad case never hides the others. YAML is read with ``yaml.safe_load`` only.
+field; a bad case never hides the others. Reading files is ``harness.registry.loader``'s
+(YAML with ``yaml.safe_load`` only); writing a case back out, ``harness.registry.serialize``'s.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
-import os
 import zlib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
-import yaml
 
-from harness import layouts, ops
-from harness.dtypes import DTYPES, dtype_of, is_integer
-from harness.tolerance import Override
+from harness.conv import layouts
+from harness import ops
+from harness.conv.dtypes import DTYPES, dtype_of, is_integer
+from harness.conv.tolerance import Override
 
 KERNEL_ORIENTATIONS = ("correlation", "convolution")
 DISTRIBUTIONS = {
@@ -47,7 +45,7 @@ DISTRIBUTIONS = {
 }
 CASE_FIELDS = {"name", "op", "attrs", "inputs", "expected", "dtypes", "tolerance", "tags", "description", "expect_error"}
 # An error contract's TensorFlow class may depend on the kernel that runs the case (measured per op, dtype and padding:
-# harness.environment). onednn_on / onednn_off are the older names of the two keys.
+# harness.tf.environment). onednn_on / onednn_off are the older names of the two keys.
 TF_KERNEL_KEYS = ("onednn_kernel", "eigen_kernel")
 TF_KERNEL_KEY_ALIASES = {"onednn_on": "onednn_kernel", "onednn_off": "eigen_kernel"}
 TENSOR_FIELDS = {"layout", "value", "generate", "kernel", "raw"}
@@ -374,94 +372,7 @@ def parse_case(file: str, raw: Any, index: int, defaults: dict | None = None, sw
                 expect_error)
 
 
-def load_file(path: Path, root: Path | None = None) -> list[Case | CaseError]:
-    """Every case of one YAML file, in order; malformed ones as CaseError entries.
-
-    ``root`` makes file names relative (``cases/seeds.yaml``) in ids and messages.
-    A file's cases are parsed once per process for each text of the file (and sweep mode): the plugin and several
-    test modules load the same registry, and sweep expansion is most of collection time.
-    """
-    from harness.sweeps import SWEEP_ENV
-
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        return [CaseError(_file_name(path, root), None, None, f"cannot read: {exc}")]
-    return list(_parse_file(str(path), None if root is None else str(root), text, os.environ.get(SWEEP_ENV)))
-
-
-def _file_name(path: Path, root: Path | None) -> str:
-    """The file as ids and messages name it: relative to ``root`` when it is under it."""
-    if root is not None and path.resolve().is_relative_to(Path(root).resolve()):
-        return str(path.resolve().relative_to(Path(root).resolve()))
-    return str(path)
-
-
-@functools.lru_cache(maxsize=256)
-def _parse_file(path_text: str, root_text: str | None, text: str, sweep_mode: str | None) -> tuple[Case | CaseError, ...]:
-    """load_file's work for one text of the file (``sweep_mode`` only keys the cache: sweeps read it themselves)."""
-    from harness import sweeps  # sweeps builds on parse_case
-
-    path = Path(path_text)
-    file = _file_name(path, None if root_text is None else Path(root_text))
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        return (CaseError(file, None, None, f"YAML syntax error: {exc}"),)
-    if doc is None:
-        return ()
-    if not isinstance(doc, dict):
-        return (CaseError(file, None, None, "the file must be a mapping with 'cases' and/or 'sweeps'"),)
-    unknown = set(doc) - {"defaults", "cases", "sweeps", "divergences"}  # divergences: see harness.divergences
-    if unknown:
-        return (CaseError(file, None, sorted(unknown)[0], "unknown top-level field; allowed: defaults, cases, sweeps, divergences"),)
-    if "divergences" in doc and path.name != DIVERGENCES_FILE:
-        return (CaseError(file, None, "divergences", f"known divergences belong in cases/{DIVERGENCES_FILE}"),)
-    defaults = doc.get("defaults") or {}
-    if not isinstance(defaults, dict) or not set(defaults) <= {"dtypes", "tags", "tolerance"}:
-        return (CaseError(file, None, "defaults", "must be a mapping of dtypes, tags and/or tolerance"),)
-
-    entries: list[Case | CaseError] = []
-    raw_cases = doc.get("cases") or []
-    raw_sweeps = doc.get("sweeps") or []
-    for key, value in (("cases", raw_cases), ("sweeps", raw_sweeps)):
-        if not isinstance(value, list):
-            return (CaseError(file, None, key, "must be a list"),)
-    for i, raw in enumerate(raw_cases):
-        try:
-            entries.extend(expand_symbolic(parse_case(file, raw, i, defaults)))
-        except CaseError as err:
-            entries.append(err)
-    for i, raw in enumerate(raw_sweeps):
-        entries.extend(sweeps.expand(file, raw, i, defaults))
-
-    seen: set[str] = set()
-    unique: list[Case | CaseError] = []
-    for entry in entries:
-        if isinstance(entry, Case):
-            if entry.name in seen:
-                entry = CaseError(file, entry.name, "name", "duplicate case name in this file")
-            seen.add(entry.name if isinstance(entry, Case) else entry.case)
-        unique.append(entry)
-    return tuple(unique)
-
-
 # --- materializing a case -----------------------------------------------------------------
-
-def computing_cases(files, root: Path | None = None) -> list[Case]:
-    """The cases of ``files`` (default: every ``cases/**/*.yaml`` under ``root``) that compute a value.
-
-    Error contracts and malformed entries are left out: for the command-line checks (relations, mutants) that
-    exercise conventions, not argument validation. Raises FileNotFoundError naming the first missing file.
-    """
-    root = Path(root or Path.cwd())
-    files = [Path(f) for f in files] or sorted((root / "cases").rglob("*.yaml"))
-    for f in files:
-        if not f.is_file():
-            raise FileNotFoundError(f"no such case file: {f}")
-    return [c for f in files for c in load_file(f, root) if isinstance(c, Case) and c.expect_error is None]
-
 
 def operand_array(case: Case, name: str, dtype: str) -> np.ndarray:
     """An operand's values cast to ``dtype`` and converted to the layout the op takes.
@@ -520,159 +431,3 @@ def expand_symbolic(case: Case) -> list[Case]:
     if variants is None:
         return [case]
     return [dataclasses.replace(case, name=f"{case.name}/{suffix}", attrs=attrs) for suffix, attrs in variants]
-
-
-# --- writing a case back out ----------------------------------------------------------------
-
-def _plain(value: Any) -> Any:
-    """Attribute values as plain YAML types: tuples and arrays become lists, NumPy scalars Python numbers."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-def _number(v: float) -> int | float:
-    """An int where the float64 value is an integer (exactly), the float itself otherwise (repr round-trips)."""
-    if np.isfinite(v) and v == int(v) and abs(v) < 2**53 and not (v == 0 and np.signbit(v)):
-        return int(v)
-    return float(v)
-
-
-def _literal_list(arr: np.ndarray) -> list:
-    """A float64 literal as nested lists of ints / floats, one level per axis."""
-    if arr.ndim == 0:  # pragma: no cover - parse_case only makes literals from lists
-        return _number(float(arr))
-    return [_literal_list(row) if arr.ndim > 1 else _number(float(row)) for row in arr]
-
-
-def _generator_dict(gen: Generator) -> dict:
-    """``{dist, shape, seed, <params that differ from the distribution's defaults>}``; the seed is always explicit
-    because the default one depends on the file and case names."""
-    defaults, _ = DISTRIBUTIONS[gen.dist]
-    params = {k: _plain(v) for k, v in gen.params.items() if k not in defaults or v != defaults[k]}
-    return {"dist": gen.dist, "shape": list(gen.shape), "seed": int(gen.seed), **params}
-
-
-def tensor_to_dict(t: TensorSpec) -> dict:
-    """A TensorSpec back in the YAML schema: layout, value or generate, and kernel / raw when not the default."""
-    out: dict[str, Any] = {"layout": t.layout}
-    if t.kernel != "correlation":
-        out["kernel"] = t.kernel
-    if t.raw:
-        out["raw"] = True
-    if t.literal is not None:
-        out["value"] = _literal_list(t.literal)
-    else:
-        out["generate"] = _generator_dict(t.generator)
-    return out
-
-
-def _expect_error_dict(e: ExpectError) -> dict:
-    modes = set(e.tensorflow.values())
-    tf_error = next(iter(modes)) if len(modes) == 1 else {key: e.tensorflow[key] for key in TF_KERNEL_KEYS}
-    out = {"reference": e.reference, "tensorflow": tf_error}
-    if e.match is not None:
-        out["match"] = e.match
-    return out
-
-
-def case_to_dict(case: Case) -> dict:
-    """A parsed case as a raw mapping in the YAML case schema, such that ``parse_case(case.file, d, 0)`` gives
-    the same case back (except ``sweep``, which is not a field of the schema).
-
-    Fields equal to their defaults are left out (kernel: correlation, raw: false, empty tags and description,
-    default generator parameters); ``dtypes`` and every generator's seed are always written.
-    """
-    out: dict[str, Any] = {"name": case.name}
-    if case.description:
-        out["description"] = case.description
-    out["op"] = case.op
-    out["attrs"] = _plain(case.attrs)
-    out["inputs"] = {name: tensor_to_dict(t) for name, t in case.inputs.items()}
-    if case.expected is not None:
-        out["expected"] = tensor_to_dict(case.expected)
-    out["dtypes"] = list(case.dtypes)
-    if case.tolerance is not None:
-        tol = case.tolerance
-        out["tolerance"] = {"reason": tol.reason,
-                            **({"c": _plain(tol.c)} if tol.c is not None else {}),
-                            **({"atol": float(tol.atol)} if tol.atol else {})}
-    if case.tags:
-        out["tags"] = list(case.tags)
-    if case.expect_error is not None:
-        out["expect_error"] = _expect_error_dict(case.expect_error)
-    return out
-
-
-class _CaseDumper(yaml.SafeDumper):
-    """SafeDumper for case documents: block strings for descriptions, flow style where marked, no aliases."""
-
-    def ignore_aliases(self, data):
-        return True
-
-
-class _FlowList(list):
-    """A list written in flow style: ``[1, 2, 2, 1]``."""
-
-
-class _FlowDict(dict):
-    """A mapping written in flow style: ``{dist: normal, shape: [1, 5, 5, 2], seed: 7}``."""
-
-
-def _str_representer(dumper: yaml.SafeDumper, text: str):
-    # Folded (>) for one paragraph ending in a newline (what `description: >` reads as), literal (|) for several
-    # lines; PyYAML falls back to quoting when a block style cannot hold the text exactly.
-    style = None
-    if "\n" in text.rstrip("\n"):
-        style = "|"
-    elif text.endswith("\n") or len(text) > 80:
-        style = ">"
-    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
-
-
-_CaseDumper.add_representer(str, _str_representer)
-_CaseDumper.add_representer(_FlowList, lambda d, v: d.represent_sequence("tag:yaml.org,2002:seq", v, flow_style=True))
-_CaseDumper.add_representer(_FlowDict, lambda d, v: d.represent_mapping("tag:yaml.org,2002:map", v, flow_style=True))
-
-FLOW_WIDTH = 96  # a mapping or list whose flow form is at most this long is written on one line
-
-
-def _flow_length(node: Any) -> int:
-    """About how long ``node`` is in flow style (cheaper than dumping it; only decides the style)."""
-    if isinstance(node, dict):
-        return 2 + sum(len(str(k)) + 2 + _flow_length(v) + 2 for k, v in node.items())
-    if isinstance(node, list):
-        return 2 + sum(_flow_length(v) + 2 for v in node)
-    return len(node) + 2 * (not node.isidentifier()) if isinstance(node, str) else len(str(node))
-
-
-def _mark_flow(node: Any, depth: int = 0) -> Any:
-    """Mark every list / mapping (below the case level) whose flow form is short, and every list of scalars."""
-    if isinstance(node, (list, dict)) and depth >= 2 and (
-            _flow_length(node) <= FLOW_WIDTH or (isinstance(node, list) and not any(
-                isinstance(v, (list, dict)) for v in node))):
-        return _FlowList(node) if isinstance(node, list) else _FlowDict(node)
-    if isinstance(node, list):
-        return [_mark_flow(v, depth + 1) for v in node]
-    if isinstance(node, dict):
-        return {k: _mark_flow(v, depth + 1) for k, v in node.items()}
-    return node
-
-
-def yaml_text(document: dict) -> str:
-    """YAML for a ``cases:`` document, read back by ``yaml.safe_load`` to ``document``.
-
-    Each case is a block mapping; below it, anything whose flow form fits on a line is written inline (attrs,
-    operands, generators, shapes), and longer literals are written one innermost row per line.
-    """
-    return yaml.dump(_mark_flow(document), Dumper=_CaseDumper, sort_keys=False, default_flow_style=False,
-                     width=110, allow_unicode=True)
-
-
-def case_yaml(case: Case) -> str:
-    """A ready-to-paste ``cases:`` document holding just ``case``."""
-    return yaml_text({"cases": [case_to_dict(case)]})

@@ -2,12 +2,12 @@
 
 An ``OpSpec`` names, for one ``tf.nn`` op: its operands (argument name, whether
 it is data or a filter, and the layout the op takes it in), its attributes, the
-NumPy reference, the TensorFlow wrapper (looked up lazily in ``harness.tf_ops``),
+NumPy reference, the TensorFlow wrapper (looked up lazily in ``harness.wrappers``),
 and the textbook formulations that apply to it, each paired with the op only
-through ``harness.layouts`` (layout conversion, ``rotate_180``, ``dilate_kernel``)
+through ``harness.conv.layouts`` (layout conversion, ``rotate_180``, ``dilate_kernel``)
 the way the seed documents pair them.
 
-Adding an op = a reference function, a wrapper in ``tf_ops`` and an entry in
+Adding an op = a reference function, a wrapper in ``wrappers`` and an entry in
 ``OPS`` below; the case loader, runner and pytest plugin need no change.
 """
 
@@ -18,8 +18,8 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from harness import layouts, reference, textbook
-from harness.padding import Window, normalize_padding, normalize_window_arg, transpose_output_sizes, windows
+from harness.conv import layouts, reference, textbook
+from harness.conv.padding import Window, normalize_padding, normalize_window_arg, transpose_output_sizes, windows
 
 Arrays = Mapping[str, np.ndarray]
 
@@ -62,8 +62,8 @@ class OpSpec:
     expand: Callable[[Mapping[str, tuple], dict], list | None] | None = None  # one case -> variants, at load time
     doc: str = ""
     symbolic: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # attr -> allowed symbolic values
-    # The TensorFlow kernels (``harness.tf_probe.KERNELS``) that tf.nn runs for the op, and for its gradient; which
-    # of them run oneDNN or Eigen here is measured (``harness.environment``).
+    # The TensorFlow kernels (``harness.kernel_probe.KERNELS``) that tf.nn runs for the op, and for its gradient; which
+    # of them run oneDNN or Eigen here is measured (``harness.tf.environment``).
     tf_kernels: tuple[str, ...] = ("Conv2D",)
     tf_gradient_kernels: tuple[str, ...] = ("Conv2DBackpropInput", "Conv2DBackpropFilter")
     # Whether those kernels receive explicit padding for these attributes ("explicit") or a name ("named"): tf.nn
@@ -82,11 +82,6 @@ class OpSpec:
 
     def operand(self, name: str) -> Operand:
         return next(o for o in self.operands if o.name == name)
-
-    def tensorflow(self) -> Callable:
-        from harness import tf_ops  # TensorFlow itself is imported only on the first call
-
-        return getattr(tf_ops, self.name)
 
     def resolved(self, arrays: Arrays, attrs: Mapping) -> dict:
         """The attributes as passed to the op: symbolic values (``output_shape: smallest``) filled in."""
@@ -369,7 +364,7 @@ OPS: dict[str, OpSpec] = {
 
 
 def kernel_fits(spec: OpSpec, shapes: Mapping[str, tuple], attrs: Mapping) -> bool:
-    """Whether every (dilated) kernel fits its padded input (``harness.padding.window`` accepts it).
+    """Whether every (dilated) kernel fits its padded input (``harness.conv.padding.window`` accepts it).
 
     Transposed convolutions always fit: their output_shape decides the geometry.
     """

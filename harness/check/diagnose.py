@@ -4,7 +4,7 @@ When an implementation's output differs from the reference's, the usual causes
 are a handful of conventions (kernel rotated, H and W swapped, SAME's odd pixel
 or explicit pads on the wrong side, depthwise channel order, the transpose
 filter's in/out axes, the transpose crop). Each is a ``suspect`` mutant in
-``harness.mutants``; this module recomputes the reference with each suspect's
+``harness.check.mutants``; this module recomputes the reference with each suspect's
 mistake and reports those that reproduce the other output within the case's
 tolerance bound. Only failing comparisons are diagnosed, so passing runs pay
 nothing.
@@ -17,8 +17,9 @@ from typing import Mapping
 
 import numpy as np
 
-from harness import mutants, ops
-from harness.tolerance import Bound, compare
+from harness.check import mutants
+from harness import ops
+from harness.conv.tolerance import Bound, compare
 
 
 @dataclass(frozen=True)

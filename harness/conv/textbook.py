@@ -19,15 +19,15 @@ Every function here accepts optional leading batch axes (``[..., C, H, W]``) and
 returns float64 (int64 for integer input): rounding to the case dtype is the
 caller's business. How these pair with the TensorFlow ops (layout conversion,
 180-degree rotation, in/out swap) is in ``harness.ops``, through
-``harness.layouts`` only. Nothing here imports TensorFlow or ``harness.reference``.
+``harness.conv.layouts`` only. Nothing here imports TensorFlow or ``harness.conv.reference``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from harness import layouts
-from harness.dtypes import accumulator
+from harness.conv import layouts
+from harness.conv.dtypes import accumulator
 
 
 def _acc(a) -> np.ndarray:

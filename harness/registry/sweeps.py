@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness import ops
-from harness.cases import Case, CaseError, expand_symbolic, operand_shape, parse_case
+from harness.registry.cases import Case, CaseError, expand_symbolic, operand_shape, parse_case
 
 SWEEP_ENV = "HARNESS_SWEEP"  # "pairwise" (default): sweeps with cover: pairwise run a covering set; "full": every combination
 COVERS = ("all", "pairwise")

@@ -32,6 +32,8 @@ from typing import Union
 
 import numpy as np
 
+from harness.tf import kernel_probe, wrappers
+
 ISOLATION_ENV = "HARNESS_TF_ISOLATION"
 CALL_TIMEOUT_S = 300.0
 
@@ -56,13 +58,15 @@ class Died:
 Result = Union[Returned, Raised, Died]
 
 
-def _call(op: str, args: tuple, kwargs: dict, mode: str = "eager") -> Result:
-    from harness import tf_ops
+# Calls a server answers besides the wrappers: the kernel probe (``harness.tf.environment`` runs it).
+SERVER_CALLS = {"probe": kernel_probe.run}
 
+
+def _call(op: str, args: tuple, kwargs: dict, mode: str = "eager") -> Result:
     try:
         if mode == "eager":
-            return Returned(getattr(tf_ops, op)(*args, **kwargs))
-        return Returned(tf_ops.call(op, args, kwargs, mode))
+            return Returned((SERVER_CALLS.get(op) or getattr(wrappers, op))(*args, **kwargs))
+        return Returned(wrappers.call(op, args, kwargs, mode))
     except Exception as exc:  # every TensorFlow error class is an outcome to report
         return Raised(type(exc).__name__, str(exc).strip())
 
@@ -80,9 +84,7 @@ def _serve(conn: Connection) -> None:
 def _zygote(control: socket.socket) -> None:
     """The zygote's loop. Requests on ``control``: "fork" (answered with the new server's pid and its socket,
     passed as a file descriptor) and "wait PID" (answered with that server's exit code, once it has ended)."""
-    from harness import tf_ops
-
-    tf_ops.tf()  # imported once; every server forked from here has it
+    wrappers.tf()  # imported once; every server forked from here has it
     while True:
         request = control.recv(64).decode()
         if not request:
@@ -130,15 +132,13 @@ class TFProcess:
     def _start(self) -> None:
         """A fresh server, forked from the zygote (started first if there is none)."""
         if self._zygote is None or self._zygote.poll() is not None:
-            from harness import tf_ops
-
-            tf_ops.pin_environment()  # the zygote inherits the environment
+            wrappers.pin_environment()  # the zygote inherits the environment
             if self._control is not None:  # a zygote that died: its socket goes with it
                 self._control.close()
             self._control, theirs = socket.socketpair()
             # TensorFlow's C++ "Check failed" lines go to the log, where the parent reads them after a death.
             self._zygote = subprocess.Popen(
-                [sys.executable, "-m", "harness.isolation", str(theirs.fileno())],
+                [sys.executable, "-m", "harness.tf.isolation", str(theirs.fileno())],
                 pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log,
             )
             theirs.close()
@@ -200,7 +200,7 @@ _process: TFProcess | None = None
 
 
 def call_tensorflow(op: str, args: tuple, kwargs: dict, mode: str = "eager") -> Result:
-    """Run ``harness.tf_ops.<op>(*args, **kwargs)`` (``mode``: eager, function or xla; see ``tf_ops.call``),
+    """Run ``harness.wrappers.<op>(*args, **kwargs)`` (``mode``: eager, function or xla; see ``wrappers.call``),
     isolated unless HARNESS_TF_ISOLATION=0."""
     global _process
     if os.environ.get(ISOLATION_ENV, "1") == "0":
@@ -212,7 +212,7 @@ def call_tensorflow(op: str, args: tuple, kwargs: dict, mode: str = "eager") -> 
 
 
 if __name__ == "__main__":
-    # Run the loop from the imported module, so that results pickle as harness.isolation.* classes.
-    from harness import isolation
+    # Run the loop from the imported module, so that results pickle as harness.tf.isolation.* classes.
+    from harness.tf import isolation
 
     isolation._zygote(socket.socket(fileno=int(sys.argv[1])))

@@ -27,9 +27,11 @@ from typing import Any, Mapping
 import numpy as np
 import yaml
 
-from harness import layouts, ops
-from harness.cases import CaseError, expand_symbolic, operand_arrays, parse_case, yaml_text
-from harness.dtypes import DTYPES, is_integer
+from harness.conv import layouts
+from harness import ops
+from harness.registry.cases import CaseError, expand_symbolic, operand_arrays, parse_case
+from harness.registry.serialize import yaml_text
+from harness.conv.dtypes import DTYPES, is_integer
 
 NEW_FILE = "cases/new.yaml"  # the file name new cases are validated under (it appears in nothing written)
 

@@ -1,13 +1,13 @@
-"""``python -m harness.bench``: the NumPy reference timed against TensorFlow, JAX's lax_reference and a pixel loop.
+"""``python -m bench.run``: the NumPy reference timed against TensorFlow, JAX's lax_reference and a pixel loop.
 
-    python -m harness.bench [--repeat N] [--out DIR] [--only SUBSTRING ...] [--check] [--quick]
+    python -m bench.run [--repeat N] [--out DIR] [--only SUBSTRING ...] [--check] [--quick]
 
 Every benchmark is one ``Bench`` line in ``BENCHES`` (ResNet-50, MobileNetV2 and decoder layers, float32, NHWC).
 Per shape it measures, with the calls interleaved (reference, TensorFlow, lax_reference, reference, ...) so that the
 noise of a shared VM hits all of them alike, the median of ``--repeat`` warm runs of:
 
-* ``harness.reference`` (float32 in, float64 accumulation, float32 out);
-* TensorFlow through ``harness.tf_ops`` (eager ``tf.nn``; NumPy in, NumPy out, so the host-to-tensor copies count);
+* ``harness.conv.reference`` (float32 in, float64 accumulation, float32 out);
+* TensorFlow through ``harness.wrappers`` (eager ``tf.nn``; NumPy in, NumPy out, so the host-to-tensor copies count);
 * ``jax._src.lax_reference.conv_general_dilated`` (NumPy in float32, the input dtype; "n/a" where it has no
   formulation of the op, "not installed" without jax);
 
@@ -27,7 +27,7 @@ Definitions (also in the JSON's ``notes``):
 Outputs: a table on stdout, ``DIR/bench.json`` and ``DIR/bench.png``. The targets are reported, MET or MISSED; the
 exit status is 0 unless ``--check`` is given and a target is MISSED.
 
-This module imports TensorFlow only through ``harness.tf_ops`` and jax / matplotlib only inside functions, so that
+This module imports TensorFlow only through ``harness.wrappers`` and jax / matplotlib only inside functions, so that
 importing it (as the tests do) loads none of them.
 """
 
@@ -47,10 +47,13 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from harness import atomic, reference, results, tf_ops
-from harness.environment import Environment
-from harness.allocator import retain_freed_memory
-from harness.padding import Window, window
+from harness import atomic
+from harness.conv import reference
+from harness.reports import results
+from harness.tf import wrappers
+from harness.tf.environment import Environment
+from bench.allocator import retain_freed_memory
+from harness.conv.padding import Window, window
 
 OPS = ("conv2d", "depthwise_conv2d", "conv2d_transpose")
 FILTER_LAYOUTS = {"conv2d": "HWIO", "depthwise_conv2d": "HWIM", "conv2d_transpose": "HWOI"}  # HWOI = [h, w, out, in]
@@ -206,7 +209,7 @@ def operands(b: Bench, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 
 def tf_args(b: Bench, x_nhwc: np.ndarray, w: np.ndarray) -> tuple:
-    """The positional arguments of ``tf.nn.<op>`` (and of ``harness.reference.<op>``)."""
+    """The positional arguments of ``tf.nn.<op>`` (and of ``harness.conv.reference.<op>``)."""
     strides = [1, b.stride, b.stride, 1]  # tf.nn.depthwise_conv2d takes only the 4-long form
     if b.op == "conv2d_transpose":
         return (x_nhwc, w, list(b.out_nhwc), strides, b.padding)
@@ -258,7 +261,7 @@ def pixel_loop_conv2d(x_nhwc: np.ndarray, w_hwio: np.ndarray, stride: int, paddi
     """The seed tutorials' formulation: for every output pixel and output channel, ``np.sum`` over its window.
 
     x: [N, H, W, C_in]; w: [kh, kw, C_in, C_out] -> [N, OH, OW, C_out], summed in float64 and cast to x's dtype.
-    (``harness.textbook`` holds the documents' formulations vectorized; this is their loop, kept for timing.)
+    (``harness.conv.textbook`` holds the documents' formulations vectorized; this is their loop, kept for timing.)
     """
     n, h, w, _ = x_nhwc.shape
     kh, kw, _, c_out = w_hwio.shape
@@ -386,8 +389,8 @@ def bench_row(b: Bench, settings: Settings, gemm64_now: float, tf_available: boo
         want = op_ref(*args)
         calls: dict[str, Callable[[], object]] = {"reference": lambda: op_ref(*args)}
         if tf_available:
-            tf_agrees = agrees(tf_ops.call(b.op, args, {}), want)  # also TensorFlow's first (warm-up) call
-            calls["tensorflow"] = lambda: tf_ops.call(b.op, args, {})
+            tf_agrees = agrees(wrappers.call(b.op, args, {}), want)  # also TensorFlow's first (warm-up) call
+            calls["tensorflow"] = lambda: wrappers.call(b.op, args, {})
         lax_fn, lax_note = (None, "not installed") if lax is None else lax_formulation(b, x, w, lax)
         if lax_fn is not None and not agrees(lax_fn(), want):
             lax_fn, lax_note = None, f"n/a: the formulation ({lax_note}) disagrees with the reference"
@@ -593,7 +596,7 @@ def chart(doc: dict, path: Path) -> None:
     ax2.set_xlabel("time / TensorFlow's time (log scale; < 1 is faster)")
     ax2.set_title("Time relative to TensorFlow (median of warm runs)")
     ax2.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=2)
-    fig.suptitle(f"harness.bench: float32 NHWC, {doc['environment']['cpu_count']} CPUs, TensorFlow "
+    fig.suptitle(f"bench.run: float32 NHWC, {doc['environment']['cpu_count']} CPUs, TensorFlow "
                  f"{doc['environment']['tensorflow']} (oneDNN {doc['environment']['onednn']})", fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -613,7 +616,7 @@ def _version(dist: str) -> str:
 
 
 def environment() -> dict:
-    """The run's environment record (``harness.environment``) plus jax, matplotlib and NumPy's BLAS."""
+    """The run's environment record (``harness.tf.environment``) plus jax, matplotlib and NumPy's BLAS."""
     env = Environment.current().record()
     try:  # numpy >= 1.25; "Build Dependencies" names the BLAS it was built with
         blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
@@ -631,7 +634,7 @@ def environment() -> dict:
 
 NOTES = [
     "Times are medians of warm runs, the implementations interleaved (reference, TensorFlow, lax_reference, ...).",
-    "TensorFlow is called eagerly through harness.tf_ops: NumPy in, NumPy out, so its times include copying the "
+    "TensorFlow is called eagerly through harness.wrappers: NumPy in, NumPy out, so its times include copying the "
     "operands into tensors and the result back.",
     "The reference takes float32 and accumulates in float64 (its output is float32); lax_reference computes in the "
     "input dtype, float32; TensorFlow in float32.",
@@ -698,7 +701,7 @@ def _positive(text: str) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m harness.bench", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
     p.add_argument("--repeat", type=_positive, default=None, help="timed runs per shape (default 7; 1 with --quick)")
     p.add_argument("--out", type=Path, default=Path("reports"), help="directory for bench.json and bench.png")
     p.add_argument("--only", nargs="+", action="extend", metavar="SUBSTRING",
@@ -706,7 +709,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="exit 1 when a target is MISSED")
     p.add_argument("--quick", action="store_true", help="tiny shapes, 1 repeat (a smoke test of the benchmark)")
     p.add_argument("--default-allocator", action="store_true",
-                   help="leave glibc's malloc thresholds alone (by default freed memory is kept: harness.allocator)")
+                   help="leave glibc's malloc thresholds alone (by default freed memory is kept: bench.allocator)")
     return p
 
 
@@ -716,10 +719,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     benches = select(QUICK_BENCHES if args.quick else BENCHES, args.only)
     if not benches:
         p.error(f"--only {' '.join(args.only)}: no benchmark matches")
-    # TensorFlow must use every core here (tf_ops defaults to 1 thread for pytest workers); set before tf_ops
+    # TensorFlow must use every core here (wrappers defaults to 1 thread for pytest workers); set before wrappers
     # imports TensorFlow, and here rather than at import so that importing this module changes nothing.
-    os.environ.setdefault(tf_ops.INTRA_ENV, str(os.cpu_count() or 1))
-    # Freed NumPy temporaries stay in the process, as TensorFlow's own allocator keeps its memory (harness.allocator).
+    os.environ.setdefault(wrappers.INTRA_ENV, str(os.cpu_count() or 1))
+    # Freed NumPy temporaries stay in the process, as TensorFlow's own allocator keeps its memory (bench.allocator).
     allocator = "glibc default" if args.default_allocator else (retain_freed_memory() or "default (no mallopt)")
     settings = QUICK if args.quick else FULL
     if args.repeat is not None:

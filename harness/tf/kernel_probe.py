@@ -3,7 +3,7 @@
 TensorFlow sends a convolution to oneDNN only when its own check of the CPU says oneDNN has the dtype
 (``IsDataTypeSupportedByOneDNNOnThisCPU``: float16 needs AVX512-FP16 or AMX-FP16, bfloat16 AVX512F), and only for
 some paddings (an explicitly padded backprop stays on Eigen). Which kernel runs decides what TensorFlow accepts and
-computes, so ``harness.environment`` measures it instead of assuming it, once per environment, through ``run``:
+computes, so ``harness.tf.environment`` measures it instead of assuming it, once per environment, through ``run``:
 
 * **kernel paths**: each of ``KERNELS`` × dtype × padding kind ("named": SAME / VALID, "explicit") is called
   eagerly with operands whose channels do not match, which every kernel rejects; TensorFlow's error names the
@@ -30,8 +30,8 @@ from typing import Callable
 
 import numpy as np
 
-from harness import tf_ops
-from harness.dtypes import DTYPES, dtype_of
+from harness.tf import wrappers
+from harness.conv.dtypes import DTYPES, dtype_of
 
 KERNELS = ("Conv2D", "DepthwiseConv2dNative", "Conv2DBackpropInput", "Conv2DBackpropFilter",
            "DepthwiseConv2dNativeBackpropInput", "DepthwiseConv2dNativeBackpropFilter")
@@ -63,7 +63,7 @@ def _operands(kernel: str, dtype: str, valid: bool) -> tuple[dict, dict]:
 
 def _call(kernel: str, dtype: str, padding: str, valid: bool, tensor: Callable = None):
     """``tf.raw_ops.<kernel>`` on the probe operands (``tensor`` makes each array a tensor; default tf.constant)."""
-    tf = tf_ops.tf()
+    tf = wrappers.tf()
     arrays, sizes = _operands(kernel, dtype, valid)
     tensor = tensor or (lambda name, a: tf.constant(a))
     pads = {"padding": "SAME"} if padding == "named" else {"padding": "EXPLICIT",
@@ -78,7 +78,7 @@ def _path_of(kernel_name: str) -> str:
 
 def _graph_kernel(kernel: str, dtype: str, padding: str) -> str | None:
     """The type of the kernel a graph running the call executed (RunMetadata step stats), None if not found."""
-    tf = tf_ops.tf()
+    tf = wrappers.tf()
     v1 = tf.compat.v1
     graph, feeds = tf.Graph(), {}
     with graph.as_default():
@@ -192,5 +192,5 @@ def run(out_path: str, skip: list | tuple = ()) -> str:
                     info.setdefault("isa_text", line.split(",isa:", 1)[1].strip())
             emit({"item": item, "runs": runs, "implementation": _implementation(lines)})
         emit({"item": "onednn", **info})
-        emit({"item": "tensorflow", "version": tf_ops.tf().__version__})
+        emit({"item": "tensorflow", "version": wrappers.tf().__version__})
     return "done"

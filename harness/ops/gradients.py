@@ -6,7 +6,7 @@ for every operand, in the operand's own layout and dtype: what TensorFlow's
 ``tf.GradientTape.gradient(y, operands, output_gradients=dy)`` computes.
 
 Each op's rule is one entry of ``GRADIENTS`` built from the four raw-op
-references in ``harness.reference`` and ``harness.layouts``:
+references in ``harness.conv.reference`` and ``harness.conv.layouts``:
 
 * conv2d: ``conv2d_backprop_input`` and ``conv2d_backprop_filter``;
 * depthwise_conv2d: the depthwise pair;
@@ -27,9 +27,10 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from harness import layouts, ops, reference
-from harness.dtypes import accumulator
-from harness.padding import raw_op_window_args
+from harness.conv import layouts, reference
+from harness import ops
+from harness.conv.dtypes import accumulator
+from harness.conv.padding import raw_op_window_args
 
 Arrays = Mapping[str, np.ndarray]
 
@@ -142,7 +143,7 @@ def gradients(op: str, arrays: Arrays, attrs: Mapping, out_backprop) -> dict[str
 
 
 def gradient_function(op: str, wrt: str) -> Callable[..., np.ndarray]:
-    """A tf.nn-style callable ``f(*operands, out_backprop, **attrs) -> d/d wrt``, for ``harness.tolerance.bound_for``.
+    """A tf.nn-style callable ``f(*operands, out_backprop, **attrs) -> d/d wrt``, for ``harness.conv.tolerance.bound_for``.
 
     The gradient is linear in out_backprop and in every operand other than ``wrt``
     (it reads only ``wrt``'s shape), so bound_for's runs on absolute values and on

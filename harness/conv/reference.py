@@ -9,7 +9,7 @@ TensorFlow (this module does not import it):
         x_padded[n, o_1 * s_1 + t_1 * d_1, ..., i] * w[t_1, ..., i, c]
 
 that is a *correlation* (no kernel flip), with TensorFlow's padding rules from
-``harness.padding``. Sums are accumulated in float64 (int64 for int32) and the
+``harness.conv.padding``. Sums are accumulated in float64 (int64 for int32) and the
 result is cast to the input dtype once, so the reference is as exact as the
 input dtype allows.
 
@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness import layouts
-from harness.dtypes import DTYPES, accumulator
-from harness.padding import (
+from harness.conv import layouts
+from harness.conv.dtypes import DTYPES, accumulator
+from harness.conv.padding import (
     Window,
     normalize_padding,
     normalize_raw_padding,
@@ -207,7 +207,7 @@ def _im2col(x_pad: np.ndarray, kernel: tuple[int, ...], wins: tuple[Window, ...]
         view = np.lib.stride_tricks.as_strided(view, (*view.shape[:-2], kernel[-1] * x_pad.shape[-1]),
                                                view.strides[:-2] + view.strides[-1:], writeable=False)
     col = buffer[:shape[0] * shape[1]].reshape(view.shape)
-    np.copyto(col, view, casting="unsafe")  # the accumulator is wider, except under harness.mutants' float16
+    np.copyto(col, view, casting="unsafe")  # the accumulator is wider, except under harness.check.mutants' float16
     return col.reshape(shape)
 
 
@@ -409,7 +409,7 @@ def conv2d_transpose(input, filters, output_shape, strides, padding="SAME", data
     input: [N, H, W, I] (NHWC) or NCHW; filters: [kh, kw, O, I] (``[h, w, out, in]``);
     output_shape: 4 values in data_format order, or the 2 spatial sizes. It must be
     a shape that conv2d (same filters, strides, padding, dilations) maps back onto
-    ``input``'s spatial shape; ``harness.padding.transpose_output_sizes`` lists them.
+    ``input``'s spatial shape; ``harness.conv.padding.transpose_output_sizes`` lists them.
     Returns an array of ``output_shape``.
     """
     op = "conv2d_transpose"

@@ -1,37 +1,32 @@
 """Plausible convolution bugs, applied to the reference in-process, to prove the registry catches them.
 
 Each ``Mutant`` is one convention broken the way people break it: a context
-manager that patches ``harness.reference`` (or the op registry's reference entry)
+manager that patches ``harness.conv.reference`` (or the op registry's reference entry)
 for the duration of a ``with`` block. Nothing on disk changes.
 
 Two uses:
 
-* the mutation self-test (``make mutants``, ``python -m harness.mutants``): every
-  case runs under every mutant; a mutant no case kills means the registry cannot
-  tell that convention from its plausible mistake (add a case);
-* the failure diagnosis (``harness.diagnose``): when an implementation disagrees
+* the failure diagnosis (``harness.check.diagnose``): when an implementation disagrees
   with the reference, the reference is re-run under each ``suspect`` mutant, and a
-  match names the convention the implementation got wrong.
+  match names the convention the implementation got wrong;
+* the mutation self-test (``harness.selftest.mutation``, ``make mutants``): every case
+  runs under every mutant; a mutant no case kills means the registry cannot tell that
+  convention from its plausible mistake (add a case).
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import hashlib
-import pickle
-import sys
-import time
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable, ContextManager, Iterable, Sequence
+from typing import Callable, ContextManager, Iterable
 from unittest import mock
 
 import numpy as np
 
-from harness import layouts, ops, reference
-from harness.dtypes import accumulator as _accumulator
+from harness.conv import layouts, reference
+from harness import ops
+from harness.conv.dtypes import accumulator as _accumulator
 
 
 @dataclass(frozen=True)
@@ -40,7 +35,7 @@ class Mutant:
     description: str  # what the broken implementation does
     convention: str  # the convention it breaks, as a failure message names it
     apply: Callable[[], ContextManager]
-    suspect: bool = False  # tried by harness.diagnose when an implementation disagrees
+    suspect: bool = False  # tried by harness.check.diagnose when an implementation disagrees
 
 
 # --- building blocks ----------------------------------------------------------------------
@@ -284,97 +279,3 @@ def get(name: str) -> Mutant:
 
 def suspects() -> tuple[Mutant, ...]:
     return tuple(m for m in MUTANTS if m.suspect)
-
-
-# --- the mutation self-test ---------------------------------------------------------------
-
-@contextmanager
-def tensorflow_memo():
-    """Answer repeated TensorFlow calls from memory: a mutant changes the reference, never TensorFlow's output."""
-    from harness import runner
-
-    real, memo = runner.call_tensorflow, {}
-
-    def call(op, args, kwargs):
-        key = hashlib.sha256(pickle.dumps((op, args, sorted(kwargs.items(), key=lambda kv: kv[0])))).digest()
-        if key not in memo:
-            memo[key] = real(op, args, kwargs)
-        return memo[key]
-
-    with mock.patch.object(runner, "call_tensorflow", call):
-        yield
-
-
-def _dtype_for(case, dtype: str | None) -> str:
-    return dtype if dtype in case.dtypes else case.dtypes[0]
-
-
-def killers(mutant: Mutant, cases: Iterable, dtype: str | None = None, known: Sequence = (),
-            first: bool = False) -> list[str]:
-    """Names (``case[dtype]``) of the cases that fail under ``mutant`` (only the first one with ``first``).
-
-    ``known`` are the known divergences: with them, a case where TensorFlow diverges anyway counts only if the
-    mutant makes it fail (an xfailed case survives). Callers should pass cases that pass unmutated.
-    """
-    from harness.environment import Environment
-    from harness.runner import run_case
-
-    env = Environment.current()
-    failed = []
-    with ExitStack() as stack:
-        stack.enter_context(mutant.apply())
-        for case in cases:
-            dt = _dtype_for(case, dtype)
-            if run_case(case, dt, known, env, diagnose=False).status == "failed":
-                failed.append(f"{case.id}[{dt}]")
-                if first:
-                    break
-    return failed
-
-
-def table(results: Sequence[tuple[Mutant, list[str]]], n_cases: int, show: int = 3) -> str:
-    """The Markdown table ``make mutants`` prints: mutant, killed or survived, by which cases."""
-    lines = [f"{n_cases} cases, one dtype each", "",
-             "| mutant | result | killed by | e.g. |", "|---|---|---|---|"]
-    for mutant, dead in results:
-        examples = ", ".join(f"`{d}`" for d in dead[:show]) + (" ..." if len(dead) > show else "")
-        lines.append(f"| {mutant.name} | {'killed' if dead else '**SURVIVED**'} | {len(dead)} case(s) | {examples} |")
-    return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    from harness import divergences
-    from harness.cases import computing_cases
-    from harness.runner import run_case
-
-    parser = argparse.ArgumentParser(prog="python -m harness.mutants", description=__doc__.splitlines()[0])
-    parser.add_argument("files", nargs="*", type=Path, help="case files (default: every cases/**/*.yaml)")
-    parser.add_argument("--dtype", default="float32", help="dtype to run each case at, if the case has it (default float32)")
-    parser.add_argument("--mutant", action="append", default=[], help="run only this mutant (repeatable)")
-    parser.add_argument("--list", action="store_true", help="list every killing case, not just the first few")
-    args = parser.parse_args(argv)
-    try:
-        chosen = [get(name) for name in args.mutant] or list(MUTANTS)
-    except ValueError as exc:
-        parser.error(str(exc))
-    try:
-        cases = computing_cases(args.files)  # error contracts test argument checks, not the conventions mutated here
-    except FileNotFoundError as exc:
-        parser.error(str(exc))
-    known = divergences.registry()
-    start = time.perf_counter()
-    with tensorflow_memo():
-        failing = [c.id for c in cases if run_case(c, _dtype_for(c, args.dtype), known, diagnose=False).status == "failed"]
-        if failing:
-            print(f"{len(failing)} case(s) fail without any mutant; fix them first: {failing[:3]}")
-            return 2
-        results = [(m, killers(m, cases, args.dtype, known)) for m in chosen]
-    print(table(results, len(cases), show=10 ** 9 if args.list else 3))
-    survived = [m.name for m, dead in results if not dead]
-    print(f"\n{len(results) - len(survived)} of {len(results)} mutants killed in {time.perf_counter() - start:.0f} s"
-          + (f"; SURVIVED: {', '.join(survived)}" if survived else ""))
-    return 1 if survived else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -195,12 +195,3 @@ def gradients(op, operands, attrs, out_backprop) -> tuple:
     grads = tape.gradient(y, tensors, output_gradients=t.constant(out_backprop),
                           unconnected_gradients=t.UnconnectedGradients.ZERO)
     return tuple(_np(g) for g in grads)
-
-
-# --- what TensorFlow runs here ------------------------------------------------------------
-
-def probe(out_path: str, skip=()) -> str:
-    """``harness.tf_probe.run``: measure TensorFlow's kernel paths (in a server process of its own)."""
-    from harness import tf_probe
-
-    return tf_probe.run(out_path, skip)

@@ -3,16 +3,16 @@
 A ``Relation`` rewrites one configuration of an op (a ``Call``: op name, operand
 arrays in the op's layouts, attributes) into an equivalent computation built
 from other calls, layout conversions and NumPy (``Sides``). The relation holds
-when both sides agree within the tolerance bound of ``harness.tolerance``.
+when both sides agree within the tolerance bound of ``harness.conv.tolerance``.
 
 Each relation is checked on every registry case of its ops (``check``):
 
 * on the reference: the left side and the right side both computed by the reference;
-* on TensorFlow: both computed by TensorFlow (called through ``harness.isolation``);
+* on TensorFlow: both computed by TensorFlow (called through ``harness.tf.isolation``);
 * between them: the reference's left side against TensorFlow's right side, and the reverse.
 
 A TensorFlow call whose configuration meets the condition of a known divergence
-(``cases/known_divergences.yaml``, matched with ``harness.divergences``) is not
+(``cases/known_divergences.yaml``, matched with ``harness.registry.divergences``) is not
 used; the checks that need it are reported as skipped, with the divergence id.
 
 Adding a relation = one function from a ``Call`` to ``Sides`` (or None when it
@@ -27,14 +27,15 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from harness import layouts, ops, textbook
-from harness.cases import Case, operand_arrays
-from harness.divergences import Divergence, features, matching
-from harness.environment import Environment
-from harness.dtypes import accumulator, dtype_of
-from harness.isolation import Died, Raised, call_tensorflow
-from harness.padding import Window, windows
-from harness.tolerance import Comparison, bound_for, compare
+from harness.conv import layouts, textbook
+from harness import ops
+from harness.registry.cases import Case, operand_arrays
+from harness.registry.divergences import Divergence, features, matching
+from harness.tf.environment import Environment
+from harness.conv.dtypes import accumulator, dtype_of
+from harness.tf.isolation import Died, Raised, call_tensorflow
+from harness.conv.padding import Window, windows
+from harness.conv.tolerance import Comparison, bound_for, compare
 
 REFERENCE, TENSORFLOW = "reference", "tensorflow"
 
@@ -307,7 +308,7 @@ def _explicit_is_np_pad(call: Call) -> Sides | None:
 
 
 def _same_is_explicit(call: Call) -> Sides | None:
-    """SAME = explicit padding with harness.padding's pads (the odd pixel at the bottom / right)."""
+    """SAME = explicit padding with harness.conv.padding's pads (the odd pixel at the bottom / right)."""
     if call.attrs.get("padding") != "SAME":
         return None
     filt = next(o for o in ops.get(call.op).operands if o.kind == "filter")
@@ -469,15 +470,15 @@ def check(relation: Relation, case: Case, dtype: str = "float32", known: Sequenc
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m harness.relations [case files] [--relation NAME]``: check relations, print a table and failures."""
+    """``python -m harness.selftest.relations [case files] [--relation NAME]``: check relations, print a table and failures."""
     import argparse
     from collections import Counter
     from pathlib import Path
 
-    from harness import divergences
-    from harness.cases import computing_cases
+    from harness.registry import divergences
+    from harness.registry.loader import computing_cases
 
-    parser = argparse.ArgumentParser(prog="python -m harness.relations", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m harness.selftest.relations", description=main.__doc__)
     parser.add_argument("files", nargs="*", type=Path, help="case files (default: every cases/**/*.yaml)")
     parser.add_argument("--relation", action="append", default=[], help="check only this relation (repeatable)")
     parser.add_argument("--dtype", default="float32")

@@ -1,10 +1,10 @@
 """What a verdict depends on besides the case: TensorFlow's version and oneDNN mode, the CPU, oneDNN's ISA cap, and
 which kernels TensorFlow was measured to run here.
 
-TensorFlow picks a convolution's kernel by dtype, padding and CPU (``harness.tf_probe`` explains how), and what it
+TensorFlow picks a convolution's kernel by dtype, padding and CPU (``harness.kernel_probe`` explains how), and what it
 accepts and computes follows the kernel. So the harness never assumes a kernel: ``Environment.current()`` reads the
-CPU (``harness.machine``) and asks TensorFlow, in a server process of its own, which kernel each of
-``tf_probe.KERNELS`` runs for each dtype and padding kind, and which ISA oneDNN uses. The answer is kept in
+CPU (``harness.tf.machine``) and asks TensorFlow, in a server process of its own, which kernel each of
+``kernel_probe.KERNELS`` runs for each dtype and padding kind, and which ISA oneDNN uses. The answer is kept in
 ``<cache>/probes/<key>.json`` (``machine.cache_dir()``), keyed by everything it depends on (TensorFlow's build, the
 interpreter, the CPU, the oneDNN mode and cap, the probe's own code), so a run pays for it once (about 5 s).
 
@@ -33,9 +33,9 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from harness import machine, tf_ops
+from harness.tf import machine, wrappers
 from harness.atomic import write_atomic
-from harness.machine import Cpu
+from harness.tf.machine import Cpu
 
 PROBE_SCHEMA = 1
 MAX_PROBE_DEATHS = 8  # probe calls that may kill their process before the rest are given up as unknown
@@ -46,7 +46,7 @@ _UNKEYED_ENV = ("ONEDNN_VERBOSE", "DNNL_VERBOSE")
 
 @dataclass(frozen=True)
 class Probe:
-    """What TensorFlow was measured to run on this machine (``harness.tf_probe``).
+    """What TensorFlow was measured to run on this machine (``harness.kernel_probe``).
 
     ``paths``: "Kernel/dtype/padding" (padding "named" or "explicit") -> "onednn", "eigen", "none" (no kernel for
     the dtype) or "unknown". ``runs``: "Kernel/dtype" -> "ok", "no kernel", "<ErrorClass>: message" or "aborts
@@ -104,7 +104,7 @@ class Environment:
         measures again).
 
         Raises ``machine.MachineError`` for an unreadable CPU or a bad ISA cap, before anything runs."""
-        settings = tf_ops.settings()
+        settings = wrappers.settings()
         cpu, cap = machine.read_cpu(), machine.isa_cap()
         onednn = settings["onednn"] not in ("0", "false", "False")
         key = (settings["tensorflow"], onednn, cpu, cap, _keyed_environ())
@@ -120,7 +120,7 @@ class Environment:
         return self.probe.onednn_isa if self.probe and self.onednn else None
 
     def kernel_path(self, kernel: str, dtype: str, padding: str) -> str:
-        """"onednn", "eigen", "none" or "unknown" for one TensorFlow kernel (``tf_probe.KERNELS``)."""
+        """"onednn", "eigen", "none" or "unknown" for one TensorFlow kernel (``kernel_probe.KERNELS``)."""
         return self.probe.path(kernel, dtype, padding) if self.probe else "unknown"
 
     def eigen(self, kernels, dtype: str, padding: str) -> bool | None:
@@ -151,7 +151,7 @@ class Environment:
         """The environment as a JSON-ready dict: what ``results.json``, the reports and ``harness compare`` show."""
         cpu = self.cpu
         return {
-            **tf_ops.settings(),
+            **wrappers.settings(),
             "tensorflow": self.tensorflow_version,
             "onednn": "1" if self.onednn else "0",
             "python": platform.python_version(),
@@ -201,11 +201,11 @@ def load_recorded(path: Path | str) -> Environment:
 def kernel_path_table(probe: Probe) -> dict[str, dict[str, str]]:
     """{kernel: {dtype: path}}, with "explicit: <path>" where explicit padding takes another path: the short form the
     reports show."""
-    from harness import tf_probe
-    from harness.dtypes import DTYPES
+    from harness.tf import kernel_probe
+    from harness.conv.dtypes import DTYPES
 
     table: dict[str, dict[str, str]] = {}
-    for kernel in tf_probe.KERNELS:
+    for kernel in kernel_probe.KERNELS:
         row = {}
         for dtype in DTYPES:
             named, explicit = probe.path(kernel, dtype, "named"), probe.path(kernel, dtype, "explicit")
@@ -217,11 +217,11 @@ def kernel_path_table(probe: Probe) -> dict[str, dict[str, str]]:
 def dtype_paths(probe: Probe, dtype: str) -> str:
     """One dtype's kernel paths in a line: the path most kernels take, then the exceptions, e.g.
     "onednn; eigen for explicit padding: Conv2DBackpropInput, Conv2DBackpropFilter"."""
-    from harness import tf_probe
+    from harness.tf import kernel_probe
 
     groups: dict[str, list[str]] = {}
-    for kernel in tf_probe.KERNELS:
-        for padding in tf_probe.PADDINGS:
+    for kernel in kernel_probe.KERNELS:
+        for padding in kernel_probe.PADDINGS:
             groups.setdefault(probe.path(kernel, dtype, padding), []).append(f"{kernel}/{padding}")
     main = max(groups, key=lambda p: len(groups[p]))
     parts = [main]
@@ -244,7 +244,7 @@ def dtype_paths(probe: Probe, dtype: str) -> str:
 
 def describe(env: Environment) -> list[str]:
     """The environment's deciding facts as a few lines of text (the run summary, ``harness compare``)."""
-    from harness.dtypes import DTYPES
+    from harness.conv.dtypes import DTYPES
 
     cpu = env.cpu
     where = f"{cpu.model} ({cpu.vendor}, {cpu.arch})" if cpu else "an unrecorded CPU"
@@ -285,9 +285,9 @@ def _tensorflow_identity() -> str:
 
 def probe_key(tensorflow: str, onednn: bool, cpu: Cpu, cap: str | None, environ) -> str:
     """The cache key of a probe: everything its answer depends on."""
-    from harness import tf_probe
+    from harness.tf import kernel_probe
 
-    source = Path(tf_probe.__file__).read_bytes()
+    source = Path(kernel_probe.__file__).read_bytes()
     material = json.dumps({"schema": PROBE_SCHEMA, "tensorflow": tensorflow, "identity": _tensorflow_identity(),
                            "python": sys.executable, "numpy": np.__version__, "onednn": onednn, "cap": cap,
                            "cpu": cpu.record(), "environ": list(environ),
@@ -327,12 +327,12 @@ def _load(path: Path) -> Probe | None:
 
 
 def measure(call: Callable[[str, tuple, dict], object] | None = None) -> Probe:
-    """Run ``tf_probe`` in TensorFlow servers of its own until every item has an answer; an item whose call kills
+    """Run ``kernel_probe`` in TensorFlow servers of its own until every item has an answer; an item whose call kills
     the server is recorded as such ("aborts"), and the probe goes on after it in a fresh server.
 
     ``call``: how to call TensorFlow (default: a ``TFProcess`` of the probe's own, closed afterwards, so that no
     server with oneDNN's verbose log on outlives the probe and a pytest controller keeps no TensorFlow)."""
-    from harness import isolation
+    from harness.tf import isolation
 
     if call is not None:
         return _measure(call)
@@ -344,7 +344,7 @@ def measure(call: Callable[[str, tuple, dict], object] | None = None) -> Probe:
 
 
 def _measure(call) -> Probe:
-    from harness import isolation, tf_probe
+    from harness.tf import isolation, kernel_probe
 
     start = time.monotonic()
     fd, out = tempfile.mkstemp(prefix="harness-probe-", suffix=".jsonl")
@@ -389,7 +389,7 @@ def _measure(call) -> Probe:
     impls = {i.split("/", 1)[1]: d["implementation"] for i, d in done.items()
              if i.startswith("run/") and d.get("implementation")}
     info = done.get("onednn", {})
-    missing = [i[5:] for i in tf_probe.items() if i.startswith("path/") and paths.get(i[5:], "unknown") == "unknown"]
+    missing = [i[5:] for i in kernel_probe.items() if i.startswith("path/") and paths.get(i[5:], "unknown") == "unknown"]
     if missing and error is None:
         error = f"{len(missing)} kernel path(s) could not be measured, e.g. {missing[0]}"
     return Probe(paths, runs, impls, info.get("version"), info.get("isa_text"),

@@ -24,7 +24,9 @@ from typing import Iterable
 
 import numpy as np
 
-from harness import atomic, environment, heatmap, results
+from harness import atomic
+from harness.tf import environment
+from harness.reports import heatmap, results
 
 REPORT_HTML = "report.html"
 SUMMARY_MD = "summary.md"

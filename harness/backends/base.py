@@ -1,0 +1,203 @@
+"""What a backend is, and the translations between its conventions and TensorFlow's.
+
+A ``Backend`` declares what it implements and in which conventions; the harness does every translation between
+those conventions and TensorFlow's (layouts and kernel rotation through ``harness.conv.layouts``, the window and padding
+arithmetic through ``harness.conv.padding``), never the backend. Two calling conventions:
+
+* ``"tf"``: each function has the ``tf.nn`` signature (``conv2d(input, filters, strides, padding, data_format,
+  dilations)``...). The harness converts the data to the backend's ``data_format`` (and sets that attribute,
+  reordering full-rank ``strides`` / ``dilations`` / explicit padding / ``output_shape``), each filter to the
+  declared filter layout, and rotates filters by 180 degrees for a backend that wants convolution kernels.
+* ``"explicit"``: the geometry is resolved first; the functions see only explicit numbers::
+
+      conv(x, w, *, strides, dilations, pads, groups)            # conv2d, depthwise (groups = in_c), atrous, conv1d,
+                                                                 # and separable_conv2d (depthwise, then 1x1)
+      conv_transpose(x, w, *, strides, dilations, pads, output_size)   # conv2d_transpose
+
+  ``x`` is in the backend's ``data_format`` (NCHW, or NCW for 1-D), ``w`` in its filter layout (``"OIHW"``; a
+  depthwise filter as the grouped weight ``[in_c * multiplier, 1, kh, kw]``, see ``layouts.depthwise_as_grouped``;
+  a transposed convolution's as ``"IOHW"`` = [its input channels, its output channels, kh, kw]); ``strides`` and
+  ``dilations`` one int per spatial axis; ``pads`` one ``(before, after)`` per spatial axis. For ``conv`` the pads
+  are non-negative. For ``conv_transpose`` they are the corresponding forward convolution's, so that
+  ``output_size = (n - 1) * stride + (k - 1) * dilation + 1 - before - after``; ``after`` can be negative (the output
+  extends past the last input's footprint with zeros, PyTorch's ``output_padding``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+import numpy as np
+
+from harness.conv import layouts
+from harness import ops
+from harness.conv.dtypes import DTYPES
+from harness.conv.padding import windows
+
+CONVENTIONS = ("tf", "explicit")
+ORIENTATIONS = ("correlation", "convolution")
+BUILTIN = ("reference", "textbook", "tensorflow", "tensorflow-function", "tensorflow-xla", "torch", "jax",
+           "onnxruntime")
+ORACLE = "tensorflow"
+
+
+class NotCovered(Exception):
+    """The backend does not implement this case (op, dtype, layout or configuration); the message says why."""
+
+
+class BackendError(ValueError):
+    """A backend that cannot be found or declared wrongly (message names the spec and the field)."""
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    ops: Mapping[str, Callable]  # tf.nn op name -> function in ``convention``
+    convention: str = "tf"
+    data_format: str | None = None  # 2-D data layout its functions take and return; None: whatever the case uses
+    filter_layouts: Mapping[str, str] = field(default_factory=dict)  # "op" or "op.operand" -> filter layout
+    orientation: str = "correlation"  # "convolution": the harness rotates every filter by 180 degrees first
+    dtypes: tuple[str, ...] = tuple(DTYPES)
+    description: str = ""
+    extra: str | None = None  # the pip extra that installs what it needs
+    unavailable: str | None = None  # why it cannot run here (a package is missing), or None
+
+    def covers(self, op: str, dtype: str) -> str | None:
+        """None if this backend runs ``op`` at ``dtype``, else why not."""
+        if self.unavailable:
+            return self.unavailable
+        if op not in self.ops:
+            return f"{self.name} does not implement {op}"
+        if dtype not in self.dtypes:
+            return f"{self.name} does not run {dtype} (it runs {', '.join(self.dtypes)})"
+        return None
+
+
+# --- translation --------------------------------------------------------------------------
+
+def _rank_format(fmt2d: str, rank: int) -> str:
+    """A 2-D layout (NHWC, OIHW...) for an op of ``rank`` axes: 1-D ops drop H."""
+    return fmt2d if len(fmt2d) == rank else fmt2d.replace("H", "")
+
+
+def filter_layout(backend: Backend, op: str, operand: ops.Operand) -> str:
+    layout = backend.filter_layouts.get(f"{op}.{operand.name}", backend.filter_layouts.get(op, operand.layout))
+    return _rank_format(layout, len(operand.layout))
+
+
+def _filter_in(backend: Backend, op: str, operand: ops.Operand, w: np.ndarray) -> np.ndarray:
+    target = filter_layout(backend, op, operand)
+    w = layouts.convert(w, operand.layout, target)
+    return layouts.rotate_180(w, target) if backend.orientation == "convolution" else w
+
+
+def _reorder_attrs(op: str, attrs: dict, src: str, dst: str) -> dict:
+    """Full-rank per-axis attributes rewritten from data_format ``src`` order to ``dst`` order."""
+    out = dict(attrs)
+    for key in ("strides", "stride", "dilations", "output_shape"):
+        if isinstance(out.get(key), (list, tuple)) and len(out[key]) == len(src):
+            out[key] = layouts.convert_axis_list(out[key], src, dst)
+    if isinstance(out.get("padding"), (list, tuple)) and len(out["padding"]) == len(src):
+        out["padding"] = layouts.convert_axis_list(out["padding"], src, dst)
+    if "data_format" in ops.get(op).attrs:
+        out["data_format"] = dst
+    return out
+
+
+def _call_tf_convention(backend: Backend, op: str, arrays: Mapping[str, np.ndarray], attrs: dict) -> np.ndarray:
+    spec = ops.get(op)
+    fmt = spec.data_format(attrs)
+    target = fmt if backend.data_format is None else _rank_format(backend.data_format, len(fmt))
+    if target != fmt and "data_format" not in spec.attrs:
+        raise NotCovered(f"{op} has no data_format argument: it takes {fmt} only, {backend.name} takes {target}")
+    if target not in spec.formats:
+        raise NotCovered(f"{op} does not take data_format {target}")
+    args = []
+    for operand in spec.operands:
+        a = arrays[operand.name]
+        if operand.kind == "data":
+            args.append(np.ascontiguousarray(layouts.convert(a, fmt, target)))
+        else:
+            args.append(np.ascontiguousarray(_filter_in(backend, op, operand, a)))
+    out = backend.ops[op](*args, **_reorder_attrs(op, attrs, fmt, target))
+    return layouts.convert(np.asarray(out), target, fmt)
+
+
+def _geometry(op: str, x_shape: tuple, fmt: str, kernel_sizes, attrs: Mapping):
+    """Windows per spatial axis, from attributes the reference accepted (atrous: rate as dilation)."""
+    spec = ops.get(op)
+    stride_arg = "stride" if "stride" in spec.attrs else "strides"
+    attrs = {**attrs, "dilations": attrs.get("dilations", attrs.get("rate"))}
+    strides, dilations, padding = ops.window_attrs(op, attrs, fmt, stride_arg)
+    sizes = [x_shape[fmt.index(c)] for c in fmt if c not in "NC"]
+    return windows(op, sizes, kernel_sizes, strides, dilations, padding)
+
+
+def _explicit_args(wins) -> dict:
+    return {"strides": tuple(w.stride for w in wins), "dilations": tuple(w.dilation for w in wins),
+            "pads": tuple((w.pad_before, w.pad_after) for w in wins)}
+
+
+def _call_explicit(backend: Backend, op: str, arrays: Mapping[str, np.ndarray], attrs: dict) -> np.ndarray:
+    spec = ops.get(op)
+    fmt = spec.data_format(attrs)
+    target = _rank_format(backend.data_format or fmt, len(fmt))
+    fn = backend.ops[op]
+    data = next(o for o in spec.operands if o.kind == "data")
+    x = arrays[data.name]
+    x_b = np.ascontiguousarray(layouts.convert(x, fmt, target))
+    spatial = [c for c in fmt if c not in "NC"]
+
+    def kernel_sizes(w, layout):
+        return [w.shape[layout.index(c)] for c in spatial]
+
+    if op == "conv2d_transpose":
+        w_hwoi = arrays["filters"]
+        out_shape = dict(zip(fmt, attrs["output_shape"])) if len(attrs["output_shape"]) == len(fmt) else None
+        out_sizes = ([out_shape[c] for c in spatial] if out_shape else list(attrs["output_shape"]))
+        fwd_shape = [out_sizes[spatial.index(c)] if c in spatial else x.shape[fmt.index(c)] for c in fmt]
+        wins = _geometry(op, tuple(fwd_shape), fmt, kernel_sizes(w_hwoi, "HWOI"), attrs)
+        pads = []
+        for w, n_in in zip(wins, [x.shape[fmt.index(c)] for c in spatial]):
+            full = (n_in - 1) * w.stride + w.effective_kernel
+            pads.append((w.pad_before, full - w.pad_before - w.size))  # ``after`` < 0: zeros past the footprint
+        w_b = _filter_in(backend, op, spec.operand("filters"), w_hwoi)
+        out = fn(x_b, w_b, strides=tuple(w.stride for w in wins), dilations=tuple(w.dilation for w in wins),
+                 pads=tuple(pads), output_size=tuple(out_sizes))
+        return layouts.convert(np.asarray(out), target, fmt)
+
+    filt = next(o for o in spec.operands if o.kind == "filter")
+    w = arrays[filt.name]
+    wins = _geometry(op, x.shape, fmt, kernel_sizes(w, filt.layout), attrs)
+    if op in ("depthwise_conv2d", "separable_conv2d"):
+        w_hwim = layouts.rotate_180(w, "HWIM") if backend.orientation == "convolution" else w
+        # The grouped weight is an O/I layout: the one declared for depthwise, else the backend's conv2d layout.
+        grouped_layout = backend.filter_layouts.get("depthwise_conv2d", backend.filter_layouts.get("conv2d", "HWIO"))
+        w_b = np.ascontiguousarray(layouts.depthwise_as_grouped(w_hwim, grouped_layout))
+        y = fn(x_b, w_b, groups=w.shape[2], **_explicit_args(wins))
+        if op == "separable_conv2d":
+            pw = spec.operand("pointwise_filter")
+            w_pw = np.ascontiguousarray(_filter_in(backend, "conv2d", ops.get("conv2d").operand("filters"),
+                                                   arrays[pw.name]))
+            ones = tuple(1 for _ in wins)
+            y = fn(np.asarray(y), w_pw, strides=ones, dilations=ones, pads=tuple((0, 0) for _ in wins), groups=1)
+    else:
+        w_b = np.ascontiguousarray(_filter_in(backend, op, filt, w))
+        y = fn(x_b, w_b, groups=1, **_explicit_args(wins))
+    return layouts.convert(np.asarray(y), target, fmt)
+
+
+def run(backend: Backend, op: str, arrays: Mapping[str, np.ndarray], attrs: dict, dtype: str) -> np.ndarray:
+    """``op`` on ``arrays`` (the op's own layouts) by ``backend``: the output in the op's data_format, at ``dtype``.
+
+    Raises NotCovered when the backend does not implement this case; anything else the backend raises propagates.
+    """
+    why = backend.covers(op, dtype)
+    if why:
+        raise NotCovered(why)
+    if backend.convention == "explicit":
+        out = _call_explicit(backend, op, arrays, attrs)
+    else:
+        out = _call_tf_convention(backend, op, arrays, attrs)
+    return np.asarray(out)

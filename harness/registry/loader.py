@@ -1,0 +1,98 @@
+"""Loading case files: YAML text to validated cases (``harness.registry.cases``), sweeps expanded
+(``harness.registry.sweeps``), each file's cases parsed once per process and text.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+import yaml
+
+from harness.registry import sweeps
+from harness.registry.cases import DIVERGENCES_FILE, Case, CaseError, expand_symbolic, parse_case
+from harness.registry.sweeps import SWEEP_ENV
+
+
+def load_file(path: Path, root: Path | None = None) -> list[Case | CaseError]:
+    """Every case of one YAML file, in order; malformed ones as CaseError entries.
+
+    ``root`` makes file names relative (``cases/seeds.yaml``) in ids and messages.
+    A file's cases are parsed once per process for each text of the file (and sweep mode): the plugin and several
+    test modules load the same registry, and sweep expansion is most of collection time.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return [CaseError(_file_name(path, root), None, None, f"cannot read: {exc}")]
+    return list(_parse_file(str(path), None if root is None else str(root), text, os.environ.get(SWEEP_ENV)))
+
+
+def _file_name(path: Path, root: Path | None) -> str:
+    """The file as ids and messages name it: relative to ``root`` when it is under it."""
+    if root is not None and path.resolve().is_relative_to(Path(root).resolve()):
+        return str(path.resolve().relative_to(Path(root).resolve()))
+    return str(path)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_file(path_text: str, root_text: str | None, text: str, sweep_mode: str | None) -> tuple[Case | CaseError, ...]:
+    """load_file's work for one text of the file (``sweep_mode`` only keys the cache: sweeps read it themselves)."""
+    path = Path(path_text)
+    file = _file_name(path, None if root_text is None else Path(root_text))
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        return (CaseError(file, None, None, f"YAML syntax error: {exc}"),)
+    if doc is None:
+        return ()
+    if not isinstance(doc, dict):
+        return (CaseError(file, None, None, "the file must be a mapping with 'cases' and/or 'sweeps'"),)
+    unknown = set(doc) - {"defaults", "cases", "sweeps", "divergences"}  # divergences: see harness.registry.divergences
+    if unknown:
+        return (CaseError(file, None, sorted(unknown)[0], "unknown top-level field; allowed: defaults, cases, sweeps, divergences"),)
+    if "divergences" in doc and path.name != DIVERGENCES_FILE:
+        return (CaseError(file, None, "divergences", f"known divergences belong in cases/{DIVERGENCES_FILE}"),)
+    defaults = doc.get("defaults") or {}
+    if not isinstance(defaults, dict) or not set(defaults) <= {"dtypes", "tags", "tolerance"}:
+        return (CaseError(file, None, "defaults", "must be a mapping of dtypes, tags and/or tolerance"),)
+
+    entries: list[Case | CaseError] = []
+    raw_cases = doc.get("cases") or []
+    raw_sweeps = doc.get("sweeps") or []
+    for key, value in (("cases", raw_cases), ("sweeps", raw_sweeps)):
+        if not isinstance(value, list):
+            return (CaseError(file, None, key, "must be a list"),)
+    for i, raw in enumerate(raw_cases):
+        try:
+            entries.extend(expand_symbolic(parse_case(file, raw, i, defaults)))
+        except CaseError as err:
+            entries.append(err)
+    for i, raw in enumerate(raw_sweeps):
+        entries.extend(sweeps.expand(file, raw, i, defaults))
+
+    seen: set[str] = set()
+    unique: list[Case | CaseError] = []
+    for entry in entries:
+        if isinstance(entry, Case):
+            if entry.name in seen:
+                entry = CaseError(file, entry.name, "name", "duplicate case name in this file")
+            seen.add(entry.name if isinstance(entry, Case) else entry.case)
+        unique.append(entry)
+    return tuple(unique)
+
+
+def computing_cases(files, root: Path | None = None) -> list[Case]:
+    """The cases of ``files`` (default: every ``cases/**/*.yaml`` under ``root``) that compute a value.
+
+    Error contracts and malformed entries are left out: for the command-line checks (relations, mutants) that
+    exercise conventions, not argument validation. Raises FileNotFoundError naming the first missing file.
+    """
+    root = Path(root or Path.cwd())
+    files = [Path(f) for f in files] or sorted((root / "cases").rglob("*.yaml"))
+    for f in files:
+        if not f.is_file():
+            raise FileNotFoundError(f"no such case file: {f}")
+    return [c for f in files for c in load_file(f, root) if isinstance(c, Case) and c.expect_error is None]
