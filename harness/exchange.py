@@ -86,6 +86,7 @@ Exporting into a directory that already holds a manifest replaces that export: i
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -101,13 +102,18 @@ import yaml
 
 from harness.registry import divergences as divergences_module
 from harness import atomic, ops
-from harness.reports import results
+from harness.reports import report, results
 from harness.tf.environment import Environment
-from harness.registry.cases import Case, CaseError, operand_arrays, parse_case
+from harness.check import diagnose
+from harness.check.prepare import prepare
+from harness.check.runner import Outcome
+from harness.check.verdict import AGREES, REFERENCE, TENSORFLOW, against_oracle, tensorflow_behaviour, verdict
+from harness.registry.cases import Case, CaseError, parse_case
 from harness.registry.serialize import case_yaml
 from harness.conv.dtypes import dtype_of
-from harness.tf.isolation import Died, Raised, call_tensorflow
-from harness.conv.tolerance import Bound, Override, bound_for, compare
+from harness.tf import isolation, wrappers
+from harness.tf.isolation import call_tensorflow
+from harness.conv.tolerance import Bound, Override, compare
 
 FORMAT = "tf-conv-harness-npz"
 VERSION = 1
@@ -115,7 +121,6 @@ MANIFEST = "manifest.json"
 NPZ_SUFFIX = ".npz"
 OUTPUT_SUFFIX = ".out.npy"
 BACKEND = "npz"  # the backend name in the check's records
-REFERENCE, TENSORFLOW, AGREES = "reference", "tensorflow", "agrees"
 MAX_STEM = 80
 ENTRY_FIELDS = ("id", "case_id", "file", "case", "dtype", "stored_dtype", "npz", "output", "op", "attrs",
                 "operands", "output_shape", "output_layout", "tensorflow", "oracle", "tolerance", "yaml")
@@ -170,30 +175,10 @@ def _write_npz(path: Path, arrays: dict) -> None:
 
 def _set_onednn(onednn: str | None) -> None:
     """Run TensorFlow with TF_ENABLE_ONEDNN_OPTS=onednn: restart the isolated TensorFlow child if it runs otherwise."""
-    from harness.tf import isolation, wrappers
-
     if onednn is None or os.environ.get(wrappers.ONEDNN_ENV) == onednn:
         return
     os.environ[wrappers.ONEDNN_ENV] = onednn
-    if isolation._process is not None:  # started under the other mode: the next call starts a fresh child
-        isolation._process.close()
-        isolation._process = None
-
-
-def _tf_outcome(result, ref: np.ndarray, bound: Bound) -> tuple[str, str, np.ndarray | None]:
-    """(behaviour, detail, value) of TensorFlow's call, judged against the reference as ``runner.run_case`` does."""
-    if isinstance(result, Died):
-        return "aborts", f"the TensorFlow process died ({result.how})", None
-    if isinstance(result, Raised):
-        first = (result.message or "").strip().splitlines()
-        return f"raises {result.error_class}", first[0][:300] if first else "", None
-    value = np.asarray(result.value)
-    check = compare(TENSORFLOW, value, REFERENCE, ref, bound)
-    if check.ok:
-        return AGREES, "", value
-    if check.detail.startswith("shape"):
-        return "wrong_shape", f"TensorFlow returned shape {list(value.shape)}, the reference {list(ref.shape)}", value
-    return "wrong_values", f"TensorFlow's values are outside the bound ({check.line()})", value
+    isolation.restart()  # started under the other mode: the next call starts a fresh child
 
 
 def _remove_previous(directory: Path) -> int:
@@ -264,16 +249,13 @@ def export(cases_with_dtypes: Iterable[tuple[Case, str]], directory: Path, onedn
 
 
 def _export_one(case: Case, dtype: str, directory: Path, env, known) -> dict:
-    spec = ops.get(case.op)
-    arrays = operand_arrays(case, dtype)
-    attrs = spec.resolved(arrays, case.attrs)
-    ref = np.asarray(spec.call(spec.reference, arrays, attrs))
-    bound = bound_for(spec.reference, arrays, attrs, dtype_of(dtype), case.tolerance)
-    result = call_tensorflow(case.op, tuple(arrays[o.name] for o in spec.operands), attrs)
-    behaviour, detail, tf_value = _tf_outcome(result, ref, bound)
-    feats = divergences_module.features(case, dtype, arrays, attrs, ref, env)
-    applicable = divergences_module.matching(known, feats, env)
-    divergence = next((d for d in applicable if d.expects(behaviour)), None)
+    p = prepare(case, dtype)
+    if p.reference_error is not None:
+        raise p.reference_error
+    spec, arrays, attrs, ref, bound = p.spec, p.arrays, p.attrs, p.reference, p.bound
+    behaviour, detail, tf_value, _ = tensorflow_behaviour(call_tensorflow(case.op, p.args, attrs), ref, bound)
+    applicable = p.applicable(known, env)
+    divergence = verdict("TensorFlow", behaviour, detail, applicable).divergence
 
     stem = safe_name(case.id, dtype)
     stored = {name: _to_stored(a, dtype) for name, a in arrays.items()}
@@ -354,8 +336,6 @@ def _bound(entry: dict, per_element: np.ndarray) -> Bound:
 
 def _case(entry: dict) -> Case:
     """The entry's case, back from the YAML the export stored (for the record's file, tags, layouts and YAML)."""
-    import dataclasses
-
     try:
         raw = yaml.safe_load(entry["yaml"])["cases"][0]
         case = parse_case(entry["file"], raw, 0)
@@ -396,11 +376,6 @@ def _read_output(path: Path, entry: dict) -> tuple[np.ndarray | None, list[str],
 
 def _check_one(directory: Path, entry: dict):
     """The ``runner.Outcome`` of one entry's output."""
-    import dataclasses
-
-    from harness.check import diagnose
-    from harness.check.runner import Outcome
-
     start = time.perf_counter()
     case = _case(entry)
     dtype = entry["dtype"]
@@ -443,35 +418,19 @@ def _check_one(directory: Path, entry: dict):
 
     tf_check = compare(TENSORFLOW, tf_value, REFERENCE, ref, bound) if tf_value is not None else None
     tf_right = tf_check is not None and tf_check.ok
-    against_ref = compare(BACKEND, got, REFERENCE, ref, bound)
-    comparisons = [against_ref]
-    if tf_value is not None:
-        tf_bound = bound if tf_value.shape == ref.shape else dataclasses.replace(
-            bound, per_element=np.full(tf_value.shape, bound.per_element.max(initial=0.0)))
-        comparisons.append(compare(BACKEND, got, TENSORFLOW, tf_value, tf_bound))
-    if tf_right:
-        ok = comparisons[-1].ok
-    else:
-        tf_does = ("raised or died" if tf_value is None else "disagrees with the reference") + " here" + (
-            f" (known divergence {entry['divergence']!r})" if entry.get("divergence") else "")
-        shares = tf_value is not None and comparisons[-1].ok
-        ok = against_ref.ok or shares
-        notes.append(f"TensorFlow {tf_does}; {BACKEND} " + ("agrees with the reference" if against_ref.ok else
-                     "agrees with TensorFlow" if shares else "agrees with neither"))
+    comparisons, behaviour, detail, oracle_notes = against_oracle(
+        BACKEND, got, ref, tf_value, tf_right, bound,
+        f" (known divergence {entry['divergence']!r})" if entry.get("divergence") else "")
+    notes += oracle_notes
     if tf_check is not None:
         comparisons.append(tf_check)
-    if ok and not errors:
-        status = "passed"
-    else:
-        status = "failed"
-        if not errors:
-            if any(c.detail.startswith("shape") for c in comparisons if c.subject == BACKEND):
-                errors.append(f"{BACKEND} wrong_shape: {entry['output']} has shape {list(got.shape)}, the reference "
-                              f"{list(ref.shape)}")
-            else:
-                oracle = "TensorFlow's" if tf_right else "the reference's"
-                errors.append(f"{BACKEND} wrong_values: {entry['output']} is outside the bound around {oracle} "
-                              f"output")
+    if behaviour == "wrong_shape":
+        detail = f"{entry['output']} has shape {list(got.shape)}, the reference {list(ref.shape)}"
+    elif behaviour == "wrong_values":
+        detail = (f"{entry['output']} is outside the bound around {'TensorFlow' if tf_right else 'the reference'}'s "
+                  f"output")
+    decided = verdict(BACKEND, AGREES if errors else behaviour, detail, (), errors)  # a read error says enough
+    status, errors = decided.status, list(decided.errors)
     found = ()
     if status == "failed" and got.shape == ref.shape:
         arrays = {o["name"]: _from_stored(stored[o["name"]], dtype) for o in entry["operands"]}
@@ -506,8 +465,6 @@ def check(directory: Path, reports: Path | None = None) -> list[dict]:
 def write_reports(records: list[dict], manifest: dict, reports: Path, directory: Path | None = None,
                   started: str | None = None, seconds: float = 0.0) -> list[Path]:
     """``results.json``, ``report.html`` and ``summary.md`` of a check, in ``reports``; their paths."""
-    from harness.reports import report
-
     failed = any(r["status"] == "failed" for r in records)
     run = results.Run(
         environment={**manifest.get("environment", {}), "backend": BACKEND},

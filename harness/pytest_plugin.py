@@ -187,23 +187,6 @@ class CaseItem(pytest.Item):
         known, _, env = self.config.stash[DIVERGENCES_KEY]
         outcome = run_case(self.case, self.dtype, known, env)
         self.outcome = outcome  # for pytest_runtest_makereport
-        self.user_properties += [
-            ("op", self.case.op),
-            ("dtype", self.dtype),
-            ("status", outcome.status),
-            ("tensorflow", outcome.tensorflow),
-            ("divergence", outcome.divergence.id if outcome.divergence else ""),
-            ("applicable_divergences", " ".join(outcome.applicable)),
-            ("expect_error", "yes" if self.case.expect_error else ""),
-            ("max_rel_error", f"{max((c.max_rel_error for c in outcome.comparisons), default=0.0):.6g}"),
-            ("max_bound", f"{max((c.max_bound for c in outcome.comparisons), default=0.0):.6g}"),
-            ("implementations", " ".join(c.subject for c in outcome.comparisons if c.against == "reference")),
-            ("max_abs_error", f"{max((c.max_abs_error for c in outcome.comparisons), default=0.0):.6g}"),
-            ("worst_margin", f"{outcome.worst_margin:.6g}"),
-            ("tolerance", outcome.bound.describe() if outcome.bound else ""),
-        ]
-        if self.case.tolerance:
-            self.user_properties.append(("tolerance_override", self.case.tolerance.reason))
         if outcome.status == "xfailed":
             pytest.xfail(f"known divergence {outcome.divergence.id}: {outcome.divergence.summary}")
         if not outcome.passed:
@@ -235,9 +218,6 @@ class BackendItem(CaseItem):
         known, _, env = self.config.stash[DIVERGENCES_KEY]
         outcome = run_backend(self.case, self.dtype, self.backend, known, env)
         self.outcome = outcome
-        self.user_properties += [("op", self.case.op), ("dtype", self.dtype), ("backend", self.backend.name),
-                                 ("status", outcome.status), ("divergence", outcome.divergence.id if outcome.divergence else ""),
-                                 ("worst_margin", f"{outcome.worst_margin:.6g}")]
         if outcome.status == "skipped":
             pytest.skip(outcome.skip_reason)
         if outcome.status == "xfailed":
@@ -261,6 +241,24 @@ def pytest_runtest_makereport(item, call):
     elif isinstance(item, BadCaseItem):
         report.harness_record = results.item_record(item.nodeid, "malformed", call.duration, str(item.error),
                                                     kind="malformed")
+    else:
+        return
+    item.user_properties += junit_properties(report.harness_record)  # junitxml writes them from the teardown report
+
+
+JUNIT_FIELDS = ("op", "dtype", "backend", "status", "tensorflow", "divergence", "max_abs_error", "max_rel_error",
+                "bound", "margin", "tolerance")
+
+
+def junit_properties(record: dict) -> list[tuple[str, str]]:
+    """The record's main fields as JUnit test-case properties (for CI systems that show them)."""
+    return [(key, "" if record.get(key) is None else str(record[key])) for key in JUNIT_FIELDS if key in record]
+
+
+def _records(terminalreporter) -> list[dict]:
+    """The record of every case item this run reported (``results.record``, made where the item ran)."""
+    return [report.harness_record for reports in terminalreporter.stats.values() for report in reports
+            if getattr(report, "when", None) == "call" and hasattr(report, "harness_record")]
 
 
 class BadCaseItem(pytest.Item):
@@ -271,7 +269,6 @@ class BadCaseItem(pytest.Item):
         self.error = error
 
     def runtest(self) -> None:
-        self.user_properties += [("op", "?"), ("status", "malformed")]
         raise self.error
 
     def repr_failure(self, excinfo, style=None):
@@ -288,13 +285,13 @@ def _stale_per_entry_divergences(terminalreporter, config) -> list[str]:
         return []  # a share or a selection may hold an entry's coincidental agreements without its divergent cases
     known = {d.id: d for d in config.stash[DIVERGENCES_KEY][0] if d.strict == "per_entry"}
     matched, diverged, ran_repros = set(), set(), False
-    for status in ("passed", "failed", "xfailed"):
-        for report in terminalreporter.stats.get(status, []):
-            ran_repros |= report.nodeid.startswith(f"{CASES_DIR}/{DIVERGENCES_FILE}::")
-            props = dict(getattr(report, "user_properties", []))
-            matched.update(i for i in props.get("applicable_divergences", "").split() if i in known)
-            if props.get("divergence") in known:
-                diverged.add(props["divergence"])
+    for rec in _records(terminalreporter):
+        if rec.get("kind") != "case" or rec.get("backend"):
+            continue
+        ran_repros |= rec["id"].startswith(f"{CASES_DIR}/{DIVERGENCES_FILE}::")
+        matched.update(i for i in rec.get("applicable_divergences") or () if i in known)
+        if rec.get("divergence") in known:
+            diverged.add(rec["divergence"])
     # Judged only on runs that include the entries' own repro cases: a subset may hold only coincidental agreements.
     return sorted(matched - diverged) if ran_repros else []
 
@@ -524,20 +521,19 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     by_backend: dict[tuple, Counter] = defaultdict(Counter)  # (backend, op) -> statuses
     divergences_seen: Counter = Counter()
     overrides: dict[str, str] = {}
-    for status in ("passed", "failed", "xfailed", "skipped"):
-        for report in terminalreporter.stats.get(status, []):
-            if report.when != "call":
-                continue
-            props = dict(report.user_properties)
-            if "backend" in props:
-                by_backend[props["backend"], props["op"]][status] += 1
-                continue
-            if "op" in props and status != "skipped":
-                counts[props["op"]][status] += 1
-            if props.get("divergence"):
-                divergences_seen[props["divergence"]] += 1
-            if props.get("tolerance_override"):
-                overrides[report.nodeid.rsplit("[", 1)[0]] = props["tolerance_override"]
+    for rec in _records(terminalreporter):
+        if rec.get("kind") != "case":
+            continue
+        status = rec["status"]
+        if rec.get("backend"):
+            by_backend[rec["backend"], rec["op"]][status] += 1
+            continue
+        if status != "skipped":
+            counts[rec["op"]][status] += 1
+        if rec.get("divergence"):
+            divergences_seen[rec["divergence"]] += 1
+        if rec.get("tolerance_override"):
+            overrides[rec["id"].rsplit("[", 1)[0]] = rec["tolerance_override"]["reason"]
     if not counts:
         return
     tw = terminalreporter

@@ -23,10 +23,10 @@ import torch.nn.functional as F  # noqa: E402
 from harness import backends, ops
 from harness.registry import divergences
 from harness.tf import machine  # noqa: E402
+from harness.check.prepare import prepare  # noqa: E402
 from harness.backends import torch_nn  # noqa: E402
-from harness.registry.cases import DIVERGENCES_FILE, operand_arrays
+from harness.registry.cases import DIVERGENCES_FILE  # noqa: E402
 from harness.registry.loader import computing_cases  # noqa: E402
-from harness.registry.divergences import features, matching  # noqa: E402
 from harness.conv.dtypes import DTYPES, dtype_of  # noqa: E402
 from harness.tf.environment import Environment  # noqa: E402
 from harness.check.runner import against_reference  # noqa: E402
@@ -45,11 +45,7 @@ def env() -> Environment:
 
 def declared(case, dtype: str, env: Environment) -> list:
     """The torch divergences that apply to ``case`` at ``dtype`` here."""
-    spec = ops.get(case.op)
-    arrays = operand_arrays(case, dtype)
-    attrs = spec.resolved(arrays, case.attrs)
-    feats = features(case, dtype, arrays, attrs, spec.call(spec.reference, arrays, attrs), env)
-    return matching(TORCH_DIVERGENCES, feats, env, backend="torch")
+    return prepare(case, dtype).applicable(TORCH_DIVERGENCES, env, backend="torch")
 
 
 @pytest.fixture(scope="module")

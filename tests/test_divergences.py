@@ -8,7 +8,8 @@ import yaml
 
 from harness.registry import divergences as D
 from harness.check import runner
-from harness.registry.cases import Case, CaseError, operand_arrays
+from harness.registry.cases import Case, CaseError
+from harness.check.prepare import prepare
 from harness.registry.loader import load_file
 from harness.tf.environment import Environment, load_recorded
 from harness.tf.isolation import Died, Raised, Returned
@@ -81,13 +82,7 @@ def _case(tmp_path, text):
 
 
 def _features(case, dtype="float32", env=ENV_ON):
-    spec = get(case.op)
-    arrays = operand_arrays(case, dtype)
-    try:
-        ref = spec.call(spec.reference, arrays, case.attrs)
-    except ValueError:
-        ref = None
-    return D.features(case, dtype, arrays, case.attrs, ref, env)
+    return prepare(case, dtype).features(env)
 
 
 def _conv(tmp_path, x_shape, w_shape, attrs, **extra):

@@ -24,9 +24,10 @@ from harness.registry import divergences
 from harness.ops import gradients
 from harness import ops
 from harness.conv import reference
-from harness.registry.cases import Case, operand_array, operand_arrays, parse_case
+from harness.registry.cases import Case, operand_array, parse_case
 from harness.registry.loader import load_file
-from harness.registry.divergences import features, matching
+from harness.registry.divergences import matching
+from harness.check.prepare import prepare
 from harness.tf.environment import Environment
 from harness.conv.dtypes import dtype_of
 from harness.tf.isolation import Died, Raised, call_tensorflow
@@ -98,8 +99,7 @@ def test_every_tracked_divergence_that_applies_here_is_exercised():
     matched = set()
     for case in CONFIGS:
         for dtype in DTYPES:
-            arrays, attrs, y, _ = _materialize(case, dtype)
-            feats = features(case, dtype, arrays, attrs, y, ENV)
+            feats = prepare(case, dtype).features(ENV)
             if not matching(FORWARD_DIVERGENCES, feats, ENV):
                 matched |= {d.id for d in matching(KNOWN_GRADIENT_DIVERGENCES, feats, ENV)[:1]}
                 if case.op in RAW_OPS:
@@ -109,18 +109,15 @@ def test_every_tracked_divergence_that_applies_here_is_exercised():
 
 
 def _materialize(case: Case, dtype: str):
-    """(arrays, resolved attrs, forward reference output, output gradient) for one configuration."""
-    spec = ops.get(case.op)
-    arrays = operand_arrays(case, dtype)
-    attrs = spec.resolved(arrays, case.attrs)
-    y = spec.call(spec.reference, arrays, attrs)
+    """(the prepared configuration, an output gradient) for one configuration."""
+    p = prepare(case, dtype)
     rng = np.random.default_rng(zlib.crc32(f"{case.id}/{dtype}/dy".encode()))
-    return arrays, attrs, y, rng.normal(size=y.shape).astype(dtype_of(dtype))
+    return p, rng.normal(size=p.reference.shape).astype(dtype_of(dtype))
 
 
-def _known_divergence(case: Case, dtype: str, arrays, attrs, y, tracked):
+def _known_divergence(p, tracked):
     """Skip a configuration with a known forward divergence; return the tracked divergence that applies, if any."""
-    feats = features(case, dtype, arrays, attrs, y, ENV)
+    feats = p.features(ENV)
     forward = matching(FORWARD_DIVERGENCES, feats, ENV)
     if forward:
         pytest.skip(f"known divergence of the forward op: {', '.join(d.id for d in forward)}")
@@ -159,8 +156,9 @@ def _check(divergence, result, checks) -> None:
 @pytest.mark.parametrize("case", CONFIGS, ids=lambda c: c.id)
 def test_tensorflow_gradients_match_the_reference(case, dtype):
     spec = ops.get(case.op)
-    arrays, attrs, y, dy = _materialize(case, dtype)
-    divergence = _known_divergence(case, dtype, arrays, attrs, y, KNOWN_GRADIENT_DIVERGENCES)
+    p, dy = _materialize(case, dtype)
+    arrays, attrs = p.arrays, p.attrs
+    divergence = _known_divergence(p, KNOWN_GRADIENT_DIVERGENCES)
     result = call_tensorflow("gradients", (case.op, tuple(arrays[o.name] for o in spec.operands), attrs, dy), {})
 
     def checks():
@@ -185,9 +183,10 @@ RAW_CONFIGS = [(c, raw_op) for c in CONFIGS if c.op in RAW_OPS for raw_op in RAW
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case,raw_op", RAW_CONFIGS, ids=lambda v: v.id if isinstance(v, Case) else v)
 def test_raw_backprop_ops_match_the_reference(case, raw_op, dtype):
-    arrays, attrs, y, dy = _materialize(case, dtype)
+    p, dy = _materialize(case, dtype)
+    arrays, attrs = p.arrays, p.attrs
     x, w = (arrays[o.name] for o in ops.get(case.op).operands)
-    divergence = _known_divergence(case, dtype, arrays, attrs, y, KNOWN_RAW_OP_DIVERGENCES + KNOWN_GRADIENT_DIVERGENCES)
+    divergence = _known_divergence(p, KNOWN_RAW_OP_DIVERGENCES + KNOWN_GRADIENT_DIVERGENCES)
     kwargs = gradients.raw_attrs(case.op, ops.get(case.op).data_format(attrs), attrs)
     wrt_input = raw_op.endswith("_input")
     # backprop_input(input_sizes, filter, out_backprop) is linear in filter and out_backprop;

@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 from harness.registry import divergences
-from harness import ops
-from harness.registry.cases import Case, DIVERGENCES_FILE, operand_arrays
+from harness.registry.cases import Case, DIVERGENCES_FILE
+from harness.check.prepare import prepare
 from harness.registry.loader import load_file
 from harness.cli import split_case_id
 from harness.tf.environment import Environment
@@ -51,16 +51,7 @@ def case(file: str, name: str) -> Case:
 def applicable(item_id: str, env: Environment) -> list[str]:
     """The ids of the known divergences of TensorFlow's forward ops that the model applies to one item in ``env``."""
     file, name, dtype = split_case_id(item_id)
-    c = case(file, name)
-    spec = ops.get(c.op)
-    arrays = operand_arrays(c, dtype)
-    attrs = spec.resolved(arrays, c.attrs)
-    try:
-        out = spec.call(spec.reference, arrays, attrs)
-    except ValueError:
-        out = None
-    feats = divergences.features(c, dtype, arrays, attrs, out, env)
-    return [d.id for d in divergences.matching(registry("forward"), feats, env)]
+    return [d.id for d in prepare(case(file, name), dtype).applicable(registry("forward"), env)]
 
 
 def test_every_machine_with_expectations_is_recorded_and_the_other_way_round():

@@ -110,3 +110,54 @@ def test_k_selects_cases_by_name(pytester):
     result.stdout.fnmatch_lines(["PASSED cases/good.yaml::my_case[[]float32[]]", "FAILED cases/good.yaml::bad_op*"])
     assert "wrong_expected" not in result.stdout.str()
     assert "broken.yaml" not in result.stdout.str()
+
+
+STALE_DIVERGENCES = """divergences:
+  - id: never_happens_per_entry
+    kind: wrong_result
+    summary: a per_entry divergence that TensorFlow does not show (it agrees)
+    when: {op: conv2d, padding: VALID, dtype: float32}
+    strict: per_entry
+    tensorflow_versions: ">=0"
+    onednn: any
+    tensorflow_does: [wrong_values]
+    evidence: made up for the test
+    repro: none
+  - id: never_happens_per_case
+    kind: wrong_result
+    summary: a per_case divergence that TensorFlow does not show
+    when: {op: conv2d, padding: VALID, dtype: float64}
+    tensorflow_versions: ">=0"
+    onednn: any
+    tensorflow_does: [wrong_values]
+    evidence: made up for the test
+    repro: none
+cases:
+  - name: repro
+    op: conv2d
+    attrs: {strides: 1, padding: VALID}
+    inputs:
+      input: {layout: HW, value: [[1, 2, 0], [0, 1, 3], [2, 1, 1]]}
+      filters: {layout: HW, value: [[1, 0], [-1, 2]]}
+    dtypes: [float32, float64]
+"""
+
+
+def test_stale_divergences_fail_the_run_per_case_and_per_entry(pytester):
+    # per_case: the matching item itself fails; per_entry: the item passes (a coincidence is allowed), and the run
+    # fails because no item of the entry diverged. Both are read from the items' records, as the reports read them.
+    pytester.makeini("[pytest]\n")
+    pytester.makeconftest('pytest_plugins = ["harness.pytest_plugin"]\n')
+    pytester.mkdir("cases")
+    (pytester.path / "cases" / "known_divergences.yaml").write_text(STALE_DIVERGENCES, encoding="utf-8")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q", "-rA", "--junitxml=junit.xml")
+    assert result.ret == 1
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines([
+        "*known divergences that no longer occur*",
+        "never_happens_per_entry: every matching case agreed with the reference; update cases/known_divergences.yaml"])
+    result.stdout.fnmatch_lines(["PASSED cases/known_divergences.yaml::repro[[]float32[]]",
+                                 "FAILED cases/known_divergences.yaml::repro[[]float64[]]*"])
+    assert "known divergence 'never_happens_per_case' did not occur: TensorFlow now agrees" in result.stdout.str()
+    junit = (pytester.path / "junit.xml").read_text()
+    assert '<property name="op" value="conv2d" />' in junit and '<property name="status" value="failed" />' in junit

@@ -1,41 +1,32 @@
-"""Run one case at one dtype through every implementation and decide its status.
+"""Run one case at one dtype through every implementation.
 
 The reference is the pivot. TensorFlow (called in an isolated child process, see
 ``harness.tf.isolation``) and every applicable textbook formulation are compared
 with it, and everything is compared with the case's expected output when it has
-one, all under the single bound from ``harness.conv.tolerance``.
-
-What TensorFlow did is summed up as one *behaviour*: ``agrees``, ``wrong_shape``,
-``wrong_values``, ``raises <ErrorClass>``, ``aborts`` or ``returns`` (a value where
-an error was expected). The status follows:
-
-* ``passed``: the reference, the textbook formulations and the expected output agree,
-  and TensorFlow ``agrees`` (for an error contract: raised the declared class);
-* ``xfailed``: a known divergence applies and TensorFlow did what it declares;
-* ``failed``: anything else, including a known divergence that no longer occurs.
+one, all under the single bound from ``harness.conv.tolerance``. A case is prepared
+by ``harness.check.prepare`` and its status decided by ``harness.check.verdict``,
+as on every other path (backends, the .npz exchange).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
 
+from harness import backends, ops
 from harness.check import diagnose as diagnosis
-from harness import ops
-from harness.registry.cases import Case, CaseError, expected_array, operand_arrays
-from harness.registry.divergences import Divergence, features, matching
+from harness.check.prepare import Prepared, prepare
+from harness.check.verdict import (AGREES, REFERENCE, TENSORFLOW, against_oracle, tensorflow_behaviour,
+                                   tensorflow_error_behaviour, verdict)
 from harness.conv.dtypes import dtype_of
+from harness.conv.tolerance import Bound, Comparison, compare
+from harness.registry.cases import Case, CaseError
+from harness.registry.divergences import Divergence, matching
 from harness.tf.environment import Environment
-from harness.tf.isolation import Died, Raised, Returned, call_tensorflow
-from harness.conv.tolerance import Bound, Comparison, bound_for, compare
-
-REFERENCE = "reference"
-TENSORFLOW = "tensorflow"
-AGREES = "agrees"
+from harness.tf.isolation import Raised, Returned, call_tensorflow
 
 
 @dataclass(frozen=True)
@@ -89,37 +80,6 @@ class Outcome:
         return "\n".join(lines)
 
 
-def _first_line(text: str) -> str:
-    lines = text.strip().splitlines()
-    return lines[0][:300] if lines else ""
-
-
-def _tf_behaviour(result, ref: np.ndarray | None, comparisons: list[Comparison]) -> tuple[str, str]:
-    """(behaviour, detail) of a TensorFlow call for a case that expects a value."""
-    if isinstance(result, Died):
-        return "aborts", f"the TensorFlow process died ({result.how}): {result.stderr_tail}"
-    if isinstance(result, Raised):
-        return f"raises {result.error_class}", _first_line(result.message)
-    tf_checks = [c for c in comparisons if c.subject == TENSORFLOW]
-    if any(not c.ok and c.detail.startswith("shape") for c in tf_checks):
-        return "wrong_shape", f"TensorFlow returned shape {list(result.value.shape)}, the reference {list(ref.shape)}"
-    if any(not c.ok for c in tf_checks):
-        return "wrong_values", "TensorFlow's values are outside the bound"
-    return AGREES, ""
-
-
-def _tf_error_behaviour(result, want: str) -> tuple[str, str]:
-    """(behaviour, detail) of a TensorFlow call for an error contract expecting class ``want``."""
-    if isinstance(result, Died):
-        return "aborts", f"the TensorFlow process died ({result.how}): {result.stderr_tail}"
-    if isinstance(result, Raised):
-        behaviour = AGREES if result.error_class == want else f"raises {result.error_class}"
-        return behaviour, f"{result.error_class}: {_first_line(result.message)}"
-    value = result.value
-    zeros = " (all zeros)" if value.size and not np.any(value) else ""
-    return "returns", f"TensorFlow returned an array of shape {list(value.shape)}{zeros} instead of raising {want}"
-
-
 def _diagnose(op: str, arrays, attrs, outputs: dict, comparisons, bound) -> tuple[str, ...]:
     """Explain every output that disagrees with the reference (same shape) by a usual suspect."""
     lines = []
@@ -130,115 +90,96 @@ def _diagnose(op: str, arrays, attrs, outputs: dict, comparisons, bound) -> tupl
     return tuple(lines)
 
 
+def _textbook(p: Prepared) -> tuple[dict, dict, list[str]]:
+    """(outputs by "textbook:<name>", not applicable formulations and why, errors) of the case's textbook
+    formulations."""
+    outputs, not_applicable, errors = {}, {}, []
+    for formulation in p.spec.textbook:
+        if p.reference.size == 0:  # sliding windows over an empty axis: nothing for the documents' methods to compute
+            not_applicable[formulation.name] = "empty output"
+            continue
+        try:
+            out = formulation.run(p.arrays, p.attrs)
+        except ops.NotApplicable as why:
+            not_applicable[formulation.name] = str(why)
+            continue
+        except Exception as exc:  # a bug in a formulation or its pairing is this case's failure, not a crash
+            errors.append(f"textbook:{formulation.name} raised {type(exc).__name__}: {exc}")
+            continue
+        outputs[f"textbook:{formulation.name}"] = np.asarray(out).astype(dtype_of(p.dtype))
+    return outputs, not_applicable, errors
+
+
 def run_case(case: Case, dtype: str, divergences: Sequence[Divergence] = (), env: Environment | None = None,
              diagnose: bool = True, keep_outputs: bool = False) -> Outcome:
     """Run ``case`` at ``dtype``; never raises for a bad case or a failing implementation.
 
     With ``diagnose``, an output that disagrees with the reference is explained by re-running the reference under
-    the usual suspects (``harness.check.diagnose``); the mutation self-test turns that off. ``keep_outputs`` keeps every
-    implementation's output in ``Outcome.outputs`` (a failing outcome always keeps them).
+    the usual suspects (``harness.check.diagnose``); the mutation self-test turns that off. ``keep_outputs`` keeps
+    every implementation's output in ``Outcome.outputs`` (a failing outcome always keeps them).
     """
     start = time.perf_counter()
     env = env or Environment.current()
-    spec = ops.get(case.op)
 
     def done(status: str, **kw) -> Outcome:
         return Outcome(case, dtype, status, seconds=time.perf_counter() - start, **kw)
 
     try:
-        arrays = operand_arrays(case, dtype)
-        expected = expected_array(case, dtype)
+        p = prepare(case, dtype)
     except (CaseError, ValueError) as exc:
         return done("failed", errors=(f"malformed case: {exc}",))
-    shapes = {name: a.shape for name, a in arrays.items()}
-    args = tuple(arrays[o.name] for o in spec.operands)
-
-    try:
-        attrs = spec.resolved(arrays, case.attrs)
-        ref, ref_error = spec.call(spec.reference, arrays, attrs), None
-    except ValueError as exc:
-        attrs, ref, ref_error = dict(case.attrs), None, exc
-    feats = features(case, dtype, arrays, attrs, ref, env)
+    shapes = {name: a.shape for name, a in p.arrays.items()}
+    feats = p.features(env)
     applicable = matching(divergences, feats, env)
-    tf_result = call_tensorflow(case.op, args, attrs)
+    tf_result = call_tensorflow(case.op, p.args, p.attrs)
 
-    errors, notes, comparisons, not_applicable, bound, outputs = [], [], [], {}, None, {}
+    errors, notes, comparisons, not_applicable, outputs = [], [], [], {}, {}
     if case.expect_error:
         want = case.expect_error.tensorflow_error(feats["eigen_kernel"])
         if want is None:
             errors.append("TensorFlow's kernel for this case was not measured (see the environment's probe), and "
                           "the error contract names a different class for oneDNN's and Eigen's kernels")
             want = "?"
-        if ref_error is None:
+        if p.reference_error is None:
             errors.append("the reference accepted this configuration, but the case expects ValueError")
-        elif case.expect_error.match and case.expect_error.match not in str(ref_error):
-            errors.append(f"the reference's ValueError does not mention {case.expect_error.match!r}: {ref_error}")
+        elif case.expect_error.match and case.expect_error.match not in str(p.reference_error):
+            errors.append(f"the reference's ValueError does not mention {case.expect_error.match!r}: {p.reference_error}")
         else:
-            notes.append(f"reference raised ValueError: {ref_error}")
-        behaviour, detail = _tf_error_behaviour(tf_result, want)
+            notes.append(f"reference raised ValueError: {p.reference_error}")
+        behaviour, detail = tensorflow_error_behaviour(tf_result, want)
     else:
-        if ref_error is not None:
-            return done("failed", errors=(f"the reference rejects this case: {ref_error}",), shapes=shapes)
-        shapes["output"] = ref.shape
-        if expected is not None and expected.shape != ref.shape:
-            msg = (f"{case.file}: case {case.name!r}: field 'expected': shape {list(expected.shape)} (after converting "
-                   f"from layout {case.expected.layout!r}) does not match the output shape {list(ref.shape)}")
-            return done("failed", errors=(msg,), attrs=attrs, shapes=shapes)
-        bound = bound_for(spec.reference, arrays, attrs, dtype_of(dtype), case.tolerance)
+        if p.reference_error is not None:
+            return done("failed", errors=(f"the reference rejects this case: {p.reference_error}",), shapes=shapes)
+        shapes["output"] = p.reference.shape
+        if p.expected is not None and p.expected.shape != p.reference.shape:
+            msg = (f"{case.file}: case {case.name!r}: field 'expected': shape {list(p.expected.shape)} (after "
+                   f"converting from layout {case.expected.layout!r}) does not match the output shape "
+                   f"{list(p.reference.shape)}")
+            return done("failed", errors=(msg,), attrs=p.attrs, shapes=shapes)
         if isinstance(tf_result, Returned):
             outputs[TENSORFLOW] = tf_result.value
-        for formulation in spec.textbook:
-            if ref.size == 0:  # sliding windows over an empty axis: nothing for the documents' methods to compute
-                not_applicable[formulation.name] = "empty output"
-                continue
-            try:
-                out = formulation.run(arrays, attrs)
-            except ops.NotApplicable as why:
-                not_applicable[formulation.name] = str(why)
-                continue
-            except Exception as exc:  # a bug in a formulation or its pairing is this case's failure, not a crash
-                errors.append(f"textbook:{formulation.name} raised {type(exc).__name__}: {exc}")
-                continue
-            outputs[f"textbook:{formulation.name}"] = np.asarray(out).astype(dtype_of(dtype))
-        comparisons = [compare(name, out, REFERENCE, ref, bound) for name, out in outputs.items()]
-        if expected is not None:
-            comparisons.append(compare(REFERENCE, ref, "expected", expected, bound))
-            comparisons += [compare(name, out, "expected", expected, bound) for name, out in outputs.items()]
-        behaviour, detail = _tf_behaviour(tf_result, ref, comparisons)
+        textbook, not_applicable, errors = _textbook(p)
+        outputs.update(textbook)
+        comparisons = [compare(name, out, REFERENCE, p.reference, p.bound) for name, out in outputs.items()]
+        if p.expected is not None:
+            comparisons.append(compare(REFERENCE, p.reference, "expected", p.expected, p.bound))
+            comparisons += [compare(name, out, "expected", p.expected, p.bound) for name, out in outputs.items()]
+        behaviour, detail, _, _ = tensorflow_behaviour(tf_result, p.reference, p.bound)
         errors += [f"{c.subject} disagrees with {c.against}" for c in comparisons if not c.ok and c.subject != TENSORFLOW]
 
-    status = "failed" if errors else "passed"
-    divergence = next((d for d in applicable if d.expects(behaviour)), None)
-    if applicable:
-        ids = ", ".join(repr(d.id) for d in applicable)
-        if behaviour == AGREES and all(d.strict == "per_entry" for d in applicable):
-            notes.append(f"known divergence {ids} did not occur for this configuration (checked per entry)")
-        elif behaviour == AGREES:
-            errors.append(f"known divergence {ids} did not occur: TensorFlow now agrees with the reference "
-                          f"(update {applicable[0].file})")
-        elif divergence is not None:
-            notes.append(f"known divergence {divergence.id!r}: {divergence.summary} ({detail})")
-            status = "failed" if errors else "xfailed"
-        else:
-            declared = " or ".join(sorted({b for d in applicable for b in d.tensorflow_does}))
-            errors.append(f"known divergence {ids} says TensorFlow {declared}, but it {behaviour}: {detail}")
-    elif behaviour != AGREES:
-        errors.append(f"TensorFlow {behaviour}: {detail}" if detail else f"TensorFlow {behaviour}")
-    elif case.expect_error:
-        notes.append(f"TensorFlow raised {detail}")
+    decided = verdict("TensorFlow", behaviour, detail, applicable, errors, error_contract=bool(case.expect_error))
     found = ()
-    if errors:
-        status = "failed"
-        if diagnose and bound is not None:
-            found = _diagnose(case.op, arrays, attrs, outputs, comparisons, bound)
-    if ref is not None and (keep_outputs or status == "failed"):
-        outputs = {REFERENCE: ref, **outputs, **({"expected": expected} if expected is not None else {})}
+    if decided.status == "failed" and diagnose and p.bound is not None:
+        found = _diagnose(case.op, p.arrays, p.attrs, outputs, comparisons, p.bound)
+    if p.reference is not None and (keep_outputs or decided.status == "failed"):
+        outputs = {REFERENCE: p.reference, **outputs, **({"expected": p.expected} if p.expected is not None else {})}
     else:
         outputs = {}
-    return done(status, comparisons=tuple(comparisons), errors=tuple(errors), notes=tuple(notes),
-                not_applicable=not_applicable, bound=bound, attrs=attrs, shapes=shapes,
+    return done(decided.status, comparisons=tuple(comparisons), errors=decided.errors, notes=tuple(notes) + decided.notes,
+                not_applicable=not_applicable, bound=p.bound, attrs=p.attrs, shapes=shapes,
                 tensorflow=behaviour + (f" ({detail})" if detail and behaviour != AGREES else ""),
-                divergence=divergence, applicable=tuple(d.id for d in applicable), diagnosis=found, outputs=outputs)
+                divergence=decided.divergence, applicable=tuple(d.id for d in applicable), diagnosis=found,
+                outputs=outputs)
 
 
 def against_reference(case: Case, dtype: str, backend) -> Comparison:
@@ -247,14 +188,11 @@ def against_reference(case: Case, dtype: str, backend) -> Comparison:
     No TensorFlow: for checking a backend's translations on its own. The reference's and the backend's
     exceptions (``harness.backends.NotCovered`` included) propagate.
     """
-    from harness import backends
-
-    spec = ops.get(case.op)
-    arrays = operand_arrays(case, dtype)
-    attrs = spec.resolved(arrays, case.attrs)
-    ref = spec.call(spec.reference, arrays, attrs)
-    out = backends.run(backend, case.op, arrays, attrs, dtype)
-    return compare(backend.name, out, REFERENCE, ref, bound_for(spec.reference, arrays, attrs, dtype_of(dtype), case.tolerance))
+    p = prepare(case, dtype)
+    if p.reference_error is not None:
+        raise p.reference_error
+    out = backends.run(backend, case.op, p.arrays, p.attrs, dtype)
+    return compare(backend.name, out, REFERENCE, p.reference, p.bound)
 
 
 def run_backend(case: Case, dtype: str, backend, divergences: Sequence[Divergence] = (), env: Environment | None = None,
@@ -267,11 +205,8 @@ def run_backend(case: Case, dtype: str, backend, divergences: Sequence[Divergenc
     (``backend:`` in cases/known_divergences.yaml) applies and says what it does; ``skipped`` when the backend
     does not cover the case (op, dtype, layout) or the case is an error contract. Never raises.
     """
-    from harness import backends
-
     start = time.perf_counter()
     env = env or Environment.current()
-    spec = ops.get(case.op)
 
     def done(status: str, **kw) -> Outcome:
         return Outcome(case, dtype, status, seconds=time.perf_counter() - start, backend=backend.name, **kw)
@@ -282,86 +217,49 @@ def run_backend(case: Case, dtype: str, backend, divergences: Sequence[Divergenc
     if why:
         return done("skipped", skip_reason=why)
     try:
-        arrays = operand_arrays(case, dtype)
+        p = prepare(case, dtype)
     except (CaseError, ValueError) as exc:
         return done("failed", errors=(f"malformed case: {exc}",))
-    shapes = {name: a.shape for name, a in arrays.items()}
-    try:
-        attrs = spec.resolved(arrays, case.attrs)
-        ref = spec.call(spec.reference, arrays, attrs)
-    except ValueError as exc:
-        return done("failed", errors=(f"the reference rejects this case: {exc}",), shapes=shapes)
-    shapes["output"] = ref.shape
-    bound = bound_for(spec.reference, arrays, attrs, dtype_of(dtype), case.tolerance)
-    tf_result = call_tensorflow(case.op, tuple(arrays[o.name] for o in spec.operands), attrs)
-    tf_value = tf_result.value if isinstance(tf_result, Returned) else None
-    tf_check = compare(TENSORFLOW, tf_value, REFERENCE, ref, bound) if tf_value is not None else None
+    if p.reference_error is not None:
+        return done("failed", errors=(f"the reference rejects this case: {p.reference_error}",),
+                    shapes={name: a.shape for name, a in p.arrays.items()})
+    ref, bound = p.reference, p.bound
+    tf_result = call_tensorflow(case.op, p.args, p.attrs)
+    _, _, tf_value, tf_check = tensorflow_behaviour(tf_result, ref, bound)
     tf_right = tf_check is not None and tf_check.ok
-    feats = features(case, dtype, arrays, attrs, ref, env)
-    applicable = matching(divergences, feats, env, backend=backend.name)
+    applicable = p.applicable(divergences, env, backend=backend.name)
 
     try:
-        out = backends.run(backend, case.op, arrays, attrs, dtype)
+        out = backends.run(backend, case.op, p.arrays, p.attrs, dtype)
     except backends.NotCovered as exc:
-        return done("skipped", skip_reason=str(exc), attrs=attrs, shapes=shapes)
+        return done("skipped", skip_reason=str(exc), attrs=p.attrs, shapes=p.shapes)
     except backends.TensorFlowError as exc:
         out, behaviour, detail = None, exc.behaviour, exc.detail
     except Exception as exc:  # the backend's own error is this case's outcome
-        out, behaviour, detail = None, f"raises {type(exc).__name__}", _first_line(str(exc))
-    comparisons, notes, errors = [], [], []
+        first = str(exc).strip().splitlines()
+        out, behaviour, detail = None, f"raises {type(exc).__name__}", first[0][:300] if first else ""
+    comparisons, notes = [], []
     if out is not None:
         out = np.asarray(out)
         if out.dtype != ref.dtype:
             notes.append(f"{backend.name} returned {out.dtype}; compared after casting to {ref.dtype}")
             out = out.astype(ref.dtype) if out.shape == ref.shape else out
-        against_ref = compare(backend.name, out, REFERENCE, ref, bound)
-        comparisons.append(against_ref)
-        if tf_value is not None:
-            # TensorFlow's output can have another shape than the reference's (a known divergence): then each of its
-            # elements gets the largest per-element bound.
-            tf_bound = bound if tf_value.shape == ref.shape else dataclasses.replace(
-                bound, per_element=np.full(tf_value.shape, bound.per_element.max(initial=0.0)))
-            comparisons.append(compare(backend.name, out, TENSORFLOW, tf_value, tf_bound))
-        if tf_right:
-            ok = comparisons[-1].ok
-        else:
-            tf_does = "raised or died" if tf_value is None else "disagrees with the reference"
-            shares = tf_value is not None and comparisons[-1].ok
-            ok = against_ref.ok or shares
-            notes.append(f"TensorFlow {tf_does} here; {backend.name} "
-                         + ("agrees with the reference" if against_ref.ok else
-                            "agrees with TensorFlow" if shares else "agrees with neither"))
-        if ok:
-            behaviour, detail = AGREES, ""
-        elif any(c.detail.startswith("shape") for c in comparisons):
-            behaviour, detail = "wrong_shape", f"{backend.name} returned shape {list(out.shape)}, the reference {list(ref.shape)}"
-        else:
-            behaviour, detail = "wrong_values", f"{backend.name}'s values are outside the bound"
+        comparisons, behaviour, detail, oracle_notes = against_oracle(backend.name, out, ref, tf_value, tf_right, bound)
+        notes += oracle_notes
     if tf_check is not None:
         comparisons.append(tf_check)
     tf_behaviour = (f"raises {tf_result.error_class}" if isinstance(tf_result, Raised)
-                    else "aborts" if isinstance(tf_result, Died) else None)
+                    else "aborts" if tf_value is None else None)
     if behaviour != AGREES and behaviour == tf_behaviour:  # refusing (or dying) exactly as eager TensorFlow does
         notes.append(f"{backend.name} {behaviour}, as TensorFlow does here: {detail}")
         behaviour = AGREES
-    divergence = next((d for d in applicable if d.expects(behaviour)), None)
-    if behaviour == AGREES:
-        status = "passed"
-        if applicable and not all(d.strict == "per_entry" for d in applicable):
-            status = "failed"
-            errors.append(f"known divergence {', '.join(d.id for d in applicable)} did not occur: {backend.name} now "
-                          f"agrees (update {applicable[0].file})")
-    elif divergence is not None:
-        status = "xfailed"
-        notes.append(f"known divergence {divergence.id!r}: {divergence.summary} ({detail})")
-    else:
-        status = "failed"
-        errors.append(f"{backend.name} {behaviour}: {detail}" if detail else f"{backend.name} {behaviour}")
+    decided = verdict(backend.name, behaviour, detail, applicable)
     outputs = {}
-    if keep_outputs or status == "failed":
+    if keep_outputs or decided.status == "failed":
         outputs = {REFERENCE: ref, **({TENSORFLOW: tf_value} if tf_value is not None else {}),
                    **({backend.name: out} if out is not None else {})}
-    return done(status, comparisons=tuple(comparisons), errors=tuple(errors), notes=tuple(notes), bound=bound,
-                attrs=attrs, shapes=shapes, tensorflow=(AGREES if tf_right else "disagrees with the reference"
-                                                        if tf_value is not None else type(tf_result).__name__.lower()),
-                divergence=divergence, applicable=tuple(d.id for d in applicable), outputs=outputs)
+    return done(decided.status, comparisons=tuple(comparisons), errors=decided.errors,
+                notes=tuple(notes) + decided.notes, bound=bound, attrs=p.attrs, shapes=p.shapes,
+                tensorflow=(AGREES if tf_right else "disagrees with the reference" if tf_value is not None
+                            else type(tf_result).__name__.lower()),
+                divergence=decided.divergence, applicable=tuple(d.id for d in applicable), outputs=outputs)

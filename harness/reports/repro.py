@@ -28,10 +28,10 @@ import numpy as np
 
 from harness import ops
 from harness.tf import wrappers
-from harness.registry.cases import Case, Generator, operand_array, operand_arrays
+from harness.check.prepare import Prepared, prepare
+from harness.registry.cases import Case, Generator, operand_array
 from harness.conv.dtypes import dtype_of, is_integer
 from harness.tf.environment import Environment
-from harness.conv.tolerance import bound_for
 
 LITERAL_LIMIT = 4096  # elements: above this a generated operand is emitted as code, an output as checksums
 WIDTH = 116  # line length of the generated script
@@ -208,20 +208,6 @@ def _call(case: Case, attrs: Mapping) -> str:
     if len(one_line) <= WIDTH:
         return one_line
     return f"output = tf.nn.{case.op}(\n" + "".join(f"    {a},\n" for a in args) + ")"
-
-
-def _resolved(case: Case, arrays: Mapping[str, np.ndarray]) -> tuple[dict, np.ndarray | None, ValueError | None]:
-    """(attrs as passed to TensorFlow, the reference output or None, the reference's ValueError or None).
-
-    As ``harness.runner.run_case``: symbolic attributes resolved; when that or the reference fails, the case's
-    own attrs.
-    """
-    spec = ops.get(case.op)
-    try:
-        attrs = spec.resolved(arrays, case.attrs)
-        return attrs, spec.call(spec.reference, arrays, attrs), None
-    except ValueError as exc:
-        return dict(case.attrs), None, exc
 
 
 def _kernel(case: Case, dtype: str, attrs: Mapping, env: Environment) -> bool | None:
@@ -401,9 +387,8 @@ else:
 '''
 
 
-def _computed(case: Case, dtype: str, attrs: Mapping, arrays: Mapping, ref: np.ndarray) -> list[str]:
-    spec = ops.get(case.op)
-    bound = bound_for(spec.reference, arrays, attrs, dtype_of(dtype), case.tolerance)
+def _computed(p: Prepared) -> list[str]:
+    case, dtype, attrs, ref, bound = p.case, p.dtype, p.attrs, p.reference, p.bound
     bound_max = float(bound.per_element.max()) if bound.per_element.size else 0.0
     lines = _reference_block(ref, dtype, bound_max, bound.describe(), bound.per_element)
     lines += [
@@ -433,14 +418,14 @@ def script(case: Case, dtype: str, env: Environment, *, finding: str = "") -> st
     """
     if dtype not in case.dtypes:
         raise ValueError(f"{case.id}: dtype {dtype!r} is not one of the case's dtypes ({', '.join(case.dtypes)})")
-    arrays = operand_arrays(case, dtype)
-    attrs, ref, ref_error = _resolved(case, arrays)
-    if case.expect_error is None and ref_error is not None:
-        raise ValueError(f"{case.id}: the reference rejects this case, so there is nothing to reproduce: {ref_error}")
-    eigen = _kernel(case, dtype, attrs, env)
+    p = prepare(case, dtype)
+    if case.expect_error is None and p.reference_error is not None:
+        raise ValueError(f"{case.id}: the reference rejects this case, so there is nothing to reproduce: "
+                         f"{p.reference_error}")
+    eigen = _kernel(case, dtype, p.attrs, env)
     lines = _header(case, dtype, env, eigen, finding) + _prologue(env) + _operands(case, dtype)
     if case.expect_error is not None:
-        lines += _error_contract(case, eigen, attrs, ref_error)
+        lines += _error_contract(case, eigen, p.attrs, p.reference_error)
     else:
-        lines += _computed(case, dtype, attrs, arrays, ref)
+        lines += _computed(p)
     return "\n".join(lines) + "\n"

@@ -29,7 +29,8 @@ import numpy as np
 
 from harness.conv import layouts, textbook
 from harness import ops
-from harness.registry.cases import Case, operand_arrays
+from harness.check.prepare import prepare
+from harness.registry.cases import Case
 from harness.registry.divergences import Divergence, features, matching
 from harness.tf.environment import Environment
 from harness.conv.dtypes import accumulator, dtype_of
@@ -376,9 +377,10 @@ class Check:
         return f"{self.status:<7} {self.relation} on {self.case} ({self.side}): {self.detail or what}"
 
 
-def _reference_run() -> Run:
-    """The reference, remembering each call's output for one check: the TensorFlow side needs it for the features."""
-    memo: dict[int, tuple[Call, np.ndarray]] = {}  # id(call) -> (call, output); the call is kept so its id stays its own
+def _reference_run(known: tuple[Call, np.ndarray]) -> Run:
+    """The reference, remembering each call's output for one check (``known``: a call whose output is already
+    computed): the TensorFlow side needs it for the features."""
+    memo: dict[int, tuple[Call, np.ndarray]] = {id(known[0]): known}  # id(call) -> (call, output); the call is kept
 
     def run(call: Call) -> np.ndarray:
         if id(call) not in memo:
@@ -434,14 +436,13 @@ def check(relation: Relation, case: Case, dtype: str = "float32", known: Sequenc
           env: Environment | None = None) -> list[Check]:
     """Every side of ``relation`` on ``case`` at ``dtype``; [] when the relation does not apply to it."""
     env = env or Environment.current()
-    spec = ops.get(case.op)
     name = f"{case.id}[{dtype}]"
-    reference = _reference_run()
     try:
-        arrays = operand_arrays(case, dtype)
-        attrs = spec.resolved(arrays, case.attrs)
-        base = Call(case.op, arrays, attrs)
-        reference(base)  # only configurations the reference accepts (and most left sides are this very call)
+        p = prepare(case, dtype)
+        if p.reference_error is not None:
+            return []  # only configurations the reference accepts
+        base = Call(case.op, p.arrays, p.attrs)
+        reference = _reference_run((base, p.reference))  # most left sides are this very call
         sides = relation.rewrite(base)
     except (ValueError, Failed):
         return []

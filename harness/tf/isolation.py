@@ -199,6 +199,15 @@ class TFProcess:
 _process: TFProcess | None = None
 
 
+def restart() -> None:
+    """End this process's TensorFlow server and zygote: the next call starts fresh ones, which read the environment
+    (``TF_ENABLE_ONEDNN_OPTS``, ``ONEDNN_MAX_CPU_ISA``) anew."""
+    global _process
+    if _process is not None:
+        _process.close()
+        _process = None
+
+
 def call_tensorflow(op: str, args: tuple, kwargs: dict, mode: str = "eager") -> Result:
     """Run ``harness.wrappers.<op>(*args, **kwargs)`` (``mode``: eager, function or xla; see ``wrappers.call``),
     isolated unless HARNESS_TF_ISOLATION=0."""

@@ -1,0 +1,83 @@
+"""Preparing a case at a dtype: every path that runs a case starts here.
+
+The default run, every backend, the ``.npz`` export, ``harness repro`` and the relations all need the same four
+things, computed the same way: the operands as the op takes them, the attributes as passed to the op (symbolic
+values resolved), the reference's output (or its ValueError) and the tolerance bound around it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from harness import ops
+from harness.conv.dtypes import dtype_of
+from harness.conv.tolerance import Bound, bound_for
+from harness.registry.cases import Case, expected_array, operand_arrays
+from harness.registry.divergences import Divergence, features, matching
+from harness.tf.environment import Environment
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A case at one dtype, ready to run.
+
+    ``arrays``: every operand by argument name, in the layout the op takes; ``attrs``: as passed to the op (the
+    case's own when resolving them failed); ``reference``: the reference output in the op's data_format, or None
+    with ``reference_error`` when the reference rejects the configuration; ``expected``: the case's expected output,
+    if any; ``bound``: the tolerance around the reference output (None without one, and for an error contract;
+    computed on first use, as it costs two more runs of the reference).
+    """
+
+    case: Case
+    dtype: str
+    arrays: Mapping[str, np.ndarray]
+    attrs: dict
+    reference: np.ndarray | None
+    reference_error: ValueError | None
+    expected: np.ndarray | None
+    spec: ops.OpSpec = field(repr=False, compare=False, default=None)
+
+    @cached_property
+    def bound(self) -> Bound | None:
+        if self.reference is None or self.case.expect_error is not None:
+            return None
+        return bound_for(self.spec.reference, self.arrays, self.attrs, dtype_of(self.dtype), self.case.tolerance)
+
+    def features(self, env: Environment) -> dict:
+        """The facts about this case that known divergences' conditions name (``harness.registry.divergences``)."""
+        return features(self.case, self.dtype, self.arrays, self.attrs, self.reference, env)
+
+    def applicable(self, known: Sequence[Divergence], env: Environment, backend: str | None = None) -> list[Divergence]:
+        """The known divergences of TensorFlow (or of ``backend``) that apply to this case in ``env``."""
+        return matching(known, self.features(env), env, backend=backend)
+
+    @property
+    def args(self) -> tuple[np.ndarray, ...]:
+        """The operands in the op's positional order (as ``tf.nn`` takes them)."""
+        return tuple(self.arrays[o.name] for o in self.spec.operands)
+
+    @property
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        """Operand shapes, and the output's when the reference computed one."""
+        shapes = {name: a.shape for name, a in self.arrays.items()}
+        if self.reference is not None:
+            shapes["output"] = self.reference.shape
+        return shapes
+
+
+def prepare(case: Case, dtype: str) -> Prepared:
+    """``case`` at ``dtype`` (see ``Prepared``). Raises ``CaseError`` or ValueError when the case's own operands or
+    expected output cannot be built (a malformed case); a configuration the reference rejects is not an error here."""
+    spec = ops.get(case.op)
+    arrays = operand_arrays(case, dtype)
+    expected = expected_array(case, dtype)
+    try:
+        attrs = spec.resolved(arrays, case.attrs)
+        reference, error = np.asarray(spec.call(spec.reference, arrays, attrs)), None
+    except ValueError as exc:
+        attrs, reference, error = dict(case.attrs), None, exc
+    return Prepared(case, dtype, arrays, attrs, reference, error, expected, spec)
