@@ -34,6 +34,7 @@ from typing import Sequence
 import numpy as np
 
 from harness import atomic, ops
+from harness.conv import layouts
 from harness.tf import machine
 from harness.reports import results
 from harness.registry.cases import Case, CaseError, DIVERGENCES_FILE
@@ -274,8 +275,8 @@ def _array_text(a: np.ndarray, layout: str, indent: str = "    ") -> str:
     a = np.asarray(a)
     if a.dtype.kind not in "fiu":  # bfloat16 prints as raw bytes otherwise
         a = a.astype(np.float64)
-    spatial = [i for i, letter in enumerate(layout) if letter in "HW"]
-    others = [i for i, letter in enumerate(layout) if letter not in "HW"]
+    spatial = [i for i, letter in enumerate(layout) if letter in layouts.spatial(layout)]
+    others = [i for i, letter in enumerate(layout) if letter not in layouts.spatial(layout)]
     planes = np.transpose(a, others + spatial)
     lines = []
     index_sets = list(itertools.product(*(range(a.shape[i]) for i in others)))

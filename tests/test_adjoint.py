@@ -82,7 +82,7 @@ def test_conv2d_adjoints(case):
     fmt = spec.data_format(case.attrs)
     x, w_hwio = (operand_array(case, o.name, "float64") for o in spec.operands)
     dy = np.random.default_rng(len(case.name)).normal(size=reference.conv2d(x, w_hwio, **case.attrs).shape)
-    raw = gradients.raw_attrs("conv2d", fmt, case.attrs)
+    raw = gradients.raw_attrs(ops.get("conv2d"), case.attrs, fmt)
     d_input = reference.conv2d_backprop_input(list(x.shape), w_hwio, dy, **raw)
     d_filter = reference.conv2d_backprop_filter(x, list(w_hwio.shape), dy, **raw)
     transposed = reference.conv2d_transpose(dy, w_hwio, list(x.shape), case.attrs["strides"], case.attrs["padding"],
@@ -101,7 +101,7 @@ def test_depthwise_adjoints(case):
     fmt = spec.data_format(case.attrs)
     x, w_hwim = (operand_array(case, o.name, "float64") for o in spec.operands)
     dy = np.random.default_rng(len(case.name)).normal(size=reference.depthwise_conv2d(x, w_hwim, **case.attrs).shape)
-    raw = gradients.raw_attrs("depthwise_conv2d", fmt, case.attrs)
+    raw = gradients.raw_attrs(ops.get("depthwise_conv2d"), case.attrs, fmt)
     d_input = reference.depthwise_conv2d_native_backprop_input(list(x.shape), w_hwim, dy, **raw)
     d_filter = reference.depthwise_conv2d_native_backprop_filter(x, list(w_hwim.shape), dy, **raw)
     assert d_input.shape == x.shape and d_filter.shape == w_hwim.shape

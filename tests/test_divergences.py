@@ -235,4 +235,4 @@ def test_an_error_contract_passes_only_with_the_declared_class(monkeypatch, tmp_
     ((1, 1, 5, 1), (2, 1, 1, 1), {"strides": 0, "padding": "SAME"}, False),  # invalid: no window, no crash
 ])
 def test_padding_only_row_feature(x_shape, w_shape, attrs, want):
-    assert D._padding_only_row("conv2d", x_shape, w_shape, "NHWC", "HWIO", attrs) is want
+    assert D._padding_only_row(get("conv2d"), x_shape, w_shape, "NHWC", attrs) is want

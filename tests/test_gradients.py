@@ -63,7 +63,7 @@ def _configurations() -> list[Case]:
     groups = defaultdict(list)
     for path in CASE_FILES:
         for c in load_file(path, ROOT):
-            if isinstance(c, Case) and c.expect_error is None and c.op in gradients.GRADIENTS:
+            if isinstance(c, Case) and c.expect_error is None and c.op in gradients.with_gradient():
                 spec = ops.get(c.op)
                 shapes = {o.name: operand_array(c, o.name, "float32").shape for o in spec.operands}
                 if ops.kernel_fits(spec, shapes, c.attrs):
@@ -187,7 +187,7 @@ def test_raw_backprop_ops_match_the_reference(case, raw_op, dtype):
     arrays, attrs = p.arrays, p.attrs
     x, w = (arrays[o.name] for o in ops.get(case.op).operands)
     divergence = _known_divergence(p, KNOWN_RAW_OP_DIVERGENCES + KNOWN_GRADIENT_DIVERGENCES)
-    kwargs = gradients.raw_attrs(case.op, ops.get(case.op).data_format(attrs), attrs)
+    kwargs = gradients.raw_attrs(ops.get(case.op), attrs)
     wrt_input = raw_op.endswith("_input")
     # backprop_input(input_sizes, filter, out_backprop) is linear in filter and out_backprop;
     # backprop_filter(input, filter_sizes, out_backprop) in input and out_backprop.

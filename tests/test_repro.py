@@ -188,7 +188,7 @@ def test_the_call_uses_the_harness_arguments():
     c = case(RUNS["transpose_output_shape_float16"][0])
     source = repro.script(c, "float16", ENV_ON)
     arrays = operand_arrays(c, "float16")
-    resolved = ops.get(c.op).resolve(arrays, c.attrs)["output_shape"]
+    resolved = ops.get(c.op).resolved(arrays, c.attrs)["output_shape"]
     call = "".join(line.strip() for line in source.split("output = ", 1)[1].split(")\n", 1)[0].splitlines())
     assert call == ('tf.nn.conv2d_transpose(input_nhwc,filters_hwoi,data_format="NHWC",'
                     f'padding=[[0, 0], [0, 2], [1, 0], [0, 0]],strides=2,dilations=1,output_shape={resolved},')

@@ -33,7 +33,6 @@ import numpy as np
 from harness.conv import layouts
 from harness import ops
 from harness.conv.dtypes import DTYPES
-from harness.conv.padding import windows
 
 CONVENTIONS = ("tf", "explicit")
 ORIENTATIONS = ("correlation", "convolution")
@@ -125,13 +124,8 @@ def _call_tf_convention(backend: Backend, op: str, arrays: Mapping[str, np.ndarr
 
 
 def _geometry(op: str, x_shape: tuple, fmt: str, kernel_sizes, attrs: Mapping):
-    """Windows per spatial axis, from attributes the reference accepted (atrous: rate as dilation)."""
-    spec = ops.get(op)
-    stride_arg = "stride" if "stride" in spec.attrs else "strides"
-    attrs = {**attrs, "dilations": attrs.get("dilations", attrs.get("rate"))}
-    strides, dilations, padding = ops.window_attrs(op, attrs, fmt, stride_arg)
-    sizes = [x_shape[fmt.index(c)] for c in fmt if c not in "NC"]
-    return windows(op, sizes, kernel_sizes, strides, dilations, padding)
+    """Windows per spatial axis, from attributes the reference accepted."""
+    return ops.get(op).windows([x_shape[fmt.index(c)] for c in fmt if c not in "NC"], kernel_sizes, attrs)
 
 
 def _explicit_args(wins) -> dict:

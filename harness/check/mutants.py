@@ -27,6 +27,7 @@ import numpy as np
 from harness.conv import layouts, reference
 from harness import ops
 from harness.conv.dtypes import accumulator as _accumulator
+from harness.conv.padding import ArgForms
 
 
 @dataclass(frozen=True)
@@ -148,13 +149,15 @@ def _dilation_as_stride():
 
 
 def _explicit_pads(reorder: Callable[[tuple], tuple]):
-    real = reference.normalize_padding
+    """The reference reads its explicit padding reordered (``ArgForms.window_args`` is the reference's own
+    argument check: nothing else calls it)."""
+    real = ArgForms.window_args
 
-    def normalize_padding(op, padding, data_format, **kw):
-        pads = real(op, padding, data_format, **kw)
-        return pads if isinstance(pads, str) else reorder(pads)
+    def window_args(self, op, data_format, strides, dilations, padding):
+        strides, dilations, pads = real(self, op, data_format, strides, dilations, padding)
+        return strides, dilations, pads if isinstance(pads, str) else reorder(pads)
 
-    return mock.patch.object(reference, "normalize_padding", normalize_padding)
+    return mock.patch.object(ArgForms, "window_args", window_args)
 
 
 def _explicit_pads_onnx_order():

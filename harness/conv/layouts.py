@@ -2,8 +2,9 @@
 
 A layout is a string of axis letters, one per array axis:
 
-* data: ``N`` batch, ``H`` height, ``W`` width, ``C`` channels (``NHWC``, ``NCHW``, ``CHW``, ``NWC`` ...);
-* filters: ``H``, ``W``, ``I`` input channels, ``O`` output channels, ``M`` depthwise
+* data: ``N`` batch, ``D`` depth, ``H`` height, ``W`` width, ``C`` channels (``NHWC``, ``NCHW``, ``CHW``, ``NWC``,
+  ``NDHWC`` ...);
+* filters: ``D``, ``H``, ``W``, ``I`` input channels, ``O`` output channels, ``M`` depthwise
   channel multiplier (``HWIO`` for conv2d, ``HWIM`` for depthwise, ``HWOI`` for the
   conv2d_transpose filter ``[h, w, out_channels, in_channels]``, ``OIHW`` for PyTorch / ONNX,
   ``IHW`` for the documents' single-output ``[in_c, k, k]`` filter).
@@ -20,8 +21,15 @@ from __future__ import annotations
 
 import numpy as np
 
-DATA_LETTERS = frozenset("NHWC")
-FILTER_LETTERS = frozenset("HWIOM")
+SPATIAL_LETTERS = "DHW"  # depth, height, width: the spatial axes, outermost first
+DATA_LETTERS = frozenset("N" + SPATIAL_LETTERS + "C")
+FILTER_LETTERS = frozenset(SPATIAL_LETTERS + "IOM")
+
+
+def spatial(layout: str) -> str:
+    """The spatial letters of a data or filter layout, in its order: ``NHWC`` -> ``"HW"``, ``WIO`` -> ``"W"``,
+    ``NCDHW`` -> ``"DHW"``. The one definition of which axes are spatial."""
+    return "".join(c for c in layout if c in SPATIAL_LETTERS)
 
 
 def _check_layout(layout: str, ndim: int | None = None, what: str = "layout") -> None:
@@ -29,8 +37,8 @@ def _check_layout(layout: str, ndim: int | None = None, what: str = "layout") ->
         raise ValueError(f"{what} {layout!r} must be a string of distinct axis letters")
     if not (set(layout) <= DATA_LETTERS or set(layout) <= FILTER_LETTERS):
         raise ValueError(
-            f"{what} {layout!r} mixes or uses unknown axis letters; data layouts use N,H,W,C and "
-            f"filter layouts use H,W,I,O,M"
+            f"{what} {layout!r} mixes or uses unknown axis letters; data layouts use N,D,H,W,C and "
+            f"filter layouts use D,H,W,I,O,M"
         )
     if ndim is not None and ndim != len(layout):
         raise ValueError(f"{what} {layout!r} has {len(layout)} axes but the array has {ndim}")
@@ -152,7 +160,7 @@ def convert_axis_list(values, src: str, dst: str) -> list:
 
 def _spatial(layout: str, ndim: int) -> list[int]:
     _check_layout(layout, ndim)
-    return [i for i, letter in enumerate(layout) if letter in "HW"]
+    return [i for i, letter in enumerate(layout) if letter in SPATIAL_LETTERS]
 
 
 def rotate_180(w, layout: str = "HWIO") -> np.ndarray:

@@ -23,6 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
+from harness.conv.layouts import SPATIAL_LETTERS
+
 PADDING_NAMES = ("SAME", "VALID")
 
 
@@ -54,8 +56,8 @@ def _as_int(op: str, arg: str, value, item) -> int:
 
 
 def spatial_axes(data_format: str) -> tuple[int, ...]:
-    """Indices of the spatial axes in a data_format string such as NHWC, NCHW, NWC, NCW."""
-    return tuple(i for i, c in enumerate(data_format) if c not in "NC")
+    """Indices of the spatial axes in a data_format string such as NHWC, NCHW, NWC, NCW (``layouts.spatial``)."""
+    return tuple(i for i, c in enumerate(data_format) if c in SPATIAL_LETTERS)
 
 
 def normalize_window_arg(
@@ -111,6 +113,65 @@ def normalize_window_arg(
         if v <= 0:
             raise _fail(op, arg, value, "every value must be positive")
     return tuple(items)
+
+
+@dataclass(frozen=True)
+class ArgForms:
+    """The forms ``tf.nn`` accepts for one op's window arguments.
+
+    ``stride_arg`` / ``dilation_arg``: their names (``strides`` or ``stride``; ``dilations`` or ``rate``; no stride
+    argument at all: None, the stride is 1); ``*_lengths``: the list lengths accepted (1: one value for every
+    spatial axis, the number of spatial axes, or the full rank); ``allow_int``: a plain int is accepted too;
+    ``explicit_padding``: padding may be a list of (before, after) pairs besides "SAME" / "VALID". The reference
+    enforces these forms (``window_args``); the property search draws from them.
+    """
+
+    stride_arg: str | None = "strides"
+    stride_lengths: tuple[int, ...] = (1, 2, 4)
+    dilation_arg: str = "dilations"
+    dilation_lengths: tuple[int, ...] = (1, 2, 4)
+    allow_int: bool = True
+    explicit_padding: bool = True
+
+    def window_args(self, op: str, data_format: str, strides, dilations, padding):
+        """(strides, dilations, padding) normalized from arguments in exactly the forms tf.nn accepts (ValueError
+        naming the argument otherwise): one int per spatial axis, and "SAME", "VALID" or (before, after) per axis."""
+        n = len(spatial_axes(data_format))
+        if self.stride_arg is None:
+            stride_values = (1,) * n
+        else:
+            stride_values = normalize_window_arg(op, self.stride_arg, strides, data_format,
+                                                 allowed_lengths=self.stride_lengths, allow_int=self.allow_int)
+        dilation_values = normalize_window_arg(op, self.dilation_arg, dilations, data_format,
+                                               allowed_lengths=self.dilation_lengths, allow_int=self.allow_int,
+                                               default=1)
+        return stride_values, dilation_values, normalize_padding(op, padding, data_format,
+                                                                  allow_explicit=self.explicit_padding)
+
+    def window_attrs(self, op: str, attrs, data_format: str):
+        """(strides, dilations, padding) normalized from an op's keyword attributes (read by this op's argument
+        names; padding defaults to SAME), in any form tf.nn takes for some op: for attributes the reference has
+        accepted, and for reading an error contract's attributes as far as they go (ValueError where they do not)."""
+        rank = len(data_format)
+        lengths = (1, rank - 2, rank)
+        if self.stride_arg is None:
+            strides = (1,) * (rank - 2)
+        else:
+            strides = normalize_window_arg(op, self.stride_arg, attrs.get(self.stride_arg, 1), data_format,
+                                           allowed_lengths=lengths)
+        dilations = normalize_window_arg(op, self.dilation_arg, attrs.get(self.dilation_arg), data_format,
+                                         allowed_lengths=lengths, default=1)
+        return strides, dilations, normalize_padding(op, attrs.get("padding", "SAME"), data_format)
+
+    def spellings(self, arg: str, data_format: str, optional: bool) -> tuple[str, ...]:
+        """How a value of the stride (``arg="stride"``) or dilation argument may be spelled, simplest first:
+        ``omitted`` (when ``optional``), ``int``, ``one`` ([v]), ``spatial`` (one per spatial axis), ``full``
+        (the full rank, batch and channel entries 1)."""
+        lengths = self.stride_lengths if arg == "stride" else self.dilation_lengths
+        n = len(spatial_axes(data_format))
+        forms = (("omitted", optional), ("int", self.allow_int), ("one", 1 in lengths),
+                 ("spatial", n in lengths and n != 1), ("full", len(data_format) in lengths))
+        return tuple(name for name, ok in forms if ok)
 
 
 def normalize_padding(op: str, padding, data_format: str, *, allow_explicit: bool = True, arg: str = "padding"):

@@ -28,8 +28,8 @@ import numpy as np
 from harness.conv import layouts
 from harness.conv.dtypes import DTYPES, accumulator
 from harness.conv.padding import (
+    ArgForms,
     Window,
-    normalize_padding,
     normalize_raw_padding,
     normalize_window_arg,
     transpose_output_sizes,
@@ -94,13 +94,12 @@ def _data_and_filter(op, data_arg, data, fmt, filter_arg, filt, filter_layout):
     return x, x_last, w
 
 
-def _window_args(op, fmt, strides, dilations, padding, *, stride_arg="strides", lengths=(1, 2, 4),
-                 dilation_lengths=None, allow_int=True, allow_explicit=True):
-    """Normalized (strides, dilations, padding), in the forms tf.nn accepts for this op."""
-    strides = normalize_window_arg(op, stride_arg, strides, fmt, allowed_lengths=lengths, allow_int=allow_int)
-    dilations = normalize_window_arg(op, "dilations", dilations, fmt, allowed_lengths=dilation_lengths or lengths,
-                                     allow_int=allow_int, default=1)
-    return strides, dilations, normalize_padding(op, padding, fmt, allow_explicit=allow_explicit)
+# The forms each op's window arguments take in tf.nn (the op specs in harness.ops name them too).
+CONV2D_FORMS = ArgForms()  # strides, dilations: an int or a list of 1, 2 or 4; explicit padding
+CONV1D_FORMS = ArgForms("stride", (1, 3), "dilations", (1, 3), explicit_padding=False)
+ATROUS_FORMS = ArgForms(None, (), "rate", (1, 2))  # stride 1; rate: an int or one per spatial axis
+DEPTHWISE_FORMS = ArgForms("strides", (4,), "dilations", (2,), allow_int=False)  # a 4-list of strides, 2 dilations
+TRANSPOSE_FORMS = ArgForms()
 
 
 def _cast(acc: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -322,7 +321,7 @@ def conv2d(input, filters, strides, padding, data_format="NHWC", dilations=None)
     op = "conv2d"
     fmt = _data_format(op, data_format, ("NHWC", "NCHW"), "NHWC")
     x, x_nhwc, w_hwio = _data_and_filter(op, "input", input, fmt, "filters", filters, "HWIO")
-    strides, dilations, pad = _window_args(op, fmt, strides, dilations, padding)
+    strides, dilations, pad = CONV2D_FORMS.window_args(op, fmt, strides, dilations, padding)
     wins = windows(op, x_nhwc.shape[1:3], w_hwio.shape[:2], strides, dilations, pad)
     y_nhwc = _cast(_correlate(x_nhwc, w_hwio, wins), x.dtype)
     return layouts.convert(y_nhwc, "NHWC", fmt)
@@ -338,8 +337,7 @@ def conv1d(input, filters, stride, padding, data_format="NWC", dilations=None):
     op = "conv1d"
     fmt = _data_format(op, data_format, ("NWC", "NCW"), "NWC")
     x, x_nwc, w_wio = _data_and_filter(op, "input", input, fmt, "filters", filters, "WIO")
-    strides, dilations, pad = _window_args(op, fmt, stride, dilations, padding, stride_arg="stride",
-                                           lengths=(1, 3), allow_explicit=False)
+    strides, dilations, pad = CONV1D_FORMS.window_args(op, fmt, stride, dilations, padding)
     wins = windows(op, x_nwc.shape[1:2], w_wio.shape[:1], strides, dilations, pad)
     y_nwc = _cast(_correlate(x_nwc, w_wio, wins), x.dtype)
     return layouts.convert(y_nwc, "NWC", fmt)
@@ -353,18 +351,15 @@ def atrous_conv2d(value, filters, rate, padding):
     """
     op = "atrous_conv2d"
     x_nhwc, _, w_hwio = _data_and_filter(op, "value", value, "NHWC", "filters", filters, "HWIO")
-    rates = normalize_window_arg(op, "rate", rate, "NHWC", allowed_lengths=(1, 2))
-    pad = normalize_padding(op, padding, "NHWC")
-    wins = windows(op, x_nhwc.shape[1:3], w_hwio.shape[:2], (1, 1), rates, pad)
+    strides, rates, pad = ATROUS_FORMS.window_args(op, "NHWC", None, rate, padding)
+    wins = windows(op, x_nhwc.shape[1:3], w_hwio.shape[:2], strides, rates, pad)
     return _cast(_correlate(x_nhwc, w_hwio, wins), x_nhwc.dtype)
 
 
 def _depthwise_args(op, filter_arg, input, filter, strides, padding, data_format, dilations):
     fmt = _data_format(op, data_format, ("NHWC", "NCHW"), "NHWC")
     x, x_nhwc, w_hwim = _data_and_filter(op, "input", input, fmt, filter_arg, filter, "HWIM")
-    # tf.nn.depthwise_conv2d requires a 4-long strides list and takes 2 dilations.
-    strides, dilations, pad = _window_args(op, fmt, strides, dilations, padding, lengths=(4,),
-                                           dilation_lengths=(2,), allow_int=False)
+    strides, dilations, pad = DEPTHWISE_FORMS.window_args(op, fmt, strides, dilations, padding)
     wins = windows(op, x_nhwc.shape[1:3], w_hwim.shape[:2], strides, dilations, pad)
     return fmt, x, x_nhwc, w_hwim, wins
 
@@ -415,7 +410,7 @@ def conv2d_transpose(input, filters, output_shape, strides, padding="SAME", data
     op = "conv2d_transpose"
     fmt = _data_format(op, data_format, ("NHWC", "NCHW"), "NHWC")
     x, y_nhwc, w_hwoi = _data_and_filter(op, "input", input, fmt, "filters", filters, "HWOI")
-    strides, dilations, pad = _window_args(op, fmt, strides, dilations, padding)
+    strides, dilations, pad = TRANSPOSE_FORMS.window_args(op, fmt, strides, dilations, padding)
     out_hw = _transpose_output_hw(op, output_shape, fmt, y_nhwc.shape, w_hwoi.shape[2])
     pads = [pad] * 2 if isinstance(pad, str) else list(pad)
     wins = []

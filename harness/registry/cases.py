@@ -425,7 +425,7 @@ def expand_symbolic(case: Case) -> list[Case]:
     if spec.expand is None:
         return [case]
     try:
-        variants = spec.expand({o.name: operand_shape(case, o.name) for o in spec.operands}, case.attrs)
+        variants = spec.variants({o.name: operand_shape(case, o.name) for o in spec.operands}, case.attrs)
     except ValueError as exc:
         raise CaseError(case.file, case.name, "attrs", f"cannot expand: {exc}") from None
     if variants is None:

@@ -57,6 +57,7 @@ from harness import ops
 from harness.registry.cases import CaseError
 from harness.tf.environment import Environment
 from harness.conv.padding import normalize_padding, window
+from harness.conv import layouts
 
 KINDS = ("wrong_result", "unsupported", "crash", "accepts_invalid")
 BEHAVIOURS = ("wrong_shape", "wrong_values", "aborts", "returns")  # and "raises <ErrorClass>"
@@ -261,7 +262,8 @@ def registry(root: Path | None = None) -> list[Divergence]:
 # --- features of a case -------------------------------------------------------------------
 
 def _spatial_values(value, fmt: str) -> list[int]:
-    """The spatial entries of a strides / dilations value in any tf.nn form (best effort)."""
+    """The spatial entries of a strides / dilations value in any tf.nn form (best effort: an error contract's
+    attributes may be anything)."""
     if value is None:
         return [1]
     try:
@@ -269,23 +271,30 @@ def _spatial_values(value, fmt: str) -> list[int]:
     except (TypeError, ValueError):
         return []
     if len(items) == len(fmt):
-        return [v for v, c in zip(items, fmt) if c not in "NC"]
+        return [v for v, c in zip(items, fmt) if c in layouts.spatial(fmt)]
     return items
 
 
-def _padding_only_row(op: str, x_shape, w_shape, fmt: str, kernel_layout: str, attrs: Mapping) -> bool:
+def _window_values(spec: ops.OpSpec, attrs: Mapping, fmt: str) -> tuple[list[int], list[int]]:
+    """(spatial strides, spatial dilations) as given, read by the op's own argument names (best effort)."""
+    stride_arg, dilation_arg = spec.forms.stride_arg, spec.forms.dilation_arg
+    return (_spatial_values(attrs.get(stride_arg) if stride_arg else None, fmt),
+            _spatial_values(attrs.get(dilation_arg), fmt))
+
+
+def _padding_only_row(spec: ops.OpSpec, x_shape, w_shape, fmt: str, attrs: Mapping) -> bool:
     """Whether some output row's dilated taps all fall in the padding (see FEATURES); False when not computable."""
+    op, kernel_layout = spec.name, spec.filter.layout
     if "H" not in fmt:
         return False
     try:
         h = fmt.index("H")
-        if op == "conv2d_transpose":  # the forward convolution's input is the transpose's output
+        if spec.kind == "transposed":  # the forward convolution's input is the transpose's output
             sizes = [int(v) for v in attrs["output_shape"]]
-            size = sizes[h] if len(sizes) == len(fmt) else sizes[0]
+            size = sizes[h] if len(sizes) == len(fmt) else sizes[layouts.spatial(fmt).index("H")]
         else:
             size = x_shape[h]
-        stride = _spatial_values(attrs.get("strides", attrs.get("stride")), fmt)
-        dilation = _spatial_values(attrs.get("dilations", attrs.get("rate")), fmt)
+        stride, dilation = _window_values(spec, attrs, fmt)
         padding = normalize_padding(op, attrs.get("padding", "SAME"), fmt)
         pad = padding if isinstance(padding, str) else padding[0]
         if stride[0] <= 0 or dilation[0] <= 0:  # an error contract: no window to speak of
@@ -302,17 +311,18 @@ def features(case, dtype: str, arrays: Mapping[str, np.ndarray], attrs: Mapping,
     """The facts about one case that divergence conditions can name (see FEATURES)."""
     spec = ops.get(case.op)
     fmt = spec.data_format(attrs)
-    data = next(o for o in spec.operands if o.kind == "data")
-    filt = next(o for o in spec.operands if o.kind == "filter")
-    x, w = np.asarray(arrays[data.name]), np.asarray(arrays[filt.name])
+    filt = spec.filter
+    x, w = np.asarray(arrays[spec.data.name]), np.asarray(arrays[filt.name])
     padding = attrs.get("padding", "SAME")
+    spatial_strides, spatial_dilations = _window_values(spec, attrs, fmt)
+    spatial = layouts.spatial(fmt)
     feats = {
         "op": case.op,
         "dtype": dtype,
         "data_format": fmt,
         "padding": padding if isinstance(padding, str) else "explicit",
-        "stride_gt_1": any(v > 1 for v in _spatial_values(attrs.get("strides", attrs.get("stride")), fmt)),
-        "dilation_gt_1": any(v > 1 for v in _spatial_values(attrs.get("dilations", attrs.get("rate")), fmt)),
+        "stride_gt_1": any(v > 1 for v in spatial_strides),
+        "dilation_gt_1": any(v > 1 for v in spatial_dilations),
         "output_empty": None if reference_output is None else bool(np.asarray(reference_output).size == 0),
         "input_rank": x.ndim,
         "expect_error": case.expect_error is not None,
@@ -325,40 +335,36 @@ def features(case, dtype: str, arrays: Mapping[str, np.ndarray], attrs: Mapping,
         "padding_in_batch_or_channels": False,
         "output_shape_length": len(attrs["output_shape"]) if isinstance(attrs.get("output_shape"), list) else None,
     }
-    strides_value = attrs.get("strides", attrs.get("stride"))
-    spatial_strides = _spatial_values(strides_value, fmt)
-    spatial_dilations = _spatial_values(attrs.get("dilations", attrs.get("rate")), fmt)
-    out_sizes = ([np.shape(reference_output)[fmt.index(c)] for c in fmt if c not in "NC"]
+    strides_value = attrs.get(spec.forms.stride_arg) if spec.forms.stride_arg else None
+    out_sizes = ([np.shape(reference_output)[fmt.index(c)] for c in spatial]
                  if reference_output is not None and np.ndim(reference_output) == len(fmt) else [])
     feats["strided_unit_width"] = bool(out_sizes) and out_sizes[-1] == 1 and len(spatial_strides) > 0 and spatial_strides[-1] > 1
     feats["strided_dilated_axis"] = any(
         s > 1 and d > 1 and n > 1 for s, d, n in zip(spatial_strides, spatial_dilations, out_sizes))
     feats["unequal_strides"] = len(set(spatial_strides)) > 1
     feats["filter_empty"] = any(np.asarray(arrays[o.name]).size == 0 for o in spec.operands if o.kind == "filter")
-    feats["input_spatial_empty"] = x.ndim == len(fmt) and any(x.shape[fmt.index(c)] == 0 for c in fmt if c not in "NC")
+    feats["input_spatial_empty"] = x.ndim == len(fmt) and any(x.shape[fmt.index(c)] == 0 for c in spatial)
     try:
         full = [int(v) for v in np.asarray(strides_value).reshape(-1)] if strides_value is not None else []
     except (TypeError, ValueError):
         full = []
     feats["strides_in_batch_or_channels"] = len(full) == len(fmt) and any(
         v != 1 for v, c in zip(full, fmt) if c in "NC")
-    dilations_value = attrs.get("dilations")
+    dilations_value = attrs.get(spec.forms.dilation_arg)
     feats["dilations_length"] = len(dilations_value) if isinstance(dilations_value, list) else None
     if not isinstance(padding, str) and len(padding) == len(fmt):
         feats["padding_in_batch_or_channels"] = any(
             any(v != 0 for v in pair) for pair, c in zip(padding, fmt) if c in "NC" and isinstance(pair, list))
     feats["padding_only_row"] = (x.ndim == len(fmt) and w.ndim == len(filt.layout)
-                                 and _padding_only_row(case.op, x.shape, w.shape, fmt, filt.layout, attrs))
+                                 and _padding_only_row(spec, x.shape, w.shape, fmt, attrs))
     if x.ndim == len(fmt) and w.ndim == len(filt.layout):
         channels = x.shape[fmt.index("C")]
         in_channels = w.shape[filt.layout.index("I")]
         feats["grouped"] = bool(in_channels and channels != in_channels and channels % in_channels == 0)
-        if case.op != "conv2d_transpose":
-            dil = _spatial_values(attrs.get("dilations", attrs.get("rate")), fmt)
-            strides = _spatial_values(attrs.get("strides", attrs.get("stride")), fmt)
-            spatial = [c for c in fmt if c not in "NC"]
+        if spec.kind != "transposed":
+            dil, strides = spatial_dilations, spatial_strides
             pads = [(0, 0)] * len(spatial) if isinstance(padding, str) else [
-                p for p, c in zip(padding, fmt) if c not in "NC"] if len(padding) == len(fmt) else []
+                p for p, c in zip(padding, fmt) if c in spatial] if len(padding) == len(fmt) else []
             if padding == "VALID" or pads:
                 for i, letter in enumerate(spatial):
                     d = dil[i] if i < len(dil) else (dil[0] if dil else 1)

@@ -35,16 +35,9 @@ from harness.conv.dtypes import DTYPES, is_integer
 
 NEW_FILE = "cases/new.yaml"  # the file name new cases are validated under (it appears in nothing written)
 
-DEFAULT_SIZES = {"N": 1, "H": 8, "W": 8, "C": 3}  # data
+DEFAULT_SPATIAL, DEFAULT_BATCH, DEFAULT_CHANNELS = 8, 1, 3  # data; a transposed op's output_shape is computed
 DEFAULT_KERNEL, DEFAULT_OUT_CHANNELS, DEFAULT_MULTIPLIER = 3, 4, 2
-DEFAULT_ATTRS = {  # required attributes not given; conv2d_transpose's output_shape is computed
-    "conv2d": {"strides": 1, "padding": "SAME"},
-    "depthwise_conv2d": {"strides": [1, 1, 1, 1], "padding": "SAME"},  # tf.nn takes a 4-list only
-    "separable_conv2d": {"strides": [1, 1, 1, 1], "padding": "SAME"},
-    "conv2d_transpose": {"strides": 2, "padding": "SAME"},
-    "atrous_conv2d": {"rate": 2, "padding": "SAME"},
-    "conv1d": {"stride": 1, "padding": "SAME"},
-}
+# The attributes a new case starts from are the op's own (``OpSpec.defaults``).
 
 
 class ScaffoldError(ValueError):
@@ -149,11 +142,12 @@ def _given_shape(spec: ops.OpSpec, operand: ops.Operand, layout: str, shape) -> 
 def _default_sizes(operand: ops.Operand, data_sizes: Mapping[str, int], multiplier: int) -> dict[str, int]:
     """Letter -> size of a default operand, fitted to the data (and the depthwise multiplier for a pointwise filter)."""
     if operand.kind == "data":
-        return dict(DEFAULT_SIZES)
+        return {"N": DEFAULT_BATCH, "C": DEFAULT_CHANNELS, **{c: DEFAULT_SPATIAL for c in layouts.SPATIAL_LETTERS}}
     channels = data_sizes["C"]
     if operand.name == "pointwise_filter":
-        return {"H": 1, "W": 1, "I": channels * multiplier, "O": DEFAULT_OUT_CHANNELS}
-    return {"H": DEFAULT_KERNEL, "W": DEFAULT_KERNEL, "I": channels, "O": DEFAULT_OUT_CHANNELS, "M": DEFAULT_MULTIPLIER}
+        return {**{c: 1 for c in layouts.SPATIAL_LETTERS}, "I": channels * multiplier, "O": DEFAULT_OUT_CHANNELS}
+    return {**{c: DEFAULT_KERNEL for c in layouts.SPATIAL_LETTERS}, "I": channels, "O": DEFAULT_OUT_CHANNELS,
+            "M": DEFAULT_MULTIPLIER}
 
 
 def _op_sizes(spec: ops.OpSpec, operand: ops.Operand, fmt: str, layout: str, shape: list[int]) -> dict[str, int]:
@@ -175,7 +169,7 @@ def _default_name(op: str, sizes: Mapping[str, dict[str, int]], spec: ops.OpSpec
     data = next(o for o in spec.operands if o.kind == "data")
     filt = next(o for o in spec.operands if o.kind == "filter")
     x = "x".join(str(sizes[data.name][c]) for c in data.op_layout(fmt))
-    k = "x".join(str(sizes[filt.name][c]) for c in filt.layout if c in "HW")
+    k = "x".join(str(sizes[filt.name][c]) for c in layouts.spatial(filt.layout))
     pad = padding.lower() if isinstance(padding, str) else "explicit"
     return f"{op}_{x}_k{k}_{pad}"
 
@@ -201,7 +195,7 @@ def _transpose_output_shape(spec: ops.OpSpec, arrays_shapes: Mapping[str, tuple]
     choice = "largest" if attrs.get("padding", "SAME") == "SAME" else "smallest"
     arrays = {name: np.zeros(shape) for name, shape in arrays_shapes.items()}
     try:
-        return _plain(spec.resolve(arrays, {**attrs, "output_shape": choice})["output_shape"])
+        return _plain(spec.resolved(arrays, {**attrs, "output_shape": choice})["output_shape"])
     except ValueError as exc:
         raise ScaffoldError(f"--attr output_shape: cannot compute one for these shapes and attributes: {exc}") from None
 
@@ -213,7 +207,7 @@ def new_case(op: str, *, name: str | None = None, shapes: dict[str, list[int]] |
 
     ``shapes``: operand -> shape in its declared layout; ``layouts``: operand -> the layout its shape is written
     in (default: the layout the op takes, e.g. NHWC / HWIO); ``attrs``: tf.nn keyword attributes (required ones
-    default, see DEFAULT_ATTRS); ``dtypes`` default float32 and float64. Operands are seeded generators (normal;
+    default, see ``OpSpec.defaults``); ``dtypes`` default float32 and float64. Operands are seeded generators (normal;
     integers when an integer dtype is asked for). Raises ScaffoldError naming the bad option.
     """
     try:
@@ -224,11 +218,11 @@ def new_case(op: str, *, name: str | None = None, shapes: dict[str, list[int]] |
     _check_names(spec, shapes, attrs, layouts_)
     dtypes = _check_list("--dtype", list(dtypes) if dtypes is not None else ["float32", "float64"], DTYPES)
     tags = _check_list("--tag", list(tags)) if tags else []
-    full_attrs = {**{k: v for k, v in DEFAULT_ATTRS[op].items() if k not in attrs}, **attrs}
+    full_attrs = {**{k: v for k, v in spec.defaults.items() if k not in attrs}, **attrs}
     fmt = spec.data_format(full_attrs)
 
     declared, op_sizes = {}, {}  # operand -> (layout, shape) as written; operand -> letter sizes as the op takes it
-    data_sizes, multiplier = DEFAULT_SIZES, DEFAULT_MULTIPLIER
+    data_sizes, multiplier = None, DEFAULT_MULTIPLIER
     for operand in spec.operands:  # data first, then filters: defaults fit what came before
         layout = _declared_layout(spec, operand, fmt, layouts_)
         if operand.name in shapes:
@@ -243,7 +237,7 @@ def new_case(op: str, *, name: str | None = None, shapes: dict[str, list[int]] |
         elif "M" in op_sizes[operand.name]:
             multiplier = op_sizes[operand.name]["M"]
 
-    if op == "conv2d_transpose" and "output_shape" not in full_attrs:
+    if spec.kind == "transposed" and "output_shape" not in full_attrs:
         shapes_op = {o.name: tuple(op_sizes[o.name][c] for c in o.op_layout(fmt)) for o in spec.operands}
         full_attrs = {"output_shape": _transpose_output_shape(spec, shapes_op, full_attrs), **full_attrs}
     full_attrs = {k: full_attrs[k] for k in spec.attrs if k in full_attrs}  # tf.nn's argument order

@@ -27,6 +27,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from harness import ops
+from harness.conv import layouts
 from harness.tf import wrappers
 from harness.check.prepare import Prepared, prepare
 from harness.registry.cases import Case, Generator, operand_array
@@ -171,7 +172,7 @@ def _generated_code(case: Case, name: str, dtype: str) -> str:
         if axes is not None:
             lines.append(f"{var} = np.transpose({var}, {axes})  # {t.layout} -> {target}")
         if t.kernel == "convolution":
-            spatial = tuple(i for i, c in enumerate(target) if c in "HW")
+            spatial = tuple(i for i, c in enumerate(target) if c in layouts.spatial(target))
             lines.append(f"{var} = np.flip({var}, axis={spatial})  # a convolution kernel: rotated 180 degrees")
     lines.append(f"{var} = {var}.astype({_SPELLING[dtype][0]})")
     return "\n".join(lines)

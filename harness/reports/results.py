@@ -99,10 +99,8 @@ def coverage(op: str, attrs: Mapping) -> dict[str, str]:
     fmt = spec.data_format(attrs)
     padding = attrs.get("padding", "SAME")
     cell = {"padding": padding if isinstance(padding, str) else "explicit", "layout": fmt}
-    stride_arg = "stride" if "stride" in spec.attrs else "strides"
     try:
-        strides, dilations, _ = ops.window_attrs(
-            op, {**attrs, "dilations": attrs.get("dilations", attrs.get("rate"))}, fmt, stride_arg)
+        strides, dilations, _ = spec.window_attrs(attrs)
         cell.update(stride=_label(strides), dilation=_label(dilations))
     except (ValueError, TypeError):  # an error contract's deliberately bad attributes
         cell.update(stride="invalid", dilation="invalid")

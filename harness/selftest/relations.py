@@ -53,9 +53,9 @@ class Call:
     def fmt(self) -> str:
         return ops.get(self.op).data_format(self.attrs)
 
-    def window(self, stride_arg="strides", dilation_arg="dilations"):
-        """(strides, dilations, padding), one value per spatial axis (``harness.ops.window_attrs``)."""
-        return ops.window_attrs(self.op, self.attrs, self.fmt, stride_arg, dilation_arg)
+    def window(self):
+        """(strides, dilations, padding), one value per spatial axis (``OpSpec.window_attrs``)."""
+        return ops.get(self.op).window_attrs(self.attrs)
 
     def replace(self, **changes) -> "Call":
         arrays = {**self.arrays, **{k: v for k, v in changes.items() if k in self.arrays}}
@@ -98,7 +98,7 @@ def _data(call: Call) -> str:
 
 def _windows(call: Call, kernel_hw: Sequence[int]) -> tuple[Window, ...]:
     x = layouts.convert(call.arrays[_data(call)], call.fmt, layouts.channels_last(call.fmt))
-    return ops.geometry(call.op, x.shape, kernel_hw, call.attrs, call.fmt)
+    return ops.get(call.op).windows(x.shape[1:-1], kernel_hw, call.attrs)
 
 
 def _reorder(value, src: str, dst: str):
@@ -241,13 +241,13 @@ def _separable_two_steps(call: Call) -> Sides | None:
 def _atrous_as_dilated_conv2d(call: Call) -> Sides | None:
     """atrous_conv2d(rate) = conv2d with dilations=rate, stride 1."""
     other = Call("conv2d", {"input": call.arrays["value"], "filters": call.arrays["filters"]},
-                 {"strides": 1, "padding": call.attrs["padding"], "dilations": list(call.window(dilation_arg="rate")[1])})
+                 {"strides": 1, "padding": call.attrs["padding"], "dilations": list(call.window()[1])})
     return Sides(call, lambda run: run(other))
 
 
 def _atrous_as_zero_inserted(call: Call) -> Sides | None:
     """atrous_conv2d(rate) = conv2d (stride 1, no dilation) with the zero-inserted kernel."""
-    kernel = layouts.dilate_kernel(call.arrays["filters"], call.window(dilation_arg="rate")[1], "HWIO")
+    kernel = layouts.dilate_kernel(call.arrays["filters"], call.window()[1], "HWIO")
     other = Call("conv2d", {"input": call.arrays["value"], "filters": kernel}, {"strides": 1, "padding": call.attrs["padding"]})
     return Sides(call, lambda run: run(other))
 
@@ -266,7 +266,7 @@ def _conv1d_height_1(call: Call) -> Sides | None:
     """conv1d = conv2d on data with a height-1 axis and a height-1 kernel."""
     fmt = call.fmt
     fmt2 = "NHWC" if fmt == "NWC" else "NCHW"
-    (stride,), (dilation,), _ = call.window(stride_arg="stride")
+    (stride,), (dilation,), _ = call.window()
     other = Call("conv2d", {"input": layouts.convert(call.arrays["input"], fmt, fmt2),
                             "filters": layouts.convert(call.arrays["filters"], "WIO", "HWIO")},
                  {"strides": [1, stride], "padding": call.attrs["padding"], "data_format": fmt2, "dilations": [1, dilation]})
@@ -279,7 +279,7 @@ def _transpose_by_zero_insertion(call: Call) -> Sides | None:
     y_nhwc = layouts.convert(call.arrays["input"], fmt, "NHWC")
     w_hwoi = call.arrays["filters"]
     shape = call.attrs["output_shape"]
-    out_hw = [dict(zip(fmt, shape))[c] for c in "HW"] if len(shape) == 4 else list(shape)
+    out_hw = [dict(zip(fmt, shape))[c] for c in layouts.spatial(fmt)] if len(shape) == len(fmt) else list(shape)
     strides, dilations, pad = call.window()
     forward = windows(call.op, out_hw, w_hwoi.shape[:2], strides, dilations, pad)
 

@@ -88,39 +88,28 @@ DEFAULT_MINUTES = 5.0
 
 
 @dataclass(frozen=True)
-class ArgForms:
-    """The argument forms the reference accepts for one op (see harness/conv/reference.py), simplest first.
-
-    ``stride_arg`` is None for atrous_conv2d (always stride 1). ``int32``: TensorFlow has an int32
-    CPU kernel and the registry runs the op at int32 (tests/test_properties.py checks both).
-    """
+class Choices:
+    """How a configuration of one op is drawn: its argument forms (``OpSpec.forms``), simplest spelling first, and
+    the dtypes. ``stride_arg`` is None for an op without a stride argument (atrous_conv2d)."""
 
     stride_arg: str | None
     stride_spellings: tuple[str, ...]
     dilation_arg: str
     dilation_spellings: tuple[str, ...]
     explicit_padding: bool
-    int32: bool
-
-    @property
-    def dtypes(self) -> tuple[str, ...]:
-        return FLOAT_DTYPES + (("int32",) if self.int32 else ())
+    dtypes: tuple[str, ...]
 
 
-FORMS: dict[str, ArgForms] = {
-    # strides / dilations: an int, or a list of 1, 2 or 4.
-    "conv2d": ArgForms("strides", ("int", "one", "spatial", "full"), "dilations",
-                       ("omitted", "int", "one", "spatial", "full"), True, True),
-    # strides: a 4-list only; dilations: a 2-list only.
-    "depthwise_conv2d": ArgForms("strides", ("full",), "dilations", ("omitted", "spatial"), True, False),
-    "separable_conv2d": ArgForms("strides", ("full",), "dilations", ("omitted", "spatial"), True, False),
-    "conv2d_transpose": ArgForms("strides", ("int", "one", "spatial", "full"), "dilations",
-                                 ("omitted", "int", "one", "spatial", "full"), True, True),
-    # rate: an int or one per spatial axis; stride 1.
-    "atrous_conv2d": ArgForms(None, (), "rate", ("int", "one", "spatial"), True, True),
-    # stride / dilations: an int, or a list of 1 or 3; SAME or VALID only.
-    "conv1d": ArgForms("stride", ("int", "one", "full"), "dilations", ("omitted", "int", "one", "full"), False, True),
-}
+def choices(op: str, env: Environment | None = None) -> Choices:
+    """The ``Choices`` of ``op``, from its spec; int32 is drawn only where TensorFlow has a kernel for it here
+    (``env``'s measured kernel paths; without ``env``, floats only)."""
+    spec = ops.get(op)
+    forms, fmt = spec.forms, spec.formats[0]
+    int32 = env is not None and env.has_kernels(spec.tf_kernels, "int32") is True
+    return Choices(forms.stride_arg, forms.spellings("stride", fmt, optional=False) if forms.stride_arg else (),
+                   forms.dilation_arg, forms.spellings("dilation", fmt, optional=forms.dilation_arg not in spec.required),
+                   forms.explicit_padding, FLOAT_DTYPES + (("int32",) if int32 else ()))
+
 
 _OMIT = object()  # a spelled value meaning "leave the argument out"
 
@@ -205,7 +194,7 @@ def found_file(config: dict) -> str:
 
 
 @st.composite
-def configs(draw, op: str) -> dict:
+def configs(draw, op: str, env: Environment | None = None) -> dict:
     """A legal configuration of ``op`` as a case dict in the registry's schema (see the module docstring).
 
     Shapes: batch 1-2, spatial 1-9, channels 1-4, kernels 1-5; strides 1-3, dilations 1-3 in
@@ -215,8 +204,8 @@ def configs(draw, op: str) -> dict:
     configuration is legal without filtering.
     """
     spec = ops.get(op)
-    forms = FORMS[spec.name]
-    transpose = spec.name == "conv2d_transpose"
+    forms = choices(spec.name, env)
+    transpose = spec.kind == "transposed"
     dtype = draw(st.sampled_from(forms.dtypes))
     fmt = draw(st.sampled_from(spec.formats))
     axes = [c for c in fmt if c not in "NC"]  # spatial letters, H before W
@@ -379,7 +368,7 @@ def check(config: dict, known: Sequence[Divergence], env: Environment, *, origin
 def property_test(op: str, known: Sequence[Divergence], env: Environment, *, origin: str,
                   tally: Tally | None = None) -> Callable[[], None]:
     """A Hypothesis test of ``check`` over ``configs(op)``; apply ``settings`` / ``seed`` to it, then call it."""
-    strategy = configs(ops.get(op).name)
+    strategy = configs(ops.get(op).name, env)
 
     @given(strategy)
     def search_op(config: dict) -> None:

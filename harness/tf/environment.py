@@ -131,6 +131,14 @@ class Environment:
             return True
         return False if paths and all(p == "onednn" for p in paths) else None
 
+    def has_kernels(self, kernels, dtype: str) -> bool | None:
+        """Whether TensorFlow has every one of ``kernels`` for this dtype here: False if one has none, None when
+        that is not known."""
+        paths = [self.kernel_path(k, dtype, "named") for k in kernels]
+        if "none" in paths:
+            return False
+        return True if paths and all(p in ("onednn", "eigen") for p in paths) else None
+
     def refuses(self, kernels, dtype: str) -> bool | None:
         """Whether one of ``kernels`` failed on the probe's valid operands at this dtype (e.g. oneDNN has no
         implementation for it under an ISA cap): True, False when all ran, None when not measured."""

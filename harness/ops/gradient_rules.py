@@ -1,0 +1,87 @@
+"""Each op's gradient rule, built from the four raw-op references of ``harness.conv.reference``.
+
+A rule is ``rule(spec, arrays, attrs, dy) -> {operand: gradient}``: for ``y = op(*arrays, **attrs)`` and an output
+gradient ``dy``, the gradient of ``sum(y * dy)`` with respect to every operand, in the operand's own layout. The
+arrays and ``dy`` arrive in the accumulator dtype (``harness.ops.gradients`` converts them and rounds once):
+
+* conv2d: ``conv2d_backprop_input`` and ``conv2d_backprop_filter``;
+* depthwise_conv2d: the depthwise pair;
+* conv2d_transpose (itself the input gradient of conv2d): d_input is ``conv2d(dy, filters)``, d_filters is
+  ``conv2d_backprop_filter`` with the roles of input and output swapped;
+* atrous_conv2d: conv2d's rule with dilations = rate, stride 1;
+* conv1d: conv2d's rule on a height-1 image (NWC -> NHWC, WIO -> HWIO);
+* separable_conv2d: the chain rule through its depthwise output.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+
+from harness.conv import layouts, reference
+from harness.conv.padding import raw_op_window_args
+from harness.ops.spec import Arrays, OpSpec
+
+
+def raw_attrs(spec: OpSpec, attrs: Mapping, fmt: str | None = None) -> dict:
+    """An op's window attributes (already accepted by its reference) as the keyword arguments of the raw backprop
+    ops (4-long lists, EXPLICIT + a flat list), for data in ``fmt`` (default: the op's data_format)."""
+    fmt = fmt or spec.data_format(attrs)
+    s4, d4, name, flat = raw_op_window_args(*spec.forms.window_attrs(spec.name, attrs, fmt), fmt)
+    return {"strides": s4, "padding": name, "explicit_paddings": flat, "data_format": fmt, "dilations": d4}
+
+
+def _conv2d_pair(x, w_hwio, dy, raw: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(d_input, d_filter) of conv2d in raw-op form; x and dy in raw["data_format"]."""
+    return (reference.conv2d_backprop_input(list(x.shape), w_hwio, dy, **raw),
+            reference.conv2d_backprop_filter(x, list(w_hwio.shape), dy, **raw))
+
+
+def _depthwise_pair(x, w_hwim, dy, raw: dict) -> tuple[np.ndarray, np.ndarray]:
+    return (reference.depthwise_conv2d_native_backprop_input(list(x.shape), w_hwim, dy, **raw),
+            reference.depthwise_conv2d_native_backprop_filter(x, list(w_hwim.shape), dy, **raw))
+
+
+def conv2d(spec: OpSpec, a: Arrays, attrs: Mapping, dy) -> dict:
+    data, filt = spec.data.name, spec.filter.name
+    dx, dw = _conv2d_pair(a[data], a[filt], dy, raw_attrs(spec, attrs))  # atrous_conv2d: rate as dilations
+    return {data: dx, filt: dw}
+
+
+def depthwise_conv2d(spec: OpSpec, a: Arrays, attrs: Mapping, dy) -> dict:
+    dx, dw = _depthwise_pair(a["input"], a["filter"], dy, raw_attrs(spec, attrs))
+    return {"input": dx, "filter": dw}
+
+
+def conv2d_transpose(spec: OpSpec, a: Arrays, attrs: Mapping, dy) -> dict:
+    """conv2d_transpose(y, w) = conv2d_backprop_input(output_shape, w, y): its adjoint in y is conv2d(., w),
+    and its gradient in w is conv2d_backprop_filter with dy as the convolution's input and y as out_backprop."""
+    fmt = spec.data_format(attrs)
+    y, w_hwoi = a["input"], a["filters"]
+    d_input = reference.conv2d(dy, w_hwoi, attrs["strides"], attrs.get("padding", "SAME"), data_format=fmt,
+                               dilations=attrs.get("dilations"))
+    return {"input": d_input,
+            "filters": reference.conv2d_backprop_filter(dy, list(w_hwoi.shape), y, **raw_attrs(spec, attrs))}
+
+
+def conv1d(spec: OpSpec, a: Arrays, attrs: Mapping, dy) -> dict:
+    """conv2d's rule on a height-1 image: NWC / NCW -> NHWC and WIO -> HWIO insert H = 1."""
+    fmt = spec.data_format(attrs)
+    (stride,), (dilation,), pad = spec.window_attrs(attrs)
+    s4, d4, name, flat = raw_op_window_args((1, stride), (1, dilation), pad, "NHWC")
+    raw = {"strides": s4, "padding": name, "explicit_paddings": flat, "data_format": "NHWC", "dilations": d4}
+    x_nhwc, dy_nhwc = layouts.convert(a["input"], fmt, "NHWC"), layouts.convert(dy, fmt, "NHWC")
+    dx_nhwc, dw_hwio = _conv2d_pair(x_nhwc, layouts.convert(a["filters"], "WIO", "HWIO"), dy_nhwc, raw)
+    return {"input": layouts.convert(dx_nhwc, "NHWC", fmt), "filters": layouts.convert(dw_hwio, "HWIO", "WIO")}
+
+
+def separable_conv2d(spec: OpSpec, a: Arrays, attrs: Mapping, dy) -> dict:
+    """y = pointwise(z), z = depthwise(x): dz = the 1x1 conv2d's input gradient, then the depthwise pair."""
+    fmt = spec.data_format(attrs)
+    x, w_dw, w_pw = a["input"], a["depthwise_filter"], a["pointwise_filter"]
+    z = reference.depthwise_conv2d(x, w_dw, attrs["strides"], attrs["padding"], data_format=fmt,
+                                   dilations=attrs.get("dilations"))
+    dz, d_pw = _conv2d_pair(z, w_pw, dy, raw_attrs(spec, {"strides": 1, "padding": "VALID"}, fmt))
+    dx, d_dw = _depthwise_pair(x, w_dw, dz, raw_attrs(spec, attrs))
+    return {"input": dx, "depthwise_filter": d_dw, "pointwise_filter": d_pw}

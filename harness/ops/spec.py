@@ -1,0 +1,144 @@
+"""``OpSpec``: everything the harness knows about one ``tf.nn`` op, in one record.
+
+Every generic part of the harness reads the op from its spec and nothing else: the case loader (operands, layouts,
+attributes, symbolic values), the runner (the reference, the textbook formulations), the divergence features (the
+TensorFlow kernels, the kind of convolution), the backends (the kind: how a plain ``conv`` / ``conv_transpose``
+implements it), the property search and ``harness new`` (argument forms and defaults), the gradients, the reports
+and the documentation. ``harness.ops.table`` holds the specs; adding an op is one entry there (see the guide in
+its docstring).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+import numpy as np
+
+from harness.conv.padding import ArgForms, Window, windows
+
+Arrays = Mapping[str, np.ndarray]
+
+# How a backend implements an op from a plain convolution and its transpose (harness.backends.base):
+#   conv: one correlation (groups 1); depthwise: a grouped correlation, one group per input channel;
+#   separable: depthwise, then a 1x1 correlation; transposed: a transposed convolution.
+KINDS = ("conv", "depthwise", "separable", "transposed")
+
+
+class NotApplicable(Exception):
+    """A textbook formulation does not cover this configuration (message says why)."""
+
+
+@dataclass(frozen=True)
+class Operand:
+    """One array argument of an op."""
+
+    name: str  # the tf.nn argument name
+    kind: str  # "data" or "filter"
+    layout: str  # the filter layout the op takes; for data, replaced by data_format
+
+    def op_layout(self, data_format: str) -> str:
+        return data_format if self.kind == "data" else self.layout
+
+
+@dataclass(frozen=True)
+class Formulation:
+    """A textbook formulation paired with an op: ``run(arrays, attrs) -> output`` or NotApplicable."""
+
+    name: str
+    run: Callable[[Arrays, dict], np.ndarray]
+    doc: str
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    """One ``tf.nn`` op.
+
+    ``operands``: the array arguments in positional order; ``attrs``: the keyword attributes in signature order
+    (``required``: those without a default); ``formats``: the data_format values it takes, default first;
+    ``reference``: the NumPy reference (``harness.conv.reference``), with tf.nn's signature; ``kind``: one of
+    ``KINDS``; ``forms``: the forms its window arguments take (``ArgForms``); ``defaults``: attributes a new case
+    starts from (``harness new``); ``textbook``: the seed documents' formulations paired with it; ``gradient``: the
+    reference gradient rule, ``(spec, arrays, attrs, dy) -> {operand: gradient}`` (``harness.ops.gradients``);
+    ``tf_kernels`` / ``tf_gradient_kernels``: the TensorFlow kernels tf.nn runs for it and for its gradient
+    (``harness.tf.kernel_probe.KERNELS``; which of them run oneDNN is measured); ``kernel_padding``: the kind of
+    padding those kernels receive ("named" or "explicit"), when it is not the case's own; ``resolve`` /
+    ``expand`` / ``symbolic``: attribute values that stand for others (``output_shape: smallest``).
+    """
+
+    name: str
+    operands: tuple[Operand, ...]
+    attrs: tuple[str, ...]
+    required: tuple[str, ...]
+    formats: tuple[str, ...]
+    reference: Callable
+    kind: str = "conv"
+    forms: ArgForms = field(default_factory=ArgForms)
+    defaults: Mapping = field(default_factory=dict)
+    textbook: tuple[Formulation, ...] = ()
+    gradient: Callable | None = None
+    tf_kernels: tuple[str, ...] = ("Conv2D",)
+    tf_gradient_kernels: tuple[str, ...] = ("Conv2DBackpropInput", "Conv2DBackpropFilter")
+    kernel_padding: Callable[[Mapping], str] | None = None
+    resolve: Callable[["OpSpec", Arrays, dict], dict] | None = None  # fills symbolic attributes at run time
+    expand: Callable[["OpSpec", Mapping[str, tuple], dict], list | None] | None = None  # one case -> variants
+    symbolic: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # attr -> allowed symbolic values
+    doc: str = ""
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"OpSpec {self.name!r}: kind {self.kind!r} is not one of {', '.join(KINDS)}")
+
+    # --- operands and layouts -----------------------------------------------------------
+
+    def data_format(self, attrs: Mapping) -> str:
+        fmt = attrs.get("data_format")
+        return self.formats[0] if fmt is None else fmt
+
+    def operand(self, name: str) -> Operand:
+        return next(o for o in self.operands if o.name == name)
+
+    @property
+    def data(self) -> Operand:
+        """The data operand."""
+        return next(o for o in self.operands if o.kind == "data")
+
+    @property
+    def filter(self) -> Operand:
+        """The (first) filter operand: the one whose spatial size is the kernel's."""
+        return next(o for o in self.operands if o.kind == "filter")
+
+    @property
+    def rank(self) -> int:
+        """The number of axes of the data operand (4 for 2-D convolutions, 3 for 1-D)."""
+        return len(self.formats[0])
+
+    # --- attributes ---------------------------------------------------------------------
+
+    def resolved(self, arrays: Arrays, attrs: Mapping) -> dict:
+        """The attributes as passed to the op: symbolic values (``output_shape: smallest``) filled in."""
+        return self.resolve(self, arrays, dict(attrs)) if self.resolve else dict(attrs)
+
+    def variants(self, shapes: Mapping[str, tuple], attrs: Mapping) -> list | None:
+        """The cases one case with symbolic attributes stands for, from operand shapes; None when it has none."""
+        return self.expand(self, shapes, dict(attrs)) if self.expand else None
+
+    def window_attrs(self, attrs: Mapping):
+        """(strides, dilations, padding), one value per spatial axis, from attributes the reference accepted (by
+        this op's own argument names: ``stride`` / ``strides``, ``dilations`` / ``rate``)."""
+        return self.forms.window_attrs(self.name, attrs, self.data_format(attrs))
+
+    def windows(self, sizes, kernels, attrs: Mapping) -> tuple[Window, ...]:
+        """The windows of the spatial axes of ``sizes`` (the input's, for a transposed op the forward input's) and
+        ``kernels``, from accepted attributes."""
+        return windows(self.name, sizes, kernels, *self.window_attrs(attrs))
+
+    def tf_padding_kind(self, attrs: Mapping) -> str:
+        """"explicit" or "named": the kind of padding ``tf_kernels`` are called with for these attributes."""
+        if self.kernel_padding is not None:
+            return self.kernel_padding(attrs)
+        return "named" if isinstance(attrs.get("padding", "SAME"), str) else "explicit"
+
+    def call(self, impl: Callable, arrays: Arrays, attrs: Mapping) -> np.ndarray:
+        """Call a tf.nn-style implementation with the operands positionally and attributes by keyword."""
+        return impl(*(arrays[o.name] for o in self.operands), **attrs)

@@ -1,0 +1,145 @@
+"""The op table: one ``OpSpec`` per ``tf.nn`` op the harness covers.
+
+Adding an op
+------------
+1. The reference: a function named after the op in ``harness/conv/reference.py``, with ``tf.nn``'s signature,
+   written from the op's definition (accumulate in float64), validating its arguments with ``ValueError``s that
+   name the argument and its value, and an ``ArgForms`` constant saying which forms its window arguments take.
+2. The TensorFlow wrapper: a function of the same name in ``harness/tf/wrappers.py`` (NumPy in, NumPy out).
+3. The spec: one ``OpSpec`` entry below. ``kind`` tells the backends how a plain convolution implements it;
+   ``tf_kernels`` names the TensorFlow kernels it runs (``harness.tf.kernel_probe.KERNELS``); ``defaults`` are
+   the attributes ``harness new`` starts from; ``gradient`` its reference gradient rule, if it has one.
+4. Its cases: a sweep in ``cases/sweeps/`` (and any known divergence TensorFlow shows, in
+   ``cases/known_divergences.yaml``).
+
+Nothing else changes: the loader, runner, plugin, reports, backends, property search, scaffold and documentation
+read the op from this table. ``make test`` then runs it everywhere (``tests/test_ops.py`` checks each entry is
+complete).
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+
+from harness.conv import reference
+import harness.ops.gradient_rules as gradient_rules
+import harness.ops.pairings as pairings
+from harness.ops.pairings import formulation
+from harness.ops.spec import OpSpec, Operand
+from harness.ops.symbolic import SYMBOLIC_OUTPUT_SHAPES, expand_output_shape, resolve_output_shape
+
+_DEPTHWISE_GRADIENT = ("DepthwiseConv2dNativeBackpropInput", "DepthwiseConv2dNativeBackpropFilter")
+
+
+def _space_to_batch_padding(attrs: Mapping) -> str:
+    """depthwise / separable: tf.nn dilates through space_to_batch, which pads itself and calls the kernel with VALID;
+    only an undilated call passes explicit padding on."""
+    if isinstance(attrs.get("padding", "SAME"), str):
+        return "named"
+    try:
+        dilated = any(int(v) > 1 for v in np.asarray(attrs.get("dilations", 1)).reshape(-1))
+    except (TypeError, ValueError):
+        dilated = False
+    return "named" if dilated else "explicit"
+
+
+OPS: dict[str, OpSpec] = {
+    spec.name: spec
+    for spec in (
+        OpSpec(
+            "conv2d",
+            (Operand("input", "data", "NHWC"), Operand("filters", "filter", "HWIO")),
+            ("strides", "padding", "data_format", "dilations"), ("strides", "padding"), ("NHWC", "NCHW"),
+            reference.conv2d, kind="conv", forms=reference.CONV2D_FORMS,
+            defaults={"strides": 1, "padding": "SAME"},
+            textbook=(formulation("correlate", pairings.correlate),
+                      formulation("correlate_centered", pairings.correlate_centered),
+                      formulation("matmul_1x1", pairings.matmul_1x1)),
+            gradient=gradient_rules.conv2d,
+        ),
+        OpSpec(
+            "depthwise_conv2d",
+            (Operand("input", "data", "NHWC"), Operand("filter", "filter", "HWIM")),
+            ("strides", "padding", "data_format", "dilations"), ("strides", "padding"), ("NHWC", "NCHW"),
+            reference.depthwise_conv2d, kind="depthwise", forms=reference.DEPTHWISE_FORMS,
+            defaults={"strides": [1, 1, 1, 1], "padding": "SAME"},  # tf.nn takes a 4-list only
+            textbook=(formulation("depthwise_apart", pairings.depthwise_apart),),
+            gradient=gradient_rules.depthwise_conv2d,
+            tf_kernels=("DepthwiseConv2dNative",), tf_gradient_kernels=_DEPTHWISE_GRADIENT,
+            kernel_padding=_space_to_batch_padding,
+        ),
+        OpSpec(
+            "conv2d_transpose",
+            (Operand("input", "data", "NHWC"), Operand("filters", "filter", "HWOI")),
+            ("output_shape", "strides", "padding", "data_format", "dilations"), ("output_shape", "strides"),
+            ("NHWC", "NCHW"),
+            reference.conv2d_transpose, kind="transposed", forms=reference.TRANSPOSE_FORMS,
+            defaults={"strides": 2, "padding": "SAME"},
+            textbook=(formulation("zero_insertion", pairings.zero_insertion),),
+            gradient=gradient_rules.conv2d_transpose,
+            tf_kernels=("Conv2DBackpropInput",), tf_gradient_kernels=("Conv2D", "Conv2DBackpropFilter"),
+            resolve=resolve_output_shape, expand=expand_output_shape,
+            symbolic={"output_shape": SYMBOLIC_OUTPUT_SHAPES},
+        ),
+        OpSpec(
+            "atrous_conv2d",
+            (Operand("value", "data", "NHWC"), Operand("filters", "filter", "HWIO")),
+            ("rate", "padding"), ("rate", "padding"), ("NHWC",),
+            reference.atrous_conv2d, kind="conv", forms=reference.ATROUS_FORMS,
+            defaults={"rate": 2, "padding": "SAME"},
+            textbook=(formulation("scipy_dilated_convolve", pairings.scipy_dilated_convolve),),
+            gradient=gradient_rules.conv2d,
+            kernel_padding=lambda attrs: "named",  # rate > 1: space_to_batch, then VALID; rate 1 takes names only
+        ),
+        OpSpec(
+            "separable_conv2d",
+            (Operand("input", "data", "NHWC"), Operand("depthwise_filter", "filter", "HWIM"),
+             Operand("pointwise_filter", "filter", "HWIO")),
+            ("strides", "padding", "data_format", "dilations"), ("strides", "padding"), ("NHWC", "NCHW"),
+            reference.separable_conv2d, kind="separable", forms=reference.DEPTHWISE_FORMS,
+            defaults={"strides": [1, 1, 1, 1], "padding": "SAME"},
+            textbook=(formulation("depthwise_then_matmul", pairings.depthwise_then_matmul),),
+            gradient=gradient_rules.separable_conv2d,
+            tf_kernels=("DepthwiseConv2dNative", "Conv2D"),
+            tf_gradient_kernels=_DEPTHWISE_GRADIENT + ("Conv2DBackpropInput", "Conv2DBackpropFilter"),
+            kernel_padding=_space_to_batch_padding,
+        ),
+        OpSpec(
+            "conv1d",
+            (Operand("input", "data", "NWC"), Operand("filters", "filter", "WIO")),
+            ("stride", "padding", "data_format", "dilations"), ("stride", "padding"), ("NWC", "NCW"),
+            reference.conv1d, kind="conv", forms=reference.CONV1D_FORMS,
+            defaults={"stride": 1, "padding": "SAME"},
+            textbook=(formulation("correlate_height_1", pairings.correlate_height_1),),
+            gradient=gradient_rules.conv1d,
+        ),
+    )
+}
+
+
+def get(name: str) -> OpSpec:
+    try:
+        return OPS[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown op {name!r}; known ops: {', '.join(OPS)}") from None
+
+
+def kernel_fits(spec: OpSpec, shapes: Mapping[str, tuple], attrs: Mapping) -> bool:
+    """Whether every (dilated) kernel fits its padded input (``harness.conv.padding.window`` accepts it).
+
+    Transposed convolutions always fit: their output_shape decides the geometry.
+    """
+    if spec.kind == "transposed":
+        return True
+    fmt = spec.data_format(attrs)
+    x_shape, w_shape = shapes[spec.data.name], shapes[spec.filter.name]
+    spatial = [c for c in fmt if c not in "NC"]
+    try:
+        spec.windows([x_shape[fmt.index(c)] for c in spatial], [w_shape[spec.filter.layout.index(c)] for c in spatial],
+                     attrs)
+    except ValueError:
+        return False
+    return True
+
