@@ -47,7 +47,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from harness import atomic
+from harness import atomic, ops
 from harness.conv import reference
 from harness.reports import results
 from harness.tf import wrappers
@@ -55,8 +55,7 @@ from harness.tf.environment import Environment
 from bench.allocator import retain_freed_memory
 from harness.conv.padding import Window, window
 
-OPS = ("conv2d", "depthwise_conv2d", "conv2d_transpose")
-FILTER_LAYOUTS = {"conv2d": "HWIO", "depthwise_conv2d": "HWIM", "conv2d_transpose": "HWOI"}  # HWOI = [h, w, out, in]
+KINDS = ("conv", "depthwise", "transposed")  # the op kinds (harness.ops.KINDS) a Bench can time
 ACC_BYTES = 8  # float64: the reference accumulates (and builds its im2col blocks) in float64
 GIB = 1 << 30
 
@@ -73,7 +72,7 @@ PEAK_LIMIT = GIB  # memory-only shapes (im2col > 1 GiB): peak below 1 GiB, the f
 class Bench:
     """One benchmark shape: float32 operands, NHWC input, dilation 1.
 
-    x_nhwc: the input's shape. w_shape: the filter's, in the op's layout (``FILTER_LAYOUTS``): conv2d HWIO
+    x_nhwc: the input's shape. w_shape: the filter's, in the op's layout (its ``OpSpec``): conv2d HWIO
     ``[kh, kw, C_in, C_out]``, depthwise_conv2d HWIM ``[kh, kw, C, M]``, conv2d_transpose HWOI
     ``[kh, kw, C_out, C_in]``. out_nhwc: conv2d_transpose's ``output_shape`` (None for the other ops).
     memory_only: only the reference's tracemalloc peak is measured (no timing, no TensorFlow).
@@ -149,10 +148,23 @@ class Geometry:
     im2col_cols: int  # M
 
 
+def kind(b: Bench) -> str:
+    """The op's kind (``harness.ops.KINDS``), which decides the geometry; only ``KINDS`` are benchmarked."""
+    k = ops.get(b.op).kind
+    if k not in KINDS or ops.get(b.op).rank != 4:
+        raise ValueError(f"{b.name}: op {b.op!r} (kind {k}) is not a 2-D op of kind {', '.join(KINDS)}")
+    return k
+
+
+def filter_layout(b: Bench) -> str:
+    """The filter layout of ``b.w_shape``: the op's own (HWIO, HWIM; HWOI = [h, w, out, in])."""
+    return ops.get(b.op).filter.layout
+
+
 def _windows(b: Bench) -> tuple[Window, Window]:
     """The two spatial windows of the forward correlation: for conv2d_transpose, the conv2d it is the adjoint of."""
     kh, kw = b.w_shape[:2]
-    if b.op == "conv2d_transpose":
+    if kind(b) == "transposed":
         assert b.out_nhwc is not None, f"{b.name}: conv2d_transpose needs out_nhwc"
         wins = (window(b.op, b.out_nhwc[1], kh, b.stride, 1, b.padding),
                 window(b.op, b.out_nhwc[2], kw, b.stride, 1, b.padding))
@@ -168,16 +180,16 @@ def geometry(b: Bench) -> Geometry:
     n, _, _, c_x = b.x_nhwc
     kh, kw, f2, f3 = b.w_shape
     wh, ww = _windows(b)
-    if b.op == "conv2d":  # w: [kh, kw, C_in, C_out]
+    k_ = kind(b)
+    if k_ == "conv":  # w: [kh, kw, C_in, C_out]
         k, m = kh * kw * c_x, n * wh.out * ww.out
         return Geometry((n, wh.out, ww.out, f3), m * k * f3, k, m)
-    if b.op == "depthwise_conv2d":  # w: [kh, kw, C, M]
+    if k_ == "depthwise":  # w: [kh, kw, C, M]
         k, m = kh * kw * c_x, n * wh.out * ww.out
         return Geometry((n, wh.out, ww.out, c_x * f3), m * k * f3, k, m)
-    if b.op == "conv2d_transpose":  # w: [kh, kw, C_out, C_in]; x: [N, H_in, W_in, C_in]
-        k, m = kh * kw * f2, n * b.x_nhwc[1] * b.x_nhwc[2]
-        return Geometry(tuple(b.out_nhwc), m * k * c_x, k, m)
-    raise ValueError(f"{b.name}: op {b.op!r} is not one of {', '.join(OPS)}")
+    # transposed; w: [kh, kw, C_out, C_in]; x: [N, H_in, W_in, C_in]
+    k, m = kh * kw * f2, n * b.x_nhwc[1] * b.x_nhwc[2]
+    return Geometry(tuple(b.out_nhwc), m * k * c_x, k, m)
 
 
 def flops(b: Bench) -> int:
@@ -203,7 +215,7 @@ def shape_label(b: Bench) -> str:
 # --- the implementations ------------------------------------------------------------------
 
 def operands(b: Bench, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Float32 input (NHWC) and filter (``FILTER_LAYOUTS[b.op]``), uniform in [-1, 1)."""
+    """Float32 input (NHWC) and filter (``filter_layout(b)``), uniform in [-1, 1)."""
     rng = np.random.default_rng(seed)
     return (rng.uniform(-1, 1, b.x_nhwc).astype(np.float32), rng.uniform(-1, 1, b.w_shape).astype(np.float32))
 
@@ -211,7 +223,7 @@ def operands(b: Bench, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 def tf_args(b: Bench, x_nhwc: np.ndarray, w: np.ndarray) -> tuple:
     """The positional arguments of ``tf.nn.<op>`` (and of ``harness.conv.reference.<op>``)."""
     strides = [1, b.stride, b.stride, 1]  # tf.nn.depthwise_conv2d takes only the 4-long form
-    if b.op == "conv2d_transpose":
+    if kind(b) == "transposed":
         return (x_nhwc, w, list(b.out_nhwc), strides, b.padding)
     return (x_nhwc, w, strides, b.padding)
 
@@ -236,10 +248,10 @@ def lax_formulation(b: Bench, x_nhwc: np.ndarray, w: np.ndarray, lax) -> tuple[C
     """
     wh, ww = _windows(b)
     dims = ("NHWC", "HWIO", "NHWC")
-    if b.op == "conv2d":
+    if kind(b) == "conv":
         pads = [(wh.pad_before, wh.pad_after), (ww.pad_before, ww.pad_after)]
         return (lambda: lax.conv_general_dilated(x_nhwc, w, (b.stride,) * 2, pads, (1, 1), (1, 1), dims)), "direct"
-    if b.op == "depthwise_conv2d":
+    if kind(b) == "depthwise":
         import inspect
 
         if "feature_group_count" not in inspect.signature(lax.conv_general_dilated).parameters:
@@ -325,9 +337,9 @@ def layer_gemm_seconds(b: Bench, repeat: int) -> float | None:
     an im2col reference, as the square GEMM rate is the ceiling of any float64 one. None for depthwise (no GEMM).
     """
     g = geometry(b)
-    if b.op == "conv2d":
+    if kind(b) == "conv":
         m, k, n = g.im2col_cols, g.im2col_rows, b.w_shape[3]
-    elif b.op == "conv2d_transpose":
+    elif kind(b) == "transposed":
         m, k, n = g.im2col_cols, b.x_nhwc[3], g.im2col_rows
     else:
         return None
@@ -380,7 +392,7 @@ def bench_row(b: Bench, settings: Settings, gemm64_now: float, tf_available: boo
     op_ref = getattr(reference, b.op)
     row = {
         "name": b.name, "op": b.op, "shape": shape_label(b), "input_nhwc": b.x_nhwc, "filter": b.w_shape,
-        "filter_layout": FILTER_LAYOUTS[b.op], "output_nhwc": g.out_nhwc, "strides": b.stride, "padding": b.padding,
+        "filter_layout": filter_layout(b), "output_nhwc": g.out_nhwc, "strides": b.stride, "padding": b.padding,
         "memory_only": b.memory_only, "flops": n_flops, "macs": g.macs,
         "im2col": {"rows_K": g.im2col_rows, "cols_M": g.im2col_cols, "bytes": im2col_bytes(b)},
         "gemm_f64_gflops_before": gemm64_now,
@@ -440,9 +452,9 @@ def _target(key: str, text: str, measured: float | None, threshold: float, met: 
 def targets(rows: list[dict]) -> list[dict]:
     """Each target with its measured value and MET / MISSED ("n/a" when no row measures it)."""
     timed = [r for r in rows if not r["memory_only"]]
-    gemm_rows = [r for r in timed if r["op"] in ("conv2d", "conv2d_transpose")]
+    gemm_rows = [r for r in timed if ops.get(r["op"]).kind in ("conv", "transposed")]
     shares = [r["reference"]["share_of_gemm_f64"] for r in gemm_rows]
-    dw = [r for r in timed if r["op"] == "depthwise_conv2d" and r["ratio_vs_tensorflow"] is not None]
+    dw = [r for r in timed if ops.get(r["op"]).kind == "depthwise" and r["ratio_vs_tensorflow"] is not None]
     lax_ratios = [r["ratio_vs_lax_reference"] for r in timed if r["ratio_vs_lax_reference"] is not None]
     mem = [r for r in rows if "memory" in r]
     big = [r for r in rows if r["memory_only"]]
@@ -557,7 +569,8 @@ def chart(doc: dict, path: Path) -> None:
     rows = [r for r in doc["rows"] if not r["memory_only"]]
     labels = [f"{r['name']}\n{r['shape']}" for r in rows]
     y = np.arange(len(rows))
-    colors = {"conv2d": "tab:blue", "depthwise_conv2d": "tab:orange", "conv2d_transpose": "tab:green"}
+    palette = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
+    colors = {op: palette[i % len(palette)] for i, op in enumerate(dict.fromkeys(r["op"] for r in rows))}
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(15, 2.5 + 0.55 * max(len(rows), 1)), sharey=True)
     shares = [r["reference"]["share_of_gemm_f64"] * 100 for r in rows]
     bars = ax1.barh(y, shares, color=[colors[r["op"]] for r in rows])

@@ -21,12 +21,12 @@ import numpy as np
 from harness import ops
 from harness.backends import declared
 from harness.backends.base import (BUILTIN, CONVENTIONS, ORACLE, ORIENTATIONS, Backend, BackendError, NotCovered,
-                                   filter_layout, run)
+                                   explicit_backend, explicit_layout, filter_layout, run)
 from harness.conv import reference
 from harness.tf.isolation import Died, Raised, call_tensorflow
 
 __all__ = ["BUILTIN", "CONVENTIONS", "ORACLE", "ORIENTATIONS", "Backend", "BackendError", "NotCovered", "EXTRAS",
-           "TensorFlowError", "filter_layout", "resolve", "run"]
+           "TensorFlowError", "explicit_backend", "explicit_layout", "filter_layout", "resolve", "run"]
 
 
 # --- built-in and user backends -------------------------------------------------------------

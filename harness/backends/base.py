@@ -81,6 +81,7 @@ def _rank_format(fmt2d: str, rank: int) -> str:
 
 
 def filter_layout(backend: Backend, op: str, operand: ops.Operand) -> str:
+    """The layout a convention-tf backend takes ``operand`` of ``op`` in (``op.operand``, ``op``, else TF's)."""
     layout = backend.filter_layouts.get(f"{op}.{operand.name}", backend.filter_layouts.get(op, operand.layout))
     return _rank_format(layout, len(operand.layout))
 
@@ -123,9 +124,9 @@ def _call_tf_convention(backend: Backend, op: str, arrays: Mapping[str, np.ndarr
     return layouts.convert(np.asarray(out), target, fmt)
 
 
-def _geometry(op: str, x_shape: tuple, fmt: str, kernel_sizes, attrs: Mapping):
+def _geometry(spec: ops.OpSpec, x_shape: tuple, fmt: str, kernel_sizes, attrs: Mapping):
     """Windows per spatial axis, from attributes the reference accepted."""
-    return ops.get(op).windows([x_shape[fmt.index(c)] for c in fmt if c not in "NC"], kernel_sizes, attrs)
+    return spec.windows([x_shape[fmt.index(c)] for c in layouts.spatial(fmt)], kernel_sizes, attrs)
 
 
 def _explicit_args(wins) -> dict:
@@ -133,53 +134,76 @@ def _explicit_args(wins) -> dict:
             "pads": tuple((w.pad_before, w.pad_after) for w in wins)}
 
 
+def explicit_layout(backend: Backend, spec: ops.OpSpec, role: str, operand: ops.Operand) -> str:
+    """The layout a convention-explicit backend takes ``operand`` of ``spec`` in, as the weight of its ``role``
+    function ("conv", "grouped": a depthwise filter as a grouped weight, "transposed"): the op's own declaration
+    (``op.operand``, ``op``; not for a separable op, whose two filters are a grouped and a plain weight), else the
+    role's (``grouped`` falls back to ``conv``), else TensorFlow's layout of that role (HWIO; HWOI)."""
+    keys = [] if spec.kind == "separable" else [f"{spec.name}.{operand.name}", spec.name]
+    keys += {"conv": ["conv"], "grouped": ["grouped", "conv"], "transposed": ["transposed"]}[role]
+    layout = next((backend.filter_layouts[k] for k in keys if k in backend.filter_layouts),
+                  "HWOI" if role == "transposed" else "HWIO")
+    return _rank_format(layout, len(operand.layout))
+
+
+def _weight(backend: Backend, spec: ops.OpSpec, role: str, operand: ops.Operand, w: np.ndarray) -> np.ndarray:
+    """``w`` (TensorFlow's layout of ``operand``) as the backend's weight for ``role``, rotated if it convolves."""
+    target = explicit_layout(backend, spec, role, operand)
+    if role == "grouped":  # [kh, kw, in_c, multiplier] -> the grouped weight [in_c * multiplier, 1, kh, kw]
+        w = layouts.rotate_180(w, operand.layout) if backend.orientation == "convolution" else w
+        return np.ascontiguousarray(layouts.depthwise_as_grouped(w, target))
+    w = layouts.convert(w, operand.layout, target)
+    return np.ascontiguousarray(layouts.rotate_180(w, target) if backend.orientation == "convolution" else w)
+
+
 def _call_explicit(backend: Backend, op: str, arrays: Mapping[str, np.ndarray], attrs: dict) -> np.ndarray:
+    """One op through the backend's conv / conv_transpose, chosen by the op's kind (``ops.KINDS``)."""
     spec = ops.get(op)
     fmt = spec.data_format(attrs)
     target = _rank_format(backend.data_format or fmt, len(fmt))
     fn = backend.ops[op]
-    data = next(o for o in spec.operands if o.kind == "data")
-    x = arrays[data.name]
+    x = arrays[spec.data.name]
     x_b = np.ascontiguousarray(layouts.convert(x, fmt, target))
-    spatial = [c for c in fmt if c not in "NC"]
+    spatial = layouts.spatial(fmt)
+    filt = spec.filter
+    w = arrays[filt.name]
+    kernel_sizes = [w.shape[filt.layout.index(c)] for c in spatial]
 
-    def kernel_sizes(w, layout):
-        return [w.shape[layout.index(c)] for c in spatial]
-
-    if op == "conv2d_transpose":
-        w_hwoi = arrays["filters"]
-        out_shape = dict(zip(fmt, attrs["output_shape"])) if len(attrs["output_shape"]) == len(fmt) else None
-        out_sizes = ([out_shape[c] for c in spatial] if out_shape else list(attrs["output_shape"]))
+    if spec.kind == "transposed":
+        out_shape = list(attrs["output_shape"])
+        out_sizes = ([out_shape[fmt.index(c)] for c in spatial] if len(out_shape) == len(fmt) else out_shape)
         fwd_shape = [out_sizes[spatial.index(c)] if c in spatial else x.shape[fmt.index(c)] for c in fmt]
-        wins = _geometry(op, tuple(fwd_shape), fmt, kernel_sizes(w_hwoi, "HWOI"), attrs)
+        wins = _geometry(spec, tuple(fwd_shape), fmt, kernel_sizes, attrs)
         pads = []
-        for w, n_in in zip(wins, [x.shape[fmt.index(c)] for c in spatial]):
-            full = (n_in - 1) * w.stride + w.effective_kernel
-            pads.append((w.pad_before, full - w.pad_before - w.size))  # ``after`` < 0: zeros past the footprint
-        w_b = _filter_in(backend, op, spec.operand("filters"), w_hwoi)
-        out = fn(x_b, w_b, strides=tuple(w.stride for w in wins), dilations=tuple(w.dilation for w in wins),
-                 pads=tuple(pads), output_size=tuple(out_sizes))
+        for win, n_in in zip(wins, [x.shape[fmt.index(c)] for c in spatial]):
+            full = (n_in - 1) * win.stride + win.effective_kernel
+            pads.append((win.pad_before, full - win.pad_before - win.size))  # ``after`` < 0: zeros past the footprint
+        out = fn(x_b, _weight(backend, spec, "transposed", filt, w), strides=tuple(win.stride for win in wins),
+                 dilations=tuple(win.dilation for win in wins), pads=tuple(pads), output_size=tuple(out_sizes))
         return layouts.convert(np.asarray(out), target, fmt)
 
-    filt = next(o for o in spec.operands if o.kind == "filter")
-    w = arrays[filt.name]
-    wins = _geometry(op, x.shape, fmt, kernel_sizes(w, filt.layout), attrs)
-    if op in ("depthwise_conv2d", "separable_conv2d"):
-        w_hwim = layouts.rotate_180(w, "HWIM") if backend.orientation == "convolution" else w
-        # The grouped weight is an O/I layout: the one declared for depthwise, else the backend's conv2d layout.
-        grouped_layout = backend.filter_layouts.get("depthwise_conv2d", backend.filter_layouts.get("conv2d", "HWIO"))
-        w_b = np.ascontiguousarray(layouts.depthwise_as_grouped(w_hwim, grouped_layout))
-        y = fn(x_b, w_b, groups=w.shape[2], **_explicit_args(wins))
-        if op == "separable_conv2d":
-            pw = spec.operand("pointwise_filter")
-            w_pw = np.ascontiguousarray(_filter_in(backend, "conv2d", ops.get("conv2d").operand("filters"),
-                                                   arrays[pw.name]))
-            ones = tuple(1 for _ in wins)
-            y = fn(np.asarray(y), w_pw, strides=ones, dilations=ones, pads=tuple((0, 0) for _ in wins), groups=1)
-    else:
-        w_b = np.ascontiguousarray(_filter_in(backend, op, filt, w))
-        y = fn(x_b, w_b, groups=1, **_explicit_args(wins))
+    wins = _geometry(spec, x.shape, fmt, kernel_sizes, attrs)
+    if spec.kind == "conv":
+        y = fn(x_b, _weight(backend, spec, "conv", filt, w), groups=1, **_explicit_args(wins))
+    else:  # depthwise, and the first step of separable: a grouped convolution with in_c groups
+        y = fn(x_b, _weight(backend, spec, "grouped", filt, w), groups=w.shape[filt.layout.index("I")],
+               **_explicit_args(wins))
+    if spec.kind == "separable":  # then the pointwise filter: a plain 1x1 convolution
+        pointwise = next(o for o in spec.operands if o.kind == "filter" and o is not filt)
+        ones = tuple(1 for _ in wins)
+        y = fn(np.asarray(y), _weight(backend, spec, "conv", pointwise, arrays[pointwise.name]), strides=ones,
+               dilations=ones, pads=tuple((0, 0) for _ in wins), groups=1)
     return layouts.convert(np.asarray(y), target, fmt)
+
+
+def explicit_backend(name: str, conv: Callable, conv_transpose: Callable, *, data_format: str,
+                     filter_layouts: Mapping[str, str], **fields) -> Backend:
+    """A convention-explicit backend that runs every op in ``ops.OPS`` through the two functions its kind needs
+    (``conv`` for conv, depthwise and separable ops; ``conv_transpose`` for transposed ones). ``filter_layouts``
+    names the layout of each role ("conv", "transposed", optionally "grouped")."""
+    table = {spec.name: conv_transpose if spec.kind == "transposed" else conv for spec in ops.OPS.values()}
+    return Backend(name, table, convention="explicit", data_format=data_format, filter_layouts=dict(filter_layouts),
+                   **fields)
 
 
 def run(backend: Backend, op: str, arrays: Mapping[str, np.ndarray], attrs: dict, dtype: str) -> np.ndarray:

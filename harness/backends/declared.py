@@ -17,6 +17,7 @@ into them (``harness.backends``)::
     kernel: correlation       # correlation (default) | convolution (the harness rotates filters by 180 degrees)
     dtypes: [float32, float64]  # optional, default every dtype the harness knows
     filter_layouts: {conv2d: OIHW, conv2d_transpose: IOHW}   # optional: "op" or "op.operand" -> layout
+                              # (convention explicit: also "conv", "grouped", "transposed", see below)
     ops:                      # tf.nn op -> function name in the module (or a list of ops: same-named functions)
       conv2d: conv2d_nchw
       depthwise_conv2d: depthwise_nchw
@@ -27,10 +28,13 @@ multiplier). A layout must use exactly the letters of the filter TensorFlow take
 pointwise filter of separable_conv2d ``{H, W, I, O}``; conv2d_transpose ``{H, W, O, I}`` (O = the transposed
 convolution's output channels, so PyTorch's ``[in, out, kh, kw]`` is ``IOHW``); depthwise_conv2d and the depthwise
 filter of separable_conv2d ``{H, W, I, M}`` in convention tf; conv1d ``{W, I, O}`` (or a 2-D spelling, H dropped).
-In convention explicit a depthwise filter is passed as a grouped convolution's weight
-``[in_c * multiplier, 1, kh, kw]``, so the ``depthwise_conv2d`` layout uses ``{H, W, I, O}`` (default: the
-``conv2d`` layout), and separable_conv2d is computed with the ``depthwise_conv2d`` and ``conv2d`` layouts (no
-``separable_conv2d`` keys).
+In convention explicit the functions are one grouped convolution and one transposed convolution, and their
+weights have a layout per *role*, declared under the role's key: ``conv`` (``{H, W, I, O}``: every op of kind
+conv, and separable_conv2d's pointwise filter), ``grouped`` (``{H, W, I, O}``: a depthwise filter passed as a
+grouped convolution's weight ``[in_c * multiplier, 1, kh, kw]``; default: the ``conv`` layout) and ``transposed``
+(``{H, W, O, I}``). An op's own key overrides its role's (a depthwise op's uses ``{H, W, I, O}`` too); a
+separable op has no keys of its own (its two filters take the ``grouped`` and ``conv`` layouts). Undeclared
+roles take TensorFlow's layouts (HWIO; HWOI).
 
 The module is imported with the ``path`` directories first, then the current directory (put at the front of
 ``sys.path`` when missing), then whatever is installed: it must be importable from one of them. A module already
@@ -175,9 +179,13 @@ def _check_layout(where: str, key: str, layout: Any, op: str, operand: ops.Opera
                    "[in_c * multiplier, 1, kh, kw]: O and I, not M)" if convention == "explicit"
                    and operand.layout == "HWIM" else "")
         also = " (or the 2-D spelling with H, which is dropped)" if one_d else ""
-        raise BackendError(f"{fld}: {layout!r} is not a layout of {op}'s {operand.name}: it needs each of "
+        of = f"the {op} role's weight" if op in ROLES else f"{op}'s {operand.name}"
+        raise BackendError(f"{fld}: {layout!r} is not a layout of {of}: it needs each of "
                            f"the letters {spelled}{also} exactly once ({meaning}); TensorFlow's own is "
                            f"{operand.layout!r}{grouped}")
+
+
+ROLES = {"conv": "HWIO", "grouped": "HWIO", "transposed": "HWOI"}  # convention explicit: role -> TF's letters
 
 
 def _filter_layouts(where: str, raw: Any, convention: str) -> dict[str, str]:
@@ -189,18 +197,25 @@ def _filter_layouts(where: str, raw: Any, convention: str) -> dict[str, str]:
     out = {}
     for key, layout in raw.items():
         key = str(key)
+        if convention == "explicit" and key in ROLES:
+            role_operand = ops.Operand(key, "filter", ROLES[key])
+            _check_layout(where, key, layout, key, role_operand, convention)
+            out[key] = layout
+            continue
         op, _, operand_name = key.partition(".")
         if op not in ops.OPS:
+            roles = f"; in convention explicit also the roles {', '.join(ROLES)}" if convention == "explicit" else ""
             raise BackendError(f"{where}: field 'filter_layouts.{key}': unknown op {op!r}; known ops: "
-                               f"{', '.join(ops.OPS)}")
+                               f"{', '.join(ops.OPS)}{roles}")
         filters = _filter_operands(op)
         if operand_name and operand_name not in {o.name for o in filters}:
             raise BackendError(f"{where}: field 'filter_layouts.{key}': {op} has no filter operand "
                                f"{operand_name!r}; its filters: {', '.join(o.name for o in filters)}")
-        if convention == "explicit" and (op == "separable_conv2d" or (op == "depthwise_conv2d" and operand_name)):
-            raise BackendError(f"{where}: field 'filter_layouts.{key}': in convention explicit the depthwise "
-                               f"filter is declared as 'depthwise_conv2d' (the grouped weight) and a separable "
-                               f"convolution's pointwise filter as 'conv2d'")
+        kind = ops.get(op).kind
+        if convention == "explicit" and (kind == "separable" or (kind == "depthwise" and operand_name)):
+            raise BackendError(f"{where}: field 'filter_layouts.{key}': in convention explicit a depthwise "
+                               f"filter is declared as '{op}' or by its role 'grouped' (the grouped weight), and "
+                               f"a separable op's filters by their roles 'grouped' and 'conv'")
         targets = [o for o in filters if not operand_name or o.name == operand_name]
         if len({o.layout for o in targets}) > 1:
             raise BackendError(f"{where}: field 'filter_layouts.{key}': {op}'s filters "

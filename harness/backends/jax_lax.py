@@ -35,7 +35,7 @@ jax.config.update("jax_enable_x64", True)
 # The harness compares CPU results; a GPU or TPU that happens to be present is not what is being checked.
 jax.config.update("jax_platforms", "cpu")
 
-from harness.backends.base import Backend  # noqa: E402  (after the config updates, which must precede any JAX array)
+from harness.backends.base import Backend, explicit_backend  # noqa: E402  (after the config updates)
 
 DTYPES = ("float16", "bfloat16", "float32", "float64", "int32")  # every one runs on XLA CPU (checked in tests)
 
@@ -81,14 +81,10 @@ def conv_transpose(x, w, *, strides, dilations, pads, output_size):
 
 
 def backend() -> Backend:
-    ops = {op: conv for op in ("conv2d", "atrous_conv2d", "conv1d", "depthwise_conv2d", "separable_conv2d")}
-    ops["conv2d_transpose"] = conv_transpose
-    layouts = {"conv2d": "HWIO", "atrous_conv2d": "HWIO", "conv1d": "HWIO",  # conv1d: WIO
-               "depthwise_conv2d": "HWIO",  # the grouped weight [kh, kw, 1, in_c * multiplier]
-               "separable_conv2d.depthwise_filter": "HWIO", "separable_conv2d.pointwise_filter": "HWIO",
-               "conv2d_transpose": "HWIO"}  # [kh, kw, its input channels, its output channels]
-    return Backend(
-        "jax", ops, convention="explicit", data_format="NHWC", filter_layouts=layouts, dtypes=DTYPES,
+    layouts = {"conv": "HWIO",  # and a depthwise filter as the grouped weight [kh, kw, 1, in_c * multiplier]
+               "transposed": "HWIO"}  # [kh, kw, its input channels, its output channels]
+    return explicit_backend(
+        "jax", conv, conv_transpose, data_format="NHWC", filter_layouts=layouts, dtypes=DTYPES,
         description=f"jax.lax.conv_general_dilated on CPU (jax {jax.__version__}, x64, Precision.HIGHEST)",
         extra="jax",
     )

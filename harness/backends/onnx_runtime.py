@@ -36,7 +36,7 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper
 
-from harness.backends.base import Backend
+from harness.backends.base import Backend, explicit_backend
 
 OPSET = 17
 IR_VERSION = 8
@@ -121,14 +121,10 @@ def conv_transpose(x, w, *, strides, dilations, pads, output_size):
 
 
 def backend() -> Backend:
-    ops = {op: conv for op in ("conv2d", "atrous_conv2d", "conv1d", "depthwise_conv2d", "separable_conv2d")}
-    ops["conv2d_transpose"] = conv_transpose
-    layouts = {"conv2d": "OIHW", "atrous_conv2d": "OIHW", "conv1d": "OIHW",  # conv1d: OIW
-               "depthwise_conv2d": "OIHW",  # the grouped weight [in_c * multiplier, 1, kh, kw]
-               "separable_conv2d.depthwise_filter": "OIHW", "separable_conv2d.pointwise_filter": "OIHW",
-               "conv2d_transpose": "IOHW"}  # [its input channels, its output channels, kh, kw]
-    return Backend(
-        "onnxruntime", ops, convention="explicit", data_format="NCHW", filter_layouts=layouts, dtypes=DTYPES,
+    layouts = {"conv": "OIHW",  # and a depthwise filter as the grouped weight [in_c * multiplier, 1, kh, kw]
+               "transposed": "IOHW"}  # [its input channels, its output channels, kh, kw]
+    return explicit_backend(
+        "onnxruntime", conv, conv_transpose, data_format="NCHW", filter_layouts=layouts, dtypes=DTYPES,
         description=f"ONNX Runtime {ort.__version__} CPUExecutionProvider, one-node opset-{OPSET} models",
         extra="onnxruntime",
     )

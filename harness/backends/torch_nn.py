@@ -18,7 +18,7 @@ dtypes: float16, bfloat16, float32, float64 (PyTorch's CPU convolutions have no 
 ``slow_conv_transpose2d_out_cpu`` is "not implemented for 'Int'"). bfloat16 arrays are ``ml_dtypes.bfloat16`` on
 the NumPy side and pass through float32, which holds every bfloat16 value exactly.
 
-Where PyTorch itself differs from TensorFlow's definition (listed, with repros, in tests/test_backend_torch.py):
+Where PyTorch itself differs from TensorFlow's definition (listed, with repros, in tests/backends/test_backend_torch.py):
 it raises for a filter with 0 output channels and for a kernel larger than the padded input even when the output
 is empty (TensorFlow returns the empty array); and its oneDNN's AMX bfloat16 kernel gets a one-pixel-wide output
 with a width stride > 1 wrong (the same family of bug as TensorFlow's onednn_strided_unit_width_wrong_values).
@@ -31,18 +31,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from harness.backends.base import Backend
+from harness.backends.base import Backend, explicit_backend
 from harness.conv.dtypes import DTYPES
 
 TORCH_DTYPES = ("float16", "bfloat16", "float32", "float64")
-FILTER_LAYOUTS = {
-    "conv2d": "OIHW",
-    "atrous_conv2d": "OIHW",
-    "conv1d": "OIHW",  # the harness drops H: OIW
-    "depthwise_conv2d": "OIHW",  # the grouped weight [in_c * multiplier, 1, kh, kw]
-    "separable_conv2d": "OIHW",  # its depthwise part uses depthwise_conv2d's entry, its 1x1 part conv2d's
-    "conv2d_transpose": "IOHW",  # [the transposed convolution's input channels, its output channels, kh, kw]
-}
+FILTER_LAYOUTS = {"conv": "OIHW",  # and the grouped weight of a depthwise filter: [in_c * multiplier, 1, kh, kw]
+                  "transposed": "IOHW"}  # [the transposed convolution's input channels, its output channels, kh, kw]
 
 
 def _to_torch(a: np.ndarray) -> torch.Tensor:
@@ -51,7 +45,7 @@ def _to_torch(a: np.ndarray) -> torch.Tensor:
     A fresh C-order copy has the canonical strides on size-1 axes as well. ``np.ascontiguousarray`` would keep an
     NHWC array transposed to NCHW with one channel as it is, with strides (H*W, 1, W, 1): PyTorch reads those as
     channels-last memory, another oneDNN path, with a bug of its own: a one-pixel-wide output with a width stride
-    > 1 and a batch > 1 gets wrong values, often uninitialized memory (tests/test_backend_torch.py has the repro).
+    > 1 and a batch > 1 gets wrong values, often uninitialized memory (tests/backends/test_backend_torch.py has the repro).
     """
     if a.dtype == DTYPES["bfloat16"]:
         return torch.from_numpy(np.array(a, np.float32, order="C")).to(torch.bfloat16)  # exact: float32 holds bfloat16
@@ -141,9 +135,6 @@ def backend() -> Backend:
     torch.backends.mkldnn.conv.fp32_precision = "ieee"
     torch.backends.cudnn.conv.fp32_precision = "ieee"
     torch.use_deterministic_algorithms(True)
-    ops = {op: conv for op in ("conv2d", "depthwise_conv2d", "atrous_conv2d", "separable_conv2d", "conv1d")}
-    ops["conv2d_transpose"] = conv_transpose
-    return Backend(
-        "torch", ops, convention="explicit", data_format="NCHW", filter_layouts=dict(FILTER_LAYOUTS),
-        dtypes=TORCH_DTYPES, description=f"torch.nn.functional {torch.__version__} (CPU, 1 thread)", extra="torch",
+    return explicit_backend(
+        "torch", conv, conv_transpose, data_format="NCHW", filter_layouts=FILTER_LAYOUTS, dtypes=TORCH_DTYPES, description=f"torch.nn.functional {torch.__version__} (CPU, 1 thread)", extra="torch",
     )

@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, ContextManager, Iterable
+from typing import Callable, ContextManager
 from unittest import mock
 
 import numpy as np
@@ -41,10 +41,14 @@ class Mutant:
 
 # --- building blocks ----------------------------------------------------------------------
 
+def _transposed(spec: ops.OpSpec) -> bool:
+    return spec.kind == "transposed"
+
+
 @contextmanager
-def _patch_reference(names: Iterable[str], wrap: Callable[[Callable, ops.OpSpec], Callable]):
-    """Replace the reference of the ops ``names`` by ``wrap(reference, spec)`` in the op registry."""
-    specs = {name: ops.OPS[name] for name in names}
+def _patch_reference(select: Callable[[ops.OpSpec], bool], wrap: Callable[[Callable, ops.OpSpec], Callable]):
+    """Replace the reference of the ops ``select`` picks by ``wrap(reference, spec)`` in the op registry."""
+    specs = {name: spec for name, spec in ops.OPS.items() if select(spec)}
     replaced = {name: dataclasses.replace(spec, reference=wrap(spec.reference, spec)) for name, spec in specs.items()}
     with mock.patch.dict(ops.OPS, replaced):
         yield
@@ -87,16 +91,16 @@ def _kernel_rotated():
                 args[i] = layouts.rotate_180(args[i], operand.layout)
             return ref(*args, **attrs)
         return mutated
-    return _patch_reference(ops.OPS, wrap)
+    return _patch_reference(lambda spec: True, wrap)
 
 
 def _transpose_without_rotation():
     def wrap(ref, spec):
-        def conv2d_transpose(input, filters, *args, **kwargs):
+        def transposed(input, filters, *args, **kwargs):
             # Zero insertion then correlation with the kernel as given: the documents' 180-degree rotation dropped.
-            return ref(input, layouts.rotate_180(filters, "HWOI"), *args, **kwargs)
-        return conv2d_transpose
-    return _patch_reference(["conv2d_transpose"], wrap)
+            return ref(input, layouts.rotate_180(filters, spec.filter.layout), *args, **kwargs)
+        return transposed
+    return _patch_reference(_transposed, wrap)
 
 
 def _hw_swapped():
@@ -115,7 +119,7 @@ def _hw_swapped():
                 attrs = {**attrs, "output_shape": shape}
             return _swap_hw(ref(*args, **attrs), fmt)
         return mutated
-    return _patch_reference(ops.OPS, wrap)
+    return _patch_reference(lambda spec: True, wrap)
 
 
 def _same_odd_pad_first():
@@ -187,12 +191,12 @@ def _depthwise_multiplier_major():
 
 def _transpose_filter_in_out_swapped():
     def wrap(ref, spec):
-        def conv2d_transpose(input, filters, *args, **kwargs):
-            # The [h, w, out, in] buffer read as if it were laid out [h, w, in, out].
-            kh, kw, out_c, in_c = np.shape(filters)
-            return ref(input, np.swapaxes(np.reshape(filters, (kh, kw, in_c, out_c)), 2, 3), *args, **kwargs)
-        return conv2d_transpose
-    return _patch_reference(["conv2d_transpose"], wrap)
+        def transposed(input, filters, *args, **kwargs):
+            # The [*kernel, out, in] buffer read as if it were laid out [*kernel, in, out].
+            *kernel, out_c, in_c = np.shape(filters)
+            return ref(input, np.swapaxes(np.reshape(filters, (*kernel, in_c, out_c)), -2, -1), *args, **kwargs)
+        return transposed
+    return _patch_reference(_transposed, wrap)
 
 
 def _transpose_crop_wrong_side():
@@ -221,7 +225,7 @@ def _nchw_as_nhwc():
                 attrs = {**attrs, "data_format": layouts.channels_last(fmt)}
             return ref(*args, **attrs)
         return mutated
-    return _patch_reference([name for name, spec in ops.OPS.items() if len(spec.formats) > 1], wrap)
+    return _patch_reference(lambda spec: len(spec.formats) > 1, wrap)
 
 
 def _separable_pointwise_first():
@@ -231,7 +235,7 @@ def _separable_pointwise_first():
             mixed = reference.conv2d(input, pointwise_filter, 1, "VALID", data_format=fmt)
             return reference.depthwise_conv2d(mixed, depthwise_filter, strides, padding, data_format=fmt, dilations=dilations)
         return separable_conv2d
-    return _patch_reference(["separable_conv2d"], wrap)
+    return _patch_reference(lambda spec: spec.kind == "separable", wrap)
 
 
 MUTANTS: tuple[Mutant, ...] = (

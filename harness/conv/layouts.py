@@ -22,6 +22,8 @@ from __future__ import annotations
 import numpy as np
 
 SPATIAL_LETTERS = "DHW"  # depth, height, width: the spatial axes, outermost first
+AXIS_NAMES = {"N": "batch", "C": "channels", "D": "depth", "H": "height", "W": "width", "I": "input channels",
+              "O": "output channels", "M": "depthwise multiplier"}  # what each layout letter stands for
 DATA_LETTERS = frozenset("N" + SPATIAL_LETTERS + "C")
 FILTER_LETTERS = frozenset(SPATIAL_LETTERS + "IOM")
 

@@ -398,6 +398,34 @@ def separable_conv2d(input, depthwise_filter, pointwise_filter, strides, padding
     return layouts.convert(y_nhwc, "NHWC", fmt)
 
 
+def _transpose(op, forms, formats, filter_layout, input, filters, output_shape, strides, padding, data_format,
+               dilations, spatial_only_shape):
+    """A transposed convolution of any rank: the adjoint of the forward correlation whose input has ``output_shape``.
+
+    ``formats``: the data_formats the op takes (default first); ``filter_layout``: its filters' layout, ``[*kernel,
+    O, I]``; ``spatial_only_shape``: whether ``output_shape`` may also give only the spatial sizes.
+    """
+    fmt = _data_format(op, data_format, formats, formats[0])
+    channels_last = formats[0]
+    x, y_nsc, w_soi = _data_and_filter(op, "input", input, fmt, "filters", filters, filter_layout)
+    strides, dilations, pad = forms.window_args(op, fmt, strides, dilations, padding)
+    spatial = layouts.spatial(channels_last)
+    out_sizes = _transpose_output_sizes(op, output_shape, fmt, y_nsc.shape, w_soi.shape[-2], spatial_only_shape)
+    pads = [pad] * len(spatial) if isinstance(pad, str) else list(pad)
+    wins = []
+    for axis, m, n, k, s, d, p in zip(spatial, out_sizes, y_nsc.shape[1:-1], w_soi.shape[:-2], strides, dilations, pads):
+        accepted = transpose_output_sizes(n, k, s, d, p)
+        if m not in accepted:
+            raise ValueError(
+                f"{op}: argument 'output_shape'={_as_list(output_shape)} is unreachable: a forward convolution of an "
+                f"input of {layouts.AXIS_NAMES[axis]} {m} with kernel {k}, stride {s}, dilation {d}, padding {p!r} "
+                f"does not give {n}; accepted: {_describe(accepted)}"
+            )
+        wins.append(window(op, m, k, s, d, p))
+    out_nsc = _cast(_correlate_transpose(y_nsc, w_soi, tuple(wins)), x.dtype)
+    return layouts.convert(out_nsc, channels_last, fmt)
+
+
 def conv2d_transpose(input, filters, output_shape, strides, padding="SAME", data_format="NHWC", dilations=None):
     """``tf.nn.conv2d_transpose``: the gradient of conv2d with respect to its input.
 
@@ -407,24 +435,8 @@ def conv2d_transpose(input, filters, output_shape, strides, padding="SAME", data
     ``input``'s spatial shape; ``harness.conv.padding.transpose_output_sizes`` lists them.
     Returns an array of ``output_shape``.
     """
-    op = "conv2d_transpose"
-    fmt = _data_format(op, data_format, ("NHWC", "NCHW"), "NHWC")
-    x, y_nhwc, w_hwoi = _data_and_filter(op, "input", input, fmt, "filters", filters, "HWOI")
-    strides, dilations, pad = TRANSPOSE_FORMS.window_args(op, fmt, strides, dilations, padding)
-    out_hw = _transpose_output_hw(op, output_shape, fmt, y_nhwc.shape, w_hwoi.shape[2])
-    pads = [pad] * 2 if isinstance(pad, str) else list(pad)
-    wins = []
-    for axis, (m, n, k, s, d, p) in enumerate(zip(out_hw, y_nhwc.shape[1:3], w_hwoi.shape[:2], strides, dilations, pads)):
-        accepted = transpose_output_sizes(n, k, s, d, p)
-        if m not in accepted:
-            raise ValueError(
-                f"{op}: argument 'output_shape'={_as_list(output_shape)} is unreachable: a conv2d of an input of "
-                f"{'height' if axis == 0 else 'width'} {m} with kernel {k}, stride {s}, dilation {d}, padding {p!r} "
-                f"does not give {n}; accepted: {_describe(accepted)}"
-            )
-        wins.append(window(op, m, k, s, d, p))
-    out_nhwc = _cast(_correlate_transpose(y_nhwc, w_hwoi, tuple(wins)), x.dtype)
-    return layouts.convert(out_nhwc, "NHWC", fmt)
+    return _transpose("conv2d_transpose", TRANSPOSE_FORMS, ("NHWC", "NCHW"), "HWOI", input, filters, output_shape,
+                      strides, padding, data_format, dilations, spatial_only_shape=True)
 
 
 def _as_list(value):
@@ -439,25 +451,33 @@ def _describe(sizes: range) -> str:
     return "none" if not sizes else f"{sizes.start}..{sizes.stop - 1}" if len(sizes) > 1 else str(sizes.start)
 
 
-def _transpose_output_hw(op, output_shape, fmt, in_nhwc_shape, out_channels) -> tuple[int, int]:
+def _transpose_output_sizes(op, output_shape, fmt, in_shape, out_channels, spatial_only) -> list[int]:
+    """The spatial sizes of a transposed convolution's ``output_shape`` (full rank in ``fmt`` order, or, when
+    ``spatial_only``, the spatial sizes alone); ``in_shape`` is the input's channels-last shape."""
     try:
         values = [int(v) for v in np.asarray(output_shape).reshape(-1)]
         if any(float(v) != float(o) for v, o in zip(values, np.asarray(output_shape).reshape(-1))):
             raise ValueError
     except (TypeError, ValueError):
         raise ValueError(f"{op}: argument 'output_shape'={output_shape!r} must be a list of ints") from None
-    if np.ndim(output_shape) != 1 or len(values) not in (2, 4):
-        raise ValueError(f"{op}: argument 'output_shape'={_as_list(output_shape)} must have 4 values ({fmt}) or 2 (height, width)")
-    if len(values) == 2:
-        return values[0], values[1]
+    spatial = layouts.spatial(fmt)
+    lengths = (len(fmt), len(spatial)) if spatial_only else (len(fmt),)
+    if np.ndim(output_shape) != 1 or len(values) not in lengths:
+        names = ", ".join(layouts.AXIS_NAMES[c] for c in spatial)
+        also = f" or {len(spatial)} ({names})" if spatial_only else ""
+        raise ValueError(f"{op}: argument 'output_shape'={_as_list(output_shape)} must have {len(fmt)} values "
+                         f"({fmt}){also}")
+    if len(values) == len(spatial) and spatial_only:
+        return values
     shape = dict(zip(fmt, values))
-    if shape["N"] != in_nhwc_shape[0]:
-        raise ValueError(f"{op}: argument 'output_shape'={values} has batch {shape['N']} but the input has batch {in_nhwc_shape[0]}")
+    if shape["N"] != in_shape[0]:
+        raise ValueError(f"{op}: argument 'output_shape'={values} has batch {shape['N']} but the input has batch {in_shape[0]}")
     if shape["C"] != out_channels:
         raise ValueError(
-            f"{op}: argument 'output_shape'={values} has {shape['C']} channels but filters have out_channels={out_channels} (axis 2)"
+            f"{op}: argument 'output_shape'={values} has {shape['C']} channels but filters have "
+            f"out_channels={out_channels} (axis {len(fmt) - 2})"
         )
-    return shape["H"], shape["W"]
+    return [shape[c] for c in spatial]
 
 
 # --- gradients: the tf.raw_ops backprop ops ------------------------------------------------

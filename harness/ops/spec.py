@@ -60,6 +60,7 @@ class OpSpec:
     ``KINDS``; ``forms``: the forms its window arguments take (``ArgForms``); ``defaults``: attributes a new case
     starts from (``harness new``); ``textbook``: the seed documents' formulations paired with it; ``gradient``: the
     reference gradient rule, ``(spec, arrays, attrs, dy) -> {operand: gradient}`` (``harness.ops.gradients``);
+    ``relations``: the names of the metamorphic relations that hold for it (``harness.selftest.relations``);
     ``tf_kernels`` / ``tf_gradient_kernels``: the TensorFlow kernels tf.nn runs for it and for its gradient
     (``harness.tf.kernel_probe.KERNELS``; which of them run oneDNN is measured); ``kernel_padding``: the kind of
     padding those kernels receive ("named" or "explicit"), when it is not the case's own; ``resolve`` /
@@ -77,6 +78,7 @@ class OpSpec:
     defaults: Mapping = field(default_factory=dict)
     textbook: tuple[Formulation, ...] = ()
     gradient: Callable | None = None
+    relations: tuple[str, ...] = ()  # the metamorphic relations checked on its cases (harness.selftest.relations)
     tf_kernels: tuple[str, ...] = ("Conv2D",)
     tf_gradient_kernels: tuple[str, ...] = ("Conv2DBackpropInput", "Conv2DBackpropFilter")
     kernel_padding: Callable[[Mapping], str] | None = None

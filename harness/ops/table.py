@@ -13,7 +13,7 @@ Adding an op
    ``cases/known_divergences.yaml``).
 
 Nothing else changes: the loader, runner, plugin, reports, backends, property search, scaffold and documentation
-read the op from this table. ``make test`` then runs it everywhere (``tests/test_ops.py`` checks each entry is
+read the op from this table. ``make test`` then runs it everywhere (``tests/unit/test_ops.py`` checks each entry is
 complete).
 """
 
@@ -58,6 +58,9 @@ OPS: dict[str, OpSpec] = {
                       formulation("correlate_centered", pairings.correlate_centered),
                       formulation("matmul_1x1", pairings.matmul_1x1)),
             gradient=gradient_rules.conv2d,
+            relations=("layout_invariance", "convolution_is_rotated_correlation", "one_by_one_is_matmul", "input_channel_sum",
+                       "output_channel_stack", "dilation_is_zero_inserted_kernel", "explicit_padding_is_np_pad",
+                       "same_is_explicit"),
         ),
         OpSpec(
             "depthwise_conv2d",
@@ -67,6 +70,7 @@ OPS: dict[str, OpSpec] = {
             defaults={"strides": [1, 1, 1, 1], "padding": "SAME"},  # tf.nn takes a 4-list only
             textbook=(formulation("depthwise_apart", pairings.depthwise_apart),),
             gradient=gradient_rules.depthwise_conv2d,
+            relations=("layout_invariance", "depthwise_is_per_channel_conv2d", "explicit_padding_is_np_pad", "same_is_explicit"),
             tf_kernels=("DepthwiseConv2dNative",), tf_gradient_kernels=_DEPTHWISE_GRADIENT,
             kernel_padding=_space_to_batch_padding,
         ),
@@ -79,6 +83,7 @@ OPS: dict[str, OpSpec] = {
             defaults={"strides": 2, "padding": "SAME"},
             textbook=(formulation("zero_insertion", pairings.zero_insertion),),
             gradient=gradient_rules.conv2d_transpose,
+            relations=("layout_invariance", "transpose_is_zero_insertion"),
             tf_kernels=("Conv2DBackpropInput",), tf_gradient_kernels=("Conv2D", "Conv2DBackpropFilter"),
             resolve=resolve_output_shape, expand=expand_output_shape,
             symbolic={"output_shape": SYMBOLIC_OUTPUT_SHAPES},
@@ -91,6 +96,7 @@ OPS: dict[str, OpSpec] = {
             defaults={"rate": 2, "padding": "SAME"},
             textbook=(formulation("scipy_dilated_convolve", pairings.scipy_dilated_convolve),),
             gradient=gradient_rules.conv2d,
+            relations=("atrous_is_dilated_conv2d", "atrous_is_zero_inserted_kernel", "explicit_padding_is_np_pad"),
             kernel_padding=lambda attrs: "named",  # rate > 1: space_to_batch, then VALID; rate 1 takes names only
         ),
         OpSpec(
@@ -102,6 +108,8 @@ OPS: dict[str, OpSpec] = {
             defaults={"strides": [1, 1, 1, 1], "padding": "SAME"},
             textbook=(formulation("depthwise_then_matmul", pairings.depthwise_then_matmul),),
             gradient=gradient_rules.separable_conv2d,
+            relations=("layout_invariance", "separable_is_depthwise_then_pointwise", "explicit_padding_is_np_pad",
+                       "same_is_explicit"),
             tf_kernels=("DepthwiseConv2dNative", "Conv2D"),
             tf_gradient_kernels=_DEPTHWISE_GRADIENT + ("Conv2DBackpropInput", "Conv2DBackpropFilter"),
             kernel_padding=_space_to_batch_padding,
@@ -114,6 +122,7 @@ OPS: dict[str, OpSpec] = {
             defaults={"stride": 1, "padding": "SAME"},
             textbook=(formulation("correlate_height_1", pairings.correlate_height_1),),
             gradient=gradient_rules.conv1d,
+            relations=("layout_invariance", "input_channel_sum", "output_channel_stack", "conv1d_is_conv2d_height_1"),
         ),
     )
 }

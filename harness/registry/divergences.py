@@ -104,7 +104,7 @@ def _is_env_feature(key: str) -> bool:
 ENTRY_FIELDS = {"id", "kind", "summary", "when", "tensorflow_versions", "onednn", "tensorflow_does", "evidence", "repro",
                 "link", "strict", "scope", "backend", "observed_on"}
 # What TensorFlow computes wrongly: the op itself (the registry's cases), its tf.GradientTape gradients, or the raw
-# backprop ops (tests/test_gradients.py). The features in ``when`` are always those of the forward configuration.
+# backprop ops (tests/tensorflow/test_gradients.py). The features in ``when`` are always those of the forward configuration.
 SCOPES = ("forward", "gradient", "raw_backprop")
 STRICTNESS = ("per_case", "per_entry")
 

@@ -784,7 +784,7 @@ def render_divergences(run: results.Run) -> str:
         elif d["excused"]:
             note = f"diverged in {d['excused']} of {d['applied']}"
         elif d.get("scope") not in (None, "forward"):
-            note = '<span class="muted">checked by tests/test_gradients.py</span>'
+            note = '<span class="muted">checked by tests/tensorflow/test_gradients.py</span>'
         else:
             note = '<span class="muted">not exercised by this run</span>'
         scope = f'<span class="tag">{esc(d["scope"])}</span>' if d.get("scope") not in (None, "forward") else ""

@@ -16,7 +16,8 @@ A TensorFlow call whose configuration meets the condition of a known divergence
 used; the checks that need it are reported as skipped, with the divergence id.
 
 Adding a relation = one function from a ``Call`` to ``Sides`` (or None when it
-does not apply) and one ``Relation`` entry in ``RELATIONS``.
+does not apply), one ``Relation`` entry in ``RELATIONS``, and its name in the
+``relations`` of each op spec it holds for (``harness.ops``).
 """
 
 from __future__ import annotations
@@ -78,8 +79,12 @@ class Sides:
 class Relation:
     name: str
     statement: str  # the identity, in words
-    ops: tuple[str, ...]  # the ops whose registry cases it is checked on
     rewrite: Callable[[Call], Sides | None]  # None: the relation does not apply to this configuration
+
+    @property
+    def ops(self) -> tuple[str, ...]:
+        """The ops whose registry cases it is checked on: those whose spec lists it (``OpSpec.relations``)."""
+        return tuple(spec.name for spec in ops.OPS.values() if self.name in spec.relations)
 
 
 class Excused(Exception):
@@ -321,34 +326,30 @@ def _same_is_explicit(call: Call) -> Sides | None:
 
 RELATIONS: tuple[Relation, ...] = (
     Relation("layout_invariance", "the same case in channels-last and channels-first layouts gives the same result "
-             "after conversion", ("conv2d", "depthwise_conv2d", "conv2d_transpose", "separable_conv2d", "conv1d"),
-             _layout_invariance),
+             "after conversion", _layout_invariance),
     Relation("convolution_is_rotated_correlation", "correlation with w equals true convolution with the "
-             "180-degree-rotated w", ("conv2d",), _rotated_convolution),
+             "180-degree-rotated w", _rotated_convolution),
     Relation("one_by_one_is_matmul", "a 1x1 convolution is a matrix product over channels (mutil_in_out_1x1)",
-             ("conv2d",), _one_by_one_matmul),
+             _one_by_one_matmul),
     Relation("input_channel_sum", "multi-input-channel correlation is the sum over channels of single-channel "
-             "correlations (corr2D_mutil_in)", ("conv2d", "conv1d"), _input_channel_sum),
+             "correlations (corr2D_mutil_in)", _input_channel_sum),
     Relation("output_channel_stack", "multi-output correlation is the stack of single-output results (mutil_in_out)",
-             ("conv2d", "conv1d"), _output_channel_stack),
+             _output_channel_stack),
     Relation("depthwise_is_per_channel_conv2d", "depthwise equals per-channel conv2d, channel-major",
-             ("depthwise_conv2d",), _depthwise_per_channel),
+             _depthwise_per_channel),
     Relation("separable_is_depthwise_then_pointwise", "separable equals depthwise then a 1x1 conv2d",
-             ("separable_conv2d",), _separable_two_steps),
-    Relation("atrous_is_dilated_conv2d", "atrous_conv2d equals conv2d with dilations=rate",
-             ("atrous_conv2d",), _atrous_as_dilated_conv2d),
+             _separable_two_steps),
+    Relation("atrous_is_dilated_conv2d", "atrous_conv2d equals conv2d with dilations=rate", _atrous_as_dilated_conv2d),
     Relation("atrous_is_zero_inserted_kernel", "atrous_conv2d equals conv2d with the zero-inserted kernel",
-             ("atrous_conv2d",), _atrous_as_zero_inserted),
+             _atrous_as_zero_inserted),
     Relation("dilation_is_zero_inserted_kernel", "a dilated conv2d equals conv2d with the zero-inserted kernel",
-             ("conv2d",), _zero_inserted_kernel),
-    Relation("conv1d_is_conv2d_height_1", "conv1d equals conv2d with height 1", ("conv1d",), _conv1d_height_1),
+             _zero_inserted_kernel),
+    Relation("conv1d_is_conv2d_height_1", "conv1d equals conv2d with height 1", _conv1d_height_1),
     Relation("transpose_is_zero_insertion", "conv2d_transpose equals interleave zeros, pad, then correlate with the "
-             "rotated, in/out-swapped kernel (the documents' recipe)", ("conv2d_transpose",),
-             _transpose_by_zero_insertion),
-    Relation("explicit_padding_is_np_pad", "explicit padding equals np.pad then VALID",
-             ("conv2d", "depthwise_conv2d", "separable_conv2d", "atrous_conv2d"), _explicit_is_np_pad),
+             "rotated, in/out-swapped kernel (the documents' recipe)", _transpose_by_zero_insertion),
+    Relation("explicit_padding_is_np_pad", "explicit padding equals np.pad then VALID", _explicit_is_np_pad),
     Relation("same_is_explicit", "SAME equals explicit padding with the odd pixel at the bottom / right",
-             ("conv2d", "depthwise_conv2d", "separable_conv2d"), _same_is_explicit),
+             _same_is_explicit),
 )
 
 

@@ -173,9 +173,6 @@ def depthwise_conv2d_native_backprop_filter(input, filter_sizes, out_backprop, s
         explicit_paddings=list(explicit_paddings), data_format=data_format, dilations=list(dilations)))
 
 
-GRADIENT_OPS = ("conv2d", "depthwise_conv2d", "conv2d_transpose", "atrous_conv2d", "separable_conv2d", "conv1d")
-
-
 def gradients(op, operands, attrs, out_backprop) -> tuple:
     """TensorFlow's gradients of ``tf.nn.<op>(*operands, **attrs)`` w.r.t. every operand, for output gradient ``out_backprop``.
 
@@ -184,14 +181,15 @@ def gradients(op, operands, attrs, out_backprop) -> tuple:
     watching every operand and returns ``tape.gradient(y, operands, output_gradients=out_backprop)``
     as a tuple of NumPy arrays (zeros for an operand the output does not depend on).
     """
-    if op not in GRADIENT_OPS:
-        raise ValueError(f"gradients: argument 'op'={op!r} must be one of {', '.join(GRADIENT_OPS)}")
     t = tf()
+    fn = getattr(t.nn, op, None) if isinstance(op, str) and not op.startswith("_") else None
+    if not callable(fn):
+        raise ValueError(f"gradients: argument 'op'={op!r} is not a tf.nn function")
     tensors = [t.constant(a) for a in operands]
     with t.GradientTape() as tape:
         for v in tensors:
             tape.watch(v)
-        y = getattr(t.nn, op)(*tensors, **attrs)
+        y = fn(*tensors, **attrs)
     grads = tape.gradient(y, tensors, output_gradients=t.constant(out_backprop),
                           unconnected_gradients=t.UnconnectedGradients.ZERO)
     return tuple(_np(g) for g in grads)
