@@ -39,7 +39,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# Headless Chromium renders report.html in tests/test_report_browser.py (Debian's package; root or sudo needed).
+# Headless Chromium renders report.html in tests/plugin/test_report_browser.py (Debian's package; root or sudo needed).
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \

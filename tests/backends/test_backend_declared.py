@@ -24,7 +24,7 @@ from harness.conv.dtypes import dtype_of
 from harness.check.runner import against_reference
 from harness.conv.tolerance import bound_for
 
-ROOT = Path(__file__).resolve().parents[1]
+from support import ROOT
 EXAMPLE = ROOT / "examples" / "naive_kernel"
 _names = itertools.count()
 
@@ -346,7 +346,12 @@ def _yaml(**fields) -> str:
     ({"convention": "explicit", "filter_layouts": "{depthwise_conv2d: IMHW}"},
      "field 'filter_layouts.depthwise_conv2d'", "grouped weight"),
     ({"convention": "explicit", "filter_layouts": "{depthwise_conv2d.filter: OIHW}"},
-     "field 'filter_layouts.depthwise_conv2d.filter'", "declared as 'depthwise_conv2d'"),
+     "field 'filter_layouts.depthwise_conv2d.filter'", "declared as 'depthwise_conv2d' or by its role 'grouped'"),
+    ({"convention": "explicit", "filter_layouts": "{separable_conv2d: OIHW}"},
+     "field 'filter_layouts.separable_conv2d'", "by their roles 'grouped' and 'conv'"),
+    ({"convention": "explicit", "filter_layouts": "{transposed: OIHM}"}, "field 'filter_layouts.transposed'",
+     "the transposed role's weight"),
+    ({"convention": "tf", "filter_layouts": "{conv: OIHW}"}, "field 'filter_layouts.conv'", "unknown op 'conv'"),
     ({"ops": "{conv3d: conv2d_nchw}"}, "field 'ops.conv3d'", "unknown op 'conv3d'"),
     ({"ops": "{conv2d: conv2d_nhwc}"}, "field 'ops.conv2d'", "has no function 'conv2d_nhwc'"),
     ({"ops": "{conv2d: 12}"}, "field 'ops.conv2d'", "function name"),
@@ -368,9 +373,14 @@ def test_declaration_errors_name_the_file_and_the_field(tmp_path, tf_kernel, fie
 
 
 def test_explicit_grouped_depthwise_layout_is_accepted(tmp_path, tf_kernel):
-    text = _yaml(convention="explicit", filter_layouts="{depthwise_conv2d: OIHW, conv2d: OIHW, conv1d: OIW}")
+    text = _yaml(convention="explicit", filter_layouts="{depthwise_conv2d: OIHW, conv2d: OIHW, conv1d: OIW, "
+                                                        "grouped: IOHW, conv: OIHW, transposed: IOHW}")
     path = write(tmp_path, "e.yaml", text.replace("{module}", tf_kernel).replace("{{", "{").replace("}}", "}"))
-    assert declared.load(path).filter_layouts["depthwise_conv2d"] == "OIHW"
+    backend = declared.load(path)
+    assert backend.filter_layouts["depthwise_conv2d"] == "OIHW" and backend.filter_layouts["grouped"] == "IOHW"
+    spec = ops.get("separable_conv2d")  # no keys of its own: its roles'
+    assert backends.explicit_layout(backend, spec, "grouped", spec.filter) == "IOHW"
+    assert backends.explicit_layout(backend, ops.get("depthwise_conv2d"), "grouped", spec.filter) == "OIHW"
 
 
 @pytest.mark.parametrize("text, suffix, what", [
@@ -445,8 +455,7 @@ def test_explicit_convention_kernel_agrees_with_the_reference(tmp_path, module_n
         path: [.]
         convention: explicit
         data_format: NCHW
-        filter_layouts: {{conv2d: OIHW, depthwise_conv2d: OIHW, conv2d_transpose: IOHW, atrous_conv2d: OIHW,
-                         conv1d: OIHW}}
+        filter_layouts: {{conv: OIHW, transposed: IOHW}}
         ops: {{conv2d: conv, depthwise_conv2d: conv, separable_conv2d: conv, atrous_conv2d: conv, conv1d: conv,
               conv2d_transpose: conv_transpose}}
     """)
@@ -474,7 +483,7 @@ def true_conv(x, w, **kw):
     return conv(x, w[..., ::-1, ::-1], **kw)   # a kernel that convolves: flips what it is given
 """)
     path = write(tmp_path, "flip.yaml", f"module: {name}\npath: [.]\nconvention: explicit\ndata_format: NCHW\n"
-                                        f"kernel: convolution\nfilter_layouts: {{conv2d: OIHW}}\n"
+                                        f"kernel: convolution\nfilter_layouts: {{conv: OIHW}}\n"
                                         f"ops: {{conv2d: true_conv, depthwise_conv2d: true_conv}}\n")
     backend = backends.resolve(str(path))
     for case in registry_cases("cases/seeds.yaml"):

@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -33,7 +32,7 @@ from harness.registry.loader import computing_cases
 from harness.conv.dtypes import DTYPES, dtype_of
 from harness.check.runner import against_reference
 
-ROOT = Path(__file__).resolve().parents[1]
+from support import ROOT
 FULL = os.environ.get("HARNESS_BACKEND_TESTS_FULL") == "1"
 
 # (backend, dtype) -> keep 1 case in SAMPLE[...] (by a hash of its id), unless FULL.

@@ -11,7 +11,6 @@ The transposed-convolution translation (``(before, after)`` pads to PyTorch's ``
 crop / zero-extend) is checked on small hand-computed examples against plain loops over the definition.
 """
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -31,7 +30,7 @@ from harness.conv.dtypes import DTYPES, dtype_of  # noqa: E402
 from harness.tf.environment import Environment  # noqa: E402
 from harness.check.runner import against_reference  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+from support import ROOT
 # Where PyTorch behaves otherwise than TensorFlow's definition, the registry's known divergences declared for the
 # torch backend say so (cases/known_divergences.yaml, ``backend: torch``), with conditions the divergence model
 # evaluates on this machine: the AMX bfloat16 bug applies only where the CPU has AMX.
@@ -111,11 +110,10 @@ def test_backend_declaration(backend):
     assert backend.convention == "explicit" and backend.data_format == "NCHW"
     assert set(backend.ops) == set(ops.OPS)
     assert backend.covers("conv2d", "int32") and "does not run int32" in backend.covers("conv2d", "int32")
-    for op in ops.OPS:
-        for operand in ops.get(op).operands:
-            if operand.kind == "filter":
-                assert backends.filter_layout(backend, op, operand) == {
-                    "conv1d": "OIW", "conv2d_transpose": "IOHW"}.get(op, "OIHW")
+    for spec in ops.OPS.values():
+        role = {"transposed": "transposed", "conv": "conv"}.get(spec.kind, "grouped")
+        want = {"transposed": "IOHW"}.get(spec.kind, "OIHW")
+        assert backends.explicit_layout(backend, spec, role, spec.filter) == want[:2] + want[2:][-(spec.rank - 2):]
     assert torch.get_num_threads() == 1
 
 

@@ -10,7 +10,6 @@ grouping or transpose padding would break some of them.
 from __future__ import annotations
 
 import itertools
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,7 +24,7 @@ from harness.conv.dtypes import dtype_of
 from harness.check.runner import run_backend
 from harness.conv.tolerance import bound_for, compare
 
-ROOT = Path(__file__).resolve().parents[1]
+from support import ROOT
 FILES = [ROOT / "cases" / "seeds.yaml", ROOT / "cases" / "examples.yaml", *sorted((ROOT / "cases" / "sweeps").glob("*.yaml"))]
 
 
@@ -98,12 +97,8 @@ def _explicit_conv_transpose(x_nchw, w_iohw, *, strides, dilations, pads, output
 
 
 def _explicit_backend() -> backends.Backend:
-    conv_ops = ("conv2d", "depthwise_conv2d", "atrous_conv2d", "separable_conv2d", "conv1d")
-    return backends.Backend(
-        "explicit-numpy", {**{op: _explicit_conv for op in conv_ops}, "conv2d_transpose": _explicit_conv_transpose},
-        convention="explicit", data_format="NCHW",
-        filter_layouts={"conv2d": "OIHW", "atrous_conv2d": "OIHW", "conv1d": "OIHW", "depthwise_conv2d": "OIHW",
-                        "separable_conv2d": "OIHW", "conv2d_transpose": "IOHW"})
+    return backends.explicit_backend("explicit-numpy", _explicit_conv, _explicit_conv_transpose, data_format="NCHW",
+                                     filter_layouts={"conv": "OIHW", "transposed": "IOHW"})
 
 
 def _disagreements(backend: backends.Backend, dtypes=("float64",)) -> list[str]:
@@ -174,6 +169,7 @@ def _symmetric_same(backend: backends.Backend) -> backends.Backend:
                             filter_layouts={"conv2d": "OIHW"})
 
 
+@pytest.mark.tensorflow
 def test_run_backend_statuses():
     env = Environment.current()
     good = _explicit_backend()
@@ -201,6 +197,7 @@ def test_run_backend_statuses():
     assert run_backend(case, "float64", good, (entry,), env).status == "passed"
 
 
+@pytest.mark.tensorflow
 def test_graph_modes_share_tensorflow_s_refusals():
     env = Environment.current()
     case = _case("transpose_float64_dilated", "known_divergences.yaml")  # eager TensorFlow raises for this

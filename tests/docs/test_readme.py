@@ -1,13 +1,13 @@
 """The README's commands and examples must be true."""
 
 import json
+import pytest
 import re
-from pathlib import Path
 
 import numpy as np
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+from support import ROOT
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 
@@ -68,6 +68,7 @@ def test_every_harness_subcommand_in_the_readme_exists_and_the_list_examples_run
             assert proc.returncode == 0 and proc.stdout, (rest, proc.stderr)
 
 
+@pytest.mark.tensorflow
 def test_the_machine_examples_run(tmp_path):
     import platform
     import subprocess

@@ -6,14 +6,13 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from harness.tf import machine
 
 pytest_plugins = ["pytester"]
-ROOT = Path(__file__).resolve().parents[1]
+from support import ROOT
 BELOW = machine.caps_below(machine.read_cpu())
 
 
@@ -22,6 +21,7 @@ def harness(*args, env=None, timeout=600) -> subprocess.CompletedProcess:
                           timeout=timeout, env={**os.environ, **(env or {})})
 
 
+@pytest.mark.tensorflow
 @pytest.mark.skipif("AVX2" not in BELOW, reason="this CPU's own level is not above AVX2")
 def test_a_run_under_a_cap_records_the_cap_and_the_isa_onednn_used_and_is_green(tmp_path):
     # the items whose verdicts the cap changes: the AVX-512 one-pixel-wide bug, and bfloat16 below AVX-512
@@ -66,6 +66,7 @@ GOOD_CASE = """cases:
 """
 
 
+@pytest.mark.tensorflow
 def test_a_probe_that_fails_is_recorded_and_the_run_is_not_green(pytester, tmp_path, monkeypatch):
     # The probe is replaced by one that fails (as when TensorFlow cannot start in its process); TensorFlow itself
     # works, so the one case passes: only the unmeasured facts make the run fail.
@@ -75,7 +76,7 @@ def test_a_probe_that_fails_is_recorded_and_the_run_is_not_green(pytester, tmp_p
         "environment.measure = lambda: environment.Probe(error='simulated: the probe process died (SIGKILL)')\n"
         'pytest_plugins = ["harness.pytest_plugin"]\n')
     pytester.mkdir("cases")
-    (pytester.path / "cases" / "good.yaml").write_text(GOOD_CASE, encoding="utf-8")  # tests/test_plugin.py's case
+    (pytester.path / "cases" / "good.yaml").write_text(GOOD_CASE, encoding="utf-8")  # tests/plugin/test_plugin.py's case
     reports = tmp_path / "reports"
     monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))  # an empty cache: the (failing) probe runs
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q", "--reports", str(reports))

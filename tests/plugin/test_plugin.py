@@ -7,6 +7,8 @@ value, and a file that is not valid YAML. pytest runs in a subprocess because
 the cases import TensorFlow (about 5-10 s per run; two runs in this module).
 """
 
+import pytest
+
 pytest_plugins = ["pytester"]
 
 # 3x3 input and 2x2 filter, single channel, as HW literals
@@ -64,6 +66,7 @@ def make_project(pytester):
     (cases / "broken.yaml").write_text("cases:\n  - name: unclosed\n    attrs: {strides: 1, padding: VALID\n", encoding="utf-8")
 
 
+@pytest.mark.tensorflow
 def test_cases_become_items_with_readable_failures(pytester):
     make_project(pytester)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q", "-rA")
@@ -102,6 +105,7 @@ def test_cases_become_items_with_readable_failures(pytester):
     result.stdout.fnmatch_lines(["*convolution cases*", "conv2d * 1 * 1"])
 
 
+@pytest.mark.tensorflow
 def test_k_selects_cases_by_name(pytester):
     make_project(pytester)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q", "-rA", "-k", "my_case or bad_op")
@@ -143,6 +147,7 @@ cases:
 """
 
 
+@pytest.mark.tensorflow
 def test_stale_divergences_fail_the_run_per_case_and_per_entry(pytester):
     # per_case: the matching item itself fails; per_entry: the item passes (a coincidence is allowed), and the run
     # fails because no item of the entry diverged. Both are read from the items' records, as the reports read them.

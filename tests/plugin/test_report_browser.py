@@ -27,7 +27,7 @@ import yaml
 
 from harness.reports import report
 
-REPO = Path(__file__).parents[1]
+from support import ROOT as REPO
 SCREENSHOT = REPO / "reports" / "report-screenshot.png"
 WINDOW = (1280, 2000)
 BROWSER_TIMEOUT = 60
@@ -127,6 +127,7 @@ def test_the_console_checks_would_catch_an_error(chromium, tmp_path):
     assert any("control error" in line for line in console_lines(result.stderr)), result.stderr[-3000:]
 
 
+@pytest.mark.tensorflow
 def test_report_in_a_browser(chromium, report_html, tmp_path):
     # the DOM after the page initialised
     result = dump(chromium, tmp_path / "profile", report_html)

@@ -5,9 +5,8 @@ Checked on collection only (no case runs), in a subprocess as a CI matrix job wo
 
 import subprocess
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from support import ROOT
 FILES = ["cases/seeds.yaml", "cases/examples.yaml", "cases/errors.yaml"]
 
 

@@ -17,7 +17,7 @@ import pytest
 
 from bench import run as bench
 
-ROOT = Path(__file__).resolve().parents[1]
+from support import ROOT
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ exactly one convention (see harness/check/mutants.py), and the cases listed here
 ones whose printed values depend on it. Runs TensorFlow (through the runner).
 """
 
-from pathlib import Path
 
 import pytest
 
@@ -15,7 +14,7 @@ from harness.check.mutants import MUTANTS
 from harness.selftest.mutation import killers
 from harness.check.runner import run_case
 
-ROOT = Path(__file__).resolve().parents[1]
+from support import ROOT
 SEEDS = [c for c in load_file(ROOT / "cases" / "seeds.yaml", ROOT) if isinstance(c, Case)]
 
 TRANSPOSES = {"transpose_stride2_same", "transpose_stride2_same_printed_nhwc"}

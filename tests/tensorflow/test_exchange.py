@@ -23,7 +23,7 @@ from harness.reports import report, results
 from harness.registry.cases import Case, operand_array
 from harness.registry.loader import load_file
 
-ROOT = Path(__file__).resolve().parents[1]
+from support import ROOT
 SELECTED = [  # (file, case, dtype)
     ("cases/seeds.yaml", "conv2d_same_2x5x5", "float32"),
     ("cases/seeds.yaml", "conv2d_same_2x5x5", "bfloat16"),

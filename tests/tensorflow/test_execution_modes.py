@@ -10,7 +10,6 @@ expectation (``backend:`` entries of cases/known_divergences.yaml). The whole re
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
@@ -21,7 +20,7 @@ from harness.registry.loader import load_file
 from harness.check.runner import run_backend
 from harness.tf.environment import Environment
 
-ROOT = Path(__file__).resolve().parents[1]
+from support import ROOT
 FILES = ["seeds.yaml", "examples.yaml", "known_divergences.yaml", *(f"found/{p.name}" for p in
                                                                     sorted((ROOT / "cases" / "found").glob("*.yaml")))]
 ITEMS = [(case, dtype) for name in FILES for case in load_file(ROOT / "cases" / name, ROOT)

@@ -33,7 +33,7 @@ from harness.conv.dtypes import dtype_of
 from harness.tf.isolation import Died, Raised, call_tensorflow
 from harness.conv.tolerance import bound_for, compare
 
-ROOT = Path(__file__).resolve().parents[1]
+from support import ROOT
 ENV = Environment.current()
 FORWARD_DIVERGENCES, _errors = divergences.load(ROOT / "cases" / "known_divergences.yaml", ROOT)
 assert not _errors, _errors

@@ -6,7 +6,6 @@ registry. The diagnosis test puts a deliberately wrong kernel in TensorFlow's pl
 and checks that the failure message names the convention that kernel broke.
 """
 
-from pathlib import Path
 from unittest import mock
 
 import numpy as np
@@ -23,7 +22,7 @@ from harness.selftest import mutation
 from harness.selftest.mutation import killers, tensorflow_memo
 from harness.check.runner import run_case
 
-ROOT = Path(__file__).resolve().parents[1]
+from support import ROOT
 CI_SUBSET = [ROOT / "cases" / "seeds.yaml", ROOT / "cases" / "examples.yaml",
              *sorted((ROOT / "cases" / "sweeps").glob("*_pairwise.yaml"))]
 CASES = [c for f in CI_SUBSET for c in load_file(f, ROOT) if isinstance(c, Case) and c.expect_error is None]

@@ -29,10 +29,10 @@ from harness.tf.environment import Environment
 from harness.conv.padding import normalize_padding, normalize_window_arg, transpose_output_sizes, windows
 from harness.check.runner import run_case
 
-ROOT = Path(__file__).resolve().parents[1]
+from support import ROOT
 OPS = list(ops.OPS)
 CI_EXAMPLES = 40  # per op (make fuzz searches for minutes), examples that reach a verdict; rejected known divergences come on top
-ORIGIN = f"tests/test_properties.py, derandomized, {datetime.date.today().isoformat()}"
+ORIGIN = f"tests/tensorflow/test_properties.py, derandomized, {datetime.date.today().isoformat()}"
 DRAW_ONLY = settings(database=None, derandomize=True, deadline=None, max_examples=40)  # strategy tests: no TensorFlow
 
 

@@ -9,7 +9,6 @@ conditions ``cases/known_divergences.yaml`` declares.
 """
 
 from collections import Counter
-from pathlib import Path
 from unittest import mock
 
 import pytest
@@ -21,7 +20,7 @@ from harness.registry.cases import DIVERGENCES_FILE, Case
 from harness.registry.loader import load_file
 from harness.selftest.relations import RELATIONS, check
 
-ROOT = Path(__file__).resolve().parents[1]
+from support import ROOT
 KNOWN = divergences.load(ROOT / "cases" / DIVERGENCES_FILE, ROOT)[0]
 SKIPPED_FILES = {DIVERGENCES_FILE, "errors.yaml", "realistic.yaml"}
 FILES = [p for p in sorted((ROOT / "cases").rglob("*.yaml")) if p.name not in SKIPPED_FILES]

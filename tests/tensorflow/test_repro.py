@@ -13,7 +13,6 @@ import os
 import subprocess
 import sys
 from functools import cache
-from pathlib import Path
 
 import ml_dtypes
 import numpy as np
@@ -25,7 +24,7 @@ from harness.registry.cases import Case, operand_array, operand_arrays, parse_ca
 from harness.registry.loader import load_file
 from harness.tf.environment import Environment, load_recorded
 
-ROOT = Path(__file__).resolve().parents[1]
+from support import ROOT
 ALLOWED_IMPORTS = {"os", "sys", "numpy", "tensorflow"}
 
 # A large case that exercises the generator path: both operands declared in other layouts than the op takes
@@ -47,7 +46,7 @@ def registry() -> dict[str, Case]:
 
 def case(case_id: str) -> Case:
     if case_id == "large_generated":
-        return parse_case("tests/test_repro.py", LARGE, 0)
+        return parse_case("tests/tensorflow/test_repro.py", LARGE, 0)
     return registry()[case_id]
 
 

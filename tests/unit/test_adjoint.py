@@ -13,7 +13,6 @@ by harness.registry.sweeps, so the test follows the sweep files.
 """
 
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,7 +25,7 @@ from harness.registry.loader import load_file
 from harness.registry.sweeps import SWEEP_ENV
 from harness.conv.tolerance import bound_for, compare
 
-ROOT = Path(__file__).resolve().parents[1]
+from support import ROOT
 
 
 def _sweep_cases(file: str, op: str) -> list[Case]:

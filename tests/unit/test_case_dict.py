@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 from functools import cache
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +13,7 @@ from harness.registry.cases import Case, Generator, TensorSpec, parse_case
 from harness.registry.loader import load_file
 from harness.registry.serialize import case_to_dict, case_yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+from support import ROOT
 
 
 @cache

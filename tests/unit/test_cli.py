@@ -19,7 +19,7 @@ from harness.reports import results
 from harness.registry.cases import parse_case
 from harness.registry.loader import load_file
 
-ROOT = Path(__file__).resolve().parents[1]
+from support import MACHINES, ROOT
 
 
 @pytest.fixture(autouse=True)
@@ -75,6 +75,7 @@ def test_list_reports_malformed_cases_and_fails(capsys, tmp_path):
 
 # --- show ----------------------------------------------------------------------------------
 
+@pytest.mark.tensorflow
 def test_show_prints_conversions_inputs_both_outputs_and_their_difference(capsys):
     code, out, _ = harness(capsys, "show", "cases/seeds.yaml::transpose_stride2_same[float32]")
     assert code == 0
@@ -87,6 +88,7 @@ def test_show_prints_conversions_inputs_both_outputs_and_their_difference(capsys
     assert "[[ 4.  3.  6.  2.  7.  3.]" in out
 
 
+@pytest.mark.tensorflow
 def test_show_accepts_a_bare_name_and_the_dtype_option(capsys):
     code, out, _ = harness(capsys, "show", "conv2d_same_2x5x5", "--dtype", "float64")
     assert code == 0 and out.startswith("cases/seeds.yaml::conv2d_same_2x5x5[float64]")
@@ -118,6 +120,7 @@ def test_new_appends_to_a_case_file_that_then_loads(capsys, tmp_path):
     assert "expected NAME=VALUE" in wrong_use(capsys, "new", "conv2d", "--shape", "3,3")
 
 
+@pytest.mark.tensorflow
 def test_repro_writes_a_standalone_script_for_the_case(capsys, tmp_path):
     target = tmp_path / "repro.py"
     code, _, err = harness(capsys, "repro", "cases/seeds.yaml::depthwise_same_2x5x5[float32]", "-o", str(target))
@@ -141,6 +144,7 @@ def test_backends_lists_what_each_implements(capsys):
     assert "not a backend" in wrong_use(capsys, "verify", "--backend", "nonsense")
 
 
+@pytest.mark.tensorflow
 def test_export_and_check_npz_round_trip_through_the_command(capsys, tmp_path):
     import numpy as np
 
@@ -158,6 +162,7 @@ def test_export_and_check_npz_round_trip_through_the_command(capsys, tmp_path):
 
 # --- verify ------------------------------------------------------------------------------------
 
+@pytest.mark.tensorflow
 def test_verify_runs_a_subset_with_a_progress_bar_and_writes_the_reports(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "harness", "verify", "cases/seeds.yaml", "--op", "atrous_conv2d",
                            "--dtype", "float32", "-n", "0", "--reports", str(tmp_path)],
@@ -185,7 +190,7 @@ def write_run(path: Path, records: list[dict], **environment) -> Path:
 
 
 def test_compare_shows_two_machines_facts_side_by_side(capsys, tmp_path):
-    machines = Path(__file__).resolve().parent / "machines"
+    machines = MACHINES
     zen4, spr = (json.loads((machines / f"{n}.json").read_text()) for n in ("amd-epyc-zen4", "intel-sapphire-rapids"))
     a = write_run(tmp_path / "a.json", [record("x[float16]", "xfailed", tensorflow="raises UnimplementedError (NCHW)")],
                   **zen4)

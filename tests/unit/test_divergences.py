@@ -1,6 +1,5 @@
 """Known divergences: the schema, the features conditions use, and how the runner applies them."""
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +14,7 @@ from harness.tf.environment import Environment, load_recorded
 from harness.tf.isolation import Died, Raised, Returned
 from harness.ops import get
 
-ROOT = Path(__file__).resolve().parents[1]
+from support import ROOT
 ENV_ON = load_recorded(ROOT / "tests" / "machines" / "amd-epyc-zen4.json")  # recorded, so no TensorFlow runs here
 ENV_OFF = load_recorded(ROOT / "tests" / "machines" / "amd-epyc-zen4-onednn-off.json")
 

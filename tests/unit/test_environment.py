@@ -1,20 +1,19 @@
 """harness.tf.environment: the measured environment, its cache, its record, and a probe that fails or dies.
 
-The probe's own answers on this machine are checked by tests/test_machines.py (against recorded machines) and by
+The probe's own answers on this machine are checked by tests/unit/test_machines.py (against recorded machines) and by
 the registry; here the bookkeeping around it runs with TensorFlow replaced, except for the last test.
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from harness.tf import environment, isolation, machine, kernel_probe
 from harness.tf.environment import Environment, Probe, load_recorded
 
-MACHINES = Path(__file__).resolve().parent / "machines"
+from support import MACHINES
 ZEN4 = load_recorded(MACHINES / "amd-epyc-zen4.json")
 
 
@@ -137,6 +136,7 @@ def test_a_run_measures_once_per_environment_and_a_failed_probe_is_not_cached(mo
         environment._current.cache_clear()
 
 
+@pytest.mark.tensorflow
 def test_the_probe_here_measures_every_item():
     env = Environment.current()  # the real probe (cached once a run has measured it)
     assert env.probe is not None and env.probe.error is None, env.probe

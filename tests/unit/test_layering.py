@@ -8,7 +8,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from support import ROOT
 # Lowest first. A module may import from its own package and from packages of a lower rank; packages of equal rank
 # are independent of each other (the NumPy math and TensorFlow know nothing of each other, nor of the op table).
 LAYERS = {

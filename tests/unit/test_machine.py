@@ -10,7 +10,7 @@ import pytest
 from harness.tf import machine
 from harness.tf.machine import Cpu, MachineError
 
-MACHINES = Path(__file__).resolve().parent / "machines"
+from support import MACHINES
 
 ZEN4_CPUINFO = """processor\t: 0
 vendor_id\t: AuthenticAMD

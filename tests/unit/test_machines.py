@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from functools import cache
-from pathlib import Path
 
 import pytest
 import yaml
@@ -22,8 +21,7 @@ from harness.registry.loader import load_file
 from harness.cli import split_case_id
 from harness.tf.environment import Environment
 
-ROOT = Path(__file__).resolve().parents[1]
-MACHINES = ROOT / "tests" / "machines"
+from support import MACHINES, ROOT
 EXPECTED = yaml.safe_load((MACHINES / "expected.yaml").read_text(encoding="utf-8"))
 RECORDED = sorted(p.stem for p in MACHINES.glob("*.json"))
 

@@ -9,7 +9,9 @@ import ml_dtypes
 import numpy as np
 import pytest
 
+from harness import ops
 from harness.conv import reference
+from harness.registry import scaffold
 
 F32 = np.float32
 
@@ -20,38 +22,29 @@ def ramp(*shape, dtype=F32):
 
 
 def base_args(op, dtype=F32):
-    """Valid keyword arguments for each op; tests override one argument at a time."""
-    if op == "conv2d":
-        return dict(input=ramp(1, 5, 5, 2, dtype=dtype), filters=ramp(3, 3, 2, 4, dtype=dtype), strides=1, padding="SAME")
-    if op == "conv1d":
-        return dict(input=ramp(1, 5, 2, dtype=dtype), filters=ramp(3, 2, 4, dtype=dtype), stride=1, padding="SAME")
-    if op == "atrous_conv2d":
-        return dict(value=ramp(1, 5, 5, 2, dtype=dtype), filters=ramp(2, 2, 2, 4, dtype=dtype), rate=2, padding="SAME")
-    if op == "depthwise_conv2d":
-        return dict(input=ramp(1, 5, 5, 2, dtype=dtype), filter=ramp(3, 3, 2, 2, dtype=dtype), strides=[1, 1, 1, 1], padding="SAME")
-    if op == "separable_conv2d":
-        return dict(
-            input=ramp(1, 5, 5, 2, dtype=dtype),
-            depthwise_filter=ramp(3, 3, 2, 2, dtype=dtype),
-            pointwise_filter=ramp(1, 1, 4, 3, dtype=dtype),
-            strides=[1, 1, 1, 1],
-            padding="SAME",
-        )
-    if op == "conv2d_transpose":
-        # SAME, stride 2: a 3x3 input comes from a 5x5 or 6x6 forward input
-        return dict(
-            input=ramp(1, 3, 3, 4, dtype=dtype), filters=ramp(3, 3, 2, 4, dtype=dtype), output_shape=[1, 5, 5, 2], strides=2, padding="SAME"
-        )
-    raise AssertionError(op)
+    """Valid keyword arguments for each op, from its spec (the scaffold's new case on a 5-wide, 2-channel input,
+    ramp values); tests override one argument at a time."""
+    spec = ops.get(op)
+    fmt = spec.formats[0]
+    if spec.kind == "transposed":  # stride 2, SAME: a 3-wide, 4-channel input from a 5-wide, 2-channel output
+        data, filt, out = {"N": 1, "C": 4, "D": 3, "H": 3, "W": 3}, {"I": 4, "O": 2}, {"N": 1, "C": 2}
+        case = scaffold.new_case(op, shapes={spec.data.name: [data[c] for c in fmt],
+                                             spec.filter.name: [filt.get(c, 3) for c in spec.filter.layout]},
+                                 attrs={"output_shape": [out.get(c, 5) for c in fmt]})
+    else:
+        data = {"N": 1, "C": 2, "D": 5, "H": 5, "W": 5}
+        case = scaffold.new_case(op, shapes={spec.data.name: [data[c] for c in fmt]})
+    arrays = {name: ramp(*t["generate"]["shape"], dtype=dtype) for name, t in case["inputs"].items()}
+    return {**arrays, **case["attrs"]}
 
 
-ALL_OPS = ["conv2d", "conv1d", "atrous_conv2d", "depthwise_conv2d", "separable_conv2d", "conv2d_transpose"]
-INPUT_NAME = {op: "value" if op == "atrous_conv2d" else "input" for op in ALL_OPS}
-FILTER_NAME = {op: {"depthwise_conv2d": "filter", "separable_conv2d": "depthwise_filter"}.get(op, "filters") for op in ALL_OPS}
-STRIDE_NAME = {"conv2d": "strides", "conv1d": "stride", "depthwise_conv2d": "strides", "separable_conv2d": "strides", "conv2d_transpose": "strides"}
-WITH_DATA_FORMAT = [op for op in ALL_OPS if op != "atrous_conv2d"]
-WITH_DILATIONS = [op for op in ALL_OPS if op != "atrous_conv2d"]
-WITH_EXPLICIT_PADDING = ["conv2d", "atrous_conv2d", "depthwise_conv2d", "separable_conv2d", "conv2d_transpose"]
+ALL_OPS = list(ops.OPS)
+INPUT_NAME = {op: ops.get(op).data.name for op in ALL_OPS}
+FILTER_NAME = {op: ops.get(op).filter.name for op in ALL_OPS}
+STRIDE_NAME = {op: ops.get(op).forms.stride_arg for op in ALL_OPS if ops.get(op).forms.stride_arg}
+WITH_DATA_FORMAT = [op for op in ALL_OPS if "data_format" in ops.get(op).attrs]
+WITH_DILATIONS = [op for op in ALL_OPS if ops.get(op).forms.dilation_arg == "dilations"]
+WITH_EXPLICIT_PADDING = [op for op in ALL_OPS if ops.get(op).forms.explicit_padding]
 
 
 def call(op, **overrides):
@@ -103,21 +96,15 @@ def test_ragged_input_is_a_value_error():
 
 # --- channels -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(
-    "op, filter_shape",
-    [
-        ("conv2d", (3, 3, 3, 4)),
-        ("conv1d", (3, 3, 4)),
-        ("atrous_conv2d", (2, 2, 3, 4)),
-        ("depthwise_conv2d", (3, 3, 3, 2)),
-        ("separable_conv2d", (3, 3, 3, 2)),
-        ("conv2d_transpose", (3, 3, 2, 3)),  # [h, w, out, in]: in must equal the input's 4 channels
-    ],
-)
-def test_channel_mismatch(op, filter_shape):
-    name = FILTER_NAME[op]
-    want = base_args(op)[INPUT_NAME[op]].shape[-1]
-    assert_value_error(lambda: call(op, **{name: ramp(*filter_shape)}), op, f"'{name}'", "=3", f"must be {want}")
+@pytest.mark.parametrize("op", ALL_OPS)
+def test_channel_mismatch(op):
+    spec = ops.get(op)
+    args = base_args(op)
+    want = args[spec.data.name].shape[spec.formats[0].index("C")]
+    shape = list(args[spec.filter.name].shape)
+    shape[spec.filter.layout.index("I")] = want + 1  # the filter's input channels: one more than the input has
+    assert_value_error(lambda: call(op, **{spec.filter.name: ramp(*shape)}), op, f"'{spec.filter.name}'",
+                       f"={want + 1}", f"must be {want}")
 
 
 @pytest.mark.parametrize("data_format", ["NHWC", "NCHW"])

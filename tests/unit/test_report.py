@@ -1,7 +1,7 @@
 """The HTML and Markdown reports (harness/reports/report.py) and the heatmap PNGs (harness/reports/heatmap.py), from synthetic runs.
 
 Records are built here with exactly the keys ``harness.reports.results.record`` and ``results.item_record`` produce, so
-these tests need neither TensorFlow nor a pytest run (tests/test_report_browser.py does the real thing).
+these tests need neither TensorFlow nor a pytest run (tests/plugin/test_report_browser.py does the real thing).
 """
 
 from __future__ import annotations
@@ -406,7 +406,7 @@ def test_divergence_table_counts_and_highlights():
     assert text["stale"][6] == "1" and text["stale"][7].startswith("now passes every case it applies to agreed")
     assert rows["stale"]["attrs"]["class"] == "stale"
     assert text["unused"][7] == "not exercised by this run" and "class" not in rows["unused"]["attrs"]
-    assert "checked by tests/test_gradients.py" in text["grad"][7]
+    assert "checked by tests/tensorflow/test_gradients.py" in text["grad"][7]
     assert ('<a href="https://github.com/tensorflow/tensorflow/issues/1" rel="noreferrer" '
             'title="https://github.com/tensorflow/tensorflow/issues/1">tensorflow/tensorflow#1</a>') in page
     md = report.render_summary(make_run(records, divs, stale_divergences=["stale"]))
@@ -416,9 +416,10 @@ def test_divergence_table_counts_and_highlights():
 
 def test_the_machine_the_verdicts_depended_on_is_shown():
     import json
-    from pathlib import Path
 
-    zen4 = json.loads((Path(__file__).resolve().parent / "machines" / "amd-epyc-zen4.json").read_text())
+    from support import MACHINES
+
+    zen4 = json.loads((MACHINES / "amd-epyc-zen4.json").read_text())
     env = {**ENV, **zen4}
     amx = {**divergence("amx_crash"), "not_here": "needs onednn_isa one of avx512_core_amx, here avx512_core_bf16",
            "observed_on": ["intel-sapphire-rapids"]}

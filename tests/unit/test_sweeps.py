@@ -5,7 +5,6 @@ excluded becomes a case named ``<sweep>/<axis>=<label>/...``. Also loads every
 real case file under cases/ and checks it is clean.
 """
 
-from pathlib import Path
 
 import pytest
 import yaml
@@ -14,7 +13,7 @@ from harness.registry.cases import Case, CaseError
 from harness.registry.loader import load_file
 from harness.registry.sweeps import covering_subset
 
-ROOT = Path(__file__).resolve().parents[1]
+from support import ROOT
 FILE = "sweeps.yaml"
 
 

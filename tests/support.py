@@ -1,0 +1,23 @@
+"""What the harness's own tests share: where the repository is, and the registry read once.
+
+Imported by test modules (``from support import ROOT``) and by ``tests/conftest.py``, which turns these into
+fixtures. pytest puts ``tests/`` on ``sys.path`` because ``tests/conftest.py`` lives there (no ``__init__.py``).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from harness.registry.cases import Case
+from harness.registry.loader import load_file
+
+ROOT = Path(__file__).resolve().parents[1]  # the repository
+CASES = ROOT / "cases"
+MACHINES = ROOT / "tests" / "machines"  # recorded machines (``harness machine --record``)
+
+
+@lru_cache(maxsize=None)
+def registry() -> tuple[Case, ...]:
+    """Every case of ``cases/`` (sweeps expanded, error contracts included), in file order; errors left out."""
+    return tuple(c for path in sorted(CASES.rglob("*.yaml")) for c in load_file(path, ROOT) if isinstance(c, Case))
