@@ -122,8 +122,9 @@ class ArgForms:
     ``stride_arg`` / ``dilation_arg``: their names (``strides`` or ``stride``; ``dilations`` or ``rate``; no stride
     argument at all: None, the stride is 1); ``*_lengths``: the list lengths accepted (1: one value for every
     spatial axis, the number of spatial axes, or the full rank); ``allow_int``: a plain int is accepted too;
-    ``explicit_padding``: padding may be a list of (before, after) pairs besides "SAME" / "VALID". The reference
-    enforces these forms (``window_args``); the property search draws from them.
+    ``explicit_padding``: padding may be a list of (before, after) pairs besides "SAME" / "VALID";
+    ``output_shape_spatial``: a transposed op's output_shape may give the spatial sizes alone (besides the full
+    rank). The reference enforces these forms (``window_args``); the property search draws from them.
     """
 
     stride_arg: str | None = "strides"
@@ -132,6 +133,7 @@ class ArgForms:
     dilation_lengths: tuple[int, ...] = (1, 2, 4)
     allow_int: bool = True
     explicit_padding: bool = True
+    output_shape_spatial: bool = True
 
     def window_args(self, op: str, data_format: str, strides, dilations, padding):
         """(strides, dilations, padding) normalized from arguments in exactly the forms tf.nn accepts (ValueError

@@ -399,18 +399,18 @@ def separable_conv2d(input, depthwise_filter, pointwise_filter, strides, padding
 
 
 def _transpose(op, forms, formats, filter_layout, input, filters, output_shape, strides, padding, data_format,
-               dilations, spatial_only_shape):
+               dilations):
     """A transposed convolution of any rank: the adjoint of the forward correlation whose input has ``output_shape``.
 
-    ``formats``: the data_formats the op takes (default first); ``filter_layout``: its filters' layout, ``[*kernel,
-    O, I]``; ``spatial_only_shape``: whether ``output_shape`` may also give only the spatial sizes.
+    ``forms``: its argument forms; ``formats``: the data_formats it takes (default first); ``filter_layout``: its
+    filters' layout, ``[*kernel, O, I]``.
     """
     fmt = _data_format(op, data_format, formats, formats[0])
     channels_last = formats[0]
     x, y_nsc, w_soi = _data_and_filter(op, "input", input, fmt, "filters", filters, filter_layout)
     strides, dilations, pad = forms.window_args(op, fmt, strides, dilations, padding)
     spatial = layouts.spatial(channels_last)
-    out_sizes = _transpose_output_sizes(op, output_shape, fmt, y_nsc.shape, w_soi.shape[-2], spatial_only_shape)
+    out_sizes = _transpose_output_sizes(op, output_shape, fmt, y_nsc.shape, w_soi.shape[-2], forms.output_shape_spatial)
     pads = [pad] * len(spatial) if isinstance(pad, str) else list(pad)
     wins = []
     for axis, m, n, k, s, d, p in zip(spatial, out_sizes, y_nsc.shape[1:-1], w_soi.shape[:-2], strides, dilations, pads):
@@ -436,7 +436,7 @@ def conv2d_transpose(input, filters, output_shape, strides, padding="SAME", data
     Returns an array of ``output_shape``.
     """
     return _transpose("conv2d_transpose", TRANSPOSE_FORMS, ("NHWC", "NCHW"), "HWOI", input, filters, output_shape,
-                      strides, padding, data_format, dilations, spatial_only_shape=True)
+                      strides, padding, data_format, dilations)
 
 
 def _as_list(value):

@@ -6,8 +6,8 @@ arrays and ``dy`` arrive in the accumulator dtype (``harness.ops.gradients`` con
 
 * conv2d: ``conv2d_backprop_input`` and ``conv2d_backprop_filter``;
 * depthwise_conv2d: the depthwise pair;
-* conv2d_transpose (itself the input gradient of conv2d): d_input is ``conv2d(dy, filters)``, d_filters is
-  ``conv2d_backprop_filter`` with the roles of input and output swapped;
+* transposed ops (themselves the input gradient of a convolution): d_input is ``conv2d(dy, filters)``,
+  d_filters is ``conv2d_backprop_filter`` with the roles of input and output swapped (1-D on a height-1 image);
 * atrous_conv2d: conv2d's rule with dilations = rate, stride 1;
 * conv1d: conv2d's rule on a height-1 image (NWC -> NHWC, WIO -> HWIO);
 * separable_conv2d: the chain rule through its depthwise output.
@@ -54,15 +54,33 @@ def depthwise_conv2d(spec: OpSpec, a: Arrays, attrs: Mapping, dy) -> dict:
     return {"input": dx, "filter": dw}
 
 
-def conv2d_transpose(spec: OpSpec, a: Arrays, attrs: Mapping, dy) -> dict:
-    """conv2d_transpose(y, w) = conv2d_backprop_input(output_shape, w, y): its adjoint in y is conv2d(., w),
-    and its gradient in w is conv2d_backprop_filter with dy as the convolution's input and y as out_backprop."""
-    fmt = spec.data_format(attrs)
-    y, w_hwoi = a["input"], a["filters"]
-    d_input = reference.conv2d(dy, w_hwoi, attrs["strides"], attrs.get("padding", "SAME"), data_format=fmt,
-                               dilations=attrs.get("dilations"))
-    return {"input": d_input,
-            "filters": reference.conv2d_backprop_filter(dy, list(w_hwoi.shape), y, **raw_attrs(spec, attrs))}
+def _on_height_1(layout: str) -> str:
+    """A 1-D layout as the 2-D one of a height-1 image (NWC -> NHWC, WOI -> HWOI); 2-D layouts unchanged."""
+    return layout if "H" in layout else layout.replace("W", "HW")
+
+
+def transposed(spec: OpSpec, a: Arrays, attrs: Mapping, dy) -> dict:
+    """A transposed convolution y = T(x, w) is the input gradient of the forward convolution: its adjoint in x is
+    that forward correlation, conv2d(dy, w) with w's [*kernel, O, I] read as [*kernel, in, out], and its gradient in
+    w is conv2d_backprop_filter with dy as the convolution's input and x as out_backprop. 1-D ops (conv1d_transpose)
+    run on a height-1 image."""
+    fmt, w_layout = spec.data_format(attrs), spec.filter.layout
+    fmt2, w_layout2 = _on_height_1(fmt), _on_height_1(w_layout)
+    x = layouts.convert(a[spec.data.name], fmt, fmt2)
+    w = layouts.convert(a[spec.filter.name], w_layout, w_layout2)
+    dy2 = layouts.convert(dy, fmt, fmt2)
+    strides, dilations, pad = spec.window_attrs(attrs)
+    if fmt2 != fmt:  # the height axis: stride 1, dilation 1, no padding
+        strides, dilations = (1, *strides), (1, *dilations)
+        pad = pad if isinstance(pad, str) else ((0, 0), *pad)
+    s4, d4, name, flat = raw_op_window_args(strides, dilations, pad, fmt2)
+    pairs = iter(pad if not isinstance(pad, str) else ())
+    padding = pad if isinstance(pad, str) else [[0, 0] if c in "NC" else list(next(pairs)) for c in fmt2]
+    d_input = reference.conv2d(dy2, w, list(strides), padding, data_format=fmt2, dilations=list(dilations))
+    d_filters = reference.conv2d_backprop_filter(dy2, list(w.shape), x, strides=s4, padding=name,
+                                                 explicit_paddings=flat, data_format=fmt2, dilations=d4)
+    return {spec.data.name: layouts.convert(d_input, fmt2, fmt),
+            spec.filter.name: layouts.convert(d_filters, w_layout2, w_layout)}
 
 
 def conv1d(spec: OpSpec, a: Arrays, attrs: Mapping, dy) -> dict:

@@ -82,7 +82,7 @@ OPS: dict[str, OpSpec] = {
             reference.conv2d_transpose, kind="transposed", forms=reference.TRANSPOSE_FORMS,
             defaults={"strides": 2, "padding": "SAME"},
             textbook=(formulation("zero_insertion", pairings.zero_insertion),),
-            gradient=gradient_rules.conv2d_transpose,
+            gradient=gradient_rules.transposed,
             relations=("layout_invariance", "transpose_is_zero_insertion"),
             tf_kernels=("Conv2DBackpropInput",), tf_gradient_kernels=("Conv2D", "Conv2DBackpropFilter"),
             resolve=resolve_output_shape, expand=expand_output_shape,

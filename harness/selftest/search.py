@@ -98,6 +98,7 @@ class Choices:
     dilation_spellings: tuple[str, ...]
     explicit_padding: bool
     dtypes: tuple[str, ...]
+    output_shape_spatial: bool = True  # a transposed op's output_shape may be the spatial sizes alone
 
 
 def choices(op: str, env: Environment | None = None) -> Choices:
@@ -108,7 +109,7 @@ def choices(op: str, env: Environment | None = None) -> Choices:
     int32 = env is not None and env.has_kernels(spec.tf_kernels, "int32") is True
     return Choices(forms.stride_arg, forms.spellings("stride", fmt, optional=False) if forms.stride_arg else (),
                    forms.dilation_arg, forms.spellings("dilation", fmt, optional=forms.dilation_arg not in spec.required),
-                   forms.explicit_padding, FLOAT_DTYPES + (("int32",) if int32 else ()))
+                   forms.explicit_padding, FLOAT_DTYPES + (("int32",) if int32 else ()), forms.output_shape_spatial)
 
 
 _OMIT = object()  # a spelled value meaning "leave the argument out"
@@ -251,7 +252,8 @@ def configs(draw, op: str, env: Environment | None = None) -> dict:
     for name in spec.attrs:  # signature order
         if name == "output_shape":
             full = {"N": batch, "C": out_channels, **dict(zip(axes, out_sizes))}
-            attrs[name] = _shape(fmt, full) if draw(st.sampled_from(("full", "spatial"))) == "full" else out_sizes
+            spellings = ("full", "spatial") if forms.output_shape_spatial else ("full",)
+            attrs[name] = _shape(fmt, full) if draw(st.sampled_from(spellings)) == "full" else out_sizes
         elif name == forms.stride_arg:
             attrs[name] = stride_value
         elif name == "padding":

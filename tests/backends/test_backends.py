@@ -49,8 +49,9 @@ def _nchw_convolution_backend() -> backends.Backend:
         return fn
 
     def backend_layout(op, operand):
-        layout = {"HWIO": "OIHW", "HWIM": "MIHW", "HWOI": "IOHW", "WIO": "OIW"}[operand.layout]
-        return layout
+        """Channels first, in reverse: HWIO -> OIHW, HWIM -> MIHW, HWOI -> IOHW, WIO -> OIW."""
+        spatial = layouts.spatial(operand.layout)
+        return "".join(reversed([c for c in operand.layout if c not in spatial])) + spatial
 
     table = {f"{op}.{o.name}": backend_layout(op, o) for op, spec in ops.OPS.items() for o in spec.operands
              if o.kind == "filter"}

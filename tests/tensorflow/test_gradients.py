@@ -47,7 +47,9 @@ KNOWN_RAW_OP_DIVERGENCES = divergences.load(ROOT / "cases" / "known_divergences.
 
 # --- configurations -----------------------------------------------------------------------------------
 
-CASE_FILES = sorted((ROOT / "cases" / "sweeps").glob("*_pairwise.yaml")) + [ROOT / "cases" / "examples.yaml"]
+# Each op's configurations come from its pairwise sweeps (and the examples) when it has some, else its other sweeps.
+PAIRWISE_FILES = sorted((ROOT / "cases" / "sweeps").glob("*_pairwise.yaml")) + [ROOT / "cases" / "examples.yaml"]
+OTHER_FILES = sorted(set((ROOT / "cases" / "sweeps").glob("*.yaml")) - set(PAIRWISE_FILES))
 PER_FORMAT = 6  # configurations per (op, data_format)
 DTYPES = ("float32", "float64")
 
@@ -61,13 +63,15 @@ def _spread(cases: list[Case], n: int) -> list[Case]:
 
 def _configurations() -> list[Case]:
     groups = defaultdict(list)
-    for path in CASE_FILES:
-        for c in load_file(path, ROOT):
-            if isinstance(c, Case) and c.expect_error is None and c.op in gradients.with_gradient():
-                spec = ops.get(c.op)
-                shapes = {o.name: operand_array(c, o.name, "float32").shape for o in spec.operands}
-                if ops.kernel_fits(spec, shapes, c.attrs):
-                    groups[(c.op, spec.data_format(c.attrs))].append(c)
+    pairwise = [c for path in PAIRWISE_FILES for c in load_file(path, ROOT) if isinstance(c, Case)]
+    covered = {c.op for c in pairwise}
+    others = [c for path in OTHER_FILES for c in load_file(path, ROOT) if isinstance(c, Case) and c.op not in covered]
+    for c in pairwise + others:
+        if c.expect_error is None and c.op in gradients.with_gradient():
+            spec = ops.get(c.op)
+            shapes = {o.name: operand_array(c, o.name, "float32").shape for o in spec.operands}
+            if ops.kernel_fits(spec, shapes, c.attrs):
+                groups[(c.op, spec.data_format(c.attrs))].append(c)
     picked = []
     for key in sorted(groups):
         picked += _spread(sorted(groups[key], key=lambda c: c.name), PER_FORMAT)

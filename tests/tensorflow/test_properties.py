@@ -26,7 +26,7 @@ from harness.selftest import search
 from harness.registry.cases import DIVERGENCES_FILE, Case, operand_arrays, parse_case
 from harness.registry.loader import load_file
 from harness.tf.environment import Environment
-from harness.conv.padding import normalize_padding, normalize_window_arg, transpose_output_sizes, windows
+from harness.conv.padding import normalize_window_arg, transpose_output_sizes, windows
 from harness.check.runner import run_case
 
 from support import ROOT
@@ -158,7 +158,7 @@ def _features(op: str) -> dict:
         "dilation > 1": lambda c: max(spatial(c, forms.dilation_arg)) > 1,
         "unequal dilations": lambda c: len(set(spatial(c, forms.dilation_arg))) > 1,
     })
-    if op == "conv1d":
+    if len(spec.formats[0]) - 2 == 1:  # one spatial axis: nothing to be unequal
         del feats["unequal dilations"]
     if len(spec.formats) > 1:
         feats[spec.formats[1]] = lambda c: fmt_of(c) == spec.formats[1]
@@ -170,28 +170,34 @@ def _features(op: str) -> dict:
             feats[f"strides spelled {s}"] = (lambda s: lambda c: _spelling(c["attrs"][forms.stride_arg], fmt_of(c)) == s)(s)
     for s in forms.dilation_spellings:
         feats[f"dilations spelled {s}"] = (lambda s: lambda c: _spelling(c["attrs"].get(forms.dilation_arg), fmt_of(c)) == s)(s)
-    if op in ("depthwise_conv2d", "separable_conv2d"):
-        feats["multiplier > 1"] = lambda c: c["inputs"][spec.operands[1].name]["generate"]["shape"][3] > 1
-    if op == "separable_conv2d":
-        feats["pointwise width > 1"] = lambda c: c["inputs"]["pointwise_filter"]["generate"]["shape"][3] > 1
-    if op == "conv2d_transpose":
-        feats["2-value output_shape"] = lambda c: len(c["attrs"]["output_shape"]) == 2
-        feats["not the smallest output size"] = lambda c: _transpose_not_smallest(c)
+    def size(operand, letter):
+        axis = operand.layout.index(letter)
+        return lambda c: c["inputs"][operand.name]["generate"]["shape"][axis] > 1
+    if spec.kind in ("depthwise", "separable"):
+        feats["multiplier > 1"] = size(spec.filter, "M")
+    if spec.kind == "separable":
+        feats["pointwise width > 1"] = size(next(o for o in spec.operands if o.kind == "filter" and o != spec.filter), "O")
+    if spec.kind == "transposed":
+        if forms.output_shape_spatial:
+            n = len(spec.formats[0]) - 2
+            feats[f"{n}-value output_shape"] = lambda c: len(c["attrs"]["output_shape"]) == n
+        feats["not the smallest output size"] = lambda c: _transpose_not_smallest(op, c)
     return feats
 
 
-def _transpose_not_smallest(config: dict) -> bool:
+def _transpose_not_smallest(op: str, config: dict) -> bool:
+    spec = ops.get(op)
     attrs = config["attrs"]
-    fmt = attrs.get("data_format", "NHWC")
-    x_shape, w_shape = data_and_filter("conv2d_transpose", config)
-    sizes = dict(zip(fmt, x_shape))
-    strides = normalize_window_arg("t", "strides", attrs["strides"], fmt, allowed_lengths=(1, 2, 4))
-    dil = normalize_window_arg("t", "dilations", attrs.get("dilations"), fmt, allowed_lengths=(1, 2, 4), default=1)
-    pad = normalize_padding("t", attrs["padding"], fmt)
-    pads = [pad] * 2 if isinstance(pad, str) else pad
-    out = attrs["output_shape"][-2:] if len(attrs["output_shape"]) == 2 else [attrs["output_shape"][fmt.index(c)] for c in "HW"]
-    return any(m != transpose_output_sizes(sizes[a], k, s, d, p)[0]
-               for m, a, k, s, d, p in zip(out, "HW", w_shape[:2], strides, dil, pads))
+    fmt = spec.data_format(attrs)
+    x_shape, w_shape = data_and_filter(op, config)
+    strides, dilations, pad = spec.window_attrs(attrs)
+    spatial = [c for c in fmt if c not in "NC"]
+    pads = [pad] * len(spatial) if isinstance(pad, str) else pad
+    shape = attrs["output_shape"]
+    out = shape if len(shape) == len(spatial) else [shape[fmt.index(c)] for c in spatial]
+    kernels = [w_shape[spec.filter.layout.index(c)] for c in spatial]
+    return any(m != transpose_output_sizes(x_shape[fmt.index(c)], k, s, d, p)[0]
+               for m, c, k, s, d, p in zip(out, spatial, kernels, strides, dilations, pads))
 
 
 @pytest.mark.parametrize("op, feature", [(op, f) for op in OPS for f in _features(op)])
