@@ -3,9 +3,8 @@
 glibc's malloc hands blocks above its mmap threshold (128 KiB, raised adaptively up to 32 MiB) straight back to
 the kernel when they are freed, and trims the top of the heap above its trim threshold. A reference call
 allocates a few such arrays (the padded float64 input, the float64 output, the float32 result), so every call
-touches fresh pages, and each first touch is a page fault: about 3 us per 4 KiB page on the 2-core VM this was
-measured on, a quarter of a 56x56x64 3x3 layer's time (1,000 faults in ~10 ms). TensorFlow keeps its own pool of
-memory and never pays this. ``retain_freed_memory`` raises both thresholds so freed blocks are reused instead.
+touches fresh pages, and each first touch is a page fault, a sizeable share of a small layer's time
+(docs/speed.md has the figures measured). TensorFlow keeps its own pool of memory and never pays this. ``retain_freed_memory`` raises both thresholds so freed blocks are reused instead.
 
 It changes the whole process's allocator, so the harness calls it only in the processes it owns for measuring
 (``make bench``); call it in your own process to time the reference the same way. It is a no-op (returning

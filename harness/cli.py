@@ -24,6 +24,8 @@ Wrong use prints ``harness: error: ...`` and exits with 2; no subcommand prints 
 from __future__ import annotations
 
 import argparse
+import itertools
+import subprocess
 import importlib
 import json
 import os
@@ -32,6 +34,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import yaml
 
 from harness import atomic, ops
 from harness.conv import layouts
@@ -40,6 +43,16 @@ from harness.reports import results
 from harness.registry.cases import Case, CaseError, DIVERGENCES_FILE
 from harness.registry.loader import load_file
 from harness.conv.dtypes import DTYPES
+from harness import backends
+from harness import exchange
+from harness.check.runner import REFERENCE, TENSORFLOW, run_case
+from harness.registry import divergences
+from harness.registry import scaffold
+from harness.registry.cases import operand_array
+from harness.registry.cases import operand_shape
+from harness.reports import report
+from harness.reports import repro
+from harness.tf import environment
 
 CASES_DIR = "cases"
 
@@ -185,9 +198,7 @@ def cmd_verify(args) -> int:
 
 def ensure_backend(spec: str, root: Path) -> None:
     """Resolve a backend spec; install its pip extra into this environment when its package is missing."""
-    import subprocess
 
-    from harness import backends
 
     try:
         backend = backends.resolve(spec, root)
@@ -207,7 +218,6 @@ def ensure_backend(spec: str, root: Path) -> None:
 
 def cmd_backends(args) -> int:
     """List backends (built-in, or the given specs): what each implements and whether it can run here."""
-    from harness import backends
 
     root = repository_root()
     specs = args.specs or list(backends.BUILTIN)
@@ -270,7 +280,6 @@ MAX_PLANES = 8  # planes printed per array by `harness show`
 
 def _array_text(a: np.ndarray, layout: str, indent: str = "    ") -> str:
     """An array as its H×W planes (W only for 1-D layouts), one per index of the other axes, labelled."""
-    import itertools
 
     a = np.asarray(a)
     if a.dtype.kind not in "fiu":  # bfloat16 prints as raw bytes otherwise
@@ -294,7 +303,6 @@ def _array_text(a: np.ndarray, layout: str, indent: str = "    ") -> str:
 
 def conversion_lines(case: Case) -> list[str]:
     """How each operand goes from the layout written in the case to the layout the op takes."""
-    from harness.registry.cases import operand_shape
 
     spec = ops.get(case.op)
     fmt = spec.data_format(case.attrs)
@@ -320,9 +328,6 @@ def conversion_lines(case: Case) -> list[str]:
 
 
 def cmd_show(args) -> int:
-    from harness.registry import divergences
-    from harness.registry.cases import operand_array
-    from harness.check.runner import REFERENCE, TENSORFLOW, run_case
 
     root = repository_root()
     case, id_dtype = find_case(args.case_id, root)
@@ -370,7 +375,6 @@ def cmd_show(args) -> int:
 
 def cmd_machine(args) -> int:
     """What the harness measured about this machine: the CPU, oneDNN's ISA, TensorFlow's kernel paths."""
-    from harness.tf import environment
 
     set_tensorflow_mode(args)
     if args.caps_below:  # the CPU alone: no TensorFlow
@@ -401,10 +405,6 @@ def cmd_machine(args) -> int:
 # --- repro / new ----------------------------------------------------------------------------
 
 def cmd_repro(args) -> int:
-    from harness.registry import divergences
-    from harness.tf import environment
-    from harness.reports import repro
-    from harness.check.runner import run_case
 
     root = repository_root()
     case, id_dtype = find_case(args.case_id, root)
@@ -428,7 +428,6 @@ def cmd_repro(args) -> int:
 
 
 def cmd_new(args) -> int:
-    from harness.registry import scaffold
 
     if args.op not in ops.OPS:
         raise UsageError(f"unknown op {args.op!r}; expected one of {', '.join(ops.OPS)}")
@@ -464,7 +463,6 @@ def _key_value(text: str, option: str) -> tuple[str, str]:
 
 def _append_case(path: Path, text: str) -> None:
     """Add a scaffolded case (a ``cases:`` document) to a case file, creating it; the file must stay loadable."""
-    import yaml
 
     new = yaml.safe_load(text)["cases"]
     if path.exists():
@@ -496,7 +494,6 @@ MAX_LISTED_NPZ = 20  # failures and missing outputs check-npz lists
 
 def cmd_export(args) -> int:
     """``harness export DIR [FILES] [--op] [--dtype] [--tag] [--onednn]``."""
-    from harness import exchange
 
     _check_filters(args)
     root = repository_root()
@@ -532,8 +529,6 @@ def cmd_export(args) -> int:
 
 def cmd_check_npz(args) -> int:
     """``harness check-npz DIR [--reports REPORTS]``: exit 1 when an output fails or no output was written."""
-    from harness import exchange
-    from harness.reports import report
 
     directory = Path(args.directory)
     reports = Path(args.reports) if getattr(args, "reports", None) else directory / "reports"
@@ -616,8 +611,6 @@ def _flat_environment(env: dict) -> dict:
 
 def machines_side_by_side(a: dict, b: dict) -> list[str]:
     """The facts the verdicts depend on, run A beside run B (``*`` where they differ): for runs from two machines."""
-    from harness.tf import environment
-    from harness.conv.dtypes import DTYPES
 
     envs = [environment.Environment.from_record(e) for e in (a, b)]
     rows = [("CPU", [f"{e.get('cpu_model') or '?'} ({e.get('machine', '?')})" for e in (a, b)]),
@@ -683,7 +676,6 @@ def cmd_compare(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from harness.reports import report
 
     directory = Path(args.directory)
     if not directory.is_dir():

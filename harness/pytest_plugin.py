@@ -22,6 +22,7 @@ Options (``pytest --help``, group "harness"):
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import sys
 import time
@@ -30,14 +31,14 @@ from pathlib import Path
 
 import pytest
 
-from harness import atomic
+from harness import atomic, backends
 from harness.registry import divergences
 from harness.tf import environment, machine, wrappers
-from harness.reports import results
+from harness.reports import report, results
 from harness.registry.cases import DIVERGENCES_FILE, Case, CaseError
 from harness.registry.loader import load_file
 from harness.tf.environment import Environment
-from harness.check.runner import Outcome, run_case
+from harness.check.runner import Outcome, run_backend, run_case
 from harness.registry.sweeps import SWEEP_ENV
 
 CASES_DIR = "cases"
@@ -119,7 +120,6 @@ def pytest_configure_node(node) -> None:
 
 def _backends(config: pytest.Config) -> tuple:
     """The backends named by --backend or $HARNESS_BACKENDS, resolved (a bad spec is a usage error)."""
-    from harness import backends
 
     specs = list(config.option.backend) or os.environ.get(BACKENDS_ENV, "").split()
     resolved = []
@@ -193,8 +193,8 @@ class CaseItem(pytest.Item):
             raise CaseFailed(outcome)
 
     def repr_failure(self, excinfo, style=None):
-        # A case's failure or known divergence is its report; pytest's traceback with source would cost
-        # ~0.4 s per item (it parses the source of every frame) and say nothing about the case.
+        # A case's failure or known divergence is its report; pytest's traceback with source would be slow
+        # (it parses the source of every frame) and say nothing about the case.
         if isinstance(excinfo.value, (CaseFailed, pytest.xfail.Exception)):
             return str(excinfo.value)
         return super().repr_failure(excinfo, style)
@@ -213,7 +213,6 @@ class BackendItem(CaseItem):
         self.add_marker(f"backend_{backend.name}")
 
     def runtest(self) -> None:
-        from harness.check.runner import run_backend
 
         known, _, env = self.config.stash[DIVERGENCES_KEY]
         outcome = run_backend(self.case, self.dtype, self.backend, known, env)
@@ -304,7 +303,6 @@ def _unmeasured(config: pytest.Config) -> str | None:
 
 def _peak_rss() -> int:
     """This process's peak resident set size, bytes (Linux reports ru_maxrss in KiB)."""
-    import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
@@ -484,7 +482,6 @@ class Recorder:
             self._draw(final=True)
         if self.directory is None:
             return
-        from harness.reports import report  # rendering is only needed here
 
         interrupted = exitstatus == int(pytest.ExitCode.INTERRUPTED)
         run = results.Run(self.header["environment"], {

@@ -111,11 +111,10 @@ def _cast(acc: np.ndarray, dtype: np.dtype) -> np.ndarray:
 #
 # A correlation and its two adjoints are matrix products with the im2col matrix: one row per
 # (batch, output pixel), one column per (kernel tap, input channel), channels-last like the
-# data. Out of cache this machine moves memory at 4-8 GB/s, slower than the float64 GEMM
-# consumes it, so the matrix is built and consumed one block of output rows at a time, each
-# block the size of a core's L2 cache (2 MiB on the VM measured: 5-10% faster than 1 MiB over
-# three alternating runs, 512 KiB slower still, 4 MiB no better): a call holds one block,
-# whatever the layer's full im2col matrix would take. The GEMM runs in the orientation
+# data. Memory out of cache is slower than the float64 GEMM consumes it, so the matrix is
+# built and consumed one block of output rows at a time, each block the size of a core's L2
+# cache (the block sizes tried and their timings are in docs/speed.md): a call holds one
+# block, whatever the layer's full im2col matrix would take. The GEMM runs in the orientation
 # [M, K] @ [K, O].
 
 _BLOCK_BYTES = 2 << 20
@@ -225,7 +224,7 @@ def _correlate(x_nsc: np.ndarray, w_sio: np.ndarray, wins: tuple[Window, ...]) -
         # A deep layer with few output pixels: the filter is the larger matrix (3x3x512x512 is 19 MB in float64,
         # its im2col for a 7x7 output 1.8 MB). One im2col matrix, and the filter converted and applied a 2 MiB
         # block of its (tap, input channel) rows at a time, the partial products summed in float64: no float64
-        # copy of a large filter, and wide products (measured 1.3-1.5x faster here than blocks of output rows).
+        # copy of a large filter, and wide products (faster than blocks of output rows: docs/speed.md).
         col = _im2col(x_pad, kernel, wins, *everything, np.empty(out_mo.shape[0] * w_ko.shape[0], acc))
         col = col.astype(acc, copy=False)
         step = max(1, _BLOCK_BYTES // (channels_out * acc.itemsize))

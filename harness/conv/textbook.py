@@ -130,7 +130,7 @@ def convolve_valid(x_chw, k_oihw) -> np.ndarray:
     the kernel is reversed to turn that axis into a plain channel sum.
     x: [..., C, H, W]; k: [O, C, kh, kw] -> [..., O, H - kh + 1, W - kw + 1].
     """
-    import scipy.signal  # here, not at the top: importing it costs ~1.7 s, paid by every process that imports ops
+    import scipy.signal  # here, not at the top: importing it is slow, and every process that imports ops would pay
 
     x, k = _acc(x_chw), _acc(k_oihw)
     lead = x.shape[:-3]

@@ -22,7 +22,10 @@ does not apply), one ``Relation`` entry in ``RELATIONS``, and its name in the
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+from collections import Counter
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
@@ -31,7 +34,9 @@ import numpy as np
 from harness.conv import layouts, textbook
 from harness import ops
 from harness.check.prepare import prepare
+from harness.registry import divergences
 from harness.registry.cases import Case
+from harness.registry.loader import computing_cases
 from harness.registry.divergences import Divergence, features, matching
 from harness.tf.environment import Environment
 from harness.conv.dtypes import accumulator, dtype_of
@@ -473,12 +478,7 @@ def check(relation: Relation, case: Case, dtype: str = "float32", known: Sequenc
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m harness.selftest.relations [case files] [--relation NAME]``: check relations, print a table and failures."""
-    import argparse
-    from collections import Counter
-    from pathlib import Path
 
-    from harness.registry import divergences
-    from harness.registry.loader import computing_cases
 
     parser = argparse.ArgumentParser(prog="python -m harness.selftest.relations", description=main.__doc__)
     parser.add_argument("files", nargs="*", type=Path, help="case files (default: every cases/**/*.yaml)")

@@ -33,7 +33,8 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from harness.tf import machine, wrappers
+from harness.conv.dtypes import DTYPES
+from harness.tf import isolation, kernel_probe, machine, wrappers
 from harness.atomic import write_atomic
 from harness.tf.machine import Cpu
 
@@ -209,8 +210,6 @@ def load_recorded(path: Path | str) -> Environment:
 def kernel_path_table(probe: Probe) -> dict[str, dict[str, str]]:
     """{kernel: {dtype: path}}, with "explicit: <path>" where explicit padding takes another path: the short form the
     reports show."""
-    from harness.tf import kernel_probe
-    from harness.conv.dtypes import DTYPES
 
     table: dict[str, dict[str, str]] = {}
     for kernel in kernel_probe.KERNELS:
@@ -225,7 +224,6 @@ def kernel_path_table(probe: Probe) -> dict[str, dict[str, str]]:
 def dtype_paths(probe: Probe, dtype: str) -> str:
     """One dtype's kernel paths in a line: the path most kernels take, then the exceptions, e.g.
     "onednn; eigen for explicit padding: Conv2DBackpropInput, Conv2DBackpropFilter"."""
-    from harness.tf import kernel_probe
 
     groups: dict[str, list[str]] = {}
     for kernel in kernel_probe.KERNELS:
@@ -252,7 +250,6 @@ def dtype_paths(probe: Probe, dtype: str) -> str:
 
 def describe(env: Environment) -> list[str]:
     """The environment's deciding facts as a few lines of text (the run summary, ``harness compare``)."""
-    from harness.conv.dtypes import DTYPES
 
     cpu = env.cpu
     where = f"{cpu.model} ({cpu.vendor}, {cpu.arch})" if cpu else "an unrecorded CPU"
@@ -293,7 +290,6 @@ def _tensorflow_identity() -> str:
 
 def probe_key(tensorflow: str, onednn: bool, cpu: Cpu, cap: str | None, environ) -> str:
     """The cache key of a probe: everything its answer depends on."""
-    from harness.tf import kernel_probe
 
     source = Path(kernel_probe.__file__).read_bytes()
     material = json.dumps({"schema": PROBE_SCHEMA, "tensorflow": tensorflow, "identity": _tensorflow_identity(),
@@ -340,7 +336,6 @@ def measure(call: Callable[[str, tuple, dict], object] | None = None) -> Probe:
 
     ``call``: how to call TensorFlow (default: a ``TFProcess`` of the probe's own, closed afterwards, so that no
     server with oneDNN's verbose log on outlives the probe and a pytest controller keeps no TensorFlow)."""
-    from harness.tf import isolation
 
     if call is not None:
         return _measure(call)
@@ -352,7 +347,6 @@ def measure(call: Callable[[str, tuple, dict], object] | None = None) -> Probe:
 
 
 def _measure(call) -> Probe:
-    from harness.tf import isolation, kernel_probe
 
     start = time.monotonic()
     fd, out = tempfile.mkstemp(prefix="harness-probe-", suffix=".jsonl")

@@ -17,7 +17,9 @@ reads at import time:
 
 from __future__ import annotations
 
+import logging
 import os
+import warnings
 from functools import cache
 from importlib import metadata
 
@@ -61,8 +63,6 @@ def settings() -> dict[str, str]:
 def tf():
     """The ``tensorflow`` module, imported once with logging quiet and threads pinned."""
     pin_environment()
-    import logging
-    import warnings
 
     import tensorflow
 
@@ -115,6 +115,7 @@ def separable_conv2d(input, depthwise_filter, pointwise_filter, strides, padding
 def conv1d(input, filters, stride, padding, data_format="NWC", dilations=None):
     """``tf.nn.conv1d`` on NumPy arrays."""
     return _np(tf().nn.conv1d(input, filters, stride, padding, data_format=data_format, dilations=dilations))
+
 
 
 # --- execution modes ----------------------------------------------------------------------
