@@ -100,6 +100,8 @@ CONV1D_FORMS = ArgForms("stride", (1, 3), "dilations", (1, 3), explicit_padding=
 ATROUS_FORMS = ArgForms(None, (), "rate", (1, 2))  # stride 1; rate: an int or one per spatial axis
 DEPTHWISE_FORMS = ArgForms("strides", (4,), "dilations", (2,), allow_int=False)  # a 4-list of strides, 2 dilations
 TRANSPOSE_FORMS = ArgForms()
+CONV1D_TRANSPOSE_FORMS = ArgForms("strides", (1, 3), "dilations", (1, 3), explicit_padding=False,
+                                  output_shape_spatial=False)  # output_shape: the 3 values only
 
 
 def _cast(acc: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -435,6 +437,17 @@ def conv2d_transpose(input, filters, output_shape, strides, padding="SAME", data
     Returns an array of ``output_shape``.
     """
     return _transpose("conv2d_transpose", TRANSPOSE_FORMS, ("NHWC", "NCHW"), "HWOI", input, filters, output_shape,
+                      strides, padding, data_format, dilations)
+
+
+def conv1d_transpose(input, filters, output_shape, strides, padding="SAME", data_format="NWC", dilations=None):
+    """``tf.nn.conv1d_transpose``: the gradient of conv1d with respect to its input.
+
+    input: [N, W, I] (NWC) or [N, I, W] (NCW); filters: [kw, O, I] (``[w, out, in]``); output_shape: 3 values in
+    data_format order, one that conv1d maps back onto ``input``'s width. strides, dilations: an int or a list of 1
+    or 3; padding "SAME" or "VALID" (no explicit padding). Returns an array of ``output_shape``.
+    """
+    return _transpose("conv1d_transpose", CONV1D_TRANSPOSE_FORMS, ("NWC", "NCW"), "WOI", input, filters, output_shape,
                       strides, padding, data_format, dilations)
 
 

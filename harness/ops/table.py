@@ -124,6 +124,19 @@ OPS: dict[str, OpSpec] = {
             gradient=gradient_rules.conv1d,
             relations=("layout_invariance", "input_channel_sum", "output_channel_stack", "conv1d_is_conv2d_height_1"),
         ),
+        OpSpec(
+            "conv1d_transpose",
+            (Operand("input", "data", "NWC"), Operand("filters", "filter", "WOI")),
+            ("output_shape", "strides", "padding", "data_format", "dilations"), ("output_shape", "strides"),
+            ("NWC", "NCW"),
+            reference.conv1d_transpose, kind="transposed", forms=reference.CONV1D_TRANSPOSE_FORMS,
+            defaults={"strides": 2, "padding": "SAME"},
+            gradient=gradient_rules.transposed,
+            relations=("layout_invariance",),
+            tf_kernels=("Conv2DBackpropInput",), tf_gradient_kernels=("Conv2D", "Conv2DBackpropFilter"),
+            resolve=resolve_output_shape, expand=expand_output_shape,
+            symbolic={"output_shape": SYMBOLIC_OUTPUT_SHAPES},
+        ),
     )
 }
 

@@ -117,6 +117,11 @@ def conv1d(input, filters, stride, padding, data_format="NWC", dilations=None):
     return _np(tf().nn.conv1d(input, filters, stride, padding, data_format=data_format, dilations=dilations))
 
 
+def conv1d_transpose(input, filters, output_shape, strides, padding="SAME", data_format="NWC", dilations=None):
+    """``tf.nn.conv1d_transpose`` on NumPy arrays."""
+    return _np(tf().nn.conv1d_transpose(input, filters, output_shape, strides, padding=padding,
+                                        data_format=data_format, dilations=dilations))
+
 
 # --- execution modes ----------------------------------------------------------------------
 
