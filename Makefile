@@ -8,6 +8,8 @@
 # make mutants      : break one convention at a time in the reference; every mutant must be killed
 # make bench        : time the reference against TensorFlow (all cores) and JAX's lax_reference on ResNet-50,
 #                     MobileNetV2 and decoder shapes; table, reports/bench.json and reports/bench.png
+# make docs         : the documentation site (docs/ -> site/), its generated pages first; strict: a broken link
+#                     or a missing page fails
 # make verify-caps : the registry under each ONEDNN_MAX_CPU_ISA cap below this CPU's own level (what users of
 #                     older CPUs see; reports in reports/isa-CAP/)
 # All create .venv and install the project on first use. ONEDNN=0 runs TensorFlow without oneDNN;
@@ -27,7 +29,7 @@ SHARD ?=
 TF_MODE := TF_ENABLE_ONEDNN_OPTS=$(ONEDNN) $(if $(strip $(ONEDNN_ISA)),ONEDNN_MAX_CPU_ISA=$(ONEDNN_ISA),)
 PYTEST := $(TF_MODE) HARNESS_BACKENDS="$(BACKENDS)" HARNESS_SHARD="$(SHARD)" $(BIN)/python -m pytest -n auto
 
-.PHONY: env browser backends verify verify-full verify-caps test fuzz mutants bench clean
+.PHONY: env browser backends verify verify-full verify-caps test fuzz mutants bench docs clean
 FUZZ_MINUTES ?= 5
 BENCH_ARGS ?=
 
@@ -77,6 +79,10 @@ mutants: $(STAMP)
 bench: $(STAMP)
 	$(TF_MODE) $(BIN)/python -m bench.run --out reports $(BENCH_ARGS)
 
+docs: $(STAMP)
+	$(BIN)/python -m docs.generate
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict  # not --quiet: it hides the warnings strict counts
+
 clean:
-	rm -rf $(VENV) *.egg-info
+	rm -rf $(VENV) *.egg-info site
 	find reports -mindepth 1 ! -name README.md -exec rm -rf {} +
