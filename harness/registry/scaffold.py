@@ -1,6 +1,6 @@
 """Scaffolding for ``harness new OP``: a new case, valid under ``parse_case``, from a few options.
 
-``new_case(op, ...)`` returns a raw case dict in the YAML schema (README, "Adding a case") with every operand a
+``new_case(op, ...)`` returns a raw case dict in the YAML schema (docs/cases.md, "Adding a case") with every operand a
 seeded generator (``generate: {dist: normal, shape, seed}``) and every required attribute filled in. What is not
 given has a default that fits what is given:
 

@@ -818,7 +818,7 @@ def render_machine(run: results.Run) -> str:
                 else "is off")
              + (f" under <span class=\"mono\">ONEDNN_MAX_CPU_ISA={esc(cap)}</span>" if cap else "")
              + f' (the CPU allows {esc(env.get("cpu_isa_level") or "?")}). Which kernel TensorFlow runs decides what it '
-               'accepts and computes; it was asked, not assumed (README: "Which machine you run on").</p>')
+               'accepts and computes; it was asked, not assumed (docs/divergences.md: "Which machine you run on").</p>')
     if not table_:
         why = probe.get("error") if probe else "this run recorded no kernel paths"
         return intro + f'<p class="note">Kernel paths not measured: {esc(why)}</p>'

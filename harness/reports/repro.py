@@ -233,8 +233,8 @@ def _header(case: Case, dtype: str, env: Environment, eigen: bool | None, findin
              f"oneDNN {mode} (TF_ENABLE_ONEDNN_OPTS={int(env.onednn)}),",
              f"{settings['intra_op_threads']} intra-op / {settings['inter_op_threads']} inter-op threads, "
              f"on {cpu}{isa}{cap}:",
-             f"TensorFlow ran {kernel} kernel. What TensorFlow does can depend on the CPU (README: \"Which machine "
-             "you run on\").",
+             f"TensorFlow ran {kernel} kernel. What TensorFlow does can depend on the CPU (docs/divergences.md: "
+             "\"Which machine you run on\").",
              "Prints a verdict line; always exits 0.",
              '"""']
     if finding.strip():

@@ -157,3 +157,24 @@ def test_a_broken_link_fails_the_strict_build(tmp_path):
     proc = subprocess.run([*command, "build", "--strict", "--site-dir", str(tmp_path / "site")], env=QUIET,
                           cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0 and "no-such-page.md" in proc.stdout + proc.stderr
+
+
+def test_every_dotted_harness_name_in_the_docs_exists():
+    """``harness.conv.padding.window`` and the like: a module, or an attribute of one, that can be imported."""
+    import importlib
+
+    missing = []
+    for name in sorted(set(re.findall(r"\bharness(?:\.[a-z_]+)+", CORPUS))):
+        parts = name.split(".")
+        for i in range(len(parts), 0, -1):
+            try:
+                obj = importlib.import_module(".".join(parts[:i]))
+                break
+            except ImportError:
+                continue
+        for attr in parts[i:]:
+            if not hasattr(obj, attr):
+                missing.append(name)
+                break
+            obj = getattr(obj, attr)
+    assert not missing, missing
