@@ -27,7 +27,7 @@ ONEDNN_ISA ?=
 BACKENDS ?=
 SHARD ?=
 TF_MODE := TF_ENABLE_ONEDNN_OPTS=$(ONEDNN) $(if $(strip $(ONEDNN_ISA)),ONEDNN_MAX_CPU_ISA=$(ONEDNN_ISA),)
-PYTEST := $(TF_MODE) HARNESS_BACKENDS="$(BACKENDS)" HARNESS_SHARD="$(SHARD)" $(BIN)/python -m pytest -n auto
+PYTEST := $(TF_MODE) HARNESS_BACKENDS="$(BACKENDS)" HARNESS_SHARD="$(SHARD)" $(BIN)/python -m pytest -n auto -p no:hypothesispytest
 
 .PHONY: env browser backends verify verify-full verify-caps test fuzz mutants bench docs clean
 FUZZ_MINUTES ?= 5

@@ -38,7 +38,7 @@ from harness.reports import report, results
 from harness.registry.cases import DIVERGENCES_FILE, Case, CaseError
 from harness.registry.loader import load_file
 from harness.tf.environment import Environment
-from harness.check.runner import Outcome, run_backend, run_case
+from harness.check.runner import Outcome, run_backend, run_case, run_gradients
 from harness.registry.sweeps import SWEEP_ENV
 
 CASES_DIR = "cases"
@@ -94,7 +94,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[STARTED_KEY] = time.monotonic()
     config.stash[RSS_KEY] = {}
     path = config.rootpath / CASES_DIR / DIVERGENCES_FILE
-    loaded = divergences.load(path, config.rootpath) if path.exists() else ([], [])
+    loaded = divergences.load(path, config.rootpath, scope=None) if path.exists() else ([], [])
     env = _environment(config)
     config.stash[DIVERGENCES_KEY] = (tuple(loaded[0]), tuple(loaded[1]), env)
     from _pytest.junitxml import xml_key
@@ -164,6 +164,9 @@ class CaseFile(pytest.File):
             else:
                 for dtype in entry.dtypes:
                     yield CaseItem.from_parent(self, name=entry.item_name(dtype), case=entry, dtype=dtype)
+                    if dtype in entry.gradient_dtypes:
+                        yield GradientItem.from_parent(self, name=entry.item_name(dtype, "gradients"), case=entry,
+                                                       dtype=dtype)
                     for backend in () if entry.expect_error else self.config.stash[BACKENDS_KEY]:
                         yield BackendItem.from_parent(self, name=f"{entry.name}[{dtype}@{backend.name}]", case=entry,
                                                       dtype=dtype, backend=backend)
@@ -226,6 +229,30 @@ class BackendItem(CaseItem):
 
     def reportinfo(self):
         return self.path, None, f"{self.case.id}[{self.dtype}@{self.backend.name}]"
+
+
+class GradientItem(CaseItem):
+    """One case's gradients at one dtype: TensorFlow's tf.GradientTape and raw backprop ops against the reference's
+    (``runner.run_gradients``)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.config.addinivalue_line("markers", "gradients: checks an op's gradients")
+        self.add_marker("gradients")
+
+    def runtest(self) -> None:
+        known, _, env = self.config.stash[DIVERGENCES_KEY]
+        outcome = run_gradients(self.case, self.dtype, known, env)
+        self.outcome = outcome
+        if outcome.status == "skipped":
+            pytest.skip(outcome.skip_reason)
+        if outcome.status == "xfailed":
+            pytest.xfail(f"known divergence {outcome.divergence.id}: {outcome.divergence.summary}")
+        if not outcome.passed:
+            raise CaseFailed(outcome)
+
+    def reportinfo(self):
+        return self.path, None, f"{self.case.id}[{self.dtype}:gradients]"
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -526,7 +553,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
             by_backend[rec["backend"], rec["op"]][status] += 1
             continue
         if status != "skipped":
-            counts[rec["op"]][status] += 1
+            counts[results.op_label(rec)][status] += 1
         if rec.get("divergence"):
             divergences_seen[rec["divergence"]] += 1
         if rec.get("tolerance_override"):
@@ -551,11 +578,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
         tw.line(f"known divergences not applicable here: {len(elsewhere)}")
         for did, why in elsewhere:
             tw.line(f"  {did}: {why}")
-    tw.line(f"{'op':<20}{'passed':>8}{'xfailed':>9}{'failed':>8}")
+    tw.line(f"{'op':<28}{'passed':>8}{'xfailed':>9}{'failed':>8}")
     for op in sorted(counts):
-        tw.line(f"{op:<20}{counts[op]['passed']:>8}{counts[op]['xfailed']:>9}{counts[op]['failed']:>8}")
+        tw.line(f"{op:<28}{counts[op]['passed']:>8}{counts[op]['xfailed']:>9}{counts[op]['failed']:>8}")
     total = sum((c for c in counts.values()), Counter())
-    tw.line(f"{'total':<20}{total['passed']:>8}{total['xfailed']:>9}{total['failed']:>8}")
+    tw.line(f"{'total':<28}{total['passed']:>8}{total['xfailed']:>9}{total['failed']:>8}")
     if by_backend:
         tw.line("backends against TensorFlow:")
         tw.line(f"{'backend':<22}{'op':<20}{'passed':>8}{'xfailed':>9}{'failed':>8}{'skipped':>9}")

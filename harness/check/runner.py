@@ -19,12 +19,13 @@ import numpy as np
 from harness import backends, ops
 from harness.check import diagnose as diagnosis
 from harness.check.prepare import Prepared, prepare
-from harness.check.verdict import (AGREES, REFERENCE, TENSORFLOW, against_oracle, tensorflow_behaviour,
-                                   tensorflow_error_behaviour, verdict)
+from harness.check.verdict import (AGREES, REFERENCE, TENSORFLOW, against_oracle, call_behaviour, checks_behaviour,
+                                   combined, tensorflow_behaviour, tensorflow_error_behaviour, verdict)
 from harness.conv.dtypes import dtype_of
-from harness.conv.tolerance import Bound, Comparison, compare
+from harness.conv.tolerance import Bound, Comparison, bound_for, compare
+from harness.ops import gradients as reference_gradients
 from harness.registry.cases import Case, CaseError
-from harness.registry.divergences import Divergence, matching
+from harness.registry.divergences import Divergence, in_scope, matching
 from harness.tf.environment import Environment
 from harness.tf.isolation import Raised, Returned, call_tensorflow
 
@@ -53,6 +54,7 @@ class Outcome:
     outputs: dict = field(default_factory=dict, repr=False, compare=False)
     backend: str | None = None  # the backend checked against TensorFlow (``run_backend``); None: the default item
     skip_reason: str = ""  # status "skipped": why the backend does not cover this case
+    check: str = "forward"  # what was checked: the op's output ("forward") or its "gradients" (``run_gradients``)
 
     @property
     def passed(self) -> bool:
@@ -64,7 +66,8 @@ class Outcome:
 
     def report(self) -> str:
         """A human-readable account, as shown for a failing pytest item."""
-        item = f"{self.dtype}@{self.backend}" if self.backend else self.dtype
+        item = (f"{self.dtype}@{self.backend}" if self.backend else
+                f"{self.dtype}:{self.check}" if self.check != "forward" else self.dtype)
         lines = [f"{self.case.id}[{item}]  op={self.case.op}  attrs={self.attrs or self.case.attrs}"]
         if self.shapes:
             lines.append("shapes: " + ", ".join(f"{k}={list(v)}" for k, v in self.shapes.items()))
@@ -130,7 +133,7 @@ def run_case(case: Case, dtype: str, divergences: Sequence[Divergence] = (), env
         return done("failed", errors=(f"malformed case: {exc}",))
     shapes = {name: a.shape for name, a in p.arrays.items()}
     feats = p.features(env)
-    applicable = matching(divergences, feats, env)
+    applicable = matching(in_scope(divergences, "forward"), feats, env)
     tf_result = call_tensorflow(case.op, p.args, p.attrs)
 
     errors, notes, comparisons, not_applicable, outputs = [], [], [], {}, {}
@@ -182,6 +185,84 @@ def run_case(case: Case, dtype: str, divergences: Sequence[Divergence] = (), env
                 outputs=outputs)
 
 
+def run_gradients(case: Case, dtype: str, divergences: Sequence[Divergence] = (), env: Environment | None = None,
+                  keep_outputs: bool = False) -> Outcome:
+    """Check TensorFlow's gradients of ``case`` at ``dtype`` (the operands ``case.gradients`` names) against the
+    reference's; never raises.
+
+    For a fixed random output gradient ``dy`` (seeded by the case and dtype): ``tf.GradientTape``'s gradient with
+    respect to each operand against ``harness.ops.gradients``, and the op's raw backprop op for that operand
+    (``OpSpec.raw_backprop``) against the reference's, each under the bound ``harness.conv.tolerance`` derives for
+    that gradient function (with the case's tolerance override). Known divergences: ``scope: gradient`` entries for
+    the tape, ``scope: raw_backprop`` (then gradient) entries for the raw ops. A configuration where a forward
+    divergence applies is skipped: TensorFlow's forward op is already known to differ there.
+    """
+    start = time.perf_counter()
+    env = env or Environment.current()
+
+    def done(status: str, **kw) -> Outcome:
+        return Outcome(case, dtype, status, seconds=time.perf_counter() - start, check="gradients", **kw)
+
+    try:
+        p = prepare(case, dtype)
+    except (CaseError, ValueError) as exc:
+        return done("failed", errors=(f"malformed case: {exc}",))
+    if p.reference_error is not None:
+        return done("failed", errors=(f"the reference rejects this case: {p.reference_error}",), shapes=p.shapes)
+    feats = p.features(env)
+    forward = matching(in_scope(divergences, "forward"), feats, env)
+    if forward:
+        return done("skipped", attrs=p.attrs, shapes=p.shapes, applicable=tuple(d.id for d in forward),
+                    skip_reason=f"known divergence of the forward op: {', '.join(d.id for d in forward)}")
+    tape_known = matching(in_scope(divergences, "gradient"), feats, env)
+    raw_known = matching(in_scope(divergences, "raw_backprop"), feats, env) + tape_known
+    dy = reference_gradients.output_gradient(f"{case.id}/{dtype}/dy", p.reference.shape, p.reference.dtype)
+    operands = [o.name for o in p.spec.operands]
+    want = reference_gradients.gradients(case.op, p.arrays, p.attrs, dy)
+    comparisons, verdicts, outputs, shapes = [], [], {}, {**p.shapes, "out_backprop": dy.shape}
+
+    tape = call_tensorflow("gradients", (case.op, p.args, p.attrs, dy), {})
+    failed = call_behaviour(tape)
+    checks = []
+    for name in case.gradients:
+        subject = f"tensorflow d/d{name}"
+        if failed is None:
+            got = np.asarray(tape.value[operands.index(name)])
+            bound = bound_for(reference_gradients.gradient_function(case.op, name), {**p.arrays, "out_backprop": dy},
+                              p.attrs, dtype_of(dtype), case.tolerance)
+            checks.append(compare(subject, got, f"reference d/d{name}", want[name], bound))
+            outputs[subject] = got
+        outputs[f"reference d/d{name}"] = want[name]
+    behaviour, detail = failed or checks_behaviour("tf.GradientTape", checks)
+    verdicts.append(verdict("TensorFlow's tf.GradientTape gradient", behaviour, detail, tape_known))
+    comparisons += checks
+    tensorflow = [f"tape {behaviour}"]
+
+    for name in case.gradients:
+        raw = reference_gradients.raw_backprop(case.op, name, p.arrays, p.attrs, dy)
+        if raw is None:
+            continue
+        result = call_tensorflow(raw.name, raw.args, raw.kwargs)
+        failed = call_behaviour(result)
+        if failed is None:
+            got, want_raw = np.asarray(result.value), raw.reference()
+            check = compare(f"tensorflow {raw.name}", got, f"reference {raw.name}", want_raw,
+                            bound_for(raw.run, raw.operands, raw.kwargs, dtype_of(dtype), case.tolerance))
+            comparisons.append(check)
+            outputs[check.subject], outputs[check.against] = got, want_raw
+            behaviour, detail = checks_behaviour(raw.name, [check])
+        else:
+            behaviour, detail = failed
+        verdicts.append(verdict(f"TensorFlow's {raw.name}", behaviour, detail, raw_known))
+        tensorflow.append(f"{raw.name} {behaviour}")
+
+    decided = combined(verdicts)
+    return done(decided.status, comparisons=tuple(comparisons), errors=decided.errors, notes=decided.notes,
+                attrs=p.attrs, shapes=shapes, tensorflow="; ".join(tensorflow), divergence=decided.divergence,
+                applicable=tuple(dict.fromkeys(d.id for d in tape_known + raw_known)),
+                outputs=outputs if keep_outputs or decided.status == "failed" else {})
+
+
 def against_reference(case: Case, dtype: str, backend) -> Comparison:
     """``backend``'s output on ``case`` at ``dtype``, compared with the reference's under the case's bound.
 
@@ -227,7 +308,7 @@ def run_backend(case: Case, dtype: str, backend, divergences: Sequence[Divergenc
     tf_result = call_tensorflow(case.op, p.args, p.attrs)
     _, _, tf_value, tf_check = tensorflow_behaviour(tf_result, ref, bound)
     tf_right = tf_check is not None and tf_check.ok
-    applicable = p.applicable(divergences, env, backend=backend.name)
+    applicable = p.applicable(in_scope(divergences, "forward"), env, backend=backend.name)
 
     try:
         out = backends.run(backend, case.op, p.arrays, p.attrs, dtype)

@@ -69,6 +69,16 @@ def verdict(subject: str, behaviour: str, detail: str, applicable: Sequence, err
     return Verdict(status, divergence if status == "xfailed" else None, tuple(errors), tuple(notes))
 
 
+def combined(verdicts: Sequence[Verdict]) -> Verdict:
+    """One status for several subjects checked on one item (a gradient item: tf.GradientTape, then each raw backprop
+    op): failed if any failed, else xfailed if any was excused by a known divergence, else passed."""
+    status = ("failed" if any(v.status == "failed" for v in verdicts)
+              else "xfailed" if any(v.status == "xfailed" for v in verdicts) else "passed")
+    divergence = next((v.divergence for v in verdicts if v.status == "xfailed"), None) if status == "xfailed" else None
+    return Verdict(status, divergence, tuple(e for v in verdicts for e in v.errors),
+                   tuple(n for v in verdicts for n in v.notes))
+
+
 # --- behaviours -----------------------------------------------------------------------------
 
 def _first_line(text: str) -> str:
@@ -89,13 +99,31 @@ def output_behaviour(subject: str, comparisons: Sequence[Comparison], out: np.nd
     return AGREES, ""
 
 
+def checks_behaviour(label: str, checks: Sequence[Comparison]) -> tuple[str, str]:
+    """(behaviour, detail) of ``label``'s outputs from their comparisons with the reference's: ``wrong_shape`` if
+    any has another shape, else ``wrong_values`` if any is outside its bound, else ``agrees``."""
+    bad = [c for c in checks if not c.ok]
+    if not bad:
+        return AGREES, ""
+    kind = "wrong_shape" if any(c.detail.startswith("shape") for c in bad) else "wrong_values"
+    return kind, f"{label}: " + "; ".join(c.line() for c in bad)
+
+
+def call_behaviour(result, label: str = "TensorFlow") -> tuple[str, str] | None:
+    """(behaviour, detail) of a TensorFlow call that raised or died; None when it returned."""
+    if isinstance(result, Died):
+        return "aborts", f"the {label} process died ({result.how}): {result.stderr_tail}"
+    if isinstance(result, Raised):
+        return f"raises {result.error_class}", _first_line(result.message)
+    return None
+
+
 def tensorflow_behaviour(result, ref: np.ndarray, bound: Bound) -> tuple[str, str, np.ndarray | None, Comparison | None]:
     """(behaviour, detail, TensorFlow's output or None, its comparison with the reference) of a TensorFlow call
     (``harness.tf.isolation``'s Returned, Raised or Died) for a case that computes a value."""
-    if isinstance(result, Died):
-        return "aborts", f"the TensorFlow process died ({result.how}): {result.stderr_tail}", None, None
-    if isinstance(result, Raised):
-        return f"raises {result.error_class}", _first_line(result.message), None, None
+    failed = call_behaviour(result)
+    if failed is not None:
+        return (*failed, None, None)
     value = np.asarray(result.value)
     check = compare(TENSORFLOW, value, REFERENCE, ref, bound)
     behaviour, detail = output_behaviour(TENSORFLOW, [check], value, ref, label="TensorFlow")

@@ -10,16 +10,20 @@ rules round once. No TensorFlow here.
 
 from __future__ import annotations
 
+import zlib
+from dataclasses import dataclass
 from typing import Callable, Mapping
 
 import numpy as np
 
+from harness.conv import reference
 from harness.conv.dtypes import accumulator
 from harness.ops.gradient_rules import raw_attrs
 from harness.ops.spec import Arrays
 from harness.ops.table import OPS, get
 
-__all__ = ["gradients", "gradient_function", "raw_attrs", "with_gradient"]
+__all__ = ["RawBackprop", "gradients", "gradient_function", "output_gradient", "raw_attrs", "raw_backprop",
+           "with_gradient"]
 
 
 def with_gradient() -> tuple[str, ...]:
@@ -69,3 +73,47 @@ def gradient_function(op: str, wrt: str) -> Callable[..., np.ndarray]:
 
     gradient.__name__ = f"d_{op}_d_{wrt}"
     return gradient
+
+
+def output_gradient(seed: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """A fixed random output gradient (standard normal values in ``dtype``) for a gradient check named ``seed``."""
+    return np.random.default_rng(zlib.crc32(seed.encode())).normal(size=shape).astype(dtype)
+
+
+@dataclass(frozen=True)
+class RawBackprop:
+    """One call of a raw backprop op (``OpSpec.raw_backprop``) that gives an operand's gradient.
+
+    ``args`` / ``kwargs``: as ``tf.raw_ops`` (and ``harness.tf.wrappers.<name>``) take them; ``operands``: the two
+    array arguments it is linear in (filter and out_backprop for an input gradient; input and out_backprop for a
+    filter gradient), with ``run(*operands.values(), **kwargs)`` the reference, so that
+    ``harness.conv.tolerance.bound_for(run, operands, kwargs, dtype)`` bounds it.
+    """
+
+    name: str
+    args: tuple
+    kwargs: dict
+    operands: dict
+    run: Callable[..., np.ndarray]
+
+    def reference(self) -> np.ndarray:
+        return self.run(*self.operands.values(), **self.kwargs)
+
+
+def raw_backprop(op: str, wrt: str, arrays: Arrays, attrs: Mapping, out_backprop: np.ndarray) -> RawBackprop | None:
+    """The raw backprop op call that gives ``d op / d wrt`` for these operands, attributes (resolved) and output
+    gradient, or None when the op has none for that operand."""
+    spec = get(op)
+    name = spec.raw_backprop.get(wrt)
+    if name is None:
+        return None
+    data, filt = arrays[spec.data.name], arrays[spec.filter.name]
+    kwargs = raw_attrs(spec, attrs)
+    impl = getattr(reference, name)
+    if wrt == spec.data.name:  # backprop_input(input_sizes, filter, out_backprop)
+        sizes = list(data.shape)
+        return RawBackprop(name, (sizes, filt, out_backprop), kwargs, {"filter": filt, "out_backprop": out_backprop},
+                           lambda w, dy, **kw: impl(sizes, w, dy, **kw))
+    sizes = list(filt.shape)  # backprop_filter(input, filter_sizes, out_backprop)
+    return RawBackprop(name, (data, sizes, out_backprop), kwargs, {"input": data, "out_backprop": out_backprop},
+                       lambda x, dy, **kw: impl(x, sizes, dy, **kw))

@@ -60,6 +60,7 @@ class OpSpec:
     ``KINDS``; ``forms``: the forms its window arguments take (``ArgForms``); ``defaults``: attributes a new case
     starts from (``harness new``); ``textbook``: the seed documents' formulations paired with it; ``gradient``: the
     reference gradient rule, ``(spec, arrays, attrs, dy) -> {operand: gradient}`` (``harness.ops.gradients``);
+    ``raw_backprop``: the raw backprop op that gives each operand's gradient, when TensorFlow has one;
     ``relations``: the names of the metamorphic relations that hold for it (``harness.selftest.relations``);
     ``tf_kernels`` / ``tf_gradient_kernels``: the TensorFlow kernels tf.nn runs for it and for its gradient
     (``harness.tf.kernel_probe.KERNELS``; which of them run oneDNN is measured); ``kernel_padding``: the kind of
@@ -78,6 +79,9 @@ class OpSpec:
     defaults: Mapping = field(default_factory=dict)
     textbook: tuple[Formulation, ...] = ()
     gradient: Callable | None = None
+    # operand -> the tf.raw_ops backprop op (a function of that name in harness.conv.reference and
+    # harness.tf.wrappers) that computes its gradient from the same attributes (``harness.ops.gradients.raw_attrs``)
+    raw_backprop: Mapping[str, str] = field(default_factory=dict)
     relations: tuple[str, ...] = ()  # the metamorphic relations checked on its cases (harness.selftest.relations)
     tf_kernels: tuple[str, ...] = ("Conv2D",)
     tf_gradient_kernels: tuple[str, ...] = ("Conv2DBackpropInput", "Conv2DBackpropFilter")

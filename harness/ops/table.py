@@ -58,6 +58,7 @@ OPS: dict[str, OpSpec] = {
                       formulation("correlate_centered", pairings.correlate_centered),
                       formulation("matmul_1x1", pairings.matmul_1x1)),
             gradient=gradient_rules.conv2d,
+            raw_backprop={"input": "conv2d_backprop_input", "filters": "conv2d_backprop_filter"},
             relations=("layout_invariance", "convolution_is_rotated_correlation", "one_by_one_is_matmul", "input_channel_sum",
                        "output_channel_stack", "dilation_is_zero_inserted_kernel", "explicit_padding_is_np_pad",
                        "same_is_explicit"),
@@ -70,6 +71,8 @@ OPS: dict[str, OpSpec] = {
             defaults={"strides": [1, 1, 1, 1], "padding": "SAME"},  # tf.nn takes a 4-list only
             textbook=(formulation("depthwise_apart", pairings.depthwise_apart),),
             gradient=gradient_rules.depthwise_conv2d,
+            raw_backprop={"input": "depthwise_conv2d_native_backprop_input",
+                          "filter": "depthwise_conv2d_native_backprop_filter"},
             relations=("layout_invariance", "depthwise_is_per_channel_conv2d", "explicit_padding_is_np_pad", "same_is_explicit"),
             tf_kernels=("DepthwiseConv2dNative",), tf_gradient_kernels=_DEPTHWISE_GRADIENT,
             kernel_padding=_space_to_batch_padding,

@@ -43,7 +43,8 @@ DISTRIBUTIONS = {
     "integers": ({"low": -3, "high": 3}, True),  # inclusive bounds
     "arange": ({"start": 0, "step": 1}, True),
 }
-CASE_FIELDS = {"name", "op", "attrs", "inputs", "expected", "dtypes", "tolerance", "tags", "description", "expect_error"}
+CASE_FIELDS = {"name", "op", "attrs", "inputs", "expected", "dtypes", "tolerance", "tags", "description", "expect_error",
+               "gradients"}
 # An error contract's TensorFlow class may depend on the kernel that runs the case (measured per op, dtype and padding:
 # harness.tf.environment). onednn_on / onednn_off are the older names of the two keys.
 TF_KERNEL_KEYS = ("onednn_kernel", "eigen_kernel")
@@ -143,13 +144,21 @@ class Case:
     description: str = ""
     sweep: str | None = None  # the sweep this case was expanded from
     expect_error: ExpectError | None = None
+    # Operands whose gradients are checked too (TensorFlow's tf.GradientTape and raw backprop ops against the
+    # reference's), as items of their own: ``gradient_dtypes`` says at which dtypes.
+    gradients: tuple[str, ...] = ()
 
     @property
     def id(self) -> str:
         return f"{self.file}::{self.name}"
 
-    def item_name(self, dtype: str) -> str:
-        return f"{self.name}[{dtype}]"
+    def item_name(self, dtype: str, check: str = "forward") -> str:
+        return f"{self.name}[{dtype}]" if check == "forward" else f"{self.name}[{dtype}:{check}]"
+
+    @property
+    def gradient_dtypes(self) -> tuple[str, ...]:
+        """The dtypes its gradients are checked at: its floating dtypes (tf.GradientTape has no integer gradients)."""
+        return tuple(dt for dt in self.dtypes if not is_integer(dtype_of(dt))) if self.gradients else ()
 
 
 # --- parsing helpers ----------------------------------------------------------------------
@@ -368,8 +377,30 @@ def parse_case(file: str, raw: Any, index: int, defaults: dict | None = None, sw
     expect_error = _expect_error(file, name, raw["expect_error"]) if raw.get("expect_error") is not None else None
     if expect_error and expected is not None:
         raise CaseError(file, name, "expected", "an error contract (expect_error) has no expected output")
+    grads = _gradients(file, name, spec, raw.get("gradients", []), expect_error)
     return Case(name, file, spec.name, dict(attrs), inputs, expected, dtypes, tolerance, tags, description, sweep,
-                expect_error)
+                expect_error, grads)
+
+
+def _gradients(file, case, spec, value, expect_error) -> tuple[str, ...]:
+    """The ``gradients`` field: operand names of the op (``all``: every operand), for an op with a gradient rule."""
+    operands = [o.name for o in spec.operands]
+    if value == "all":
+        value = operands
+    names = _str_list(file, case, "gradients", value)
+    if not names:
+        return ()
+    if spec.gradient is None:
+        raise CaseError(file, case, "gradients", f"{spec.name} has no gradient rule (harness.ops.table)")
+    if expect_error:
+        raise CaseError(file, case, "gradients", "an error contract (expect_error) has no gradients to check")
+    for n in names:
+        if n not in operands:
+            raise CaseError(file, case, "gradients", f"{spec.name} has no operand {n!r}; give some of "
+                                                     f"{', '.join(operands)}, or all")
+    if len(set(names)) != len(names):
+        raise CaseError(file, case, "gradients", f"must name distinct operands, got {list(names)}")
+    return tuple(n for n in operands if n in names)
 
 
 # --- materializing a case -----------------------------------------------------------------

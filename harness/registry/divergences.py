@@ -43,9 +43,10 @@ stale there.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import yaml
@@ -68,6 +69,8 @@ FEATURES = {
     "padding": "SAME, VALID or explicit",
     "stride_gt_1": "some spatial stride is greater than 1",
     "dilation_gt_1": "some spatial dilation (or atrous rate) is greater than 1",
+    "dilated_kernel_axis": "some spatial axis has dilation > 1 and a kernel wider than 1 tap (the dilation changes "
+                           "which pixels the kernel reads)",
     "strided_dilated_axis": "some spatial axis has stride > 1, dilation > 1 and more than one output pixel",
     "strided_unit_width": "the output is one pixel wide and the width stride is greater than 1",
     "output_empty": "the reference's output has no elements",
@@ -135,14 +138,13 @@ class Divergence:
         ISA), or None when it can."""
         if self.onednn != "any" and (self.onednn == "on") != env.onednn:
             return f"needs oneDNN {self.onednn}"
-        try:
-            if Version(env.tensorflow_version) not in self.tensorflow_versions:
-                return f"needs TensorFlow {self.tensorflow_versions}, here {env.tensorflow_version}"
-        except Exception:  # "not installed" or an unparsable version: nothing is known
+        if not _version_in(self.tensorflow_versions, env.tensorflow_version):
             return f"needs TensorFlow {self.tensorflow_versions}, here {env.tensorflow_version}"
-        facts = env.facts()
-        for key, want in self.when.items():
-            if _is_env_feature(key) and not _matches(facts.get(key), want):
+        env_keys = [key for key in self.when if _is_env_feature(key)]
+        facts = env.facts() if env_keys else {}
+        for key in env_keys:
+            want = self.when[key]
+            if not _matches(facts.get(key), want):
                 have = facts.get(key)
                 return (f"needs {key} {'one of ' + ', '.join(map(str, want)) if isinstance(want, list) else want}, "
                         f"here {'unknown' if have is None else have}")
@@ -155,6 +157,16 @@ class Divergence:
 
     def expects(self, behaviour: str) -> bool:
         return behaviour in self.tensorflow_does
+
+
+@functools.lru_cache(maxsize=256)
+def _version_in(versions: SpecifierSet, text: str) -> bool:
+    """Whether TensorFlow version ``text`` is in ``versions`` ("not installed" or an unparsable version: never).
+    Cached: every case matches every entry, and parsing a version is slower than the rest of the match."""
+    try:
+        return Version(text) in versions
+    except Exception:
+        return False
 
 
 def _matches(have, want) -> bool:
@@ -253,6 +265,11 @@ def load(path: Path, root: Path | None = None, scope: str | None = "forward") ->
     return entries, errors
 
 
+def in_scope(known: Sequence[Divergence], scope: str) -> list[Divergence]:
+    """The entries of ``known`` with this scope (``SCOPES``)."""
+    return [d for d in known if d.scope == scope]
+
+
 def registry(root: Path | None = None) -> list[Divergence]:
     """The forward divergences of ``<root>/cases/known_divergences.yaml`` (none if the file is missing)."""
     path = Path(root or Path.cwd()) / "cases" / "known_divergences.yaml"
@@ -341,6 +358,8 @@ def features(case, dtype: str, arrays: Mapping[str, np.ndarray], attrs: Mapping,
     feats["strided_unit_width"] = bool(out_sizes) and out_sizes[-1] == 1 and len(spatial_strides) > 0 and spatial_strides[-1] > 1
     feats["strided_dilated_axis"] = any(
         s > 1 and d > 1 and n > 1 for s, d, n in zip(spatial_strides, spatial_dilations, out_sizes))
+    kernel = [w.shape[filt.layout.index(c)] if w.ndim == len(filt.layout) else 0 for c in spatial]
+    feats["dilated_kernel_axis"] = any(d > 1 and k > 1 for d, k in zip(spatial_dilations, kernel))
     feats["unequal_strides"] = len(set(spatial_strides)) > 1
     feats["filter_empty"] = any(np.asarray(arrays[o.name]).size == 0 for o in spec.operands if o.kind == "filter")
     feats["input_spatial_empty"] = x.ndim == len(fmt) and any(x.shape[fmt.index(c)] == 0 for c in spatial)

@@ -146,7 +146,7 @@ def per_op(run: results.Run) -> dict[str, Counter]:
     """op -> counts of statuses, plus "error contracts" and "seconds"."""
     table: dict[str, Counter] = defaultdict(Counter)
     for r in default_cases(run):
-        row = table[r.get("op") or "?"]
+        row = table[results.op_label(r)]
         row["failed" if r["status"] == "error" else r["status"]] += 1
         row["error contracts"] += bool(r.get("expect_error"))
         row["seconds"] += r.get("seconds") or 0.0

@@ -107,6 +107,12 @@ def coverage(op: str, attrs: Mapping) -> dict[str, str]:
     return cell
 
 
+def op_label(rec: dict) -> str:
+    """The row a record counts in per op: the op, or "<op> gradients" for a gradient item."""
+    op = rec.get("op") or "?"
+    return f"{op} gradients" if rec.get("check") == "gradients" else op
+
+
 def record(outcome, item_id: str, tags: Iterable[str] = (), with_arrays: bool | None = None) -> dict:
     """The JSON record of one ``runner.Outcome``.
 
@@ -159,6 +165,7 @@ def record(outcome, item_id: str, tags: Iterable[str] = (), with_arrays: bool | 
         "not_applicable": dict(outcome.not_applicable),
         "seconds": outcome.seconds,
         "backend": outcome.backend,
+        "check": outcome.check,
         "skip_reason": outcome.skip_reason or None,
     }
     if outcome.status == "failed":

@@ -141,6 +141,11 @@ EDITS = [
     ("unknown_data_format", "conv2d", {"attrs.data_format": "NWHC"}, "attrs.data_format", "got 'NWHC'"),
     ("kernel_on_data_operand", "conv2d", {"inputs.input.kernel": "convolution"}, "inputs.input.kernel", "only filters"),
     ("unknown_kernel_orientation", "conv2d", {"inputs.filters.kernel": "flipped"}, "inputs.filters.kernel", "'flipped'"),
+    ("gradient_of_unknown_operand", "conv2d", {"gradients": ["input", "filter"]}, "gradients", "no operand 'filter'"),
+    ("gradients_not_a_list", "conv2d", {"gradients": {"input": True}}, "gradients", "must be a list of strings"),
+    ("gradient_named_twice", "conv2d", {"gradients": ["input", "input"]}, "gradients", "distinct operands"),
+    ("gradients_of_an_error_contract", "conv2d", {"gradients": "all", "expect_error": {"reference": "ValueError", "tensorflow": "InvalidArgumentError"}}, "gradients",
+     "an error contract"),
 ]
 
 
@@ -456,3 +461,19 @@ def test_an_error_contract_names_the_class_per_kernel_and_accepts_the_older_keys
     (err,) = load_cases(tmp_path, edited(base_case("conv2d", "g"), {
         "expect_error": {"reference": "ValueError", "tensorflow": {"onednn_kernel": "AbortedError"}}}))
     assert_names(err, FILE, "g", "expect_error.tensorflow", "{onednn_kernel: Class, eigen_kernel: Class}")
+
+
+def test_gradients_name_operands_in_the_op_order_and_all_names_every_operand(tmp_path):
+    case = only_case(load_cases(tmp_path, edited(base_case("conv2d", "c"), {"gradients": ["filters", "input"]})))
+    assert case.gradients == ("input", "filters")
+    every = only_case(load_cases(tmp_path, edited(base_case("depthwise_conv2d", "d"), {"gradients": "all"})))
+    assert every.gradients == ("input", "filter")
+    assert only_case(load_cases(tmp_path, base_case("conv2d", "e"))).gradients == ()
+
+
+def test_gradient_items_are_the_floating_dtypes_only(tmp_path):
+    raw = edited(base_case("conv2d", "c"), {"gradients": "all", "dtypes": ["int32", "bfloat16", "float64"]})
+    case = only_case(load_cases(tmp_path, raw))
+    assert case.gradient_dtypes == ("bfloat16", "float64")
+    assert case.item_name("float64", "gradients") == "c[float64:gradients]"
+    assert only_case(load_cases(tmp_path, base_case("conv2d", "d"))).gradient_dtypes == ()
