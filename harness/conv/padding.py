@@ -312,7 +312,7 @@ def transpose_output_sizes(size: int, kernel: int, stride: int, dilation: int, p
         lo = (size - 1) * stride + k_eff - before - after
         hi = lo + stride - 1
         lo = max(lo, k_eff - before - after)
-    lo = max(lo, 0 if padding == "SAME" else 1)
-    if size <= 0 or hi < lo:
+    lo = max(lo, 0)
+    if hi < lo:  # e.g. VALID onto an empty input: no window fits in fewer than k_eff padded pixels
         return range(0)
     return range(lo, hi + 1)

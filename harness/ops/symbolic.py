@@ -1,4 +1,6 @@
-"""Attribute values that stand for others: a transposed convolution's ``output_shape: smallest | largest | all``.
+"""Attribute values that stand for others: a transposed convolution's ``output_shape: smallest | largest | all``
+(and ``smallest_spatial | largest_spatial``: the same sizes in the spatial-only form, e.g. ``[H, W]``, for an op that
+takes it).
 
 TensorFlow accepts several output shapes for one transposed convolution (up to ``stride`` per spatial axis: those
 the forward convolution maps back onto the input, ``harness.conv.padding.transpose_output_sizes``). A case may name
@@ -14,6 +16,7 @@ from harness.conv.padding import transpose_output_sizes
 from harness.ops.spec import Arrays, OpSpec
 
 SYMBOLIC_OUTPUT_SHAPES = ("smallest", "largest", "all")
+SPATIAL_OUTPUT_SHAPES = ("smallest_spatial", "largest_spatial")  # for ops whose output_shape may be spatial sizes only
 
 
 def _accepted(spec: OpSpec, shapes: Mapping[str, tuple], attrs: Mapping) -> tuple[str, int, int, list[range]]:
@@ -38,13 +41,16 @@ def _shape(fmt: str, batch: int, channels: int, sizes) -> list[int]:
 
 
 def resolve_output_shape(spec: OpSpec, arrays: Arrays, attrs: dict) -> dict:
-    """``output_shape: smallest | largest``: the smallest / largest shape TensorFlow accepts, in data_format order."""
+    """``output_shape: smallest | largest``: the smallest / largest shape TensorFlow accepts, in data_format order;
+    ``smallest_spatial | largest_spatial``: its spatial sizes alone."""
     choice = attrs.get("output_shape")
-    if choice not in ("smallest", "largest"):
+    if choice not in ("smallest", "largest", *SPATIAL_OUTPUT_SHAPES):
         return attrs
     fmt, batch, channels, sizes = _accepted(spec, {k: v.shape for k, v in arrays.items()}, attrs)
-    pick = 0 if choice == "smallest" else -1
-    return {**attrs, "output_shape": _shape(fmt, batch, channels, [r[pick] for r in sizes])}
+    picked = [r[0 if choice.startswith("smallest") else -1] for r in sizes]
+    if choice in SPATIAL_OUTPUT_SHAPES:
+        return {**attrs, "output_shape": picked}
+    return {**attrs, "output_shape": _shape(fmt, batch, channels, picked)}
 
 
 def expand_output_shape(spec: OpSpec, shapes: Mapping[str, tuple], attrs: dict):

@@ -28,7 +28,7 @@ import harness.ops.gradient_rules as gradient_rules
 import harness.ops.pairings as pairings
 from harness.ops.pairings import formulation
 from harness.ops.spec import OpSpec, Operand
-from harness.ops.symbolic import SYMBOLIC_OUTPUT_SHAPES, expand_output_shape, resolve_output_shape
+from harness.ops.symbolic import SPATIAL_OUTPUT_SHAPES, SYMBOLIC_OUTPUT_SHAPES, expand_output_shape, resolve_output_shape
 
 _DEPTHWISE_GRADIENT = ("DepthwiseConv2dNativeBackpropInput", "DepthwiseConv2dNativeBackpropFilter")
 
@@ -89,7 +89,7 @@ OPS: dict[str, OpSpec] = {
             relations=("layout_invariance", "transpose_is_zero_insertion"),
             tf_kernels=("Conv2DBackpropInput",), tf_gradient_kernels=("Conv2D", "Conv2DBackpropFilter"),
             resolve=resolve_output_shape, expand=expand_output_shape,
-            symbolic={"output_shape": SYMBOLIC_OUTPUT_SHAPES},
+            symbolic={"output_shape": SYMBOLIC_OUTPUT_SHAPES + SPATIAL_OUTPUT_SHAPES},
         ),
         OpSpec(
             "atrous_conv2d",

@@ -66,7 +66,7 @@ FEATURES = {
     "op": "the op name",
     "dtype": "the dtype the case runs at",
     "data_format": "NHWC, NCHW, NWC or NCW",
-    "padding": "SAME, VALID or explicit",
+    "padding": "SAME, VALID, explicit (a list of pairs) or invalid (anything else, in an error contract)",
     "stride_gt_1": "some spatial stride is greater than 1",
     "dilation_gt_1": "some spatial dilation (or atrous rate) is greater than 1",
     "dilated_kernel_axis": "some spatial axis has dilation > 1 and a kernel wider than 1 tap (the dilation changes "
@@ -84,6 +84,8 @@ FEATURES = {
     "filter_empty": "a filter operand has no elements",
     "input_spatial_empty": "the data operand has a spatial axis of size 0",
     "strides_in_batch_or_channels": "a full-rank strides value with a batch or channel entry other than 1",
+    "window_arg_not_int": "the strides argument is null, or the strides or dilations argument is (or holds) a float "
+                          "or a bool instead of ints",
     "dilations_length": "the number of values in a dilations list (None for an int or None)",
     "expect_error": "the case is an error contract",
     "padding_only_row": "some output row reads only padding: every dilated kernel tap along H lands outside the input",
@@ -157,6 +159,12 @@ class Divergence:
 
     def expects(self, behaviour: str) -> bool:
         return behaviour in self.tensorflow_does
+
+
+def _not_int(value) -> bool:
+    """A window argument (or one of its entries) that is a float or a bool, not an int."""
+    items = value if isinstance(value, list) else [value]
+    return any(isinstance(v, (bool, float)) for v in items)
 
 
 @functools.lru_cache(maxsize=256)
@@ -337,7 +345,7 @@ def features(case, dtype: str, arrays: Mapping[str, np.ndarray], attrs: Mapping,
         "op": case.op,
         "dtype": dtype,
         "data_format": fmt,
-        "padding": padding if isinstance(padding, str) else "explicit",
+        "padding": padding if isinstance(padding, str) else "explicit" if isinstance(padding, list) else "invalid",
         "stride_gt_1": any(v > 1 for v in spatial_strides),
         "dilation_gt_1": any(v > 1 for v in spatial_dilations),
         "output_empty": None if reference_output is None else bool(np.asarray(reference_output).size == 0),
@@ -370,8 +378,11 @@ def features(case, dtype: str, arrays: Mapping[str, np.ndarray], attrs: Mapping,
     feats["strides_in_batch_or_channels"] = len(full) == len(fmt) and any(
         v != 1 for v, c in zip(full, fmt) if c in "NC")
     dilations_value = attrs.get(spec.forms.dilation_arg)
+    feats["window_arg_not_int"] = (spec.forms.stride_arg is not None and strides_value is None
+                                   and spec.forms.stride_arg in attrs) or any(
+        _not_int(v) for v in (strides_value, dilations_value) if v is not None)
     feats["dilations_length"] = len(dilations_value) if isinstance(dilations_value, list) else None
-    if not isinstance(padding, str) and len(padding) == len(fmt):
+    if isinstance(padding, list) and len(padding) == len(fmt):
         feats["padding_in_batch_or_channels"] = any(
             any(v != 0 for v in pair) for pair, c in zip(padding, fmt) if c in "NC" and isinstance(pair, list))
     feats["padding_only_row"] = (x.ndim == len(fmt) and w.ndim == len(filt.layout)
@@ -383,7 +394,7 @@ def features(case, dtype: str, arrays: Mapping[str, np.ndarray], attrs: Mapping,
         if spec.kind != "transposed":
             dil, strides = spatial_dilations, spatial_strides
             pads = [(0, 0)] * len(spatial) if isinstance(padding, str) else [
-                p for p, c in zip(padding, fmt) if c in spatial] if len(padding) == len(fmt) else []
+                p for p, c in zip(padding, fmt) if c in spatial] if isinstance(padding, list) and len(padding) == len(fmt) else []
             if padding == "VALID" or pads:
                 for i, letter in enumerate(spatial):
                     d = dil[i] if i < len(dil) else (dil[0] if dil else 1)

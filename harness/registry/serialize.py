@@ -91,6 +91,8 @@ def case_to_dict(case: Case) -> dict:
         out["tags"] = list(case.tags)
     if case.expect_error is not None:
         out["expect_error"] = _expect_error_dict(case.expect_error)
+    if case.gradients:
+        out["gradients"] = list(case.gradients)
     return out
 
 

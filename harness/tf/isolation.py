@@ -15,12 +15,19 @@ while the zygote has no TensorFlow threads.
 
 Set ``HARNESS_TF_ISOLATION=0`` to call TensorFlow in-process instead (easier to
 debug; an abort then kills the run).
+
+Recorded answers: with ``HARNESS_TF_RECORD=<dir>`` every answer is also stored in that directory (one file per
+call, named by a hash of the call); with ``HARNESS_TF_REPLAY=<dir>`` a call stored there is answered from it
+without TensorFlow (any other call runs as usual). The mutation run (``harness.selftest.mutmut_run``) records
+once and replays in every mutant: a mutant changes the reference, never TensorFlow's answers.
 """
 
 from __future__ import annotations
 
 import atexit
+import hashlib
 import os
+import pickle
 import signal
 import socket
 import subprocess
@@ -35,6 +42,8 @@ import numpy as np
 from harness.tf import kernel_probe, wrappers
 
 ISOLATION_ENV = "HARNESS_TF_ISOLATION"
+RECORD_ENV = "HARNESS_TF_RECORD"
+REPLAY_ENV = "HARNESS_TF_REPLAY"
 CALL_TIMEOUT_S = 300.0
 
 
@@ -120,6 +129,7 @@ class TFProcess:
     """A TensorFlow server process, replaced by a fresh fork of the zygote after it dies."""
 
     def __init__(self) -> None:
+        self.owner = os.getpid()  # the process that started it (a fork's copy is not its own)
         self._zygote: subprocess.Popen | None = None
         self._control: socket.socket | None = None  # requests to the zygote
         self._pid = 0  # the server's
@@ -181,6 +191,8 @@ class TFProcess:
         return Died(how or ("exited (status unknown)" if code is None else _describe_exit(code)), self._stderr_since(offset))
 
     def close(self) -> None:
+        if os.getpid() != self.owner:  # a forked copy: the server and zygote are its parent's to end
+            return
         if self._conn is not None:
             self._conn.close()  # the server sees EOF and exits
             self._conn = None
@@ -208,16 +220,48 @@ def restart() -> None:
         _process = None
 
 
+def answer_key(op: str, args: tuple, kwargs: dict, mode: str = "eager") -> str:
+    """The name of a call's recorded answer: a hash of everything the call sends."""
+    return hashlib.sha256(pickle.dumps((op, args, sorted(kwargs.items()), mode), protocol=4)).hexdigest()
+
+
+def _recorded(directory: str, key: str) -> Result | None:
+    try:
+        with open(os.path.join(directory, key), "rb") as f:
+            return pickle.load(f)
+    except FileNotFoundError:
+        return None
+
+
+def _record(directory: str, key: str, result: Result) -> None:
+    os.makedirs(directory, exist_ok=True)
+    tmp = os.path.join(directory, f".{key}.{os.getpid()}")
+    with open(tmp, "wb") as f:
+        pickle.dump(result, f, protocol=4)
+    os.replace(tmp, os.path.join(directory, key))
+
+
 def call_tensorflow(op: str, args: tuple, kwargs: dict, mode: str = "eager") -> Result:
     """Run ``harness.wrappers.<op>(*args, **kwargs)`` (``mode``: eager, function or xla; see ``wrappers.call``),
-    isolated unless HARNESS_TF_ISOLATION=0."""
+    isolated unless HARNESS_TF_ISOLATION=0; answered from HARNESS_TF_REPLAY and stored in HARNESS_TF_RECORD when
+    they are set (see the module's docstring)."""
     global _process
+    replay, record = os.environ.get(REPLAY_ENV), os.environ.get(RECORD_ENV)
+    key = answer_key(op, args, kwargs, mode) if replay or record else ""
+    if replay:
+        found = _recorded(replay, key)
+        if found is not None:
+            return found
     if os.environ.get(ISOLATION_ENV, "1") == "0":
-        return _call(op, args, kwargs, mode)
-    if _process is None:
-        _process = TFProcess()
-        atexit.register(_process.close)
-    return _process.call(op, args, kwargs, mode=mode)
+        result = _call(op, args, kwargs, mode)
+    else:
+        if _process is None or _process.owner != os.getpid():  # a forked child never shares its parent's server
+            _process = TFProcess()
+            atexit.register(_process.close)
+        result = _process.call(op, args, kwargs, mode=mode)
+    if record:
+        _record(record, key, result)
+    return result
 
 
 if __name__ == "__main__":

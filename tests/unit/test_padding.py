@@ -310,7 +310,7 @@ def test_windows_applies_name_to_every_axis_and_pairs_per_axis():
 
 def accepted_by_forward_conv(n, k, s, d, padding, limit=60):
     accepted = set()
-    for m in range(1, limit + 1):
+    for m in range(0, limit + 1):
         try:
             if window("op", m, k, s, d, padding).out == n:
                 accepted.add(m)
@@ -336,4 +336,7 @@ def test_transpose_output_sizes_hand_values():
     assert transpose_output_sizes(3, 3, 1, 1, "VALID") == range(5, 6)
     assert transpose_output_sizes(3, 3, 2, 1, (1, 1)) == range(5, 7)
     assert len(transpose_output_sizes(1, 1, 1, 1, (5, 5))) == 0  # padding alone gives 11 outputs
-    assert len(transpose_output_sizes(0, 3, 2, 1, "SAME")) == 0
+    # An empty input: SAME maps an empty output (and only that) onto it, as TensorFlow's Eigen kernel accepts;
+    # VALID maps nothing onto it (a window needs k_eff pixels).
+    assert transpose_output_sizes(0, 3, 2, 1, "SAME") == range(0, 1)
+    assert len(transpose_output_sizes(0, 3, 2, 1, "VALID")) == 0
