@@ -6,6 +6,9 @@
 #                     report's screenshot in headless Chromium (installed with apt-get when missing)
 # make fuzz         : a longer property-based search (FUZZ_MINUTES, default 5); failures saved under cases/found/
 # make mutants      : break one convention at a time in the reference; every mutant must be killed
+# make coverage     : branch coverage of the reference package (reference, padding, layouts, dtypes) by cases/
+#                     alone; HTML in reports/coverage/html/; fails on an unreached line or branch that
+#                     selftest/coverage_exclusions.yaml does not list with a reason
 # make bench        : time the reference against TensorFlow (all cores) and JAX's lax_reference on ResNet-50,
 #                     MobileNetV2 and decoder shapes; table, reports/bench.json and reports/bench.png
 # make docs         : the documentation site (docs/ -> site/), its generated pages first; strict: a broken link
@@ -29,7 +32,7 @@ SHARD ?=
 TF_MODE := TF_ENABLE_ONEDNN_OPTS=$(ONEDNN) $(if $(strip $(ONEDNN_ISA)),ONEDNN_MAX_CPU_ISA=$(ONEDNN_ISA),)
 PYTEST := $(TF_MODE) HARNESS_BACKENDS="$(BACKENDS)" HARNESS_SHARD="$(SHARD)" $(BIN)/python -m pytest -n auto -p no:hypothesispytest
 
-.PHONY: env browser backends verify verify-full verify-caps test fuzz mutants bench docs clean
+.PHONY: env browser backends verify verify-full verify-caps test fuzz mutants coverage bench docs clean
 FUZZ_MINUTES ?= 5
 BENCH_ARGS ?=
 
@@ -74,6 +77,9 @@ fuzz: $(STAMP)
 
 mutants: $(STAMP)
 	$(TF_MODE) $(BIN)/python -m harness.selftest.mutation
+
+coverage: $(STAMP)
+	$(TF_MODE) $(BIN)/python -m harness.selftest.coverage --out reports/coverage -- -n auto
 
 # A report: exits 0 even when a target is missed (add --check through BENCH_ARGS to fail instead).
 bench: $(STAMP)

@@ -77,7 +77,9 @@ FEATURES = {
     "grouped": "the input has k > 1 times as many channels as the filter's in_channels",
     "kernel_exceeds_input": "an effective kernel is larger than the padded input",
     "input_rank": "the rank of the data operand",
-    "tf_zero_output": "TensorFlow's own output-size formula, (padded - k_eff + s) / s truncated, gives 0 on some axis",
+    "tf_zero_output": "the kernel does not fit in the padded (forward) input on some axis, yet TensorFlow's own "
+                      "output-size formula, (padded - k_eff + s) / s truncated, gives 0 there (for a transposed op: "
+                      "the input's size, so TensorFlow accepts that output_shape)",
     "padding_in_batch_or_channels": "explicit padding with a nonzero batch or channel pair",
     "output_shape_length": "the number of values in conv2d_transpose's output_shape",
     "unequal_strides": "the spatial strides differ from each other",
@@ -391,21 +393,32 @@ def features(case, dtype: str, arrays: Mapping[str, np.ndarray], attrs: Mapping,
         channels = x.shape[fmt.index("C")]
         in_channels = w.shape[filt.layout.index("I")]
         feats["grouped"] = bool(in_channels and channels != in_channels and channels % in_channels == 0)
-        if spec.kind != "transposed":
-            dil, strides = spatial_dilations, spatial_strides
-            pads = [(0, 0)] * len(spatial) if isinstance(padding, str) else [
-                p for p, c in zip(padding, fmt) if c in spatial] if isinstance(padding, list) and len(padding) == len(fmt) else []
-            if padding == "VALID" or pads:
-                for i, letter in enumerate(spatial):
-                    d = dil[i] if i < len(dil) else (dil[0] if dil else 1)
-                    k_eff = (w.shape[filt.layout.index(letter)] - 1) * d + 1
-                    before_after = pads[i] if pads and i < len(pads) else (0, 0)
-                    excess = x.shape[fmt.index(letter)] + sum(before_after) - k_eff
-                    if excess < 0:
-                        feats["kernel_exceeds_input"] = True
-                        stride = strides[i] if i < len(strides) else (strides[0] if strides else 1)
-                        if stride > 0 and int((excess + stride) / stride) == 0:  # C++ truncates toward zero
-                            feats["tf_zero_output"] = True
+        # The forward convolution's input sizes: the data's, or a transposed op's output_shape (its spatial values).
+        forward_in = {c: x.shape[fmt.index(c)] for c in spatial}
+        target = {c: 0 for c in spatial}  # the forward output size TensorFlow's formula must not reach
+        if spec.kind == "transposed":
+            out = attrs.get("output_shape")
+            values = out if isinstance(out, list) and all(isinstance(v, int) for v in out) else None
+            if values is not None and len(values) in (len(fmt), len(spatial)):
+                given = values if len(values) == len(spatial) else [values[fmt.index(c)] for c in spatial]
+                target = dict(forward_in)  # TensorFlow accepts an output_shape its formula maps onto the input
+                forward_in = dict(zip(spatial, given))
+            else:
+                forward_in = {}
+        dil, strides = spatial_dilations, spatial_strides
+        pads = [(0, 0)] * len(spatial) if isinstance(padding, str) else [
+            p for p, c in zip(padding, fmt) if c in spatial] if isinstance(padding, list) and len(padding) == len(fmt) else []
+        if forward_in and (padding == "VALID" or pads):
+            for i, letter in enumerate(spatial):
+                d = dil[i] if i < len(dil) else (dil[0] if dil else 1)
+                k_eff = (w.shape[filt.layout.index(letter)] - 1) * d + 1
+                before_after = pads[i] if pads and i < len(pads) else (0, 0)
+                excess = forward_in[letter] + sum(before_after) - k_eff
+                if excess < 0:
+                    feats["kernel_exceeds_input"] = True
+                    stride = strides[i] if i < len(strides) else (strides[0] if strides else 1)
+                    if stride > 0 and int((excess + stride) / stride) == target[letter]:  # C++ truncates toward 0
+                        feats["tf_zero_output"] = True
     return {**feats, **env.facts()}
 
 

@@ -161,8 +161,12 @@ def misses(report: dict, root: Path) -> list[Miss]:
 
 
 def check(found: list[Miss], exclusions: list[Exclusion]) -> tuple[list[Miss], list[Exclusion]]:
-    """(misses no exclusion covers, exclusions that cover no miss)."""
-    unlisted = [m for m in found if not any(e.covers(m) for e in exclusions)]
+    """(misses no exclusion covers, exclusions that cover no miss). An excluded branch excludes its target line
+    too, when that line never runs (it runs only through the branch)."""
+    targets = {(m.file, m.to) for m in found if m.to is not None and m.to > 0
+               for e in exclusions if e.to is not None and e.covers(m)}
+    unlisted = [m for m in found
+                if not any(e.covers(m) for e in exclusions) and not (m.to is None and (m.file, m.line) in targets)]
     stale = [e for e in exclusions if not any(e.covers(m) for m in found)]
     return unlisted, stale
 
