@@ -1,0 +1,411 @@
+"""Mutation testing of the NumPy reference package with mutmut, the registry (``cases/``) as the killing suite.
+
+``make mutation`` (``python -m harness.selftest.mutmut_run``) asks mutmut for every mutant of ``TARGETS`` (the
+reference, padding, layouts and dtypes modules: mutmut's operators, each mutant one small change inside one
+function, switched on at run time by mutmut's trampolines) and runs the registry against each:
+
+1. mutmut writes the mutated modules into a copy of the ``harness`` package under ``OUT/tree``; a worker process
+   imports that copy;
+2. the *baseline*: every registry item (every case at every dtype, and every gradient item) runs once unmutated.
+   It records TensorFlow's answers (``HARNESS_TF_RECORD``: a mutant changes the reference, never TensorFlow) and,
+   through mutmut's trampolines, which reference functions each item calls. An item that fails here cannot kill
+   anything and is left out (listed in the report);
+3. each mutant runs in a forked child, ``--jobs`` at a time, over the items that call its function only (per-function
+   test selection), the last item that killed a mutant of the same function first; the first failing item kills
+   it. A child over its time limit is a kill (``timeout``), as in mutmut;
+4. results go to ``OUT/results.jsonl`` as they come: a run interrupted and started again skips every mutant already
+   judged (for the same function source); ``--rejudge-survivors`` judges the survivors again (after new cases),
+   ``--rerun`` starts over;
+5. ``OUT/report.md`` and ``OUT/summary.json``: mutants generated, killed, survived, equivalent, not reached. A
+   survivor is either killed by a new case, or listed in ``selftest/mutation_equivalents.yaml`` with the change it
+   makes and a one-line reason. The run fails when a survivor is not listed, when a listed entry no longer
+   matches its mutant, or when fewer than ``TARGET_SCORE`` of the non-equivalent mutants are killed.
+
+``--sample N --seed S`` judges a fixed random subset of N mutants (the equivalent ones left out): ``make test`` runs
+one, so that the registry losing its power over the reference fails CI without the hours of a full run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import difflib
+import json
+import os
+import random
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+TARGETS = ("harness/conv/reference.py", "harness/conv/padding.py", "harness/conv/layouts.py",
+           "harness/conv/dtypes.py")
+EQUIVALENTS = Path("selftest") / "mutation_equivalents.yaml"
+TARGET_SCORE = 0.95
+MUTANT_MARK = "__mutmut_"
+
+
+# --- mutants: what mutmut generates -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str  # e.g. harness.conv.dtypes.x_accumulator__mutmut_3 (what mutmut's trampolines switch on)
+    function: str  # e.g. harness.conv.dtypes.x_accumulator (what the baseline records as called)
+    file: str
+    change: str  # the mutated lines, stripped, joined by " | "
+    diff: str  # unified diff of the function against the original
+    function_hash: str
+
+
+def _module(target: str) -> str:
+    return target[:-3].replace("/", ".")
+
+
+def _function_bodies(code: str) -> dict[str, list[str]]:
+    """Every function's body lines by name (its ``def`` line left out: a mutant's name differs from the original's;
+    one split of the file, which holds thousands of mutants)."""
+    lines = code.splitlines()
+    return {node.name: lines[node.body[0].lineno - 1:node.end_lineno] for node in ast.walk(ast.parse(code))
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
+
+
+def generate(root: Path, tree: Path) -> list[Mutant]:
+    """mutmut's mutants of ``TARGETS``: the mutated modules are written into ``tree`` (a copy of the package)."""
+    from mutmut.mutation.file_mutation import mutate_file_contents
+
+    if tree.exists():
+        shutil.rmtree(tree)
+    shutil.copytree(root / "harness", tree / "harness", ignore=shutil.ignore_patterns("__pycache__"))
+    mutants = []
+    for target in TARGETS:
+        source = (root / target).read_text(encoding="utf-8")
+        mutated = mutate_file_contents(target, source)
+        (tree / target).write_text(mutated.code, encoding="utf-8")
+        functions = _function_bodies(mutated.code)
+        module = _module(target)
+        for name in mutated.mutant_names:
+            mangled = name.rsplit(MUTANT_MARK, 1)[0].rsplit(".", 1)[-1]
+            short = name.rsplit(".", 1)[-1]
+            original, changed = functions[f"{mangled}{MUTANT_MARK}orig"], functions[short]
+            diff = "\n".join(difflib.unified_diff(original, changed, "original", "mutant", n=1, lineterm=""))
+            change = " | ".join(ln[1:].strip() for ln in diff.splitlines()[2:] if ln.startswith("+"))
+            mutants.append(Mutant(f"{module}.{short}", f"{module}.{mangled}", target, change, diff,
+                                  mutated.hash_by_function_name.get(mangled, "")))
+    return mutants
+
+
+# --- equivalents: survivors that no case can kill ------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Equivalent:
+    mutant: str
+    change: str
+    reason: str
+
+
+def load_equivalents(path: Path) -> list[Equivalent]:
+    """``selftest/mutation_equivalents.yaml``: ``{mutant, change, reason}`` entries (ValueError naming the entry)."""
+    if not path.exists():
+        return []
+    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    entries = doc.get("equivalents") if isinstance(doc, dict) else None
+    if not isinstance(entries, list):
+        raise ValueError(f"{path}: expected a mapping with a list 'equivalents'")
+    out = []
+    for i, raw in enumerate(entries):
+        if not isinstance(raw, dict) or set(raw) != {"mutant", "change", "reason"} or not all(
+                isinstance(v, str) and v.strip() for v in raw.values()):
+            raise ValueError(f"{path}: equivalents[{i}]: must be {{mutant, change, reason}}, three non-empty strings")
+        out.append(Equivalent(raw["mutant"], raw["change"].strip(), raw["reason"].strip()))
+    return out
+
+
+# --- the worker: runs inside the mutated package ---------------------------------------------------------------
+
+def _items(root: Path):
+    """Every registry item: (id, check, case, dtype), error contracts and gradient items included, in file order."""
+    from harness.registry.cases import Case
+    from harness.registry.loader import load_file
+
+    items = []
+    for path in sorted((root / "cases").rglob("*.yaml")):
+        for case in load_file(path, root):
+            if not isinstance(case, Case):
+                continue
+            items += [(f"{case.id}[{dt}]", "forward", case, dt) for dt in case.dtypes]
+            items += [(f"{case.id}[{dt}:gradients]", "gradients", case, dt) for dt in case.gradient_dtypes]
+    return items
+
+
+def _run_item(item, known, env) -> bool:
+    """True when the item fails (kills the active mutant); an exception out of the harness is a failure too."""
+    from harness.check.runner import run_case, run_gradients
+
+    _, check, case, dtype = item
+    try:
+        if check == "forward":
+            return run_case(case, dtype, known, env, diagnose=False).status == "failed"
+        return run_gradients(case, dtype, known, env).status == "failed"
+    except Exception:
+        return True
+
+
+def _worker(args) -> int:
+    from mutmut.mutation.trampoline import set_mutant_under_test
+    from mutmut.state import state
+
+    from harness.registry import divergences
+    from harness.tf.environment import Environment
+    from harness.tf.isolation import RECORD_ENV, REPLAY_ENV
+
+    root, out = Path(args.root), Path(args.out)
+    todo = json.loads((out / "todo.json").read_text(encoding="utf-8"))
+    known, errors = divergences.load(root / "cases" / "known_divergences.yaml", root, scope=None)
+    env = Environment.current()
+    items = _items(root)
+    answers = out / "tf-answers"
+
+    # The baseline: unmutated, recording TensorFlow's answers and each item's reference functions.
+    os.environ[RECORD_ENV] = str(answers)
+    set_mutant_under_test("stats")
+    hits, broken, seconds = {}, [], {}
+    started = time.perf_counter()
+    for k, item in enumerate(items):
+        state()._stats.clear()
+        t0 = time.perf_counter()
+        if _run_item(item, known, env):
+            broken.append(item[0])
+            continue
+        seconds[k] = time.perf_counter() - t0
+        for function in state()._stats:
+            hits.setdefault(function, []).append(k)
+    del os.environ[RECORD_ENV]
+    os.environ[REPLAY_ENV] = str(answers)
+    set_mutant_under_test("")
+    baseline = time.perf_counter() - started
+    _emit({"event": "baseline", "items": len(items), "broken": broken, "seconds": round(baseline, 1),
+           "functions": len(hits)})
+
+    last_killer: dict[str, int] = {}
+    running: dict[int, tuple] = {}  # pid -> (mutant, read fd, started, limit)
+    queue = list(todo)
+    while queue or running:
+        while queue and len(running) < args.jobs:
+            m = queue.pop(0)
+            candidates = hits.get(m["function"], [])
+            if not candidates:
+                _emit({"event": "result", "mutant": m["name"], "status": "not_reached", "killer": None, "seconds": 0})
+                continue
+            first = last_killer.get(m["function"])
+            order = ([first] if first is not None else []) + [k for k in candidates if k != first]
+            limit = 60.0 + 10.0 * sum(seconds.get(k, 0.0) for k in candidates)
+            read, write = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # the child: this mutant against its items, until one fails
+                os.close(read)
+                set_mutant_under_test(m["name"])
+                killer = next((k for k in order if _run_item(items[k], known, env)), -1)
+                os.write(write, str(killer).encode())
+                os._exit(0)
+            os.close(write)
+            running[pid] = (m, read, time.perf_counter(), limit)
+        ready, _, _ = select.select([r for _, r, _, _ in running.values()], [], [], 1.0)
+        for pid, (m, read, t0, limit) in list(running.items()):
+            elapsed = time.perf_counter() - t0
+            if read in ready:
+                text = os.read(read, 64).decode() or "-2"
+                os.waitpid(pid, 0)
+                killer = int(text)
+                status = "killed" if killer >= 0 else "survived" if killer == -1 else "crashed"
+                if killer >= 0:
+                    last_killer[m["function"]] = killer
+            elif elapsed > limit:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                killer, status = -3, "timeout"
+            else:
+                continue
+            os.close(read)
+            del running[pid]
+            _emit({"event": "result", "mutant": m["name"], "status": status,
+                   "killer": items[killer][0] if killer >= 0 else None, "seconds": round(elapsed, 2)})
+    return 0
+
+
+def _emit(record: dict) -> None:
+    print(json.dumps(record), flush=True)
+
+
+# --- the driver ---------------------------------------------------------------------------------------------------
+
+def _load_results(path: Path) -> dict[str, dict]:
+    if not path.exists():
+        return {}
+    out = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:  # a line cut by an interruption
+            continue
+        out[rec["mutant"]] = rec
+    return out
+
+
+def summarize(mutants: list[Mutant], results: dict[str, dict], equivalents: list[Equivalent]) -> dict:
+    """Counts, the score and the problems (untriaged survivors, stale equivalents) of a set of judged mutants."""
+    by_name = {m.name: m for m in mutants}
+    listed = {e.mutant: e for e in equivalents}
+    stale = [e for e in equivalents if e.mutant not in by_name or by_name[e.mutant].change != e.change]
+    judged = {name: r for name, r in results.items() if name in by_name}
+    counts = {s: 0 for s in ("killed", "timeout", "survived", "equivalent", "not_reached", "crashed")}
+    untriaged = []
+    for name, r in judged.items():
+        status = r["status"]
+        if name in listed and listed[name].change == by_name[name].change:
+            status = "equivalent" if status in ("survived", "not_reached") else status
+        counts[status] = counts.get(status, 0) + 1
+        if status in ("survived", "not_reached", "crashed"):
+            untriaged.append(name)
+    killed = counts["killed"] + counts["timeout"]
+    relevant = len(judged) - counts["equivalent"]
+    return {"generated": len(mutants), "judged": len(judged), **counts,
+            "score": killed / relevant if relevant else 1.0, "untriaged": sorted(untriaged),
+            "stale_equivalents": [e.mutant for e in stale]}
+
+
+def write_report(out: Path, mutants: list[Mutant], results: dict, summary: dict, baseline: dict | None) -> Path:
+    by_name = {m.name: m for m in mutants}
+    lines = ["# Mutation testing of the reference package (cases/ as the killing suite)", "",
+             f"mutmut's mutants of {', '.join(TARGETS)}.", "",
+             "| generated | judged | killed | timeout | survived | equivalent | not reached | score |",
+             "|---|---|---|---|---|---|---|---|",
+             f"| {summary['generated']} | {summary['judged']} | {summary['killed']} | {summary['timeout']} | "
+             f"{summary['survived']} | {summary['equivalent']} | {summary['not_reached']} | "
+             f"{100 * summary['score']:.1f}% |", ""]
+    if baseline:
+        lines += [f"Baseline: {baseline['items']} items in {baseline['seconds']} s; items failing unmutated (left "
+                  f"out): {len(baseline['broken'])}", ""]
+        lines += [f"- {b}" for b in baseline["broken"]]
+    per_file: dict[str, list] = {}
+    for name, r in results.items():
+        if name in by_name:
+            per_file.setdefault(by_name[name].file, []).append(r["status"])
+    lines += ["", "| file | judged | killed or timeout | survived or not reached |", "|---|---|---|---|"]
+    for f, statuses in sorted(per_file.items()):
+        lines.append(f"| {f} | {len(statuses)} | {sum(s in ('killed', 'timeout') for s in statuses)} | "
+                     f"{sum(s in ('survived', 'not_reached') for s in statuses)} |")
+    if summary["untriaged"]:
+        lines += ["", "## Survivors not triaged", "",
+                  f"Kill each with a case, or list it in {EQUIVALENTS} with its change and a reason.", ""]
+        for name in summary["untriaged"]:
+            m = by_name[name]
+            lines += [f"### {name} ({results[name]['status']})", "", f"change: `{m.change}`", "", "```diff", m.diff,
+                      "```", ""]
+    if summary["stale_equivalents"]:
+        lines += ["", "## Stale equivalents", ""] + [f"- {n}: no such mutant, or its change differs"
+                                                    for n in summary["stale_equivalents"]]
+    path = out / "report.md"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m harness.selftest.mutmut_run", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=Path("reports") / "mutation")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--sample", type=int, default=0, help="judge N mutants drawn with --seed (0: all)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--only", default="", help="judge only mutants whose name contains this text")
+    parser.add_argument("--rerun", action="store_true", help="forget earlier results")
+    parser.add_argument("--rejudge-survivors", action="store_true",
+                        help="judge again the mutants that survived before (after adding cases)")
+    parser.add_argument("--equivalents", type=Path, default=EQUIVALENTS)
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--root", default=".", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        return _worker(args)
+
+    root, out = Path.cwd(), args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    equivalents = load_equivalents(args.equivalents)
+    t0 = time.perf_counter()
+    mutants = generate(root, out / "tree")
+    print(f"mutmut: {len(mutants)} mutants of {len(TARGETS)} modules in {time.perf_counter() - t0:.1f} s", flush=True)
+    results_path = out / ("results.jsonl" if not args.sample else f"sample-{args.seed}-{args.sample}.jsonl")
+    if args.rerun and results_path.exists():
+        results_path.unlink()
+    hashes = {m.name: m.function_hash for m in mutants}
+    results = {n: r for n, r in _load_results(results_path).items() if r.get("hash") == hashes.get(n)}
+    if args.rejudge_survivors:
+        results = {n: r for n, r in results.items() if r["status"] not in ("survived", "not_reached", "crashed")}
+    pool = [m for m in mutants if args.only in m.name]
+    if args.sample:
+        listed = {e.mutant for e in equivalents}
+        pool = random.Random(args.seed).sample(sorted((m for m in pool if m.name not in listed), key=lambda m: m.name),
+                                               min(args.sample, len(pool)))
+    todo = [m for m in pool if m.name not in results]
+    print(f"to judge: {len(todo)} (already judged: {len(pool) - len(todo)})", flush=True)
+    (out / "todo.json").write_text(json.dumps([{"name": m.name, "function": m.function} for m in todo]),
+                                   encoding="utf-8")
+    baseline = None
+    if todo:
+        worker_env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(out / "tree"), os.environ.get("PYTHONPATH", "")])}
+        cmd = [sys.executable, "-P", "-m", "harness.selftest.mutmut_run", "--worker", "--root", str(root), "--out", str(out),
+               "--jobs", str(args.jobs)]
+        done = 0
+        with subprocess.Popen(cmd, cwd=root, env=worker_env, stdout=subprocess.PIPE, text=True) as proc, \
+                results_path.open("a", encoding="utf-8") as sink:
+            for line in proc.stdout:
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:
+                    print(line, end="")
+                    continue
+                if rec.pop("event") == "baseline":
+                    baseline = rec
+                    print(f"baseline: {rec['items']} items in {rec['seconds']} s, {len(rec['broken'])} failing "
+                          f"unmutated (left out); {rec['functions']} reference functions reached", flush=True)
+                    continue
+                rec["hash"] = hashes[rec["mutant"]]
+                sink.write(json.dumps(rec) + "\n")
+                sink.flush()
+                results[rec["mutant"]] = rec
+                done += 1
+                if rec["status"] not in ("killed", "timeout") or done % 50 == 0:
+                    elapsed = time.perf_counter() - t0
+                    print(f"[{done}/{len(todo)} {elapsed:.0f} s] {rec['mutant']}: {rec['status']}"
+                          + (f" by {rec['killer']}" if rec.get("killer") else ""), flush=True)
+        if proc.returncode:
+            print(f"mutation: the worker failed (exit {proc.returncode})", file=sys.stderr)
+            return 2
+    judged = {m.name: results[m.name] for m in pool if m.name in results}
+    summary = summarize(pool if args.sample or args.only else mutants, judged, equivalents)
+    summary["seconds"] = round(time.perf_counter() - t0, 1)
+    (out / "summary.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
+    report = write_report(out, mutants, judged, summary, baseline)
+    print(f"\nmutants: {summary['generated']} generated, {summary['judged']} judged: {summary['killed']} killed, "
+          f"{summary['timeout']} timed out, {summary['survived']} survived, {summary['equivalent']} equivalent, "
+          f"{summary['not_reached']} not reached; score {100 * summary['score']:.1f}% "
+          f"(target {100 * TARGET_SCORE:.0f}%); {summary['seconds']} s; report {report}")
+    problems = []
+    if summary["untriaged"]:
+        problems.append(f"{len(summary['untriaged'])} survivor(s) not triaged (kill with a case, or list in "
+                        f"{args.equivalents} with a reason): " + ", ".join(summary["untriaged"][:20]))
+    if summary["stale_equivalents"] and not (args.sample or args.only):
+        problems.append(f"stale entries in {args.equivalents}: {', '.join(summary['stale_equivalents'])}")
+    if summary["score"] < TARGET_SCORE:
+        problems.append(f"score {100 * summary['score']:.1f}% is below {100 * TARGET_SCORE:.0f}%")
+    for p in problems:
+        print(f"mutation: {p}")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
