@@ -152,19 +152,43 @@ def get(name: str) -> OpSpec:
 
 
 def kernel_fits(spec: OpSpec, shapes: Mapping[str, tuple], attrs: Mapping) -> bool:
-    """Whether every (dilated) kernel fits its padded input (``harness.conv.padding.window`` accepts it).
+    """Whether every dilated kernel fits its padded input: padded size >= (k - 1) * d + 1 on every spatial axis.
 
-    Transposed convolutions always fit: their output_shape decides the geometry.
+    Computed from the attributes as written, on purpose without ``harness.conv.padding`` (the code under test): the
+    sweeps drop the configurations that do not fit (``drop_invalid_geometry``), and a bug in the window arithmetic
+    must make cases fail, never vanish. Transposed convolutions always fit (their output_shape decides the
+    geometry). Attributes it cannot read count as fitting: the reference then rejects the case, loudly.
     """
     if spec.kind == "transposed":
         return True
     fmt = spec.data_format(attrs)
+    spatial = [i for i, c in enumerate(fmt) if c not in "NC"]
     x_shape, w_shape = shapes[spec.data.name], shapes[spec.filter.name]
-    spatial = [c for c in fmt if c not in "NC"]
+    padding = attrs.get("padding", "SAME")
     try:
-        spec.windows([x_shape[fmt.index(c)] for c in spatial], [w_shape[spec.filter.layout.index(c)] for c in spatial],
-                     attrs)
-    except ValueError:
-        return False
+        dilations = _per_spatial_axis(attrs.get(spec.forms.dilation_arg), fmt)
+        for j, axis in enumerate(spatial):
+            k_eff = (w_shape[spec.filter.layout.index(fmt[axis])] - 1) * dilations[j] + 1
+            if padding == "SAME":
+                continue
+            before, after = (0, 0) if padding == "VALID" else padding[axis]
+            if x_shape[axis] + before + after < k_eff:
+                return False
+    except (TypeError, ValueError, IndexError, KeyError):
+        return True
     return True
 
+
+def _per_spatial_axis(value, fmt: str) -> list[int]:
+    """A dilations / rate value as written (None, an int, or a list of 1, one per spatial axis, or the full rank)."""
+    n = len(fmt) - 2
+    if value is None:
+        return [1] * n
+    if isinstance(value, int):
+        return [value] * n
+    values = [int(v) for v in value]
+    if len(values) == len(fmt):
+        return [v for v, c in zip(values, fmt) if c not in "NC"]
+    if len(values) in (1, n):
+        return values * (n // len(values))
+    raise ValueError(value)

@@ -27,7 +27,12 @@ def load_file(path: Path, root: Path | None = None) -> list[Case | CaseError]:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         return [CaseError(_file_name(path, root), None, None, f"cannot read: {exc}")]
-    return list(_parse_file(str(path), None if root is None else str(root), text, os.environ.get(SWEEP_ENV)))
+    lock_path = None if root is None else Path(root) / "cases" / sweeps.LOCK_FILE
+    try:
+        lock_text = lock_path.read_text(encoding="utf-8") if lock_path is not None and lock_path.exists() else ""
+    except OSError:
+        lock_text = ""
+    return list(_parse_file(str(path), None if root is None else str(root), text, os.environ.get(SWEEP_ENV), lock_text))
 
 
 def _file_name(path: Path, root: Path | None) -> str:
@@ -38,8 +43,10 @@ def _file_name(path: Path, root: Path | None) -> str:
 
 
 @functools.lru_cache(maxsize=256)
-def _parse_file(path_text: str, root_text: str | None, text: str, sweep_mode: str | None) -> tuple[Case | CaseError, ...]:
-    """load_file's work for one text of the file (``sweep_mode`` only keys the cache: sweeps read it themselves)."""
+def _parse_file(path_text: str, root_text: str | None, text: str, sweep_mode: str | None,
+                lock_text: str = "") -> tuple[Case | CaseError, ...]:
+    """load_file's work for one text of the file (``sweep_mode`` only keys the cache: sweeps read it themselves;
+    ``lock_text``: cases/sweeps.lock, each sweep's recorded size)."""
     path = Path(path_text)
     file = _file_name(path, None if root_text is None else Path(root_text))
     try:
@@ -70,8 +77,13 @@ def _parse_file(path_text: str, root_text: str | None, text: str, sweep_mode: st
             entries.extend(expand_symbolic(parse_case(file, raw, i, defaults)))
         except CaseError as err:
             entries.append(err)
+    try:
+        locked = yaml.safe_load(lock_text) or {} if lock_text else {}
+    except yaml.YAMLError:
+        locked = {}
     for i, raw in enumerate(raw_sweeps):
-        entries.extend(sweeps.expand(file, raw, i, defaults))
+        name = raw.get("name") if isinstance(raw, dict) else None
+        entries.extend(sweeps.expand(file, raw, i, defaults, locked=locked.get(f"{file}::{name}")))
 
     seen: set[str] = set()
     unique: list[Case | CaseError] = []

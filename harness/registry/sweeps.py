@@ -27,12 +27,14 @@ derived from the expanded case's name.
 from __future__ import annotations
 
 import copy
+import hashlib
 import itertools
 import json
 import os
 import random
 import zlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from harness import ops
@@ -40,6 +42,33 @@ from harness.registry.cases import Case, CaseError, expand_symbolic, operand_sha
 
 SWEEP_ENV = "HARNESS_SWEEP"  # "pairwise" (default): sweeps with cover: pairwise run a covering set; "full": every combination
 COVERS = ("all", "pairwise")
+LOCK_FILE = "sweeps.lock"  # in cases/: every sweep's size, for its YAML (see ``Size``)
+
+
+@dataclass(frozen=True)
+class Size:
+    """How a sweep's grid expands: ``combinations`` in the grid, ``excluded`` by its rules, ``dropped`` as invalid
+    geometry (``drop_invalid_geometry``), ``kept`` (before a pairwise cut and symbolic expansion).
+
+    cases/sweeps.lock records each sweep's size with a fingerprint of its YAML. The same YAML must always give the
+    same size: when it does not, something other than the sweep (the harness) changed which configurations are
+    dropped, and the loader reports it as an error of the sweep instead of running fewer cases.
+    """
+
+    combinations: int
+    excluded: int
+    dropped: int
+    kept: int
+
+    def as_dict(self) -> dict:
+        return {"combinations": self.combinations, "excluded": self.excluded, "dropped": self.dropped,
+                "kept": self.kept}
+
+
+def fingerprint(raw: Any, defaults: dict | None) -> str:
+    """A hash of a sweep's YAML (and its file's defaults): what its size is recorded against."""
+    text = json.dumps({"sweep": raw, "defaults": defaults or {}}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -132,8 +161,12 @@ def sweep_mode() -> str:
     return mode
 
 
-def expand(file: str, raw: Any, index: int, defaults: dict | None = None) -> list[Case | CaseError]:
-    """All cases of one sweep (malformed ones as CaseError); never raises."""
+def expand(file: str, raw: Any, index: int, defaults: dict | None = None, locked: dict | None = None,
+           sizes: dict | None = None) -> list[Case | CaseError]:
+    """All cases of one sweep (malformed ones as CaseError); never raises.
+
+    ``locked``: the sweep's entry in cases/sweeps.lock; when it was recorded for this YAML and the sweep now expands
+    to another size, a CaseError says so (after the cases). ``sizes``: receives the sweep's ``Size`` by name."""
     if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
         return [CaseError(file, f"sweep #{index}", "name", "a sweep is a mapping with a name, a case template and a grid")]
     sweep = raw["name"]
@@ -167,9 +200,12 @@ def expand(file: str, raw: Any, index: int, defaults: dict | None = None) -> lis
     template = {k: v for k, v in raw.items() if k not in ("grid", "exclude", "cover", "drop_invalid_geometry")}
 
     built: list[tuple[tuple, Case | CaseError]] = []
+    combinations = excluded = dropped = 0
     for combo in itertools.product(*axes.values()):
+        combinations += 1
         labels = {axis: choice.label for axis, choice in zip(axes, combo)}
         if _excluded(labels, rules):
+            excluded += 1
             continue
         name = sweep + "".join(f"/{axis}={label}" for axis, label in labels.items())
         case = copy.deepcopy(template)
@@ -183,8 +219,21 @@ def expand(file: str, raw: Any, index: int, defaults: dict | None = None) -> lis
             built.append((combo, err))
             continue
         if drop_invalid and not _fits(parsed):
+            dropped += 1
             continue  # a kernel larger than its padded input: cases/errors.yaml holds those contracts
         built.append((combo, parsed))
+    size = Size(combinations, excluded, dropped, len(built))
+    if sizes is not None:
+        sizes[sweep] = size
+    drift = []
+    if locked and locked.get("yaml") == fingerprint(raw, defaults) and {
+            k: locked.get(k) for k in size.as_dict()} != size.as_dict():
+        was = ", ".join(f"{k} {locked.get(k)}" for k in size.as_dict())
+        now = ", ".join(f"{k} {v}" for k, v in size.as_dict().items())
+        drift.append(CaseError(file, sweep, "drop_invalid_geometry",
+                               f"the same YAML now expands to {now}; cases/{LOCK_FILE} recorded {was}. The harness "
+                               f"changed which configurations it keeps: find out why (python -m "
+                               f"harness.registry.sweeps --lock records the new size once it is right)"))
 
     if cover == "pairwise" and sweep_mode() == "pairwise":
         index_of = [{id(c): i for i, c in enumerate(choices)} for choices in axes.values()]
@@ -196,9 +245,60 @@ def expand(file: str, raw: Any, index: int, defaults: dict | None = None) -> lis
             out.extend(expand_symbolic(entry) if isinstance(entry, Case) else [entry])
         except CaseError as err:
             out.append(err)
-    return out
+    return out + drift
 
 
 def _fits(case: Case) -> bool:
     spec = ops.get(case.op)
     return ops.kernel_fits(spec, {o.name: operand_shape(case, o.name) for o in spec.operands}, case.attrs)
+
+
+def lock(root: Path) -> dict:
+    """Every sweep's ``Size`` and YAML fingerprint under ``root``/cases, as cases/sweeps.lock holds them."""
+    import yaml
+
+    entries = {}
+    for path in sorted((root / "cases").rglob("*.yaml")):
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if not isinstance(doc, dict):
+            continue
+        file = str(path.relative_to(root))
+        defaults = doc.get("defaults") or {}
+        for i, raw in enumerate(doc.get("sweeps") or []):
+            sizes: dict = {}
+            expand(file, raw, i, defaults, sizes=sizes)
+            for name, size in sizes.items():
+                entries[f"{file}::{name}"] = {"yaml": fingerprint(raw, defaults), **size.as_dict()}
+    return entries
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    import yaml
+
+    parser = argparse.ArgumentParser(prog="python -m harness.registry.sweeps",
+                                     description="Record (--lock) or check every sweep's size in cases/sweeps.lock.")
+    parser.add_argument("--lock", action="store_true", help="write cases/sweeps.lock")
+    parser.add_argument("--root", type=Path, default=Path("."))
+    args = parser.parse_args(argv)
+    entries = lock(args.root)
+    path = args.root / "cases" / LOCK_FILE
+    if args.lock:
+        header = ("# Every sweep's size for its YAML (harness/registry/sweeps.py, Size). Written by\n"
+                  "# `python -m harness.registry.sweeps --lock` after a sweep is added or edited; the loader fails a sweep\n"
+                  "# whose unchanged YAML expands to another size.\n")
+        path.write_text(header + yaml.safe_dump(entries, sort_keys=True), encoding="utf-8")
+        print(f"{path}: {len(entries)} sweeps, {sum(e['dropped'] for e in entries.values())} configurations dropped "
+              f"as invalid geometry")
+        return 0
+    recorded = yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else {}
+    stale = sorted(k for k in set(entries) | set(recorded or {}) if (recorded or {}).get(k) != entries.get(k))
+    for k in stale:
+        print(f"{k}: recorded {(recorded or {}).get(k)}, now {entries.get(k)}")
+    print(f"{len(entries)} sweeps; {len(stale)} differ from {path}" + (" (run with --lock)" if stale else ""))
+    return 1 if stale else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

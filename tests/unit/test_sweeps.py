@@ -319,3 +319,60 @@ def test_pairwise_sweeps_keep_their_ids_in_full_mode(tmp_path, monkeypatch):
     monkeypatch.setenv("HARNESS_SWEEP", "full")
     full = {c.name for c in all_cases(load_sweeps(tmp_path, sweep))}
     assert covering < full and len(full) == 12
+
+
+# --- filtering never hides a bug ------------------------------------------------------------------------------
+
+def test_the_lock_records_every_sweeps_size_for_its_yaml():
+    """cases/sweeps.lock is up to date: after adding or editing a sweep, run python -m harness.registry.sweeps --lock."""
+    import yaml as _yaml
+
+    from harness.registry.sweeps import LOCK_FILE, lock
+    from support import ROOT
+
+    recorded = _yaml.safe_load((ROOT / "cases" / LOCK_FILE).read_text(encoding="utf-8"))
+    assert lock(ROOT) == recorded, "cases/sweeps.lock is stale: run python -m harness.registry.sweeps --lock"
+
+
+DROPPING = {
+    "name": "drops", "op": "conv2d", "drop_invalid_geometry": True, "attrs": {"strides": 1},
+    "inputs": {"input": {"layout": "NHWC", "generate": {"dist": "normal", "shape": [1, 4, 4, 1]}},
+               "filters": {"layout": "HWIO", "generate": {"dist": "normal", "shape": [3, 3, 1, 1]}}},
+    "grid": {"padding": ["SAME", "VALID"], "dilations": [1, 2]},  # VALID with dilation 2: 5 taps over 4 pixels
+}
+
+
+def test_a_sweep_whose_unchanged_yaml_expands_to_another_size_fails_loudly(monkeypatch):
+    from harness.registry import sweeps
+
+    sizes = {}
+    cases = sweeps.expand("f.yaml", DROPPING, 0, sizes=sizes)
+    assert sizes["drops"] == sweeps.Size(combinations=4, excluded=0, dropped=1, kept=3)
+    locked = {"yaml": sweeps.fingerprint(DROPPING, None), **sizes["drops"].as_dict()}
+    assert sweeps.expand("f.yaml", DROPPING, 0, locked=locked) == cases
+    monkeypatch.setattr(sweeps, "_fits", lambda case: case.attrs["padding"] == "SAME")  # a bug that drops more
+    entries = sweeps.expand("f.yaml", DROPPING, 0, locked=locked)
+    assert [e for e in entries if isinstance(e, Case)] == [c for c in cases if c.attrs["padding"] == "SAME"]
+    err = entries[-1]
+    assert isinstance(err, CaseError) and (err.case, err.field) == ("drops", "drop_invalid_geometry")
+    assert "dropped 2" in str(err) and "dropped 1" in str(err)
+    edited = {**DROPPING, "description": "edited"}  # another YAML: its size is not compared
+    assert all(isinstance(e, Case) for e in sweeps.expand("f.yaml", edited, 0, locked=locked))
+
+
+def test_kernel_fits_does_not_use_the_window_arithmetic_under_test(monkeypatch):
+    """A bug in harness.conv.padding.window must make cases fail, not vanish from the sweeps."""
+    from harness import ops
+    from harness.conv import padding
+
+    def broken(*args, **kwargs):
+        raise ValueError("broken window")
+
+    monkeypatch.setattr(padding, "window", broken)
+    monkeypatch.setattr(padding, "windows", broken)
+    spec = ops.get("conv2d")
+    shapes = {"input": (1, 4, 4, 1), "filters": (3, 3, 1, 1)}
+    assert ops.kernel_fits(spec, shapes, {"strides": 1, "padding": "VALID", "dilations": 1})
+    assert not ops.kernel_fits(spec, shapes, {"strides": 1, "padding": "VALID", "dilations": 2})
+    assert ops.kernel_fits(spec, shapes, {"strides": 1, "padding": [[0, 0], [1, 0], [0, 1], [0, 0]], "dilations": 2})
+    assert ops.kernel_fits(spec, shapes, {"strides": 1, "padding": "SAME", "dilations": 3})
