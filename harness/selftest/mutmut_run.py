@@ -8,11 +8,12 @@ function, switched on at run time by mutmut's trampolines) and runs the registry
    imports that copy;
 2. the *baseline*: every registry item (every case at every dtype, and every gradient item) runs once unmutated.
    It records TensorFlow's answers (``HARNESS_TF_RECORD``: a mutant changes the reference, never TensorFlow) and,
-   through mutmut's trampolines, which reference functions each item calls. An item that fails here cannot kill
-   anything and is left out (listed in the report);
-3. each mutant runs in a forked child, ``--jobs`` at a time, over the items that call its function only (per-function
-   test selection), the last item that killed a mutant of the same function first; the first failing item kills
-   it. A child over its time limit is a kill (``timeout``), as in mutmut;
+   under coverage.py with one context per item, which reference lines each item runs. An item that fails here
+   cannot kill anything and is left out (listed in the report);
+3. each mutant runs in a forked child, ``--jobs`` at a time, over the items that run the statement it changes only
+   (per-line test selection), the last item that killed a mutant of the same function first; the first failing
+   item kills it. A mutant whose statement no item runs is ``not_reached``. A child over its time limit is a kill
+   (``timeout``), as in mutmut;
 4. results go to ``OUT/results.jsonl`` as they come: a run interrupted and started again skips every mutant already
    judged (for the same function source); ``--rejudge-survivors`` judges the survivors again (after new cases),
    ``--rerun`` starts over;
@@ -61,18 +62,36 @@ class Mutant:
     change: str  # the mutated lines, stripped, joined by " | "
     diff: str  # unified diff of the function against the original
     function_hash: str
+    lines: tuple[int, ...] = ()  # the changed statements' first lines in the mutated module (the __mutmut_orig copy)
+    original_lines: tuple[int, ...] = ()  # the same lines in the original module
 
 
 def _module(target: str) -> str:
     return target[:-3].replace("/", ".")
 
 
-def _function_bodies(code: str) -> dict[str, list[str]]:
-    """Every function's body lines by name (its ``def`` line left out: a mutant's name differs from the original's;
-    one split of the file, which holds thousands of mutants)."""
-    lines = code.splitlines()
-    return {node.name: lines[node.body[0].lineno - 1:node.end_lineno] for node in ast.walk(ast.parse(code))
+def _functions(code: str) -> dict[str, ast.FunctionDef]:
+    return {node.name: node for node in ast.walk(ast.parse(code))
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
+
+
+def _body(lines: list[str], node: ast.FunctionDef) -> list[str]:
+    """A function's body lines (its ``def`` left out: a mutant's name differs from the original's)."""
+    return lines[node.body[0].lineno - 1:node.end_lineno]
+
+
+def _statement_start(node: ast.FunctionDef, line: int) -> int:
+    """The first line of the innermost statement of ``node`` that holds ``line`` (where line coverage counts it)."""
+    best = node
+    for child in ast.walk(node):
+        if isinstance(child, ast.stmt) and child.lineno <= line <= child.end_lineno and child.lineno >= best.lineno:
+            best = child
+    return best.lineno
+
+
+def _original_name(mangled: str) -> str:
+    """mutmut's mangled name -> the function's own: x_conv2d -> conv2d, xǁArgFormsǁspellings -> spellings."""
+    return mangled.rsplit("ǁ", 1)[-1] if "ǁ" in mangled else mangled[2:]
 
 
 def generate(root: Path, tree: Path) -> list[Mutant]:
@@ -87,16 +106,27 @@ def generate(root: Path, tree: Path) -> list[Mutant]:
         source = (root / target).read_text(encoding="utf-8")
         mutated = mutate_file_contents(target, source)
         (tree / target).write_text(mutated.code, encoding="utf-8")
-        functions = _function_bodies(mutated.code)
+        code_lines, functions = mutated.code.splitlines(), _functions(mutated.code)
+        originals = _functions(source)
         module = _module(target)
         for name in mutated.mutant_names:
             mangled = name.rsplit(MUTANT_MARK, 1)[0].rsplit(".", 1)[-1]
             short = name.rsplit(".", 1)[-1]
-            original, changed = functions[f"{mangled}{MUTANT_MARK}orig"], functions[short]
+            orig_node, mutant_node = functions[f"{mangled}{MUTANT_MARK}orig"], functions[short]
+            original, changed = _body(code_lines, orig_node), _body(code_lines, mutant_node)
             diff = "\n".join(difflib.unified_diff(original, changed, "original", "mutant", n=1, lineterm=""))
             change = " | ".join(ln[1:].strip() for ln in diff.splitlines()[2:] if ln.startswith("+"))
+            lines, original_lines = (), ()
+            if len(original) == len(changed):  # the usual case: one expression replaced in place
+                offsets = [i for i, (a, b) in enumerate(zip(original, changed)) if a != b]
+                lines = tuple(sorted({_statement_start(orig_node, orig_node.body[0].lineno + i) for i in offsets}))
+                own = originals.get(_original_name(mangled))
+                if own is not None and offsets:
+                    original_lines = tuple(own.body[0].lineno + i for i in offsets)
+            if not lines:  # the change is in the signature (a default value), or moved lines: the whole function
+                lines = tuple(sorted({n.lineno for n in ast.walk(orig_node) if isinstance(n, ast.stmt)} - {orig_node.lineno}))
             mutants.append(Mutant(f"{module}.{short}", f"{module}.{mangled}", target, change, diff,
-                                  mutated.hash_by_function_name.get(mangled, "")))
+                                  mutated.hash_by_function_name.get(mangled, ""), lines, original_lines))
     return mutants
 
 
@@ -158,7 +188,6 @@ def _run_item(item, known, env) -> bool:
 
 def _worker(args) -> int:
     from mutmut.mutation.trampoline import set_mutant_under_test
-    from mutmut.state import state
 
     from harness.registry import divergences
     from harness.tf.environment import Environment
@@ -171,26 +200,34 @@ def _worker(args) -> int:
     items = _items(root)
     answers = out / "tf-answers"
 
-    # The baseline: unmutated, recording TensorFlow's answers and each item's reference functions.
+    # The baseline: unmutated, recording TensorFlow's answers and, per item, the reference lines it runs.
+    import coverage
+
+    tree_files = {t: str((Path(args.tree) / t).resolve()) for t in TARGETS}
+    cov = coverage.Coverage(data_file=None, branch=False, include=list(tree_files.values()))
     os.environ[RECORD_ENV] = str(answers)
-    set_mutant_under_test("stats")
-    hits, broken, seconds = {}, [], {}
+    set_mutant_under_test("")
+    broken, seconds = [], {}
     started = time.perf_counter()
+    cov.start()
     for k, item in enumerate(items):
-        state()._stats.clear()
+        cov.switch_context(str(k))
         t0 = time.perf_counter()
         if _run_item(item, known, env):
             broken.append(item[0])
-            continue
         seconds[k] = time.perf_counter() - t0
-        for function in state()._stats:
-            hits.setdefault(function, []).append(k)
+    cov.stop()
+    failing = {k for k, item in enumerate(items) if item[0] in broken}
+    data = cov.get_data()
+    by_line = {}  # (target, line) -> items that ran it
+    for target, path in tree_files.items():
+        for line, contexts in (data.contexts_by_lineno(path) or {}).items():
+            by_line[target, line] = sorted({int(c) for c in contexts if c.isdigit()} - failing)
     del os.environ[RECORD_ENV]
     os.environ[REPLAY_ENV] = str(answers)
-    set_mutant_under_test("")
     baseline = time.perf_counter() - started
     _emit({"event": "baseline", "items": len(items), "broken": broken, "seconds": round(baseline, 1),
-           "functions": len(hits)})
+           "lines": len(by_line)})
 
     last_killer: dict[str, int] = {}
     running: dict[int, tuple] = {}  # pid -> (mutant, read fd, started, limit)
@@ -198,7 +235,7 @@ def _worker(args) -> int:
     while queue or running:
         while queue and len(running) < args.jobs:
             m = queue.pop(0)
-            candidates = hits.get(m["function"], [])
+            candidates = sorted({k for line in m["lines"] for k in by_line.get((m["file"], line), ())})
             if not candidates:
                 _emit({"event": "result", "mutant": m["name"], "status": "not_reached", "killer": None, "seconds": 0})
                 continue
@@ -257,23 +294,38 @@ def _load_results(path: Path) -> dict[str, dict]:
     return out
 
 
-def summarize(mutants: list[Mutant], results: dict[str, dict], equivalents: list[Equivalent]) -> dict:
-    """Counts, the score and the problems (untriaged survivors, stale equivalents) of a set of judged mutants."""
+def excluded_by_coverage(m: Mutant, exclusions, root: Path) -> bool:
+    """Whether every line the mutant changes is one the registry cannot reach by design (an entry of
+    selftest/coverage_exclusions.yaml, with its reason)."""
+    from harness.selftest.coverage import Miss
+
+    if not m.original_lines:
+        return False
+    source = (root / m.file).read_text(encoding="utf-8").splitlines()
+    return all(any(e.covers(Miss(m.file, n, source[n - 1].strip())) for e in exclusions) for n in m.original_lines)
+
+
+def summarize(mutants: list[Mutant], results: dict[str, dict], equivalents: list[Equivalent],
+              unreachable: set[str] = frozenset()) -> dict:
+    """Counts, the score and the problems (untriaged survivors, stale equivalents) of a set of judged mutants.
+    ``unreachable``: mutants of lines the coverage exclusions list (not reached by design: not counted)."""
     by_name = {m.name: m for m in mutants}
     listed = {e.mutant: e for e in equivalents}
     stale = [e for e in equivalents if e.mutant not in by_name or by_name[e.mutant].change != e.change]
     judged = {name: r for name, r in results.items() if name in by_name}
-    counts = {s: 0 for s in ("killed", "timeout", "survived", "equivalent", "not_reached", "crashed")}
+    counts = {s: 0 for s in ("killed", "timeout", "survived", "equivalent", "not_reached", "excluded", "crashed")}
     untriaged = []
     for name, r in judged.items():
         status = r["status"]
         if name in listed and listed[name].change == by_name[name].change:
             status = "equivalent" if status in ("survived", "not_reached") else status
+        elif status == "not_reached" and name in unreachable:
+            status = "excluded"
         counts[status] = counts.get(status, 0) + 1
         if status in ("survived", "not_reached", "crashed"):
             untriaged.append(name)
     killed = counts["killed"] + counts["timeout"]
-    relevant = len(judged) - counts["equivalent"]
+    relevant = len(judged) - counts["equivalent"] - counts["excluded"]
     return {"generated": len(mutants), "judged": len(judged), **counts,
             "score": killed / relevant if relevant else 1.0, "untriaged": sorted(untriaged),
             "stale_equivalents": [e.mutant for e in stale]}
@@ -283,11 +335,13 @@ def write_report(out: Path, mutants: list[Mutant], results: dict, summary: dict,
     by_name = {m.name: m for m in mutants}
     lines = ["# Mutation testing of the reference package (cases/ as the killing suite)", "",
              f"mutmut's mutants of {', '.join(TARGETS)}.", "",
-             "| generated | judged | killed | timeout | survived | equivalent | not reached | score |",
-             "|---|---|---|---|---|---|---|---|",
+             "| generated | judged | killed | timeout | survived | equivalent | not reached | excluded | score |",
+             "|---|---|---|---|---|---|---|---|---|",
              f"| {summary['generated']} | {summary['judged']} | {summary['killed']} | {summary['timeout']} | "
-             f"{summary['survived']} | {summary['equivalent']} | {summary['not_reached']} | "
-             f"{100 * summary['score']:.1f}% |", ""]
+             f"{summary['survived']} | {summary['equivalent']} | {summary['not_reached']} | {summary['excluded']} | "
+             f"{100 * summary['score']:.1f}% |", "",
+             "Score: killed (or timed out) over judged, less the equivalent ones and those *excluded*: mutants of "
+             "lines that selftest/coverage_exclusions.yaml lists as unreachable from a case, with its reason.", ""]
     if baseline:
         lines += [f"Baseline: {baseline['items']} items in {baseline['seconds']} s; items failing unmutated (left "
                   f"out): {len(baseline['broken'])}", ""]
@@ -328,6 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--equivalents", type=Path, default=EQUIVALENTS)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--root", default=".", help=argparse.SUPPRESS)
+    parser.add_argument("--tree", default=".", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         return _worker(args)
@@ -352,13 +407,14 @@ def main(argv: list[str] | None = None) -> int:
                                                min(args.sample, len(pool)))
     todo = [m for m in pool if m.name not in results]
     print(f"to judge: {len(todo)} (already judged: {len(pool) - len(todo)})", flush=True)
-    (out / "todo.json").write_text(json.dumps([{"name": m.name, "function": m.function} for m in todo]),
+    (out / "todo.json").write_text(json.dumps([{"name": m.name, "function": m.function, "file": m.file,
+                                                "lines": list(m.lines)} for m in todo]),
                                    encoding="utf-8")
     baseline = None
     if todo:
         worker_env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(out / "tree"), os.environ.get("PYTHONPATH", "")])}
         cmd = [sys.executable, "-P", "-m", "harness.selftest.mutmut_run", "--worker", "--root", str(root), "--out", str(out),
-               "--jobs", str(args.jobs)]
+               "--jobs", str(args.jobs), "--tree", str(out / "tree")]
         done = 0
         with subprocess.Popen(cmd, cwd=root, env=worker_env, stdout=subprocess.PIPE, text=True) as proc, \
                 results_path.open("a", encoding="utf-8") as sink:
@@ -371,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
                 if rec.pop("event") == "baseline":
                     baseline = rec
                     print(f"baseline: {rec['items']} items in {rec['seconds']} s, {len(rec['broken'])} failing "
-                          f"unmutated (left out); {rec['functions']} reference functions reached", flush=True)
+                          f"unmutated (left out); {rec['lines']} reference lines reached", flush=True)
                     continue
                 rec["hash"] = hashes[rec["mutant"]]
                 sink.write(json.dumps(rec) + "\n")
@@ -386,13 +442,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"mutation: the worker failed (exit {proc.returncode})", file=sys.stderr)
             return 2
     judged = {m.name: results[m.name] for m in pool if m.name in results}
-    summary = summarize(pool if args.sample or args.only else mutants, judged, equivalents)
+    from harness.selftest.coverage import EXCLUSIONS, load_exclusions
+
+    exclusions = load_exclusions(root / EXCLUSIONS, root)
+    unreachable = {m.name for m in pool if excluded_by_coverage(m, exclusions, root)}
+    summary = summarize(pool if args.sample or args.only else mutants, judged, equivalents, unreachable)
     summary["seconds"] = round(time.perf_counter() - t0, 1)
     (out / "summary.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
     report = write_report(out, mutants, judged, summary, baseline)
     print(f"\nmutants: {summary['generated']} generated, {summary['judged']} judged: {summary['killed']} killed, "
           f"{summary['timeout']} timed out, {summary['survived']} survived, {summary['equivalent']} equivalent, "
-          f"{summary['not_reached']} not reached; score {100 * summary['score']:.1f}% "
+          f"{summary['not_reached']} not reached, {summary['excluded']} excluded; score {100 * summary['score']:.1f}% "
           f"(target {100 * TARGET_SCORE:.0f}%); {summary['seconds']} s; report {report}")
     problems = []
     if summary["untriaged"]:
