@@ -6,6 +6,8 @@
 #                     report's screenshot in headless Chromium (installed with apt-get when missing)
 # make fuzz         : a longer property-based search (FUZZ_MINUTES, default 5); failures saved under cases/found/
 # make mutants      : break one convention at a time in the reference; every mutant must be killed
+# make mutation     : mutmut's mutants of the reference package judged by cases/ (hours; resumable; MUTATION_ARGS,
+#                     e.g. "--only harness.conv.dtypes" or "--rejudge-survivors"); report in reports/mutation/
 # make coverage     : branch coverage of the reference package (reference, padding, layouts, dtypes) by cases/
 #                     alone; HTML in reports/coverage/html/; fails on an unreached line or branch that
 #                     selftest/coverage_exclusions.yaml does not list with a reason
@@ -32,7 +34,8 @@ SHARD ?=
 TF_MODE := TF_ENABLE_ONEDNN_OPTS=$(ONEDNN) $(if $(strip $(ONEDNN_ISA)),ONEDNN_MAX_CPU_ISA=$(ONEDNN_ISA),)
 PYTEST := $(TF_MODE) HARNESS_BACKENDS="$(BACKENDS)" HARNESS_SHARD="$(SHARD)" $(BIN)/python -m pytest -n auto -p no:hypothesispytest
 
-.PHONY: env browser backends verify verify-full verify-caps test fuzz mutants coverage bench docs clean
+.PHONY: env browser backends verify verify-full verify-caps test fuzz mutants mutation coverage bench docs clean
+MUTATION_ARGS ?=
 FUZZ_MINUTES ?= 5
 BENCH_ARGS ?=
 
@@ -77,6 +80,9 @@ fuzz: $(STAMP)
 
 mutants: $(STAMP)
 	$(TF_MODE) $(BIN)/python -m harness.selftest.mutation
+
+mutation: $(STAMP)
+	$(TF_MODE) $(BIN)/python -m harness.selftest.mutmut_run --out reports/mutation $(MUTATION_ARGS)
 
 coverage: $(STAMP)
 	$(TF_MODE) $(BIN)/python -m harness.selftest.coverage --out reports/coverage -- -n auto
