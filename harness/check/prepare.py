@@ -7,6 +7,7 @@ values resolved), the reference's output (or its ValueError) and the tolerance b
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Mapping, Sequence
@@ -14,6 +15,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from harness import ops
+from harness.conv import reference as reference_kernels
 from harness.conv.dtypes import dtype_of
 from harness.conv.tolerance import Bound, bound_for
 from harness.registry.cases import Case, expected_array, operand_arrays
@@ -77,7 +79,13 @@ def prepare(case: Case, dtype: str) -> Prepared:
     expected = expected_array(case, dtype)
     try:
         attrs = spec.resolved(arrays, case.attrs)
-        reference, error = np.asarray(spec.call(spec.reference, arrays, attrs)), None
+        with blocks(case):
+            reference, error = np.asarray(spec.call(spec.reference, arrays, attrs)), None
     except ValueError as exc:
         attrs, reference, error = dict(case.attrs), None, exc
     return Prepared(case, dtype, arrays, attrs, reference, error, expected, spec)
+
+
+def blocks(case: Case):
+    """The reference's block size for ``case`` (its ``block_bytes``), as a context for its reference calls."""
+    return reference_kernels.block_bytes(case.block_bytes) if case.block_bytes else contextlib.nullcontext()

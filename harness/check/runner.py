@@ -18,7 +18,7 @@ import numpy as np
 
 from harness import backends, ops
 from harness.check import diagnose as diagnosis
-from harness.check.prepare import Prepared, prepare
+from harness.check.prepare import Prepared, blocks, prepare
 from harness.check.verdict import (AGREES, REFERENCE, TENSORFLOW, against_oracle, call_behaviour, checks_behaviour,
                                    combined, tensorflow_behaviour, tensorflow_error_behaviour, verdict)
 from harness.conv.dtypes import dtype_of
@@ -218,7 +218,8 @@ def run_gradients(case: Case, dtype: str, divergences: Sequence[Divergence] = ()
     raw_known = matching(in_scope(divergences, "raw_backprop"), feats, env) + tape_known
     dy = reference_gradients.output_gradient(f"{case.id}/{dtype}/dy", p.reference.shape, p.reference.dtype)
     operands = [o.name for o in p.spec.operands]
-    want = reference_gradients.gradients(case.op, p.arrays, p.attrs, dy)
+    with blocks(case):
+        want = reference_gradients.gradients(case.op, p.arrays, p.attrs, dy)
     comparisons, verdicts, outputs, shapes = [], [], {}, {**p.shapes, "out_backprop": dy.shape}
 
     tape = call_tensorflow("gradients", (case.op, p.args, p.attrs, dy), {})
@@ -245,7 +246,9 @@ def run_gradients(case: Case, dtype: str, divergences: Sequence[Divergence] = ()
         result = call_tensorflow(raw.name, raw.args, raw.kwargs)
         failed = call_behaviour(result)
         if failed is None:
-            got, want_raw = np.asarray(result.value), raw.reference()
+            with blocks(case):
+                want_raw = raw.reference()
+            got = np.asarray(result.value)
             check = compare(f"tensorflow {raw.name}", got, f"reference {raw.name}", want_raw,
                             bound_for(raw.run, raw.operands, raw.kwargs, dtype_of(dtype), case.tolerance))
             comparisons.append(check)

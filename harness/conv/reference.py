@@ -23,6 +23,9 @@ Invalid arguments raise ``ValueError`` naming the op, the argument and its value
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+
 import numpy as np
 
 from harness.conv import layouts
@@ -119,22 +122,39 @@ def _cast(acc: np.ndarray, dtype: np.dtype) -> np.ndarray:
 # block, whatever the layer's full im2col matrix would take. The GEMM runs in the orientation
 # [M, K] @ [K, O].
 
-_BLOCK_BYTES = 2 << 20
+_BLOCK_BYTES = contextvars.ContextVar("block_bytes", default=2 << 20)
+
+
+@contextlib.contextmanager
+def block_bytes(size: int):
+    """Blocks of at most ``size`` bytes (instead of 2 MiB) for the reference calls made inside the ``with`` block.
+
+    The result is the same at any block size; a small size makes a small case cross the blocked paths' boundaries
+    (a case's ``block_bytes`` field: ``harness.check.prepare``). ``size`` must be a positive int.
+    """
+    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+        raise ValueError(f"block_bytes: argument 'size'={size!r} must be a positive int")
+    token = _BLOCK_BYTES.set(size)
+    try:
+        yield
+    finally:
+        _BLOCK_BYTES.reset(token)
 
 
 def _blocks(batch: int, rows: int, row_bytes: int):
-    """(batch slice, row slice) pairs covering [0, batch) x [0, rows), each block at most _BLOCK_BYTES.
+    """(batch slice, row slice) pairs covering [0, batch) x [0, rows), each block at most the block size.
 
     Whole batch items are grouped while they fit; an item too large is split by rows (at
     least one row per block). Each block is contiguous in a [N, rows, ...] array.
     """
+    limit = _BLOCK_BYTES.get()
     item_bytes = rows * row_bytes
-    if item_bytes <= _BLOCK_BYTES:
-        step = max(1, _BLOCK_BYTES // max(item_bytes, 1))
+    if item_bytes <= limit:
+        step = max(1, limit // max(item_bytes, 1))
         for n in range(0, batch, step):
             yield slice(n, min(batch, n + step)), slice(0, rows)
         return
-    step = max(1, _BLOCK_BYTES // max(row_bytes, 1))
+    step = max(1, limit // max(row_bytes, 1))
     for n in range(batch):
         for r in range(0, rows, step):
             yield slice(n, n + 1), slice(r, min(rows, r + step))
@@ -229,7 +249,7 @@ def _correlate(x_nsc: np.ndarray, w_sio: np.ndarray, wins: tuple[Window, ...]) -
         # copy of a large filter, and wide products (faster than blocks of output rows: docs/speed.md).
         col = _im2col(x_pad, kernel, wins, *everything, np.empty(out_mo.shape[0] * w_ko.shape[0], acc))
         col = col.astype(acc, copy=False)
-        step = max(1, _BLOCK_BYTES // (channels_out * acc.itemsize))
+        step = max(1, _BLOCK_BYTES.get() // (channels_out * acc.itemsize))
         for k in range(0, w_ko.shape[0], step):
             out_mo += col[:, k:k + step] @ w_ko[k:k + step].astype(acc)
         return out

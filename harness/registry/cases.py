@@ -44,7 +44,7 @@ DISTRIBUTIONS = {
     "arange": ({"start": 0, "step": 1}, True),
 }
 CASE_FIELDS = {"name", "op", "attrs", "inputs", "expected", "dtypes", "tolerance", "tags", "description", "expect_error",
-               "gradients"}
+               "gradients", "block_bytes"}
 # An error contract's TensorFlow class may depend on the kernel that runs the case (measured per op, dtype and padding:
 # harness.tf.environment). onednn_on / onednn_off are the older names of the two keys.
 TF_KERNEL_KEYS = ("onednn_kernel", "eigen_kernel")
@@ -147,6 +147,9 @@ class Case:
     # Operands whose gradients are checked too (TensorFlow's tf.GradientTape and raw backprop ops against the
     # reference's), as items of their own: ``gradient_dtypes`` says at which dtypes.
     gradients: tuple[str, ...] = ()
+    # The reference's block size for this case (harness.conv.reference.block_bytes), so that a small case crosses
+    # the blocked paths' boundaries; None: the default (2 MiB).
+    block_bytes: int | None = None
 
     @property
     def id(self) -> str:
@@ -378,8 +381,11 @@ def parse_case(file: str, raw: Any, index: int, defaults: dict | None = None, sw
     if expect_error and expected is not None:
         raise CaseError(file, name, "expected", "an error contract (expect_error) has no expected output")
     grads = _gradients(file, name, spec, raw.get("gradients", []), expect_error)
+    block = raw.get("block_bytes")
+    if block is not None and (not isinstance(block, int) or isinstance(block, bool) or block < 1):
+        raise CaseError(file, name, "block_bytes", f"must be a positive int (bytes per block), got {block!r}")
     return Case(name, file, spec.name, dict(attrs), inputs, expected, dtypes, tolerance, tags, description, sweep,
-                expect_error, grads)
+                expect_error, grads, block)
 
 
 def _gradients(file, case, spec, value, expect_error) -> tuple[str, ...]:

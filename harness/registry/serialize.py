@@ -93,6 +93,8 @@ def case_to_dict(case: Case) -> dict:
         out["expect_error"] = _expect_error_dict(case.expect_error)
     if case.gradients:
         out["gradients"] = list(case.gradients)
+    if case.block_bytes is not None:
+        out["block_bytes"] = case.block_bytes
     return out
 
 

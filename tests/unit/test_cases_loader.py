@@ -144,6 +144,8 @@ EDITS = [
     ("gradient_of_unknown_operand", "conv2d", {"gradients": ["input", "filter"]}, "gradients", "no operand 'filter'"),
     ("gradients_not_a_list", "conv2d", {"gradients": {"input": True}}, "gradients", "must be a list of strings"),
     ("gradient_named_twice", "conv2d", {"gradients": ["input", "input"]}, "gradients", "distinct operands"),
+    ("block_bytes_zero", "conv2d", {"block_bytes": 0}, "block_bytes", "must be a positive int"),
+    ("block_bytes_text", "conv2d", {"block_bytes": "1k"}, "block_bytes", "must be a positive int"),
     ("gradients_of_an_error_contract", "conv2d", {"gradients": "all", "expect_error": {"reference": "ValueError", "tensorflow": "InvalidArgumentError"}}, "gradients",
      "an error contract"),
 ]

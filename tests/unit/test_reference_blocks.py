@@ -43,19 +43,27 @@ CALLS = {
 
 @pytest.mark.parametrize("block_bytes", BLOCK_SIZES)
 @pytest.mark.parametrize("name", sorted(CALLS))
-def test_blocking_does_not_change_the_result(name, block_bytes, monkeypatch):
+def test_blocking_does_not_change_the_result(name, block_bytes):
     fn, args, kwargs = CALLS[name](np.random.default_rng(7))
     one_block = fn(*args, **kwargs)
-    monkeypatch.setattr(reference, "_BLOCK_BYTES", block_bytes)
-    blocked = fn(*args, **kwargs)
+    with reference.block_bytes(block_bytes):
+        blocked = fn(*args, **kwargs)
     assert blocked.shape == one_block.shape and blocked.dtype == one_block.dtype
     np.testing.assert_allclose(blocked, one_block, rtol=1e-6, atol=1e-6)
 
 
-def test_the_small_block_sizes_really_split_the_work(monkeypatch):
+def test_the_small_block_sizes_really_split_the_work():
     # Guards the test above: at these sizes a call is several blocks, at the default one.
     assert len(list(reference._blocks(3, 7, row_bytes=6 * 36 * 8))) == 1
-    monkeypatch.setattr(reference, "_BLOCK_BYTES", 1)
-    assert len(list(reference._blocks(3, 7, row_bytes=6 * 36 * 8))) == 21
-    monkeypatch.setattr(reference, "_BLOCK_BYTES", 30_000)
-    assert len(list(reference._blocks(3, 7, row_bytes=6 * 36 * 8))) == 2
+    with reference.block_bytes(1):
+        assert len(list(reference._blocks(3, 7, row_bytes=6 * 36 * 8))) == 21
+    with reference.block_bytes(30_000):
+        assert len(list(reference._blocks(3, 7, row_bytes=6 * 36 * 8))) == 2
+    assert len(list(reference._blocks(3, 7, row_bytes=6 * 36 * 8))) == 1  # the default again after the block
+
+
+@pytest.mark.parametrize("size", [0, -1, 1.5, True, None])
+def test_a_block_size_must_be_a_positive_int(size):
+    with pytest.raises(ValueError, match="block_bytes: argument 'size'"):
+        with reference.block_bytes(size):
+            pass
