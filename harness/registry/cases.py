@@ -119,7 +119,12 @@ class ExpectError:
 
     reference: str
     tensorflow: Mapping[str, str]  # onednn_kernel / eigen_kernel -> error class name
-    match: str | None = None
+    match: str | tuple[str, ...] | None = None  # text the reference's message contains (each of several)
+
+    def missing(self, message: str) -> list[str]:
+        """The parts of ``match`` that ``message`` does not contain."""
+        wanted = (self.match,) if isinstance(self.match, str) else self.match or ()
+        return [m for m in wanted if m not in message]
 
     def tensorflow_error(self, eigen_kernel: bool | None) -> str | None:
         """The class TensorFlow must raise when its kernel is Eigen's (True) or oneDNN's (False); None when the
@@ -292,9 +297,10 @@ def _expect_error(file, case, spec) -> ExpectError:
                         f"must be an error class name, or {{onednn_kernel: Class, eigen_kernel: Class}}; "
                         f"got {spec.get('tensorflow')!r}")
     match = spec.get("match")
-    if match is not None and not isinstance(match, str):
-        raise CaseError(file, case, "expect_error.match", "must be a string")
-    return ExpectError("ValueError", dict(tf_error), match)
+    if match is not None and not (isinstance(match, str) or (
+            isinstance(match, list) and match and all(isinstance(m, str) and m for m in match))):
+        raise CaseError(file, case, "expect_error.match", "must be a string, or a list of strings that must all occur")
+    return ExpectError("ValueError", dict(tf_error), tuple(match) if isinstance(match, list) else match)
 
 
 def _str_list(file, case, fld, value) -> tuple[str, ...]:

@@ -62,7 +62,7 @@ def _expect_error_dict(e: ExpectError) -> dict:
     tf_error = next(iter(modes)) if len(modes) == 1 else {key: e.tensorflow[key] for key in TF_KERNEL_KEYS}
     out = {"reference": e.reference, "tensorflow": tf_error}
     if e.match is not None:
-        out["match"] = e.match
+        out["match"] = e.match if isinstance(e.match, str) else list(e.match)
     return out
 
 

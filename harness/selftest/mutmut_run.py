@@ -322,9 +322,9 @@ def summarize(mutants: list[Mutant], results: dict[str, dict], equivalents: list
         elif status == "not_reached" and name in unreachable:
             status = "excluded"
         counts[status] = counts.get(status, 0) + 1
-        if status in ("survived", "not_reached", "crashed"):
+        if status in ("survived", "not_reached"):
             untriaged.append(name)
-    killed = counts["killed"] + counts["timeout"]
+    killed = counts["killed"] + counts["timeout"] + counts["crashed"]  # a crash is noticed: a kill, as in mutmut
     relevant = len(judged) - counts["equivalent"] - counts["excluded"]
     return {"generated": len(mutants), "judged": len(judged), **counts,
             "score": killed / relevant if relevant else 1.0, "untriaged": sorted(untriaged),
@@ -380,6 +380,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rejudge-survivors", action="store_true",
                         help="judge again the mutants that survived before (after adding cases)")
     parser.add_argument("--equivalents", type=Path, default=EQUIVALENTS)
+    parser.add_argument("--report-only", action="store_true",
+                        help="write the report from the results so far, judging nothing (e.g. while a run goes on)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--root", default=".", help=argparse.SUPPRESS)
     parser.add_argument("--tree", default=".", help=argparse.SUPPRESS)
@@ -391,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     equivalents = load_equivalents(args.equivalents)
     t0 = time.perf_counter()
-    mutants = generate(root, out / "tree")
+    mutants = generate(root, out / ("tree-report" if args.report_only else "tree"))
     print(f"mutmut: {len(mutants)} mutants of {len(TARGETS)} modules in {time.perf_counter() - t0:.1f} s", flush=True)
     results_path = out / ("results.jsonl" if not args.sample else f"sample-{args.seed}-{args.sample}.jsonl")
     if args.rerun and results_path.exists():
@@ -399,13 +401,13 @@ def main(argv: list[str] | None = None) -> int:
     hashes = {m.name: m.function_hash for m in mutants}
     results = {n: r for n, r in _load_results(results_path).items() if r.get("hash") == hashes.get(n)}
     if args.rejudge_survivors:
-        results = {n: r for n, r in results.items() if r["status"] not in ("survived", "not_reached", "crashed")}
+        results = {n: r for n, r in results.items() if r["status"] not in ("survived", "not_reached")}
     pool = [m for m in mutants if args.only in m.name]
     if args.sample:
         listed = {e.mutant for e in equivalents}
         pool = random.Random(args.seed).sample(sorted((m for m in pool if m.name not in listed), key=lambda m: m.name),
                                                min(args.sample, len(pool)))
-    todo = [m for m in pool if m.name not in results]
+    todo = [] if args.report_only else [m for m in pool if m.name not in results]
     print(f"to judge: {len(todo)} (already judged: {len(pool) - len(todo)})", flush=True)
     (out / "todo.json").write_text(json.dumps([{"name": m.name, "function": m.function, "file": m.file,
                                                 "lines": list(m.lines)} for m in todo]),

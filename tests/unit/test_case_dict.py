@@ -82,7 +82,8 @@ def test_defaults_are_left_out_but_dtypes_and_seeds_are_written():
                                     "generate": {"dist": "normal", "shape": [1, 5, 5, 3],
                                                  "seed": case.inputs["input"].generator.seed}}
     assert d["expect_error"] == {"reference": "ValueError", "tensorflow": "InvalidArgumentError",
-                                 "match": "in_channels"}
+                                 "match": ["conv2d: argument 'filters'", "in_channels (axis 2)=2", "must be 3",
+                                           "filters [3, 3, 2, 4] HWIO", "input [1, 5, 5, 3] NHWC"]}
 
 
 def test_literals_are_ints_where_integer_valued_and_exact_floats_elsewhere():
