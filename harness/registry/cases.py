@@ -344,7 +344,7 @@ def parse_case(file: str, raw: Any, index: int, defaults: dict | None = None, sw
     for key in spec.required:
         if key not in attrs:
             raise CaseError(file, name, f"attrs.{key}", f"missing field ({spec.name} requires it)")
-    fmt = attrs.get("data_format", spec.formats[0])
+    fmt = spec.data_format(attrs)  # null (None) is the op's default, as in tf.nn
     if fmt not in spec.formats:
         raise CaseError(file, name, "attrs.data_format", f"{spec.name} takes data_format {' or '.join(spec.formats)}, got {fmt!r}")
     for key, symbols in spec.symbolic.items():
