@@ -308,7 +308,8 @@ def excluded_by_coverage(m: Mutant, exclusions, root: Path) -> bool:
 def summarize(mutants: list[Mutant], results: dict[str, dict], equivalents: list[Equivalent],
               unreachable: set[str] = frozenset()) -> dict:
     """Counts, the score and the problems (untriaged survivors, stale equivalents) of a set of judged mutants.
-    ``unreachable``: mutants of lines the coverage exclusions list (not reached by design: not counted)."""
+    ``unreachable``: mutants of lines the coverage exclusions list (logic no case can reach by design: a survivor
+    there is counted apart, as excluded, with the exclusion's reason)."""
     by_name = {m.name: m for m in mutants}
     listed = {e.mutant: e for e in equivalents}
     stale = [e for e in equivalents if e.mutant not in by_name or by_name[e.mutant].change != e.change]
@@ -319,7 +320,7 @@ def summarize(mutants: list[Mutant], results: dict[str, dict], equivalents: list
         status = r["status"]
         if name in listed and listed[name].change == by_name[name].change:
             status = "equivalent" if status in ("survived", "not_reached") else status
-        elif status == "not_reached" and name in unreachable:
+        elif status in ("survived", "not_reached") and name in unreachable:
             status = "excluded"
         counts[status] = counts.get(status, 0) + 1
         if status in ("survived", "not_reached"):
