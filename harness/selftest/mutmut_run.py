@@ -94,6 +94,15 @@ def _original_name(mangled: str) -> str:
     return mangled.rsplit("ǁ", 1)[-1] if "ǁ" in mangled else mangled[2:]
 
 
+def _no_cover(source: str) -> set[int]:
+    """The lines coverage.py leaves out (``# pragma: no cover`` and the blocks under it): no mutants there."""
+    from coverage.parser import PythonParser
+
+    parser = PythonParser(text=source, exclude=r"#\s*(pragma|PRAGMA)[:\s]?\s*(no|NO)\s*(cover|COVER)")
+    parser.parse_source()
+    return set(parser.excluded)
+
+
 def generate(root: Path, tree: Path) -> list[Mutant]:
     """mutmut's mutants of ``TARGETS``: the mutated modules are written into ``tree`` (a copy of the package)."""
     from mutmut.mutation.file_mutation import mutate_file_contents
@@ -296,13 +305,15 @@ def _load_results(path: Path) -> dict[str, dict]:
 
 def excluded_by_coverage(m: Mutant, exclusions, root: Path) -> bool:
     """Whether every line the mutant changes is one the registry cannot reach by design (an entry of
-    selftest/coverage_exclusions.yaml, with its reason)."""
+    selftest/coverage_exclusions.yaml, with its reason, or a ``# pragma: no cover`` block)."""
     from harness.selftest.coverage import Miss
 
     if not m.original_lines:
         return False
-    source = (root / m.file).read_text(encoding="utf-8").splitlines()
-    return all(any(e.covers(Miss(m.file, n, source[n - 1].strip())) for e in exclusions) for n in m.original_lines)
+    text = (root / m.file).read_text(encoding="utf-8")
+    source, no_cover = text.splitlines(), _no_cover(text)
+    return all(n in no_cover or any(e.covers(Miss(m.file, n, source[n - 1].strip())) for e in exclusions)
+               for n in m.original_lines)
 
 
 def summarize(mutants: list[Mutant], results: dict[str, dict], equivalents: list[Equivalent],
@@ -400,7 +411,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.rerun and results_path.exists():
         results_path.unlink()
     hashes = {m.name: m.function_hash for m in mutants}
-    results = {n: r for n, r in _load_results(results_path).items() if r.get("hash") == hashes.get(n)}
+    changes = {m.name: m.change for m in mutants}
+    # A result stands for the same mutant only if its function's source and its change are the same (mutmut numbers
+    # the mutants of a function in order: an edit renumbers them).
+    results = {n: r for n, r in _load_results(results_path).items()
+               if r.get("hash") == hashes.get(n) and r.get("change", changes.get(n)) == changes.get(n)}
     if args.rejudge_survivors:
         results = {n: r for n, r in results.items() if r["status"] not in ("survived", "not_reached")}
     pool = [m for m in mutants if args.only in m.name]
@@ -433,6 +448,7 @@ def main(argv: list[str] | None = None) -> int:
                           f"unmutated (left out); {rec['lines']} reference lines reached", flush=True)
                     continue
                 rec["hash"] = hashes[rec["mutant"]]
+                rec["change"] = changes[rec["mutant"]]
                 sink.write(json.dumps(rec) + "\n")
                 sink.flush()
                 results[rec["mutant"]] = rec
