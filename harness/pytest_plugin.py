@@ -186,10 +186,16 @@ class CaseItem(pytest.Item):
             self.config.addinivalue_line("markers", f"{mark}: convolution case tag")
             self.add_marker(mark)
 
+    def run(self, known, env) -> Outcome:
+        """What this item checks: the case through the reference, TensorFlow and the textbook formulations."""
+        return run_case(self.case, self.dtype, known, env)
+
     def runtest(self) -> None:
         known, _, env = self.config.stash[DIVERGENCES_KEY]
-        outcome = run_case(self.case, self.dtype, known, env)
+        outcome = self.run(known, env)
         self.outcome = outcome  # for pytest_runtest_makereport
+        if outcome.status == "skipped":
+            pytest.skip(outcome.skip_reason)
         if outcome.status == "xfailed":
             pytest.xfail(f"known divergence {outcome.divergence.id}: {outcome.divergence.summary}")
         if not outcome.passed:
@@ -215,17 +221,8 @@ class BackendItem(CaseItem):
         self.config.addinivalue_line("markers", f"backend_{backend.name}: checks this backend")
         self.add_marker(f"backend_{backend.name}")
 
-    def runtest(self) -> None:
-
-        known, _, env = self.config.stash[DIVERGENCES_KEY]
-        outcome = run_backend(self.case, self.dtype, self.backend, known, env)
-        self.outcome = outcome
-        if outcome.status == "skipped":
-            pytest.skip(outcome.skip_reason)
-        if outcome.status == "xfailed":
-            pytest.xfail(f"known divergence {outcome.divergence.id}: {outcome.divergence.summary}")
-        if not outcome.passed:
-            raise CaseFailed(outcome)
+    def run(self, known, env) -> Outcome:
+        return run_backend(self.case, self.dtype, self.backend, known, env)
 
     def reportinfo(self):
         return self.path, None, f"{self.case.id}[{self.dtype}@{self.backend.name}]"
@@ -240,16 +237,8 @@ class GradientItem(CaseItem):
         self.config.addinivalue_line("markers", "gradients: checks an op's gradients")
         self.add_marker("gradients")
 
-    def runtest(self) -> None:
-        known, _, env = self.config.stash[DIVERGENCES_KEY]
-        outcome = run_gradients(self.case, self.dtype, known, env)
-        self.outcome = outcome
-        if outcome.status == "skipped":
-            pytest.skip(outcome.skip_reason)
-        if outcome.status == "xfailed":
-            pytest.xfail(f"known divergence {outcome.divergence.id}: {outcome.divergence.summary}")
-        if not outcome.passed:
-            raise CaseFailed(outcome)
+    def run(self, known, env) -> Outcome:
+        return run_gradients(self.case, self.dtype, known, env)
 
     def reportinfo(self):
         return self.path, None, f"{self.case.id}[{self.dtype}:gradients]"

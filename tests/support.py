@@ -9,6 +9,8 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
+import pytest
+
 from harness.registry.cases import Case
 from harness.registry.loader import load_file
 
@@ -21,3 +23,13 @@ MACHINES = ROOT / "tests" / "machines"  # recorded machines (``harness machine -
 def registry() -> tuple[Case, ...]:
     """Every case of ``cases/`` (sweeps expanded, error contracts included), in file order; errors left out."""
     return tuple(c for path in sorted(CASES.rglob("*.yaml")) for c in load_file(path, ROOT) if isinstance(c, Case))
+
+
+def assert_value_error(fn, *fragments) -> str:
+    """``fn()`` raises ValueError whose message contains every fragment; returns the message."""
+    with pytest.raises(ValueError) as info:
+        fn()
+    message = str(info.value)
+    for fragment in fragments:
+        assert fragment in message, f"{fragment!r} not in {message!r}"
+    return message

@@ -51,14 +51,15 @@ def test_every_gradient_divergence_that_can_apply_here_is_reached_by_a_case(env)
     assert {d.id for d in gradient_entries} <= reached, sorted({d.id for d in gradient_entries} - reached)
 
 
-def _case(name: str):
-    return next(c for c in registry() if c.name == name)
+def _plain_conv2d():
+    """gradient_conv2d_dilated without its dilation: a configuration every kernel differentiates."""
+    case = next(c for c in registry() if c.name == "gradient_conv2d_dilated")
+    return dataclasses.replace(case, name="plain", attrs={"strides": 1, "padding": "SAME"})
 
 
 
 def test_a_plain_case_passes_and_compares_the_tape_and_both_raw_ops(env):
-    case = dataclasses.replace(_case("gradient_conv2d_dilated"), name="plain",
-                               attrs={"strides": 1, "padding": "SAME"})
+    case = _plain_conv2d()
     outcome = run_gradients(case, "float32", KNOWN, env)
     assert outcome.status == "passed", outcome.report()
     assert [c.subject for c in outcome.comparisons] == [
@@ -68,7 +69,7 @@ def test_a_plain_case_passes_and_compares_the_tape_and_both_raw_ops(env):
 
 
 def test_a_wrong_reference_backprop_fails_the_item(env, monkeypatch):
-    case = dataclasses.replace(_case("gradient_conv2d_dilated"), name="plain", attrs={"strides": 1, "padding": "SAME"})
+    case = _plain_conv2d()
     right = reference.conv2d_backprop_filter
     monkeypatch.setattr(reference, "conv2d_backprop_filter", lambda *a, **k: right(*a, **k) * 1.01)
     outcome = run_gradients(case, "float64", KNOWN, env)
@@ -79,7 +80,7 @@ def test_a_wrong_reference_backprop_fails_the_item(env, monkeypatch):
 
 def test_a_declared_gradient_divergence_that_no_longer_occurs_fails(env):
     """An entry that matches but whose behaviour TensorFlow no longer shows is stale: the item fails."""
-    case = dataclasses.replace(_case("gradient_conv2d_dilated"), name="plain", attrs={"strides": 1, "padding": "SAME"})
+    case = _plain_conv2d()
     always = dataclasses.replace(next(d for d in KNOWN if d.id == "eigen_gradient_no_nchw"), when={"op": "conv2d"})
     outcome = run_gradients(case, "float32", [always], env)
     assert outcome.status == "failed" and "did not occur" in " ".join(outcome.errors), outcome.report()

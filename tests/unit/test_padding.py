@@ -21,6 +21,8 @@ from harness.conv.padding import (
     windows,
 )
 
+from support import assert_value_error
+
 LENGTHS_2D = (1, 2, 4)
 LENGTHS_1D = (1, 3)
 
@@ -28,15 +30,6 @@ LENGTHS_1D = (1, 3)
 def strides_2d(value, data_format="NHWC", **kw):
     kw.setdefault("allowed_lengths", LENGTHS_2D)
     return normalize_window_arg("conv2d", "strides", value, data_format, **kw)
-
-
-def assert_value_error(fn, *fragments):
-    with pytest.raises(ValueError) as info:
-        fn()
-    message = str(info.value)
-    for fragment in fragments:
-        assert fragment in message, f"{fragment!r} not in {message!r}"
-    return message
 
 
 # --- spatial_axes ---------------------------------------------------------------------------

@@ -13,6 +13,8 @@ from harness import ops
 from harness.conv import reference
 from harness.registry import scaffold
 
+from support import assert_value_error
+
 F32 = np.float32
 
 
@@ -51,15 +53,6 @@ def call(op, **overrides):
     args = base_args(op)
     args.update(overrides)
     return getattr(reference, op)(**args)
-
-
-def assert_value_error(fn, *fragments):
-    with pytest.raises(ValueError) as info:
-        fn()
-    message = str(info.value)
-    for fragment in fragments:
-        assert fragment in message, f"{fragment!r} not in {message!r}"
-    return message
 
 
 @pytest.mark.parametrize("op", ALL_OPS)
