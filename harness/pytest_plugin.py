@@ -567,11 +567,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
         tw.line(f"known divergences not applicable here: {len(elsewhere)}")
         for did, why in elsewhere:
             tw.line(f"  {did}: {why}")
-    tw.line(f"{'op':<28}{'passed':>8}{'xfailed':>9}{'failed':>8}")
+    width = max([28, *(len(op) + 2 for op in counts)])
+    tw.line(f"{'op':<{width}}{'passed':>8}{'xfailed':>9}{'failed':>8}")
     for op in sorted(counts):
-        tw.line(f"{op:<28}{counts[op]['passed']:>8}{counts[op]['xfailed']:>9}{counts[op]['failed']:>8}")
+        tw.line(f"{op:<{width}}{counts[op]['passed']:>8}{counts[op]['xfailed']:>9}{counts[op]['failed']:>8}")
     total = sum((c for c in counts.values()), Counter())
-    tw.line(f"{'total':<28}{total['passed']:>8}{total['xfailed']:>9}{total['failed']:>8}")
+    tw.line(f"{'total':<{width}}{total['passed']:>8}{total['xfailed']:>9}{total['failed']:>8}")
     if by_backend:
         tw.line("backends against TensorFlow:")
         tw.line(f"{'backend':<22}{'op':<20}{'passed':>8}{'xfailed':>9}{'failed':>8}{'skipped':>9}")

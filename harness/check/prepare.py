@@ -47,7 +47,7 @@ class Prepared:
     def bound(self) -> Bound | None:
         if self.reference is None or self.case.expect_error is not None:
             return None
-        return bound_for(self.spec.reference, self.arrays, self.attrs, dtype_of(self.dtype), self.case.tolerance)
+        return bound_for(self.spec.by_operands(self.spec.reference), self.arrays, self.attrs, dtype_of(self.dtype), self.case.tolerance)
 
     def features(self, env: Environment) -> dict:
         """The facts about this case that known divergences' conditions name (``harness.registry.divergences``)."""
@@ -59,8 +59,13 @@ class Prepared:
 
     @property
     def args(self) -> tuple[np.ndarray, ...]:
-        """The operands in the op's positional order (as ``tf.nn`` takes them)."""
+        """The operands in the op's operand order."""
         return tuple(self.arrays[o.name] for o in self.spec.operands)
+
+    @property
+    def arguments(self) -> tuple[tuple, dict]:
+        """(positional, keyword) arguments as TensorFlow's function takes them (``OpSpec.arguments``)."""
+        return self.spec.arguments(self.arrays, self.attrs)
 
     @property
     def shapes(self) -> dict[str, tuple[int, ...]]:

@@ -134,7 +134,7 @@ def run_case(case: Case, dtype: str, divergences: Sequence[Divergence] = (), env
     shapes = {name: a.shape for name, a in p.arrays.items()}
     feats = p.features(env)
     applicable = matching(in_scope(divergences, "forward"), feats, env)
-    tf_result = call_tensorflow(case.op, p.args, p.attrs)
+    tf_result = call_tensorflow(case.op, *p.arguments)
 
     errors, notes, comparisons, not_applicable, outputs = [], [], [], {}, {}
     if case.expect_error:
@@ -309,7 +309,7 @@ def run_backend(case: Case, dtype: str, backend, divergences: Sequence[Divergenc
         return done("failed", errors=(f"the reference rejects this case: {p.reference_error}",),
                     shapes={name: a.shape for name, a in p.arrays.items()})
     ref, bound = p.reference, p.bound
-    tf_result = call_tensorflow(case.op, p.args, p.attrs)
+    tf_result = call_tensorflow(case.op, *p.arguments)
     _, _, tf_value, tf_check = tensorflow_behaviour(tf_result, ref, bound)
     tf_right = tf_check is not None and tf_check.ok
     applicable = p.applicable(in_scope(divergences, "forward"), env, backend=backend.name)

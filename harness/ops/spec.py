@@ -21,8 +21,9 @@ Arrays = Mapping[str, np.ndarray]
 
 # How a backend implements an op from a plain convolution and its transpose (harness.backends.base):
 #   conv: one correlation (groups 1); depthwise: a grouped correlation, one group per input channel;
-#   separable: depthwise, then a 1x1 correlation; transposed: a transposed convolution.
-KINDS = ("conv", "depthwise", "separable", "transposed")
+#   separable: depthwise, then a 1x1 correlation; transposed: a transposed convolution;
+#   backprop: a raw backprop op (tf.raw_ops), one gradient of conv2d or depthwise_conv2d, which no backend implements.
+KINDS = ("conv", "depthwise", "separable", "transposed", "backprop")
 
 
 class NotApplicable(Exception):
@@ -65,7 +66,10 @@ class OpSpec:
     ``tf_kernels`` / ``tf_gradient_kernels``: the TensorFlow kernels tf.nn runs for it and for its gradient
     (``harness.tf.kernel_probe.KERNELS``; which of them run oneDNN is measured); ``kernel_padding``: the kind of
     padding those kernels receive ("named" or "explicit"), when it is not the case's own; ``resolve`` /
-    ``expand`` / ``symbolic``: attribute values that stand for others (``output_shape: smallest``).
+    ``expand`` / ``symbolic``: attribute values that stand for others (``output_shape: smallest``); ``positional``:
+    the positional arguments (operands and attributes) when they are not the operands alone (a raw backprop op's
+    ``input_sizes, filter, out_backprop``); ``api``: the TensorFlow function (``tf.nn.<name>`` unless given);
+    ``output_layout``: the output's layout when it is not the data_format (a filter gradient's).
     """
 
     name: str
@@ -89,6 +93,9 @@ class OpSpec:
     resolve: Callable[["OpSpec", Arrays, dict], dict] | None = None  # fills symbolic attributes at run time
     expand: Callable[["OpSpec", Mapping[str, tuple], dict], list | None] | None = None  # one case -> variants
     symbolic: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # attr -> allowed symbolic values
+    positional: tuple[str, ...] = ()
+    api: str = ""
+    output_layout: str = ""
     doc: str = ""
 
     def __post_init__(self):
@@ -101,6 +108,15 @@ class OpSpec:
         fmt = attrs.get("data_format")
         return self.formats[0] if fmt is None else fmt
 
+    def output_format(self, attrs: Mapping) -> str:
+        """The output's layout: the data_format, or the filter layout of a filter gradient."""
+        return self.output_layout or self.data_format(attrs)
+
+    @property
+    def function(self) -> str:
+        """The TensorFlow function the op is, as a user calls it."""
+        return self.api or f"tf.nn.{self.name}"
+
     def operand(self, name: str) -> Operand:
         return next(o for o in self.operands if o.name == name)
 
@@ -110,9 +126,10 @@ class OpSpec:
         return next(o for o in self.operands if o.kind == "data")
 
     @property
-    def filter(self) -> Operand:
-        """The (first) filter operand: the one whose spatial size is the kernel's."""
-        return next(o for o in self.operands if o.kind == "filter")
+    def filter(self) -> Operand | None:
+        """The (first) filter operand: the one whose spatial size is the kernel's (None for a filter gradient, whose
+        kernel is an attribute)."""
+        return next((o for o in self.operands if o.kind == "filter"), None)
 
     @property
     def rank(self) -> int:
@@ -145,6 +162,21 @@ class OpSpec:
             return self.kernel_padding(attrs)
         return "named" if isinstance(attrs.get("padding", "SAME"), str) else "explicit"
 
+    def arguments(self, arrays: Arrays, attrs: Mapping) -> tuple[tuple, dict]:
+        """(positional, keyword) arguments of a call: the operands (or ``positional``) in order, then the other
+        attributes by keyword."""
+        names = self.positional or tuple(o.name for o in self.operands)
+        given = {**attrs, **arrays}
+        return tuple(given[n] for n in names), {k: v for k, v in attrs.items() if k not in names}
+
     def call(self, impl: Callable, arrays: Arrays, attrs: Mapping) -> np.ndarray:
-        """Call a tf.nn-style implementation with the operands positionally and attributes by keyword."""
-        return impl(*(arrays[o.name] for o in self.operands), **attrs)
+        """Call a tf.nn-style implementation (the op's signature) with ``arguments(arrays, attrs)``."""
+        args, kwargs = self.arguments(arrays, attrs)
+        return impl(*args, **kwargs)
+
+    def by_operands(self, impl: Callable) -> Callable[..., np.ndarray]:
+        """``impl`` as ``f(*operands, **attrs)``, operands in ``operands`` order (as ``bound_for`` calls it)."""
+        if not self.positional:
+            return impl
+        names = [o.name for o in self.operands]
+        return lambda *operands, **attrs: self.call(impl, dict(zip(names, operands)), attrs)

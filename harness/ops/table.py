@@ -144,11 +144,52 @@ OPS: dict[str, OpSpec] = {
 }
 
 
+def _raw_padding(attrs: Mapping) -> str:
+    return "explicit" if attrs.get("padding") == "EXPLICIT" else "named"
+
+
+def _raw(name: str, api: str, operands: tuple[Operand, ...], sizes: str, positional: tuple[str, ...],
+         kernels: tuple[str, ...], extra: tuple[str, ...] = (), output_layout: str = "") -> OpSpec:
+    """A raw backprop op: ``sizes`` (input_sizes / filter_sizes) and the window attributes in tf.raw_ops' forms."""
+    return OpSpec(
+        name, operands, (sizes, "strides", "padding", *extra, "explicit_paddings", "data_format", "dilations"),
+        (sizes, "strides", "padding"), ("NHWC", "NCHW"), getattr(reference, name), kind="backprop",
+        forms=reference.RAW_FORMS, defaults={"strides": [1, 1, 1, 1], "padding": "SAME"},
+        tf_kernels=kernels, tf_gradient_kernels=(), kernel_padding=_raw_padding, positional=positional,
+        api=f"tf.raw_ops.{api}", output_layout=output_layout)
+
+
+# The raw backprop ops (OpSpec.raw_backprop): gradient cases call them with valid arguments; cases of their own in
+# the registry check their values and their argument checks. No backend implements them, and nothing generic that
+# iterates the tf.nn ops (OPS) sees them; ``get`` finds them.
+RAW_OPS: dict[str, OpSpec] = {
+    spec.name: spec
+    for spec in (
+        _raw("conv2d_backprop_input", "Conv2DBackpropInput",
+             (Operand("filter", "filter", "HWIO"), Operand("out_backprop", "data", "NHWC")),
+             "input_sizes", ("input_sizes", "filter", "out_backprop"), ("Conv2DBackpropInput",),
+             extra=("use_cudnn_on_gpu",)),
+        _raw("conv2d_backprop_filter", "Conv2DBackpropFilter",
+             (Operand("input", "data", "NHWC"), Operand("out_backprop", "data", "NHWC")),
+             "filter_sizes", ("input", "filter_sizes", "out_backprop"), ("Conv2DBackpropFilter",),
+             extra=("use_cudnn_on_gpu",), output_layout="HWIO"),
+        _raw("depthwise_conv2d_native_backprop_input", "DepthwiseConv2dNativeBackpropInput",
+             (Operand("filter", "filter", "HWIM"), Operand("out_backprop", "data", "NHWC")),
+             "input_sizes", ("input_sizes", "filter", "out_backprop"), ("DepthwiseConv2dNativeBackpropInput",)),
+        _raw("depthwise_conv2d_native_backprop_filter", "DepthwiseConv2dNativeBackpropFilter",
+             (Operand("input", "data", "NHWC"), Operand("out_backprop", "data", "NHWC")),
+             "filter_sizes", ("input", "filter_sizes", "out_backprop"), ("DepthwiseConv2dNativeBackpropFilter",),
+             output_layout="HWIM"),
+    )
+}
+
+
 def get(name: str) -> OpSpec:
+    """The spec of a tf.nn op (``OPS``) or a raw backprop op (``RAW_OPS``)."""
     try:
-        return OPS[name]
+        return OPS[name] if name in OPS else RAW_OPS[name]
     except (KeyError, TypeError):
-        raise ValueError(f"unknown op {name!r}; known ops: {', '.join(OPS)}") from None
+        raise ValueError(f"unknown op {name!r}; known ops: {', '.join([*OPS, *RAW_OPS])}") from None
 
 
 def kernel_fits(spec: OpSpec, shapes: Mapping[str, tuple], attrs: Mapping) -> bool:
@@ -157,9 +198,9 @@ def kernel_fits(spec: OpSpec, shapes: Mapping[str, tuple], attrs: Mapping) -> bo
     Computed from the attributes as written, on purpose without ``harness.conv.padding`` (the code under test): the
     sweeps drop the configurations that do not fit (``drop_invalid_geometry``), and a bug in the window arithmetic
     must make cases fail, never vanish. Transposed convolutions always fit (their output_shape decides the
-    geometry). Attributes it cannot read count as fitting: the reference then rejects the case, loudly.
+    geometry), and so do raw backprop ops (their sizes attribute does). Attributes it cannot read count as fitting: the reference then rejects the case, loudly.
     """
-    if spec.kind == "transposed":
+    if spec.kind in ("transposed", "backprop"):
         return True
     fmt = spec.data_format(attrs)
     spatial = [i for i, c in enumerate(fmt) if c not in "NC"]

@@ -366,7 +366,7 @@ def parse_case(file: str, raw: Any, index: int, defaults: dict | None = None, sw
 
     expected = None
     if raw.get("expected") is not None:
-        expected = _tensor(file, name, "expected", raw["expected"], spec.formats[0], "data")
+        expected = _tensor(file, name, "expected", raw["expected"], spec.output_format({}), "data")
 
     dtypes = _str_list(file, name, "dtypes", raw.get("dtypes", list(DEFAULT_DTYPES)))
     for dt in dtypes:
@@ -441,11 +441,12 @@ def operand_arrays(case: Case, dtype: str) -> dict[str, np.ndarray]:
 
 
 def expected_array(case: Case, dtype: str) -> np.ndarray | None:
-    """The expected output cast to ``dtype``, in the op's output layout (its data_format)."""
+    """The expected output cast to ``dtype``, in the op's output layout (its data_format, or a filter gradient's
+    filter layout)."""
     if case.expected is None:
         return None
     spec = ops.get(case.op)
-    fmt = spec.data_format(case.attrs)
+    fmt = spec.output_format(case.attrs)
     try:
         return layouts.convert(case.expected.values().astype(dtype_of(dtype)), case.expected.layout, fmt)
     except ValueError as exc:

@@ -90,6 +90,11 @@ FEATURES = {
                           "or a bool instead of ints",
     "dilations_length": "the number of values in a dilations list (None for an int or None)",
     "expect_error": "the case is an error contract",
+    "sizes_length": "the number of values in a raw backprop op's input_sizes / filter_sizes (None for other ops)",
+    "explicit_paddings_unused": "a raw backprop op's explicit_paddings is not empty while its padding is SAME or VALID",
+    "malformed_shape": "a data operand's rank is not its data_format's, a strides list has a length the op does not take, "
+                       "or a raw backprop op's input_sizes / filter_sizes has other than 2 or 4 values or a "
+                       "negative one",
     "padding_only_row": "some output row reads only padding: every dilated kernel tap along H lands outside the input",
     "eigen_kernel": "TensorFlow runs an Eigen kernel for the op at this dtype and padding (measured here, never "
                     "assumed: harness.tf.environment)",
@@ -214,7 +219,7 @@ def parse_divergence(file: str, raw: Any, index: int) -> Divergence:
                 raise _fail(file, did, "when.onednn_isa", f"unknown oneDNN ISA {isa!r}; known: {', '.join(machine.ISA_LEVELS)}")
     if "op" in when:
         for op in when["op"] if isinstance(when["op"], list) else [when["op"]]:
-            if op not in ops.OPS:
+            if op not in ops.OPS and op not in ops.RAW_OPS:
                 raise _fail(file, did, "when.op", f"unknown op {op!r}")
     try:
         versions = SpecifierSet(str(raw["tensorflow_versions"]))
@@ -339,8 +344,13 @@ def features(case, dtype: str, arrays: Mapping[str, np.ndarray], attrs: Mapping,
     spec = ops.get(case.op)
     fmt = spec.data_format(attrs)
     filt = spec.filter
-    x, w = np.asarray(arrays[spec.data.name]), np.asarray(arrays[filt.name])
+    # A raw backprop op's data operand is out_backprop, and a filter gradient has no filter operand: the geometry
+    # features (kernel, padding-only rows, grouping) describe forward and transposed ops only.
+    geometry = spec.kind != "backprop"
+    x = np.asarray(arrays[spec.data.name])
+    w = np.asarray(arrays[filt.name]) if filt is not None else np.empty((0,) * 4)
     padding = attrs.get("padding", "SAME")
+    padding = "explicit" if padding == "EXPLICIT" else padding  # tf.raw_ops' name for it
     spatial_strides, spatial_dilations = _window_values(spec, attrs, fmt)
     spatial = layouts.spatial(fmt)
     feats = {
@@ -368,7 +378,7 @@ def features(case, dtype: str, arrays: Mapping[str, np.ndarray], attrs: Mapping,
     feats["strided_unit_width"] = bool(out_sizes) and out_sizes[-1] == 1 and len(spatial_strides) > 0 and spatial_strides[-1] > 1
     feats["strided_dilated_axis"] = any(
         s > 1 and d > 1 and n > 1 for s, d, n in zip(spatial_strides, spatial_dilations, out_sizes))
-    kernel = [w.shape[filt.layout.index(c)] if w.ndim == len(filt.layout) else 0 for c in spatial]
+    kernel = [w.shape[filt.layout.index(c)] if geometry and w.ndim == len(filt.layout) else 0 for c in spatial]
     feats["dilated_kernel_axis"] = any(d > 1 and k > 1 for d, k in zip(spatial_dilations, kernel))
     feats["unequal_strides"] = len(set(spatial_strides)) > 1
     feats["filter_empty"] = any(np.asarray(arrays[o.name]).size == 0 for o in spec.operands if o.kind == "filter")
@@ -384,12 +394,20 @@ def features(case, dtype: str, arrays: Mapping[str, np.ndarray], attrs: Mapping,
                                    and spec.forms.stride_arg in attrs) or any(
         _not_int(v) for v in (strides_value, dilations_value) if v is not None)
     feats["dilations_length"] = len(dilations_value) if isinstance(dilations_value, list) else None
+    sizes = attrs.get("input_sizes", attrs.get("filter_sizes"))
+    feats["sizes_length"] = len(sizes) if isinstance(sizes, list) else None
+    feats["explicit_paddings_unused"] = bool(attrs.get("explicit_paddings")) and padding in ("SAME", "VALID")
+    feats["malformed_shape"] = (
+        any(np.ndim(arrays[o.name]) != len(fmt) for o in spec.operands if o.kind == "data")
+        or (isinstance(strides_value, list) and len(strides_value) not in spec.forms.stride_lengths)
+        or (isinstance(sizes, list) and (len(sizes) not in (2, len(fmt))
+                                         or any(isinstance(v, int) and v < 0 for v in sizes))))
     if isinstance(padding, list) and len(padding) == len(fmt):
         feats["padding_in_batch_or_channels"] = any(
             any(v != 0 for v in pair) for pair, c in zip(padding, fmt) if c in "NC" and isinstance(pair, list))
-    feats["padding_only_row"] = (x.ndim == len(fmt) and w.ndim == len(filt.layout)
+    feats["padding_only_row"] = (geometry and x.ndim == len(fmt) and w.ndim == len(filt.layout)
                                  and _padding_only_row(spec, x.shape, w.shape, fmt, attrs))
-    if x.ndim == len(fmt) and w.ndim == len(filt.layout):
+    if geometry and x.ndim == len(fmt) and w.ndim == len(filt.layout):
         channels = x.shape[fmt.index("C")]
         in_channels = w.shape[filt.layout.index("I")]
         feats["grouped"] = bool(in_channels and channels != in_channels and channels % in_channels == 0)

@@ -202,13 +202,20 @@ def _comment(text: str, prefix: str = "# ") -> list[str]:
 
 
 def _call(case: Case, attrs: Mapping) -> str:
-    """``tf.nn.<op>(operands..., attr=value, ...)``: operands positional, attributes by keyword (tf.nn's names)."""
+    """``tf.nn.<op>(operands..., attr=value, ...)``: operands positional, attributes by keyword (tf.nn's names);
+    a ``tf.raw_ops`` function takes every argument by keyword."""
     spec = ops.get(case.op)
-    args = [variable_name(case, o.name) for o in spec.operands] + [f"{k}={_py(v)}" for k, v in attrs.items()]
-    one_line = f"output = tf.nn.{case.op}({', '.join(args)})"
+    if spec.kind == "backprop":
+        values = {**{o.name: variable_name(case, o.name) for o in spec.operands},
+                  **{k: _py(v) for k, v in attrs.items()}}
+        args = [f"{k}={values[k]}" for k in spec.positional] + [f"{k}={v}" for k, v in values.items()
+                                                                 if k not in spec.positional]
+    else:
+        args = [variable_name(case, o.name) for o in spec.operands] + [f"{k}={_py(v)}" for k, v in attrs.items()]
+    one_line = f"output = {spec.function}({', '.join(args)})"
     if len(one_line) <= WIDTH:
         return one_line
-    return f"output = tf.nn.{case.op}(\n" + "".join(f"    {a},\n" for a in args) + ")"
+    return f"output = {spec.function}(\n" + "".join(f"    {a},\n" for a in args) + ")"
 
 
 def _kernel(case: Case, dtype: str, attrs: Mapping, env: Environment) -> bool | None:
@@ -227,7 +234,7 @@ def _header(case: Case, dtype: str, env: Environment, eigen: bool | None, findin
     kernel = {True: "Eigen's", False: "oneDNN's", None: "an unmeasured"}[eigen]
     lines = ['"""Reproduce ' + f"{case.id}[{dtype}]",
              "",
-             f"tf.nn.{case.op}, {kind}.",
+             f"{ops.get(case.op).function}, {kind}.",
              "Written by tf-conv-harness (harness/repro.py); needs only NumPy and TensorFlow.",
              f"The harness ran it with TensorFlow {env.tensorflow_version} and NumPy {settings['numpy']}, "
              f"oneDNN {mode} (TF_ENABLE_ONEDNN_OPTS={int(env.onednn)}),",
@@ -271,7 +278,7 @@ def _prologue(env: Environment) -> list[str]:
 def _operands(case: Case, dtype: str) -> list[str]:
     spec = ops.get(case.op)
     layouts = ", ".join(f"{o.name} {_op_layout(case, o.name)}" for o in spec.operands)
-    lines = [""] + _comment(f"The operands exactly as the harness passes them to tf.nn.{case.op} ({dtype}; {layouts}):")
+    lines = [""] + _comment(f"The operands exactly as the harness passes them to {ops.get(case.op).function} ({dtype}; {layouts}):")
     for o in spec.operands:
         lines.append(operand_code(case, o.name, dtype))
     cast = _SPELLING[dtype][1]
@@ -306,7 +313,7 @@ def _error_contract(case: Case, eigen: bool | None, attrs: Mapping, ref_error: V
         "",
         "# TensorFlow may abort the whole process here (under oneDNN, for some invalid inputs): the line below shows",
         "# that the call was reached.",
-        f'print("calling tf.nn.{case.op} ...", flush=True)',
+        f'print("calling {ops.get(case.op).function} ...", flush=True)',
         "try:",
         textwrap.indent(_call(case, attrs), "    "),
         "except Exception as exc:  # every TensorFlow error class is an outcome to report",
@@ -395,7 +402,7 @@ def _computed(p: Prepared) -> list[str]:
     lines += [
         "",
         "# TensorFlow may abort the whole process for some inputs: the line below shows that the call was reached.",
-        f'print("calling tf.nn.{case.op} ...", flush=True)',
+        f'print("calling {ops.get(case.op).function} ...", flush=True)',
         "try:",
         textwrap.indent(_call(case, attrs), "    "),
         "except Exception as exc:  # a report, not a test: say what happened",

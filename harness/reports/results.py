@@ -140,7 +140,7 @@ def record(outcome, item_id: str, tags: Iterable[str] = (), with_arrays: bool | 
         "shapes": jsonable(outcome.shapes),
         "layouts": {**{name: {"given": t.layout, "op": ("raw" if t.raw else spec.operand(name).op_layout(fmt)),
                               "kernel": t.kernel} for name, t in case.inputs.items()},
-                    "output": {"op": fmt, "expected": case.expected.layout if case.expected else None}},
+                    "output": {"op": spec.output_format(outcome.attrs or case.attrs), "expected": case.expected.layout if case.expected else None}},
         "coverage": coverage(case.op, outcome.attrs or case.attrs),
         "expect_error": bool(case.expect_error),
         "implementations": ["reference", *(c.subject for c in comparisons if c.against == "reference")],
