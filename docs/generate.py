@@ -96,6 +96,18 @@ def ops_page() -> str:
         if spec.relations:
             out.append("- **metamorphic relations**: " + ", ".join(_code(r) for r in spec.relations))
         out.append("")
+    out += ["## Raw backprop ops\n",
+            "The `tf.raw_ops` gradient ops that `OpSpec.raw_backprop` names (`harness.ops.table.RAW_OPS`). Gradient "
+            "cases call them with arguments derived from a forward case; `cases/raw_backprop.yaml` calls them "
+            "directly, values and argument checks. They take `tf.raw_ops`' forms: `strides` and `dilations` as "
+            "4-lists in data_format order, and `padding` `\"SAME\"`, `\"VALID\"` or `\"EXPLICIT\"` with a flat "
+            "`explicit_paddings`. No backend implements them.\n",
+            "| op | TensorFlow | operands | sizes | output | TensorFlow kernel |", "|---|---|---|---|---|---|"]
+    for spec in ops.RAW_OPS.values():
+        operands = ", ".join(f"`{o.name}` {o.layout if o.kind == 'filter' else 'NHWC or NCHW'}" for o in spec.operands)
+        out.append(f"| `{spec.name}` | `{spec.function}` | {operands} | `{spec.required[0]}` | "
+                   f"{spec.output_layout or 'NHWC or NCHW'} | {', '.join(spec.tf_kernels)} |")
+    out.append("")
     out += ["## Layout letters\n", "| letter | axis |", "|---|---|"]
     out += [f"| `{c}` | {LETTERS[c]} |" for c in "NC" + layouts.SPATIAL_LETTERS + "IOM"]
     return "\n".join(out) + "\n"

@@ -159,12 +159,13 @@ def _fitting_kernel(op: str, size: int, kernel: int, stride: int, dilation: int,
 
 
 def _reachable_pads(size: int, kernel: int, stride: int, dilation: int, pads: tuple[int, int]) -> tuple[int, int]:
-    """``pads``, reduced (the larger side first) until some transposed-convolution output size maps onto ``size``.
+    """``pads``, reduced (the larger side first) until some non-empty transposed-convolution output size maps onto
+    ``size`` (an empty output is legal, but the search looks for wrong values).
 
     (0, 0) always qualifies: VALID reaches every input size.
     """
     before, after = pads
-    while not transpose_output_sizes(size, kernel, stride, dilation, (before, after)):
+    while not any(transpose_output_sizes(size, kernel, stride, dilation, (before, after))):
         before, after = (before - 1, after) if before >= after else (before, after - 1)
     return before, after
 
@@ -240,7 +241,7 @@ def configs(draw, op: str, env: Environment | None = None) -> dict:
     if transpose:
         out_sizes = []
         for n, k, s, d, p in zip(sizes, kernels, strides, dilations, pads):
-            accepted = transpose_output_sizes(n, k, s, d, p)  # at most `stride` sizes
+            accepted = [v for v in transpose_output_sizes(n, k, s, d, p) if v]  # at most `stride` sizes
             out_sizes.append(accepted[min(draw(st.integers(0, STRIDE_MAX - 1)), len(accepted) - 1)])
     if forms.stride_arg:
         stride_value = spell(strides, fmt, _spelling(draw, forms.stride_spellings, strides))
