@@ -22,8 +22,14 @@ function, switched on at run time by mutmut's trampolines) and runs the registry
    makes and a one-line reason. The run fails when a survivor is not listed, when a listed entry no longer
    matches its mutant, or when fewer than ``TARGET_SCORE`` of the non-equivalent mutants are killed.
 
-``--sample N --seed S`` judges a fixed random subset of N mutants (the equivalent ones left out): ``make test`` runs
-one, so that the registry losing its power over the reference fails CI without the hours of a full run.
+``--sample N --seed S`` judges a fixed random subset of N mutants (the equivalent ones left out) in full.
+
+``make test`` checks a fixed sample without the baseline's cost: ``--write-sample N --seed S`` (after a full run)
+writes ``selftest/mutation_sample.yaml``, N killed mutants drawn with seed S and the item that killed each;
+``--check-sample`` (``tests/tensorflow/test_mutation_sample.py``) runs each of those mutants against its item alone
+and fails unless every one is still killed, or when an entry's mutant no longer exists with the same change. A
+case removed or weakened, or a reference edit that a case no longer notices, fails CI that way; ``make mutation``
+then says which mutants survive.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from __future__ import annotations
 import argparse
 import ast
 import difflib
+import functools
 import json
 import os
 import random
@@ -48,6 +55,7 @@ import yaml
 TARGETS = ("harness/conv/reference.py", "harness/conv/padding.py", "harness/conv/layouts.py",
            "harness/conv/dtypes.py")
 EQUIVALENTS = Path("selftest") / "mutation_equivalents.yaml"
+SAMPLE = Path("selftest") / "mutation_sample.yaml"
 TARGET_SCORE = 0.95
 MUTANT_MARK = "__mutmut_"
 
@@ -94,13 +102,14 @@ def _original_name(mangled: str) -> str:
     return mangled.rsplit("ǁ", 1)[-1] if "ǁ" in mangled else mangled[2:]
 
 
-def _no_cover(source: str) -> set[int]:
+@functools.lru_cache(maxsize=None)
+def _no_cover(source: str) -> frozenset[int]:
     """The lines coverage.py leaves out (``# pragma: no cover`` and the blocks under it): no mutants there."""
     from coverage.parser import PythonParser
 
     parser = PythonParser(text=source, exclude=r"#\s*(pragma|PRAGMA)[:\s]?\s*(no|NO)\s*(cover|COVER)")
     parser.parse_source()
-    return set(parser.excluded)
+    return frozenset(parser.excluded)
 
 
 def generate(root: Path, tree: Path) -> list[Mutant]:
@@ -208,6 +217,8 @@ def _worker(args) -> int:
     env = Environment.current()
     items = _items(root)
     answers = out / "tf-answers"
+    if todo and all("items" in m for m in todo):  # --check-sample: each mutant against its own items only
+        return _targeted(todo, items, known, env, answers, args.jobs)
 
     # The baseline: unmutated, recording TensorFlow's answers and, per item, the reference lines it runs.
     import coverage
@@ -238,19 +249,53 @@ def _worker(args) -> int:
     _emit({"event": "baseline", "items": len(items), "broken": broken, "seconds": round(baseline, 1),
            "lines": len(by_line)})
 
+    candidates = {m["name"]: sorted({k for line in m["lines"] for k in by_line.get((m["file"], line), ())})
+                  for m in todo}
+    return _judge(todo, candidates, items, seconds, known, env, args.jobs)
+
+
+def _targeted(todo: list[dict], items, known, env, answers: Path, jobs: int) -> int:
+    """``--check-sample``: a baseline of only the items the todo names (recording TensorFlow's answers; no
+    coverage), then each mutant against its own items."""
+    from mutmut.mutation.trampoline import set_mutant_under_test
+
+    from harness.tf.isolation import RECORD_ENV, REPLAY_ENV
+
+    index = {item[0]: k for k, item in enumerate(items)}
+    wanted = sorted({index[i] for m in todo for i in m["items"] if i in index})
+    os.environ[RECORD_ENV] = str(answers)
+    set_mutant_under_test("")
+    started, seconds, broken = time.perf_counter(), {}, []
+    for k in wanted:
+        t0 = time.perf_counter()
+        if _run_item(items[k], known, env):
+            broken.append(items[k][0])
+        seconds[k] = time.perf_counter() - t0
+    del os.environ[RECORD_ENV]
+    os.environ[REPLAY_ENV] = str(answers)
+    _emit({"event": "baseline", "items": len(wanted), "broken": broken, "seconds": round(time.perf_counter() - started, 1),
+           "lines": 0})
+    candidates = {m["name"]: [index[i] for i in m["items"] if i in index and i not in broken] for m in todo}
+    return _judge(todo, candidates, items, seconds, known, env, jobs)
+
+
+def _judge(todo: list[dict], candidates: dict[str, list[int]], items, seconds: dict, known, env, jobs: int) -> int:
+    """Each mutant in a forked child, ``jobs`` at a time, over its candidate items until one fails."""
+    from mutmut.mutation.trampoline import set_mutant_under_test
+
     last_killer: dict[str, int] = {}
     running: dict[int, tuple] = {}  # pid -> (mutant, read fd, started, limit)
     queue = list(todo)
     while queue or running:
-        while queue and len(running) < args.jobs:
+        while queue and len(running) < jobs:
             m = queue.pop(0)
-            candidates = sorted({k for line in m["lines"] for k in by_line.get((m["file"], line), ())})
-            if not candidates:
+            mine = candidates[m["name"]]
+            if not mine:
                 _emit({"event": "result", "mutant": m["name"], "status": "not_reached", "killer": None, "seconds": 0})
                 continue
             first = last_killer.get(m["function"])
-            order = ([first] if first is not None else []) + [k for k in candidates if k != first]
-            limit = 60.0 + 10.0 * sum(seconds.get(k, 0.0) for k in candidates)
+            order = ([first] if first in mine else []) + [k for k in mine if k != first]
+            limit = 60.0 + 10.0 * sum(seconds.get(k, 0.0) for k in mine)
             read, write = os.pipe()
             pid = os.fork()
             if pid == 0:  # the child: this mutant against its items, until one fails
@@ -381,6 +426,107 @@ def write_report(out: Path, mutants: list[Mutant], results: dict, summary: dict,
     return path
 
 
+def _todo(m: Mutant, items: list[str] | None = None) -> dict:
+    """A mutant as the worker takes it; ``items``: judge it against these item ids only (no baseline coverage)."""
+    return {"name": m.name, "function": m.function, "file": m.file, "lines": list(m.lines),
+            **({"items": items} if items is not None else {})}
+
+
+def _run_worker(root: Path, out: Path, todo: list[dict], jobs: int, results_path: Path, results: dict,
+                mutants: list[Mutant], t0: float) -> tuple[dict | None, bool]:
+    """Judge ``todo`` in a worker importing the mutated tree; results are appended to ``results_path`` and
+    ``results`` as they come. Returns (the baseline record, whether the worker failed)."""
+    (out / "todo.json").write_text(json.dumps(todo), encoding="utf-8")
+    if not todo:
+        return None, False
+    hashes = {m.name: m.function_hash for m in mutants}
+    changes = {m.name: m.change for m in mutants}
+    worker_env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(out / "tree"), os.environ.get("PYTHONPATH", "")])}
+    cmd = [sys.executable, "-P", "-m", "harness.selftest.mutmut_run", "--worker", "--root", str(root), "--out", str(out),
+           "--jobs", str(jobs), "--tree", str(out / "tree")]
+    baseline, done = None, 0
+    with subprocess.Popen(cmd, cwd=root, env=worker_env, stdout=subprocess.PIPE, text=True) as proc, \
+            results_path.open("a", encoding="utf-8") as sink:
+        for line in proc.stdout:
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                print(line, end="")
+                continue
+            if rec.pop("event") == "baseline":
+                baseline = rec
+                print(f"baseline: {rec['items']} items in {rec['seconds']} s, {len(rec['broken'])} failing "
+                      f"unmutated (left out); {rec['lines']} reference lines reached", flush=True)
+                continue
+            rec["hash"] = hashes[rec["mutant"]]
+            rec["change"] = changes[rec["mutant"]]
+            sink.write(json.dumps(rec) + "\n")
+            sink.flush()
+            results[rec["mutant"]] = rec
+            done += 1
+            if rec["status"] not in ("killed", "timeout") or done % 50 == 0:
+                elapsed = time.perf_counter() - t0
+                print(f"[{done}/{len(todo)} {elapsed:.0f} s] {rec['mutant']}: {rec['status']}"
+                      + (f" by {rec['killer']}" if rec.get("killer") else ""), flush=True)
+    if proc.returncode:
+        print(f"mutation: the worker failed (exit {proc.returncode})", file=sys.stderr)
+    return baseline, bool(proc.returncode)
+
+
+# --- the fixed sample that make test checks -------------------------------------------------------------------------
+
+def load_sample(path: Path) -> list[dict]:
+    """``selftest/mutation_sample.yaml``: ``{mutant, change, killer}`` entries (ValueError naming the entry)."""
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    entries = doc.get("sample") if isinstance(doc, dict) else None
+    if not isinstance(entries, list):
+        raise ValueError(f"{path}: expected a mapping with a list 'sample'")
+    for i, e in enumerate(entries):
+        if not (isinstance(e, dict) and set(e) == {"mutant", "change", "killer"}
+                and all(isinstance(v, str) and v for v in e.values())):
+            raise ValueError(f"{path}: sample[{i}]: must be {{mutant, change, killer}}, three non-empty strings")
+    return entries
+
+
+def write_sample(path: Path, results: dict, mutants: list[Mutant], size: int, seed: int) -> int:
+    """Draw ``size`` killed mutants (with ``seed``) and write them with their killers to ``path``."""
+    by_name = {m.name: m for m in mutants}
+    killed = sorted(n for n, r in results.items() if n in by_name and r["status"] == "killed" and r.get("killer"))
+    chosen = sorted(random.Random(seed).sample(killed, min(size, len(killed))))
+    doc = {"sample": [{"mutant": n, "change": by_name[n].change, "killer": results[n]["killer"]} for n in chosen]}
+    header = (f"# A fixed sample of {len(chosen)} mutants the registry kills (seed {seed}), each with the item that killed\n"
+              "# it in the last full run: make test runs each against its item alone (python -m harness.selftest.mutmut_run\n"
+              "# --check-sample). Rewritten by: make mutation MUTATION_ARGS=\"--write-sample N --seed S\".\n")
+    path.write_text(header + yaml.safe_dump(doc, sort_keys=False, width=120), encoding="utf-8")
+    return len(chosen)
+
+
+def check_sample(path: Path, root: Path, out: Path, mutants: list[Mutant], jobs: int, t0: float) -> int:
+    """Run each mutant of the sample at ``path`` against its recorded killer; 0 when every one is still killed."""
+    entries = load_sample(path)
+    by_name = {m.name: m for m in mutants}
+    stale = [e["mutant"] for e in entries if e["mutant"] not in by_name or by_name[e["mutant"]].change != e["change"]]
+    live = [e for e in entries if e["mutant"] not in stale]
+    results_path = out / "sample-check.jsonl"
+    if results_path.exists():
+        results_path.unlink()
+    results: dict = {}
+    _, failed = _run_worker(root, out, [_todo(by_name[e["mutant"]], [e["killer"]]) for e in live], jobs,
+                            results_path, results, mutants, t0)
+    if failed:
+        return 2
+    alive = [f"{e['mutant']} (by {e['killer']}: {results.get(e['mutant'], {}).get('status', 'not judged')})"
+             for e in live if results.get(e["mutant"], {}).get("status") not in ("killed", "timeout", "crashed")]
+    print(f"sample: {len(live) - len(alive)} of {len(entries)} mutants killed by their recorded item "
+          f"in {time.perf_counter() - t0:.1f} s")
+    for name in stale:
+        print(f"mutation sample: {name}: no such mutant, or its change differs (the reference changed): rewrite "
+              f"{path} after a full run")
+    for line in alive:
+        print(f"mutation sample: survived: {line}; run make mutation to see what kills it now")
+    return 1 if stale or alive else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness.selftest.mutmut_run", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("reports") / "mutation")
@@ -394,6 +540,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--equivalents", type=Path, default=EQUIVALENTS)
     parser.add_argument("--report-only", action="store_true",
                         help="write the report from the results so far, judging nothing (e.g. while a run goes on)")
+    parser.add_argument("--write-sample", type=int, default=0, metavar="N",
+                        help=f"after the run, write {SAMPLE}: N killed mutants drawn with --seed, and their killers")
+    parser.add_argument("--check-sample", action="store_true",
+                        help=f"run each mutant of {SAMPLE} against the item that killed it (what make test does)")
+    parser.add_argument("--sample-file", type=Path, default=SAMPLE, help=f"the sample --check-sample runs ({SAMPLE})")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--root", default=".", help=argparse.SUPPRESS)
     parser.add_argument("--tree", default=".", help=argparse.SUPPRESS)
@@ -407,6 +558,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     mutants = generate(root, out / ("tree-report" if args.report_only else "tree"))
     print(f"mutmut: {len(mutants)} mutants of {len(TARGETS)} modules in {time.perf_counter() - t0:.1f} s", flush=True)
+    if args.check_sample:
+        return check_sample(args.sample_file, root, out, mutants, args.jobs, t0)
     results_path = out / ("results.jsonl" if not args.sample else f"sample-{args.seed}-{args.sample}.jsonl")
     if args.rerun and results_path.exists():
         results_path.unlink()
@@ -425,41 +578,9 @@ def main(argv: list[str] | None = None) -> int:
                                                min(args.sample, len(pool)))
     todo = [] if args.report_only else [m for m in pool if m.name not in results]
     print(f"to judge: {len(todo)} (already judged: {len(pool) - len(todo)})", flush=True)
-    (out / "todo.json").write_text(json.dumps([{"name": m.name, "function": m.function, "file": m.file,
-                                                "lines": list(m.lines)} for m in todo]),
-                                   encoding="utf-8")
-    baseline = None
-    if todo:
-        worker_env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(out / "tree"), os.environ.get("PYTHONPATH", "")])}
-        cmd = [sys.executable, "-P", "-m", "harness.selftest.mutmut_run", "--worker", "--root", str(root), "--out", str(out),
-               "--jobs", str(args.jobs), "--tree", str(out / "tree")]
-        done = 0
-        with subprocess.Popen(cmd, cwd=root, env=worker_env, stdout=subprocess.PIPE, text=True) as proc, \
-                results_path.open("a", encoding="utf-8") as sink:
-            for line in proc.stdout:
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError:
-                    print(line, end="")
-                    continue
-                if rec.pop("event") == "baseline":
-                    baseline = rec
-                    print(f"baseline: {rec['items']} items in {rec['seconds']} s, {len(rec['broken'])} failing "
-                          f"unmutated (left out); {rec['lines']} reference lines reached", flush=True)
-                    continue
-                rec["hash"] = hashes[rec["mutant"]]
-                rec["change"] = changes[rec["mutant"]]
-                sink.write(json.dumps(rec) + "\n")
-                sink.flush()
-                results[rec["mutant"]] = rec
-                done += 1
-                if rec["status"] not in ("killed", "timeout") or done % 50 == 0:
-                    elapsed = time.perf_counter() - t0
-                    print(f"[{done}/{len(todo)} {elapsed:.0f} s] {rec['mutant']}: {rec['status']}"
-                          + (f" by {rec['killer']}" if rec.get("killer") else ""), flush=True)
-        if proc.returncode:
-            print(f"mutation: the worker failed (exit {proc.returncode})", file=sys.stderr)
-            return 2
+    baseline, failed = _run_worker(root, out, [_todo(m) for m in todo], args.jobs, results_path, results, mutants, t0)
+    if failed:
+        return 2
     judged = {m.name: results[m.name] for m in pool if m.name in results}
     from harness.selftest.coverage import EXCLUSIONS, load_exclusions
 
@@ -481,6 +602,9 @@ def main(argv: list[str] | None = None) -> int:
         problems.append(f"stale entries in {args.equivalents}: {', '.join(summary['stale_equivalents'])}")
     if summary["score"] < TARGET_SCORE:
         problems.append(f"score {100 * summary['score']:.1f}% is below {100 * TARGET_SCORE:.0f}%")
+    if args.write_sample and not (args.sample or args.only):
+        n = write_sample(root / SAMPLE, judged, mutants, args.write_sample, args.seed)
+        print(f"wrote {SAMPLE}: {n} killed mutants (seed {args.seed})")
     for p in problems:
         print(f"mutation: {p}")
     return 1 if problems else 0
