@@ -124,8 +124,7 @@ class ArgForms:
     spatial axis, the number of spatial axes, or the full rank); ``allow_int``: a plain int is accepted too;
     ``explicit_padding``: padding may be a list of (before, after) pairs besides "SAME" / "VALID";
     ``output_shape_spatial``: a transposed op's output_shape may give the spatial sizes alone (besides the full
-    rank); ``raw_padding``: padding is ``tf.raw_ops``'s, "SAME", "VALID" or "EXPLICIT" with ``explicit_paddings``.
-    The reference enforces these forms (``window_args``); the property search draws from them.
+    rank). The reference enforces these forms (``window_args``); the property search draws from them.
     """
 
     stride_arg: str | None = "strides"
@@ -135,7 +134,6 @@ class ArgForms:
     allow_int: bool = True
     explicit_padding: bool = True
     output_shape_spatial: bool = True
-    raw_padding: bool = False
 
     def window_args(self, op: str, data_format: str, strides, dilations, padding):
         """(strides, dilations, padding) normalized from arguments in exactly the forms tf.nn accepts (ValueError
@@ -165,9 +163,6 @@ class ArgForms:
                                            allowed_lengths=lengths)
         dilations = normalize_window_arg(op, self.dilation_arg, attrs.get(self.dilation_arg), data_format,
                                          allowed_lengths=lengths, default=1)
-        if self.raw_padding:
-            return strides, dilations, normalize_raw_padding(op, attrs.get("padding", "SAME"),
-                                                             attrs.get("explicit_paddings", ()), data_format)
         return strides, dilations, normalize_padding(op, attrs.get("padding", "SAME"), data_format)
 
     def spellings(self, arg: str, data_format: str, optional: bool) -> tuple[str, ...]:

@@ -103,7 +103,7 @@ CONV1D_FORMS = ArgForms("stride", (1, 3), "dilations", (1, 3), explicit_padding=
 ATROUS_FORMS = ArgForms(None, (), "rate", (1, 2))  # stride 1; rate: an int or one per spatial axis
 DEPTHWISE_FORMS = ArgForms("strides", (4,), "dilations", (2,), allow_int=False)  # a 4-list of strides, 2 dilations
 TRANSPOSE_FORMS = ArgForms()
-RAW_FORMS = ArgForms("strides", (4,), "dilations", (4,), allow_int=False, raw_padding=True)  # tf.raw_ops: 4-lists
+RAW_FORMS = ArgForms("strides", (4,), "dilations", (4,), allow_int=False)  # tf.raw_ops: 4-lists (and EXPLICIT padding)
 CONV1D_TRANSPOSE_FORMS = ArgForms("strides", (1, 3), "dilations", (1, 3), explicit_padding=False,
                                   output_shape_spatial=False)  # output_shape: the 3 values only
 

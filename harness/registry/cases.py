@@ -114,17 +114,19 @@ class ExpectError:
 
     ``tensorflow`` maps the kernel TensorFlow runs for the case (oneDNN's or Eigen's) to the error class it raises
     (they differ: an unreachable output_shape is AbortedError in oneDNN's kernel and InvalidArgumentError in
-    Eigen's). ``match`` must occur in the reference's message.
+    Eigen's). ``match`` must occur in the reference's message; ``message``, when given, is the whole message.
     """
 
     reference: str
     tensorflow: Mapping[str, str]  # onednn_kernel / eigen_kernel -> error class name
     match: str | tuple[str, ...] | None = None  # text the reference's message contains (each of several)
+    message: str | None = None  # the reference's message, exactly
 
     def missing(self, message: str) -> list[str]:
-        """The parts of ``match`` that ``message`` does not contain."""
+        """The parts of ``match`` that ``message`` does not contain (and ``self.message``, if it is not exact)."""
         wanted = (self.match,) if isinstance(self.match, str) else self.match or ()
-        return [m for m in wanted if m not in message]
+        exact = [self.message] if self.message is not None and message != self.message else []
+        return [m for m in wanted if m not in message] + exact
 
     def tensorflow_error(self, eigen_kernel: bool | None) -> str | None:
         """The class TensorFlow must raise when its kernel is Eigen's (True) or oneDNN's (False); None when the
@@ -281,9 +283,10 @@ def _tolerance(file, case, spec) -> Override:
 def _expect_error(file, case, spec) -> ExpectError:
     if not isinstance(spec, dict):
         raise CaseError(file, case, "expect_error", "must be a mapping {reference: ValueError, tensorflow: ErrorClass}")
-    unknown = set(spec) - {"reference", "tensorflow", "match"}
+    unknown = set(spec) - {"reference", "tensorflow", "match", "message"}
     if unknown:
-        raise CaseError(file, case, f"expect_error.{sorted(unknown)[0]}", "unknown field; allowed: reference, tensorflow, match")
+        raise CaseError(file, case, f"expect_error.{sorted(unknown)[0]}",
+                        "unknown field; allowed: reference, tensorflow, match, message")
     if spec.get("reference") != "ValueError":
         raise CaseError(file, case, "expect_error.reference", f"the reference always raises ValueError, got {spec.get('reference')!r}")
     tf_error = spec.get("tensorflow")
@@ -300,7 +303,10 @@ def _expect_error(file, case, spec) -> ExpectError:
     if match is not None and not (isinstance(match, str) or (
             isinstance(match, list) and match and all(isinstance(m, str) and m for m in match))):
         raise CaseError(file, case, "expect_error.match", "must be a string, or a list of strings that must all occur")
-    return ExpectError("ValueError", dict(tf_error), tuple(match) if isinstance(match, list) else match)
+    message = spec.get("message")
+    if message is not None and not (isinstance(message, str) and message):
+        raise CaseError(file, case, "expect_error.message", f"must be the reference's whole message, a string; got {message!r}")
+    return ExpectError("ValueError", dict(tf_error), tuple(match) if isinstance(match, list) else match, message)
 
 
 def _str_list(file, case, fld, value) -> tuple[str, ...]:

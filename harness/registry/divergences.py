@@ -91,6 +91,7 @@ FEATURES = {
     "dilations_length": "the number of values in a dilations list (None for an int or None)",
     "expect_error": "the case is an error contract",
     "sizes_length": "the number of values in a raw backprop op's input_sizes / filter_sizes (None for other ops)",
+    "padding_not_int": "an entry of an explicit padding list is a float or a bool instead of an int",
     "explicit_paddings_unused": "a raw backprop op's explicit_paddings is not empty while its padding is SAME or VALID",
     "malformed_shape": "a data operand's rank is not its data_format's, a strides list has a length the op does not take, "
                        "or a raw backprop op's input_sizes / filter_sizes has other than 2 or 4 values or a "
@@ -394,6 +395,8 @@ def features(case, dtype: str, arrays: Mapping[str, np.ndarray], attrs: Mapping,
                                    and spec.forms.stride_arg in attrs) or any(
         _not_int(v) for v in (strides_value, dilations_value) if v is not None)
     feats["dilations_length"] = len(dilations_value) if isinstance(dilations_value, list) else None
+    feats["padding_not_int"] = isinstance(padding, list) and any(
+        isinstance(pair, list) and any(_not_int(v) for v in pair) for pair in padding)
     sizes = attrs.get("input_sizes", attrs.get("filter_sizes"))
     feats["sizes_length"] = len(sizes) if isinstance(sizes, list) else None
     feats["explicit_paddings_unused"] = bool(attrs.get("explicit_paddings")) and padding in ("SAME", "VALID")

@@ -63,6 +63,8 @@ def _expect_error_dict(e: ExpectError) -> dict:
     out = {"reference": e.reference, "tensorflow": tf_error}
     if e.match is not None:
         out["match"] = e.match if isinstance(e.match, str) else list(e.match)
+    if e.message is not None:
+        out["message"] = e.message
     return out
 
 

@@ -99,8 +99,8 @@ def coverage(op: str, attrs: Mapping) -> dict[str, str]:
     fmt = spec.data_format(attrs)
     padding = attrs.get("padding", "SAME")
     cell = {"padding": padding if isinstance(padding, str) else "explicit", "layout": fmt}
-    try:
-        strides, dilations, _ = spec.window_attrs(attrs)
+    try:  # the labels need strides and dilations only (a raw op's EXPLICIT padding is not tf.nn's form)
+        strides, dilations, _ = spec.window_attrs({k: v for k, v in attrs.items() if k != "padding"})
         cell.update(stride=_label(strides), dilation=_label(dilations))
     except (ValueError, TypeError):  # an error contract's deliberately bad attributes
         cell.update(stride="invalid", dilation="invalid")

@@ -88,6 +88,11 @@ def _body(lines: list[str], node: ast.FunctionDef) -> list[str]:
     return lines[node.body[0].lineno - 1:node.end_lineno]
 
 
+def _signature(lines: list[str], node: ast.FunctionDef, name: str, mangled: str) -> list[str]:
+    """A function's ``def`` lines, its (mutant's) name replaced by the original's."""
+    return [ln.replace(name, mangled) for ln in lines[node.lineno - 1:node.body[0].lineno - 1]]
+
+
 def _statement_start(node: ast.FunctionDef, line: int) -> int:
     """The first line of the innermost statement of ``node`` that holds ``line`` (where line coverage counts it)."""
     best = node
@@ -132,17 +137,25 @@ def generate(root: Path, tree: Path) -> list[Mutant]:
             short = name.rsplit(".", 1)[-1]
             orig_node, mutant_node = functions[f"{mangled}{MUTANT_MARK}orig"], functions[short]
             original, changed = _body(code_lines, orig_node), _body(code_lines, mutant_node)
+            in_signature = original == changed  # a default value: compare the signatures, named alike
+            if in_signature:
+                original = _signature(code_lines, orig_node, orig_node.name, mangled)
+                changed = _signature(code_lines, mutant_node, mutant_node.name, mangled)
             diff = "\n".join(difflib.unified_diff(original, changed, "original", "mutant", n=1, lineterm=""))
             change = " | ".join(ln[1:].strip() for ln in diff.splitlines()[2:] if ln.startswith("+"))
             lines, original_lines = (), ()
-            if len(original) == len(changed):  # the usual case: one expression replaced in place
+            own = originals.get(_original_name(mangled))
+            if in_signature:  # every statement may read the default; coverage exclusions see the def line
+                original_lines = (own.lineno,) if own is not None else ()
+            elif len(original) == len(changed):  # the usual case: one expression replaced in place
                 offsets = [i for i, (a, b) in enumerate(zip(original, changed)) if a != b]
                 lines = tuple(sorted({_statement_start(orig_node, orig_node.body[0].lineno + i) for i in offsets}))
-                own = originals.get(_original_name(mangled))
                 if own is not None and offsets:
                     original_lines = tuple(own.body[0].lineno + i for i in offsets)
             if not lines:  # the change is in the signature (a default value), or moved lines: the whole function
                 lines = tuple(sorted({n.lineno for n in ast.walk(orig_node) if isinstance(n, ast.stmt)} - {orig_node.lineno}))
+                if not original_lines and own is not None:
+                    original_lines = tuple(range(own.lineno, own.end_lineno + 1))
             mutants.append(Mutant(f"{module}.{short}", f"{module}.{mangled}", target, change, diff,
                                   mutated.hash_by_function_name.get(mangled, ""), lines, original_lines))
     return mutants
@@ -150,15 +163,23 @@ def generate(root: Path, tree: Path) -> list[Mutant]:
 
 # --- equivalents: survivors that no case can kill ------------------------------------------------------------
 
+# The kinds of triaged survivor: ``equivalent`` computes the same as the original on everything the registry can
+# reach; ``oracle`` changes only how tight the tolerance bound is, within a margin TensorFlow's errors never come near
+# (only a wrong implementation could notice it). An oracle survivor stays in the score's denominator.
+KINDS = ("equivalent", "oracle")
+
+
 @dataclass(frozen=True)
 class Equivalent:
     mutant: str
     change: str
     reason: str
+    kind: str = "equivalent"
 
 
 def load_equivalents(path: Path) -> list[Equivalent]:
-    """``selftest/mutation_equivalents.yaml``: ``{mutant, change, reason}`` entries (ValueError naming the entry)."""
+    """``selftest/mutation_equivalents.yaml``: ``{mutant, change, reason}`` entries, and ``kind`` (one of ``KINDS``)
+    where it is not ``equivalent`` (ValueError naming the entry)."""
     if not path.exists():
         return []
     doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -167,10 +188,12 @@ def load_equivalents(path: Path) -> list[Equivalent]:
         raise ValueError(f"{path}: expected a mapping with a list 'equivalents'")
     out = []
     for i, raw in enumerate(entries):
-        if not isinstance(raw, dict) or set(raw) != {"mutant", "change", "reason"} or not all(
-                isinstance(v, str) and v.strip() for v in raw.values()):
-            raise ValueError(f"{path}: equivalents[{i}]: must be {{mutant, change, reason}}, three non-empty strings")
-        out.append(Equivalent(raw["mutant"], raw["change"].strip(), raw["reason"].strip()))
+        if not isinstance(raw, dict) or not {"mutant", "change", "reason"} <= set(raw) <= {"mutant", "change", "reason", "kind"} \
+                or not all(isinstance(v, str) and v.strip() for v in raw.values()):
+            raise ValueError(f"{path}: equivalents[{i}]: must be {{mutant, change, reason}} (and kind), non-empty strings")
+        if raw.get("kind", "equivalent") not in KINDS:
+            raise ValueError(f"{path}: equivalents[{i}]: kind {raw['kind']!r} is not one of {', '.join(KINDS)}")
+        out.append(Equivalent(raw["mutant"], raw["change"].strip(), raw["reason"].strip(), raw.get("kind", "equivalent")))
     return out
 
 
@@ -370,12 +393,13 @@ def summarize(mutants: list[Mutant], results: dict[str, dict], equivalents: list
     listed = {e.mutant: e for e in equivalents}
     stale = [e for e in equivalents if e.mutant not in by_name or by_name[e.mutant].change != e.change]
     judged = {name: r for name, r in results.items() if name in by_name}
-    counts = {s: 0 for s in ("killed", "timeout", "survived", "equivalent", "not_reached", "excluded", "crashed")}
+    counts = {s: 0 for s in ("killed", "timeout", "survived", "equivalent", "oracle", "not_reached", "excluded",
+                             "crashed")}
     untriaged = []
     for name, r in judged.items():
         status = r["status"]
         if name in listed and listed[name].change == by_name[name].change:
-            status = "equivalent" if status in ("survived", "not_reached") else status
+            status = listed[name].kind if status in ("survived", "not_reached") else status
         elif status in ("survived", "not_reached") and name in unreachable:
             status = "excluded"
         counts[status] = counts.get(status, 0) + 1
@@ -392,13 +416,15 @@ def write_report(out: Path, mutants: list[Mutant], results: dict, summary: dict,
     by_name = {m.name: m for m in mutants}
     lines = ["# Mutation testing of the reference package (cases/ as the killing suite)", "",
              f"mutmut's mutants of {', '.join(TARGETS)}.", "",
-             "| generated | judged | killed | timeout | survived | equivalent | not reached | excluded | score |",
-             "|---|---|---|---|---|---|---|---|---|",
+             "| generated | judged | killed | timeout | survived | equivalent | oracle | not reached | excluded | score |",
+             "|---|---|---|---|---|---|---|---|---|---|",
              f"| {summary['generated']} | {summary['judged']} | {summary['killed']} | {summary['timeout']} | "
-             f"{summary['survived']} | {summary['equivalent']} | {summary['not_reached']} | {summary['excluded']} | "
-             f"{100 * summary['score']:.1f}% |", "",
+             f"{summary['survived']} | {summary['equivalent']} | {summary['oracle']} | {summary['not_reached']} | "
+             f"{summary['excluded']} | {100 * summary['score']:.1f}% |", "",
              "Score: killed (or timed out) over judged, less the equivalent ones and those *excluded*: mutants of "
-             "lines that selftest/coverage_exclusions.yaml lists as unreachable from a case, with its reason.", ""]
+             "lines that selftest/coverage_exclusions.yaml lists as unreachable from a case, with its reason. "
+             "*oracle*: survivors listed as changing only the tolerance bound's tightness; they count against the "
+             "score.", ""]
     if baseline:
         lines += [f"Baseline: {baseline['items']} items in {baseline['seconds']} s; items failing unmutated (left "
                   f"out): {len(baseline['broken'])}", ""]
@@ -592,6 +618,7 @@ def main(argv: list[str] | None = None) -> int:
     report = write_report(out, mutants, judged, summary, baseline)
     print(f"\nmutants: {summary['generated']} generated, {summary['judged']} judged: {summary['killed']} killed, "
           f"{summary['timeout']} timed out, {summary['survived']} survived, {summary['equivalent']} equivalent, "
+          f"{summary['oracle']} oracle, "
           f"{summary['not_reached']} not reached, {summary['excluded']} excluded; score {100 * summary['score']:.1f}% "
           f"(target {100 * TARGET_SCORE:.0f}%); {summary['seconds']} s; report {report}")
     problems = []

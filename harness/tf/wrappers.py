@@ -151,7 +151,7 @@ def conv2d_backprop_input(input_sizes, filter, out_backprop, strides, padding, u
     return _np(tf().raw_ops.Conv2DBackpropInput(
         input_sizes=list(input_sizes), filter=filter, out_backprop=out_backprop, strides=list(strides), padding=padding,
         use_cudnn_on_gpu=use_cudnn_on_gpu, explicit_paddings=list(explicit_paddings), data_format=data_format,
-        dilations=list(dilations)))
+        dilations=None if dilations is None else list(dilations)))
 
 
 def conv2d_backprop_filter(input, filter_sizes, out_backprop, strides, padding, use_cudnn_on_gpu=True,
@@ -160,7 +160,7 @@ def conv2d_backprop_filter(input, filter_sizes, out_backprop, strides, padding, 
     return _np(tf().raw_ops.Conv2DBackpropFilter(
         input=input, filter_sizes=list(filter_sizes), out_backprop=out_backprop, strides=list(strides), padding=padding,
         use_cudnn_on_gpu=use_cudnn_on_gpu, explicit_paddings=list(explicit_paddings), data_format=data_format,
-        dilations=list(dilations)))
+        dilations=None if dilations is None else list(dilations)))
 
 
 def depthwise_conv2d_native_backprop_input(input_sizes, filter, out_backprop, strides, padding, explicit_paddings=(),
@@ -168,7 +168,7 @@ def depthwise_conv2d_native_backprop_input(input_sizes, filter, out_backprop, st
     """``tf.raw_ops.DepthwiseConv2dNativeBackpropInput`` on NumPy arrays."""
     return _np(tf().raw_ops.DepthwiseConv2dNativeBackpropInput(
         input_sizes=list(input_sizes), filter=filter, out_backprop=out_backprop, strides=list(strides), padding=padding,
-        explicit_paddings=list(explicit_paddings), data_format=data_format, dilations=list(dilations)))
+        explicit_paddings=list(explicit_paddings), data_format=data_format, dilations=None if dilations is None else list(dilations)))
 
 
 def depthwise_conv2d_native_backprop_filter(input, filter_sizes, out_backprop, strides, padding, explicit_paddings=(),
@@ -176,7 +176,7 @@ def depthwise_conv2d_native_backprop_filter(input, filter_sizes, out_backprop, s
     """``tf.raw_ops.DepthwiseConv2dNativeBackpropFilter`` on NumPy arrays."""
     return _np(tf().raw_ops.DepthwiseConv2dNativeBackpropFilter(
         input=input, filter_sizes=list(filter_sizes), out_backprop=out_backprop, strides=list(strides), padding=padding,
-        explicit_paddings=list(explicit_paddings), data_format=data_format, dilations=list(dilations)))
+        explicit_paddings=list(explicit_paddings), data_format=data_format, dilations=None if dilations is None else list(dilations)))
 
 
 def gradients(op, operands, attrs, out_backprop) -> tuple:
