@@ -98,3 +98,38 @@ def test_every_op_has_registry_cases(registry):
 def test_get_names_the_known_ops():
     with pytest.raises(ValueError, match="known ops: " + ", ".join(ops.OPS)):
         ops.get("conv3d")
+
+
+# --- the raw backprop ops (ops.RAW_OPS) ----------------------------------------------------------------------------
+
+RAW = list(ops.RAW_OPS.values())
+
+
+@pytest.mark.parametrize("spec", RAW, ids=[s.name for s in RAW])
+def test_a_raw_op_has_tf_raw_ops_signature_and_is_named_by_a_forward_op(spec):
+    """Reference and wrapper take ``positional`` first, then the other attributes by keyword; some tf.nn op names
+    it as its raw backprop op; its output layout is a filter layout for a filter gradient."""
+    assert spec.kind == "backprop" and spec.function.startswith("tf.raw_ops.")
+    assert set(spec.positional) == {o.name for o in spec.operands} | {spec.required[0]}
+    for where, fn in (("harness.conv.reference", spec.reference), ("harness.tf.wrappers", getattr(wrappers, spec.name))):
+        params = list(inspect.signature(fn).parameters)
+        assert params[:len(spec.positional)] == list(spec.positional), (where, params)
+        assert set(spec.attrs) <= set(params), (where, set(spec.attrs) - set(params))
+    assert spec.name in {n for s in SPECS for n in s.raw_backprop.values()}
+    assert (spec.output_layout != "") == (spec.filter is None)
+    assert set(spec.tf_kernels) <= set(kernel_probe.KERNELS)
+
+
+def test_every_raw_op_has_value_cases_and_error_contracts(registry):
+    for name in ops.RAW_OPS:
+        cases = [c for c in registry if c.op == name]
+        assert any(c.expect_error for c in cases) and any(not c.expect_error for c in cases), name
+
+
+def test_arguments_put_a_raw_op_s_sizes_between_its_operands():
+    spec = ops.get("conv2d_backprop_filter")
+    x, dy = np.zeros((1, 5, 5, 2)), np.zeros((1, 3, 3, 4))
+    args, kwargs = spec.arguments({"input": x, "out_backprop": dy},
+                                  {"filter_sizes": [3, 3, 2, 4], "strides": [1, 1, 1, 1], "padding": "VALID"})
+    assert args[0] is x and args[1] == [3, 3, 2, 4] and args[2] is dy
+    assert kwargs == {"strides": [1, 1, 1, 1], "padding": "VALID"}
