@@ -595,8 +595,10 @@ def main(argv: list[str] | None = None) -> int:
     # the mutants of a function in order: an edit renumbers them).
     results = {n: r for n, r in _load_results(results_path).items()
                if r.get("hash") == hashes.get(n) and r.get("change", changes.get(n)) == changes.get(n)}
-    if args.rejudge_survivors:
-        results = {n: r for n, r in results.items() if r["status"] not in ("survived", "not_reached")}
+    if args.rejudge_survivors:  # (a listed equivalent with the same change stays judged: no case can kill it)
+        listed = {e.mutant: e.change for e in equivalents}
+        results = {n: r for n, r in results.items()
+                   if r["status"] not in ("survived", "not_reached") or listed.get(n) == changes.get(n)}
     pool = [m for m in mutants if args.only in m.name]
     if args.sample:
         listed = {e.mutant for e in equivalents}
