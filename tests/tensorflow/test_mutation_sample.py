@@ -1,6 +1,6 @@
 """The registry still kills the fixed sample of mutants of the reference package (``selftest/mutation_sample.yaml``).
 
-``make mutation`` judges every mutmut mutant against the whole registry (about 45 minutes on 2 cores); this is the
+``make mutation`` judges every mutmut mutant against the whole registry (about 30 minutes on 2 cores); this is the
 sampled version ``make test`` runs: each sampled mutant against the item that killed it in the last full run. It
 fails when a case that killed a mutant was removed or weakened, or when the reference changed under a sampled
 mutant (then the sample is rewritten after a full run, ``MUTATION_ARGS="--write-sample 40 --seed 1"``).
