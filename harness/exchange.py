@@ -253,7 +253,7 @@ def _export_one(case: Case, dtype: str, directory: Path, env, known) -> dict:
     if p.reference_error is not None:
         raise p.reference_error
     spec, arrays, attrs, ref, bound = p.spec, p.arrays, p.attrs, p.reference, p.bound
-    behaviour, detail, tf_value, _ = tensorflow_behaviour(call_tensorflow(case.op, *p.spec.arguments(arrays, attrs)), ref, bound)
+    behaviour, detail, tf_value, _ = tensorflow_behaviour(call_tensorflow(case.op, *p.arguments), ref, bound)
     applicable = p.applicable(known, env)
     divergence = verdict("TensorFlow", behaviour, detail, applicable).divergence
 

@@ -47,7 +47,8 @@ class Prepared:
     def bound(self) -> Bound | None:
         if self.reference is None or self.case.expect_error is not None:
             return None
-        return bound_for(self.spec.by_operands(self.spec.reference), self.arrays, self.attrs, dtype_of(self.dtype), self.case.tolerance)
+        return bound_for(self.spec.by_operands(self.spec.reference), self.arrays, self.attrs, dtype_of(self.dtype),
+                         self.case.tolerance)
 
     def features(self, env: Environment) -> dict:
         """The facts about this case that known divergences' conditions name (``harness.registry.divergences``)."""

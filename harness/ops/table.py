@@ -198,7 +198,8 @@ def kernel_fits(spec: OpSpec, shapes: Mapping[str, tuple], attrs: Mapping) -> bo
     Computed from the attributes as written, on purpose without ``harness.conv.padding`` (the code under test): the
     sweeps drop the configurations that do not fit (``drop_invalid_geometry``), and a bug in the window arithmetic
     must make cases fail, never vanish. Transposed convolutions always fit (their output_shape decides the
-    geometry), and so do raw backprop ops (their sizes attribute does). Attributes it cannot read count as fitting: the reference then rejects the case, loudly.
+    geometry), and so do raw backprop ops (their sizes attribute does). Attributes it cannot read count as fitting:
+    the reference then rejects the case, loudly.
     """
     if spec.kind in ("transposed", "backprop"):
         return True

@@ -305,7 +305,8 @@ def _expect_error(file, case, spec) -> ExpectError:
         raise CaseError(file, case, "expect_error.match", "must be a string, or a list of strings that must all occur")
     message = spec.get("message")
     if message is not None and not (isinstance(message, str) and message):
-        raise CaseError(file, case, "expect_error.message", f"must be the reference's whole message, a string; got {message!r}")
+        raise CaseError(file, case, "expect_error.message",
+                        f"must be the reference's whole message, a string; got {message!r}")
     return ExpectError("ValueError", dict(tf_error), tuple(match) if isinstance(match, list) else match, message)
 
 

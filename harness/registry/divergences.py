@@ -93,9 +93,9 @@ FEATURES = {
     "sizes_length": "the number of values in a raw backprop op's input_sizes / filter_sizes (None for other ops)",
     "padding_not_int": "an entry of an explicit padding list is a float or a bool instead of an int",
     "explicit_paddings_unused": "a raw backprop op's explicit_paddings is not empty while its padding is SAME or VALID",
-    "malformed_shape": "a data operand's rank is not its data_format's, a strides list has a length the op does not take, "
-                       "or a raw backprop op's input_sizes / filter_sizes has other than 2 or 4 values or a "
-                       "negative one",
+    "malformed_shape": "a data operand's rank is not its data_format's, a strides list has a length the op does "
+                       "not take, or a raw backprop op's input_sizes / filter_sizes has other than 2 or 4 values "
+                       "or a negative one",
     "padding_only_row": "some output row reads only padding: every dilated kernel tap along H lands outside the input",
     "eigen_kernel": "TensorFlow runs an Eigen kernel for the op at this dtype and padding (measured here, never "
                     "assumed: harness.tf.environment)",

@@ -278,7 +278,7 @@ def _prologue(env: Environment) -> list[str]:
 def _operands(case: Case, dtype: str) -> list[str]:
     spec = ops.get(case.op)
     layouts = ", ".join(f"{o.name} {_op_layout(case, o.name)}" for o in spec.operands)
-    lines = [""] + _comment(f"The operands exactly as the harness passes them to {ops.get(case.op).function} ({dtype}; {layouts}):")
+    lines = [""] + _comment(f"The operands exactly as the harness passes them to {spec.function} ({dtype}; {layouts}):")
     for o in spec.operands:
         lines.append(operand_code(case, o.name, dtype))
     cast = _SPELLING[dtype][1]
@@ -402,7 +402,7 @@ def _computed(p: Prepared) -> list[str]:
     lines += [
         "",
         "# TensorFlow may abort the whole process for some inputs: the line below shows that the call was reached.",
-        f'print("calling {ops.get(case.op).function} ...", flush=True)',
+        f'print("calling {p.spec.function} ...", flush=True)',
         "try:",
         textwrap.indent(_call(case, attrs), "    "),
         "except Exception as exc:  # a report, not a test: say what happened",

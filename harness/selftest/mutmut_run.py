@@ -188,7 +188,8 @@ def load_equivalents(path: Path) -> list[Equivalent]:
         raise ValueError(f"{path}: expected a mapping with a list 'equivalents'")
     out = []
     for i, raw in enumerate(entries):
-        if not isinstance(raw, dict) or not {"mutant", "change", "reason"} <= set(raw) <= {"mutant", "change", "reason", "kind"} \
+        fields = {"mutant", "change", "reason"}
+        if not isinstance(raw, dict) or not fields <= set(raw) <= fields | {"kind"} \
                 or not all(isinstance(v, str) and v.strip() for v in raw.values()):
             raise ValueError(f"{path}: equivalents[{i}]: must be {{mutant, change, reason}} (and kind), non-empty strings")
         if raw.get("kind", "equivalent") not in KINDS:
@@ -228,11 +229,8 @@ def _run_item(item, known, env) -> bool:
 
 
 def _worker(args) -> int:
-    from mutmut.mutation.trampoline import set_mutant_under_test
-
     from harness.registry import divergences
     from harness.tf.environment import Environment
-    from harness.tf.isolation import RECORD_ENV, REPLAY_ENV
 
     root, out = Path(args.root), Path(args.out)
     todo = json.loads((out / "todo.json").read_text(encoding="utf-8"))
@@ -248,17 +246,10 @@ def _worker(args) -> int:
 
     tree_files = {t: str((Path(args.tree) / t).resolve()) for t in TARGETS}
     cov = coverage.Coverage(data_file=None, branch=False, include=list(tree_files.values()))
-    os.environ[RECORD_ENV] = str(answers)
-    set_mutant_under_test("")
-    broken, seconds = [], {}
     started = time.perf_counter()
     cov.start()
-    for k, item in enumerate(items):
-        cov.switch_context(str(k))
-        t0 = time.perf_counter()
-        if _run_item(item, known, env):
-            broken.append(item[0])
-        seconds[k] = time.perf_counter() - t0
+    broken, seconds = _baseline(items, range(len(items)), known, env, answers,
+                                before_each=lambda k: cov.switch_context(str(k)))
     cov.stop()
     failing = {k for k, item in enumerate(items) if item[0] in broken}
     data = cov.get_data()
@@ -266,11 +257,8 @@ def _worker(args) -> int:
     for target, path in tree_files.items():
         for line, contexts in (data.contexts_by_lineno(path) or {}).items():
             by_line[target, line] = sorted({int(c) for c in contexts if c.isdigit()} - failing)
-    del os.environ[RECORD_ENV]
-    os.environ[REPLAY_ENV] = str(answers)
-    baseline = time.perf_counter() - started
-    _emit({"event": "baseline", "items": len(items), "broken": broken, "seconds": round(baseline, 1),
-           "lines": len(by_line)})
+    _emit({"event": "baseline", "items": len(items), "broken": broken,
+           "seconds": round(time.perf_counter() - started, 1), "lines": len(by_line)})
 
     candidates = {m["name"]: sorted({k for line in m["lines"] for k in by_line.get((m["file"], line), ())})
                   for m in todo}
@@ -280,26 +268,37 @@ def _worker(args) -> int:
 def _targeted(todo: list[dict], items, known, env, answers: Path, jobs: int) -> int:
     """``--check-sample``: a baseline of only the items the todo names (recording TensorFlow's answers; no
     coverage), then each mutant against its own items."""
+    index = {item[0]: k for k, item in enumerate(items)}
+    wanted = sorted({index[i] for m in todo for i in m["items"] if i in index})
+    started = time.perf_counter()
+    broken, seconds = _baseline(items, wanted, known, env, answers)
+    _emit({"event": "baseline", "items": len(wanted), "broken": broken,
+           "seconds": round(time.perf_counter() - started, 1), "lines": 0})
+    candidates = {m["name"]: [index[i] for i in m["items"] if i in index and i not in broken] for m in todo}
+    return _judge(todo, candidates, items, seconds, known, env, jobs)
+
+
+def _baseline(items, indices, known, env, answers: Path, before_each=None) -> tuple[list[str], dict[int, float]]:
+    """Run ``items[k]`` for every k in ``indices`` unmutated, recording TensorFlow's answers in ``answers``; later
+    calls replay them (a mutant changes the reference, never TensorFlow). Returns (ids of the items that fail
+    unmutated, seconds per item)."""
     from mutmut.mutation.trampoline import set_mutant_under_test
 
     from harness.tf.isolation import RECORD_ENV, REPLAY_ENV
 
-    index = {item[0]: k for k, item in enumerate(items)}
-    wanted = sorted({index[i] for m in todo for i in m["items"] if i in index})
     os.environ[RECORD_ENV] = str(answers)
     set_mutant_under_test("")
-    started, seconds, broken = time.perf_counter(), {}, []
-    for k in wanted:
+    broken, seconds = [], {}
+    for k in indices:
+        if before_each is not None:
+            before_each(k)
         t0 = time.perf_counter()
         if _run_item(items[k], known, env):
             broken.append(items[k][0])
         seconds[k] = time.perf_counter() - t0
     del os.environ[RECORD_ENV]
     os.environ[REPLAY_ENV] = str(answers)
-    _emit({"event": "baseline", "items": len(wanted), "broken": broken, "seconds": round(time.perf_counter() - started, 1),
-           "lines": 0})
-    candidates = {m["name"]: [index[i] for i in m["items"] if i in index and i not in broken] for m in todo}
-    return _judge(todo, candidates, items, seconds, known, env, jobs)
+    return broken, seconds
 
 
 def _judge(todo: list[dict], candidates: dict[str, list[int]], items, seconds: dict, known, env, jobs: int) -> int:

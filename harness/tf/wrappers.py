@@ -75,6 +75,11 @@ def tf():
     return tensorflow
 
 
+def _optional_list(value) -> list | None:
+    """A list argument of a tf.raw_ops op, or None (the op's default)."""
+    return None if value is None else list(value)
+
+
 def _np(t) -> np.ndarray:
     return t.numpy()
 
@@ -151,7 +156,7 @@ def conv2d_backprop_input(input_sizes, filter, out_backprop, strides, padding, u
     return _np(tf().raw_ops.Conv2DBackpropInput(
         input_sizes=list(input_sizes), filter=filter, out_backprop=out_backprop, strides=list(strides), padding=padding,
         use_cudnn_on_gpu=use_cudnn_on_gpu, explicit_paddings=list(explicit_paddings), data_format=data_format,
-        dilations=None if dilations is None else list(dilations)))
+        dilations=_optional_list(dilations)))
 
 
 def conv2d_backprop_filter(input, filter_sizes, out_backprop, strides, padding, use_cudnn_on_gpu=True,
@@ -160,7 +165,7 @@ def conv2d_backprop_filter(input, filter_sizes, out_backprop, strides, padding, 
     return _np(tf().raw_ops.Conv2DBackpropFilter(
         input=input, filter_sizes=list(filter_sizes), out_backprop=out_backprop, strides=list(strides), padding=padding,
         use_cudnn_on_gpu=use_cudnn_on_gpu, explicit_paddings=list(explicit_paddings), data_format=data_format,
-        dilations=None if dilations is None else list(dilations)))
+        dilations=_optional_list(dilations)))
 
 
 def depthwise_conv2d_native_backprop_input(input_sizes, filter, out_backprop, strides, padding, explicit_paddings=(),
@@ -168,7 +173,7 @@ def depthwise_conv2d_native_backprop_input(input_sizes, filter, out_backprop, st
     """``tf.raw_ops.DepthwiseConv2dNativeBackpropInput`` on NumPy arrays."""
     return _np(tf().raw_ops.DepthwiseConv2dNativeBackpropInput(
         input_sizes=list(input_sizes), filter=filter, out_backprop=out_backprop, strides=list(strides), padding=padding,
-        explicit_paddings=list(explicit_paddings), data_format=data_format, dilations=None if dilations is None else list(dilations)))
+        explicit_paddings=list(explicit_paddings), data_format=data_format, dilations=_optional_list(dilations)))
 
 
 def depthwise_conv2d_native_backprop_filter(input, filter_sizes, out_backprop, strides, padding, explicit_paddings=(),
@@ -176,7 +181,7 @@ def depthwise_conv2d_native_backprop_filter(input, filter_sizes, out_backprop, s
     """``tf.raw_ops.DepthwiseConv2dNativeBackpropFilter`` on NumPy arrays."""
     return _np(tf().raw_ops.DepthwiseConv2dNativeBackpropFilter(
         input=input, filter_sizes=list(filter_sizes), out_backprop=out_backprop, strides=list(strides), padding=padding,
-        explicit_paddings=list(explicit_paddings), data_format=data_format, dilations=None if dilations is None else list(dilations)))
+        explicit_paddings=list(explicit_paddings), data_format=data_format, dilations=_optional_list(dilations)))
 
 
 def gradients(op, operands, attrs, out_backprop) -> tuple:
