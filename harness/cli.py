@@ -53,6 +53,7 @@ from harness.registry.cases import operand_shape
 from harness.reports import report
 from harness.reports import repro
 from harness.tf import environment
+from harness.tf import versions
 
 CASES_DIR = "cases"
 
@@ -151,8 +152,15 @@ def _check_filters(args) -> None:
 # --- verify ---------------------------------------------------------------------------------
 
 def set_tensorflow_mode(args) -> None:
-    """--onednn and --onednn-isa: the variables TensorFlow and oneDNN read at start-up, set before any TensorFlow
-    process starts (a bad cap is a usage error, and nothing starts)."""
+    """--tensorflow, --onednn and --onednn-isa: the server's interpreter (``harness.tf.versions``, installed first
+    when needed) and the variables TensorFlow and oneDNN read at start-up, set before any TensorFlow process starts
+    (a bad cap or version is a one-line error, and nothing starts)."""
+    spec = getattr(args, "tensorflow", None)
+    if spec is not None:
+        try:
+            os.environ[versions.PYTHON_ENV] = versions.ensure(spec)
+        except versions.VersionError as exc:
+            raise UsageError(str(exc)) from None
     if getattr(args, "onednn", None) is not None:
         os.environ["TF_ENABLE_ONEDNN_OPTS"] = args.onednn
     cap = getattr(args, "onednn_isa", None)
@@ -330,6 +338,7 @@ def conversion_lines(case: Case) -> list[str]:
 def cmd_show(args) -> int:
 
     root = repository_root()
+    set_tensorflow_mode(args)
     case, id_dtype = find_case(args.case_id, root)
     dtype = pick_dtype(case, id_dtype, args.dtype)
     spec = ops.get(case.op)
@@ -407,6 +416,7 @@ def cmd_machine(args) -> int:
 def cmd_repro(args) -> int:
 
     root = repository_root()
+    set_tensorflow_mode(args)
     case, id_dtype = find_case(args.case_id, root)
     dtype = pick_dtype(case, id_dtype, args.dtype)
     env = environment.Environment.current()
@@ -706,6 +716,13 @@ def _filters(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tag", action="append", default=[], help="only cases with this tag (repeatable)")
 
 
+def _tensorflow_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tensorflow", metavar="VERSION", default=None,
+                   help="run TensorFlow's side with this version: 2.17 (newest 2.17.x), 2.17.1, nightly, or a path to "
+                        "a Python interpreter that has TensorFlow; installed once into a cached environment "
+                        "(default: the TensorFlow installed here)")
+
+
 def _isa_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--onednn-isa", metavar="CAP", default=None,
                    help="run oneDNN under ONEDNN_MAX_CPU_ISA=CAP (AVX2, AVX512_CORE, ...; DEFAULT: no cap), as on an "
@@ -722,6 +739,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-n", dest="workers", default="auto", help="pytest-xdist workers (default auto; 0 = in-process)")
     p.add_argument("--onednn", choices=("0", "1"), default=None, help="TF_ENABLE_ONEDNN_OPTS (default: as set, else 1)")
     _isa_option(p)
+    _tensorflow_option(p)
     p.add_argument("--full", action="store_true", help="every combination of every sweep (default: covering sets)")
     p.add_argument("--backend", action="append", default=[], metavar="SPEC",
                    help="also check this backend against TensorFlow (repeatable): reference, textbook, "
@@ -738,6 +756,7 @@ def parser() -> argparse.ArgumentParser:
                    help="print the ONEDNN_MAX_CPU_ISA caps below this CPU's own level, one per line (no TensorFlow)")
     p.add_argument("--onednn", choices=("0", "1"), default=None, help="TF_ENABLE_ONEDNN_OPTS (default: as set, else 1)")
     _isa_option(p)
+    _tensorflow_option(p)
     p.set_defaults(func=cmd_machine)
 
     p = sub.add_parser("backends", help="the backends, what they implement, and whether they can run here")
@@ -755,6 +774,9 @@ def parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_)
         p.add_argument("case_id", metavar="CASE_ID", help="FILE::NAME[DTYPE], NAME[DTYPE] or NAME")
         p.add_argument("--dtype", default=None, choices=DTYPES, help="dtype (default: from the id, else the first)")
+        p.add_argument("--onednn", choices=("0", "1"), default=None,
+                       help="TF_ENABLE_ONEDNN_OPTS (default: as set, else 1)")
+        _tensorflow_option(p)
         p.set_defaults(func=func)
         if name == "repro":
             p.add_argument("-o", "--output", default=None, help="write the script to this file")

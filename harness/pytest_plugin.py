@@ -21,6 +21,7 @@ Options (``pytest --help``, group "harness"):
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import resource
 import signal
@@ -30,13 +31,14 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
+from packaging.specifiers import SpecifierSet
 
 from harness import atomic, backends
 from harness.registry import divergences
 from harness.tf import environment, machine, wrappers
 from harness.reports import report, results
 from harness.registry.cases import DIVERGENCES_FILE, Case, CaseError
-from harness.registry.loader import load_file
+from harness.registry.loader import fingerprint, load_file
 from harness.tf.environment import Environment
 from harness.check.runner import Outcome, run_backend, run_case, run_gradients
 from harness.registry.sweeps import SWEEP_ENV
@@ -71,6 +73,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="also check this backend against TensorFlow on every case it covers (repeatable): a name "
                          "(reference, textbook, tensorflow-function, tensorflow-xla, torch, jax, onnxruntime), "
                          f"module:function or a declaration file; default from ${BACKENDS_ENV}")
+    group.addoption("--any-tensorflow-version", action="store_true", default=False,
+                    help="apply every known divergence whatever its tensorflow_versions (what `harness matrix` runs: "
+                         "it measures where each entry holds)")
 
 
 def _is_controller(config: pytest.Config) -> bool:
@@ -95,6 +100,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[RSS_KEY] = {}
     path = config.rootpath / CASES_DIR / DIVERGENCES_FILE
     loaded = divergences.load(path, config.rootpath, scope=None) if path.exists() else ([], [])
+    if config.option.any_tensorflow_version:
+        loaded = ([dataclasses.replace(d, tensorflow_versions=SpecifierSet()) for d in loaded[0]], loaded[1])
     env = _environment(config)
     config.stash[DIVERGENCES_KEY] = (tuple(loaded[0]), tuple(loaded[1]), env)
     from _pytest.junitxml import xml_key
@@ -293,6 +300,14 @@ class BadCaseItem(pytest.Item):
         return self.path, None, f"{self.error.file}::{self.name}"
 
 
+def _selection(config: pytest.Config) -> dict:
+    """The options that ran a part of the registry (empty: all of it, or a shard of it)."""
+    opt = config.option
+    chosen = {"op": opt.op, "dtype": opt.dtype, "tag": opt.tag, "keyword": opt.keyword, "markexpr": opt.markexpr,
+              "args": [str(a) for a in config.args if Path(a).resolve() != (config.rootpath / CASES_DIR).resolve()]}
+    return {k: v for k, v in chosen.items() if v}
+
+
 def _stale_per_entry_divergences(terminalreporter, config) -> list[str]:
     """per_entry divergences that matched some case but made none diverge: TensorFlow may have fixed them."""
     opt = config.option
@@ -423,7 +438,10 @@ class Recorder:
         env = config.stash[DIVERGENCES_KEY][2]
         self.header = {"environment": env.record(), "divergences": results.divergence_rows(known, env),
                        "run": {"started": self.started, "argv": results.argv(),
-                               "sweeps": os.environ.get(SWEEP_ENV, "pairwise"), "rootdir": str(config.rootpath)}}
+                               "sweeps": os.environ.get(SWEEP_ENV, "pairwise"), "rootdir": str(config.rootpath),
+                               "registry": fingerprint(config.rootpath), "shard": config.option.shard,
+                               "selection": _selection(config),
+                               "divergence_versions": "any" if config.option.any_tensorflow_version else "declared"}}
         if self.directory is not None:
             self.stream = results.Stream(self.directory, self.header)
         self._old_sigterm = None

@@ -177,10 +177,11 @@ def _not_int(value) -> bool:
 
 @functools.lru_cache(maxsize=256)
 def _version_in(versions: SpecifierSet, text: str) -> bool:
-    """Whether TensorFlow version ``text`` is in ``versions`` ("not installed" or an unparsable version: never).
-    Cached: every case matches every entry, and parsing a version is slower than the rest of the match."""
+    """Whether TensorFlow version ``text`` is in ``versions`` ("not installed" or an unparsable version: never). A
+    nightly (2.22.0.dev20261203) is in ">=2.21" but not in "<2.22". Cached: every case matches every entry, and
+    parsing a version is slower than the rest of the match."""
     try:
-        return Version(text) in versions
+        return versions.contains(Version(text), prereleases=True)
     except Exception:
         return False
 

@@ -108,3 +108,15 @@ def computing_cases(files, root: Path | None = None) -> list[Case]:
         if not f.is_file():
             raise FileNotFoundError(f"no such case file: {f}")
     return [c for f in files for c in load_file(f, root) if isinstance(c, Case) and c.expect_error is None]
+
+
+def fingerprint(root: Path) -> str:
+    """A hash of every file under ``<root>/cases`` (names and bytes): two runs with the same fingerprint ran the
+    same registry (the same cases, sweeps, lock and known divergences)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    base = Path(root) / "cases"
+    for path in sorted(p for p in base.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        digest.update(path.relative_to(base).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]

@@ -22,19 +22,16 @@ import hashlib
 import json
 import os
 import platform
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from functools import cache
-from importlib import util as importlib_util
 from pathlib import Path
 from typing import Callable, Mapping
 
-import numpy as np
 
 from harness.conv.dtypes import DTYPES
-from harness.tf import isolation, kernel_probe, machine, wrappers
+from harness.tf import isolation, kernel_probe, machine, versions, wrappers
 from harness.atomic import write_atomic
 from harness.tf.machine import Cpu
 
@@ -277,23 +274,13 @@ def _keyed_environ() -> tuple[tuple[str, str], ...]:
                         if k.startswith(_KEYED_ENV_PREFIXES) and k not in _UNKEYED_ENV))
 
 
-def _tensorflow_identity() -> str:
-    """Where TensorFlow is installed and when it was: a reinstall in place changes the key."""
-    spec = importlib_util.find_spec("tensorflow")
-    if spec is None or not spec.origin:
-        return "not installed"
-    try:
-        return f"{spec.origin}@{os.stat(spec.origin).st_mtime_ns}"
-    except OSError:
-        return spec.origin
-
-
 def probe_key(tensorflow: str, onednn: bool, cpu: Cpu, cap: str | None, environ) -> str:
     """The cache key of a probe: everything its answer depends on."""
 
     source = Path(kernel_probe.__file__).read_bytes()
-    material = json.dumps({"schema": PROBE_SCHEMA, "tensorflow": tensorflow, "identity": _tensorflow_identity(),
-                           "python": sys.executable, "numpy": np.__version__, "onednn": onednn, "cap": cap,
+    server = versions.installed()  # where TensorFlow is installed and when: a reinstall in place changes the key
+    material = json.dumps({"schema": PROBE_SCHEMA, "tensorflow": tensorflow, "identity": server["origin"],
+                           "python": versions.server_python(), "numpy": server["numpy"], "onednn": onednn, "cap": cap,
                            "cpu": cpu.record(), "environ": list(environ),
                            "probe": hashlib.sha256(source).hexdigest()}, sort_keys=True)
     return hashlib.sha256(material.encode()).hexdigest()[:24]

@@ -27,19 +27,18 @@ from __future__ import annotations
 import atexit
 import hashlib
 import os
-import pickle
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
-from multiprocessing.connection import Connection
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Union
 
 import numpy as np
 
-from harness.tf import kernel_probe, wrappers
+from harness.tf import kernel_probe, versions, wire, wrappers
 
 ISOLATION_ENV = "HARNESS_TF_ISOLATION"
 RECORD_ENV = "HARNESS_TF_RECORD"
@@ -67,6 +66,21 @@ class Died:
 Result = Union[Returned, Raised, Died]
 
 
+def result_message(result: Result) -> list:
+    """A result as ``harness.tf.wire`` sends it."""
+    if isinstance(result, Returned):
+        return ["returned", result.value]
+    if isinstance(result, Raised):
+        return ["raised", result.error_class, result.message]
+    return ["died", result.how, result.stderr_tail]
+
+
+def message_result(message: list) -> Result:
+    """The result ``result_message`` made ``message`` from."""
+    kind, *rest = message
+    return {"returned": Returned, "raised": Raised, "died": Died}[kind](*rest)
+
+
 # Calls a server answers besides the wrappers: the kernel probe (``harness.tf.environment`` runs it).
 SERVER_CALLS = {"probe": kernel_probe.run}
 
@@ -80,14 +94,14 @@ def _call(op: str, args: tuple, kwargs: dict, mode: str = "eager") -> Result:
         return Raised(type(exc).__name__, str(exc).strip())
 
 
-def _serve(conn: Connection) -> None:
+def _serve(conn: socket.socket) -> None:
     """A server's loop: run each requested op, send back what happened."""
     while True:
         try:
-            op, args, kwargs, mode = conn.recv()
+            op, args, kwargs, mode = wire.receive(conn)
         except EOFError:
             return
-        conn.send(_call(op, args, kwargs, mode))
+        wire.send(conn, result_message(_call(op, args, kwargs, mode)))
 
 
 def _zygote(control: socket.socket) -> None:
@@ -105,7 +119,7 @@ def _zygote(control: socket.socket) -> None:
                 control.close()
                 ours.close()
                 try:
-                    _serve(Connection(theirs.detach()))
+                    _serve(theirs)
                 finally:
                     os._exit(0)
             theirs.close()
@@ -133,7 +147,7 @@ class TFProcess:
         self._zygote: subprocess.Popen | None = None
         self._control: socket.socket | None = None  # requests to the zygote
         self._pid = 0  # the server's
-        self._conn: Connection | None = None  # op calls to the server
+        self._conn: socket.socket | None = None  # op calls to the server
         # The children's stdout/stderr: an unlinked temporary file, so nothing is left behind however we exit.
         fd, path = tempfile.mkstemp(prefix="harness-tf-", suffix=".log")
         os.unlink(path)
@@ -147,16 +161,19 @@ class TFProcess:
                 self._control.close()
             self._control, theirs = socket.socketpair()
             # TensorFlow's C++ "Check failed" lines go to the log, where the parent reads them after a death.
+            # The zygote may run another interpreter (``versions.PYTHON_ENV``): it finds the harness on its path.
+            path = os.pathsep.join(p for p in (str(_SOURCE_ROOT), os.environ.get("PYTHONPATH", "")) if p)
             self._zygote = subprocess.Popen(
-                [sys.executable, "-m", "harness.tf.isolation", str(theirs.fileno())],
+                [versions.server_python(), "-m", "harness.tf.isolation", str(theirs.fileno())],
                 pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log,
+                env={**os.environ, "PYTHONPATH": path},
             )
             theirs.close()
         self._control.sendall(b"fork")
         pid, fds, _, _ = socket.recv_fds(self._control, 64, 1)
         if not fds:
             raise RuntimeError(f"the TensorFlow zygote ended: {self._stderr_since(0)}")
-        self._pid, self._conn = int(pid), Connection(fds[0])
+        self._pid, self._conn = int(pid), socket.socket(fileno=fds[0])
 
     def _exit_code(self, pid: int) -> int | None:
         """The server's exit code, from the zygote (its parent); None if the zygote cannot say."""
@@ -178,9 +195,9 @@ class TFProcess:
             self._start()
         offset = os.fstat(self._log).st_size
         try:
-            self._conn.send((op, args, kwargs, mode))
-            if self._conn.poll(timeout):
-                return self._conn.recv()
+            wire.send(self._conn, [op, args, kwargs, mode])
+            if wire.ready(self._conn, timeout):
+                return message_result(wire.receive(self._conn))
             os.kill(self._pid, signal.SIGKILL)
             how = f"timed out after {timeout:g} s"
         except (EOFError, OSError):  # the server died (EOF, broken pipe, connection reset)
@@ -221,14 +238,15 @@ def restart() -> None:
 
 
 def answer_key(op: str, args: tuple, kwargs: dict, mode: str = "eager") -> str:
-    """The name of a call's recorded answer: a hash of everything the call sends."""
-    return hashlib.sha256(pickle.dumps((op, args, sorted(kwargs.items()), mode), protocol=4)).hexdigest()
+    """The name of a call's recorded answer: a hash of everything the call sends, and of the server's interpreter
+    (another TensorFlow answers differently)."""
+    request = wire.encode([op, args, sorted(kwargs.items()), mode, versions.server_python()])
+    return hashlib.sha256(request).hexdigest()
 
 
 def _recorded(directory: str, key: str) -> Result | None:
     try:
-        with open(os.path.join(directory, key), "rb") as f:
-            return pickle.load(f)
+        return message_result(wire.decode(Path(directory, key).read_bytes()))
     except FileNotFoundError:
         return None
 
@@ -236,8 +254,7 @@ def _recorded(directory: str, key: str) -> Result | None:
 def _record(directory: str, key: str, result: Result) -> None:
     os.makedirs(directory, exist_ok=True)
     tmp = os.path.join(directory, f".{key}.{os.getpid()}")
-    with open(tmp, "wb") as f:
-        pickle.dump(result, f, protocol=4)
+    Path(tmp).write_bytes(wire.encode(result_message(result)))
     os.replace(tmp, os.path.join(directory, key))
 
 
@@ -264,8 +281,7 @@ def call_tensorflow(op: str, args: tuple, kwargs: dict, mode: str = "eager") -> 
     return result
 
 
-if __name__ == "__main__":
-    # Run the loop from the imported module, so that results pickle as harness.tf.isolation.* classes.
-    from harness.tf import isolation
+_SOURCE_ROOT = Path(__file__).resolve().parents[2]  # the directory holding the harness package
 
-    isolation._zygote(socket.socket(fileno=int(sys.argv[1])))
+if __name__ == "__main__":
+    _zygote(socket.socket(fileno=int(sys.argv[1])))

@@ -21,9 +21,10 @@ import logging
 import os
 import warnings
 from functools import cache
-from importlib import metadata
 
 import numpy as np
+
+from harness.tf import versions
 
 ONEDNN_ENV = "TF_ENABLE_ONEDNN_OPTS"
 INTRA_ENV = "HARNESS_TF_INTRA_OP_THREADS"
@@ -38,24 +39,19 @@ def pin_environment() -> None:
     os.environ.setdefault(INTER_ENV, "1")
 
 
-def tensorflow_version() -> str:
-    for dist in ("tensorflow", "tensorflow-cpu", "tf-nightly", "tf-nightly-cpu"):
-        try:
-            return metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            continue
-    return "not installed"
-
-
 def settings() -> dict[str, str]:
-    """What TensorFlow runs with, read without importing it (for reports)."""
+    """What TensorFlow runs with, read without importing it (for reports): the server's interpreter
+    (``versions.server_python()``), the TensorFlow and NumPy installed there, and this process's NumPy."""
     pin_environment()
+    server = versions.installed()
     return {
-        "tensorflow": tensorflow_version(),
+        "tensorflow": server["tensorflow"],
         "onednn": os.environ[ONEDNN_ENV],
         "intra_op_threads": os.environ[INTRA_ENV],
         "inter_op_threads": os.environ[INTER_ENV],
         "numpy": np.__version__,
+        "tensorflow_python": versions.server_python(),
+        "tensorflow_numpy": server["numpy"] or "not installed",
     }
 
 
