@@ -313,17 +313,8 @@ def _stale_per_entry_divergences(terminalreporter, config) -> list[str]:
     opt = config.option
     if opt.shard or opt.op or opt.dtype or opt.tag or opt.keyword or opt.markexpr:
         return []  # a share or a selection may hold an entry's coincidental agreements without its divergent cases
-    known = {d.id: d for d in config.stash[DIVERGENCES_KEY][0] if d.strict == "per_entry"}
-    matched, diverged, ran_repros = set(), set(), False
-    for rec in _records(terminalreporter):
-        if rec.get("kind") != "case" or rec.get("backend"):
-            continue
-        ran_repros |= rec["id"].startswith(f"{CASES_DIR}/{DIVERGENCES_FILE}::")
-        matched.update(i for i in rec.get("applicable_divergences") or () if i in known)
-        if rec.get("divergence") in known:
-            diverged.add(rec["divergence"])
-    # Judged only on runs that include the entries' own repro cases: a subset may hold only coincidental agreements.
-    return sorted(matched - diverged) if ran_repros else []
+    per_entry = [d.id for d in config.stash[DIVERGENCES_KEY][0] if d.strict == "per_entry"]
+    return results.stale_per_entry(_records(terminalreporter), per_entry)  # the same check `report --merge` runs
 
 
 def _unmeasured(config: pytest.Config) -> str | None:

@@ -55,6 +55,7 @@ class Outcome:
     backend: str | None = None  # the backend checked against TensorFlow (``run_backend``); None: the default item
     skip_reason: str = ""  # status "skipped": why the backend does not cover this case
     check: str = "forward"  # what was checked: the op's output ("forward") or its "gradients" (``run_gradients``)
+    features: dict = field(default_factory=dict)  # the case's divergence features (``divergences.features``)
 
     @property
     def passed(self) -> bool:
@@ -183,7 +184,7 @@ def run_case(case: Case, dtype: str, divergences: Sequence[Divergence] = (), env
                 not_applicable=not_applicable, bound=p.bound, attrs=p.attrs, shapes=shapes,
                 tensorflow=behaviour + (f" ({detail})" if detail and behaviour != AGREES else ""),
                 divergence=decided.divergence, applicable=tuple(d.id for d in applicable), diagnosis=found,
-                outputs=outputs)
+                outputs=outputs, features=feats)
 
 
 def run_gradients(case: Case, dtype: str, divergences: Sequence[Divergence] = (), env: Environment | None = None,
@@ -213,7 +214,7 @@ def run_gradients(case: Case, dtype: str, divergences: Sequence[Divergence] = ()
     feats = p.features(env)
     forward = matching(in_scope(divergences, "forward"), feats, env)
     if forward:
-        return done("skipped", attrs=p.attrs, shapes=p.shapes, applicable=tuple(d.id for d in forward),
+        return done("skipped", attrs=p.attrs, shapes=p.shapes, applicable=tuple(d.id for d in forward), features=feats,
                     skip_reason=f"known divergence of the forward op: {', '.join(d.id for d in forward)}")
     tape_known = matching(in_scope(divergences, "gradient"), feats, env)
     raw_known = matching(in_scope(divergences, "raw_backprop"), feats, env) + tape_known
@@ -263,7 +264,7 @@ def run_gradients(case: Case, dtype: str, divergences: Sequence[Divergence] = ()
     decided = combined(verdicts)
     return done(decided.status, comparisons=tuple(comparisons), errors=decided.errors, notes=decided.notes,
                 attrs=p.attrs, shapes=shapes, tensorflow="; ".join(tensorflow), divergence=decided.divergence,
-                applicable=tuple(dict.fromkeys(d.id for d in tape_known + raw_known)),
+                applicable=tuple(dict.fromkeys(d.id for d in tape_known + raw_known)), features=feats,
                 outputs=outputs if keep_outputs or decided.status == "failed" else {})
 
 

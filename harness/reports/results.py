@@ -10,10 +10,20 @@ stream, and ``harness report DIR`` rebuilds every report from it (``load`` reads
     {"schema": 1,
      "environment": {tensorflow, numpy, python, onednn, threads, cpu_model, cpu_flags, cpu_isa_level,
                      onednn_isa_cap, onednn_isa, kernel_paths, probe, ...}    # harness.environment: record()
-     "run": {started, finished, seconds, exitstatus, interrupted, complete, sweeps, argv},
+     "run": {started, finished, seconds, exitstatus, interrupted, complete, sweeps, argv, rootdir,
+             registry,             # harness.registry.loader.fingerprint of cases/
+             shard,                # "I/N", or null: the whole selection
+             selection,            # the options that ran part of the registry ({}: all of it)
+             divergence_versions,  # "declared", or "any" (--any-tensorflow-version)
+             stale_divergences},   # per_entry divergences no case showed (stale_per_entry)
      "divergences": [{id, kind, summary, onednn, tensorflow_versions, tensorflow_does, strict, link, file}],
      "records": [{id, kind, status, op, dtype, attrs, shapes, layouts, coverage, implementations,
                   max_abs_error, max_rel_error, bound, margin, seconds, ...}]}
+
+Results files from before a run key existed lack it: readers treat a missing key as unknown. A run merged from
+several (``harness report --merge``, ``harness.reports.merge``) also has ``run.merged_from`` and ``run.merge``, a
+``source`` in each record, and, when its runs came from different environments, ``environments``: one
+``{source, environment}`` per run (``environment`` then holds only the facts they share).
 
 Non-finite error figures (a shape mismatch has an infinite error) are written as ``null``: the files are strict
 JSON, readable by any consumer and by the HTML report's browser.
@@ -33,6 +43,7 @@ import numpy as np
 
 from harness.conv import layouts
 from harness import ops
+from harness.registry.cases import DIVERGENCES_FILE
 from harness.registry.serialize import case_yaml
 
 SCHEMA = 1
@@ -40,6 +51,7 @@ RESULTS_JSON = "results.json"
 RESULTS_STREAM = "results.jsonl"
 STATUSES = ("passed", "xfailed", "failed", "skipped", "malformed", "error")  # "error": a test's setup/teardown failed
 HEATMAP_BATCHES, HEATMAP_CHANNELS = 2, 4  # the slices of a failing output kept for the heatmaps
+REPROS_PREFIX = f"cases/{DIVERGENCES_FILE}::"  # the ids of the known divergences' own repro cases
 
 
 def finite(value: float) -> float | None:
@@ -148,6 +160,7 @@ def record(outcome, item_id: str, tags: Iterable[str] = (), with_arrays: bool | 
         "tensorflow": outcome.tensorflow,
         "divergence": outcome.divergence.id if outcome.divergence else None,
         "applicable_divergences": list(outcome.applicable),
+        "features": jsonable(dict(outcome.features)),
         "max_abs_error": finite(max((c.max_abs_error for c in comparisons), default=0.0)),
         "max_rel_error": finite(max((c.max_rel_error for c in comparisons), default=0.0)),
         "bound": finite(max((c.max_bound for c in comparisons), default=0.0)),
@@ -198,11 +211,14 @@ class Run:
     run: dict = field(default_factory=dict)
     divergences: list = field(default_factory=list)
     records: list = field(default_factory=list)
+    environments: list | None = None  # a merged run's [{source, environment}] when its runs' environments differ
 
     def to_json(self) -> str:
-        return json.dumps({"schema": SCHEMA, "environment": self.environment, "run": self.run,
-                           "divergences": self.divergences, "records": self.records}, allow_nan=False,
-                          separators=(",", ":"))
+        doc = {"schema": SCHEMA, "environment": self.environment, "run": self.run,
+               "divergences": self.divergences, "records": self.records}
+        if self.environments is not None:
+            doc["environments"] = self.environments
+        return json.dumps(doc, allow_nan=False, separators=(",", ":"))
 
     @property
     def cases(self) -> list[dict]:
@@ -214,6 +230,33 @@ class Run:
             if kind is None or r.get("kind") == kind:
                 counts[r["status"]] = counts.get(r["status"], 0) + 1
         return counts
+
+
+def record_key(rec: Mapping) -> tuple[str, str | None]:
+    """What makes a record unique within a run: its id (an item id already names its dtype, check and backend:
+    ``FILE::CASE[DTYPE]``, ``[DTYPE:gradients]``, ``[DTYPE@BACKEND]``), with its backend for records made elsewhere."""
+    return str(rec["id"]), rec.get("backend") or None
+
+
+def stale_per_entry(records: Iterable[Mapping], per_entry_ids: Iterable[str]) -> list[str]:
+    """The ``strict: per_entry`` divergences (of ``per_entry_ids``) that matched some case of ``records`` but made
+    none diverge: TensorFlow may have fixed them (``run.stale_divergences``).
+
+    Only the default check's case records count (a backend's verdict is against TensorFlow, not the reference).
+    Judged only when ``records`` include the entries' own repro cases (``REPROS_PREFIX``), else []: a subset may
+    hold an entry's coincidental agreements without its divergent cases. The caller decides whether the records are
+    the whole registry (the plugin skips a share or a selection; ``harness report --merge`` checks the union).
+    """
+    known = set(per_entry_ids)
+    matched, diverged, ran_repros = set(), set(), False
+    for rec in records:
+        if rec.get("kind") != "case" or rec.get("backend"):
+            continue
+        ran_repros |= str(rec["id"]).startswith(REPROS_PREFIX)
+        matched.update(i for i in rec.get("applicable_divergences") or () if i in known)
+        if rec.get("divergence") in known:
+            diverged.add(rec["divergence"])
+    return sorted(matched - diverged) if ran_repros else []
 
 
 class Stream:
@@ -268,7 +311,8 @@ def load(path: Path) -> Run:
         raise ResultsError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA or not isinstance(doc.get("records"), list):
         raise ResultsError(f"{path}: not a harness results file (schema {SCHEMA} with a 'records' list)")
-    return Run(doc.get("environment", {}), doc.get("run", {}), doc.get("divergences", []), doc["records"])
+    return Run(doc.get("environment", {}), doc.get("run", {}), doc.get("divergences", []), doc["records"],
+               doc.get("environments"))
 
 
 def _load_stream(path: Path, text: str) -> Run:

@@ -96,9 +96,10 @@ def _call(op: str, args: tuple, kwargs: dict, mode: str = "eager") -> Result:
 
 def _serve(conn: socket.socket) -> None:
     """A server's loop: run each requested op, send back what happened."""
+    dtypes = wrappers.numpy_dtypes()
     while True:
         try:
-            op, args, kwargs, mode = wire.receive(conn)
+            op, args, kwargs, mode = wire.receive(conn, dtypes)
         except EOFError:
             return
         wire.send(conn, result_message(_call(op, args, kwargs, mode)))
@@ -169,8 +170,11 @@ class TFProcess:
                 env={**os.environ, "PYTHONPATH": path},
             )
             theirs.close()
-        self._control.sendall(b"fork")
-        pid, fds, _, _ = socket.recv_fds(self._control, 64, 1)
+        try:
+            self._control.sendall(b"fork")
+            pid, fds, _, _ = socket.recv_fds(self._control, 64, 1)
+        except OSError:  # the zygote died starting (e.g. an import failed in its interpreter)
+            fds = []
         if not fds:
             raise RuntimeError(f"the TensorFlow zygote ended: {self._stderr_since(0)}")
         self._pid, self._conn = int(pid), socket.socket(fileno=fds[0])

@@ -31,7 +31,7 @@ from typing import Callable
 import numpy as np
 
 from harness.tf import wrappers
-from harness.conv.dtypes import DTYPES, dtype_of
+from harness.conv.dtypes import DTYPES
 
 KERNELS = ("Conv2D", "DepthwiseConv2dNative", "Conv2DBackpropInput", "Conv2DBackpropFilter",
            "DepthwiseConv2dNativeBackpropInput", "DepthwiseConv2dNativeBackpropFilter")
@@ -46,7 +46,7 @@ def _operands(kernel: str, dtype: str, valid: bool) -> tuple[dict, dict]:
     """(tensor arguments as NumPy arrays, other arguments) of one call: NHWC, a 4x4 image, a 3x3 kernel, 2 channels;
     not ``valid``: 3 input channels against a filter for 2, which every kernel rejects (2 of 4 would be grouped)."""
     c = 2 if valid else 3
-    dt = dtype_of(dtype)
+    dt = wrappers.numpy_dtype(dtype)  # TensorFlow's own type (bfloat16: not ml_dtypes' before 2.14)
     x = np.ones((1, 4, 4, c), dt)
     w = np.ones((3, 3, 2, 2), dt)
     w_dw = np.ones((3, 3, 2, 1), dt)

@@ -11,7 +11,8 @@ stay in the harness's own environment. ``HARNESS_TF_PYTHON`` names the server's 
 A version's environment is ``<cache>/<spec>/`` (``cache_root()``: ``$HARNESS_TF_CACHE``, else
 ``$XDG_CACHE_HOME/tf-conv-harness/tf``, else ``~/.cache/tf-conv-harness/tf``), created once with the least the
 server needs: TensorFlow and what its own pins pull in, plus ``numpy<2`` before 2.18 (older wheels allow NumPy 2
-but were built against 1.x). Its marker file ``harness-tf.json`` is written last, after TensorFlow was imported
+but were built against 1.x) and ``ml_dtypes`` before 2.14 (``harness.conv.dtypes`` imports it; TensorFlow has
+its own bfloat16 type there, which the server uses for TensorFlow's arrays). Its marker file ``harness-tf.json`` is written last, after TensorFlow was imported
 there, so an interrupted install has no marker and is redone; a marker whose TensorFlow has gone (a corrupt
 environment) is redone too. Every failure is a ``VersionError``: one line naming the value.
 
@@ -127,6 +128,8 @@ def requirements(spec: str) -> list[str]:
     pins = [f"tensorflow-cpu=={spec}" if patch is not None else f"tensorflow-cpu=={major}.{minor}.*"]
     if (major, minor) < (2, 18):
         pins.append("numpy<2")
+    if (major, minor) < (2, 14):  # the harness's dtypes module needs it; TensorFlow depends on it from 2.14 on
+        pins.append("ml_dtypes")
     return pins
 
 

@@ -21,6 +21,7 @@ import json
 import select
 import socket
 import struct
+from typing import Mapping
 
 import numpy as np
 
@@ -31,7 +32,9 @@ class WireError(ValueError):
     """A value that cannot cross (an object array, a set, a class instance), or bytes that are not a message."""
 
 
-def _dtype(name: str) -> np.dtype:
+def _dtype(name: str, dtypes: Mapping[str, np.dtype] | None = None) -> np.dtype:
+    if dtypes and name in dtypes:
+        return np.dtype(dtypes[name])
     try:
         return np.dtype(name)
     except TypeError:
@@ -88,10 +91,10 @@ def encode(value) -> bytes:
     return b"".join([_LENGTH.pack(len(header)), header, *(a.tobytes() for a in arrays)])
 
 
-def _parse_header(header: bytes) -> tuple[object, list[tuple[np.dtype, tuple]]]:
+def _parse_header(header: bytes, dtypes=None) -> tuple[object, list[tuple[np.dtype, tuple]]]:
     try:
         obj = json.loads(header)
-        specs = [(_dtype(name), tuple(shape)) for name, shape in obj["arrays"]]
+        specs = [(_dtype(name, dtypes), tuple(shape)) for name, shape in obj["arrays"]]
         return obj["value"], specs
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise WireError(f"not a message: {exc}") from None
@@ -101,12 +104,13 @@ def _nbytes(dtype: np.dtype, shape: tuple) -> int:
     return dtype.itemsize * int(np.prod(shape, dtype=np.int64))
 
 
-def decode(data: bytes):
-    """The value ``encode`` made ``data`` from."""
+def decode(data: bytes, dtypes: Mapping[str, np.dtype] | None = None):
+    """The value ``encode`` made ``data`` from. ``dtypes``: NumPy types to use for some dtype names (a TensorFlow
+    before 2.14 has its own bfloat16 type, not ml_dtypes')."""
     if len(data) < _LENGTH.size:
         raise WireError(f"not a message: {len(data)} bytes")
     (length,), start = _LENGTH.unpack_from(data), _LENGTH.size
-    value, specs = _parse_header(data[start:start + length])
+    value, specs = _parse_header(data[start:start + length], dtypes)
     offset, arrays = start + length, []
     for dtype, shape in specs:
         size = _nbytes(dtype, shape)
@@ -132,13 +136,13 @@ def send(sock: socket.socket, value) -> None:
     sock.sendall(encode(value))
 
 
-def receive(sock: socket.socket):
-    """The next message on ``sock``; EOFError when the other side has closed it."""
+def receive(sock: socket.socket, dtypes: Mapping[str, np.dtype] | None = None):
+    """The next message on ``sock`` (``dtypes`` as for ``decode``); EOFError when the other side has closed it."""
     prefix = _read(sock, _LENGTH.size)
     header = _read(sock, _LENGTH.unpack(prefix)[0])
-    _, specs = _parse_header(header)
+    _, specs = _parse_header(header, dtypes)
     body = _read(sock, sum(_nbytes(d, s) for d, s in specs))
-    return decode(prefix + header + body)
+    return decode(prefix + header + body, dtypes)
 
 
 def ready(sock: socket.socket, timeout: float) -> bool:

@@ -71,6 +71,17 @@ def tf():
     return tensorflow
 
 
+def numpy_dtypes() -> dict[str, np.dtype]:
+    """TensorFlow's own NumPy types for the dtypes NumPy does not have: ml_dtypes' from TensorFlow 2.14 on, its own
+    before (arrays received for TensorFlow must be of these)."""
+    return {"bfloat16": np.dtype(tf().bfloat16.as_numpy_dtype)}
+
+
+def numpy_dtype(name: str) -> np.dtype:
+    """The NumPy type TensorFlow uses for a dtype name (``harness.conv.dtypes.DTYPES``)."""
+    return np.dtype(tf().as_dtype(name).as_numpy_dtype)
+
+
 def _optional_list(value) -> list | None:
     """A list argument of a tf.raw_ops op, or None (the op's default)."""
     return None if value is None else list(value)
