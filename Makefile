@@ -22,6 +22,11 @@
 # BACKENDS="reference torch jax ..." (make verify) also checks those backends against TensorFlow on every case they
 # cover, installing the pip extras of torch / jax / onnxruntime when they are missing.
 # SHARD=I/N runs the I-th of N deterministic, balanced shares (a CI matrix of N jobs covers the run once).
+# TF=2.17 (or 2.17.1, nightly, or a path to a Python interpreter) runs TensorFlow's side with that version, installed
+# once into a cached environment (harness/tf/versions.py); the harness itself stays in .venv.
+# make matrix       : the registry once per TensorFlow version (2.13 to the installed one; MATRIX_ARGS, e.g.
+#                     "--nightly" or "--versions 2.16,2.17") and oneDNN mode; reports/matrix/atlas.html. About 1.2 GiB
+#                     of cache per version; `harness matrix --clean` removes them.
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -31,10 +36,14 @@ ONEDNN ?= 1
 ONEDNN_ISA ?=
 BACKENDS ?=
 SHARD ?=
+TF ?=
+MATRIX_ARGS ?=
+# The TensorFlow server's interpreter for TF=...: installed first when needed; a failure stops make.
+TF_SERVER := $(if $(strip $(TF)),tfpy=$$($(BIN)/python -m harness.tf.versions ensure $(TF)) && HARNESS_TF_PYTHON=$$tfpy,)
 TF_MODE := TF_ENABLE_ONEDNN_OPTS=$(ONEDNN) $(if $(strip $(ONEDNN_ISA)),ONEDNN_MAX_CPU_ISA=$(ONEDNN_ISA),)
 PYTEST := $(TF_MODE) HARNESS_BACKENDS="$(BACKENDS)" HARNESS_SHARD="$(SHARD)" $(BIN)/python -m pytest -n auto -p no:hypothesispytest
 
-.PHONY: env browser backends verify verify-full verify-caps test fuzz mutants mutation coverage bench docs clean
+.PHONY: env browser backends verify verify-full verify-caps test fuzz mutants mutation coverage bench docs clean matrix
 MUTATION_ARGS ?=
 FUZZ_MINUTES ?= 5
 BENCH_ARGS ?=
@@ -59,10 +68,10 @@ backends: $(STAMP)
 	@if [ -n "$(strip $(BACKENDS))" ]; then $(BIN)/python -m harness backends --install $(BACKENDS); fi
 
 verify: $(STAMP) backends
-	$(PYTEST) cases --junitxml=reports/junit.xml --reports reports -q
+	$(TF_SERVER) $(PYTEST) cases --junitxml=reports/junit.xml --reports reports -q
 
 verify-full: $(STAMP) backends
-	HARNESS_SWEEP=full $(PYTEST) cases --junitxml=reports/full/junit.xml --reports reports/full -q
+	$(TF_SERVER) HARNESS_SWEEP=full $(PYTEST) cases --junitxml=reports/full/junit.xml --reports reports/full -q
 
 # Every cap below this CPU's level, one registry run each; stops at the first that fails.
 verify-caps: $(STAMP)
@@ -74,6 +83,9 @@ verify-caps: $(STAMP)
 
 test: $(STAMP) browser
 	$(PYTEST) --junitxml=reports/junit.xml --reports reports -q
+
+matrix: $(STAMP)
+	$(BIN)/harness matrix $(MATRIX_ARGS)
 
 fuzz: $(STAMP)
 	$(TF_MODE) $(BIN)/python -m harness.selftest.search --minutes $(FUZZ_MINUTES) --save cases/found

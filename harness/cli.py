@@ -3,17 +3,23 @@
 Subcommands::
 
     harness verify  [FILES] [--op OP] [--dtype DT] [--tag TAG] [-n N] [--onednn 0|1] [--onednn-isa CAP] [--full]
-                    [--reports DIR] [-- PYTEST_ARGS]
+                    [--tensorflow VERSION] [--reports DIR] [-- PYTEST_ARGS]
     harness machine [--json] [--record FILE] [--refresh] [--caps-below] [--onednn 0|1] [--onednn-isa CAP]
     harness list    [FILES] [--op OP] [--dtype DT] [--tag TAG] [--ids]
     harness show    CASE_ID [--dtype DT]
     harness repro   CASE_ID [--dtype DT] [-o FILE]
     harness new     OP [--name NAME] [--shape OPERAND=DIMS] [--attr KEY=VALUE] [--strides ..] [--padding ..] ...
-    harness compare A/results.json B/results.json [--growth F]
+    harness compare A B [C ...] [--growth F] [--limit N] [--json]    (results.json files or their directories)
     harness backends [SPEC ...] [--install]
     harness export  --npz DIR [FILES] [--op OP] [--dtype DT] [--tag TAG]
     harness check-npz DIR [--reports DIR]
     harness report  DIR
+    harness report  --merge DIR [DIR ...] [--out DIR] [--allow-different-registries]
+    harness matrix  [--versions V,V,..] [--nightly] [--onednn 1,0] [--out DIR] [--rerun] [--suggest] [--clean]
+
+``compare`` with three or more runs prints one table across them, then each consecutive pair as two runs do;
+``report --merge`` makes one run of several (the shares of ``make verify SHARD=I/N``, runs from other machines),
+checks they ran the same registry, and runs the stale-divergence check on the union.
 
 A CASE_ID is what pytest and the reports print: ``cases/seeds.yaml::conv2d_same_2x5x5[float32]``; the file
 part, the ``[dtype]`` part or both may be left out when the rest is unambiguous.
@@ -50,12 +56,15 @@ from harness.registry import divergences
 from harness.registry import scaffold
 from harness.registry.cases import operand_array
 from harness.registry.cases import operand_shape
+from harness.reports import compare
+from harness.reports import merge
 from harness.reports import report
 from harness.reports import repro
 from harness.tf import environment
 from harness.tf import versions
 
 CASES_DIR = "cases"
+MERGED_REPORTS = "reports/merged"  # where `harness report --merge` writes by default
 
 
 class UsageError(Exception):
@@ -569,136 +578,92 @@ def cmd_check_npz(args) -> int:
 
 # --- compare / report -----------------------------------------------------------------------
 
-FAILING = ("failed", "malformed", "error")
-
-
-def compare_runs(a: results.Run, b: results.Run, growth: float = 2.0, floor: float = 0.01) -> dict:
-    """What changed from run ``a`` to run ``b``, by record id.
-
-    * new_failures / fixed: failing in one run and passing or xfailed in the other;
-    * changed: passed <-> xfailed, or TensorFlow's behaviour changed (e.g. a divergence appeared or went away);
-    * error_growth: both ran, and the worst error over the bound (the margin) grew by at least ``growth`` times
-      to at least ``floor`` (tiny margins move with every BLAS).
-    """
-    ra, rb = {r["id"]: r for r in a.records}, {r["id"]: r for r in b.records}
-    both = [i for i in rb if i in ra]
-    out = {"only_a": sorted(set(ra) - set(rb)), "only_b": sorted(set(rb) - set(ra)),
-           "new_failures": [], "fixed": [], "changed": [], "error_growth": []}
-    for i in both:
-        sa, sb = ra[i]["status"], rb[i]["status"]
-        if sb in FAILING and sa not in FAILING:
-            out["new_failures"].append((i, sa, sb, _first_error(rb[i])))
-        elif sa in FAILING and sb not in FAILING:
-            out["fixed"].append((i, sa, sb, ""))
-        elif sa != sb or _behaviour(ra[i]) != _behaviour(rb[i]):
-            out["changed"].append((i, f"{sa}: {ra[i].get('tensorflow', '')}", f"{sb}: {rb[i].get('tensorflow', '')}"))
-        ma, mb = ra[i].get("margin"), rb[i].get("margin")
-        if ma is not None and mb is not None and mb >= floor and (ma == 0 or mb / ma >= growth):
-            out["error_growth"].append((i, ma, mb, ra[i].get("max_abs_error"), rb[i].get("max_abs_error")))
-    out["error_growth"].sort(key=lambda g: -(g[2] / g[1]) if g[1] else -np.inf)
-    ea, eb = _flat_environment(a.environment), _flat_environment(b.environment)
-    out["environment"] = [(k, ea.get(k), eb.get(k)) for k in sorted(set(ea) | set(eb)) if ea.get(k) != eb.get(k)]
-    return out
-
-
-def _behaviour(rec: dict) -> str:
-    """TensorFlow's behaviour without its detail (messages carry pids, timestamps and garbage values)."""
-    return str(rec.get("tensorflow") or "").split(" (", 1)[0]
-
-
-def _flat_environment(env: dict) -> dict:
-    """An environment record with its kernel-path table as one key per kernel and dtype and its probe reduced to
-    what a reader compares (the oneDNN version and any error), so that differences name the fact that differs."""
-    flat = {k: v for k, v in env.items() if k not in ("kernel_paths", "probe")}
-    for kernel, by_dtype in (env.get("kernel_paths") or {}).items():
-        flat.update({f"kernel_paths.{kernel}.{dtype}": path for dtype, path in by_dtype.items()})
-    probe = env.get("probe") or {}
-    flat.update({f"probe.{k}": probe.get(k) for k in ("onednn_version", "error") if k in probe})
-    if isinstance(flat.get("cpu_flags"), list):
-        flat["cpu_flags"] = " ".join(flat["cpu_flags"])
-    return flat
-
-
-def machines_side_by_side(a: dict, b: dict) -> list[str]:
-    """The facts the verdicts depend on, run A beside run B (``*`` where they differ): for runs from two machines."""
-
-    envs = [environment.Environment.from_record(e) for e in (a, b)]
-    rows = [("CPU", [f"{e.get('cpu_model') or '?'} ({e.get('machine', '?')})" for e in (a, b)]),
-            ("CPU ISA level", [str(e.get("cpu_isa_level") or "?") for e in (a, b)]),
-            ("CPU features", [" ".join(e.get("cpu_flags") or []) or "?" for e in (a, b)]),
-            ("TensorFlow", [str(e.get("tensorflow", "?")) for e in (a, b)]),
-            ("oneDNN", [{"1": "on", "0": "off"}.get(str(e.get("onednn")), "?") for e in (a, b)]),
-            ("oneDNN ISA", [str(e.get("onednn_isa") or "-") for e in (a, b)]),
-            ("ISA cap", [str(e.get("onednn_isa_cap") or "none") for e in (a, b)])]
-    for dtype in DTYPES:
-        rows.append((f"kernels {dtype}", [environment.dtype_paths(e.probe, dtype) if e.probe and e.probe.paths
-                                          else "not measured" for e in envs]))
-    width = max(len(label) for label, _ in rows)
-    lines = []
-    for label, (va, vb) in rows:
-        mark = "*" if va != vb else " "
-        lines.append(f" {mark}{label:<{width}}  A: {va}")
-        if va != vb:
-            lines.append(f"  {'':<{width}}  B: {vb}")
-    return lines
-
-
-def _first_error(rec: dict) -> str:
-    errors = rec.get("errors") or []
-    return errors[0].splitlines()[0][:160] if errors else ""
+def _load_run(name: str) -> results.Run:
+    try:
+        return results.load(Path(name))
+    except results.ResultsError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def cmd_compare(args) -> int:
+    """``harness compare A B [C ...]``: two runs as before; three or more as one table, then each consecutive pair
+    (``harness.reports.compare``). Exit status 1 when a pair has new failures."""
     if args.growth <= 1:
         raise UsageError(f"--growth {args.growth}: must be greater than 1")
-    runs = []
-    for name in (args.a, args.b):
-        try:
-            runs.append(results.load(Path(name)))
-        except results.ResultsError as exc:
-            raise UsageError(str(exc)) from None
-    diff = compare_runs(*runs, growth=args.growth)
-    print(f"A: {args.a}  ({len(runs[0].records)} records)\nB: {args.b}  ({len(runs[1].records)} records)")
-    print("\nwhat the verdicts depended on (* differs; B shown only where it does):")
-    print("\n".join(machines_side_by_side(runs[0].environment, runs[1].environment)))
-    print(f"\nenvironment differences: {len(diff['environment'])}")
-    for key, va, vb in diff["environment"]:
-        print(f"  {key}: {va} -> {vb}")
-    sections = (("new failures", "new_failures"), ("fixed", "fixed"), ("changed behaviour", "changed"))
-    for title, key in sections:
-        rows = diff[key]
-        print(f"\n{title}: {len(rows)}")
-        for row in rows[:args.limit]:
-            print(f"  {row[0]}: {row[1]} -> {row[2]}" + (f"  ({row[3]})" if len(row) > 3 and row[3] else ""))
-        if len(rows) > args.limit:
-            print(f"  ... and {len(rows) - args.limit} more")
-    rows = diff["error_growth"]
-    print(f"\nerror growth (margin x{args.growth:g} or more, to at least 0.01 of the bound): {len(rows)}")
-    for i, ma, mb, ea, eb in rows[:args.limit]:
-        print(f"  {i}: margin {ma:.3g} -> {mb:.3g}, max|diff| {ea:.3g} -> {eb:.3g}")
-    if len(rows) > args.limit:
-        print(f"  ... and {len(rows) - args.limit} more")
-    print(f"\nonly in A: {len(diff['only_a'])}   only in B: {len(diff['only_b'])}")
-    for title, key in (("only in A", "only_a"), ("only in B", "only_b")):
-        for i in diff[key][:min(args.limit, 10)]:
-            print(f"  {title}: {i}")
-    return 1 if diff["new_failures"] else 0
+    if len(args.runs) < 2:
+        raise UsageError(f"compare needs at least two runs, got {len(args.runs)}")
+    runs = [_load_run(name) for name in args.runs]
+    if args.json:
+        comparison = compare.compare_many(runs, args.runs, growth=args.growth)
+        print(json.dumps(comparison, indent=1))
+        return 1 if any(pair["new_failures"] for pair in comparison["pairs"]) else 0
+    names = compare.column_names(len(runs))
+    for name, path, run in zip(names, args.runs, runs):
+        print(f"{name}: {path}  ({len(run.records)} records)")
+    if len(runs) > 2:
+        print()
+        print("\n".join(compare.table_lines(compare.compare_many(runs, names, growth=args.growth), names, args.limit)))
+    new_failures = False
+    for k in range(len(runs) - 1):
+        diff = compare.compare_runs(runs[k], runs[k + 1], growth=args.growth)
+        new_failures |= bool(diff["new_failures"])
+        if len(runs) > 2:
+            print(f"\n=== {names[k]} -> {names[k + 1]}: {args.runs[k]} -> {args.runs[k + 1]} ===")
+        print()
+        print("\n".join(compare.pair_lines(diff, runs[k].environment, runs[k + 1].environment, args.growth, args.limit,
+                                         (names[k], names[k + 1]))))
+    return 1 if new_failures else 0
 
 
 def cmd_report(args) -> int:
-
+    """``harness report DIR``: the reports again from DIR's results; ``--merge DIR ...``: several runs as one."""
+    if args.merge is not None:
+        if args.directory is not None:
+            raise UsageError(f"give DIR or --merge DIR [DIR ...], not both (got {args.directory} and --merge)")
+        return _merge(args)
+    if args.directory is None:
+        raise UsageError("give DIR, or --merge DIR [DIR ...]")
+    if args.out is not None or args.allow_different_registries:
+        raise UsageError("--out and --allow-different-registries go with --merge")
     directory = Path(args.directory)
     if not directory.is_dir():
         raise UsageError(f"{directory}: no such directory")
-    try:
-        run = results.load(directory)
-    except results.ResultsError as exc:
-        raise UsageError(str(exc)) from None
+    run = _load_run(str(directory))
     if not (directory / results.RESULTS_JSON).exists():  # rebuilt from the stream of a killed run
         atomic.write_atomic(directory / results.RESULTS_JSON, run.to_json())
     for path in report.write_reports(run, directory):
         print(f"wrote {path}")
     return 0
+
+
+def _merge(args) -> int:
+    """``harness report --merge DIR [DIR ...] [--out DIR]`` (``harness.reports.merge``): exit status 1 when the
+    merged run fails (a failure in any run, or a stale divergence that only the union shows)."""
+    out = Path(args.out or MERGED_REPORTS)
+    seen: dict[Path, str] = {}
+    for name in args.merge:
+        path = Path(name)
+        if not path.is_dir():
+            raise UsageError(f"--merge {name}: no such directory")
+        if path.resolve() in seen:
+            raise UsageError(f"--merge: {seen[path.resolve()]} and {name} are the same directory")
+        seen[path.resolve()] = name
+    if out.resolve() in seen:
+        raise UsageError(f"--out {out}: is one of the merged runs; write the merged run elsewhere")
+    sources = [(name, _load_run(name)) for name in args.merge]
+    try:
+        run = merge.merge(sources, allow_different_registries=args.allow_different_registries)
+    except merge.MergeError as exc:
+        raise UsageError(str(exc)) from None
+    run.run["argv"] = results.argv()
+    print("\n".join(merge.summary_lines(run)))
+    out.mkdir(parents=True, exist_ok=True)
+    atomic.write_atomic(out / results.RESULTS_JSON, run.to_json())
+    for path in [out / results.RESULTS_JSON, *report.write_reports(run, out)]:
+        print(f"wrote {path}")
+    reasons = report.verdict_reasons(run)
+    print(f"verdict: {report.verdict(run).upper()}" + (f" ({'; '.join(reasons)})" if reasons else ""))
+    return 1 if reasons else 0
 
 
 # --- the parser -----------------------------------------------------------------------------
@@ -809,16 +774,43 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--reports", default=None, help="report directory (default: DIR/reports)")
     p.set_defaults(func=cmd_check_npz)
 
-    p = sub.add_parser("compare", help="what changed between two runs' results.json")
-    p.add_argument("a", metavar="A", help="results.json (or its directory) of the first run")
-    p.add_argument("b", metavar="B", help="results.json (or its directory) of the second run")
+    p = sub.add_parser("compare", help="what changed between two or more runs' results.json (oldest first)")
+    p.add_argument("runs", nargs="+", metavar="RUN",
+                   help="results.json (or its directory) of each run, in order; three or more get one table across "
+                        "them, then each consecutive pair")
     p.add_argument("--growth", type=float, default=2.0, help="report margins that grew this many times (default 2)")
     p.add_argument("--limit", type=int, default=50, help="rows per section (default 50)")
+    p.add_argument("--json", action="store_true",
+                   help="print the comparison as JSON: the runs, the per-op table, the items whose status differs "
+                        "and every consecutive pair's changes")
     p.set_defaults(func=cmd_compare)
 
-    p = sub.add_parser("report", help="(re)write report.html and summary.md from DIR/results.json or results.jsonl")
-    p.add_argument("directory", metavar="DIR")
+    p = sub.add_parser("report", help="(re)write report.html and summary.md from DIR/results.json or results.jsonl; "
+                                      "or merge several runs (--merge) into one")
+    p.add_argument("directory", metavar="DIR", nargs="?", default=None)
+    p.add_argument("--merge", nargs="+", metavar="DIR", default=None,
+                   help="merge these runs' results (e.g. the shares of `make verify SHARD=I/N`, or runs from "
+                        "several machines) into one results.json and its reports; exit status 1 when the merged run "
+                        "fails")
+    p.add_argument("--out", metavar="DIR", default=None, help=f"with --merge: where to write (default {MERGED_REPORTS})")
+    p.add_argument("--allow-different-registries", action="store_true",
+                   help="with --merge: merge runs of different cases/ (with a warning) instead of refusing")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("matrix", help="the registry once per TensorFlow version and oneDNN mode; the divergence atlas")
+    p.add_argument("--versions", default=None, metavar="V,V,...",
+                   help="TensorFlow versions (2.17, 2.17.1, nightly); default every minor from 2.13 to the installed "
+                        "one, newest patch each")
+    p.add_argument("--nightly", action="store_true", help="also run tf-nightly")
+    p.add_argument("--onednn", default="1,0", metavar="MODES", help="oneDNN modes, e.g. 1,0 (default) or 1")
+    p.add_argument("--out", default="reports/matrix", help="where runs and the atlas go (default: reports/matrix)")
+    p.add_argument("-n", dest="workers", default="auto", help="pytest-xdist workers per run (default auto)")
+    p.add_argument("--rerun", action="store_true", help="run combinations already run for this registry again")
+    p.add_argument("--suggest", action="store_true",
+                   help="print each known divergence's measured tensorflow_versions range from the atlas; run nothing")
+    p.add_argument("--clean", action="store_true",
+                   help="remove the cached TensorFlow environments (those of --versions, or all); run nothing")
+    p.set_defaults(func=cmd_matrix)
     return top
 
 

@@ -89,8 +89,8 @@ def installed(python: str | None = None) -> dict:
     return _installed(python or server_python())
 
 
-@cache
-def _installed(python: str) -> dict:
+def _query(python: str) -> dict:
+    """``installed`` without the cache (an environment being checked or installed changes under it)."""
     if os.path.realpath(python) == os.path.realpath(sys.executable) and python == sys.executable:
         return _local_installed()
     code = f"import json, sys; sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r}); " \
@@ -104,6 +104,9 @@ def _installed(python: str) -> dict:
         last = (out.stderr.strip().splitlines() or ["no output"])[-1]
         raise VersionError(f"{PYTHON_ENV}={python}: cannot read its packages ({last})")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+_installed = cache(_query)
 
 
 # --- specs -------------------------------------------------------------------------------------
@@ -198,9 +201,8 @@ def _healthy(spec: str, directory: Path, rec: dict) -> bool:
     python = _python_of(directory)
     if not python.exists():
         return False
-    _installed.cache_clear()
     try:
-        found = installed(str(python))
+        found = _query(str(python))
     except VersionError:
         return False
     return found.get("tensorflow") == rec.get("tensorflow") and bool(found.get("origin"))
@@ -217,7 +219,7 @@ def _pip_failure(spec: str, log: str, requirement: str) -> str:
     return f"TensorFlow {spec}: pip could not install {requirement}: {last[0].strip()[:200]}"
 
 
-def ensure(spec: str, root: Path | None = None, log=sys.stderr) -> str:
+def ensure(spec: str, root: Path | None = None, log=None) -> str:
     """The interpreter whose TensorFlow answers for ``spec`` (see the module docstring), installing its environment
     first when it is not cached (progress on ``log``). VersionError, with nothing left half-installed, when that
     cannot be done."""
@@ -231,6 +233,7 @@ def ensure(spec: str, root: Path | None = None, log=sys.stderr) -> str:
             raise VersionError(f"--tensorflow {spec}: that interpreter has no TensorFlow")
         return str(python)
     parse(spec)
+    log = log or sys.stderr
     root = root or cache_root()
     directory = root / spec
     with _locked(root, spec):
@@ -262,7 +265,7 @@ def _install(spec: str, directory: Path, log) -> None:
         out = _run([str(_python_of(directory)), "-c", code], spec, "importing TensorFlow",
                    env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
         tensorflow, numpy = json.loads(out.strip().splitlines()[-1])
-        dist = installed(str(_python_of(directory)))["tensorflow"]
+        dist = _query(str(_python_of(directory)))["tensorflow"]
     except BaseException:
         shutil.rmtree(directory, ignore_errors=True)  # nothing half-installed, whatever stopped it
         raise

@@ -21,7 +21,8 @@ LAYERS = {
     "harness.reports": 6,
     "harness.selftest": 7,
     "harness.exchange": 8,
-    "harness.cli": 9, "harness.pytest_plugin": 9, "harness.__main__": 10,
+    "harness.matrix": 9,
+    "harness.cli": 10, "harness.pytest_plugin": 10, "harness.__main__": 11,
 }
 TENSORFLOW_PACKAGE = "harness.tf"
 

@@ -1,0 +1,226 @@
+"""The TensorFlow version matrix: the registry once per TensorFlow version and oneDNN mode, then the atlas.
+
+``harness matrix`` (``make matrix``) runs, for every combination of the versions and oneDNN modes asked for,
+``pytest cases --any-tensorflow-version`` with the TensorFlow server in that version's cached environment
+(``harness.tf.versions``), into ``<out>/runs/<key>/`` (results.json, report.html, junit.xml, pytest.log and the
+matrix's own ``matrix.json``). Every known divergence is applied whatever its ``tensorflow_versions``, so each
+entry is tried on every version. Then ``<out>/atlas.json`` and ``<out>/atlas.html`` (``harness.reports.atlas``), and a
+repro script for the smallest case of each new-disagreement group under ``<out>/repros/<key>/``.
+
+* A combination already run for the same registry (``harness.registry.loader.fingerprint``) is not run again
+  unless ``rerun``; an interrupted matrix resumes where it stopped.
+* A version that cannot be installed or started is recorded as such (its column reads "errors"), and the matrix
+  goes on.
+* ``suggest`` prints each entry's measured ``tensorflow_versions`` range from the atlas, without running anything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence, TextIO
+
+from harness import atomic
+from harness.registry import divergences
+from harness.registry.cases import Case, DIVERGENCES_FILE
+from harness.registry.loader import fingerprint, load_file
+from harness.reports import atlas, repro, results
+from harness.tf import environment, versions
+
+STATE_FILE = "matrix.json"
+STATE_SCHEMA = 1
+
+
+@dataclass(frozen=True)
+class Combination:
+    spec: str  # a version spec (harness.tf.versions): "2.17", "2.17.1", "nightly"
+    onednn: str  # TF_ENABLE_ONEDNN_OPTS: "1" or "0"
+
+    @property
+    def key(self) -> str:
+        return f"tf{self.spec}-onednn-{atlas.mode_name(self.onednn)}"
+
+
+def default_versions(nightly: bool = False) -> list[str]:
+    """Every minor version from ``versions.OLDEST`` to the one installed here (newest patch each), and nightly
+    when asked."""
+    installed = versions.installed(sys.executable)["tensorflow"]
+    if installed == "not installed":
+        raise versions.VersionError("no TensorFlow installed here to end the default version list; give --versions")
+    return versions.minor_versions(installed) + (["nightly"] if nightly else [])
+
+
+def combinations(specs: Sequence[str], modes: Sequence[str]) -> list[Combination]:
+    for spec in specs:
+        versions.parse(spec)  # a bad spec is an error before anything runs
+    for mode in modes:
+        if mode not in ("0", "1"):
+            raise versions.VersionError(f"oneDNN mode {mode!r}: expected 1 (on) or 0 (off)")
+    return [Combination(spec, mode) for mode in modes for spec in specs]
+
+
+def _read_state(directory: Path) -> dict | None:
+    try:
+        rec = json.loads((directory / STATE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return rec if isinstance(rec, dict) and rec.get("schema") == STATE_SCHEMA else None
+
+
+def _write_state(directory: Path, state: dict) -> dict:
+    directory.mkdir(parents=True, exist_ok=True)
+    atomic.write_atomic(directory / STATE_FILE, json.dumps(state, indent=1) + "\n")
+    return state
+
+
+def run_one(combo: Combination, root: Path, out: Path, registry: str, workers: str, rerun: bool,
+            log: TextIO) -> dict:
+    """Run one combination (or reuse its earlier run); its state record."""
+    directory = out / "runs" / combo.key
+    old = _read_state(directory)
+    if (old and not rerun and old.get("registry") == registry and old.get("state") == "ran"
+            and (directory / results.RESULTS_JSON).exists()):
+        return {**old, "resumed": True}
+    base = {"schema": STATE_SCHEMA, "key": combo.key, "spec": combo.spec, "onednn": combo.onednn,
+            "registry": registry, "started": results.now(), "tensorflow": None, "error": None}
+    start = time.monotonic()
+    try:
+        python = versions.ensure(combo.spec, log=log)
+    except versions.VersionError as exc:
+        return _write_state(directory, {**base, "state": "install failed", "error": str(exc),
+                                        "seconds": round(time.monotonic() - start, 1)})
+    installed_s = round(time.monotonic() - start, 1)
+    env = {**os.environ, versions.PYTHON_ENV: python, "TF_ENABLE_ONEDNN_OPTS": combo.onednn}
+    argv = [sys.executable, "-m", "pytest", "cases", "-q", "-p", "no:cacheprovider", "--any-tensorflow-version",
+            "--reports", str(directory), f"--junitxml={directory / 'junit.xml'}"]
+    if workers != "0":
+        argv += ["-n", workers]
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / results.RESULTS_JSON).unlink(missing_ok=True)
+    with open(directory / "pytest.log", "w", encoding="utf-8") as pytest_log:
+        code = subprocess.run(argv, cwd=root, env=env, stdout=pytest_log, stderr=subprocess.STDOUT,
+                              stdin=subprocess.DEVNULL).returncode
+    seconds = round(time.monotonic() - start, 1)
+    try:
+        run = results.load(directory / results.RESULTS_JSON)
+    except results.ResultsError as exc:
+        return _write_state(directory, {**base, "state": "run failed", "exitstatus": code, "seconds": seconds,
+                                        "error": f"pytest exited with {code} and wrote no results ({exc}); see "
+                                                 f"{directory / 'pytest.log'}"})
+    probe = (run.environment.get("probe") or {})
+    state = "ran"
+    error = None
+    if not probe.get("paths"):
+        state, error = "start failed", f"TensorFlow could not be probed: {probe.get('error') or 'no probe'}"
+    return _write_state(directory, {**base, "state": state, "error": error, "exitstatus": code, "seconds": seconds,
+                                    "install_seconds": installed_s, "tensorflow": run.environment.get("tensorflow"),
+                                    "python": python, "counts": run.counts()})
+
+
+def run(specs: Sequence[str], modes: Sequence[str], root: Path, out: Path, workers: str = "auto",
+        rerun: bool = False, log: TextIO = sys.stdout) -> dict:
+    """Run the matrix and write the atlas; the atlas."""
+    combos = combinations(specs, modes)
+    registry = fingerprint(root)
+    total_start = time.monotonic()
+    print(f"matrix: {len(combos)} combinations ({', '.join(specs)} × oneDNN "
+          f"{', '.join(atlas.mode_name(m) for m in modes)}), registry {registry}, into {out}", file=log, flush=True)
+    for i, combo in enumerate(combos, 1):
+        print(f"[{i}/{len(combos)}] {combo.key} ...", file=log, flush=True)
+        state = run_one(combo, root, out, registry, workers, rerun, log)
+        counts = state.get("counts") or {}
+        figures = ", ".join(f"{counts[s]} {s}" for s in ("passed", "xfailed", "failed", "skipped") if counts.get(s))
+        how = "already run for this registry" if state.get("resumed") else f"{state.get('seconds', 0):.0f} s"
+        print(f"[{i}/{len(combos)}] {combo.key}: {state['state']}"
+              + (f", TensorFlow {state['tensorflow']}" if state.get("tensorflow") else "")
+              + (f": {figures}" if figures else "") + (f"; {state['error']}" if state.get("error") else "")
+              + f" ({how})", file=log, flush=True)
+    built = write_atlas(root, out, [c.key for c in combos])
+    print(f"matrix: {len(combos)} combinations in {time.monotonic() - total_start:.0f} s; "
+          f"atlas: {out / 'atlas.html'}", file=log, flush=True)
+    return built
+
+
+def _columns(out: Path, keys: Sequence[str] | None, registry: str) -> list[dict]:
+    found = []
+    for directory in sorted((out / "runs").iterdir()) if (out / "runs").is_dir() else []:
+        state = _read_state(directory)
+        if state is None or (keys is not None and state["key"] not in keys) or state.get("registry") != registry:
+            continue
+        found.append(state)
+    return found
+
+
+def write_atlas(root: Path, out: Path, keys: Sequence[str] | None = None) -> dict:
+    """Build ``atlas.json`` and ``atlas.html`` from the runs under ``out`` for this registry (``keys``: only those
+    combinations), and the new disagreements' repro scripts."""
+    registry = fingerprint(root)
+    columns = _columns(out, keys, registry)
+    runs = {c["key"]: results.load(out / "runs" / c["key"]) for c in columns if c["state"] == "ran"}
+    known = divergences.load(root / "cases" / DIVERGENCES_FILE, root, scope=None)[0]
+    rows = results.divergence_rows(known)
+    from harness.reports import compare
+
+    changes = []
+    for mode in ("1", "0"):
+        chain = sorted((c for c in columns if c["onednn"] == mode and c["key"] in runs),
+                       key=lambda c: atlas.version_key(c["spec"]))
+        for a, b in zip(chain, chain[1:]):
+            diff = compare.compare_runs(runs[a["key"]], runs[b["key"]])
+            changes.append({"from": a["spec"], "to": b["spec"], "onednn": atlas.mode_name(mode),
+                            "new_failures": [r["id"] for r in diff.get("new_failures", [])],
+                            "fixes": [r["id"] for r in diff.get("fixed", diff.get("fixes", []))],
+                            "error_growth": [r["id"] for r in diff.get("error_growth", [])]})
+    built = atlas.build(columns, runs, rows, changes, generated=results.now())
+    _write_repros(root, out, built, runs)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic.write_atomic(out / "atlas.json", atlas.dumps(built))
+    atomic.write_atomic(out / "atlas.html", atlas.render(built))
+    return built
+
+
+def _find(root: Path, item_id: str) -> tuple[Case, str] | None:
+    file, _, rest = item_id.partition("::")
+    name, _, dtype = rest.partition("[")
+    dtype = dtype.rstrip("]").split(":")[0]
+    for entry in load_file(root / file, root):
+        if isinstance(entry, Case) and entry.name == name:
+            return entry, dtype
+    return None
+
+
+def _write_repros(root: Path, out: Path, built: dict, runs: dict) -> None:
+    """A repro script for the smallest case of each new-disagreement group, per run it failed in."""
+    for n, group in enumerate(built["new"], 1):
+        for key, rep in group["repro"].items():
+            found = _find(root, rep["id"])
+            if found is None:
+                continue
+            case, dtype = found
+            env = environment.Environment.from_record(runs[key].environment)
+            path = out / "repros" / key / f"{n:03d}_{case.name[:60]}_{dtype}.py"
+            try:
+                text = repro.script(case, dtype, env, finding=f"new disagreement ({group['key']}) with TensorFlow "
+                                                                f"{env.tensorflow_version}: {group['detail']}")
+            except ValueError as exc:
+                rep["script"] = None
+                rep["script_error"] = str(exc)
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic.write_atomic(path, text)
+            rep["script"] = str(path.relative_to(out))
+
+
+def suggest(out: Path) -> list[str]:
+    """The ``--suggest`` lines, from ``<out>/atlas.json``."""
+    try:
+        built = json.loads((out / "atlas.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise versions.VersionError(f"{out / 'atlas.json'}: cannot read the atlas ({exc}); run `harness matrix` "
+                                    "first") from None
+    return atlas.suggestions(built)
