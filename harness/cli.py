@@ -666,6 +666,37 @@ def _merge(args) -> int:
     return 1 if reasons else 0
 
 
+# --- matrix -------------------------------------------------------------------------------
+
+def cmd_matrix(args) -> int:
+    """The registry once per TensorFlow version and oneDNN mode, and the divergence atlas (``harness.matrix``)."""
+    from harness import matrix
+
+    root = repository_root()
+    out = Path(args.out)
+    try:
+        if args.clean:
+            removed = versions.clean(args.versions.split(",") if args.versions else ())
+            for spec, size in removed:
+                print(f"removed the TensorFlow {spec} environment ({size / 2**30:.1f} GiB)")
+            print(f"{len(removed)} environments removed from {versions.cache_root()}")
+            return 0
+        if args.suggest:
+            print("\n".join(matrix.suggest(out)))
+            return 0
+        specs = args.versions.split(",") if args.versions else matrix.default_versions(args.nightly)
+        if args.versions and args.nightly and "nightly" not in specs:
+            specs.append("nightly")
+        built = matrix.run(specs, args.onednn.split(","), root, out, workers=args.workers, rerun=args.rerun)
+    except versions.VersionError as exc:
+        raise UsageError(str(exc)) from None
+    failed = [c["key"] for c in built["columns"] if c["state"] != "ran"]
+    if failed:
+        print(f"not run: {', '.join(failed)} (see the atlas's Runs section)")
+    print(f"{len(built['new'])} groups of new disagreements; wrote {out / 'atlas.json'} and {out / 'atlas.html'}")
+    return 0
+
+
 # --- the parser -----------------------------------------------------------------------------
 
 class _Parser(argparse.ArgumentParser):
