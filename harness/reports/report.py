@@ -112,11 +112,23 @@ def verdict_reasons(run: results.Run) -> list[str]:
 
 def unmeasured_paths(run: results.Run) -> str | None:
     """Why the run's kernel paths are not (all) known, or None; a results file from before they were measured
-    (no ``probe`` in its environment) is judged as it was then."""
-    env = run.environment
-    if "probe" not in env:
-        return None
-    return "no probe ran" if not env["probe"] else env["probe"].get("error")
+    (no ``probe`` in its environment) is judged as it was then. A merged run from several environments: each."""
+    reasons = []
+    for source, env in source_environments(run):
+        if "probe" not in env:
+            continue
+        why = "no probe ran" if not env["probe"] else env["probe"].get("error")
+        if why:
+            reasons.append(f"{source}: {why}" if source is not None else why)
+    return "; ".join(reasons) or None
+
+
+def source_environments(run: results.Run) -> list[tuple[str | None, dict]]:
+    """[(source, environment)]: one per run of a merged run whose runs' environments differ, else [(None, the
+    run's environment)]."""
+    if run.environments:
+        return [(e.get("source"), e.get("environment") or {}) for e in run.environments]
+    return [(None, run.environment)]
 
 
 def reason_section(reason: str) -> str:
@@ -313,6 +325,21 @@ def environment_items(env: dict) -> list[tuple[str, str]]:
             ("platform", env.get("platform", "?"))]
 
 
+def run_environment_items(run: results.Run) -> list[tuple[str, str]]:
+    """``environment_items`` of the run; for a merged run from several environments, each value that differs is
+    given per run ("reports-1: ...; reports-2: ..."), after an item that says so."""
+    envs = source_environments(run)
+    if len(envs) == 1:
+        return environment_items(envs[0][1])
+    per = [environment_items(env) for _, env in envs]
+    items = [("environments", f"{len(envs)}: the merged runs came from several machines or environments")]
+    for k, (label, _) in enumerate(per[0]):
+        values = [str(p[k][1]) for p in per]
+        items.append((label, values[0] if len(set(values)) == 1
+                      else "; ".join(f"{source}: {v}" for (source, _), v in zip(envs, values))))
+    return items
+
+
 def shapes_text(record: dict) -> str:
     shapes = record.get("shapes") or {}
     return ", ".join(f"{name}={list(shape) if shape is not None else '?'}" for name, shape in shapes.items())
@@ -469,11 +496,16 @@ def render_header(run: results.Run) -> str:
         bad = tests.get("failed", 0) + tests.get("error", 0)
         tiles.append(tile("harness self-tests " + ", ".join(f"{n} {s}" for s, n in sorted(tests.items())),
                           sum(tests.values()), "red" if bad else "green"))
-    info = [("started", run.run.get("started", "?")), ("duration", duration(run.run.get("seconds"))),
+    took = duration(run.run.get("seconds"))
+    if run.run.get("merged_from") and run.run.get("wall_seconds") is not None:
+        took += f" summed over the runs ({duration(run.run['wall_seconds'])} from the first start to the last end)"
+    info = [("started", run.run.get("started", "?")), ("duration", took),
             ("sweeps", run.run.get("sweeps", "?")), ("exit status", run.run.get("exitstatus", "?")),
             ("command", command_line(run.run.get("argv")))]
-    wide = {"CPU flags", "platform", "command"}  # long values get a whole row of the grid, after the short ones
-    items = environment_items(run.environment) + info
+    if run.run.get("merged_from"):
+        info.append(("merged from", ", ".join(run.run["merged_from"])))
+    wide = {"CPU flags", "platform", "command", "environments", "merged from"}  # a whole row each, after the rest
+    items = run_environment_items(run) + info
     items = [i for i in items if i[0] not in wide] + [i for i in items if i[0] in wide]
     meta = "".join(f'<div class="{"wide" if k in wide else ""}"><dt>{esc(k)}</dt><dd>{esc(v_)}</dd></div>'
                    for k, v_ in items)
@@ -808,8 +840,18 @@ PATH_CLASSES = {"onednn": "green", "eigen": "amber", "none": "grey", "unknown": 
 
 
 def render_machine(run: results.Run) -> str:
-    """What the verdicts depended on: the CPU, oneDNN's ISA, and the kernel TensorFlow runs per kernel and dtype."""
-    env = run.environment
+    """What the verdicts depended on: the CPU, oneDNN's ISA, and the kernel TensorFlow runs per kernel and dtype;
+    for a merged run from several environments, one part per run."""
+    envs = source_environments(run)
+    if len(envs) == 1:
+        return render_machine_environment(envs[0][1])
+    return (f'<p class="note">The merged runs came from {len(envs)} different machines or environments.</p>'
+            + "".join(f'<h3 class="mono">{esc(source)}</h3>' + render_machine_environment(env, f"kernel-paths-{k}")
+                      for k, (source, env) in enumerate(envs, start=1)))
+
+
+def render_machine_environment(env: dict, anchor: str = "kernel-paths") -> str:
+    """The machine part of one environment record (``anchor``: its kernel-path table's id)."""
     table_ = env.get("kernel_paths")
     probe = env.get("probe") or {}
     cap = env.get("onednn_isa_cap")
@@ -834,7 +876,7 @@ def render_machine(run: results.Run) -> str:
     notes = "".join(f'<li><span class="mono">{esc(k)}</span> fails on valid operands: {esc(v)}</li>'
                     for k, v in sorted(failing.items()))
     error = f'<p class="note">Probe: {esc(probe["error"])}</p>' if probe.get("error") else ""
-    return (intro + error + table(["TensorFlow kernel", *dtypes], rows, attrs=' id="kernel-paths"')
+    return (intro + error + table(["TensorFlow kernel", *dtypes], rows, attrs=f' id="{esc(anchor)}"')
             + (f"<ul>{notes}</ul>" if notes else ""))
 
 
@@ -885,6 +927,37 @@ def render_problems(run: results.Run) -> str:
         attrs=' id="problems"')
 
 
+def merge_info(run: results.Run) -> dict | None:
+    """A merged run's ``run.merge`` (``harness.reports.merge``), or None for a run that was not merged."""
+    info = run.run.get("merge")
+    return info if run.run.get("merged_from") and isinstance(info, dict) else None
+
+
+def render_merge(run: results.Run) -> str:
+    """The runs a merged run came from, with their counts; the items recorded by several; the stale check."""
+    info = merge_info(run) or {}
+    statuses = ("passed", "xfailed", "failed", "skipped")
+    rows = [[f'<span class="mono">{esc(s.get("directory"))}</span>', esc(s.get("shard") or "whole"),
+             esc(s.get("registry") or "unknown"), str(s.get("records", 0)),
+             *(str((s.get("counts") or {}).get(k, 0)) for k in statuses), esc(s.get("exitstatus"))]
+            for s in info.get("sources", [])]
+    parts = [table(["run", "shard", "registry", "records", *statuses, "exit status"], rows,
+                   numeric={3, 4, 5, 6, 7}, attrs=' id="merged"')]
+    overlap = info.get("overlap") or []
+    parts.append(f"<p>{len(run.records)} records of {info.get('items', '?')} distinct items. "
+                 + (f"{plural(len(overlap), 'item')} recorded by more than one run: kept from each and counted "
+                    f"once per run.</p>" if overlap else "No item was recorded by more than one run.</p>"))
+    if overlap:
+        parts.append(table(["id", "runs: status"], [
+            [f'<span class="mono">{esc(o["id"])}</span>',
+             esc(", ".join(f"{d}: {st}" for d, st in zip(o["sources"], o["statuses"])))] for o in overlap[:200]],
+            attrs=' id="overlap"'))
+    check = info.get("stale_check", "?")
+    parts.append(f"<p>Stale-divergence check on the union: {esc(check)}.</p>")
+    parts += [f'<p class="note">{esc(w)}</p>' for w in info.get("warnings") or ()]
+    return "".join(parts)
+
+
 def render_html(run: results.Run) -> str:
     """The whole report page (pure: no files, no clock)."""
     v = verdict(run)
@@ -908,6 +981,9 @@ def render_html(run: results.Run) -> str:
     links = [("coverage", "Coverage"), ("per-op", "Per op"), ("errors", "Error contracts"), ("failures", "Failures"),
              ("problems", "Malformed / crashed"), ("divergences", "Known divergences"), ("machine", "Machine"),
              ("overrides", "Tolerance overrides"), ("slowest", "Slowest")]
+    if merge_info(run) is not None:
+        sections.insert(0, ("merged", f"Merged from {len(run.run['merged_from'])} runs", render_merge(run)))
+        links.insert(0, ("merged", "Merged runs"))
     nav = "".join(f'<a href="#sec-{a}">{esc(label)}</a>' for a, label in links)
     body = overview + "".join(section(a, title, content) for a, title, content in sections)
     title = f"tf-conv-harness {v.upper()}: {t['passed']} passed, {t['xfailed']} xfailed, {t['failed']} failed"
@@ -950,13 +1026,23 @@ def render_summary(run: results.Run) -> str:
     counts = " · ".join(f"{t[k]} {k}" for k in ("passed", "xfailed", "failed", "malformed", "crashed", "skipped"))
     tests = ", ".join(f"{n} {s}" for s, n in sorted(t["tests"].items()))
     lines += [f"**{counts}** ({t['total']} items" + (f"; harness self-tests: {tests}" if tests else "") + ")", ""]
-    env = run.environment
-    lines += [md_text(f"TensorFlow {env.get('tensorflow', '?')} · oneDNN {onednn_label(env.get('onednn'))} · "
-                      f"NumPy {env.get('numpy', '?')} · Python {env.get('python', '?')} · threads "
-                      f"{env.get('intra_op_threads', '?')}/{env.get('inter_op_threads', '?')} · sweeps "
-                      f"{run.run.get('sweeps', '?')} · {duration(run.run.get('seconds'))}", 400), ""]
-    lines += [md_text(line.strip(), 400) + "  " for line in environment.describe(environment.Environment.from_record(env))]
-    lines.append("")
+    envs = source_environments(run)
+    if len(envs) > 1:
+        lines += [f"The merged runs came from {len(envs)} different machines or environments:", ""]
+    for source, env in envs:
+        line = md_text(f"TensorFlow {env.get('tensorflow', '?')} · oneDNN {onednn_label(env.get('onednn'))} · "
+                       f"NumPy {env.get('numpy', '?')} · Python {env.get('python', '?')} · threads "
+                       f"{env.get('intra_op_threads', '?')}/{env.get('inter_op_threads', '?')}"
+                       + (f" · sweeps {run.run.get('sweeps', '?')} · {duration(run.run.get('seconds'))}"
+                          if source is None else ""), 400)
+        lines += [(f"{md_code(source)}: " if source is not None else "") + line, ""]
+        lines += [md_text(line.strip(), 400) + "  "
+                  for line in environment.describe(environment.Environment.from_record(env))]
+        lines.append("")
+    if len(envs) > 1:
+        lines += [md_text(f"sweeps {run.run.get('sweeps', '?')} · {duration(run.run.get('seconds'))} summed over "
+                          f"the runs"), ""]
+    lines += summary_merge_lines(run)
     table_ = per_op(run)
     if table_:
         lines += ["| op | passed | xfailed | failed | skipped |", "|---|--:|--:|--:|--:|"]
@@ -1008,6 +1094,25 @@ def render_summary(run: results.Run) -> str:
     overrides = tolerance_overrides(run)
     lines += [f"Tolerance overrides: {len(overrides) or 'none'}", ""]
     return "\n".join(lines)
+
+
+def summary_merge_lines(run: results.Run) -> list[str]:
+    """summary.md's part about a merged run: its runs, the overlap, the stale check and any warning."""
+    info = merge_info(run)
+    if info is None:
+        return []
+    lines = [f"### Merged from {len(run.run['merged_from'])} runs", ""]
+    for s in info.get("sources", []):
+        c = s.get("counts") or {}
+        lines.append(f"- {md_code(s.get('directory'))} ({md_text(s.get('shard') or 'whole')}): {s.get('records', 0)} "
+                     f"records, {c.get('passed', 0)} passed, {c.get('xfailed', 0)} xfailed, {c.get('failed', 0)} "
+                     f"failed, {c.get('skipped', 0)} skipped")
+    overlap = info.get("overlap") or []
+    lines += ["", (f"{plural(len(overlap), 'item')} recorded by more than one run (kept from each, counted once per "
+                   f"run); " if overlap else "No item recorded by more than one run; ")
+              + f"stale-divergence check on the union: {md_text(info.get('stale_check', '?'))}", ""]
+    lines += [f"> ⚠️ {md_text(w, 400)}" for w in info.get("warnings") or ()]
+    return lines + ([""] if info.get("warnings") else [])
 
 
 # --- files ----------------------------------------------------------------------------------------------
