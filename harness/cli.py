@@ -818,7 +818,8 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="(re)write report.html and summary.md from DIR/results.json or results.jsonl; "
                                       "or merge several runs (--merge) into one")
-    p.add_argument("directory", metavar="DIR", nargs="?", default=None)
+    p.add_argument("directory", metavar="DIR", nargs="?", default=None,
+                   help="a run's report directory, whose reports are written again (without --merge)")
     p.add_argument("--merge", nargs="+", metavar="DIR", default=None,
                    help="merge these runs' results (e.g. the shares of `make verify SHARD=I/N`, or runs from "
                         "several machines) into one results.json and its reports; exit status 1 when the merged run "
