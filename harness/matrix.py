@@ -29,7 +29,7 @@ from harness import atomic
 from harness.registry import divergences
 from harness.registry.cases import Case, DIVERGENCES_FILE
 from harness.registry.loader import fingerprint, load_file
-from harness.reports import atlas, repro, results
+from harness.reports import atlas, compare, repro, results
 from harness.tf import environment, versions
 
 STATE_FILE = "matrix.json"
@@ -119,6 +119,7 @@ def run_one(combo: Combination, root: Path, out: Path, registry: str, workers: s
         state, error = "start failed", f"TensorFlow could not be probed: {probe.get('error') or 'no probe'}"
     return _write_state(directory, {**base, "state": state, "error": error, "exitstatus": code, "seconds": seconds,
                                     "install_seconds": installed_s, "tensorflow": run.environment.get("tensorflow"),
+                                    "onednn_version": probe.get("onednn_version"),
                                     "python": python, "counts": run.counts()})
 
 
@@ -164,8 +165,6 @@ def write_atlas(root: Path, out: Path, keys: Sequence[str] | None = None) -> dic
     runs = {c["key"]: results.load(out / "runs" / c["key"]) for c in columns if c["state"] == "ran"}
     known = divergences.load(root / "cases" / DIVERGENCES_FILE, root, scope=None)[0]
     rows = results.divergence_rows(known)
-    from harness.reports import compare
-
     changes = []
     for mode in ("1", "0"):
         chain = sorted((c for c in columns if c["onednn"] == mode and c["key"] in runs),
@@ -173,9 +172,9 @@ def write_atlas(root: Path, out: Path, keys: Sequence[str] | None = None) -> dic
         for a, b in zip(chain, chain[1:]):
             diff = compare.compare_runs(runs[a["key"]], runs[b["key"]])
             changes.append({"from": a["spec"], "to": b["spec"], "onednn": atlas.mode_name(mode),
-                            "new_failures": [r["id"] for r in diff.get("new_failures", [])],
-                            "fixes": [r["id"] for r in diff.get("fixed", diff.get("fixes", []))],
-                            "error_growth": [r["id"] for r in diff.get("error_growth", [])]})
+                            **{key: [row[0] for row in diff[name]] for key, name in (
+                                ("new_failures", "new_failures"), ("fixes", "fixed"), ("changed", "changed"),
+                                ("error_growth", "error_growth"))}})
     built = atlas.build(columns, runs, rows, changes, generated=results.now())
     _write_repros(root, out, built, runs)
     out.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,7 @@ instead, the evidence, a minimal repro and a link where one exists::
 
     divergences:
       - id: depthwise_strided_dilated
-        kind: wrong_result            # wrong_result | unsupported | crash | accepts_invalid
+        kind: wrong_result            # wrong_result | unsupported | crash | accepts_invalid | error_class
         summary: one line
         when: {op: [depthwise_conv2d, separable_conv2d], stride_gt_1: true, dilation_gt_1: true}
         tensorflow_versions: ">=2.21,<2.22"
@@ -60,7 +60,8 @@ from harness.tf.environment import Environment
 from harness.conv.padding import normalize_padding, window
 from harness.conv import layouts
 
-KINDS = ("wrong_result", "unsupported", "crash", "accepts_invalid")
+# error_class: TensorFlow rejects the input, as the case's error contract says, but with another exception class.
+KINDS = ("wrong_result", "unsupported", "crash", "accepts_invalid", "error_class")
 BEHAVIOURS = ("wrong_shape", "wrong_values", "aborts", "returns")  # and "raises <ErrorClass>"
 FEATURES = {
     "op": "the op name",

@@ -12,7 +12,8 @@ and oneDNN mode. Pure functions over the matrix's runs (``results.json`` read ba
      "new": [{"key", "op", "check", "behaviour", "when": {...}, "columns": {column key: count},
               "repro": {column key: {"id", "dtype", "command"}}}],
      "per_version": {column key: {op label: {status: count}}},
-     "changes": [{"from", "to", "onednn", "new_failures", "fixes", "error_growth"}]}
+     "changes": [{"from", "to", "onednn", "new_failures", "fixes", "changed", "error_growth"}]}  (item ids;
+                 ``harness.reports.compare.compare_runs`` along each oneDNN mode's versions)
 
 A cell's state, for one entry in one run (the run applies every entry whatever its ``tensorflow_versions``, so each
 entry is tried on every version):
@@ -151,7 +152,8 @@ def build(columns: Sequence[dict], runs: Mapping[str, results.Run], known: Seque
     """The atlas (module docstring) from the matrix's ``columns`` (one per combination: key, spec, onednn, state,
     error, seconds, tensorflow), the ``runs`` that completed (by column key) and the ``known`` divergence rows
     (``results.divergence_rows``)."""
-    columns = sorted(columns, key=lambda c: (mode_name(c["onednn"]) == "off", version_key(c["spec"])))
+    columns = sorted(({**c, "onednn_version": c.get("onednn_version") or _onednn_version(runs.get(c["key"]))}
+                      for c in columns), key=lambda c: (mode_name(c["onednn"]) == "off", version_key(c["spec"])))
     ids = [d["id"] for d in known]
     per_run = {key: cells(run, ids) for key, run in runs.items()}
     entries = []
@@ -193,6 +195,10 @@ def build(columns: Sequence[dict], runs: Mapping[str, results.Run], known: Seque
             "per_version": {key: per_op(run) for key, run in runs.items()}, "changes": list(changes)}
 
 
+def _onednn_version(run: results.Run | None) -> str | None:
+    return ((run.environment.get("probe") or {}).get("onednn_version") if run is not None else None)
+
+
 def repro_command(item_id: str, column: Mapping) -> str:
     case_id = item_id.replace(":gradients]", "]")
     return (f"harness repro '{case_id}' --tensorflow {column['spec']} --onednn {column['onednn']}"
@@ -223,15 +229,19 @@ def _minor(spec: str) -> str:
 
 def measured_range(row: Mapping[str, dict], columns: Sequence[dict]) -> tuple[str | None, bool | None]:
     """(the ``tensorflow_versions`` specifier the runs support, whether nightly still diverges (None: not run or
-    not applicable)). A numbered version diverges if it does under some oneDNN mode and agrees if it agrees under
+    not applicable)). A nightly counts as the release it precedes (a fix there ends the range before that
+    release: "<2.23" excludes 2.23.0.dev2026...). A numbered version diverges if it does under some oneDNN mode and agrees if it agrees under
     every mode where the entry applies. The range starts at the first diverging version, excludes agreeing versions
     after it, and ends before the first agreeing version with no divergence after it; it stays open when the newest
     numbered run (and nightly, if run) diverges."""
     by_version: dict[str, set] = defaultdict(set)
     for c in columns:
-        by_version[c["spec"]].add(row[c["key"]]["state"])
-    nightly = by_version.pop("nightly", None)
+        # A nightly counts as its minor version (2.23.0.dev20261026: 2.23), which no release of it precedes.
+        spec = _nightly_minor(c) if c["spec"] == "nightly" else c["spec"]
+        by_version[spec].add(row[c["key"]]["state"])
+    nightly = set().union(*(by_version.get(_nightly_minor(c), set()) for c in columns if c["spec"] == "nightly"))
     open_nightly = None if not nightly or nightly <= {"not applicable", "errors"} else "diverges" in nightly
+    by_version.pop("nightly", None)  # a nightly whose version is unknown
     numbered = sorted(by_version, key=version_key)
     verdicts = [(v, "diverges" if "diverges" in s else "agrees" if "agrees" in s else "neutral")
                 for v, s in ((v, by_version[v]) for v in numbered)]
@@ -247,6 +257,14 @@ def measured_range(row: Mapping[str, dict], columns: Sequence[dict]) -> tuple[st
         if s == "agrees" and version_key(bad[0]) < version_key(v) < version_key(bad[-1]):
             parts.append(f"!={_minor(v)}.*")
     return ",".join(parts), open_nightly
+
+
+def _nightly_minor(column: Mapping) -> str:
+    try:
+        release = Version(str(column.get("tensorflow"))).release
+    except InvalidVersion:
+        return "nightly"
+    return f"{release[0]}.{release[1]}"
 
 
 def suggestions(atlas: Mapping) -> list[str]:
@@ -324,12 +342,13 @@ def render(atlas: Mapping) -> str:
     for ch in atlas["changes"]:
         change_items.append(f'<li><b>{esc(ch["from"])} → {esc(ch["to"])}</b> (oneDNN {esc(ch["onednn"])}): '
                             f'{len(ch["new_failures"])} new failures, {len(ch["fixes"])} fixes, '
-                            f'{len(ch["error_growth"])} with error growth'
+                            f'{len(ch.get("changed", []))} changed behaviour, {len(ch["error_growth"])} with error growth'
                             + "".join(f'<br><small>new failure: {esc(i)}</small>' for i in ch["new_failures"][:5])
                             + "</li>")
     machine = atlas.get("machine") or {}
     runs = "".join(f'<li>{esc(c["key"])}: {esc(c["state"])}'
                    + (f' — TensorFlow {esc(str(c["tensorflow"]))}' if c.get("tensorflow") else "")
+                   + (f', oneDNN {esc(str(c["onednn_version"]))}' if c.get("onednn_version") else "")
                    + (f' — {esc(c["error"])}' if c.get("error") else "")
                    + (f' ({c["seconds"]:.0f} s)' if c.get("seconds") else "") + "</li>" for c in columns)
     return f"""<!doctype html>

@@ -119,3 +119,11 @@ def test_behaviour_is_read_from_the_record(text, want):
 def test_a_gradient_records_behaviour_is_its_first_disagreeing_part():
     r = {"check": "gradients", "tensorflow": "tape agrees; Conv2DBackpropInput wrong_values (x); B aborts"}
     assert atlas._behaviour(r) == "wrong_values"
+
+
+def test_a_fix_in_nightly_ends_the_range_before_the_release_it_precedes():
+    cols, runs = matrix({("2.20", "1"): [old_bug("diverges")], ("2.21", "1"): [old_bug("diverges")],
+                         ("nightly", "1"): [old_bug("agrees")]})
+    next(c for c in cols if c["spec"] == "nightly")["tensorflow"] = "2.23.0-dev20261026"
+    entry = atlas.build(cols, runs, KNOWN)["divergences"][0]
+    assert entry["measured"] == ">=2.20,<2.23" and entry["open_in_nightly"] is False
