@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -43,7 +44,13 @@ class Combination:
 
     @property
     def key(self) -> str:
-        return f"tf{self.spec}-onednn-{atlas.mode_name(self.onednn)}"
+        name = re.sub(r"[^\w.]+", "_", self.spec).strip("_")  # an interpreter's path: one directory name
+        return f"tf{name}-onednn-{atlas.mode_name(self.onednn)}"
+
+    @property
+    def numbered(self) -> bool:
+        """Whether the spec names a version (else "installed" or an interpreter: the version is what answers)."""
+        return self.spec == "nightly" or versions._SPEC.match(self.spec) is not None
 
 
 def default_versions(nightly: bool = False) -> list[str]:
@@ -56,8 +63,10 @@ def default_versions(nightly: bool = False) -> list[str]:
 
 
 def combinations(specs: Sequence[str], modes: Sequence[str]) -> list[Combination]:
+    """Every (spec, mode); a spec is a version (``versions.parse``), "installed" or a path to an interpreter."""
     for spec in specs:
-        versions.parse(spec)  # a bad spec is an error before anything runs
+        if spec != "installed" and os.sep not in spec:
+            versions.parse(spec)  # a bad spec is an error before anything runs
     for mode in modes:
         if mode not in ("0", "1"):
             raise versions.VersionError(f"oneDNN mode {mode!r}: expected 1 (on) or 0 (off)")
@@ -117,6 +126,8 @@ def run_one(combo: Combination, root: Path, out: Path, registry: str, workers: s
     error = None
     if not probe.get("paths"):
         state, error = "start failed", f"TensorFlow could not be probed: {probe.get('error') or 'no probe'}"
+    if not combo.numbered:  # the atlas orders versions: an interpreter's column is the version that answered
+        base["spec"] = run.environment.get("tensorflow") or combo.spec
     return _write_state(directory, {**base, "state": state, "error": error, "exitstatus": code, "seconds": seconds,
                                     "install_seconds": installed_s, "tensorflow": run.environment.get("tensorflow"),
                                     "onednn_version": probe.get("onednn_version"),
