@@ -104,9 +104,14 @@ def cells(run: results.Run, known_ids: Sequence[str]) -> dict[str, dict]:
 
 
 def per_op(run: results.Run) -> dict[str, dict[str, int]]:
+    """{op label: {status: count}}, plus "unexplained": the failures no known entry applies to. The matrix applies
+    every entry to every version, so an entry that does not hold in a version fails its cases there: those
+    failures are the atlas's "agrees" cells, not disagreements."""
     counts: dict[str, Counter] = defaultdict(Counter)
     for rec in run.cases:
         counts[results.op_label(rec)][rec["status"]] += 1
+        if rec["status"] == "failed" and not rec.get("applicable_divergences"):
+            counts[results.op_label(rec)]["unexplained"] += 1
     return {op: dict(c) for op, c in sorted(counts.items())}
 
 
@@ -336,7 +341,7 @@ def render(atlas: Mapping) -> str:
         for c in columns:
             got = atlas["per_version"].get(c["key"], {}).get(op)
             cells_.append(f'<td class="num">{got.get("passed", 0)}/{got.get("xfailed", 0)}/{got.get("failed", 0)}'
-                          f'</td>' if got else "<td></td>")
+                          f'/<b>{got.get("unexplained", 0)}</b></td>' if got else "<td></td>")
         count_rows.append(f'<tr><th class="id">{esc(op)}</th>{"".join(cells_)}</tr>')
     change_items = []
     for ch in atlas["changes"]:
@@ -377,7 +382,9 @@ mode of the matrix, on {esc(str(machine.get("cpu_model")))} ({esc(str(machine.ge
 repro command.</p>
 <table id="new-table"><thead><tr><th rowspan="2">group</th>{top}<th rowspan="2">repro</th></tr><tr>{low}</tr></thead>
 <tbody>{"".join(new_rows) or '<tr><td colspan="99">none</td></tr>'}</tbody></table>
-<h2 id="counts">Per version: passed/xfailed/failed per op</h2>
+<h2 id="counts">Per version: passed/xfailed/failed/<b>unexplained</b> per op</h2>
+<p>Every entry is applied in every run, so a version where an entry does not hold fails that entry's cases (its
+"agrees" cells above). <b>Unexplained</b> failures are those no entry applies to: the new disagreements.</p>
 <table id="counts-table"><thead><tr><th rowspan="2">op</th>{top}</tr><tr>{low}</tr></thead>
 <tbody>{"".join(count_rows)}</tbody></table>
 <h2 id="changes">Between consecutive versions</h2>

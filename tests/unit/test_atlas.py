@@ -98,12 +98,14 @@ def test_new_disagreements_are_grouped_with_their_shared_features_and_smallest_r
     assert wrong["when"]["eigen_kernel"] is True and "padding" not in wrong["when"]
     assert wrong["repro"]["tf2.13-onednn-on"]["id"].endswith("::small[float32]")
     assert "--tensorflow 2.13 --onednn 1" in wrong["repro"]["tf2.13-onednn-on"]["command"]
+    assert built["per_version"]["tf2.13-onednn-on"]["conv2d"] == {"failed": 3, "unexplained": 3}
 
 
 def test_per_version_counts_and_suggestions():
     cols, runs = matrix({("2.16", "1"): [old_bug("agrees")], ("2.17", "1"): [old_bug("diverges")]})
     built = atlas.build(cols, runs, KNOWN)
     assert built["per_version"]["tf2.17-onednn-on"] == {"conv2d": {"xfailed": 1}}
+    assert built["per_version"]["tf2.16-onednn-on"] == {"conv2d": {"failed": 1}}  # the entry applied: explained
     lines = atlas.suggestions(built)
     assert lines[0] == "versions run: 2.16, 2.17"
     assert any(line.startswith("old_bug") and "measured >=2.17" in line and "<- update" in line for line in lines)
