@@ -687,7 +687,8 @@ def cmd_matrix(args) -> int:
         specs = args.versions.split(",") if args.versions else matrix.default_versions(args.nightly)
         if args.versions and args.nightly and "nightly" not in specs:
             specs.append("nightly")
-        built = matrix.run(specs, args.onednn.split(","), root, out, workers=args.workers, rerun=args.rerun)
+        built = matrix.run(specs, args.onednn.split(","), root, out, workers=args.workers, rerun=args.rerun,
+                           backends=args.backend)
     except versions.VersionError as exc:
         raise UsageError(str(exc)) from None
     failed = [c["key"] for c in built["columns"] if c["state"] != "ran"]
@@ -838,6 +839,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="reports/matrix", help="where runs and the atlas go (default: reports/matrix)")
     p.add_argument("-n", dest="workers", default="auto", help="pytest-xdist workers per run (default auto)")
     p.add_argument("--rerun", action="store_true", help="run combinations already run for this registry again")
+    p.add_argument("--backend", action="append", default=[], metavar="SPEC",
+                   help="also check this backend in every run (repeatable), e.g. tensorflow-function and "
+                        "tensorflow-xla, whose known divergences are TensorFlow's own in graph mode")
     p.add_argument("--suggest", action="store_true",
                    help="print each known divergence's measured tensorflow_versions range from the atlas; run nothing")
     p.add_argument("--clean", action="store_true",

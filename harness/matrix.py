@@ -88,15 +88,19 @@ def _write_state(directory: Path, state: dict) -> dict:
 
 
 def run_one(combo: Combination, root: Path, out: Path, registry: str, workers: str, rerun: bool,
-            log: TextIO) -> dict:
-    """Run one combination (or reuse its earlier run); its state record."""
+            log: TextIO, backends: Sequence[str] = ()) -> dict:
+    """Run one combination (or reuse its earlier run with the same registry and backends); its state record.
+    ``backends``: also check these backends (``--backend``), e.g. tensorflow-function and tensorflow-xla, whose
+    known divergences are TensorFlow's own in graph mode."""
     directory = out / "runs" / combo.key
     old = _read_state(directory)
     if (old and not rerun and old.get("registry") == registry and old.get("state") == "ran"
+            and old.get("backends", []) == list(backends)
             and (directory / results.RESULTS_JSON).exists()):
         return {**old, "resumed": True}
     base = {"schema": STATE_SCHEMA, "key": combo.key, "spec": combo.spec, "onednn": combo.onednn,
-            "registry": registry, "started": results.now(), "tensorflow": None, "error": None}
+            "registry": registry, "backends": list(backends), "started": results.now(), "tensorflow": None,
+            "error": None}
     start = time.monotonic()
     try:
         python = versions.ensure(combo.spec, log=log)
@@ -109,6 +113,8 @@ def run_one(combo: Combination, root: Path, out: Path, registry: str, workers: s
             "--reports", str(directory), f"--junitxml={directory / 'junit.xml'}"]
     if workers != "0":
         argv += ["-n", workers]
+    for backend in backends:
+        argv += ["--backend", backend]
     directory.mkdir(parents=True, exist_ok=True)
     (directory / results.RESULTS_JSON).unlink(missing_ok=True)
     with open(directory / "pytest.log", "w", encoding="utf-8") as pytest_log:
@@ -135,7 +141,7 @@ def run_one(combo: Combination, root: Path, out: Path, registry: str, workers: s
 
 
 def run(specs: Sequence[str], modes: Sequence[str], root: Path, out: Path, workers: str = "auto",
-        rerun: bool = False, log: TextIO = sys.stdout) -> dict:
+        rerun: bool = False, log: TextIO = sys.stdout, backends: Sequence[str] = ()) -> dict:
     """Run the matrix and write the atlas; the atlas."""
     combos = combinations(specs, modes)
     registry = fingerprint(root)
@@ -144,7 +150,7 @@ def run(specs: Sequence[str], modes: Sequence[str], root: Path, out: Path, worke
           f"{', '.join(atlas.mode_name(m) for m in modes)}), registry {registry}, into {out}", file=log, flush=True)
     for i, combo in enumerate(combos, 1):
         print(f"[{i}/{len(combos)}] {combo.key} ...", file=log, flush=True)
-        state = run_one(combo, root, out, registry, workers, rerun, log)
+        state = run_one(combo, root, out, registry, workers, rerun, log, backends)
         counts = state.get("counts") or {}
         figures = ", ".join(f"{counts[s]} {s}" for s in ("passed", "xfailed", "failed", "skipped") if counts.get(s))
         how = "already run for this registry" if state.get("resumed") else f"{state.get('seconds', 0):.0f} s"

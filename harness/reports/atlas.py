@@ -9,7 +9,7 @@ and oneDNN mode. Pure functions over the matrix's runs (``results.json`` read ba
                       "cells": {column key: {"state", "diverges", "agrees", "other", "detail"}},
                       "onset": {"on"|"off": {"first_bad", "last_good", "fixed_in", "last_bad"}},
                       "measured": specifier or null, "open_in_nightly": true | false | null}],
-     "new": [{"key", "op", "check", "behaviour", "when": {...}, "columns": {column key: count},
+     "new": [{"key", "op", "backend", "check", "behaviour", "when": {...}, "columns": {column key: count},
               "repro": {column key: {"id", "dtype", "command"}}}],
      "per_version": {column key: {op label: {status: count}}},
      "changes": [{"from", "to", "onednn", "new_failures", "fixes", "changed", "error_growth"}]}  (item ids;
@@ -75,14 +75,16 @@ def _behaviour(rec: Mapping) -> str:
     return text.split(" (")[0].split(" ")[0] or "unknown"
 
 
-def _tf_records(run: results.Run) -> list[dict]:
-    return [r for r in run.records if r.get("kind") == "case" and not r.get("backend") and r["status"] != "skipped"]
+def _case_records(run: results.Run) -> list[dict]:
+    """The case items that ran: TensorFlow against the reference, and any backend's against TensorFlow (a backend
+    entry, e.g. of tensorflow-xla, applies to its backend's items only)."""
+    return [r for r in run.records if r.get("kind") == "case" and r["status"] != "skipped"]
 
 
 def cells(run: results.Run, known_ids: Sequence[str]) -> dict[str, dict]:
     """Every entry's cell in one run (see the module docstring)."""
     tally = {i: Counter() for i in known_ids}
-    for rec in _tf_records(run):
+    for rec in _case_records(run):
         applicable = rec.get("applicable_divergences") or []
         for did in applicable:
             if did not in tally:
@@ -128,11 +130,12 @@ def _size(rec: Mapping) -> int:
 def new_disagreements(run: results.Run) -> list[dict]:
     """The failures of one run that no known entry covers, grouped (``GROUP_FEATURES`` plus check and behaviour)."""
     groups: dict[str, list[dict]] = defaultdict(list)
-    for rec in _tf_records(run):
+    for rec in _case_records(run):
         if rec["status"] != "failed" or rec.get("applicable_divergences"):
             continue
         feats = rec.get("features") or {}
-        parts = [rec.get("op"), rec.get("check") or "forward", _behaviour(rec)]
+        parts = [str(rec.get("op")) + (f" @{rec['backend']}" if rec.get("backend") else ""),
+                 rec.get("check") or "forward", _behaviour(rec)]
         parts += [f"{k}={feats.get(k)}" for k in GROUP_FEATURES[1:]]
         groups[" ".join(map(str, parts))].append(rec)
     found = []
@@ -142,7 +145,8 @@ def new_disagreements(run: results.Run) -> list[dict]:
             feats = rec.get("features") or {}
             shared = {k: v for k, v in shared.items() if feats.get(k) == v}
         smallest = min(recs, key=lambda r: (r.get("check") == "gradients", _size(r), r["id"]))
-        found.append({"key": key, "op": recs[0].get("op"), "check": recs[0].get("check") or "forward",
+        found.append({"key": key, "op": recs[0].get("op"), "backend": recs[0].get("backend"),
+                      "check": recs[0].get("check") or "forward",
                       "behaviour": _behaviour(recs[0]), "count": len(recs), "when": shared,
                       "dtypes": sorted({r["dtype"] for r in recs}), "ids": [r["id"] for r in recs[:MAX_IDS]],
                       "smallest": smallest["id"], "smallest_dtype": smallest["dtype"],
@@ -183,7 +187,8 @@ def build(columns: Sequence[dict], runs: Mapping[str, results.Run], known: Seque
         if run is None:
             continue
         for group in new_disagreements(run):
-            merged = new_by_key.setdefault(group["key"], {**{k: group[k] for k in ("key", "op", "check", "behaviour")},
+            merged = new_by_key.setdefault(group["key"], {**{k: group[k] for k in ("key", "op", "backend", "check",
+                                                                                   "behaviour")},
                                                           "when": group["when"], "columns": {}, "repro": {},
                                                           "dtypes": set(), "detail": group["detail"]})
             merged["when"] = {k: v for k, v in merged["when"].items() if group["when"].get(k) == v}
@@ -331,7 +336,8 @@ def render(atlas: Mapping) -> str:
         first = next((c for c in columns if c["key"] in g["repro"]), None)
         rep = g["repro"][first["key"]] if first else {}
         when = ", ".join(f"{k}: {v}" for k, v in g["when"].items() if v not in (None, False) and k != "op")
-        new_rows.append(f'<tr><th class="id">{esc(g["op"])} {esc(g["check"])}<br><small>{esc(g["behaviour"])}'
+        where = f' @{g["backend"]}' if g.get("backend") else ""
+        new_rows.append(f'<tr><th class="id">{esc(g["op"] + where)} {esc(g["check"])}<br><small>{esc(g["behaviour"])}'
                         f'</small></th>{counts}<td><code>{esc(rep.get("command", ""))}</code><br><small>'
                         f'{esc(when)}</small></td></tr>')
     ops = sorted({op for v in atlas["per_version"].values() for op in v})
