@@ -236,7 +236,8 @@ def _header(case: Case, dtype: str, env: Environment, eigen: bool | None, findin
              "",
              f"{ops.get(case.op).function}, {kind}.",
              "Written by tf-conv-harness (harness/repro.py); needs only NumPy and TensorFlow.",
-             f"The harness ran it with TensorFlow {env.tensorflow_version} and NumPy {settings['numpy']}, "
+             f"The harness ran it with TensorFlow {env.tensorflow_version} and NumPy "
+             f"{(env.probe.numpy if env.probe else None) or settings['tensorflow_numpy']}, "
              f"oneDNN {mode} (TF_ENABLE_ONEDNN_OPTS={int(env.onednn)}),",
              f"{settings['intra_op_threads']} intra-op / {settings['inter_op_threads']} inter-op threads, "
              f"on {cpu}{isa}{cap}:",

@@ -35,7 +35,7 @@ from harness.tf import isolation, kernel_probe, machine, versions, wrappers
 from harness.atomic import write_atomic
 from harness.tf.machine import Cpu
 
-PROBE_SCHEMA = 1
+PROBE_SCHEMA = 2
 MAX_PROBE_DEATHS = 8  # probe calls that may kill their process before the rest are given up as unknown
 # Variables that change what TensorFlow or oneDNN run (besides the mode and the cap, which are keyed on their own).
 _KEYED_ENV_PREFIXES = ("ONEDNN_", "DNNL_", "TF_ONEDNN_", "TF_ENABLE_ONEDNN")
@@ -59,7 +59,8 @@ class Probe:
     tensorflow: str | None = None  # the version that answered
     error: str | None = None  # why some facts are unknown (None: every fact was measured)
     seconds: float = 0.0  # what measuring took
-    source: str = "measured"  # "measured", "cache" (``machine.cache_dir()``), or where a recorded probe came from
+    source: str = "measured"
+    numpy: str | None = None  # the NumPy of the TensorFlow server's interpreter  # "measured", "cache" (``machine.cache_dir()``), or where a recorded probe came from
 
     def path(self, kernel: str, dtype: str, padding: str) -> str:
         return self.paths.get(f"{kernel}/{dtype}/{padding}", "unknown")
@@ -73,13 +74,13 @@ class Probe:
         return {"schema": PROBE_SCHEMA, "tensorflow": self.tensorflow, "onednn_version": self.onednn_version,
                 "onednn_isa_text": self.onednn_isa_text, "onednn_isa": self.onednn_isa, "paths": dict(self.paths),
                 "runs": dict(self.runs), "implementations": dict(self.implementations), "error": self.error,
-                "seconds": self.seconds, "source": self.source}
+                "seconds": self.seconds, "source": self.source, "numpy": self.numpy}
 
     @classmethod
     def from_record(cls, rec: Mapping, source: str | None = None) -> "Probe":
         return cls(dict(rec.get("paths") or {}), dict(rec.get("runs") or {}), dict(rec.get("implementations") or {}),
                    rec.get("onednn_version"), rec.get("onednn_isa_text"), rec.get("tensorflow"), rec.get("error"),
-                   float(rec.get("seconds") or 0.0), source or rec.get("source") or "recorded")
+                   float(rec.get("seconds") or 0.0), source or rec.get("source") or "recorded", rec.get("numpy"))
 
 
 @dataclass(frozen=True)
@@ -381,8 +382,9 @@ def _measure(call) -> Probe:
     missing = [i[5:] for i in kernel_probe.items() if i.startswith("path/") and paths.get(i[5:], "unknown") == "unknown"]
     if missing and error is None:
         error = f"{len(missing)} kernel path(s) could not be measured, e.g. {missing[0]}"
-    return Probe(paths, runs, impls, info.get("version"), info.get("isa_text"),
-                 done.get("tensorflow", {}).get("version"), error, round(time.monotonic() - start, 3))
+    answered = done.get("tensorflow", {})
+    return Probe(paths, runs, impls, info.get("version"), info.get("isa_text"), answered.get("version"), error,
+                 round(time.monotonic() - start, 3), numpy=answered.get("numpy"))
 
 
 def _line(text: str, last: bool = False) -> str:

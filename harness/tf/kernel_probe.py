@@ -192,5 +192,5 @@ def run(out_path: str, skip: list | tuple = ()) -> str:
                     info.setdefault("isa_text", line.split(",isa:", 1)[1].strip())
             emit({"item": item, "runs": runs, "implementation": _implementation(lines)})
         emit({"item": "onednn", **info})
-        emit({"item": "tensorflow", "version": wrappers.tf().__version__})
+        emit({"item": "tensorflow", "version": wrappers.tf().__version__, "numpy": np.__version__})
     return "done"
