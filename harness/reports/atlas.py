@@ -34,6 +34,7 @@ import re
 from collections import Counter, defaultdict
 from typing import Mapping, Sequence
 
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from harness.reports import results
@@ -81,19 +82,23 @@ def _case_records(run: results.Run) -> list[dict]:
     return [r for r in run.records if r.get("kind") == "case" and r["status"] != "skipped"]
 
 
-def cells(run: results.Run, known_ids: Sequence[str]) -> dict[str, dict]:
-    """Every entry's cell in one run (see the module docstring)."""
-    tally = {i: Counter() for i in known_ids}
+def cells(run: results.Run, known: Sequence[Mapping]) -> dict[str, dict]:
+    """Every entry's cell in one run (see the module docstring); ``known``: the divergence rows (id and
+    tensorflow_does). An item that another applicable entry excused is left out when TensorFlow did what this one
+    declares as well (the first matching entry takes it), and counts as "other" when not (this one does not hold
+    there)."""
+    declared = {d["id"]: set(d.get("tensorflow_does") or ()) for d in known}
+    tally = {i: Counter() for i in declared}
     for rec in _case_records(run):
-        applicable = rec.get("applicable_divergences") or []
-        for did in applicable:
+        behaviour = _behaviour(rec)
+        for did in rec.get("applicable_divergences") or []:
             if did not in tally:
                 continue
             if rec.get("divergence") == did:
                 tally[did]["diverges"] += 1
-            elif rec.get("divergence"):  # excused by another entry that applies too
-                continue
-            elif _behaviour(rec) == "agrees":
+            elif rec.get("divergence") and behaviour in declared[did]:
+                continue  # another entry excused what this one declares too: not this entry's evidence
+            elif behaviour == "agrees":
                 tally[did]["agrees"] += 1
             else:
                 tally[did]["other"] += 1
@@ -103,6 +108,16 @@ def cells(run: results.Run, known_ids: Sequence[str]) -> dict[str, dict]:
                  else "not applicable")
         out[did] = {"state": state, "diverges": c["diverges"], "agrees": c["agrees"], "other": c["other"]}
     return out
+
+
+def _holds(cell: Mapping) -> str:
+    """A cell as the ranges read it: "diverges", "agrees" (the entry does not hold there: TensorFlow agreed, or did
+    something else than the entry declares) or "neutral" (no case matched, or the run failed)."""
+    if cell["state"] == "diverges":
+        return "diverges"
+    if cell["state"] == "agrees" or (cell["state"] == "errors" and cell.get("other")):
+        return "agrees"
+    return "neutral"
 
 
 def per_op(run: results.Run) -> dict[str, dict[str, int]]:
@@ -163,8 +178,7 @@ def build(columns: Sequence[dict], runs: Mapping[str, results.Run], known: Seque
     (``results.divergence_rows``)."""
     columns = sorted(({**c, "onednn_version": c.get("onednn_version") or _onednn_version(runs.get(c["key"]))}
                       for c in columns), key=lambda c: (mode_name(c["onednn"]) == "off", version_key(c["spec"])))
-    ids = [d["id"] for d in known]
-    per_run = {key: cells(run, ids) for key, run in runs.items()}
+    per_run = {key: cells(run, known) for key, run in runs.items()}
     entries = []
     for d in known:
         row = {}
@@ -221,9 +235,9 @@ def _machine(env: Mapping) -> dict:
 
 
 def _onset(row: Mapping[str, dict], columns: Sequence[dict]) -> dict:
-    """first_bad / last_good (the run before it that agreed) / last_bad / fixed_in along one oneDNN mode's
-    versions, ignoring not-applicable runs."""
-    seen = [(c["spec"], row[c["key"]]["state"]) for c in columns if row[c["key"]]["state"] != "not applicable"]
+    """first_bad / last_good (the run before it where the entry did not hold) / last_bad / fixed_in along one oneDNN
+    mode's versions, ignoring runs where no case matched (``_holds``)."""
+    seen = [(c["spec"], _holds(row[c["key"]])) for c in columns if _holds(row[c["key"]]) != "neutral"]
     bad = [i for i, (_, s) in enumerate(seen) if s == "diverges"]
     if not bad:
         return {"first_bad": None, "last_good": None, "last_bad": None, "fixed_in": None}
@@ -248,9 +262,9 @@ def measured_range(row: Mapping[str, dict], columns: Sequence[dict]) -> tuple[st
     for c in columns:
         # A nightly counts as its minor version (2.23.0.dev20261026: 2.23), which no release of it precedes.
         spec = _nightly_minor(c) if c["spec"] == "nightly" else c["spec"]
-        by_version[spec].add(row[c["key"]]["state"])
+        by_version[spec].add(_holds(row[c["key"]]))
     nightly = set().union(*(by_version.get(_nightly_minor(c), set()) for c in columns if c["spec"] == "nightly"))
-    open_nightly = None if not nightly or nightly <= {"not applicable", "errors"} else "diverges" in nightly
+    open_nightly = None if not nightly or nightly <= {"neutral"} else "diverges" in nightly
     by_version.pop("nightly", None)  # a nightly whose version is unknown
     numbered = sorted(by_version, key=version_key)
     verdicts = [(v, "diverges" if "diverges" in s else "agrees" if "agrees" in s else "neutral")
@@ -277,6 +291,13 @@ def _nightly_minor(column: Mapping) -> str:
     return f"{release[0]}.{release[1]}"
 
 
+def _same_range(a: str, b: str | None) -> bool:
+    try:
+        return SpecifierSet(a) == SpecifierSet(b if b not in (None, "any") else "")
+    except InvalidSpecifier:
+        return False
+
+
 def suggestions(atlas: Mapping) -> list[str]:
     """One line per entry: the declared range, the measured one, the versions behind it, and nightly."""
     ran = sorted({c["spec"] for c in atlas["columns"] if c.get("state") == "ran"}, key=version_key)
@@ -286,7 +307,7 @@ def suggestions(atlas: Mapping) -> list[str]:
         nightly = {True: "open in nightly", False: "fixed in nightly", None: "nightly: not run or n/a"}[
             d["open_in_nightly"]]
         measured = d["measured"] or "never diverged"
-        mark = "" if d["measured"] is None or d["measured"] == d["declared"] else "  <- update"
+        mark = "" if d["measured"] is None or _same_range(d["measured"], d["declared"]) else "  <- update"
         lines.append(f"{d['id']:<{width}}  declared {d['declared']!s:<16} measured {measured:<22} {nightly}{mark}")
     return lines
 

@@ -5,9 +5,11 @@ import pytest
 from harness.reports import atlas
 from harness.reports.results import Run
 
-KNOWN = [{"id": "old_bug", "tensorflow_versions": ">=2.21,<2.22", "strict": "per_case"},
-         {"id": "new_bug", "tensorflow_versions": ">=2.21,<2.22", "strict": "per_case"},
-         {"id": "onednn_only", "tensorflow_versions": ">=2.21,<2.22", "strict": "per_case"}]
+KNOWN = [{"id": "old_bug", "tensorflow_versions": ">=2.21,<2.22", "strict": "per_case",
+          "tensorflow_does": ["wrong_values"]},
+         {"id": "new_bug", "tensorflow_versions": ">=2.21,<2.22", "strict": "per_case", "tensorflow_does": ["aborts"]},
+         {"id": "onednn_only", "tensorflow_versions": ">=2.21,<2.22", "strict": "per_case",
+          "tensorflow_does": ["aborts"]}]
 
 
 def rec(item, status, tensorflow="agrees", applicable=(), divergence=None, op="conv2d", features=None, **kw):
@@ -43,11 +45,31 @@ def old_bug(state):
 def test_cells_say_diverges_agrees_errors_and_not_applicable():
     r = run("2.17.1", "1", old_bug("diverges"), rec("b", "failed", "aborts (SIGABRT)", ["new_bug"]),
             rec("c", "failed", "agrees", ["new_bug"]))
-    cells = atlas.cells(r, [d["id"] for d in KNOWN])
+    cells = atlas.cells(r, KNOWN)
     assert [cells[i]["state"] for i in ("old_bug", "new_bug", "onednn_only")] == \
         ["diverges", "errors", "not applicable"]
     assert cells["new_bug"] == {"state": "errors", "diverges": 0, "agrees": 1, "other": 1}
-    assert atlas.cells(run("2.17.1", "1", old_bug("agrees")), ["old_bug"])["old_bug"]["state"] == "agrees"
+    assert atlas.cells(run("2.17.1", "1", old_bug("agrees")), KNOWN[:1])["old_bug"]["state"] == "agrees"
+
+
+def test_an_item_another_entry_excused_counts_by_what_tensorflow_did():
+    # both entries apply; new_bug (listed first) excused the abort: it is old_bug's "other", new_bug's divergence
+    aborted = rec("a", "xfailed", "aborts (SIGABRT)", ["new_bug", "old_bug"], "new_bug")
+    wrong = rec("b", "xfailed", "wrong_values (x)", ["new_bug", "old_bug"], "old_bug")
+    cells = atlas.cells(run("2.19.1", "1", aborted), KNOWN)
+    assert cells["new_bug"]["state"] == "diverges" and cells["old_bug"] == {
+        "state": "errors", "diverges": 0, "agrees": 0, "other": 1}
+    assert atlas.cells(run("2.19.1", "1", wrong), KNOWN)["old_bug"]["state"] == "diverges"
+    both = rec("c", "xfailed", "aborts (SIGABRT)", ["new_bug", "onednn_only"], "new_bug")  # both declare aborts
+    assert atlas.cells(run("2.19.1", "1", both), KNOWN)["onednn_only"]["state"] == "not applicable"
+
+
+def test_doing_something_else_ends_a_range_like_agreeing():
+    cols, runs = matrix({("2.18", "1"): [old_bug("diverges")], ("2.19", "1"): [old_bug("other")]})
+    entry = atlas.build(cols, runs, KNOWN)["divergences"][0]
+    assert entry["measured"] == ">=2.18,<2.19" and entry["onset"]["on"]["fixed_in"] == "2.19"
+    assert not any(line.endswith("<- update") for line in atlas.suggestions(
+        {**atlas.build(cols, runs, [{**KNOWN[0], "tensorflow_versions": "<2.19,>=2.18"}])}) if "old_bug" in line)
 
 
 def test_an_onset_and_a_fix_are_read_off_and_become_the_measured_range():
