@@ -272,7 +272,9 @@ def measured_range(row: Mapping[str, dict], columns: Sequence[dict]) -> tuple[st
     bad = [v for v, s in verdicts if s == "diverges"]
     if not bad:
         return None, open_nightly
-    parts = [f">={_minor(bad[0])}"]
+    nightly_minors = {_nightly_minor(c) for c in columns if c["spec"] == "nightly"}
+    # From a nightly on: its pre-releases too (">=2.23" would leave out 2.23.0.dev20261026).
+    parts = [f">={_minor(bad[0])}" + (".0.dev0" if bad[0] in nightly_minors else "")]
     after = [x for x in verdicts if version_key(x[0]) > version_key(bad[-1])]
     fixed = next((v for v, s in after if s == "agrees"), None)
     if fixed is not None:

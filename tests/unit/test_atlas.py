@@ -151,3 +151,12 @@ def test_a_fix_in_nightly_ends_the_range_before_the_release_it_precedes():
     next(c for c in cols if c["spec"] == "nightly")["tensorflow"] = "2.23.0-dev20261026"
     entry = atlas.build(cols, runs, KNOWN)["divergences"][0]
     assert entry["measured"] == ">=2.20,<2.23" and entry["open_in_nightly"] is False
+
+
+def test_a_divergence_new_in_nightly_starts_at_its_pre_releases():
+    cols, runs = matrix({("2.21", "1"): [old_bug("agrees")], ("nightly", "1"): [old_bug("diverges")]})
+    next(c for c in cols if c["spec"] == "nightly")["tensorflow"] = "2.23.0-dev20261026"
+    entry = atlas.build(cols, runs, KNOWN)["divergences"][0]
+    assert entry["measured"] == ">=2.23.0.dev0" and entry["open_in_nightly"] is True
+    assert entry["onset"]["on"] == {"first_bad": "nightly", "last_good": "2.21", "last_bad": "nightly",
+                                    "fixed_in": None}
