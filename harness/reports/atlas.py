@@ -6,7 +6,7 @@ and oneDNN mode. Pure functions over the matrix's runs (``results.json`` read ba
     {"schema": 1, "generated", "registry", "machine": {...},
      "columns": [{"key", "spec", "tensorflow", "onednn", "state", "error", "seconds", "counts"}],
      "divergences": [{"id", "kind", "summary", "declared", "strict",
-                      "cells": {column key: {"state", "diverges", "agrees", "other", "detail"}},
+                      "cells": {column key: {"state", "diverges", "agrees", "other", "shadowed", "detail"}},
                       "onset": {"on"|"off": {"first_bad", "last_good", "fixed_in", "last_bad"}},
                       "measured": specifier or null, "open_in_nightly": true | false | null}],
      "new": [{"key", "op", "backend", "check", "behaviour", "when": {...}, "columns": {column key: count},
@@ -20,7 +20,8 @@ entry is tried on every version):
 
 * ``diverges``: some case matching the entry made TensorFlow do what the entry says;
 * ``agrees``: every matching case agreed with the reference (fixed there, or not yet broken);
-* ``errors``: matching cases, none diverging as declared, some doing something else (or the run itself failed);
+* ``errors``: matching cases, none diverging as declared, some doing something else that no entry explains (or the
+  run itself failed);
 * ``not applicable``: no case matched (the entry's oneDNN mode, CPU or kernel conditions do not hold there).
 
 ``render(atlas)`` is the self-contained ``atlas.html``; ``suggestions(atlas)`` the ranges ``--suggest`` prints.
@@ -85,8 +86,8 @@ def _case_records(run: results.Run) -> list[dict]:
 def cells(run: results.Run, known: Sequence[Mapping]) -> dict[str, dict]:
     """Every entry's cell in one run (see the module docstring); ``known``: the divergence rows (id and
     tensorflow_does). An item that another applicable entry excused is left out when TensorFlow did what this one
-    declares as well (the first matching entry takes it), and counts as "other" when not (this one does not hold
-    there)."""
+    declares as well (the first matching entry takes it); when not, it is "shadowed" and counts with the agreeing
+    ones: this entry does not hold there. "other": TensorFlow did something else that no entry excused."""
     declared = {d["id"]: set(d.get("tensorflow_does") or ()) for d in known}
     tally = {i: Counter() for i in declared}
     for rec in _case_records(run):
@@ -98,15 +99,18 @@ def cells(run: results.Run, known: Sequence[Mapping]) -> dict[str, dict]:
                 tally[did]["diverges"] += 1
             elif rec.get("divergence") and behaviour in declared[did]:
                 continue  # another entry excused what this one declares too: not this entry's evidence
+            elif rec.get("divergence"):
+                tally[did]["shadowed"] += 1  # another entry's bug, not this one's: it does not hold here
             elif behaviour == "agrees":
                 tally[did]["agrees"] += 1
             else:
                 tally[did]["other"] += 1
     out = {}
     for did, c in tally.items():
-        state = ("diverges" if c["diverges"] else "errors" if c["other"] else "agrees" if c["agrees"]
+        state = ("diverges" if c["diverges"] else "errors" if c["other"] else "agrees" if c["agrees"] + c["shadowed"]
                  else "not applicable")
-        out[did] = {"state": state, "diverges": c["diverges"], "agrees": c["agrees"], "other": c["other"]}
+        out[did] = {"state": state, "diverges": c["diverges"], "agrees": c["agrees"] + c["shadowed"],
+                    "other": c["other"], "shadowed": c["shadowed"]}
     return out
 
 

@@ -48,7 +48,7 @@ def test_cells_say_diverges_agrees_errors_and_not_applicable():
     cells = atlas.cells(r, KNOWN)
     assert [cells[i]["state"] for i in ("old_bug", "new_bug", "onednn_only")] == \
         ["diverges", "errors", "not applicable"]
-    assert cells["new_bug"] == {"state": "errors", "diverges": 0, "agrees": 1, "other": 1}
+    assert cells["new_bug"] == {"state": "errors", "diverges": 0, "agrees": 1, "other": 1, "shadowed": 0}
     assert atlas.cells(run("2.17.1", "1", old_bug("agrees")), KNOWN[:1])["old_bug"]["state"] == "agrees"
 
 
@@ -58,7 +58,7 @@ def test_an_item_another_entry_excused_counts_by_what_tensorflow_did():
     wrong = rec("b", "xfailed", "wrong_values (x)", ["new_bug", "old_bug"], "old_bug")
     cells = atlas.cells(run("2.19.1", "1", aborted), KNOWN)
     assert cells["new_bug"]["state"] == "diverges" and cells["old_bug"] == {
-        "state": "errors", "diverges": 0, "agrees": 0, "other": 1}
+        "state": "agrees", "diverges": 0, "agrees": 1, "other": 0, "shadowed": 1}
     assert atlas.cells(run("2.19.1", "1", wrong), KNOWN)["old_bug"]["state"] == "diverges"
     both = rec("c", "xfailed", "aborts (SIGABRT)", ["new_bug", "onednn_only"], "new_bug")  # both declare aborts
     assert atlas.cells(run("2.19.1", "1", both), KNOWN)["onednn_only"]["state"] == "not applicable"
