@@ -91,7 +91,7 @@ def installed(python: str | None = None) -> dict:
 
 def _query(python: str) -> dict:
     """``installed`` without the cache (an environment being checked or installed changes under it)."""
-    if os.path.realpath(python) == os.path.realpath(sys.executable) and python == sys.executable:
+    if python == sys.executable:
         return _local_installed()
     code = f"import json, sys; sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r}); " \
            "from harness.tf import versions; print(json.dumps(versions._local_installed()))"
