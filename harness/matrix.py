@@ -8,7 +8,8 @@ entry is tried on every version. Then ``<out>/atlas.json`` and ``<out>/atlas.htm
 repro script for the smallest case of each new-disagreement group under ``<out>/repros/<key>/``.
 
 * A combination already run for the same registry (``harness.registry.loader.fingerprint``) is not run again
-  unless ``rerun``; an interrupted matrix resumes where it stopped.
+  unless ``rerun``; an interrupted matrix resumes where it stopped. A combination during which ``cases/``
+  changed is recorded as "registry changed" and runs again next time.
 * A version that cannot be installed or started is recorded as such (its column reads "errors"), and the matrix
   goes on.
 * ``suggest`` prints each entry's measured ``tensorflow_versions`` range from the atlas, without running anything.
@@ -130,7 +131,11 @@ def run_one(combo: Combination, root: Path, out: Path, registry: str, workers: s
     probe = (run.environment.get("probe") or {})
     state = "ran"
     error = None
-    if not probe.get("paths"):
+    if run.run.get("registry") != registry:  # cases/ was edited mid-run: its items mix two registries
+        state, error = "registry changed", (f"cases/ changed while this combination ran (registry {registry} at "
+                                            f"the start, {run.run.get('registry')} in its results); it runs again "
+                                            f"next time")
+    elif not probe.get("paths"):
         state, error = "start failed", f"TensorFlow could not be probed: {probe.get('error') or 'no probe'}"
     if not combo.numbered:  # the atlas orders versions: an interpreter's column is the version that answered
         base["spec"] = run.environment.get("tensorflow") or combo.spec
