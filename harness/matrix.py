@@ -206,9 +206,8 @@ def write_atlas(root: Path, out: Path, keys: Sequence[str] | None = None) -> dic
 
 
 def _find(root: Path, item_id: str) -> tuple[Case, str] | None:
-    file, _, rest = item_id.partition("::")
-    name, _, dtype = rest.partition("[")
-    dtype = dtype.rstrip("]").split(":")[0]
+    file, _, rest = atlas.case_id(item_id).partition("::")
+    name, _, dtype = rest[:-1].rpartition("[")
     for entry in load_file(root / file, root):
         if isinstance(entry, Case) and entry.name == name:
             return entry, dtype
@@ -224,7 +223,8 @@ def _write_repros(root: Path, out: Path, built: dict, runs: dict) -> None:
                 continue
             case, dtype = found
             env = environment.Environment.from_record(runs[key].environment)
-            path = out / "repros" / key / f"{n:03d}_{case.name[:60]}_{dtype}.py"
+            stem = re.sub(r"[^\w.=-]+", "_", case.name)[:60]  # a variant's "/" is not a directory
+            path = out / "repros" / key / f"{n:03d}_{stem}_{dtype}.py"
             try:
                 text = repro.script(case, dtype, env, finding=f"new disagreement ({group['key']}) with TensorFlow "
                                                                 f"{env.tensorflow_version}: {group['detail']}")

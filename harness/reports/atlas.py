@@ -227,10 +227,20 @@ def _onednn_version(run: results.Run | None) -> str | None:
     return ((run.environment.get("probe") or {}).get("onednn_version") if run is not None else None)
 
 
+def case_id(item_id: str) -> str:
+    """The case an item runs, ``FILE::CASE[DTYPE]``: an item id without its check (``[DTYPE:gradients]``) or backend
+    (``[DTYPE@BACKEND]``), as ``harness repro`` and ``harness show`` take it."""
+    head, bracket, dtype = item_id.partition("[")
+    return head + bracket + re.split(r"[:@]", dtype.rstrip("]"), maxsplit=1)[0] + "]" if bracket else item_id
+
+
 def repro_command(item_id: str, column: Mapping) -> str:
-    case_id = item_id.replace(":gradients]", "]")
-    return (f"harness repro '{case_id}' --tensorflow {column['spec']} --onednn {column['onednn']}"
-            + ("  # the forward case; the failure is in its gradients" if item_id != case_id else ""))
+    """The ``harness repro`` line for a failing item in a matrix column; the script shows TensorFlow's side."""
+    case = case_id(item_id)
+    backend = item_id.rpartition("@")[2].rstrip("]") if "@" in item_id.partition("[")[2] else None
+    why = ("  # TensorFlow's side; the disagreement is " + backend + "'s" if backend
+           else "  # the forward case; the failure is in its gradients" if ":gradients]" in item_id else "")
+    return f"harness repro '{case}' --tensorflow {column['spec']} --onednn {column['onednn']}" + why
 
 
 def _machine(env: Mapping) -> dict:
