@@ -46,7 +46,7 @@ from harness import atomic, ops
 from harness.conv import layouts
 from harness.tf import machine
 from harness.reports import results
-from harness.registry.cases import Case, CaseError, DIVERGENCES_FILE
+from harness.registry.cases import Case, CaseError, DIVERGENCES_FILE, split_case_id
 from harness.registry.loader import load_file
 from harness.conv.dtypes import DTYPES
 from harness import backends
@@ -98,15 +98,6 @@ def case_files(root: Path, files: Sequence[str] = ()) -> list[Path]:
 
 def load_entries(root: Path, files: Sequence[str] = ()) -> list[Case | CaseError]:
     return [entry for path in case_files(root, files) for entry in load_file(path, root)]
-
-
-def split_case_id(case_id: str) -> tuple[str | None, str, str | None]:
-    """``file::name[dtype]`` -> (file or None, name, dtype or None)."""
-    file, _, name = case_id.rpartition("::")
-    dtype = None
-    if name.endswith("]") and "[" in name:
-        name, _, dtype = name[:-1].rpartition("[")
-    return (file or None), name, dtype
 
 
 def find_case(case_id: str, root: Path) -> tuple[Case, str | None]:

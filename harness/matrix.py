@@ -29,7 +29,7 @@ from typing import Sequence, TextIO
 
 from harness import atomic
 from harness.registry import divergences
-from harness.registry.cases import Case, DIVERGENCES_FILE
+from harness.registry.cases import Case, DIVERGENCES_FILE, item_case_id, split_case_id
 from harness.registry.loader import fingerprint, load_file
 from harness.reports import atlas, compare, repro, results
 from harness.tf import environment, versions
@@ -206,8 +206,7 @@ def write_atlas(root: Path, out: Path, keys: Sequence[str] | None = None) -> dic
 
 
 def _find(root: Path, item_id: str) -> tuple[Case, str] | None:
-    file, _, rest = atlas.case_id(item_id).partition("::")
-    name, _, dtype = rest[:-1].rpartition("[")
+    file, name, dtype = split_case_id(item_case_id(item_id))
     for entry in load_file(root / file, root):
         if isinstance(entry, Case) and entry.name == name:
             return entry, dtype

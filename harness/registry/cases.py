@@ -24,6 +24,7 @@ field; a bad case never hides the others. Reading files is ``harness.registry.lo
 from __future__ import annotations
 
 import dataclasses
+import re
 import zlib
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -52,6 +53,22 @@ TF_KERNEL_KEY_ALIASES = {"onednn_on": "onednn_kernel", "onednn_off": "eigen_kern
 TENSOR_FIELDS = {"layout", "value", "generate", "kernel", "raw"}
 DEFAULT_DTYPES = ("float32", "float64")
 DIVERGENCES_FILE = "known_divergences.yaml"
+
+
+def split_case_id(case_id: str) -> tuple[str | None, str, str | None]:
+    """``file::name[dtype]`` -> (file or None, name, dtype or None)."""
+    file, _, name = case_id.rpartition("::")
+    dtype = None
+    if name.endswith("]") and "[" in name:
+        name, _, dtype = name[:-1].rpartition("[")
+    return (file or None), name, dtype
+
+
+def item_case_id(item_id: str) -> str:
+    """The case a pytest item runs, ``FILE::CASE[DTYPE]``: the item id without its check (``[DTYPE:gradients]``) or
+    backend (``[DTYPE@BACKEND]``), as ``harness repro`` and ``harness show`` take it."""
+    head, bracket, dtype = item_id.partition("[")
+    return head + bracket + re.split(r"[:@]", dtype.rstrip("]"), maxsplit=1)[0] + "]" if bracket else item_id
 
 
 class CaseError(Exception):

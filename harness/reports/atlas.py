@@ -38,6 +38,7 @@ from typing import Mapping, Sequence
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
+from harness.registry.cases import item_case_id
 from harness.reports import results
 
 SCHEMA = 1
@@ -214,7 +215,7 @@ def build(columns: Sequence[dict], runs: Mapping[str, results.Run], known: Seque
             merged["dtypes"].update(group["dtypes"])
             merged["repro"][col["key"]] = {
                 "id": group["smallest"], "dtype": group["smallest_dtype"], "ids": group["ids"],
-                "command": repro_command(group["smallest"], col)}
+                "command": repro_command(group["smallest"], col, group["backend"], group["check"])}
     new = [{**g, "dtypes": sorted(g["dtypes"])} for g in new_by_key.values()]
     first = next(iter(runs.values()), None)
     return {"schema": SCHEMA, "generated": generated, "registry": first.run.get("registry") if first else None,
@@ -227,20 +228,12 @@ def _onednn_version(run: results.Run | None) -> str | None:
     return ((run.environment.get("probe") or {}).get("onednn_version") if run is not None else None)
 
 
-def case_id(item_id: str) -> str:
-    """The case an item runs, ``FILE::CASE[DTYPE]``: an item id without its check (``[DTYPE:gradients]``) or backend
-    (``[DTYPE@BACKEND]``), as ``harness repro`` and ``harness show`` take it."""
-    head, bracket, dtype = item_id.partition("[")
-    return head + bracket + re.split(r"[:@]", dtype.rstrip("]"), maxsplit=1)[0] + "]" if bracket else item_id
-
-
-def repro_command(item_id: str, column: Mapping) -> str:
-    """The ``harness repro`` line for a failing item in a matrix column; the script shows TensorFlow's side."""
-    case = case_id(item_id)
-    backend = item_id.rpartition("@")[2].rstrip("]") if "@" in item_id.partition("[")[2] else None
-    why = ("  # TensorFlow's side; the disagreement is " + backend + "'s" if backend
-           else "  # the forward case; the failure is in its gradients" if ":gradients]" in item_id else "")
-    return f"harness repro '{case}' --tensorflow {column['spec']} --onednn {column['onednn']}" + why
+def repro_command(item_id: str, column: Mapping, backend: str | None = None, check: str = "forward") -> str:
+    """The ``harness repro`` line for a failing item of a matrix column (its group's ``backend`` and ``check``); the
+    script shows TensorFlow's side of the case."""
+    why = (f"  # TensorFlow's side; the disagreement is {backend}'s" if backend
+           else "  # the forward case; the failure is in its gradients" if check == "gradients" else "")
+    return f"harness repro '{item_case_id(item_id)}' --tensorflow {column['spec']} --onednn {column['onednn']}" + why
 
 
 def _machine(env: Mapping) -> dict:

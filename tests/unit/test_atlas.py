@@ -162,20 +162,12 @@ def test_a_divergence_new_in_nightly_starts_at_its_pre_releases():
                                     "fixed_in": None}
 
 
-@pytest.mark.parametrize("item_id, case", [
-    ("cases/x.yaml::a/out=0x9[float32]", "cases/x.yaml::a/out=0x9[float32]"),
-    ("cases/x.yaml::a[float64:gradients]", "cases/x.yaml::a[float64]"),
-    ("cases/x.yaml::a[float32@onnxruntime]", "cases/x.yaml::a[float32]"),
-    ("cases/x.yaml::a[bfloat16@tensorflow-xla]", "cases/x.yaml::a[bfloat16]"),
-])
-def test_an_item_names_its_case(item_id, case):
-    assert atlas.case_id(item_id) == case
-
 
 def test_a_repro_command_says_whose_disagreement_it_is():
     col = {"spec": "2.17", "onednn": "1"}
     assert atlas.repro_command("f.yaml::a[float32]", col) == "harness repro 'f.yaml::a[float32]' --tensorflow 2.17 " \
                                                             "--onednn 1"
-    assert atlas.repro_command("f.yaml::a[float32@onnxruntime]", col).endswith(
+    assert atlas.repro_command("f.yaml::a[float32@onnxruntime]", col, "onnxruntime").endswith(
         "'f.yaml::a[float32]' --tensorflow 2.17 --onednn 1  # TensorFlow's side; the disagreement is onnxruntime's")
-    assert "failure is in its gradients" in atlas.repro_command("f.yaml::a[float32:gradients]", col)
+    assert "failure is in its gradients" in atlas.repro_command("f.yaml::a[float32:gradients]", col, None,
+                                                                "gradients")

@@ -17,7 +17,8 @@ import pytest
 import yaml
 
 from harness import ops
-from harness.registry.cases import Case, CaseError, expected_array, operand_array, operand_arrays
+from harness.registry.cases import (Case, CaseError, expected_array, item_case_id, operand_array, operand_arrays,
+                                    split_case_id)
 from harness.registry.loader import load_file
 
 FILE = "cases.yaml"
@@ -479,3 +480,15 @@ def test_gradient_items_are_the_floating_dtypes_only(tmp_path):
     assert case.gradient_dtypes == ("bfloat16", "float64")
     assert case.item_name("float64", "gradients") == "c[float64:gradients]"
     assert only_case(load_cases(tmp_path, base_case("conv2d", "d"))).gradient_dtypes == ()
+
+
+@pytest.mark.parametrize("item_id, case", [
+    ("cases/x.yaml::a/out=0x9[float32]", "cases/x.yaml::a/out=0x9[float32]"),
+    ("cases/x.yaml::a[float64:gradients]", "cases/x.yaml::a[float64]"),
+    ("cases/x.yaml::a[float32@onnxruntime]", "cases/x.yaml::a[float32]"),
+    ("cases/x.yaml::a[bfloat16@tensorflow-xla]", "cases/x.yaml::a[bfloat16]"),
+])
+def test_an_item_names_its_case(item_id, case):
+    assert item_case_id(item_id) == case
+    assert split_case_id(item_case_id(item_id)) == ("cases/x.yaml", case.split("::")[1].split("[")[0],
+                                                    case.rpartition("[")[2][:-1])

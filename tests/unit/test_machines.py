@@ -21,7 +21,7 @@ from harness.registry import divergences
 from harness.registry.cases import Case, DIVERGENCES_FILE
 from harness.check.prepare import prepare
 from harness.registry.loader import load_file
-from harness.cli import split_case_id
+from harness.registry.cases import split_case_id
 from harness.tf.environment import Environment
 
 from support import MACHINES, ROOT
