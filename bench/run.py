@@ -40,20 +40,20 @@ import platform
 import sys
 import time
 import tracemalloc
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
+from bench.allocator import retain_freed_memory
 from harness import atomic, ops
 from harness.conv import reference
+from harness.conv.padding import Window, window
 from harness.reports import results
 from harness.tf import wrappers
 from harness.tf.environment import Environment
-from bench.allocator import retain_freed_memory
-from harness.conv.padding import Window, window
 
 KINDS = ("conv", "depthwise", "transposed")  # the op kinds (harness.ops.KINDS) a Bench can time
 ACC_BYTES = 8  # float64: the reference accumulates (and builds its im2col blocks) in float64
@@ -101,10 +101,17 @@ BENCHES = (
     Bench("mobilenetv2 dw 112", "depthwise_conv2d", (1, 112, 112, 32), (3, 3, 32, 1)),
     Bench("mobilenetv2 dw 56/2", "depthwise_conv2d", (1, 56, 56, 144), (3, 3, 144, 1), stride=2),
     # Decoder upsampling layers.
-    Bench("upsample 16->32 3x3", "conv2d_transpose", (1, 16, 16, 256), (3, 3, 128, 256), stride=2,
-          out_nhwc=(1, 32, 32, 128)),
-    Bench("upsample 32->64 4x4", "conv2d_transpose", (1, 32, 32, 128), (4, 4, 64, 128), stride=2,
-          out_nhwc=(1, 64, 64, 64)),
+    Bench(
+        "upsample 16->32 3x3",
+        "conv2d_transpose",
+        (1, 16, 16, 256),
+        (3, 3, 128, 256),
+        stride=2,
+        out_nhwc=(1, 32, 32, 128),
+    ),
+    Bench(
+        "upsample 32->64 4x4", "conv2d_transpose", (1, 32, 32, 128), (4, 4, 64, 128), stride=2, out_nhwc=(1, 64, 64, 64)
+    ),
     # Memory only: its float64 im2col would be 576 x 401408 x 8 B = 1.85 GB.
     Bench("memory-only 8x224x224x64", "conv2d", (8, 224, 224, 64), (3, 3, 64, 64), memory_only=True),
 )
@@ -130,13 +137,20 @@ class Settings:
     loop_bench: Bench  # the small conv2d the pixel loop is timed on
 
 
-FULL = Settings(repeat=7, warmup=2, gemm_n=2048, gemm_runs=3,
-                loop_bench=Bench("pixel loop", "conv2d", (1, 8, 8, 16), (3, 3, 16, 16)))
-QUICK = Settings(repeat=1, warmup=1, gemm_n=256, gemm_runs=2,
-                 loop_bench=Bench("pixel loop", "conv2d", (1, 4, 4, 4), (3, 3, 4, 4)))
+FULL = Settings(
+    repeat=7,
+    warmup=2,
+    gemm_n=2048,
+    gemm_runs=3,
+    loop_bench=Bench("pixel loop", "conv2d", (1, 8, 8, 16), (3, 3, 16, 16)),
+)
+QUICK = Settings(
+    repeat=1, warmup=1, gemm_n=256, gemm_runs=2, loop_bench=Bench("pixel loop", "conv2d", (1, 4, 4, 4), (3, 3, 4, 4))
+)
 
 
 # --- geometry: output shape, FLOPs, im2col size -------------------------------------------
+
 
 @dataclass(frozen=True)
 class Geometry:
@@ -166,13 +180,17 @@ def _windows(b: Bench) -> tuple[Window, Window]:
     kh, kw = b.w_shape[:2]
     if kind(b) == "transposed":
         assert b.out_nhwc is not None, f"{b.name}: conv2d_transpose needs out_nhwc"
-        wins = (window(b.op, b.out_nhwc[1], kh, b.stride, 1, b.padding),
-                window(b.op, b.out_nhwc[2], kw, b.stride, 1, b.padding))
+        wins = (
+            window(b.op, b.out_nhwc[1], kh, b.stride, 1, b.padding),
+            window(b.op, b.out_nhwc[2], kw, b.stride, 1, b.padding),
+        )
         # The forward conv2d of the output must give back the input's spatial size (as tf.nn checks).
         assert (wins[0].out, wins[1].out) == b.x_nhwc[1:3], f"{b.name}: unreachable output_shape {b.out_nhwc}"
         return wins
-    return (window(b.op, b.x_nhwc[1], kh, b.stride, 1, b.padding),
-            window(b.op, b.x_nhwc[2], kw, b.stride, 1, b.padding))
+    return (
+        window(b.op, b.x_nhwc[1], kh, b.stride, 1, b.padding),
+        window(b.op, b.x_nhwc[2], kw, b.stride, 1, b.padding),
+    )
 
 
 def geometry(b: Bench) -> Geometry:
@@ -213,6 +231,7 @@ def shape_label(b: Bench) -> str:
 
 
 # --- the implementations ------------------------------------------------------------------
+
 
 def operands(b: Bench, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Float32 input (NHWC) and filter (``filter_layout(b)``), uniform in [-1, 1)."""
@@ -257,16 +276,29 @@ def lax_formulation(b: Bench, x_nhwc: np.ndarray, w: np.ndarray, lax) -> tuple[C
         if "feature_group_count" not in inspect.signature(lax.conv_general_dilated).parameters:
             return None, "n/a: lax_reference.conv_general_dilated has no feature_group_count"
         w_grouped = w.reshape(*w.shape[:2], 1, -1)  # [kh, kw, C, M] -> [kh, kw, 1, C*M], channel-major like TF
-        return (lambda: lax.conv_general_dilated(x_nhwc, w_grouped, (b.stride,) * 2, [(wh.pad_before, wh.pad_after),
-                (ww.pad_before, ww.pad_after)], (1, 1), (1, 1), dims, feature_group_count=b.x_nhwc[3])), "grouped"
+        return (
+            lambda: lax.conv_general_dilated(
+                x_nhwc,
+                w_grouped,
+                (b.stride,) * 2,
+                [(wh.pad_before, wh.pad_after), (ww.pad_before, ww.pad_after)],
+                (1, 1),
+                (1, 1),
+                dims,
+                feature_group_count=b.x_nhwc[3],
+            )
+        ), "grouped"
     pads = []
     for win, n_in in zip((wh, ww), b.x_nhwc[1:3]):
         before = win.kernel - 1 - win.pad_before
         dilated = (n_in - 1) * win.stride + 1
         pads.append((before, win.size + win.kernel - 1 - dilated - before))
     w_flipped = w[::-1, ::-1]
-    return (lambda: lax.conv_general_dilated(x_nhwc, w_flipped, (1, 1), pads, (b.stride,) * 2, (1, 1),
-                                             ("NHWC", "HWOI", "NHWC"))), "lhs_dilation, flipped HWOI kernel"
+    return (
+        lambda: lax.conv_general_dilated(
+            x_nhwc, w_flipped, (1, 1), pads, (b.stride,) * 2, (1, 1), ("NHWC", "HWOI", "NHWC")
+        )
+    ), "lhs_dilation, flipped HWOI kernel"
 
 
 def pixel_loop_conv2d(x_nhwc: np.ndarray, w_hwio: np.ndarray, stride: int, padding: str) -> np.ndarray:
@@ -278,20 +310,22 @@ def pixel_loop_conv2d(x_nhwc: np.ndarray, w_hwio: np.ndarray, stride: int, paddi
     n, h, w, _ = x_nhwc.shape
     kh, kw, _, c_out = w_hwio.shape
     wh, ww = window("conv2d", h, kh, stride, 1, padding), window("conv2d", w, kw, stride, 1, padding)
-    x_pad = np.pad(x_nhwc.astype(np.float64), [(0, 0), (wh.pad_before, wh.pad_after), (ww.pad_before, ww.pad_after),
-                                               (0, 0)])
+    x_pad = np.pad(
+        x_nhwc.astype(np.float64), [(0, 0), (wh.pad_before, wh.pad_after), (ww.pad_before, ww.pad_after), (0, 0)]
+    )
     w64 = w_hwio.astype(np.float64)
     out = np.zeros((n, wh.out, ww.out, c_out))
     for b in range(n):
         for i in range(wh.out):
             for j in range(ww.out):
-                roi = x_pad[b, i * stride:i * stride + kh, j * stride:j * stride + kw, :]
+                roi = x_pad[b, i * stride : i * stride + kh, j * stride : j * stride + kw, :]
                 for o in range(c_out):
                     out[b, i, j, o] = np.sum(roi * w64[:, :, :, o])
     return out.astype(x_nhwc.dtype)
 
 
 # --- measuring ----------------------------------------------------------------------------
+
 
 def agrees(got: np.ndarray, want: np.ndarray) -> bool:
     """Float32 results of the same sum: equal shapes and within 1e-4 of the output's scale."""
@@ -372,8 +406,14 @@ def loop_seconds_per_mac(b: Bench, repeat: int) -> dict:
     times = repeated(lambda: pixel_loop_conv2d(x, w, b.stride, b.padding), 0, repeat)
     seconds = median(times)
     macs = geometry(b).macs
-    return {"shape": shape_label(b), "macs": macs, "seconds": seconds, "times_s": times,
-            "seconds_per_mac": seconds / macs, "agrees_with_reference": agrees(got, want)}
+    return {
+        "shape": shape_label(b),
+        "macs": macs,
+        "seconds": seconds,
+        "times_s": times,
+        "seconds_per_mac": seconds / macs,
+        "agrees_with_reference": agrees(got, want),
+    }
 
 
 def median(values: Sequence[float]) -> float | None:
@@ -391,9 +431,18 @@ def bench_row(b: Bench, settings: Settings, gemm64_now: float, tf_available: boo
     args = tf_args(b, x, w)
     op_ref = getattr(reference, b.op)
     row = {
-        "name": b.name, "op": b.op, "shape": shape_label(b), "input_nhwc": b.x_nhwc, "filter": b.w_shape,
-        "filter_layout": filter_layout(b), "output_nhwc": g.out_nhwc, "strides": b.stride, "padding": b.padding,
-        "memory_only": b.memory_only, "flops": n_flops, "macs": g.macs,
+        "name": b.name,
+        "op": b.op,
+        "shape": shape_label(b),
+        "input_nhwc": b.x_nhwc,
+        "filter": b.w_shape,
+        "filter_layout": filter_layout(b),
+        "output_nhwc": g.out_nhwc,
+        "strides": b.stride,
+        "padding": b.padding,
+        "memory_only": b.memory_only,
+        "flops": n_flops,
+        "macs": g.macs,
         "im2col": {"rows_K": g.im2col_rows, "cols_M": g.im2col_cols, "bytes": im2col_bytes(b)},
         "gemm_f64_gflops_before": gemm64_now,
     }
@@ -411,22 +460,42 @@ def bench_row(b: Bench, settings: Settings, gemm64_now: float, tf_available: boo
         times = interleaved(calls, settings.warmup, settings.repeat)
         ref_s = median(times["reference"])
         row["reference"] = {"median_s": ref_s, "times_s": times["reference"], "gflops": n_flops / ref_s / 1e9}
-        row["tensorflow"] = ({"status": "ok", "median_s": median(times["tensorflow"]), "times_s": times["tensorflow"],
-                              "agrees_with_reference": tf_agrees} if tf_available else {"status": "not installed"})
-        row["lax_reference"] = ({"status": "ok", "formulation": lax_note, "median_s": median(times["lax_reference"]),
-                                 "times_s": times["lax_reference"]} if lax_fn is not None
-                                else {"status": "not installed" if lax is None else "n/a", "reason": lax_note})
+        row["tensorflow"] = (
+            {
+                "status": "ok",
+                "median_s": median(times["tensorflow"]),
+                "times_s": times["tensorflow"],
+                "agrees_with_reference": tf_agrees,
+            }
+            if tf_available
+            else {"status": "not installed"}
+        )
+        row["lax_reference"] = (
+            {
+                "status": "ok",
+                "formulation": lax_note,
+                "median_s": median(times["lax_reference"]),
+                "times_s": times["lax_reference"],
+            }
+            if lax_fn is not None
+            else {"status": "not installed" if lax is None else "n/a", "reason": lax_note}
+        )
         row["ratio_vs_tensorflow"] = _ratio(ref_s, row["tensorflow"].get("median_s"))
         row["ratio_vs_lax_reference"] = _ratio(ref_s, row["lax_reference"].get("median_s"))
-        row["lax_reference_vs_tensorflow"] = _ratio(row["lax_reference"].get("median_s"),
-                                                    row["tensorflow"].get("median_s"))
+        row["lax_reference_vs_tensorflow"] = _ratio(
+            row["lax_reference"].get("median_s"), row["tensorflow"].get("median_s")
+        )
         layer_s = layer_gemm_seconds(b, settings.repeat)
         row["layer_gemm"] = None if layer_s is None else {"median_s": layer_s, "gflops": n_flops / layer_s / 1e9}
         del want, calls
     start = time.perf_counter()
     peak = peak_bytes(lambda: op_ref(*args))
-    row["memory"] = {"peak_bytes": peak, "im2col_bytes": im2col_bytes(b), "peak_over_im2col": peak / im2col_bytes(b),
-                     "seconds_under_tracemalloc": time.perf_counter() - start}
+    row["memory"] = {
+        "peak_bytes": peak,
+        "im2col_bytes": im2col_bytes(b),
+        "peak_over_im2col": peak / im2col_bytes(b),
+        "seconds_under_tracemalloc": time.perf_counter() - start,
+    }
     return row
 
 
@@ -443,10 +512,17 @@ def finish_rows(rows: list[dict], gemm64_median: float, loop: dict) -> None:
 
 # --- targets ------------------------------------------------------------------------------
 
+
 def _target(key: str, text: str, measured: float | None, threshold: float, met: bool | None, detail: str) -> dict:
     status = "n/a" if measured is None or met is None else ("MET" if met else "MISSED")
-    return {"key": key, "target": text, "measured": measured, "threshold": threshold, "status": status,
-            "detail": detail}
+    return {
+        "key": key,
+        "target": text,
+        "measured": measured,
+        "threshold": threshold,
+        "status": status,
+        "detail": detail,
+    }
 
 
 def targets(rows: list[dict]) -> list[dict]:
@@ -460,37 +536,80 @@ def targets(rows: list[dict]) -> list[dict]:
     big = [r for r in rows if r["memory_only"]]
     out = []
     m = median(shares)
-    out.append(_target("gemm_share_median", "conv2d + conv2d_transpose: median share of the float64 GEMM rate >= 75%",
-                       m, GEMM_SHARE_MEDIAN, None if m is None else m >= GEMM_SHARE_MEDIAN,
-                       f"median over {len(shares)} shapes"))
+    out.append(
+        _target(
+            "gemm_share_median",
+            "conv2d + conv2d_transpose: median share of the float64 GEMM rate >= 75%",
+            m,
+            GEMM_SHARE_MEDIAN,
+            None if m is None else m >= GEMM_SHARE_MEDIAN,
+            f"median over {len(shares)} shapes",
+        )
+    )
     worst = min(gemm_rows, key=lambda r: r["reference"]["share_of_gemm_f64"], default=None)
     lo = None if worst is None else worst["reference"]["share_of_gemm_f64"]
-    out.append(_target("gemm_share_floor", "conv2d + conv2d_transpose: no shape below 40% of the float64 GEMM rate",
-                       lo, GEMM_SHARE_FLOOR, None if lo is None else lo >= GEMM_SHARE_FLOOR,
-                       "" if worst is None else f"lowest: {worst['name']}"))
+    out.append(
+        _target(
+            "gemm_share_floor",
+            "conv2d + conv2d_transpose: no shape below 40% of the float64 GEMM rate",
+            lo,
+            GEMM_SHARE_FLOOR,
+            None if lo is None else lo >= GEMM_SHARE_FLOOR,
+            "" if worst is None else f"lowest: {worst['name']}",
+        )
+    )
     worst = max(dw, key=lambda r: r["ratio_vs_tensorflow"], default=None)
     hi = None if worst is None else worst["ratio_vs_tensorflow"]
-    out.append(_target("depthwise_vs_tensorflow", "depthwise_conv2d: reference time within 3x of TensorFlow's",
-                       hi, DEPTHWISE_VS_TF, None if hi is None else hi <= DEPTHWISE_VS_TF,
-                       "" if worst is None else f"largest ratio: {worst['name']}"))
+    out.append(
+        _target(
+            "depthwise_vs_tensorflow",
+            "depthwise_conv2d: reference time within 3x of TensorFlow's",
+            hi,
+            DEPTHWISE_VS_TF,
+            None if hi is None else hi <= DEPTHWISE_VS_TF,
+            "" if worst is None else f"largest ratio: {worst['name']}",
+        )
+    )
     m = median(lax_ratios)
-    out.append(_target("vs_lax_reference", "faster than JAX's lax_reference: median time ratio reference/lax < 1",
-                       m, VS_LAX, None if m is None else m < VS_LAX,
-                       f"median over {len(lax_ratios)} shapes with a lax_reference formulation"))
+    out.append(
+        _target(
+            "vs_lax_reference",
+            "faster than JAX's lax_reference: median time ratio reference/lax < 1",
+            m,
+            VS_LAX,
+            None if m is None else m < VS_LAX,
+            f"median over {len(lax_ratios)} shapes with a lax_reference formulation",
+        )
+    )
     worst = max(mem, key=lambda r: r["memory"]["peak_over_im2col"], default=None)
     hi = None if worst is None else worst["memory"]["peak_over_im2col"]
-    out.append(_target("peak_over_im2col", "tracemalloc peak of a reference call <= 3x its float64 im2col size",
-                       hi, PEAK_OVER_IM2COL, None if hi is None else hi <= PEAK_OVER_IM2COL,
-                       "" if worst is None else f"largest: {worst['name']}"))
+    out.append(
+        _target(
+            "peak_over_im2col",
+            "tracemalloc peak of a reference call <= 3x its float64 im2col size",
+            hi,
+            PEAK_OVER_IM2COL,
+            None if hi is None else hi <= PEAK_OVER_IM2COL,
+            "" if worst is None else f"largest: {worst['name']}",
+        )
+    )
     worst = max(big, key=lambda r: r["memory"]["peak_bytes"], default=None)
     hi = None if worst is None else worst["memory"]["peak_bytes"]
-    out.append(_target("memory_only_peak", "memory-only shape (im2col > 1 GiB): peak < 1 GiB, no full im2col held",
-                       hi, PEAK_LIMIT, None if hi is None else hi < PEAK_LIMIT,
-                       "" if worst is None else f"{worst['name']}: im2col {worst['im2col']['bytes'] / 1e9:.2f} GB"))
+    out.append(
+        _target(
+            "memory_only_peak",
+            "memory-only shape (im2col > 1 GiB): peak < 1 GiB, no full im2col held",
+            hi,
+            PEAK_LIMIT,
+            None if hi is None else hi < PEAK_LIMIT,
+            "" if worst is None else f"{worst['name']}: im2col {worst['im2col']['bytes'] / 1e9:.2f} GB",
+        )
+    )
     return out
 
 
 # --- output -------------------------------------------------------------------------------
+
 
 def _ms(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds * 1e3:.2f}"
@@ -502,25 +621,49 @@ def _x(value: float | None, fmt: str = "{:.2f}") -> str:
 
 def table(rows: list[dict]) -> str:
     """One line per shape (the columns of the JSON rows)."""
-    head = ("name", "op", "shape", "ref ms", "TF ms", "ref/TF", "GFLOP/s", "%GEMM64", "layer GEMM", "lax ms",
-            "ref/lax", "peak/im2col")
+    head = (
+        "name",
+        "op",
+        "shape",
+        "ref ms",
+        "TF ms",
+        "ref/TF",
+        "GFLOP/s",
+        "%GEMM64",
+        "layer GEMM",
+        "lax ms",
+        "ref/lax",
+        "peak/im2col",
+    )
     lines = []
     for r in rows:
         if r["memory_only"]:
             cells = (r["name"], r["op"], r["shape"], *["-"] * 8, _x(r["memory"]["peak_over_im2col"]))
         else:
             ref, tf, lax = r["reference"], r["tensorflow"], r["lax_reference"]
-            cells = (r["name"], r["op"], r["shape"], _ms(ref["median_s"]),
-                     _ms(tf.get("median_s")) if tf["status"] == "ok" else tf["status"], _x(r["ratio_vs_tensorflow"]),
-                     f"{ref['gflops']:.1f}", f"{ref['share_of_gemm_f64'] * 100:.0f}%",
-                     f"{r['layer_gemm']['share_of_gemm_f64'] * 100:.0f}%" if r.get("layer_gemm") else "-",
-                     _ms(lax.get("median_s")) if lax["status"] == "ok" else lax["status"],
-                     _x(r["ratio_vs_lax_reference"]), _x(r["memory"]["peak_over_im2col"]))
+            cells = (
+                r["name"],
+                r["op"],
+                r["shape"],
+                _ms(ref["median_s"]),
+                _ms(tf.get("median_s")) if tf["status"] == "ok" else tf["status"],
+                _x(r["ratio_vs_tensorflow"]),
+                f"{ref['gflops']:.1f}",
+                f"{ref['share_of_gemm_f64'] * 100:.0f}%",
+                f"{r['layer_gemm']['share_of_gemm_f64'] * 100:.0f}%" if r.get("layer_gemm") else "-",
+                _ms(lax.get("median_s")) if lax["status"] == "ok" else lax["status"],
+                _x(r["ratio_vs_lax_reference"]),
+                _x(r["memory"]["peak_over_im2col"]),
+            )
         lines.append(cells)
     widths = [max(len(str(c)) for c in col) for col in zip(head, *lines)]
     left = 3  # name, op, shape left-aligned; numbers right-aligned
-    fmt = lambda cells: "  ".join(str(c).ljust(w) if i < left else str(c).rjust(w)  # noqa: E731
-                                  for i, (c, w) in enumerate(zip(cells, widths)))
+
+    def fmt(cells):
+        return "  ".join(
+            str(c).ljust(w) if i < left else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
+        )
+
     return "\n".join([fmt(head), "  ".join("-" * w for w in widths)] + [fmt(c) for c in lines])
 
 
@@ -528,27 +671,36 @@ def report_text(doc: dict) -> str:
     """The whole printed report: settings, table, GEMM rates, loop extrapolation, targets."""
     env, gemm = doc["environment"], doc["gemm"]
     g64, g32 = gemm["float64"], gemm["float32"]
-    out = [f"TensorFlow {env['tensorflow']} (oneDNN {env['onednn']}, intra-op threads {env['intra_op_threads']}, "
-           f"inter-op {env['inter_op_threads']}), NumPy {env['numpy']} ({env['blas']}), jax {env['jax']}, "
-           f"{env['cpu_count']} CPUs; allocator: {env.get('allocator', 'glibc default')}", "", table(doc["rows"]), "",
-           f"GEMM {g64['n']}x{g64['n']} float64: median {g64['median_gflops']:.1f} GFLOP/s over "
-           f"{len(g64['samples_gflops'])} samples (range {min(g64['samples_gflops']):.1f}-"
-           f"{max(g64['samples_gflops']):.1f}); float32: median {g32['median_gflops']:.1f} GFLOP/s",
-           ""]
+    out = [
+        f"TensorFlow {env['tensorflow']} (oneDNN {env['onednn']}, intra-op threads {env['intra_op_threads']}, "
+        f"inter-op {env['inter_op_threads']}), NumPy {env['numpy']} ({env['blas']}), jax {env['jax']}, "
+        f"{env['cpu_count']} CPUs; allocator: {env.get('allocator', 'glibc default')}",
+        "",
+        table(doc["rows"]),
+        "",
+        f"GEMM {g64['n']}x{g64['n']} float64: median {g64['median_gflops']:.1f} GFLOP/s over "
+        f"{len(g64['samples_gflops'])} samples (range {min(g64['samples_gflops']):.1f}-"
+        f"{max(g64['samples_gflops']):.1f}); float32: median {g32['median_gflops']:.1f} GFLOP/s",
+        "",
+    ]
     loop = doc["pixel_loop"]
-    out.append(f"Pixel loop (the documents' per-pixel, per-channel np.sum) on {loop['shape']}: "
-               f"{loop['seconds'] * 1e3:.1f} ms = {loop['seconds_per_mac'] * 1e9:.1f} ns per multiply-add; "
-               f"extrapolated by multiply-adds:")
+    out.append(
+        f"Pixel loop (the documents' per-pixel, per-channel np.sum) on {loop['shape']}: "
+        f"{loop['seconds'] * 1e3:.1f} ms = {loop['seconds_per_mac'] * 1e9:.1f} ns per multiply-add; "
+        f"extrapolated by multiply-adds:"
+    )
     for r in doc["rows"]:
         if "pixel_loop_extrapolated_s" in r:
-            out.append(f"  {r['name']:<24} ~{r['pixel_loop_extrapolated_s']:.1e} s (extrapolated)  "
-                       f"vs reference {_ms(r['reference']['median_s'])} ms")
+            out.append(
+                f"  {r['name']:<24} ~{r['pixel_loop_extrapolated_s']:.1e} s (extrapolated)  "
+                f"vs reference {_ms(r['reference']['median_s'])} ms"
+            )
     out += ["", "Targets:"]
     for t in doc["targets"]:
         if t["measured"] is None:
             value = "-"
         elif t["key"] == "memory_only_peak":
-            value = f"{t['measured'] / 2 ** 20:.1f} MiB"
+            value = f"{t['measured'] / 2**20:.1f} MiB"
         elif t["key"].startswith("gemm_share"):
             value = f"{t['measured'] * 100:.0f}%"
         else:
@@ -579,20 +731,33 @@ def chart(doc: dict, path: Path) -> None:
     ax1.axvline(GEMM_SHARE_FLOOR * 100, color="r", ls=":", lw=1.5, label="40%: floor for every conv2d / transpose")
     ceiling = [(i, r["layer_gemm"]["share_of_gemm_f64"] * 100) for i, r in enumerate(rows) if r.get("layer_gemm")]
     if ceiling:
-        ax1.scatter([v for _, v in ceiling], [i for i, _ in ceiling], marker="|", s=250, color="k", zorder=3,
-                    label="the layer's own GEMM, operands ready (ceiling of an im2col reference)")
+        ax1.scatter(
+            [v for _, v in ceiling],
+            [i for i, _ in ceiling],
+            marker="|",
+            s=250,
+            color="k",
+            zorder=3,
+            label="the layer's own GEMM, operands ready (ceiling of an im2col reference)",
+        )
     handles = ax1.get_legend_handles_labels()[0] + [Patch(color=c, label=op) for op, c in colors.items()]
-    ax1.set_xlim(0, max([100.0] + [v * 1.12 for v in shares] + [v * 1.12 for _, v in ceiling]))  # room for the 75% line and the bar labels
+    ax1.set_xlim(
+        0, max([100.0] + [v * 1.12 for v in shares] + [v * 1.12 for _, v in ceiling])
+    )  # room for the 75% line and the bar labels
     ax1.set_yticks(y, labels, fontsize=8)
     ax1.invert_yaxis()
-    ax1.set_xlabel(f"reference GFLOP/s as % of the float64 GEMM rate ({doc['gemm']['float64']['median_gflops']:.1f} "
-                   "GFLOP/s, run median)")
+    ax1.set_xlabel(
+        f"reference GFLOP/s as % of the float64 GEMM rate ({doc['gemm']['float64']['median_gflops']:.1f} "
+        "GFLOP/s, run median)"
+    )
     ax1.set_title("NumPy reference: share of the float64 GEMM rate")
     ax1.legend(handles=handles, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=2)
     ref_tf = [r["ratio_vs_tensorflow"] for r in rows]
     lax_tf = [r["lax_reference_vs_tensorflow"] for r in rows]
-    for offset, values, label, color in ((-0.2, ref_tf, "reference / TensorFlow", "tab:blue"),
-                                         (0.2, lax_tf, "lax_reference / TensorFlow", "tab:purple")):
+    for offset, values, label, color in (
+        (-0.2, ref_tf, "reference / TensorFlow", "tab:blue"),
+        (0.2, lax_tf, "lax_reference / TensorFlow", "tab:purple"),
+    ):
         keep = [i for i, v in enumerate(values) if v is not None]
         if keep:
             bars = ax2.barh(y[keep] + offset, [values[i] for i in keep], height=0.4, color=color, label=label)
@@ -609,8 +774,11 @@ def chart(doc: dict, path: Path) -> None:
     ax2.set_xlabel("time / TensorFlow's time (log scale; < 1 is faster)")
     ax2.set_title("Time relative to TensorFlow (median of warm runs)")
     ax2.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=2)
-    fig.suptitle(f"bench.run: float32 NHWC, {doc['environment']['cpu_count']} CPUs, TensorFlow "
-                 f"{doc['environment']['tensorflow']} (oneDNN {doc['environment']['onednn']})", fontsize=10)
+    fig.suptitle(
+        f"bench.run: float32 NHWC, {doc['environment']['cpu_count']} CPUs, TensorFlow "
+        f"{doc['environment']['tensorflow']} (oneDNN {doc['environment']['onednn']})",
+        fontsize=10,
+    )
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
@@ -620,6 +788,7 @@ def chart(doc: dict, path: Path) -> None:
 
 
 # --- environment and main -----------------------------------------------------------------
+
 
 def _version(dist: str) -> str:
     try:
@@ -640,8 +809,9 @@ def environment() -> dict:
     env["jax"] = _version("jax")
     env["matplotlib"] = _version("matplotlib")
     env["python_implementation"] = platform.python_implementation()
-    env["thread_env"] = {k: os.environ[k] for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-                         if k in os.environ}
+    env["thread_env"] = {
+        k: os.environ[k] for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS") if k in os.environ
+    }
     return env
 
 
@@ -688,12 +858,21 @@ def run(benches: Sequence[Bench], settings: Settings, log=sys.stderr) -> dict:
     g32.append(gemm_gflops(a32, b32, settings.gemm_runs))
     del a64, b64, a32, b32
     loop = loop_seconds_per_mac(settings.loop_bench, max(1, min(settings.repeat, 3)))
-    gemm = {"float64": {"n": settings.gemm_n, "samples_gflops": g64, "median_gflops": median(g64)},
-            "float32": {"n": settings.gemm_n, "samples_gflops": g32, "median_gflops": median(g32)}}
+    gemm = {
+        "float64": {"n": settings.gemm_n, "samples_gflops": g64, "median_gflops": median(g64)},
+        "float32": {"n": settings.gemm_n, "samples_gflops": g32, "median_gflops": median(g32)},
+    }
     finish_rows(rows, gemm["float64"]["median_gflops"], loop)
-    return {"schema": 1, "environment": env, "run": {"started": None, "argv": results.argv(),
-                                                     "repeat": settings.repeat, "warmup": settings.warmup},
-            "notes": NOTES, "gemm": gemm, "pixel_loop": loop, "rows": rows, "targets": targets(rows)}
+    return {
+        "schema": 1,
+        "environment": env,
+        "run": {"started": None, "argv": results.argv(), "repeat": settings.repeat, "warmup": settings.warmup},
+        "notes": NOTES,
+        "gemm": gemm,
+        "pixel_loop": loop,
+        "rows": rows,
+        "targets": targets(rows),
+    }
 
 
 def select(benches: Sequence[Bench], only: Sequence[str] | None) -> list[Bench]:
@@ -717,12 +896,20 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
     p.add_argument("--repeat", type=_positive, default=None, help="timed runs per shape (default 7; 1 with --quick)")
     p.add_argument("--out", type=Path, default=Path("reports"), help="directory for bench.json and bench.png")
-    p.add_argument("--only", nargs="+", action="extend", metavar="SUBSTRING",
-                   help="only the shapes whose '<op> <name>' contains one of these")
+    p.add_argument(
+        "--only",
+        nargs="+",
+        action="extend",
+        metavar="SUBSTRING",
+        help="only the shapes whose '<op> <name>' contains one of these",
+    )
     p.add_argument("--check", action="store_true", help="exit 1 when a target is MISSED")
     p.add_argument("--quick", action="store_true", help="tiny shapes, 1 repeat (a smoke test of the benchmark)")
-    p.add_argument("--default-allocator", action="store_true",
-                   help="leave glibc's malloc thresholds alone (by default freed memory is kept: bench.allocator)")
+    p.add_argument(
+        "--default-allocator",
+        action="store_true",
+        help="leave glibc's malloc thresholds alone (by default freed memory is kept: bench.allocator)",
+    )
     return p
 
 

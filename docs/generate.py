@@ -49,16 +49,21 @@ def _layout(layout: str) -> str:
 
 
 def ops_page() -> str:
-    out = [HEADER.format(source="harness/ops/table.py (the op specs)"),
-           "# Ops and their conventions\n",
-           "One section per op the harness covers, read from its `OpSpec` (`harness/ops/table.py`). Every op is a "
-           "cross-correlation (the kernel is not flipped) with TensorFlow's padding rules "
-           "([conventions](../conventions.md)).\n",
-           "| op | kind | data layouts | filters | TensorFlow kernels |", "|---|---|---|---|---|"]
+    out = [
+        HEADER.format(source="harness/ops/table.py (the op specs)"),
+        "# Ops and their conventions\n",
+        "One section per op the harness covers, read from its `OpSpec` (`harness/ops/table.py`). Every op is a "
+        "cross-correlation (the kernel is not flipped) with TensorFlow's padding rules "
+        "([conventions](../conventions.md)).\n",
+        "| op | kind | data layouts | filters | TensorFlow kernels |",
+        "|---|---|---|---|---|",
+    ]
     for spec in ops.OPS.values():
         filters = ", ".join(f"{o.name} {o.layout}" for o in spec.operands if o.kind == "filter")
-        out.append(f"| [`{spec.name}`](#{spec.name}) | {spec.kind} | {' or '.join(spec.formats)} | {filters} | "
-                   f"{', '.join(spec.tf_kernels)} |")
+        out.append(
+            f"| [`{spec.name}`](#{spec.name}) | {spec.kind} | {' or '.join(spec.formats)} | {filters} | "
+            f"{', '.join(spec.tf_kernels)} |"
+        )
     out.append("")
     for spec in ops.OPS.values():
         forms = spec.forms
@@ -67,46 +72,67 @@ def ops_page() -> str:
         if doc:
             out += [doc.split("\n\n")[0].replace("\n", " "), ""]
         out.append(f"- **kind**: {spec.kind} (how a backend's plain convolution implements it)")
-        out.append(f"- **data**: `{spec.data.name}`, {' or '.join(_layout(f) for f in spec.formats)}"
-                   + ("" if len(spec.formats) > 1 else " only"))
+        out.append(
+            f"- **data**: `{spec.data.name}`, {' or '.join(_layout(f) for f in spec.formats)}"
+            + ("" if len(spec.formats) > 1 else " only")
+        )
         for o in spec.operands:
             if o.kind == "filter":
                 out.append(f"- **filter** `{o.name}`: {_layout(o.layout)}")
         if forms.stride_arg:
-            out.append(f"- **{forms.stride_arg}**: a list of length {_lengths(forms.stride_lengths, spec.rank)}"
-                       + (", or an int" if forms.allow_int else ""))
+            out.append(
+                f"- **{forms.stride_arg}**: a list of length {_lengths(forms.stride_lengths, spec.rank)}"
+                + (", or an int" if forms.allow_int else "")
+            )
         else:
             out.append("- **stride**: none (always 1)")
-        out.append(f"- **{forms.dilation_arg}**: a list of length {_lengths(forms.dilation_lengths, spec.rank)}"
-                   + (", or an int" if forms.allow_int else ""))
-        out.append("- **padding**: `\"SAME\"`, `\"VALID\"`" + (", or explicit `[before, after]` pairs"
-                                                            if forms.explicit_padding else " (no explicit padding)"))
+        out.append(
+            f"- **{forms.dilation_arg}**: a list of length {_lengths(forms.dilation_lengths, spec.rank)}"
+            + (", or an int" if forms.allow_int else "")
+        )
+        out.append(
+            '- **padding**: `"SAME"`, `"VALID"`'
+            + (", or explicit `[before, after]` pairs" if forms.explicit_padding else " (no explicit padding)")
+        )
         if spec.symbolic:
             for attr, values in spec.symbolic.items():
-                out.append(f"- **{attr}** in a case may also be " + ", ".join(_code(v) for v in values)
-                           + " (resolved from the operand shapes)")
-        out.append(f"- **defaults of `harness new {spec.name}`**: "
-                   + ", ".join(f"`{k}: {json.dumps(v)}`" for k, v in spec.defaults.items()))
-        out.append(f"- **TensorFlow kernels** (probed per machine): {', '.join(spec.tf_kernels)}; gradient: "
-                   f"{', '.join(spec.tf_gradient_kernels) or '-'}")
+                out.append(
+                    f"- **{attr}** in a case may also be "
+                    + ", ".join(_code(v) for v in values)
+                    + " (resolved from the operand shapes)"
+                )
+        out.append(
+            f"- **defaults of `harness new {spec.name}`**: "
+            + ", ".join(f"`{k}: {json.dumps(v)}`" for k, v in spec.defaults.items())
+        )
+        out.append(
+            f"- **TensorFlow kernels** (probed per machine): {', '.join(spec.tf_kernels)}; gradient: "
+            f"{', '.join(spec.tf_gradient_kernels) or '-'}"
+        )
         out.append(f"- **reference gradient**: {'yes' if spec.gradient else 'no'}")
         if spec.textbook:
-            out.append("- **textbook formulations** (the seed documents'): "
-                       + ", ".join(_code(f.name) for f in spec.textbook))
+            out.append(
+                "- **textbook formulations** (the seed documents'): " + ", ".join(_code(f.name) for f in spec.textbook)
+            )
         if spec.relations:
             out.append("- **metamorphic relations**: " + ", ".join(_code(r) for r in spec.relations))
         out.append("")
-    out += ["## Raw backprop ops\n",
-            "The `tf.raw_ops` gradient ops that `OpSpec.raw_backprop` names (`harness.ops.table.RAW_OPS`). Gradient "
-            "cases call them with arguments derived from a forward case; `cases/raw_backprop.yaml` calls them "
-            "directly, values and argument checks. They take `tf.raw_ops`' forms: `strides` and `dilations` as "
-            "4-lists in data_format order, and `padding` `\"SAME\"`, `\"VALID\"` or `\"EXPLICIT\"` with a flat "
-            "`explicit_paddings`. No backend implements them.\n",
-            "| op | TensorFlow | operands | sizes | output | TensorFlow kernel |", "|---|---|---|---|---|---|"]
+    out += [
+        "## Raw backprop ops\n",
+        "The `tf.raw_ops` gradient ops that `OpSpec.raw_backprop` names (`harness.ops.table.RAW_OPS`). Gradient "
+        "cases call them with arguments derived from a forward case; `cases/raw_backprop.yaml` calls them "
+        "directly, values and argument checks. They take `tf.raw_ops`' forms: `strides` and `dilations` as "
+        '4-lists in data_format order, and `padding` `"SAME"`, `"VALID"` or `"EXPLICIT"` with a flat '
+        "`explicit_paddings`. No backend implements them.\n",
+        "| op | TensorFlow | operands | sizes | output | TensorFlow kernel |",
+        "|---|---|---|---|---|---|",
+    ]
     for spec in ops.RAW_OPS.values():
         operands = ", ".join(f"`{o.name}` {o.layout if o.kind == 'filter' else 'NHWC or NCHW'}" for o in spec.operands)
-        out.append(f"| `{spec.name}` | `{spec.function}` | {operands} | `{spec.required[0]}` | "
-                   f"{spec.output_layout or 'NHWC or NCHW'} | {', '.join(spec.tf_kernels)} |")
+        out.append(
+            f"| `{spec.name}` | `{spec.function}` | {operands} | `{spec.required[0]}` | "
+            f"{spec.output_layout or 'NHWC or NCHW'} | {', '.join(spec.tf_kernels)} |"
+        )
     out.append("")
     out += ["## Layout letters\n", "| letter | axis |", "|---|---|"]
     out += [f"| `{c}` | {LETTERS[c]} |" for c in "NC" + layouts.SPATIAL_LETTERS + "IOM"]
@@ -124,25 +150,32 @@ def _when(when: dict) -> str:
 def divergences_page(path: Path = ROOT / "cases" / "known_divergences.yaml") -> str:
     doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     entries = doc["divergences"]
-    out = [HEADER.format(source="cases/known_divergences.yaml"),
-           "# Known divergences\n",
-           f"The {len(entries)} entries of `cases/known_divergences.yaml`: where TensorFlow (or another backend) "
-           "departs from the definitions, under which condition, and the evidence. How entries are matched, and "
-           "what *stale* and *not applicable here* mean: [known divergences](../divergences.md).\n",
-           "| id | kind | backend | summary |", "|---|---|---|---|"]
+    out = [
+        HEADER.format(source="cases/known_divergences.yaml"),
+        "# Known divergences\n",
+        f"The {len(entries)} entries of `cases/known_divergences.yaml`: where TensorFlow (or another backend) "
+        "departs from the definitions, under which condition, and the evidence. How entries are matched, and "
+        "what *stale* and *not applicable here* mean: [known divergences](../divergences.md).\n",
+        "| id | kind | backend | summary |",
+        "|---|---|---|---|",
+    ]
     for e in entries:
-        out.append(f"| [`{e['id']}`](#{e['id']}) | {e['kind']} | {e.get('backend', 'tensorflow')} | "
-                   f"{e['summary'].replace('|', '/')} |")
+        out.append(
+            f"| [`{e['id']}`](#{e['id']}) | {e['kind']} | {e.get('backend', 'tensorflow')} | "
+            f"{e['summary'].replace('|', '/')} |"
+        )
     out.append("")
     for e in entries:
-        out += [f"## {e['id']}\n", f"**{e['summary']}**\n",
-                f"- **kind**: {e['kind']}; **{e.get('backend', 'tensorflow')} does**: "
-                f"{', '.join(e['tensorflow_does'])}",
-                f"- **when**: {_when(e['when'])}",
-                f"- **TensorFlow versions**: `{e['tensorflow_versions']}`; **oneDNN**: {e['onednn']}"
-                + (f"; **scope**: {e['scope']}" if e.get("scope") else "")
-                + (f"; **strict**: {e['strict']}" if e.get("strict") else ""),
-                f"- **observed on**: {', '.join(e.get('observed_on', [])) or '-'}"]
+        out += [
+            f"## {e['id']}\n",
+            f"**{e['summary']}**\n",
+            f"- **kind**: {e['kind']}; **{e.get('backend', 'tensorflow')} does**: {', '.join(e['tensorflow_does'])}",
+            f"- **when**: {_when(e['when'])}",
+            f"- **TensorFlow versions**: `{e['tensorflow_versions']}`; **oneDNN**: {e['onednn']}"
+            + (f"; **scope**: {e['scope']}" if e.get("scope") else "")
+            + (f"; **strict**: {e['strict']}" if e.get("strict") else ""),
+            f"- **observed on**: {', '.join(e.get('observed_on', [])) or '-'}",
+        ]
         if e.get("link"):
             out.append(f"- **link**: <{e['link']}>")
         out += ["", " ".join(str(e["evidence"]).split()), ""]
@@ -157,15 +190,17 @@ def bench_page(path: Path = BENCH_JSON) -> str:
     doc = json.loads(path.read_text(encoding="utf-8"))
     rows, env = doc["rows"], doc["environment"]
     measured = doc.get("measured", {})
-    out = [HEADER.format(source="docs/data/bench.json (a `make bench` run)"),
-           "# Benchmark: one run\n",
-           f"Measured {measured.get('date') or doc['run'].get('started') or '(date not recorded)'} on "
-           f"{measured.get('machine') or env.get('cpu_model', '(machine not recorded)')}, TensorFlow "
-           f"{env['tensorflow']} (oneDNN {env['onednn']}, ISA {env.get('onednn_isa', '?')}), NumPy {env['numpy']}; "
-           "what `make bench` prints, from its `reports/bench.json`. How the figures are defined and what the "
-           "targets mean: [speed](../speed.md). Your machine's figures: `make bench`.\n",
-           "| layer | op | shape | reference ms | TensorFlow ms | ref / TF | GFLOP/s | layer GEMM share |",
-           "|---|---|---|---|---|---|---|---|"]
+    out = [
+        HEADER.format(source="docs/data/bench.json (a `make bench` run)"),
+        "# Benchmark: one run\n",
+        f"Measured {measured.get('date') or doc['run'].get('started') or '(date not recorded)'} on "
+        f"{measured.get('machine') or env.get('cpu_model', '(machine not recorded)')}, TensorFlow "
+        f"{env['tensorflow']} (oneDNN {env['onednn']}, ISA {env.get('onednn_isa', '?')}), NumPy {env['numpy']}; "
+        "what `make bench` prints, from its `reports/bench.json`. How the figures are defined and what the "
+        "targets mean: [speed](../speed.md). Your machine's figures: `make bench`.\n",
+        "| layer | op | shape | reference ms | TensorFlow ms | ref / TF | GFLOP/s | layer GEMM share |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         if r["memory_only"]:
             continue
@@ -173,9 +208,11 @@ def bench_page(path: Path = BENCH_JSON) -> str:
         ok = tf["status"] == "ok"
         layer = r.get("layer_gemm")
         share = f"{ref['share_of_gemm_f64'] / layer['share_of_gemm_f64'] * 100:.0f}%" if layer else "-"
-        out.append(f"| {r['name']} | {r['op']} | `{r['shape']}` | {ref['median_s'] * 1e3:.2f} | "
-                   f"{tf['median_s'] * 1e3 if ok else tf['status']:{'.2f' if ok else ''}} | "
-                   f"{_x(r['ratio_vs_tensorflow'])} | {ref['gflops']:.1f} | {share} |")
+        out.append(
+            f"| {r['name']} | {r['op']} | `{r['shape']}` | {ref['median_s'] * 1e3:.2f} | "
+            f"{tf['median_s'] * 1e3 if ok else tf['status']:{'.2f' if ok else ''}} | "
+            f"{_x(r['ratio_vs_tensorflow'])} | {ref['gflops']:.1f} | {share} |"
+        )
     out += ["", "## The whole report\n", "```text", bench_run.report_text(doc), "```", ""]
     return "\n".join(out) + "\n"
 
@@ -198,8 +235,10 @@ def main(argv=None) -> int:
         path.write_text(text, encoding="utf-8")
         print(f"wrote docs/{name}")
     if stale:
-        print(f"out of date: {', '.join('docs/' + s for s in stale)}; run python -m docs.generate (or make docs)",
-              file=sys.stderr)
+        print(
+            f"out of date: {', '.join('docs/' + s for s in stale)}; run python -m docs.generate (or make docs)",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

@@ -30,38 +30,27 @@ Wrong use prints ``harness: error: ...`` and exits with 2; no subcommand prints 
 from __future__ import annotations
 
 import argparse
-import itertools
-import subprocess
 import importlib
+import itertools
 import json
 import os
+import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import yaml
 
-from harness import atomic, ops
-from harness.conv import layouts
-from harness.tf import machine
-from harness.reports import results
-from harness.registry.cases import Case, CaseError, DIVERGENCES_FILE, split_case_id
-from harness.registry.loader import load_file
-from harness.conv.dtypes import DTYPES
-from harness import backends
-from harness import exchange
+from harness import atomic, backends, exchange, ops
 from harness.check.runner import REFERENCE, TENSORFLOW, run_case
-from harness.registry import divergences
-from harness.registry import scaffold
-from harness.registry.cases import operand_array
-from harness.registry.cases import operand_shape
-from harness.reports import compare
-from harness.reports import merge
-from harness.reports import report
-from harness.reports import repro
-from harness.tf import environment
-from harness.tf import versions
+from harness.conv import layouts
+from harness.conv.dtypes import DTYPES
+from harness.registry import divergences, scaffold
+from harness.registry.cases import DIVERGENCES_FILE, Case, CaseError, operand_array, operand_shape, split_case_id
+from harness.registry.loader import load_file
+from harness.reports import compare, merge, report, repro, results
+from harness.tf import environment, machine, versions
 
 CASES_DIR = "cases"
 MERGED_REPORTS = "reports/merged"  # where `harness report --merge` writes by default
@@ -72,6 +61,7 @@ class UsageError(Exception):
 
 
 # --- finding cases -------------------------------------------------------------------------
+
 
 def repository_root(start: Path | None = None) -> Path:
     """The directory holding ``cases/``: the current directory or one of its parents."""
@@ -123,8 +113,7 @@ def find_case(case_id: str, root: Path) -> tuple[Case, str | None]:
         hint = ("; did you mean: " + ", ".join(close)) if close else "; `harness list` prints every case id"
         raise UsageError(f"no case {case_id!r}{hint}")
     if len(matches) > 1:
-        raise UsageError(f"case name {name!r} is in several files; give the file: "
-                         + ", ".join(m.id for m in matches))
+        raise UsageError(f"case name {name!r} is in several files; give the file: " + ", ".join(m.id for m in matches))
     case = matches[0]
     if dtype is not None and dtype not in case.dtypes:
         raise UsageError(f"case {case.id} does not run at {dtype}; its dtypes are {', '.join(case.dtypes)}")
@@ -150,6 +139,7 @@ def _check_filters(args) -> None:
 
 
 # --- verify ---------------------------------------------------------------------------------
+
 
 def set_tensorflow_mode(args) -> None:
     """--tensorflow, --onednn and --onednn-isa: the server's interpreter (``harness.tf.versions``, installed first
@@ -192,8 +182,20 @@ def cmd_verify(args) -> int:
     if args.full:
         os.environ["HARNESS_SWEEP"] = "full"
     reports = Path(args.reports)
-    argv = [*files, "--rootdir", str(root), "-p", "harness.pytest_plugin", "-p", "no:cacheprovider", "-q",
-            "--progress", "--reports", str(reports), f"--junitxml={reports / 'junit.xml'}"]
+    argv = [
+        *files,
+        "--rootdir",
+        str(root),
+        "-p",
+        "harness.pytest_plugin",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        "--progress",
+        "--reports",
+        str(reports),
+        f"--junitxml={reports / 'junit.xml'}",
+    ]
     if args.workers != "0":
         argv += ["-n", args.workers]
     for flag, values in (("--op", args.op), ("--dtype", args.dtype), ("--tag", args.tag), ("--backend", args.backend)):
@@ -207,7 +209,6 @@ def cmd_verify(args) -> int:
 def ensure_backend(spec: str, root: Path) -> None:
     """Resolve a backend spec; install its pip extra into this environment when its package is missing."""
 
-
     try:
         backend = backends.resolve(spec, root)
     except backends.BackendError as exc:
@@ -220,8 +221,9 @@ def ensure_backend(spec: str, root: Path) -> None:
             raise UsageError(f"--backend {spec}: pip install -e '{target}' failed (exit status {done.returncode})")
         importlib.invalidate_caches()
         if backends.resolve(spec, root).unavailable:
-            raise UsageError(f"--backend {spec}: still unavailable after installing: "
-                             f"{backends.resolve(spec, root).unavailable}")
+            raise UsageError(
+                f"--backend {spec}: still unavailable after installing: {backends.resolve(spec, root).unavailable}"
+            )
 
 
 def cmd_backends(args) -> int:
@@ -241,14 +243,17 @@ def cmd_backends(args) -> int:
         print(f"{b.name:<22}{state}")
         if not b.unavailable:
             print(f"{'':<22}ops: {', '.join(b.ops)}")
-            print(f"{'':<22}convention {b.convention}, data {b.data_format or 'as the case'}, "
-                  f"{b.orientation} kernels, dtypes {', '.join(b.dtypes)}")
+            print(
+                f"{'':<22}convention {b.convention}, data {b.data_format or 'as the case'}, "
+                f"{b.orientation} kernels, dtypes {', '.join(b.dtypes)}"
+            )
         if b.description:
             print(f"{'':<22}{b.description}")
     return 0
 
 
 # --- list -----------------------------------------------------------------------------------
+
 
 def cmd_list(args) -> int:
     _check_filters(args)
@@ -322,15 +327,16 @@ def conversion_lines(case: Case) -> list[str]:
         if t.raw:
             lines.append(f"{operand.name}: {list(t.shape)} passed as written (raw: no layout conversion)")
             continue
-        step = ("unchanged" if t.layout == target
-                else f"layouts.convert(x, {t.layout!r}, {target!r})")
+        step = "unchanged" if t.layout == target else f"layouts.convert(x, {t.layout!r}, {target!r})"
         line = f"{operand.name}: given {t.layout} {list(t.shape)} -> {target} {shape}  [{step}]"
         if t.kernel == "convolution":
             line += f", then layouts.rotate_180(w, {target!r}) (written for true convolution; the op correlates)"
         lines.append(line)
     if case.expected is not None:
-        lines.append(f"expected: given {case.expected.layout} {list(case.expected.shape)} -> {fmt} "
-                     f"[layouts.convert(y, {case.expected.layout!r}, {fmt!r})]")
+        lines.append(
+            f"expected: given {case.expected.layout} {list(case.expected.shape)} -> {fmt} "
+            f"[layouts.convert(y, {case.expected.layout!r}, {fmt!r})]"
+        )
     lines.append(f"output: {fmt} (data_format), compared in that layout")
     return lines
 
@@ -382,6 +388,7 @@ def cmd_show(args) -> int:
 
 # --- machine ------------------------------------------------------------------------------
 
+
 def cmd_machine(args) -> int:
     """What the harness measured about this machine: the CPU, oneDNN's ISA, TensorFlow's kernel paths."""
 
@@ -412,6 +419,7 @@ def cmd_machine(args) -> int:
 
 
 # --- repro / new ----------------------------------------------------------------------------
+
 
 def cmd_repro(args) -> int:
 
@@ -450,9 +458,15 @@ def cmd_new(args) -> int:
             if value is not None:
                 attrs[key] = scaffold.parse_attr(f"{key}={value}")[1]
         layouts_ = dict(_key_value(text, "--layout") for text in args.layout)
-        raw = scaffold.new_case(args.op, name=args.name, shapes=shapes or None, attrs=attrs or None,
-                                dtypes=args.dtypes.split(",") if args.dtypes else None,
-                                layouts=layouts_ or None, tags=args.tags.split(",") if args.tags else None)
+        raw = scaffold.new_case(
+            args.op,
+            name=args.name,
+            shapes=shapes or None,
+            attrs=attrs or None,
+            dtypes=args.dtypes.split(",") if args.dtypes else None,
+            layouts=layouts_ or None,
+            tags=args.tags.split(",") if args.tags else None,
+        )
         text = scaffold.describe(raw)
     except (scaffold.ScaffoldError, ValueError) as exc:
         raise UsageError(str(exc)) from None
@@ -514,8 +528,10 @@ def cmd_export(args) -> int:
     selected = exchange.select(entries, args.op, args.dtype, args.tag)
     computing = [(c, d) for c, d in selected if c.expect_error is None]
     if not computing:
-        raise UsageError("no case that computes a value matches the filters (error contracts are not exported); "
-                             "`harness list` shows the cases")
+        raise UsageError(
+            "no case that computes a value matches the filters (error contracts are not exported); "
+            "`harness list` shows the cases"
+        )
     directory = Path(args.directory)
     try:
         path = exchange.export(computing, directory, getattr(args, "onednn", None), root=root)
@@ -525,15 +541,21 @@ def cmd_export(args) -> int:
     entries_ = manifest["entries"]
     known_wrong = sum(e["tensorflow"]["known_wrong"] for e in entries_)
     no_tf = sum(not e["tensorflow"]["stored"] for e in entries_)
-    print(f"wrote {len(entries_)} entries to {directory} ({path.name} and one .npz each)"
-          + (f"; {len(manifest['skipped'])} skipped" if manifest["skipped"] else ""))
+    print(
+        f"wrote {len(entries_)} entries to {directory} ({path.name} and one .npz each)"
+        + (f"; {len(manifest['skipped'])} skipped" if manifest["skipped"] else "")
+    )
     if known_wrong or no_tf:
-        print(f"  TensorFlow is known to be wrong in {known_wrong} and returned no output in {no_tf}: those are "
-              f"checked against the reference")
+        print(
+            f"  TensorFlow is known to be wrong in {known_wrong} and returned no output in {no_tf}: those are "
+            f"checked against the reference"
+        )
     for skip in manifest["skipped"][:10]:
         print(f"  skipped {skip['id']}: {skip['reason']}")
-    print(f"next: write each entry's output as {directory}/<name>{exchange.OUTPUT_SUFFIX}, then: "
-          f"harness check-npz {directory}")
+    print(
+        f"next: write each entry's output as {directory}/<name>{exchange.OUTPUT_SUFFIX}, then: "
+        f"harness check-npz {directory}"
+    )
     return 0
 
 
@@ -549,8 +571,10 @@ def cmd_check_npz(args) -> int:
     except exchange.ExchangeError as exc:
         raise UsageError(str(exc)) from None
     counts = {s: sum(r["status"] == s for r in records) for s in ("passed", "failed", "skipped")}
-    print(f"{directory}: {len(records)} entries: {counts['passed']} passed, {counts['failed']} failed, "
-          f"{counts['skipped']} without output")
+    print(
+        f"{directory}: {len(records)} entries: {counts['passed']} passed, {counts['failed']} failed, "
+        f"{counts['skipped']} without output"
+    )
     failed = [r for r in records if r["status"] == "failed"]
     for r in failed[:MAX_LISTED_NPZ]:
         print(f"  FAILED  {r['id']}: {report.first_line(r)}")
@@ -568,6 +592,7 @@ def cmd_check_npz(args) -> int:
 
 
 # --- compare / report -----------------------------------------------------------------------
+
 
 def _load_run(name: str) -> results.Run:
     try:
@@ -601,8 +626,18 @@ def cmd_compare(args) -> int:
         if len(runs) > 2:
             print(f"\n=== {names[k]} -> {names[k + 1]}: {args.runs[k]} -> {args.runs[k + 1]} ===")
         print()
-        print("\n".join(compare.pair_lines(diff, runs[k].environment, runs[k + 1].environment, args.growth, args.limit,
-                                         (names[k], names[k + 1]))))
+        print(
+            "\n".join(
+                compare.pair_lines(
+                    diff,
+                    runs[k].environment,
+                    runs[k + 1].environment,
+                    args.growth,
+                    args.limit,
+                    (names[k], names[k + 1]),
+                )
+            )
+        )
     return 1 if new_failures else 0
 
 
@@ -659,6 +694,7 @@ def _merge(args) -> int:
 
 # --- matrix -------------------------------------------------------------------------------
 
+
 def cmd_matrix(args) -> int:
     """The registry once per TensorFlow version and oneDNN mode, and the divergence atlas (``harness.matrix``)."""
     from harness import matrix
@@ -678,8 +714,9 @@ def cmd_matrix(args) -> int:
         specs = args.versions.split(",") if args.versions else matrix.default_versions(args.nightly)
         if args.versions and args.nightly and "nightly" not in specs:
             specs.append("nightly")
-        built = matrix.run(specs, args.onednn.split(","), root, out, workers=args.workers, rerun=args.rerun,
-                           backends=args.backend)
+        built = matrix.run(
+            specs, args.onednn.split(","), root, out, workers=args.workers, rerun=args.rerun, backends=args.backend
+        )
     except versions.VersionError as exc:
         raise UsageError(str(exc)) from None
     failed = [c["key"] for c in built["columns"] if c["state"] != "ran"]
@@ -690,6 +727,7 @@ def cmd_matrix(args) -> int:
 
 
 # --- the parser -----------------------------------------------------------------------------
+
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # argparse's own usage errors: same prefix and status as ours
@@ -705,16 +743,24 @@ def _filters(p: argparse.ArgumentParser) -> None:
 
 
 def _tensorflow_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--tensorflow", metavar="VERSION", default=None,
-                   help="run TensorFlow's side with this version: 2.17 (newest 2.17.x), 2.17.1, nightly, or a path to "
-                        "a Python interpreter that has TensorFlow; installed once into a cached environment "
-                        "(default: the TensorFlow installed here)")
+    p.add_argument(
+        "--tensorflow",
+        metavar="VERSION",
+        default=None,
+        help="run TensorFlow's side with this version: 2.17 (newest 2.17.x), 2.17.1, nightly, or a path to "
+        "a Python interpreter that has TensorFlow; installed once into a cached environment "
+        "(default: the TensorFlow installed here)",
+    )
 
 
 def _isa_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--onednn-isa", metavar="CAP", default=None,
-                   help="run oneDNN under ONEDNN_MAX_CPU_ISA=CAP (AVX2, AVX512_CORE, ...; DEFAULT: no cap), as on an "
-                        "older CPU (default: as set)")
+    p.add_argument(
+        "--onednn-isa",
+        metavar="CAP",
+        default=None,
+        help="run oneDNN under ONEDNN_MAX_CPU_ISA=CAP (AVX2, AVX512_CORE, ...; DEFAULT: no cap), as on an "
+        "older CPU (default: as set)",
+    )
 
 
 def parser() -> argparse.ArgumentParser:
@@ -729,10 +775,15 @@ def parser() -> argparse.ArgumentParser:
     _isa_option(p)
     _tensorflow_option(p)
     p.add_argument("--full", action="store_true", help="every combination of every sweep (default: covering sets)")
-    p.add_argument("--backend", action="append", default=[], metavar="SPEC",
-                   help="also check this backend against TensorFlow (repeatable): reference, textbook, "
-                        "tensorflow-function, tensorflow-xla, torch, jax, onnxruntime, module:function or a "
-                        "declaration file; a missing optional package is installed first")
+    p.add_argument(
+        "--backend",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="also check this backend against TensorFlow (repeatable): reference, textbook, "
+        "tensorflow-function, tensorflow-xla, torch, jax, onnxruntime, module:function or a "
+        "declaration file; a missing optional package is installed first",
+    )
     p.add_argument("--reports", default="reports", help="report directory (default: reports)")
     p.set_defaults(func=cmd_verify, pytest_args=[])  # arguments after `--` go to pytest as they are
 
@@ -740,8 +791,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the environment record (as results.json holds it)")
     p.add_argument("--record", metavar="FILE", help="also write it as a recorded machine (tests/machines/*.json)")
     p.add_argument("--refresh", action="store_true", help="measure again instead of reading the cache")
-    p.add_argument("--caps-below", action="store_true",
-                   help="print the ONEDNN_MAX_CPU_ISA caps below this CPU's own level, one per line (no TensorFlow)")
+    p.add_argument(
+        "--caps-below",
+        action="store_true",
+        help="print the ONEDNN_MAX_CPU_ISA caps below this CPU's own level, one per line (no TensorFlow)",
+    )
     p.add_argument("--onednn", choices=("0", "1"), default=None, help="TF_ENABLE_ONEDNN_OPTS (default: as set, else 1)")
     _isa_option(p)
     _tensorflow_option(p)
@@ -757,13 +811,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--ids", action="store_true", help="print only the ids (one per dtype), for scripts")
     p.set_defaults(func=cmd_list)
 
-    for name, func, help_ in (("show", cmd_show, "a case's inputs, conversions, outputs and their difference"),
-                              ("repro", cmd_repro, "a standalone NumPy + TensorFlow script reproducing a case")):
+    for name, func, help_ in (
+        ("show", cmd_show, "a case's inputs, conversions, outputs and their difference"),
+        ("repro", cmd_repro, "a standalone NumPy + TensorFlow script reproducing a case"),
+    ):
         p = sub.add_parser(name, help=help_)
         p.add_argument("case_id", metavar="CASE_ID", help="FILE::NAME[DTYPE], NAME[DTYPE] or NAME")
         p.add_argument("--dtype", default=None, choices=DTYPES, help="dtype (default: from the id, else the first)")
-        p.add_argument("--onednn", choices=("0", "1"), default=None,
-                       help="TF_ENABLE_ONEDNN_OPTS (default: as set, else 1)")
+        p.add_argument(
+            "--onednn", choices=("0", "1"), default=None, help="TF_ENABLE_ONEDNN_OPTS (default: as set, else 1)"
+        )
         _tensorflow_option(p)
         p.set_defaults(func=func)
         if name == "repro":
@@ -775,7 +832,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default=None)
     p.add_argument("--shape", action="append", default=[], metavar="OPERAND=DIMS", help="e.g. input=1,8,8,3")
     p.add_argument("--layout", action="append", default=[], metavar="OPERAND=LAYOUT", help="e.g. filters=OIHW")
-    p.add_argument("--attr", action="append", default=[], metavar="KEY=VALUE", help="e.g. padding=[[0,0],[1,1],[1,1],[0,0]]")
+    p.add_argument(
+        "--attr", action="append", default=[], metavar="KEY=VALUE", help="e.g. padding=[[0,0],[1,1],[1,1],[0,0]]"
+    )
     for key in ("strides", "stride", "padding", "dilations", "rate", "data_format", "output_shape"):
         p.add_argument(f"--{key.replace('_', '-')}", dest=key, default=None)
     p.add_argument("--dtypes", default=None, help="comma-separated, e.g. float32,float64")
@@ -783,68 +842,117 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--append", default=None, metavar="FILE", help="add the case to this case file (created if new)")
     p.set_defaults(func=cmd_new)
 
-    p = sub.add_parser("export", help="write cases as .npz files (operands, TensorFlow's and the reference's "
-                                      "outputs, bounds) for a kernel outside Python")
-    p.add_argument("--npz", dest="directory", required=True, metavar="DIR",
-                   help="exchange directory (created; an earlier export there is replaced)")
+    p = sub.add_parser(
+        "export",
+        help="write cases as .npz files (operands, TensorFlow's and the reference's "
+        "outputs, bounds) for a kernel outside Python",
+    )
+    p.add_argument(
+        "--npz",
+        dest="directory",
+        required=True,
+        metavar="DIR",
+        help="exchange directory (created; an earlier export there is replaced)",
+    )
     _filters(p)
     p.add_argument("--onednn", choices=("0", "1"), default=None, help="TF_ENABLE_ONEDNN_OPTS (default: as set, else 1)")
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("check-npz", help="check the outputs an outside implementation wrote into an export "
-                                         "directory; write reports")
+    p = sub.add_parser(
+        "check-npz", help="check the outputs an outside implementation wrote into an export directory; write reports"
+    )
     p.add_argument("directory", metavar="DIR")
     p.add_argument("--reports", default=None, help="report directory (default: DIR/reports)")
     p.set_defaults(func=cmd_check_npz)
 
     p = sub.add_parser("compare", help="what changed between two or more runs' results.json (oldest first)")
-    p.add_argument("runs", nargs="+", metavar="RUN",
-                   help="results.json (or its directory) of each run, in order; three or more get one table across "
-                        "them, then each consecutive pair")
+    p.add_argument(
+        "runs",
+        nargs="+",
+        metavar="RUN",
+        help="results.json (or its directory) of each run, in order; three or more get one table across "
+        "them, then each consecutive pair",
+    )
     p.add_argument("--growth", type=float, default=2.0, help="report margins that grew this many times (default 2)")
     p.add_argument("--limit", type=int, default=50, help="rows per section (default 50)")
-    p.add_argument("--json", action="store_true",
-                   help="print the comparison as JSON: the runs, the per-op table, the items whose status differs "
-                        "and every consecutive pair's changes")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print the comparison as JSON: the runs, the per-op table, the items whose status differs "
+        "and every consecutive pair's changes",
+    )
     p.set_defaults(func=cmd_compare)
 
-    p = sub.add_parser("report", help="(re)write report.html and summary.md from DIR/results.json or results.jsonl; "
-                                      "or merge several runs (--merge) into one")
-    p.add_argument("directory", metavar="DIR", nargs="?", default=None,
-                   help="a run's report directory, whose reports are written again (without --merge)")
-    p.add_argument("--merge", nargs="+", metavar="DIR", default=None,
-                   help="merge these runs' results (e.g. the shares of `make verify SHARD=I/N`, or runs from "
-                        "several machines) into one results.json and its reports; exit status 1 when the merged run "
-                        "fails")
-    p.add_argument("--out", metavar="DIR", default=None, help=f"with --merge: where to write (default {MERGED_REPORTS})")
-    p.add_argument("--allow-different-registries", action="store_true",
-                   help="with --merge: merge runs of different cases/ (with a warning) instead of refusing")
+    p = sub.add_parser(
+        "report",
+        help="(re)write report.html and summary.md from DIR/results.json or results.jsonl; "
+        "or merge several runs (--merge) into one",
+    )
+    p.add_argument(
+        "directory",
+        metavar="DIR",
+        nargs="?",
+        default=None,
+        help="a run's report directory, whose reports are written again (without --merge)",
+    )
+    p.add_argument(
+        "--merge",
+        nargs="+",
+        metavar="DIR",
+        default=None,
+        help="merge these runs' results (e.g. the shares of `make verify SHARD=I/N`, or runs from "
+        "several machines) into one results.json and its reports; exit status 1 when the merged run "
+        "fails",
+    )
+    p.add_argument(
+        "--out", metavar="DIR", default=None, help=f"with --merge: where to write (default {MERGED_REPORTS})"
+    )
+    p.add_argument(
+        "--allow-different-registries",
+        action="store_true",
+        help="with --merge: merge runs of different cases/ (with a warning) instead of refusing",
+    )
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("matrix", help="the registry once per TensorFlow version and oneDNN mode; the divergence atlas")
-    p.add_argument("--versions", default=None, metavar="V,V,...",
-                   help="TensorFlow versions (2.17, 2.17.1, nightly); default every minor from 2.13 to the installed "
-                        "one, newest patch each")
+    p.add_argument(
+        "--versions",
+        default=None,
+        metavar="V,V,...",
+        help="TensorFlow versions (2.17, 2.17.1, nightly); default every minor from 2.13 to the installed "
+        "one, newest patch each",
+    )
     p.add_argument("--nightly", action="store_true", help="also run tf-nightly")
     p.add_argument("--onednn", default="1,0", metavar="MODES", help="oneDNN modes, e.g. 1,0 (default) or 1")
     p.add_argument("--out", default="reports/matrix", help="where runs and the atlas go (default: reports/matrix)")
     p.add_argument("-n", dest="workers", default="auto", help="pytest-xdist workers per run (default auto)")
     p.add_argument("--rerun", action="store_true", help="run combinations already run for this registry again")
-    p.add_argument("--backend", action="append", default=[], metavar="SPEC",
-                   help="also check this backend in every run (repeatable), e.g. tensorflow-function and "
-                        "tensorflow-xla, whose known divergences are TensorFlow's own in graph mode")
-    p.add_argument("--suggest", action="store_true",
-                   help="print each known divergence's measured tensorflow_versions range from the atlas; run nothing")
-    p.add_argument("--clean", action="store_true",
-                   help="remove the cached TensorFlow environments (those of --versions, or all); run nothing")
+    p.add_argument(
+        "--backend",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="also check this backend in every run (repeatable), e.g. tensorflow-function and "
+        "tensorflow-xla, whose known divergences are TensorFlow's own in graph mode",
+    )
+    p.add_argument(
+        "--suggest",
+        action="store_true",
+        help="print each known divergence's measured tensorflow_versions range from the atlas; run nothing",
+    )
+    p.add_argument(
+        "--clean",
+        action="store_true",
+        help="remove the cached TensorFlow environments (those of --versions, or all); run nothing",
+    )
     p.set_defaults(func=cmd_matrix)
     return top
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    extra = argv[argv.index("--") + 1:] if "--" in argv else []
-    argv = argv[:argv.index("--")] if "--" in argv else argv
+    extra = argv[argv.index("--") + 1 :] if "--" in argv else []
+    argv = argv[: argv.index("--")] if "--" in argv else argv
     try:
         args = parser().parse_args(argv)
         if extra and args.command != "verify":

@@ -92,28 +92,28 @@ import os
 import re
 import time
 import zlib
+from collections.abc import Iterable, Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import ml_dtypes
 import numpy as np
 import yaml
 
-from harness.registry import divergences as divergences_module
 from harness import atomic, ops
-from harness.reports import report, results
-from harness.tf.environment import Environment
 from harness.check import diagnose
 from harness.check.prepare import prepare
 from harness.check.runner import Outcome
 from harness.check.verdict import AGREES, REFERENCE, TENSORFLOW, against_oracle, tensorflow_behaviour, verdict
+from harness.conv.dtypes import dtype_of
+from harness.conv.tolerance import Bound, Override, compare
+from harness.registry import divergences as divergences_module
 from harness.registry.cases import Case, CaseError, parse_case
 from harness.registry.serialize import case_yaml
-from harness.conv.dtypes import dtype_of
+from harness.reports import report, results
 from harness.tf import isolation, wrappers
+from harness.tf.environment import Environment
 from harness.tf.isolation import call_tensorflow
-from harness.conv.tolerance import Bound, Override, compare
 
 FORMAT = "tf-conv-harness-npz"
 VERSION = 1
@@ -122,8 +122,25 @@ NPZ_SUFFIX = ".npz"
 OUTPUT_SUFFIX = ".out.npy"
 BACKEND = "npz"  # the backend name in the check's records
 MAX_STEM = 80
-ENTRY_FIELDS = ("id", "case_id", "file", "case", "dtype", "stored_dtype", "npz", "output", "op", "attrs",
-                "operands", "output_shape", "output_layout", "tensorflow", "oracle", "tolerance", "yaml")
+ENTRY_FIELDS = (
+    "id",
+    "case_id",
+    "file",
+    "case",
+    "dtype",
+    "stored_dtype",
+    "npz",
+    "output",
+    "op",
+    "attrs",
+    "operands",
+    "output_shape",
+    "output_layout",
+    "tensorflow",
+    "oracle",
+    "tolerance",
+    "yaml",
+)
 
 
 class ExchangeError(ValueError):
@@ -131,6 +148,7 @@ class ExchangeError(ValueError):
 
 
 # --- names and dtypes -----------------------------------------------------------------------
+
 
 def safe_name(case_id: str, dtype: str) -> str:
     """The file name stem of an entry: readable, unique (a CRC-32 of the full id) and safe on every file system."""
@@ -173,6 +191,7 @@ def _write_npz(path: Path, arrays: dict) -> None:
 
 # --- export ---------------------------------------------------------------------------------
 
+
 def _set_onednn(onednn: str | None) -> None:
     """Run TensorFlow with TF_ENABLE_ONEDNN_OPTS=onednn: restart the isolated TensorFlow child if it runs otherwise."""
     if onednn is None or os.environ.get(wrappers.ONEDNN_ENV) == onednn:
@@ -190,8 +209,9 @@ def _remove_previous(directory: Path) -> int:
         old = json.loads(path.read_text(encoding="utf-8"))
         names = [(e["npz"], e["output"]) for e in old["entries"]]
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ExchangeError(f"{path}: an earlier manifest that cannot be read ({exc}); remove it or export to "
-                            f"another directory") from None
+        raise ExchangeError(
+            f"{path}: an earlier manifest that cannot be read ({exc}); remove it or export to another directory"
+        ) from None
     removed = 0
     for npz, out in names:
         for name in (npz, out):
@@ -205,8 +225,14 @@ def _remove_previous(directory: Path) -> int:
     return removed
 
 
-def export(cases_with_dtypes: Iterable[tuple[Case, str]], directory: Path, onednn: str | None = None, *,
-           divergences: Sequence | None = None, root: Path | None = None) -> Path:
+def export(
+    cases_with_dtypes: Iterable[tuple[Case, str]],
+    directory: Path,
+    onednn: str | None = None,
+    *,
+    divergences: Sequence | None = None,
+    root: Path | None = None,
+) -> Path:
     """Write one ``.npz`` per (case, dtype) that computes a value, and ``manifest.json``; return the manifest's path.
 
     ``onednn`` ("0" / "1") sets TF_ENABLE_ONEDNN_OPTS for TensorFlow (None: as set, default "1"). ``divergences``:
@@ -238,10 +264,19 @@ def export(cases_with_dtypes: Iterable[tuple[Case, str]], directory: Path, onedn
     rows = [row for row in results.divergence_rows(known, env) if row["id"] in named]
     settings = env.record()
     manifest = {
-        "format": FORMAT, "version": VERSION, "created": results.now(), "harness": _harness_version(),
-        "tensorflow": settings.get("tensorflow"), "numpy": np.__version__, "onednn": settings.get("onednn"),
-        "sweeps": os.environ.get("HARNESS_SWEEP", "pairwise"), "environment": settings,
-        "output_suffix": OUTPUT_SUFFIX, "divergences": rows, "entries": entries, "skipped": skipped,
+        "format": FORMAT,
+        "version": VERSION,
+        "created": results.now(),
+        "harness": _harness_version(),
+        "tensorflow": settings.get("tensorflow"),
+        "numpy": np.__version__,
+        "onednn": settings.get("onednn"),
+        "sweeps": os.environ.get("HARNESS_SWEEP", "pairwise"),
+        "environment": settings,
+        "output_suffix": OUTPUT_SUFFIX,
+        "divergences": rows,
+        "entries": entries,
+        "skipped": skipped,
     }
     path = directory / MANIFEST
     atomic.write_atomic(path, json.dumps(manifest, indent=1, allow_nan=False) + "\n")
@@ -268,29 +303,53 @@ def _export_one(case: Case, dtype: str, directory: Path, env, known) -> dict:
     fmt = spec.data_format(attrs)
     override = bound.override
     return {
-        "id": f"{case.id}[{dtype}]", "case_id": case.id, "file": case.file, "case": case.name,
-        "dtype": dtype, "stored_dtype": stored_dtype(dtype),
-        "npz": f"{stem}{NPZ_SUFFIX}", "output": f"{stem}{OUTPUT_SUFFIX}",
-        "op": case.op, "attrs": results.jsonable(attrs), "data_format": fmt,
-        "operands": [{"name": o.name, "kind": o.kind, "shape": list(arrays[o.name].shape),
-                      "layout": "raw" if case.inputs[o.name].raw else o.op_layout(fmt)} for o in spec.operands],
-        "output_shape": list(ref.shape), "output_layout": fmt,
-        "tensorflow": {"behaviour": behaviour, "detail": detail, "stored": tf_value is not None,
-                       "known_wrong": divergence is not None},
+        "id": f"{case.id}[{dtype}]",
+        "case_id": case.id,
+        "file": case.file,
+        "case": case.name,
+        "dtype": dtype,
+        "stored_dtype": stored_dtype(dtype),
+        "npz": f"{stem}{NPZ_SUFFIX}",
+        "output": f"{stem}{OUTPUT_SUFFIX}",
+        "op": case.op,
+        "attrs": results.jsonable(attrs),
+        "data_format": fmt,
+        "operands": [
+            {
+                "name": o.name,
+                "kind": o.kind,
+                "shape": list(arrays[o.name].shape),
+                "layout": "raw" if case.inputs[o.name].raw else o.op_layout(fmt),
+            }
+            for o in spec.operands
+        ],
+        "output_shape": list(ref.shape),
+        "output_layout": fmt,
+        "tensorflow": {
+            "behaviour": behaviour,
+            "detail": detail,
+            "stored": tf_value is not None,
+            "known_wrong": divergence is not None,
+        },
         "oracle": TENSORFLOW if behaviour == AGREES else REFERENCE,
         "known_divergences": [d.id for d in applicable],
         "divergence": divergence.id if divergence else None,
         "divergence_summary": divergence.summary if divergence else None,
-        "tolerance": {"exact": bound.exact, "c": bound.c, "u": bound.u,
-                      "override": ({"reason": override.reason, "c": override.c, "atol": override.atol}
-                                   if override else None),
-                      "text": bound.describe()},
-        "tags": list(case.tags), "sweep": case.sweep,
+        "tolerance": {
+            "exact": bound.exact,
+            "c": bound.c,
+            "u": bound.u,
+            "override": ({"reason": override.reason, "c": override.c, "atol": override.atol} if override else None),
+            "text": bound.describe(),
+        },
+        "tags": list(case.tags),
+        "sweep": case.sweep,
         "yaml": case_yaml(case),
     }
 
 
 # --- check ----------------------------------------------------------------------------------
+
 
 def load_manifest(directory: Path) -> dict:
     """The manifest of an exchange directory, validated; ExchangeError naming the file and the problem."""
@@ -305,11 +364,14 @@ def load_manifest(directory: Path) -> dict:
     except (OSError, ValueError) as exc:
         raise ExchangeError(f"{path}: not a readable JSON manifest ({exc})") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise ExchangeError(f"{path}: not a {FORMAT} manifest (its 'format' is "
-                            f"{doc.get('format') if isinstance(doc, dict) else None!r})")
+        raise ExchangeError(
+            f"{path}: not a {FORMAT} manifest (its 'format' is "
+            f"{doc.get('format') if isinstance(doc, dict) else None!r})"
+        )
     if doc.get("version") != VERSION:
-        raise ExchangeError(f"{path}: format version {doc.get('version')!r}; this harness reads version {VERSION} "
-                            f"(export again)")
+        raise ExchangeError(
+            f"{path}: format version {doc.get('version')!r}; this harness reads version {VERSION} (export again)"
+        )
     entries = doc.get("entries")
     if not isinstance(entries, list):
         raise ExchangeError(f"{path}: field 'entries' must be a list")
@@ -319,8 +381,10 @@ def load_manifest(directory: Path) -> dict:
             raise ExchangeError(f"{path}: entries[{i}]: missing field {missing[0]!r}")
         for key in ("npz", "output"):
             if Path(entry[key]).name != entry[key]:
-                raise ExchangeError(f"{path}: entries[{i}] ({entry['id']}): field {key!r} must be a file name in "
-                                    f"the directory, got {entry[key]!r}")
+                raise ExchangeError(
+                    f"{path}: entries[{i}] ({entry['id']}): field {key!r} must be a file name in "
+                    f"the directory, got {entry[key]!r}"
+                )
         if entry["op"] not in ops.OPS:
             raise ExchangeError(f"{path}: entries[{i}] ({entry['id']}): unknown op {entry['op']!r}")
     return doc
@@ -330,8 +394,9 @@ def _bound(entry: dict, per_element: np.ndarray) -> Bound:
     tol = entry["tolerance"]
     over = tol.get("override")
     override = Override(over["reason"], over.get("c"), float(over.get("atol") or 0.0)) if over else None
-    return Bound(np.asarray(per_element, dtype=np.float64), bool(tol["exact"]), float(tol["c"]), float(tol["u"]),
-                 override)
+    return Bound(
+        np.asarray(per_element, dtype=np.float64), bool(tol["exact"]), float(tol["c"]), float(tol["u"]), override
+    )
 
 
 def _case(entry: dict) -> Case:
@@ -340,8 +405,9 @@ def _case(entry: dict) -> Case:
         raw = yaml.safe_load(entry["yaml"])["cases"][0]
         case = parse_case(entry["file"], raw, 0)
     except (yaml.YAMLError, CaseError, KeyError, IndexError, TypeError) as exc:
-        raise ExchangeError(f"{MANIFEST}: entry {entry['id']}: its case ('yaml') cannot be read back ({exc}); "
-                            f"export again") from None
+        raise ExchangeError(
+            f"{MANIFEST}: entry {entry['id']}: its case ('yaml') cannot be read back ({exc}); export again"
+        ) from None
     return dataclasses.replace(case, sweep=entry.get("sweep"))
 
 
@@ -351,8 +417,14 @@ def _read_output(path: Path, entry: dict) -> tuple[np.ndarray | None, list[str],
     try:
         got = np.load(path, allow_pickle=False)
     except Exception as exc:  # a truncated file, a pickle, not NumPy's format at all
-        return None, [f"cannot read {name}: {type(exc).__name__}: {exc} (write one .npy array, e.g. with "
-                      f"numpy.save; see harness/exchange.py for the format)"], []
+        return (
+            None,
+            [
+                f"cannot read {name}: {type(exc).__name__}: {exc} (write one .npy array, e.g. with "
+                f"numpy.save; see harness/exchange.py for the format)"
+            ],
+            [],
+        )
     if isinstance(got, np.lib.npyio.NpzFile):
         got.close()
         return None, [f"{name} is an .npz archive; write one .npy array (numpy.save) under this name"], []
@@ -386,8 +458,13 @@ def _check_one(directory: Path, entry: dict):
     tf_text = tf_info["behaviour"] + (f" ({tf_info['detail']})" if tf_info.get("detail") else "")
     if tf_info.get("known_wrong"):
         tf_text += f"; known divergence {entry.get('divergence')!r}"
-    common = dict(attrs=attrs, shapes=shapes, tensorflow=tf_text, applicable=tuple(entry.get("known_divergences", ())),
-                  backend=BACKEND)
+    common = dict(
+        attrs=attrs,
+        shapes=shapes,
+        tensorflow=tf_text,
+        applicable=tuple(entry.get("known_divergences", ())),
+        backend=BACKEND,
+    )
 
     def done(status: str, **kw) -> Outcome:
         return Outcome(case, dtype, status, seconds=time.perf_counter() - start, **common, **kw)
@@ -413,22 +490,31 @@ def _check_one(directory: Path, entry: dict):
     if got is None:
         return done("failed", errors=tuple(errors), notes=tuple(notes), outputs={REFERENCE: ref})
     if got.shape != ref.shape and (tf_value is None or got.shape != tf_value.shape):
-        errors.append(f"{entry['output']} has shape {list(got.shape)}; the output is {list(ref.shape)} in layout "
-                      f"{entry['output_layout']}")
+        errors.append(
+            f"{entry['output']} has shape {list(got.shape)}; the output is {list(ref.shape)} in layout "
+            f"{entry['output_layout']}"
+        )
 
     tf_check = compare(TENSORFLOW, tf_value, REFERENCE, ref, bound) if tf_value is not None else None
     tf_right = tf_check is not None and tf_check.ok
     comparisons, behaviour, detail, oracle_notes = against_oracle(
-        BACKEND, got, ref, tf_value, tf_right, bound,
-        f" (known divergence {entry['divergence']!r})" if entry.get("divergence") else "")
+        BACKEND,
+        got,
+        ref,
+        tf_value,
+        tf_right,
+        bound,
+        f" (known divergence {entry['divergence']!r})" if entry.get("divergence") else "",
+    )
     notes += oracle_notes
     if tf_check is not None:
         comparisons.append(tf_check)
     if behaviour == "wrong_shape":
         detail = f"{entry['output']} has shape {list(got.shape)}, the reference {list(ref.shape)}"
     elif behaviour == "wrong_values":
-        detail = (f"{entry['output']} is outside the bound around {'TensorFlow' if tf_right else 'the reference'}'s "
-                  f"output")
+        detail = (
+            f"{entry['output']} is outside the bound around {'TensorFlow' if tf_right else 'the reference'}'s output"
+        )
     decided = verdict(BACKEND, AGREES if errors else behaviour, detail, (), errors)  # a read error says enough
     status, errors = decided.status, list(decided.errors)
     found = ()
@@ -439,8 +525,14 @@ def _check_one(directory: Path, entry: dict):
         except Exception as exc:  # the diagnosis is a help, never the reason a check stops
             found = (f"no diagnosis: {type(exc).__name__}: {exc}",)
     outputs = {REFERENCE: ref, **({TENSORFLOW: tf_value} if tf_value is not None else {}), BACKEND: got}
-    return done(status, comparisons=tuple(comparisons), errors=tuple(errors), notes=tuple(notes), diagnosis=found,
-                outputs=outputs if status == "failed" else {})
+    return done(
+        status,
+        comparisons=tuple(comparisons),
+        errors=tuple(errors),
+        notes=tuple(notes),
+        diagnosis=found,
+        outputs=outputs if status == "failed" else {},
+    )
 
 
 def check(directory: Path, reports: Path | None = None) -> list[dict]:
@@ -462,17 +554,34 @@ def check(directory: Path, reports: Path | None = None) -> list[dict]:
     return records
 
 
-def write_reports(records: list[dict], manifest: dict, reports: Path, directory: Path | None = None,
-                  started: str | None = None, seconds: float = 0.0) -> list[Path]:
+def write_reports(
+    records: list[dict],
+    manifest: dict,
+    reports: Path,
+    directory: Path | None = None,
+    started: str | None = None,
+    seconds: float = 0.0,
+) -> list[Path]:
     """``results.json``, ``report.html`` and ``summary.md`` of a check, in ``reports``; their paths."""
     failed = any(r["status"] == "failed" for r in records)
     run = results.Run(
         environment={**manifest.get("environment", {}), "backend": BACKEND},
-        run={"started": started or results.now(), "finished": results.now(), "seconds": seconds,
-             "exitstatus": 1 if failed else 0, "interrupted": False, "complete": True,
-             "sweeps": manifest.get("sweeps", "?"), "argv": results.argv(), "backend": BACKEND,
-             "exchange": str(directory) if directory is not None else None, "exported": manifest.get("created")},
-        divergences=list(manifest.get("divergences", [])), records=records)
+        run={
+            "started": started or results.now(),
+            "finished": results.now(),
+            "seconds": seconds,
+            "exitstatus": 1 if failed else 0,
+            "interrupted": False,
+            "complete": True,
+            "sweeps": manifest.get("sweeps", "?"),
+            "argv": results.argv(),
+            "backend": BACKEND,
+            "exchange": str(directory) if directory is not None else None,
+            "exported": manifest.get("created"),
+        },
+        divergences=list(manifest.get("divergences", [])),
+        records=records,
+    )
     reports.mkdir(parents=True, exist_ok=True)
     path = reports / results.RESULTS_JSON
     atomic.write_atomic(path, run.to_json())
@@ -481,8 +590,10 @@ def write_reports(records: list[dict], manifest: dict, reports: Path, directory:
 
 # --- the command-line entry points (wired by harness.cli) ------------------------------------
 
-def select(entries, op_filter: Sequence[str] = (), dtype_filter: Sequence[str] = (),
-           tag_filter: Sequence[str] = ()) -> list[tuple[Case, str]]:
+
+def select(
+    entries, op_filter: Sequence[str] = (), dtype_filter: Sequence[str] = (), tag_filter: Sequence[str] = ()
+) -> list[tuple[Case, str]]:
     """(case, dtype) pairs of the loaded entries that pass the filters (as ``harness list`` selects them)."""
     chosen = []
     for entry in entries:

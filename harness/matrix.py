@@ -23,13 +23,14 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence, TextIO
+from typing import TextIO
 
 from harness import atomic
 from harness.registry import divergences
-from harness.registry.cases import Case, DIVERGENCES_FILE, item_case_id, split_case_id
+from harness.registry.cases import DIVERGENCES_FILE, Case, item_case_id, split_case_id
 from harness.registry.loader import fingerprint, load_file
 from harness.reports import atlas, compare, repro, results
 from harness.tf import environment, versions
@@ -88,30 +89,64 @@ def _write_state(directory: Path, state: dict) -> dict:
     return state
 
 
-def run_one(combo: Combination, root: Path, out: Path, registry: str, workers: str, rerun: bool,
-            log: TextIO, backends: Sequence[str] = ()) -> dict:
+def run_one(
+    combo: Combination,
+    root: Path,
+    out: Path,
+    registry: str,
+    workers: str,
+    rerun: bool,
+    log: TextIO,
+    backends: Sequence[str] = (),
+) -> dict:
     """Run one combination (or reuse its earlier run with the same registry and backends); its state record.
     ``backends``: also check these backends (``--backend``), e.g. tensorflow-function and tensorflow-xla, whose
     known divergences are TensorFlow's own in graph mode."""
     directory = out / "runs" / combo.key
     old = _read_state(directory)
-    if (old and not rerun and old.get("registry") == registry and old.get("state") == "ran"
-            and old.get("backends", []) == list(backends)
-            and (directory / results.RESULTS_JSON).exists()):
+    if (
+        old
+        and not rerun
+        and old.get("registry") == registry
+        and old.get("state") == "ran"
+        and old.get("backends", []) == list(backends)
+        and (directory / results.RESULTS_JSON).exists()
+    ):
         return {**old, "resumed": True}
-    base = {"schema": STATE_SCHEMA, "key": combo.key, "spec": combo.spec, "onednn": combo.onednn,
-            "registry": registry, "backends": list(backends), "started": results.now(), "tensorflow": None,
-            "error": None}
+    base = {
+        "schema": STATE_SCHEMA,
+        "key": combo.key,
+        "spec": combo.spec,
+        "onednn": combo.onednn,
+        "registry": registry,
+        "backends": list(backends),
+        "started": results.now(),
+        "tensorflow": None,
+        "error": None,
+    }
     start = time.monotonic()
     try:
         python = versions.ensure(combo.spec, log=log)
     except versions.VersionError as exc:
-        return _write_state(directory, {**base, "state": "install failed", "error": str(exc),
-                                        "seconds": round(time.monotonic() - start, 1)})
+        return _write_state(
+            directory,
+            {**base, "state": "install failed", "error": str(exc), "seconds": round(time.monotonic() - start, 1)},
+        )
     installed_s = round(time.monotonic() - start, 1)
     env = {**os.environ, versions.PYTHON_ENV: python, "TF_ENABLE_ONEDNN_OPTS": combo.onednn}
-    argv = [sys.executable, "-m", "pytest", "cases", "-q", "-p", "no:cacheprovider", "--any-tensorflow-version",
-            "--reports", str(directory), f"--junitxml={directory / 'junit.xml'}"]
+    argv = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "cases",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--any-tensorflow-version",
+        "--reports",
+        str(directory),
+        f"--junitxml={directory / 'junit.xml'}",
+    ]
     if workers != "0":
         argv += ["-n", workers]
     for backend in backends:
@@ -119,53 +154,97 @@ def run_one(combo: Combination, root: Path, out: Path, registry: str, workers: s
     directory.mkdir(parents=True, exist_ok=True)
     (directory / results.RESULTS_JSON).unlink(missing_ok=True)
     with open(directory / "pytest.log", "w", encoding="utf-8") as pytest_log:
-        code = subprocess.run(argv, cwd=root, env=env, stdout=pytest_log, stderr=subprocess.STDOUT,
-                              stdin=subprocess.DEVNULL).returncode
+        code = subprocess.run(
+            argv, cwd=root, env=env, stdout=pytest_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        ).returncode
     seconds = round(time.monotonic() - start, 1)
     try:
         run = results.load(directory / results.RESULTS_JSON)
     except results.ResultsError as exc:
-        return _write_state(directory, {**base, "state": "run failed", "exitstatus": code, "seconds": seconds,
-                                        "error": f"pytest exited with {code} and wrote no results ({exc}); see "
-                                                 f"{directory / 'pytest.log'}"})
-    probe = (run.environment.get("probe") or {})
+        return _write_state(
+            directory,
+            {
+                **base,
+                "state": "run failed",
+                "exitstatus": code,
+                "seconds": seconds,
+                "error": f"pytest exited with {code} and wrote no results ({exc}); see {directory / 'pytest.log'}",
+            },
+        )
+    probe = run.environment.get("probe") or {}
     state = "ran"
     error = None
     if run.run.get("registry") != registry:  # cases/ was edited mid-run: its items mix two registries
-        state, error = "registry changed", (f"cases/ changed while this combination ran (registry {registry} at "
-                                            f"the start, {run.run.get('registry')} in its results); it runs again "
-                                            f"next time")
+        state, error = (
+            "registry changed",
+            (
+                f"cases/ changed while this combination ran (registry {registry} at "
+                f"the start, {run.run.get('registry')} in its results); it runs again "
+                f"next time"
+            ),
+        )
     elif not probe.get("paths"):
         state, error = "start failed", f"TensorFlow could not be probed: {probe.get('error') or 'no probe'}"
     if not combo.numbered:  # the atlas orders versions: an interpreter's column is the version that answered
         base["spec"] = run.environment.get("tensorflow") or combo.spec
-    return _write_state(directory, {**base, "state": state, "error": error, "exitstatus": code, "seconds": seconds,
-                                    "install_seconds": installed_s, "tensorflow": run.environment.get("tensorflow"),
-                                    "onednn_version": probe.get("onednn_version"),
-                                    "python": python, "counts": run.counts()})
+    return _write_state(
+        directory,
+        {
+            **base,
+            "state": state,
+            "error": error,
+            "exitstatus": code,
+            "seconds": seconds,
+            "install_seconds": installed_s,
+            "tensorflow": run.environment.get("tensorflow"),
+            "onednn_version": probe.get("onednn_version"),
+            "python": python,
+            "counts": run.counts(),
+        },
+    )
 
 
-def run(specs: Sequence[str], modes: Sequence[str], root: Path, out: Path, workers: str = "auto",
-        rerun: bool = False, log: TextIO = sys.stdout, backends: Sequence[str] = ()) -> dict:
+def run(
+    specs: Sequence[str],
+    modes: Sequence[str],
+    root: Path,
+    out: Path,
+    workers: str = "auto",
+    rerun: bool = False,
+    log: TextIO = sys.stdout,
+    backends: Sequence[str] = (),
+) -> dict:
     """Run the matrix and write the atlas; the atlas."""
     combos = combinations(specs, modes)
     registry = fingerprint(root)
     total_start = time.monotonic()
-    print(f"matrix: {len(combos)} combinations ({', '.join(specs)} × oneDNN "
-          f"{', '.join(atlas.mode_name(m) for m in modes)}), registry {registry}, into {out}", file=log, flush=True)
+    print(
+        f"matrix: {len(combos)} combinations ({', '.join(specs)} × oneDNN "
+        f"{', '.join(atlas.mode_name(m) for m in modes)}), registry {registry}, into {out}",
+        file=log,
+        flush=True,
+    )
     for i, combo in enumerate(combos, 1):
         print(f"[{i}/{len(combos)}] {combo.key} ...", file=log, flush=True)
         state = run_one(combo, root, out, registry, workers, rerun, log, backends)
         counts = state.get("counts") or {}
         figures = ", ".join(f"{counts[s]} {s}" for s in ("passed", "xfailed", "failed", "skipped") if counts.get(s))
         how = "already run for this registry" if state.get("resumed") else f"{state.get('seconds', 0):.0f} s"
-        print(f"[{i}/{len(combos)}] {combo.key}: {state['state']}"
-              + (f", TensorFlow {state['tensorflow']}" if state.get("tensorflow") else "")
-              + (f": {figures}" if figures else "") + (f"; {state['error']}" if state.get("error") else "")
-              + f" ({how})", file=log, flush=True)
+        print(
+            f"[{i}/{len(combos)}] {combo.key}: {state['state']}"
+            + (f", TensorFlow {state['tensorflow']}" if state.get("tensorflow") else "")
+            + (f": {figures}" if figures else "")
+            + (f"; {state['error']}" if state.get("error") else "")
+            + f" ({how})",
+            file=log,
+            flush=True,
+        )
     built = write_atlas(root, out, [c.key for c in combos])
-    print(f"matrix: {len(combos)} combinations in {time.monotonic() - total_start:.0f} s; "
-          f"atlas: {out / 'atlas.html'}", file=log, flush=True)
+    print(
+        f"matrix: {len(combos)} combinations in {time.monotonic() - total_start:.0f} s; atlas: {out / 'atlas.html'}",
+        file=log,
+        flush=True,
+    )
     return built
 
 
@@ -189,14 +268,27 @@ def write_atlas(root: Path, out: Path, keys: Sequence[str] | None = None) -> dic
     rows = results.divergence_rows(known)
     changes = []
     for mode in ("1", "0"):
-        chain = sorted((c for c in columns if c["onednn"] == mode and c["key"] in runs),
-                       key=lambda c: atlas.version_key(c["spec"]))
+        chain = sorted(
+            (c for c in columns if c["onednn"] == mode and c["key"] in runs), key=lambda c: atlas.version_key(c["spec"])
+        )
         for a, b in zip(chain, chain[1:]):
             diff = compare.compare_runs(runs[a["key"]], runs[b["key"]])
-            changes.append({"from": a["spec"], "to": b["spec"], "onednn": atlas.mode_name(mode),
-                            **{key: [row[0] for row in diff[name]] for key, name in (
-                                ("new_failures", "new_failures"), ("fixes", "fixed"), ("changed", "changed"),
-                                ("error_growth", "error_growth"))}})
+            changes.append(
+                {
+                    "from": a["spec"],
+                    "to": b["spec"],
+                    "onednn": atlas.mode_name(mode),
+                    **{
+                        key: [row[0] for row in diff[name]]
+                        for key, name in (
+                            ("new_failures", "new_failures"),
+                            ("fixes", "fixed"),
+                            ("changed", "changed"),
+                            ("error_growth", "error_growth"),
+                        )
+                    },
+                }
+            )
     built = atlas.build(columns, runs, rows, changes, generated=results.now())
     _write_repros(root, out, built, runs)
     out.mkdir(parents=True, exist_ok=True)
@@ -225,8 +317,13 @@ def _write_repros(root: Path, out: Path, built: dict, runs: dict) -> None:
             stem = re.sub(r"[^\w.=-]+", "_", case.name)[:60]  # a variant's "/" is not a directory
             path = out / "repros" / key / f"{n:03d}_{stem}_{dtype}.py"
             try:
-                text = repro.script(case, dtype, env, finding=f"new disagreement ({group['key']}) with TensorFlow "
-                                                                f"{env.tensorflow_version}: {group['detail']}")
+                text = repro.script(
+                    case,
+                    dtype,
+                    env,
+                    finding=f"new disagreement ({group['key']}) with TensorFlow "
+                    f"{env.tensorflow_version}: {group['detail']}",
+                )
             except ValueError as exc:
                 rep["script"] = None
                 rep["script_error"] = str(exc)
@@ -241,6 +338,7 @@ def suggest(out: Path) -> list[str]:
     try:
         built = json.loads((out / "atlas.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise versions.VersionError(f"{out / 'atlas.json'}: cannot read the atlas ({exc}); run `harness matrix` "
-                                    "first") from None
+        raise versions.VersionError(
+            f"{out / 'atlas.json'}: cannot read the atlas ({exc}); run `harness matrix` first"
+        ) from None
     return atlas.suggestions(built)

@@ -34,14 +34,14 @@ import pytest
 from packaging.specifiers import SpecifierSet
 
 from harness import atomic, backends
+from harness.check.runner import Outcome, run_backend, run_case, run_gradients
 from harness.registry import divergences
-from harness.tf import environment, machine, wrappers
-from harness.reports import report, results
 from harness.registry.cases import DIVERGENCES_FILE, Case, CaseError
 from harness.registry.loader import fingerprint, load_file
-from harness.tf.environment import Environment
-from harness.check.runner import Outcome, run_backend, run_case, run_gradients
 from harness.registry.sweeps import SWEEP_ENV
+from harness.reports import report, results
+from harness.tf import environment, machine, wrappers
+from harness.tf.environment import Environment
 
 CASES_DIR = "cases"
 SHARD_ENV = "HARNESS_SHARD"  # I/N, as `make verify SHARD=I/N` passes it
@@ -59,23 +59,43 @@ RSS_KEY = pytest.StashKey[dict]()  # worker id -> its peak resident set, bytes (
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("harness", "convolution cross-validation harness")
-    group.addoption("--reports", metavar="DIR", default=None,
-                    help="write results.json, report.html and summary.md (and stream results.jsonl) into DIR")
+    group.addoption(
+        "--reports",
+        metavar="DIR",
+        default=None,
+        help="write results.json, report.html and summary.md (and stream results.jsonl) into DIR",
+    )
     group.addoption("--op", action="append", default=[], metavar="OP", help="run only cases of this op (repeatable)")
     group.addoption("--dtype", action="append", default=[], metavar="DTYPE", help="run only this dtype (repeatable)")
-    group.addoption("--tag", action="append", default=[], metavar="TAG", help="run only cases with this tag (repeatable)")
-    group.addoption("--progress", action="store_true", default=False,
-                    help="show a progress bar instead of a character per case")
-    group.addoption("--shard", default=os.environ.get(SHARD_ENV) or None, metavar="I/N",
-                    help=f"run only the I-th of N deterministic, balanced shares of the items (1 <= I <= N), so N "
-                         f"CI jobs cover the run once; default from ${SHARD_ENV}")
-    group.addoption("--backend", action="append", default=[], metavar="SPEC",
-                    help="also check this backend against TensorFlow on every case it covers (repeatable): a name "
-                         "(reference, textbook, tensorflow-function, tensorflow-xla, torch, jax, onnxruntime), "
-                         f"module:function or a declaration file; default from ${BACKENDS_ENV}")
-    group.addoption("--any-tensorflow-version", action="store_true", default=False,
-                    help="apply every known divergence whatever its tensorflow_versions (what `harness matrix` runs: "
-                         "it measures where each entry holds)")
+    group.addoption(
+        "--tag", action="append", default=[], metavar="TAG", help="run only cases with this tag (repeatable)"
+    )
+    group.addoption(
+        "--progress", action="store_true", default=False, help="show a progress bar instead of a character per case"
+    )
+    group.addoption(
+        "--shard",
+        default=os.environ.get(SHARD_ENV) or None,
+        metavar="I/N",
+        help=f"run only the I-th of N deterministic, balanced shares of the items (1 <= I <= N), so N "
+        f"CI jobs cover the run once; default from ${SHARD_ENV}",
+    )
+    group.addoption(
+        "--backend",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="also check this backend against TensorFlow on every case it covers (repeatable): a name "
+        "(reference, textbook, tensorflow-function, tensorflow-xla, torch, jax, onnxruntime), "
+        f"module:function or a declaration file; default from ${BACKENDS_ENV}",
+    )
+    group.addoption(
+        "--any-tensorflow-version",
+        action="store_true",
+        default=False,
+        help="apply every known divergence whatever its tensorflow_versions (what `harness matrix` runs: "
+        "it measures where each entry holds)",
+    )
 
 
 def _is_controller(config: pytest.Config) -> bool:
@@ -172,11 +192,13 @@ class CaseFile(pytest.File):
                 for dtype in entry.dtypes:
                     yield CaseItem.from_parent(self, name=entry.item_name(dtype), case=entry, dtype=dtype)
                     if dtype in entry.gradient_dtypes:
-                        yield GradientItem.from_parent(self, name=entry.item_name(dtype, "gradients"), case=entry,
-                                                       dtype=dtype)
+                        yield GradientItem.from_parent(
+                            self, name=entry.item_name(dtype, "gradients"), case=entry, dtype=dtype
+                        )
                     for backend in () if entry.expect_error else self.config.stash[BACKENDS_KEY]:
-                        yield BackendItem.from_parent(self, name=f"{entry.name}[{dtype}@{backend.name}]", case=entry,
-                                                      dtype=dtype, backend=backend)
+                        yield BackendItem.from_parent(
+                            self, name=f"{entry.name}[{dtype}@{backend.name}]", case=entry, dtype=dtype, backend=backend
+                        )
 
 
 class CaseFailed(Exception):
@@ -261,15 +283,27 @@ def pytest_runtest_makereport(item, call):
         report.harness_record = results.record(item.outcome, item.nodeid, item.case.tags)
         item.outcome = None  # its arrays are no longer needed
     elif isinstance(item, BadCaseItem):
-        report.harness_record = results.item_record(item.nodeid, "malformed", call.duration, str(item.error),
-                                                    kind="malformed")
+        report.harness_record = results.item_record(
+            item.nodeid, "malformed", call.duration, str(item.error), kind="malformed"
+        )
     else:
         return
     item.user_properties += junit_properties(report.harness_record)  # junitxml writes them from the teardown report
 
 
-JUNIT_FIELDS = ("op", "dtype", "backend", "status", "tensorflow", "divergence", "max_abs_error", "max_rel_error",
-                "bound", "margin", "tolerance")
+JUNIT_FIELDS = (
+    "op",
+    "dtype",
+    "backend",
+    "status",
+    "tensorflow",
+    "divergence",
+    "max_abs_error",
+    "max_rel_error",
+    "bound",
+    "margin",
+    "tolerance",
+)
 
 
 def junit_properties(record: dict) -> list[tuple[str, str]]:
@@ -279,8 +313,12 @@ def junit_properties(record: dict) -> list[tuple[str, str]]:
 
 def _records(terminalreporter) -> list[dict]:
     """The record of every case item this run reported (``results.record``, made where the item ran)."""
-    return [report.harness_record for reports in terminalreporter.stats.values() for report in reports
-            if getattr(report, "when", None) == "call" and hasattr(report, "harness_record")]
+    return [
+        report.harness_record
+        for reports in terminalreporter.stats.values()
+        for report in reports
+        if getattr(report, "when", None) == "call" and hasattr(report, "harness_record")
+    ]
 
 
 class BadCaseItem(pytest.Item):
@@ -303,8 +341,14 @@ class BadCaseItem(pytest.Item):
 def _selection(config: pytest.Config) -> dict:
     """The options that ran a part of the registry (empty: all of it, or a shard of it)."""
     opt = config.option
-    chosen = {"op": opt.op, "dtype": opt.dtype, "tag": opt.tag, "keyword": opt.keyword, "markexpr": opt.markexpr,
-              "args": [str(a) for a in config.args if Path(a).resolve() != (config.rootpath / CASES_DIR).resolve()]}
+    chosen = {
+        "op": opt.op,
+        "dtype": opt.dtype,
+        "tag": opt.tag,
+        "keyword": opt.keyword,
+        "markexpr": opt.markexpr,
+        "args": [str(a) for a in config.args if Path(a).resolve() != (config.rootpath / CASES_DIR).resolve()],
+    }
     return {k: v for k, v in chosen.items() if v}
 
 
@@ -357,8 +401,9 @@ def pytest_sessionfinish(session, exitstatus) -> None:
 
 # --- selection, progress and the results record -------------------------------------------------
 
+
 def parse_shard(text: str) -> tuple[int, int]:
-    """"I/N" -> (I, N) with 1 <= I <= N; a usage error otherwise."""
+    """ "I/N" -> (I, N) with 1 <= I <= N; a usage error otherwise."""
     try:
         index, total = (int(v) for v in str(text).split("/"))
     except ValueError:
@@ -390,8 +435,11 @@ def _select(config: pytest.Config, items: list) -> None:
     keep, drop = [], []
     for item in items:
         if isinstance(item, CaseItem):
-            ok = ((not ops_ or item.case.op in ops_) and (not dtypes_ or item.dtype in dtypes_)
-                  and (not tags_ or bool(tags_ & set(item.case.tags))))
+            ok = (
+                (not ops_ or item.case.op in ops_)
+                and (not dtypes_ or item.dtype in dtypes_)
+                and (not tags_ or bool(tags_ & set(item.case.tags)))
+            )
             (keep if ok else drop).append(item)
         else:
             keep.append(item)
@@ -427,12 +475,20 @@ class Recorder:
         self.stream = None
         known = config.stash[DIVERGENCES_KEY][0]
         env = config.stash[DIVERGENCES_KEY][2]
-        self.header = {"environment": env.record(), "divergences": results.divergence_rows(known, env),
-                       "run": {"started": self.started, "argv": results.argv(),
-                               "sweeps": os.environ.get(SWEEP_ENV, "pairwise"), "rootdir": str(config.rootpath),
-                               "registry": fingerprint(config.rootpath), "shard": config.option.shard,
-                               "selection": _selection(config),
-                               "divergence_versions": "any" if config.option.any_tensorflow_version else "declared"}}
+        self.header = {
+            "environment": env.record(),
+            "divergences": results.divergence_rows(known, env),
+            "run": {
+                "started": self.started,
+                "argv": results.argv(),
+                "sweeps": os.environ.get(SWEEP_ENV, "pairwise"),
+                "rootdir": str(config.rootpath),
+                "registry": fingerprint(config.rootpath),
+                "shard": config.option.shard,
+                "selection": _selection(config),
+                "divergence_versions": "any" if config.option.any_tensorflow_version else "declared",
+            },
+        }
         if self.directory is not None:
             self.stream = results.Stream(self.directory, self.header)
         self._old_sigterm = None
@@ -491,9 +547,11 @@ class Recorder:
         total = max(self.total, done)
         width = 30
         filled = int(width * done / total) if total else width
-        line = (f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total or '?'}  passed {self.counts['passed']}"
-                f"  xfailed {self.counts['xfailed']}  failed {self.counts['failed'] + self.counts['error']}"
-                f"  malformed {self.counts['malformed']}  {now - self._t0:.0f}s")
+        line = (
+            f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total or '?'}  passed {self.counts['passed']}"
+            f"  xfailed {self.counts['xfailed']}  failed {self.counts['failed'] + self.counts['error']}"
+            f"  malformed {self.counts['malformed']}  {now - self._t0:.0f}s"
+        )
         stream = sys.stdout
         if stream.isatty():
             stream.write("\r" + line + ("\n" if final else ""))
@@ -509,10 +567,20 @@ class Recorder:
             return
 
         interrupted = exitstatus == int(pytest.ExitCode.INTERRUPTED)
-        run = results.Run(self.header["environment"], {
-            **self.header["run"], "finished": results.now(), "seconds": round(time.monotonic() - self._t0, 3),
-            "exitstatus": exitstatus, "interrupted": interrupted, "complete": not interrupted, "stale_divergences": stale,
-        }, self.header["divergences"], self.records)
+        run = results.Run(
+            self.header["environment"],
+            {
+                **self.header["run"],
+                "finished": results.now(),
+                "seconds": round(time.monotonic() - self._t0, 3),
+                "exitstatus": exitstatus,
+                "interrupted": interrupted,
+                "complete": not interrupted,
+                "stale_divergences": stale,
+            },
+            self.header["divergences"],
+            self.records,
+        )
         atomic.write_atomic(self.directory / results.RESULTS_JSON, run.to_json())
         written = [self.directory / results.RESULTS_JSON, *report.write_reports(run, self.directory)]
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
@@ -532,13 +600,14 @@ def _sigterm_as_interrupt(signum, frame):
     raise KeyboardInterrupt("SIGTERM")
 
 
-
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     stale = config.stash.get(STALE_KEY, [])
     if stale:
         terminalreporter.section("known divergences that no longer occur", red=True)
         for did in stale:
-            terminalreporter.line(f"{did}: every matching case agreed with the reference; update {CASES_DIR}/{DIVERGENCES_FILE}", red=True)
+            terminalreporter.line(
+                f"{did}: every matching case agreed with the reference; update {CASES_DIR}/{DIVERGENCES_FILE}", red=True
+            )
     counts: dict[str, Counter] = defaultdict(Counter)
     by_backend: dict[tuple, Counter] = defaultdict(Counter)  # (backend, op) -> statuses
     divergences_seen: Counter = Counter()
@@ -562,15 +631,20 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     settings = wrappers.settings()
     known, _, env = config.stash[DIVERGENCES_KEY]
     tw.section("convolution cases")
-    tw.line(f"TensorFlow {env.tensorflow_version}  oneDNN={settings['onednn']}  NumPy {settings['numpy']}  "
-            f"threads intra={settings['intra_op_threads']} inter={settings['inter_op_threads']}  "
-            f"sweeps={os.environ.get(SWEEP_ENV, 'pairwise')}")
+    tw.line(
+        f"TensorFlow {env.tensorflow_version}  oneDNN={settings['onednn']}  NumPy {settings['numpy']}  "
+        f"threads intra={settings['intra_op_threads']} inter={settings['inter_op_threads']}  "
+        f"sweeps={os.environ.get(SWEEP_ENV, 'pairwise')}"
+    )
     for line in environment.describe(env):
         tw.line(line)
     unmeasured = _unmeasured(config)
     if unmeasured:
-        tw.line(f"TensorFlow's kernel paths are not all known ({unmeasured}): the run fails; the known divergences "
-                f"that need them do not apply", red=True)
+        tw.line(
+            f"TensorFlow's kernel paths are not all known ({unmeasured}): the run fails; the known divergences "
+            f"that need them do not apply",
+            red=True,
+        )
     elsewhere = [(d.id, d.not_here(env)) for d in known if d.not_here(env)]
     if elsewhere:
         tw.line(f"known divergences not applicable here: {len(elsewhere)}")
@@ -596,5 +670,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
         tw.line(f"  {nodeid}: {reason}")
     rss = config.stash.get(RSS_KEY, {})
     workers = ", ".join(f"{name} {rss[name] / 2**20:.0f} MiB" for name in sorted(rss)) or "not reported"
-    tw.line(f"{sum(c.total() for c in counts.values())} cases in {time.monotonic() - config.stash[STARTED_KEY]:.1f} s "
-            f"wall; peak resident memory per worker: {workers} (TensorFlow runs in a separate server process)")
+    tw.line(
+        f"{sum(c.total() for c in counts.values())} cases in {time.monotonic() - config.stash[STARTED_KEY]:.1f} s "
+        f"wall; peak resident memory per worker: {workers} (TensorFlow runs in a separate server process)"
+    )

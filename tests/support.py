@@ -6,7 +6,7 @@ fixtures. pytest puts ``tests/`` on ``sys.path`` because ``tests/conftest.py`` l
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -19,7 +19,7 @@ CASES = ROOT / "cases"
 MACHINES = ROOT / "tests" / "machines"  # recorded machines (``harness machine --record``)
 
 
-@lru_cache(maxsize=None)
+@cache
 def registry() -> tuple[Case, ...]:
     """Every case of ``cases/`` (sweeps expanded, error contracts included), in file order; errors left out."""
     return tuple(c for path in sorted(CASES.rglob("*.yaml")) for c in load_file(path, ROOT) if isinstance(c, Case))

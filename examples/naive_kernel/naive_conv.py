@@ -90,7 +90,7 @@ def conv2d(input, filters, strides, padding, data_format="NCHW", dilations=None)
     for y in range(oh):
         for z in range(ow):
             top, left = y * sh, z * sw
-            patch = xp[:, :, top:top + (kh - 1) * dh + 1:dh, left:left + (kw - 1) * dw + 1:dw]  # [N, C, kh, kw]
+            patch = xp[:, :, top : top + (kh - 1) * dh + 1 : dh, left : left + (kw - 1) * dw + 1 : dw]  # [N, C, kh, kw]
             out[:, :, y, z] = np.einsum("nchw,ochw->no", patch, w)
     return out
 
@@ -113,6 +113,6 @@ def depthwise_conv2d(input, filter, strides, padding, data_format="NCHW", dilati
     for y in range(oh):
         for z in range(ow):
             top, left = y * sh, z * sw
-            patch = xp[:, :, top:top + (kh - 1) * dh + 1:dh, left:left + (kw - 1) * dw + 1:dw]  # [N, C, kh, kw]
+            patch = xp[:, :, top : top + (kh - 1) * dh + 1 : dh, left : left + (kw - 1) * dw + 1 : dw]  # [N, C, kh, kw]
             out[:, :, :, y, z] = np.einsum("nchw,cmhw->ncm", patch, w)
     return out.reshape(x.shape[0], channels * multiplier, oh, ow)

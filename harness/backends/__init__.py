@@ -13,27 +13,56 @@ Built in: ``reference``, ``textbook``, ``tensorflow`` (eager, the oracle), ``ten
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from harness import ops
 from harness.backends import declared
-from harness.backends.base import (BUILTIN, CONVENTIONS, ORACLE, ORIENTATIONS, Backend, BackendError, NotCovered,
-                                   explicit_backend, explicit_layout, filter_layout, run)
+from harness.backends.base import (
+    BUILTIN,
+    CONVENTIONS,
+    ORACLE,
+    ORIENTATIONS,
+    Backend,
+    BackendError,
+    NotCovered,
+    explicit_backend,
+    explicit_layout,
+    filter_layout,
+    run,
+)
 from harness.conv import reference
 from harness.tf.isolation import Died, Raised, call_tensorflow
 
-__all__ = ["BUILTIN", "CONVENTIONS", "ORACLE", "ORIENTATIONS", "Backend", "BackendError", "NotCovered", "EXTRAS",
-           "TensorFlowError", "explicit_backend", "explicit_layout", "filter_layout", "resolve", "run"]
+__all__ = [
+    "BUILTIN",
+    "CONVENTIONS",
+    "ORACLE",
+    "ORIENTATIONS",
+    "Backend",
+    "BackendError",
+    "NotCovered",
+    "EXTRAS",
+    "TensorFlowError",
+    "explicit_backend",
+    "explicit_layout",
+    "filter_layout",
+    "resolve",
+    "run",
+]
 
 
 # --- built-in and user backends -------------------------------------------------------------
 
+
 def _reference() -> Backend:
-    return Backend("reference", {op: getattr(reference, op) for op in ops.OPS},
-                   description="the NumPy reference (harness/conv/reference.py)")
+    return Backend(
+        "reference",
+        {op: getattr(reference, op) for op in ops.OPS},
+        description="the NumPy reference (harness/conv/reference.py)",
+    )
 
 
 def _textbook() -> Backend:
@@ -50,10 +79,14 @@ def _textbook() -> Backend:
                 except ops.NotApplicable as why:
                     reasons.append(f"{f.name}: {why}")
             raise NotCovered("; ".join(reasons) or f"no textbook formulation of {op}")
+
         return run_first
 
-    return Backend("textbook", {op: formulations(op) for op, spec in ops.OPS.items() if spec.textbook},
-                   description="the seed documents' formulations (harness/conv/textbook.py), first that applies")
+    return Backend(
+        "textbook",
+        {op: formulations(op) for op, spec in ops.OPS.items() if spec.textbook},
+        description="the seed documents' formulations (harness/conv/textbook.py), first that applies",
+    )
 
 
 class TensorFlowError(Exception):
@@ -69,16 +102,21 @@ def _tensorflow(mode: str) -> Backend:
         def in_mode(*args, **kwargs):
             result = call_tensorflow(op, args, kwargs, mode=mode)
             if isinstance(result, Raised):
-                raise TensorFlowError(f"raises {result.error_class}", result.message.splitlines()[0][:300]
-                                      if result.message else "")
+                raise TensorFlowError(
+                    f"raises {result.error_class}", result.message.splitlines()[0][:300] if result.message else ""
+                )
             if isinstance(result, Died):
                 raise TensorFlowError("aborts", f"the TensorFlow process died ({result.how})")
             return result.value
+
         return in_mode
 
     name = {"eager": "tensorflow", "function": "tensorflow-function", "xla": "tensorflow-xla"}[mode]
-    what = {"eager": "tf.nn eagerly (the oracle)", "function": "tf.nn inside tf.function",
-            "xla": "tf.nn inside tf.function(jit_compile=True)"}[mode]
+    what = {
+        "eager": "tf.nn eagerly (the oracle)",
+        "function": "tf.nn inside tf.function",
+        "xla": "tf.nn inside tf.function(jit_compile=True)",
+    }[mode]
     return Backend(name, {op: make(op) for op in ops.OPS}, description=what)
 
 
@@ -88,8 +126,12 @@ def _optional(module: str, name: str, extra: str) -> Backend:
         adapter = importlib.import_module(f"harness.backends.{module}")
         return adapter.backend()
     except ImportError as exc:
-        return Backend(name, {}, unavailable=f"{name} is not installed ({exc.name or exc}): pip install -e '.[{extra}]'",
-                       extra=extra)
+        return Backend(
+            name,
+            {},
+            unavailable=f"{name} is not installed ({exc.name or exc}): pip install -e '.[{extra}]'",
+            extra=extra,
+        )
 
 
 _FACTORIES: dict[str, Callable[[], Backend]] = {
@@ -114,5 +156,7 @@ def resolve(spec: str, root: Path | None = None) -> Backend:
         return declared.load(Path(spec) if root is None or Path(spec).is_absolute() else Path(root) / spec)
     if ":" in spec:
         return declared.from_function(spec)
-    raise BackendError(f"--backend {spec!r}: not a backend; give one of {', '.join(BUILTIN)}, module:function "
-                       f"or a declaration file (.yaml/.toml)")
+    raise BackendError(
+        f"--backend {spec!r}: not a backend; give one of {', '.join(BUILTIN)}, module:function "
+        f"or a declaration file (.yaml/.toml)"
+    )

@@ -25,19 +25,27 @@ arithmetic through ``harness.conv.padding``), never the backend. Two calling con
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
 
 import numpy as np
 
-from harness.conv import layouts
 from harness import ops
+from harness.conv import layouts
 from harness.conv.dtypes import DTYPES
 
 CONVENTIONS = ("tf", "explicit")
 ORIENTATIONS = ("correlation", "convolution")
-BUILTIN = ("reference", "textbook", "tensorflow", "tensorflow-function", "tensorflow-xla", "torch", "jax",
-           "onnxruntime")
+BUILTIN = (
+    "reference",
+    "textbook",
+    "tensorflow",
+    "tensorflow-function",
+    "tensorflow-xla",
+    "torch",
+    "jax",
+    "onnxruntime",
+)
 ORACLE = "tensorflow"
 
 
@@ -74,6 +82,7 @@ class Backend:
 
 
 # --- translation --------------------------------------------------------------------------
+
 
 def _rank_format(fmt2d: str, rank: int) -> str:
     """A 2-D layout (NHWC, OIHW...) for an op of ``rank`` axes: 1-D ops drop H."""
@@ -130,8 +139,11 @@ def _geometry(spec: ops.OpSpec, x_shape: tuple, fmt: str, kernel_sizes, attrs: M
 
 
 def _explicit_args(wins) -> dict:
-    return {"strides": tuple(w.stride for w in wins), "dilations": tuple(w.dilation for w in wins),
-            "pads": tuple((w.pad_before, w.pad_after) for w in wins)}
+    return {
+        "strides": tuple(w.stride for w in wins),
+        "dilations": tuple(w.dilation for w in wins),
+        "pads": tuple((w.pad_before, w.pad_after) for w in wins),
+    }
 
 
 def explicit_layout(backend: Backend, spec: ops.OpSpec, role: str, operand: ops.Operand) -> str:
@@ -141,8 +153,10 @@ def explicit_layout(backend: Backend, spec: ops.OpSpec, role: str, operand: ops.
     role's (``grouped`` falls back to ``conv``), else TensorFlow's layout of that role (HWIO; HWOI)."""
     keys = [] if spec.kind == "separable" else [f"{spec.name}.{operand.name}", spec.name]
     keys += {"conv": ["conv"], "grouped": ["grouped", "conv"], "transposed": ["transposed"]}[role]
-    layout = next((backend.filter_layouts[k] for k in keys if k in backend.filter_layouts),
-                  "HWOI" if role == "transposed" else "HWIO")
+    layout = next(
+        (backend.filter_layouts[k] for k in keys if k in backend.filter_layouts),
+        "HWOI" if role == "transposed" else "HWIO",
+    )
     return _rank_format(layout, len(operand.layout))
 
 
@@ -171,39 +185,63 @@ def _call_explicit(backend: Backend, op: str, arrays: Mapping[str, np.ndarray], 
 
     if spec.kind == "transposed":
         out_shape = list(attrs["output_shape"])
-        out_sizes = ([out_shape[fmt.index(c)] for c in spatial] if len(out_shape) == len(fmt) else out_shape)
+        out_sizes = [out_shape[fmt.index(c)] for c in spatial] if len(out_shape) == len(fmt) else out_shape
         fwd_shape = [out_sizes[spatial.index(c)] if c in spatial else x.shape[fmt.index(c)] for c in fmt]
         wins = _geometry(spec, tuple(fwd_shape), fmt, kernel_sizes, attrs)
         pads = []
         for win, n_in in zip(wins, [x.shape[fmt.index(c)] for c in spatial]):
             full = (n_in - 1) * win.stride + win.effective_kernel
             pads.append((win.pad_before, full - win.pad_before - win.size))  # ``after`` < 0: zeros past the footprint
-        out = fn(x_b, _weight(backend, spec, "transposed", filt, w), strides=tuple(win.stride for win in wins),
-                 dilations=tuple(win.dilation for win in wins), pads=tuple(pads), output_size=tuple(out_sizes))
+        out = fn(
+            x_b,
+            _weight(backend, spec, "transposed", filt, w),
+            strides=tuple(win.stride for win in wins),
+            dilations=tuple(win.dilation for win in wins),
+            pads=tuple(pads),
+            output_size=tuple(out_sizes),
+        )
         return layouts.convert(np.asarray(out), target, fmt)
 
     wins = _geometry(spec, x.shape, fmt, kernel_sizes, attrs)
     if spec.kind == "conv":
         y = fn(x_b, _weight(backend, spec, "conv", filt, w), groups=1, **_explicit_args(wins))
     else:  # depthwise, and the first step of separable: a grouped convolution with in_c groups
-        y = fn(x_b, _weight(backend, spec, "grouped", filt, w), groups=w.shape[filt.layout.index("I")],
-               **_explicit_args(wins))
+        y = fn(
+            x_b,
+            _weight(backend, spec, "grouped", filt, w),
+            groups=w.shape[filt.layout.index("I")],
+            **_explicit_args(wins),
+        )
     if spec.kind == "separable":  # then the pointwise filter: a plain 1x1 convolution
         pointwise = next(o for o in spec.operands if o.kind == "filter" and o is not filt)
         ones = tuple(1 for _ in wins)
-        y = fn(np.asarray(y), _weight(backend, spec, "conv", pointwise, arrays[pointwise.name]), strides=ones,
-               dilations=ones, pads=tuple((0, 0) for _ in wins), groups=1)
+        y = fn(
+            np.asarray(y),
+            _weight(backend, spec, "conv", pointwise, arrays[pointwise.name]),
+            strides=ones,
+            dilations=ones,
+            pads=tuple((0, 0) for _ in wins),
+            groups=1,
+        )
     return layouts.convert(np.asarray(y), target, fmt)
 
 
-def explicit_backend(name: str, conv: Callable, conv_transpose: Callable, *, data_format: str,
-                     filter_layouts: Mapping[str, str], **fields) -> Backend:
+def explicit_backend(
+    name: str,
+    conv: Callable,
+    conv_transpose: Callable,
+    *,
+    data_format: str,
+    filter_layouts: Mapping[str, str],
+    **fields,
+) -> Backend:
     """A convention-explicit backend that runs every op in ``ops.OPS`` through the two functions its kind needs
     (``conv`` for conv, depthwise and separable ops; ``conv_transpose`` for transposed ones). ``filter_layouts``
     names the layout of each role ("conv", "transposed", optionally "grouped")."""
     table = {spec.name: conv_transpose if spec.kind == "transposed" else conv for spec in ops.OPS.values()}
-    return Backend(name, table, convention="explicit", data_format=data_format, filter_layouts=dict(filter_layouts),
-                   **fields)
+    return Backend(
+        name, table, convention="explicit", data_format=data_format, filter_layouts=dict(filter_layouts), **fields
+    )
 
 
 def run(backend: Backend, op: str, arrays: Mapping[str, np.ndarray], attrs: dict, dtype: str) -> np.ndarray:

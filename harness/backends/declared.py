@@ -48,23 +48,35 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-import tomllib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
+import tomllib
 import yaml
 
 from harness import ops
 from harness.backends.base import CONVENTIONS, ORIENTATIONS, Backend, BackendError
 from harness.conv.dtypes import DTYPES
 
-FIELDS = ("name", "module", "path", "convention", "data_format", "kernel", "dtypes", "filter_layouts", "ops",
-          "description")
+FIELDS = (
+    "name",
+    "module",
+    "path",
+    "convention",
+    "data_format",
+    "kernel",
+    "dtypes",
+    "filter_layouts",
+    "ops",
+    "description",
+)
 DATA_FORMATS = ("NHWC", "NCHW")
 SUFFIXES = (".yaml", ".yml", ".toml")
 
 
 # --- importing ------------------------------------------------------------------------------
+
 
 def _import(module: str, where: str, extra_paths: list[str] = ()):
     """Import ``module`` with ``extra_paths`` and then the current directory at the front of sys.path."""
@@ -80,8 +92,10 @@ def _import(module: str, where: str, extra_paths: list[str] = ()):
     except ModuleNotFoundError as exc:
         if exc.name and (module == exc.name or module.startswith(exc.name + ".")):
             searched = ", ".join([*extra_paths, cwd])
-            raise BackendError(f"{where}: module {module!r} not found ({exc}); it must be importable from the "
-                               f"current directory ({searched}) or installed") from None
+            raise BackendError(
+                f"{where}: module {module!r} not found ({exc}); it must be importable from the "
+                f"current directory ({searched}) or installed"
+            ) from None
         raise BackendError(f"{where}: importing module {module!r} failed: {exc}") from None
     except ImportError as exc:
         raise BackendError(f"{where}: importing module {module!r} failed: {exc}") from None
@@ -94,14 +108,16 @@ def _function(mod, name: str, where: str) -> Callable:
     if fn is None:
         public = sorted(n for n, v in vars(mod).items() if callable(v) and not n.startswith("_"))
         hint = f"; it defines {', '.join(public[:12])}" if public else ""
-        raise BackendError(f"{where}: module {mod.__name__!r} ({getattr(mod, '__file__', '?')}) has no function "
-                           f"{name!r}{hint}")
+        raise BackendError(
+            f"{where}: module {mod.__name__!r} ({getattr(mod, '__file__', '?')}) has no function {name!r}{hint}"
+        )
     if not callable(fn):
         raise BackendError(f"{where}: {mod.__name__}.{name} is not a function (it is a {type(fn).__name__})")
     return fn
 
 
 # --- module:function --------------------------------------------------------------------------
+
 
 def from_function(spec: str) -> Backend:
     """``module:function`` or ``module:function=op``: one tf.nn-style function as a backend named ``spec``."""
@@ -120,15 +136,24 @@ def from_function(spec: str) -> Backend:
     elif function in ops.OPS:
         op = function
     else:
-        raise BackendError(f"{where}: function {function!r} is not named after a tf.nn op; name the op: "
-                           f"{module}:{function}=OP with OP one of {', '.join(ops.OPS)}")
+        raise BackendError(
+            f"{where}: function {function!r} is not named after a tf.nn op; name the op: "
+            f"{module}:{function}=OP with OP one of {', '.join(ops.OPS)}"
+        )
     fn = _function(_import(module, where), function, where)
-    return Backend(spec, {op: fn}, convention="tf", data_format=None, dtypes=tuple(DTYPES),
-                   description=f"{module}.{function} as tf.nn.{op} (tf.nn signature, the case's data_format, "
-                               f"TensorFlow's filter layouts)")
+    return Backend(
+        spec,
+        {op: fn},
+        convention="tf",
+        data_format=None,
+        dtypes=tuple(DTYPES),
+        description=f"{module}.{function} as tf.nn.{op} (tf.nn signature, the case's data_format, "
+        f"TensorFlow's filter layouts)",
+    )
 
 
 # --- declaration files ----------------------------------------------------------------------
+
 
 def _read(path: Path) -> dict:
     if path.suffix not in SUFFIXES:
@@ -145,8 +170,9 @@ def _read(path: Path) -> dict:
         kind = "TOML" if path.suffix == ".toml" else "YAML"
         raise BackendError(f"{path}: not valid {kind}: {exc}") from None
     if not isinstance(doc, dict):
-        raise BackendError(f"{path}: a backend declaration is a mapping with module, ops, ... (got "
-                           f"{type(doc).__name__})")
+        raise BackendError(
+            f"{path}: a backend declaration is a mapping with module, ops, ... (got {type(doc).__name__})"
+        )
     return doc
 
 
@@ -172,17 +198,21 @@ def _check_layout(where: str, key: str, layout: Any, op: str, operand: ops.Opera
         ok = ok or (set(layout) == letters - {"H"} and len(layout) == len(letters) - 1)
     if not ok:
         spelled = "".join(sorted(letters - ({"H"} if one_d else set()), key="HWIOM".index))
-        what = {"I": "input channels", "O": "output channels", "M": "depthwise multiplier", "H": "height",
-                "W": "width"}
+        what = {"I": "input channels", "O": "output channels", "M": "depthwise multiplier", "H": "height", "W": "width"}
         meaning = ", ".join(f"{c} {what[c]}" for c in spelled)
-        grouped = (" (in convention explicit a depthwise filter is passed as a grouped weight "
-                   "[in_c * multiplier, 1, kh, kw]: O and I, not M)" if convention == "explicit"
-                   and operand.layout == "HWIM" else "")
+        grouped = (
+            " (in convention explicit a depthwise filter is passed as a grouped weight "
+            "[in_c * multiplier, 1, kh, kw]: O and I, not M)"
+            if convention == "explicit" and operand.layout == "HWIM"
+            else ""
+        )
         also = " (or the 2-D spelling with H, which is dropped)" if one_d else ""
         of = f"the {op} role's weight" if op in ROLES else f"{op}'s {operand.name}"
-        raise BackendError(f"{fld}: {layout!r} is not a layout of {of}: it needs each of "
-                           f"the letters {spelled}{also} exactly once ({meaning}); TensorFlow's own is "
-                           f"{operand.layout!r}{grouped}")
+        raise BackendError(
+            f"{fld}: {layout!r} is not a layout of {of}: it needs each of "
+            f"the letters {spelled}{also} exactly once ({meaning}); TensorFlow's own is "
+            f"{operand.layout!r}{grouped}"
+        )
 
 
 ROLES = {"conv": "HWIO", "grouped": "HWIO", "transposed": "HWOI"}  # convention explicit: role -> TF's letters
@@ -192,8 +222,9 @@ def _filter_layouts(where: str, raw: Any, convention: str) -> dict[str, str]:
     if raw is None:
         return {}
     if not isinstance(raw, dict):
-        raise BackendError(f"{where}: field 'filter_layouts': must be a mapping of op or op.operand -> layout, "
-                           f"got {raw!r}")
+        raise BackendError(
+            f"{where}: field 'filter_layouts': must be a mapping of op or op.operand -> layout, got {raw!r}"
+        )
     out = {}
     for key, layout in raw.items():
         key = str(key)
@@ -205,22 +236,29 @@ def _filter_layouts(where: str, raw: Any, convention: str) -> dict[str, str]:
         op, _, operand_name = key.partition(".")
         if op not in ops.OPS:
             roles = f"; in convention explicit also the roles {', '.join(ROLES)}" if convention == "explicit" else ""
-            raise BackendError(f"{where}: field 'filter_layouts.{key}': unknown op {op!r}; known ops: "
-                               f"{', '.join(ops.OPS)}{roles}")
+            raise BackendError(
+                f"{where}: field 'filter_layouts.{key}': unknown op {op!r}; known ops: {', '.join(ops.OPS)}{roles}"
+            )
         filters = _filter_operands(op)
         if operand_name and operand_name not in {o.name for o in filters}:
-            raise BackendError(f"{where}: field 'filter_layouts.{key}': {op} has no filter operand "
-                               f"{operand_name!r}; its filters: {', '.join(o.name for o in filters)}")
+            raise BackendError(
+                f"{where}: field 'filter_layouts.{key}': {op} has no filter operand "
+                f"{operand_name!r}; its filters: {', '.join(o.name for o in filters)}"
+            )
         kind = ops.get(op).kind
         if convention == "explicit" and (kind == "separable" or (kind == "depthwise" and operand_name)):
-            raise BackendError(f"{where}: field 'filter_layouts.{key}': in convention explicit a depthwise "
-                               f"filter is declared as '{op}' or by its role 'grouped' (the grouped weight), and "
-                               f"a separable op's filters by their roles 'grouped' and 'conv'")
+            raise BackendError(
+                f"{where}: field 'filter_layouts.{key}': in convention explicit a depthwise "
+                f"filter is declared as '{op}' or by its role 'grouped' (the grouped weight), and "
+                f"a separable op's filters by their roles 'grouped' and 'conv'"
+            )
         targets = [o for o in filters if not operand_name or o.name == operand_name]
         if len({o.layout for o in targets}) > 1:
-            raise BackendError(f"{where}: field 'filter_layouts.{key}': {op}'s filters "
-                               f"({', '.join(f'{o.name} {o.layout}' for o in targets)}) have different letters; "
-                               f"declare each as '{op}.<operand>'")
+            raise BackendError(
+                f"{where}: field 'filter_layouts.{key}': {op}'s filters "
+                f"({', '.join(f'{o.name} {o.layout}' for o in targets)}) have different letters; "
+                f"declare each as '{op}.<operand>'"
+            )
         _check_layout(where, key, layout, op, targets[0], convention)
         out[key] = layout
     return out
@@ -232,15 +270,16 @@ def _ops(where: str, raw: Any, mod, module: str) -> dict[str, Callable]:
     if isinstance(raw, list) and all(isinstance(v, str) for v in raw):
         raw = {op: op for op in raw}
     if not isinstance(raw, dict) or not raw:
-        raise BackendError(f"{where}: field 'ops': must be a non-empty mapping of tf.nn op -> function name "
-                           f"(or a list of ops implemented by functions of the same names), got {raw!r}")
+        raise BackendError(
+            f"{where}: field 'ops': must be a non-empty mapping of tf.nn op -> function name "
+            f"(or a list of ops implemented by functions of the same names), got {raw!r}"
+        )
     out = {}
     for op, name in raw.items():
         if op not in ops.OPS:
             raise BackendError(f"{where}: field 'ops.{op}': unknown op {op!r}; known ops: {', '.join(ops.OPS)}")
         if not isinstance(name, str) or not name.isidentifier():
-            raise BackendError(f"{where}: field 'ops.{op}': must be a function name in module {module!r}, "
-                               f"got {name!r}")
+            raise BackendError(f"{where}: field 'ops.{op}': must be a function name in module {module!r}, got {name!r}")
         out[op] = _function(mod, name, f"{where}: field 'ops.{op}'")
     return out
 
@@ -263,18 +302,20 @@ def load(path: Path) -> Backend:
 
     convention = doc.get("convention", "tf")
     if convention not in CONVENTIONS:
-        raise BackendError(f"{where}: field 'convention': must be one of {', '.join(CONVENTIONS)}, got "
-                           f"{convention!r}")
+        raise BackendError(f"{where}: field 'convention': must be one of {', '.join(CONVENTIONS)}, got {convention!r}")
     kernel = doc.get("kernel", "correlation")
     if kernel not in ORIENTATIONS:
         raise BackendError(f"{where}: field 'kernel': must be one of {', '.join(ORIENTATIONS)}, got {kernel!r}")
     data_format = doc.get("data_format")
     if data_format is not None and data_format not in DATA_FORMATS:
-        raise BackendError(f"{where}: field 'data_format': must be NHWC or NCHW (1-D ops drop H: NWC or NCW), "
-                           f"got {data_format!r}")
+        raise BackendError(
+            f"{where}: field 'data_format': must be NHWC or NCHW (1-D ops drop H: NWC or NCW), got {data_format!r}"
+        )
     if data_format is None and convention == "explicit":
-        raise BackendError(f"{where}: field 'data_format': required for convention explicit (its functions get "
-                           f"no data_format argument): NCHW or NHWC")
+        raise BackendError(
+            f"{where}: field 'data_format': required for convention explicit (its functions get "
+            f"no data_format argument): NCHW or NHWC"
+        )
 
     dtypes = doc.get("dtypes", list(DTYPES))
     if isinstance(dtypes, str):
@@ -283,10 +324,11 @@ def load(path: Path) -> Backend:
         raise BackendError(f"{where}: field 'dtypes': must be a non-empty list of dtype names, got {dtypes!r}")
     for dt in dtypes:
         if dt not in DTYPES:
-            raise BackendError(f"{where}: field 'dtypes': unknown dtype {dt!r}; expected some of "
-                               f"{', '.join(DTYPES)}")
+            raise BackendError(f"{where}: field 'dtypes': unknown dtype {dt!r}; expected some of {', '.join(DTYPES)}")
     if len(set(dtypes)) != len(dtypes):
-        raise BackendError(f"{where}: field 'dtypes': listed twice: {sorted({d for d in dtypes if dtypes.count(d) > 1})}")
+        raise BackendError(
+            f"{where}: field 'dtypes': listed twice: {sorted({d for d in dtypes if dtypes.count(d) > 1})}"
+        )
 
     filter_layouts = _filter_layouts(where, doc.get("filter_layouts"), convention)
 
@@ -294,14 +336,16 @@ def load(path: Path) -> Backend:
     if module is None:
         raise BackendError(f"{where}: field 'module': missing field (the module that holds the functions)")
     if not isinstance(module, str) or not all(part.isidentifier() for part in module.split(".")):
-        raise BackendError(f"{where}: field 'module': must be a module name (dotted Python identifiers), got "
-                           f"{module!r}")
+        raise BackendError(
+            f"{where}: field 'module': must be a module name (dotted Python identifiers), got {module!r}"
+        )
     paths = doc.get("path", [])
     if isinstance(paths, str):
         paths = [paths]
     if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
-        raise BackendError(f"{where}: field 'path': must be a list of directories (relative to {path.parent}), "
-                           f"got {paths!r}")
+        raise BackendError(
+            f"{where}: field 'path': must be a list of directories (relative to {path.parent}), got {paths!r}"
+        )
     directories = []
     for p in paths:
         directory = (path.parent / p).resolve()
@@ -316,9 +360,18 @@ def load(path: Path) -> Backend:
             spec = ops.get(op)
             fmt = data_format if len(spec.formats[0]) == 4 else data_format.replace("H", "")
             if fmt not in spec.formats:
-                raise BackendError(f"{where}: field 'ops.{op}': {op} takes data_format {' or '.join(spec.formats)} "
-                                   f"only, so a convention-tf backend with data_format {data_format} cannot run it "
-                                   f"(use convention explicit, or a separate declaration without data_format)")
-    return Backend(name.strip(), functions, convention=convention, data_format=data_format,
-                   filter_layouts=filter_layouts, orientation=kernel, dtypes=tuple(dtypes),
-                   description=description.strip() or f"{module} ({convention} convention, declared in {path})")
+                raise BackendError(
+                    f"{where}: field 'ops.{op}': {op} takes data_format {' or '.join(spec.formats)} "
+                    f"only, so a convention-tf backend with data_format {data_format} cannot run it "
+                    f"(use convention explicit, or a separate declaration without data_format)"
+                )
+    return Backend(
+        name.strip(),
+        functions,
+        convention=convention,
+        data_format=data_format,
+        filter_layouts=filter_layouts,
+        orientation=kernel,
+        dtypes=tuple(dtypes),
+        description=description.strip() or f"{module} ({convention} convention, declared in {path})",
+    )

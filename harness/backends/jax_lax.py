@@ -50,8 +50,14 @@ def conv(x, w, *, strides, dilations, pads, groups):
     """Grouped, strided, dilated, explicitly padded correlation; x channels-last, w [*kernel, I / groups, O]."""
     x, w = np.asarray(x), np.asarray(w)
     y = lax.conv_general_dilated(
-        x, w, window_strides=tuple(strides), padding=[tuple(p) for p in pads], rhs_dilation=tuple(dilations),
-        dimension_numbers=_dimension_numbers(x.ndim), feature_group_count=groups, precision=_HIGHEST,
+        x,
+        w,
+        window_strides=tuple(strides),
+        padding=[tuple(p) for p in pads],
+        rhs_dilation=tuple(dilations),
+        dimension_numbers=_dimension_numbers(x.ndim),
+        feature_group_count=groups,
+        precision=_HIGHEST,
     )
     return np.asarray(y).astype(x.dtype, copy=False)
 
@@ -69,22 +75,35 @@ def conv_transpose(x, w, *, strides, dilations, pads, output_size):
     spatial = tuple(range(w.ndim - 2))
     padding = [transpose_padding(w.shape[i], d, b, a) for i, d, (b, a) in zip(spatial, dilations, pads)]
     y = lax.conv_general_dilated(
-        x, np.flip(w, axis=spatial), window_strides=(1,) * len(spatial), padding=padding,
-        lhs_dilation=tuple(strides), rhs_dilation=tuple(dilations),
-        dimension_numbers=_dimension_numbers(x.ndim), precision=_HIGHEST,
+        x,
+        np.flip(w, axis=spatial),
+        window_strides=(1,) * len(spatial),
+        padding=padding,
+        lhs_dilation=tuple(strides),
+        rhs_dilation=tuple(dilations),
+        dimension_numbers=_dimension_numbers(x.ndim),
+        precision=_HIGHEST,
     )
     y = np.asarray(y).astype(x.dtype, copy=False)
     if tuple(y.shape[1:-1]) != tuple(output_size):
-        raise ValueError(f"jax conv_transpose: computed spatial shape {list(y.shape[1:-1])}, "
-                         f"expected {list(output_size)}")
+        raise ValueError(
+            f"jax conv_transpose: computed spatial shape {list(y.shape[1:-1])}, expected {list(output_size)}"
+        )
     return y
 
 
 def backend() -> Backend:
-    layouts = {"conv": "HWIO",  # and a depthwise filter as the grouped weight [kh, kw, 1, in_c * multiplier]
-               "transposed": "HWIO"}  # [kh, kw, its input channels, its output channels]
+    layouts = {
+        "conv": "HWIO",  # and a depthwise filter as the grouped weight [kh, kw, 1, in_c * multiplier]
+        "transposed": "HWIO",
+    }  # [kh, kw, its input channels, its output channels]
     return explicit_backend(
-        "jax", conv, conv_transpose, data_format="NHWC", filter_layouts=layouts, dtypes=DTYPES,
+        "jax",
+        conv,
+        conv_transpose,
+        data_format="NHWC",
+        filter_layouts=layouts,
+        dtypes=DTYPES,
         description=f"jax.lax.conv_general_dilated on CPU (jax {jax.__version__}, x64, Precision.HIGHEST)",
         extra="jax",
     )

@@ -47,20 +47,32 @@ _sessions: dict[tuple, ort.InferenceSession] = {}
 
 
 def _session(kind: str, x: np.ndarray, w: np.ndarray, attrs: dict) -> ort.InferenceSession:
-    key = (kind, x.shape, w.shape, x.dtype.str, tuple(sorted((k, tuple(v) if isinstance(v, list) else v)
-                                                              for k, v in attrs.items())))
+    key = (
+        kind,
+        x.shape,
+        w.shape,
+        x.dtype.str,
+        tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in attrs.items())),
+    )
     sess = _sessions.get(key)
     if sess is None:
         elem = _ELEM_TYPE[x.dtype]
         node = helper.make_node(kind, ["x", "w"], ["y"], **attrs)
         graph = helper.make_graph(
-            [node], f"harness_{kind}",
-            [helper.make_tensor_value_info("x", elem, list(x.shape)),
-             helper.make_tensor_value_info("w", elem, list(w.shape))],
+            [node],
+            f"harness_{kind}",
+            [
+                helper.make_tensor_value_info("x", elem, list(x.shape)),
+                helper.make_tensor_value_info("w", elem, list(w.shape)),
+            ],
             [helper.make_tensor_value_info("y", elem, [None] * x.ndim)],  # shape: ONNX Runtime infers it
         )
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION,
-                                  producer_name="tf-conv-harness")
+        model = helper.make_model(
+            graph,
+            opset_imports=[helper.make_opsetid("", OPSET)],
+            ir_version=IR_VERSION,
+            producer_name="tf-conv-harness",
+        )
         onnx.checker.check_model(model)
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
@@ -75,16 +87,22 @@ def _session(kind: str, x: np.ndarray, w: np.ndarray, attrs: dict) -> ort.Infere
 
 def _check_dtype(x: np.ndarray, w: np.ndarray) -> None:
     if x.dtype not in _ELEM_TYPE or w.dtype != x.dtype:
-        raise TypeError(f"onnxruntime backend: dtypes {x.dtype}/{w.dtype}; ONNX Runtime's CPU Conv runs "
-                        f"{', '.join(DTYPES)}")
+        raise TypeError(
+            f"onnxruntime backend: dtypes {x.dtype}/{w.dtype}; ONNX Runtime's CPU Conv runs {', '.join(DTYPES)}"
+        )
 
 
 def conv(x, w, *, strides, dilations, pads, groups):
     """ONNX ``Conv``: x [N, C, *spatial], w [O, C / groups, *kernel]; pads one (before, after) per spatial axis."""
     x, w = np.ascontiguousarray(x), np.ascontiguousarray(w)
     _check_dtype(x, w)
-    attrs = {"kernel_shape": list(w.shape[2:]), "strides": list(strides), "dilations": list(dilations),
-             "pads": [p[0] for p in pads] + [p[1] for p in pads], "group": int(groups)}
+    attrs = {
+        "kernel_shape": list(w.shape[2:]),
+        "strides": list(strides),
+        "dilations": list(dilations),
+        "pads": [p[0] for p in pads] + [p[1] for p in pads],
+        "group": int(groups),
+    }
     return _session("Conv", x, w, attrs).run(None, {"x": x, "w": w})[0]
 
 
@@ -108,23 +126,35 @@ def conv_transpose(x, w, *, strides, dilations, pads, output_size):
     x, w = np.ascontiguousarray(x), np.ascontiguousarray(w)
     _check_dtype(x, w)
     per_axis = [transpose_attributes(s, b, a) for s, (b, a) in zip(strides, pads)]
-    attrs = {"kernel_shape": list(w.shape[2:]), "strides": list(strides), "dilations": list(dilations),
-             "pads": [p[0] for p in per_axis] + [p[1] for p in per_axis],
-             "output_padding": [p[2] for p in per_axis]}
+    attrs = {
+        "kernel_shape": list(w.shape[2:]),
+        "strides": list(strides),
+        "dilations": list(dilations),
+        "pads": [p[0] for p in per_axis] + [p[1] for p in per_axis],
+        "output_padding": [p[2] for p in per_axis],
+    }
     y = _session("ConvTranspose", x, w, attrs).run(None, {"x": x, "w": w})[0]
     if any(p[3] or p[4] for p in per_axis):
         y = np.pad(y, [(0, 0), (0, 0)] + [(p[3], p[4]) for p in per_axis])
     if tuple(y.shape[2:]) != tuple(output_size):
-        raise ValueError(f"onnxruntime ConvTranspose: computed spatial shape {list(y.shape[2:])}, "
-                         f"expected {list(output_size)}")
+        raise ValueError(
+            f"onnxruntime ConvTranspose: computed spatial shape {list(y.shape[2:])}, expected {list(output_size)}"
+        )
     return y
 
 
 def backend() -> Backend:
-    layouts = {"conv": "OIHW",  # and a depthwise filter as the grouped weight [in_c * multiplier, 1, kh, kw]
-               "transposed": "IOHW"}  # [its input channels, its output channels, kh, kw]
+    layouts = {
+        "conv": "OIHW",  # and a depthwise filter as the grouped weight [in_c * multiplier, 1, kh, kw]
+        "transposed": "IOHW",
+    }  # [its input channels, its output channels, kh, kw]
     return explicit_backend(
-        "onnxruntime", conv, conv_transpose, data_format="NCHW", filter_layouts=layouts, dtypes=DTYPES,
+        "onnxruntime",
+        conv,
+        conv_transpose,
+        data_format="NCHW",
+        filter_layouts=layouts,
+        dtypes=DTYPES,
         description=f"ONNX Runtime {ort.__version__} CPUExecutionProvider, one-node opset-{OPSET} models",
         extra="onnxruntime",
     )

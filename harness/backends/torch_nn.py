@@ -35,8 +35,10 @@ from harness.backends.base import Backend, explicit_backend
 from harness.conv.dtypes import DTYPES
 
 TORCH_DTYPES = ("float16", "bfloat16", "float32", "float64")
-FILTER_LAYOUTS = {"conv": "OIHW",  # and the grouped weight of a depthwise filter: [in_c * multiplier, 1, kh, kw]
-                  "transposed": "IOHW"}  # [the transposed convolution's input channels, its output channels, kh, kw]
+FILTER_LAYOUTS = {
+    "conv": "OIHW",  # and the grouped weight of a depthwise filter: [in_c * multiplier, 1, kh, kw]
+    "transposed": "IOHW",
+}  # [the transposed convolution's input channels, its output channels, kh, kw]
 
 
 def _to_torch(a: np.ndarray) -> torch.Tensor:
@@ -103,8 +105,9 @@ def conv_transpose(x: np.ndarray, w: np.ndarray, *, strides, dilations, pads, ou
     with torch.no_grad():
         if args is not None:
             padding, output_padding = args
-            y = fn(xt, wt, stride=tuple(strides), padding=padding, output_padding=output_padding,
-                   dilation=tuple(dilations))
+            y = fn(
+                xt, wt, stride=tuple(strides), padding=padding, output_padding=output_padding, dilation=tuple(dilations)
+            )
             return _to_numpy(y, x.dtype)
         full = fn(xt, wt, stride=tuple(strides), padding=0, dilation=tuple(dilations))
     full = _to_numpy(full, x.dtype)
@@ -136,5 +139,12 @@ def backend() -> Backend:
     torch.backends.cudnn.conv.fp32_precision = "ieee"
     torch.use_deterministic_algorithms(True)
     return explicit_backend(
-        "torch", conv, conv_transpose, data_format="NCHW", filter_layouts=FILTER_LAYOUTS, dtypes=TORCH_DTYPES, description=f"torch.nn.functional {torch.__version__} (CPU, 1 thread)", extra="torch",
+        "torch",
+        conv,
+        conv_transpose,
+        data_format="NCHW",
+        filter_layouts=FILTER_LAYOUTS,
+        dtypes=TORCH_DTYPES,
+        description=f"torch.nn.functional {torch.__version__} (CPU, 1 thread)",
+        extra="torch",
     )

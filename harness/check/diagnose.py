@@ -12,13 +12,13 @@ nothing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import numpy as np
 
-from harness.check import mutants
 from harness import ops
+from harness.check import mutants
 from harness.conv.tolerance import Bound, compare
 
 
@@ -28,12 +28,15 @@ class Finding:
     suspect: mutants.Mutant
 
     def line(self) -> str:
-        return (f"{self.subject} equals the reference computed with this mistake: {self.suspect.description} "
-                f"[{self.suspect.name}]; the convention at fault: {self.suspect.convention}")
+        return (
+            f"{self.subject} equals the reference computed with this mistake: {self.suspect.description} "
+            f"[{self.suspect.name}]; the convention at fault: {self.suspect.convention}"
+        )
 
 
-def usual_suspects(op: str, arrays: Mapping[str, np.ndarray], attrs: Mapping, other: np.ndarray, bound: Bound,
-                   subject: str) -> list[Finding]:
+def usual_suspects(
+    op: str, arrays: Mapping[str, np.ndarray], attrs: Mapping, other: np.ndarray, bound: Bound, subject: str
+) -> list[Finding]:
     """The suspects under which the reference reproduces ``other`` (an output of the op's dtype)."""
     other = np.asarray(other)
     found = []
@@ -44,13 +47,17 @@ def usual_suspects(op: str, arrays: Mapping[str, np.ndarray], attrs: Mapping, ot
                 out = np.asarray(spec.call(spec.reference, arrays, attrs))
             except Exception:  # the mistake does not even run on this configuration (e.g. shapes clash)
                 continue
-        if out.shape == other.shape == bound.per_element.shape and compare(subject, other, "suspect", out.astype(other.dtype), bound).ok:
+        if (
+            out.shape == other.shape == bound.per_element.shape
+            and compare(subject, other, "suspect", out.astype(other.dtype), bound).ok
+        ):
             found.append(Finding(subject, suspect))
     return found
 
 
-def explain(op: str, arrays: Mapping[str, np.ndarray], attrs: Mapping, other: np.ndarray, bound: Bound,
-            subject: str) -> str:
+def explain(
+    op: str, arrays: Mapping[str, np.ndarray], attrs: Mapping, other: np.ndarray, bound: Bound, subject: str
+) -> str:
     """One line for a failure message: which convention explains ``subject``'s output, or that none does."""
     found = usual_suspects(op, arrays, attrs, other, bound, subject)
     if found:

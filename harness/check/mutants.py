@@ -17,15 +17,15 @@ Two uses:
 from __future__ import annotations
 
 import dataclasses
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from typing import Callable, ContextManager
 from unittest import mock
 
 import numpy as np
 
-from harness.conv import layouts, reference
 from harness import ops
+from harness.conv import layouts, reference
 from harness.conv.dtypes import accumulator as _accumulator
 from harness.conv.padding import ArgForms
 
@@ -35,11 +35,12 @@ class Mutant:
     name: str
     description: str  # what the broken implementation does
     convention: str  # the convention it breaks, as a failure message names it
-    apply: Callable[[], ContextManager]
+    apply: Callable[[], AbstractContextManager]
     suspect: bool = False  # tried by harness.check.diagnose when an implementation disagrees
 
 
 # --- building blocks ----------------------------------------------------------------------
+
 
 def _transposed(spec: ops.OpSpec) -> bool:
     return spec.kind == "transposed"
@@ -83,6 +84,7 @@ def _swap_hw(a: np.ndarray, layout: str) -> np.ndarray:
 
 # --- the mutants --------------------------------------------------------------------------
 
+
 def _kernel_rotated():
     def wrap(ref, spec):
         def mutated(*args, **attrs):
@@ -90,7 +92,9 @@ def _kernel_rotated():
             for i, operand in _filters_of(spec):
                 args[i] = layouts.rotate_180(args[i], operand.layout)
             return ref(*args, **attrs)
+
         return mutated
+
     return _patch_reference(lambda spec: True, wrap)
 
 
@@ -99,12 +103,15 @@ def _transpose_without_rotation():
         def transposed(input, filters, *args, **kwargs):
             # Zero insertion then correlation with the kernel as given: the documents' 180-degree rotation dropped.
             return ref(input, layouts.rotate_180(filters, spec.filter.layout), *args, **kwargs)
+
         return transposed
+
     return _patch_reference(_transposed, wrap)
 
 
 def _hw_swapped():
     """The data's H and W axes read the wrong way round (the kernel, strides and padding are not)."""
+
     def wrap(ref, spec):
         def mutated(*args, **attrs):
             fmt = spec.data_format(attrs)
@@ -118,24 +125,31 @@ def _hw_swapped():
                 shape[h], shape[w] = shape[w], shape[h]
                 attrs = {**attrs, "output_shape": shape}
             return _swap_hw(ref(*args, **attrs), fmt)
+
         return mutated
+
     return _patch_reference(lambda spec: True, wrap)
 
 
 def _same_odd_pad_first():
     def change(real, op, size, kernel, stride, dilation, padding):
         win = real(op, size, kernel, stride, dilation, padding)
-        return dataclasses.replace(win, pad_before=win.pad_after, pad_after=win.pad_before) if padding == "SAME" else win
+        return (
+            dataclasses.replace(win, pad_before=win.pad_after, pad_after=win.pad_before) if padding == "SAME" else win
+        )
+
     return _patch_windows(change)
 
 
 def _same_symmetric():
     """SAME as PyTorch users often write it: ``padding = k_eff // 2`` on both sides."""
+
     def change(real, op, size, kernel, stride, dilation, padding):
         if padding != "SAME":
             return real(op, size, kernel, stride, dilation, padding)
         half = ((kernel - 1) * dilation + 1) // 2
         return real(op, size, kernel, stride, dilation, (half, half))
+
     return _patch_windows(change)
 
 
@@ -143,12 +157,14 @@ def _valid_off_by_one():
     def change(real, op, size, kernel, stride, dilation, padding):
         win = real(op, size, kernel, stride, dilation, padding)
         return dataclasses.replace(win, out=max(win.out - 1, 0)) if padding == "VALID" else win  # forgot the "+ 1"
+
     return _patch_windows(change)
 
 
 def _dilation_as_stride():
     def change(real, op, size, kernel, stride, dilation, padding):
         return real(op, size, kernel, stride * dilation, 1, padding)
+
     return _patch_windows(change)
 
 
@@ -195,7 +211,9 @@ def _transpose_filter_in_out_swapped():
             # The [*kernel, out, in] buffer read as if it were laid out [*kernel, in, out].
             *kernel, out_c, in_c = np.shape(filters)
             return ref(input, np.swapaxes(np.reshape(filters, (*kernel, in_c, out_c)), -2, -1), *args, **kwargs)
+
         return transposed
+
     return _patch_reference(_transposed, wrap)
 
 
@@ -224,56 +242,128 @@ def _nchw_as_nhwc():
             if fmt.index("C") == 1:  # channels-first data handed over as if channels-last
                 attrs = {**attrs, "data_format": layouts.channels_last(fmt)}
             return ref(*args, **attrs)
+
         return mutated
+
     return _patch_reference(lambda spec: len(spec.formats) > 1, wrap)
 
 
 def _separable_pointwise_first():
     def wrap(ref, spec):
-        def separable_conv2d(input, depthwise_filter, pointwise_filter, strides, padding, data_format=None, dilations=None):
+        def separable_conv2d(
+            input, depthwise_filter, pointwise_filter, strides, padding, data_format=None, dilations=None
+        ):
             fmt = data_format or "NHWC"
             mixed = reference.conv2d(input, pointwise_filter, 1, "VALID", data_format=fmt)
-            return reference.depthwise_conv2d(mixed, depthwise_filter, strides, padding, data_format=fmt, dilations=dilations)
+            return reference.depthwise_conv2d(
+                mixed, depthwise_filter, strides, padding, data_format=fmt, dilations=dilations
+            )
+
         return separable_conv2d
+
     return _patch_reference(lambda spec: spec.kind == "separable", wrap)
 
 
 MUTANTS: tuple[Mutant, ...] = (
-    Mutant("transpose_no_rotation", "conv2d_transpose correlates the zero-inserted input with the unrotated kernel",
-           "the transposed convolution's 180-degree kernel rotation", _transpose_without_rotation),
-    Mutant("kernel_rotated", "the kernel is rotated 180 degrees (a true convolution instead of a correlation)",
-           "correlation, not convolution: tf.nn does not flip the kernel", _kernel_rotated, suspect=True),
-    Mutant("hw_swapped", "the data's H and W axes are read the wrong way round",
-           "the order of the spatial axes (H before W)", _hw_swapped, suspect=True),
-    Mutant("same_odd_pad_top_left", "SAME puts the odd padding pixel at the top / left",
-           "SAME's odd padding pixel goes at the bottom / right", _same_odd_pad_first, suspect=True),
-    Mutant("same_symmetric_k_div_2", "SAME pads k_eff // 2 on both sides, as PyTorch code often does",
-           "SAME's padding total is computed from the output size: (out - 1) * s + k_eff - n", _same_symmetric,
-           suspect=True),
-    Mutant("valid_size_off_by_one", "VALID's output size misses the + 1: (n - k_eff) // s",
-           "VALID's output size (n - k_eff) // s + 1", _valid_off_by_one),
-    Mutant("dilation_as_stride", "the dilation strides the output instead of spreading the kernel taps",
-           "dilation spreads the kernel taps; stride spaces the output pixels", _dilation_as_stride),
-    Mutant("explicit_pads_onnx_order", "explicit pads read in ONNX order [top, left, bottom, right]",
-           "explicit padding is one [before, after] pair per axis, in data_format order", _explicit_pads_onnx_order,
-           suspect=True),
-    Mutant("explicit_pads_swapped", "each explicit [before, after] pair read as [after, before]",
-           "explicit padding is one [before, after] pair per axis, in data_format order", _explicit_pads_swapped,
-           suspect=True),
-    Mutant("depthwise_multiplier_major", "depthwise output channel m * C + c instead of c * M + m",
-           "depthwise output channels are channel-major: c * multiplier + m", _depthwise_multiplier_major, suspect=True),
-    Mutant("transpose_filter_in_out_swapped", "conv2d_transpose reads its [h, w, out, in] filter as [h, w, in, out]",
-           "conv2d_transpose's filter layout [h, w, out_channels, in_channels]", _transpose_filter_in_out_swapped,
-           suspect=True),
-    Mutant("transpose_crop_wrong_side", "conv2d_transpose crops the full result from the wrong side",
-           "conv2d_transpose crops pad_before (the forward convolution's top / left padding) from the top / left",
-           _transpose_crop_wrong_side, suspect=True),
-    Mutant("accumulate_float16", "sums accumulate in float16",
-           "accumulation precision (the reference sums in float64)", _accumulate_float16),
-    Mutant("nchw_as_nhwc", "channels-first data is handled as channels-last",
-           "data_format: NCHW puts channels on axis 1", _nchw_as_nhwc),
-    Mutant("separable_pointwise_first", "separable_conv2d applies the 1x1 pointwise filter before the depthwise one",
-           "separable_conv2d is depthwise first, then pointwise", _separable_pointwise_first),
+    Mutant(
+        "transpose_no_rotation",
+        "conv2d_transpose correlates the zero-inserted input with the unrotated kernel",
+        "the transposed convolution's 180-degree kernel rotation",
+        _transpose_without_rotation,
+    ),
+    Mutant(
+        "kernel_rotated",
+        "the kernel is rotated 180 degrees (a true convolution instead of a correlation)",
+        "correlation, not convolution: tf.nn does not flip the kernel",
+        _kernel_rotated,
+        suspect=True,
+    ),
+    Mutant(
+        "hw_swapped",
+        "the data's H and W axes are read the wrong way round",
+        "the order of the spatial axes (H before W)",
+        _hw_swapped,
+        suspect=True,
+    ),
+    Mutant(
+        "same_odd_pad_top_left",
+        "SAME puts the odd padding pixel at the top / left",
+        "SAME's odd padding pixel goes at the bottom / right",
+        _same_odd_pad_first,
+        suspect=True,
+    ),
+    Mutant(
+        "same_symmetric_k_div_2",
+        "SAME pads k_eff // 2 on both sides, as PyTorch code often does",
+        "SAME's padding total is computed from the output size: (out - 1) * s + k_eff - n",
+        _same_symmetric,
+        suspect=True,
+    ),
+    Mutant(
+        "valid_size_off_by_one",
+        "VALID's output size misses the + 1: (n - k_eff) // s",
+        "VALID's output size (n - k_eff) // s + 1",
+        _valid_off_by_one,
+    ),
+    Mutant(
+        "dilation_as_stride",
+        "the dilation strides the output instead of spreading the kernel taps",
+        "dilation spreads the kernel taps; stride spaces the output pixels",
+        _dilation_as_stride,
+    ),
+    Mutant(
+        "explicit_pads_onnx_order",
+        "explicit pads read in ONNX order [top, left, bottom, right]",
+        "explicit padding is one [before, after] pair per axis, in data_format order",
+        _explicit_pads_onnx_order,
+        suspect=True,
+    ),
+    Mutant(
+        "explicit_pads_swapped",
+        "each explicit [before, after] pair read as [after, before]",
+        "explicit padding is one [before, after] pair per axis, in data_format order",
+        _explicit_pads_swapped,
+        suspect=True,
+    ),
+    Mutant(
+        "depthwise_multiplier_major",
+        "depthwise output channel m * C + c instead of c * M + m",
+        "depthwise output channels are channel-major: c * multiplier + m",
+        _depthwise_multiplier_major,
+        suspect=True,
+    ),
+    Mutant(
+        "transpose_filter_in_out_swapped",
+        "conv2d_transpose reads its [h, w, out, in] filter as [h, w, in, out]",
+        "conv2d_transpose's filter layout [h, w, out_channels, in_channels]",
+        _transpose_filter_in_out_swapped,
+        suspect=True,
+    ),
+    Mutant(
+        "transpose_crop_wrong_side",
+        "conv2d_transpose crops the full result from the wrong side",
+        "conv2d_transpose crops pad_before (the forward convolution's top / left padding) from the top / left",
+        _transpose_crop_wrong_side,
+        suspect=True,
+    ),
+    Mutant(
+        "accumulate_float16",
+        "sums accumulate in float16",
+        "accumulation precision (the reference sums in float64)",
+        _accumulate_float16,
+    ),
+    Mutant(
+        "nchw_as_nhwc",
+        "channels-first data is handled as channels-last",
+        "data_format: NCHW puts channels on axis 1",
+        _nchw_as_nhwc,
+    ),
+    Mutant(
+        "separable_pointwise_first",
+        "separable_conv2d applies the 1x1 pointwise filter before the depthwise one",
+        "separable_conv2d is depthwise first, then pointwise",
+        _separable_pointwise_first,
+    ),
 )
 
 

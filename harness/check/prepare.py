@@ -8,9 +8,9 @@ values resolved), the reference's output (or its ValueError) and the tolerance b
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -47,8 +47,13 @@ class Prepared:
     def bound(self) -> Bound | None:
         if self.reference is None or self.case.expect_error is not None:
             return None
-        return bound_for(self.spec.by_operands(self.spec.reference), self.arrays, self.attrs, dtype_of(self.dtype),
-                         self.case.tolerance)
+        return bound_for(
+            self.spec.by_operands(self.spec.reference),
+            self.arrays,
+            self.attrs,
+            dtype_of(self.dtype),
+            self.case.tolerance,
+        )
 
     def features(self, env: Environment) -> dict:
         """The facts about this case that known divergences' conditions name (``harness.registry.divergences``)."""

@@ -11,16 +11,26 @@ as on every other path (backends, the .npz exchange).
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 
 from harness import backends, ops
 from harness.check import diagnose as diagnosis
 from harness.check.prepare import Prepared, blocks, prepare
-from harness.check.verdict import (AGREES, REFERENCE, TENSORFLOW, against_oracle, call_behaviour, checks_behaviour,
-                                   combined, tensorflow_behaviour, tensorflow_error_behaviour, verdict)
+from harness.check.verdict import (
+    AGREES,
+    REFERENCE,
+    TENSORFLOW,
+    against_oracle,
+    call_behaviour,
+    checks_behaviour,
+    combined,
+    tensorflow_behaviour,
+    tensorflow_error_behaviour,
+    verdict,
+)
 from harness.conv.dtypes import dtype_of
 from harness.conv.tolerance import Bound, Comparison, bound_for, compare
 from harness.ops import gradients as reference_gradients
@@ -67,8 +77,13 @@ class Outcome:
 
     def report(self) -> str:
         """A human-readable account, as shown for a failing pytest item."""
-        item = (f"{self.dtype}@{self.backend}" if self.backend else
-                f"{self.dtype}:{self.check}" if self.check != "forward" else self.dtype)
+        item = (
+            f"{self.dtype}@{self.backend}"
+            if self.backend
+            else f"{self.dtype}:{self.check}"
+            if self.check != "forward"
+            else self.dtype
+        )
         lines = [f"{self.case.id}[{item}]  op={self.case.op}  attrs={self.attrs or self.case.attrs}"]
         if self.shapes:
             lines.append("shapes: " + ", ".join(f"{k}={list(v)}" for k, v in self.shapes.items()))
@@ -114,8 +129,14 @@ def _textbook(p: Prepared) -> tuple[dict, dict, list[str]]:
     return outputs, not_applicable, errors
 
 
-def run_case(case: Case, dtype: str, divergences: Sequence[Divergence] = (), env: Environment | None = None,
-             diagnose: bool = True, keep_outputs: bool = False) -> Outcome:
+def run_case(
+    case: Case,
+    dtype: str,
+    divergences: Sequence[Divergence] = (),
+    env: Environment | None = None,
+    diagnose: bool = True,
+    keep_outputs: bool = False,
+) -> Outcome:
     """Run ``case`` at ``dtype``; never raises for a bad case or a failing implementation.
 
     With ``diagnose``, an output that disagrees with the reference is explained by re-running the reference under
@@ -141,14 +162,18 @@ def run_case(case: Case, dtype: str, divergences: Sequence[Divergence] = (), env
     if case.expect_error:
         want = case.expect_error.tensorflow_error(feats["eigen_kernel"])
         if want is None:
-            errors.append("TensorFlow's kernel for this case was not measured (see the environment's probe), and "
-                          "the error contract names a different class for oneDNN's and Eigen's kernels")
+            errors.append(
+                "TensorFlow's kernel for this case was not measured (see the environment's probe), and "
+                "the error contract names a different class for oneDNN's and Eigen's kernels"
+            )
             want = "?"
         if p.reference_error is None:
             errors.append("the reference accepted this configuration, but the case expects ValueError")
         elif case.expect_error.missing(str(p.reference_error)):
-            errors.append(f"the reference's ValueError does not mention "
-                          f"{', '.join(map(repr, case.expect_error.missing(str(p.reference_error))))}: {p.reference_error}")
+            errors.append(
+                f"the reference's ValueError does not mention "
+                f"{', '.join(map(repr, case.expect_error.missing(str(p.reference_error))))}: {p.reference_error}"
+            )
         else:
             notes.append(f"reference raised ValueError: {p.reference_error}")
         behaviour, detail = tensorflow_error_behaviour(tf_result, want)
@@ -157,9 +182,11 @@ def run_case(case: Case, dtype: str, divergences: Sequence[Divergence] = (), env
             return done("failed", errors=(f"the reference rejects this case: {p.reference_error}",), shapes=shapes)
         shapes["output"] = p.reference.shape
         if p.expected is not None and p.expected.shape != p.reference.shape:
-            msg = (f"{case.file}: case {case.name!r}: field 'expected': shape {list(p.expected.shape)} (after "
-                   f"converting from layout {case.expected.layout!r}) does not match the output shape "
-                   f"{list(p.reference.shape)}")
+            msg = (
+                f"{case.file}: case {case.name!r}: field 'expected': shape {list(p.expected.shape)} (after "
+                f"converting from layout {case.expected.layout!r}) does not match the output shape "
+                f"{list(p.reference.shape)}"
+            )
             return done("failed", errors=(msg,), attrs=p.attrs, shapes=shapes)
         if isinstance(tf_result, Returned):
             outputs[TENSORFLOW] = tf_result.value
@@ -170,7 +197,9 @@ def run_case(case: Case, dtype: str, divergences: Sequence[Divergence] = (), env
             comparisons.append(compare(REFERENCE, p.reference, "expected", p.expected, p.bound))
             comparisons += [compare(name, out, "expected", p.expected, p.bound) for name, out in outputs.items()]
         behaviour, detail, _, _ = tensorflow_behaviour(tf_result, p.reference, p.bound)
-        errors += [f"{c.subject} disagrees with {c.against}" for c in comparisons if not c.ok and c.subject != TENSORFLOW]
+        errors += [
+            f"{c.subject} disagrees with {c.against}" for c in comparisons if not c.ok and c.subject != TENSORFLOW
+        ]
 
     decided = verdict("TensorFlow", behaviour, detail, applicable, errors, error_contract=bool(case.expect_error))
     found = ()
@@ -180,15 +209,31 @@ def run_case(case: Case, dtype: str, divergences: Sequence[Divergence] = (), env
         outputs = {REFERENCE: p.reference, **outputs, **({"expected": p.expected} if p.expected is not None else {})}
     else:
         outputs = {}
-    return done(decided.status, comparisons=tuple(comparisons), errors=decided.errors, notes=tuple(notes) + decided.notes,
-                not_applicable=not_applicable, bound=p.bound, attrs=p.attrs, shapes=shapes,
-                tensorflow=behaviour + (f" ({detail})" if detail and behaviour != AGREES else ""),
-                divergence=decided.divergence, applicable=tuple(d.id for d in applicable), diagnosis=found,
-                outputs=outputs, features=feats)
+    return done(
+        decided.status,
+        comparisons=tuple(comparisons),
+        errors=decided.errors,
+        notes=tuple(notes) + decided.notes,
+        not_applicable=not_applicable,
+        bound=p.bound,
+        attrs=p.attrs,
+        shapes=shapes,
+        tensorflow=behaviour + (f" ({detail})" if detail and behaviour != AGREES else ""),
+        divergence=decided.divergence,
+        applicable=tuple(d.id for d in applicable),
+        diagnosis=found,
+        outputs=outputs,
+        features=feats,
+    )
 
 
-def run_gradients(case: Case, dtype: str, divergences: Sequence[Divergence] = (), env: Environment | None = None,
-                  keep_outputs: bool = False) -> Outcome:
+def run_gradients(
+    case: Case,
+    dtype: str,
+    divergences: Sequence[Divergence] = (),
+    env: Environment | None = None,
+    keep_outputs: bool = False,
+) -> Outcome:
     """Check TensorFlow's gradients of ``case`` at ``dtype`` (the operands ``case.gradients`` names) against the
     reference's; never raises.
 
@@ -214,8 +259,14 @@ def run_gradients(case: Case, dtype: str, divergences: Sequence[Divergence] = ()
     feats = p.features(env)
     forward = matching(in_scope(divergences, "forward"), feats, env)
     if forward:
-        return done("skipped", attrs=p.attrs, shapes=p.shapes, applicable=tuple(d.id for d in forward), features=feats,
-                    skip_reason=f"known divergence of the forward op: {', '.join(d.id for d in forward)}")
+        return done(
+            "skipped",
+            attrs=p.attrs,
+            shapes=p.shapes,
+            applicable=tuple(d.id for d in forward),
+            features=feats,
+            skip_reason=f"known divergence of the forward op: {', '.join(d.id for d in forward)}",
+        )
     tape_known = matching(in_scope(divergences, "gradient"), feats, env)
     raw_known = matching(in_scope(divergences, "raw_backprop"), feats, env) + tape_known
     dy = reference_gradients.output_gradient(f"{case.id}/{dtype}/dy", p.reference.shape, p.reference.dtype)
@@ -231,8 +282,13 @@ def run_gradients(case: Case, dtype: str, divergences: Sequence[Divergence] = ()
         subject = f"tensorflow d/d{name}"
         if failed is None:
             got = np.asarray(tape.value[operands.index(name)])
-            bound = bound_for(reference_gradients.gradient_function(case.op, name), {**p.arrays, "out_backprop": dy},
-                              p.attrs, dtype_of(dtype), case.tolerance)
+            bound = bound_for(
+                reference_gradients.gradient_function(case.op, name),
+                {**p.arrays, "out_backprop": dy},
+                p.attrs,
+                dtype_of(dtype),
+                case.tolerance,
+            )
             checks.append(compare(subject, got, f"reference d/d{name}", want[name], bound))
             outputs[subject] = got
         outputs[f"reference d/d{name}"] = want[name]
@@ -251,8 +307,13 @@ def run_gradients(case: Case, dtype: str, divergences: Sequence[Divergence] = ()
             with blocks(case):
                 want_raw = raw.reference()
             got = np.asarray(result.value)
-            check = compare(f"tensorflow {raw.name}", got, f"reference {raw.name}", want_raw,
-                            bound_for(raw.run, raw.operands, raw.kwargs, dtype_of(dtype), case.tolerance))
+            check = compare(
+                f"tensorflow {raw.name}",
+                got,
+                f"reference {raw.name}",
+                want_raw,
+                bound_for(raw.run, raw.operands, raw.kwargs, dtype_of(dtype), case.tolerance),
+            )
             comparisons.append(check)
             outputs[check.subject], outputs[check.against] = got, want_raw
             behaviour, detail = checks_behaviour(raw.name, [check])
@@ -262,10 +323,19 @@ def run_gradients(case: Case, dtype: str, divergences: Sequence[Divergence] = ()
         tensorflow.append(f"{raw.name} {behaviour}")
 
     decided = combined(verdicts)
-    return done(decided.status, comparisons=tuple(comparisons), errors=decided.errors, notes=decided.notes,
-                attrs=p.attrs, shapes=shapes, tensorflow="; ".join(tensorflow), divergence=decided.divergence,
-                applicable=tuple(dict.fromkeys(d.id for d in tape_known + raw_known)), features=feats,
-                outputs=outputs if keep_outputs or decided.status == "failed" else {})
+    return done(
+        decided.status,
+        comparisons=tuple(comparisons),
+        errors=decided.errors,
+        notes=decided.notes,
+        attrs=p.attrs,
+        shapes=shapes,
+        tensorflow="; ".join(tensorflow),
+        divergence=decided.divergence,
+        applicable=tuple(dict.fromkeys(d.id for d in tape_known + raw_known)),
+        features=feats,
+        outputs=outputs if keep_outputs or decided.status == "failed" else {},
+    )
 
 
 def against_reference(case: Case, dtype: str, backend) -> Comparison:
@@ -281,8 +351,14 @@ def against_reference(case: Case, dtype: str, backend) -> Comparison:
     return compare(backend.name, out, REFERENCE, p.reference, p.bound)
 
 
-def run_backend(case: Case, dtype: str, backend, divergences: Sequence[Divergence] = (), env: Environment | None = None,
-                keep_outputs: bool = False) -> Outcome:
+def run_backend(
+    case: Case,
+    dtype: str,
+    backend,
+    divergences: Sequence[Divergence] = (),
+    env: Environment | None = None,
+    keep_outputs: bool = False,
+) -> Outcome:
     """Check ``backend`` (``harness.backends.Backend``) on ``case`` at ``dtype`` against TensorFlow, the oracle.
 
     Where TensorFlow agrees with the reference, the backend must agree with TensorFlow. Where it does not (a known
@@ -307,8 +383,11 @@ def run_backend(case: Case, dtype: str, backend, divergences: Sequence[Divergenc
     except (CaseError, ValueError) as exc:
         return done("failed", errors=(f"malformed case: {exc}",))
     if p.reference_error is not None:
-        return done("failed", errors=(f"the reference rejects this case: {p.reference_error}",),
-                    shapes={name: a.shape for name, a in p.arrays.items()})
+        return done(
+            "failed",
+            errors=(f"the reference rejects this case: {p.reference_error}",),
+            shapes={name: a.shape for name, a in p.arrays.items()},
+        )
     ref, bound = p.reference, p.bound
     tf_result = call_tensorflow(case.op, *p.arguments)
     _, _, tf_value, tf_check = tensorflow_behaviour(tf_result, ref, bound)
@@ -334,18 +413,36 @@ def run_backend(case: Case, dtype: str, backend, divergences: Sequence[Divergenc
         notes += oracle_notes
     if tf_check is not None:
         comparisons.append(tf_check)
-    tf_behaviour = (f"raises {tf_result.error_class}" if isinstance(tf_result, Raised)
-                    else "aborts" if tf_value is None else None)
+    tf_behaviour = (
+        f"raises {tf_result.error_class}" if isinstance(tf_result, Raised) else "aborts" if tf_value is None else None
+    )
     if behaviour != AGREES and behaviour == tf_behaviour:  # refusing (or dying) exactly as eager TensorFlow does
         notes.append(f"{backend.name} {behaviour}, as TensorFlow does here: {detail}")
         behaviour = AGREES
     decided = verdict(backend.name, behaviour, detail, applicable)
     outputs = {}
     if keep_outputs or decided.status == "failed":
-        outputs = {REFERENCE: ref, **({TENSORFLOW: tf_value} if tf_value is not None else {}),
-                   **({backend.name: out} if out is not None else {})}
-    return done(decided.status, comparisons=tuple(comparisons), errors=decided.errors,
-                notes=tuple(notes) + decided.notes, bound=bound, attrs=p.attrs, shapes=p.shapes,
-                tensorflow=(AGREES if tf_right else "disagrees with the reference" if tf_value is not None
-                            else type(tf_result).__name__.lower()),
-                divergence=decided.divergence, applicable=tuple(d.id for d in applicable), outputs=outputs)
+        outputs = {
+            REFERENCE: ref,
+            **({TENSORFLOW: tf_value} if tf_value is not None else {}),
+            **({backend.name: out} if out is not None else {}),
+        }
+    return done(
+        decided.status,
+        comparisons=tuple(comparisons),
+        errors=decided.errors,
+        notes=tuple(notes) + decided.notes,
+        bound=bound,
+        attrs=p.attrs,
+        shapes=p.shapes,
+        tensorflow=(
+            AGREES
+            if tf_right
+            else "disagrees with the reference"
+            if tf_value is not None
+            else type(tf_result).__name__.lower()
+        ),
+        divergence=decided.divergence,
+        applicable=tuple(d.id for d in applicable),
+        outputs=outputs,
+    )

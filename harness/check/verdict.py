@@ -18,8 +18,8 @@ The other functions sum up an implementation's output as a behaviour: TensorFlow
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -39,8 +39,15 @@ class Verdict:
     notes: tuple[str, ...] = ()  # what happened that is not a failure
 
 
-def verdict(subject: str, behaviour: str, detail: str, applicable: Sequence, errors: Sequence[str] = (),
-            *, error_contract: bool = False) -> Verdict:
+def verdict(
+    subject: str,
+    behaviour: str,
+    detail: str,
+    applicable: Sequence,
+    errors: Sequence[str] = (),
+    *,
+    error_contract: bool = False,
+) -> Verdict:
     """The status of a case for ``subject`` ("TensorFlow", or a backend's name) that did ``behaviour`` (``detail``
     says how), given the known divergences ``applicable`` to the case (in file order) and the case's other
     ``errors``. ``error_contract``: the case expects an error, and ``agrees`` means the implementation raised it."""
@@ -52,10 +59,14 @@ def verdict(subject: str, behaviour: str, detail: str, applicable: Sequence, err
         if behaviour == AGREES and all(d.strict == "per_entry" for d in applicable):
             notes.append(f"known divergence {ids} did not occur for this configuration (checked per entry)")
         elif behaviour == AGREES:
-            errors.append(f"known divergence {ids} did not occur: {subject} now agrees with the reference "
-                          f"(update {applicable[0].file})")
+            errors.append(
+                f"known divergence {ids} did not occur: {subject} now agrees with the reference "
+                f"(update {applicable[0].file})"
+            )
         elif divergence is not None:
-            notes.append(f"known divergence {divergence.id!r}: {divergence.summary}" + (f" ({detail})" if detail else ""))
+            notes.append(
+                f"known divergence {divergence.id!r}: {divergence.summary}" + (f" ({detail})" if detail else "")
+            )
             status = "failed" if errors else "xfailed"
         else:
             declared = " or ".join(sorted({b for d in applicable for b in d.tensorflow_does}))
@@ -72,22 +83,30 @@ def verdict(subject: str, behaviour: str, detail: str, applicable: Sequence, err
 def combined(verdicts: Sequence[Verdict]) -> Verdict:
     """One status for several subjects checked on one item (a gradient item: tf.GradientTape, then each raw backprop
     op): failed if any failed, else xfailed if any was excused by a known divergence, else passed."""
-    status = ("failed" if any(v.status == "failed" for v in verdicts)
-              else "xfailed" if any(v.status == "xfailed" for v in verdicts) else "passed")
+    status = (
+        "failed"
+        if any(v.status == "failed" for v in verdicts)
+        else "xfailed"
+        if any(v.status == "xfailed" for v in verdicts)
+        else "passed"
+    )
     divergence = next((v.divergence for v in verdicts if v.status == "xfailed"), None) if status == "xfailed" else None
-    return Verdict(status, divergence, tuple(e for v in verdicts for e in v.errors),
-                   tuple(n for v in verdicts for n in v.notes))
+    return Verdict(
+        status, divergence, tuple(e for v in verdicts for e in v.errors), tuple(n for v in verdicts for n in v.notes)
+    )
 
 
 # --- behaviours -----------------------------------------------------------------------------
+
 
 def _first_line(text: str) -> str:
     lines = (text or "").strip().splitlines()
     return lines[0][:300] if lines else ""
 
 
-def output_behaviour(subject: str, comparisons: Sequence[Comparison], out: np.ndarray, ref: np.ndarray,
-                     label: str | None = None) -> tuple[str, str]:
+def output_behaviour(
+    subject: str, comparisons: Sequence[Comparison], out: np.ndarray, ref: np.ndarray, label: str | None = None
+) -> tuple[str, str]:
     """(behaviour, detail) of ``subject``'s output from its comparisons: ``wrong_shape``, ``wrong_values`` or
     ``agrees``; ``label`` names the subject in the detail (default: its name)."""
     label = label or subject
@@ -118,7 +137,9 @@ def call_behaviour(result, label: str = "TensorFlow") -> tuple[str, str] | None:
     return None
 
 
-def tensorflow_behaviour(result, ref: np.ndarray, bound: Bound) -> tuple[str, str, np.ndarray | None, Comparison | None]:
+def tensorflow_behaviour(
+    result, ref: np.ndarray, bound: Bound
+) -> tuple[str, str, np.ndarray | None, Comparison | None]:
     """(behaviour, detail, TensorFlow's output or None, its comparison with the reference) of a TensorFlow call
     (``harness.tf.isolation``'s Returned, Raised or Died) for a case that computes a value."""
     failed = call_behaviour(result)
@@ -142,8 +163,15 @@ def tensorflow_error_behaviour(result, want: str) -> tuple[str, str]:
     return "returns", f"TensorFlow returned an array of shape {list(value.shape)}{zeros} instead of raising {want}"
 
 
-def against_oracle(subject: str, out: np.ndarray, ref: np.ndarray, tf_value: np.ndarray | None, tf_right: bool,
-                   bound: Bound, tf_note: str = "") -> tuple[list[Comparison], str, str, list[str]]:
+def against_oracle(
+    subject: str,
+    out: np.ndarray,
+    ref: np.ndarray,
+    tf_value: np.ndarray | None,
+    tf_right: bool,
+    bound: Bound,
+    tf_note: str = "",
+) -> tuple[list[Comparison], str, str, list[str]]:
     """An implementation's output judged with TensorFlow as the oracle: (comparisons, behaviour, detail, notes).
 
     Where TensorFlow agrees with the reference (``tf_right``), ``out`` must agree with TensorFlow; where it does
@@ -155,8 +183,11 @@ def against_oracle(subject: str, out: np.ndarray, ref: np.ndarray, tf_value: np.
     if tf_value is not None:
         # TensorFlow's output can have another shape than the reference's (a known divergence): then each of its
         # elements gets the largest per-element bound.
-        tf_bound = bound if tf_value.shape == ref.shape else dataclasses.replace(
-            bound, per_element=np.full(tf_value.shape, bound.per_element.max(initial=0.0)))
+        tf_bound = (
+            bound
+            if tf_value.shape == ref.shape
+            else dataclasses.replace(bound, per_element=np.full(tf_value.shape, bound.per_element.max(initial=0.0)))
+        )
         comparisons.append(compare(subject, out, TENSORFLOW, tf_value, tf_bound))
     if tf_right:
         ok = comparisons[-1].ok
@@ -164,8 +195,16 @@ def against_oracle(subject: str, out: np.ndarray, ref: np.ndarray, tf_value: np.
         tf_does = ("raised or died" if tf_value is None else "disagrees with the reference") + " here" + tf_note
         shares = tf_value is not None and comparisons[-1].ok
         ok = against_ref.ok or shares
-        notes.append(f"TensorFlow {tf_does}; {subject} " + ("agrees with the reference" if against_ref.ok else
-                     "agrees with TensorFlow" if shares else "agrees with neither"))
+        notes.append(
+            f"TensorFlow {tf_does}; {subject} "
+            + (
+                "agrees with the reference"
+                if against_ref.ok
+                else "agrees with TensorFlow"
+                if shares
+                else "agrees with neither"
+            )
+        )
     if ok:
         return comparisons, AGREES, "", notes
     behaviour, detail = output_behaviour(subject, [c for c in comparisons if not c.ok], out, ref)

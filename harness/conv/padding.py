@@ -20,8 +20,8 @@ All argument errors are ``ValueError`` naming the op, the argument and its value
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from harness.conv.layouts import SPATIAL_LETTERS
 

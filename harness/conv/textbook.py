@@ -88,7 +88,7 @@ def fill_zeros(x_chw, stride: int = 2) -> np.ndarray:
     That is ``interleave_zeros`` with one zero of padding on every side;
     x: [..., C, H, W] -> [..., C, s*(H-1)+3, s*(W-1)+3] (7x7 for a 3x3 map at stride 2).
     """
-    z = layouts.interleave_zeros(x_chw, stride, layout="NCHW"[-np.ndim(x_chw):])
+    z = layouts.interleave_zeros(x_chw, stride, layout="NCHW"[-np.ndim(x_chw) :])
     return np.pad(z, [(0, 0)] * (z.ndim - 2) + [(1, 1), (1, 1)])
 
 
@@ -112,7 +112,7 @@ def transposed_by_zero_insertion(y_chw, k_oihw, stride, dilation, pad_before, ou
     the corresponding forward convolution adds at the top / left.
     Returns [..., O, out_h, out_w].
     """
-    z = layouts.interleave_zeros(y_chw, stride, layout="NCHW"[-np.ndim(y_chw):])
+    z = layouts.interleave_zeros(y_chw, stride, layout="NCHW"[-np.ndim(y_chw) :])
     kd = layouts.dilate_kernel(k_oihw, dilation, layout="OIHW")
     for axis, (k_eff, pb, m) in enumerate(zip(kd.shape[-2:], pad_before, out_hw)):
         ax = z.ndim - 2 + axis

@@ -23,8 +23,8 @@ A case may replace ``c`` (or add an absolute floor) only with a written reason.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Callable, Mapping
 
 import numpy as np
 
@@ -63,7 +63,13 @@ class Bound:
         return text
 
 
-def bound_for(op: Callable[..., np.ndarray], arrays: Mapping[str, np.ndarray], attrs: Mapping, dtype, override: Override | None = None) -> Bound:
+def bound_for(
+    op: Callable[..., np.ndarray],
+    arrays: Mapping[str, np.ndarray],
+    attrs: Mapping,
+    dtype,
+    override: Override | None = None,
+) -> Bound:
     """The bound for comparing outputs of ``op(*arrays, **attrs)``.
 
     ``op`` is the reference (a tf.nn-style callable); it is run twice more in float64:
@@ -109,7 +115,9 @@ def compare(subject: str, got: np.ndarray, against: str, want: np.ndarray, bound
     """Compare ``got`` with ``want`` element-wise under ``bound`` (shapes and dtypes must match)."""
     got, want = np.asarray(got), np.asarray(want)
     if got.shape != want.shape:
-        return Comparison(subject, against, False, np.inf, np.inf, 0.0, np.inf, f"shape {list(got.shape)} != {list(want.shape)}")
+        return Comparison(
+            subject, against, False, np.inf, np.inf, 0.0, np.inf, f"shape {list(got.shape)} != {list(want.shape)}"
+        )
     if got.dtype != want.dtype:
         return Comparison(subject, against, False, np.inf, np.inf, 0.0, np.inf, f"dtype {got.dtype} != {want.dtype}")
     if got.size == 0:
@@ -125,5 +133,11 @@ def compare(subject: str, got: np.ndarray, against: str, want: np.ndarray, bound
         rel = np.where(diff == 0, 0.0, diff / np.abs(w))
     worst = np.unravel_index(np.argmax(ratio), ratio.shape)
     margin = float(ratio[worst])
-    detail = "" if margin <= 1 else f"worst at index {list(map(int, worst))}: {g[worst]!r} vs {w[worst]!r}, bound {limit[worst]:.3g}"
-    return Comparison(subject, against, margin <= 1, float(diff.max()), float(np.nanmax(rel)), float(limit.max()), margin, detail)
+    detail = (
+        ""
+        if margin <= 1
+        else f"worst at index {list(map(int, worst))}: {g[worst]!r} vs {w[worst]!r}, bound {limit[worst]:.3g}"
+    )
+    return Comparison(
+        subject, against, margin <= 1, float(diff.max()), float(np.nanmax(rel)), float(limit.max()), margin, detail
+    )

@@ -8,5 +8,15 @@ Everything that differs from one op to another lives in its spec; the rest of th
 from harness.ops.spec import KINDS, Arrays, Formulation, NotApplicable, Operand, OpSpec
 from harness.ops.table import OPS, RAW_OPS, get, kernel_fits
 
-__all__ = ["KINDS", "OPS", "RAW_OPS", "Arrays", "Formulation", "NotApplicable", "OpSpec", "Operand", "get",
-           "kernel_fits"]
+__all__ = [
+    "KINDS",
+    "OPS",
+    "RAW_OPS",
+    "Arrays",
+    "Formulation",
+    "NotApplicable",
+    "OpSpec",
+    "Operand",
+    "get",
+    "kernel_fits",
+]

@@ -15,7 +15,7 @@ arrays and ``dy`` arrive in the accumulator dtype (``harness.ops.gradients`` con
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -34,13 +34,17 @@ def raw_attrs(spec: OpSpec, attrs: Mapping, fmt: str | None = None) -> dict:
 
 def _conv2d_pair(x, w_hwio, dy, raw: dict) -> tuple[np.ndarray, np.ndarray]:
     """(d_input, d_filter) of conv2d in raw-op form; x and dy in raw["data_format"]."""
-    return (reference.conv2d_backprop_input(list(x.shape), w_hwio, dy, **raw),
-            reference.conv2d_backprop_filter(x, list(w_hwio.shape), dy, **raw))
+    return (
+        reference.conv2d_backprop_input(list(x.shape), w_hwio, dy, **raw),
+        reference.conv2d_backprop_filter(x, list(w_hwio.shape), dy, **raw),
+    )
 
 
 def _depthwise_pair(x, w_hwim, dy, raw: dict) -> tuple[np.ndarray, np.ndarray]:
-    return (reference.depthwise_conv2d_native_backprop_input(list(x.shape), w_hwim, dy, **raw),
-            reference.depthwise_conv2d_native_backprop_filter(x, list(w_hwim.shape), dy, **raw))
+    return (
+        reference.depthwise_conv2d_native_backprop_input(list(x.shape), w_hwim, dy, **raw),
+        reference.depthwise_conv2d_native_backprop_filter(x, list(w_hwim.shape), dy, **raw),
+    )
 
 
 def conv2d(spec: OpSpec, a: Arrays, attrs: Mapping, dy) -> dict:
@@ -77,10 +81,13 @@ def transposed(spec: OpSpec, a: Arrays, attrs: Mapping, dy) -> dict:
     pairs = iter(pad if not isinstance(pad, str) else ())
     padding = pad if isinstance(pad, str) else [[0, 0] if c in "NC" else list(next(pairs)) for c in fmt2]
     d_input = reference.conv2d(dy2, w, list(strides), padding, data_format=fmt2, dilations=list(dilations))
-    d_filters = reference.conv2d_backprop_filter(dy2, list(w.shape), x, strides=s4, padding=name,
-                                                 explicit_paddings=flat, data_format=fmt2, dilations=d4)
-    return {spec.data.name: layouts.convert(d_input, fmt2, fmt),
-            spec.filter.name: layouts.convert(d_filters, w_layout2, w_layout)}
+    d_filters = reference.conv2d_backprop_filter(
+        dy2, list(w.shape), x, strides=s4, padding=name, explicit_paddings=flat, data_format=fmt2, dilations=d4
+    )
+    return {
+        spec.data.name: layouts.convert(d_input, fmt2, fmt),
+        spec.filter.name: layouts.convert(d_filters, w_layout2, w_layout),
+    }
 
 
 def conv1d(spec: OpSpec, a: Arrays, attrs: Mapping, dy) -> dict:
@@ -98,8 +105,9 @@ def separable_conv2d(spec: OpSpec, a: Arrays, attrs: Mapping, dy) -> dict:
     """y = pointwise(z), z = depthwise(x): dz = the 1x1 conv2d's input gradient, then the depthwise pair."""
     fmt = spec.data_format(attrs)
     x, w_dw, w_pw = a["input"], a["depthwise_filter"], a["pointwise_filter"]
-    z = reference.depthwise_conv2d(x, w_dw, attrs["strides"], attrs["padding"], data_format=fmt,
-                                   dilations=attrs.get("dilations"))
+    z = reference.depthwise_conv2d(
+        x, w_dw, attrs["strides"], attrs["padding"], data_format=fmt, dilations=attrs.get("dilations")
+    )
     dz, d_pw = _conv2d_pair(z, w_pw, dy, raw_attrs(spec, {"strides": 1, "padding": "VALID"}, fmt))
     dx, d_dw = _depthwise_pair(x, w_dw, dz, raw_attrs(spec, attrs))
     return {"input": dx, "depthwise_filter": d_dw, "pointwise_filter": d_pw}

@@ -11,8 +11,8 @@ rules round once. No TensorFlow here.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Callable, Mapping
 
 import numpy as np
 
@@ -22,8 +22,15 @@ from harness.ops.gradient_rules import raw_attrs
 from harness.ops.spec import Arrays
 from harness.ops.table import OPS, get
 
-__all__ = ["RawBackprop", "gradients", "gradient_function", "output_gradient", "raw_attrs", "raw_backprop",
-           "with_gradient"]
+__all__ = [
+    "RawBackprop",
+    "gradients",
+    "gradient_function",
+    "output_gradient",
+    "raw_attrs",
+    "raw_backprop",
+    "with_gradient",
+]
 
 
 def with_gradient() -> tuple[str, ...]:
@@ -49,8 +56,10 @@ def gradients(op: str, arrays: Arrays, attrs: Mapping, out_backprop) -> dict[str
     y = spec.call(spec.reference, arrays, attrs)  # validates every forward argument, with the op's own messages
     dy = np.asarray(out_backprop)
     if dy.shape != y.shape or dy.dtype != y.dtype:
-        raise ValueError(f"gradients: argument 'out_backprop' has shape {list(dy.shape)} and dtype {dy.dtype}; "
-                         f"{op}'s output has shape {list(y.shape)} and dtype {y.dtype}")
+        raise ValueError(
+            f"gradients: argument 'out_backprop' has shape {list(dy.shape)} and dtype {dy.dtype}; "
+            f"{op}'s output has shape {list(y.shape)} and dtype {y.dtype}"
+        )
     acc = accumulator(y.dtype)
     grads = spec.gradient(spec, {n: np.asarray(arrays[n]).astype(acc) for n in names}, attrs, dy.astype(acc))
     return {n: grads[n].astype(np.asarray(arrays[n]).dtype) for n in names}
@@ -112,8 +121,18 @@ def raw_backprop(op: str, wrt: str, arrays: Arrays, attrs: Mapping, out_backprop
     impl = getattr(reference, name)
     if wrt == spec.data.name:  # backprop_input(input_sizes, filter, out_backprop)
         sizes = list(data.shape)
-        return RawBackprop(name, (sizes, filt, out_backprop), kwargs, {"filter": filt, "out_backprop": out_backprop},
-                           lambda w, dy, **kw: impl(sizes, w, dy, **kw))
+        return RawBackprop(
+            name,
+            (sizes, filt, out_backprop),
+            kwargs,
+            {"filter": filt, "out_backprop": out_backprop},
+            lambda w, dy, **kw: impl(sizes, w, dy, **kw),
+        )
     sizes = list(filt.shape)  # backprop_filter(input, filter_sizes, out_backprop)
-    return RawBackprop(name, (data, sizes, out_backprop), kwargs, {"input": data, "out_backprop": out_backprop},
-                       lambda x, dy, **kw: impl(x, sizes, dy, **kw))
+    return RawBackprop(
+        name,
+        (data, sizes, out_backprop),
+        kwargs,
+        {"input": data, "out_backprop": out_backprop},
+        lambda x, dy, **kw: impl(x, sizes, dy, **kw),
+    )

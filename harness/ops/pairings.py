@@ -53,18 +53,22 @@ def correlate(a: Arrays, attrs: dict) -> np.ndarray:
     """corr2D_mutil_in / mutil_in_out on the padded input with the zero-inserted kernel, then subsampled."""
     fmt = _fmt(attrs, "NHWC")
     k_oihw = layouts.hwio_to_oihw(a["filters"])
-    wins = _windows("conv2d", CONV2D_FORMS, layouts.convert(a["input"], fmt, "NHWC").shape, k_oihw.shape[2:], attrs, fmt)
+    wins = _windows(
+        "conv2d", CONV2D_FORMS, layouts.convert(a["input"], fmt, "NHWC").shape, k_oihw.shape[2:], attrs, fmt
+    )
     return layouts.convert(_correlate_nchw(layouts.convert(a["input"], fmt, "NCHW"), k_oihw, wins), "NCHW", fmt)
 
 
 def correlate_height_1(a: Arrays, attrs: dict) -> np.ndarray:
     """The same correlation on a height-1 image: NWC -> NCHW and WIO -> OIHW insert H = 1."""
     fmt = _fmt(attrs, "NWC")
-    (win,) = _windows("conv1d", CONV1D_FORMS, layouts.convert(a["input"], fmt, "NWC").shape, a["filters"].shape[:1],
-                      attrs, fmt)
+    (win,) = _windows(
+        "conv1d", CONV1D_FORMS, layouts.convert(a["input"], fmt, "NWC").shape, a["filters"].shape[:1], attrs, fmt
+    )
     height = Window(size=1, kernel=1, stride=1, dilation=1, pad_before=0, pad_after=0, out=1)
-    y_nchw = _correlate_nchw(layouts.convert(a["input"], fmt, "NCHW"), layouts.convert(a["filters"], "WIO", "OIHW"),
-                             (height, win))
+    y_nchw = _correlate_nchw(
+        layouts.convert(a["input"], fmt, "NCHW"), layouts.convert(a["filters"], "WIO", "OIHW"), (height, win)
+    )
     return layouts.convert(y_nchw, "NCHW", fmt)
 
 
@@ -72,9 +76,13 @@ def correlate_centered(a: Arrays, attrs: dict) -> np.ndarray:
     """The documents' compute_conv: pad k//2 all round and correlate (SAME, stride 1, odd kernel)."""
     fmt = _fmt(attrs, "NHWC")
     k_oihw = layouts.hwio_to_oihw(a["filters"])
-    wins = _windows("conv2d", CONV2D_FORMS, layouts.convert(a["input"], fmt, "NHWC").shape, k_oihw.shape[2:], attrs, fmt)
+    wins = _windows(
+        "conv2d", CONV2D_FORMS, layouts.convert(a["input"], fmt, "NHWC").shape, k_oihw.shape[2:], attrs, fmt
+    )
     _require(attrs["padding"] == "SAME", "compute_conv pads k//2 on each side: SAME only")
-    _require(all(w.stride == 1 and w.dilation == 1 and w.kernel % 2 for w in wins), "needs stride 1, dilation 1, odd kernel")
+    _require(
+        all(w.stride == 1 and w.dilation == 1 and w.kernel % 2 for w in wins), "needs stride 1, dilation 1, odd kernel"
+    )
     y_nchw = textbook.correlate_centered(layouts.convert(a["input"], fmt, "NCHW"), k_oihw)
     return layouts.convert(y_nchw, "NCHW", fmt)
 
@@ -102,8 +110,14 @@ def depthwise_apart(a: Arrays, attrs: dict) -> np.ndarray:
     """my_depthwise: per-channel correlation, results kept apart, then laid out channel-major."""
     fmt = _fmt(attrs, "NHWC")
     x_nchw = layouts.convert(a["input"], fmt, "NCHW")
-    wins = _windows("depthwise_conv2d", DEPTHWISE_FORMS, layouts.convert(x_nchw, "NCHW", "NHWC").shape,
-                    a["filter"].shape[:2], attrs, fmt)
+    wins = _windows(
+        "depthwise_conv2d",
+        DEPTHWISE_FORMS,
+        layouts.convert(x_nchw, "NCHW", "NHWC").shape,
+        a["filter"].shape[:2],
+        attrs,
+        fmt,
+    )
     return layouts.convert(_depthwise_nchw(x_nchw, a["filter"], wins), "NCHW", fmt)
 
 
@@ -112,8 +126,9 @@ def depthwise_then_matmul(a: Arrays, attrs: dict) -> np.ndarray:
     fmt = _fmt(attrs, "NHWC")
     x_nchw = layouts.convert(a["input"], fmt, "NCHW")
     w_dw = a["depthwise_filter"]
-    wins = _windows("separable_conv2d", DEPTHWISE_FORMS, layouts.convert(x_nchw, "NCHW", "NHWC").shape,
-                    w_dw.shape[:2], attrs, fmt)
+    wins = _windows(
+        "separable_conv2d", DEPTHWISE_FORMS, layouts.convert(x_nchw, "NCHW", "NHWC").shape, w_dw.shape[:2], attrs, fmt
+    )
     y_nchw = textbook.matmul_1x1(_depthwise_nchw(x_nchw, w_dw, wins), layouts.hwio_to_oihw(a["pointwise_filter"]))
     return layouts.convert(y_nchw, "NCHW", fmt)
 
@@ -127,7 +142,9 @@ def zero_insertion(a: Arrays, attrs: dict) -> np.ndarray:
     out_shape = dict(zip(fmt, attrs["output_shape"])) if len(attrs["output_shape"]) == 4 else None
     out_hw = (out_shape["H"], out_shape["W"]) if out_shape else tuple(attrs["output_shape"])
     n_out = out_shape["N"] if out_shape else y_nchw.shape[0]
-    wins = _windows("conv2d_transpose", TRANSPOSE_FORMS, (n_out, *out_hw, k_oihw.shape[0]), k_oihw.shape[2:], attrs, fmt)
+    wins = _windows(
+        "conv2d_transpose", TRANSPOSE_FORMS, (n_out, *out_hw, k_oihw.shape[0]), k_oihw.shape[2:], attrs, fmt
+    )
     out = textbook.transposed_by_zero_insertion(
         y_nchw, k_oihw, [w.stride for w in wins], [w.dilation for w in wins], [w.pad_before for w in wins], out_hw
     )

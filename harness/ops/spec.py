@@ -10,8 +10,8 @@ its docstring).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
 
 import numpy as np
 
@@ -90,8 +90,8 @@ class OpSpec:
     tf_kernels: tuple[str, ...] = ("Conv2D",)
     tf_gradient_kernels: tuple[str, ...] = ("Conv2DBackpropInput", "Conv2DBackpropFilter")
     kernel_padding: Callable[[Mapping], str] | None = None
-    resolve: Callable[["OpSpec", Arrays, dict], dict] | None = None  # fills symbolic attributes at run time
-    expand: Callable[["OpSpec", Mapping[str, tuple], dict], list | None] | None = None  # one case -> variants
+    resolve: Callable[[OpSpec, Arrays, dict], dict] | None = None  # fills symbolic attributes at run time
+    expand: Callable[[OpSpec, Mapping[str, tuple], dict], list | None] | None = None  # one case -> variants
     symbolic: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # attr -> allowed symbolic values
     positional: tuple[str, ...] = ()
     api: str = ""
@@ -157,7 +157,7 @@ class OpSpec:
         return windows(self.name, sizes, kernels, *self.window_attrs(attrs))
 
     def tf_padding_kind(self, attrs: Mapping) -> str:
-        """"explicit" or "named": the kind of padding ``tf_kernels`` are called with for these attributes."""
+        """ "explicit" or "named": the kind of padding ``tf_kernels`` are called with for these attributes."""
         if self.kernel_padding is not None:
             return self.kernel_padding(attrs)
         return "named" if isinstance(attrs.get("padding", "SAME"), str) else "explicit"

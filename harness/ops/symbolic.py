@@ -10,7 +10,7 @@ when the file is loaded). Rank-generic: the spatial axes are the data_format's l
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 from harness.conv.padding import transpose_output_sizes
 from harness.ops.spec import Arrays, OpSpec
@@ -27,8 +27,9 @@ def _accepted(spec: OpSpec, shapes: Mapping[str, tuple], attrs: Mapping) -> tupl
     w_shape = dict(zip(spec.filter.layout, shapes[spec.filter.name]))
     strides, dilations, pad = spec.window_attrs(attrs)
     pads = [pad] * len(spatial) if isinstance(pad, str) else pad
-    sizes = [transpose_output_sizes(x_shape[c], w_shape[c], s, d, p)
-             for c, s, d, p in zip(spatial, strides, dilations, pads)]
+    sizes = [
+        transpose_output_sizes(x_shape[c], w_shape[c], s, d, p) for c, s, d, p in zip(spatial, strides, dilations, pads)
+    ]
     for c, accepted in zip(spatial, sizes):
         if not accepted:
             raise ValueError(f"{spec.name}: no output_shape is reachable for input size {x_shape[c]}")
@@ -61,5 +62,6 @@ def expand_output_shape(spec: OpSpec, shapes: Mapping[str, tuple], attrs: dict):
     variants = [[]]
     for accepted in sizes:
         variants = [v + [n] for v in variants for n in accepted]
-    return [(f"out={'x'.join(map(str, v))}", {**attrs, "output_shape": _shape(fmt, batch, channels, v)})
-            for v in variants]
+    return [
+        (f"out={'x'.join(map(str, v))}", {**attrs, "output_shape": _shape(fmt, batch, channels, v)}) for v in variants
+    ]

@@ -19,16 +19,21 @@ complete).
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
-from harness.conv import reference
 import harness.ops.gradient_rules as gradient_rules
 import harness.ops.pairings as pairings
+from harness.conv import reference
 from harness.ops.pairings import formulation
-from harness.ops.spec import OpSpec, Operand
-from harness.ops.symbolic import SPATIAL_OUTPUT_SHAPES, SYMBOLIC_OUTPUT_SHAPES, expand_output_shape, resolve_output_shape
+from harness.ops.spec import Operand, OpSpec
+from harness.ops.symbolic import (
+    SPATIAL_OUTPUT_SHAPES,
+    SYMBOLIC_OUTPUT_SHAPES,
+    expand_output_shape,
+    resolve_output_shape,
+)
 
 _DEPTHWISE_GRADIENT = ("DepthwiseConv2dNativeBackpropInput", "DepthwiseConv2dNativeBackpropFilter")
 
@@ -51,51 +56,85 @@ OPS: dict[str, OpSpec] = {
         OpSpec(
             "conv2d",
             (Operand("input", "data", "NHWC"), Operand("filters", "filter", "HWIO")),
-            ("strides", "padding", "data_format", "dilations"), ("strides", "padding"), ("NHWC", "NCHW"),
-            reference.conv2d, kind="conv", forms=reference.CONV2D_FORMS,
+            ("strides", "padding", "data_format", "dilations"),
+            ("strides", "padding"),
+            ("NHWC", "NCHW"),
+            reference.conv2d,
+            kind="conv",
+            forms=reference.CONV2D_FORMS,
             defaults={"strides": 1, "padding": "SAME"},
-            textbook=(formulation("correlate", pairings.correlate),
-                      formulation("correlate_centered", pairings.correlate_centered),
-                      formulation("matmul_1x1", pairings.matmul_1x1)),
+            textbook=(
+                formulation("correlate", pairings.correlate),
+                formulation("correlate_centered", pairings.correlate_centered),
+                formulation("matmul_1x1", pairings.matmul_1x1),
+            ),
             gradient=gradient_rules.conv2d,
             raw_backprop={"input": "conv2d_backprop_input", "filters": "conv2d_backprop_filter"},
-            relations=("layout_invariance", "convolution_is_rotated_correlation", "one_by_one_is_matmul", "input_channel_sum",
-                       "output_channel_stack", "dilation_is_zero_inserted_kernel", "explicit_padding_is_np_pad",
-                       "same_is_explicit"),
+            relations=(
+                "layout_invariance",
+                "convolution_is_rotated_correlation",
+                "one_by_one_is_matmul",
+                "input_channel_sum",
+                "output_channel_stack",
+                "dilation_is_zero_inserted_kernel",
+                "explicit_padding_is_np_pad",
+                "same_is_explicit",
+            ),
         ),
         OpSpec(
             "depthwise_conv2d",
             (Operand("input", "data", "NHWC"), Operand("filter", "filter", "HWIM")),
-            ("strides", "padding", "data_format", "dilations"), ("strides", "padding"), ("NHWC", "NCHW"),
-            reference.depthwise_conv2d, kind="depthwise", forms=reference.DEPTHWISE_FORMS,
+            ("strides", "padding", "data_format", "dilations"),
+            ("strides", "padding"),
+            ("NHWC", "NCHW"),
+            reference.depthwise_conv2d,
+            kind="depthwise",
+            forms=reference.DEPTHWISE_FORMS,
             defaults={"strides": [1, 1, 1, 1], "padding": "SAME"},  # tf.nn takes a 4-list only
             textbook=(formulation("depthwise_apart", pairings.depthwise_apart),),
             gradient=gradient_rules.depthwise_conv2d,
-            raw_backprop={"input": "depthwise_conv2d_native_backprop_input",
-                          "filter": "depthwise_conv2d_native_backprop_filter"},
-            relations=("layout_invariance", "depthwise_is_per_channel_conv2d", "explicit_padding_is_np_pad", "same_is_explicit"),
-            tf_kernels=("DepthwiseConv2dNative",), tf_gradient_kernels=_DEPTHWISE_GRADIENT,
+            raw_backprop={
+                "input": "depthwise_conv2d_native_backprop_input",
+                "filter": "depthwise_conv2d_native_backprop_filter",
+            },
+            relations=(
+                "layout_invariance",
+                "depthwise_is_per_channel_conv2d",
+                "explicit_padding_is_np_pad",
+                "same_is_explicit",
+            ),
+            tf_kernels=("DepthwiseConv2dNative",),
+            tf_gradient_kernels=_DEPTHWISE_GRADIENT,
             kernel_padding=_space_to_batch_padding,
         ),
         OpSpec(
             "conv2d_transpose",
             (Operand("input", "data", "NHWC"), Operand("filters", "filter", "HWOI")),
-            ("output_shape", "strides", "padding", "data_format", "dilations"), ("output_shape", "strides"),
+            ("output_shape", "strides", "padding", "data_format", "dilations"),
+            ("output_shape", "strides"),
             ("NHWC", "NCHW"),
-            reference.conv2d_transpose, kind="transposed", forms=reference.TRANSPOSE_FORMS,
+            reference.conv2d_transpose,
+            kind="transposed",
+            forms=reference.TRANSPOSE_FORMS,
             defaults={"strides": 2, "padding": "SAME"},
             textbook=(formulation("zero_insertion", pairings.zero_insertion),),
             gradient=gradient_rules.transposed,
             relations=("layout_invariance", "transpose_is_zero_insertion"),
-            tf_kernels=("Conv2DBackpropInput",), tf_gradient_kernels=("Conv2D", "Conv2DBackpropFilter"),
-            resolve=resolve_output_shape, expand=expand_output_shape,
+            tf_kernels=("Conv2DBackpropInput",),
+            tf_gradient_kernels=("Conv2D", "Conv2DBackpropFilter"),
+            resolve=resolve_output_shape,
+            expand=expand_output_shape,
             symbolic={"output_shape": SYMBOLIC_OUTPUT_SHAPES + SPATIAL_OUTPUT_SHAPES},
         ),
         OpSpec(
             "atrous_conv2d",
             (Operand("value", "data", "NHWC"), Operand("filters", "filter", "HWIO")),
-            ("rate", "padding"), ("rate", "padding"), ("NHWC",),
-            reference.atrous_conv2d, kind="conv", forms=reference.ATROUS_FORMS,
+            ("rate", "padding"),
+            ("rate", "padding"),
+            ("NHWC",),
+            reference.atrous_conv2d,
+            kind="conv",
+            forms=reference.ATROUS_FORMS,
             defaults={"rate": 2, "padding": "SAME"},
             textbook=(formulation("scipy_dilated_convolve", pairings.scipy_dilated_convolve),),
             gradient=gradient_rules.conv2d,
@@ -104,15 +143,26 @@ OPS: dict[str, OpSpec] = {
         ),
         OpSpec(
             "separable_conv2d",
-            (Operand("input", "data", "NHWC"), Operand("depthwise_filter", "filter", "HWIM"),
-             Operand("pointwise_filter", "filter", "HWIO")),
-            ("strides", "padding", "data_format", "dilations"), ("strides", "padding"), ("NHWC", "NCHW"),
-            reference.separable_conv2d, kind="separable", forms=reference.DEPTHWISE_FORMS,
+            (
+                Operand("input", "data", "NHWC"),
+                Operand("depthwise_filter", "filter", "HWIM"),
+                Operand("pointwise_filter", "filter", "HWIO"),
+            ),
+            ("strides", "padding", "data_format", "dilations"),
+            ("strides", "padding"),
+            ("NHWC", "NCHW"),
+            reference.separable_conv2d,
+            kind="separable",
+            forms=reference.DEPTHWISE_FORMS,
             defaults={"strides": [1, 1, 1, 1], "padding": "SAME"},
             textbook=(formulation("depthwise_then_matmul", pairings.depthwise_then_matmul),),
             gradient=gradient_rules.separable_conv2d,
-            relations=("layout_invariance", "separable_is_depthwise_then_pointwise", "explicit_padding_is_np_pad",
-                       "same_is_explicit"),
+            relations=(
+                "layout_invariance",
+                "separable_is_depthwise_then_pointwise",
+                "explicit_padding_is_np_pad",
+                "same_is_explicit",
+            ),
             tf_kernels=("DepthwiseConv2dNative", "Conv2D"),
             tf_gradient_kernels=_DEPTHWISE_GRADIENT + ("Conv2DBackpropInput", "Conv2DBackpropFilter"),
             kernel_padding=_space_to_batch_padding,
@@ -120,8 +170,12 @@ OPS: dict[str, OpSpec] = {
         OpSpec(
             "conv1d",
             (Operand("input", "data", "NWC"), Operand("filters", "filter", "WIO")),
-            ("stride", "padding", "data_format", "dilations"), ("stride", "padding"), ("NWC", "NCW"),
-            reference.conv1d, kind="conv", forms=reference.CONV1D_FORMS,
+            ("stride", "padding", "data_format", "dilations"),
+            ("stride", "padding"),
+            ("NWC", "NCW"),
+            reference.conv1d,
+            kind="conv",
+            forms=reference.CONV1D_FORMS,
             defaults={"stride": 1, "padding": "SAME"},
             textbook=(formulation("correlate_height_1", pairings.correlate_height_1),),
             gradient=gradient_rules.conv1d,
@@ -130,14 +184,19 @@ OPS: dict[str, OpSpec] = {
         OpSpec(
             "conv1d_transpose",
             (Operand("input", "data", "NWC"), Operand("filters", "filter", "WOI")),
-            ("output_shape", "strides", "padding", "data_format", "dilations"), ("output_shape", "strides"),
+            ("output_shape", "strides", "padding", "data_format", "dilations"),
+            ("output_shape", "strides"),
             ("NWC", "NCW"),
-            reference.conv1d_transpose, kind="transposed", forms=reference.CONV1D_TRANSPOSE_FORMS,
+            reference.conv1d_transpose,
+            kind="transposed",
+            forms=reference.CONV1D_TRANSPOSE_FORMS,
             defaults={"strides": 2, "padding": "SAME"},
             gradient=gradient_rules.transposed,
             relations=("layout_invariance",),
-            tf_kernels=("Conv2DBackpropInput",), tf_gradient_kernels=("Conv2D", "Conv2DBackpropFilter"),
-            resolve=resolve_output_shape, expand=expand_output_shape,
+            tf_kernels=("Conv2DBackpropInput",),
+            tf_gradient_kernels=("Conv2D", "Conv2DBackpropFilter"),
+            resolve=resolve_output_shape,
+            expand=expand_output_shape,
             symbolic={"output_shape": SYMBOLIC_OUTPUT_SHAPES},
         ),
     )
@@ -148,15 +207,34 @@ def _raw_padding(attrs: Mapping) -> str:
     return "explicit" if attrs.get("padding") == "EXPLICIT" else "named"
 
 
-def _raw(name: str, api: str, operands: tuple[Operand, ...], sizes: str, positional: tuple[str, ...],
-         kernels: tuple[str, ...], extra: tuple[str, ...] = (), output_layout: str = "") -> OpSpec:
+def _raw(
+    name: str,
+    api: str,
+    operands: tuple[Operand, ...],
+    sizes: str,
+    positional: tuple[str, ...],
+    kernels: tuple[str, ...],
+    extra: tuple[str, ...] = (),
+    output_layout: str = "",
+) -> OpSpec:
     """A raw backprop op: ``sizes`` (input_sizes / filter_sizes) and the window attributes in tf.raw_ops' forms."""
     return OpSpec(
-        name, operands, (sizes, "strides", "padding", *extra, "explicit_paddings", "data_format", "dilations"),
-        (sizes, "strides", "padding"), ("NHWC", "NCHW"), getattr(reference, name), kind="backprop",
-        forms=reference.RAW_FORMS, defaults={"strides": [1, 1, 1, 1], "padding": "SAME"},
-        tf_kernels=kernels, tf_gradient_kernels=(), kernel_padding=_raw_padding, positional=positional,
-        api=f"tf.raw_ops.{api}", output_layout=output_layout)
+        name,
+        operands,
+        (sizes, "strides", "padding", *extra, "explicit_paddings", "data_format", "dilations"),
+        (sizes, "strides", "padding"),
+        ("NHWC", "NCHW"),
+        getattr(reference, name),
+        kind="backprop",
+        forms=reference.RAW_FORMS,
+        defaults={"strides": [1, 1, 1, 1], "padding": "SAME"},
+        tf_kernels=kernels,
+        tf_gradient_kernels=(),
+        kernel_padding=_raw_padding,
+        positional=positional,
+        api=f"tf.raw_ops.{api}",
+        output_layout=output_layout,
+    )
 
 
 # The raw backprop ops (OpSpec.raw_backprop): gradient cases call them with valid arguments; cases of their own in
@@ -165,21 +243,42 @@ def _raw(name: str, api: str, operands: tuple[Operand, ...], sizes: str, positio
 RAW_OPS: dict[str, OpSpec] = {
     spec.name: spec
     for spec in (
-        _raw("conv2d_backprop_input", "Conv2DBackpropInput",
-             (Operand("filter", "filter", "HWIO"), Operand("out_backprop", "data", "NHWC")),
-             "input_sizes", ("input_sizes", "filter", "out_backprop"), ("Conv2DBackpropInput",),
-             extra=("use_cudnn_on_gpu",)),
-        _raw("conv2d_backprop_filter", "Conv2DBackpropFilter",
-             (Operand("input", "data", "NHWC"), Operand("out_backprop", "data", "NHWC")),
-             "filter_sizes", ("input", "filter_sizes", "out_backprop"), ("Conv2DBackpropFilter",),
-             extra=("use_cudnn_on_gpu",), output_layout="HWIO"),
-        _raw("depthwise_conv2d_native_backprop_input", "DepthwiseConv2dNativeBackpropInput",
-             (Operand("filter", "filter", "HWIM"), Operand("out_backprop", "data", "NHWC")),
-             "input_sizes", ("input_sizes", "filter", "out_backprop"), ("DepthwiseConv2dNativeBackpropInput",)),
-        _raw("depthwise_conv2d_native_backprop_filter", "DepthwiseConv2dNativeBackpropFilter",
-             (Operand("input", "data", "NHWC"), Operand("out_backprop", "data", "NHWC")),
-             "filter_sizes", ("input", "filter_sizes", "out_backprop"), ("DepthwiseConv2dNativeBackpropFilter",),
-             output_layout="HWIM"),
+        _raw(
+            "conv2d_backprop_input",
+            "Conv2DBackpropInput",
+            (Operand("filter", "filter", "HWIO"), Operand("out_backprop", "data", "NHWC")),
+            "input_sizes",
+            ("input_sizes", "filter", "out_backprop"),
+            ("Conv2DBackpropInput",),
+            extra=("use_cudnn_on_gpu",),
+        ),
+        _raw(
+            "conv2d_backprop_filter",
+            "Conv2DBackpropFilter",
+            (Operand("input", "data", "NHWC"), Operand("out_backprop", "data", "NHWC")),
+            "filter_sizes",
+            ("input", "filter_sizes", "out_backprop"),
+            ("Conv2DBackpropFilter",),
+            extra=("use_cudnn_on_gpu",),
+            output_layout="HWIO",
+        ),
+        _raw(
+            "depthwise_conv2d_native_backprop_input",
+            "DepthwiseConv2dNativeBackpropInput",
+            (Operand("filter", "filter", "HWIM"), Operand("out_backprop", "data", "NHWC")),
+            "input_sizes",
+            ("input_sizes", "filter", "out_backprop"),
+            ("DepthwiseConv2dNativeBackpropInput",),
+        ),
+        _raw(
+            "depthwise_conv2d_native_backprop_filter",
+            "DepthwiseConv2dNativeBackpropFilter",
+            (Operand("input", "data", "NHWC"), Operand("out_backprop", "data", "NHWC")),
+            "filter_sizes",
+            ("input", "filter_sizes", "out_backprop"),
+            ("DepthwiseConv2dNativeBackpropFilter",),
+            output_layout="HWIM",
+        ),
     )
 }
 

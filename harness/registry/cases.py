@@ -26,13 +26,14 @@ from __future__ import annotations
 import dataclasses
 import re
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
-from harness.conv import layouts
 from harness import ops
+from harness.conv import layouts
 from harness.conv.dtypes import DTYPES, dtype_of, is_integer
 from harness.conv.tolerance import Override
 
@@ -44,8 +45,20 @@ DISTRIBUTIONS = {
     "integers": ({"low": -3, "high": 3}, True),  # inclusive bounds
     "arange": ({"start": 0, "step": 1}, True),
 }
-CASE_FIELDS = {"name", "op", "attrs", "inputs", "expected", "dtypes", "tolerance", "tags", "description", "expect_error",
-               "gradients", "block_bytes"}
+CASE_FIELDS = {
+    "name",
+    "op",
+    "attrs",
+    "inputs",
+    "expected",
+    "dtypes",
+    "tolerance",
+    "tags",
+    "description",
+    "expect_error",
+    "gradients",
+    "block_bytes",
+}
 # An error contract's TensorFlow class may depend on the kernel that runs the case (measured per op, dtype and padding:
 # harness.tf.environment). onednn_on / onednn_off are the older names of the two keys.
 TF_KERNEL_KEYS = ("onednn_kernel", "eigen_kernel")
@@ -190,8 +203,10 @@ class Case:
 
 # --- parsing helpers ----------------------------------------------------------------------
 
+
 def _literal(file, case, fld, value) -> np.ndarray:
     """Nested lists of numbers -> float64 array, rejecting ragged or non-numeric input."""
+
     def walk(v, depth_path):
         if isinstance(v, bool) or isinstance(v, str) or v is None or isinstance(v, dict):
             raise CaseError(file, case, fld, f"non-numeric literal {v!r} at index {depth_path or '[]'}")
@@ -200,6 +215,7 @@ def _literal(file, case, fld, value) -> np.ndarray:
                 walk(item, f"{depth_path}[{i}]")
         elif not isinstance(v, (int, float)):
             raise CaseError(file, case, fld, f"non-numeric literal {v!r} at index {depth_path}")
+
     walk(value, "")
     try:
         arr = np.array(value, dtype=np.float64)
@@ -221,11 +237,18 @@ def _generator(file, case, fld, spec, default_seed: int) -> Generator:
         raise CaseError(file, case, fld, f"must be a mapping with dist, shape and optional seed, got {spec!r}")
     dist = spec.get("dist")
     if not isinstance(dist, str) or dist not in DISTRIBUTIONS:
-        raise CaseError(file, case, f"{fld}.dist", f"unknown distribution {dist!r}; expected one of {', '.join(DISTRIBUTIONS)}")
+        raise CaseError(
+            file, case, f"{fld}.dist", f"unknown distribution {dist!r}; expected one of {', '.join(DISTRIBUTIONS)}"
+        )
     defaults, _ = DISTRIBUTIONS[dist]
     unknown = set(spec) - {"dist", "shape", "seed"} - set(defaults)
     if unknown:
-        raise CaseError(file, case, f"{fld}.{sorted(unknown)[0]}", f"unknown field for dist {dist!r}; allowed: shape, seed, {', '.join(defaults)}")
+        raise CaseError(
+            file,
+            case,
+            f"{fld}.{sorted(unknown)[0]}",
+            f"unknown field for dist {dist!r}; allowed: shape, seed, {', '.join(defaults)}",
+        )
     if "shape" not in spec:
         raise CaseError(file, case, f"{fld}.shape", "missing field")
     params = {}
@@ -252,12 +275,16 @@ def _tensor(file, case, fld, spec, allowed_letters: str, kind: str) -> TensorSpe
         raise CaseError(file, case, fld, f"must be a mapping with layout and value or generate, got {spec!r}")
     unknown = set(spec) - TENSOR_FIELDS
     if unknown:
-        raise CaseError(file, case, f"{fld}.{sorted(unknown)[0]}", f"unknown field; allowed: {', '.join(sorted(TENSOR_FIELDS))}")
+        raise CaseError(
+            file, case, f"{fld}.{sorted(unknown)[0]}", f"unknown field; allowed: {', '.join(sorted(TENSOR_FIELDS))}"
+        )
     layout = spec.get("layout")
     if layout is None:
         raise CaseError(file, case, f"{fld}.layout", "missing field")
     if not isinstance(layout, str) or len(set(layout)) != len(layout) or not set(layout) <= set(allowed_letters):
-        raise CaseError(file, case, f"{fld}.layout", f"unknown layout {layout!r}: use distinct letters from {allowed_letters!r}")
+        raise CaseError(
+            file, case, f"{fld}.layout", f"unknown layout {layout!r}: use distinct letters from {allowed_letters!r}"
+        )
     kernel = spec.get("kernel", "correlation")
     if kernel not in KERNEL_ORIENTATIONS:
         raise CaseError(file, case, f"{fld}.kernel", f"must be 'correlation' or 'convolution', got {kernel!r}")
@@ -276,7 +303,9 @@ def _tensor(file, case, fld, spec, allowed_letters: str, kind: str) -> TensorSpe
         gen = _generator(file, case, f"{fld}.generate", spec["generate"], _stable_seed(file, case, fld))
         t = TensorSpec(layout, generator=gen, kernel=kernel, raw=raw)
     if len(t.shape) != len(layout):
-        raise CaseError(file, case, fld, f"layout {layout!r} has {len(layout)} axes but the value has shape {list(t.shape)}")
+        raise CaseError(
+            file, case, fld, f"layout {layout!r} has {len(layout)} axes but the value has shape {list(t.shape)}"
+        )
     return t
 
 
@@ -302,28 +331,46 @@ def _expect_error(file, case, spec) -> ExpectError:
         raise CaseError(file, case, "expect_error", "must be a mapping {reference: ValueError, tensorflow: ErrorClass}")
     unknown = set(spec) - {"reference", "tensorflow", "match", "message"}
     if unknown:
-        raise CaseError(file, case, f"expect_error.{sorted(unknown)[0]}",
-                        "unknown field; allowed: reference, tensorflow, match, message")
+        raise CaseError(
+            file,
+            case,
+            f"expect_error.{sorted(unknown)[0]}",
+            "unknown field; allowed: reference, tensorflow, match, message",
+        )
     if spec.get("reference") != "ValueError":
-        raise CaseError(file, case, "expect_error.reference", f"the reference always raises ValueError, got {spec.get('reference')!r}")
+        raise CaseError(
+            file,
+            case,
+            "expect_error.reference",
+            f"the reference always raises ValueError, got {spec.get('reference')!r}",
+        )
     tf_error = spec.get("tensorflow")
     if isinstance(tf_error, str) and tf_error.isidentifier():
         tf_error = {key: tf_error for key in TF_KERNEL_KEYS}
     if isinstance(tf_error, dict):
         tf_error = {TF_KERNEL_KEY_ALIASES.get(k, k): v for k, v in tf_error.items()}
-    if not isinstance(tf_error, dict) or set(tf_error) != set(TF_KERNEL_KEYS) or not all(
-            isinstance(v, str) and v.isidentifier() for v in tf_error.values()):
-        raise CaseError(file, case, "expect_error.tensorflow",
-                        f"must be an error class name, or {{onednn_kernel: Class, eigen_kernel: Class}}; "
-                        f"got {spec.get('tensorflow')!r}")
+    if (
+        not isinstance(tf_error, dict)
+        or set(tf_error) != set(TF_KERNEL_KEYS)
+        or not all(isinstance(v, str) and v.isidentifier() for v in tf_error.values())
+    ):
+        raise CaseError(
+            file,
+            case,
+            "expect_error.tensorflow",
+            f"must be an error class name, or {{onednn_kernel: Class, eigen_kernel: Class}}; "
+            f"got {spec.get('tensorflow')!r}",
+        )
     match = spec.get("match")
-    if match is not None and not (isinstance(match, str) or (
-            isinstance(match, list) and match and all(isinstance(m, str) and m for m in match))):
+    if match is not None and not (
+        isinstance(match, str) or (isinstance(match, list) and match and all(isinstance(m, str) and m for m in match))
+    ):
         raise CaseError(file, case, "expect_error.match", "must be a string, or a list of strings that must all occur")
     message = spec.get("message")
     if message is not None and not (isinstance(message, str) and message):
-        raise CaseError(file, case, "expect_error.message",
-                        f"must be the reference's whole message, a string; got {message!r}")
+        raise CaseError(
+            file, case, "expect_error.message", f"must be the reference's whole message, a string; got {message!r}"
+        )
     return ExpectError("ValueError", dict(tf_error), tuple(match) if isinstance(match, list) else match, message)
 
 
@@ -341,7 +388,11 @@ def parse_case(file: str, raw: Any, index: int, defaults: dict | None = None, sw
         raise CaseError(file, f"#{index}", None, f"a case must be a mapping, got {type(raw).__name__}")
     defaults = defaults or {}
     if "tags" in defaults and "tags" in raw:  # file-wide tags add to a case's own
-        raw = {**raw, "tags": _str_list(file, raw.get("name"), "tags", defaults["tags"]) + _str_list(file, raw.get("name"), "tags", raw["tags"])}
+        raw = {
+            **raw,
+            "tags": _str_list(file, raw.get("name"), "tags", defaults["tags"])
+            + _str_list(file, raw.get("name"), "tags", raw["tags"]),
+        }
         raw["tags"] = list(dict.fromkeys(raw["tags"]))
     raw = {**defaults, **raw}
     name = raw.get("name")
@@ -364,29 +415,44 @@ def parse_case(file: str, raw: Any, index: int, defaults: dict | None = None, sw
         raise CaseError(file, name, "attrs", f"must be a mapping, got {attrs!r}")
     for key in attrs:
         if key not in spec.attrs:
-            raise CaseError(file, name, f"attrs.{key}", f"{spec.name} has no attribute {key!r}; it takes {', '.join(spec.attrs)}")
+            raise CaseError(
+                file, name, f"attrs.{key}", f"{spec.name} has no attribute {key!r}; it takes {', '.join(spec.attrs)}"
+            )
     for key in spec.required:
         if key not in attrs:
             raise CaseError(file, name, f"attrs.{key}", f"missing field ({spec.name} requires it)")
     fmt = spec.data_format(attrs)  # null (None) is the op's default, as in tf.nn
     if fmt not in spec.formats:
-        raise CaseError(file, name, "attrs.data_format", f"{spec.name} takes data_format {' or '.join(spec.formats)}, got {fmt!r}")
+        raise CaseError(
+            file, name, "attrs.data_format", f"{spec.name} takes data_format {' or '.join(spec.formats)}, got {fmt!r}"
+        )
     for key, symbols in spec.symbolic.items():
         if isinstance(attrs.get(key), str) and attrs[key] not in symbols:
-            raise CaseError(file, name, f"attrs.{key}", f"unknown value {attrs[key]!r}; give a list or one of {', '.join(symbols)}")
+            raise CaseError(
+                file, name, f"attrs.{key}", f"unknown value {attrs[key]!r}; give a list or one of {', '.join(symbols)}"
+            )
 
     inputs_raw = raw.get("inputs")
     if not isinstance(inputs_raw, dict):
-        raise CaseError(file, name, "inputs", f"missing field: a mapping with {', '.join(o.name for o in spec.operands)}")
+        raise CaseError(
+            file, name, "inputs", f"missing field: a mapping with {', '.join(o.name for o in spec.operands)}"
+        )
     for key in inputs_raw:
         if key not in {o.name for o in spec.operands}:
-            raise CaseError(file, name, f"inputs.{key}", f"{spec.name} has no operand {key!r}; it takes {', '.join(o.name for o in spec.operands)}")
+            raise CaseError(
+                file,
+                name,
+                f"inputs.{key}",
+                f"{spec.name} has no operand {key!r}; it takes {', '.join(o.name for o in spec.operands)}",
+            )
     inputs = {}
     for operand in spec.operands:
         if operand.name not in inputs_raw:
             raise CaseError(file, name, f"inputs.{operand.name}", "missing field")
         op_layout = operand.op_layout(spec.formats[0])
-        inputs[operand.name] = _tensor(file, name, f"inputs.{operand.name}", inputs_raw[operand.name], op_layout, operand.kind)
+        inputs[operand.name] = _tensor(
+            file, name, f"inputs.{operand.name}", inputs_raw[operand.name], op_layout, operand.kind
+        )
 
     expected = None
     if raw.get("expected") is not None:
@@ -399,7 +465,12 @@ def parse_case(file: str, raw: Any, index: int, defaults: dict | None = None, sw
         if is_integer(dtype_of(dt)):
             for key, t in inputs.items():
                 if not t.integer_valued:
-                    raise CaseError(file, name, f"inputs.{key}", f"dtype {dt} needs integer values (a literal of ints, or dist integers / arange)")
+                    raise CaseError(
+                        file,
+                        name,
+                        f"inputs.{key}",
+                        f"dtype {dt} needs integer values (a literal of ints, or dist integers / arange)",
+                    )
     if len(set(dtypes)) != len(dtypes) or not dtypes:
         raise CaseError(file, name, "dtypes", f"must be a non-empty list of distinct dtypes, got {list(dtypes)}")
     tolerance = _tolerance(file, name, raw["tolerance"]) if raw.get("tolerance") is not None else None
@@ -414,8 +485,22 @@ def parse_case(file: str, raw: Any, index: int, defaults: dict | None = None, sw
     block = raw.get("block_bytes")
     if block is not None and (not isinstance(block, int) or isinstance(block, bool) or block < 1):
         raise CaseError(file, name, "block_bytes", f"must be a positive int (bytes per block), got {block!r}")
-    return Case(name, file, spec.name, dict(attrs), inputs, expected, dtypes, tolerance, tags, description, sweep,
-                expect_error, grads, block)
+    return Case(
+        name,
+        file,
+        spec.name,
+        dict(attrs),
+        inputs,
+        expected,
+        dtypes,
+        tolerance,
+        tags,
+        description,
+        sweep,
+        expect_error,
+        grads,
+        block,
+    )
 
 
 def _gradients(file, case, spec, value, expect_error) -> tuple[str, ...]:
@@ -432,14 +517,16 @@ def _gradients(file, case, spec, value, expect_error) -> tuple[str, ...]:
         raise CaseError(file, case, "gradients", "an error contract (expect_error) has no gradients to check")
     for n in names:
         if n not in operands:
-            raise CaseError(file, case, "gradients", f"{spec.name} has no operand {n!r}; give some of "
-                                                     f"{', '.join(operands)}, or all")
+            raise CaseError(
+                file, case, "gradients", f"{spec.name} has no operand {n!r}; give some of {', '.join(operands)}, or all"
+            )
     if len(set(names)) != len(names):
         raise CaseError(file, case, "gradients", f"must name distinct operands, got {list(names)}")
     return tuple(n for n in operands if n in names)
 
 
 # --- materializing a case -----------------------------------------------------------------
+
 
 def operand_array(case: Case, name: str, dtype: str) -> np.ndarray:
     """An operand's values cast to ``dtype`` and converted to the layout the op takes.

@@ -44,21 +44,22 @@ stale there.
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import yaml
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import Version
 
-from harness.tf import machine
 from harness import ops
-from harness.registry.cases import CaseError
-from harness.tf.environment import Environment
-from harness.conv.padding import normalize_padding, window
 from harness.conv import layouts
+from harness.conv.padding import normalize_padding, window
+from harness.registry.cases import CaseError
+from harness.tf import machine
+from harness.tf.environment import Environment
 
 # error_class: TensorFlow rejects the input, as the case's error contract says, but with another exception class.
 KINDS = ("wrong_result", "unsupported", "crash", "accepts_invalid", "error_class")
@@ -71,7 +72,7 @@ FEATURES = {
     "stride_gt_1": "some spatial stride is greater than 1",
     "dilation_gt_1": "some spatial dilation (or atrous rate) is greater than 1",
     "dilated_kernel_axis": "some spatial axis has dilation > 1 and a kernel wider than 1 tap (the dilation changes "
-                           "which pixels the kernel reads)",
+    "which pixels the kernel reads)",
     "strided_dilated_axis": "some spatial axis has stride > 1, dilation > 1 and more than one output pixel",
     "strided_unit_width": "the output is one pixel wide and the width stride is greater than 1",
     "output_empty": "the reference's output has no elements",
@@ -79,8 +80,8 @@ FEATURES = {
     "kernel_exceeds_input": "an effective kernel is larger than the padded input",
     "input_rank": "the rank of the data operand",
     "tf_zero_output": "the kernel does not fit in the padded (forward) input on some axis, yet TensorFlow's own "
-                      "output-size formula, (padded - k_eff + s) / s truncated, gives 0 there (for a transposed op: "
-                      "the input's size, so TensorFlow accepts that output_shape)",
+    "output-size formula, (padded - k_eff + s) / s truncated, gives 0 there (for a transposed op: "
+    "the input's size, so TensorFlow accepts that output_shape)",
     "padding_in_batch_or_channels": "explicit padding with a nonzero batch or channel pair",
     "output_shape_length": "the number of values in conv2d_transpose's output_shape",
     "unequal_strides": "the spatial strides differ from each other",
@@ -88,24 +89,24 @@ FEATURES = {
     "input_spatial_empty": "the data operand has a spatial axis of size 0",
     "strides_in_batch_or_channels": "a full-rank strides value with a batch or channel entry other than 1",
     "window_arg_not_int": "the strides argument is null, or the strides or dilations argument is (or holds) a float "
-                          "or a bool instead of ints",
+    "or a bool instead of ints",
     "dilations_length": "the number of values in a dilations list (None for an int or None)",
     "expect_error": "the case is an error contract",
     "sizes_length": "the number of values in a raw backprop op's input_sizes / filter_sizes (None for other ops)",
     "padding_not_int": "an entry of an explicit padding list is a float or a bool instead of an int",
     "explicit_paddings_unused": "a raw backprop op's explicit_paddings is not empty while its padding is SAME or VALID",
     "malformed_shape": "a data operand's rank is not its data_format's, a strides list has a length the op does "
-                       "not take, or a raw backprop op's input_sizes / filter_sizes has other than 2 or 4 values "
-                       "or a negative one",
+    "not take, or a raw backprop op's input_sizes / filter_sizes has other than 2 or 4 values "
+    "or a negative one",
     "padding_only_row": "some output row reads only padding: every dilated kernel tap along H lands outside the input",
     "eigen_kernel": "TensorFlow runs an Eigen kernel for the op at this dtype and padding (measured here, never "
-                    "assumed: harness.tf.environment)",
+    "assumed: harness.tf.environment)",
     "eigen_gradient_kernel": "TensorFlow runs an Eigen kernel for the op's gradient at this dtype and padding "
-                             "(measured)",
+    "(measured)",
     "kernel_refuses": "TensorFlow's kernel for the op failed on valid operands at this dtype when measured here "
-                      "(e.g. oneDNN has no implementation for the dtype under an ISA cap)",
+    "(e.g. oneDNN has no implementation for the dtype under an ISA cap)",
     "onednn_isa": "the ISA oneDNN uses here, after any ONEDNN_MAX_CPU_ISA cap (measured from oneDNN's own log), "
-                  "e.g. avx2, avx512_core_bf16, avx512_core_amx",
+    "e.g. avx2, avx512_core_bf16, avx512_core_amx",
     "cpu.<flag>": "the CPU has this feature (harness.tf.machine.DECIDING_FLAGS, e.g. cpu.amx_bf16, cpu.avx512_fp16)",
 }
 # Features of the machine, not of the case: an entry whose `when` one of these fails cannot apply here at all
@@ -115,8 +116,24 @@ ENV_FEATURES = ("onednn_isa", "cpu.<flag>")
 
 def _is_env_feature(key: str) -> bool:
     return key == "onednn_isa" or key.startswith("cpu.")
-ENTRY_FIELDS = {"id", "kind", "summary", "when", "tensorflow_versions", "onednn", "tensorflow_does", "evidence", "repro",
-                "link", "strict", "scope", "backend", "observed_on"}
+
+
+ENTRY_FIELDS = {
+    "id",
+    "kind",
+    "summary",
+    "when",
+    "tensorflow_versions",
+    "onednn",
+    "tensorflow_does",
+    "evidence",
+    "repro",
+    "link",
+    "strict",
+    "scope",
+    "backend",
+    "observed_on",
+}
 # What TensorFlow computes wrongly: the op itself (the registry's cases), its tf.GradientTape gradients, or the raw
 # backprop ops (tests/tensorflow/test_gradients.py). The features in ``when`` are always those of the forward configuration.
 SCOPES = ("forward", "gradient", "raw_backprop")
@@ -157,8 +174,10 @@ class Divergence:
             want = self.when[key]
             if not _matches(facts.get(key), want):
                 have = facts.get(key)
-                return (f"needs {key} {'one of ' + ', '.join(map(str, want)) if isinstance(want, list) else want}, "
-                        f"here {'unknown' if have is None else have}")
+                return (
+                    f"needs {key} {'one of ' + ', '.join(map(str, want)) if isinstance(want, list) else want}, "
+                    f"here {'unknown' if have is None else have}"
+                )
         return None
 
     def applies(self, feats: Mapping[str, Any], env: Environment) -> bool:
@@ -213,13 +232,17 @@ def parse_divergence(file: str, raw: Any, index: int) -> Divergence:
     for key in when:
         if key.startswith("cpu."):
             if key[4:] not in machine.DECIDING_FLAGS:
-                raise _fail(file, did, f"when.{key}", f"unknown CPU feature; known: {', '.join(machine.DECIDING_FLAGS)}")
+                raise _fail(
+                    file, did, f"when.{key}", f"unknown CPU feature; known: {', '.join(machine.DECIDING_FLAGS)}"
+                )
         elif key not in FEATURES:
             raise _fail(file, did, f"when.{key}", f"unknown feature; known: {', '.join(FEATURES)}")
     if "onednn_isa" in when:
         for isa in when["onednn_isa"] if isinstance(when["onednn_isa"], list) else [when["onednn_isa"]]:
             if isa not in machine.ISA_LEVELS:
-                raise _fail(file, did, "when.onednn_isa", f"unknown oneDNN ISA {isa!r}; known: {', '.join(machine.ISA_LEVELS)}")
+                raise _fail(
+                    file, did, "when.onednn_isa", f"unknown oneDNN ISA {isa!r}; known: {', '.join(machine.ISA_LEVELS)}"
+                )
     if "op" in when:
         for op in when["op"] if isinstance(when["op"], list) else [when["op"]]:
             if op not in ops.OPS and op not in ops.RAW_OPS:
@@ -227,7 +250,9 @@ def parse_divergence(file: str, raw: Any, index: int) -> Divergence:
     try:
         versions = SpecifierSet(str(raw["tensorflow_versions"]))
     except InvalidSpecifier:
-        raise _fail(file, did, "tensorflow_versions", f"not a version specifier: {raw['tensorflow_versions']!r}") from None
+        raise _fail(
+            file, did, "tensorflow_versions", f"not a version specifier: {raw['tensorflow_versions']!r}"
+        ) from None
     onednn = raw.get("onednn", "any")
     onednn = {True: "on", False: "off"}.get(onednn, onednn)  # YAML reads on/off as booleans
     if onednn not in ("on", "off", "any"):
@@ -238,7 +263,12 @@ def parse_divergence(file: str, raw: Any, index: int) -> Divergence:
         raise _fail(file, did, "tensorflow_does", "must be a behaviour or a list of them")
     for b in does:
         if not isinstance(b, str) or not (b in BEHAVIOURS or b.startswith("raises ")):
-            raise _fail(file, did, "tensorflow_does", f"unknown behaviour {b!r}; use {', '.join(BEHAVIOURS)} or 'raises <ErrorClass>'")
+            raise _fail(
+                file,
+                did,
+                "tensorflow_does",
+                f"unknown behaviour {b!r}; use {', '.join(BEHAVIOURS)} or 'raises <ErrorClass>'",
+            )
     for key in ("summary", "evidence", "repro"):
         if not isinstance(raw[key], str) or not raw[key].strip():
             raise _fail(file, did, key, "must be non-empty text")
@@ -254,14 +284,34 @@ def parse_divergence(file: str, raw: Any, index: int) -> Divergence:
     observed = raw.get("observed_on", [])
     observed = [observed] if isinstance(observed, str) else observed
     if not isinstance(observed, list) or not all(isinstance(m, str) and m.strip() for m in observed):
-        raise _fail(file, did, "observed_on", "must be a list of machine names (tests/machines/<name>.json) or "
-                                              "descriptions of the CPUs it was seen on")
-    return Divergence(did, raw["kind"], raw["summary"].strip(), dict(when), versions, onednn, tuple(does),
-                      raw["evidence"].strip(), raw["repro"].rstrip(), raw.get("link"), file, strict, scope, backend,
-                      tuple(m.strip() for m in observed))
+        raise _fail(
+            file,
+            did,
+            "observed_on",
+            "must be a list of machine names (tests/machines/<name>.json) or descriptions of the CPUs it was seen on",
+        )
+    return Divergence(
+        did,
+        raw["kind"],
+        raw["summary"].strip(),
+        dict(when),
+        versions,
+        onednn,
+        tuple(does),
+        raw["evidence"].strip(),
+        raw["repro"].rstrip(),
+        raw.get("link"),
+        file,
+        strict,
+        scope,
+        backend,
+        tuple(m.strip() for m in observed),
+    )
 
 
-def load(path: Path, root: Path | None = None, scope: str | None = "forward") -> tuple[list[Divergence], list[CaseError]]:
+def load(
+    path: Path, root: Path | None = None, scope: str | None = "forward"
+) -> tuple[list[Divergence], list[CaseError]]:
     """The divergences of one file with this ``scope`` (None: every scope), and the errors of unreadable entries."""
     path = Path(path)
     file = str(path.resolve().relative_to(Path(root).resolve())) if root else str(path)
@@ -296,6 +346,7 @@ def registry(root: Path | None = None) -> list[Divergence]:
 
 # --- features of a case -------------------------------------------------------------------
 
+
 def _spatial_values(value, fmt: str) -> list[int]:
     """The spatial entries of a strides / dilations value in any tf.nn form (best effort: an error contract's
     attributes may be anything)."""
@@ -313,8 +364,10 @@ def _spatial_values(value, fmt: str) -> list[int]:
 def _window_values(spec: ops.OpSpec, attrs: Mapping, fmt: str) -> tuple[list[int], list[int]]:
     """(spatial strides, spatial dilations) as given, read by the op's own argument names (best effort)."""
     stride_arg, dilation_arg = spec.forms.stride_arg, spec.forms.dilation_arg
-    return (_spatial_values(attrs.get(stride_arg) if stride_arg else None, fmt),
-            _spatial_values(attrs.get(dilation_arg), fmt))
+    return (
+        _spatial_values(attrs.get(stride_arg) if stride_arg else None, fmt),
+        _spatial_values(attrs.get(dilation_arg), fmt),
+    )
 
 
 def _padding_only_row(spec: ops.OpSpec, x_shape, w_shape, fmt: str, attrs: Mapping) -> bool:
@@ -337,12 +390,15 @@ def _padding_only_row(spec: ops.OpSpec, x_shape, w_shape, fmt: str, attrs: Mappi
         win = window(op, size, w_shape[kernel_layout.index("H")], stride[0], dilation[0], pad)
     except (ValueError, IndexError, TypeError, KeyError):
         return False
-    return any(all(not 0 <= o * win.stride - win.pad_before + t * win.dilation < win.size for t in range(win.kernel))
-               for o in range(win.out))
+    return any(
+        all(not 0 <= o * win.stride - win.pad_before + t * win.dilation < win.size for t in range(win.kernel))
+        for o in range(win.out)
+    )
 
 
-def features(case, dtype: str, arrays: Mapping[str, np.ndarray], attrs: Mapping, reference_output,
-             env: Environment) -> dict:
+def features(
+    case, dtype: str, arrays: Mapping[str, np.ndarray], attrs: Mapping, reference_output, env: Environment
+) -> dict:
     """The facts about one case that divergence conditions can name (see FEATURES)."""
     spec = ops.get(case.op)
     fmt = spec.data_format(attrs)
@@ -376,11 +432,17 @@ def features(case, dtype: str, arrays: Mapping[str, np.ndarray], attrs: Mapping,
         "output_shape_length": len(attrs["output_shape"]) if isinstance(attrs.get("output_shape"), list) else None,
     }
     strides_value = attrs.get(spec.forms.stride_arg) if spec.forms.stride_arg else None
-    out_sizes = ([np.shape(reference_output)[fmt.index(c)] for c in spatial]
-                 if reference_output is not None and np.ndim(reference_output) == len(fmt) else [])
-    feats["strided_unit_width"] = bool(out_sizes) and out_sizes[-1] == 1 and len(spatial_strides) > 0 and spatial_strides[-1] > 1
+    out_sizes = (
+        [np.shape(reference_output)[fmt.index(c)] for c in spatial]
+        if reference_output is not None and np.ndim(reference_output) == len(fmt)
+        else []
+    )
+    feats["strided_unit_width"] = (
+        bool(out_sizes) and out_sizes[-1] == 1 and len(spatial_strides) > 0 and spatial_strides[-1] > 1
+    )
     feats["strided_dilated_axis"] = any(
-        s > 1 and d > 1 and n > 1 for s, d, n in zip(spatial_strides, spatial_dilations, out_sizes))
+        s > 1 and d > 1 and n > 1 for s, d, n in zip(spatial_strides, spatial_dilations, out_sizes)
+    )
     kernel = [w.shape[filt.layout.index(c)] if geometry and w.ndim == len(filt.layout) else 0 for c in spatial]
     feats["dilated_kernel_axis"] = any(d > 1 and k > 1 for d, k in zip(spatial_dilations, kernel))
     feats["unequal_strides"] = len(set(spatial_strides)) > 1
@@ -391,27 +453,37 @@ def features(case, dtype: str, arrays: Mapping[str, np.ndarray], attrs: Mapping,
     except (TypeError, ValueError):
         full = []
     feats["strides_in_batch_or_channels"] = len(full) == len(fmt) and any(
-        v != 1 for v, c in zip(full, fmt) if c in "NC")
+        v != 1 for v, c in zip(full, fmt) if c in "NC"
+    )
     dilations_value = attrs.get(spec.forms.dilation_arg)
-    feats["window_arg_not_int"] = (spec.forms.stride_arg is not None and strides_value is None
-                                   and spec.forms.stride_arg in attrs) or any(
-        _not_int(v) for v in (strides_value, dilations_value) if v is not None)
+    feats["window_arg_not_int"] = (
+        spec.forms.stride_arg is not None and strides_value is None and spec.forms.stride_arg in attrs
+    ) or any(_not_int(v) for v in (strides_value, dilations_value) if v is not None)
     feats["dilations_length"] = len(dilations_value) if isinstance(dilations_value, list) else None
     feats["padding_not_int"] = isinstance(padding, list) and any(
-        isinstance(pair, list) and any(_not_int(v) for v in pair) for pair in padding)
+        isinstance(pair, list) and any(_not_int(v) for v in pair) for pair in padding
+    )
     sizes = attrs.get("input_sizes", attrs.get("filter_sizes"))
     feats["sizes_length"] = len(sizes) if isinstance(sizes, list) else None
     feats["explicit_paddings_unused"] = bool(attrs.get("explicit_paddings")) and padding in ("SAME", "VALID")
     feats["malformed_shape"] = (
         any(np.ndim(arrays[o.name]) != len(fmt) for o in spec.operands if o.kind == "data")
         or (isinstance(strides_value, list) and len(strides_value) not in spec.forms.stride_lengths)
-        or (isinstance(sizes, list) and (len(sizes) not in (2, len(fmt))
-                                         or any(isinstance(v, int) and v < 0 for v in sizes))))
+        or (
+            isinstance(sizes, list)
+            and (len(sizes) not in (2, len(fmt)) or any(isinstance(v, int) and v < 0 for v in sizes))
+        )
+    )
     if isinstance(padding, list) and len(padding) == len(fmt):
         feats["padding_in_batch_or_channels"] = any(
-            any(v != 0 for v in pair) for pair, c in zip(padding, fmt) if c in "NC" and isinstance(pair, list))
-    feats["padding_only_row"] = (geometry and x.ndim == len(fmt) and w.ndim == len(filt.layout)
-                                 and _padding_only_row(spec, x.shape, w.shape, fmt, attrs))
+            any(v != 0 for v in pair) for pair, c in zip(padding, fmt) if c in "NC" and isinstance(pair, list)
+        )
+    feats["padding_only_row"] = (
+        geometry
+        and x.ndim == len(fmt)
+        and w.ndim == len(filt.layout)
+        and _padding_only_row(spec, x.shape, w.shape, fmt, attrs)
+    )
     if geometry and x.ndim == len(fmt) and w.ndim == len(filt.layout):
         channels = x.shape[fmt.index("C")]
         in_channels = w.shape[filt.layout.index("I")]
@@ -429,8 +501,13 @@ def features(case, dtype: str, arrays: Mapping[str, np.ndarray], attrs: Mapping,
             else:
                 forward_in = {}
         dil, strides = spatial_dilations, spatial_strides
-        pads = [(0, 0)] * len(spatial) if isinstance(padding, str) else [
-            p for p, c in zip(padding, fmt) if c in spatial] if isinstance(padding, list) and len(padding) == len(fmt) else []
+        pads = (
+            [(0, 0)] * len(spatial)
+            if isinstance(padding, str)
+            else [p for p, c in zip(padding, fmt) if c in spatial]
+            if isinstance(padding, list) and len(padding) == len(fmt)
+            else []
+        )
         if forward_in and (padding == "VALID" or pads):
             for i, letter in enumerate(spatial):
                 d = dil[i] if i < len(dil) else (dil[0] if dil else 1)

@@ -43,8 +43,9 @@ def _file_name(path: Path, root: Path | None) -> str:
 
 
 @functools.lru_cache(maxsize=256)
-def _parse_file(path_text: str, root_text: str | None, text: str, sweep_mode: str | None,
-                lock_text: str = "") -> tuple[Case | CaseError, ...]:
+def _parse_file(
+    path_text: str, root_text: str | None, text: str, sweep_mode: str | None, lock_text: str = ""
+) -> tuple[Case | CaseError, ...]:
     """load_file's work for one text of the file (``sweep_mode`` only keys the cache: sweeps read it themselves;
     ``lock_text``: cases/sweeps.lock, each sweep's recorded size)."""
     path = Path(path_text)
@@ -59,7 +60,11 @@ def _parse_file(path_text: str, root_text: str | None, text: str, sweep_mode: st
         return (CaseError(file, None, None, "the file must be a mapping with 'cases' and/or 'sweeps'"),)
     unknown = set(doc) - {"defaults", "cases", "sweeps", "divergences"}  # divergences: see harness.registry.divergences
     if unknown:
-        return (CaseError(file, None, sorted(unknown)[0], "unknown top-level field; allowed: defaults, cases, sweeps, divergences"),)
+        return (
+            CaseError(
+                file, None, sorted(unknown)[0], "unknown top-level field; allowed: defaults, cases, sweeps, divergences"
+            ),
+        )
     if "divergences" in doc and path.name != DIVERGENCES_FILE:
         return (CaseError(file, None, "divergences", f"known divergences belong in cases/{DIVERGENCES_FILE}"),)
     defaults = doc.get("defaults") or {}

@@ -22,16 +22,17 @@ from __future__ import annotations
 import json
 import re
 import zlib
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import yaml
 
-from harness.conv import layouts
 from harness import ops
+from harness.conv import layouts
+from harness.conv.dtypes import DTYPES, is_integer
 from harness.registry.cases import CaseError, expand_symbolic, operand_arrays, parse_case
 from harness.registry.serialize import yaml_text
-from harness.conv.dtypes import DTYPES, is_integer
 
 NEW_FILE = "cases/new.yaml"  # the file name new cases are validated under (it appears in nothing written)
 
@@ -46,6 +47,7 @@ class ScaffoldError(ValueError):
 
 # --- command-line values -------------------------------------------------------------------------
 
+
 def parse_shape(text: str) -> list[int]:
     """``"1,8,8,3"`` or ``"1x8x8x3"`` (brackets and spaces allowed) -> ``[1, 8, 8, 3]``."""
     body = text.strip()
@@ -53,8 +55,9 @@ def parse_shape(text: str) -> list[int]:
         body = body[1:-1]
     parts = [p.strip() for p in re.split(r"[,xX]", body)]
     if not body or not all(p.isdigit() for p in parts):
-        raise ScaffoldError(f"shape {text!r}: expected non-negative integers separated by ',' or 'x' "
-                            "(e.g. 1,8,8,3 or 1x8x8x3)")
+        raise ScaffoldError(
+            f"shape {text!r}: expected non-negative integers separated by ',' or 'x' (e.g. 1,8,8,3 or 1x8x8x3)"
+        )
     return [int(p) for p in parts]
 
 
@@ -67,8 +70,7 @@ def parse_attr(text: str) -> tuple[str, Any]:
     key, sep, raw = text.partition("=")
     key, raw = key.strip(), raw.strip()
     if not sep or not key.isidentifier() or not raw:
-        raise ScaffoldError(f"attribute {text!r}: expected KEY=VALUE (e.g. strides=2, padding=SAME, "
-                            "strides=[1,2,2,1])")
+        raise ScaffoldError(f"attribute {text!r}: expected KEY=VALUE (e.g. strides=2, padding=SAME, strides=[1,2,2,1])")
     if re.fullmatch(r"-?\d+(\s*,\s*-?\d+)+", raw):
         return key, [int(v) for v in raw.split(",")]
     try:
@@ -79,6 +81,7 @@ def parse_attr(text: str) -> tuple[str, Any]:
 
 
 # --- building the case ---------------------------------------------------------------------------
+
 
 def _shape_text(shape) -> str:
     return ",".join(str(n) for n in shape)
@@ -104,16 +107,20 @@ def _check_names(spec: ops.OpSpec, shapes: Mapping, attrs: Mapping, layouts_: Ma
         for name, value in given.items():
             if name not in operands:
                 shown = _shape_text(value) if option == "--shape" and isinstance(value, (list, tuple)) else value
-                raise ScaffoldError(f"{option} {name}={shown}: {spec.name} has no operand {name!r}; "
-                                    f"it takes {', '.join(operands)}")
+                raise ScaffoldError(
+                    f"{option} {name}={shown}: {spec.name} has no operand {name!r}; it takes {', '.join(operands)}"
+                )
     for key, value in attrs.items():
         if key not in spec.attrs:
-            raise ScaffoldError(f"--attr {key}={_value_text(value)}: {spec.name} has no attribute {key!r}; "
-                                f"it takes {', '.join(spec.attrs)}")
+            raise ScaffoldError(
+                f"--attr {key}={_value_text(value)}: {spec.name} has no attribute {key!r}; "
+                f"it takes {', '.join(spec.attrs)}"
+            )
     fmt = attrs.get("data_format", spec.formats[0])
     if fmt not in spec.formats:
-        raise ScaffoldError(f"--attr data_format={_value_text(fmt)}: {spec.name} takes data_format "
-                            f"{' or '.join(spec.formats)}")
+        raise ScaffoldError(
+            f"--attr data_format={_value_text(fmt)}: {spec.name} takes data_format {' or '.join(spec.formats)}"
+        )
 
 
 def _declared_layout(spec: ops.OpSpec, operand: ops.Operand, fmt: str, layouts_: Mapping) -> str:
@@ -122,8 +129,10 @@ def _declared_layout(spec: ops.OpSpec, operand: ops.Operand, fmt: str, layouts_:
     layout = layouts_.get(operand.name, op_layout)
     allowed = operand.op_layout(spec.formats[0])
     if not isinstance(layout, str) or not layout or len(set(layout)) != len(layout) or not set(layout) <= set(allowed):
-        raise ScaffoldError(f"--layout {operand.name}={layout}: unknown layout for {spec.name}'s {operand.name}: "
-                            f"use distinct letters from {allowed}")
+        raise ScaffoldError(
+            f"--layout {operand.name}={layout}: unknown layout for {spec.name}'s {operand.name}: "
+            f"use distinct letters from {allowed}"
+        )
     return layout
 
 
@@ -131,11 +140,14 @@ def _given_shape(spec: ops.OpSpec, operand: ops.Operand, layout: str, shape) -> 
     """A shape given with --shape, checked against the operand's declared layout."""
     text = _shape_text(shape) if isinstance(shape, (list, tuple)) else repr(shape)
     if not isinstance(shape, (list, tuple)) or not all(
-            isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 0 for n in shape):
+        isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 0 for n in shape
+    ):
         raise ScaffoldError(f"--shape {operand.name}={text}: sizes must be non-negative integers")
     if len(shape) != len(layout):
-        raise ScaffoldError(f"--shape {operand.name}={text}: {spec.name}'s {operand.name} is {layout} "
-                            f"({len(layout)} axes), got {len(shape)}")
+        raise ScaffoldError(
+            f"--shape {operand.name}={text}: {spec.name}'s {operand.name} is {layout} "
+            f"({len(layout)} axes), got {len(shape)}"
+        )
     return [int(n) for n in shape]
 
 
@@ -146,8 +158,12 @@ def _default_sizes(operand: ops.Operand, data_sizes: Mapping[str, int], multipli
     channels = data_sizes["C"]
     if operand.name == "pointwise_filter":
         return {**{c: 1 for c in layouts.SPATIAL_LETTERS}, "I": channels * multiplier, "O": DEFAULT_OUT_CHANNELS}
-    return {**{c: DEFAULT_KERNEL for c in layouts.SPATIAL_LETTERS}, "I": channels, "O": DEFAULT_OUT_CHANNELS,
-            "M": DEFAULT_MULTIPLIER}
+    return {
+        **{c: DEFAULT_KERNEL for c in layouts.SPATIAL_LETTERS},
+        "I": channels,
+        "O": DEFAULT_OUT_CHANNELS,
+        "M": DEFAULT_MULTIPLIER,
+    }
 
 
 def _op_sizes(spec: ops.OpSpec, operand: ops.Operand, fmt: str, layout: str, shape: list[int]) -> dict[str, int]:
@@ -200,9 +216,16 @@ def _transpose_output_shape(spec: ops.OpSpec, arrays_shapes: Mapping[str, tuple]
         raise ScaffoldError(f"--attr output_shape: cannot compute one for these shapes and attributes: {exc}") from None
 
 
-def new_case(op: str, *, name: str | None = None, shapes: dict[str, list[int]] | None = None, attrs: dict | None = None,
-             dtypes: list[str] | None = None, layouts: dict[str, str] | None = None,
-             tags: list[str] | None = None) -> dict:
+def new_case(
+    op: str,
+    *,
+    name: str | None = None,
+    shapes: dict[str, list[int]] | None = None,
+    attrs: dict | None = None,
+    dtypes: list[str] | None = None,
+    layouts: dict[str, str] | None = None,
+    tags: list[str] | None = None,
+) -> dict:
     """A raw case dict for ``op`` in the YAML schema, valid under ``parse_case`` and accepted by the reference.
 
     ``shapes``: operand -> shape in its declared layout; ``layouts``: operand -> the layout its shape is written
@@ -251,8 +274,10 @@ def new_case(op: str, *, name: str | None = None, shapes: dict[str, list[int]] |
         "name": name,
         "op": op,
         "attrs": full_attrs,
-        "inputs": {o: {"layout": layout, "generate": {"dist": dist, "shape": shape, "seed": _seed(name, o)}}
-                   for o, (layout, shape) in declared.items()},
+        "inputs": {
+            o: {"layout": layout, "generate": {"dist": dist, "shape": shape, "seed": _seed(name, o)}}
+            for o, (layout, shape) in declared.items()
+        },
         "dtypes": dtypes,
     }
     if tags:
@@ -263,12 +288,14 @@ def new_case(op: str, *, name: str | None = None, shapes: dict[str, list[int]] |
 
 # --- checking and describing ---------------------------------------------------------------------
 
+
 def _blame(message: str, case: Mapping, given_attrs: Mapping, given_shapes: Mapping) -> str:
     """The options a reference error is about, as the user gave them (or marked as defaults).
 
     Those are the arguments the message names; for a kernel that does not fit its input, also the data and filter
     shapes and the dilation, which decide the fit as much as the padding the message names.
     """
+
     def option(arg: str) -> str | None:
         if arg in case["attrs"]:
             origin = "" if arg in given_attrs else " (default)"
@@ -285,8 +312,9 @@ def _blame(message: str, case: Mapping, given_attrs: Mapping, given_shapes: Mapp
     return ", ".join(found) or "--shape / --attr"
 
 
-def _outputs(case: Mapping, given_attrs: Mapping | None = None,
-             given_shapes: Mapping | None = None) -> list[tuple[str, str, tuple, dict]]:
+def _outputs(
+    case: Mapping, given_attrs: Mapping | None = None, given_shapes: Mapping | None = None
+) -> list[tuple[str, str, tuple, dict]]:
     """(variant label, output layout, output shape, attrs as run) for each case ``case`` expands into."""
     try:
         parsed = expand_symbolic(parse_case(NEW_FILE, dict(case), 0))
@@ -300,10 +328,14 @@ def _outputs(case: Mapping, given_attrs: Mapping | None = None,
             attrs = spec.resolved(arrays, variant.attrs)
             y = spec.call(spec.reference, arrays, attrs)
         except ValueError as exc:
-            option = _blame(str(exc), case, given_attrs if given_attrs is not None else case["attrs"],
-                            given_shapes if given_shapes is not None else case["inputs"])
+            option = _blame(
+                str(exc),
+                case,
+                given_attrs if given_attrs is not None else case["attrs"],
+                given_shapes if given_shapes is not None else case["inputs"],
+            )
             raise ScaffoldError(f"{option}: the reference rejects this configuration: {exc}") from None
-        label = variant.name[len(case["name"]) + 1:] if variant.name != case["name"] else ""
+        label = variant.name[len(case["name"]) + 1 :] if variant.name != case["name"] else ""
         out.append((label, spec.data_format(attrs), y.shape, attrs))
     return out
 

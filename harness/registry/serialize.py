@@ -86,9 +86,11 @@ def case_to_dict(case: Case) -> dict:
     out["dtypes"] = list(case.dtypes)
     if case.tolerance is not None:
         tol = case.tolerance
-        out["tolerance"] = {"reason": tol.reason,
-                            **({"c": _plain(tol.c)} if tol.c is not None else {}),
-                            **({"atol": float(tol.atol)} if tol.atol else {})}
+        out["tolerance"] = {
+            "reason": tol.reason,
+            **({"c": _plain(tol.c)} if tol.c is not None else {}),
+            **({"atol": float(tol.atol)} if tol.atol else {}),
+        }
     if case.tags:
         out["tags"] = list(case.tags)
     if case.expect_error is not None:
@@ -144,9 +146,14 @@ def _flow_length(node: Any) -> int:
 
 def _mark_flow(node: Any, depth: int = 0) -> Any:
     """Mark every list / mapping (below the case level) whose flow form is short, and every list of scalars."""
-    if isinstance(node, (list, dict)) and depth >= 2 and (
-            _flow_length(node) <= FLOW_WIDTH or (isinstance(node, list) and not any(
-                isinstance(v, (list, dict)) for v in node))):
+    if (
+        isinstance(node, (list, dict))
+        and depth >= 2
+        and (
+            _flow_length(node) <= FLOW_WIDTH
+            or (isinstance(node, list) and not any(isinstance(v, (list, dict)) for v in node))
+        )
+    ):
         return _FlowList(node) if isinstance(node, list) else _FlowDict(node)
     if isinstance(node, list):
         return [_mark_flow(v, depth + 1) for v in node]
@@ -161,8 +168,14 @@ def yaml_text(document: dict) -> str:
     Each case is a block mapping; below it, anything whose flow form fits on a line is written inline (attrs,
     operands, generators, shapes), and longer literals are written one innermost row per line.
     """
-    return yaml.dump(_mark_flow(document), Dumper=_CaseDumper, sort_keys=False, default_flow_style=False,
-                     width=110, allow_unicode=True)
+    return yaml.dump(
+        _mark_flow(document),
+        Dumper=_CaseDumper,
+        sort_keys=False,
+        default_flow_style=False,
+        width=110,
+        allow_unicode=True,
+    )
 
 
 def case_yaml(case: Case) -> str:

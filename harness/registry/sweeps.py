@@ -40,7 +40,9 @@ from typing import Any
 from harness import ops
 from harness.registry.cases import Case, CaseError, expand_symbolic, operand_shape, parse_case
 
-SWEEP_ENV = "HARNESS_SWEEP"  # "pairwise" (default): sweeps with cover: pairwise run a covering set; "full": every combination
+SWEEP_ENV = (
+    "HARNESS_SWEEP"  # "pairwise" (default): sweeps with cover: pairwise run a covering set; "full": every combination
+)
 COVERS = ("all", "pairwise")
 LOCK_FILE = "sweeps.lock"  # in cases/: every sweep's size, for its YAML (see ``Size``)
 
@@ -61,8 +63,12 @@ class Size:
     kept: int
 
     def as_dict(self) -> dict:
-        return {"combinations": self.combinations, "excluded": self.excluded, "dropped": self.dropped,
-                "kept": self.kept}
+        return {
+            "combinations": self.combinations,
+            "excluded": self.excluded,
+            "dropped": self.dropped,
+            "kept": self.kept,
+        }
 
 
 def fingerprint(raw: Any, defaults: dict | None) -> str:
@@ -90,7 +96,9 @@ def _choices(file: str, sweep: str, axis: str, values: Any) -> list[Choice]:
         if isinstance(v, dict):
             if "set" in v:
                 if not isinstance(v.get("label"), str) or not isinstance(v["set"], dict) or set(v) - {"label", "set"}:
-                    raise CaseError(file, sweep, f"{fld}[{i}]", "a 'set' choice is {label: str, set: {dotted.path: value}}")
+                    raise CaseError(
+                        file, sweep, f"{fld}[{i}]", "a 'set' choice is {label: str, set: {dotted.path: value}}"
+                    )
                 out.append(Choice(v["label"], tuple(v["set"].items())))
             elif "value" in v:
                 if set(v) - {"label", "value"}:
@@ -161,14 +169,17 @@ def sweep_mode() -> str:
     return mode
 
 
-def expand(file: str, raw: Any, index: int, defaults: dict | None = None, locked: dict | None = None,
-           sizes: dict | None = None) -> list[Case | CaseError]:
+def expand(
+    file: str, raw: Any, index: int, defaults: dict | None = None, locked: dict | None = None, sizes: dict | None = None
+) -> list[Case | CaseError]:
     """All cases of one sweep (malformed ones as CaseError); never raises.
 
     ``locked``: the sweep's entry in cases/sweeps.lock; when it was recorded for this YAML and the sweep now expands
     to another size, a CaseError says so (after the cases). ``sizes``: receives the sweep's ``Size`` by name."""
     if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
-        return [CaseError(file, f"sweep #{index}", "name", "a sweep is a mapping with a name, a case template and a grid")]
+        return [
+            CaseError(file, f"sweep #{index}", "name", "a sweep is a mapping with a name, a case template and a grid")
+        ]
     sweep = raw["name"]
     try:
         grid = raw.get("grid")
@@ -179,7 +190,11 @@ def expand(file: str, raw: Any, index: int, defaults: dict | None = None, locked
         if not isinstance(rules, list):
             raise CaseError(file, sweep, "exclude", "must be a list of {when: {axis: label}, reason: str}")
         for i, rule in enumerate(rules):
-            if not isinstance(rule, dict) or not isinstance(rule.get("when"), dict) or not isinstance(rule.get("reason"), str):
+            if (
+                not isinstance(rule, dict)
+                or not isinstance(rule.get("when"), dict)
+                or not isinstance(rule.get("reason"), str)
+            ):
                 raise CaseError(file, sweep, f"exclude[{i}]", "must be {when: {axis: label or [labels]}, reason: str}")
             for axis, want in rule["when"].items():
                 if axis not in axes:
@@ -187,7 +202,9 @@ def expand(file: str, raw: Any, index: int, defaults: dict | None = None, locked
                 known = [c.label for c in axes[axis]]
                 for label in _labels(want):
                     if label not in known:
-                        raise CaseError(file, sweep, f"exclude[{i}].when.{axis}", f"no choice labelled {label!r}; labels: {known}")
+                        raise CaseError(
+                            file, sweep, f"exclude[{i}].when.{axis}", f"no choice labelled {label!r}; labels: {known}"
+                        )
     except CaseError as err:
         return [err]
 
@@ -226,14 +243,23 @@ def expand(file: str, raw: Any, index: int, defaults: dict | None = None, locked
     if sizes is not None:
         sizes[sweep] = size
     drift = []
-    if locked and locked.get("yaml") == fingerprint(raw, defaults) and {
-            k: locked.get(k) for k in size.as_dict()} != size.as_dict():
+    if (
+        locked
+        and locked.get("yaml") == fingerprint(raw, defaults)
+        and {k: locked.get(k) for k in size.as_dict()} != size.as_dict()
+    ):
         was = ", ".join(f"{k} {locked.get(k)}" for k in size.as_dict())
         now = ", ".join(f"{k} {v}" for k, v in size.as_dict().items())
-        drift.append(CaseError(file, sweep, "drop_invalid_geometry",
-                               f"the same YAML now expands to {now}; cases/{LOCK_FILE} recorded {was}. The harness "
-                               f"changed which configurations it keeps: find out why (python -m "
-                               f"harness.registry.sweeps --lock records the new size once it is right)"))
+        drift.append(
+            CaseError(
+                file,
+                sweep,
+                "drop_invalid_geometry",
+                f"the same YAML now expands to {now}; cases/{LOCK_FILE} recorded {was}. The harness "
+                f"changed which configurations it keeps: find out why (python -m "
+                f"harness.registry.sweeps --lock records the new size once it is right)",
+            )
+        )
 
     if cover == "pairwise" and sweep_mode() == "pairwise":
         index_of = [{id(c): i for i, c in enumerate(choices)} for choices in axes.values()]
@@ -277,20 +303,26 @@ def main(argv: list[str] | None = None) -> int:
 
     import yaml
 
-    parser = argparse.ArgumentParser(prog="python -m harness.registry.sweeps",
-                                     description="Record (--lock) or check every sweep's size in cases/sweeps.lock.")
+    parser = argparse.ArgumentParser(
+        prog="python -m harness.registry.sweeps",
+        description="Record (--lock) or check every sweep's size in cases/sweeps.lock.",
+    )
     parser.add_argument("--lock", action="store_true", help="write cases/sweeps.lock")
     parser.add_argument("--root", type=Path, default=Path("."))
     args = parser.parse_args(argv)
     entries = lock(args.root)
     path = args.root / "cases" / LOCK_FILE
     if args.lock:
-        header = ("# Every sweep's size for its YAML (harness/registry/sweeps.py, Size). Written by\n"
-                  "# `python -m harness.registry.sweeps --lock` after a sweep is added or edited; the loader fails a sweep\n"
-                  "# whose unchanged YAML expands to another size.\n")
+        header = (
+            "# Every sweep's size for its YAML (harness/registry/sweeps.py, Size). Written by\n"
+            "# `python -m harness.registry.sweeps --lock` after a sweep is added or edited; the loader fails a sweep\n"
+            "# whose unchanged YAML expands to another size.\n"
+        )
         path.write_text(header + yaml.safe_dump(entries, sort_keys=True), encoding="utf-8")
-        print(f"{path}: {len(entries)} sweeps, {sum(e['dropped'] for e in entries.values())} configurations dropped "
-              f"as invalid geometry")
+        print(
+            f"{path}: {len(entries)} sweeps, {sum(e['dropped'] for e in entries.values())} configurations dropped "
+            f"as invalid geometry"
+        )
         return 0
     recorded = yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else {}
     stale = sorted(k for k in set(entries) | set(recorded or {}) if (recorded or {}).get(k) != entries.get(k))

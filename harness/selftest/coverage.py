@@ -38,8 +38,7 @@ from pathlib import Path
 
 import yaml
 
-TARGETS = ("harness/conv/reference.py", "harness/conv/padding.py", "harness/conv/layouts.py",
-           "harness/conv/dtypes.py")
+TARGETS = ("harness/conv/reference.py", "harness/conv/padding.py", "harness/conv/layouts.py", "harness/conv/dtypes.py")
 EXCLUSIONS = Path("selftest") / "coverage_exclusions.yaml"
 EXIT = "exit"
 
@@ -88,8 +87,11 @@ class Exclusion:
 
 def function_spans(source: str) -> dict[str, tuple[int, int]]:
     """Every function (and method) of a module: name -> (first line, last line), decorators excluded."""
-    return {node.name: (node.lineno, node.end_lineno) for node in ast.walk(ast.parse(source))
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    return {
+        node.name: (node.lineno, node.end_lineno)
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+    }
 
 
 class ExclusionError(ValueError):
@@ -127,15 +129,25 @@ def load_exclusions(path: Path, root: Path) -> list[Exclusion]:
             for name in names:
                 if name not in spans:
                     raise ExclusionError(f"{where}: field 'functions': {raw['file']} has no function {name!r}")
-            out.append(Exclusion(raw["file"], None, raw["reason"].strip(), functions=tuple(names),
-                                 spans=tuple(spans[n] for n in names)))
+            out.append(
+                Exclusion(
+                    raw["file"],
+                    None,
+                    raw["reason"].strip(),
+                    functions=tuple(names),
+                    spans=tuple(spans[n] for n in names),
+                )
+            )
             continue
         if not isinstance(raw["line"], str) or not raw["line"].strip():
             raise ExclusionError(f"{where}: field 'line': must be a line's text")
         if "to" in raw and not isinstance(raw["to"], str):
             raise ExclusionError(f"{where}: field 'to': must be a line's text or {EXIT!r}")
-        out.append(Exclusion(raw["file"], raw["line"].strip(), raw["reason"].strip(),
-                             raw["to"].strip() if "to" in raw else None))
+        out.append(
+            Exclusion(
+                raw["file"], raw["line"].strip(), raw["reason"].strip(), raw["to"].strip() if "to" in raw else None
+            )
+        )
     return out
 
 
@@ -149,7 +161,7 @@ def misses(report: dict, root: Path) -> list[Miss]:
         source = (root / target).read_text(encoding="utf-8").splitlines()
 
         def text(n: int) -> str:
-            return EXIT if n < 0 else source[n - 1].strip()
+            return EXIT if n < 0 else source[n - 1].strip()  # noqa: B023 (called in this iteration only)
 
         if data is None:  # never imported: every line is a miss
             out += [Miss(target, n, text(n)) for n in range(1, len(source) + 1) if text(n)]
@@ -163,10 +175,18 @@ def misses(report: dict, root: Path) -> list[Miss]:
 def check(found: list[Miss], exclusions: list[Exclusion]) -> tuple[list[Miss], list[Exclusion]]:
     """(misses no exclusion covers, exclusions that cover no miss). An excluded branch excludes its target line
     too, when that line never runs (it runs only through the branch)."""
-    targets = {(m.file, m.to) for m in found if m.to is not None and m.to > 0
-               for e in exclusions if e.to is not None and e.covers(m)}
-    unlisted = [m for m in found
-                if not any(e.covers(m) for e in exclusions) and not (m.to is None and (m.file, m.line) in targets)]
+    targets = {
+        (m.file, m.to)
+        for m in found
+        if m.to is not None and m.to > 0
+        for e in exclusions
+        if e.to is not None and e.covers(m)
+    }
+    unlisted = [
+        m
+        for m in found
+        if not any(e.covers(m) for e in exclusions) and not (m.to is None and (m.file, m.line) in targets)
+    ]
     stale = [e for e in exclusions if not any(e.covers(m) for m in found)]
     return unlisted, stale
 
@@ -180,9 +200,11 @@ def summary(report: dict) -> list[str]:
             lines.append(f"{target:<28}{'not imported':>30}")
             continue
         ran = s["covered_lines"]
-        lines.append(f"{target:<28}{ran:>6}/{s['num_statements']:<5} {_pct(ran, s['num_statements']):>4}"
-                     f"{s['covered_branches']:>6}/{s['num_branches']:<5} "
-                     f"{_pct(s['covered_branches'], s['num_branches']):>4}")
+        lines.append(
+            f"{target:<28}{ran:>6}/{s['num_statements']:<5} {_pct(ran, s['num_statements']):>4}"
+            f"{s['covered_branches']:>6}/{s['num_branches']:<5} "
+            f"{_pct(s['covered_branches'], s['num_branches']):>4}"
+        )
     return lines
 
 
@@ -194,12 +216,28 @@ def measure(root: Path, out: Path, pytest_args: list[str]) -> dict:
     """Run the registry under coverage.py; write out/html/ and out/coverage.json; return the JSON report."""
     out.mkdir(parents=True, exist_ok=True)
     rc = out / "coveragerc"
-    rc.write_text("[run]\nbranch = True\nsource = harness.conv\ndata_file = " + str(out / ".coverage") + "\n"
-                  "[report]\ninclude =\n" + "".join(f"    */{t}\n" for t in TARGETS) + "\n"
-                  "[html]\ndirectory = " + str(out / "html") + "\n", encoding="utf-8")
-    cmd = [sys.executable, "-m", "pytest", "cases", "-q", "-p", "no:hypothesispytest", "--cov",
-           f"--cov-config={rc}", f"--cov-report=html:{out / 'html'}", f"--cov-report=json:{out / 'coverage.json'}",
-           "--junitxml", str(out / "junit.xml"), *pytest_args]
+    rc.write_text(
+        "[run]\nbranch = True\nsource = harness.conv\ndata_file = " + str(out / ".coverage") + "\n"
+        "[report]\ninclude =\n" + "".join(f"    */{t}\n" for t in TARGETS) + "\n"
+        "[html]\ndirectory = " + str(out / "html") + "\n",
+        encoding="utf-8",
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "cases",
+        "-q",
+        "-p",
+        "no:hypothesispytest",
+        "--cov",
+        f"--cov-config={rc}",
+        f"--cov-report=html:{out / 'html'}",
+        f"--cov-report=json:{out / 'coverage.json'}",
+        "--junitxml",
+        str(out / "junit.xml"),
+        *pytest_args,
+    ]
     print("$", " ".join(cmd), flush=True)
     run = subprocess.run(cmd, cwd=root)
     if run.returncode not in (0, 1):
@@ -231,15 +269,19 @@ def main(argv: list[str] | None = None) -> int:
     print("\nbranch coverage of the reference package by cases/ alone:")
     for line in summary(report):
         print("  " + line)
-    print(f"unreached and excluded ({args.exclusions}): {len(found) - len(unlisted)} of {len(found)} "
-          f"({len(exclusions)} exclusions); HTML report: {args.out / 'html' / 'index.html'}")
+    print(
+        f"unreached and excluded ({args.exclusions}): {len(found) - len(unlisted)} of {len(found)} "
+        f"({len(exclusions)} exclusions); HTML report: {args.out / 'html' / 'index.html'}"
+    )
     for m in unlisted:
         print(f"NOT REACHED  {m.describe()}")
     for e in stale:
         print(f"STALE EXCLUSION  {e.describe()}: the registry reaches it now (or it names nothing); remove it")
     if unlisted or stale:
-        print(f"coverage: {len(unlisted)} unreached line(s)/branch(es) not excluded, {len(stale)} stale "
-              f"exclusion(s): add cases that reach them, or exclusions with a reason")
+        print(
+            f"coverage: {len(unlisted)} unreached line(s)/branch(es) not excluded, {len(stale)} stale "
+            f"exclusion(s): add cases that reach them, or exclusions with a reason"
+        )
         return 1
     print("coverage: every line and branch the registry does not reach is excluded with a reason")
     return 0

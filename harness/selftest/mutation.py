@@ -12,9 +12,9 @@ import hashlib
 import pickle
 import sys
 import time
+from collections.abc import Iterable, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Iterable, Sequence
 from unittest import mock
 
 from harness.check import runner
@@ -44,8 +44,9 @@ def _dtype_for(case, dtype: str | None) -> str:
     return dtype if dtype in case.dtypes else case.dtypes[0]
 
 
-def killers(mutant: Mutant, cases: Iterable, dtype: str | None = None, known: Sequence = (),
-            first: bool = False) -> list[str]:
+def killers(
+    mutant: Mutant, cases: Iterable, dtype: str | None = None, known: Sequence = (), first: bool = False
+) -> list[str]:
     """Names (``case[dtype]``) of the cases that fail under ``mutant`` (only the first one with ``first``).
 
     ``known`` are the known divergences: with them, a case where TensorFlow diverges anyway counts only if the
@@ -66,8 +67,7 @@ def killers(mutant: Mutant, cases: Iterable, dtype: str | None = None, known: Se
 
 def table(results: Sequence[tuple[Mutant, list[str]]], n_cases: int, show: int = 3) -> str:
     """The Markdown table ``make mutants`` prints: mutant, killed or survived, by which cases."""
-    lines = [f"{n_cases} cases, one dtype each", "",
-             "| mutant | result | killed by | e.g. |", "|---|---|---|---|"]
+    lines = [f"{n_cases} cases, one dtype each", "", "| mutant | result | killed by | e.g. |", "|---|---|---|---|"]
     for mutant, dead in results:
         examples = ", ".join(f"`{d}`" for d in dead[:show]) + (" ..." if len(dead) > show else "")
         lines.append(f"| {mutant.name} | {'killed' if dead else '**SURVIVED**'} | {len(dead)} case(s) | {examples} |")
@@ -77,7 +77,9 @@ def table(results: Sequence[tuple[Mutant, list[str]]], n_cases: int, show: int =
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness.selftest.mutation", description=__doc__.splitlines()[0])
     parser.add_argument("files", nargs="*", type=Path, help="case files (default: every cases/**/*.yaml)")
-    parser.add_argument("--dtype", default="float32", help="dtype to run each case at, if the case has it (default float32)")
+    parser.add_argument(
+        "--dtype", default="float32", help="dtype to run each case at, if the case has it (default float32)"
+    )
     parser.add_argument("--mutant", action="append", default=[], help="run only this mutant (repeatable)")
     parser.add_argument("--list", action="store_true", help="list every killing case, not just the first few")
     args = parser.parse_args(argv)
@@ -92,15 +94,19 @@ def main(argv: list[str] | None = None) -> int:
     known = divergences.registry()
     start = time.perf_counter()
     with tensorflow_memo():
-        failing = [c.id for c in cases if run_case(c, _dtype_for(c, args.dtype), known, diagnose=False).status == "failed"]
+        failing = [
+            c.id for c in cases if run_case(c, _dtype_for(c, args.dtype), known, diagnose=False).status == "failed"
+        ]
         if failing:
             print(f"{len(failing)} case(s) fail without any mutant; fix them first: {failing[:3]}")
             return 2
         results = [(m, killers(m, cases, args.dtype, known)) for m in chosen]
-    print(table(results, len(cases), show=10 ** 9 if args.list else 3))
+    print(table(results, len(cases), show=10**9 if args.list else 3))
     survived = [m.name for m, dead in results if not dead]
-    print(f"\n{len(results) - len(survived)} of {len(results)} mutants killed in {time.perf_counter() - start:.0f} s"
-          + (f"; SURVIVED: {', '.join(survived)}" if survived else ""))
+    print(
+        f"\n{len(results) - len(survived)} of {len(results)} mutants killed in {time.perf_counter() - start:.0f} s"
+        + (f"; SURVIVED: {', '.join(survived)}" if survived else "")
+    )
     return 1 if survived else 0
 
 

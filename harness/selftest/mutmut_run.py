@@ -52,8 +52,7 @@ from pathlib import Path
 
 import yaml
 
-TARGETS = ("harness/conv/reference.py", "harness/conv/padding.py", "harness/conv/layouts.py",
-           "harness/conv/dtypes.py")
+TARGETS = ("harness/conv/reference.py", "harness/conv/padding.py", "harness/conv/layouts.py", "harness/conv/dtypes.py")
 EQUIVALENTS = Path("selftest") / "mutation_equivalents.yaml"
 SAMPLE = Path("selftest") / "mutation_sample.yaml"
 # Items whose kills depend on the CPU: cases/tolerance.yaml kills by TensorFlow rounding away part of an exact sum,
@@ -64,6 +63,7 @@ MUTANT_MARK = "__mutmut_"
 
 
 # --- mutants: what mutmut generates -----------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Mutant:
@@ -82,18 +82,21 @@ def _module(target: str) -> str:
 
 
 def _functions(code: str) -> dict[str, ast.FunctionDef]:
-    return {node.name: node for node in ast.walk(ast.parse(code))
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    return {
+        node.name: node
+        for node in ast.walk(ast.parse(code))
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+    }
 
 
 def _body(lines: list[str], node: ast.FunctionDef) -> list[str]:
     """A function's body lines (its ``def`` left out: a mutant's name differs from the original's)."""
-    return lines[node.body[0].lineno - 1:node.end_lineno]
+    return lines[node.body[0].lineno - 1 : node.end_lineno]
 
 
 def _signature(lines: list[str], node: ast.FunctionDef, name: str, mangled: str) -> list[str]:
     """A function's ``def`` lines, its (mutant's) name replaced by the original's."""
-    return [ln.replace(name, mangled) for ln in lines[node.lineno - 1:node.body[0].lineno - 1]]
+    return [ln.replace(name, mangled) for ln in lines[node.lineno - 1 : node.body[0].lineno - 1]]
 
 
 def _statement_start(node: ast.FunctionDef, line: int) -> int:
@@ -110,7 +113,7 @@ def _original_name(mangled: str) -> str:
     return mangled.rsplit("ǁ", 1)[-1] if "ǁ" in mangled else mangled[2:]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _no_cover(source: str) -> frozenset[int]:
     """The lines coverage.py leaves out (``# pragma: no cover`` and the blocks under it): no mutants there."""
     from coverage.parser import PythonParser
@@ -156,11 +159,23 @@ def generate(root: Path, tree: Path) -> list[Mutant]:
                 if own is not None and offsets:
                     original_lines = tuple(own.body[0].lineno + i for i in offsets)
             if not lines:  # the change is in the signature (a default value), or moved lines: the whole function
-                lines = tuple(sorted({n.lineno for n in ast.walk(orig_node) if isinstance(n, ast.stmt)} - {orig_node.lineno}))
+                lines = tuple(
+                    sorted({n.lineno for n in ast.walk(orig_node) if isinstance(n, ast.stmt)} - {orig_node.lineno})
+                )
                 if not original_lines and own is not None:
                     original_lines = tuple(range(own.lineno, own.end_lineno + 1))
-            mutants.append(Mutant(f"{module}.{short}", f"{module}.{mangled}", target, change, diff,
-                                  mutated.hash_by_function_name.get(mangled, ""), lines, original_lines))
+            mutants.append(
+                Mutant(
+                    f"{module}.{short}",
+                    f"{module}.{mangled}",
+                    target,
+                    change,
+                    diff,
+                    mutated.hash_by_function_name.get(mangled, ""),
+                    lines,
+                    original_lines,
+                )
+            )
     return mutants
 
 
@@ -192,16 +207,24 @@ def load_equivalents(path: Path) -> list[Equivalent]:
     out = []
     for i, raw in enumerate(entries):
         fields = {"mutant", "change", "reason"}
-        if not isinstance(raw, dict) or not fields <= set(raw) <= fields | {"kind"} \
-                or not all(isinstance(v, str) and v.strip() for v in raw.values()):
-            raise ValueError(f"{path}: equivalents[{i}]: must be {{mutant, change, reason}} (and kind), non-empty strings")
+        if (
+            not isinstance(raw, dict)
+            or not fields <= set(raw) <= fields | {"kind"}
+            or not all(isinstance(v, str) and v.strip() for v in raw.values())
+        ):
+            raise ValueError(
+                f"{path}: equivalents[{i}]: must be {{mutant, change, reason}} (and kind), non-empty strings"
+            )
         if raw.get("kind", "equivalent") not in KINDS:
             raise ValueError(f"{path}: equivalents[{i}]: kind {raw['kind']!r} is not one of {', '.join(KINDS)}")
-        out.append(Equivalent(raw["mutant"], raw["change"].strip(), raw["reason"].strip(), raw.get("kind", "equivalent")))
+        out.append(
+            Equivalent(raw["mutant"], raw["change"].strip(), raw["reason"].strip(), raw.get("kind", "equivalent"))
+        )
     return out
 
 
 # --- the worker: runs inside the mutated package ---------------------------------------------------------------
+
 
 def _items(root: Path):
     """Every registry item: (id, check, case, dtype), error contracts and gradient items included, in file order."""
@@ -251,8 +274,9 @@ def _worker(args) -> int:
     cov = coverage.Coverage(data_file=None, branch=False, include=list(tree_files.values()))
     started = time.perf_counter()
     cov.start()
-    broken, seconds = _baseline(items, range(len(items)), known, env, answers,
-                                before_each=lambda k: cov.switch_context(str(k)))
+    broken, seconds = _baseline(
+        items, range(len(items)), known, env, answers, before_each=lambda k: cov.switch_context(str(k))
+    )
     cov.stop()
     failing = {k for k, item in enumerate(items) if item[0] in broken}
     data = cov.get_data()
@@ -260,11 +284,19 @@ def _worker(args) -> int:
     for target, path in tree_files.items():
         for line, contexts in (data.contexts_by_lineno(path) or {}).items():
             by_line[target, line] = sorted({int(c) for c in contexts if c.isdigit()} - failing)
-    _emit({"event": "baseline", "items": len(items), "broken": broken,
-           "seconds": round(time.perf_counter() - started, 1), "lines": len(by_line)})
+    _emit(
+        {
+            "event": "baseline",
+            "items": len(items),
+            "broken": broken,
+            "seconds": round(time.perf_counter() - started, 1),
+            "lines": len(by_line),
+        }
+    )
 
-    candidates = {m["name"]: sorted({k for line in m["lines"] for k in by_line.get((m["file"], line), ())})
-                  for m in todo}
+    candidates = {
+        m["name"]: sorted({k for line in m["lines"] for k in by_line.get((m["file"], line), ())}) for m in todo
+    }
     return _judge(todo, candidates, items, seconds, known, env, args.jobs)
 
 
@@ -275,8 +307,15 @@ def _targeted(todo: list[dict], items, known, env, answers: Path, jobs: int) -> 
     wanted = sorted({index[i] for m in todo for i in m["items"] if i in index})
     started = time.perf_counter()
     broken, seconds = _baseline(items, wanted, known, env, answers)
-    _emit({"event": "baseline", "items": len(wanted), "broken": broken,
-           "seconds": round(time.perf_counter() - started, 1), "lines": 0})
+    _emit(
+        {
+            "event": "baseline",
+            "items": len(wanted),
+            "broken": broken,
+            "seconds": round(time.perf_counter() - started, 1),
+            "lines": 0,
+        }
+    )
     candidates = {m["name"]: [index[i] for i in m["items"] if i in index and i not in broken] for m in todo}
     return _judge(todo, candidates, items, seconds, known, env, jobs)
 
@@ -349,8 +388,15 @@ def _judge(todo: list[dict], candidates: dict[str, list[int]], items, seconds: d
                 continue
             os.close(read)
             del running[pid]
-            _emit({"event": "result", "mutant": m["name"], "status": status,
-                   "killer": items[killer][0] if killer >= 0 else None, "seconds": round(elapsed, 2)})
+            _emit(
+                {
+                    "event": "result",
+                    "mutant": m["name"],
+                    "status": status,
+                    "killer": items[killer][0] if killer >= 0 else None,
+                    "seconds": round(elapsed, 2),
+                }
+            )
     return 0
 
 
@@ -359,6 +405,7 @@ def _emit(record: dict) -> None:
 
 
 # --- the driver ---------------------------------------------------------------------------------------------------
+
 
 def _load_results(path: Path) -> dict[str, dict]:
     if not path.exists():
@@ -382,12 +429,15 @@ def excluded_by_coverage(m: Mutant, exclusions, root: Path) -> bool:
         return False
     text = (root / m.file).read_text(encoding="utf-8")
     source, no_cover = text.splitlines(), _no_cover(text)
-    return all(n in no_cover or any(e.covers(Miss(m.file, n, source[n - 1].strip())) for e in exclusions)
-               for n in m.original_lines)
+    return all(
+        n in no_cover or any(e.covers(Miss(m.file, n, source[n - 1].strip())) for e in exclusions)
+        for n in m.original_lines
+    )
 
 
-def summarize(mutants: list[Mutant], results: dict[str, dict], equivalents: list[Equivalent],
-              unreachable: set[str] = frozenset()) -> dict:
+def summarize(
+    mutants: list[Mutant], results: dict[str, dict], equivalents: list[Equivalent], unreachable: set[str] = frozenset()
+) -> dict:
     """Counts, the score and the problems (untriaged survivors, stale equivalents) of a set of judged mutants.
     ``unreachable``: mutants of lines the coverage exclusions list (logic no case can reach by design: a survivor
     there is counted apart, as excluded, with the exclusion's reason)."""
@@ -395,8 +445,9 @@ def summarize(mutants: list[Mutant], results: dict[str, dict], equivalents: list
     listed = {e.mutant: e for e in equivalents}
     stale = [e for e in equivalents if e.mutant not in by_name or by_name[e.mutant].change != e.change]
     judged = {name: r for name, r in results.items() if name in by_name}
-    counts = {s: 0 for s in ("killed", "timeout", "survived", "equivalent", "oracle", "not_reached", "excluded",
-                             "crashed")}
+    counts = {
+        s: 0 for s in ("killed", "timeout", "survived", "equivalent", "oracle", "not_reached", "excluded", "crashed")
+    }
     untriaged = []
     for name, r in judged.items():
         status = r["status"]
@@ -409,27 +460,41 @@ def summarize(mutants: list[Mutant], results: dict[str, dict], equivalents: list
             untriaged.append(name)
     killed = counts["killed"] + counts["timeout"] + counts["crashed"]  # a crash is noticed: a kill, as in mutmut
     relevant = len(judged) - counts["equivalent"] - counts["excluded"]
-    return {"generated": len(mutants), "judged": len(judged), **counts,
-            "score": killed / relevant if relevant else 1.0, "untriaged": sorted(untriaged),
-            "stale_equivalents": [e.mutant for e in stale]}
+    return {
+        "generated": len(mutants),
+        "judged": len(judged),
+        **counts,
+        "score": killed / relevant if relevant else 1.0,
+        "untriaged": sorted(untriaged),
+        "stale_equivalents": [e.mutant for e in stale],
+    }
 
 
 def write_report(out: Path, mutants: list[Mutant], results: dict, summary: dict, baseline: dict | None) -> Path:
     by_name = {m.name: m for m in mutants}
-    lines = ["# Mutation testing of the reference package (cases/ as the killing suite)", "",
-             f"mutmut's mutants of {', '.join(TARGETS)}.", "",
-             "| generated | judged | killed | timeout | survived | equivalent | oracle | not reached | excluded | score |",
-             "|---|---|---|---|---|---|---|---|---|---|",
-             f"| {summary['generated']} | {summary['judged']} | {summary['killed']} | {summary['timeout']} | "
-             f"{summary['survived']} | {summary['equivalent']} | {summary['oracle']} | {summary['not_reached']} | "
-             f"{summary['excluded']} | {100 * summary['score']:.1f}% |", "",
-             "Score: killed (or timed out) over judged, less the equivalent ones and those *excluded*: mutants of "
-             "lines that selftest/coverage_exclusions.yaml lists as unreachable from a case, with its reason. "
-             "*oracle*: survivors listed as changing only the tolerance bound's tightness; they count against the "
-             "score.", ""]
+    lines = [
+        "# Mutation testing of the reference package (cases/ as the killing suite)",
+        "",
+        f"mutmut's mutants of {', '.join(TARGETS)}.",
+        "",
+        "| generated | judged | killed | timeout | survived | equivalent | oracle | not reached | excluded | score |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+        f"| {summary['generated']} | {summary['judged']} | {summary['killed']} | {summary['timeout']} | "
+        f"{summary['survived']} | {summary['equivalent']} | {summary['oracle']} | {summary['not_reached']} | "
+        f"{summary['excluded']} | {100 * summary['score']:.1f}% |",
+        "",
+        "Score: killed (or timed out) over judged, less the equivalent ones and those *excluded*: mutants of "
+        "lines that selftest/coverage_exclusions.yaml lists as unreachable from a case, with its reason. "
+        "*oracle*: survivors listed as changing only the tolerance bound's tightness; they count against the "
+        "score.",
+        "",
+    ]
     if baseline:
-        lines += [f"Baseline: {baseline['items']} items in {baseline['seconds']} s; items failing unmutated (left "
-                  f"out): {len(baseline['broken'])}", ""]
+        lines += [
+            f"Baseline: {baseline['items']} items in {baseline['seconds']} s; items failing unmutated (left "
+            f"out): {len(baseline['broken'])}",
+            "",
+        ]
         lines += [f"- {b}" for b in baseline["broken"]]
     per_file: dict[str, list] = {}
     for name, r in results.items():
@@ -437,18 +502,34 @@ def write_report(out: Path, mutants: list[Mutant], results: dict, summary: dict,
             per_file.setdefault(by_name[name].file, []).append(r["status"])
     lines += ["", "| file | judged | killed or timeout | survived or not reached |", "|---|---|---|---|"]
     for f, statuses in sorted(per_file.items()):
-        lines.append(f"| {f} | {len(statuses)} | {sum(s in ('killed', 'timeout') for s in statuses)} | "
-                     f"{sum(s in ('survived', 'not_reached') for s in statuses)} |")
+        lines.append(
+            f"| {f} | {len(statuses)} | {sum(s in ('killed', 'timeout') for s in statuses)} | "
+            f"{sum(s in ('survived', 'not_reached') for s in statuses)} |"
+        )
     if summary["untriaged"]:
-        lines += ["", "## Survivors not triaged", "",
-                  f"Kill each with a case, or list it in {EQUIVALENTS} with its change and a reason.", ""]
+        lines += [
+            "",
+            "## Survivors not triaged",
+            "",
+            f"Kill each with a case, or list it in {EQUIVALENTS} with its change and a reason.",
+            "",
+        ]
         for name in summary["untriaged"]:
             m = by_name[name]
-            lines += [f"### {name} ({results[name]['status']})", "", f"change: `{m.change}`", "", "```diff", m.diff,
-                      "```", ""]
+            lines += [
+                f"### {name} ({results[name]['status']})",
+                "",
+                f"change: `{m.change}`",
+                "",
+                "```diff",
+                m.diff,
+                "```",
+                "",
+            ]
     if summary["stale_equivalents"]:
-        lines += ["", "## Stale equivalents", ""] + [f"- {n}: no such mutant, or its change differs"
-                                                    for n in summary["stale_equivalents"]]
+        lines += ["", "## Stale equivalents", ""] + [
+            f"- {n}: no such mutant, or its change differs" for n in summary["stale_equivalents"]
+        ]
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
@@ -456,12 +537,25 @@ def write_report(out: Path, mutants: list[Mutant], results: dict, summary: dict,
 
 def _todo(m: Mutant, items: list[str] | None = None) -> dict:
     """A mutant as the worker takes it; ``items``: judge it against these item ids only (no baseline coverage)."""
-    return {"name": m.name, "function": m.function, "file": m.file, "lines": list(m.lines),
-            **({"items": items} if items is not None else {})}
+    return {
+        "name": m.name,
+        "function": m.function,
+        "file": m.file,
+        "lines": list(m.lines),
+        **({"items": items} if items is not None else {}),
+    }
 
 
-def _run_worker(root: Path, out: Path, todo: list[dict], jobs: int, results_path: Path, results: dict,
-                mutants: list[Mutant], t0: float) -> tuple[dict | None, bool]:
+def _run_worker(
+    root: Path,
+    out: Path,
+    todo: list[dict],
+    jobs: int,
+    results_path: Path,
+    results: dict,
+    mutants: list[Mutant],
+    t0: float,
+) -> tuple[dict | None, bool]:
     """Judge ``todo`` in a worker importing the mutated tree; results are appended to ``results_path`` and
     ``results`` as they come. Returns (the baseline record, whether the worker failed)."""
     (out / "todo.json").write_text(json.dumps(todo), encoding="utf-8")
@@ -470,11 +564,26 @@ def _run_worker(root: Path, out: Path, todo: list[dict], jobs: int, results_path
     hashes = {m.name: m.function_hash for m in mutants}
     changes = {m.name: m.change for m in mutants}
     worker_env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(out / "tree"), os.environ.get("PYTHONPATH", "")])}
-    cmd = [sys.executable, "-P", "-m", "harness.selftest.mutmut_run", "--worker", "--root", str(root), "--out", str(out),
-           "--jobs", str(jobs), "--tree", str(out / "tree")]
+    cmd = [
+        sys.executable,
+        "-P",
+        "-m",
+        "harness.selftest.mutmut_run",
+        "--worker",
+        "--root",
+        str(root),
+        "--out",
+        str(out),
+        "--jobs",
+        str(jobs),
+        "--tree",
+        str(out / "tree"),
+    ]
     baseline, done = None, 0
-    with subprocess.Popen(cmd, cwd=root, env=worker_env, stdout=subprocess.PIPE, text=True) as proc, \
-            results_path.open("a", encoding="utf-8") as sink:
+    with (
+        subprocess.Popen(cmd, cwd=root, env=worker_env, stdout=subprocess.PIPE, text=True) as proc,
+        results_path.open("a", encoding="utf-8") as sink,
+    ):
         for line in proc.stdout:
             try:
                 rec = json.loads(line)
@@ -483,8 +592,11 @@ def _run_worker(root: Path, out: Path, todo: list[dict], jobs: int, results_path
                 continue
             if rec.pop("event") == "baseline":
                 baseline = rec
-                print(f"baseline: {rec['items']} items in {rec['seconds']} s, {len(rec['broken'])} failing "
-                      f"unmutated (left out); {rec['lines']} reference lines reached", flush=True)
+                print(
+                    f"baseline: {rec['items']} items in {rec['seconds']} s, {len(rec['broken'])} failing "
+                    f"unmutated (left out); {rec['lines']} reference lines reached",
+                    flush=True,
+                )
                 continue
             rec["hash"] = hashes[rec["mutant"]]
             rec["change"] = changes[rec["mutant"]]
@@ -494,14 +606,18 @@ def _run_worker(root: Path, out: Path, todo: list[dict], jobs: int, results_path
             done += 1
             if rec["status"] not in ("killed", "timeout") or done % 50 == 0:
                 elapsed = time.perf_counter() - t0
-                print(f"[{done}/{len(todo)} {elapsed:.0f} s] {rec['mutant']}: {rec['status']}"
-                      + (f" by {rec['killer']}" if rec.get("killer") else ""), flush=True)
+                print(
+                    f"[{done}/{len(todo)} {elapsed:.0f} s] {rec['mutant']}: {rec['status']}"
+                    + (f" by {rec['killer']}" if rec.get("killer") else ""),
+                    flush=True,
+                )
     if proc.returncode:
         print(f"mutation: the worker failed (exit {proc.returncode})", file=sys.stderr)
     return baseline, bool(proc.returncode)
 
 
 # --- the fixed sample that make test checks -------------------------------------------------------------------------
+
 
 def load_sample(path: Path) -> list[dict]:
     """``selftest/mutation_sample.yaml``: ``{mutant, change, killer}`` entries (ValueError naming the entry)."""
@@ -510,8 +626,11 @@ def load_sample(path: Path) -> list[dict]:
     if not isinstance(entries, list):
         raise ValueError(f"{path}: expected a mapping with a list 'sample'")
     for i, e in enumerate(entries):
-        if not (isinstance(e, dict) and set(e) == {"mutant", "change", "killer"}
-                and all(isinstance(v, str) and v for v in e.values())):
+        if not (
+            isinstance(e, dict)
+            and set(e) == {"mutant", "change", "killer"}
+            and all(isinstance(v, str) and v for v in e.values())
+        ):
             raise ValueError(f"{path}: sample[{i}]: must be {{mutant, change, killer}}, three non-empty strings")
     return entries
 
@@ -519,13 +638,21 @@ def load_sample(path: Path) -> list[dict]:
 def write_sample(path: Path, results: dict, mutants: list[Mutant], size: int, seed: int) -> int:
     """Draw ``size`` killed mutants (with ``seed``) and write them with their killers to ``path``."""
     by_name = {m.name: m for m in mutants}
-    killed = sorted(n for n, r in results.items() if n in by_name and r["status"] == "killed" and r.get("killer")
-                    and not r["killer"].startswith(CPU_DEPENDENT_KILLERS))
+    killed = sorted(
+        n
+        for n, r in results.items()
+        if n in by_name
+        and r["status"] == "killed"
+        and r.get("killer")
+        and not r["killer"].startswith(CPU_DEPENDENT_KILLERS)
+    )
     chosen = sorted(random.Random(seed).sample(killed, min(size, len(killed))))
     doc = {"sample": [{"mutant": n, "change": by_name[n].change, "killer": results[n]["killer"]} for n in chosen]}
-    header = (f"# A fixed sample of {len(chosen)} mutants the registry kills (seed {seed}), each with the item that killed\n"
-              "# it in the last full run: make test runs each against its item alone (python -m harness.selftest.mutmut_run\n"
-              "# --check-sample). Rewritten by: make mutation MUTATION_ARGS=\"--write-sample N --seed S\".\n")
+    header = (
+        f"# A fixed sample of {len(chosen)} mutants the registry kills (seed {seed}), each with the item that killed\n"
+        "# it in the last full run: make test runs each against its item alone (python -m harness.selftest.mutmut_run\n"
+        '# --check-sample). Rewritten by: make mutation MUTATION_ARGS="--write-sample N --seed S".\n'
+    )
     path.write_text(header + yaml.safe_dump(doc, sort_keys=False, width=120), encoding="utf-8")
     return len(chosen)
 
@@ -540,17 +667,25 @@ def check_sample(path: Path, root: Path, out: Path, mutants: list[Mutant], jobs:
     if results_path.exists():
         results_path.unlink()
     results: dict = {}
-    _, failed = _run_worker(root, out, [_todo(by_name[e["mutant"]], [e["killer"]]) for e in live], jobs,
-                            results_path, results, mutants, t0)
+    _, failed = _run_worker(
+        root, out, [_todo(by_name[e["mutant"]], [e["killer"]]) for e in live], jobs, results_path, results, mutants, t0
+    )
     if failed:
         return 2
-    alive = [f"{e['mutant']} (by {e['killer']}: {results.get(e['mutant'], {}).get('status', 'not judged')})"
-             for e in live if results.get(e["mutant"], {}).get("status") not in ("killed", "timeout", "crashed")]
-    print(f"sample: {len(live) - len(alive)} of {len(entries)} mutants killed by their recorded item "
-          f"in {time.perf_counter() - t0:.1f} s")
+    alive = [
+        f"{e['mutant']} (by {e['killer']}: {results.get(e['mutant'], {}).get('status', 'not judged')})"
+        for e in live
+        if results.get(e["mutant"], {}).get("status") not in ("killed", "timeout", "crashed")
+    ]
+    print(
+        f"sample: {len(live) - len(alive)} of {len(entries)} mutants killed by their recorded item "
+        f"in {time.perf_counter() - t0:.1f} s"
+    )
     for name in stale:
-        print(f"mutation sample: {name}: no such mutant, or its change differs (the reference changed): rewrite "
-              f"{path} after a full run")
+        print(
+            f"mutation sample: {name}: no such mutant, or its change differs (the reference changed): rewrite "
+            f"{path} after a full run"
+        )
     for line in alive:
         print(f"mutation sample: survived: {line}; run make mutation to see what kills it now")
     return 1 if stale or alive else 0
@@ -564,15 +699,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--only", default="", help="judge only mutants whose name contains this text")
     parser.add_argument("--rerun", action="store_true", help="forget earlier results")
-    parser.add_argument("--rejudge-survivors", action="store_true",
-                        help="judge again the mutants that survived before (after adding cases)")
+    parser.add_argument(
+        "--rejudge-survivors",
+        action="store_true",
+        help="judge again the mutants that survived before (after adding cases)",
+    )
     parser.add_argument("--equivalents", type=Path, default=EQUIVALENTS)
-    parser.add_argument("--report-only", action="store_true",
-                        help="write the report from the results so far, judging nothing (e.g. while a run goes on)")
-    parser.add_argument("--write-sample", type=int, default=0, metavar="N",
-                        help=f"after the run, write {SAMPLE}: N killed mutants drawn with --seed, and their killers")
-    parser.add_argument("--check-sample", action="store_true",
-                        help=f"run each mutant of {SAMPLE} against the item that killed it (what make test does)")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="write the report from the results so far, judging nothing (e.g. while a run goes on)",
+    )
+    parser.add_argument(
+        "--write-sample",
+        type=int,
+        default=0,
+        metavar="N",
+        help=f"after the run, write {SAMPLE}: N killed mutants drawn with --seed, and their killers",
+    )
+    parser.add_argument(
+        "--check-sample",
+        action="store_true",
+        help=f"run each mutant of {SAMPLE} against the item that killed it (what make test does)",
+    )
     parser.add_argument("--sample-file", type=Path, default=SAMPLE, help=f"the sample --check-sample runs ({SAMPLE})")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--root", default=".", help=argparse.SUPPRESS)
@@ -596,17 +745,24 @@ def main(argv: list[str] | None = None) -> int:
     changes = {m.name: m.change for m in mutants}
     # A result stands for the same mutant only if its function's source and its change are the same (mutmut numbers
     # the mutants of a function in order: an edit renumbers them).
-    results = {n: r for n, r in _load_results(results_path).items()
-               if r.get("hash") == hashes.get(n) and r.get("change", changes.get(n)) == changes.get(n)}
+    results = {
+        n: r
+        for n, r in _load_results(results_path).items()
+        if r.get("hash") == hashes.get(n) and r.get("change", changes.get(n)) == changes.get(n)
+    }
     if args.rejudge_survivors:  # (a listed equivalent with the same change stays judged: no case can kill it)
         listed = {e.mutant: e.change for e in equivalents}
-        results = {n: r for n, r in results.items()
-                   if r["status"] not in ("survived", "not_reached") or listed.get(n) == changes.get(n)}
+        results = {
+            n: r
+            for n, r in results.items()
+            if r["status"] not in ("survived", "not_reached") or listed.get(n) == changes.get(n)
+        }
     pool = [m for m in mutants if args.only in m.name]
     if args.sample:
         listed = {e.mutant for e in equivalents}
-        pool = random.Random(args.seed).sample(sorted((m for m in pool if m.name not in listed), key=lambda m: m.name),
-                                               min(args.sample, len(pool)))
+        pool = random.Random(args.seed).sample(
+            sorted((m for m in pool if m.name not in listed), key=lambda m: m.name), min(args.sample, len(pool))
+        )
     todo = [] if args.report_only else [m for m in pool if m.name not in results]
     print(f"to judge: {len(todo)} (already judged: {len(pool) - len(todo)})", flush=True)
     baseline, failed = _run_worker(root, out, [_todo(m) for m in todo], args.jobs, results_path, results, mutants, t0)
@@ -621,15 +777,19 @@ def main(argv: list[str] | None = None) -> int:
     summary["seconds"] = round(time.perf_counter() - t0, 1)
     (out / "summary.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
     report = write_report(out, mutants, judged, summary, baseline)
-    print(f"\nmutants: {summary['generated']} generated, {summary['judged']} judged: {summary['killed']} killed, "
-          f"{summary['timeout']} timed out, {summary['survived']} survived, {summary['equivalent']} equivalent, "
-          f"{summary['oracle']} oracle, "
-          f"{summary['not_reached']} not reached, {summary['excluded']} excluded; score {100 * summary['score']:.1f}% "
-          f"(target {100 * TARGET_SCORE:.0f}%); {summary['seconds']} s; report {report}")
+    print(
+        f"\nmutants: {summary['generated']} generated, {summary['judged']} judged: {summary['killed']} killed, "
+        f"{summary['timeout']} timed out, {summary['survived']} survived, {summary['equivalent']} equivalent, "
+        f"{summary['oracle']} oracle, "
+        f"{summary['not_reached']} not reached, {summary['excluded']} excluded; score {100 * summary['score']:.1f}% "
+        f"(target {100 * TARGET_SCORE:.0f}%); {summary['seconds']} s; report {report}"
+    )
     problems = []
     if summary["untriaged"]:
-        problems.append(f"{len(summary['untriaged'])} survivor(s) not triaged (kill with a case, or list in "
-                        f"{args.equivalents} with a reason): " + ", ".join(summary["untriaged"][:20]))
+        problems.append(
+            f"{len(summary['untriaged'])} survivor(s) not triaged (kill with a case, or list in "
+            f"{args.equivalents} with a reason): " + ", ".join(summary["untriaged"][:20])
+        )
     if summary["stale_equivalents"] and not (args.sample or args.only):
         problems.append(f"stale entries in {args.equivalents}: {', '.join(summary['stale_equivalents'])}")
     if summary["score"] < TARGET_SCORE:

@@ -25,24 +25,24 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from collections import Counter
-from pathlib import Path
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 
-from harness.conv import layouts, textbook
 from harness import ops
 from harness.check.prepare import prepare
-from harness.registry import divergences
-from harness.registry.cases import Case
-from harness.registry.loader import computing_cases
-from harness.registry.divergences import Divergence, features, matching
-from harness.tf.environment import Environment
+from harness.conv import layouts, textbook
 from harness.conv.dtypes import accumulator, dtype_of
-from harness.tf.isolation import Died, Raised, call_tensorflow
 from harness.conv.padding import Window, windows
 from harness.conv.tolerance import Comparison, bound_for, compare
+from harness.registry import divergences
+from harness.registry.cases import Case
+from harness.registry.divergences import Divergence, features, matching
+from harness.registry.loader import computing_cases
+from harness.tf.environment import Environment
+from harness.tf.isolation import Died, Raised, call_tensorflow
 
 REFERENCE, TENSORFLOW = "reference", "tensorflow"
 
@@ -63,7 +63,7 @@ class Call:
         """(strides, dilations, padding), one value per spatial axis (``OpSpec.window_attrs``)."""
         return ops.get(self.op).window_attrs(self.attrs)
 
-    def replace(self, **changes) -> "Call":
+    def replace(self, **changes) -> Call:
         arrays = {**self.arrays, **{k: v for k, v in changes.items() if k in self.arrays}}
         attrs = {**self.attrs, **{k: v for k, v in changes.items() if k not in self.arrays}}
         return Call(self.op, arrays, attrs)
@@ -101,6 +101,7 @@ class Failed(Exception):
 
 
 # --- small helpers --------------------------------------------------------------------------
+
 
 def _data(call: Call) -> str:
     return next(o.name for o in ops.get(call.op).operands if o.kind == "data")
@@ -141,16 +142,21 @@ def _cast(acc: np.ndarray, like: np.ndarray) -> np.ndarray:
 
 # --- the relations --------------------------------------------------------------------------
 
+
 def _layout_invariance(call: Call) -> Sides | None:
     spec = ops.get(call.op)
     if len(spec.formats) < 2:
         return None
     src = call.fmt
     dst = layouts.other_data_format(src)
-    moved = {name: layouts.convert(a, src, dst) if spec.operand(name).kind == "data" else a
-             for name, a in call.arrays.items()}
-    attrs = {k: _reorder(v, src, dst) if k in ("strides", "stride", "dilations", "padding", "output_shape") else v
-             for k, v in call.attrs.items()}
+    moved = {
+        name: layouts.convert(a, src, dst) if spec.operand(name).kind == "data" else a
+        for name, a in call.arrays.items()
+    }
+    attrs = {
+        k: _reorder(v, src, dst) if k in ("strides", "stride", "dilations", "padding", "output_shape") else v
+        for k, v in call.attrs.items()
+    }
     other = Call(call.op, moved, {**attrs, "data_format": dst})
     return Sides(call, lambda run: layouts.convert(run(other), dst, src))
 
@@ -166,7 +172,7 @@ def _rotated_convolution(call: Call) -> Sides | None:
         x_nchw = layouts.convert(_pad(x, call.fmt, wins), call.fmt, "NCHW")
         k_conv_oihw = layouts.hwio_to_oihw(layouts.rotate_180(w_hwio, "HWIO"))
         full = textbook.convolve_valid(x_nchw, k_conv_oihw)
-        strided = full[:, :, ::wins[0].stride, ::wins[1].stride][:, :, :wins[0].out, :wins[1].out]
+        strided = full[:, :, :: wins[0].stride, :: wins[1].stride][:, :, : wins[0].out, : wins[1].out]
         return _cast(layouts.convert(strided, "NCHW", call.fmt), x)
 
     return Sides(call, right)
@@ -183,7 +189,7 @@ def _one_by_one_matmul(call: Call) -> Sides | None:
 
     def right(run):
         x_nhwc = layouts.convert(_pad(x, call.fmt, wins), call.fmt, "NHWC").astype(accumulator(x.dtype))
-        picked = x_nhwc[:, ::wins[0].stride, ::wins[1].stride][:, :wins[0].out, :wins[1].out]
+        picked = x_nhwc[:, :: wins[0].stride, :: wins[1].stride][:, : wins[0].out, : wins[1].out]
         return _cast(layouts.convert(picked @ w_11[0, 0].astype(picked.dtype), "NHWC", call.fmt), x)
 
     return Sides(left, right)
@@ -198,8 +204,14 @@ def _input_channel_sum(call: Call) -> Sides | None:
         return None
 
     def right(run):
-        parts = [run(call.replace(input=_take(x, call.fmt, "C", slice(i, i + 1)), filters=_take(w, layout, "I", slice(i, i + 1))))
-                 for i in range(channels)]
+        parts = [
+            run(
+                call.replace(
+                    input=_take(x, call.fmt, "C", slice(i, i + 1)), filters=_take(w, layout, "I", slice(i, i + 1))
+                )
+            )
+            for i in range(channels)
+        ]
         return _cast(np.sum([p.astype(np.float64) for p in parts], axis=0), x)
 
     return Sides(call, right)
@@ -228,8 +240,16 @@ def _depthwise_per_channel(call: Call) -> Sides | None:
         return None
 
     def right(run):
-        parts = [run(Call("conv2d", {"input": _take(x, call.fmt, "C", slice(c, c + 1)), "filters": w_hwim[:, :, c:c + 1, :]},
-                          dict(call.attrs))) for c in range(channels)]
+        parts = [
+            run(
+                Call(
+                    "conv2d",
+                    {"input": _take(x, call.fmt, "C", slice(c, c + 1)), "filters": w_hwim[:, :, c : c + 1, :]},
+                    dict(call.attrs),
+                )
+            )
+            for c in range(channels)
+        ]
         return np.concatenate(parts, axis=call.fmt.index("C"))  # block c holds channels c * M .. c * M + M - 1
 
     return Sides(call, right)
@@ -240,25 +260,40 @@ def _separable_two_steps(call: Call) -> Sides | None:
     fmt = call.fmt
 
     def right(run):
-        depthwise = run(Call("depthwise_conv2d", {"input": call.arrays["input"], "filter": call.arrays["depthwise_filter"]},
-                             dict(call.attrs)))
-        return run(Call("conv2d", {"input": depthwise, "filters": call.arrays["pointwise_filter"]},
-                        {"strides": 1, "padding": "VALID", "data_format": fmt}))
+        depthwise = run(
+            Call(
+                "depthwise_conv2d",
+                {"input": call.arrays["input"], "filter": call.arrays["depthwise_filter"]},
+                dict(call.attrs),
+            )
+        )
+        return run(
+            Call(
+                "conv2d",
+                {"input": depthwise, "filters": call.arrays["pointwise_filter"]},
+                {"strides": 1, "padding": "VALID", "data_format": fmt},
+            )
+        )
 
     return Sides(call, right)
 
 
 def _atrous_as_dilated_conv2d(call: Call) -> Sides | None:
     """atrous_conv2d(rate) = conv2d with dilations=rate, stride 1."""
-    other = Call("conv2d", {"input": call.arrays["value"], "filters": call.arrays["filters"]},
-                 {"strides": 1, "padding": call.attrs["padding"], "dilations": list(call.window()[1])})
+    other = Call(
+        "conv2d",
+        {"input": call.arrays["value"], "filters": call.arrays["filters"]},
+        {"strides": 1, "padding": call.attrs["padding"], "dilations": list(call.window()[1])},
+    )
     return Sides(call, lambda run: run(other))
 
 
 def _atrous_as_zero_inserted(call: Call) -> Sides | None:
     """atrous_conv2d(rate) = conv2d (stride 1, no dilation) with the zero-inserted kernel."""
     kernel = layouts.dilate_kernel(call.arrays["filters"], call.window()[1], "HWIO")
-    other = Call("conv2d", {"input": call.arrays["value"], "filters": kernel}, {"strides": 1, "padding": call.attrs["padding"]})
+    other = Call(
+        "conv2d", {"input": call.arrays["value"], "filters": kernel}, {"strides": 1, "padding": call.attrs["padding"]}
+    )
     return Sides(call, lambda run: run(other))
 
 
@@ -277,9 +312,14 @@ def _conv1d_height_1(call: Call) -> Sides | None:
     fmt = call.fmt
     fmt2 = "NHWC" if fmt == "NWC" else "NCHW"
     (stride,), (dilation,), _ = call.window()
-    other = Call("conv2d", {"input": layouts.convert(call.arrays["input"], fmt, fmt2),
-                            "filters": layouts.convert(call.arrays["filters"], "WIO", "HWIO")},
-                 {"strides": [1, stride], "padding": call.attrs["padding"], "data_format": fmt2, "dilations": [1, dilation]})
+    other = Call(
+        "conv2d",
+        {
+            "input": layouts.convert(call.arrays["input"], fmt, fmt2),
+            "filters": layouts.convert(call.arrays["filters"], "WIO", "HWIO"),
+        },
+        {"strides": [1, stride], "padding": call.attrs["padding"], "data_format": fmt2, "dilations": [1, dilation]},
+    )
     return Sides(call, lambda run: layouts.convert(run(other), fmt2, fmt))
 
 
@@ -300,8 +340,13 @@ def _transpose_by_zero_insertion(call: Call) -> Sides | None:
             after = m + win.effective_kernel - 1 - z.shape[axis] - before
             z = textbook._pad_or_crop(z, axis, before, after)
         w_hwio = layouts.rotate_180(np.swapaxes(w_hwoi, 2, 3), "HWIO")  # [h, w, out, in] -> rotated [h, w, in, out]
-        out = run(Call("conv2d", {"input": z, "filters": w_hwio},
-                       {"strides": 1, "padding": "VALID", "dilations": list(dilations)}))
+        out = run(
+            Call(
+                "conv2d",
+                {"input": z, "filters": w_hwio},
+                {"strides": 1, "padding": "VALID", "dilations": list(dilations)},
+            )
+        )
         return layouts.convert(out, "NHWC", fmt)
 
     return Sides(call, right)
@@ -330,31 +375,59 @@ def _same_is_explicit(call: Call) -> Sides | None:
 
 
 RELATIONS: tuple[Relation, ...] = (
-    Relation("layout_invariance", "the same case in channels-last and channels-first layouts gives the same result "
-             "after conversion", _layout_invariance),
-    Relation("convolution_is_rotated_correlation", "correlation with w equals true convolution with the "
-             "180-degree-rotated w", _rotated_convolution),
-    Relation("one_by_one_is_matmul", "a 1x1 convolution is a matrix product over channels (mutil_in_out_1x1)",
-             _one_by_one_matmul),
-    Relation("input_channel_sum", "multi-input-channel correlation is the sum over channels of single-channel "
-             "correlations (corr2D_mutil_in)", _input_channel_sum),
-    Relation("output_channel_stack", "multi-output correlation is the stack of single-output results (mutil_in_out)",
-             _output_channel_stack),
-    Relation("depthwise_is_per_channel_conv2d", "depthwise equals per-channel conv2d, channel-major",
-             _depthwise_per_channel),
-    Relation("separable_is_depthwise_then_pointwise", "separable equals depthwise then a 1x1 conv2d",
-             _separable_two_steps),
+    Relation(
+        "layout_invariance",
+        "the same case in channels-last and channels-first layouts gives the same result after conversion",
+        _layout_invariance,
+    ),
+    Relation(
+        "convolution_is_rotated_correlation",
+        "correlation with w equals true convolution with the 180-degree-rotated w",
+        _rotated_convolution,
+    ),
+    Relation(
+        "one_by_one_is_matmul",
+        "a 1x1 convolution is a matrix product over channels (mutil_in_out_1x1)",
+        _one_by_one_matmul,
+    ),
+    Relation(
+        "input_channel_sum",
+        "multi-input-channel correlation is the sum over channels of single-channel correlations (corr2D_mutil_in)",
+        _input_channel_sum,
+    ),
+    Relation(
+        "output_channel_stack",
+        "multi-output correlation is the stack of single-output results (mutil_in_out)",
+        _output_channel_stack,
+    ),
+    Relation(
+        "depthwise_is_per_channel_conv2d", "depthwise equals per-channel conv2d, channel-major", _depthwise_per_channel
+    ),
+    Relation(
+        "separable_is_depthwise_then_pointwise", "separable equals depthwise then a 1x1 conv2d", _separable_two_steps
+    ),
     Relation("atrous_is_dilated_conv2d", "atrous_conv2d equals conv2d with dilations=rate", _atrous_as_dilated_conv2d),
-    Relation("atrous_is_zero_inserted_kernel", "atrous_conv2d equals conv2d with the zero-inserted kernel",
-             _atrous_as_zero_inserted),
-    Relation("dilation_is_zero_inserted_kernel", "a dilated conv2d equals conv2d with the zero-inserted kernel",
-             _zero_inserted_kernel),
+    Relation(
+        "atrous_is_zero_inserted_kernel",
+        "atrous_conv2d equals conv2d with the zero-inserted kernel",
+        _atrous_as_zero_inserted,
+    ),
+    Relation(
+        "dilation_is_zero_inserted_kernel",
+        "a dilated conv2d equals conv2d with the zero-inserted kernel",
+        _zero_inserted_kernel,
+    ),
     Relation("conv1d_is_conv2d_height_1", "conv1d equals conv2d with height 1", _conv1d_height_1),
-    Relation("transpose_is_zero_insertion", "conv2d_transpose equals interleave zeros, pad, then correlate with the "
-             "rotated, in/out-swapped kernel (the documents' recipe)", _transpose_by_zero_insertion),
+    Relation(
+        "transpose_is_zero_insertion",
+        "conv2d_transpose equals interleave zeros, pad, then correlate with the "
+        "rotated, in/out-swapped kernel (the documents' recipe)",
+        _transpose_by_zero_insertion,
+    ),
     Relation("explicit_padding_is_np_pad", "explicit padding equals np.pad then VALID", _explicit_is_np_pad),
-    Relation("same_is_explicit", "SAME equals explicit padding with the odd pixel at the bottom / right",
-             _same_is_explicit),
+    Relation(
+        "same_is_explicit", "SAME equals explicit padding with the odd pixel at the bottom / right", _same_is_explicit
+    ),
 )
 
 
@@ -366,6 +439,7 @@ def get(name: str) -> Relation:
 
 
 # --- checking -------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Check:
@@ -438,8 +512,13 @@ def _evaluate(what: Callable[[], np.ndarray]) -> tuple[np.ndarray | None, str, s
         return None, "failed", f"{type(exc).__name__}: {exc}"
 
 
-def check(relation: Relation, case: Case, dtype: str = "float32", known: Sequence[Divergence] = (),
-          env: Environment | None = None) -> list[Check]:
+def check(
+    relation: Relation,
+    case: Case,
+    dtype: str = "float32",
+    known: Sequence[Divergence] = (),
+    env: Environment | None = None,
+) -> list[Check]:
     """Every side of ``relation`` on ``case`` at ``dtype``; [] when the relation does not apply to it."""
     env = env or Environment.current()
     name = f"{case.id}[{dtype}]"
@@ -463,8 +542,12 @@ def check(relation: Relation, case: Case, dtype: str = "float32", known: Sequenc
     lefts = {k: _evaluate(lambda run=run: run(left)) for k, run in runs.items()}
     rights = {k: _evaluate(lambda run=run: sides.right(run)) for k, run in runs.items()}
     checks = []
-    for left_impl, right_impl in ((REFERENCE, REFERENCE), (TENSORFLOW, TENSORFLOW), (REFERENCE, TENSORFLOW),
-                                  (TENSORFLOW, REFERENCE)):
+    for left_impl, right_impl in (
+        (REFERENCE, REFERENCE),
+        (TENSORFLOW, TENSORFLOW),
+        (REFERENCE, TENSORFLOW),
+        (TENSORFLOW, REFERENCE),
+    ):
         side = left_impl if left_impl == right_impl else f"{left_impl} vs {right_impl}"
         (lv, ls, lwhy), (rv, rs, rwhy) = lefts[left_impl], rights[right_impl]
         if lv is None or rv is None:
@@ -478,7 +561,6 @@ def check(relation: Relation, case: Case, dtype: str = "float32", known: Sequenc
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m harness.selftest.relations [case files] [--relation NAME]``: check relations, print a table and failures."""
-
 
     parser = argparse.ArgumentParser(prog="python -m harness.selftest.relations", description=main.__doc__)
     parser.add_argument("files", nargs="*", type=Path, help="case files (default: every cases/**/*.yaml)")

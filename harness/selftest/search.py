@@ -43,22 +43,22 @@ import sys
 import time
 import traceback
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 import yaml
 from hypothesis import HealthCheck, Phase, Verbosity, given, reject, seed, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 
-from harness.registry import divergences
 from harness import ops
+from harness.check.runner import Outcome, run_case
+from harness.conv.padding import transpose_output_sizes, window
+from harness.registry import divergences
 from harness.registry.cases import DIVERGENCES_FILE, Case, parse_case
 from harness.registry.divergences import Divergence
 from harness.tf.environment import Environment, describe
-from harness.conv.padding import transpose_output_sizes, window
-from harness.check.runner import Outcome, run_case
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository (harness/selftest/search.py)
 FOUND_DIR = "cases/found"  # where `make fuzz` saves failures; also the file name a drawn case is parsed under
@@ -107,9 +107,15 @@ def choices(op: str, env: Environment | None = None) -> Choices:
     spec = ops.get(op)
     forms, fmt = spec.forms, spec.formats[0]
     int32 = env is not None and env.has_kernels(spec.tf_kernels, "int32") is True
-    return Choices(forms.stride_arg, forms.spellings("stride", fmt, optional=False) if forms.stride_arg else (),
-                   forms.dilation_arg, forms.spellings("dilation", fmt, optional=forms.dilation_arg not in spec.required),
-                   forms.explicit_padding, FLOAT_DTYPES + (("int32",) if int32 else ()), forms.output_shape_spatial)
+    return Choices(
+        forms.stride_arg,
+        forms.spellings("stride", fmt, optional=False) if forms.stride_arg else (),
+        forms.dilation_arg,
+        forms.spellings("dilation", fmt, optional=forms.dilation_arg not in spec.required),
+        forms.explicit_padding,
+        FLOAT_DTYPES + (("int32",) if int32 else ()),
+        forms.output_shape_spatial,
+    )
 
 
 _OMIT = object()  # a spelled value meaning "leave the argument out"
@@ -222,15 +228,22 @@ def configs(draw, op: str, env: Environment | None = None) -> dict:
         # The input is the forward convolution's output: any kernel, then pads for which some output size maps onto it.
         kernels = [draw(st.integers(1, KERNEL_MAX)) for _ in axes]
         if padding_kind == "explicit":
-            pads = [_reachable_pads(n, k, s, d, (draw(st.integers(0, PAD_MAX)), draw(st.integers(0, PAD_MAX))))
-                    for n, k, s, d in zip(sizes, kernels, strides, dilations)]
+            pads = [
+                _reachable_pads(n, k, s, d, (draw(st.integers(0, PAD_MAX)), draw(st.integers(0, PAD_MAX))))
+                for n, k, s, d in zip(sizes, kernels, strides, dilations)
+            ]
         else:
             pads = [padding_kind] * len(axes)
     else:
-        pads = ([(draw(st.integers(0, PAD_MAX)), draw(st.integers(0, PAD_MAX))) for _ in axes]
-                if padding_kind == "explicit" else [padding_kind] * len(axes))
-        kernels = [_fitting_kernel(spec.name, n, draw(st.integers(1, KERNEL_MAX)), s, d, p)
-                   for n, s, d, p in zip(sizes, strides, dilations, pads)]
+        pads = (
+            [(draw(st.integers(0, PAD_MAX)), draw(st.integers(0, PAD_MAX))) for _ in axes]
+            if padding_kind == "explicit"
+            else [padding_kind] * len(axes)
+        )
+        kernels = [
+            _fitting_kernel(spec.name, n, draw(st.integers(1, KERNEL_MAX)), s, d, p)
+            for n, s, d, p in zip(sizes, strides, dilations, pads)
+        ]
     if padding_kind == "explicit":
         pad_of = dict(zip(axes, pads))
         padding = [list(pad_of.get(c, (0, 0))) for c in fmt]  # one pair per dimension, in data_format order
@@ -271,10 +284,19 @@ def configs(draw, op: str, env: Environment | None = None) -> dict:
         elif operand.name == "pointwise_filter":  # [1, 1, in_channels * multiplier, width]
             layout, shape = operand.layout, [1, 1, channels * multiplier, out_channels]
         else:
-            sizes_of = {"H": letters.get("kH"), "W": letters.get("kW"), "I": channels, "O": out_channels, "M": multiplier}
+            sizes_of = {
+                "H": letters.get("kH"),
+                "W": letters.get("kW"),
+                "I": channels,
+                "O": out_channels,
+                "M": multiplier,
+            }
             layout, shape = operand.layout, [sizes_of[c] for c in operand.layout]
-        generate = {"dist": "integers" if dtype == "int32" else "normal", "shape": shape,
-                    "seed": draw(st.integers(0, SEED_MAX))}
+        generate = {
+            "dist": "integers" if dtype == "int32" else "normal",
+            "shape": shape,
+            "seed": draw(st.integers(0, SEED_MAX)),
+        }
         inputs[operand.name] = {"layout": layout, "generate": generate}
 
     content = {"op": spec.name, "attrs": attrs, "inputs": inputs, "dtypes": [dtype], "tags": [FOUND_TAG]}
@@ -287,16 +309,22 @@ def configs(draw, op: str, env: Environment | None = None) -> dict:
 
 # --- the property -------------------------------------------------------------------------
 
+
 def found_document(config: dict, origin: str, env: Environment) -> dict:
     """The ``cases:`` document of one configuration, with a description saying where it was found."""
     mode = "on" if env.onednn else "off"
     where = f" on {env.cpu.model}" if env.cpu else ""
     isa = f", oneDNN ISA {env.onednn_isa}" if env.onednn_isa else ""
     cap = f" (ONEDNN_MAX_CPU_ISA={env.isa_cap})" if env.isa_cap else ""
-    description = (f"Found by the property search ({origin}) with TensorFlow {env.tensorflow_version}, "
-                   f"oneDNN {mode}{where}{isa}{cap}.")
-    return {"cases": [{"name": config["name"], "description": description,
-                       **{k: v for k, v in config.items() if k != "name"}}]}
+    description = (
+        f"Found by the property search ({origin}) with TensorFlow {env.tensorflow_version}, "
+        f"oneDNN {mode}{where}{isa}{cap}."
+    )
+    return {
+        "cases": [
+            {"name": config["name"], "description": description, **{k: v for k, v in config.items() if k != "name"}}
+        ]
+    }
 
 
 def to_yaml(document: dict) -> str:
@@ -344,8 +372,9 @@ class Tally:
             self.divergences.update(outcome.applicable)
 
 
-def check(config: dict, known: Sequence[Divergence], env: Environment, *, origin: str,
-          tally: Tally | None = None) -> Outcome:
+def check(
+    config: dict, known: Sequence[Divergence], env: Environment, *, origin: str, tally: Tally | None = None
+) -> Outcome:
     """The property for one drawn configuration.
 
     Rejects the example (``hypothesis.reject``) when a known divergence applies, raises
@@ -368,8 +397,9 @@ def check(config: dict, known: Sequence[Divergence], env: Environment, *, origin
     return outcome
 
 
-def property_test(op: str, known: Sequence[Divergence], env: Environment, *, origin: str,
-                  tally: Tally | None = None) -> Callable[[], None]:
+def property_test(
+    op: str, known: Sequence[Divergence], env: Environment, *, origin: str, tally: Tally | None = None
+) -> Callable[[], None]:
     """A Hypothesis test of ``check`` over ``configs(op)``; apply ``settings`` / ``seed`` to it, then call it."""
     strategy = configs(ops.get(op).name, env)
 
@@ -388,12 +418,19 @@ def search_settings(max_examples: int, *, derandomize: bool) -> settings:
     that the summary counts, not a strategy that filters. No explain phase: it re-runs a shrunk
     failure hundreds of times (each a TensorFlow call) to annotate it, and the printed case is the answer.
     """
-    return settings(max_examples=max_examples, derandomize=derandomize, database=None, deadline=None,
-                    suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow],
-                    phases=[Phase.explicit, Phase.generate, Phase.target, Phase.shrink], print_blob=False)
+    return settings(
+        max_examples=max_examples,
+        derandomize=derandomize,
+        database=None,
+        deadline=None,
+        suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow],
+        phases=[Phase.explicit, Phase.generate, Phase.target, Phase.shrink],
+        print_blob=False,
+    )
 
 
 # --- the command line ---------------------------------------------------------------------
+
 
 @dataclass
 class OpResult:
@@ -415,8 +452,17 @@ def _failures_of(exc: BaseException) -> list[CaseFailure]:
     return []
 
 
-def search_op(op: str, known: Sequence[Divergence], env: Environment, *, origin: str, run_seed: int,
-              seconds: float | None, max_examples: int | None, chunk: int = DEFAULT_CHUNK) -> OpResult:
+def search_op(
+    op: str,
+    known: Sequence[Divergence],
+    env: Environment,
+    *,
+    origin: str,
+    run_seed: int,
+    seconds: float | None,
+    max_examples: int | None,
+    chunk: int = DEFAULT_CHUNK,
+) -> OpResult:
     """Search one op until the time or example budget is spent or a failure is found (then shrunk)."""
     start, tally, index, remaining = time.monotonic(), Tally(), 0, max_examples
     while (remaining is None or remaining > 0) and (seconds is None or time.monotonic() - start < seconds):
@@ -424,7 +470,8 @@ def search_op(op: str, known: Sequence[Divergence], env: Environment, *, origin:
         n = chunk if remaining is None else min(chunk, remaining)
         test = property_test(op, known, env, origin=origin, tally=tally)  # settings and seed decorate it in place
         run = seed(_chunk_seed(run_seed, op, index))(
-            settings(search_settings(n, derandomize=False), verbosity=Verbosity.quiet)(test))
+            settings(search_settings(n, derandomize=False), verbosity=Verbosity.quiet)(test)
+        )
         index += 1
         remaining = None if remaining is None else remaining - n
         try:
@@ -443,8 +490,10 @@ def save(failure: CaseFailure, directory: Path) -> Path:
     """Write the failure's case document to ``directory/<name>.yaml`` (a registry file); returns the path."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{failure.config['name']}.yaml"
-    header = ("# Written by `make fuzz` (python -m harness.selftest.search): a configuration on which the reference and\n"
-              "# TensorFlow (or a textbook formulation) disagree. See cases/found/README.md for what to do with it.\n")
+    header = (
+        "# Written by `make fuzz` (python -m harness.selftest.search): a configuration on which the reference and\n"
+        "# TensorFlow (or a textbook formulation) disagree. See cases/found/README.md for what to do with it.\n"
+    )
     path.write_text(header + failure.yaml, encoding="utf-8")
     return path
 
@@ -458,19 +507,33 @@ def _positive(kind: type, what: str) -> Callable[[str], float]:
         if not (value > 0 and math.isfinite(value)):
             raise argparse.ArgumentTypeError(f"must be a positive {what}, got {text!r}")
         return value
+
     return parse
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m harness.selftest.search",
-        description="Property-based search for configurations on which TensorFlow and the reference disagree.")
-    parser.add_argument("--minutes", type=_positive(float, "number of minutes"),
-                        help=f"time budget shared by the ops (default {DEFAULT_MINUTES:g} unless --max-examples is given)")
-    parser.add_argument("--max-examples", type=_positive(int, "integer"),
-                        help="Hypothesis examples per op (those rejected as known divergences come on top)")
-    parser.add_argument("--op", action="extend", nargs="+", choices=list(ops.OPS), metavar="OP",
-                        help=f"ops to search (default: all of {', '.join(ops.OPS)})")
+        description="Property-based search for configurations on which TensorFlow and the reference disagree.",
+    )
+    parser.add_argument(
+        "--minutes",
+        type=_positive(float, "number of minutes"),
+        help=f"time budget shared by the ops (default {DEFAULT_MINUTES:g} unless --max-examples is given)",
+    )
+    parser.add_argument(
+        "--max-examples",
+        type=_positive(int, "integer"),
+        help="Hypothesis examples per op (those rejected as known divergences come on top)",
+    )
+    parser.add_argument(
+        "--op",
+        action="extend",
+        nargs="+",
+        choices=list(ops.OPS),
+        metavar="OP",
+        help=f"ops to search (default: all of {', '.join(ops.OPS)})",
+    )
     parser.add_argument("--seed", type=int, help="seed of the search (default: random; printed, to re-run)")
     parser.add_argument("--save", type=Path, metavar="DIR", help="write each failure to DIR/<op>_<hash>.yaml")
     return parser
@@ -483,28 +546,42 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"argument --save: {str(args.save)!r} exists and is not a directory")
     known, errors = divergences.load(ROOT / "cases" / DIVERGENCES_FILE, ROOT)
     if errors:
-        print(f"error: cannot read the known divergences ({len(errors)} bad entries); first: {errors[0]}", file=sys.stderr)
+        print(
+            f"error: cannot read the known divergences ({len(errors)} bad entries); first: {errors[0]}", file=sys.stderr
+        )
         return 2
     minutes = args.minutes if args.minutes is not None else (None if args.max_examples else DEFAULT_MINUTES)
     op_names = list(dict.fromkeys(args.op or ops.OPS))
-    run_seed = args.seed if args.seed is not None else int.from_bytes(hashlib.sha256(str(time.time_ns()).encode()).digest()[:4], "big")
+    run_seed = (
+        args.seed
+        if args.seed is not None
+        else int.from_bytes(hashlib.sha256(str(time.time_ns()).encode()).digest()[:4], "big")
+    )
     env = Environment.current()
     origin = f"python -m harness.selftest.search --seed {run_seed}, {datetime.date.today().isoformat()}"
     print("\n".join(describe(env)))
-    print(f"property search: TensorFlow {env.tensorflow_version}  oneDNN={'on' if env.onednn else 'off'}  "
-          f"seed={run_seed}  budget={f'{minutes:g} min' if minutes else 'none'}  "
-          f"max-examples={args.max_examples or 'none'}  ops={' '.join(op_names)}", flush=True)
+    print(
+        f"property search: TensorFlow {env.tensorflow_version}  oneDNN={'on' if env.onednn else 'off'}  "
+        f"seed={run_seed}  budget={f'{minutes:g} min' if minutes else 'none'}  "
+        f"max-examples={args.max_examples or 'none'}  ops={' '.join(op_names)}",
+        flush=True,
+    )
 
     deadline = None if minutes is None else time.monotonic() + minutes * 60
     results: list[OpResult] = []
     for i, op in enumerate(op_names):
         # Each op gets an equal share of what is left, so time an op does not use goes to the next ones.
         share = None if deadline is None else max(0.0, deadline - time.monotonic()) / (len(op_names) - i)
-        result = search_op(op, known, env, origin=origin, run_seed=run_seed, seconds=share, max_examples=args.max_examples)
+        result = search_op(
+            op, known, env, origin=origin, run_seed=run_seed, seconds=share, max_examples=args.max_examples
+        )
         results.append(result)
         t = result.tally
-        print(f"{op}: {len(t.run)} configurations, {len(t.rejected)} rejected as known divergences, "
-              f"{len(result.failures)} failure(s) ({result.seconds:.1f} s)", flush=True)
+        print(
+            f"{op}: {len(t.run)} configurations, {len(t.rejected)} rejected as known divergences, "
+            f"{len(result.failures)} failure(s) ({result.seconds:.1f} s)",
+            flush=True,
+        )
         for failure in result.failures:
             print(f"\nFAILED {op}:\n{failure}", flush=True)
             if args.save is not None:
@@ -516,8 +593,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     total = Counter()
     for r in results:
         total.update(r.tally.divergences)
-    print(f"{'total':<20}{sum(len(r.tally.run) for r in results):>10}"
-          f"{sum(len(r.tally.rejected) for r in results):>10}{sum(len(r.failures) for r in results):>10}")
+    print(
+        f"{'total':<20}{sum(len(r.tally.run) for r in results):>10}"
+        f"{sum(len(r.tally.rejected) for r in results):>10}{sum(len(r.failures) for r in results):>10}"
+    )
     if total:
         print("known divergences excluded (cases/known_divergences.yaml):")
         for did, n in sorted(total.items()):

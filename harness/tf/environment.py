@@ -24,15 +24,14 @@ import os
 import platform
 import tempfile
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Callable, Mapping
 
-
+from harness.atomic import write_atomic
 from harness.conv.dtypes import DTYPES
 from harness.tf import isolation, kernel_probe, machine, versions, wrappers
-from harness.atomic import write_atomic
 from harness.tf.machine import Cpu
 
 PROBE_SCHEMA = 2
@@ -60,7 +59,9 @@ class Probe:
     error: str | None = None  # why some facts are unknown (None: every fact was measured)
     seconds: float = 0.0  # what measuring took
     source: str = "measured"
-    numpy: str | None = None  # the NumPy of the TensorFlow server's interpreter  # "measured", "cache" (``machine.cache_dir()``), or where a recorded probe came from
+    numpy: str | None = (
+        None  # the NumPy of the TensorFlow server's interpreter  # "measured", "cache" (``machine.cache_dir()``), or where a recorded probe came from
+    )
 
     def path(self, kernel: str, dtype: str, padding: str) -> str:
         return self.paths.get(f"{kernel}/{dtype}/{padding}", "unknown")
@@ -71,16 +72,35 @@ class Probe:
         return machine.normalize_isa(self.onednn_isa_text)
 
     def record(self) -> dict:
-        return {"schema": PROBE_SCHEMA, "tensorflow": self.tensorflow, "onednn_version": self.onednn_version,
-                "onednn_isa_text": self.onednn_isa_text, "onednn_isa": self.onednn_isa, "paths": dict(self.paths),
-                "runs": dict(self.runs), "implementations": dict(self.implementations), "error": self.error,
-                "seconds": self.seconds, "source": self.source, "numpy": self.numpy}
+        return {
+            "schema": PROBE_SCHEMA,
+            "tensorflow": self.tensorflow,
+            "onednn_version": self.onednn_version,
+            "onednn_isa_text": self.onednn_isa_text,
+            "onednn_isa": self.onednn_isa,
+            "paths": dict(self.paths),
+            "runs": dict(self.runs),
+            "implementations": dict(self.implementations),
+            "error": self.error,
+            "seconds": self.seconds,
+            "source": self.source,
+            "numpy": self.numpy,
+        }
 
     @classmethod
-    def from_record(cls, rec: Mapping, source: str | None = None) -> "Probe":
-        return cls(dict(rec.get("paths") or {}), dict(rec.get("runs") or {}), dict(rec.get("implementations") or {}),
-                   rec.get("onednn_version"), rec.get("onednn_isa_text"), rec.get("tensorflow"), rec.get("error"),
-                   float(rec.get("seconds") or 0.0), source or rec.get("source") or "recorded", rec.get("numpy"))
+    def from_record(cls, rec: Mapping, source: str | None = None) -> Probe:
+        return cls(
+            dict(rec.get("paths") or {}),
+            dict(rec.get("runs") or {}),
+            dict(rec.get("implementations") or {}),
+            rec.get("onednn_version"),
+            rec.get("onednn_isa_text"),
+            rec.get("tensorflow"),
+            rec.get("error"),
+            float(rec.get("seconds") or 0.0),
+            source or rec.get("source") or "recorded",
+            rec.get("numpy"),
+        )
 
 
 @dataclass(frozen=True)
@@ -98,7 +118,7 @@ class Environment:
     probe: Probe | None = None
 
     @classmethod
-    def current(cls, refresh: bool = False) -> "Environment":
+    def current(cls, refresh: bool = False) -> Environment:
         """This process's environment, measured (once per environment: see the module docstring; ``refresh``
         measures again).
 
@@ -119,7 +139,7 @@ class Environment:
         return self.probe.onednn_isa if self.probe and self.onednn else None
 
     def kernel_path(self, kernel: str, dtype: str, padding: str) -> str:
-        """"onednn", "eigen", "none" or "unknown" for one TensorFlow kernel (``kernel_probe.KERNELS``)."""
+        """ "onednn", "eigen", "none" or "unknown" for one TensorFlow kernel (``kernel_probe.KERNELS``)."""
         return self.probe.path(kernel, dtype, padding) if self.probe else "unknown"
 
     def eigen(self, kernels, dtype: str, padding: str) -> bool | None:
@@ -149,8 +169,10 @@ class Environment:
     def facts(self) -> dict:
         """The environment-level features a known divergence's ``when`` can name (``divergences.ENV_FEATURES``):
         ``onednn_isa`` and ``cpu.<flag>`` for every flag of ``machine.DECIDING_FLAGS``."""
-        return {"onednn_isa": self.onednn_isa,
-                **{f"cpu.{f}": (self.cpu.has(f) if self.cpu else None) for f in machine.DECIDING_FLAGS}}
+        return {
+            "onednn_isa": self.onednn_isa,
+            **{f"cpu.{f}": (self.cpu.has(f) if self.cpu else None) for f in machine.DECIDING_FLAGS},
+        }
 
     # --- the record ------------------------------------------------------------------------
 
@@ -177,17 +199,39 @@ class Environment:
         }
 
     @classmethod
-    def from_record(cls, rec: Mapping, source: str | None = None) -> "Environment":
+    def from_record(cls, rec: Mapping, source: str | None = None) -> Environment:
         """An environment read back from a ``record()`` (e.g. another machine's ``results.json``)."""
-        cpu = Cpu.from_record({"arch": rec.get("machine"), "vendor": rec.get("cpu_vendor"),
-                               "model": rec.get("cpu_model"), "flags": rec.get("cpu_flags")})
+        cpu = Cpu.from_record(
+            {
+                "arch": rec.get("machine"),
+                "vendor": rec.get("cpu_vendor"),
+                "model": rec.get("cpu_model"),
+                "flags": rec.get("cpu_flags"),
+            }
+        )
         probe = Probe.from_record(rec["probe"], source) if rec.get("probe") else None
-        return cls(str(rec.get("tensorflow", "?")), str(rec.get("onednn", "1")) not in ("0", "false", "False"),
-                   cpu, rec.get("onednn_isa_cap"), probe)
+        return cls(
+            str(rec.get("tensorflow", "?")),
+            str(rec.get("onednn", "1")) not in ("0", "false", "False"),
+            cpu,
+            rec.get("onednn_isa_cap"),
+            probe,
+        )
 
 
-MACHINE_FIELDS = ("tensorflow", "onednn", "machine", "cpu_model", "cpu_vendor", "cpu_flags", "cpu_isa_level",
-                  "onednn_isa_cap", "onednn_isa", "kernel_paths", "probe")
+MACHINE_FIELDS = (
+    "tensorflow",
+    "onednn",
+    "machine",
+    "cpu_model",
+    "cpu_vendor",
+    "cpu_flags",
+    "cpu_isa_level",
+    "onednn_isa_cap",
+    "onednn_isa",
+    "kernel_paths",
+    "probe",
+)
 
 
 def machine_record(record: Mapping) -> dict:
@@ -252,8 +296,11 @@ def describe(env: Environment) -> list[str]:
     cpu = env.cpu
     where = f"{cpu.model} ({cpu.vendor}, {cpu.arch})" if cpu else "an unrecorded CPU"
     level = machine.cpu_isa_level(cpu) if cpu else None
-    onednn = (f"oneDNN {env.probe.onednn_version or '?'} uses {env.onednn_isa or 'an unknown ISA'}"
-              if env.onednn and env.probe else "oneDNN off")
+    onednn = (
+        f"oneDNN {env.probe.onednn_version or '?'} uses {env.onednn_isa or 'an unknown ISA'}"
+        if env.onednn and env.probe
+        else "oneDNN off"
+    )
     cap = f" (ONEDNN_MAX_CPU_ISA={env.isa_cap})" if env.isa_cap else ""
     lines = [f"machine: {where}, CPU ISA level {level or '?'}; {onednn}{cap}"]
     if cpu:
@@ -270,9 +317,11 @@ def describe(env: Environment) -> list[str]:
 
 # --- measuring --------------------------------------------------------------------------------
 
+
 def _keyed_environ() -> tuple[tuple[str, str], ...]:
-    return tuple(sorted((k, v) for k, v in os.environ.items()
-                        if k.startswith(_KEYED_ENV_PREFIXES) and k not in _UNKEYED_ENV))
+    return tuple(
+        sorted((k, v) for k, v in os.environ.items() if k.startswith(_KEYED_ENV_PREFIXES) and k not in _UNKEYED_ENV)
+    )
 
 
 def probe_key(tensorflow: str, onednn: bool, cpu: Cpu, cap: str | None, environ) -> str:
@@ -280,10 +329,21 @@ def probe_key(tensorflow: str, onednn: bool, cpu: Cpu, cap: str | None, environ)
 
     source = Path(kernel_probe.__file__).read_bytes()
     server = versions.installed()  # where TensorFlow is installed and when: a reinstall in place changes the key
-    material = json.dumps({"schema": PROBE_SCHEMA, "tensorflow": tensorflow, "identity": server["origin"],
-                           "python": versions.server_python(), "numpy": server["numpy"], "onednn": onednn, "cap": cap,
-                           "cpu": cpu.record(), "environ": list(environ),
-                           "probe": hashlib.sha256(source).hexdigest()}, sort_keys=True)
+    material = json.dumps(
+        {
+            "schema": PROBE_SCHEMA,
+            "tensorflow": tensorflow,
+            "identity": server["origin"],
+            "python": versions.server_python(),
+            "numpy": server["numpy"],
+            "onednn": onednn,
+            "cap": cap,
+            "cpu": cpu.record(),
+            "environ": list(environ),
+            "probe": hashlib.sha256(source).hexdigest(),
+        },
+        sort_keys=True,
+    )
     return hashlib.sha256(material.encode()).hexdigest()[:24]
 
 
@@ -366,8 +426,11 @@ def _measure(call) -> Probe:
                 error = f"the probe's TensorFlow process died ({how})"
                 break
             # A valid call that kills TensorFlow is a fact about TensorFlow here; a kernel path it hides is unknown.
-            done[started] = ({"item": started, "path": "unknown", "detail": f"aborts ({how})"}
-                             if started.startswith("path/") else {"item": started, "runs": f"aborts ({how})"})
+            done[started] = (
+                {"item": started, "path": "unknown", "detail": f"aborts ({how})"}
+                if started.startswith("path/")
+                else {"item": started, "runs": f"aborts ({how})"}
+            )
             deaths += 1
             if deaths > MAX_PROBE_DEATHS:
                 error = f"the probe's TensorFlow process died {deaths} times; the rest was not measured"
@@ -376,15 +439,29 @@ def _measure(call) -> Probe:
         Path(out).unlink(missing_ok=True)
     paths = {i.split("/", 1)[1]: d.get("path", "unknown") for i, d in done.items() if i.startswith("path/")}
     runs = {i.split("/", 1)[1]: d.get("runs", "unknown") for i, d in done.items() if i.startswith("run/")}
-    impls = {i.split("/", 1)[1]: d["implementation"] for i, d in done.items()
-             if i.startswith("run/") and d.get("implementation")}
+    impls = {
+        i.split("/", 1)[1]: d["implementation"]
+        for i, d in done.items()
+        if i.startswith("run/") and d.get("implementation")
+    }
     info = done.get("onednn", {})
-    missing = [i[5:] for i in kernel_probe.items() if i.startswith("path/") and paths.get(i[5:], "unknown") == "unknown"]
+    missing = [
+        i[5:] for i in kernel_probe.items() if i.startswith("path/") and paths.get(i[5:], "unknown") == "unknown"
+    ]
     if missing and error is None:
         error = f"{len(missing)} kernel path(s) could not be measured, e.g. {missing[0]}"
     answered = done.get("tensorflow", {})
-    return Probe(paths, runs, impls, info.get("version"), info.get("isa_text"), answered.get("version"), error,
-                 round(time.monotonic() - start, 3), numpy=answered.get("numpy"))
+    return Probe(
+        paths,
+        runs,
+        impls,
+        info.get("version"),
+        info.get("isa_text"),
+        answered.get("version"),
+        error,
+        round(time.monotonic() - start, 3),
+        numpy=answered.get("numpy"),
+    )
 
 
 def _line(text: str, last: bool = False) -> str:

@@ -34,7 +34,6 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 
@@ -63,7 +62,7 @@ class Died:
     stderr_tail: str
 
 
-Result = Union[Returned, Raised, Died]
+Result = Returned | Raised | Died
 
 
 def result_message(result: Result) -> list:
@@ -166,7 +165,10 @@ class TFProcess:
             path = os.pathsep.join(p for p in (str(_SOURCE_ROOT), os.environ.get("PYTHONPATH", "")) if p)
             self._zygote = subprocess.Popen(
                 [versions.server_python(), "-m", "harness.tf.isolation", str(theirs.fileno())],
-                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log,
+                pass_fds=(theirs.fileno(),),
+                stdin=subprocess.DEVNULL,
+                stdout=self._log,
+                stderr=self._log,
                 env={**os.environ, "PYTHONPATH": path},
             )
             theirs.close()
@@ -209,7 +211,9 @@ class TFProcess:
         self._conn.close()
         self._conn = None
         code = self._exit_code(self._pid)
-        return Died(how or ("exited (status unknown)" if code is None else _describe_exit(code)), self._stderr_since(offset))
+        return Died(
+            how or ("exited (status unknown)" if code is None else _describe_exit(code)), self._stderr_since(offset)
+        )
 
     def close(self) -> None:
         if os.getpid() != self.owner:  # a forked copy: the server and zygote are its parent's to end

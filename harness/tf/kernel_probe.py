@@ -26,15 +26,21 @@ import os
 import re
 import sys
 import tempfile
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
-from harness.tf import wrappers
 from harness.conv.dtypes import DTYPES
+from harness.tf import wrappers
 
-KERNELS = ("Conv2D", "DepthwiseConv2dNative", "Conv2DBackpropInput", "Conv2DBackpropFilter",
-           "DepthwiseConv2dNativeBackpropInput", "DepthwiseConv2dNativeBackpropFilter")
+KERNELS = (
+    "Conv2D",
+    "DepthwiseConv2dNative",
+    "Conv2DBackpropInput",
+    "Conv2DBackpropFilter",
+    "DepthwiseConv2dNativeBackpropInput",
+    "DepthwiseConv2dNativeBackpropFilter",
+)
 PADDINGS = ("named", "explicit")
 PATHS = ("onednn", "eigen", "none", "unknown")
 
@@ -66,10 +72,14 @@ def _call(kernel: str, dtype: str, padding: str, valid: bool, tensor: Callable =
     tf = wrappers.tf()
     arrays, sizes = _operands(kernel, dtype, valid)
     tensor = tensor or (lambda name, a: tf.constant(a))
-    pads = {"padding": "SAME"} if padding == "named" else {"padding": "EXPLICIT",
-                                                           "explicit_paddings": [0, 0, 1, 1, 1, 1, 0, 0]}
-    return getattr(tf.raw_ops, kernel)(**{k: tensor(k, a) for k, a in arrays.items()}, **sizes,
-                                       strides=[1, 1, 1, 1], **pads)
+    pads = (
+        {"padding": "SAME"}
+        if padding == "named"
+        else {"padding": "EXPLICIT", "explicit_paddings": [0, 0, 1, 1, 1, 1, 0, 0]}
+    )
+    return getattr(tf.raw_ops, kernel)(
+        **{k: tensor(k, a) for k, a in arrays.items()}, **sizes, strides=[1, 1, 1, 1], **pads
+    )
 
 
 def _path_of(kernel_name: str) -> str:
@@ -82,10 +92,12 @@ def _graph_kernel(kernel: str, dtype: str, padding: str) -> str | None:
     v1 = tf.compat.v1
     graph, feeds = tf.Graph(), {}
     with graph.as_default():
+
         def placeholder(name, a):
             p = v1.placeholder(tf.as_dtype(a.dtype), a.shape, name=name)
             feeds[p] = a
             return p
+
         out = _call(kernel, dtype, padding, True, placeholder)
     with v1.Session(graph=graph) as session:
         meta = v1.RunMetadata()
@@ -111,14 +123,23 @@ def kernel_path(kernel: str, dtype: str, padding: str) -> dict:
         name = "_" + name.lstrip("_") if name.lstrip("_").startswith("Mkl") else name
         return {"path": _path_of(name), "kernel": name, "method": "eager error"}
     if any(s in message for s in _NO_KERNEL):
-        return {"path": "none", "kernel": None, "method": "eager error", "detail": message.strip().splitlines()[0][:200]}
+        return {
+            "path": "none",
+            "kernel": None,
+            "method": "eager error",
+            "detail": message.strip().splitlines()[0][:200],
+        }
     try:
         name = _graph_kernel(kernel, dtype, padding)
     except Exception as exc:
         if any(s in str(exc) for s in _NO_KERNEL):
             return {"path": "none", "kernel": None, "method": "graph"}
-        return {"path": "unknown", "kernel": None, "method": "graph",
-                "detail": f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ''}"}
+        return {
+            "path": "unknown",
+            "kernel": None,
+            "method": "graph",
+            "detail": f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ''}",
+        }
     if name is None:
         return {"path": "unknown", "kernel": None, "method": "graph", "detail": "no step stats for the node"}
     return {"path": _path_of(name), "kernel": name, "method": "graph"}
@@ -160,6 +181,7 @@ def run(out_path: str, skip: list | tuple = ()) -> str:
     info: dict = {}
     no_kernel: set[tuple[str, str]] = set()  # (kernel, dtype) with no kernel: nothing to run
     with open(out_path, "a", encoding="utf-8") as out:
+
         def emit(obj: dict) -> None:
             out.write(json.dumps(obj) + "\n")
             out.flush()

@@ -20,22 +20,51 @@ import os
 import platform
 import re
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 # x86-64 features (Linux /proc/cpuinfo spelling) that TensorFlow's IsDataTypeSupportedByOneDNNOnThisCPU and
 # oneDNN's ISA levels test: they decide which dtypes reach oneDNN and which oneDNN kernel (and rounding) runs.
-X86_FLAGS = ("sse4_1", "avx", "avx2", "fma", "f16c", "avx_vnni", "avx_vnni_int8", "avx_ne_convert", "avx512f",
-             "avx512dq", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile",
-             "amx_bf16", "amx_int8", "amx_fp16")
+X86_FLAGS = (
+    "sse4_1",
+    "avx",
+    "avx2",
+    "fma",
+    "f16c",
+    "avx_vnni",
+    "avx_vnni_int8",
+    "avx_ne_convert",
+    "avx512f",
+    "avx512dq",
+    "avx512bw",
+    "avx512vl",
+    "avx512_vnni",
+    "avx512_bf16",
+    "avx512_fp16",
+    "amx_tile",
+    "amx_bf16",
+    "amx_int8",
+    "amx_fp16",
+)
 # aarch64 features (/proc/cpuinfo "Features") that oneDNN's Arm kernels (ACL) and TensorFlow's aarch64 build test.
 ARM_FLAGS = ("asimd", "asimdhp", "fphp", "asimddp", "i8mm", "bf16", "sve", "sve2", "svebf16", "sme")
 DECIDING_FLAGS = X86_FLAGS + ARM_FLAGS
 
 # oneDNN's ONEDNN_MAX_CPU_ISA values (its "CPU dispatcher control" guide), lowest first per family.
-X86_ISA_CAPS = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI",
-                "AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_CORE_AMX", "AVX512_CORE_AMX_FP16")
+X86_ISA_CAPS = (
+    "SSE41",
+    "AVX",
+    "AVX2",
+    "AVX2_VNNI",
+    "AVX2_VNNI_2",
+    "AVX512_CORE",
+    "AVX512_CORE_VNNI",
+    "AVX512_CORE_BF16",
+    "AVX512_CORE_FP16",
+    "AVX512_CORE_AMX",
+    "AVX512_CORE_AMX_FP16",
+)
 AARCH64_ISA_CAPS = ("ASIMD", "SVE_128", "SVE_256", "SVE_512")
 ISA_CAP_ENVS = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")  # oneDNN reads the first; the second is its old name
 
@@ -78,9 +107,13 @@ class Cpu:
         return {"arch": self.arch, "vendor": self.vendor, "model": self.model, "flags": list(self.flags)}
 
     @classmethod
-    def from_record(cls, rec: Mapping) -> "Cpu":
-        return cls(str(rec.get("arch", "?")), str(rec.get("vendor", "?")), str(rec.get("model", "?")),
-                   tuple(f for f in DECIDING_FLAGS if f in set(rec.get("flags") or ())))
+    def from_record(cls, rec: Mapping) -> Cpu:
+        return cls(
+            str(rec.get("arch", "?")),
+            str(rec.get("vendor", "?")),
+            str(rec.get("model", "?")),
+            tuple(f for f in DECIDING_FLAGS if f in set(rec.get("flags") or ())),
+        )
 
 
 def parse_cpuinfo(text: str, arch: str, source: str = "/proc/cpuinfo") -> Cpu:
@@ -98,18 +131,29 @@ def parse_cpuinfo(text: str, arch: str, source: str = "/proc/cpuinfo") -> Cpu:
     if flags_text is None:
         raise MachineError(f"{source}: no 'flags' or 'Features' line, so the CPU's features cannot be read")
     have = set(flags_text.split())
-    vendor = fields.get("vendor_id") or (f"implementer {fields['cpu implementer']}" if "cpu implementer" in fields
-                                         else "?")
+    vendor = fields.get("vendor_id") or (
+        f"implementer {fields['cpu implementer']}" if "cpu implementer" in fields else "?"
+    )
     model = fields.get("model name") or (f"part {fields['cpu part']}" if "cpu part" in fields else "?")
     return Cpu(arch, vendor, model, tuple(f for f in DECIDING_FLAGS if f in have))
 
 
 _SYSCTL_FLAGS = {  # macOS hw.optional keys -> the /proc/cpuinfo spelling
-    "hw.optional.avx1_0": "avx", "hw.optional.avx2_0": "avx2", "hw.optional.fma": "fma",
-    "hw.optional.sse4_1": "sse4_1", "hw.optional.avx512f": "avx512f", "hw.optional.avx512dq": "avx512dq",
-    "hw.optional.avx512bw": "avx512bw", "hw.optional.avx512vl": "avx512vl", "hw.optional.avx512vnni": "avx512_vnni",
-    "hw.optional.neon": "asimd", "hw.optional.neon_fp16": "asimdhp", "hw.optional.arm.FEAT_FP16": "fphp",
-    "hw.optional.arm.FEAT_DotProd": "asimddp", "hw.optional.arm.FEAT_I8MM": "i8mm", "hw.optional.arm.FEAT_BF16": "bf16",
+    "hw.optional.avx1_0": "avx",
+    "hw.optional.avx2_0": "avx2",
+    "hw.optional.fma": "fma",
+    "hw.optional.sse4_1": "sse4_1",
+    "hw.optional.avx512f": "avx512f",
+    "hw.optional.avx512dq": "avx512dq",
+    "hw.optional.avx512bw": "avx512bw",
+    "hw.optional.avx512vl": "avx512vl",
+    "hw.optional.avx512vnni": "avx512_vnni",
+    "hw.optional.neon": "asimd",
+    "hw.optional.neon_fp16": "asimdhp",
+    "hw.optional.arm.FEAT_FP16": "fphp",
+    "hw.optional.arm.FEAT_DotProd": "asimddp",
+    "hw.optional.arm.FEAT_I8MM": "i8mm",
+    "hw.optional.arm.FEAT_BF16": "bf16",
     "hw.optional.arm.FEAT_SME": "sme",
 }
 
@@ -139,11 +183,13 @@ def read_cpu() -> Cpu:
         except (OSError, subprocess.SubprocessError) as exc:
             raise MachineError(f"sysctl -a: cannot read the CPU's features: {exc}") from None
         return parse_sysctl(text, arch)
-    raise MachineError(f"cannot read the CPU's features on {platform.system() or 'this system'} "
-                       f"(no /proc/cpuinfo, no sysctl)")
+    raise MachineError(
+        f"cannot read the CPU's features on {platform.system() or 'this system'} (no /proc/cpuinfo, no sysctl)"
+    )
 
 
 # --- oneDNN's ISA ---------------------------------------------------------------------------
+
 
 def isa_caps(arch: str) -> tuple[str, ...]:
     """The ONEDNN_MAX_CPU_ISA values oneDNN knows on this architecture (DEFAULT: no cap)."""
@@ -164,8 +210,9 @@ def isa_cap(environ: Mapping[str, str] | None = None, arch: str | None = None) -
             raise MachineError(f"{name}={value!r}: not a oneDNN ISA on {arch}; expected one of {', '.join(known)}")
     values = {v.upper() for v in given.values()}
     if len(values) > 1:
-        raise MachineError("ONEDNN_MAX_CPU_ISA and DNNL_MAX_CPU_ISA disagree: " +
-                           ", ".join(f"{k}={v!r}" for k, v in given.items()))
+        raise MachineError(
+            "ONEDNN_MAX_CPU_ISA and DNNL_MAX_CPU_ISA disagree: " + ", ".join(f"{k}={v!r}" for k, v in given.items())
+        )
     return values.pop()
 
 
@@ -221,8 +268,11 @@ def normalize_isa(text: str | None) -> str | None:
         return None
     t = text.lower()
     if "amx" in t:  # "... and Intel AMX with bfloat16, 8-bit integer and float16 support" names float16 after AMX
-        return "avx512_core_amx_fp16" if re.search(r"amx with[^.]*\bfloat16", t.replace("bfloat16", "bf")) \
+        return (
+            "avx512_core_amx_fp16"
+            if re.search(r"amx with[^.]*\bfloat16", t.replace("bfloat16", "bf"))
             else "avx512_core_amx"
+        )
     if "avx-512" in t or "avx10" in t:
         plain = t.replace("bfloat16", "bf")
         if "float16" in plain:
@@ -247,6 +297,7 @@ def normalize_isa(text: str | None) -> str | None:
 
 
 # --- the cache ------------------------------------------------------------------------------
+
 
 def cache_dir(environ: Mapping[str, str] | None = None) -> Path:
     """Where measured facts are kept: $HARNESS_CACHE_DIR, else $XDG_CACHE_HOME/tf-conv-harness, else

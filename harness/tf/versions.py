@@ -53,6 +53,7 @@ class VersionError(RuntimeError):
 
 # --- the server's interpreter ---------------------------------------------------------------
 
+
 def server_python() -> str:
     """The interpreter the TensorFlow server runs (``HARNESS_TF_PYTHON``, default this one)."""
     return os.environ.get(PYTHON_ENV) or sys.executable
@@ -79,8 +80,7 @@ def _local_installed() -> dict:
             origin = f"{spec.origin}@{os.stat(spec.origin).st_mtime_ns}"
     except (ImportError, ValueError, OSError):
         pass
-    return {"tensorflow": version, "numpy": numpy, "origin": origin,
-            "python": ".".join(map(str, sys.version_info[:3]))}
+    return {"tensorflow": version, "numpy": numpy, "origin": origin, "python": ".".join(map(str, sys.version_info[:3]))}
 
 
 def installed(python: str | None = None) -> dict:
@@ -93,11 +93,18 @@ def _query(python: str) -> dict:
     """``installed`` without the cache (an environment being checked or installed changes under it)."""
     if python == sys.executable:
         return _local_installed()
-    code = f"import json, sys; sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r}); " \
-           "from harness.tf import versions; print(json.dumps(versions._local_installed()))"
+    code = (
+        f"import json, sys; sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r}); "
+        "from harness.tf import versions; print(json.dumps(versions._local_installed()))"
+    )
     try:
-        out = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=60,
-                             env={**os.environ, "PYTHONNOUSERSITE": "1"})
+        out = subprocess.run(
+            [python, "-c", code],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "PYTHONNOUSERSITE": "1"},
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise VersionError(f"{PYTHON_ENV}={python}: cannot run it ({exc})") from None
     if out.returncode != 0:
@@ -111,14 +118,17 @@ _installed = cache(_query)
 
 # --- specs -------------------------------------------------------------------------------------
 
+
 def parse(spec: str) -> tuple[int, int, int | None] | None:
     """(major, minor, patch or None) of a version spec; None for "nightly"; VersionError for anything else."""
     if spec == "nightly":
         return None
     m = _SPEC.match(spec)
     if not m:
-        raise VersionError(f"TensorFlow version {spec!r}: expected MAJOR.MINOR (e.g. 2.17), MAJOR.MINOR.PATCH, "
-                           "'nightly', 'installed' or a path to a Python interpreter")
+        raise VersionError(
+            f"TensorFlow version {spec!r}: expected MAJOR.MINOR (e.g. 2.17), MAJOR.MINOR.PATCH, "
+            "'nightly', 'installed' or a path to a Python interpreter"
+        )
     return int(m[1]), int(m[2]), (int(m[3]) if m[3] is not None else None)
 
 
@@ -147,6 +157,7 @@ def minor_versions(newest: str, oldest: tuple[int, int] = OLDEST) -> list[str]:
 
 # --- cached environments -----------------------------------------------------------------------
 
+
 def cache_root(environ=None) -> Path:
     environ = os.environ if environ is None else environ
     return Path(environ[CACHE_ENV]) if environ.get(CACHE_ENV) else machine.cache_dir(environ) / "tf"
@@ -172,8 +183,13 @@ def cached(root: Path | None = None) -> list[dict]:
     for directory in sorted(root.iterdir()) if root.is_dir() else []:
         rec = marker(directory.name, root)
         if directory.is_dir():
-            found.append({**(rec or {"spec": directory.name, "tensorflow": None, "state": "incomplete"}),
-                          "directory": str(directory), "bytes": _size(directory)})
+            found.append(
+                {
+                    **(rec or {"spec": directory.name, "tensorflow": None, "state": "incomplete"}),
+                    "directory": str(directory),
+                    "bytes": _size(directory),
+                }
+            )
     return found
 
 
@@ -213,8 +229,10 @@ def _pip_failure(spec: str, log: str, requirement: str) -> str:
     if "no space left on device" in text:
         return f"TensorFlow {spec}: no space left on device while installing into {cache_root()}"
     if "no matching distribution" in text or "could not find a version" in text:
-        return (f"TensorFlow {spec}: pip has no {requirement} for Python "
-                f"{sys.version_info.major}.{sys.version_info.minor} on this platform")
+        return (
+            f"TensorFlow {spec}: pip has no {requirement} for Python "
+            f"{sys.version_info.major}.{sys.version_info.minor} on this platform"
+        )
     last = [ln for ln in log.strip().splitlines() if ln.strip()][-1:] or ["no output"]
     return f"TensorFlow {spec}: pip could not install {requirement}: {last[0].strip()[:200]}"
 
@@ -251,31 +269,58 @@ def ensure(spec: str, root: Path | None = None, log=None) -> str:
 def _install(spec: str, directory: Path, log) -> None:
     free = shutil.disk_usage(directory.parent).free
     if free < NEEDED_BYTES:
-        raise VersionError(f"TensorFlow {spec}: {free / 2**30:.1f} GiB free in {directory.parent}, an environment "
-                           f"needs about {NEEDED_BYTES / 2**30:.0f} GiB ({CACHE_ENV} puts them elsewhere)")
+        raise VersionError(
+            f"TensorFlow {spec}: {free / 2**30:.1f} GiB free in {directory.parent}, an environment "
+            f"needs about {NEEDED_BYTES / 2**30:.0f} GiB ({CACHE_ENV} puts them elsewhere)"
+        )
     pins = requirements(spec)
     print(f"TensorFlow {spec}: installing {' '.join(pins)} into {directory} ...", file=log, flush=True)
     start = time.monotonic()
     try:
         _run([sys.executable, "-m", "venv", str(directory)], spec, "creating the environment")
-        pip = [str(_python_of(directory)), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-               "--no-input", *(["--pre"] if spec == "nightly" else []), *pins]
+        pip = [
+            str(_python_of(directory)),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-input",
+            *(["--pre"] if spec == "nightly" else []),
+            *pins,
+        ]
         _run(pip, spec, pins[0])
         code = "import json, numpy, tensorflow as tf; print(json.dumps([tf.__version__, numpy.__version__]))"
-        out = _run([str(_python_of(directory)), "-c", code], spec, "importing TensorFlow",
-                   env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+        out = _run(
+            [str(_python_of(directory)), "-c", code],
+            spec,
+            "importing TensorFlow",
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        )
         tensorflow, numpy = json.loads(out.strip().splitlines()[-1])
         dist = _query(str(_python_of(directory)))["tensorflow"]
     except BaseException:
         shutil.rmtree(directory, ignore_errors=True)  # nothing half-installed, whatever stopped it
         raise
     seconds = round(time.monotonic() - start, 1)
-    rec = {"schema": MARKER_SCHEMA, "spec": spec, "tensorflow": dist, "tensorflow_module": tensorflow,
-           "numpy": numpy, "python": ".".join(map(str, sys.version_info[:3])), "requirements": pins,
-           "installed": time.strftime("%Y-%m-%d %H:%M:%S"), "seconds": seconds, "bytes": _size(directory)}
+    rec = {
+        "schema": MARKER_SCHEMA,
+        "spec": spec,
+        "tensorflow": dist,
+        "tensorflow_module": tensorflow,
+        "numpy": numpy,
+        "python": ".".join(map(str, sys.version_info[:3])),
+        "requirements": pins,
+        "installed": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "seconds": seconds,
+        "bytes": _size(directory),
+    }
     (directory / MARKER).write_text(json.dumps(rec, indent=1) + "\n", encoding="utf-8")  # last: marks it complete
-    print(f"TensorFlow {spec}: {dist} (NumPy {numpy}) installed in {seconds:.0f} s, "
-          f"{rec['bytes'] / 2**30:.1f} GiB", file=log, flush=True)
+    print(
+        f"TensorFlow {spec}: {dist} (NumPy {numpy}) installed in {seconds:.0f} s, {rec['bytes'] / 2**30:.1f} GiB",
+        file=log,
+        flush=True,
+    )
 
 
 def _run(argv: list[str], spec: str, what: str, env=None) -> str:
@@ -315,8 +360,10 @@ def main(argv=None) -> int:
             print(ensure(args.spec))
         elif args.command == "list":
             for rec in cached():
-                print(f"{rec['spec']:<10} {rec.get('tensorflow') or rec.get('state')!s:<22} "
-                      f"{rec['bytes'] / 2**30:5.1f} GiB  {rec['directory']}")
+                print(
+                    f"{rec['spec']:<10} {rec.get('tensorflow') or rec.get('state')!s:<22} "
+                    f"{rec['bytes'] / 2**30:5.1f} GiB  {rec['directory']}"
+                )
         else:
             for spec, size in clean(args.specs):
                 print(f"removed {spec} ({size / 2**30:.1f} GiB)")

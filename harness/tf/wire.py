@@ -21,7 +21,7 @@ import json
 import select
 import socket
 import struct
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -70,7 +70,7 @@ def _rebuild(value, arrays: list[np.ndarray]):
         return [_rebuild(v, arrays) for v in value]
     if not isinstance(value, dict):
         return value
-    (tag, inner), = value.items()
+    ((tag, inner),) = value.items()
     if tag == "$a":
         return arrays[inner]
     if tag == "$s":
@@ -86,8 +86,9 @@ def encode(value) -> bytes:
     """``value`` as one message (see the module docstring); deterministic, so its hash names a call."""
     arrays: list[np.ndarray] = []
     flat = _flatten(value, arrays)
-    header = json.dumps({"value": flat, "arrays": [[a.dtype.name, list(a.shape)] for a in arrays]},
-                        separators=(",", ":")).encode()
+    header = json.dumps(
+        {"value": flat, "arrays": [[a.dtype.name, list(a.shape)] for a in arrays]}, separators=(",", ":")
+    ).encode()
     return b"".join([_LENGTH.pack(len(header)), header, *(a.tobytes() for a in arrays)])
 
 
@@ -110,7 +111,7 @@ def decode(data: bytes, dtypes: Mapping[str, np.dtype] | None = None):
     if len(data) < _LENGTH.size:
         raise WireError(f"not a message: {len(data)} bytes")
     (length,), start = _LENGTH.unpack_from(data), _LENGTH.size
-    value, specs = _parse_header(data[start:start + length], dtypes)
+    value, specs = _parse_header(data[start : start + length], dtypes)
     offset, arrays = start + length, []
     for dtype, shape in specs:
         size = _nbytes(dtype, shape)

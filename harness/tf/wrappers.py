@@ -131,8 +131,11 @@ def conv1d(input, filters, stride, padding, data_format="NWC", dilations=None):
 
 def conv1d_transpose(input, filters, output_shape, strides, padding="SAME", data_format="NWC", dilations=None):
     """``tf.nn.conv1d_transpose`` on NumPy arrays."""
-    return _np(tf().nn.conv1d_transpose(input, filters, output_shape, strides, padding=padding,
-                                        data_format=data_format, dilations=dilations))
+    return _np(
+        tf().nn.conv1d_transpose(
+            input, filters, output_shape, strides, padding=padding, data_format=data_format, dilations=dilations
+        )
+    )
 
 
 # --- execution modes ----------------------------------------------------------------------
@@ -157,38 +160,109 @@ def call(op: str, args: tuple, kwargs: dict, mode: str = "eager") -> np.ndarray:
 
 # --- gradients ----------------------------------------------------------------------------
 
-def conv2d_backprop_input(input_sizes, filter, out_backprop, strides, padding, use_cudnn_on_gpu=True,
-                          explicit_paddings=(), data_format="NHWC", dilations=(1, 1, 1, 1)):
+
+def conv2d_backprop_input(
+    input_sizes,
+    filter,
+    out_backprop,
+    strides,
+    padding,
+    use_cudnn_on_gpu=True,
+    explicit_paddings=(),
+    data_format="NHWC",
+    dilations=(1, 1, 1, 1),
+):
     """``tf.raw_ops.Conv2DBackpropInput`` on NumPy arrays."""
-    return _np(tf().raw_ops.Conv2DBackpropInput(
-        input_sizes=list(input_sizes), filter=filter, out_backprop=out_backprop, strides=list(strides), padding=padding,
-        use_cudnn_on_gpu=use_cudnn_on_gpu, explicit_paddings=list(explicit_paddings), data_format=data_format,
-        dilations=_optional_list(dilations)))
+    return _np(
+        tf().raw_ops.Conv2DBackpropInput(
+            input_sizes=list(input_sizes),
+            filter=filter,
+            out_backprop=out_backprop,
+            strides=list(strides),
+            padding=padding,
+            use_cudnn_on_gpu=use_cudnn_on_gpu,
+            explicit_paddings=list(explicit_paddings),
+            data_format=data_format,
+            dilations=_optional_list(dilations),
+        )
+    )
 
 
-def conv2d_backprop_filter(input, filter_sizes, out_backprop, strides, padding, use_cudnn_on_gpu=True,
-                           explicit_paddings=(), data_format="NHWC", dilations=(1, 1, 1, 1)):
+def conv2d_backprop_filter(
+    input,
+    filter_sizes,
+    out_backprop,
+    strides,
+    padding,
+    use_cudnn_on_gpu=True,
+    explicit_paddings=(),
+    data_format="NHWC",
+    dilations=(1, 1, 1, 1),
+):
     """``tf.raw_ops.Conv2DBackpropFilter`` on NumPy arrays."""
-    return _np(tf().raw_ops.Conv2DBackpropFilter(
-        input=input, filter_sizes=list(filter_sizes), out_backprop=out_backprop, strides=list(strides), padding=padding,
-        use_cudnn_on_gpu=use_cudnn_on_gpu, explicit_paddings=list(explicit_paddings), data_format=data_format,
-        dilations=_optional_list(dilations)))
+    return _np(
+        tf().raw_ops.Conv2DBackpropFilter(
+            input=input,
+            filter_sizes=list(filter_sizes),
+            out_backprop=out_backprop,
+            strides=list(strides),
+            padding=padding,
+            use_cudnn_on_gpu=use_cudnn_on_gpu,
+            explicit_paddings=list(explicit_paddings),
+            data_format=data_format,
+            dilations=_optional_list(dilations),
+        )
+    )
 
 
-def depthwise_conv2d_native_backprop_input(input_sizes, filter, out_backprop, strides, padding, explicit_paddings=(),
-                                           data_format="NHWC", dilations=(1, 1, 1, 1)):
+def depthwise_conv2d_native_backprop_input(
+    input_sizes,
+    filter,
+    out_backprop,
+    strides,
+    padding,
+    explicit_paddings=(),
+    data_format="NHWC",
+    dilations=(1, 1, 1, 1),
+):
     """``tf.raw_ops.DepthwiseConv2dNativeBackpropInput`` on NumPy arrays."""
-    return _np(tf().raw_ops.DepthwiseConv2dNativeBackpropInput(
-        input_sizes=list(input_sizes), filter=filter, out_backprop=out_backprop, strides=list(strides), padding=padding,
-        explicit_paddings=list(explicit_paddings), data_format=data_format, dilations=_optional_list(dilations)))
+    return _np(
+        tf().raw_ops.DepthwiseConv2dNativeBackpropInput(
+            input_sizes=list(input_sizes),
+            filter=filter,
+            out_backprop=out_backprop,
+            strides=list(strides),
+            padding=padding,
+            explicit_paddings=list(explicit_paddings),
+            data_format=data_format,
+            dilations=_optional_list(dilations),
+        )
+    )
 
 
-def depthwise_conv2d_native_backprop_filter(input, filter_sizes, out_backprop, strides, padding, explicit_paddings=(),
-                                            data_format="NHWC", dilations=(1, 1, 1, 1)):
+def depthwise_conv2d_native_backprop_filter(
+    input,
+    filter_sizes,
+    out_backprop,
+    strides,
+    padding,
+    explicit_paddings=(),
+    data_format="NHWC",
+    dilations=(1, 1, 1, 1),
+):
     """``tf.raw_ops.DepthwiseConv2dNativeBackpropFilter`` on NumPy arrays."""
-    return _np(tf().raw_ops.DepthwiseConv2dNativeBackpropFilter(
-        input=input, filter_sizes=list(filter_sizes), out_backprop=out_backprop, strides=list(strides), padding=padding,
-        explicit_paddings=list(explicit_paddings), data_format=data_format, dilations=_optional_list(dilations)))
+    return _np(
+        tf().raw_ops.DepthwiseConv2dNativeBackpropFilter(
+            input=input,
+            filter_sizes=list(filter_sizes),
+            out_backprop=out_backprop,
+            strides=list(strides),
+            padding=padding,
+            explicit_paddings=list(explicit_paddings),
+            data_format=data_format,
+            dilations=_optional_list(dilations),
+        )
+    )
 
 
 def gradients(op, operands, attrs, out_backprop) -> tuple:
@@ -208,6 +282,7 @@ def gradients(op, operands, attrs, out_backprop) -> tuple:
         for v in tensors:
             tape.watch(v)
         y = fn(*tensors, **attrs)
-    grads = tape.gradient(y, tensors, output_gradients=t.constant(out_backprop),
-                          unconnected_gradients=t.UnconnectedGradients.ZERO)
+    grads = tape.gradient(
+        y, tensors, output_gradients=t.constant(out_backprop), unconnected_gradients=t.UnconnectedGradients.ZERO
+    )
     return tuple(_np(g) for g in grads)

@@ -15,16 +15,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support import ROOT
 
 from harness import backends, ops
 from harness.backends import BackendError, declared
+from harness.check.runner import against_reference
+from harness.conv.dtypes import dtype_of
+from harness.conv.tolerance import bound_for
 from harness.registry.cases import Case, operand_arrays
 from harness.registry.loader import load_file
-from harness.conv.dtypes import dtype_of
-from harness.check.runner import against_reference
-from harness.conv.tolerance import bound_for
 
-from support import ROOT
 EXAMPLE = ROOT / "examples" / "naive_kernel"
 _names = itertools.count()
 
@@ -149,6 +149,7 @@ def conv_transpose(x, w, *, strides, dilations, pads, output_size):
 
 # --- registry cases ----------------------------------------------------------------------
 
+
 def registry_cases(*files: str) -> list[Case]:
     paths = [ROOT / f for f in files] if files else sorted((ROOT / "cases").rglob("*.yaml"))
     return [c for p in paths for c in load_file(p, ROOT) if isinstance(c, Case) and c.expect_error is None]
@@ -174,14 +175,19 @@ def features(case: Case) -> set[str]:
 
 # --- module:function ---------------------------------------------------------------------
 
+
 def test_module_function_named_after_its_op(tmp_path, monkeypatch, module_name):
     name = module_name()
-    write(tmp_path, f"{name}.py", """
+    write(
+        tmp_path,
+        f"{name}.py",
+        """
         from harness.conv import reference
 
         def conv2d(input, filters, strides, padding, data_format="NHWC", dilations=None):
             return reference.conv2d(input, filters, strides, padding, data_format, dilations)
-    """)
+    """,
+    )
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
     backend = backends.resolve(f"{name}:conv2d")  # importable because the current directory is put on sys.path
@@ -196,12 +202,16 @@ def test_module_function_named_after_its_op(tmp_path, monkeypatch, module_name):
 
 def test_module_function_with_its_op_named(tmp_path, monkeypatch, module_name):
     name = module_name()
-    write(tmp_path, f"{name}.py", """
+    write(
+        tmp_path,
+        f"{name}.py",
+        """
         from harness.conv import reference
 
         def my_depthwise(input, filter, strides, padding, data_format=None, dilations=None):
             return reference.depthwise_conv2d(input, filter, strides, padding, data_format, dilations)
-    """)
+    """,
+    )
     monkeypatch.chdir(tmp_path)
     backend = backends.resolve(f"{name}:my_depthwise=depthwise_conv2d")
     assert list(backend.ops) == ["depthwise_conv2d"]
@@ -210,17 +220,20 @@ def test_module_function_with_its_op_named(tmp_path, monkeypatch, module_name):
             check_against_reference(backend, case, "float64")
 
 
-@pytest.mark.parametrize("spec_suffix, source, expected", [
-    (":conv2d", None, "not found"),
-    (":conv2d", "def other(): pass\n", "has no function 'conv2d'"),
-    (":my_conv", "def my_conv(): pass\n", "not named after a tf.nn op"),
-    (":my_conv=conv3d", "def my_conv(): pass\n", "unknown op 'conv3d'"),
-    (":conv2d", "raise RuntimeError('no GPU here')\n", "raised RuntimeError: no GPU here"),
-    (":conv2d", "import a_module_nobody_has_9f2\n", "No module named 'a_module_nobody_has_9f2'"),
-    (":conv2d", "conv2d = 3\n", "is not a function"),
-    (":", "", "expected module:function"),
-    (":conv-2d", "", "not a function name"),
-])
+@pytest.mark.parametrize(
+    "spec_suffix, source, expected",
+    [
+        (":conv2d", None, "not found"),
+        (":conv2d", "def other(): pass\n", "has no function 'conv2d'"),
+        (":my_conv", "def my_conv(): pass\n", "not named after a tf.nn op"),
+        (":my_conv=conv3d", "def my_conv(): pass\n", "unknown op 'conv3d'"),
+        (":conv2d", "raise RuntimeError('no GPU here')\n", "raised RuntimeError: no GPU here"),
+        (":conv2d", "import a_module_nobody_has_9f2\n", "No module named 'a_module_nobody_has_9f2'"),
+        (":conv2d", "conv2d = 3\n", "is not a function"),
+        (":", "", "expected module:function"),
+        (":conv-2d", "", "not a function name"),
+    ],
+)
 def test_module_function_errors_name_the_spec(tmp_path, monkeypatch, module_name, spec_suffix, source, expected):
     name = module_name()
     if source is not None:
@@ -281,7 +294,10 @@ def test_a_yaml_declaration(tmp_path, tf_kernel, monkeypatch):
 
 
 def test_a_toml_declaration_relative_to_the_root(tmp_path, tf_kernel):
-    write(tmp_path, "k.toml", f"""
+    write(
+        tmp_path,
+        "k.toml",
+        f"""
         name = "nchw_toml"
         module = "{tf_kernel}"
         path = ["kernels"]
@@ -291,7 +307,8 @@ def test_a_toml_declaration_relative_to_the_root(tmp_path, tf_kernel):
         conv2d = "OIHW"
         [ops]
         conv2d = "conv2d_nchw"
-    """)
+    """,
+    )
     backend = backends.resolve("k.toml", root=tmp_path)
     assert backend.name == "nchw_toml" and list(backend.ops) == ["conv2d"] and backend.convention == "tf"
     assert set(backend.dtypes) == {"float16", "bfloat16", "float32", "float64", "int32"}
@@ -314,8 +331,12 @@ def _declaration_error(tmp_path: Path, text: str, suffix: str = ".yaml") -> str:
     return message
 
 
-BASE = {"module": "{module}", "path": "[kernels]", "data_format": "NCHW",
-        "ops": "{{conv2d: conv2d_nchw, depthwise_conv2d: depthwise_nchw}}"}
+BASE = {
+    "module": "{module}",
+    "path": "[kernels]",
+    "data_format": "NCHW",
+    "ops": "{{conv2d: conv2d_nchw, depthwise_conv2d: depthwise_nchw}}",
+}
 
 
 def _yaml(**fields) -> str:
@@ -323,48 +344,67 @@ def _yaml(**fields) -> str:
     return "".join(f"{k}: {v}\n" for k, v in merged.items() if v is not None)
 
 
-@pytest.mark.parametrize("fields, where, what", [
-    ({"colour": "blue"}, "field 'colour'", "unknown field"),
-    ({"convention": "pytorch"}, "field 'convention'", "tf, explicit"),
-    ({"kernel": "flipped"}, "field 'kernel'", "correlation, convolution"),
-    ({"data_format": "NHCW"}, "field 'data_format'", "NHWC or NCHW"),
-    ({"convention": "explicit", "data_format": None}, "field 'data_format'", "required for convention explicit"),
-    ({"dtypes": "[float32, float8]"}, "field 'dtypes'", "unknown dtype 'float8'"),
-    ({"dtypes": "[]"}, "field 'dtypes'", "non-empty"),
-    ({"name": "''"}, "field 'name'", "non-empty"),
-    ({"filter_layouts": "{conv2d: OIHM}"}, "field 'filter_layouts.conv2d'", "exactly once"),
-    ({"filter_layouts": "{conv2d: OIH}"}, "field 'filter_layouts.conv2d'", "'HWIO'"),
-    ({"filter_layouts": "{conv2d: OIHWO}"}, "field 'filter_layouts.conv2d'", "exactly once"),
-    ({"filter_layouts": "{conv2d: 7}"}, "field 'filter_layouts.conv2d'", "string of axis letters"),
-    ({"filter_layouts": "{depthwise_conv2d: OIHW}"}, "field 'filter_layouts.depthwise_conv2d'", "M depthwise multiplier"),
-    ({"filter_layouts": "{conv2d_transpose: IOHM}"}, "field 'filter_layouts.conv2d_transpose'", "'HWOI'"),
-    ({"filter_layouts": "{conv1d: OIHM}"}, "field 'filter_layouts.conv1d'", "2-D spelling"),
-    ({"filter_layouts": "{conv3d: OIDHW}"}, "field 'filter_layouts.conv3d'", "unknown op 'conv3d'"),
-    ({"filter_layouts": "{conv2d.weights: OIHW}"}, "field 'filter_layouts.conv2d.weights'", "no filter operand"),
-    ({"filter_layouts": "{separable_conv2d: HWIO}"}, "field 'filter_layouts.separable_conv2d'", "declare each"),
-    ({"filter_layouts": "[OIHW]"}, "field 'filter_layouts'", "mapping"),
-    ({"convention": "explicit", "filter_layouts": "{depthwise_conv2d: IMHW}"},
-     "field 'filter_layouts.depthwise_conv2d'", "grouped weight"),
-    ({"convention": "explicit", "filter_layouts": "{depthwise_conv2d.filter: OIHW}"},
-     "field 'filter_layouts.depthwise_conv2d.filter'", "declared as 'depthwise_conv2d' or by its role 'grouped'"),
-    ({"convention": "explicit", "filter_layouts": "{separable_conv2d: OIHW}"},
-     "field 'filter_layouts.separable_conv2d'", "by their roles 'grouped' and 'conv'"),
-    ({"convention": "explicit", "filter_layouts": "{transposed: OIHM}"}, "field 'filter_layouts.transposed'",
-     "the transposed role's weight"),
-    ({"convention": "tf", "filter_layouts": "{conv: OIHW}"}, "field 'filter_layouts.conv'", "unknown op 'conv'"),
-    ({"ops": "{conv3d: conv2d_nchw}"}, "field 'ops.conv3d'", "unknown op 'conv3d'"),
-    ({"ops": "{conv2d: conv2d_nhwc}"}, "field 'ops.conv2d'", "has no function 'conv2d_nhwc'"),
-    ({"ops": "{conv2d: 12}"}, "field 'ops.conv2d'", "function name"),
-    ({"ops": None}, "field 'ops'", "missing field"),
-    ({"ops": "{}"}, "field 'ops'", "non-empty"),
-    ({"ops": "{atrous_conv2d: conv2d_nchw}"}, "field 'ops.atrous_conv2d'", "takes data_format NHWC only"),
-    ({"module": None}, "field 'module'", "missing field"),
-    ({"module": "'not a module'"}, "field 'module'", "dotted Python identifiers"),
-    ({"module": "no_such_kernel_module_b71"}, "field 'module'", "No module named 'no_such_kernel_module_b71'"),
-    ({"path": "[nowhere]"}, "field 'path'", "no such directory 'nowhere'"),
-    ({"path": "{a: 1}"}, "field 'path'", "list of directories"),
-    ({"description": "[1]"}, "field 'description'", "string"),
-])
+@pytest.mark.parametrize(
+    "fields, where, what",
+    [
+        ({"colour": "blue"}, "field 'colour'", "unknown field"),
+        ({"convention": "pytorch"}, "field 'convention'", "tf, explicit"),
+        ({"kernel": "flipped"}, "field 'kernel'", "correlation, convolution"),
+        ({"data_format": "NHCW"}, "field 'data_format'", "NHWC or NCHW"),
+        ({"convention": "explicit", "data_format": None}, "field 'data_format'", "required for convention explicit"),
+        ({"dtypes": "[float32, float8]"}, "field 'dtypes'", "unknown dtype 'float8'"),
+        ({"dtypes": "[]"}, "field 'dtypes'", "non-empty"),
+        ({"name": "''"}, "field 'name'", "non-empty"),
+        ({"filter_layouts": "{conv2d: OIHM}"}, "field 'filter_layouts.conv2d'", "exactly once"),
+        ({"filter_layouts": "{conv2d: OIH}"}, "field 'filter_layouts.conv2d'", "'HWIO'"),
+        ({"filter_layouts": "{conv2d: OIHWO}"}, "field 'filter_layouts.conv2d'", "exactly once"),
+        ({"filter_layouts": "{conv2d: 7}"}, "field 'filter_layouts.conv2d'", "string of axis letters"),
+        (
+            {"filter_layouts": "{depthwise_conv2d: OIHW}"},
+            "field 'filter_layouts.depthwise_conv2d'",
+            "M depthwise multiplier",
+        ),
+        ({"filter_layouts": "{conv2d_transpose: IOHM}"}, "field 'filter_layouts.conv2d_transpose'", "'HWOI'"),
+        ({"filter_layouts": "{conv1d: OIHM}"}, "field 'filter_layouts.conv1d'", "2-D spelling"),
+        ({"filter_layouts": "{conv3d: OIDHW}"}, "field 'filter_layouts.conv3d'", "unknown op 'conv3d'"),
+        ({"filter_layouts": "{conv2d.weights: OIHW}"}, "field 'filter_layouts.conv2d.weights'", "no filter operand"),
+        ({"filter_layouts": "{separable_conv2d: HWIO}"}, "field 'filter_layouts.separable_conv2d'", "declare each"),
+        ({"filter_layouts": "[OIHW]"}, "field 'filter_layouts'", "mapping"),
+        (
+            {"convention": "explicit", "filter_layouts": "{depthwise_conv2d: IMHW}"},
+            "field 'filter_layouts.depthwise_conv2d'",
+            "grouped weight",
+        ),
+        (
+            {"convention": "explicit", "filter_layouts": "{depthwise_conv2d.filter: OIHW}"},
+            "field 'filter_layouts.depthwise_conv2d.filter'",
+            "declared as 'depthwise_conv2d' or by its role 'grouped'",
+        ),
+        (
+            {"convention": "explicit", "filter_layouts": "{separable_conv2d: OIHW}"},
+            "field 'filter_layouts.separable_conv2d'",
+            "by their roles 'grouped' and 'conv'",
+        ),
+        (
+            {"convention": "explicit", "filter_layouts": "{transposed: OIHM}"},
+            "field 'filter_layouts.transposed'",
+            "the transposed role's weight",
+        ),
+        ({"convention": "tf", "filter_layouts": "{conv: OIHW}"}, "field 'filter_layouts.conv'", "unknown op 'conv'"),
+        ({"ops": "{conv3d: conv2d_nchw}"}, "field 'ops.conv3d'", "unknown op 'conv3d'"),
+        ({"ops": "{conv2d: conv2d_nhwc}"}, "field 'ops.conv2d'", "has no function 'conv2d_nhwc'"),
+        ({"ops": "{conv2d: 12}"}, "field 'ops.conv2d'", "function name"),
+        ({"ops": None}, "field 'ops'", "missing field"),
+        ({"ops": "{}"}, "field 'ops'", "non-empty"),
+        ({"ops": "{atrous_conv2d: conv2d_nchw}"}, "field 'ops.atrous_conv2d'", "takes data_format NHWC only"),
+        ({"module": None}, "field 'module'", "missing field"),
+        ({"module": "'not a module'"}, "field 'module'", "dotted Python identifiers"),
+        ({"module": "no_such_kernel_module_b71"}, "field 'module'", "No module named 'no_such_kernel_module_b71'"),
+        ({"path": "[nowhere]"}, "field 'path'", "no such directory 'nowhere'"),
+        ({"path": "{a: 1}"}, "field 'path'", "list of directories"),
+        ({"description": "[1]"}, "field 'description'", "string"),
+    ],
+)
 def test_declaration_errors_name_the_file_and_the_field(tmp_path, tf_kernel, fields, where, what):
     text = _yaml(**fields).replace("{module}", tf_kernel).replace("{{", "{").replace("}}", "}")
     message = _declaration_error(tmp_path, text)
@@ -373,8 +413,11 @@ def test_declaration_errors_name_the_file_and_the_field(tmp_path, tf_kernel, fie
 
 
 def test_explicit_grouped_depthwise_layout_is_accepted(tmp_path, tf_kernel):
-    text = _yaml(convention="explicit", filter_layouts="{depthwise_conv2d: OIHW, conv2d: OIHW, conv1d: OIW, "
-                                                        "grouped: IOHW, conv: OIHW, transposed: IOHW}")
+    text = _yaml(
+        convention="explicit",
+        filter_layouts="{depthwise_conv2d: OIHW, conv2d: OIHW, conv1d: OIW, "
+        "grouped: IOHW, conv: OIHW, transposed: IOHW}",
+    )
     path = write(tmp_path, "e.yaml", text.replace("{module}", tf_kernel).replace("{{", "{").replace("}}", "}"))
     backend = declared.load(path)
     assert backend.filter_layouts["depthwise_conv2d"] == "OIHW" and backend.filter_layouts["grouped"] == "IOHW"
@@ -383,11 +426,14 @@ def test_explicit_grouped_depthwise_layout_is_accepted(tmp_path, tf_kernel):
     assert backends.explicit_layout(backend, ops.get("depthwise_conv2d"), "grouped", spec.filter) == "OIHW"
 
 
-@pytest.mark.parametrize("text, suffix, what", [
-    ("module: [unclosed\n", ".yaml", "not valid YAML"),
-    ("module = \n", ".toml", "not valid TOML"),
-    ("- module: x\n", ".yaml", "a backend declaration is a mapping"),
-])
+@pytest.mark.parametrize(
+    "text, suffix, what",
+    [
+        ("module: [unclosed\n", ".yaml", "not valid YAML"),
+        ("module = \n", ".toml", "not valid TOML"),
+        ("- module: x\n", ".yaml", "a backend declaration is a mapping"),
+    ],
+)
 def test_unreadable_declarations(tmp_path, text, suffix, what):
     assert what in _declaration_error(tmp_path, text, suffix)
 
@@ -399,8 +445,15 @@ def test_a_missing_declaration_file(tmp_path):
 
 # --- end to end through backends.run ---------------------------------------------------------
 
-E2E_FILES = ("cases/seeds.yaml", "cases/examples.yaml", "cases/known_divergences.yaml", "cases/sweeps/conv2d.yaml",
-             "cases/sweeps/conv2d_pairwise.yaml", "cases/sweeps/depthwise.yaml", "cases/sweeps/depthwise_pairwise.yaml")
+E2E_FILES = (
+    "cases/seeds.yaml",
+    "cases/examples.yaml",
+    "cases/known_divergences.yaml",
+    "cases/sweeps/conv2d.yaml",
+    "cases/sweeps/conv2d_pairwise.yaml",
+    "cases/sweeps/depthwise.yaml",
+    "cases/sweeps/depthwise_pairwise.yaml",
+)
 
 
 def check_cases(backend, cases) -> tuple[int, set]:
@@ -426,16 +479,23 @@ def test_tf_convention_nchw_oihw_kernel_agrees_with_the_reference(tmp_path, tf_k
 def test_tf_convention_kernel_gets_converted_operands_and_attributes(tmp_path, module_name):
     """What the function receives: NCHW data, OIHW filters, full-rank lists reordered, data_format set."""
     name = module_name()
-    write(tmp_path, f"{name}.py", """
+    write(
+        tmp_path,
+        f"{name}.py",
+        """
         import numpy as np
         calls = []
 
         def conv2d(input, filters, strides, padding, data_format, dilations=None):
             calls.append((input.shape, filters.shape, strides, padding, data_format, dilations))
             return np.zeros((input.shape[0], filters.shape[0], 2, 3), input.dtype)
-    """)
-    path = write(tmp_path, "k.yaml", f"module: {name}\npath: [.]\ndata_format: NCHW\n"
-                                     f"filter_layouts: {{conv2d: OIHW}}\nops: [conv2d]\n")
+    """,
+    )
+    path = write(
+        tmp_path,
+        "k.yaml",
+        f"module: {name}\npath: [.]\ndata_format: NCHW\nfilter_layouts: {{conv2d: OIHW}}\nops: [conv2d]\n",
+    )
     backend = declared.load(path)
     x = np.zeros((1, 4, 6, 3), np.float32)  # NHWC
     w = np.zeros((3, 3, 3, 5), np.float32)  # HWIO
@@ -449,7 +509,10 @@ def test_tf_convention_kernel_gets_converted_operands_and_attributes(tmp_path, m
 def test_explicit_convention_kernel_agrees_with_the_reference(tmp_path, module_name):
     name = module_name("explicit_kernel")
     write(tmp_path, f"{name}.py", EXPLICIT_KERNEL)
-    path = write(tmp_path, "explicit.yaml", f"""
+    path = write(
+        tmp_path,
+        "explicit.yaml",
+        f"""
         name: explicit_nchw
         module: {name}
         path: [.]
@@ -458,7 +521,8 @@ def test_explicit_convention_kernel_agrees_with_the_reference(tmp_path, module_n
         filter_layouts: {{conv: OIHW, transposed: IOHW}}
         ops: {{conv2d: conv, depthwise_conv2d: conv, separable_conv2d: conv, atrous_conv2d: conv, conv1d: conv,
               conv2d_transpose: conv_transpose}}
-    """)
+    """,
+    )
     backend = backends.resolve(str(path))
     assert backend.convention == "explicit" and backend.name == "explicit_nchw"
     per_op: dict[str, int] = {}
@@ -474,14 +538,23 @@ def test_explicit_convention_kernel_agrees_with_the_reference(tmp_path, module_n
 
 def test_explicit_convention_rotates_filters_for_a_convolution_kernel(tmp_path, module_name):
     name = module_name("flipping_kernel")
-    write(tmp_path, f"{name}.py", EXPLICIT_KERNEL + """
+    write(
+        tmp_path,
+        f"{name}.py",
+        EXPLICIT_KERNEL
+        + """
 
 def true_conv(x, w, **kw):
     return conv(x, w[..., ::-1, ::-1], **kw)   # a kernel that convolves: flips what it is given
-""")
-    path = write(tmp_path, "flip.yaml", f"module: {name}\npath: [.]\nconvention: explicit\ndata_format: NCHW\n"
-                                        f"kernel: convolution\nfilter_layouts: {{conv: OIHW}}\n"
-                                        f"ops: {{conv2d: true_conv, depthwise_conv2d: true_conv}}\n")
+""",
+    )
+    path = write(
+        tmp_path,
+        "flip.yaml",
+        f"module: {name}\npath: [.]\nconvention: explicit\ndata_format: NCHW\n"
+        f"kernel: convolution\nfilter_layouts: {{conv: OIHW}}\n"
+        f"ops: {{conv2d: true_conv, depthwise_conv2d: true_conv}}\n",
+    )
     backend = backends.resolve(str(path))
     for case in registry_cases("cases/seeds.yaml"):
         if case.op in backend.ops:
@@ -489,6 +562,7 @@ def true_conv(x, w, **kw):
 
 
 # --- the worked example ------------------------------------------------------------------
+
 
 def _small(case: Case, limit: int = 40_000) -> bool:
     """Cases whose output (and input) are small: the example kernel loops over output pixels in Python."""
@@ -508,8 +582,10 @@ def test_the_example_kernel_uses_numpy_only():
 def test_the_example_declaration_resolves():
     backend = backends.resolve("examples/naive_kernel/backend.yaml", root=ROOT)
     assert backend.name == "naive_nchw" and sorted(backend.ops) == ["conv2d", "depthwise_conv2d"]
-    assert backend.data_format == "NCHW" and dict(backend.filter_layouts) == {"conv2d": "OIHW",
-                                                                              "depthwise_conv2d": "IMHW"}
+    assert backend.data_format == "NCHW" and dict(backend.filter_layouts) == {
+        "conv2d": "OIHW",
+        "depthwise_conv2d": "IMHW",
+    }
 
 
 def test_the_example_kernel_agrees_with_the_reference_on_the_registry():
@@ -536,8 +612,11 @@ def test_the_buggy_example_fails_only_where_same_padding_is_asymmetric_and_is_di
     assert all(c.attrs.get("padding") == "SAME" for c in failing)
     assert any(c.attrs.get("padding") == "SAME" for c in passing)  # an odd kernel at stride 1 pads symmetrically
     # A shifted output (right shape, wrong values) is traced to its convention.
-    case = next(c for c in failing if c.name == "resnet50_stem_7x7_s2") if any(
-        c.name == "resnet50_stem_7x7_s2" for c in failing) else failing[0]
+    case = (
+        next(c for c in failing if c.name == "resnet50_stem_7x7_s2")
+        if any(c.name == "resnet50_stem_7x7_s2" for c in failing)
+        else failing[0]
+    )
     spec = ops.get(case.op)
     arrays = operand_arrays(case, "float32")
     out = backends.run(backend, case.op, arrays, case.attrs, "float32")

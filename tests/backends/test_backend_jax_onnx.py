@@ -25,14 +25,14 @@ import re
 
 import numpy as np
 import pytest
+from support import ROOT
 
 from harness import backends, ops
+from harness.check.runner import against_reference
+from harness.conv.dtypes import DTYPES, dtype_of
 from harness.registry.cases import operand_shape
 from harness.registry.loader import computing_cases
-from harness.conv.dtypes import DTYPES, dtype_of
-from harness.check.runner import against_reference
 
-from support import ROOT
 FULL = os.environ.get("HARNESS_BACKEND_TESTS_FULL") == "1"
 
 # (backend, dtype) -> keep 1 case in SAMPLE[...] (by a hash of its id), unless FULL.
@@ -45,20 +45,26 @@ ORT_EMPTY_SPATIAL = (
     "ONNX Runtime's Conv raises INVALID_ARGUMENT 'Invalid input shape: {0,5}' for an input with an empty spatial "
     "axis whose output is empty too (here (1, 2, 0, 5) NCHW, 3x3 filter, pads 1: output (1, 4, 0, 5)); TensorFlow "
     "without oneDNN and the reference return the empty output (with padding that makes the output non-empty, ONNX "
-    "Runtime computes it)")
+    "Runtime computes it)",
+)
 EMPTY_TRANSPOSE = "cases/known_divergences.yaml::transpose_empty_input_height_same/out=0x"
 JAX_EMPTY_TRANSPOSE = (
     "raises ValueError: jax conv_transpose: computed spatial shape \\[1, ",
     "lax.conv_transpose of an input of height 0 (stride 2, SAME) gives height 1, not the 0 that output_shape "
-    "[1, 0, 9, 2] and TensorFlow's eager kernel give; the adapter refuses a shape other than output_shape")
+    "[1, 0, 9, 2] and TensorFlow's eager kernel give; the adapter refuses a shape other than output_shape",
+)
 ORT_EMPTY_TRANSPOSE = (
     "raises InvalidArgument: .*Computed output dimension is <= 0",
-    "ONNX Runtime's ConvTranspose raises for an input of height 0 ('Computed output dimension is <= 0')")
+    "ONNX Runtime's ConvTranspose raises for an input of height 0 ('Computed output dimension is <= 0')",
+)
 # (backend, case id, dtype) -> (regex the failure must match, why the backend differs from TensorFlow there).
 EXPECTED = {
     **{("jax", EMPTY_TRANSPOSE + w, dt): JAX_EMPTY_TRANSPOSE for w in ("9", "10") for dt in ("float32", "float64")},
-    **{("onnxruntime", EMPTY_TRANSPOSE + w, dt): ORT_EMPTY_TRANSPOSE for w in ("9", "10")
-       for dt in ("float32", "float16")},
+    **{
+        ("onnxruntime", EMPTY_TRANSPOSE + w, dt): ORT_EMPTY_TRANSPOSE
+        for w in ("9", "10")
+        for dt in ("float32", "float16")
+    },
     ("onnxruntime", "cases/known_divergences.yaml::conv2d_empty_height_same", "float32"): ORT_EMPTY_SPATIAL,
     ("onnxruntime", "cases/known_divergences.yaml::conv2d_empty_height_same", "float16"): ORT_EMPTY_SPATIAL,
 }
@@ -107,15 +113,19 @@ def test_registry_against_reference(registry, name, dtype):
     expected = {cid for (b, cid, d) in EXPECTED if b == name and d == dtype and cid in ids}
     unexpected = {cid: why for cid, why in failures.items() if cid not in expected}
     assert not unexpected, f"{len(unexpected)} of {len(selected)} cases disagree:\n" + "\n".join(
-        f"{cid}[{dtype}]: {why}" for cid, why in sorted(unexpected.items()))
+        f"{cid}[{dtype}]: {why}" for cid, why in sorted(unexpected.items())
+    )
     gone = expected - set(failures)
     assert not gone, f"expected differences no longer happen (update EXPECTED): {sorted(gone)}"
     for cid in expected:
         match, why = EXPECTED[name, cid, dtype]
-        assert re.search(match, failures[cid]), f"{cid}[{dtype}] fails differently than expected ({why}): {failures[cid]}"
+        assert re.search(match, failures[cid]), (
+            f"{cid}[{dtype}] fails differently than expected ({why}): {failures[cid]}"
+        )
 
 
 # --- the transposed convolution's padding, from the definition --------------------------------------------------
+
 
 def transpose_by_definition(x_nc, w_io, strides, dilations, befores, out_sizes):
     """y[n, o, p...] = sum over i, q... with p = q * s + t * d - before of x[n, i, q...] * w[i, o, t...].
@@ -138,12 +148,12 @@ def transpose_by_definition(x_nc, w_io, strides, dilations, befores, out_sizes):
 
 # (in size, kernel, stride, dilation, before, after) per axis; output = (n - 1) s + k_eff - before - after.
 GEOMETRIES = [
-    ((3, 2, 2, 1, 0, 0), (4, 3, 1, 1, 1, 1)),      # plain; SAME-like
-    ((3, 3, 2, 1, 1, -1), (2, 2, 3, 1, 0, -2)),    # after < 0: zeros past the footprint (TF's largest shapes)
-    ((4, 3, 2, 2, 3, 0), (3, 2, 1, 3, 2, 1)),      # dilated; before up to k_eff - 1
-    ((3, 2, 2, 1, 2, 0), (3, 3, 1, 1, 4, -1)),     # before > k_eff - 1 (a crop); after < 0 with stride 1
-    ((2, 2, 2, 1, 0, -3), (3, 1, 1, 2, 0, -2)),    # -after >= stride: beyond output_padding's reach
-    ((3, 2, 2, 1, -1, 0), (2, 2, 1, 1, -2, 1)),    # before < 0: zeros before the first footprint
+    ((3, 2, 2, 1, 0, 0), (4, 3, 1, 1, 1, 1)),  # plain; SAME-like
+    ((3, 3, 2, 1, 1, -1), (2, 2, 3, 1, 0, -2)),  # after < 0: zeros past the footprint (TF's largest shapes)
+    ((4, 3, 2, 2, 3, 0), (3, 2, 1, 3, 2, 1)),  # dilated; before up to k_eff - 1
+    ((3, 2, 2, 1, 2, 0), (3, 3, 1, 1, 4, -1)),  # before > k_eff - 1 (a crop); after < 0 with stride 1
+    ((2, 2, 2, 1, 0, -3), (3, 1, 1, 2, 0, -2)),  # -after >= stride: beyond output_padding's reach
+    ((3, 2, 2, 1, -1, 0), (2, 2, 1, 1, -2, 1)),  # before < 0: zeros before the first footprint
 ]
 
 
@@ -170,8 +180,14 @@ def test_transpose_by_definition_hand_example():
 def test_jax_transpose_padding(geometry):
     jax_lax = pytest.importorskip("harness.backends.jax_lax")
     x, w, strides, dilations, pads, out, want = _transpose_case(geometry)
-    got = jax_lax.conv_transpose(np.moveaxis(x, 1, -1), np.moveaxis(w, (0, 1), (-2, -1)), strides=strides,
-                                 dilations=dilations, pads=pads, output_size=out)
+    got = jax_lax.conv_transpose(
+        np.moveaxis(x, 1, -1),
+        np.moveaxis(w, (0, 1), (-2, -1)),
+        strides=strides,
+        dilations=dilations,
+        pads=pads,
+        output_size=out,
+    )
     np.testing.assert_array_equal(np.moveaxis(got, -1, 1), want)
 
 
@@ -185,23 +201,24 @@ def test_onnxruntime_transpose_padding(geometry):
 
 def test_jax_transpose_padding_numbers():
     jax_lax = pytest.importorskip("harness.backends.jax_lax")
-    assert jax_lax.transpose_padding(kernel=3, dilation=1, before=1, after=1) == (1, 1)    # SAME, stride 1
-    assert jax_lax.transpose_padding(kernel=3, dilation=2, before=0, after=-1) == (4, 5)   # k_eff 5
-    assert jax_lax.transpose_padding(kernel=2, dilation=1, before=3, after=0) == (-2, 1)   # crop
+    assert jax_lax.transpose_padding(kernel=3, dilation=1, before=1, after=1) == (1, 1)  # SAME, stride 1
+    assert jax_lax.transpose_padding(kernel=3, dilation=2, before=0, after=-1) == (4, 5)  # k_eff 5
+    assert jax_lax.transpose_padding(kernel=2, dilation=1, before=3, after=0) == (-2, 1)  # crop
 
 
 def test_onnxruntime_transpose_attributes():
     onnx_runtime = pytest.importorskip("harness.backends.onnx_runtime")
     f = onnx_runtime.transpose_attributes  # -> pads_begin, pads_end, output_padding, zeros_before, zeros_after
     assert f(stride=2, before=1, after=1) == (1, 1, 0, 0, 0)
-    assert f(stride=2, before=1, after=-1) == (1, 0, 1, 0, 0)   # TF's largest output: output_padding
+    assert f(stride=2, before=1, after=-1) == (1, 0, 1, 0, 0)  # TF's largest output: output_padding
     assert f(stride=3, before=0, after=-2) == (0, 0, 2, 0, 0)
-    assert f(stride=2, before=0, after=-2) == (0, 0, 0, 0, 2)   # output_padding must stay < stride
+    assert f(stride=2, before=0, after=-2) == (0, 0, 0, 0, 2)  # output_padding must stay < stride
     assert f(stride=1, before=0, after=-1) == (0, 0, 0, 0, 1)
     assert f(stride=2, before=-1, after=0) == (0, 0, 0, 1, 0)
 
 
 # --- dtypes -----------------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", ["jax", "onnxruntime"])
 def test_declared_dtypes_run(name):
@@ -212,14 +229,20 @@ def test_declared_dtypes_run(name):
     want = ops.get("conv2d").reference(x.astype(np.int32), w.astype(np.int32), 2, "SAME")
     for dtype in be.dtypes:
         dt = dtype_of(dtype)
-        got = backends.run(be, "conv2d", {"input": x.astype(dt), "filters": w.astype(dt)},
-                           {"strides": 2, "padding": "SAME"}, dtype)
+        got = backends.run(
+            be, "conv2d", {"input": x.astype(dt), "filters": w.astype(dt)}, {"strides": 2, "padding": "SAME"}, dtype
+        )
         assert got.dtype == dt, dtype
         np.testing.assert_array_equal(got.astype(np.int32), want, err_msg=dtype)
     for dtype in set(DTYPES) - set(be.dtypes):
         with pytest.raises(backends.NotCovered):
-            backends.run(be, "conv2d", {"input": x.astype(dtype_of(dtype)), "filters": w.astype(dtype_of(dtype))},
-                         {"strides": 2, "padding": "SAME"}, dtype)
+            backends.run(
+                be,
+                "conv2d",
+                {"input": x.astype(dtype_of(dtype)), "filters": w.astype(dtype_of(dtype))},
+                {"strides": 2, "padding": "SAME"},
+                dtype,
+            )
 
 
 def test_onnxruntime_has_no_float64_conv():
@@ -231,11 +254,18 @@ def test_onnxruntime_has_no_float64_conv():
     from harness.backends import onnx_runtime
 
     node = helper.make_node("Conv", ["x", "w"], ["y"])
-    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.DOUBLE, [1, 1, 3, 3]),
-                                            helper.make_tensor_value_info("w", TensorProto.DOUBLE, [1, 1, 2, 2])],
-                              [helper.make_tensor_value_info("y", TensorProto.DOUBLE, [None] * 4)])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", onnx_runtime.OPSET)],
-                              ir_version=onnx_runtime.IR_VERSION)
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [
+            helper.make_tensor_value_info("x", TensorProto.DOUBLE, [1, 1, 3, 3]),
+            helper.make_tensor_value_info("w", TensorProto.DOUBLE, [1, 1, 2, 2]),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.DOUBLE, [None] * 4)],
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", onnx_runtime.OPSET)], ir_version=onnx_runtime.IR_VERSION
+    )
     options = ort.SessionOptions()
     options.log_severity_level = 4
     with pytest.raises(Exception, match="NOT_IMPLEMENTED|Could not find an implementation"):

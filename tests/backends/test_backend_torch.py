@@ -11,30 +11,31 @@ The transposed-convolution translation (``(before, after)`` pads to PyTorch's ``
 crop / zero-extend) is checked on small hand-computed examples against plain loops over the definition.
 """
 
-
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch", reason="PyTorch is not installed: pip install -e '.[torch]'")
 
 import torch.nn.functional as F  # noqa: E402
+from support import ROOT  # noqa: E402
 
-from harness import backends, ops
-from harness.registry import divergences
-from harness.tf import machine  # noqa: E402
-from harness.check.prepare import prepare  # noqa: E402
+from harness import backends, ops  # noqa: E402
 from harness.backends import torch_nn  # noqa: E402
+from harness.check.prepare import prepare  # noqa: E402
+from harness.check.runner import against_reference  # noqa: E402
+from harness.conv.dtypes import DTYPES, dtype_of  # noqa: E402
+from harness.registry import divergences  # noqa: E402
 from harness.registry.cases import DIVERGENCES_FILE  # noqa: E402
 from harness.registry.loader import computing_cases  # noqa: E402
-from harness.conv.dtypes import DTYPES, dtype_of  # noqa: E402
+from harness.tf import machine  # noqa: E402
 from harness.tf.environment import Environment  # noqa: E402
-from harness.check.runner import against_reference  # noqa: E402
 
-from support import ROOT
 # Where PyTorch behaves otherwise than TensorFlow's definition, the registry's known divergences declared for the
 # torch backend say so (cases/known_divergences.yaml, ``backend: torch``), with conditions the divergence model
 # evaluates on this machine: the AMX bfloat16 bug applies only where the CPU has AMX.
-TORCH_DIVERGENCES = tuple(d for d in divergences.load(ROOT / "cases" / DIVERGENCES_FILE, ROOT)[0] if d.backend == "torch")
+TORCH_DIVERGENCES = tuple(
+    d for d in divergences.load(ROOT / "cases" / DIVERGENCES_FILE, ROOT)[0] if d.backend == "torch"
+)
 
 
 @pytest.fixture(scope="module")
@@ -93,14 +94,22 @@ def test_registry_agrees_with_reference(backend, cases_by_op, env, op, dtype):
             continue
         behaviour = "wrong_values" if outcome[0] == "disagrees" else f"raises {outcome[1].split(':', 1)[0]}"
         if not d.expects(behaviour):
-            unexpected.append(f"{case.id}[{dtype}]: {d.id} says PyTorch {' or '.join(d.tensorflow_does)}; "
-                              f"it {behaviour}: {outcome[1]}")
+            unexpected.append(
+                f"{case.id}[{dtype}]: {d.id} says PyTorch {' or '.join(d.tensorflow_does)}; "
+                f"it {behaviour}: {outcome[1]}"
+            )
     assert not unexpected and not missing, "\n".join(unexpected + missing)
 
 
 def test_the_torch_divergences_that_apply_everywhere_match_registry_cases(cases_by_op, env):
-    matched = {d.id for cases in cases_by_op.values() for c in cases for dt in c.dtypes if dt in torch_nn.TORCH_DTYPES
-               for d in declared(c, dt, env)}
+    matched = {
+        d.id
+        for cases in cases_by_op.values()
+        for c in cases
+        for dt in c.dtypes
+        if dt in torch_nn.TORCH_DTYPES
+        for d in declared(c, dt, env)
+    }
     everywhere = {d.id for d in TORCH_DIVERGENCES if d.not_here(env) is None}
     assert {"torch_rejects_zero_output_channels", "torch_rejects_empty_spatial_input"} <= everywhere
     assert everywhere <= matched, everywhere - matched
@@ -114,7 +123,7 @@ def test_backend_declaration(backend):
     for spec in ops.OPS.values():
         role = {"transposed": "transposed", "conv": "conv"}.get(spec.kind, "grouped")
         want = {"transposed": "IOHW"}.get(spec.kind, "OIHW")
-        assert backends.explicit_layout(backend, spec, role, spec.filter) == want[:2] + want[2:][-(spec.rank - 2):]
+        assert backends.explicit_layout(backend, spec, role, spec.filter) == want[:2] + want[2:][-(spec.rank - 2) :]
     assert torch.get_num_threads() == 1
 
 
@@ -128,7 +137,7 @@ def test_tensors_have_pytorch_default_strides():
 
 @pytest.mark.parametrize("dtype", torch_nn.TORCH_DTYPES)
 def test_dtype_round_trip_is_exact(dtype):
-    values = np.array([1.0, -2.5, 3.140625, 65504.0 if dtype == "float16" else 1e30, 2.0 ** -14], np.float64)
+    values = np.array([1.0, -2.5, 3.140625, 65504.0 if dtype == "float16" else 1e30, 2.0**-14], np.float64)
     a = values.astype(dtype_of(dtype))
     t = torch_nn._to_torch(a)
     assert str(t.dtype) == f"torch.{dtype}"
@@ -137,6 +146,7 @@ def test_dtype_round_trip_is_exact(dtype):
 
 
 # --- translation, against loops over the definitions ------------------------------------------------------
+
 
 def transposed_by_definition(x, w, strides, dilations, pads, output_size):
     """x [N, I, *spatial], w [I, O, *k]: out[q] = sum of x[i] * w[t] over i * s + t * d - before == q."""
@@ -180,22 +190,23 @@ def _transpose_output(n, k, s, d, before, after):
 
 TRANSPOSE_1D = [
     # n, k, s, d, (before, after), torch's (padding, output_padding) or None
-    (3, 3, 2, 1, (1, 1), (1, 0)),    # symmetric: padding crops 1 from each side
-    (3, 3, 2, 1, (1, 0), (1, 1)),    # before > after: output_padding adds the row back at the end
-    (3, 2, 2, 1, (0, 0), (0, 0)),    # the full result
-    (3, 3, 2, 1, (0, -1), (0, 1)),   # after < 0: one zero row past the footprint, as output_padding
-    (3, 3, 1, 3, (2, 0), (2, 2)),    # output_padding up to dilation - 1 when the dilation is the larger
-    (3, 3, 2, 1, (0, 1), None),      # after > before: crop the end by hand
-    (4, 3, 2, 1, (3, 0), None),      # before - after = 3 >= max(stride, dilation): crop by hand
-    (3, 3, 2, 1, (0, -3), None),     # three zero rows past the footprint: zero-extend by hand
-    (2, 3, 3, 2, (1, 4), None),      # both ends cropped unevenly, stride 3 and dilation 2
+    (3, 3, 2, 1, (1, 1), (1, 0)),  # symmetric: padding crops 1 from each side
+    (3, 3, 2, 1, (1, 0), (1, 1)),  # before > after: output_padding adds the row back at the end
+    (3, 2, 2, 1, (0, 0), (0, 0)),  # the full result
+    (3, 3, 2, 1, (0, -1), (0, 1)),  # after < 0: one zero row past the footprint, as output_padding
+    (3, 3, 1, 3, (2, 0), (2, 2)),  # output_padding up to dilation - 1 when the dilation is the larger
+    (3, 3, 2, 1, (0, 1), None),  # after > before: crop the end by hand
+    (4, 3, 2, 1, (3, 0), None),  # before - after = 3 >= max(stride, dilation): crop by hand
+    (3, 3, 2, 1, (0, -3), None),  # three zero rows past the footprint: zero-extend by hand
+    (2, 3, 3, 2, (1, 4), None),  # both ends cropped unevenly, stride 3 and dilation 2
 ]
 
 
 @pytest.mark.parametrize("n, k, s, d, pads, expected", TRANSPOSE_1D)
 def test_transpose_translation_1d(n, k, s, d, pads, expected):
-    assert torch_nn.transpose_args((pads,), (s,), (d,)) == (None if expected is None else
-                                                            ((expected[0],), (expected[1],)))
+    assert torch_nn.transpose_args((pads,), (s,), (d,)) == (
+        None if expected is None else ((expected[0],), (expected[1],))
+    )
     rng = np.random.default_rng(n * 100 + k * 10 + s)
     x, w = rng.normal(size=(2, 3, n)), rng.normal(size=(3, 2, k))
     size = (_transpose_output(n, k, s, d, *pads),)
@@ -209,8 +220,15 @@ def test_transpose_translation_hand_computed():
     # x = [1, 2] (one channel), w = [1, 10, 100], stride 2: the full result [1, 10, 102, 20, 200] (length 5).
     x, w = np.array([[[1.0, 2.0]]]), np.array([[[1.0, 10.0, 100.0]]])
     full = [1, 10, 102, 20, 200]
-    for pads, want in [((0, 0), full), ((1, 1), full[1:4]), ((1, 0), full[1:]), ((0, 1), full[:4]),
-                       ((2, -1), full[2:] + [0]), ((0, -2), full + [0, 0]), ((3, -3), full[3:] + [0, 0, 0])]:
+    for pads, want in [
+        ((0, 0), full),
+        ((1, 1), full[1:4]),
+        ((1, 0), full[1:]),
+        ((0, 1), full[:4]),
+        ((2, -1), full[2:] + [0]),
+        ((0, -2), full + [0, 0]),
+        ((3, -3), full[3:] + [0, 0, 0]),
+    ]:
         size = (_transpose_output(2, 3, 2, 1, *pads),)
         got = torch_nn.conv_transpose(x, w, strides=(2,), dilations=(1,), pads=(pads,), output_size=size)
         assert got[0, 0].tolist() == want, pads
@@ -233,11 +251,13 @@ def test_conv_padding_translation(pads, groups):
     rng = np.random.default_rng(3)
     x, w = rng.normal(size=(2, 2, 5, 4)), rng.normal(size=(4, 2 // groups, 3, 2))
     got = torch_nn.conv(x, w, strides=(2, 1), dilations=(1, 2), pads=pads, groups=groups)
-    np.testing.assert_allclose(got, correlated_by_definition(x, w, (2, 1), (1, 2), pads, groups), rtol=1e-12,
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        got, correlated_by_definition(x, w, (2, 1), (1, 2), pads, groups), rtol=1e-12, atol=1e-12
+    )
 
 
 # --- minimal repros of PyTorch's own differences ----------------------------------------------------------
+
 
 def test_repro_torch_rejects_kernel_larger_than_padded_empty_input():
     x, w = torch.zeros(1, 2, 0, 5), torch.zeros(4, 2, 3, 3)
@@ -277,8 +297,10 @@ def test_repro_onednn_channels_last_unit_width(env):
         # Wrong only in oneDNN's AVX-512 kernels (as TensorFlow's onednn_strided_unit_width_wrong_values); elsewhere
         # (AVX2, Arm) this must be right.
         assert (_pytorch_onednn_isa(env) or "").startswith("avx512"), f"wrong under {_pytorch_onednn_isa(env)}"
-        pytest.xfail(f"PyTorch {torch.__version__} (oneDNN {_pytorch_onednn_isa(env)}): channels-last, one-pixel-wide "
-                     f"output, width stride 2 -> wrong by {(got.double() - want).abs().max().item():.3g}")
+        pytest.xfail(
+            f"PyTorch {torch.__version__} (oneDNN {_pytorch_onednn_isa(env)}): channels-last, one-pixel-wide "
+            f"output, width stride 2 -> wrong by {(got.double() - want).abs().max().item():.3g}"
+        )
 
 
 def test_repro_onednn_bfloat16_unit_width(env):
@@ -293,8 +315,10 @@ def test_repro_onednn_bfloat16_unit_width(env):
     if not torch.equal(got.double(), want):
         # Wrong only in oneDNN's AMX kernel (torch_onednn_bfloat16_width_strided_wrong_values); without AMX, right.
         assert (_pytorch_onednn_isa(env) or "").startswith("avx512_core_amx"), f"wrong under {_pytorch_onednn_isa(env)}"
-        pytest.xfail(f"PyTorch {torch.__version__} (oneDNN {_pytorch_onednn_isa(env)}, bfloat16): one-pixel-wide "
-                     f"output, width stride 3 -> {got.flatten().tolist()}")
+        pytest.xfail(
+            f"PyTorch {torch.__version__} (oneDNN {_pytorch_onednn_isa(env)}, bfloat16): one-pixel-wide "
+            f"output, width stride 3 -> {got.flatten().tolist()}"
+        )
 
 
 def test_dtypes_are_those_torch_convolves():

@@ -13,22 +13,27 @@ import itertools
 
 import numpy as np
 import pytest
+from support import ROOT
 
 from harness import backends, ops
-from harness.conv import layouts
-from harness.registry.cases import operand_arrays, parse_case
-from harness.registry.loader import computing_cases, load_file
-from harness.registry.divergences import parse_divergence
-from harness.tf.environment import Environment
-from harness.conv.dtypes import dtype_of
 from harness.check.runner import run_backend
+from harness.conv import layouts
+from harness.conv.dtypes import dtype_of
 from harness.conv.tolerance import bound_for, compare
+from harness.registry.cases import operand_arrays, parse_case
+from harness.registry.divergences import parse_divergence
+from harness.registry.loader import computing_cases, load_file
+from harness.tf.environment import Environment
 
-from support import ROOT
-FILES = [ROOT / "cases" / "seeds.yaml", ROOT / "cases" / "examples.yaml", *sorted((ROOT / "cases" / "sweeps").glob("*.yaml"))]
+FILES = [
+    ROOT / "cases" / "seeds.yaml",
+    ROOT / "cases" / "examples.yaml",
+    *sorted((ROOT / "cases" / "sweeps").glob("*.yaml")),
+]
 
 
 # --- a tf-convention backend in other conventions: NCHW data, OIHW filters, convolution kernels ----------------
+
 
 def _nchw_convolution_backend() -> backends.Backend:
     """The reference, called the way a PyTorch-minded user's kernels would be: each function receives NCHW data
@@ -46,6 +51,7 @@ def _nchw_convolution_backend() -> backends.Backend:
                     a = layouts.convert(layouts.rotate_180(a, filter_layouts[o.name]), filter_layouts[o.name], o.layout)
                 arrays.append(a)
             return getattr(reference, op)(*arrays, **attrs)
+
         return fn
 
     def backend_layout(op, operand):
@@ -53,13 +59,23 @@ def _nchw_convolution_backend() -> backends.Backend:
         spatial = layouts.spatial(operand.layout)
         return "".join(reversed([c for c in operand.layout if c not in spatial])) + spatial
 
-    table = {f"{op}.{o.name}": backend_layout(op, o) for op, spec in ops.OPS.items() for o in spec.operands
-             if o.kind == "filter"}
-    return backends.Backend("nchw-convolution", {op: wrap(op) for op in ops.OPS if op != "atrous_conv2d"},
-                            data_format="NCHW", filter_layouts=table, orientation="convolution")
+    table = {
+        f"{op}.{o.name}": backend_layout(op, o)
+        for op, spec in ops.OPS.items()
+        for o in spec.operands
+        if o.kind == "filter"
+    }
+    return backends.Backend(
+        "nchw-convolution",
+        {op: wrap(op) for op in ops.OPS if op != "atrous_conv2d"},
+        data_format="NCHW",
+        filter_layouts=table,
+        orientation="convolution",
+    )
 
 
 # --- an explicit-convention backend, from the definitions ---------------------------------------------------
+
 
 def _explicit_conv(x_nchw, w_oihw, *, strides, dilations, pads, groups):
     """out[n, o, p] = sum over i in o's group and taps t of x_padded[n, i, p * s + t * d] * w[o, i, t]."""
@@ -73,7 +89,9 @@ def _explicit_conv(x_nchw, w_oihw, *, strides, dilations, pads, groups):
     for o in range(o_total):
         g = o // per_group
         for taps in itertools.product(*(range(k) for k in kernel)):
-            window = tuple(slice(t * d, t * d + (m - 1) * s + 1, s) for t, d, s, m in zip(taps, dilations, strides, out_sizes))
+            window = tuple(
+                slice(t * d, t * d + (m - 1) * s + 1, s) for t, d, s, m in zip(taps, dilations, strides, out_sizes)
+            )
             patch = x[(slice(None), slice(g * i_per_group, (g + 1) * i_per_group), *window)]
             out[:, o] += np.tensordot(w_oihw[(o, slice(None), *taps)].astype(np.float64), patch, axes=(0, 1))
     return out.astype(x_nchw.dtype)
@@ -91,15 +109,22 @@ def _explicit_conv_transpose(x_nchw, w_iohw, *, strides, dilations, pads, output
         for taps in itertools.product(*(range(k) for k in kernel)):
             at = tuple(p * s + t * d for p, s, t, d in zip(pos, strides, taps, dilations))
             out[(slice(None), slice(None), *at)] += np.einsum(
-                "ni,io->no", x_nchw[(slice(None), slice(None), *pos)].astype(np.float64),
-                w_iohw[(slice(None), slice(None), *taps)].astype(np.float64))
+                "ni,io->no",
+                x_nchw[(slice(None), slice(None), *pos)].astype(np.float64),
+                w_iohw[(slice(None), slice(None), *taps)].astype(np.float64),
+            )
     cut = tuple(slice(before, before + size) for (before, _), size in zip(pads, output_size))
     return out[(slice(None), slice(None), *cut)].astype(x_nchw.dtype)
 
 
 def _explicit_backend() -> backends.Backend:
-    return backends.explicit_backend("explicit-numpy", _explicit_conv, _explicit_conv_transpose, data_format="NCHW",
-                                     filter_layouts={"conv": "OIHW", "transposed": "IOHW"})
+    return backends.explicit_backend(
+        "explicit-numpy",
+        _explicit_conv,
+        _explicit_conv_transpose,
+        data_format="NCHW",
+        filter_layouts={"conv": "OIHW", "transposed": "IOHW"},
+    )
 
 
 def _disagreements(backend: backends.Backend, dtypes=("float64",)) -> list[str]:
@@ -117,7 +142,9 @@ def _disagreements(backend: backends.Backend, dtypes=("float64",)) -> list[str]:
                 got = backends.run(backend, case.op, arrays, attrs, dtype)
             except backends.NotCovered:
                 continue
-            result = compare(backend.name, got, "reference", want, bound_for(spec.reference, arrays, attrs, dtype_of(dtype)))
+            result = compare(
+                backend.name, got, "reference", want, bound_for(spec.reference, arrays, attrs, dtype_of(dtype))
+            )
             if not result.ok:
                 failures.append(f"{case.id}[{dtype}]: {result.line()}")
     return failures
@@ -150,12 +177,18 @@ def test_depthwise_as_grouped_orders_channels_c_major():
 
 def test_convert_axis_list_reorders_full_rank_attributes():
     assert layouts.convert_axis_list([1, 2, 3, 1], "NHWC", "NCHW") == [1, 1, 2, 3]
-    assert layouts.convert_axis_list([[0, 0], [1, 2], [3, 4], [0, 0]], "NHWC", "NCHW") == [[0, 0], [0, 0], [1, 2], [3, 4]]
+    assert layouts.convert_axis_list([[0, 0], [1, 2], [3, 4], [0, 0]], "NHWC", "NCHW") == [
+        [0, 0],
+        [0, 0],
+        [1, 2],
+        [3, 4],
+    ]
     with pytest.raises(ValueError):
         layouts.convert_axis_list([1, 2, 3], "NHWC", "NCHW")
 
 
 # --- run_backend: statuses ----------------------------------------------------------------------------------
+
 
 def _case(name: str, file: str = "seeds.yaml"):
     return next(c for c in load_file(ROOT / "cases" / file, ROOT) if c.name == name)
@@ -163,11 +196,18 @@ def _case(name: str, file: str = "seeds.yaml"):
 
 def _symmetric_same(backend: backends.Backend) -> backends.Backend:
     """A classic porting bug: SAME padding split evenly, with the odd pixel before instead of after."""
+
     def conv(x, w, *, strides, dilations, pads, groups):
         pads = tuple((after, before) for before, after in pads)
         return _explicit_conv(x, w, strides=strides, dilations=dilations, pads=pads, groups=groups)
-    return backends.Backend("odd-pixel-first", {"conv2d": conv}, convention="explicit", data_format="NCHW",
-                            filter_layouts={"conv2d": "OIHW"})
+
+    return backends.Backend(
+        "odd-pixel-first",
+        {"conv2d": conv},
+        convention="explicit",
+        data_format="NCHW",
+        filter_layouts={"conv2d": "OIHW"},
+    )
 
 
 @pytest.mark.tensorflow
@@ -183,16 +223,36 @@ def test_run_backend_statuses():
 
     # 6 pixels, 3-tap kernel, stride 2, SAME: 3 outputs, total padding (3-1)*2 + 3 - 6 = 1, which TensorFlow puts
     # after (bottom / right); the buggy backend puts it before
-    case = parse_case("t.yaml", {"name": "odd_total_padding", "op": "conv2d", "attrs": {"strides": 2, "padding": "SAME"},
-                                 "inputs": {"input": {"layout": "HW", "generate": {"dist": "integers", "shape": [6, 6]}},
-                                            "filters": {"layout": "HW", "generate": {"dist": "integers", "shape": [3, 3]}}}},
-                      0)
+    case = parse_case(
+        "t.yaml",
+        {
+            "name": "odd_total_padding",
+            "op": "conv2d",
+            "attrs": {"strides": 2, "padding": "SAME"},
+            "inputs": {
+                "input": {"layout": "HW", "generate": {"dist": "integers", "shape": [6, 6]}},
+                "filters": {"layout": "HW", "generate": {"dist": "integers", "shape": [3, 3]}},
+            },
+        },
+        0,
+    )
     bad = run_backend(case, "float64", _symmetric_same(good), (), env)
     assert bad.status == "failed" and bad.errors[0].startswith("odd-pixel-first wrong_values"), bad.report()
-    entry = parse_divergence("t.yaml", {
-        "id": "odd_pixel_first", "backend": "odd-pixel-first", "kind": "wrong_result", "summary": "s",
-        "when": {"op": "conv2d", "padding": "SAME"}, "tensorflow_versions": ">=0", "tensorflow_does": ["wrong_values"],
-        "evidence": "e", "repro": "r"}, 0)
+    entry = parse_divergence(
+        "t.yaml",
+        {
+            "id": "odd_pixel_first",
+            "backend": "odd-pixel-first",
+            "kind": "wrong_result",
+            "summary": "s",
+            "when": {"op": "conv2d", "padding": "SAME"},
+            "tensorflow_versions": ">=0",
+            "tensorflow_does": ["wrong_values"],
+            "evidence": "e",
+            "repro": "r",
+        },
+        0,
+    )
     assert run_backend(case, "float64", _symmetric_same(good), (entry,), env).status == "xfailed"
     # the same entry does not excuse TensorFlow, nor another backend
     assert run_backend(case, "float64", good, (entry,), env).status == "passed"

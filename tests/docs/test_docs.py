@@ -17,7 +17,6 @@ import sys
 import numpy as np
 import pytest
 import yaml
-
 from support import ROOT
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -98,8 +97,13 @@ def test_the_read_only_commands_shown_run():
     shown = [(name, rest) for name, rest in dict.fromkeys(_harness_commands()) if name in ("list", "new", "backends")]
     assert {name for name, _ in shown} == {"list", "new", "backends"}
     for name, rest in shown:
-        proc = subprocess.run([sys.executable, "-m", "harness", name, *shlex.split(rest)], cwd=ROOT,
-                              capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(
+            [sys.executable, "-m", "harness", name, *shlex.split(rest)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert proc.returncode == 0 and proc.stdout, (name, rest, proc.stderr[-2000:])
 
 
@@ -111,8 +115,9 @@ def test_the_machine_examples_run(tmp_path):
         if "AVX" in rest and platform.machine() not in ("x86_64", "AMD64"):
             continue  # an x86 cap
         args = rest.replace("tests/machines/mine.json", str(tmp_path / "mine.json")).split()
-        proc = subprocess.run([sys.executable, "-m", "harness", "machine", *args], cwd=ROOT, capture_output=True,
-                              text=True, timeout=300)
+        proc = subprocess.run(
+            [sys.executable, "-m", "harness", "machine", *args], cwd=ROOT, capture_output=True, text=True, timeout=300
+        )
         assert proc.returncode == 0 and proc.stdout, (rest, proc.stdout[-2000:], proc.stderr[-2000:])
         if "--record" in rest:
             recorded = json.loads((tmp_path / "mine.json").read_text())
@@ -120,8 +125,9 @@ def test_the_machine_examples_run(tmp_path):
 
 
 def test_the_generated_pages_are_what_their_data_gives():
-    proc = subprocess.run([sys.executable, "-m", "docs.generate", "--check"], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "docs.generate", "--check"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
 
 
@@ -137,8 +143,14 @@ def test_every_op_and_divergence_has_its_section():
 def test_the_site_builds_in_strict_mode(tmp_path):
     mkdocs = ROOT / ".venv" / "bin" / "mkdocs"
     command = [str(mkdocs)] if mkdocs.exists() else [sys.executable, "-m", "mkdocs"]
-    proc = subprocess.run([*command, "build", "--strict", "--site-dir", str(tmp_path / "site")], env=QUIET,
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [*command, "build", "--strict", "--site-dir", str(tmp_path / "site")],
+        env=QUIET,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert (tmp_path / "site" / "reference" / "ops" / "index.html").is_file()
 
@@ -154,8 +166,14 @@ def test_a_broken_link_fails_the_strict_build(tmp_path):
     page.write_text(page.read_text(encoding="utf-8") + "\n[gone](no-such-page.md)\n", encoding="utf-8")
     mkdocs = ROOT / ".venv" / "bin" / "mkdocs"
     command = [str(mkdocs)] if mkdocs.exists() else [sys.executable, "-m", "mkdocs"]
-    proc = subprocess.run([*command, "build", "--strict", "--site-dir", str(tmp_path / "site")], env=QUIET,
-                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [*command, "build", "--strict", "--site-dir", str(tmp_path / "site")],
+        env=QUIET,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode != 0 and "no-such-page.md" in proc.stdout + proc.stderr
 
 

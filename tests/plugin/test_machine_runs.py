@@ -8,25 +8,43 @@ import subprocess
 import sys
 
 import pytest
+from support import ROOT
 
 from harness.tf import machine
 
 pytest_plugins = ["pytester"]
-from support import ROOT
+
 BELOW = machine.caps_below(machine.read_cpu())
 
 
 def harness(*args, env=None, timeout=600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "harness", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
 
 
 @pytest.mark.tensorflow
 @pytest.mark.skipif("AVX2" not in BELOW, reason="this CPU's own level is not above AVX2")
 def test_a_run_under_a_cap_records_the_cap_and_the_isa_onednn_used_and_is_green(tmp_path):
     # the items whose verdicts the cap changes: the AVX-512 one-pixel-wide bug, and bfloat16 below AVX-512
-    proc = harness("verify", "cases/known_divergences.yaml", "--onednn-isa", "avx2", "-n", "0", "--reports",
-                   str(tmp_path), "--", "-k", "conv2d_strided_unit_width or conv2d_bfloat16_padding_only_row")
+    proc = harness(
+        "verify",
+        "cases/known_divergences.yaml",
+        "--onednn-isa",
+        "avx2",
+        "-n",
+        "0",
+        "--reports",
+        str(tmp_path),
+        "--",
+        "-k",
+        "conv2d_strided_unit_width or conv2d_bfloat16_padding_only_row",
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     run = json.loads((tmp_path / "results.json").read_text())
     env = run["environment"]
@@ -44,9 +62,23 @@ def test_a_bad_cap_is_one_line_and_nothing_starts(tmp_path):
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.startswith("harness: error: --onednn-isa AVX3: not a oneDNN ISA on ")
     assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "r").exists()
-    proc = subprocess.run([sys.executable, "-m", "pytest", "cases/seeds.yaml", "-p", "no:cacheprovider", "--reports",
-                           str(tmp_path / "p")], cwd=ROOT, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX3"})
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "cases/seeds.yaml",
+            "-p",
+            "no:cacheprovider",
+            "--reports",
+            str(tmp_path / "p"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX3"},
+    )
     assert proc.returncode == 4  # pytest's usage error
     assert "ERROR: ONEDNN_MAX_CPU_ISA='AVX3': not a oneDNN ISA on" in proc.stderr
     assert not (tmp_path / "p").exists()
@@ -74,18 +106,24 @@ def test_a_probe_that_fails_is_recorded_and_the_run_is_not_green(pytester, tmp_p
     pytester.makeconftest(
         "import harness.tf.environment as environment\n"
         "environment.measure = lambda: environment.Probe(error='simulated: the probe process died (SIGKILL)')\n"
-        'pytest_plugins = ["harness.pytest_plugin"]\n')
+        'pytest_plugins = ["harness.pytest_plugin"]\n'
+    )
     pytester.mkdir("cases")
-    (pytester.path / "cases" / "good.yaml").write_text(GOOD_CASE, encoding="utf-8")  # tests/plugin/test_plugin.py's case
+    (pytester.path / "cases" / "good.yaml").write_text(
+        GOOD_CASE, encoding="utf-8"
+    )  # tests/plugin/test_plugin.py's case
     reports = tmp_path / "reports"
     monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))  # an empty cache: the (failing) probe runs
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q", "--reports", str(reports))
     assert result.ret == 1, result.stdout.str()
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["*kernel paths: not measured (simulated: the probe process died (SIGKILL))*",
-                                 "*TensorFlow's kernel paths are not all known (simulated: *): the run fails*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*kernel paths: not measured (simulated: the probe process died (SIGKILL))*",
+            "*TensorFlow's kernel paths are not all known (simulated: *): the run fails*",
+        ]
+    )
     run = json.loads((reports / "results.json").read_text())
     assert run["environment"]["probe"]["error"].startswith("simulated")
     summary = (reports / "summary.md").read_text()
     assert "FAIL" in summary.splitlines()[0] and "TensorFlow's kernel paths were not measured: simulated" in summary
-

@@ -15,10 +15,10 @@ import sys
 
 import pytest
 import yaml
-
-from harness.tf import versions
 from support import ROOT
 from test_report_browser import chromium, console_lines, dump, run_chromium  # noqa: F401 (a fixture)
+
+from harness.tf import versions
 
 ENTRY = "depthwise_strided_dilated"
 REPRO = "depthwise_strided_dilated_6x7"
@@ -32,9 +32,12 @@ def _project(root):
         "pytest.ini": "[pytest]\n",
         "conftest.py": 'pytest_plugins = ["harness.pytest_plugin"]\n',
         "cases/seeds.yaml": yaml.safe_dump({"cases": [{**seeds["conv2d_same_2x5x5"], "dtypes": ["float32"]}]}),
-        "cases/known_divergences.yaml": yaml.safe_dump({
-            "divergences": [d for d in registry["divergences"] if d["id"] == ENTRY],
-            "cases": [{**c, "dtypes": ["float32"]} for c in registry["cases"] if c["name"] == REPRO]}),
+        "cases/known_divergences.yaml": yaml.safe_dump(
+            {
+                "divergences": [d for d in registry["divergences"] if d["id"] == ENTRY],
+                "cases": [{**c, "dtypes": ["float32"]} for c in registry["cases"] if c["name"] == REPRO],
+            }
+        ),
     }
     for name, text in files.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
@@ -42,8 +45,9 @@ def _project(root):
 
 
 def _matrix(project, *args):
-    return subprocess.run([sys.executable, "-m", "harness", "matrix", *args], cwd=project, capture_output=True,
-                          text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "harness", "matrix", *args], cwd=project, capture_output=True, text=True, timeout=600
+    )
 
 
 @pytest.fixture(scope="module")
@@ -63,13 +67,18 @@ def test_the_matrix_runs_records_failures_and_resumes(matrix_run):
     assert re.search(r"matrix: 4 combinations \(installed, /nonexistent/bin/python × oneDNN on, off\)", out)
     assert all(f"[{i}/4]" in out for i in range(1, 5)) and re.search(r"matrix: 4 combinations in \d+ s", out)
     assert re.search(r"\[1/4\] tfinstalled-onednn-on: ran, TensorFlow [\d.]+: \d+ passed, 1 xfailed \(\d+ s\)", out)
-    assert "tfnonexistent_bin_python-onednn-on: install failed; --tensorflow /nonexistent/bin/python: no such " \
-           "interpreter" in out
+    assert (
+        "tfnonexistent_bin_python-onednn-on: install failed; --tensorflow /nonexistent/bin/python: no such "
+        "interpreter" in out
+    )
     built = json.loads((project / "m" / "atlas.json").read_text())
     states = {c["key"]: c["state"] for c in built["columns"]}
-    assert states == {"tfinstalled-onednn-on": "ran", "tfinstalled-onednn-off": "ran",
-                      "tfnonexistent_bin_python-onednn-on": "install failed",
-                      "tfnonexistent_bin_python-onednn-off": "install failed"}
+    assert states == {
+        "tfinstalled-onednn-on": "ran",
+        "tfinstalled-onednn-off": "ran",
+        "tfnonexistent_bin_python-onednn-on": "install failed",
+        "tfnonexistent_bin_python-onednn-off": "install failed",
+    }
     installed = versions.installed(sys.executable)["tensorflow"]
     assert {c["spec"] for c in built["columns"] if c["state"] == "ran"} == {installed}
     (entry,) = built["divergences"]
@@ -87,16 +96,18 @@ def test_the_matrix_runs_records_failures_and_resumes(matrix_run):
 
 def test_bad_matrix_input_is_one_line(tmp_path):
     _project(tmp_path)
-    for args, message in ((["--versions", "2.x"], "TensorFlow version '2.x': expected MAJOR.MINOR"),
-                          (["--versions", "installed", "--onednn", "2"], "oneDNN mode '2': expected 1 (on) or 0"),
-                          (["--suggest", "--out", "nowhere"], "nowhere/atlas.json: cannot read the atlas")):
+    for args, message in (
+        (["--versions", "2.x"], "TensorFlow version '2.x': expected MAJOR.MINOR"),
+        (["--versions", "installed", "--onednn", "2"], "oneDNN mode '2': expected 1 (on) or 0"),
+        (["--suggest", "--out", "nowhere"], "nowhere/atlas.json: cannot read the atlas"),
+    ):
         proc = _matrix(tmp_path, *args)
         assert proc.returncode == 2 and proc.stderr.startswith(f"harness: error: {message}"), proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "reports").exists()
 
 
 @pytest.mark.tensorflow
-def test_the_atlas_in_a_browser(chromium, matrix_run, tmp_path):
+def test_the_atlas_in_a_browser(chromium, matrix_run, tmp_path):  # noqa: F811 (the fixture)
     project, _, _ = matrix_run
     page = project / "m" / "atlas.html"
     result = dump(chromium, tmp_path / "profile", page)

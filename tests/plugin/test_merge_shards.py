@@ -9,11 +9,10 @@ import subprocess
 import sys
 
 import pytest
+from support import ROOT
 
 from harness import cli
 from harness.reports import report, results
-
-from support import ROOT
 
 
 @pytest.mark.tensorflow
@@ -24,10 +23,27 @@ def test_two_real_shares_merge_to_the_whole_run(tmp_path, capsys):
     (project / "pytest.ini").write_text("[pytest]\n")
     (project / "conftest.py").write_text('pytest_plugins = ["harness.pytest_plugin"]\n')
     runs = {"whole": [], "share1": ["--shard", "1/2"], "share2": ["--shard", "2/2"]}
-    procs = {name: subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "cases",
-                                     "--reports", str(tmp_path / name), *extra], cwd=project,
-                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-             for name, extra in runs.items()}
+    procs = {
+        name: subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "cases",
+                "--reports",
+                str(tmp_path / name),
+                *extra,
+            ],
+            cwd=project,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for name, extra in runs.items()
+    }
     for name, proc in procs.items():
         out, _ = proc.communicate(timeout=300)
         assert (tmp_path / name / results.RESULTS_JSON).is_file(), out[-3000:]
@@ -39,8 +55,9 @@ def test_two_real_shares_merge_to_the_whole_run(tmp_path, capsys):
     shares = [results.load(tmp_path / name) for name in ("share1", "share2")]
     assert [s.run["shard"] for s in shares] == ["1/2", "2/2"] and all(s.records for s in shares)
     assert merged.counts() == whole.counts() and report.tally(merged) == report.tally(whole)
-    assert sorted((r["id"], r["status"]) for r in merged.records) == sorted((r["id"], r["status"])
-                                                                            for r in whole.records)
+    assert sorted((r["id"], r["status"]) for r in merged.records) == sorted(
+        (r["id"], r["status"]) for r in whole.records
+    )
     assert merged.run["registry"] == whole.run["registry"] and merged.run["shard"] is None
     assert merged.run["merge"]["overlap"] == [] and merged.run["merge"]["stale_check"] == "ran"
     assert merged.run["stale_divergences"] == whole.run["stale_divergences"] == []

@@ -20,7 +20,10 @@ def cross_correlate_valid(x_hw, w_hw):
     """out[i][j] = sum over (a, b) of x[i + a][j + b] * w[a][b]: no kernel flip, no padding, stride 1."""
     kh, kw = len(w_hw), len(w_hw[0])
     out_h, out_w = len(x_hw) - kh + 1, len(x_hw[0]) - kw + 1
-    return [[sum(x_hw[i + a][j + b] * w_hw[a][b] for a in range(kh) for b in range(kw)) for j in range(out_w)] for i in range(out_h)]
+    return [
+        [sum(x_hw[i + a][j + b] * w_hw[a][b] for a in range(kh) for b in range(kw)) for j in range(out_w)]
+        for i in range(out_h)
+    ]
 
 
 def test_hand_computed_expected_value():
@@ -63,7 +66,9 @@ def make_project(pytester):
     cases = pytester.mkdir("cases")
     (cases / "good.yaml").write_text("cases:\n" + conv2d_case_yaml("my_case", expected) + BAD_OP_YAML, encoding="utf-8")
     (cases / "wrong.yaml").write_text("cases:\n" + conv2d_case_yaml("wrong_expected", wrong), encoding="utf-8")
-    (cases / "broken.yaml").write_text("cases:\n  - name: unclosed\n    attrs: {strides: 1, padding: VALID\n", encoding="utf-8")
+    (cases / "broken.yaml").write_text(
+        "cases:\n  - name: unclosed\n    attrs: {strides: 1, padding: VALID\n", encoding="utf-8"
+    )
 
 
 @pytest.mark.tensorflow
@@ -158,11 +163,18 @@ def test_stale_divergences_fail_the_run_per_case_and_per_entry(pytester):
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q", "-rA", "--junitxml=junit.xml")
     assert result.ret == 1
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines([
-        "*known divergences that no longer occur*",
-        "never_happens_per_entry: every matching case agreed with the reference; update cases/known_divergences.yaml"])
-    result.stdout.fnmatch_lines(["PASSED cases/known_divergences.yaml::repro[[]float32[]]",
-                                 "FAILED cases/known_divergences.yaml::repro[[]float64[]]*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*known divergences that no longer occur*",
+            "never_happens_per_entry: every matching case agreed with the reference; update cases/known_divergences.yaml",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "PASSED cases/known_divergences.yaml::repro[[]float32[]]",
+            "FAILED cases/known_divergences.yaml::repro[[]float64[]]*",
+        ]
+    )
     assert "known divergence 'never_happens_per_case' did not occur: TensorFlow now agrees" in result.stdout.str()
     junit = (pytester.path / "junit.xml").read_text()
     assert '<property name="op" value="conv2d" />' in junit and '<property name="status" value="failed" />' in junit

@@ -24,10 +24,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from support import ROOT as REPO
 
 from harness.reports import report
 
-from support import ROOT as REPO
 SCREENSHOT = REPO / "reports" / "report-screenshot.png"
 WINDOW = (1280, 2000)
 BROWSER_TIMEOUT = 60
@@ -38,6 +38,7 @@ WRONG_CASE = "conv2d_same_2x5x5_wrong_expected"
 
 
 # --- the browser ------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def chromium() -> str:
@@ -53,9 +54,19 @@ def chromium() -> str:
 
 def run_chromium(binary: str, profile: Path, *args: str) -> subprocess.CompletedProcess:
     """Headless Chromium with its own profile directory, killed after BROWSER_TIMEOUT seconds."""
-    command = [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars",
-               "--no-first-run", "--no-default-browser-check", f"--user-data-dir={profile}",
-               f"--window-size={WINDOW[0]},{WINDOW[1]}", *args]
+    command = [
+        binary,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--hide-scrollbars",
+        "--no-first-run",
+        "--no-default-browser-check",
+        f"--user-data-dir={profile}",
+        f"--window-size={WINDOW[0]},{WINDOW[1]}",
+        *args,
+    ]
     return subprocess.run(command, capture_output=True, text=True, timeout=BROWSER_TIMEOUT)
 
 
@@ -66,11 +77,13 @@ def console_lines(stderr: str) -> list[str]:
 
 def dump(binary: str, profile: Path, page: Path) -> subprocess.CompletedProcess:
     """The DOM after the page's scripts ran, on stdout, with the console logged to stderr."""
-    return run_chromium(binary, profile, "--enable-logging=stderr", "--v=0", "--virtual-time-budget=2000",
-                        "--dump-dom", page.as_uri())
+    return run_chromium(
+        binary, profile, "--enable-logging=stderr", "--v=0", "--virtual-time-budget=2000", "--dump-dom", page.as_uri()
+    )
 
 
 # --- the project --------------------------------------------------------------------------------------
+
 
 def project_files() -> dict[str, str]:
     """Case files for the throwaway project, taken from the real registry."""
@@ -80,8 +93,12 @@ def project_files() -> dict[str, str]:
     wrong = copy.deepcopy(seeds["conv2d_same_2x5x5"])
     wrong.update(name=WRONG_CASE, dtypes=["float32"], description="the seed fixture with one expected value off by 1")
     wrong["expected"]["value"][0][1][2] += 1
-    malformed = {"name": "bad_op", "op": "conv3d", "attrs": {"strides": 1, "padding": "VALID"},
-                 "inputs": {"input": {"layout": "HW", "value": [[1]]}, "filters": {"layout": "HW", "value": [[1]]}}}
+    malformed = {
+        "name": "bad_op",
+        "op": "conv3d",
+        "attrs": {"strides": 1, "padding": "VALID"},
+        "inputs": {"input": {"layout": "HW", "value": [[1]]}, "filters": {"layout": "HW", "value": [[1]]}},
+    }
     divergences = {
         "divergences": [d for d in registry["divergences"] if d["id"] in DIVERGENCES],
         "cases": [{**c, "dtypes": ["float32"]} for c in registry["cases"] if c["name"] == REPRO_CASE],
@@ -105,9 +122,27 @@ def report_html(chromium, tmp_path_factory) -> Path:
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_text(text, encoding="utf-8")
     out = root / "out"
-    result = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "0", "-q",
-                             "--rootdir", str(root), "--reports", str(out), "cases"],
-                            cwd=root, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-n",
+            "0",
+            "-q",
+            "--rootdir",
+            str(root),
+            "--reports",
+            str(out),
+            "cases",
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 1, result.stdout[-4000:] + result.stderr[-4000:]  # the wrong case fails
     assert f"FAILED cases/wrong.yaml::{WRONG_CASE}[float32]" in result.stdout, result.stdout[-4000:]
     assert (out / "results.json").exists() and (out / "summary.md").exists()
@@ -116,12 +151,16 @@ def report_html(chromium, tmp_path_factory) -> Path:
 
 # --- the tests -------------------------------------------------------------------------------------------
 
+
 def test_the_console_checks_would_catch_an_error(chromium, tmp_path):
     """A control page that throws and logs an error: the DOM records both and the log shows CONSOLE lines."""
     page = tmp_path / "control.html"
-    page.write_text("<!DOCTYPE html><html><head>" + report.ERROR_TRAP + '<meta charset="utf-8">'
-                    '<link rel="icon" href="data:,"></head><body><script>console.error("control error");'
-                    "document.body.dataset.ready = '1'; null.boom;</script></body></html>", encoding="utf-8")
+    page.write_text(
+        "<!DOCTYPE html><html><head>" + report.ERROR_TRAP + '<meta charset="utf-8">'
+        '<link rel="icon" href="data:,"></head><body><script>console.error("control error");'
+        "document.body.dataset.ready = '1'; null.boom;</script></body></html>",
+        encoding="utf-8",
+    )
     result = dump(chromium, tmp_path / "profile", page)
     assert re.search(r'<html[^>]* data-errors="2"', result.stdout), result.stdout[:500]
     assert any("control error" in line for line in console_lines(result.stderr)), result.stderr[-3000:]
@@ -142,8 +181,8 @@ def test_report_in_a_browser(chromium, report_html, tmp_path):
     assert re.search(r'<body[^>]* data-verdict="fail"', dom)
     assert '<div class="big">FAIL</div>' in dom and "1 failed case<" in dom and "1 malformed case<" in dom
     # the coverage matrix, with a row per configuration and a red cell for the wrong case
-    matrix = dom[dom.index('<table id="coverage"'):]
-    matrix = matrix[:matrix.index("</table>")]
+    matrix = dom[dom.index('<table id="coverage"') :]
+    matrix = matrix[: matrix.index("</table>")]
     rows = re.findall(r'<tr data-op="([^"]+)"', matrix)
     assert {"conv2d", "depthwise_conv2d", "conv2d_transpose"} <= set(rows)
     assert 'class="cell red"' in matrix and 'class="cell green"' in matrix and 'class="cell amber"' in matrix

@@ -7,12 +7,18 @@ import subprocess
 import sys
 
 from support import ROOT
+
 FILES = ["cases/seeds.yaml", "cases/examples.yaml", "cases/errors.yaml"]
 
 
 def collected(*extra: str) -> tuple[int, list[str]]:
-    proc = subprocess.run([sys.executable, "-m", "pytest", *FILES, "--collect-only", "-q", "-p", "no:cacheprovider",
-                           *extra], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", *FILES, "--collect-only", "-q", "-p", "no:cacheprovider", *extra],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     return proc.returncode, [line for line in proc.stdout.splitlines() if "::" in line]
 
 

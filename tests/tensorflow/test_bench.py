@@ -14,18 +14,23 @@ import sys
 from pathlib import Path
 
 import pytest
+from support import ROOT
 
 from bench import run as bench
-
-from support import ROOT
 
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     out = tmp_path_factory.mktemp("bench")
     env = {**os.environ, "HARNESS_TF_INTRA_OP_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "bench.run", "--quick", "--out", str(out)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--quick", "--out", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out, proc
 
@@ -66,8 +71,14 @@ def test_bench_json_has_every_shape_with_positive_numbers(quick_run):
 def test_every_target_is_listed_with_its_measured_value(quick_run):
     out, proc = quick_run
     targets = json.loads((out / "bench.json").read_text())["targets"]
-    assert [t["key"] for t in targets] == ["gemm_share_median", "gemm_share_floor", "depthwise_vs_tensorflow",
-                                          "vs_lax_reference", "peak_over_im2col", "memory_only_peak"]
+    assert [t["key"] for t in targets] == [
+        "gemm_share_median",
+        "gemm_share_floor",
+        "depthwise_vs_tensorflow",
+        "vs_lax_reference",
+        "peak_over_im2col",
+        "memory_only_peak",
+    ]
     for t in targets:
         assert t["status"] in ("MET", "MISSED", "n/a"), t
         assert t["status"] == "n/a" or positive(t["measured"]), t
@@ -87,15 +98,20 @@ def test_bench_png_is_a_png(quick_run):
 CONV = bench.Bench("t", "conv2d", (2, 9, 9, 5), (3, 3, 5, 7), stride=2)
 # (1, 16, 16, 256) -> (1, 32, 32, 128), filter [3, 3, 128, 256], stride 2: the forward conv2d maps 32 x 32 x 128 to
 # 16 x 16 x 256, so K = 3*3*128 = 1152 rows, M = 1*16*16 = 256 columns.
-TRANSPOSE = bench.Bench("t", "conv2d_transpose", (1, 16, 16, 256), (3, 3, 128, 256), stride=2, out_nhwc=(1, 32, 32, 128))
+TRANSPOSE = bench.Bench(
+    "t", "conv2d_transpose", (1, 16, 16, 256), (3, 3, 128, 256), stride=2, out_nhwc=(1, 32, 32, 128)
+)
 DEPTHWISE = bench.Bench("t", "depthwise_conv2d", (1, 56, 56, 144), (3, 3, 144, 2), stride=2)  # out 28 x 28 x 288
 
 
-@pytest.mark.parametrize("b, flops, im2col", [
-    (CONV, 2 * 2 * 5 * 5 * 3 * 3 * 5 * 7, 45 * 50 * 8),
-    (TRANSPOSE, 2 * 1 * 16 * 16 * 3 * 3 * 256 * 128, 1152 * 256 * 8),
-    (DEPTHWISE, 2 * 1 * 28 * 28 * 3 * 3 * 144 * 2, 3 * 3 * 144 * 28 * 28 * 8),
-])
+@pytest.mark.parametrize(
+    "b, flops, im2col",
+    [
+        (CONV, 2 * 2 * 5 * 5 * 3 * 3 * 5 * 7, 45 * 50 * 8),
+        (TRANSPOSE, 2 * 1 * 16 * 16 * 3 * 3 * 256 * 128, 1152 * 256 * 8),
+        (DEPTHWISE, 2 * 1 * 28 * 28 * 3 * 3 * 144 * 2, 3 * 3 * 144 * 28 * 28 * 8),
+    ],
+)
 def test_flop_and_im2col_counts_by_hand(b, flops, im2col):
     assert bench.flops(b) == flops
     assert bench.im2col_bytes(b) == im2col

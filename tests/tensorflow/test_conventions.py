@@ -5,22 +5,25 @@ exactly one convention (see harness/check/mutants.py), and the cases listed here
 ones whose printed values depend on it. Runs TensorFlow (through the runner).
 """
 
-
 import pytest
+from support import ROOT
 
+from harness.check.mutants import MUTANTS
+from harness.check.runner import run_case
 from harness.registry.cases import Case
 from harness.registry.loader import load_file
-from harness.check.mutants import MUTANTS
 from harness.selftest.mutation import killers
-from harness.check.runner import run_case
 
-from support import ROOT
 SEEDS = [c for c in load_file(ROOT / "cases" / "seeds.yaml", ROOT) if isinstance(c, Case)]
 
 TRANSPOSES = {"transpose_stride2_same", "transpose_stride2_same_printed_nhwc"}
 RANDOM = {"corr2d_valid_printed_random_5x5", "conv1x1_equals_matmul_3x8x8_to_5"}  # the only non-integer fixtures
-ASYMMETRIC_KERNELS = {"atrous_rate2_valid_10x10", "conv2d_same_2x5x5", "corr2d_valid_printed_random_5x5",
-                      "depthwise_same_2x5x5"} | TRANSPOSES  # (the 4x4x2 depthwise kernel is symmetric; 1x1 cannot turn)
+ASYMMETRIC_KERNELS = {
+    "atrous_rate2_valid_10x10",
+    "conv2d_same_2x5x5",
+    "corr2d_valid_printed_random_5x5",
+    "depthwise_same_2x5x5",
+} | TRANSPOSES  # (the 4x4x2 depthwise kernel is symmetric; 1x1 cannot turn)
 EXPECTED_KILLERS = {
     "transpose_no_rotation": TRANSPOSES,
     "kernel_rotated": ASYMMETRIC_KERNELS,

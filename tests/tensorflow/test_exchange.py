@@ -16,14 +16,14 @@ from pathlib import Path
 import ml_dtypes
 import numpy as np
 import pytest
+from support import ROOT
 
 from harness import cli, exchange, ops
 from harness.conv import reference
-from harness.reports import report, results
 from harness.registry.cases import Case, operand_array
 from harness.registry.loader import load_file
+from harness.reports import report, results
 
-from support import ROOT
 SELECTED = [  # (file, case, dtype)
     ("cases/seeds.yaml", "conv2d_same_2x5x5", "float32"),
     ("cases/seeds.yaml", "conv2d_same_2x5x5", "bfloat16"),
@@ -64,6 +64,7 @@ def outside_implementation(directory: Path, e: dict) -> np.ndarray:
 
 # --- export ----------------------------------------------------------------------------------
 
+
 def test_manifest_describes_the_export(exported):
     directory, path = exported
     assert path == directory / "manifest.json"
@@ -72,13 +73,14 @@ def test_manifest_describes_the_export(exported):
     assert m["harness"] and m["tensorflow"] and m["numpy"] == np.__version__ and m["onednn"] in ("0", "1")
     assert m["output_suffix"] == ".out.npy"
     assert [e["id"] for e in m["entries"]] == [f"{f}::{n}[{d}]" for f, n, d in SELECTED[:-1]]
-    assert m["skipped"] == [{"id": "cases/errors.yaml::conv2d_stride_0[float32]",
-                             "reason": "an error contract: no value to compute"}]
+    assert m["skipped"] == [
+        {"id": "cases/errors.yaml::conv2d_stride_0[float32]", "reason": "an error contract: no value to compute"}
+    ]
     names = [e["npz"] for e in m["entries"]] + [e["output"] for e in m["entries"]]
     assert len(set(names)) == len(names)
     for e in m["entries"]:
         assert re.fullmatch(r"[A-Za-z0-9._-]+-[0-9a-f]{8}\.npz", e["npz"]), e["npz"]
-        assert e["output"] == e["npz"][:-len(".npz")] + ".out.npy"
+        assert e["output"] == e["npz"][: -len(".npz")] + ".out.npy"
         assert (directory / e["npz"]).is_file() and not (directory / e["output"]).exists()
 
 
@@ -90,12 +92,20 @@ def test_npz_holds_the_operands_as_the_op_receives_them(exported):
         case = _case(f, n)
         spec = ops.get(case.op)
         with np.load(directory / e["npz"]) as data:
-            assert set(data.files) == {*(o.name for o in spec.operands), "reference", "bound",
-                                       *(["tensorflow"] if e["tensorflow"]["stored"] else [])}
+            assert set(data.files) == {
+                *(o.name for o in spec.operands),
+                "reference",
+                "bound",
+                *(["tensorflow"] if e["tensorflow"]["stored"] else []),
+            }
             for o, described in zip(spec.operands, e["operands"]):
                 want = operand_array(case, o.name, d)
-                assert described == {"name": o.name, "kind": o.kind, "shape": list(want.shape),
-                                     "layout": o.op_layout(e["data_format"])}
+                assert described == {
+                    "name": o.name,
+                    "kind": o.kind,
+                    "shape": list(want.shape),
+                    "layout": o.op_layout(e["data_format"]),
+                }
                 assert data[o.name].dtype == np.dtype(e["stored_dtype"])
                 np.testing.assert_array_equal(data[o.name], want.astype(np.float32) if d == "bfloat16" else want)
             assert list(data["reference"].shape) == e["output_shape"]
@@ -159,6 +169,7 @@ def test_transpose_attrs_are_as_passed_to_tf_nn(exported):
 
 # --- check -----------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def checked(exported, tmp_path_factory):
     """Outputs for every entry but the transpose (missing); the float32 conv2d one deliberately wrong."""
@@ -207,8 +218,9 @@ def test_check_records_have_the_shape_of_results_record(checked):
     missing = next(r for r in records if r["status"] == "skipped")
     assert "was not written" in missing["skip_reason"] and missing["op"] == "conv2d_transpose"
     known = next(r for r in records if r["case"] == "depthwise_strided_dilated_6x7")
-    assert any("known divergence 'depthwise_strided_dilated'" in n and "agrees with the reference" in n
-               for n in known["notes"])
+    assert any(
+        "known divergence 'depthwise_strided_dilated'" in n and "agrees with the reference" in n for n in known["notes"]
+    )
     assert known["applicable_divergences"] == ["depthwise_strided_dilated"]
 
 
@@ -233,34 +245,59 @@ def _recheck(checked, tmp_path, name: str, dtype: str, make) -> dict:
 
 
 def test_a_wrong_dtype_fails_clearly(checked, tmp_path):
-    r = _recheck(checked, tmp_path, "depthwise_valid_4x4x2_multiplier2", "float64",
-                 lambda path, out: np.save(path, out.astype(np.float32)))
+    r = _recheck(
+        checked,
+        tmp_path,
+        "depthwise_valid_4x4x2_multiplier2",
+        "float64",
+        lambda path, out: np.save(path, out.astype(np.float32)),
+    )
     assert r["status"] == "failed"
     assert "has dtype float32; this entry's dtype is float64" in r["errors"][0]
 
 
 def test_a_wrong_shape_fails_clearly(checked, tmp_path):
-    r = _recheck(checked, tmp_path, "depthwise_valid_4x4x2_multiplier2", "float64",
-                 lambda path, out: np.save(path, out[:, :, :1]))
+    r = _recheck(
+        checked,
+        tmp_path,
+        "depthwise_valid_4x4x2_multiplier2",
+        "float64",
+        lambda path, out: np.save(path, out[:, :, :1]),
+    )
     assert r["status"] == "failed"
     assert "has shape [1, 2, 1, 4]; the output is [1, 2, 2, 4] in layout NHWC" in r["errors"][0]
 
 
 def test_an_unreadable_output_fails_clearly(checked, tmp_path):
-    r = _recheck(checked, tmp_path, "depthwise_valid_4x4x2_multiplier2", "float64",
-                 lambda path, out: path.write_bytes(b"not numpy"))
+    r = _recheck(
+        checked,
+        tmp_path,
+        "depthwise_valid_4x4x2_multiplier2",
+        "float64",
+        lambda path, out: path.write_bytes(b"not numpy"),
+    )
     assert r["status"] == "failed" and "cannot read" in r["errors"][0]
 
 
 def test_bfloat16_outputs_as_raw_bits(checked, tmp_path):
-    r = _recheck(checked, tmp_path, "conv2d_same_2x5x5", "bfloat16",
-                 lambda path, out: np.save(path, out.astype(ml_dtypes.bfloat16).view(np.uint16)))
+    r = _recheck(
+        checked,
+        tmp_path,
+        "conv2d_same_2x5x5",
+        "bfloat16",
+        lambda path, out: np.save(path, out.astype(ml_dtypes.bfloat16).view(np.uint16)),
+    )
     assert r["status"] == "passed"
 
 
 def test_big_endian_outputs_are_read(checked, tmp_path):
-    r = _recheck(checked, tmp_path, "depthwise_valid_4x4x2_multiplier2", "float64",
-                 lambda path, out: np.save(path, out.astype(">f8")))
+    r = _recheck(
+        checked,
+        tmp_path,
+        "depthwise_valid_4x4x2_multiplier2",
+        "float64",
+        lambda path, out: np.save(path, out.astype(">f8")),
+    )
     assert r["status"] == "passed"
 
 
@@ -276,9 +313,11 @@ def test_outside_output_matching_tensorflow_where_it_is_known_wrong_passes_with_
 
 # --- the command-line entry points --------------------------------------------------------
 
+
 def export_args(directory, files=(), op=(), dtype=(), tag=()):
-    return argparse.Namespace(directory=str(directory), files=list(files), op=list(op), dtype=list(dtype),
-                              tag=list(tag), onednn=None)
+    return argparse.Namespace(
+        directory=str(directory), files=list(files), op=list(op), dtype=list(dtype), tag=list(tag), onednn=None
+    )
 
 
 def test_cmd_export_and_cmd_check_npz(tmp_path, monkeypatch, capsys):
@@ -288,8 +327,11 @@ def test_cmd_export_and_cmd_check_npz(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert code == 0 and "wrote 3 entries" in out and "check-npz" in out
     m = manifest_of(directory)
-    assert {e["case"] for e in m["entries"]} == {"conv2d_same_2x5x5", "corr2d_valid_printed_random_5x5",
-                                                 "conv1x1_equals_matmul_3x8x8_to_5"}
+    assert {e["case"] for e in m["entries"]} == {
+        "conv2d_same_2x5x5",
+        "corr2d_valid_printed_random_5x5",
+        "conv1x1_equals_matmul_3x8x8_to_5",
+    }
     for e in m["entries"][:2]:
         np.save(directory / e["output"], outside_implementation(directory, e))
     code = cli.cmd_check_npz(argparse.Namespace(directory=str(directory), reports=None))
@@ -300,8 +342,10 @@ def test_cmd_export_and_cmd_check_npz(tmp_path, monkeypatch, capsys):
 
     # Exporting again replaces the earlier export: its outputs are removed, other files stay.
     (directory / "notes.txt").write_text("mine")
-    assert cli.cmd_export(export_args(directory, ["cases/seeds.yaml"], op=["conv2d"], dtype=["float32"],
-                                           tag=["seed"])) == 0
+    assert (
+        cli.cmd_export(export_args(directory, ["cases/seeds.yaml"], op=["conv2d"], dtype=["float32"], tag=["seed"]))
+        == 0
+    )
     capsys.readouterr()
     assert not list(directory.glob("*.out.npy")) and (directory / "notes.txt").read_text() == "mine"
     code = cli.cmd_check_npz(argparse.Namespace(directory=str(directory), reports=str(tmp_path / "r")))
@@ -317,31 +361,49 @@ def test_the_round_trip_in_the_example_readme(tmp_path, monkeypatch):
     monkeypatch.setattr("sys.path", list(__import__("sys").path))
     directory = tmp_path / "exchange"
     cases = [c for c in load_file(ROOT / "cases" / "sweeps" / "conv2d.yaml", ROOT) if isinstance(c, Case)]
-    picked = ([c for c in cases if "b2_5x8" in c.name and "NHWC" in c.name][:3]
-              + [c for c in cases if "b2_5x8" in c.name and "NCHW" in c.name][:3]
-              + [_case("cases/seeds.yaml", "conv2d_same_2x5x5")])
-    explicit = [c for c in load_file(ROOT / "cases" / "sweeps" / "conv2d_pairwise.yaml", ROOT)
-                if isinstance(c, Case) and not isinstance(c.attrs.get("padding"), str)][:2]
+    picked = (
+        [c for c in cases if "b2_5x8" in c.name and "NHWC" in c.name][:3]
+        + [c for c in cases if "b2_5x8" in c.name and "NCHW" in c.name][:3]
+        + [_case("cases/seeds.yaml", "conv2d_same_2x5x5")]
+    )
+    explicit = [
+        c
+        for c in load_file(ROOT / "cases" / "sweeps" / "conv2d_pairwise.yaml", ROOT)
+        if isinstance(c, Case) and not isinstance(c.attrs.get("padding"), str)
+    ][:2]
     picked += explicit
     assert explicit and {ops.get(c.op).data_format(c.attrs) for c in picked} == {"NHWC", "NCHW"}
     exchange.export([(c, "float32") for c in picked] + [(picked[-1], "float64")], directory, root=ROOT)
-    assert "Path(\"exchange\")" in snippet
+    assert 'Path("exchange")' in snippet
     exec(snippet.replace('Path("exchange")', f"Path({str(directory)!r})"), {"__name__": "outside"})
     records = exchange.check(directory)
     assert [r["status"] for r in records] == ["passed"] * len(records), [
-        (r["id"], r["errors"]) for r in records if r["status"] != "passed"]
+        (r["id"], r["errors"]) for r in records if r["status"] != "passed"
+    ]
 
 
-@pytest.mark.parametrize("setup, message", [
-    (lambda d: None, "no such directory"),
-    (lambda d: d.mkdir(), "no manifest"),
-    (lambda d: (d.mkdir(), (d / "manifest.json").write_text("{not json")), "not a readable JSON manifest"),
-    (lambda d: (d.mkdir(), (d / "manifest.json").write_text('{"format": "other"}')), "not a tf-conv-harness-npz"),
-    (lambda d: (d.mkdir(), (d / "manifest.json").write_text('{"format": "tf-conv-harness-npz", "version": 9}')),
-     "format version 9"),
-    (lambda d: (d.mkdir(), (d / "manifest.json").write_text(
-        '{"format": "tf-conv-harness-npz", "version": 1, "entries": [{"id": "x"}]}')), "entries[0]: missing field"),
-])
+@pytest.mark.parametrize(
+    "setup, message",
+    [
+        (lambda d: None, "no such directory"),
+        (lambda d: d.mkdir(), "no manifest"),
+        (lambda d: (d.mkdir(), (d / "manifest.json").write_text("{not json")), "not a readable JSON manifest"),
+        (lambda d: (d.mkdir(), (d / "manifest.json").write_text('{"format": "other"}')), "not a tf-conv-harness-npz"),
+        (
+            lambda d: (d.mkdir(), (d / "manifest.json").write_text('{"format": "tf-conv-harness-npz", "version": 9}')),
+            "format version 9",
+        ),
+        (
+            lambda d: (
+                d.mkdir(),
+                (d / "manifest.json").write_text(
+                    '{"format": "tf-conv-harness-npz", "version": 1, "entries": [{"id": "x"}]}'
+                ),
+            ),
+            "entries[0]: missing field",
+        ),
+    ],
+)
 def test_check_npz_wrong_use(tmp_path, setup, message):
     directory = tmp_path / "d"
     setup(directory)

@@ -10,21 +10,29 @@ expectation (``backend:`` entries of cases/known_divergences.yaml). The whole re
 
 from __future__ import annotations
 
-
 import pytest
+from support import ROOT
 
 from harness import backends
+from harness.check.runner import run_backend
 from harness.registry import divergences
 from harness.registry.cases import Case
 from harness.registry.loader import load_file
-from harness.check.runner import run_backend
 from harness.tf.environment import Environment
 
-from support import ROOT
-FILES = ["seeds.yaml", "examples.yaml", "known_divergences.yaml", *(f"found/{p.name}" for p in
-                                                                    sorted((ROOT / "cases" / "found").glob("*.yaml")))]
-ITEMS = [(case, dtype) for name in FILES for case in load_file(ROOT / "cases" / name, ROOT)
-         if isinstance(case, Case) and not case.expect_error for dtype in case.dtypes]
+FILES = [
+    "seeds.yaml",
+    "examples.yaml",
+    "known_divergences.yaml",
+    *(f"found/{p.name}" for p in sorted((ROOT / "cases" / "found").glob("*.yaml"))),
+]
+ITEMS = [
+    (case, dtype)
+    for name in FILES
+    for case in load_file(ROOT / "cases" / name, ROOT)
+    if isinstance(case, Case) and not case.expect_error
+    for dtype in case.dtypes
+]
 KNOWN = divergences.load(ROOT / "cases" / "known_divergences.yaml", ROOT)[0]
 
 

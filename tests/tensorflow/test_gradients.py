@@ -14,6 +14,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+from support import ROOT, registry
 
 from harness import ops
 from harness.check.prepare import prepare
@@ -22,8 +23,6 @@ from harness.conv import reference
 from harness.ops import gradients
 from harness.registry import divergences
 from harness.registry.divergences import matching
-
-from support import ROOT, registry
 
 KNOWN, _errors = divergences.load(ROOT / "cases" / "known_divergences.yaml", ROOT, scope=None)
 assert not _errors, _errors
@@ -57,14 +56,16 @@ def _plain_conv2d():
     return dataclasses.replace(case, name="plain", attrs={"strides": 1, "padding": "SAME"})
 
 
-
 def test_a_plain_case_passes_and_compares_the_tape_and_both_raw_ops(env):
     case = _plain_conv2d()
     outcome = run_gradients(case, "float32", KNOWN, env)
     assert outcome.status == "passed", outcome.report()
     assert [c.subject for c in outcome.comparisons] == [
-        "tensorflow d/dinput", "tensorflow d/dfilters", "tensorflow conv2d_backprop_input",
-        "tensorflow conv2d_backprop_filter"]
+        "tensorflow d/dinput",
+        "tensorflow d/dfilters",
+        "tensorflow conv2d_backprop_input",
+        "tensorflow conv2d_backprop_filter",
+    ]
     assert outcome.check == "gradients" and "[float32:gradients]" in outcome.report()
 
 

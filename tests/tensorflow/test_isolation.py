@@ -41,7 +41,9 @@ def test_an_abort_is_reported_and_the_next_call_gets_a_fresh_process(tf_process)
     result = tf_process.call("conv2d", (x_hwc, w_hwio, 1, "SAME"), {})
     assert isinstance(result, Died)
     assert result.how == "SIGABRT" and "Check failed" in result.stderr_tail
-    after = tf_process.call("conv2d", (np.ones((1, 3, 3, 2), np.float32), np.ones((1, 1, 2, 1), np.float32), 1, "VALID"), {})
+    after = tf_process.call(
+        "conv2d", (np.ones((1, 3, 3, 2), np.float32), np.ones((1, 1, 2, 1), np.float32), 1, "VALID"), {}
+    )
     assert isinstance(after, Returned) and np.all(after.value == 2)
 
 

@@ -10,21 +10,24 @@ from unittest import mock
 
 import numpy as np
 import pytest
+from support import ROOT
 
-from harness.registry import divergences
-from harness.check import mutants, runner
 from harness import ops
+from harness.check import mutants, runner
+from harness.check.mutants import MUTANTS
+from harness.check.runner import run_case
+from harness.registry import divergences
 from harness.registry.cases import DIVERGENCES_FILE, Case, operand_arrays
 from harness.registry.loader import load_file
-from harness.tf.isolation import Returned
-from harness.check.mutants import MUTANTS
 from harness.selftest import mutation
 from harness.selftest.mutation import killers, tensorflow_memo
-from harness.check.runner import run_case
+from harness.tf.isolation import Returned
 
-from support import ROOT
-CI_SUBSET = [ROOT / "cases" / "seeds.yaml", ROOT / "cases" / "examples.yaml",
-             *sorted((ROOT / "cases" / "sweeps").glob("*_pairwise.yaml"))]
+CI_SUBSET = [
+    ROOT / "cases" / "seeds.yaml",
+    ROOT / "cases" / "examples.yaml",
+    *sorted((ROOT / "cases" / "sweeps").glob("*_pairwise.yaml")),
+]
 CASES = [c for f in CI_SUBSET for c in load_file(f, ROOT) if isinstance(c, Case) and c.expect_error is None]
 KNOWN = divergences.load(ROOT / "cases" / DIVERGENCES_FILE, ROOT)[0]
 
@@ -36,14 +39,20 @@ def test_mutant_names_are_unique_and_at_least_twelve():
 
 @pytest.mark.parametrize("mutant", MUTANTS, ids=lambda m: m.name)
 def test_every_mutant_is_killed_by_the_ci_subset(mutant):
-    assert killers(mutant, CASES, "float32", KNOWN, first=True), f"no case of the CI subset notices: {mutant.description}"
+    assert killers(mutant, CASES, "float32", KNOWN, first=True), (
+        f"no case of the CI subset notices: {mutant.description}"
+    )
 
 
 def test_the_ci_subset_passes_unmutated():
     # Otherwise a "kill" could be a case that fails anyway.
     with tensorflow_memo():
-        failing = [c.id for c in CASES if run_case(c, "float32" if "float32" in c.dtypes else c.dtypes[0], KNOWN,
-                                                   diagnose=False).status == "failed"]
+        failing = [
+            c.id
+            for c in CASES
+            if run_case(c, "float32" if "float32" in c.dtypes else c.dtypes[0], KNOWN, diagnose=False).status
+            == "failed"
+        ]
     assert failing == []
 
 
@@ -56,6 +65,7 @@ def test_unknown_mutant_is_a_clear_error():
 
 
 # --- diagnosis: a deliberately wrong kernel in TensorFlow's place ---------------------------
+
 
 def _case(name_part: str, dtype="float32") -> Case:
     return next(c for c in CASES if name_part in c.id and dtype in c.dtypes)
@@ -94,7 +104,8 @@ def test_a_wrong_kernel_gets_a_message_naming_the_broken_convention(suspect, cas
 
 def test_every_suspect_has_a_diagnosis_test():
     assert {name for name, _ in DIAGNOSED} | {"same_symmetric_k_div_2", "explicit_pads_onnx_order"} == {
-        m.name for m in mutants.suspects()}
+        m.name for m in mutants.suspects()
+    }
 
 
 def test_a_disagreement_no_suspect_explains_says_so():

@@ -12,20 +12,24 @@ import subprocess
 import sys
 
 import yaml
+from support import ROOT
 
 from harness.selftest.mutmut_run import SAMPLE, load_sample
-
-from support import ROOT
 
 # Two planted entries show the check can fail, in the same run (mutant generation alone takes 20-40 s): a mutant of
 # the window view's strides paired with an error contract of conv1d (which never reaches the view) survives, and an
 # entry whose change is not its mutant's is stale.
 PLANTED = [
-    {"mutant": "harness.conv.reference.x__window_view__mutmut_6",
-     "change": "out_steps = tuple(step[2 + a] * w.stride for a, w in enumerate(wins))",
-     "killer": "cases/errors.yaml::conv1d_channel_mismatch[float32]"},
-    {"mutant": "harness.conv.reference.x__window_view__mutmut_7", "change": "not what mutmut changed",
-     "killer": "cases/errors.yaml::conv1d_channel_mismatch[float32]"},
+    {
+        "mutant": "harness.conv.reference.x__window_view__mutmut_6",
+        "change": "out_steps = tuple(step[2 + a] * w.stride for a, w in enumerate(wins))",
+        "killer": "cases/errors.yaml::conv1d_channel_mismatch[float32]",
+    },
+    {
+        "mutant": "harness.conv.reference.x__window_view__mutmut_7",
+        "change": "not what mutmut changed",
+        "killer": "cases/errors.yaml::conv1d_channel_mismatch[float32]",
+    },
 ]
 
 
@@ -35,9 +39,24 @@ def test_the_registry_still_kills_every_sampled_mutant(tmp_path):
     assert len(entries) >= 40 and len({e["mutant"].rsplit(".", 1)[0] for e in entries}) == 4  # all four modules
     sample = tmp_path / "sample.yaml"
     sample.write_text(yaml.safe_dump({"sample": entries + PLANTED}), encoding="utf-8")
-    proc = subprocess.run([sys.executable, "-m", "harness.selftest.mutmut_run", "--check-sample", "--sample-file",
-                           str(sample), "--out", str(tmp_path / "out"), "--jobs", "1"], cwd=ROOT, capture_output=True,
-                          text=True, timeout=900)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness.selftest.mutmut_run",
+            "--check-sample",
+            "--sample-file",
+            str(sample),
+            "--out",
+            str(tmp_path / "out"),
+            "--jobs",
+            "1",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     flagged = [line for line in proc.stdout.splitlines() if line.startswith("mutation sample:")]
     assert proc.returncode == 1 and len(flagged) == 2, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert f"sample: {len(entries)} of {len(entries) + 2} mutants killed by their recorded item" in proc.stdout

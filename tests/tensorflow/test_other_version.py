@@ -12,8 +12,8 @@ import subprocess
 import sys
 
 import pytest
-
 from support import ROOT
+
 from harness.tf import versions
 
 # The newest TensorFlow that needs NumPy 1: the wire crosses NumPy versions. `make test` installs it while pytest
@@ -34,9 +34,24 @@ def test_seeds_and_divergence_repros_are_green_on_an_older_tensorflow(other_pyth
     env = {**os.environ, versions.PYTHON_ENV: other_python, "TF_ENABLE_ONEDNN_OPTS": "1"}
     env.pop("PYTEST_XDIST_WORKER", None)
     out = subprocess.run(
-        [sys.executable, "-m", "pytest", "cases/seeds.yaml", "cases/known_divergences.yaml", "-q",
-         "-p", "no:cacheprovider", "--reports", str(reports)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "cases/seeds.yaml",
+            "cases/known_divergences.yaml",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--reports",
+            str(reports),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     run = json.loads((reports / "results.json").read_text())
     environment = run["environment"]
     assert environment["tensorflow"].startswith(OTHER_VERSION + "."), environment["tensorflow"]

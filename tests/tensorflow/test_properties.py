@@ -18,20 +18,22 @@ import yaml
 from hypothesis import Phase, find, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
+from support import ROOT
 
-from harness.registry import divergences
-from harness.check import mutants
 from harness import ops
-from harness.selftest import search
+from harness.check import mutants
+from harness.check.runner import run_case
+from harness.conv.padding import normalize_window_arg, transpose_output_sizes, windows
+from harness.registry import divergences
 from harness.registry.cases import DIVERGENCES_FILE, Case, operand_arrays, parse_case
 from harness.registry.loader import load_file
+from harness.selftest import search
 from harness.tf.environment import Environment
-from harness.conv.padding import normalize_window_arg, transpose_output_sizes, windows
-from harness.check.runner import run_case
 
-from support import ROOT
 OPS = list(ops.OPS)
-CI_EXAMPLES = 40  # per op (make fuzz searches for minutes), examples that reach a verdict; rejected known divergences come on top
+CI_EXAMPLES = (
+    40  # per op (make fuzz searches for minutes), examples that reach a verdict; rejected known divergences come on top
+)
 ORIGIN = f"tests/tensorflow/test_properties.py, derandomized, {datetime.date.today().isoformat()}"
 DRAW_ONLY = settings(database=None, derandomize=True, deadline=None, max_examples=40)  # strategy tests: no TensorFlow
 
@@ -74,12 +76,14 @@ def yaml_of(failure: search.CaseFailure) -> str:
 
 # --- the property itself, on a fixed budget ------------------------------------------------
 
+
 @pytest.mark.parametrize("op", OPS)
 def test_tensorflow_agrees_with_the_reference_on_drawn_configurations(op):
     ci()(search.property_test(op, known(), Environment.current(), origin=ORIGIN))()
 
 
 # --- the strategies ------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("op", OPS)
 @DRAW_ONLY
@@ -93,7 +97,9 @@ def test_a_drawn_configuration_round_trips_through_yaml_and_the_loader(op, data)
     assert yaml.safe_load(search.to_yaml(document)) == document
     printed = document["cases"][0]
     file = search.found_file(config)
-    assert parse_case(file, printed, 0) == dataclasses.replace(parse_case(file, config, 0), description=printed["description"])
+    assert parse_case(file, printed, 0) == dataclasses.replace(
+        parse_case(file, config, 0), description=printed["description"]
+    )
     assert config["name"] == search.case_name(op, {k: v for k, v in config.items() if k != "name"})
 
 
@@ -125,8 +131,9 @@ def test_shrinking_target_is_the_simplest_configuration(op):
     assert all(t["generate"]["seed"] == 0 for t in minimal["inputs"].values())
     forms = search.choices(op, Environment.current())
     if forms.stride_arg:
-        assert minimal["attrs"][forms.stride_arg] == search.spell([1] * (len(x_shape) - 2), spec.formats[0],
-                                                                   forms.stride_spellings[0])
+        assert minimal["attrs"][forms.stride_arg] == search.spell(
+            [1] * (len(x_shape) - 2), spec.formats[0], forms.stride_spellings[0]
+        )
     if op == "atrous_conv2d":
         assert minimal["attrs"]["rate"] == 1
     if op == "conv2d_transpose":
@@ -147,17 +154,30 @@ def _features(op: str) -> dict:
     spec, forms = ops.get(op), search.choices(op, Environment.current())
     fmt_of = lambda c: spec.data_format(c["attrs"])  # noqa: E731
     x = lambda c: dict(zip(fmt_of(c), data_and_filter(op, c)[0]))  # noqa: E731
-    spatial = lambda c, arg: normalize_window_arg(op, arg, c["attrs"].get(arg), fmt_of(c), allowed_lengths=(1, len(fmt_of(c)) - 2, len(fmt_of(c))), default=1)  # noqa: E731
-    feats = {f"dtype {d}": (lambda d: lambda c: c["dtypes"] == [d])(d) for d in forms.dtypes}
-    feats.update({
-        "SAME": lambda c: c["attrs"]["padding"] == "SAME",
-        "batch 2": lambda c: x(c)["N"] == search.BATCH_MAX,
-        f"{search.CHANNELS_MAX} channels": lambda c: x(c)["C"] == search.CHANNELS_MAX,
-        f"size {search.SPATIAL_MAX}": lambda c: max(v for k, v in x(c).items() if k not in "NC") == search.SPATIAL_MAX,
-        f"kernel {search.KERNEL_MAX}": lambda c: search.KERNEL_MAX in data_and_filter(op, c)[1][:len(fmt_of(c)) - 2],
-        "dilation > 1": lambda c: max(spatial(c, forms.dilation_arg)) > 1,
-        "unequal dilations": lambda c: len(set(spatial(c, forms.dilation_arg))) > 1,
-    })
+
+    def spatial(c, arg):
+        lengths = (1, len(fmt_of(c)) - 2, len(fmt_of(c)))
+        return normalize_window_arg(op, arg, c["attrs"].get(arg), fmt_of(c), allowed_lengths=lengths, default=1)
+
+    feats = {
+        f"dtype {d}": (lambda d: lambda c: c["dtypes"] == [d])(d)  # noqa: B023
+        for d in forms.dtypes
+    }
+    feats.update(
+        {
+            "SAME": lambda c: c["attrs"]["padding"] == "SAME",
+            "batch 2": lambda c: x(c)["N"] == search.BATCH_MAX,
+            f"{search.CHANNELS_MAX} channels": lambda c: x(c)["C"] == search.CHANNELS_MAX,
+            f"size {search.SPATIAL_MAX}": lambda c: (
+                max(v for k, v in x(c).items() if k not in "NC") == search.SPATIAL_MAX
+            ),
+            f"kernel {search.KERNEL_MAX}": lambda c: (
+                search.KERNEL_MAX in data_and_filter(op, c)[1][: len(fmt_of(c)) - 2]
+            ),
+            "dilation > 1": lambda c: max(spatial(c, forms.dilation_arg)) > 1,
+            "unequal dilations": lambda c: len(set(spatial(c, forms.dilation_arg))) > 1,
+        }
+    )
     if len(spec.formats[0]) - 2 == 1:  # one spatial axis: nothing to be unequal
         del feats["unequal dilations"]
     if len(spec.formats) > 1:
@@ -167,16 +187,24 @@ def _features(op: str) -> dict:
     if forms.stride_arg:
         feats["stride > 1"] = lambda c: max(spatial(c, forms.stride_arg)) > 1
         for s in forms.stride_spellings:
-            feats[f"strides spelled {s}"] = (lambda s: lambda c: _spelling(c["attrs"][forms.stride_arg], fmt_of(c)) == s)(s)
+            feats[f"strides spelled {s}"] = (
+                lambda s: lambda c: _spelling(c["attrs"][forms.stride_arg], fmt_of(c)) == s  # noqa: B023
+            )(s)
     for s in forms.dilation_spellings:
-        feats[f"dilations spelled {s}"] = (lambda s: lambda c: _spelling(c["attrs"].get(forms.dilation_arg), fmt_of(c)) == s)(s)
+        feats[f"dilations spelled {s}"] = (
+            lambda s: lambda c: _spelling(c["attrs"].get(forms.dilation_arg), fmt_of(c)) == s  # noqa: B023
+        )(s)
+
     def size(operand, letter):
         axis = operand.layout.index(letter)
         return lambda c: c["inputs"][operand.name]["generate"]["shape"][axis] > 1
+
     if spec.kind in ("depthwise", "separable"):
         feats["multiplier > 1"] = size(spec.filter, "M")
     if spec.kind == "separable":
-        feats["pointwise width > 1"] = size(next(o for o in spec.operands if o.kind == "filter" and o != spec.filter), "O")
+        feats["pointwise width > 1"] = size(
+            next(o for o in spec.operands if o.kind == "filter" and o != spec.filter), "O"
+        )
     if spec.kind == "transposed":
         if forms.output_shape_spatial:
             n = len(spec.formats[0]) - 2
@@ -196,14 +224,19 @@ def _transpose_not_smallest(op: str, config: dict) -> bool:
     shape = attrs["output_shape"]
     out = shape if len(shape) == len(spatial) else [shape[fmt.index(c)] for c in spatial]
     kernels = [w_shape[spec.filter.layout.index(c)] for c in spatial]
-    return any(m != transpose_output_sizes(x_shape[fmt.index(c)], k, s, d, p)[0]
-               for m, c, k, s, d, p in zip(out, spatial, kernels, strides, dilations, pads))
+    return any(
+        m != transpose_output_sizes(x_shape[fmt.index(c)], k, s, d, p)[0]
+        for m, c, k, s, d, p in zip(out, spatial, kernels, strides, dilations, pads)
+    )
 
 
 @pytest.mark.parametrize("op, feature", [(op, f) for op in OPS for f in _features(op)])
 def test_the_strategy_reaches_every_option(op, feature):
-    find(search.configs(op, Environment.current()), _features(op)[feature],
-         settings=settings(database=None, derandomize=True, max_examples=2000, phases=[Phase.generate]))
+    find(
+        search.configs(op, Environment.current()),
+        _features(op)[feature],
+        settings=settings(database=None, derandomize=True, max_examples=2000, phases=[Phase.generate]),
+    )
 
 
 def _minimal(op: str) -> dict:
@@ -246,8 +279,12 @@ def test_declared_argument_forms_are_exactly_what_the_reference_accepts(op):
 
 
 def test_int32_is_drawn_for_exactly_the_ops_the_registry_runs_at_int32():
-    registry = {c.op for f in sorted((ROOT / "cases").rglob("*.yaml")) for c in load_file(f, ROOT)
-                if isinstance(c, Case) and "int32" in c.dtypes}
+    registry = {
+        c.op
+        for f in sorted((ROOT / "cases").rglob("*.yaml"))
+        for c in load_file(f, ROOT)
+        if isinstance(c, Case) and "int32" in c.dtypes
+    }
     # int32 is drawn where TensorFlow was measured to have an int32 kernel: the registry runs exactly those ops
     assert registry == {op for op in ops.OPS if "int32" in search.choices(op, Environment.current()).dtypes}
     assert all("int32" not in search.choices(op).dtypes for op in ops.OPS)  # nothing measured: floats only
@@ -255,10 +292,12 @@ def test_int32_is_drawn_for_exactly_the_ops_the_registry_runs_at_int32():
 
 # --- the property fails, and prints a case that reproduces ----------------------------------
 
+
 def _off_by_one(real):
     def broken(*args, **kwargs):
         out = real(*args, **kwargs)
         return (out + np.ones((), out.dtype)).astype(out.dtype)
+
     return broken
 
 
@@ -273,14 +312,19 @@ def test_a_broken_reference_fails_with_the_simplest_case_as_yaml_that_reproduces
         assert failure.value.config == _minimal(op)  # shrunk all the way: every configuration fails
         assert str(failure.value).startswith(failure.value.outcome.report())
         case = reproduces(yaml_of(failure.value), tmp_path)
-        assert case == dataclasses.replace(parse_case(search.found_file(failure.value.config), failure.value.config, 0),
-                                           file="cases/found/pasted.yaml", description=case.description)
+        assert case == dataclasses.replace(
+            parse_case(search.found_file(failure.value.config), failure.value.config, 0),
+            file="cases/found/pasted.yaml",
+            description=case.description,
+        )
         assert "found by the property search" in case.description.lower() and ORIGIN in case.description
         assert run_case(case, case.dtypes[0], known(), env).status == "failed"
     assert run_case(case, case.dtypes[0], known(), env).status == "passed"  # the real reference: it was the break
 
 
-MUTANT_EXAMPLES = 200  # the same budget finds the SAME-padding break, and finds nothing once it is a declared divergence
+MUTANT_EXAMPLES = (
+    200  # the same budget finds the SAME-padding break, and finds nothing once it is a declared divergence
+)
 SAME_MUTANT = next(m for m in mutants.MUTANTS if m.name == "same_odd_pad_top_left")
 
 
@@ -288,6 +332,7 @@ def _with_same_mutant(real):
     def broken(*args, **kwargs):
         with SAME_MUTANT.apply():
             return real(*args, **kwargs)
+
     return broken
 
 
@@ -296,10 +341,14 @@ def _odd_same_padding(config: dict) -> bool:
     fmt = attrs.get("data_format", "NHWC")
     x_shape, w_shape = data_and_filter("conv2d", config)
     sizes = [x_shape[fmt.index(c)] for c in "HW"]
-    wins = windows("conv2d", sizes, w_shape[:2],
-                   normalize_window_arg("conv2d", "strides", attrs["strides"], fmt, allowed_lengths=(1, 2, 4)),
-                   normalize_window_arg("conv2d", "dilations", attrs.get("dilations"), fmt, allowed_lengths=(1, 2, 4), default=1),
-                   attrs["padding"])
+    wins = windows(
+        "conv2d",
+        sizes,
+        w_shape[:2],
+        normalize_window_arg("conv2d", "strides", attrs["strides"], fmt, allowed_lengths=(1, 2, 4)),
+        normalize_window_arg("conv2d", "dilations", attrs.get("dilations"), fmt, allowed_lengths=(1, 2, 4), default=1),
+        attrs["padding"],
+    )
     return any((w.pad_before + w.pad_after) % 2 for w in wins)
 
 
@@ -308,7 +357,9 @@ def test_a_subtle_convention_break_shrinks_to_a_case_that_needs_it(tmp_path):
     env = Environment.current()
     with mock.patch.dict(ops.OPS, {"conv2d": dataclasses.replace(spec, reference=_with_same_mutant(spec.reference))}):
         with pytest.raises(search.CaseFailure) as failure:
-            settings(ci(MUTANT_EXAMPLES), report_multiple_bugs=False)(search.property_test("conv2d", known(), env, origin=ORIGIN))()
+            settings(ci(MUTANT_EXAMPLES), report_multiple_bugs=False)(
+                search.property_test("conv2d", known(), env, origin=ORIGIN)
+            )()
         config = failure.value.config
         assert config["attrs"]["padding"] == "SAME" and _odd_same_padding(config)
         case = reproduces(yaml_of(failure.value), tmp_path)
@@ -318,24 +369,40 @@ def test_a_subtle_convention_break_shrinks_to_a_case_that_needs_it(tmp_path):
 
 def test_a_known_divergence_condition_is_what_excludes_a_configuration():
     # The same break as above, declared as a divergence of every SAME conv2d: the search must now pass.
-    synthetic = divergences.parse_divergence("synthetic.yaml", {
-        "id": "synthetic_same", "kind": "wrong_result", "summary": "s", "when": {"op": "conv2d", "padding": "SAME"},
-        "tensorflow_versions": ">=0", "onednn": "any", "tensorflow_does": ["wrong_values"], "evidence": "e", "repro": "r",
-    }, 0)
+    synthetic = divergences.parse_divergence(
+        "synthetic.yaml",
+        {
+            "id": "synthetic_same",
+            "kind": "wrong_result",
+            "summary": "s",
+            "when": {"op": "conv2d", "padding": "SAME"},
+            "tensorflow_versions": ">=0",
+            "onednn": "any",
+            "tensorflow_does": ["wrong_values"],
+            "evidence": "e",
+            "repro": "r",
+        },
+        0,
+    )
     spec = ops.OPS["conv2d"]
     tally = search.Tally()
     with mock.patch.dict(ops.OPS, {"conv2d": dataclasses.replace(spec, reference=_with_same_mutant(spec.reference))}):
-        ci(MUTANT_EXAMPLES)(search.property_test("conv2d", (*known(), synthetic), Environment.current(), origin=ORIGIN,
-                                                 tally=tally))()
+        ci(MUTANT_EXAMPLES)(
+            search.property_test("conv2d", (*known(), synthetic), Environment.current(), origin=ORIGIN, tally=tally)
+        )()
     assert tally.divergences["synthetic_same"] > 0 and not tally.failed
 
 
 DEPTHWISE_STRIDED_DILATED = {  # the repro of depthwise_strided_dilated in cases/known_divergences.yaml, as drawn
-    "name": "depthwise_conv2d_repro", "op": "depthwise_conv2d",
+    "name": "depthwise_conv2d_repro",
+    "op": "depthwise_conv2d",
     "attrs": {"strides": [1, 2, 2, 1], "padding": "SAME", "dilations": [2, 2]},
-    "inputs": {"input": {"layout": "NHWC", "generate": {"dist": "normal", "shape": [1, 6, 7, 2], "seed": 0}},
-               "filter": {"layout": "HWIM", "generate": {"dist": "normal", "shape": [3, 3, 2, 1], "seed": 0}}},
-    "dtypes": ["float32"], "tags": ["found"],
+    "inputs": {
+        "input": {"layout": "NHWC", "generate": {"dist": "normal", "shape": [1, 6, 7, 2], "seed": 0}},
+        "filter": {"layout": "HWIM", "generate": {"dist": "normal", "shape": [3, 3, 2, 1], "seed": 0}},
+    },
+    "dtypes": ["float32"],
+    "tags": ["found"],
 }
 
 
@@ -359,13 +426,17 @@ def test_a_known_divergence_is_rejected_not_failed():
 
 # --- the command line ----------------------------------------------------------------------
 
-@pytest.mark.parametrize("argv, message", [
-    (["--op", "conv3d"], "invalid choice: 'conv3d'"),
-    (["--minutes", "0"], "must be a positive number of minutes, got '0'"),
-    (["--minutes", "soon"], "must be a positive number of minutes, got 'soon'"),
-    (["--max-examples", "-3"], "must be a positive integer, got '-3'"),
-    (["--seed", "x"], "argument --seed"),
-])
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--op", "conv3d"], "invalid choice: 'conv3d'"),
+        (["--minutes", "0"], "must be a positive number of minutes, got '0'"),
+        (["--minutes", "soon"], "must be a positive number of minutes, got 'soon'"),
+        (["--max-examples", "-3"], "must be a positive integer, got '-3'"),
+        (["--seed", "x"], "argument --seed"),
+    ],
+)
 def test_wrong_use_is_a_clear_message_and_exit_code_2(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_:
         search.main(argv)
@@ -383,7 +454,9 @@ def test_save_must_be_a_directory(tmp_path, capsys):
 
 
 def test_a_clean_search_exits_0_and_saves_nothing(tmp_path, capsys):
-    assert search.main(["--op", "conv1d", "--max-examples", "15", "--seed", "3", "--save", str(tmp_path / "found")]) == 0
+    assert (
+        search.main(["--op", "conv1d", "--max-examples", "15", "--seed", "3", "--save", str(tmp_path / "found")]) == 0
+    )
     out = capsys.readouterr().out
     assert "no failures" in out and "seed=3" in out and not (tmp_path / "found").exists()
 
@@ -391,7 +464,9 @@ def test_a_clean_search_exits_0_and_saves_nothing(tmp_path, capsys):
 def test_a_failing_search_saves_a_registry_file_and_exits_1(tmp_path, capsys):
     spec = ops.OPS["atrous_conv2d"]
     with mock.patch.dict(ops.OPS, {"atrous_conv2d": dataclasses.replace(spec, reference=_off_by_one(spec.reference))}):
-        code = search.main(["--op", "atrous_conv2d", "--max-examples", "5", "--seed", "3", "--save", str(tmp_path / "found")])
+        code = search.main(
+            ["--op", "atrous_conv2d", "--max-examples", "5", "--seed", "3", "--save", str(tmp_path / "found")]
+        )
     assert code == 1
     (path,) = (tmp_path / "found").glob("*.yaml")
     assert path.name.startswith("atrous_conv2d_") and f"saved: {path}" in capsys.readouterr().out

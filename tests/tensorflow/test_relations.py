@@ -12,15 +12,15 @@ from collections import Counter
 from unittest import mock
 
 import pytest
+from support import ROOT
 
-from harness.registry import divergences
 from harness.check import mutants
-from harness.selftest import relations
+from harness.registry import divergences
 from harness.registry.cases import DIVERGENCES_FILE, Case
 from harness.registry.loader import load_file
+from harness.selftest import relations
 from harness.selftest.relations import RELATIONS, check
 
-from support import ROOT
 KNOWN = divergences.load(ROOT / "cases" / DIVERGENCES_FILE, ROOT)[0]
 SKIPPED_FILES = {DIVERGENCES_FILE, "errors.yaml", "realistic.yaml"}
 FILES = [p for p in sorted((ROOT / "cases").rglob("*.yaml")) if p.name not in SKIPPED_FILES]
@@ -32,7 +32,9 @@ SIDES = ("reference", "tensorflow", "reference vs tensorflow", "tensorflow vs re
 def test_relation_holds_on_the_registry(relation):
     checks = [ch for case in CASES if case.op in relation.ops for ch in check(relation, case, "float32", KNOWN)]
     failed = [ch.line() for ch in checks if ch.status == "failed"]
-    assert not failed, f"{len(failed)} failed checks of {relation.name} ({relation.statement}):\n" + "\n".join(failed[:8])
+    assert not failed, f"{len(failed)} failed checks of {relation.name} ({relation.statement}):\n" + "\n".join(
+        failed[:8]
+    )
     passed = Counter(ch.side for ch in checks if ch.status == "passed")
     # Not vacuous: the reference and TensorFlow were really compared on many configurations. (Without oneDNN,
     # TensorFlow has no NCHW kernels, so layout_invariance's all-TensorFlow side is excused everywhere.)
@@ -61,6 +63,7 @@ CAUGHT_BY = {
 def _no_tensorflow(*args):
     def run(call):
         raise relations.Excused("TensorFlow not used in this self-test")
+
     return run
 
 
@@ -69,7 +72,9 @@ def test_relation_catches_a_broken_reference(relation_name, mutant_name):
     relation = relations.get(relation_name)
     mine = [c for c in CASES if c.op in relation.ops][:60]
     with mutants.get(mutant_name).apply(), mock.patch.object(relations, "_tensorflow_run", _no_tensorflow):
-        failed = [ch for c in mine for ch in check(relation, c, "float32") if ch.side == "reference" and ch.status == "failed"]
+        failed = [
+            ch for c in mine for ch in check(relation, c, "float32") if ch.side == "reference" and ch.status == "failed"
+        ]
     assert failed, f"{mutant_name} did not break {relation_name} on the reference"
 
 

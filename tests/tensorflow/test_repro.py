@@ -17,23 +17,30 @@ from functools import cache
 import ml_dtypes
 import numpy as np
 import pytest
+from support import ROOT
 
 from harness import ops
-from harness.reports import repro
 from harness.registry.cases import Case, operand_array, operand_arrays, parse_case
 from harness.registry.loader import load_file
+from harness.reports import repro
 from harness.tf.environment import Environment, load_recorded
 
-from support import ROOT
 ALLOWED_IMPORTS = {"os", "sys", "numpy", "tensorflow"}
 
 # A large case that exercises the generator path: both operands declared in other layouts than the op takes
 # (NCHW data, OIHW filters written for convolution), > LITERAL_LIMIT elements each, and an output of 9216 elements.
 LARGE = {
-    "name": "large_generated", "op": "conv2d", "attrs": {"strides": 1, "padding": "SAME"},
-    "inputs": {"input": {"layout": "NCHW", "generate": {"dist": "normal", "shape": [1, 8, 24, 24], "seed": 11}},
-               "filters": {"layout": "OIHW", "kernel": "convolution",
-                           "generate": {"dist": "uniform", "shape": [16, 8, 6, 6], "seed": 12, "low": -2}}},
+    "name": "large_generated",
+    "op": "conv2d",
+    "attrs": {"strides": 1, "padding": "SAME"},
+    "inputs": {
+        "input": {"layout": "NCHW", "generate": {"dist": "normal", "shape": [1, 8, 24, 24], "seed": 11}},
+        "filters": {
+            "layout": "OIHW",
+            "kernel": "convolution",
+            "generate": {"dist": "uniform", "shape": [16, 8, 6, 6], "seed": 12, "low": -2},
+        },
+    },
     "dtypes": ["float32"],
 }
 
@@ -56,7 +63,10 @@ RUNS = {
     "seed_depthwise_bfloat16": ("cases/seeds.yaml::depthwise_same_2x5x5", "bfloat16", "AGREES"),
     "transpose_output_shape_float16": (
         "cases/sweeps/transpose.yaml::transpose_grid/format=NHWC/padding=asym/strides=2/dilations=1/"
-        "output_shape=smallest/shape=b2_3x5_k2x3", "float16", "AGREES"),
+        "output_shape=smallest/shape=b2_3x5_k2x3",
+        "float16",
+        "AGREES",
+    ),
     "large_generated": ("large_generated", "float32", "AGREES"),
     "error_contract": ("cases/errors.yaml::transpose_channel_mismatch", "float32", None),  # the declared class
     "divergence": ("cases/known_divergences.yaml::depthwise_strided_dilated_6x7", "float32", "DIFFERS"),
@@ -81,8 +91,14 @@ def outputs(tmp_path_factory) -> dict[str, subprocess.CompletedProcess]:
     for key, (case_id, dtype, _) in RUNS.items():
         path = directory / f"{key}.py"
         path.write_text(repro.script(case(case_id), dtype, here(), finding=f"test_repro: {key}"), encoding="utf-8")
-        procs[key] = subprocess.Popen([sys.executable, str(path)], cwd=directory, env=env, text=True,
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        procs[key] = subprocess.Popen(
+            [sys.executable, str(path)],
+            cwd=directory,
+            env=env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
     results = {}
     for key, proc in procs.items():
         out, err = proc.communicate(timeout=120)
@@ -129,6 +145,7 @@ def test_the_error_contract_reports_the_raised_class(outputs):
 
 
 # --- the scripts' text, without TensorFlow ---------------------------------------------------------------
+
 
 def imports(source: str) -> set[str]:
     found = set()
@@ -189,8 +206,10 @@ def test_the_call_uses_the_harness_arguments():
     arrays = operand_arrays(c, "float16")
     resolved = ops.get(c.op).resolved(arrays, c.attrs)["output_shape"]
     call = "".join(line.strip() for line in source.split("output = ", 1)[1].split(")\n", 1)[0].splitlines())
-    assert call == ('tf.nn.conv2d_transpose(input_nhwc,filters_hwoi,data_format="NHWC",'
-                    f'padding=[[0, 0], [0, 2], [1, 0], [0, 0]],strides=2,dilations=1,output_shape={resolved},')
+    assert call == (
+        'tf.nn.conv2d_transpose(input_nhwc,filters_hwoi,data_format="NHWC",'
+        f"padding=[[0, 0], [0, 2], [1, 0], [0, 0]],strides=2,dilations=1,output_shape={resolved},"
+    )
 
 
 def test_a_script_runs_under_the_isa_cap_the_harness_ran_under():
@@ -208,20 +227,33 @@ def test_error_contract_states_the_expected_behaviour():
     assert "The harness's reference raises ValueError: conv2d_transpose: argument 'filters'" in on
     assert "reference = " not in on
     unmeasured = repro.script(c, "float32", Environment("2.21.0", True))  # either class, and says why
-    assert 'EXPECTED_ERROR = "AbortedError or InvalidArgumentError"' in unmeasured and "whichever kernel runs" in unmeasured
+    assert (
+        'EXPECTED_ERROR = "AbortedError or InvalidArgumentError"' in unmeasured
+        and "whichever kernel runs" in unmeasured
+    )
 
 
 def test_bad_requests_raise():
     c = case("cases/seeds.yaml::depthwise_same_2x5x5")
     with pytest.raises(ValueError, match="int32"):
         repro.script(c, "int32", ENV_ON)
-    bad = parse_case("x.yaml", {**LARGE, "inputs": {**LARGE["inputs"], "filters": {
-        "layout": "HWIO", "generate": {"dist": "normal", "shape": [3, 3, 2, 4]}}}}, 0)
+    bad = parse_case(
+        "x.yaml",
+        {
+            **LARGE,
+            "inputs": {
+                **LARGE["inputs"],
+                "filters": {"layout": "HWIO", "generate": {"dist": "normal", "shape": [3, 3, 2, 4]}},
+            },
+        },
+        0,
+    )
     with pytest.raises(ValueError, match="the reference rejects this case"):
         repro.script(bad, "float32", ENV_ON)
 
 
 # --- the operands rebuild operand_array bit for bit ------------------------------------------------------
+
 
 def rebuilt(c: Case, name: str, dtype: str) -> np.ndarray:
     """What the script's operand code computes (before its tf.cast for bfloat16)."""
@@ -232,8 +264,11 @@ def rebuilt(c: Case, name: str, dtype: str) -> np.ndarray:
 
 
 def bit_identical(a: np.ndarray, b: np.ndarray) -> bool:
-    return a.dtype == b.dtype and a.shape == b.shape and np.array_equal(
-        np.ascontiguousarray(a).view(np.uint8), np.ascontiguousarray(b).view(np.uint8))
+    return (
+        a.dtype == b.dtype
+        and a.shape == b.shape
+        and np.array_equal(np.ascontiguousarray(a).view(np.uint8), np.ascontiguousarray(b).view(np.uint8))
+    )
 
 
 GENERATED = [  # (layout, shape, kernel, dist params) of large generated operands of a conv2d: every code path
@@ -248,11 +283,20 @@ GENERATED = [  # (layout, shape, kernel, dist params) of large generated operand
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
 def test_generated_operands_are_bit_identical(layout, shape, kernel, gen, dtype):
     channels = shape[layout.index("C")]
-    raw = {"name": "g", "op": "conv2d", "attrs": {"strides": 1, "padding": "SAME"},
-           "inputs": {"input": {"layout": layout, "generate": {**gen, "shape": shape, "seed": 3}},
-                      "filters": {"layout": "OIHW", "kernel": "convolution",
-                                  "generate": {"dist": "normal", "shape": [16, channels, 6, 6], "seed": 4}}},
-           "dtypes": [dtype]}
+    raw = {
+        "name": "g",
+        "op": "conv2d",
+        "attrs": {"strides": 1, "padding": "SAME"},
+        "inputs": {
+            "input": {"layout": layout, "generate": {**gen, "shape": shape, "seed": 3}},
+            "filters": {
+                "layout": "OIHW",
+                "kernel": "convolution",
+                "generate": {"dist": "normal", "shape": [16, channels, 6, 6], "seed": 4},
+            },
+        },
+        "dtypes": [dtype],
+    }
     c = parse_case("g.yaml", raw, 0)
     for name in ("input", "filters"):
         code = repro.operand_code(c, name, dtype)
@@ -262,21 +306,28 @@ def test_generated_operands_are_bit_identical(layout, shape, kernel, gen, dtype)
 
 def test_registry_operands_are_bit_identical():
     """Every operand of the sample (literals) and every large generated operand of the registry (code)."""
-    large = [(c, dt) for c in registry().values() for dt in c.dtypes[:1]
-             if any(t.generator and np.prod(t.shape) > repro.LITERAL_LIMIT for t in c.inputs.values())]
+    large = [
+        (c, dt)
+        for c in registry().values()
+        for dt in c.dtypes[:1]
+        if any(t.generator and np.prod(t.shape) > repro.LITERAL_LIMIT for t in c.inputs.values())
+    ]
     assert large
     for c, dtype in sample_cases() + large + [(case("large_generated"), "float32")]:
         for o in ops.get(c.op).operands:
             assert bit_identical(rebuilt(c, o.name, dtype), operand_array(c, o.name, dtype)), (c.id, dtype, o.name)
 
 
-@pytest.mark.parametrize("dtype, values", [
-    ("float32", [0.1, -1 / 3, 1e-30, 3.4e38, -0.0, np.inf, -np.inf, 2.0**-149, 16777217.0]),
-    ("float16", [0.1, 65504.0, 6e-8, -1 / 3, 2.0**-24, 1 + 2**-10]),
-    ("bfloat16", [0.1, -1 / 3, 3e38, 1 + 2**-7, 2.0**-133]),
-    ("float64", [0.1, 1 / 3, 5e-324, 1.7976931348623157e308, 2.0**53 + 2]),
-    ("int32", [0, -7, 2**31 - 1, -(2**31)]),
-])
+@pytest.mark.parametrize(
+    "dtype, values",
+    [
+        ("float32", [0.1, -1 / 3, 1e-30, 3.4e38, -0.0, np.inf, -np.inf, 2.0**-149, 16777217.0]),
+        ("float16", [0.1, 65504.0, 6e-8, -1 / 3, 2.0**-24, 1 + 2**-10]),
+        ("bfloat16", [0.1, -1 / 3, 3e38, 1 + 2**-7, 2.0**-133]),
+        ("float64", [0.1, 1 / 3, 5e-324, 1.7976931348623157e308, 2.0**53 + 2]),
+        ("int32", [0, -7, 2**31 - 1, -(2**31)]),
+    ],
+)
 def test_literals_round_trip_exactly(dtype, values):
     from harness.conv.dtypes import dtype_of
 

@@ -25,7 +25,10 @@ import pytest
 from harness.reports import results
 
 N_CASES = 6
-CASES_YAML = "cases:\n" + "".join(f"""\
+CASES_YAML = (
+    "cases:\n"
+    + "".join(
+        f"""\
   - name: c{i}
     op: conv2d
     attrs: {{strides: 1, padding: SAME}}
@@ -33,11 +36,15 @@ CASES_YAML = "cases:\n" + "".join(f"""\
       input: {{layout: NHWC, generate: {{dist: integers, shape: [1, 5, 5, 2]}}}}
       filters: {{layout: HWIO, generate: {{dist: integers, shape: [3, 3, 2, 2]}}}}
     dtypes: [float32, float64]
-""" for i in range(N_CASES)) + """\
+"""
+        for i in range(N_CASES)
+    )
+    + """\
   - name: broken
     op: conv2d
     attrs: {strides: 1}
 """
+)
 N_CASE_ITEMS = 2 * N_CASES + 1  # two dtypes each, and the malformed case
 
 CRASH_TEST = """\
@@ -67,10 +74,12 @@ def test_slow(i):
 def strict_json(path: Path) -> dict:
     def reject(constant):
         raise ValueError(f"{path}: non-standard JSON constant {constant}")
+
     return json.loads(path.read_text(encoding="utf-8"), parse_constant=reject)
 
 
-def make_project(tmp_path: Path, tests: dict[str, str] = {}) -> Path:
+def make_project(tmp_path: Path, tests: dict[str, str] | None = None) -> Path:
+    tests = tests or {}
     (tmp_path / "pytest.ini").write_text("[pytest]\naddopts = -p no:cacheprovider\n")
     (tmp_path / "conftest.py").write_text('pytest_plugins = ["harness.pytest_plugin"]\n')
     (tmp_path / "cases").mkdir()
@@ -81,8 +90,18 @@ def make_project(tmp_path: Path, tests: dict[str, str] = {}) -> Path:
 
 
 def pytest_argv(project: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "pytest", "--rootdir", str(project), "--reports", str(project / "out"),
-            f"--junitxml={project / 'out' / 'junit.xml'}", "-q", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "pytest",
+        "--rootdir",
+        str(project),
+        "--reports",
+        str(project / "out"),
+        f"--junitxml={project / 'out' / 'junit.xml'}",
+        "-q",
+        *extra,
+    ]
 
 
 def run(project: Path, *extra: str) -> subprocess.CompletedProcess:
@@ -145,9 +164,12 @@ def start_and_wait(project: Path, records: int, *extra: str, cases: int = 0) -> 
     # with SIGINT ignored, the run inherits that, and Python then never turns Ctrl-C into KeyboardInterrupt. A
     # default disposition survives exec (an ignored one would too); no preexec_fn, which forks a threaded process.
     argv = pytest_argv(project, *extra)
-    reset = "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.executable, sys.argv[1:])"
-    proc = subprocess.Popen([sys.executable, "-c", reset, *argv], cwd=project, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    reset = (
+        "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.executable, sys.argv[1:])"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", reset, *argv], cwd=project, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     deadline = time.monotonic() + 120
     while stream_lines(project) < 1 + records or stream_case_records(project) < cases:
         assert proc.poll() is None, proc.stdout.read()
@@ -181,8 +203,9 @@ def test_a_killed_run_leaves_a_stream_that_harness_report_turns_into_reports(tmp
     out = project / "out"
     assert not (out / "results.json").exists()
     seen = stream_lines(project) - 1
-    done = subprocess.run([sys.executable, "-m", "harness", "report", str(out)], cwd=project, capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "harness", "report", str(out)], cwd=project, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     doc = strict_json(out / "results.json")
     assert len(doc["records"]) == seen and not doc["run"]["complete"]

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from harness.conv import reference
+from harness.conv.padding import transpose_output_sizes
 from harness.tf import wrappers
 from harness.tf.environment import Environment
-from harness.conv.padding import transpose_output_sizes
 
 RNG = np.random.default_rng(3)
 
@@ -26,8 +26,7 @@ def _accepts(fn, *args, **kwargs) -> bool:
 
 
 CONFIGS = [  # (n, k, stride, dilation, padding as pair or name)
-    (n, k, s, 1, p)
-    for n, k, s, p in itertools.product([3, 4], [1, 2, 3], [1, 2, 3], ["SAME", "VALID", (1, 0), (0, 2)])
+    (n, k, s, 1, p) for n, k, s, p in itertools.product([3, 4], [1, 2, 3], [1, 2, 3], ["SAME", "VALID", (1, 0), (0, 2)])
 ]
 
 
@@ -94,8 +93,19 @@ def test_conv1d_stride_forms(stride):
     assert _accepts(reference.conv1d, x_nwc, w_wio, stride, "VALID") == tf_ok
 
 
-@pytest.mark.parametrize("padding", ["SAME", "VALID", "same", "FULL", [[0, 0], [1, 1], [1, 1], [0, 0]],
-                                     [[1, 1], [1, 1]], [[0, 0], [-1, 1], [1, 1], [0, 0]]], ids=str)
+@pytest.mark.parametrize(
+    "padding",
+    [
+        "SAME",
+        "VALID",
+        "same",
+        "FULL",
+        [[0, 0], [1, 1], [1, 1], [0, 0]],
+        [[1, 1], [1, 1]],
+        [[0, 0], [-1, 1], [1, 1], [0, 0]],
+    ],
+    ids=str,
+)
 def test_conv2d_padding_forms(padding):
     x_nhwc = RNG.normal(size=(1, 6, 5, 2)).astype(np.float32)
     w_hwio = RNG.normal(size=(3, 3, 2, 2)).astype(np.float32)

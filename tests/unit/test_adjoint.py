@@ -16,16 +16,15 @@ import os
 
 import numpy as np
 import pytest
+from support import ROOT
 
-from harness.ops import gradients
 from harness import ops
 from harness.conv import reference
+from harness.conv.tolerance import bound_for, compare
+from harness.ops import gradients
 from harness.registry.cases import Case, operand_array
 from harness.registry.loader import load_file
 from harness.registry.sweeps import SWEEP_ENV
-from harness.conv.tolerance import bound_for, compare
-
-from support import ROOT
 
 
 def _sweep_cases(file: str, op: str) -> list[Case]:
@@ -41,7 +40,11 @@ def _sweep_cases(file: str, op: str) -> list[Case]:
             os.environ[SWEEP_ENV] = saved
     spec = ops.get(op)
     cases = [c for c in entries if isinstance(c, Case) and c.op == op]
-    return [c for c in cases if ops.kernel_fits(spec, {o.name: operand_array(c, o.name, "float64").shape for o in spec.operands}, c.attrs)]
+    return [
+        c
+        for c in cases
+        if ops.kernel_fits(spec, {o.name: operand_array(c, o.name, "float64").shape for o in spec.operands}, c.attrs)
+    ]
 
 
 CONV2D_CASES = _sweep_cases("conv2d.yaml", "conv2d")
@@ -57,8 +60,13 @@ def test_the_sweeps_cover_every_padding_stride_dilation_and_format():
         assert fmts == {"NHWC", "NCHW"} and paddings == {"SAME", "VALID", "explicit"}
         assert strided == {True, False} and dilated == {True, False}
     # every combination of the grid whose kernel fits (none of these sweeps drops any)
-    assert len(CONV2D_CASES) == len([c for c in load_file(ROOT / "cases" / "sweeps" / "conv2d.yaml", ROOT)
-                                     if isinstance(c, Case) and c.op == "conv2d"])
+    assert len(CONV2D_CASES) == len(
+        [
+            c
+            for c in load_file(ROOT / "cases" / "sweeps" / "conv2d.yaml", ROOT)
+            if isinstance(c, Case) and c.op == "conv2d"
+        ]
+    )
 
 
 def _check_equal_inner_products(forward, x, w, dy, attrs, sides: dict) -> None:
@@ -84,14 +92,28 @@ def test_conv2d_adjoints(case):
     raw = gradients.raw_attrs(ops.get("conv2d"), case.attrs, fmt)
     d_input = reference.conv2d_backprop_input(list(x.shape), w_hwio, dy, **raw)
     d_filter = reference.conv2d_backprop_filter(x, list(w_hwio.shape), dy, **raw)
-    transposed = reference.conv2d_transpose(dy, w_hwio, list(x.shape), case.attrs["strides"], case.attrs["padding"],
-                                            data_format=fmt, dilations=case.attrs.get("dilations"))
+    transposed = reference.conv2d_transpose(
+        dy,
+        w_hwio,
+        list(x.shape),
+        case.attrs["strides"],
+        case.attrs["padding"],
+        data_format=fmt,
+        dilations=case.attrs.get("dilations"),
+    )
     assert d_input.shape == x.shape and d_filter.shape == w_hwio.shape
-    _check_equal_inner_products(reference.conv2d, x, w_hwio, dy, case.attrs, {
-        "<x, conv2d_transpose(dy, w)>": np.vdot(x, transposed),
-        "<x, conv2d_backprop_input>": np.vdot(x, d_input),
-        "<w, conv2d_backprop_filter>": np.vdot(w_hwio, d_filter),
-    })
+    _check_equal_inner_products(
+        reference.conv2d,
+        x,
+        w_hwio,
+        dy,
+        case.attrs,
+        {
+            "<x, conv2d_transpose(dy, w)>": np.vdot(x, transposed),
+            "<x, conv2d_backprop_input>": np.vdot(x, d_input),
+            "<w, conv2d_backprop_filter>": np.vdot(w_hwio, d_filter),
+        },
+    )
 
 
 @pytest.mark.parametrize("case", DEPTHWISE_CASES, ids=lambda c: c.name)
@@ -104,10 +126,17 @@ def test_depthwise_adjoints(case):
     d_input = reference.depthwise_conv2d_native_backprop_input(list(x.shape), w_hwim, dy, **raw)
     d_filter = reference.depthwise_conv2d_native_backprop_filter(x, list(w_hwim.shape), dy, **raw)
     assert d_input.shape == x.shape and d_filter.shape == w_hwim.shape
-    _check_equal_inner_products(reference.depthwise_conv2d, x, w_hwim, dy, case.attrs, {
-        "<x, depthwise_backprop_input>": np.vdot(x, d_input),
-        "<w, depthwise_backprop_filter>": np.vdot(w_hwim, d_filter),
-    })
+    _check_equal_inner_products(
+        reference.depthwise_conv2d,
+        x,
+        w_hwim,
+        dy,
+        case.attrs,
+        {
+            "<x, depthwise_backprop_input>": np.vdot(x, d_input),
+            "<w, depthwise_backprop_filter>": np.vdot(w_hwim, d_filter),
+        },
+    )
 
 
 def test_the_adjoint_check_catches_an_off_by_one_tap():
@@ -139,12 +168,18 @@ DY = RNG.normal(size=(1, 4, 3, 4)).astype(np.float32)  # conv2d(X, W_HWIO, strid
 W_HWIM = RNG.normal(size=(3, 2, 3, 2)).astype(np.float32)
 DY_DW = RNG.normal(size=(1, 4, 3, 6)).astype(np.float32)
 GOOD = {
-    "conv2d_backprop_input": dict(input_sizes=[1, 7, 6, 3], filter=W_HWIO, out_backprop=DY, strides=[1, 2, 2, 1], padding="SAME"),
-    "conv2d_backprop_filter": dict(input=X, filter_sizes=[3, 2, 3, 4], out_backprop=DY, strides=[1, 2, 2, 1], padding="SAME"),
-    "depthwise_conv2d_native_backprop_input": dict(input_sizes=[1, 7, 6, 3], filter=W_HWIM, out_backprop=DY_DW,
-                                                   strides=[1, 2, 2, 1], padding="SAME"),
-    "depthwise_conv2d_native_backprop_filter": dict(input=X, filter_sizes=[3, 2, 3, 2], out_backprop=DY_DW,
-                                                    strides=[1, 2, 2, 1], padding="SAME"),
+    "conv2d_backprop_input": dict(
+        input_sizes=[1, 7, 6, 3], filter=W_HWIO, out_backprop=DY, strides=[1, 2, 2, 1], padding="SAME"
+    ),
+    "conv2d_backprop_filter": dict(
+        input=X, filter_sizes=[3, 2, 3, 4], out_backprop=DY, strides=[1, 2, 2, 1], padding="SAME"
+    ),
+    "depthwise_conv2d_native_backprop_input": dict(
+        input_sizes=[1, 7, 6, 3], filter=W_HWIM, out_backprop=DY_DW, strides=[1, 2, 2, 1], padding="SAME"
+    ),
+    "depthwise_conv2d_native_backprop_filter": dict(
+        input=X, filter_sizes=[3, 2, 3, 2], out_backprop=DY_DW, strides=[1, 2, 2, 1], padding="SAME"
+    ),
 }
 EXPLICIT = dict(padding="EXPLICIT", explicit_paddings=[0, 0, 1, 1, 0, 1, 0, 0])
 COMMON_BAD = [  # (changes, the argument the message must name)
@@ -198,8 +233,12 @@ SPECIFIC_BAD = {
         (dict(out_backprop=DY_DW[:, :, :2]), "filter_sizes"),
     ],
 }
-SIZE_ARG = {"conv2d_backprop_input": "input_sizes", "conv2d_backprop_filter": "filter_sizes",
-            "depthwise_conv2d_native_backprop_input": "input_sizes", "depthwise_conv2d_native_backprop_filter": "filter_sizes"}
+SIZE_ARG = {
+    "conv2d_backprop_input": "input_sizes",
+    "conv2d_backprop_filter": "filter_sizes",
+    "depthwise_conv2d_native_backprop_input": "input_sizes",
+    "depthwise_conv2d_native_backprop_filter": "filter_sizes",
+}
 BAD = [(op, changes, arg or SIZE_ARG[op]) for op in GOOD for changes, arg in COMMON_BAD + SPECIFIC_BAD[op]]
 
 

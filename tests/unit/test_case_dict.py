@@ -8,12 +8,11 @@ from functools import cache
 import numpy as np
 import pytest
 import yaml
+from support import ROOT
 
 from harness.registry.cases import Case, Generator, TensorSpec, parse_case
 from harness.registry.loader import load_file
 from harness.registry.serialize import case_to_dict, case_yaml
-
-from support import ROOT
 
 
 @cache
@@ -26,11 +25,17 @@ def registry() -> tuple[Case, ...]:
 def same_value(a, b) -> bool:
     """Equality that looks inside arrays (exactly: dtype, shape and every bit of every value) and containers."""
     if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
-        return (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.dtype == b.dtype and a.shape == b.shape
-                and np.array_equal(a.view(np.uint8), b.view(np.uint8)))
+        return (
+            isinstance(a, np.ndarray)
+            and isinstance(b, np.ndarray)
+            and a.dtype == b.dtype
+            and a.shape == b.shape
+            and np.array_equal(a.view(np.uint8), b.view(np.uint8))
+        )
     if dataclasses.is_dataclass(a) and not isinstance(a, type):
         return type(a) is type(b) and all(
-            same_value(getattr(a, f.name), getattr(b, f.name)) for f in dataclasses.fields(a))
+            same_value(getattr(a, f.name), getattr(b, f.name)) for f in dataclasses.fields(a)
+        )
     if isinstance(a, (list, tuple)):
         return type(a) is type(b) and len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b))
     if isinstance(a, dict):
@@ -78,12 +83,21 @@ def test_defaults_are_left_out_but_dtypes_and_seeds_are_written():
     case = next(c for c in registry() if c.id == "cases/errors.yaml::conv2d_channel_mismatch")
     d = case_to_dict(case)
     assert list(d) == ["name", "op", "attrs", "inputs", "dtypes", "tags", "expect_error"]
-    assert d["inputs"]["input"] == {"layout": "NHWC",
-                                    "generate": {"dist": "normal", "shape": [1, 5, 5, 3],
-                                                 "seed": case.inputs["input"].generator.seed}}
-    assert d["expect_error"] == {"reference": "ValueError", "tensorflow": "InvalidArgumentError",
-                                 "match": ["conv2d: argument 'filters'", "in_channels (axis 2)=2", "must be 3",
-                                           "filters [3, 3, 2, 4] HWIO", "input [1, 5, 5, 3] NHWC"]}
+    assert d["inputs"]["input"] == {
+        "layout": "NHWC",
+        "generate": {"dist": "normal", "shape": [1, 5, 5, 3], "seed": case.inputs["input"].generator.seed},
+    }
+    assert d["expect_error"] == {
+        "reference": "ValueError",
+        "tensorflow": "InvalidArgumentError",
+        "match": [
+            "conv2d: argument 'filters'",
+            "in_channels (axis 2)=2",
+            "must be 3",
+            "filters [3, 3, 2, 4] HWIO",
+            "input [1, 5, 5, 3] NHWC",
+        ],
+    }
 
 
 def test_literals_are_ints_where_integer_valued_and_exact_floats_elsewhere():

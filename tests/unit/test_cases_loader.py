@@ -17,8 +17,15 @@ import pytest
 import yaml
 
 from harness import ops
-from harness.registry.cases import (Case, CaseError, expected_array, item_case_id, operand_array, operand_arrays,
-                                    split_case_id)
+from harness.registry.cases import (
+    Case,
+    CaseError,
+    expected_array,
+    item_case_id,
+    operand_array,
+    operand_arrays,
+    split_case_id,
+)
 from harness.registry.loader import load_file
 
 FILE = "cases.yaml"
@@ -43,7 +50,10 @@ def base_case(op: str, name: str) -> dict:
             "name": name,
             "op": "depthwise_conv2d",
             "attrs": {"strides": [1, 1, 1, 1], "padding": "VALID"},
-            "inputs": {"input": {"layout": "CHW", "value": X_CHW}, "filter": {"layout": "HWIM", "value": [[[[1]], [[0]]], [[[-1]], [[2]]]]}},
+            "inputs": {
+                "input": {"layout": "CHW", "value": X_CHW},
+                "filter": {"layout": "HWIM", "value": [[[[1]], [[0]]], [[[-1]], [[2]]]]},
+            },
         }
     if op == "conv2d_transpose":
         return {
@@ -118,37 +128,109 @@ EDITS = [
     ("missing_padding", "conv2d", {"attrs.padding": DELETE}, "attrs.padding", "missing field"),
     ("unknown_attribute", "conv2d", {"attrs.rate": 2}, "attrs.rate", "conv2d has no attribute 'rate'"),
     ("unknown_operand", "conv2d", {"inputs.value": V}, "inputs.value", "no operand 'value'"),
-    ("chw_layout_2d_literal", "conv2d", {"inputs.input.value": [[1, 2], [3, 4]]}, "inputs.input", "layout 'CHW' has 3 axes but the value has shape [2, 2]"),
-    ("generator_rank_vs_layout", "conv2d", {"inputs.input": {"layout": "CHW", "generate": {"dist": "normal", "shape": [3, 3]}}},
-     "inputs.input", "layout 'CHW' has 3 axes but the value has shape [3, 3]"),
+    (
+        "chw_layout_2d_literal",
+        "conv2d",
+        {"inputs.input.value": [[1, 2], [3, 4]]},
+        "inputs.input",
+        "layout 'CHW' has 3 axes but the value has shape [2, 2]",
+    ),
+    (
+        "generator_rank_vs_layout",
+        "conv2d",
+        {"inputs.input": {"layout": "CHW", "generate": {"dist": "normal", "shape": [3, 3]}}},
+        "inputs.input",
+        "layout 'CHW' has 3 axes but the value has shape [3, 3]",
+    ),
     ("unknown_layout_letter", "conv2d", {"inputs.input.layout": "CHX"}, "inputs.input.layout", "unknown layout 'CHX'"),
     ("repeated_layout_letter", "conv2d", {"inputs.input.layout": "HHW"}, "inputs.input.layout", "unknown layout 'HHW'"),
-    ("hwio_for_depthwise_filter", "depthwise_conv2d", {"inputs.filter.layout": "HWIO"}, "inputs.filter.layout", "unknown layout 'HWIO'"),
-    ("string_in_nested_literal", "conv2d", {"inputs.input.value": [[[1, 2, 0], [0, "one", 3], [2, 1, 1]]]},
-     "inputs.input.value", "non-numeric literal 'one' at index [0][1][1]"),
-    ("true_in_nested_literal", "conv2d", {"inputs.input.value": [[[1, 2, 0], [0, 1, 3], [2, True, 1]]]},
-     "inputs.input.value", "non-numeric literal True at index [0][2][1]"),
-    ("ragged_literal", "conv2d", {"inputs.input.value": [[[1, 2, 0], [0, 1], [2, 1, 1]]]}, "inputs.input.value", "ragged literal"),
-    ("value_and_generate", "conv2d", {"inputs.input.generate": {"dist": "normal", "shape": [1, 3, 3]}}, "inputs.input", "exactly one of"),
+    (
+        "hwio_for_depthwise_filter",
+        "depthwise_conv2d",
+        {"inputs.filter.layout": "HWIO"},
+        "inputs.filter.layout",
+        "unknown layout 'HWIO'",
+    ),
+    (
+        "string_in_nested_literal",
+        "conv2d",
+        {"inputs.input.value": [[[1, 2, 0], [0, "one", 3], [2, 1, 1]]]},
+        "inputs.input.value",
+        "non-numeric literal 'one' at index [0][1][1]",
+    ),
+    (
+        "true_in_nested_literal",
+        "conv2d",
+        {"inputs.input.value": [[[1, 2, 0], [0, 1, 3], [2, True, 1]]]},
+        "inputs.input.value",
+        "non-numeric literal True at index [0][2][1]",
+    ),
+    (
+        "ragged_literal",
+        "conv2d",
+        {"inputs.input.value": [[[1, 2, 0], [0, 1], [2, 1, 1]]]},
+        "inputs.input.value",
+        "ragged literal",
+    ),
+    (
+        "value_and_generate",
+        "conv2d",
+        {"inputs.input.generate": {"dist": "normal", "shape": [1, 3, 3]}},
+        "inputs.input",
+        "exactly one of",
+    ),
     ("neither_value_nor_generate", "conv2d", {"inputs.input.value": DELETE}, "inputs.input", "exactly one of"),
-    ("unknown_dist", "conv2d", {"inputs.input": {"layout": "CHW", "generate": {"dist": "gaussian", "shape": [1, 3, 3]}}},
-     "inputs.input.generate.dist", "unknown distribution 'gaussian'"),
+    (
+        "unknown_dist",
+        "conv2d",
+        {"inputs.input": {"layout": "CHW", "generate": {"dist": "gaussian", "shape": [1, 3, 3]}}},
+        "inputs.input.generate.dist",
+        "unknown distribution 'gaussian'",
+    ),
     ("unknown_dtype", "conv2d", {"dtypes": ["float32", "float8"]}, "dtypes", "unknown dtype 'float8'"),
-    ("int32_with_normal_generator", "conv2d", {"dtypes": ["int32"], "inputs.input": V}, "inputs.input", "dtype int32 needs integer values"),
-    ("int32_with_fractional_literal", "conv2d", {"dtypes": ["int32"], "inputs.filters.value": [[[1, 0], [-1, 2.5]]]},
-     "inputs.filters", "dtype int32 needs integer values"),
+    (
+        "int32_with_normal_generator",
+        "conv2d",
+        {"dtypes": ["int32"], "inputs.input": V},
+        "inputs.input",
+        "dtype int32 needs integer values",
+    ),
+    (
+        "int32_with_fractional_literal",
+        "conv2d",
+        {"dtypes": ["int32"], "inputs.filters.value": [[[1, 0], [-1, 2.5]]]},
+        "inputs.filters",
+        "dtype int32 needs integer values",
+    ),
     ("tolerance_without_reason", "conv2d", {"tolerance": {"c": 4}}, "tolerance.reason", "needs a written reason"),
-    ("tolerance_blank_reason", "conv2d", {"tolerance": {"c": 4, "reason": "  "}}, "tolerance.reason", "needs a written reason"),
+    (
+        "tolerance_blank_reason",
+        "conv2d",
+        {"tolerance": {"c": 4, "reason": "  "}},
+        "tolerance.reason",
+        "needs a written reason",
+    ),
     ("unknown_data_format", "conv2d", {"attrs.data_format": "NWHC"}, "attrs.data_format", "got 'NWHC'"),
     ("kernel_on_data_operand", "conv2d", {"inputs.input.kernel": "convolution"}, "inputs.input.kernel", "only filters"),
-    ("unknown_kernel_orientation", "conv2d", {"inputs.filters.kernel": "flipped"}, "inputs.filters.kernel", "'flipped'"),
+    (
+        "unknown_kernel_orientation",
+        "conv2d",
+        {"inputs.filters.kernel": "flipped"},
+        "inputs.filters.kernel",
+        "'flipped'",
+    ),
     ("gradient_of_unknown_operand", "conv2d", {"gradients": ["input", "filter"]}, "gradients", "no operand 'filter'"),
     ("gradients_not_a_list", "conv2d", {"gradients": {"input": True}}, "gradients", "must be a list of strings"),
     ("gradient_named_twice", "conv2d", {"gradients": ["input", "input"]}, "gradients", "distinct operands"),
     ("block_bytes_zero", "conv2d", {"block_bytes": 0}, "block_bytes", "must be a positive int"),
     ("block_bytes_text", "conv2d", {"block_bytes": "1k"}, "block_bytes", "must be a positive int"),
-    ("gradients_of_an_error_contract", "conv2d", {"gradients": "all", "expect_error": {"reference": "ValueError", "tensorflow": "InvalidArgumentError"}}, "gradients",
-     "an error contract"),
+    (
+        "gradients_of_an_error_contract",
+        "conv2d",
+        {"gradients": "all", "expect_error": {"reference": "ValueError", "tensorflow": "InvalidArgumentError"}},
+        "gradients",
+        "an error contract",
+    ),
 ]
 
 
@@ -187,11 +269,14 @@ def test_duplicate_case_name_keeps_the_first_and_reports_the_second(tmp_path):
 
 
 def test_error_file_name_is_relative_to_root(tmp_path):
-    entries = write(tmp_path, {"cases": [edited(base_case("conv2d", "bad"), {"op": "conv3d"})]}, name="cases/sub/file.yaml")
+    entries = write(
+        tmp_path, {"cases": [edited(base_case("conv2d", "bad"), {"op": "conv3d"})]}, name="cases/sub/file.yaml"
+    )
     assert_names(entries[0], "cases/sub/file.yaml", "bad", "op", "unknown op")
 
 
 # --- whole-file problems -----------------------------------------------------------------
+
 
 def test_yaml_syntax_error_is_one_error_for_the_whole_file(tmp_path):
     entries = write(
@@ -243,7 +328,10 @@ def test_python_tags_are_rejected_and_never_executed(tmp_path):
     "edits, field",
     [
         ({"op": ["conv2d"]}, "op"),
-        ({"inputs.input": {"layout": "CHW", "generate": {"dist": ["normal"], "shape": [1, 3, 3]}}}, "inputs.input.generate.dist"),
+        (
+            {"inputs.input": {"layout": "CHW", "generate": {"dist": ["normal"], "shape": [1, 3, 3]}}},
+            "inputs.input.generate.dist",
+        ),
     ],
     ids=["op_list", "dist_list"],
 )
@@ -257,9 +345,12 @@ def test_unhashable_op_or_dist_is_a_case_error(tmp_path, edits, field):
 
 # --- valid cases -------------------------------------------------------------------------
 
+
 def test_default_dtypes_apply_unless_the_case_sets_its_own_and_tags_add_up(tmp_path):
     own = edited(base_case("conv2d", "own"), {"dtypes": ["float64"], "tags": ["mine"]})
-    entries = load_cases(tmp_path, base_case("conv2d", "inherits"), own, defaults={"dtypes": ["float16", "bfloat16"], "tags": ["smoke"]})
+    entries = load_cases(
+        tmp_path, base_case("conv2d", "inherits"), own, defaults={"dtypes": ["float16", "bfloat16"], "tags": ["smoke"]}
+    )
     inherits, own = entries
 
     assert (inherits.dtypes, inherits.tags) == (("float16", "bfloat16"), ("smoke",))
@@ -325,7 +416,10 @@ def indexed_case(name, **edits):
         "name": name,
         "op": "conv2d",
         "attrs": {"strides": 1, "padding": "VALID"},
-        "inputs": {"input": {"layout": "CHW", "value": X_CHW_INDEXED}, "filters": {"layout": "IHW", "value": W_IHW_INDEXED}},
+        "inputs": {
+            "input": {"layout": "CHW", "value": X_CHW_INDEXED},
+            "filters": {"layout": "IHW", "value": W_IHW_INDEXED},
+        },
     }
     return edited(case, edits)
 
@@ -446,23 +540,44 @@ def test_symbolic_output_shape_is_not_an_attribute_of_conv2d(tmp_path):
 
 
 def test_tolerance_override_is_kept_with_its_reason(tmp_path):
-    case = only_case(load_cases(tmp_path, edited(base_case("conv2d", "tol"), {"tolerance": {"c": 4, "atol": 1e-6, "reason": " known "}})))
+    case = only_case(
+        load_cases(
+            tmp_path, edited(base_case("conv2d", "tol"), {"tolerance": {"c": 4, "atol": 1e-6, "reason": " known "}})
+        )
+    )
     assert (case.tolerance.reason, case.tolerance.c, case.tolerance.atol) == ("known", 4, 1e-6)
 
 
-@pytest.mark.parametrize("tensorflow", [{"onednn_kernel": "AbortedError", "eigen_kernel": "InvalidArgumentError"},
-                                        {"onednn_on": "AbortedError", "onednn_off": "InvalidArgumentError"}])
+@pytest.mark.parametrize(
+    "tensorflow",
+    [
+        {"onednn_kernel": "AbortedError", "eigen_kernel": "InvalidArgumentError"},
+        {"onednn_on": "AbortedError", "onednn_off": "InvalidArgumentError"},
+    ],
+)
 def test_an_error_contract_names_the_class_per_kernel_and_accepts_the_older_keys(tmp_path, tensorflow):
     contract = {"reference": "ValueError", "tensorflow": tensorflow}
     case = only_case(load_cases(tmp_path, edited(base_case("conv2d", "e"), {"expect_error": contract})))
     assert case.expect_error.tensorflow_error(eigen_kernel=False) == "AbortedError"
     assert case.expect_error.tensorflow_error(eigen_kernel=True) == "InvalidArgumentError"
     assert case.expect_error.tensorflow_error(eigen_kernel=None) is None  # not measured: the two differ
-    one = only_case(load_cases(tmp_path, edited(base_case("conv2d", "f"), {
-        "expect_error": {"reference": "ValueError", "tensorflow": "InvalidArgumentError"}})))
+    one = only_case(
+        load_cases(
+            tmp_path,
+            edited(
+                base_case("conv2d", "f"),
+                {"expect_error": {"reference": "ValueError", "tensorflow": "InvalidArgumentError"}},
+            ),
+        )
+    )
     assert one.expect_error.tensorflow_error(eigen_kernel=None) == "InvalidArgumentError"
-    (err,) = load_cases(tmp_path, edited(base_case("conv2d", "g"), {
-        "expect_error": {"reference": "ValueError", "tensorflow": {"onednn_kernel": "AbortedError"}}}))
+    (err,) = load_cases(
+        tmp_path,
+        edited(
+            base_case("conv2d", "g"),
+            {"expect_error": {"reference": "ValueError", "tensorflow": {"onednn_kernel": "AbortedError"}}},
+        ),
+    )
     assert_names(err, FILE, "g", "expect_error.tensorflow", "{onednn_kernel: Class, eigen_kernel: Class}")
 
 
@@ -482,13 +597,19 @@ def test_gradient_items_are_the_floating_dtypes_only(tmp_path):
     assert only_case(load_cases(tmp_path, base_case("conv2d", "d"))).gradient_dtypes == ()
 
 
-@pytest.mark.parametrize("item_id, case", [
-    ("cases/x.yaml::a/out=0x9[float32]", "cases/x.yaml::a/out=0x9[float32]"),
-    ("cases/x.yaml::a[float64:gradients]", "cases/x.yaml::a[float64]"),
-    ("cases/x.yaml::a[float32@onnxruntime]", "cases/x.yaml::a[float32]"),
-    ("cases/x.yaml::a[bfloat16@tensorflow-xla]", "cases/x.yaml::a[bfloat16]"),
-])
+@pytest.mark.parametrize(
+    "item_id, case",
+    [
+        ("cases/x.yaml::a/out=0x9[float32]", "cases/x.yaml::a/out=0x9[float32]"),
+        ("cases/x.yaml::a[float64:gradients]", "cases/x.yaml::a[float64]"),
+        ("cases/x.yaml::a[float32@onnxruntime]", "cases/x.yaml::a[float32]"),
+        ("cases/x.yaml::a[bfloat16@tensorflow-xla]", "cases/x.yaml::a[bfloat16]"),
+    ],
+)
 def test_an_item_names_its_case(item_id, case):
     assert item_case_id(item_id) == case
-    assert split_case_id(item_case_id(item_id)) == ("cases/x.yaml", case.split("::")[1].split("[")[0],
-                                                    case.rpartition("[")[2][:-1])
+    assert split_case_id(item_case_id(item_id)) == (
+        "cases/x.yaml",
+        case.split("::")[1].split("[")[0],
+        case.rpartition("[")[2][:-1],
+    )

@@ -13,13 +13,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from support import MACHINES, ROOT
 
 from harness import atomic, cli
-from harness.reports import results
 from harness.registry.cases import parse_case
 from harness.registry.loader import load_file
-
-from support import MACHINES, ROOT
+from harness.reports import results
 
 
 @pytest.fixture(autouse=True)
@@ -44,6 +43,7 @@ def wrong_use(capsys, *argv: str) -> str:
 
 
 # --- list ----------------------------------------------------------------------------------
+
 
 def test_list_prints_every_case_with_ids_ops_dtypes_and_tags(capsys):
     code, out, err = harness(capsys, "list", "cases/seeds.yaml")
@@ -75,14 +75,20 @@ def test_list_reports_malformed_cases_and_fails(capsys, tmp_path):
 
 # --- show ----------------------------------------------------------------------------------
 
+
 @pytest.mark.tensorflow
 def test_show_prints_conversions_inputs_both_outputs_and_their_difference(capsys):
     code, out, _ = harness(capsys, "show", "cases/seeds.yaml::transpose_stride2_same[float32]")
     assert code == 0
     assert "filters: given OIHW [2, 4, 3, 3] -> HWOI [3, 3, 2, 4]" in out
     assert "layouts.rotate_180(w, 'HWOI')" in out
-    for heading in ("inputs, as the op receives them", "reference output NHWC [1, 6, 6, 2]",
-                    "tensorflow output NHWC [1, 6, 6, 2]", "tensorflow - reference", "status: passed"):
+    for heading in (
+        "inputs, as the op receives them",
+        "reference output NHWC [1, 6, 6, 2]",
+        "tensorflow output NHWC [1, 6, 6, 2]",
+        "tensorflow - reference",
+        "status: passed",
+    ):
         assert heading in out
     # the first row of the documents' printed NCHW result (channel 0), as the reference's first plane
     assert "[[ 4.  3.  6.  2.  7.  3.]" in out
@@ -96,9 +102,11 @@ def test_show_accepts_a_bare_name_and_the_dtype_option(capsys):
 
 # --- new / repro ---------------------------------------------------------------------------
 
+
 def test_new_scaffolds_a_valid_case_with_its_output_shape(capsys):
-    code, out, _ = harness(capsys, "new", "conv2d", "--shape", "input=1,9,9,3", "--strides", "2", "--padding",
-                           "VALID", "--name", "mine")
+    code, out, _ = harness(
+        capsys, "new", "conv2d", "--shape", "input=1,9,9,3", "--strides", "2", "--padding", "VALID", "--name", "mine"
+    )
     assert code == 0
     # VALID, 9 rows, 3-tap default kernel, stride 2: floor((9 - 3) / 2) + 1 = 4 rows and columns
     assert out.startswith("# output: NHWC [1, 4, 4, 4]")
@@ -135,6 +143,7 @@ def test_repro_writes_a_standalone_script_for_the_case(capsys, tmp_path):
 
 # --- backends / export / check-npz ------------------------------------------------------------
 
+
 def test_backends_lists_what_each_implements(capsys):
     code, out, _ = harness(capsys, "backends", "reference", "examples/naive_kernel/backend.yaml")
     assert code == 0
@@ -148,8 +157,9 @@ def test_backends_lists_what_each_implements(capsys):
 def test_export_and_check_npz_round_trip_through_the_command(capsys, tmp_path):
     import numpy as np
 
-    code, out, _ = harness(capsys, "export", "--npz", str(tmp_path), "cases/seeds.yaml", "--op", "conv2d",
-                           "--dtype", "float64")
+    code, out, _ = harness(
+        capsys, "export", "--npz", str(tmp_path), "cases/seeds.yaml", "--op", "conv2d", "--dtype", "float64"
+    )
     assert code == 0 and "wrote 2 entries" in out
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     for entry in manifest["entries"]:  # an "outside implementation" that returns the reference's output
@@ -162,11 +172,30 @@ def test_export_and_check_npz_round_trip_through_the_command(capsys, tmp_path):
 
 # --- verify ------------------------------------------------------------------------------------
 
+
 @pytest.mark.tensorflow
 def test_verify_runs_a_subset_with_a_progress_bar_and_writes_the_reports(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "harness", "verify", "cases/seeds.yaml", "--op", "atrous_conv2d",
-                           "--dtype", "float32", "-n", "0", "--reports", str(tmp_path)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "verify",
+            "cases/seeds.yaml",
+            "--op",
+            "atrous_conv2d",
+            "--dtype",
+            "float32",
+            "-n",
+            "0",
+            "--reports",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "] 1/1  passed 1" in proc.stdout  # the bar's last state
     assert "atrous_conv2d" in proc.stdout and "total" in proc.stdout  # the summary table
@@ -178,9 +207,17 @@ def test_verify_runs_a_subset_with_a_progress_bar_and_writes_the_reports(tmp_pat
 
 # --- compare / report ----------------------------------------------------------------------
 
+
 def record(case_id: str, status: str, margin: float = 0.1, tensorflow: str = "agrees", error: str = "") -> dict:
-    return {"id": case_id, "kind": "case", "status": status, "margin": margin, "max_abs_error": margin * 1e-6,
-            "tensorflow": tensorflow, "errors": [error] if error else []}
+    return {
+        "id": case_id,
+        "kind": "case",
+        "status": status,
+        "margin": margin,
+        "max_abs_error": margin * 1e-6,
+        "tensorflow": tensorflow,
+        "errors": [error] if error else [],
+    }
 
 
 def write_run(path: Path, records: list[dict], **environment) -> Path:
@@ -192,8 +229,9 @@ def write_run(path: Path, records: list[dict], **environment) -> Path:
 def test_compare_shows_two_machines_facts_side_by_side(capsys, tmp_path):
     machines = MACHINES
     zen4, spr = (json.loads((machines / f"{n}.json").read_text()) for n in ("amd-epyc-zen4", "intel-sapphire-rapids"))
-    a = write_run(tmp_path / "a.json", [record("x[float16]", "xfailed", tensorflow="raises UnimplementedError (NCHW)")],
-                  **zen4)
+    a = write_run(
+        tmp_path / "a.json", [record("x[float16]", "xfailed", tensorflow="raises UnimplementedError (NCHW)")], **zen4
+    )
     b = write_run(tmp_path / "b.json", [record("x[float16]", "passed")], **spr)
     code, out, _ = harness(capsys, "compare", str(a), str(b))
     assert code == 0
@@ -207,12 +245,27 @@ def test_compare_shows_two_machines_facts_side_by_side(capsys, tmp_path):
 
 
 def test_compare_reports_new_failures_fixed_changed_and_error_growth(capsys, tmp_path):
-    a = write_run(tmp_path / "a.json", [record("x[float32]", "passed"), record("y[float32]", "failed", error="boom"),
-                                        record("z[float32]", "xfailed", tensorflow="wrong_values"),
-                                        record("g[float32]", "passed", 0.01), record("gone", "passed")])
-    b = write_run(tmp_path / "b.json", [record("x[float32]", "failed", error="TensorFlow wrong_values: outside"),
-                                        record("y[float32]", "passed"), record("z[float32]", "passed"),
-                                        record("g[float32]", "passed", 0.5), record("new", "passed")], onednn="0")
+    a = write_run(
+        tmp_path / "a.json",
+        [
+            record("x[float32]", "passed"),
+            record("y[float32]", "failed", error="boom"),
+            record("z[float32]", "xfailed", tensorflow="wrong_values"),
+            record("g[float32]", "passed", 0.01),
+            record("gone", "passed"),
+        ],
+    )
+    b = write_run(
+        tmp_path / "b.json",
+        [
+            record("x[float32]", "failed", error="TensorFlow wrong_values: outside"),
+            record("y[float32]", "passed"),
+            record("z[float32]", "passed"),
+            record("g[float32]", "passed", 0.5),
+            record("new", "passed"),
+        ],
+        onednn="0",
+    )
     code, out, _ = harness(capsys, "compare", str(a), str(b))
     assert code == 1  # a new failure
     assert "environment differences: 1\n  onednn: 1 -> 0" in out
@@ -223,7 +276,11 @@ def test_compare_reports_new_failures_fixed_changed_and_error_growth(capsys, tmp
     assert "g[float32]: margin 0.01 -> 0.5" in out
     assert "only in A: 1   only in B: 1" in out
     code, out, _ = harness(capsys, "compare", str(a), str(a))
-    assert code == 0 and "new failures: 0" in out and "error growth (margin x2 or more, to at least 0.01 of the bound): 0" in out
+    assert (
+        code == 0
+        and "new failures: 0" in out
+        and "error growth (margin x2 or more, to at least 0.01 of the bound): 0" in out
+    )
 
 
 def test_report_rebuilds_the_reports_from_a_results_file(capsys, tmp_path):
@@ -233,6 +290,7 @@ def test_report_rebuilds_the_reports_from_a_results_file(capsys, tmp_path):
 
 
 # --- wrong use ------------------------------------------------------------------------------
+
 
 def test_wrong_uses_get_one_clear_message_and_status_2(capsys, tmp_path):
     assert "invalid choice: 'bogus'" in wrong_use(capsys, "bogus")
@@ -257,7 +315,9 @@ def test_wrong_uses_get_one_clear_message_and_status_2(capsys, tmp_path):
     notrun = tmp_path / "y.json"
     notrun.write_text("[]")
     assert "not a harness results file" in wrong_use(capsys, "compare", str(notrun), str(notrun))
-    assert "--growth 1.0: must be greater than 1" in wrong_use(capsys, "compare", str(notrun), str(notrun), "--growth", "1")
+    assert "--growth 1.0: must be greater than 1" in wrong_use(
+        capsys, "compare", str(notrun), str(notrun), "--growth", "1"
+    )
     assert "no such directory" in wrong_use(capsys, "report", str(tmp_path / "nowhere"))
     assert "no such file" in wrong_use(capsys, "report", str(tmp_path))
     assert "unknown op 'conv3d'" in wrong_use(capsys, "new", "conv3d")
@@ -279,10 +339,16 @@ def test_the_console_script_and_python_m_are_the_same_command():
     script = Path(sys.executable).parent / "harness"
     assert script.is_file(), "pip install -e . creates the harness console script"
     for argv in ([str(script)], [sys.executable, "-m", "harness"]):
-        proc = subprocess.run([*argv, "list", "--op", "atrous_conv2d", "--tag", "seed", "--ids"], cwd=ROOT,
-                              capture_output=True, text=True, timeout=60)
+        proc = subprocess.run(
+            [*argv, "list", "--op", "atrous_conv2d", "--tag", "seed", "--ids"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert proc.returncode == 0 and proc.stdout.split() == [
-            f"cases/seeds.yaml::atrous_rate2_valid_10x10[{d}]" for d in ("float32", "float64", "float16", "bfloat16")]
+            f"cases/seeds.yaml::atrous_rate2_valid_10x10[{d}]" for d in ("float32", "float64", "float16", "bfloat16")
+        ]
         bad = subprocess.run([*argv, "show", "nope"], cwd=ROOT, capture_output=True, text=True, timeout=60)
         assert bad.returncode == 2 and bad.stderr.startswith("harness: error: no case 'nope'")
         assert "Traceback" not in bad.stderr

@@ -9,11 +9,10 @@ import json
 from pathlib import Path
 
 import pytest
+from support import ROOT
 
 from harness import atomic, cli
 from harness.reports import compare, results
-
-from support import ROOT
 
 
 @pytest.fixture(autouse=True)
@@ -22,9 +21,17 @@ def at_repository_root(monkeypatch):
 
 
 def rec(case_id: str, status: str, op: str = "conv2d", margin: float = 0.1, **extra) -> dict:
-    return {"id": case_id, "kind": "case", "status": status, "op": op, "margin": margin,
-            "max_abs_error": margin * 1e-6, "tensorflow": "agrees", "errors": ["boom"] if status == "failed" else [],
-            **extra}
+    return {
+        "id": case_id,
+        "kind": "case",
+        "status": status,
+        "op": op,
+        "margin": margin,
+        "max_abs_error": margin * 1e-6,
+        "tensorflow": "agrees",
+        "errors": ["boom"] if status == "failed" else [],
+        **extra,
+    }
 
 
 def write(path: Path, records: list[dict], tensorflow: str) -> Path:
@@ -35,15 +42,38 @@ def write(path: Path, records: list[dict], tensorflow: str) -> Path:
 
 
 def three_runs(tmp_path: Path) -> list[Path]:
-    return [write(tmp_path / "tf-2.19", [rec("x[float32]", "passed"), rec("y[float32]", "xfailed"),
-                                         rec("d[float32]", "passed", op="depthwise_conv2d"),
-                                         rec("g[float32:gradients]", "passed", check="gradients")], "2.19.0"),
-            write(tmp_path / "tf-2.20", [rec("x[float32]", "failed"), rec("y[float32]", "xfailed"),
-                                         rec("d[float32]", "passed", op="depthwise_conv2d"),
-                                         rec("g[float32:gradients]", "passed", check="gradients")], "2.20.0"),
-            write(tmp_path / "tf-2.21", [rec("x[float32]", "passed"), rec("y[float32]", "passed"),
-                                         rec("d[float32]", "passed", op="depthwise_conv2d", margin=0.5),
-                                         rec("t[float32@torch]", "passed", backend="torch")], "2.21.0")]
+    return [
+        write(
+            tmp_path / "tf-2.19",
+            [
+                rec("x[float32]", "passed"),
+                rec("y[float32]", "xfailed"),
+                rec("d[float32]", "passed", op="depthwise_conv2d"),
+                rec("g[float32:gradients]", "passed", check="gradients"),
+            ],
+            "2.19.0",
+        ),
+        write(
+            tmp_path / "tf-2.20",
+            [
+                rec("x[float32]", "failed"),
+                rec("y[float32]", "xfailed"),
+                rec("d[float32]", "passed", op="depthwise_conv2d"),
+                rec("g[float32:gradients]", "passed", check="gradients"),
+            ],
+            "2.20.0",
+        ),
+        write(
+            tmp_path / "tf-2.21",
+            [
+                rec("x[float32]", "passed"),
+                rec("y[float32]", "passed"),
+                rec("d[float32]", "passed", op="depthwise_conv2d", margin=0.5),
+                rec("t[float32@torch]", "passed", backend="torch"),
+            ],
+            "2.21.0",
+        ),
+    ]
 
 
 def test_three_runs_print_one_table_then_each_consecutive_pair(capsys, tmp_path):
@@ -79,12 +109,19 @@ def test_json_is_the_runs_the_table_and_every_consecutive_pair(capsys, tmp_path)
     assert [r["label"] for r in doc["runs"]] == [str(a), str(b), str(c)] and doc["runs"][0]["records"] == 4
     assert doc["runs"][1]["counts"]["failed"] == 1
     assert doc["table"]["columns"] == [str(a), str(b), str(c)]
-    assert doc["table"]["ops"][0] == {"op": "conv2d", "counts": [{"passed": 1, "xfailed": 1, "failed": 0},
-                                                                  {"passed": 0, "xfailed": 1, "failed": 1},
-                                                                  {"passed": 2, "xfailed": 0, "failed": 0}]}
+    assert doc["table"]["ops"][0] == {
+        "op": "conv2d",
+        "counts": [
+            {"passed": 1, "xfailed": 1, "failed": 0},
+            {"passed": 0, "xfailed": 1, "failed": 1},
+            {"passed": 2, "xfailed": 0, "failed": 0},
+        ],
+    }
     assert doc["table"]["ops"][1]["counts"][:2] == [None, None]
-    assert doc["table"]["differing"] == [{"id": "x[float32]", "statuses": ["passed", "failed", "passed"]},
-                                         {"id": "y[float32]", "statuses": ["xfailed", "xfailed", "passed"]}]
+    assert doc["table"]["differing"] == [
+        {"id": "x[float32]", "statuses": ["passed", "failed", "passed"]},
+        {"id": "y[float32]", "statuses": ["xfailed", "xfailed", "passed"]},
+    ]
     first, second = doc["pairs"]
     assert (first["a"], first["b"], second["a"], second["b"]) == (str(a), str(b), str(b), str(c))
     assert first["new_failures"] == [["x[float32]", "passed", "failed", "boom"]] and first["fixed"] == []

@@ -7,11 +7,10 @@ source tree, and the checked-in exclusion file is checked against the reference 
 from __future__ import annotations
 
 import pytest
+from support import ROOT
 
 from harness.selftest import coverage
 from harness.selftest.coverage import EXIT, ExclusionError, check, load_exclusions, misses
-
-from support import ROOT
 
 SOURCE = """\
 def f(x):
@@ -36,8 +35,11 @@ def tree(tmp_path, monkeypatch):
 
 
 def report(missing_lines, missing_branches):
-    data = {"missing_lines": missing_lines, "missing_branches": missing_branches,
-            "summary": {"covered_lines": 0, "num_statements": 0, "covered_branches": 0, "num_branches": 0}}
+    data = {
+        "missing_lines": missing_lines,
+        "missing_branches": missing_branches,
+        "summary": {"covered_lines": 0, "num_statements": 0, "covered_branches": 0, "num_branches": 0},
+    }
     empty = {"missing_lines": [], "missing_branches": [], "summary": data["summary"]}
     return {"files": {t: (data if i == 0 else empty) for i, t in enumerate(coverage.TARGETS)}}
 
@@ -54,7 +56,8 @@ def test_misses_name_lines_and_branches_by_their_text(tree):
     assert [(m.file, m.line, m.text, m.to, m.to_text) for m in found] == [
         (target, 4, 'raise ValueError("negative")', None, None),
         (target, 2, "if x > 0:", 4, 'raise ValueError("negative")'),
-        (target, 2, "if x > 0:", -1, EXIT)]
+        (target, 2, "if x > 0:", -1, EXIT),
+    ]
 
 
 def test_a_branch_out_of_a_line_that_never_ran_is_not_a_second_miss(tree):
@@ -66,44 +69,63 @@ def test_unlisted_misses_fail_and_listed_ones_pass(tree, tmp_path):
     found = misses(report([4], [[2, 4]]), tree)
     none = exclusions(tmp_path, tree, "exclusions: []\n")
     assert check(found, none) == (found, [])
-    by_line = exclusions(tmp_path, tree, f"""exclusions:
+    by_line = exclusions(
+        tmp_path,
+        tree,
+        f"""exclusions:
   - {{file: {coverage.TARGETS[0]}, line: 'raise ValueError("negative")', reason: r}}
-""")
+""",
+    )
     assert check(found, by_line) == ([], [])  # the line, and the branch into it
 
 
 def test_an_excluded_branch_excludes_its_target_line_too(tree, tmp_path):
     found = misses(report([4], [[2, 4]]), tree)
-    branch = exclusions(tmp_path, tree, f"""exclusions:
+    branch = exclusions(
+        tmp_path,
+        tree,
+        f"""exclusions:
   - {{file: {coverage.TARGETS[0]}, line: "if x > 0:", to: 'raise ValueError("negative")', reason: r}}
-""")
+""",
+    )
     assert check(found, branch) == ([], [])
 
 
 def test_a_function_entry_covers_its_body_only(tree, tmp_path):
     found = misses(report([4, 8], []), tree)
-    entry = exclusions(tmp_path, tree, f"""exclusions:
+    entry = exclusions(
+        tmp_path,
+        tree,
+        f"""exclusions:
   - {{file: {coverage.TARGETS[0]}, functions: [g], reason: r}}
-""")
+""",
+    )
     unlisted, stale = check(found, entry)
     assert [m.line for m in unlisted] == [4] and stale == []
 
 
 def test_an_exclusion_that_covers_nothing_is_stale(tree, tmp_path):
-    entry = exclusions(tmp_path, tree, f"""exclusions:
+    entry = exclusions(
+        tmp_path,
+        tree,
+        f"""exclusions:
   - {{file: {coverage.TARGETS[0]}, functions: [g], reason: r}}
-""")
+""",
+    )
     assert check([], entry) == ([], entry)
 
 
-@pytest.mark.parametrize("text, fragment", [
-    ("exclusions: {}", "a list 'exclusions'"),
-    ("exclusions: [{file: harness/conv/reference.py, line: x}]", "field 'reason'"),
-    ("exclusions: [{file: harness/other.py, line: x, reason: r}]", "is not one of"),
-    ("exclusions: [{file: harness/conv/reference.py, reason: r}]", "exactly one of 'line'"),
-    ("exclusions: [{file: harness/conv/reference.py, functions: [nope], reason: r}]", "no function 'nope'"),
-    ("exclusions: [{file: harness/conv/reference.py, line: x, reason: r, why: y}]", "field 'why': unknown field"),
-])
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("exclusions: {}", "a list 'exclusions'"),
+        ("exclusions: [{file: harness/conv/reference.py, line: x}]", "field 'reason'"),
+        ("exclusions: [{file: harness/other.py, line: x, reason: r}]", "is not one of"),
+        ("exclusions: [{file: harness/conv/reference.py, reason: r}]", "exactly one of 'line'"),
+        ("exclusions: [{file: harness/conv/reference.py, functions: [nope], reason: r}]", "no function 'nope'"),
+        ("exclusions: [{file: harness/conv/reference.py, line: x, reason: r, why: y}]", "field 'why': unknown field"),
+    ],
+)
 def test_a_malformed_exclusion_file_names_the_entry_and_field(tree, tmp_path, text, fragment):
     with pytest.raises(ExclusionError, match="exclusions") as err:
         exclusions(tmp_path, tree, text)

@@ -1,27 +1,32 @@
 """Known divergences: the schema, the features conditions use, and how the runner applies them."""
 
-
 import numpy as np
 import pytest
 import yaml
+from support import ROOT
 
-from harness.registry import divergences as D
 from harness.check import runner
-from harness.registry.cases import Case, CaseError
 from harness.check.prepare import prepare
+from harness.ops import get
+from harness.registry import divergences as D
+from harness.registry.cases import Case, CaseError
 from harness.registry.loader import load_file
 from harness.tf.environment import Environment, load_recorded
 from harness.tf.isolation import Died, Raised, Returned
-from harness.ops import get
 
-from support import ROOT
 ENV_ON = load_recorded(ROOT / "tests" / "machines" / "amd-epyc-zen4.json")  # recorded, so no TensorFlow runs here
 ENV_OFF = load_recorded(ROOT / "tests" / "machines" / "amd-epyc-zen4-onednn-off.json")
 
 ENTRY = {
-    "id": "grouped", "kind": "accepts_invalid", "summary": "s", "when": {"op": "conv2d", "grouped": True},
-    "tensorflow_versions": ">=2.21,<2.22", "onednn": "any", "tensorflow_does": ["returns"],
-    "evidence": "e", "repro": "r",
+    "id": "grouped",
+    "kind": "accepts_invalid",
+    "summary": "s",
+    "when": {"op": "conv2d", "grouped": True},
+    "tensorflow_versions": ">=2.21,<2.22",
+    "onednn": "any",
+    "tensorflow_does": ["returns"],
+    "evidence": "e",
+    "repro": "r",
 }
 
 
@@ -36,18 +41,21 @@ def test_the_real_file_loads_without_errors_and_ids_are_unique():
     assert all(d.evidence and d.repro for d in known)
 
 
-@pytest.mark.parametrize("changes, field", [
-    ({"kind": "oops"}, "kind"),
-    ({"when": {"colour": "red"}}, "when.colour"),
-    ({"when": {"op": "conv3d"}}, "when.op"),
-    ({"tensorflow_versions": "two point twenty"}, "tensorflow_versions"),
-    ({"onednn": "maybe"}, "onednn"),
-    ({"tensorflow_does": ["melts"]}, "tensorflow_does"),
-    ({"repro": ""}, "repro"),
-    ({"strict": "sometimes"}, "strict"),
-    ({"colour": 1}, "colour"),
-    ({"observed_on": [3]}, "observed_on"),
-])
+@pytest.mark.parametrize(
+    "changes, field",
+    [
+        ({"kind": "oops"}, "kind"),
+        ({"when": {"colour": "red"}}, "when.colour"),
+        ({"when": {"op": "conv3d"}}, "when.op"),
+        ({"tensorflow_versions": "two point twenty"}, "tensorflow_versions"),
+        ({"onednn": "maybe"}, "onednn"),
+        ({"tensorflow_does": ["melts"]}, "tensorflow_does"),
+        ({"repro": ""}, "repro"),
+        ({"strict": "sometimes"}, "strict"),
+        ({"colour": 1}, "colour"),
+        ({"observed_on": [3]}, "observed_on"),
+    ],
+)
 def test_malformed_entries_name_the_field(changes, field):
     with pytest.raises(CaseError) as err:
         entry(**changes)
@@ -55,9 +63,15 @@ def test_malformed_entries_name_the_field(changes, field):
 
 
 def test_yaml_on_and_off_are_read_as_modes():
-    d = D.parse_divergence("f.yaml", yaml.safe_load("{id: x, kind: crash, summary: s, when: {op: conv2d}, "
-                                                    "tensorflow_versions: '>=2', onednn: on, tensorflow_does: aborts, "
-                                                    "evidence: e, repro: r}"), 0)
+    d = D.parse_divergence(
+        "f.yaml",
+        yaml.safe_load(
+            "{id: x, kind: crash, summary: s, when: {op: conv2d}, "
+            "tensorflow_versions: '>=2', onednn: on, tensorflow_does: aborts, "
+            "evidence: e, repro: r}"
+        ),
+        0,
+    )
     assert d.onednn == "on" and d.tensorflow_does == ("aborts",)
 
 
@@ -85,15 +99,35 @@ def _features(case, dtype="float32", env=ENV_ON):
 
 
 def _conv(tmp_path, x_shape, w_shape, attrs, **extra):
-    return _case(tmp_path, yaml.safe_dump({"cases": [{
-        "name": "c", "op": "conv2d", "attrs": attrs, **extra,
-        "inputs": {"input": {"layout": "NHWC", "generate": {"dist": "normal", "shape": x_shape}},
-                   "filters": {"layout": "HWIO", "generate": {"dist": "normal", "shape": w_shape}}}}]}))
+    return _case(
+        tmp_path,
+        yaml.safe_dump(
+            {
+                "cases": [
+                    {
+                        "name": "c",
+                        "op": "conv2d",
+                        "attrs": attrs,
+                        **extra,
+                        "inputs": {
+                            "input": {"layout": "NHWC", "generate": {"dist": "normal", "shape": x_shape}},
+                            "filters": {"layout": "HWIO", "generate": {"dist": "normal", "shape": w_shape}},
+                        },
+                    }
+                ]
+            }
+        ),
+    )
 
 
 def test_features_grouped_and_eigen_kernel(tmp_path):
-    grouped = _conv(tmp_path, [1, 5, 5, 4], [3, 3, 2, 6], {"strides": 1, "padding": "SAME"},
-                    expect_error={"reference": "ValueError", "tensorflow": "InvalidArgumentError"})
+    grouped = _conv(
+        tmp_path,
+        [1, 5, 5, 4],
+        [3, 3, 2, 6],
+        {"strides": 1, "padding": "SAME"},
+        expect_error={"reference": "ValueError", "tensorflow": "InvalidArgumentError"},
+    )
     feats = _features(grouped)
     assert feats["grouped"] and feats["expect_error"] and not feats["eigen_kernel"]
     assert _features(grouped, "float64")["eigen_kernel"] and _features(grouped, env=ENV_OFF)["eigen_kernel"]
@@ -117,11 +151,25 @@ def test_kernel_refuses_is_the_probes_valid_call_failing(tmp_path):
 
 def test_the_kernel_padding_is_what_tf_nn_passes_to_the_kernel(tmp_path):
     explicit = [[0, 0], [1, 1], [1, 1], [0, 0]]
-    transpose = _case(tmp_path, yaml.safe_dump({"cases": [{
-        "name": "t", "op": "conv2d_transpose", "dtypes": ["float32"],
-        "attrs": {"output_shape": [1, 5, 5, 2], "strides": 1, "padding": explicit},
-        "inputs": {"input": {"layout": "NHWC", "generate": {"dist": "normal", "shape": [1, 5, 5, 3]}},
-                   "filters": {"layout": "HWOI", "generate": {"dist": "normal", "shape": [3, 3, 2, 3]}}}}]}))
+    transpose = _case(
+        tmp_path,
+        yaml.safe_dump(
+            {
+                "cases": [
+                    {
+                        "name": "t",
+                        "op": "conv2d_transpose",
+                        "dtypes": ["float32"],
+                        "attrs": {"output_shape": [1, 5, 5, 2], "strides": 1, "padding": explicit},
+                        "inputs": {
+                            "input": {"layout": "NHWC", "generate": {"dist": "normal", "shape": [1, 5, 5, 3]}},
+                            "filters": {"layout": "HWOI", "generate": {"dist": "normal", "shape": [3, 3, 2, 3]}},
+                        },
+                    }
+                ]
+            }
+        ),
+    )
     assert _features(transpose)["eigen_kernel"] is True  # an explicitly padded Conv2DBackpropInput stays on Eigen
     assert _features(transpose)["eigen_gradient_kernel"] is True
     conv = _conv(tmp_path, [1, 5, 5, 2], [3, 3, 2, 3], {"strides": 1, "padding": explicit})
@@ -142,8 +190,9 @@ def test_environment_conditions_say_why_an_entry_is_not_applicable_here():
     assert "here unknown" in entry(when={"onednn_isa": "avx2"}).not_here(Environment("2.21.0", True))
 
 
-@pytest.mark.parametrize("when, field", [({"cpu.avx9000": True}, "when.cpu.avx9000"),
-                                         ({"onednn_isa": "avx1024"}, "when.onednn_isa")])
+@pytest.mark.parametrize(
+    "when, field", [({"cpu.avx9000": True}, "when.cpu.avx9000"), ({"onednn_isa": "avx1024"}, "when.onednn_isa")]
+)
 def test_unknown_cpu_features_and_isas_name_the_field(when, field):
     with pytest.raises(CaseError) as err:
         entry(when=when)
@@ -160,8 +209,12 @@ def test_tf_zero_output_follows_tensorflows_truncating_formula(tmp_path, n, dila
 
 
 def test_features_of_strides_dilations_and_padding(tmp_path):
-    case = _conv(tmp_path, [1, 9, 9, 2], [3, 3, 2, 2], {"strides": [1, 2, 1, 1], "dilations": [1, 1, 2, 1],
-                                                        "padding": [[0, 0], [1, 1], [1, 1], [1, 0]]})
+    case = _conv(
+        tmp_path,
+        [1, 9, 9, 2],
+        [3, 3, 2, 2],
+        {"strides": [1, 2, 1, 1], "dilations": [1, 1, 2, 1], "padding": [[0, 0], [1, 1], [1, 1], [1, 0]]},
+    )
     feats = _features(case)
     assert feats["stride_gt_1"] and feats["dilation_gt_1"] and feats["unequal_strides"]
     assert not feats["strided_dilated_axis"]  # the stride is on H, the dilation on W
@@ -169,6 +222,7 @@ def test_features_of_strides_dilations_and_padding(tmp_path):
 
 
 # --- the runner's statuses, with TensorFlow replaced by canned results ------------------------
+
 
 @pytest.fixture
 def plain_case(tmp_path):
@@ -218,20 +272,38 @@ def test_a_different_behaviour_than_declared_fails(monkeypatch, plain_case):
 
 
 def test_an_error_contract_passes_only_with_the_declared_class(monkeypatch, tmp_path):
-    case = _conv(tmp_path, [1, 5, 5, 3], [3, 3, 2, 4], {"strides": 1, "padding": "SAME"},
-                 expect_error={"reference": "ValueError", "tensorflow": "InvalidArgumentError", "match": "in_channels"})
+    case = _conv(
+        tmp_path,
+        [1, 5, 5, 3],
+        [3, 3, 2, 4],
+        {"strides": 1, "padding": "SAME"},
+        expect_error={"reference": "ValueError", "tensorflow": "InvalidArgumentError", "match": "in_channels"},
+    )
     assert _run(monkeypatch, case, lambda a: Raised("InvalidArgumentError", "depth"), []).status == "passed"
     assert _run(monkeypatch, case, lambda a: Raised("ValueError", "depth"), []).status == "failed"
     returned = _run(monkeypatch, case, lambda a: Returned(np.zeros((1, 5, 5, 4), np.float32)), [])
     assert returned.status == "failed" and returned.tensorflow.startswith("returns")
 
 
-@pytest.mark.parametrize("x_shape,w_shape,attrs,want", [
-    ((1, 1, 5, 1), (2, 1, 1, 1), {"strides": 1, "padding": "SAME", "dilations": [3, 1]}, True),  # taps at rows -1, 2
-    ((1, 1, 5, 1), (3, 1, 1, 1), {"strides": 1, "padding": [[0, 0], [1, 3], [0, 0], [0, 0]], "dilations": [2, 1]}, True),
-    ((1, 5, 5, 1), (3, 3, 1, 1), {"strides": 1, "padding": "SAME"}, False),  # every row reads input rows
-    ((1, 5, 1, 1), (1, 2, 1, 1), {"strides": 1, "padding": "SAME", "dilations": [1, 3]}, False),  # W only: not rows
-    ((1, 1, 5, 1), (2, 1, 1, 1), {"strides": 0, "padding": "SAME"}, False),  # invalid: no window, no crash
-])
+@pytest.mark.parametrize(
+    "x_shape,w_shape,attrs,want",
+    [
+        (
+            (1, 1, 5, 1),
+            (2, 1, 1, 1),
+            {"strides": 1, "padding": "SAME", "dilations": [3, 1]},
+            True,
+        ),  # taps at rows -1, 2
+        (
+            (1, 1, 5, 1),
+            (3, 1, 1, 1),
+            {"strides": 1, "padding": [[0, 0], [1, 3], [0, 0], [0, 0]], "dilations": [2, 1]},
+            True,
+        ),
+        ((1, 5, 5, 1), (3, 3, 1, 1), {"strides": 1, "padding": "SAME"}, False),  # every row reads input rows
+        ((1, 5, 1, 1), (1, 2, 1, 1), {"strides": 1, "padding": "SAME", "dilations": [1, 3]}, False),  # W only: not rows
+        ((1, 1, 5, 1), (2, 1, 1, 1), {"strides": 0, "padding": "SAME"}, False),  # invalid: no window, no crash
+    ],
+)
 def test_padding_only_row_feature(x_shape, w_shape, attrs, want):
     assert D._padding_only_row(get("conv2d"), x_shape, w_shape, "NHWC", attrs) is want

@@ -9,18 +9,22 @@ from __future__ import annotations
 import json
 
 import pytest
+from support import MACHINES
 
-from harness.tf import environment, isolation, machine, kernel_probe
+from harness.tf import environment, isolation, kernel_probe, machine
 from harness.tf.environment import Environment, Probe, load_recorded
 
-from support import MACHINES
 ZEN4 = load_recorded(MACHINES / "amd-epyc-zen4.json")
 
 
 def test_a_record_reads_back_to_the_same_environment():
     again = Environment.from_record(ZEN4.record())
-    assert (again.cpu, again.isa_cap, again.onednn, again.tensorflow_version) == \
-        (ZEN4.cpu, ZEN4.isa_cap, ZEN4.onednn, ZEN4.tensorflow_version)
+    assert (again.cpu, again.isa_cap, again.onednn, again.tensorflow_version) == (
+        ZEN4.cpu,
+        ZEN4.isa_cap,
+        ZEN4.onednn,
+        ZEN4.tensorflow_version,
+    )
     assert again.probe.paths == ZEN4.probe.paths and again.onednn_isa == "avx512_core_bf16"
 
 
@@ -37,11 +41,13 @@ def test_the_cache_key_changes_with_everything_the_answer_depends_on():
     cpu = ZEN4.cpu
     key = environment.probe_key("2.21.0", True, cpu, None, ())
     assert key == environment.probe_key("2.21.0", True, cpu, None, ())
-    others = {environment.probe_key("2.20.0", True, cpu, None, ()),
-              environment.probe_key("2.21.0", False, cpu, None, ()),
-              environment.probe_key("2.21.0", True, cpu, "AVX2", ()),
-              environment.probe_key("2.21.0", True, _cpu_without(cpu, "avx512_bf16"), None, ()),
-              environment.probe_key("2.21.0", True, cpu, None, (("ONEDNN_DEFAULT_FPMATH_MODE", "BF16"),))}
+    others = {
+        environment.probe_key("2.20.0", True, cpu, None, ()),
+        environment.probe_key("2.21.0", False, cpu, None, ()),
+        environment.probe_key("2.21.0", True, cpu, "AVX2", ()),
+        environment.probe_key("2.21.0", True, _cpu_without(cpu, "avx512_bf16"), None, ()),
+        environment.probe_key("2.21.0", True, cpu, None, (("ONEDNN_DEFAULT_FPMATH_MODE", "BF16"),)),
+    }
     assert key not in others and len(others) == 5
 
 
@@ -51,11 +57,14 @@ def _cpu_without(cpu: machine.Cpu, flag: str) -> machine.Cpu:
 
 def test_the_description_names_the_cpu_the_isa_and_each_dtypes_paths():
     text = "\n".join(environment.describe(ZEN4))
-    assert text.startswith("machine: AMD EPYC (AuthenticAMD, x86_64), CPU ISA level avx512_core_bf16; "
-                           "oneDNN v3.7.3 uses avx512_core_bf16")
+    assert text.startswith(
+        "machine: AMD EPYC (AuthenticAMD, x86_64), CPU ISA level avx512_core_bf16; oneDNN v3.7.3 uses avx512_core_bf16"
+    )
     assert "    float16   eigen\n" in text
-    assert ("    float32   onednn; eigen for explicit padding: Conv2DBackpropInput, Conv2DBackpropFilter, "
-            "DepthwiseConv2dNativeBackpropInput, DepthwiseConv2dNativeBackpropFilter") in text
+    assert (
+        "    float32   onednn; eigen for explicit padding: Conv2DBackpropInput, Conv2DBackpropFilter, "
+        "DepthwiseConv2dNativeBackpropInput, DepthwiseConv2dNativeBackpropFilter"
+    ) in text
     assert "kernel paths: not measured (no probe)" in "\n".join(environment.describe(Environment("2.21.0", True)))
 
 
@@ -71,6 +80,7 @@ def _fake_server(script):
         with open(out, "a") as f:
             f.writelines(json.dumps(obj) + "\n" for obj in lines)
         return result
+
     return call, calls
 
 
@@ -85,11 +95,15 @@ def test_an_item_that_kills_the_probe_is_recorded_and_the_probe_resumes_after_it
     first = [line for i in paths for line in _answer(i, path="onednn")] + _answer(runs[0], runs="ok")
     killer = runs[1]
     rest = [line for i in runs[2:] for line in _answer(i, runs="ok")] + [
-        {"item": "onednn", "version": "v3.7.3", "isa_text": "Intel AVX2"}, {"item": "tensorflow", "version": "2.21.0"}]
-    call, calls = _fake_server([
-        (first + [{"start": killer}], isolation.Died("SIGSEGV", "Segmentation fault")),
-        (rest, isolation.Returned("done")),
-    ])
+        {"item": "onednn", "version": "v3.7.3", "isa_text": "Intel AVX2"},
+        {"item": "tensorflow", "version": "2.21.0"},
+    ]
+    call, calls = _fake_server(
+        [
+            (first + [{"start": killer}], isolation.Died("SIGSEGV", "Segmentation fault")),
+            (rest, isolation.Returned("done")),
+        ]
+    )
     probe = environment.measure(call)
     assert probe.error is None  # a valid call that kills TensorFlow is a fact, not a failed probe
     assert probe.runs[killer.split("/", 1)[1]] == "aborts (SIGSEGV: Segmentation fault)"
@@ -100,6 +114,7 @@ def test_an_item_that_kills_the_probe_is_recorded_and_the_probe_resumes_after_it
 def test_a_probe_that_cannot_start_tensorflow_leaves_every_fact_unknown():
     def broken(op, args, kwargs):
         raise RuntimeError("the TensorFlow zygote ended: ImportError: no tensorflow")
+
     probe = environment.measure(broken)
     assert probe.error == "TensorFlow could not be started: the TensorFlow zygote ended: ImportError: no tensorflow"
     env = Environment("2.21.0", True, ZEN4.cpu, None, probe)

@@ -9,12 +9,14 @@ import ast
 from pathlib import Path
 
 from support import ROOT
+
 # Lowest first. A module may import from its own package and from packages of a lower rank; packages of equal rank
 # are independent of each other (the NumPy math and TensorFlow know nothing of each other, nor of the op table).
 LAYERS = {
     "harness.atomic": 0,
     "harness.conv": 1,
-    "harness.ops": 2, "harness.tf": 2,
+    "harness.ops": 2,
+    "harness.tf": 2,
     "harness.registry": 3,
     "harness.backends": 4,
     "harness.check": 5,
@@ -22,7 +24,9 @@ LAYERS = {
     "harness.selftest": 7,
     "harness.exchange": 8,
     "harness.matrix": 9,
-    "harness.cli": 10, "harness.pytest_plugin": 10, "harness.__main__": 11,
+    "harness.cli": 10,
+    "harness.pytest_plugin": 10,
+    "harness.__main__": 11,
 }
 TENSORFLOW_PACKAGE = "harness.tf"
 
@@ -85,7 +89,7 @@ def cycles(graph: dict[str, set[str]]) -> list[str]:
         state[node] = "open"
         for target in sorted(graph.get(node, ())):
             if state.get(target) == "open":
-                found.append(" -> ".join(stack[stack.index(target):] + [target]))
+                found.append(" -> ".join(stack[stack.index(target) :] + [target]))
             elif target not in state:
                 visit(target, stack + [target])
         state[node] = "done"
@@ -105,9 +109,12 @@ def test_there_are_no_import_cycles():
 
 
 def test_only_harness_tf_imports_tensorflow():
-    wrong = [name for name, path in modules().items()
-             if not (name == TENSORFLOW_PACKAGE or name.startswith(TENSORFLOW_PACKAGE + "."))
-             and any(t == "tensorflow" or t.startswith("tensorflow.") for t in imports(path))]
+    wrong = [
+        name
+        for name, path in modules().items()
+        if not (name == TENSORFLOW_PACKAGE or name.startswith(TENSORFLOW_PACKAGE + "."))
+        and any(t == "tensorflow" or t.startswith("tensorflow.") for t in imports(path))
+    ]
     assert wrong == [], f"import TensorFlow through harness.tf only: {wrong}"
 
 
@@ -122,8 +129,9 @@ def test_the_checks_see_a_violation():
     graph = edges()
     assert "harness.tf.wrappers" in graph["harness.tf.isolation"] and len(graph) > 40
     bad = {**graph, "harness.conv.padding": graph["harness.conv.padding"] | {"harness.registry.cases"}}
-    assert upward(bad) == ["harness.conv.padding (harness.conv, rank 1) imports harness.registry.cases "
-                           "(harness.registry, rank 3)"]
+    assert upward(bad) == [
+        "harness.conv.padding (harness.conv, rank 1) imports harness.registry.cases (harness.registry, rank 3)"
+    ]
     sideways = {**graph, "harness.ops": graph["harness.ops"] | {"harness.tf.wrappers"}}
     assert upward(sideways) == ["harness.ops (harness.ops, rank 2) imports harness.tf.wrappers (harness.tf, rank 2)"]
     loop = {**graph, "harness.conv.dtypes": graph["harness.conv.dtypes"] | {"harness.conv.reference"}}

@@ -33,6 +33,7 @@ def distinct(*shape):
 
 # --- convert: transposes --------------------------------------------------------------------
 
+
 def test_convert_chw_to_hwc_element_by_element():
     x_chw = distinct(2, 3, 5)
     x_hwc = convert(x_chw, "CHW", "HWC")
@@ -84,6 +85,7 @@ def test_convert_does_not_modify_its_input():
 
 
 # --- convert: inserting and dropping size-1 axes --------------------------------------------
+
 
 def test_convert_inserts_size1_batch_axis():
     x_chw = distinct(2, 3, 5)
@@ -156,6 +158,7 @@ def test_convert_rejects_rank_mismatch(shape):
 
 # --- named data conversions -----------------------------------------------------------------
 
+
 def test_chw_to_hwc_exact_and_round_trip():
     x_chw = distinct(2, 3, 5)
     x_hwc = chw_to_hwc(x_chw)
@@ -193,6 +196,7 @@ def test_nhwc_to_nchw_exact_and_round_trip():
 
 
 # --- named filter conversions ---------------------------------------------------------------
+
 
 def test_ihw_to_hwio_exact():
     w_ihw = distinct(2, 3, 5)
@@ -234,6 +238,7 @@ def test_oihw_to_hwoi_exact_and_matches_documents_perm():
 
 # --- rotate_180 -----------------------------------------------------------------------------
 
+
 def test_rotate_180_hand_written_3x3():
     w_hw = np.array([[1, 2, 3], [4, 5, 6], [7, 8, 9]])
     expected = np.array([[9, 8, 7], [6, 5, 4], [3, 2, 1]])
@@ -272,6 +277,7 @@ def test_rotate_180_rejects_layout_rank_mismatch():
 
 
 # --- dilate_kernel --------------------------------------------------------------------------
+
 
 def test_dilate_kernel_hand_written_rate_2():
     w_hw = np.array([[1, 2], [3, 4]])
@@ -329,6 +335,7 @@ def test_dilate_kernel_rejects_bad_rate(rate):
 
 
 # --- interleave_zeros -----------------------------------------------------------------------
+
 
 def test_interleave_zeros_3x3_stride_2():
     x_hw = np.arange(1, 10).reshape(3, 3)
@@ -399,13 +406,20 @@ def test_interleave_zeros_rejects_bad_stride(stride):
     assert "stride" in str(info.value)
 
 
-
-@pytest.mark.parametrize("layout,last,first,other", [
-    ("NHWC", "NHWC", "NCHW", "NCHW"), ("NCHW", "NHWC", "NCHW", "NHWC"),
-    ("NWC", "NWC", "NCW", "NCW"), ("NCW", "NWC", "NCW", "NWC"),
-])
+@pytest.mark.parametrize(
+    "layout,last,first,other",
+    [
+        ("NHWC", "NHWC", "NCHW", "NCHW"),
+        ("NCHW", "NHWC", "NCHW", "NHWC"),
+        ("NWC", "NWC", "NCW", "NCW"),
+        ("NCW", "NWC", "NCW", "NWC"),
+    ],
+)
 def test_data_format_spellings(layout, last, first, other):
     from harness.conv import layouts
 
     assert (layouts.channels_last(layout), layouts.channels_first(layout), layouts.other_data_format(layout)) == (
-        last, first, other)
+        last,
+        first,
+        other,
+    )

@@ -6,11 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
+from support import MACHINES
 
 from harness.tf import machine
 from harness.tf.machine import Cpu, MachineError
-
-from support import MACHINES
 
 ZEN4_CPUINFO = """processor\t: 0
 vendor_id\t: AuthenticAMD
@@ -32,9 +31,24 @@ CPU part\t: 0xd4f
 
 def test_cpuinfo_gives_the_model_and_only_the_deciding_features_of_the_first_processor():
     cpu = machine.parse_cpuinfo(ZEN4_CPUINFO, "x86_64")
-    assert cpu == Cpu("x86_64", "AuthenticAMD", "AMD EPYC",
-                      ("sse4_1", "avx", "avx2", "fma", "f16c", "avx512f", "avx512dq", "avx512bw", "avx512vl",
-                       "avx512_vnni", "avx512_bf16"))
+    assert cpu == Cpu(
+        "x86_64",
+        "AuthenticAMD",
+        "AMD EPYC",
+        (
+            "sse4_1",
+            "avx",
+            "avx2",
+            "fma",
+            "f16c",
+            "avx512f",
+            "avx512dq",
+            "avx512bw",
+            "avx512vl",
+            "avx512_vnni",
+            "avx512_bf16",
+        ),
+    )
     assert cpu.has("avx512_bf16") and not cpu.has("avx512_fp16") and not cpu.has("amx_bf16")
 
 
@@ -61,11 +75,17 @@ def test_this_machine_is_readable():
     assert cpu.arch and cpu.flags, "the deciding features of this very CPU"
 
 
-@pytest.mark.parametrize("name, level, below", [
-    ("amd-epyc-zen4", "avx512_core_bf16", ("SSE41", "AVX", "AVX2", "AVX512_CORE", "AVX512_CORE_VNNI")),
-    ("intel-sapphire-rapids", "avx512_core_amx",
-     ("SSE41", "AVX", "AVX2", "AVX512_CORE", "AVX512_CORE_VNNI", "AVX512_CORE_BF16", "AVX512_CORE_FP16")),
-])
+@pytest.mark.parametrize(
+    "name, level, below",
+    [
+        ("amd-epyc-zen4", "avx512_core_bf16", ("SSE41", "AVX", "AVX2", "AVX512_CORE", "AVX512_CORE_VNNI")),
+        (
+            "intel-sapphire-rapids",
+            "avx512_core_amx",
+            ("SSE41", "AVX", "AVX2", "AVX512_CORE", "AVX512_CORE_VNNI", "AVX512_CORE_BF16", "AVX512_CORE_FP16"),
+        ),
+    ],
+)
 def test_isa_level_and_the_caps_below_it_follow_onednns_rules(name, level, below):
     record = json.loads((MACHINES / f"{name}.json").read_text())
     cpu = Cpu.from_record({"arch": record["machine"], "flags": record["cpu_flags"]})
@@ -79,20 +99,32 @@ def test_avx512_needs_all_four_core_subsets_and_avx2_needs_fma():
     assert machine.cpu_isa_level(Cpu("x86_64", "?", "?", ("sse4_1", "avx", "avx2", "fma", "avx_vnni"))) == "avx2_vnni"
 
 
-@pytest.mark.parametrize("text, isa", [
-    ("Intel SSE4.1", "sse41"), ("Intel AVX", "avx"), ("Intel AVX2", "avx2"),
-    ("Intel AVX2 with Intel DL Boost", "avx2_vnni"),
-    ("Intel AVX2 with Intel DL Boost, float16 and bfloat16 support (preview support)", "avx2_vnni_2"),
-    ("Intel AVX-512 with AVX512BW, AVX512VL, and AVX512DQ extensions", "avx512_core"),
-    ("Intel AVX-512 with Intel DL Boost", "avx512_core_vnni"),
-    ("Intel AVX-512 with Intel DL Boost and bfloat16 support", "avx512_core_bf16"),
-    ("Intel AVX-512 with float16, Intel DL Boost and bfloat16 support ", "avx512_core_fp16"),
-    ("Intel AVX-512 with float16, Intel DL Boost and bfloat16 support and Intel AMX with bfloat16 and 8-bit integer "
-     "support", "avx512_core_amx"),
-    ("Intel AVX-512 with float16, Intel DL Boost and bfloat16 support and Intel AMX with bfloat16, 8-bit integer and "
-     "float16 support", "avx512_core_amx_fp16"),
-    ("", None), ("Something else", None),
-])
+@pytest.mark.parametrize(
+    "text, isa",
+    [
+        ("Intel SSE4.1", "sse41"),
+        ("Intel AVX", "avx"),
+        ("Intel AVX2", "avx2"),
+        ("Intel AVX2 with Intel DL Boost", "avx2_vnni"),
+        ("Intel AVX2 with Intel DL Boost, float16 and bfloat16 support (preview support)", "avx2_vnni_2"),
+        ("Intel AVX-512 with AVX512BW, AVX512VL, and AVX512DQ extensions", "avx512_core"),
+        ("Intel AVX-512 with Intel DL Boost", "avx512_core_vnni"),
+        ("Intel AVX-512 with Intel DL Boost and bfloat16 support", "avx512_core_bf16"),
+        ("Intel AVX-512 with float16, Intel DL Boost and bfloat16 support ", "avx512_core_fp16"),
+        (
+            "Intel AVX-512 with float16, Intel DL Boost and bfloat16 support and Intel AMX with bfloat16 and 8-bit integer "
+            "support",
+            "avx512_core_amx",
+        ),
+        (
+            "Intel AVX-512 with float16, Intel DL Boost and bfloat16 support and Intel AMX with bfloat16, 8-bit integer and "
+            "float16 support",
+            "avx512_core_amx_fp16",
+        ),
+        ("", None),
+        ("Something else", None),
+    ],
+)
 def test_onednn_isa_lines_name_their_level(text, isa):
     # the texts oneDNN's verbose mode prints (cpu_isa_traits.cpp, get_isa_info)
     assert machine.normalize_isa(text) == isa
@@ -103,8 +135,11 @@ def test_the_cap_is_validated_and_read_in_upper_case():
     assert machine.isa_cap({"ONEDNN_MAX_CPU_ISA": "avx2"}, "x86_64") == "AVX2"  # oneDNN itself ignores case
     assert machine.isa_cap({"DNNL_MAX_CPU_ISA": "AVX512_CORE"}, "x86_64") == "AVX512_CORE"
     assert machine.isa_cap({"ONEDNN_MAX_CPU_ISA": "SVE_256"}, "aarch64") == "SVE_256"
-    with pytest.raises(MachineError, match=r"^ONEDNN_MAX_CPU_ISA='AVX3': not a oneDNN ISA on x86_64; expected one "
-                                           r"of SSE41, AVX, AVX2, .*DEFAULT$"):
+    with pytest.raises(
+        MachineError,
+        match=r"^ONEDNN_MAX_CPU_ISA='AVX3': not a oneDNN ISA on x86_64; expected one "
+        r"of SSE41, AVX, AVX2, .*DEFAULT$",
+    ):
         machine.isa_cap({"ONEDNN_MAX_CPU_ISA": "AVX3"}, "x86_64")
     with pytest.raises(MachineError, match="not a oneDNN ISA on aarch64"):
         machine.isa_cap({"ONEDNN_MAX_CPU_ISA": "AVX2"}, "aarch64")

@@ -12,19 +12,17 @@ import dataclasses
 import json
 from functools import cache
 
-from packaging.specifiers import SpecifierSet
-
 import pytest
 import yaml
+from packaging.specifiers import SpecifierSet
+from support import MACHINES, ROOT
 
-from harness.registry import divergences
-from harness.registry.cases import Case, DIVERGENCES_FILE
 from harness.check.prepare import prepare
+from harness.registry import divergences
+from harness.registry.cases import DIVERGENCES_FILE, Case, split_case_id
 from harness.registry.loader import load_file
-from harness.registry.cases import split_case_id
 from harness.tf.environment import Environment
 
-from support import MACHINES, ROOT
 EXPECTED = yaml.safe_load((MACHINES / "expected.yaml").read_text(encoding="utf-8"))
 RECORDED = sorted(p.stem for p in MACHINES.glob("*.json"))
 
@@ -66,9 +64,12 @@ def test_every_machine_with_expectations_is_recorded_and_the_other_way_round():
 @pytest.mark.parametrize("name", RECORDED)
 def test_the_model_gives_each_item_the_divergences_observed_on_the_machine(name):
     env = machine(name)
-    wrong = {item: (applicable(item, env), want) for item, want in EXPECTED[name].items()
-             if applicable(item, env) != want}
-    assert not wrong, "\n".join(f"{item}: the model applies {got}, {name} showed {want}" for item, (got, want) in wrong.items())
+    wrong = {
+        item: (applicable(item, env), want) for item, want in EXPECTED[name].items() if applicable(item, env) != want
+    }
+    assert not wrong, "\n".join(
+        f"{item}: the model applies {got}, {name} showed {want}" for item, (got, want) in wrong.items()
+    )
 
 
 @pytest.mark.parametrize("name", RECORDED)
@@ -84,15 +85,18 @@ def test_an_entry_applies_on_every_recorded_machine_it_was_observed_on(name):
 def test_every_entry_says_where_it_was_observed():
     assert [d.id for d in registry() if not d.observed_on] == []
     names = {m for d in registry() for m in d.observed_on}
-    assert names <= set(RECORDED), f"observed_on names machines with no record in tests/machines: {names - set(RECORDED)}"
+    assert names <= set(RECORDED), (
+        f"observed_on names machines with no record in tests/machines: {names - set(RECORDED)}"
+    )
 
 
 def test_the_cpu_dependent_entries_are_not_applicable_on_a_machine_without_the_feature():
     # the crashes seen with AMX cannot be stale on a CPU without it: they do not apply there at all
     zen4 = machine("amd-epyc-zen4")
     segfault = next(d for d in registry() if d.id == "onednn_bfloat16_padding_only_row_segfaults")
-    assert segfault.not_here(zen4) == ("needs onednn_isa one of avx512_core_amx, avx512_core_amx_fp16, "
-                                       "here avx512_core_bf16")
+    assert segfault.not_here(zen4) == (
+        "needs onednn_isa one of avx512_core_amx, avx512_core_amx_fp16, here avx512_core_bf16"
+    )
     assert segfault.not_here(machine("intel-sapphire-rapids")) is None
 
 

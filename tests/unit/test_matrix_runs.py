@@ -13,6 +13,7 @@ COMBO = matrix.Combination("2.17", "1")
 
 def fake_pytest(registry):
     """A stand-in for ``subprocess.run(pytest ...)`` that writes a run of ``registry`` into ``--reports``."""
+
     def run(argv, **kw):
         directory = argv[argv.index("--reports") + 1]
         rec = {"id": "cases/x.yaml::a[float32]", "kind": "case", "status": "passed"}
@@ -20,6 +21,7 @@ def fake_pytest(registry):
         with open(f"{directory}/{results.RESULTS_JSON}", "w", encoding="utf-8") as f:
             f.write(results.Run(env, {"registry": registry}, [], [rec]).to_json())
         return type("Done", (), {"returncode": 0})()
+
     return run
 
 

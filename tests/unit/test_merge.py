@@ -8,16 +8,24 @@ import json
 from pathlib import Path
 
 import pytest
+from support import ROOT
 
 from harness import atomic, cli
 from harness.reports import merge, report, results
 
-from support import ROOT
-
 REGISTRY = "0123456789abcdef"
-ENV = {"tensorflow": "2.21.0", "onednn": "1", "numpy": "2.4.6", "python": "3.11.7", "machine": "x86_64",
-       "cpu_model": "AMD EPYC", "cpu_flags": ["avx2"], "intra_op_threads": "1", "inter_op_threads": "1",
-       "probe": {"paths": {}, "error": None, "seconds": 3.5, "source": "measured"}}
+ENV = {
+    "tensorflow": "2.21.0",
+    "onednn": "1",
+    "numpy": "2.4.6",
+    "python": "3.11.7",
+    "machine": "x86_64",
+    "cpu_model": "AMD EPYC",
+    "cpu_flags": ["avx2"],
+    "intra_op_threads": "1",
+    "inter_op_threads": "1",
+    "probe": {"paths": {}, "error": None, "seconds": 3.5, "source": "measured"},
+}
 REPRO = results.REPROS_PREFIX + "repro"
 
 
@@ -28,29 +36,71 @@ def at_repository_root(monkeypatch):
 
 def rec(name: str, status: str = "passed", op: str = "conv2d", applicable=(), divergence=None, **extra) -> dict:
     """A case record with the keys the merge, the counts and the reports read."""
-    return {"id": name if "::" in name else f"cases/t.yaml::{name}", "kind": "case", "status": status, "op": op,
-            "dtype": "float32", "tensorflow": "agrees", "errors": [], "margin": 0.1, "max_abs_error": 1e-7,
-            "applicable_divergences": list(applicable), "divergence": divergence, "seconds": 0.01, **extra}
+    return {
+        "id": name if "::" in name else f"cases/t.yaml::{name}",
+        "kind": "case",
+        "status": status,
+        "op": op,
+        "dtype": "float32",
+        "tensorflow": "agrees",
+        "errors": [],
+        "margin": 0.1,
+        "max_abs_error": 1e-7,
+        "applicable_divergences": list(applicable),
+        "divergence": divergence,
+        "seconds": 0.01,
+        **extra,
+    }
 
 
 def divergence_row(did: str, strict: str = "per_entry") -> dict:
-    return {"id": did, "kind": "wrong_result", "summary": did, "onednn": "any", "scope": "forward",
-            "tensorflow_versions": "any", "tensorflow_does": ["wrong_values"], "strict": strict, "link": None,
-            "file": "cases/known_divergences.yaml", "not_here": None}
+    return {
+        "id": did,
+        "kind": "wrong_result",
+        "summary": did,
+        "onednn": "any",
+        "scope": "forward",
+        "tensorflow_versions": "any",
+        "tensorflow_does": ["wrong_values"],
+        "strict": strict,
+        "link": None,
+        "file": "cases/known_divergences.yaml",
+        "not_here": None,
+    }
 
 
-def write(directory: Path, records: list[dict], *, registry=REGISTRY, shard=None, env=None, divergences=(),
-          started="2026-12-01T10:00:00+0000", finished="2026-12-01T10:01:00+0000", seconds=60.0, exitstatus=0,
-          old: bool = False) -> Path:
+def write(
+    directory: Path,
+    records: list[dict],
+    *,
+    registry=REGISTRY,
+    shard=None,
+    env=None,
+    divergences=(),
+    started="2026-12-01T10:00:00+0000",
+    finished="2026-12-01T10:01:00+0000",
+    seconds=60.0,
+    exitstatus=0,
+    old: bool = False,
+) -> Path:
     """A run's results.json in ``directory``; ``old``: without the keys older results files lack."""
-    run = {"started": started, "finished": finished, "seconds": seconds, "exitstatus": exitstatus,
-           "interrupted": False, "complete": True, "sweeps": "pairwise", "argv": ["pytest", "cases"],
-           "stale_divergences": []}
+    run = {
+        "started": started,
+        "finished": finished,
+        "seconds": seconds,
+        "exitstatus": exitstatus,
+        "interrupted": False,
+        "complete": True,
+        "sweeps": "pairwise",
+        "argv": ["pytest", "cases"],
+        "stale_divergences": [],
+    }
     if not old:
         run.update(registry=registry, shard=shard, selection={}, divergence_versions="declared")
     directory.mkdir(parents=True, exist_ok=True)
-    atomic.write_atomic(directory / results.RESULTS_JSON,
-                        results.Run(dict(env or ENV), run, list(divergences), records).to_json())
+    atomic.write_atomic(
+        directory / results.RESULTS_JSON, results.Run(dict(env or ENV), run, list(divergences), records).to_json()
+    )
     return directory
 
 
@@ -60,22 +110,31 @@ def harness(capsys, *argv) -> tuple[int, str, str]:
     return code, out, err
 
 
-RECORDS = ([rec(f"c{k}[float32]") for k in range(7)] + [rec("x[float32]", "xfailed", divergence="d1",
-                                                            applicable=["d1"]),
-                                                        rec("f[float32]", "failed", errors=["boom"]),
-                                                        rec("s[float32]", "skipped"),
-                                                        rec("g[float32:gradients]", "passed", check="gradients"),
-                                                        rec("b[float32@torch]", "passed", backend="torch"),
-                                                        rec(REPRO + "[float32]", "xfailed", divergence="d1",
-                                                            applicable=["d1"])])
+RECORDS = [rec(f"c{k}[float32]") for k in range(7)] + [
+    rec("x[float32]", "xfailed", divergence="d1", applicable=["d1"]),
+    rec("f[float32]", "failed", errors=["boom"]),
+    rec("s[float32]", "skipped"),
+    rec("g[float32:gradients]", "passed", check="gradients"),
+    rec("b[float32@torch]", "passed", backend="torch"),
+    rec(REPRO + "[float32]", "xfailed", divergence="d1", applicable=["d1"]),
+]
 
 
 def test_four_disjoint_shares_merge_to_the_counts_of_one_whole_run(capsys, tmp_path):
     whole = write(tmp_path / "whole", RECORDS, divergences=[divergence_row("d1")], exitstatus=1)
-    shares = [write(tmp_path / f"share{i}", [r for k, r in enumerate(RECORDS) if k % 4 == i - 1], shard=f"{i}/4",
-                    divergences=[divergence_row("d1")], seconds=15.0, exitstatus=1 if i == 1 else 0,
-                    started=f"2026-12-01T10:0{i}:00+0000", finished=f"2026-12-01T10:0{i}:30+0000")
-              for i in (1, 2, 3, 4)]
+    shares = [
+        write(
+            tmp_path / f"share{i}",
+            [r for k, r in enumerate(RECORDS) if k % 4 == i - 1],
+            shard=f"{i}/4",
+            divergences=[divergence_row("d1")],
+            seconds=15.0,
+            exitstatus=1 if i == 1 else 0,
+            started=f"2026-12-01T10:0{i}:00+0000",
+            finished=f"2026-12-01T10:0{i}:30+0000",
+        )
+        for i in (1, 2, 3, 4)
+    ]
     out = tmp_path / "merged"
     code, text, err = harness(capsys, "report", "--merge", *shares, "--out", out)
     assert code == 1, err  # the share with the failed case
@@ -97,8 +156,9 @@ def test_four_disjoint_shares_merge_to_the_counts_of_one_whole_run(capsys, tmp_p
 
 
 def test_a_missing_share_leaves_the_union_partial_and_the_stale_check_unrun(capsys, tmp_path):
-    shares = [write(tmp_path / f"s{i}", [r for k, r in enumerate(RECORDS) if k % 4 == i - 1], shard=f"{i}/4")
-              for i in (1, 3)]
+    shares = [
+        write(tmp_path / f"s{i}", [r for k, r in enumerate(RECORDS) if k % 4 == i - 1], shard=f"{i}/4") for i in (1, 3)
+    ]
     code, text, _ = harness(capsys, "report", "--merge", *shares, "--out", tmp_path / "m")
     merged = results.load(tmp_path / "m")
     assert merged.run["shard"] == "1/4,3/4" and not merged.run["merge"]["covers_registry"]
@@ -133,18 +193,31 @@ def test_an_older_results_file_is_merged_with_its_unknowns_said(capsys, tmp_path
 
 
 def test_an_item_from_two_machines_is_kept_from_both_and_the_report_says_so(capsys, tmp_path):
-    other = {**ENV, "cpu_model": "Intel(R) Xeon(R)", "cpu_flags": ["avx2", "avx512f"],
-             "probe": {**ENV["probe"], "seconds": 9.0}}
+    other = {
+        **ENV,
+        "cpu_model": "Intel(R) Xeon(R)",
+        "cpu_flags": ["avx2", "avx512f"],
+        "probe": {**ENV["probe"], "seconds": 9.0},
+    }
     a = write(tmp_path / "amd", [rec("x[float32]"), rec("y[float32]")])
-    b = write(tmp_path / "intel", [rec("x[float32]", "failed", errors=["TensorFlow wrong_values"]),
-                                   rec("z[float32]")], env=other)
+    b = write(
+        tmp_path / "intel",
+        [rec("x[float32]", "failed", errors=["TensorFlow wrong_values"]), rec("z[float32]")],
+        env=other,
+    )
     code, out, _ = harness(capsys, "report", "--merge", a, b, "--out", tmp_path / "m")
     merged = results.load(tmp_path / "m")
     assert code == 1  # the failure on one machine is not hidden by the pass on the other
     copies = [r for r in merged.records if r["id"] == "cases/t.yaml::x[float32]"]
     assert [(r["source"], r["status"]) for r in copies] == [(str(a), "passed"), (str(b), "failed")]
-    assert merged.run["merge"]["overlap"] == [{"id": "cases/t.yaml::x[float32]", "backend": None,
-                                               "sources": [str(a), str(b)], "statuses": ["passed", "failed"]}]
+    assert merged.run["merge"]["overlap"] == [
+        {
+            "id": "cases/t.yaml::x[float32]",
+            "backend": None,
+            "sources": [str(a), str(b)],
+            "statuses": ["passed", "failed"],
+        }
+    ]
     assert merged.counts()["passed"] == 3 and merged.counts()["failed"] == 1 and merged.run["merge"]["items"] == 3
     assert "overlap: 1 item recorded by more than one run" in out and f"{a} passed, {b} failed" in out
     assert [e["source"] for e in merged.environments] == [str(a), str(b)]
@@ -158,8 +231,7 @@ def test_an_item_from_two_machines_is_kept_from_both_and_the_report_says_so(caps
 
 def test_environments_that_differ_only_in_measuring_time_are_one(tmp_path):
     a = results.Run(ENV, {}, [], [rec("x[float32]")])
-    b = results.Run({**ENV, "probe": {**ENV["probe"], "seconds": 0.1, "source": "cache"}}, {}, [],
-                    [rec("y[float32]")])
+    b = results.Run({**ENV, "probe": {**ENV["probe"], "seconds": 0.1, "source": "cache"}}, {}, [], [rec("y[float32]")])
     merged = merge.merge([("a", a), ("b", b)])
     assert merged.environment == ENV and merged.environments is None
 
@@ -170,10 +242,15 @@ STALE = [divergence_row("fixed_upstream"), divergence_row("still_there"), diverg
 def test_the_stale_per_entry_check_runs_on_the_union(capsys, tmp_path):
     # Share 1 has the repro and cases where both entries applied and TensorFlow agreed; share 2 has the case where
     # still_there diverged. Neither share can tell; the union shows that fixed_upstream never diverged.
-    one = [rec(REPRO + "[float32]", applicable=["fixed_upstream", "still_there"]),
-           rec("a[float32]", applicable=["fixed_upstream"]), rec("p[float32]", applicable=["per_case"])]
-    two = [rec("b[float32]", "xfailed", applicable=["still_there"], divergence="still_there"),
-           rec("c[float32]", applicable=["still_there"])]
+    one = [
+        rec(REPRO + "[float32]", applicable=["fixed_upstream", "still_there"]),
+        rec("a[float32]", applicable=["fixed_upstream"]),
+        rec("p[float32]", applicable=["per_case"]),
+    ]
+    two = [
+        rec("b[float32]", "xfailed", applicable=["still_there"], divergence="still_there"),
+        rec("c[float32]", applicable=["still_there"]),
+    ]
     assert results.stale_per_entry(one, ["fixed_upstream", "still_there"]) == ["fixed_upstream", "still_there"]
     assert results.stale_per_entry(two, ["fixed_upstream", "still_there"]) == []  # no repro: not judged
     assert results.stale_per_entry(one + two, ["fixed_upstream", "still_there"]) == ["fixed_upstream"]

@@ -24,9 +24,12 @@ ids = [s.name for s in SPECS]
 @pytest.mark.parametrize("spec", SPECS, ids=ids)
 def test_reference_and_wrapper_have_the_tf_nn_signature(spec):
     names = [o.name for o in spec.operands] + list(spec.attrs)
-    for where, fn in (("harness.conv.reference", spec.reference), ("harness.tf.wrappers", getattr(wrappers, spec.name))):
+    for where, fn in (
+        ("harness.conv.reference", spec.reference),
+        ("harness.tf.wrappers", getattr(wrappers, spec.name)),
+    ):
         params = list(inspect.signature(fn).parameters)
-        assert params[:len(names)] == names, f"{where}.{spec.name}: parameters {params}, the spec says {names}"
+        assert params[: len(names)] == names, f"{where}.{spec.name}: parameters {params}, the spec says {names}"
         required = [p.name for p in inspect.signature(fn).parameters.values() if p.default is inspect.Parameter.empty]
         assert set(required) <= {o.name for o in spec.operands} | set(spec.required), (where, required)
     assert spec.reference is getattr(reference, spec.name)
@@ -111,9 +114,12 @@ def test_a_raw_op_has_tf_raw_ops_signature_and_is_named_by_a_forward_op(spec):
     it as its raw backprop op; its output layout is a filter layout for a filter gradient."""
     assert spec.kind == "backprop" and spec.function.startswith("tf.raw_ops.")
     assert set(spec.positional) == {o.name for o in spec.operands} | {spec.required[0]}
-    for where, fn in (("harness.conv.reference", spec.reference), ("harness.tf.wrappers", getattr(wrappers, spec.name))):
+    for where, fn in (
+        ("harness.conv.reference", spec.reference),
+        ("harness.tf.wrappers", getattr(wrappers, spec.name)),
+    ):
         params = list(inspect.signature(fn).parameters)
-        assert params[:len(spec.positional)] == list(spec.positional), (where, params)
+        assert params[: len(spec.positional)] == list(spec.positional), (where, params)
         assert set(spec.attrs) <= set(params), (where, set(spec.attrs) - set(params))
     assert spec.name in {n for s in SPECS for n in s.raw_backprop.values()}
     assert (spec.output_layout != "") == (spec.filter is None)
@@ -129,7 +135,8 @@ def test_every_raw_op_has_value_cases_and_error_contracts(registry):
 def test_arguments_put_a_raw_op_s_sizes_between_its_operands():
     spec = ops.get("conv2d_backprop_filter")
     x, dy = np.zeros((1, 5, 5, 2)), np.zeros((1, 3, 3, 4))
-    args, kwargs = spec.arguments({"input": x, "out_backprop": dy},
-                                  {"filter_sizes": [3, 3, 2, 4], "strides": [1, 1, 1, 1], "padding": "VALID"})
+    args, kwargs = spec.arguments(
+        {"input": x, "out_backprop": dy}, {"filter_sizes": [3, 3, 2, 4], "strides": [1, 1, 1, 1], "padding": "VALID"}
+    )
     assert args[0] is x and args[1] == [3, 3, 2, 4] and args[2] is dy
     assert kwargs == {"strides": [1, 1, 1, 1], "padding": "VALID"}

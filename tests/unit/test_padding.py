@@ -10,6 +10,7 @@ import itertools
 
 import numpy as np
 import pytest
+from support import assert_value_error
 
 from harness.conv.padding import (
     Window,
@@ -20,8 +21,6 @@ from harness.conv.padding import (
     window,
     windows,
 )
-
-from support import assert_value_error
 
 LENGTHS_2D = (1, 2, 4)
 LENGTHS_1D = (1, 3)
@@ -34,12 +33,14 @@ def strides_2d(value, data_format="NHWC", **kw):
 
 # --- spatial_axes ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("fmt, axes", [("NHWC", (1, 2)), ("NCHW", (2, 3)), ("NWC", (1,)), ("NCW", (2,))])
 def test_spatial_axes(fmt, axes):
     assert spatial_axes(fmt) == axes
 
 
 # --- normalize_window_arg -------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     "value, fmt, expected",
@@ -127,6 +128,7 @@ def test_normalize_window_arg_accepts_numpy_array(value):
 
 
 # --- normalize_padding ----------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", ["SAME", "VALID"])
 @pytest.mark.parametrize("fmt", ["NHWC", "NCHW", "NWC"])
@@ -300,6 +302,7 @@ def test_windows_applies_name_to_every_axis_and_pairs_per_axis():
 
 
 # --- transpose_output_sizes -----------------------------------------------------------------
+
 
 def accepted_by_forward_conv(n, k, s, d, padding, limit=60):
     accepted = set()

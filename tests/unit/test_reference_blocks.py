@@ -24,20 +24,38 @@ def _operands(rng, x_shape, w_shape):
 CALLS = {
     "conv2d_same_stride1": lambda rng: (reference.conv2d, (*_operands(rng, (3, 7, 6, 4), (3, 3, 4, 5)), 1, "SAME"), {}),
     "conv2d_valid_stride2_dilated": lambda rng: (
-        reference.conv2d, (*_operands(rng, (2, 11, 9, 3), (3, 2, 3, 4)), [2, 1], "VALID"), {"dilations": [1, 2]}),
+        reference.conv2d,
+        (*_operands(rng, (2, 11, 9, 3), (3, 2, 3, 4)), [2, 1], "VALID"),
+        {"dilations": [1, 2]},
+    ),
     "conv2d_explicit_nchw": lambda rng: (
-        reference.conv2d, (*_operands(rng, (2, 3, 8, 7), (2, 3, 3, 6)), 2, [[0, 0], [0, 0], [1, 2], [2, 0]]),
-        {"data_format": "NCHW"}),
+        reference.conv2d,
+        (*_operands(rng, (2, 3, 8, 7), (2, 3, 3, 6)), 2, [[0, 0], [0, 0], [1, 2], [2, 0]]),
+        {"data_format": "NCHW"},
+    ),
     "conv2d_deep_layer": lambda rng: (  # more output channels than output pixels: one im2col, filter in row blocks
-        reference.conv2d, (*_operands(rng, (1, 3, 3, 8), (3, 3, 8, 40)), 1, "SAME"), {}),
+        reference.conv2d,
+        (*_operands(rng, (1, 3, 3, 8), (3, 3, 8, 40)), 1, "SAME"),
+        {},
+    ),
     "conv2d_pointwise": lambda rng: (reference.conv2d, (*_operands(rng, (2, 5, 5, 6), (1, 1, 6, 3)), 1, "VALID"), {}),
     "conv1d": lambda rng: (reference.conv1d, (*_operands(rng, (3, 17, 4), (5, 4, 3)), 2, "SAME"), {}),
     "conv2d_transpose": lambda rng: (
-        reference.conv2d_transpose, (*_operands(rng, (2, 4, 5, 6), (3, 4, 3, 6)), [2, 8, 10, 3], 2, "SAME"), {}),
+        reference.conv2d_transpose,
+        (*_operands(rng, (2, 4, 5, 6), (3, 4, 3, 6)), [2, 8, 10, 3], 2, "SAME"),
+        {},
+    ),
     "conv2d_backprop_filter": lambda rng: (
         reference.conv2d_backprop_filter,
-        (rng.standard_normal((2, 7, 6, 3)).astype(np.float32), [3, 2, 3, 4],
-         rng.standard_normal((2, 4, 3, 4)).astype(np.float32), [1, 2, 2, 1], "SAME"), {}),
+        (
+            rng.standard_normal((2, 7, 6, 3)).astype(np.float32),
+            [3, 2, 3, 4],
+            rng.standard_normal((2, 4, 3, 4)).astype(np.float32),
+            [1, 2, 2, 1],
+            "SAME",
+        ),
+        {},
+    ),
 }
 
 

@@ -8,12 +8,11 @@ lets any other exception type through, which fails the test.
 import ml_dtypes
 import numpy as np
 import pytest
+from support import assert_value_error
 
 from harness import ops
 from harness.conv import reference
 from harness.registry import scaffold
-
-from support import assert_value_error
 
 F32 = np.float32
 
@@ -30,9 +29,14 @@ def base_args(op, dtype=F32):
     fmt = spec.formats[0]
     if spec.kind == "transposed":  # stride 2, SAME: a 3-wide, 4-channel input from a 5-wide, 2-channel output
         data, filt, out = {"N": 1, "C": 4, "D": 3, "H": 3, "W": 3}, {"I": 4, "O": 2}, {"N": 1, "C": 2}
-        case = scaffold.new_case(op, shapes={spec.data.name: [data[c] for c in fmt],
-                                             spec.filter.name: [filt.get(c, 3) for c in spec.filter.layout]},
-                                 attrs={"output_shape": [out.get(c, 5) for c in fmt]})
+        case = scaffold.new_case(
+            op,
+            shapes={
+                spec.data.name: [data[c] for c in fmt],
+                spec.filter.name: [filt.get(c, 3) for c in spec.filter.layout],
+            },
+            attrs={"output_shape": [out.get(c, 5) for c in fmt]},
+        )
     else:
         data = {"N": 1, "C": 2, "D": 5, "H": 5, "W": 5}
         case = scaffold.new_case(op, shapes={spec.data.name: [data[c] for c in fmt]})
@@ -62,11 +66,14 @@ def test_base_arguments_are_valid(op):
 
 # --- ranks ----------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("op", ALL_OPS)
 def test_wrong_input_rank(op):
     name = INPUT_NAME[op]
     too_low = base_args(op)[name][0]  # batch axis dropped
-    assert_value_error(lambda: call(op, **{name: too_low}), op, f"'{name}'", f"rank {too_low.ndim}", str(list(too_low.shape)))
+    assert_value_error(
+        lambda: call(op, **{name: too_low}), op, f"'{name}'", f"rank {too_low.ndim}", str(list(too_low.shape))
+    )
     too_high = base_args(op)[name][None]
     assert_value_error(lambda: call(op, **{name: too_high}), f"'{name}'", str(list(too_high.shape)))
 
@@ -89,6 +96,7 @@ def test_ragged_input_is_a_value_error():
 
 # --- channels -------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("op", ALL_OPS)
 def test_channel_mismatch(op):
     spec = ops.get(op)
@@ -96,8 +104,13 @@ def test_channel_mismatch(op):
     want = args[spec.data.name].shape[spec.formats[0].index("C")]
     shape = list(args[spec.filter.name].shape)
     shape[spec.filter.layout.index("I")] = want + 1  # the filter's input channels: one more than the input has
-    assert_value_error(lambda: call(op, **{spec.filter.name: ramp(*shape)}), op, f"'{spec.filter.name}'",
-                       f"={want + 1}", f"must be {want}")
+    assert_value_error(
+        lambda: call(op, **{spec.filter.name: ramp(*shape)}),
+        op,
+        f"'{spec.filter.name}'",
+        f"={want + 1}",
+        f"must be {want}",
+    )
 
 
 @pytest.mark.parametrize("data_format", ["NHWC", "NCHW"])
@@ -120,6 +133,7 @@ def test_conv2d_nchw_reads_channels_from_axis_1():
 
 # --- dtypes ---------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("op", ALL_OPS)
 def test_filter_dtype_mismatch(op):
     name = FILTER_NAME[op]
@@ -129,11 +143,15 @@ def test_filter_dtype_mismatch(op):
 
 def test_separable_pointwise_dtype_mismatch():
     bad = ramp(1, 1, 4, 3, dtype=np.float16)
-    assert_value_error(lambda: call("separable_conv2d", pointwise_filter=bad), "'pointwise_filter'", "float16", "float32")
+    assert_value_error(
+        lambda: call("separable_conv2d", pointwise_filter=bad), "'pointwise_filter'", "float16", "float32"
+    )
 
 
 @pytest.mark.parametrize("op", ALL_OPS)
-@pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int64, np.complex64, np.complex128, np.bool_], ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize(
+    "dtype", [np.int8, np.uint8, np.int64, np.complex64, np.complex128, np.bool_], ids=lambda d: np.dtype(d).name
+)
 def test_unsupported_input_dtype(op, dtype):
     args = base_args(op)
     args = {k: v.astype(dtype) if isinstance(v, np.ndarray) else v for k, v in args.items()}
@@ -151,6 +169,7 @@ def test_none_filter_is_a_value_error():
 
 # --- padding --------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("op", ALL_OPS)
 @pytest.mark.parametrize("padding", ["FULL", "same", "valid", "Same"])
 def test_bad_padding_name(op, padding):
@@ -166,7 +185,9 @@ def test_negative_explicit_padding(op):
 
 
 @pytest.mark.parametrize("op", WITH_EXPLICIT_PADDING)
-@pytest.mark.parametrize("padding", [[[1, 1], [1, 1]], [[0, 0], [1, 1], [1, 1]], [1, 1, 1, 1]], ids=["2pairs", "3pairs", "flat"])
+@pytest.mark.parametrize(
+    "padding", [[[1, 1], [1, 1]], [[0, 0], [1, 1], [1, 1]], [1, 1, 1, 1]], ids=["2pairs", "3pairs", "flat"]
+)
 def test_padding_list_of_wrong_length(op, padding):
     assert_value_error(lambda: call(op, padding=padding), op, "'padding'", repr(padding))
 
@@ -187,6 +208,7 @@ def test_padding_not_a_name_nor_a_list(padding):
 
 
 # --- strides, dilations, rate ---------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     "op, strides",
@@ -261,18 +283,22 @@ def test_conv2d_accepts_numpy_array_strides():
 
 # --- data_format ----------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("op", WITH_DATA_FORMAT)
 @pytest.mark.parametrize("data_format", ["NWHC", "nhwc", "CHWN", ""])
 def test_unknown_data_format(op, data_format):
     assert_value_error(lambda: call(op, data_format=data_format), op, "'data_format'", repr(data_format))
 
 
-@pytest.mark.parametrize("op, data_format", [("conv2d", "NWC"), ("conv2d", "NCW"), ("conv1d", "NHWC"), ("conv1d", "NCHW")])
+@pytest.mark.parametrize(
+    "op, data_format", [("conv2d", "NWC"), ("conv2d", "NCW"), ("conv1d", "NHWC"), ("conv1d", "NCHW")]
+)
 def test_data_format_of_the_wrong_rank(op, data_format):
     assert_value_error(lambda: call(op, data_format=data_format), "'data_format'", repr(data_format))
 
 
 # --- conv2d_transpose output_shape ----------------------------------------------------------
+
 
 def test_transpose_unreachable_output_shape_lists_accepted_sizes():
     # SAME, stride 2, 3x3 input: a forward conv gives 3 only for 5 or 6
@@ -288,7 +314,9 @@ def test_transpose_unreachable_output_shape_lists_accepted_sizes():
 
 
 def test_transpose_unreachable_width_only():
-    message = assert_value_error(lambda: call("conv2d_transpose", output_shape=[1, 6, 4, 2]), "unreachable", "accepted: 5..6")
+    message = assert_value_error(
+        lambda: call("conv2d_transpose", output_shape=[1, 6, 4, 2]), "unreachable", "accepted: 5..6"
+    )
     assert "width 4" in message
 
 
@@ -308,7 +336,9 @@ def test_transpose_unreachable_single_accepted_size():
     [([2, 5, 5, 2], "batch 2"), ([1, 5, 5, 3], "3 channels"), ([1, 5, 5, 4], "4 channels")],
 )
 def test_transpose_output_shape_wrong_batch_or_channels(output_shape, fragment):
-    assert_value_error(lambda: call("conv2d_transpose", output_shape=output_shape), "'output_shape'", str(output_shape), fragment)
+    assert_value_error(
+        lambda: call("conv2d_transpose", output_shape=output_shape), "'output_shape'", str(output_shape), fragment
+    )
 
 
 def test_transpose_output_shape_channels_follow_data_format():
@@ -332,6 +362,7 @@ def test_transpose_malformed_output_shape(output_shape):
 
 # --- kernel larger than the input -----------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     "op, overrides",
     [
@@ -350,6 +381,7 @@ def test_valid_kernel_larger_than_input(op, overrides):
 
 # --- separable pointwise filter -------------------------------------------------------------
 
+
 @pytest.mark.parametrize("shape", [(1, 1, 2, 3), (1, 1, 5, 3), (3, 3, 4, 3), (1, 2, 4, 3)])
 def test_separable_pointwise_filter_shape(shape):
     assert_value_error(
@@ -362,6 +394,7 @@ def test_separable_pointwise_filter_shape(shape):
 
 
 # --- exact values written by hand -----------------------------------------------------------
+
 
 def test_conv2d_valid_sums_2x2_blocks():
     x_nhwc = np.arange(9, dtype=F32).reshape(1, 3, 3, 1)  # [[0,1,2],[3,4,5],[6,7,8]]
@@ -471,7 +504,7 @@ def test_conv2d_transpose_matches_hand_written_scatter():
     for n, i, j, c_in in np.ndindex(*y_nhwc.shape):
         for a, b, c_out in np.ndindex(3, 2, 3):
             padded[n, i * s + a * d, j * s + b * d, c_out] += y_nhwc[n, i, j, c_in] * w_hwoi[a, b, c_out, c_in]
-    expected = padded[:, pt:pt + out_h, pl:pl + out_w]
+    expected = padded[:, pt : pt + out_h, pl : pl + out_w]
     padding = [[0, 0], [pt, pb], [pl, pr], [0, 0]]
     out = reference.conv2d_transpose(y_nhwc, w_hwoi, [2, out_h, out_w, 3], s, padding)
     np.testing.assert_array_equal(out, expected)

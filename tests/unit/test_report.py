@@ -19,46 +19,121 @@ import pytest
 
 from harness.reports import heatmap, report, results
 
-ENV = {"tensorflow": "2.21.0", "onednn": "1", "intra_op_threads": "1", "inter_op_threads": "1", "numpy": "2.4.6",
-       "python": "3.11.7", "platform": "Linux-x86_64-with-glibc2.36", "machine": "x86_64", "cpu_count": 2,
-       "cpu_flags": ["avx2", "fma"], "tf_cpp_min_log_level": "2"}
-RUN = {"started": "2026-11-22T04:56:13+0000", "argv": [".venv/lib/site-packages/pytest/__main__.py", "cases", "-n", "2"],
-       "sweeps": "pairwise", "rootdir": "/repo", "finished": "2026-11-22T04:56:29+0000", "seconds": 15.7,
-       "exitstatus": 0, "interrupted": False, "complete": True, "stale_divergences": []}
+ENV = {
+    "tensorflow": "2.21.0",
+    "onednn": "1",
+    "intra_op_threads": "1",
+    "inter_op_threads": "1",
+    "numpy": "2.4.6",
+    "python": "3.11.7",
+    "platform": "Linux-x86_64-with-glibc2.36",
+    "machine": "x86_64",
+    "cpu_count": 2,
+    "cpu_flags": ["avx2", "fma"],
+    "tf_cpp_min_log_level": "2",
+}
+RUN = {
+    "started": "2026-11-22T04:56:13+0000",
+    "argv": [".venv/lib/site-packages/pytest/__main__.py", "cases", "-n", "2"],
+    "sweeps": "pairwise",
+    "rootdir": "/repo",
+    "finished": "2026-11-22T04:56:29+0000",
+    "seconds": 15.7,
+    "exitstatus": 0,
+    "interrupted": False,
+    "complete": True,
+    "stale_divergences": [],
+}
 
 
 def divergence(did: str, link: str | None = None, scope: str = "forward") -> dict:
     """A row as ``results.divergence_rows`` writes it."""
-    return {"id": did, "kind": "wrong_result", "summary": f"summary of {did}", "onednn": "any", "scope": scope,
-            "tensorflow_versions": "<2.22,>=2.21", "tensorflow_does": ["wrong_values"], "strict": "per_entry",
-            "link": link, "file": "cases/known_divergences.yaml", "evidence": "seen"}
+    return {
+        "id": did,
+        "kind": "wrong_result",
+        "summary": f"summary of {did}",
+        "onednn": "any",
+        "scope": scope,
+        "tensorflow_versions": "<2.22,>=2.21",
+        "tensorflow_does": ["wrong_values"],
+        "strict": "per_entry",
+        "link": link,
+        "file": "cases/known_divergences.yaml",
+        "evidence": "seen",
+    }
 
 
-def case(name: str, *, op: str = "conv2d", dtype: str = "float32", status: str = "passed", padding: str = "SAME",
-         stride: str = "1", dilation: str = "1", layout: str = "NHWC", seconds: float = 0.01, **extra) -> dict:
+def case(
+    name: str,
+    *,
+    op: str = "conv2d",
+    dtype: str = "float32",
+    status: str = "passed",
+    padding: str = "SAME",
+    stride: str = "1",
+    dilation: str = "1",
+    layout: str = "NHWC",
+    seconds: float = 0.01,
+    **extra,
+) -> dict:
     """A case record shaped like ``results.record`` (``extra`` overrides any key)."""
     rec = {
-        "id": f"cases/t.yaml::{name}[{dtype}]", "kind": "case", "status": status, "file": "cases/t.yaml",
-        "case": name, "op": op, "dtype": dtype, "tags": [], "sweep": None,
+        "id": f"cases/t.yaml::{name}[{dtype}]",
+        "kind": "case",
+        "status": status,
+        "file": "cases/t.yaml",
+        "case": name,
+        "op": op,
+        "dtype": dtype,
+        "tags": [],
+        "sweep": None,
         "attrs": {"strides": 1, "padding": padding},
         "shapes": {"input": [1, 5, 5, 2], "filters": [3, 3, 2, 1], "output": [1, 5, 5, 1]},
-        "layouts": {"input": {"given": "NHWC", "op": "NHWC", "kernel": "correlation"},
-                    "filters": {"given": "HWIO", "op": "HWIO", "kernel": "correlation"},
-                    "output": {"op": "NHWC", "expected": None}},
+        "layouts": {
+            "input": {"given": "NHWC", "op": "NHWC", "kernel": "correlation"},
+            "filters": {"given": "HWIO", "op": "HWIO", "kernel": "correlation"},
+            "output": {"op": "NHWC", "expected": None},
+        },
         "coverage": {"padding": padding, "layout": layout, "stride": stride, "dilation": dilation},
-        "expect_error": False, "implementations": ["reference", "tensorflow"], "tensorflow": "agrees",
-        "divergence": None, "applicable_divergences": [], "max_abs_error": 0.0, "max_rel_error": 0.0, "bound": 0.0,
-        "margin": 0.0, "worst": "tensorflow vs reference", "tolerance": "c*u*K*(|x|*|w|) with c=2",
+        "expect_error": False,
+        "implementations": ["reference", "tensorflow"],
+        "tensorflow": "agrees",
+        "divergence": None,
+        "applicable_divergences": [],
+        "max_abs_error": 0.0,
+        "max_rel_error": 0.0,
+        "bound": 0.0,
+        "margin": 0.0,
+        "worst": "tensorflow vs reference",
+        "tolerance": "c*u*K*(|x|*|w|) with c=2",
         "tolerance_override": None,
-        "comparisons": [{"subject": "tensorflow", "against": "reference", "ok": status != "failed",
-                         "max_abs_error": 0.0, "max_rel_error": 0.0, "bound": 0.0, "margin": 0.0, "detail": ""}],
-        "errors": [], "notes": [], "diagnosis": [], "not_applicable": {}, "seconds": seconds,
+        "comparisons": [
+            {
+                "subject": "tensorflow",
+                "against": "reference",
+                "ok": status != "failed",
+                "max_abs_error": 0.0,
+                "max_rel_error": 0.0,
+                "bound": 0.0,
+                "margin": 0.0,
+                "detail": "",
+            }
+        ],
+        "errors": [],
+        "notes": [],
+        "diagnosis": [],
+        "not_applicable": {},
+        "seconds": seconds,
     }
     if status == "failed":
-        rec.update(report=f"cases/t.yaml::{name}[{dtype}]  op={op}\nFAIL tensorflow vs reference: max|diff|=1",
-                   yaml=f"cases:\n- name: {name}\n  op: {op}\n", errors=["TensorFlow wrong_values: outside the bound"],
-                   tensorflow="wrong_values (TensorFlow's values are outside the bound)", arrays={},
-                   arrays_layout="NHWC")
+        rec.update(
+            report=f"cases/t.yaml::{name}[{dtype}]  op={op}\nFAIL tensorflow vs reference: max|diff|=1",
+            yaml=f"cases:\n- name: {name}\n  op: {op}\n",
+            errors=["TensorFlow wrong_values: outside the bound"],
+            tensorflow="wrong_values (TensorFlow's values are outside the bound)",
+            arrays={},
+            arrays_layout="NHWC",
+        )
     rec.update(extra)
     return rec
 
@@ -74,6 +149,7 @@ def make_run(records, divergences=(), **run) -> results.Run:
 
 
 # --- a small HTML reader for the assertions ------------------------------------------------------------------
+
 
 class Tables(HTMLParser):
     """Collects every table with an id: rows of cells {tag, class, title, text, attrs}, and row attributes."""
@@ -119,14 +195,15 @@ def body_rows(table: list[dict]) -> list[dict]:
 
 # --- PNG decoding for the heatmap tests ------------------------------------------------------------------------
 
+
 def decode_png(data: bytes) -> np.ndarray:
     """An 8-bit truecolour or indexed, non-interlaced PNG (what heatmap.png writes; filter 0 only) as H×W×3."""
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     pos, chunks = 8, []
     while pos < len(data):
-        (length,) = struct.unpack(">I", data[pos:pos + 4])
-        tag, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + length]
-        (crc,) = struct.unpack(">I", data[pos + 8 + length:pos + 12 + length])
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        tag, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
+        (crc,) = struct.unpack(">I", data[pos + 8 + length : pos + 12 + length])
         assert crc == zlib.crc32(tag + body) & 0xFFFFFFFF, tag
         chunks.append((tag, body))
         pos += 12 + length
@@ -149,6 +226,7 @@ def png_size(data: bytes) -> tuple[int, int]:
 
 
 # --- heatmaps ---------------------------------------------------------------------------------------------------
+
 
 def test_png_round_trips_with_known_colours():
     a = np.array([[0.0, 1.0, 0.5], [np.nan, np.inf, -np.inf]])
@@ -205,11 +283,17 @@ def test_png_rejects_bad_input_and_data_uri():
 
 # --- counts and verdict ------------------------------------------------------------------------------------------
 
+
 def test_counts_and_verdict_of_a_passing_run():
-    run = make_run([case("a"), case("b", status="xfailed", divergence="d1", applicable_divergences=["d1"]),
-                    results.item_record("tests/test_x.py::test_ok", "passed", 0.1),
-                    results.item_record("tests/test_x.py::test_skip", "skipped", 0.0, "no browser")],
-                   [divergence("d1")])
+    run = make_run(
+        [
+            case("a"),
+            case("b", status="xfailed", divergence="d1", applicable_divergences=["d1"]),
+            results.item_record("tests/test_x.py::test_ok", "passed", 0.1),
+            results.item_record("tests/test_x.py::test_skip", "skipped", 0.0, "no browser"),
+        ],
+        [divergence("d1")],
+    )
     t = report.tally(run)
     assert (t["passed"], t["xfailed"], t["failed"], t["malformed"], t["crashed"], t["total"]) == (1, 1, 0, 0, 0, 2)
     assert t["tests"] == {"passed": 1, "skipped": 1}
@@ -220,14 +304,23 @@ def test_counts_and_verdict_of_a_passing_run():
     assert 'id="banner"' not in page
 
 
-@pytest.mark.parametrize("extra, reason", [
-    (case("bad", status="failed"), "1 failed case"),
-    (results.item_record("cases/m.yaml::x", "malformed", 0.0, "cases/m.yaml: case 'x': field 'op': unknown op",
-                         kind="malformed"), "1 malformed case"),
-    (results.item_record("cases/t.yaml::y[float32]", "failed", 0.0, "worker 'gw0' crashed", kind="crashed"),
-     "1 crashed item"),
-    (results.item_record("tests/test_x.py::test_bad", "failed", 0.0, "AssertionError"), "1 failing self-test"),
-])
+@pytest.mark.parametrize(
+    "extra, reason",
+    [
+        (case("bad", status="failed"), "1 failed case"),
+        (
+            results.item_record(
+                "cases/m.yaml::x", "malformed", 0.0, "cases/m.yaml: case 'x': field 'op': unknown op", kind="malformed"
+            ),
+            "1 malformed case",
+        ),
+        (
+            results.item_record("cases/t.yaml::y[float32]", "failed", 0.0, "worker 'gw0' crashed", kind="crashed"),
+            "1 crashed item",
+        ),
+        (results.item_record("tests/test_x.py::test_bad", "failed", 0.0, "AssertionError"), "1 failing self-test"),
+    ],
+)
 def test_any_failure_fails_the_run(extra, reason):
     run = make_run([case("a"), extra], exitstatus=1)
     assert report.verdict(run) == "fail"
@@ -237,30 +330,44 @@ def test_any_failure_fails_the_run(extra, reason):
 
 
 def test_malformed_and_crashed_are_listed_with_their_messages():
-    run = make_run([case("a"),
-                    results.item_record("cases/m.yaml::x", "malformed", 0.0, "field 'op': unknown op 'conv3d'",
-                                        kind="malformed"),
-                    results.item_record("cases/t.yaml::y[float32]", "failed", 0.0, "node down: gw1", kind="crashed")])
+    run = make_run(
+        [
+            case("a"),
+            results.item_record(
+                "cases/m.yaml::x", "malformed", 0.0, "field 'op': unknown op 'conv3d'", kind="malformed"
+            ),
+            results.item_record("cases/t.yaml::y[float32]", "failed", 0.0, "node down: gw1", kind="crashed"),
+        ]
+    )
     t = report.tally(run)
     assert (t["malformed"], t["crashed"], t["total"]) == (1, 1, 3)
     problems = body_rows(tables(report.render_html(run))["problems"])
     texts = [[c["text"] for c in r["cells"]] for r in problems]
-    assert texts == [["cases/m.yaml::x", "malformed case", "field 'op': unknown op 'conv3d'"],
-                     ["cases/t.yaml::y[float32]", "crashed item", "node down: gw1"]]
+    assert texts == [
+        ["cases/m.yaml::x", "malformed case", "field 'op': unknown op 'conv3d'"],
+        ["cases/t.yaml::y[float32]", "crashed item", "node down: gw1"],
+    ]
     md = report.render_summary(run)
     assert "`cases/m.yaml::x` (malformed)" in md and "`cases/t.yaml::y[float32]` (crashed)" in md
 
 
 def test_stale_divergence_fails_the_run():
-    run = make_run([case("a", applicable_divergences=["d1"])], [divergence("d1")], stale_divergences=["d1"],
-                   exitstatus=1)
+    run = make_run(
+        [case("a", applicable_divergences=["d1"])], [divergence("d1")], stale_divergences=["d1"], exitstatus=1
+    )
     assert report.verdict(run) == "fail"
     assert "stale known divergences: d1" in report.verdict_reasons(run)
 
 
 def test_per_op_table():
-    run = make_run([case("a"), case("b", status="failed"), case("c", op="conv1d", layout="NWC"),
-                    case("e", op="conv1d", status="xfailed", expect_error=True)])
+    run = make_run(
+        [
+            case("a"),
+            case("b", status="failed"),
+            case("c", op="conv1d", layout="NWC"),
+            case("e", op="conv1d", status="xfailed", expect_error=True),
+        ]
+    )
     rows = tables(report.render_html(run))["per-op"]
     texts = [[c["text"] for c in r["cells"]] for r in body_rows(rows)]
     # op, passed, xfailed, failed, skipped, total, error contracts, seconds
@@ -271,10 +378,13 @@ def test_per_op_table():
 
 # --- coverage matrix --------------------------------------------------------------------------------------------
 
+
 def coverage_records() -> list[dict]:
     return [
-        case("s1"), case("s2"),  # conv2d SAME 1 1 NHWC float32: 2 passed -> green
-        case("s1", dtype="float64"), case("s3", dtype="float64", status="xfailed", divergence="d1"),  # amber
+        case("s1"),
+        case("s2"),  # conv2d SAME 1 1 NHWC float32: 2 passed -> green
+        case("s1", dtype="float64"),
+        case("s3", dtype="float64", status="xfailed", divergence="d1"),  # amber
         case("v1", padding="VALID", stride="2", dilation="1x2", layout="NCHW", status="failed"),  # red
         case("v2", padding="VALID", stride="2", dilation="1x2", layout="NCHW", status="xfailed"),
         case("d1", op="depthwise_conv2d", padding="explicit", stride="3"),
@@ -309,6 +419,7 @@ def test_coverage_matrix_cells_and_colours():
 
 def test_cell_colour_rules():
     from collections import Counter
+
     assert report.cell_colour(None) == "absent"
     assert report.cell_colour(Counter(passed=3)) == "green"
     assert report.cell_colour(Counter(passed=3, xfailed=1)) == "amber"
@@ -317,6 +428,7 @@ def test_cell_colour_rules():
 
 
 # --- failures and heatmaps ----------------------------------------------------------------------------------------
+
 
 def failing_with_maps() -> dict:
     rng = np.random.default_rng(0)
@@ -357,8 +469,10 @@ def test_failure_with_shape_mismatch_shows_both_without_difference():
 
 
 def test_failure_without_tensorflow_output():
-    rec = with_arrays(case("abort", status="failed", tensorflow="aborts (the TensorFlow process died (SIGABRT))"),
-                      reference=np.arange(8.0).reshape(1, 2, 2, 2))
+    rec = with_arrays(
+        case("abort", status="failed", tensorflow="aborts (the TensorFlow process died (SIGABRT))"),
+        reference=np.arange(8.0).reshape(1, 2, 2, 2),
+    )
     page = report.render_html(make_run([rec]))
     assert "TensorFlow returned no output (aborts (the TensorFlow process died (SIGABRT)))" in page
     assert len(img_sources(page)) == 2
@@ -367,10 +481,26 @@ def test_failure_without_tensorflow_output():
 def test_failure_without_any_arrays_and_expected_mismatch():
     no_arrays = case("early", status="failed")
     expected_wrong = with_arrays(
-        case("exp", status="failed", comparisons=[{"subject": "reference", "against": "expected", "ok": False,
-                                                   "max_abs_error": 1.0, "max_rel_error": 0.3, "bound": 0.0,
-                                                   "margin": None, "detail": ""}]),
-        reference=np.zeros((1, 2, 2, 1)), tensorflow=np.zeros((1, 2, 2, 1)), expected=np.eye(2).reshape(1, 2, 2, 1))
+        case(
+            "exp",
+            status="failed",
+            comparisons=[
+                {
+                    "subject": "reference",
+                    "against": "expected",
+                    "ok": False,
+                    "max_abs_error": 1.0,
+                    "max_rel_error": 0.3,
+                    "bound": 0.0,
+                    "margin": None,
+                    "detail": "",
+                }
+            ],
+        ),
+        reference=np.zeros((1, 2, 2, 1)),
+        tensorflow=np.zeros((1, 2, 2, 1)),
+        expected=np.eye(2).reshape(1, 2, 2, 1),
+    )
     page = report.render_html(make_run([no_arrays, expected_wrong]))
     assert "No output slices were recorded: the case failed before its outputs could be compared." in page
     assert "TensorFlow returned no output" not in page
@@ -386,17 +516,23 @@ def test_many_failures_are_cut():
 
 # --- known divergences, overrides, slowest ---------------------------------------------------------------------
 
+
 def test_divergence_table_counts_and_highlights():
     records = [
         case("x1", status="xfailed", divergence="excusing", applicable_divergences=["excusing"]),
         case("x2", status="xfailed", divergence="excusing", applicable_divergences=["excusing"]),
         case("p1", applicable_divergences=["excusing"]),
-        case("c1", applicable_divergences=["coincident"]), case("c2", applicable_divergences=["coincident"]),
+        case("c1", applicable_divergences=["coincident"]),
+        case("c2", applicable_divergences=["coincident"]),
         case("s1", applicable_divergences=["stale"]),
     ]
-    divs = [divergence("excusing", link="https://github.com/tensorflow/tensorflow/issues/1"),
-            divergence("coincident"), divergence("stale"), divergence("unused"),
-            divergence("grad", scope="gradient")]
+    divs = [
+        divergence("excusing", link="https://github.com/tensorflow/tensorflow/issues/1"),
+        divergence("coincident"),
+        divergence("stale"),
+        divergence("unused"),
+        divergence("grad", scope="gradient"),
+    ]
     page = report.render_html(make_run(records, divs, stale_divergences=["stale"]))
     rows = {r["cells"][0]["text"]: r for r in body_rows(tables(page)["divergences"])}
     text = {k: [c["text"] for c in r["cells"]] for k, r in rows.items()}
@@ -407,8 +543,10 @@ def test_divergence_table_counts_and_highlights():
     assert rows["stale"]["attrs"]["class"] == "stale"
     assert text["unused"][7] == "not exercised by this run" and "class" not in rows["unused"]["attrs"]
     assert "checked by tests/tensorflow/test_gradients.py" in text["grad"][7]
-    assert ('<a href="https://github.com/tensorflow/tensorflow/issues/1" rel="noreferrer" '
-            'title="https://github.com/tensorflow/tensorflow/issues/1">tensorflow/tensorflow#1</a>') in page
+    assert (
+        '<a href="https://github.com/tensorflow/tensorflow/issues/1" rel="noreferrer" '
+        'title="https://github.com/tensorflow/tensorflow/issues/1">tensorflow/tensorflow#1</a>'
+    ) in page
     md = report.render_summary(make_run(records, divs, stale_divergences=["stale"]))
     assert "### Known divergences observed\n- `excusing`: 2\n" in md
     assert "### Stale known divergences" in md and "- `stale`" in md
@@ -421,14 +559,19 @@ def test_the_machine_the_verdicts_depended_on_is_shown():
 
     zen4 = json.loads((MACHINES / "amd-epyc-zen4.json").read_text())
     env = {**ENV, **zen4}
-    amx = {**divergence("amx_crash"), "not_here": "needs onednn_isa one of avx512_core_amx, here avx512_core_bf16",
-           "observed_on": ["intel-sapphire-rapids"]}
+    amx = {
+        **divergence("amx_crash"),
+        "not_here": "needs onednn_isa one of avx512_core_amx, here avx512_core_bf16",
+        "observed_on": ["intel-sapphire-rapids"],
+    }
     run = results.Run(env, dict(RUN), [amx, divergence("d1")], [case("a")])
     page = report.render_html(run)
     header = dict(re.findall(r"<dt>([^<]*)</dt><dd>([^<]*)</dd>", page))
     assert header["CPU"] == "AMD EPYC (x86_64, 2 cores)" and header["oneDNN ISA"] == "avx512_core_bf16 (oneDNN v3.7.3)"
     assert header["ISA cap"] == "none" and header["kernel paths"].startswith("measured in ")
-    paths = {r["cells"][0]["text"]: [c["text"] for c in r["cells"][1:]] for r in body_rows(tables(page)["kernel-paths"])}
+    paths = {
+        r["cells"][0]["text"]: [c["text"] for c in r["cells"][1:]] for r in body_rows(tables(page)["kernel-paths"])
+    }
     assert paths["Conv2D"] == ["eigen", "onednn", "onednn", "eigen", "eigen"]  # float16 .. int32
     assert paths["Conv2DBackpropInput"][2] == "onednn (explicit padding: eigen)"
     rows = {r["cells"][0]["text"]: r for r in body_rows(tables(page)["divergences"])}
@@ -439,21 +582,29 @@ def test_the_machine_the_verdicts_depended_on_is_shown():
     md = report.render_summary(run)
     assert "machine: AMD EPYC (AuthenticAMD, x86\\_64), CPU ISA level avx512\\_core\\_bf16" in md
     assert "Not applicable on this machine or in this mode (1): `amx_crash` (needs onednn\\_isa" in md
-    broken = results.Run({**env, "probe": {**zen4["probe"], "error": "the probe's process died (SIGKILL)"}},
-                         dict(RUN), [], [case("a")])
-    assert report.verdict_reasons(broken) == ["TensorFlow's kernel paths were not measured: the probe's process "
-                                              "died (SIGKILL)"]
+    broken = results.Run(
+        {**env, "probe": {**zen4["probe"], "error": "the probe's process died (SIGKILL)"}}, dict(RUN), [], [case("a")]
+    )
+    assert report.verdict_reasons(broken) == [
+        "TensorFlow's kernel paths were not measured: the probe's process died (SIGKILL)"
+    ]
     assert 'href="#sec-machine"' in report.render_html(broken)
     assert report.verdict(make_run([case("a")])) == "pass"  # a results file from before the probe: judged as then
 
 
 def test_tolerance_overrides():
     override = {"reason": "bfloat16 rounding of a long sum", "c": 4.0, "atol": None}
-    run = make_run([case("t", dtype="float32", tolerance_override=override),
-                    case("t", dtype="bfloat16", tolerance_override=override), case("plain")])
+    run = make_run(
+        [
+            case("t", dtype="float32", tolerance_override=override),
+            case("t", dtype="bfloat16", tolerance_override=override),
+            case("plain"),
+        ]
+    )
     rows = body_rows(tables(report.render_html(run))["overrides"])
     assert [[c["text"] for c in r["cells"]] for r in rows] == [
-        ["cases/t.yaml::t", "bfloat16 rounding of a long sum", "4.0", "None", "float32, bfloat16"]]
+        ["cases/t.yaml::t", "bfloat16 rounding of a long sum", "4.0", "None", "float32, bfloat16"]
+    ]
     assert "Tolerance overrides: 1" in report.render_summary(run)
     none = make_run([case("plain")])
     assert '<p id="overrides">none</p>' in report.render_html(none)
@@ -467,15 +618,22 @@ def test_slowest_cases_in_order():
     assert len(rows) == report.SLOWEST and seconds == sorted(seconds, reverse=True) and seconds[0] == 24.0
     first = [c["text"] for c in rows[0]["cells"]]
     slowest = max(records, key=lambda r: r["seconds"])
-    assert first[1:5] == [slowest["id"], slowest["op"], "float32",
-                          "input=[1, 5, 5, 2], filters=[3, 3, 2, 1], output=[1, 5, 5, 1]"]
+    assert first[1:5] == [
+        slowest["id"],
+        slowest["op"],
+        "float32",
+        "input=[1, 5, 5, 2], filters=[3, 3, 2, 1], output=[1, 5, 5, 1]",
+    ]
 
 
 # --- the page as a file ----------------------------------------------------------------------------------------
 
+
 def test_no_external_resources():
-    divs = [divergence("d", link="https://github.com/tensorflow/tensorflow/issues/9"),
-            divergence("j", link="javascript:alert(1)")]
+    divs = [
+        divergence("d", link="https://github.com/tensorflow/tensorflow/issues/9"),
+        divergence("j", link="javascript:alert(1)"),
+    ]
     page = report.render_html(make_run([case("ok"), failing_with_maps()], divs))
     for tag, attr, value in re.findall(r'<(\w+)[^>]*?\s(src|href)="([^"]*)"', page):
         if value.startswith(("data:", "#")):
@@ -483,14 +641,14 @@ def test_no_external_resources():
         assert tag == "a" and value.startswith("https://"), (tag, attr, value)
     assert 'href="javascript:' not in page
     assert "@import" not in page and not re.search(r"url\(\s*['\"]?(https?:|//)", page)
-    assert "<script src" not in page and "<link rel=\"stylesheet\"" not in page
+    assert "<script src" not in page and '<link rel="stylesheet"' not in page
     assert '<link rel="icon" href="data:,">' in page
     assert "Content-Security-Policy" in page and "default-src 'none'" in html.unescape(page)
 
 
 def test_error_trap_first_and_ready_flag_last():
     page = report.render_html(make_run([case("ok")]))
-    head = page[page.index("<head>") + len("<head>"):]
+    head = page[page.index("<head>") + len("<head>") :]
     assert head.startswith("<script>") and head.index("window.onerror") < head.index("<meta charset")
     assert page.index("<meta charset") < 1024  # the encoding is known before anything is parsed
     assert page.rstrip().endswith('document.body.dataset.ready="1";})();</script></body></html>')
@@ -498,19 +656,28 @@ def test_error_trap_first_and_ready_flag_last():
 
 def test_everything_is_escaped():
     evil = "<script>alert(1)</script>"
-    rec = with_arrays(case(f"x{evil}", status="failed", errors=[f"bad {evil}"], yaml=f"- name: {evil}\n",
-                           report=f"report {evil}"),
-                      reference=np.zeros((1, 1, 1, 1)), tensorflow=np.ones((1, 1, 1, 1)))
+    rec = with_arrays(
+        case(f"x{evil}", status="failed", errors=[f"bad {evil}"], yaml=f"- name: {evil}\n", report=f"report {evil}"),
+        reference=np.zeros((1, 1, 1, 1)),
+        tensorflow=np.ones((1, 1, 1, 1)),
+    )
     divs = [divergence(f"d{evil}", link=f"https://x.org/{evil}")]
-    run = make_run([rec, case("o", tolerance_override={"reason": evil, "c": 2, "atol": None}),
-                    results.item_record(f"cases/m.yaml::{evil}", "malformed", 0.0, evil, kind="malformed")], divs)
+    run = make_run(
+        [
+            rec,
+            case("o", tolerance_override={"reason": evil, "c": 2, "atol": None}),
+            results.item_record(f"cases/m.yaml::{evil}", "malformed", 0.0, evil, kind="malformed"),
+        ],
+        divs,
+    )
     page = report.render_html(run)
     assert evil not in page
     assert page.count("<script>") == 2  # the error trap and the init script, nothing else
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     md = report.render_summary(run)
     assert "<script>" not in md.replace("`cases/t.yaml::x<script>alert(1)</script>[float32]`", "").replace(
-        "`cases/m.yaml::<script>alert(1)</script>`", "")
+        "`cases/m.yaml::<script>alert(1)</script>`", ""
+    )
 
 
 def test_interrupted_and_incomplete_banners():
@@ -525,8 +692,11 @@ def test_interrupted_and_incomplete_banners():
 
 def test_summary_markdown():
     failures = [case(f"f{i}", status="failed", op="conv2d_transpose") for i in range(23)]
-    run = make_run([case("a"), case("b", status="xfailed", divergence="d1", applicable_divergences=["d1"]),
-                    *failures], [divergence("d1")], exitstatus=1)
+    run = make_run(
+        [case("a"), case("b", status="xfailed", divergence="d1", applicable_divergences=["d1"]), *failures],
+        [divergence("d1")],
+        exitstatus=1,
+    )
     md = report.render_summary(run)
     lines = md.splitlines()
     assert lines[0] == "## ❌ tf-conv-harness: FAIL"
@@ -551,12 +721,28 @@ def test_a_full_size_run_stays_small_and_fast():
     ops_ = ["conv2d", "depthwise_conv2d", "conv2d_transpose", "atrous_conv2d", "separable_conv2d", "conv1d"]
     dtypes = ["float16", "bfloat16", "float32", "float64", "int32"]
     rng = np.random.default_rng(1)
-    records = [case(f"sweep/{i}", op=ops_[i % 6], dtype=dtypes[i % 5], padding=["SAME", "VALID", "explicit"][i % 3],
-                    stride=str(1 + i % 3), dilation=["1", "2", "1x2"][i % 4 % 3], layout=["NHWC", "NCHW"][i % 2],
-                    status="xfailed" if i % 17 == 0 else "passed", seconds=float(i % 101))
-               for i in range(4000)]
-    records += [with_arrays(case(f"bad{i}", status="failed"), reference=rng.normal(size=(2, 112, 112, 4)),
-                            tensorflow=rng.normal(size=(2, 112, 112, 4))) for i in range(60)]
+    records = [
+        case(
+            f"sweep/{i}",
+            op=ops_[i % 6],
+            dtype=dtypes[i % 5],
+            padding=["SAME", "VALID", "explicit"][i % 3],
+            stride=str(1 + i % 3),
+            dilation=["1", "2", "1x2"][i % 4 % 3],
+            layout=["NHWC", "NCHW"][i % 2],
+            status="xfailed" if i % 17 == 0 else "passed",
+            seconds=float(i % 101),
+        )
+        for i in range(4000)
+    ]
+    records += [
+        with_arrays(
+            case(f"bad{i}", status="failed"),
+            reference=rng.normal(size=(2, 112, 112, 4)),
+            tensorflow=rng.normal(size=(2, 112, 112, 4)),
+        )
+        for i in range(60)
+    ]
     start = time.perf_counter()
     page = report.render_html(make_run(records))
     assert time.perf_counter() - start < 20

@@ -54,19 +54,30 @@ def test_the_defaults_are_the_documented_ones():
 
 
 def test_given_shapes_attrs_dtypes_tags_and_name_are_honoured():
-    raw = new_case("conv2d", name="mine", shapes={"input": [2, 10, 12, 5]}, attrs={"strides": 2, "padding": "VALID"},
-                   dtypes=["float16", "float32"], tags=["new", "stride2"])
+    raw = new_case(
+        "conv2d",
+        name="mine",
+        shapes={"input": [2, 10, 12, 5]},
+        attrs={"strides": 2, "padding": "VALID"},
+        dtypes=["float16", "float32"],
+        tags=["new", "stride2"],
+    )
     assert raw["name"] == "mine" and raw["dtypes"] == ["float16", "float32"] and raw["tags"] == ["new", "stride2"]
     assert raw["attrs"] == {"strides": 2, "padding": "VALID"}
     assert raw["inputs"]["input"]["generate"]["shape"] == [2, 10, 12, 5]
     assert raw["inputs"]["filters"]["generate"]["shape"] == [3, 3, 5, 4]  # the default filter fits the channels
-    assert output_comment(raw) == f"# output: NHWC [2, {out_size(10, 3, 2, padding='VALID')}, " \
-                                  f"{out_size(12, 3, 2, padding='VALID')}, 4]"  # [2, 4, 5, 4]
+    assert (
+        output_comment(raw) == f"# output: NHWC [2, {out_size(10, 3, 2, padding='VALID')}, "
+        f"{out_size(12, 3, 2, padding='VALID')}, 4]"
+    )  # [2, 4, 5, 4]
 
 
 def test_channels_first_and_dilations():
-    raw = new_case("conv2d", shapes={"input": [1, 3, 9, 7], "filters": [2, 3, 3, 5]},
-                   attrs={"data_format": "NCHW", "strides": [1, 1, 2, 2], "padding": "SAME", "dilations": [1, 1, 2, 2]})
+    raw = new_case(
+        "conv2d",
+        shapes={"input": [1, 3, 9, 7], "filters": [2, 3, 3, 5]},
+        attrs={"data_format": "NCHW", "strides": [1, 1, 2, 2], "padding": "SAME", "dilations": [1, 1, 2, 2]},
+    )
     assert raw["inputs"]["input"]["layout"] == "NCHW"
     assert output_comment(raw) == f"# output: NCHW [1, 5, {out_size(9, 2, 2, 2)}, {out_size(7, 3, 2, 2)}]"  # 5, 4
 
@@ -88,8 +99,11 @@ def test_conv1d_output_shape():
 def test_depthwise_and_separable_output_channels():
     depthwise = new_case("depthwise_conv2d", shapes={"filter": [3, 3, 3, 3]})
     assert output_comment(depthwise) == "# output: NHWC [1, 8, 8, 9]"
-    raw = new_case("separable_conv2d", shapes={"input": [1, 6, 6, 2], "depthwise_filter": [3, 3, 2, 3]},
-                   attrs={"strides": [1, 2, 2, 1], "padding": "VALID"})
+    raw = new_case(
+        "separable_conv2d",
+        shapes={"input": [1, 6, 6, 2], "depthwise_filter": [3, 3, 2, 3]},
+        attrs={"strides": [1, 2, 2, 1], "padding": "VALID"},
+    )
     assert raw["inputs"]["pointwise_filter"]["generate"]["shape"] == [1, 1, 6, 4]
     assert output_comment(raw) == f"# output: NHWC [1, {out_size(6, 3, 2, padding='VALID')}, 2, 4]"  # [1, 2, 2, 4]
 
@@ -98,8 +112,11 @@ def test_transpose_gets_an_output_shape_a_forward_conv_maps_back():
     same = new_case("conv2d_transpose")
     assert same["attrs"]["output_shape"] == [1, 16, 16, 4]  # n * stride
     assert out_size(16, 3, 2) == 8
-    valid = new_case("conv2d_transpose", shapes={"input": [1, 5, 4, 3], "filters": [3, 2, 6, 3]},
-                     attrs={"strides": 3, "padding": "VALID"})
+    valid = new_case(
+        "conv2d_transpose",
+        shapes={"input": [1, 5, 4, 3], "filters": [3, 2, 6, 3]},
+        attrs={"strides": 3, "padding": "VALID"},
+    )
     h, w = (5 - 1) * 3 + 3, (4 - 1) * 3 + 2  # (n - 1) * s + k
     assert valid["attrs"]["output_shape"] == [1, h, w, 6]
     assert (out_size(h, 3, 3, padding="VALID"), out_size(w, 2, 3, padding="VALID")) == (5, 4)
@@ -109,8 +126,11 @@ def test_transpose_gets_an_output_shape_a_forward_conv_maps_back():
 
 def test_symbolic_output_shapes_are_described_per_variant():
     text = describe(new_case("conv2d_transpose", attrs={"output_shape": "all", "strides": 2}))
-    assert text.splitlines()[:4] == [f"# output (out={h}x{w}): NHWC [1, {h}, {w}, 4]  output_shape=[1, {h}, {w}, 4]"
-                                     for h in (15, 16) for w in (15, 16)]
+    assert text.splitlines()[:4] == [
+        f"# output (out={h}x{w}): NHWC [1, {h}, {w}, 4]  output_shape=[1, {h}, {w}, 4]"
+        for h in (15, 16)
+        for w in (15, 16)
+    ]
 
 
 def test_an_integer_dtype_gets_integer_values():
@@ -126,32 +146,68 @@ def test_seeds_are_explicit_and_depend_on_name_and_operand():
     assert new_case("conv2d", name="a") == a
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"op": "conv3d"}, "unknown op 'conv3d'; known ops: conv2d, depthwise_conv2d"),
-    ({"op": "conv2d", "shapes": {"filters": [3, 3]}}, "--shape filters=3,3: conv2d's filters is HWIO (4 axes), got 2"),
-    ({"op": "conv2d", "shapes": {"input": [1, -5, 5, 3]}}, "--shape input=1,-5,5,3: sizes must be non-negative"),
-    ({"op": "conv2d", "shapes": {"bias": [4]}},
-     "--shape bias=4: conv2d has no operand 'bias'; it takes input, filters"),
-    ({"op": "conv2d", "shapes": {"input": [1, 5, 5, 2], "filters": [3, 3, 3, 4]}},
-     "--shape filters=3,3,3,4: the reference rejects this configuration: conv2d: argument 'filters' has in_channels"),
-    ({"op": "conv2d", "attrs": {"strides": 0}}, "--attr strides=0: the reference rejects this configuration: "
-                                                "conv2d: argument 'strides'=0: every value must be positive"),
-    ({"op": "conv2d", "attrs": {"padding": "same"}}, "--attr padding=same: the reference rejects this configuration"),
-    ({"op": "conv2d", "attrs": {"groups": 2}}, "--attr groups=2: conv2d has no attribute 'groups'; it takes strides"),
-    ({"op": "conv2d", "attrs": {"data_format": "NCW"}},
-     "--attr data_format=NCW: conv2d takes data_format NHWC or NCHW"),
-    ({"op": "depthwise_conv2d", "attrs": {"strides": 2}}, "--attr strides=2: the reference rejects this configuration"),
-    ({"op": "conv2d_transpose", "attrs": {"output_shape": [1, 3, 3, 4]}},
-     "--attr output_shape=[1, 3, 3, 4]: the reference rejects this configuration"),
-    ({"op": "conv2d", "layouts": {"filters": "HWXO"}}, "--layout filters=HWXO: unknown layout for conv2d's filters"),
-    ({"op": "conv2d", "layouts": {"kernel": "HWIO"}}, "--layout kernel=HWIO: conv2d has no operand 'kernel'"),
-    ({"op": "conv2d", "layouts": {"filters": "IHW"}, "shapes": {"filters": [3, 3, 3]}, "attrs": {"padding": "FULL"}},
-     "--attr padding=FULL"),
-    ({"op": "conv2d", "dtypes": ["float8"]}, "--dtype float8: unknown dtype; expected some of float16"),
-    ({"op": "conv2d", "dtypes": []}, "--dtype: give at least one"),
-    ({"op": "conv2d", "tags": [""]}, "--tag '': expected a non-empty name"),
-    ({"op": "conv2d", "name": ""}, "--name '': expected a non-empty one-line name"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"op": "conv3d"}, "unknown op 'conv3d'; known ops: conv2d, depthwise_conv2d"),
+        (
+            {"op": "conv2d", "shapes": {"filters": [3, 3]}},
+            "--shape filters=3,3: conv2d's filters is HWIO (4 axes), got 2",
+        ),
+        ({"op": "conv2d", "shapes": {"input": [1, -5, 5, 3]}}, "--shape input=1,-5,5,3: sizes must be non-negative"),
+        (
+            {"op": "conv2d", "shapes": {"bias": [4]}},
+            "--shape bias=4: conv2d has no operand 'bias'; it takes input, filters",
+        ),
+        (
+            {"op": "conv2d", "shapes": {"input": [1, 5, 5, 2], "filters": [3, 3, 3, 4]}},
+            "--shape filters=3,3,3,4: the reference rejects this configuration: conv2d: argument 'filters' has in_channels",
+        ),
+        (
+            {"op": "conv2d", "attrs": {"strides": 0}},
+            "--attr strides=0: the reference rejects this configuration: "
+            "conv2d: argument 'strides'=0: every value must be positive",
+        ),
+        (
+            {"op": "conv2d", "attrs": {"padding": "same"}},
+            "--attr padding=same: the reference rejects this configuration",
+        ),
+        (
+            {"op": "conv2d", "attrs": {"groups": 2}},
+            "--attr groups=2: conv2d has no attribute 'groups'; it takes strides",
+        ),
+        (
+            {"op": "conv2d", "attrs": {"data_format": "NCW"}},
+            "--attr data_format=NCW: conv2d takes data_format NHWC or NCHW",
+        ),
+        (
+            {"op": "depthwise_conv2d", "attrs": {"strides": 2}},
+            "--attr strides=2: the reference rejects this configuration",
+        ),
+        (
+            {"op": "conv2d_transpose", "attrs": {"output_shape": [1, 3, 3, 4]}},
+            "--attr output_shape=[1, 3, 3, 4]: the reference rejects this configuration",
+        ),
+        (
+            {"op": "conv2d", "layouts": {"filters": "HWXO"}},
+            "--layout filters=HWXO: unknown layout for conv2d's filters",
+        ),
+        ({"op": "conv2d", "layouts": {"kernel": "HWIO"}}, "--layout kernel=HWIO: conv2d has no operand 'kernel'"),
+        (
+            {
+                "op": "conv2d",
+                "layouts": {"filters": "IHW"},
+                "shapes": {"filters": [3, 3, 3]},
+                "attrs": {"padding": "FULL"},
+            },
+            "--attr padding=FULL",
+        ),
+        ({"op": "conv2d", "dtypes": ["float8"]}, "--dtype float8: unknown dtype; expected some of float16"),
+        ({"op": "conv2d", "dtypes": []}, "--dtype: give at least one"),
+        ({"op": "conv2d", "tags": [""]}, "--tag '': expected a non-empty name"),
+        ({"op": "conv2d", "name": ""}, "--name '': expected a non-empty one-line name"),
+    ],
+)
 def test_bad_arguments_raise_naming_the_option(kwargs, message):
     with pytest.raises(ScaffoldError) as info:
         new_case(kwargs.pop("op"), **kwargs)
@@ -162,9 +218,11 @@ def test_bad_arguments_raise_naming_the_option(kwargs, message):
 def test_a_kernel_that_does_not_fit_names_every_option_that_decides_the_fit():
     with pytest.raises(ScaffoldError) as info:
         new_case("conv2d", shapes={"input": [1, 2, 2, 3]}, attrs={"padding": "VALID", "dilations": 2})
-    assert str(info.value).startswith("--attr padding=VALID, --shape input=1,2,2,3, --shape filters=3,3,3,4 (default), "
-                                      "--attr dilations=2: the reference rejects this configuration: conv2d: the "
-                                      "filter's effective kernel size 5")
+    assert str(info.value).startswith(
+        "--attr padding=VALID, --shape input=1,2,2,3, --shape filters=3,3,3,4 (default), "
+        "--attr dilations=2: the reference rejects this configuration: conv2d: the "
+        "filter's effective kernel size 5"
+    )
 
 
 def test_describe_rejects_an_invalid_case():
@@ -176,8 +234,10 @@ def test_describe_rejects_an_invalid_case():
         describe({**raw, "op": "conv3d"})
 
 
-@pytest.mark.parametrize("text, shape", [("1,8,8,3", [1, 8, 8, 3]), ("1x8x8x3", [1, 8, 8, 3]), ("[3, 3]", [3, 3]),
-                                         ("5", [5]), (" 2 X 0 ", [2, 0])])
+@pytest.mark.parametrize(
+    "text, shape",
+    [("1,8,8,3", [1, 8, 8, 3]), ("1x8x8x3", [1, 8, 8, 3]), ("[3, 3]", [3, 3]), ("5", [5]), (" 2 X 0 ", [2, 0])],
+)
 def test_parse_shape(text, shape):
     assert parse_shape(text) == shape
 
@@ -188,16 +248,19 @@ def test_parse_shape_rejects(text):
         parse_shape(text)
 
 
-@pytest.mark.parametrize("text, pair", [
-    ("strides=2", ("strides", 2)),
-    ("padding=SAME", ("padding", "SAME")),
-    ("strides=[1,2,2,1]", ("strides", [1, 2, 2, 1])),
-    ("strides=1,2,2,1", ("strides", [1, 2, 2, 1])),
-    ("padding=[[0,0],[1,1],[2,2],[0,0]]", ("padding", [[0, 0], [1, 1], [2, 2], [0, 0]])),
-    ("output_shape=smallest", ("output_shape", "smallest")),
-    ("dilations=null", ("dilations", None)),
-    (" rate = 2 ", ("rate", 2)),
-])
+@pytest.mark.parametrize(
+    "text, pair",
+    [
+        ("strides=2", ("strides", 2)),
+        ("padding=SAME", ("padding", "SAME")),
+        ("strides=[1,2,2,1]", ("strides", [1, 2, 2, 1])),
+        ("strides=1,2,2,1", ("strides", [1, 2, 2, 1])),
+        ("padding=[[0,0],[1,1],[2,2],[0,0]]", ("padding", [[0, 0], [1, 1], [2, 2], [0, 0]])),
+        ("output_shape=smallest", ("output_shape", "smallest")),
+        ("dilations=null", ("dilations", None)),
+        (" rate = 2 ", ("rate", 2)),
+    ],
+)
 def test_parse_attr(text, pair):
     assert parse_attr(text) == pair
 

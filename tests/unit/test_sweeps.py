@@ -5,15 +5,14 @@ excluded becomes a case named ``<sweep>/<axis>=<label>/...``. Also loads every
 real case file under cases/ and checks it is clean.
 """
 
-
 import pytest
 import yaml
+from support import ROOT
 
 from harness.registry.cases import Case, CaseError
 from harness.registry.loader import load_file
 from harness.registry.sweeps import covering_subset
 
-from support import ROOT
 FILE = "sweeps.yaml"
 
 
@@ -66,6 +65,7 @@ SHAPES = [
 
 # --- expansion ---------------------------------------------------------------------------
 
+
 def test_every_combination_becomes_one_case(tmp_path):
     cases = all_cases(load_sweeps(tmp_path, template(padding=["SAME", "VALID"], strides=[1, 2], shape=SHAPES)))
     assert len(cases) == 2 * 2 * 3
@@ -84,9 +84,18 @@ def test_names_list_every_axis_in_grid_order(tmp_path):
 
 
 def test_names_are_unique_and_stable_when_choices_are_added(tmp_path):
-    small = [c.name for c in all_cases(load_sweeps(tmp_path, template(padding=["SAME", "VALID"], strides=[1, 2], shape=SHAPES[:2])))]
-    again = [c.name for c in all_cases(load_sweeps(tmp_path, template(padding=["SAME", "VALID"], strides=[1, 2], shape=SHAPES[:2])))]
-    big = [c.name for c in all_cases(load_sweeps(tmp_path, template(padding=["SAME", "VALID"], strides=[1, 2, 3], shape=SHAPES)))]
+    small = [
+        c.name
+        for c in all_cases(load_sweeps(tmp_path, template(padding=["SAME", "VALID"], strides=[1, 2], shape=SHAPES[:2])))
+    ]
+    again = [
+        c.name
+        for c in all_cases(load_sweeps(tmp_path, template(padding=["SAME", "VALID"], strides=[1, 2], shape=SHAPES[:2])))
+    ]
+    big = [
+        c.name
+        for c in all_cases(load_sweeps(tmp_path, template(padding=["SAME", "VALID"], strides=[1, 2, 3], shape=SHAPES)))
+    ]
 
     assert small == again
     assert len(set(big)) == len(big)
@@ -95,6 +104,7 @@ def test_names_are_unique_and_stable_when_choices_are_added(tmp_path):
 
 def test_derived_seeds_are_stable_when_choices_are_added(tmp_path):
     """A generator without a seed gets one from the expanded case's name, so adding choices changes no data."""
+
     def input_seeds(entries):
         return {c.name: c.inputs["input"].generator.seed for c in all_cases(entries)}
 
@@ -123,7 +133,12 @@ def test_set_choice_assigns_dotted_fields(tmp_path):
         {"label": "small", "set": {}},
         {
             "label": "big_f64",
-            "set": {"inputs.input.generate.shape": [2, 7, 6, 2], "dtypes": ["float64"], "attrs.dilations": 2, "tags": ["slow"]},
+            "set": {
+                "inputs.input.generate.shape": [2, 7, 6, 2],
+                "dtypes": ["float64"],
+                "attrs.dilations": 2,
+                "tags": ["slow"],
+            },
         },
     ]
     cases = by_name(load_sweeps(tmp_path, template(padding=["SAME"], strides=[1], shape=shape)))
@@ -152,12 +167,20 @@ def test_expanded_generators_get_distinct_seeds_unless_the_template_sets_one(tmp
 
 def test_file_defaults_apply_to_expanded_cases(tmp_path):
     path = tmp_path / FILE
-    path.write_text(yaml.safe_dump({"defaults": {"dtypes": ["float16"], "tags": ["sweep"]}, "sweeps": [template(padding=["SAME"], strides=[1])]}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "defaults": {"dtypes": ["float16"], "tags": ["sweep"]},
+                "sweeps": [template(padding=["SAME"], strides=[1])],
+            }
+        )
+    )
     (case,) = all_cases(load_file(path, root=tmp_path))
     assert (case.dtypes, case.tags) == (("float16",), ("sweep",))
 
 
 # --- exclude -----------------------------------------------------------------------------
+
 
 def test_exclude_with_a_single_label(tmp_path):
     sweep = template(padding=["SAME", "VALID"], strides=[1, 2])
@@ -167,7 +190,9 @@ def test_exclude_with_a_single_label(tmp_path):
 
 
 def test_exclude_with_a_list_of_labels(tmp_path):
-    sweep = template(padding=["SAME", "VALID", {"label": "asym", "value": [[0, 0], [0, 1], [1, 0], [0, 0]]}], strides=[1, 2])
+    sweep = template(
+        padding=["SAME", "VALID", {"label": "asym", "value": [[0, 0], [0, 1], [1, 0], [0, 0]]}], strides=[1, 2]
+    )
     sweep["exclude"] = [
         {"when": {"padding": ["VALID", "asym"], "strides": 2}, "reason": "stride 2 only with SAME"},
         {"when": {"padding": "asym"}, "reason": "asym left out entirely"},
@@ -211,6 +236,7 @@ def test_exclude_without_a_reason_is_an_error(tmp_path):
 
 # --- malformed sweeps --------------------------------------------------------------------
 
+
 def test_duplicate_labels_on_an_axis_are_an_error(tmp_path):
     sweep = template(padding=["SAME", {"label": "SAME", "value": [[0, 0], [1, 1], [1, 1], [0, 0]]}], strides=[1])
     err = only_error(load_sweeps(tmp_path, sweep))
@@ -228,7 +254,9 @@ def test_empty_axis_is_an_error(tmp_path):
 
 
 def test_set_choice_without_label_is_an_error(tmp_path):
-    err = only_error(load_sweeps(tmp_path, template(padding=["SAME"], strides=[1], shape=[{"set": {"dtypes": ["float64"]}}])))
+    err = only_error(
+        load_sweeps(tmp_path, template(padding=["SAME"], strides=[1], shape=[{"set": {"dtypes": ["float64"]}}]))
+    )
     assert_error(err, "grid", "grid.shape[0]", "label")
 
 
@@ -323,21 +351,27 @@ def test_pairwise_sweeps_keep_their_ids_in_full_mode(tmp_path, monkeypatch):
 
 # --- filtering never hides a bug ------------------------------------------------------------------------------
 
+
 def test_the_lock_records_every_sweeps_size_for_its_yaml():
     """cases/sweeps.lock is up to date: after adding or editing a sweep, run python -m harness.registry.sweeps --lock."""
     import yaml as _yaml
+    from support import ROOT
 
     from harness.registry.sweeps import LOCK_FILE, lock
-    from support import ROOT
 
     recorded = _yaml.safe_load((ROOT / "cases" / LOCK_FILE).read_text(encoding="utf-8"))
     assert lock(ROOT) == recorded, "cases/sweeps.lock is stale: run python -m harness.registry.sweeps --lock"
 
 
 DROPPING = {
-    "name": "drops", "op": "conv2d", "drop_invalid_geometry": True, "attrs": {"strides": 1},
-    "inputs": {"input": {"layout": "NHWC", "generate": {"dist": "normal", "shape": [1, 4, 4, 1]}},
-               "filters": {"layout": "HWIO", "generate": {"dist": "normal", "shape": [3, 3, 1, 1]}}},
+    "name": "drops",
+    "op": "conv2d",
+    "drop_invalid_geometry": True,
+    "attrs": {"strides": 1},
+    "inputs": {
+        "input": {"layout": "NHWC", "generate": {"dist": "normal", "shape": [1, 4, 4, 1]}},
+        "filters": {"layout": "HWIO", "generate": {"dist": "normal", "shape": [3, 3, 1, 1]}},
+    },
     "grid": {"padding": ["SAME", "VALID"], "dilations": [1, 2]},  # VALID with dilation 2: 5 taps over 4 pixels
 }
 

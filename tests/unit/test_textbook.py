@@ -17,16 +17,17 @@ RNG = np.random.default_rng(7)
 
 # --- the documents' code, transcribed -----------------------------------------------------
 
+
 def doc_compute_conv(feature_map, kernel):
     h, w = feature_map.shape
     k, _ = kernel.shape
     r = int(k / 2)
     padding_fm = np.zeros([h + 2 * r, w + 2 * r])
     rst = np.zeros([h, w])
-    padding_fm[r:h + r, r:w + r] = feature_map
+    padding_fm[r : h + r, r : w + r] = feature_map
     for i in range(r, h + r):
         for j in range(r, w + r):
-            roi = padding_fm[i - r:i + r + 1, j - r:j + r + 1]
+            roi = padding_fm[i - r : i + r + 1, j - r : j + r + 1]
             rst[i - r][j - r] = np.sum(roi * kernel)
     return rst
 
@@ -36,7 +37,7 @@ def doc_corr2d(x, k):
     out = np.zeros((x.shape[0] - h + 1, x.shape[1] - w + 1))
     for i in range(out.shape[0]):
         for j in range(out.shape[1]):
-            out[i, j] = np.sum(x[i:i + h, j:j + w] * k)
+            out[i, j] = np.sum(x[i : i + h, j : j + w] * k)
     return out
 
 
@@ -81,6 +82,7 @@ def doc_dilated(inputs, weights):
 
 # --- the tests ----------------------------------------------------------------------------
 
+
 def test_correlate_valid_is_corr2d_mutil_in_out():
     x_chw = RNG.normal(size=(3, 8, 7))
     k_oihw = RNG.normal(size=(5, 3, 3, 2))
@@ -117,7 +119,9 @@ def test_depthwise_keeps_channels_apart():
 def test_matmul_1x1_equals_the_correlation():
     x_chw = RNG.normal(size=(3, 8, 8))
     k_oihw = RNG.normal(size=(5, 3, 1, 1))
-    np.testing.assert_allclose(textbook.matmul_1x1(x_chw, k_oihw), textbook.correlate_valid(x_chw, k_oihw), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        textbook.matmul_1x1(x_chw, k_oihw), textbook.correlate_valid(x_chw, k_oihw), rtol=1e-12, atol=1e-12
+    )
 
 
 def test_fill_zeros_is_the_documents_loop():
@@ -127,16 +131,53 @@ def test_fill_zeros_is_the_documents_loop():
 
 def test_the_documents_deconv_recipe_reproduces_the_printed_fixture():
     # shared/seeds/000 In[69], In[85]-[87] and 001: the fixture printed in NCHW
-    x_chw = np.array([[[1, 0, 1], [0, 2, 1], [1, 1, 0]], [[2, 0, 2], [0, 1, 0], [1, 0, 0]],
-                      [[1, 1, 1], [2, 2, 0], [1, 1, 1]], [[1, 1, 2], [1, 0, 1], [0, 2, 2]]], float)
-    w_oihw = np.array([[[[1, 0, 1], [-1, 1, 0], [0, -1, 0]], [[-1, 0, 1], [0, 0, 1], [1, 1, 1]],
-                        [[0, 1, 1], [2, 0, 1], [1, 2, 1]], [[1, 1, 1], [0, 2, 1], [1, 0, 1]]],
-                       [[[1, 0, 2], [-2, 1, 1], [1, -1, 0]], [[-1, 0, 1], [-1, 2, 1], [1, 1, 1]],
-                        [[0, 0, 0], [2, 2, 1], [1, -1, 1]], [[2, 1, 1], [0, -1, 1], [1, 1, 1]]]], float)
-    printed = np.array([[[4, 3, 6, 2, 7, 3], [4, 3, 3, 2, 7, 5], [8, 6, 8, 5, 11, 2], [3, 2, 7, 2, 3, 3],
-                         [5, 5, 11, 3, 9, 3], [2, 1, 4, 5, 4, 4]],
-                        [[4, 1, 7, 0, 7, 2], [5, 6, 0, 1, 8, 5], [8, 0, 8, -2, 14, 2], [3, 3, 9, 8, 1, 0],
-                         [3, 0, 13, 0, 11, 2], [3, 5, 3, 1, 3, 0]]], float)
+    x_chw = np.array(
+        [
+            [[1, 0, 1], [0, 2, 1], [1, 1, 0]],
+            [[2, 0, 2], [0, 1, 0], [1, 0, 0]],
+            [[1, 1, 1], [2, 2, 0], [1, 1, 1]],
+            [[1, 1, 2], [1, 0, 1], [0, 2, 2]],
+        ],
+        float,
+    )
+    w_oihw = np.array(
+        [
+            [
+                [[1, 0, 1], [-1, 1, 0], [0, -1, 0]],
+                [[-1, 0, 1], [0, 0, 1], [1, 1, 1]],
+                [[0, 1, 1], [2, 0, 1], [1, 2, 1]],
+                [[1, 1, 1], [0, 2, 1], [1, 0, 1]],
+            ],
+            [
+                [[1, 0, 2], [-2, 1, 1], [1, -1, 0]],
+                [[-1, 0, 1], [-1, 2, 1], [1, 1, 1]],
+                [[0, 0, 0], [2, 2, 1], [1, -1, 1]],
+                [[2, 1, 1], [0, -1, 1], [1, 1, 1]],
+            ],
+        ],
+        float,
+    )
+    printed = np.array(
+        [
+            [
+                [4, 3, 6, 2, 7, 3],
+                [4, 3, 3, 2, 7, 5],
+                [8, 6, 8, 5, 11, 2],
+                [3, 2, 7, 2, 3, 3],
+                [5, 5, 11, 3, 9, 3],
+                [2, 1, 4, 5, 4, 4],
+            ],
+            [
+                [4, 1, 7, 0, 7, 2],
+                [5, 6, 0, 1, 8, 5],
+                [8, 0, 8, -2, 14, 2],
+                [3, 3, 9, 8, 1, 0],
+                [3, 0, 13, 0, 11, 2],
+                [3, 5, 3, 1, 3, 0],
+            ],
+        ],
+        float,
+    )
     np.testing.assert_array_equal(doc_my_deconv(doc_fill_zeros(x_chw), w_oihw), printed)
     # the same recipe, vectorized: fill zeros, pad k//2, correlate, crop
     recipe = textbook.correlate_centered(textbook.fill_zeros(x_chw), w_oihw)[:, :6, :6]
@@ -156,7 +197,9 @@ def test_dilated_convolve_is_my_dialateconv2d(rate):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
     # a true convolution is a correlation with the 180-degree-rotated kernel
     k_dilated = layouts.dilate_kernel(k_oihw, rate, "OIHW")
-    np.testing.assert_allclose(got, textbook.correlate_valid(x_chw, layouts.rotate_180(k_dilated, "OIHW")), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        got, textbook.correlate_valid(x_chw, layouts.rotate_180(k_dilated, "OIHW")), rtol=1e-12, atol=1e-12
+    )
 
 
 def test_the_atrous_fixture_by_the_documents_method():
@@ -164,8 +207,14 @@ def test_the_atrous_fixture_by_the_documents_method():
     x = np.zeros((10, 10))
     x[3:6, 4:7] = 1
     w = np.arange(1, 10, dtype=float).reshape(1, 1, 3, 3)
-    printed = [[1, 1, 3, 2, 5, 3], [5, 5, 12, 7, 16, 9], [4, 4, 9, 5, 11, 6],
-               [11, 11, 24, 13, 28, 15], [7, 7, 15, 8, 17, 9], [7, 7, 15, 8, 17, 9]]
+    printed = [
+        [1, 1, 3, 2, 5, 3],
+        [5, 5, 12, 7, 16, 9],
+        [4, 4, 9, 5, 11, 6],
+        [11, 11, 24, 13, 28, 15],
+        [7, 7, 15, 8, 17, 9],
+        [7, 7, 15, 8, 17, 9],
+    ]
     np.testing.assert_array_equal(doc_dilated(x[None], w)[0], printed)
     np.testing.assert_array_equal(textbook.dilated_convolve_valid(x[None], w, 2)[0], printed)
 

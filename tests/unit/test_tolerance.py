@@ -33,6 +33,7 @@ def fixed_bound(per_element) -> Bound:
 
 # --- exact equality for integer-valued inputs --------------------------------------------
 
+
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
 def test_small_integer_inputs_are_compared_exactly(dtype):
     x_nhwc = np.array([1, -2, 3, 0, 2, 1, -1, 3, 2], dtype).reshape(1, 3, 3, 1)
@@ -95,6 +96,7 @@ def test_fractional_inputs_are_not_exact():
 
 
 # --- the per-element bound ---------------------------------------------------------------
+
 
 def test_bound_is_zero_where_every_term_is_zero():
     # left two columns 0.1, right two columns 0: with a 1x2 kernel, output column 2 reads only zeros
@@ -171,6 +173,7 @@ def test_default_bound_is_c_u_k_times_magnitudes():
 
 # --- overrides ---------------------------------------------------------------------------
 
+
 def random_operands(dtype=np.float32):
     rng = np.random.default_rng(1)
     return rng.normal(size=(1, 5, 5, 2)).astype(dtype), rng.normal(size=(3, 3, 2, 2)).astype(dtype)
@@ -206,6 +209,7 @@ def test_override_on_an_integer_case_replaces_exact_equality():
 
 
 # --- compare -----------------------------------------------------------------------------
+
 
 def test_shape_mismatch_is_a_failure_with_detail():
     want = np.zeros((1, 3, 3, 1), np.float32)
@@ -260,7 +264,11 @@ def test_nan_in_both_at_the_same_place_passes():
 
 @pytest.mark.parametrize(
     "got, want",
-    [([1.0, np.nan, 3.0], [1.0, 2.0, 3.0]), ([1.0, 2.0, 3.0], [1.0, np.nan, 3.0]), ([np.nan, 2.0, 3.0], [1.0, np.nan, 3.0])],
+    [
+        ([1.0, np.nan, 3.0], [1.0, 2.0, 3.0]),
+        ([1.0, 2.0, 3.0], [1.0, np.nan, 3.0]),
+        ([np.nan, 2.0, 3.0], [1.0, np.nan, 3.0]),
+    ],
     ids=["nan_in_got", "nan_in_want", "nan_in_different_places"],
 )
 def test_nan_in_only_one_fails(got, want):

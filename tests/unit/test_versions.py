@@ -11,14 +11,17 @@ import pytest
 from harness.tf import versions
 
 
-@pytest.mark.parametrize("spec,want", [
-    ("2.17", ["tensorflow-cpu==2.17.*", "numpy<2"]),
-    ("2.17.1", ["tensorflow-cpu==2.17.1", "numpy<2"]),
-    ("2.13", ["tensorflow-cpu==2.13.*", "numpy<2", "ml_dtypes"]),
-    ("2.18", ["tensorflow-cpu==2.18.*"]),
-    ("2.21", ["tensorflow-cpu==2.21.*"]),
-    ("nightly", ["tf-nightly"]),
-])
+@pytest.mark.parametrize(
+    "spec,want",
+    [
+        ("2.17", ["tensorflow-cpu==2.17.*", "numpy<2"]),
+        ("2.17.1", ["tensorflow-cpu==2.17.1", "numpy<2"]),
+        ("2.13", ["tensorflow-cpu==2.13.*", "numpy<2", "ml_dtypes"]),
+        ("2.18", ["tensorflow-cpu==2.18.*"]),
+        ("2.21", ["tensorflow-cpu==2.21.*"]),
+        ("nightly", ["tf-nightly"]),
+    ],
+)
 def test_requirements_pin_what_older_wheels_need(spec, want):
     assert versions.requirements(spec) == want
 
@@ -75,8 +78,12 @@ class FakePip:
 
     def installed(self, python):
         marker = Path(python).parent.parent / "tf"
-        return {"tensorflow": marker.read_text() if marker.exists() else "not installed", "numpy": "1.26.4",
-                "origin": str(marker) if marker.exists() else None, "python": "3.11.7"}
+        return {
+            "tensorflow": marker.read_text() if marker.exists() else "not installed",
+            "numpy": "1.26.4",
+            "origin": str(marker) if marker.exists() else None,
+            "python": "3.11.7",
+        }
 
 
 def test_an_install_is_marked_last_and_reused(tmp_path, monkeypatch):
@@ -113,12 +120,17 @@ def test_an_interrupt_during_pip_leaves_nothing_half_installed(tmp_path, monkeyp
     assert not (tmp_path / "2.17").exists()
 
 
-@pytest.mark.parametrize("pip_says,message", [
-    ("ERROR: No matching distribution found for tensorflow-cpu==2.99.*",
-     "TensorFlow 2.99: pip has no tensorflow-cpu==2.99.* for Python 3."),
-    ("OSError: [Errno 28] No space left on device", "TensorFlow 2.99: no space left on device while installing"),
-    ("ERROR: something else\n", "TensorFlow 2.99: pip could not install tensorflow-cpu==2.99.*: ERROR: something"),
-])
+@pytest.mark.parametrize(
+    "pip_says,message",
+    [
+        (
+            "ERROR: No matching distribution found for tensorflow-cpu==2.99.*",
+            "TensorFlow 2.99: pip has no tensorflow-cpu==2.99.* for Python 3.",
+        ),
+        ("OSError: [Errno 28] No space left on device", "TensorFlow 2.99: no space left on device while installing"),
+        ("ERROR: something else\n", "TensorFlow 2.99: pip could not install tensorflow-cpu==2.99.*: ERROR: something"),
+    ],
+)
 def test_a_failed_install_is_one_line_and_removed(tmp_path, monkeypatch, pip_says, message):
     FakePip(monkeypatch, fail=pip_says)
     with pytest.raises(versions.VersionError) as err:

@@ -13,8 +13,7 @@ from harness.tf import isolation, wire
 
 def _same(a, b) -> bool:
     if isinstance(a, np.ndarray):
-        return isinstance(b, np.ndarray) and a.dtype == b.dtype and a.shape == b.shape and \
-            a.tobytes() == b.tobytes()
+        return isinstance(b, np.ndarray) and a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
     if isinstance(a, np.generic):
         return type(a) is type(b) and a.tobytes() == b.tobytes()
     if isinstance(a, (list, tuple)):
@@ -27,14 +26,33 @@ def _same(a, b) -> bool:
 
 
 CALLS = [
-    ("conv2d", (np.arange(24, dtype=np.float32).reshape(1, 2, 3, 4), np.ones((1, 1, 4, 2), np.float32), [1, 2],
-                [[0, 0], [1, 1], [2, 0], [0, 0]]), {"data_format": "NHWC", "dilations": None}),
+    (
+        "conv2d",
+        (
+            np.arange(24, dtype=np.float32).reshape(1, 2, 3, 4),
+            np.ones((1, 1, 4, 2), np.float32),
+            [1, 2],
+            [[0, 0], [1, 1], [2, 0], [0, 0]],
+        ),
+        {"data_format": "NHWC", "dilations": None},
+    ),
     ("conv2d", (np.array([[1.5, -0.0]], ml_dtypes.bfloat16), np.zeros((0, 3), np.float16)), {}),
-    ("gradients", ("conv2d", (np.ones((1, 3, 3, 1), np.float64),), {"strides": 1, "padding": "SAME"},
-                   np.full((1, 3, 3, 1), np.nan)), {}),
+    (
+        "gradients",
+        (
+            "conv2d",
+            (np.ones((1, 3, 3, 1), np.float64),),
+            {"strides": 1, "padding": "SAME"},
+            np.full((1, 3, 3, 1), np.nan),
+        ),
+        {},
+    ),
     ("probe", ("/tmp/out.jsonl", ["path/Conv2D/float32/named"]), {}),
-    ("x", (np.int32(7), np.float64(2.5), True, None, float("inf"), float("nan"), "VALID", (1, (2, [3]))),
-     {"k": {1: "int key", "s": b"".decode()}}),
+    (
+        "x",
+        (np.int32(7), np.float64(2.5), True, None, float("inf"), float("nan"), "VALID", (1, (2, [3]))),
+        {"k": {1: "int key", "s": b"".decode()}},
+    ),
 ]
 
 
@@ -74,16 +92,20 @@ def test_what_cannot_cross_is_refused_by_name(value):
         wire.encode(value)
 
 
-@pytest.mark.parametrize("data", [b"", b"\x00" * 8 + b"", b"\x00\x00\x00\x00\x00\x00\x00\x02{}",
-                                  wire.encode(np.ones(4))[:-3]])
+@pytest.mark.parametrize(
+    "data", [b"", b"\x00" * 8 + b"", b"\x00\x00\x00\x00\x00\x00\x00\x02{}", wire.encode(np.ones(4))[:-3]]
+)
 def test_bytes_that_are_not_a_message_are_refused(data):
     with pytest.raises(wire.WireError, match="not a message"):
         wire.decode(data)
 
 
 def test_results_round_trip_through_their_messages():
-    for result in (isolation.Returned(np.eye(2, dtype=np.float16)), isolation.Raised("ValueError", "bad: 'x'"),
-                   isolation.Died("SIGABRT", "Check failed: 1 == 2")):
+    for result in (
+        isolation.Returned(np.eye(2, dtype=np.float16)),
+        isolation.Raised("ValueError", "bad: 'x'"),
+        isolation.Died("SIGABRT", "Check failed: 1 == 2"),
+    ):
         back = isolation.message_result(wire.decode(wire.encode(isolation.result_message(result))))
         assert type(back) is type(result)
         assert _same(list(vars(back).values()), list(vars(result).values()))
