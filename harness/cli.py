@@ -3,7 +3,9 @@
 Subcommands::
 
     harness verify  [FILES] [--op OP] [--dtype DT] [--tag TAG] [-n N] [--onednn 0|1] [--onednn-isa CAP] [--full]
-                    [--tensorflow VERSION] [--reports DIR] [-- PYTEST_ARGS]
+                    [--tensorflow VERSION] [--reports DIR] [--cases DIR]
+                    [--shipped cases|divergences|none] [--shard I/N] [-- PYTEST_ARGS]
+    harness init    [DIR] [--install CMD] [--force]
     harness machine [--json] [--record FILE] [--refresh] [--caps-below] [--onednn 0|1] [--onednn-isa CAP]
     harness list    [FILES] [--op OP] [--dtype DT] [--tag TAG] [--ids]
     harness show    CASE_ID [--dtype DT]
@@ -42,17 +44,17 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from harness import atomic, backends, exchange, ops
+from harness import atomic, backends, exchange, ops, starter
 from harness.check.runner import REFERENCE, TENSORFLOW, run_case
 from harness.conv import layouts
 from harness.conv.dtypes import DTYPES
-from harness.registry import divergences, scaffold
-from harness.registry.cases import DIVERGENCES_FILE, Case, CaseError, operand_array, operand_shape, split_case_id
+from harness.registry import divergences, location, scaffold
+from harness.registry.cases import Case, CaseError, operand_array, operand_shape, split_case_id
 from harness.registry.loader import load_file
 from harness.reports import compare, merge, report, repro, results
 from harness.tf import environment, machine, versions
 
-CASES_DIR = "cases"
+CASES_DIR = location.FOLDER
 MERGED_REPORTS = "reports/merged"  # where `harness report --merge` writes by default
 
 
@@ -64,21 +66,32 @@ class UsageError(Exception):
 
 
 def repository_root(start: Path | None = None) -> Path:
-    """The directory holding ``cases/``: the current directory or one of its parents."""
+    """The directory the user's cases are named from: the nearest of the current directory and its parents that
+    holds a ``cases/`` folder, else the current directory (where only the shipped registry is read)."""
     start = (start or Path.cwd()).resolve()
     for directory in (start, *start.parents):
         if (directory / CASES_DIR).is_dir():
             return directory
-    raise UsageError(f"no {CASES_DIR}/ directory in {start} or its parents: run harness inside the repository")
+    return start
+
+
+def registry_at(root: Path) -> location.Registry:
+    """The shipped registry and, when ``root`` has one, the user's ``cases/`` folder beside it."""
+    try:
+        return location.registry(root, [CASES_DIR] if (root / CASES_DIR).is_dir() else [], shipped="cases")
+    except location.RegistryError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def case_files(root: Path, files: Sequence[str] = ()) -> list[Path]:
-    """The case files named (files or directories), default every ``cases/**/*.yaml``."""
+    """The case files named (files or directories), default every case file of the registry (``registry_at``)."""
+    if not files:
+        return registry_at(root).files()
     paths = []
-    for name in files or [str(root / CASES_DIR)]:
+    for name in files:
         path = Path(name)
         if path.is_dir():
-            paths += sorted(p for p in path.rglob("*.y*ml") if p.suffix in (".yaml", ".yml"))
+            paths += sorted(p for p in path.rglob("*") if p.suffix in location.CASE_SUFFIXES)
         elif path.is_file():
             paths.append(path)
         else:
@@ -86,8 +99,19 @@ def case_files(root: Path, files: Sequence[str] = ()) -> list[Path]:
     return paths
 
 
+def file_root(root: Path, path: Path) -> Path:
+    """The directory ``path``'s case ids are named from: its registry folder's root, else ``root``."""
+    folder = registry_at(root).folder_of(path)
+    return folder.root if folder is not None else root
+
+
 def load_entries(root: Path, files: Sequence[str] = ()) -> list[Case | CaseError]:
-    return [entry for path in case_files(root, files) for entry in load_file(path, root)]
+    return [entry for path in case_files(root, files) for entry in load_file(path, file_root(root, path))]
+
+
+def known_divergences(root: Path) -> list[divergences.Divergence]:
+    """The forward known divergences that apply to cases run from ``root``: the shipped ones and the user's."""
+    return divergences.load_registry(registry_at(root), "forward")[0]
 
 
 def find_case(case_id: str, root: Path) -> tuple[Case, str | None]:
@@ -98,10 +122,12 @@ def find_case(case_id: str, root: Path) -> tuple[Case, str | None]:
     if dtype is not None and dtype not in DTYPES:
         raise UsageError(f"CASE_ID {case_id!r}: unknown dtype {dtype!r}; expected one of {', '.join(DTYPES)}")
     if file is not None:
-        path = root / file if not Path(file).is_absolute() else Path(file)
-        if not path.is_file():
+        # the user's file of that name, else the shipped registry's (cases/seeds.yaml from any directory)
+        candidates = [Path(file)] if Path(file).is_absolute() else [root / file, location.shipped_root() / file]
+        path = next((c for c in candidates if c.is_file()), None)
+        if path is None:
             raise UsageError(f"CASE_ID {case_id!r}: no such case file {file}")
-        entries = load_file(path, root)
+        entries = load_file(path, file_root(root, path))
     else:
         entries = load_entries(root)
     matches = [e for e in entries if isinstance(e, Case) and e.name == name]
@@ -166,13 +192,42 @@ def set_tensorflow_mode(args) -> None:
             os.environ["ONEDNN_MAX_CPU_ISA"] = value
 
 
+def cmd_init(args) -> int:
+    """Write the starter (harness.starter) and say what to run next."""
+    try:
+        made = starter.init(Path(args.directory), install=args.install, force=args.force)
+    except starter.StarterError as exc:
+        raise UsageError(str(exc)) from None
+    for name in made.written:
+        print(f"wrote {Path(args.directory) / name}")
+    if made.config_elsewhere:
+        print(
+            f"{made.config_elsewhere} configures pytest already: add these lines to its pytest section\n"
+            f"{made.ini_lines}",
+            end="",
+        )
+    print(
+        "next: pytest   (your cases, checked against TensorFlow and kernel/my_conv.py; TensorFlow's known "
+        "divergences come out xfailed)"
+    )
+    return 0
+
+
 def cmd_verify(args) -> int:
     """Run the cases through pytest (the same plugin as `make verify`) with a progress bar and reports."""
     import pytest
 
     _check_filters(args)
     root = repository_root()
-    files = [str(p) for p in (args.files or [str(root / CASES_DIR)])]
+    mine = [*([CASES_DIR] if (root / CASES_DIR).is_dir() else []), *args.cases]
+    # Without --shipped, the pytest configuration decides (divergences in a user's repository), except where there
+    # is no folder of the user's: then the shipped cases are what there is to run.
+    shipped = args.shipped or ("cases" if not mine else None)
+    try:
+        reg = location.registry(root, mine, shipped=shipped or "divergences")
+    except location.RegistryError as exc:
+        raise UsageError(str(exc)) from None
+    files = [str(p) for p in (args.files or [f.path for f in reg.collected])]
     for f in files:
         if not Path(f).exists():
             raise UsageError(f"no such case file or directory: {f}")
@@ -195,9 +250,13 @@ def cmd_verify(args) -> int:
         "--reports",
         str(reports),
         f"--junitxml={reports / 'junit.xml'}",
+        *([f"--shipped={reg.shipped_mode}"] if shipped else []),
+        *(f"--cases={f.path}" for f in reg.user),
     ]
     if args.workers != "0":
         argv += ["-n", args.workers]
+    if args.shard:
+        argv += ["--shard", args.shard]
     for flag, values in (("--op", args.op), ("--dtype", args.dtype), ("--tag", args.tag), ("--backend", args.backend)):
         for value in values:
             argv += [flag, value]
@@ -365,9 +424,7 @@ def cmd_show(args) -> int:
         print("\ntextbook formulations compared with the reference")
         for f in spec.textbook:
             print(f"  {f.name}: {f.doc.splitlines()[0] if f.doc else ''}")
-    path = root / CASES_DIR / DIVERGENCES_FILE
-    known = divergences.load(path, root)[0] if path.exists() else []
-    outcome = run_case(case, dtype, known, keep_outputs=True)
+    outcome = run_case(case, dtype, known_divergences(root), keep_outputs=True)
     print(f"\nattrs (as passed): {outcome.attrs or case.attrs}")
     out = outcome.outputs
     fmt = spec.data_format(outcome.attrs or case.attrs)
@@ -430,9 +487,7 @@ def cmd_repro(args) -> int:
     env = environment.Environment.current()
     finding = ""
     if not args.no_run:
-        path = root / CASES_DIR / DIVERGENCES_FILE
-        known = divergences.load(path, root)[0] if path.exists() else []
-        outcome = run_case(case, dtype, known, env, diagnose=False)
+        outcome = run_case(case, dtype, known_divergences(root), env, diagnose=False)
         finding = f"status {outcome.status}; TensorFlow {outcome.tensorflow}"
         if outcome.divergence:
             finding += f"; known divergence {outcome.divergence.id}: {outcome.divergence.summary}"
@@ -785,7 +840,36 @@ def parser() -> argparse.ArgumentParser:
         "declaration file; a missing optional package is installed first",
     )
     p.add_argument("--reports", default="reports", help="report directory (default: reports)")
-    p.set_defaults(func=cmd_verify, pytest_args=[])  # arguments after `--` go to pytest as they are
+    p.add_argument(
+        "--cases",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="also run this folder of your own cases (repeatable; ./cases is read when it exists)",
+    )
+    p.add_argument(
+        "--shipped",
+        choices=location.SHIPPED_MODES,
+        default=None,
+        help="the registry that ships with the harness: cases (run its cases too), divergences (only its known "
+        "divergences apply to yours) or none; default: the pytest configuration's harness_shipped (divergences "
+        "unless set), or cases where there is no cases/ folder of yours",
+    )
+    p.add_argument("--shard", metavar="I/N", help="run only the I-th of N balanced shares (a CI matrix of N jobs)")
+    p.set_defaults(func=cmd_verify, pytest_args=[])
+
+    p = sub.add_parser(
+        "init",
+        help="write a starter into your repository: cases, a kernel's backend spec, pytest config and a CI workflow",
+    )
+    p.add_argument("directory", nargs="?", default=".", help="where (default: the current directory)")
+    p.add_argument(
+        "--install",
+        default=starter.DEFAULT_INSTALL,
+        help=f"the CI workflow's command that installs the harness (default: {starter.DEFAULT_INSTALL!r})",
+    )
+    p.add_argument("--force", action="store_true", help="overwrite files that exist")
+    p.set_defaults(func=cmd_init)  # arguments after `--` go to pytest as they are
 
     p = sub.add_parser("machine", help="this machine's CPU, oneDNN's ISA and TensorFlow's kernel paths, as measured")
     p.add_argument("--json", action="store_true", help="print the environment record (as results.json holds it)")

@@ -5,7 +5,16 @@ Item ids read ``cases/seeds.yaml::transpose_stride2_same[float32]``, so
 is not valid YAML) becomes one failing item whose message names the file, the
 case and the field; the other cases of the file still run.
 
-Enabled from the repository's ``conftest.py``. At the end of a run it prints a
+Registered through the ``pytest11`` entry point (``harness.pytest_plugin``) wherever the harness is installed, and
+inert until the configuration names case folders: which folders a run reads is ``harness.registry.location``'s
+``Registry``, built from
+
+* ``harness_cases`` (ini, paths relative to the ini file) and ``--cases DIR`` (repeatable): the user's folders;
+* ``harness_shipped`` (ini) or ``--shipped``: ``divergences`` (the default: the shipped known divergences apply to
+  the user's cases), ``cases`` (the shipped cases are collected too) or ``none``.
+
+A bare ``pytest`` collects every folder of the registry besides its test paths; with file arguments, only those.
+At the end of a run it prints a
 summary per op and records TensorFlow's settings (version, oneDNN mode, threads)
 in the JUnit XML report as testsuite properties.
 
@@ -35,20 +44,21 @@ from packaging.specifiers import SpecifierSet
 
 from harness import atomic, backends
 from harness.check.runner import Outcome, run_backend, run_case, run_gradients
-from harness.registry import divergences
+from harness.registry import divergences, location
 from harness.registry.cases import DIVERGENCES_FILE, Case, CaseError
-from harness.registry.loader import fingerprint, load_file
+from harness.registry.loader import load_file
 from harness.registry.sweeps import SWEEP_ENV
 from harness.reports import report, results
 from harness.tf import environment, machine, wrappers
 from harness.tf.environment import Environment
 
-CASES_DIR = "cases"
+CASES_DIR = location.FOLDER
 SHARD_ENV = "HARNESS_SHARD"  # I/N, as `make verify SHARD=I/N` passes it
 BACKENDS_ENV = "HARNESS_BACKENDS"  # space-separated backend specs, as `make verify BACKENDS="..."` passes them
 
 
 DIVERGENCES_KEY = pytest.StashKey[tuple]()  # (known divergences, their load errors, Environment)
+REGISTRY_KEY = pytest.StashKey[location.Registry]()  # the run's case folders; absent: the plugin is inert
 ENVIRONMENT_INPUT = "harness_environment"  # the controller's Environment.record(), passed to each xdist worker
 BACKENDS_KEY = pytest.StashKey[tuple]()  # the harness.backends.Backend objects to check, besides the default item
 STALE_KEY = pytest.StashKey[list]()  # per_entry divergences that no case showed any more
@@ -90,6 +100,34 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         f"module:function or a declaration file; default from ${BACKENDS_ENV}",
     )
     group.addoption(
+        "--cases",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a folder of your own YAML cases, read besides the registry (repeatable; adds to the harness_cases ini "
+        "option); a known_divergences.yaml at its top extends the shipped known divergences",
+    )
+    group.addoption(
+        "--shipped",
+        choices=location.SHIPPED_MODES,
+        default=None,
+        help="how the registry that ships with the harness takes part: cases (its cases are collected too), "
+        "divergences (only its known divergences apply) or none; default from the harness_shipped ini option",
+    )
+    parser.addini("harness_cases", type="paths", default=[], help="folders of YAML cases (relative to this file)")
+    parser.addini(
+        "harness_backends",
+        type="linelist",
+        default=[],
+        help="backends to check against TensorFlow besides the default item, as --backend takes them (a name or a "
+        "declaration file relative to the rootdir)",
+    )
+    parser.addini(
+        "harness_shipped",
+        default="divergences",
+        help="cases, divergences or none: how the harness's shipped registry takes part (see --shipped)",
+    )
+    group.addoption(
         "--any-tensorflow-version",
         action="store_true",
         default=False,
@@ -113,13 +151,45 @@ def _environment(config: pytest.Config) -> Environment:
         raise pytest.UsageError(str(exc)) from None
 
 
+def _registry(config: pytest.Config) -> location.Registry:
+    """The run's case folders, from the ini options and the command line (a bad folder is a usage error)."""
+    mode = config.option.shipped or config.getini("harness_shipped")
+    folders = [*config.getini("harness_cases"), *config.option.cases]
+    try:
+        return location.registry(config.rootpath, folders, shipped=str(mode).strip())
+    except location.RegistryError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def _add_folders_to_args(config: pytest.Config, reg: location.Registry) -> None:
+    """A run without file arguments collects every folder of the registry that its test paths do not cover."""
+    if config.args_source == pytest.Config.ArgsSource.ARGS:
+        return
+    given = [Path(str(a).split("::")[0]).resolve() for a in config.args]
+    for folder in reg.collected:
+        if not any(folder.path.is_relative_to(g) for g in given):
+            config.args.append(str(folder.path))
+
+
+def _active(config: pytest.Config) -> bool:
+    return REGISTRY_KEY in config.stash
+
+
+def _collected(config: pytest.Config) -> tuple[location.CaseFolder, ...]:
+    return config.stash[REGISTRY_KEY].collected
+
+
 @pytest.hookimpl(trylast=True)  # after junitxml has created its report object
 def pytest_configure(config: pytest.Config) -> None:
+    reg = _registry(config)
+    if not reg.collected:
+        return  # no case folder: pytest runs as if the plugin were not installed
+    config.stash[REGISTRY_KEY] = reg
+    _add_folders_to_args(config, reg)
     wrappers.pin_environment()  # before any xdist worker or TensorFlow child starts
     config.stash[STARTED_KEY] = time.monotonic()
     config.stash[RSS_KEY] = {}
-    path = config.rootpath / CASES_DIR / DIVERGENCES_FILE
-    loaded = divergences.load(path, config.rootpath, scope=None) if path.exists() else ([], [])
+    loaded = divergences.load_registry(reg, scope=None)
     if config.option.any_tensorflow_version:
         loaded = ([dataclasses.replace(d, tensorflow_versions=SpecifierSet()) for d in loaded[0]], loaded[1])
     env = _environment(config)
@@ -142,13 +212,15 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node) -> None:
     """xdist: every worker gets the controller's measured environment (no worker measures it again)."""
+    if not _active(node.config):
+        return
     node.workerinput[ENVIRONMENT_INPUT] = node.config.stash[DIVERGENCES_KEY][2].record()
 
 
 def _backends(config: pytest.Config) -> tuple:
     """The backends named by --backend or $HARNESS_BACKENDS, resolved (a bad spec is a usage error)."""
 
-    specs = list(config.option.backend) or os.environ.get(BACKENDS_ENV, "").split()
+    specs = list(config.option.backend) or os.environ.get(BACKENDS_ENV, "").split() or config.getini("harness_backends")
     resolved = []
     for spec in dict.fromkeys(specs):
         try:
@@ -164,28 +236,27 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         recorder.close()
 
 
-def _is_case_file(file_path: Path, rootpath: Path) -> bool:
-    if file_path.suffix not in (".yaml", ".yml"):
-        return False
-    try:
-        rel = file_path.relative_to(rootpath)
-    except ValueError:
-        return False
-    return rel.parts[0] == CASES_DIR
-
-
 def pytest_collect_file(file_path: Path, parent: pytest.Collector):
-    if _is_case_file(file_path, parent.config.rootpath):
-        return CaseFile.from_parent(parent, path=file_path)
-    return None
+    if file_path.suffix not in location.CASE_SUFFIXES or not _active(parent.config):
+        return None
+    folder = parent.config.stash[REGISTRY_KEY].folder_of(file_path)
+    if folder is None:
+        return None
+    # Named as case ids name it (cases/seeds.yaml), also when the folder is outside the rootdir (an installed copy)
+    return CaseFile.from_parent(parent, path=file_path, nodeid=folder.name_of(file_path), folder=folder)
 
 
 class CaseFile(pytest.File):
+    def __init__(self, *, folder: location.CaseFolder, **kwargs):
+        super().__init__(**kwargs)
+        self.folder = folder
+
     def collect(self):
         if self.path.name == DIVERGENCES_FILE:  # entries that could not be read fail as items of this file
             for error in self.config.stash[DIVERGENCES_KEY][1]:
-                yield BadCaseItem.from_parent(self, name=f"divergence:{error.case}", error=error)
-        for entry in load_file(self.path, self.config.rootpath):
+                if error.file == self.folder.name_of(self.path):
+                    yield BadCaseItem.from_parent(self, name=f"divergence:{error.case}", error=error)
+        for entry in load_file(self.path, self.folder.root):
             if isinstance(entry, CaseError):
                 yield BadCaseItem.from_parent(self, name=entry.case or "<file>", error=entry)
             else:
@@ -347,7 +418,7 @@ def _selection(config: pytest.Config) -> dict:
         "tag": opt.tag,
         "keyword": opt.keyword,
         "markexpr": opt.markexpr,
-        "args": [str(a) for a in config.args if Path(a).resolve() != (config.rootpath / CASES_DIR).resolve()],
+        "args": [str(a) for a in config.args if Path(a).resolve() not in {f.path for f in _collected(config)}],
     }
     return {k: v for k, v in chosen.items() if v}
 
@@ -357,7 +428,9 @@ def _stale_per_entry_divergences(terminalreporter, config) -> list[str]:
     opt = config.option
     if opt.shard or opt.op or opt.dtype or opt.tag or opt.keyword or opt.markexpr:
         return []  # a share or a selection may hold an entry's coincidental agreements without its divergent cases
-    per_entry = [d.id for d in config.stash[DIVERGENCES_KEY][0] if d.strict == "per_entry"]
+    files = {f.name_of(f.divergence_file) for f in _collected(config) if f.divergence_file is not None}
+    # only the entries whose own file (and so whose repro cases) this run collected
+    per_entry = [d.id for d in config.stash[DIVERGENCES_KEY][0] if d.strict == "per_entry" and d.file in files]
     return results.stale_per_entry(_records(terminalreporter), per_entry)  # the same check `report --merge` runs
 
 
@@ -382,6 +455,8 @@ def pytest_testnodedown(node, error) -> None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session, exitstatus) -> None:
+    if not _active(session.config):
+        return
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if not _is_controller(session.config):
         session.config.workeroutput["harness_peak_rss"] = _peak_rss()  # reaches the controller's testnodedown
@@ -415,6 +490,8 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 @pytest.hookimpl(trylast=True)  # after the filters below: shares of what would run
 def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
+    if not _active(config):
+        return
     _select(config, items)
     if config.option.shard:
         index, total = parse_shard(config.option.shard)
@@ -483,7 +560,7 @@ class Recorder:
                 "argv": results.argv(),
                 "sweeps": os.environ.get(SWEEP_ENV, "pairwise"),
                 "rootdir": str(config.rootpath),
-                "registry": fingerprint(config.rootpath),
+                "registry": config.stash[REGISTRY_KEY].fingerprint(),
                 "shard": config.option.shard,
                 "selection": _selection(config),
                 "divergence_versions": "any" if config.option.any_tensorflow_version else "declared",
@@ -601,6 +678,8 @@ def _sigterm_as_interrupt(signum, frame):
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    if not _active(config):
+        return
     stale = config.stash.get(STALE_KEY, [])
     if stale:
         terminalreporter.section("known divergences that no longer occur", red=True)

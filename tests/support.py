@@ -16,6 +16,8 @@ from harness.registry.loader import load_file
 
 ROOT = Path(__file__).resolve().parents[1]  # the repository
 CASES = ROOT / "cases"
+# pytest.ini of a throwaway project whose cases/ folder is a registry of its own (its own known divergences)
+PROJECT_INI = "[pytest]\nharness_cases = cases\nharness_shipped = none\n"
 MACHINES = ROOT / "tests" / "machines"  # recorded machines (``harness machine --record``)
 
 

@@ -57,6 +57,7 @@ from packaging.version import Version
 from harness import ops
 from harness.conv import layouts
 from harness.conv.padding import normalize_padding, window
+from harness.registry import location
 from harness.registry.cases import CaseError
 from harness.tf import machine
 from harness.tf.environment import Environment
@@ -338,10 +339,40 @@ def in_scope(known: Sequence[Divergence], scope: str) -> list[Divergence]:
     return [d for d in known if d.scope == scope]
 
 
+def load_registry(reg: location.Registry, scope: str | None = None) -> tuple[list[Divergence], list[CaseError]]:
+    """Every known divergence of the registry's folders with this ``scope`` (None: all), the shipped entries first,
+    and the errors of entries that could not be read. A user's entry may not reuse an id already defined."""
+    known: list[Divergence] = []
+    errors: list[CaseError] = []
+    ids: set[str] = set()
+    for path, root in reg.divergence_files():
+        entries, bad = load(path, root, scope=None)
+        errors += bad
+        for entry in entries:
+            if entry.id in ids:
+                file = Path(path).resolve().relative_to(root).as_posix()
+                errors.append(
+                    _fail(
+                        file,
+                        entry.id,
+                        "id",
+                        "a known divergence of this id is already defined "
+                        "(the shipped cases/known_divergences.yaml shares its ids): choose another id",
+                    )
+                )
+                continue
+            ids.add(entry.id)
+            if scope is None or entry.scope == scope:
+                known.append(entry)
+    return known, errors
+
+
 def registry(root: Path | None = None) -> list[Divergence]:
-    """The forward divergences of ``<root>/cases/known_divergences.yaml`` (none if the file is missing)."""
-    path = Path(root or Path.cwd()) / "cases" / "known_divergences.yaml"
-    return load(path, root)[0] if path.exists() else []
+    """The forward divergences that apply to cases under ``root`` (default: the current directory): the shipped
+    registry's, and those of ``<root>/cases/known_divergences.yaml`` when that is a folder of the user's."""
+    root = Path(root or Path.cwd())
+    folders = [location.FOLDER] if (root / location.FOLDER).is_dir() else []
+    return load_registry(location.registry(root, folders), "forward")[0]
 
 
 # --- features of a case -------------------------------------------------------------------

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from harness.registry import sweeps
+from harness.registry import location, sweeps
 from harness.registry.cases import DIVERGENCES_FILE, Case, CaseError, expand_symbolic, parse_case
 from harness.registry.sweeps import SWEEP_ENV
 
@@ -116,12 +116,6 @@ def computing_cases(files, root: Path | None = None) -> list[Case]:
 
 
 def fingerprint(root: Path) -> str:
-    """A hash of every file under ``<root>/cases`` (names and bytes): two runs with the same fingerprint ran the
-    same registry (the same cases, sweeps, lock and known divergences)."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    base = Path(root) / "cases"
-    for path in sorted(p for p in base.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
-        digest.update(path.relative_to(base).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()[:16]
+    """The fingerprint (``location.Registry.fingerprint``) of the registry a run in ``root`` reads by default."""
+    root = Path(root)
+    return location.registry(root, [location.FOLDER] if (root / location.FOLDER).is_dir() else []).fingerprint()

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from support import ROOT
+from support import PROJECT_INI, ROOT
 
 from harness.tf import machine
 
@@ -102,7 +102,7 @@ GOOD_CASE = """cases:
 def test_a_probe_that_fails_is_recorded_and_the_run_is_not_green(pytester, tmp_path, monkeypatch):
     # The probe is replaced by one that fails (as when TensorFlow cannot start in its process); TensorFlow itself
     # works, so the one case passes: only the unmeasured facts make the run fail.
-    pytester.makeini("[pytest]\n")
+    pytester.makeini(PROJECT_INI)
     pytester.makeconftest(
         "import harness.tf.environment as environment\n"
         "environment.measure = lambda: environment.Probe(error='simulated: the probe process died (SIGKILL)')\n"

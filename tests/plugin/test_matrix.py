@@ -15,7 +15,7 @@ import sys
 
 import pytest
 import yaml
-from support import ROOT
+from support import PROJECT_INI, ROOT
 from test_report_browser import chromium, console_lines, dump, run_chromium  # noqa: F401 (a fixture)
 
 from harness.tf import versions
@@ -29,7 +29,7 @@ def _project(root):
     seeds = {c["name"]: c for c in yaml.safe_load((ROOT / "cases" / "seeds.yaml").read_text())["cases"]}
     registry = yaml.safe_load((ROOT / "cases" / "known_divergences.yaml").read_text())
     files = {
-        "pytest.ini": "[pytest]\n",
+        "pytest.ini": PROJECT_INI,
         "conftest.py": 'pytest_plugins = ["harness.pytest_plugin"]\n',
         "cases/seeds.yaml": yaml.safe_dump({"cases": [{**seeds["conv2d_same_2x5x5"], "dtypes": ["float32"]}]}),
         "cases/known_divergences.yaml": yaml.safe_dump(

@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from support import ROOT
+from support import PROJECT_INI, ROOT
 
 from harness import cli
 from harness.reports import report, results
@@ -20,7 +20,7 @@ def test_two_real_shares_merge_to_the_whole_run(tmp_path, capsys):
     project = tmp_path / "project"
     (project / "cases").mkdir(parents=True)
     shutil.copy(ROOT / "cases" / "seeds.yaml", project / "cases" / "seeds.yaml")
-    (project / "pytest.ini").write_text("[pytest]\n")
+    (project / "pytest.ini").write_text(PROJECT_INI)
     (project / "conftest.py").write_text('pytest_plugins = ["harness.pytest_plugin"]\n')
     runs = {"whole": [], "share1": ["--shard", "1/2"], "share2": ["--shard", "2/2"]}
     procs = {

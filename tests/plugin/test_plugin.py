@@ -8,6 +8,7 @@ the cases import TensorFlow (about 5-10 s per run; two runs in this module).
 """
 
 import pytest
+from support import PROJECT_INI
 
 pytest_plugins = ["pytester"]
 
@@ -61,7 +62,7 @@ def make_project(pytester):
     wrong = [row[:] for row in expected]
     wrong[1][1] += 1  # 3 instead of 2
 
-    pytester.makeini("[pytest]\n")  # pins the rootdir (and so the cases/ prefix of the ids) to this directory
+    pytester.makeini(PROJECT_INI)  # pins the rootdir (and so the cases/ prefix of the ids) to this directory
     pytester.makeconftest('pytest_plugins = ["harness.pytest_plugin"]\n')
     cases = pytester.mkdir("cases")
     (cases / "good.yaml").write_text("cases:\n" + conv2d_case_yaml("my_case", expected) + BAD_OP_YAML, encoding="utf-8")
@@ -156,7 +157,7 @@ cases:
 def test_stale_divergences_fail_the_run_per_case_and_per_entry(pytester):
     # per_case: the matching item itself fails; per_entry: the item passes (a coincidence is allowed), and the run
     # fails because no item of the entry diverged. Both are read from the items' records, as the reports read them.
-    pytester.makeini("[pytest]\n")
+    pytester.makeini(PROJECT_INI)
     pytester.makeconftest('pytest_plugins = ["harness.pytest_plugin"]\n')
     pytester.mkdir("cases")
     (pytester.path / "cases" / "known_divergences.yaml").write_text(STALE_DIVERGENCES, encoding="utf-8")

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from support import PROJECT_INI
 from support import ROOT as REPO
 
 from harness.reports import report
@@ -106,7 +107,7 @@ def project_files() -> dict[str, str]:
     assert len(divergences["divergences"]) == len(DIVERGENCES) and len(divergences["cases"]) == 1
     dump_ = lambda doc: yaml.safe_dump(doc, sort_keys=False, width=120)  # noqa: E731
     return {
-        "pytest.ini": "[pytest]\n",
+        "pytest.ini": PROJECT_INI,
         "conftest.py": 'pytest_plugins = ["harness.pytest_plugin"]\n',
         "cases/seeds.yaml": dump_({"defaults": {"tags": ["seed"]}, "cases": chosen}),
         "cases/wrong.yaml": dump_({"cases": [wrong, malformed]}),

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
+from support import PROJECT_INI
 
 from harness.reports import results
 
@@ -80,7 +81,7 @@ def strict_json(path: Path) -> dict:
 
 def make_project(tmp_path: Path, tests: dict[str, str] | None = None) -> Path:
     tests = tests or {}
-    (tmp_path / "pytest.ini").write_text("[pytest]\naddopts = -p no:cacheprovider\n")
+    (tmp_path / "pytest.ini").write_text(PROJECT_INI + "addopts = -p no:cacheprovider\n")
     (tmp_path / "conftest.py").write_text('pytest_plugins = ["harness.pytest_plugin"]\n')
     (tmp_path / "cases").mkdir()
     (tmp_path / "cases" / "small.yaml").write_text(CASES_YAML)
