@@ -15,6 +15,8 @@
 #                     MobileNetV2 and decoder shapes; table, reports/bench.json and reports/bench.png
 # make docs         : the documentation site (docs/ -> site/), its generated pages first; strict: a broken link
 #                     or a missing page fails
+# make lint        : ruff (lint and format check), mypy over harness/ and actionlint over .github/workflows/ (also
+#                     .pre-commit-config.yaml); make test runs it beside pytest
 # make verify-caps : the registry under each ONEDNN_MAX_CPU_ISA cap below this CPU's own level (what users of
 #                     older CPUs see; reports in reports/isa-CAP/)
 # All create .venv and install the project on first use. ONEDNN=0 runs TensorFlow without oneDNN;
@@ -43,7 +45,7 @@ TF_SERVER := $(if $(strip $(TF)),tfpy=$$($(BIN)/python -m harness.tf.versions en
 TF_MODE := TF_ENABLE_ONEDNN_OPTS=$(ONEDNN) $(if $(strip $(ONEDNN_ISA)),ONEDNN_MAX_CPU_ISA=$(ONEDNN_ISA),)
 PYTEST := $(TF_MODE) HARNESS_BACKENDS="$(BACKENDS)" HARNESS_SHARD="$(SHARD)" $(BIN)/python -m pytest -n auto -p no:hypothesispytest
 
-.PHONY: env browser backends verify verify-full verify-caps test fuzz mutants mutation coverage bench docs clean matrix
+.PHONY: env browser backends verify verify-full verify-caps test lint fuzz mutants mutation coverage bench docs clean matrix
 MUTATION_ARGS ?=
 FUZZ_MINUTES ?= 5
 BENCH_ARGS ?=
@@ -84,9 +86,20 @@ verify-caps: $(STAMP)
 # The older TensorFlow that tests/tensorflow/test_other_version.py checks is installed (once, into the user cache)
 # while pytest collects: the tests that need it wait for it instead of each holding a worker through the install.
 TEST_TF ?= 2.17
+# make lint runs beside pytest (its output in reports/lint.log); either failing fails make test.
 test: $(STAMP) browser
 	@mkdir -p reports; ($(BIN)/python -m harness.tf.versions ensure $(TEST_TF) > reports/test-tf-install.log 2>&1 &)
-	HARNESS_TEST_TF=$(TEST_TF) $(PYTEST) --junitxml=reports/junit.xml --reports reports -q
+	@$(MAKE) --no-print-directory lint > reports/lint.log 2>&1 & lint=$$!; \
+	HARNESS_TEST_TF=$(TEST_TF) $(PYTEST) --junitxml=reports/junit.xml --reports reports -q; status=$$?; \
+	if wait $$lint; then echo "make lint: passed (reports/lint.log)"; \
+	else cat reports/lint.log; echo "make lint: FAILED"; status=1; fi; exit $$status
+
+# ruff (lint and format check) and mypy over harness/ (pyproject.toml), actionlint over the CI workflows.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/actionlint .github/workflows/*.yml
 
 matrix: $(STAMP)
 	$(BIN)/harness matrix $(MATRIX_ARGS)

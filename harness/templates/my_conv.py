@@ -28,8 +28,13 @@ def conv2d(input, filters, strides, padding, data_format="NHWC", dilations=None)
         pads = [(pad_h // 2, pad_h - pad_h // 2), (pad_w // 2, pad_w - pad_w // 2)]  # the odd pixel after
     elif padding == "VALID":
         pads = [(0, 0), (0, 0)]
-    else:
-        raise ValueError(f"this kernel takes SAME or VALID padding, got padding={padding!r}")
+    elif isinstance(padding, str):
+        raise ValueError(f"padding={padding!r}: expected SAME, VALID or [[0, 0], [top, bottom], [left, right], [0, 0]]")
+    else:  # explicit, in NHWC order
+        pairs = [tuple(int(v) for v in pair) for pair in padding]
+        if len(pairs) != 4 or pairs[0] != (0, 0) or pairs[3] != (0, 0):
+            raise ValueError(f"padding={padding!r}: explicit padding is [[0, 0], [top, bottom], [left, right], [0, 0]]")
+        pads = [pairs[1], pairs[2]]
     xp = np.pad(x, [(0, 0), pads[0], pads[1], (0, 0)])
     out_h, out_w = (xp.shape[1] - kh) // sh + 1, (xp.shape[2] - kw) // sw + 1
     out = np.zeros((x.shape[0], max(out_h, 0), max(out_w, 0), w.shape[3]), dtype=x.dtype)

@@ -162,7 +162,7 @@ class TFProcess:
             self._control, theirs = socket.socketpair()
             # TensorFlow's C++ "Check failed" lines go to the log, where the parent reads them after a death.
             # The zygote may run another interpreter (``versions.PYTHON_ENV``): it finds the harness on its path.
-            path = os.pathsep.join(p for p in (str(_SOURCE_ROOT), os.environ.get("PYTHONPATH", "")) if p)
+            path = os.pathsep.join(p for p in (versions.harness_path(), os.environ.get("PYTHONPATH", "")) if p)
             self._zygote = subprocess.Popen(
                 [versions.server_python(), "-m", "harness.tf.isolation", str(theirs.fileno())],
                 pass_fds=(theirs.fileno(),),
@@ -288,8 +288,6 @@ def call_tensorflow(op: str, args: tuple, kwargs: dict, mode: str = "eager") -> 
         _record(record, key, result)
     return result
 
-
-_SOURCE_ROOT = Path(__file__).resolve().parents[2]  # the directory holding the harness package
 
 if __name__ == "__main__":
     _zygote(socket.socket(fileno=int(sys.argv[1])))

@@ -23,12 +23,14 @@ environment) is redone too. Every failure is a ``VersionError``: one line naming
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
 from functools import cache
@@ -89,12 +91,32 @@ def installed(python: str | None = None) -> dict:
     return _installed(python or server_python())
 
 
+def harness_path() -> str:
+    """A directory to put on another interpreter's path so that it imports this harness package and nothing else.
+
+    From a source checkout that is the checkout. An installed harness sits in a site-packages whose NumPy (and the
+    rest) would shadow the other interpreter's own (NumPy 1 for TensorFlow before 2.18): then a directory holding
+    only a link to the package, made once per package location.
+    """
+    package = Path(__file__).resolve().parents[1]
+    if package.parent.name not in ("site-packages", "dist-packages"):
+        return str(package.parent)
+    digest = hashlib.sha256(str(package).encode()).hexdigest()[:12]
+    directory = Path(tempfile.gettempdir()) / f"tf-conv-harness-{os.getuid()}-{digest}"
+    directory.mkdir(mode=0o700, exist_ok=True)
+    try:
+        (directory / "harness").symlink_to(package, target_is_directory=True)
+    except FileExistsError:  # made earlier, or by a concurrent process
+        pass
+    return str(directory)
+
+
 def _query(python: str) -> dict:
     """``installed`` without the cache (an environment being checked or installed changes under it)."""
     if python == sys.executable:
         return _local_installed()
     code = (
-        f"import json, sys; sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r}); "
+        f"import json, sys; sys.path.insert(0, {harness_path()!r}); "
         "from harness.tf import versions; print(json.dumps(versions._local_installed()))"
     )
     try:
