@@ -6,7 +6,7 @@ The starter (``harness/templates/``)::
     cases/known_divergences.yaml       the user's own entries (none yet), extending the shipped ones
     kernel/backend.yaml, my_conv.py    a backend declaration and a placeholder kernel to replace
     pytest.ini                         harness_cases, harness_shipped, harness_backends (unless pytest is configured)
-    .github/workflows/tf-conv-harness.yml   the CI template (``workflow``)
+    .github/workflows/tf-conv-check.yml   the CI template (``workflow``)
 
 Nothing is overwritten unless asked (``force``).
 """
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-WORKFLOW = Path(".github") / "workflows" / "tf-conv-harness.yml"
+WORKFLOW = Path(".github") / "workflows" / "tf-conv-check.yml"
 DEFAULT_INSTALL = "pip install tf-conv-harness"
 
 # The lint job of this repository's own workflow (the users' has none: their lint is theirs).

@@ -61,7 +61,7 @@ def test_the_wheel_carries_the_registry_and_the_entry_point(user):
 def test_init_then_pytest_in_an_empty_folder(user):
     bin_, folder, env, _ = user
     assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()) == [
-        ".github/workflows/tf-conv-harness.yml",
+        ".github/workflows/tf-conv-check.yml",
         "cases/example.yaml",
         "cases/known_divergences.yaml",
         "kernel/backend.yaml",

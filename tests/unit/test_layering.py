@@ -14,6 +14,7 @@ from support import ROOT
 # are independent of each other (the NumPy math and TensorFlow know nothing of each other, nor of the op table).
 LAYERS = {
     "harness.atomic": 0,
+    "harness.templates": 0,  # harness init's starter: the user's placeholder kernel imports NumPy only
     "harness.conv": 1,
     "harness.ops": 2,
     "harness.tf": 2,
@@ -24,6 +25,7 @@ LAYERS = {
     "harness.selftest": 7,
     "harness.exchange": 8,
     "harness.matrix": 9,
+    "harness.starter": 9,
     "harness.cli": 10,
     "harness.pytest_plugin": 10,
     "harness.__main__": 11,
