@@ -1,9 +1,10 @@
 """The JAX (harness/backends/jax_lax.py) and ONNX Runtime (harness/backends/onnx_runtime.py) adapters.
 
 * The registry: every computing case of cases/ through ``harness.backends.run`` against the NumPy reference
-  (which is checked against TensorFlow elsewhere), under ``harness.conv.tolerance.bound_for``. Failures are collected
-  and must be exactly the configurations listed in ``EXPECTED`` (a real framework difference, with the reason):
-  one that starts passing fails the test too, so the list stays true.
+  (which is checked against TensorFlow elsewhere), under ``harness.conv.tolerance.bound_for``. Where a backend itself
+  behaves otherwise, the known divergence declared for it in cases/known_divergences.yaml (``backend: jax`` /
+  ``backend: onnxruntime``) must apply and say what it does; one that applies where the backend agrees fails too
+  (the ``judge`` fixture of tests/backends/conftest.py).
 * The transposed-convolution padding mapping of both adapters, against plain NumPy loops written from the
   definition, including the mappings TensorFlow never needs (``after`` below ``-(stride - 1)``, ``before`` past
   the kernel's reach).
@@ -21,14 +22,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 
 import numpy as np
 import pytest
 from support import ROOT
 
 from harness import backends, ops
-from harness.check.runner import against_reference
 from harness.conv.dtypes import DTYPES, dtype_of
 from harness.registry.cases import operand_shape
 from harness.registry.loader import computing_cases
@@ -39,35 +38,6 @@ FULL = os.environ.get("HARNESS_BACKEND_TESTS_FULL") == "1"
 RUNS = {("jax", "float32"): 3, ("jax", "float64"): 10, ("onnxruntime", "float32"): 1, ("onnxruntime", "float16"): 1}
 # JAX's other declared dtypes, every case: 150-250 ms an item (a compile each), so with FULL only.
 FULL_ONLY = {("jax", "float16"): 1, ("jax", "bfloat16"): 1, ("jax", "int32"): 1}
-
-ORT_EMPTY_SPATIAL = (
-    "raises InvalidArgument: .*Invalid input shape",
-    "ONNX Runtime's Conv raises INVALID_ARGUMENT 'Invalid input shape: {0,5}' for an input with an empty spatial "
-    "axis whose output is empty too (here (1, 2, 0, 5) NCHW, 3x3 filter, pads 1: output (1, 4, 0, 5)); TensorFlow "
-    "without oneDNN and the reference return the empty output (with padding that makes the output non-empty, ONNX "
-    "Runtime computes it)",
-)
-EMPTY_TRANSPOSE = "cases/known_divergences.yaml::transpose_empty_input_height_same/out=0x"
-JAX_EMPTY_TRANSPOSE = (
-    "raises ValueError: jax conv_transpose: computed spatial shape \\[1, ",
-    "lax.conv_transpose of an input of height 0 (stride 2, SAME) gives height 1, not the 0 that output_shape "
-    "[1, 0, 9, 2] and TensorFlow's eager kernel give; the adapter refuses a shape other than output_shape",
-)
-ORT_EMPTY_TRANSPOSE = (
-    "raises InvalidArgument: .*Computed output dimension is <= 0",
-    "ONNX Runtime's ConvTranspose raises for an input of height 0 ('Computed output dimension is <= 0')",
-)
-# (backend, case id, dtype) -> (regex the failure must match, why the backend differs from TensorFlow there).
-EXPECTED = {
-    **{("jax", EMPTY_TRANSPOSE + w, dt): JAX_EMPTY_TRANSPOSE for w in ("9", "10") for dt in ("float32", "float64")},
-    **{
-        ("onnxruntime", EMPTY_TRANSPOSE + w, dt): ORT_EMPTY_TRANSPOSE
-        for w in ("9", "10")
-        for dt in ("float32", "float16")
-    },
-    ("onnxruntime", "cases/known_divergences.yaml::conv2d_empty_height_same", "float32"): ORT_EMPTY_SPATIAL,
-    ("onnxruntime", "cases/known_divergences.yaml::conv2d_empty_height_same", "float16"): ORT_EMPTY_SPATIAL,
-}
 
 
 def _backend(name: str, module: str) -> backends.Backend:
@@ -92,36 +62,20 @@ def _sampled(case, every: int) -> bool:
 
 
 @pytest.mark.parametrize("name, dtype", [*RUNS, *FULL_ONLY])
-def test_registry_against_reference(registry, name, dtype):
+def test_registry_against_reference(registry, judge, name, dtype):
     if (name, dtype) in FULL_ONLY and not FULL:
         pytest.skip("HARNESS_BACKEND_TESTS_FULL=1 runs this dtype on the registry (2-4 minutes)")
     be = _backend(name, name)
     every = {**RUNS, **FULL_ONLY}[name, dtype]
     selected = [case for case in registry if _sampled(case, every)]
     assert len(selected) > len(registry) // every // 2
-    failures = {}
+    failed = []
     for case in selected:
-        try:
-            result = against_reference(case, dtype, be)
-        except Exception as exc:  # noqa: BLE001 - the backend's own error is this case's outcome
-            failures[case.id] = f"raises {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
-            continue
-        if not result.ok:
+        decided = judge(case, dtype, be)
+        if decided.status == "failed":
             shapes = {operand: operand_shape(case, operand) for operand in case.inputs}
-            failures[case.id] = f"{result.line()}  attrs={case.attrs} shapes={shapes}"
-    ids = {case.id for case in selected}
-    expected = {cid for (b, cid, d) in EXPECTED if b == name and d == dtype and cid in ids}
-    unexpected = {cid: why for cid, why in failures.items() if cid not in expected}
-    assert not unexpected, f"{len(unexpected)} of {len(selected)} cases disagree:\n" + "\n".join(
-        f"{cid}[{dtype}]: {why}" for cid, why in sorted(unexpected.items())
-    )
-    gone = expected - set(failures)
-    assert not gone, f"expected differences no longer happen (update EXPECTED): {sorted(gone)}"
-    for cid in expected:
-        match, why = EXPECTED[name, cid, dtype]
-        assert re.search(match, failures[cid]), (
-            f"{cid}[{dtype}] fails differently than expected ({why}): {failures[cid]}"
-        )
+            failed.append(f"{case.id}[{dtype}]: {'; '.join(decided.errors)}  attrs={case.attrs} shapes={shapes}")
+    assert not failed, f"{len(failed)} of {len(selected)} cases fail:\n" + "\n".join(failed)
 
 
 # --- the transposed convolution's padding, from the definition --------------------------------------------------

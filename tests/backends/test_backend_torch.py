@@ -4,8 +4,8 @@ The registry's cases run through ``harness.backends.run`` (the harness's layout 
 adapter's translation to ``torch.nn.functional``) at every dtype the case and the backend share, and are compared
 with the reference under the usual bound. The configurations where PyTorch itself behaves differently from
 TensorFlow's definition are the known divergences declared for the torch backend in cases/known_divergences.yaml,
-matched by the divergence model on this machine (``declared``); a minimal repro of each is a test of its own at
-the end of this file.
+matched by the divergence model on this machine and judged as a run judges them (the ``judge`` fixture of
+tests/backends/conftest.py); a minimal repro of each is a test of its own at the end of this file.
 
 The transposed-convolution translation (``(before, after)`` pads to PyTorch's ``padding`` / ``output_padding``, or
 crop / zero-extend) is checked on small hand-computed examples against plain loops over the definition.
@@ -22,30 +22,17 @@ from support import ROOT  # noqa: E402
 from harness import backends, ops  # noqa: E402
 from harness.backends import torch_nn  # noqa: E402
 from harness.check.prepare import prepare  # noqa: E402
-from harness.check.runner import against_reference  # noqa: E402
 from harness.conv.dtypes import DTYPES, dtype_of  # noqa: E402
-from harness.registry import divergences  # noqa: E402
-from harness.registry.cases import DIVERGENCES_FILE  # noqa: E402
 from harness.registry.loader import computing_cases  # noqa: E402
 from harness.tf import machine  # noqa: E402
 from harness.tf.environment import Environment  # noqa: E402
 
-# Where PyTorch behaves otherwise than TensorFlow's definition, the registry's known divergences declared for the
-# torch backend say so (cases/known_divergences.yaml, ``backend: torch``), with conditions the divergence model
-# evaluates on this machine: the AMX bfloat16 bug applies only where the CPU has AMX.
-TORCH_DIVERGENCES = tuple(
-    d for d in divergences.load(ROOT / "cases" / DIVERGENCES_FILE, ROOT)[0] if d.backend == "torch"
-)
-
 
 @pytest.fixture(scope="module")
-def env() -> Environment:
-    return Environment.current()
-
-
-def declared(case, dtype: str, env: Environment) -> list:
-    """The torch divergences that apply to ``case`` at ``dtype`` here."""
-    return prepare(case, dtype).applicable(TORCH_DIVERGENCES, env, backend="torch")
+def torch_divergences(backend_divergences) -> tuple:
+    """The entries declared for the torch backend (``backend: torch``); the model decides where each applies (the
+    AMX bfloat16 bug only where the CPU has AMX)."""
+    return tuple(d for d in backend_divergences if d.backend == "torch")
 
 
 @pytest.fixture(scope="module")
@@ -64,53 +51,30 @@ def cases_by_op():
     return by_op
 
 
-def _run_case(backend, case, dtype):
-    """None if the backend agrees with the reference, else (kind, message)."""
-    try:
-        comparison = against_reference(case, dtype, backend)
-    except Exception as exc:  # noqa: BLE001 - every failure is collected and reported
-        return "raises", f"{type(exc).__name__}: {exc}"
-    return None if comparison.ok else ("disagrees", comparison.line())
-
-
 @pytest.mark.parametrize("dtype", torch_nn.TORCH_DTYPES)
 @pytest.mark.parametrize("op", list(ops.OPS))
-def test_registry_agrees_with_reference(backend, cases_by_op, env, op, dtype):
+def test_registry_agrees_with_reference(backend, cases_by_op, judge, op, dtype):
     items = [c for c in cases_by_op[op] if dtype in c.dtypes]
     if not items:
         pytest.skip(f"no {op} case runs at {dtype}")
-    unexpected, missing = [], []
+    failed = []
     for case in items:
-        outcome = _run_case(backend, case, dtype)
-        known = declared(case, dtype, env)
-        if not known:
-            if outcome is not None:
-                unexpected.append(f"{case.id}[{dtype}]: {outcome[0]}: {outcome[1]}")
-            continue
-        d = known[0]
-        if outcome is None:
-            if d.strict != "per_entry":  # per_entry: PyTorch may be right by coincidence
-                missing.append(f"{case.id}[{dtype}]: {d.id} says PyTorch {' or '.join(d.tensorflow_does)}; it agreed")
-            continue
-        behaviour = "wrong_values" if outcome[0] == "disagrees" else f"raises {outcome[1].split(':', 1)[0]}"
-        if not d.expects(behaviour):
-            unexpected.append(
-                f"{case.id}[{dtype}]: {d.id} says PyTorch {' or '.join(d.tensorflow_does)}; "
-                f"it {behaviour}: {outcome[1]}"
-            )
-    assert not unexpected and not missing, "\n".join(unexpected + missing)
+        decided = judge(case, dtype, backend)
+        if decided.status == "failed":
+            failed.append(f"{case.id}[{dtype}]: {'; '.join(decided.errors)}")
+    assert not failed, f"{len(failed)} of {len(items)} cases fail:\n" + "\n".join(failed)
 
 
-def test_the_torch_divergences_that_apply_everywhere_match_registry_cases(cases_by_op, env):
+def test_the_torch_divergences_that_apply_everywhere_match_registry_cases(cases_by_op, torch_divergences, env):
     matched = {
         d.id
         for cases in cases_by_op.values()
         for c in cases
         for dt in c.dtypes
         if dt in torch_nn.TORCH_DTYPES
-        for d in declared(c, dt, env)
+        for d in prepare(c, dt).applicable(torch_divergences, env, backend="torch")
     }
-    everywhere = {d.id for d in TORCH_DIVERGENCES if d.not_here(env) is None}
+    everywhere = {d.id for d in torch_divergences if d.not_here(env) is None}
     assert {"torch_rejects_zero_output_channels", "torch_rejects_empty_spatial_input"} <= everywhere
     assert everywhere <= matched, everywhere - matched
 
