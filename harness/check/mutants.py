@@ -61,7 +61,7 @@ def _patch_windows(change: Callable):
 
     ``change`` receives the real ``window`` as its first argument.
     """
-    real = reference.window
+    real = reference.window  # type: ignore[attr-defined]  # the reference's own binding, which this patches
 
     def window(op, size, kernel, stride, dilation, padding):
         return change(real, op, size, kernel, stride, dilation, padding)
@@ -88,10 +88,10 @@ def _swap_hw(a: np.ndarray, layout: str) -> np.ndarray:
 def _kernel_rotated():
     def wrap(ref, spec):
         def mutated(*args, **attrs):
-            args = list(args)
+            rotated = list(args)
             for i, operand in _filters_of(spec):
-                args[i] = layouts.rotate_180(args[i], operand.layout)
-            return ref(*args, **attrs)
+                rotated[i] = layouts.rotate_180(rotated[i], operand.layout)
+            return ref(*rotated, **attrs)
 
         return mutated
 
@@ -117,14 +117,14 @@ def _hw_swapped():
             fmt = spec.data_format(attrs)
             if "H" not in fmt:
                 return ref(*args, **attrs)
-            args = [_swap_hw(a, fmt) if o.kind == "data" else a for a, o in zip(args, spec.operands)]
+            swapped = [_swap_hw(a, fmt) if o.kind == "data" else a for a, o in zip(args, spec.operands)]
             shape = attrs.get("output_shape")
             if shape is not None and not isinstance(shape, str):
                 shape = list(shape)
                 h, w = (fmt.index("H"), fmt.index("W")) if len(shape) == 4 else (0, 1)
                 shape[h], shape[w] = shape[w], shape[h]
                 attrs = {**attrs, "output_shape": shape}
-            return _swap_hw(ref(*args, **attrs), fmt)
+            return _swap_hw(ref(*swapped, **attrs), fmt)
 
         return mutated
 

@@ -41,7 +41,7 @@ class Prepared:
     reference: np.ndarray | None
     reference_error: ValueError | None
     expected: np.ndarray | None
-    spec: ops.OpSpec = field(repr=False, compare=False, default=None)
+    spec: ops.OpSpec = field(repr=False, compare=False)
 
     @cached_property
     def bound(self) -> Bound | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ml_dtypes
 import numpy as np
+from numpy.typing import DTypeLike
 
 DTYPES: dict[str, np.dtype] = {
     "float16": np.dtype(np.float16),
@@ -26,7 +27,7 @@ def dtype_of(name: str) -> np.dtype:
         raise ValueError(f"unknown dtype {name!r}; expected one of {', '.join(DTYPES)}") from None
 
 
-def name_of(dtype) -> str:
+def name_of(dtype: DTypeLike) -> str:
     """The TensorFlow name of a NumPy dtype (inverse of ``dtype_of``)."""
     dtype = np.dtype(dtype)
     for name, dt in DTYPES.items():
@@ -35,23 +36,23 @@ def name_of(dtype) -> str:
     raise ValueError(f"unsupported dtype {dtype}")
 
 
-def is_integer(dtype) -> bool:
+def is_integer(dtype: DTypeLike) -> bool:
     return np.issubdtype(np.dtype(dtype), np.integer)
 
 
-def accumulator(dtype) -> np.dtype:
+def accumulator(dtype: DTypeLike) -> np.dtype:
     """The dtype the reference sums in: float64 for every float, int64 for ints."""
     return np.dtype(np.int64) if is_integer(dtype) else np.dtype(np.float64)
 
 
-def unit_roundoff(dtype) -> float:
+def unit_roundoff(dtype: DTypeLike) -> float:
     """u = 2**-p for a float dtype with p significand bits (eps / 2); 0 for integers."""
     if is_integer(dtype):
         return 0.0
     return float(ml_dtypes.finfo(np.dtype(dtype)).eps) / 2.0
 
 
-def exact_integer_limit(dtype) -> int:
+def exact_integer_limit(dtype: DTypeLike) -> int:
     """Largest N such that every integer in [-N, N] is exactly representable."""
     dtype = np.dtype(dtype)
     if is_integer(dtype):

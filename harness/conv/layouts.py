@@ -19,7 +19,11 @@ All functions are pure and return new arrays (or read-only views NumPy makes).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 SPATIAL_LETTERS = "DHW"  # depth, height, width: the spatial axes, outermost first
 AXIS_NAMES = {"N": "batch", "C": "channels", "D": "depth", "H": "height", "W": "width", "I": "input channels",
@@ -46,7 +50,7 @@ def _check_layout(layout: str, ndim: int | None = None, what: str = "layout") ->
         raise ValueError(f"{what} {layout!r} has {len(layout)} axes but the array has {ndim}")
 
 
-def convert(array, src: str, dst: str) -> np.ndarray:
+def convert(array: ArrayLike, src: str, dst: str) -> np.ndarray:
     """Re-lay ``array`` from layout ``src`` to layout ``dst``.
 
     Letters in ``dst`` missing from ``src`` become new size-1 axes; letters in
@@ -86,44 +90,44 @@ def other_data_format(layout: str) -> str:
     return channels_last(layout) if layout.index("C") == 1 else channels_first(layout)
 
 
-def chw_to_hwc(x_chw):
+def chw_to_hwc(x_chw: ArrayLike) -> np.ndarray:
     """[C, H, W] -> [H, W, C] (the documents' ``chw2hwc``)."""
     return convert(x_chw, "CHW", "HWC")
 
 
-def hwc_to_chw(x_hwc):
+def hwc_to_chw(x_hwc: ArrayLike) -> np.ndarray:
     """[H, W, C] -> [C, H, W] (the documents' ``hwc2chw``)."""
     return convert(x_hwc, "HWC", "CHW")
 
 
-def nchw_to_nhwc(x_nchw):
+def nchw_to_nhwc(x_nchw: ArrayLike) -> np.ndarray:
     """[N, C, H, W] -> [N, H, W, C]."""
     return convert(x_nchw, "NCHW", "NHWC")
 
 
-def nhwc_to_nchw(x_nhwc):
+def nhwc_to_nchw(x_nhwc: ArrayLike) -> np.ndarray:
     """[N, H, W, C] -> [N, C, H, W]."""
     return convert(x_nhwc, "NHWC", "NCHW")
 
 
 # --- filters ------------------------------------------------------------------------------
 
-def ihw_to_hwio(w_ihw):
+def ihw_to_hwio(w_ihw: ArrayLike) -> np.ndarray:
     """The documents' single-output filter [in_c, kh, kw] -> HWIO [kh, kw, in_c, 1]."""
     return convert(w_ihw, "IHW", "HWIO")
 
 
-def oihw_to_hwio(w_oihw):
+def oihw_to_hwio(w_oihw: ArrayLike) -> np.ndarray:
     """[out_c, in_c, kh, kw] (PyTorch, ONNX, the documents) -> [kh, kw, in_c, out_c] (TensorFlow)."""
     return convert(w_oihw, "OIHW", "HWIO")
 
 
-def hwio_to_oihw(w_hwio):
+def hwio_to_oihw(w_hwio: ArrayLike) -> np.ndarray:
     """[kh, kw, in_c, out_c] (TensorFlow) -> [out_c, in_c, kh, kw]."""
     return convert(w_hwio, "HWIO", "OIHW")
 
 
-def oihw_to_hwoi(w_oihw):
+def oihw_to_hwoi(w_oihw: ArrayLike) -> np.ndarray:
     """[out_c, in_c, kh, kw] -> conv2d_transpose's filter [kh, kw, out_c, in_c].
 
     This is the documents' ``tf.transpose(weights, perm=(2, 3, 0, 1))``; "out" and
@@ -132,7 +136,7 @@ def oihw_to_hwoi(w_oihw):
     return convert(w_oihw, "OIHW", "HWOI")
 
 
-def depthwise_as_grouped(w_hwim, layout: str = "OIHW") -> np.ndarray:
+def depthwise_as_grouped(w_hwim: ArrayLike, layout: str = "OIHW") -> np.ndarray:
     """A depthwise filter [kh, kw, in_c, multiplier] as a grouped convolution's weight, in ``layout``.
 
     A depthwise convolution is a convolution with ``groups = in_c``: output channel
@@ -146,7 +150,7 @@ def depthwise_as_grouped(w_hwim, layout: str = "OIHW") -> np.ndarray:
     return convert(w_hwo[:, :, None, :], "HWIO", layout)
 
 
-def convert_axis_list(values, src: str, dst: str) -> list:
+def convert_axis_list(values: Iterable[Any], src: str, dst: str) -> list[Any]:
     """A per-axis attribute list (full-rank ``strides``, ``dilations``, explicit padding pairs, ``output_shape``)
     written in layout ``src`` order, rewritten in ``dst`` order (same letters)."""
     _check_layout(src)
@@ -175,7 +179,7 @@ def rotate_180(w, layout: str = "HWIO") -> np.ndarray:
     return np.flip(w, axis=tuple(_spatial(layout, w.ndim)))
 
 
-def _per_spatial(value, n: int, what: str) -> tuple[int, ...]:
+def _per_spatial(value: Any, n: int, what: str) -> tuple[int, ...]:
     vals = (value,) * n if np.ndim(value) == 0 else tuple(value)
     if len(vals) != n or any(int(v) != v or v < 1 for v in vals):
         raise ValueError(f"{what}={value!r} must be a positive int or {n} positive ints")

@@ -20,12 +20,15 @@ All argument errors are ``ValueError`` naming the op, the argument and its value
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from harness.conv.layouts import SPATIAL_LETTERS
 
 PADDING_NAMES = ("SAME", "VALID")
+# A normalized padding argument: "SAME", "VALID" or one (before, after) pair per spatial axis.
+Padding = str | tuple[tuple[int, int], ...]
 
 
 @dataclass(frozen=True)
@@ -45,11 +48,11 @@ class Window:
         return (self.kernel - 1) * self.dilation + 1
 
 
-def _fail(op: str, arg: str, value, why: str) -> ValueError:
+def _fail(op: str, arg: str, value: object, why: str) -> ValueError:
     return ValueError(f"{op}: argument '{arg}'={value!r}: {why}")
 
 
-def _as_int(op: str, arg: str, value, item) -> int:
+def _as_int(op: str, arg: str, value: object, item: Any) -> int:
     if isinstance(item, bool) or not hasattr(item, "__index__"):
         raise _fail(op, arg, value, f"entries must be integers, got {item!r}")
     return int(item)
@@ -63,7 +66,7 @@ def spatial_axes(data_format: str) -> tuple[int, ...]:
 def normalize_window_arg(
     op: str,
     arg: str,
-    value,
+    value: Any,
     data_format: str,
     *,
     allowed_lengths: Sequence[int],
@@ -135,7 +138,8 @@ class ArgForms:
     explicit_padding: bool = True
     output_shape_spatial: bool = True
 
-    def window_args(self, op: str, data_format: str, strides, dilations, padding):
+    def window_args(self, op: str, data_format: str, strides: Any, dilations: Any, padding: Any
+                    ) -> tuple[tuple[int, ...], tuple[int, ...], Padding]:
         """(strides, dilations, padding) normalized from arguments in exactly the forms tf.nn accepts (ValueError
         naming the argument otherwise): one int per spatial axis, and "SAME", "VALID" or (before, after) per axis."""
         n = len(spatial_axes(data_format))
@@ -150,7 +154,8 @@ class ArgForms:
         return stride_values, dilation_values, normalize_padding(op, padding, data_format,
                                                                   allow_explicit=self.explicit_padding)
 
-    def window_attrs(self, op: str, attrs, data_format: str):
+    def window_attrs(self, op: str, attrs: Mapping[str, Any], data_format: str
+                     ) -> tuple[tuple[int, ...], tuple[int, ...], Padding]:
         """(strides, dilations, padding) normalized from an op's keyword attributes (read by this op's argument
         names; padding defaults to SAME), in any form tf.nn takes for some op: for attributes the reference has
         accepted, and for reading an error contract's attributes as far as they go (ValueError where they do not)."""
@@ -176,7 +181,8 @@ class ArgForms:
         return tuple(name for name, ok in forms if ok)
 
 
-def normalize_padding(op: str, padding, data_format: str, *, allow_explicit: bool = True, arg: str = "padding"):
+def normalize_padding(op: str, padding: Any, data_format: str, *, allow_explicit: bool = True,
+                      arg: str = "padding") -> Padding:
     """Validate ``padding``: returns "SAME", "VALID", or a tuple of (before, after) per spatial axis.
 
     Explicit padding is a list with one [before, after] pair per dimension of the
@@ -216,7 +222,7 @@ def normalize_padding(op: str, padding, data_format: str, *, allow_explicit: boo
 RAW_PADDING_NAMES = ("SAME", "VALID", "EXPLICIT")
 
 
-def normalize_raw_padding(op: str, padding, explicit_paddings, data_format: str):
+def normalize_raw_padding(op: str, padding: Any, explicit_paddings: Any, data_format: str) -> Padding:
     """Validate the ``tf.raw_ops`` form of padding: returns "SAME", "VALID" or (before, after) per spatial axis.
 
     ``padding`` is "SAME", "VALID" or "EXPLICIT"; ``explicit_paddings`` is a flat
@@ -244,7 +250,8 @@ def normalize_raw_padding(op: str, padding, explicit_paddings, data_format: str)
     return normalize_padding(op, [flat[i:i + 2] for i in range(0, 2 * rank, 2)], data_format, arg="explicit_paddings")
 
 
-def raw_op_window_args(strides, dilations, padding, data_format: str) -> tuple[list[int], list[int], str, list[int]]:
+def raw_op_window_args(strides: Sequence[int], dilations: Sequence[int], padding: Padding, data_format: str
+                       ) -> tuple[list[int], list[int], str, list[int]]:
     """The ``tf.raw_ops`` spelling of normalized window arguments: the inverse of the normalizers.
 
     ``strides`` / ``dilations``: one int per spatial axis; ``padding``: "SAME", "VALID"
@@ -253,7 +260,7 @@ def raw_op_window_args(strides, dilations, padding, data_format: str) -> tuple[l
     """
     axes = spatial_axes(data_format)
 
-    def full(values, fill):
+    def full(values: Sequence[Any], fill: Any) -> list[Any]:
         out = [fill] * len(data_format)
         for axis, v in zip(axes, values):
             out[axis] = v
@@ -265,7 +272,7 @@ def raw_op_window_args(strides, dilations, padding, data_format: str) -> tuple[l
     return full(strides, 1), full(dilations, 1), "EXPLICIT", [int(v) for pair in pairs for v in pair]
 
 
-def window(op: str, size: int, kernel: int, stride: int, dilation: int, padding) -> Window:
+def window(op: str, size: int, kernel: int, stride: int, dilation: int, padding: Any) -> Window:
     """The window arithmetic for one spatial axis.
 
     ``padding`` is "SAME", "VALID" or a (before, after) pair (already normalized).
@@ -288,13 +295,14 @@ def window(op: str, size: int, kernel: int, stride: int, dilation: int, padding)
     return Window(size, kernel, stride, dilation, before, after, out)
 
 
-def windows(op: str, sizes, kernels, strides, dilations, padding) -> tuple[Window, ...]:
+def windows(op: str, sizes: Sequence[int], kernels: Sequence[int], strides: Sequence[int], dilations: Sequence[int],
+            padding: Padding) -> tuple[Window, ...]:
     """``window`` for every spatial axis; ``padding`` is normalized (name or pairs)."""
     pads = [padding] * len(sizes) if isinstance(padding, str) else list(padding)
     return tuple(window(op, n, k, s, d, p) for n, k, s, d, p in zip(sizes, kernels, strides, dilations, pads))
 
 
-def transpose_output_sizes(size: int, kernel: int, stride: int, dilation: int, padding) -> range:
+def transpose_output_sizes(size: int, kernel: int, stride: int, dilation: int, padding: Any) -> range:
     """Every output size a transposed convolution accepts along one axis.
 
     ``conv2d_transpose`` is the gradient of ``conv2d`` with respect to its input,

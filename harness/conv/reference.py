@@ -25,8 +25,11 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from harness.conv import layouts
 from harness.conv.dtypes import DTYPES, accumulator
@@ -71,7 +74,7 @@ def _array(op: str, arg: str, value, rank: int, like: np.ndarray | None = None, 
     return a
 
 
-def _data_format(op: str, value, allowed: tuple[str, ...], default: str) -> str:
+def _data_format(op: str, value: str | None, allowed: tuple[str, ...], default: str) -> str:
     if value is None:
         return default
     if value not in allowed:
@@ -84,7 +87,8 @@ def _match(op: str, arg: str, what: str, got: int, want: int, shapes: str) -> No
         raise ValueError(f"{op}: argument '{arg}' has {what}={got} but it must be {want} ({shapes})")
 
 
-def _data_and_filter(op, data_arg, data, fmt, filter_arg, filt, filter_layout):
+def _data_and_filter(op: str, data_arg: str, data: ArrayLike, fmt: str, filter_arg: str, filt: ArrayLike,
+                     filter_layout: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Check the data and filter arrays and that the filter's I axis matches the data's channels.
 
     Returns (data as given, data channels-last, filter)."""
@@ -127,7 +131,7 @@ _BLOCK_BYTES = contextvars.ContextVar("block_bytes", default=2 << 20)
 
 
 @contextlib.contextmanager
-def block_bytes(size: int):
+def block_bytes(size: int) -> Iterator[None]:
     """Blocks of at most ``size`` bytes (instead of 2 MiB) for the reference calls made inside the ``with`` block.
 
     The result is the same at any block size; a small size makes a small case cross the blocked paths' boundaries
@@ -142,7 +146,7 @@ def block_bytes(size: int):
         _BLOCK_BYTES.reset(token)
 
 
-def _blocks(batch: int, rows: int, row_bytes: int):
+def _blocks(batch: int, rows: int, row_bytes: int) -> Iterator[tuple[slice, slice]]:
     """(batch slice, row slice) pairs covering [0, batch) x [0, rows), each block at most the block size.
 
     Whole batch items are grouped while they fit; an item too large is split by rows (at
@@ -227,7 +231,7 @@ def _im2col(x_pad: np.ndarray, kernel: tuple[int, ...], wins: tuple[Window, ...]
         # (the ResNet stem, 7x7 stride 2 over 3 channels: runs of 21 values instead of 3).
         view = np.lib.stride_tricks.as_strided(view, (*view.shape[:-2], kernel[-1] * x_pad.shape[-1]),
                                                view.strides[:-2] + view.strides[-1:], writeable=False)
-    col = buffer[:shape[0] * shape[1]].reshape(view.shape)
+    col = buffer[:shape[0] * shape[1]].reshape(view.shape)  # type: ignore[index]  # None only when pointwise (returned above)
     np.copyto(col, view, casting="unsafe")  # the accumulator is wider, except under harness.check.mutants' float16
     return col.reshape(shape)
 
@@ -260,7 +264,7 @@ def _correlate(x_nsc: np.ndarray, w_sio: np.ndarray, wins: tuple[Window, ...]) -
         buffer, blocks = None, [everything]
     else:
         buffer = _block_buffer(out.shape[0], out.shape[1], row_bytes, acc)
-        blocks = _blocks(out.shape[0], out.shape[1], row_bytes)
+        blocks = _blocks(out.shape[0], out.shape[1], row_bytes)  # type: ignore[assignment]  # a list or an iterator: iterated once
     for batch, rows in blocks:
         col = _im2col(x_pad, kernel, wins, batch, rows, buffer).astype(acc, copy=False)
         np.matmul(col, w_ko, out=out[batch, rows].reshape(-1, channels_out))
@@ -333,7 +337,8 @@ def _correlate_transpose(y_nsc: np.ndarray, w_soi: np.ndarray, wins: tuple[Windo
 
 # --- public ops ---------------------------------------------------------------------------
 
-def conv2d(input, filters, strides, padding, data_format="NHWC", dilations=None):
+def conv2d(input: ArrayLike, filters: ArrayLike, strides: Any, padding: Any, data_format: str | None = "NHWC",
+           dilations: Any = None) -> np.ndarray:
     """``tf.nn.conv2d``: 2-D cross-correlation.
 
     input: [N, H, W, C] (NHWC) or [N, C, H, W] (NCHW); filters: HWIO [kh, kw, C, O].
@@ -349,7 +354,8 @@ def conv2d(input, filters, strides, padding, data_format="NHWC", dilations=None)
     return layouts.convert(y_nhwc, "NHWC", fmt)
 
 
-def conv1d(input, filters, stride, padding, data_format="NWC", dilations=None):
+def conv1d(input: ArrayLike, filters: ArrayLike, stride: Any, padding: Any, data_format: str | None = "NWC",
+           dilations: Any = None) -> np.ndarray:
     """``tf.nn.conv1d``: 1-D cross-correlation.
 
     input: [N, W, C] (NWC) or [N, C, W] (NCW); filters: [kw, C, O].
@@ -365,7 +371,7 @@ def conv1d(input, filters, stride, padding, data_format="NWC", dilations=None):
     return layouts.convert(y_nwc, "NWC", fmt)
 
 
-def atrous_conv2d(value, filters, rate, padding):
+def atrous_conv2d(value: ArrayLike, filters: ArrayLike, rate: Any, padding: Any) -> np.ndarray:
     """``tf.nn.atrous_conv2d``: conv2d with dilation ``rate`` and stride 1, NHWC only.
 
     value: [N, H, W, C]; filters: HWIO; rate: positive int (or one per spatial axis);
@@ -378,7 +384,9 @@ def atrous_conv2d(value, filters, rate, padding):
     return _cast(_correlate(x_nhwc, w_hwio, wins), x_nhwc.dtype)
 
 
-def _depthwise_args(op, filter_arg, input, filter, strides, padding, data_format, dilations):
+def _depthwise_args(op: str, filter_arg: str, input: ArrayLike, filter: ArrayLike, strides: Any, padding: Any,
+                    data_format: str | None, dilations: Any
+                    ) -> tuple[str, np.ndarray, np.ndarray, np.ndarray, tuple[Window, ...]]:
     fmt = _data_format(op, data_format, ("NHWC", "NCHW"), "NHWC")
     x, x_nhwc, w_hwim = _data_and_filter(op, "input", input, fmt, filter_arg, filter, "HWIM")
     strides, dilations, pad = DEPTHWISE_FORMS.window_args(op, fmt, strides, dilations, padding)
@@ -386,7 +394,8 @@ def _depthwise_args(op, filter_arg, input, filter, strides, padding, data_format
     return fmt, x, x_nhwc, w_hwim, wins
 
 
-def depthwise_conv2d(input, filter, strides, padding, data_format=None, dilations=None):
+def depthwise_conv2d(input: ArrayLike, filter: ArrayLike, strides: Any, padding: Any, data_format: str | None = None,
+                     dilations: Any = None) -> np.ndarray:
     """``tf.nn.depthwise_conv2d``: each input channel correlated with its own filters.
 
     input: NHWC or NCHW; filter: [kh, kw, C, M] (HWIM, M = channel multiplier);
@@ -399,7 +408,8 @@ def depthwise_conv2d(input, filter, strides, padding, data_format=None, dilation
     return layouts.convert(y_nhwc, "NHWC", fmt)
 
 
-def separable_conv2d(input, depthwise_filter, pointwise_filter, strides, padding, data_format=None, dilations=None):
+def separable_conv2d(input: ArrayLike, depthwise_filter: ArrayLike, pointwise_filter: ArrayLike, strides: Any,
+                     padding: Any, data_format: str | None = None, dilations: Any = None) -> np.ndarray:
     """``tf.nn.separable_conv2d``: depthwise_conv2d, then a 1x1 conv2d mixing channels.
 
     depthwise_filter: [kh, kw, C, M]; pointwise_filter: [1, 1, C*M, O].
@@ -420,8 +430,9 @@ def separable_conv2d(input, depthwise_filter, pointwise_filter, strides, padding
     return layouts.convert(y_nhwc, "NHWC", fmt)
 
 
-def _transpose(op, forms, formats, filter_layout, input, filters, output_shape, strides, padding, data_format,
-               dilations):
+def _transpose(op: str, forms: ArgForms, formats: tuple[str, str], filter_layout: str, input: ArrayLike,
+               filters: ArrayLike, output_shape: Any, strides: Any, padding: Any, data_format: str | None,
+               dilations: Any) -> np.ndarray:
     """A transposed convolution of any rank: the adjoint of the forward correlation whose input has ``output_shape``.
 
     ``forms``: its argument forms; ``formats``: the data_formats it takes (default first); ``filter_layout``: its
@@ -448,7 +459,8 @@ def _transpose(op, forms, formats, filter_layout, input, filters, output_shape, 
     return layouts.convert(out_nsc, channels_last, fmt)
 
 
-def conv2d_transpose(input, filters, output_shape, strides, padding="SAME", data_format="NHWC", dilations=None):
+def conv2d_transpose(input: ArrayLike, filters: ArrayLike, output_shape: Any, strides: Any, padding: Any = "SAME",
+                     data_format: str | None = "NHWC", dilations: Any = None) -> np.ndarray:
     """``tf.nn.conv2d_transpose``: the gradient of conv2d with respect to its input.
 
     input: [N, H, W, I] (NHWC) or NCHW; filters: [kh, kw, O, I] (``[h, w, out, in]``);
@@ -461,7 +473,8 @@ def conv2d_transpose(input, filters, output_shape, strides, padding="SAME", data
                       strides, padding, data_format, dilations)
 
 
-def conv1d_transpose(input, filters, output_shape, strides, padding="SAME", data_format="NWC", dilations=None):
+def conv1d_transpose(input: ArrayLike, filters: ArrayLike, output_shape: Any, strides: Any, padding: Any = "SAME",
+                     data_format: str | None = "NWC", dilations: Any = None) -> np.ndarray:
     """``tf.nn.conv1d_transpose``: the gradient of conv1d with respect to its input.
 
     input: [N, W, I] (NWC) or [N, I, W] (NCW); filters: [kw, O, I] (``[w, out, in]``); output_shape: 3 values in
@@ -472,7 +485,7 @@ def conv1d_transpose(input, filters, output_shape, strides, padding="SAME", data
                       strides, padding, data_format, dilations)
 
 
-def _as_list(value):
+def _as_list(value: Any) -> Any:
     """``value`` as plain nested lists for an error message (its repr when NumPy cannot read it)."""
     try:
         return np.asarray(value).tolist()
@@ -484,7 +497,8 @@ def _describe(sizes: range) -> str:
     return "none" if not sizes else f"{sizes.start}..{sizes.stop - 1}" if len(sizes) > 1 else str(sizes.start)
 
 
-def _transpose_output_sizes(op, output_shape, fmt, in_shape, out_channels, spatial_only) -> list[int]:
+def _transpose_output_sizes(op: str, output_shape: Any, fmt: str, in_shape: tuple[int, ...], out_channels: int,
+                            spatial_only: bool) -> list[int]:
     """The spatial sizes of a transposed convolution's ``output_shape`` (full rank in ``fmt`` order, or, when
     ``spatial_only``, the spatial sizes alone); ``in_shape`` is the input's channels-last shape."""
     try:
@@ -596,7 +610,7 @@ def _depthwise_filter(x_nsc: np.ndarray, dy_nsc: np.ndarray, wins: tuple[Window,
     return np.einsum(f"n{out_axes}{tap_axes}c,n{out_axes}cm->{tap_axes}cm", view, dy_ocm)
 
 
-def _sizes(op: str, arg: str, value, lengths: tuple[int, ...]) -> list[int]:
+def _sizes(op: str, arg: str, value: Any, lengths: tuple[int, ...]) -> list[int]:
     """A shape argument (input_sizes / filter_sizes): a 1-D list of non-negative ints."""
     try:
         a = np.asarray(value)
@@ -619,7 +633,8 @@ def _raw_window_args(op, fmt, strides, dilations, padding, explicit_paddings, us
     return strides, dilations, normalize_raw_padding(op, padding, explicit_paddings, fmt)
 
 
-def _check_out_backprop(op, sizes_arg, sizes, wins, dy_nhwc_shape, fmt) -> None:
+def _check_out_backprop(op: str, sizes_arg: str, sizes: Any, wins: tuple[Window, ...], dy_nhwc_shape: tuple[int, ...],
+                        fmt: str) -> None:
     """The forward convolution of the sizes given must produce out_backprop's spatial size."""
     want = tuple(w.out for w in wins)
     got = tuple(dy_nhwc_shape[1:-1])
@@ -630,7 +645,8 @@ def _check_out_backprop(op, sizes_arg, sizes, wins, dy_nhwc_shape, fmt) -> None:
         )
 
 
-def _input_sizes_nhwc(op, input_sizes, fmt, batch, channels, lengths) -> tuple[int, int, int, int]:
+def _input_sizes_nhwc(op: str, input_sizes: Any, fmt: str, batch: int, channels: int, lengths: tuple[int, ...]
+                      ) -> tuple[int, int, int, int]:
     """input_sizes (4 values in data_format order, or the 2 spatial sizes) as NHWC, checked against batch and channels."""
     sizes = _sizes(op, "input_sizes", input_sizes, lengths)
     if len(sizes) == 2:  # Conv2DBackpropInput takes batch from out_backprop and channels from the filter
@@ -694,8 +710,9 @@ def conv2d_backprop_filter(input, filter_sizes, out_backprop, strides, padding, 
     return _cast(_correlate_filter(x_nhwc, dy_nhwc, wins), x.dtype)
 
 
-def depthwise_conv2d_native_backprop_input(input_sizes, filter, out_backprop, strides, padding, explicit_paddings=(),
-                                           data_format="NHWC", dilations=(1, 1, 1, 1)):
+def depthwise_conv2d_native_backprop_input(input_sizes: Any, filter: ArrayLike, out_backprop: ArrayLike, strides: Any,
+                                           padding: Any, explicit_paddings: Any = (), data_format: str | None = "NHWC",
+                                           dilations: Any = (1, 1, 1, 1)) -> np.ndarray:
     """``tf.raw_ops.DepthwiseConv2dNativeBackpropInput``: the gradient of depthwise_conv2d w.r.t. its input.
 
     input_sizes: the input's shape, 4 values in data_format order (TensorFlow's Eigen
@@ -718,8 +735,9 @@ def depthwise_conv2d_native_backprop_input(input_sizes, filter, out_backprop, st
     return layouts.convert(dx_nhwc, "NHWC", fmt)
 
 
-def depthwise_conv2d_native_backprop_filter(input, filter_sizes, out_backprop, strides, padding, explicit_paddings=(),
-                                            data_format="NHWC", dilations=(1, 1, 1, 1)):
+def depthwise_conv2d_native_backprop_filter(input: ArrayLike, filter_sizes: Any, out_backprop: ArrayLike, strides: Any,
+                                            padding: Any, explicit_paddings: Any = (), data_format: str | None = "NHWC",
+                                            dilations: Any = (1, 1, 1, 1)) -> np.ndarray:
     """``tf.raw_ops.DepthwiseConv2dNativeBackpropFilter``: the gradient of depthwise_conv2d w.r.t. its filter.
 
     input: [N, H, W, C] (NHWC) or NCHW; filter_sizes: the HWIM filter shape, 4 values

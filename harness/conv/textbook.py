@@ -24,18 +24,21 @@ caller's business. How these pair with the TensorFlow ops (layout conversion,
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from harness.conv import layouts
 from harness.conv.dtypes import accumulator
 
 
-def _acc(a) -> np.ndarray:
+def _acc(a: ArrayLike) -> np.ndarray:
     a = np.asarray(a)
     return a.astype(accumulator(a.dtype))
 
 
-def correlate_valid(x_chw, k_oihw) -> np.ndarray:
+def correlate_valid(x_chw: ArrayLike, k_oihw: ArrayLike) -> np.ndarray:
     """Multi-channel valid cross-correlation: ``out[o] = sum_c corr2D(x[c], k[o, c])``.
 
     x: [..., C, H, W]; k: [O, C, kh, kw] -> [..., O, H - kh + 1, W - kw + 1].
@@ -44,10 +47,11 @@ def correlate_valid(x_chw, k_oihw) -> np.ndarray:
     x, k = _acc(x_chw), _acc(k_oihw)
     kh, kw = k.shape[-2:]
     rois = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(-2, -1))  # [..., C, H', W', kh, kw]
-    return np.einsum("...chwij,ocij->...ohw", rois, k, optimize=True)
+    out: np.ndarray = np.einsum("...chwij,ocij->...ohw", rois, k, optimize=True)
+    return out
 
 
-def correlate_centered(x_chw, k_oihw) -> np.ndarray:
+def correlate_centered(x_chw: ArrayLike, k_oihw: ArrayLike) -> np.ndarray:
     """The documents' ``compute_conv``: zero-pad ``k // 2`` on each side, then correlate.
 
     Output has the input's H and W for odd kernels (TensorFlow's SAME at stride 1).
@@ -59,7 +63,7 @@ def correlate_centered(x_chw, k_oihw) -> np.ndarray:
     return correlate_valid(np.pad(x, pads), k_oihw)
 
 
-def depthwise_correlate_valid(x_chw, k_cmhw) -> np.ndarray:
+def depthwise_correlate_valid(x_chw: ArrayLike, k_cmhw: ArrayLike) -> np.ndarray:
     """The documents' ``my_depthwise``: each channel correlated with its own kernels, kept apart.
 
     x: [..., C, H, W]; k: [C, M, kh, kw] -> [..., C, M, H', W'] (M kernels per channel).
@@ -67,10 +71,11 @@ def depthwise_correlate_valid(x_chw, k_cmhw) -> np.ndarray:
     x, k = _acc(x_chw), _acc(k_cmhw)
     kh, kw = k.shape[-2:]
     rois = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(-2, -1))
-    return np.einsum("...chwij,cmij->...cmhw", rois, k, optimize=True)
+    out: np.ndarray = np.einsum("...chwij,cmij->...cmhw", rois, k, optimize=True)
+    return out
 
 
-def matmul_1x1(x_chw, k_oi) -> np.ndarray:
+def matmul_1x1(x_chw: ArrayLike, k_oi: ArrayLike) -> np.ndarray:
     """The documents' ``mutil_in_out_1x1``: a 1x1 convolution as one matrix product.
 
     x: [..., C, H, W]; k: [O, C] (or [O, C, 1, 1]) -> [..., O, H, W].
@@ -79,10 +84,11 @@ def matmul_1x1(x_chw, k_oi) -> np.ndarray:
     k = _acc(k_oi)
     k = k.reshape(k.shape[0], -1)
     rows = x.reshape(x.shape[:-3] + (x.shape[-3], -1))  # [..., C, H*W]
-    return (k @ rows).reshape(x.shape[:-3] + (k.shape[0],) + x.shape[-2:])
+    out: np.ndarray = k @ rows
+    return out.reshape(x.shape[:-3] + (k.shape[0],) + x.shape[-2:])
 
 
-def fill_zeros(x_chw, stride: int = 2) -> np.ndarray:
+def fill_zeros(x_chw: ArrayLike, stride: int = 2) -> np.ndarray:
     """The documents' ``fill_zeros``: values at ``stride*j + 1`` of a ``stride*n + 1`` grid.
 
     That is ``interleave_zeros`` with one zero of padding on every side;
@@ -102,7 +108,14 @@ def _pad_or_crop(a: np.ndarray, axis: int, before: int, after: int) -> np.ndarra
     return np.pad(a, widths)
 
 
-def transposed_by_zero_insertion(y_chw, k_oihw, stride, dilation, pad_before, out_hw) -> np.ndarray:
+def transposed_by_zero_insertion(
+    y_chw: ArrayLike,
+    k_oihw: ArrayLike,
+    stride: int | Sequence[int],
+    dilation: int | Sequence[int],
+    pad_before: Sequence[int],
+    out_hw: Sequence[int],
+) -> np.ndarray:
     """Transposed convolution the documents' way: insert zeros, pad, correlate, crop.
 
     y: [..., I, n_h, n_w], the transposed convolution's input; k: [O, I, kh, kw],
@@ -122,7 +135,7 @@ def transposed_by_zero_insertion(y_chw, k_oihw, stride, dilation, pad_before, ou
     return correlate_valid(z, kd)
 
 
-def convolve_valid(x_chw, k_oihw) -> np.ndarray:
+def convolve_valid(x_chw: ArrayLike, k_oihw: ArrayLike) -> np.ndarray:
     """Multi-channel valid *convolution* (kernel flipped), with ``scipy.signal.convolve``.
 
     The documents' ``my_dialateconv2d`` relies on scipy's convolution rather than
@@ -144,7 +157,7 @@ def convolve_valid(x_chw, k_oihw) -> np.ndarray:
     return out.reshape(lead + out.shape[1:])
 
 
-def dilated_convolve_valid(x_chw, k_oihw, rate) -> np.ndarray:
+def dilated_convolve_valid(x_chw: ArrayLike, k_oihw: ArrayLike, rate: int | Sequence[int]) -> np.ndarray:
     """The documents' ``my_dialateconv2d``: insert ``rate - 1`` zeros in the kernel, then convolve.
 
     x: [..., C, H, W]; k: [O, C, kh, kw], a *convolution* kernel; rate: int or (rh, rw).

@@ -25,8 +25,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from harness.conv.dtypes import exact_integer_limit, is_integer, unit_roundoff
 
@@ -66,8 +68,8 @@ class Bound:
 def bound_for(
     op: Callable[..., np.ndarray],
     arrays: Mapping[str, np.ndarray],
-    attrs: Mapping,
-    dtype,
+    attrs: Mapping[str, Any],
+    dtype: DTypeLike,
     override: Override | None = None,
 ) -> Bound:
     """The bound for comparing outputs of ``op(*arrays, **attrs)``.

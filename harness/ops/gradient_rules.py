@@ -16,6 +16,7 @@ arrays and ``dy`` arrive in the accumulator dtype (``harness.ops.gradients`` con
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -24,7 +25,7 @@ from harness.conv.padding import raw_op_window_args
 from harness.ops.spec import Arrays, OpSpec
 
 
-def raw_attrs(spec: OpSpec, attrs: Mapping, fmt: str | None = None) -> dict:
+def raw_attrs(spec: OpSpec, attrs: Mapping[str, Any], fmt: str | None = None) -> dict[str, Any]:
     """An op's window attributes (already accepted by its reference) as the keyword arguments of the raw backprop
     ops (4-long lists, EXPLICIT + a flat list), for data in ``fmt`` (default: the op's data_format)."""
     fmt = fmt or spec.data_format(attrs)
@@ -32,7 +33,9 @@ def raw_attrs(spec: OpSpec, attrs: Mapping, fmt: str | None = None) -> dict:
     return {"strides": s4, "padding": name, "explicit_paddings": flat, "data_format": fmt, "dilations": d4}
 
 
-def _conv2d_pair(x, w_hwio, dy, raw: dict) -> tuple[np.ndarray, np.ndarray]:
+def _conv2d_pair(
+    x: np.ndarray, w_hwio: np.ndarray, dy: np.ndarray, raw: dict[str, Any]
+) -> tuple[np.ndarray, np.ndarray]:
     """(d_input, d_filter) of conv2d in raw-op form; x and dy in raw["data_format"]."""
     return (
         reference.conv2d_backprop_input(list(x.shape), w_hwio, dy, **raw),
@@ -40,20 +43,22 @@ def _conv2d_pair(x, w_hwio, dy, raw: dict) -> tuple[np.ndarray, np.ndarray]:
     )
 
 
-def _depthwise_pair(x, w_hwim, dy, raw: dict) -> tuple[np.ndarray, np.ndarray]:
+def _depthwise_pair(
+    x: np.ndarray, w_hwim: np.ndarray, dy: np.ndarray, raw: dict[str, Any]
+) -> tuple[np.ndarray, np.ndarray]:
     return (
         reference.depthwise_conv2d_native_backprop_input(list(x.shape), w_hwim, dy, **raw),
         reference.depthwise_conv2d_native_backprop_filter(x, list(w_hwim.shape), dy, **raw),
     )
 
 
-def conv2d(spec: OpSpec, a: Arrays, attrs: Mapping, dy) -> dict:
-    data, filt = spec.data.name, spec.filter.name
+def conv2d(spec: OpSpec, a: Arrays, attrs: Mapping[str, Any], dy: np.ndarray) -> dict[str, np.ndarray]:
+    data, filt = spec.data.name, spec.kernel_operand.name
     dx, dw = _conv2d_pair(a[data], a[filt], dy, raw_attrs(spec, attrs))  # atrous_conv2d: rate as dilations
     return {data: dx, filt: dw}
 
 
-def depthwise_conv2d(spec: OpSpec, a: Arrays, attrs: Mapping, dy) -> dict:
+def depthwise_conv2d(spec: OpSpec, a: Arrays, attrs: Mapping[str, Any], dy: np.ndarray) -> dict[str, np.ndarray]:
     dx, dw = _depthwise_pair(a["input"], a["filter"], dy, raw_attrs(spec, attrs))
     return {"input": dx, "filter": dw}
 
@@ -63,15 +68,15 @@ def _on_height_1(layout: str) -> str:
     return layout if "H" in layout else layout.replace("W", "HW")
 
 
-def transposed(spec: OpSpec, a: Arrays, attrs: Mapping, dy) -> dict:
+def transposed(spec: OpSpec, a: Arrays, attrs: Mapping[str, Any], dy: np.ndarray) -> dict[str, np.ndarray]:
     """A transposed convolution y = T(x, w) is the input gradient of the forward convolution: its adjoint in x is
     that forward correlation, conv2d(dy, w) with w's [*kernel, O, I] read as [*kernel, in, out], and its gradient in
     w is conv2d_backprop_filter with dy as the convolution's input and x as out_backprop. 1-D ops (conv1d_transpose)
     run on a height-1 image."""
-    fmt, w_layout = spec.data_format(attrs), spec.filter.layout
+    fmt, w_layout = spec.data_format(attrs), spec.kernel_operand.layout
     fmt2, w_layout2 = _on_height_1(fmt), _on_height_1(w_layout)
     x = layouts.convert(a[spec.data.name], fmt, fmt2)
-    w = layouts.convert(a[spec.filter.name], w_layout, w_layout2)
+    w = layouts.convert(a[spec.kernel_operand.name], w_layout, w_layout2)
     dy2 = layouts.convert(dy, fmt, fmt2)
     strides, dilations, pad = spec.window_attrs(attrs)
     if fmt2 != fmt:  # the height axis: stride 1, dilation 1, no padding
@@ -86,11 +91,11 @@ def transposed(spec: OpSpec, a: Arrays, attrs: Mapping, dy) -> dict:
     )
     return {
         spec.data.name: layouts.convert(d_input, fmt2, fmt),
-        spec.filter.name: layouts.convert(d_filters, w_layout2, w_layout),
+        spec.kernel_operand.name: layouts.convert(d_filters, w_layout2, w_layout),
     }
 
 
-def conv1d(spec: OpSpec, a: Arrays, attrs: Mapping, dy) -> dict:
+def conv1d(spec: OpSpec, a: Arrays, attrs: Mapping[str, Any], dy: np.ndarray) -> dict[str, np.ndarray]:
     """conv2d's rule on a height-1 image: NWC / NCW -> NHWC and WIO -> HWIO insert H = 1."""
     fmt = spec.data_format(attrs)
     (stride,), (dilation,), pad = spec.window_attrs(attrs)
@@ -101,7 +106,7 @@ def conv1d(spec: OpSpec, a: Arrays, attrs: Mapping, dy) -> dict:
     return {"input": layouts.convert(dx_nhwc, "NHWC", fmt), "filters": layouts.convert(dw_hwio, "HWIO", "WIO")}
 
 
-def separable_conv2d(spec: OpSpec, a: Arrays, attrs: Mapping, dy) -> dict:
+def separable_conv2d(spec: OpSpec, a: Arrays, attrs: Mapping[str, Any], dy: np.ndarray) -> dict[str, np.ndarray]:
     """y = pointwise(z), z = depthwise(x): dz = the 1x1 conv2d's input gradient, then the depthwise pair."""
     fmt = spec.data_format(attrs)
     x, w_dw, w_pw = a["input"], a["depthwise_filter"], a["pointwise_filter"]

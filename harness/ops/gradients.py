@@ -13,8 +13,10 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from harness.conv import reference
 from harness.conv.dtypes import accumulator
@@ -38,7 +40,7 @@ def with_gradient() -> tuple[str, ...]:
     return tuple(name for name, spec in OPS.items() if spec.gradient is not None)
 
 
-def gradients(op: str, arrays: Arrays, attrs: Mapping, out_backprop) -> dict[str, np.ndarray]:
+def gradients(op: str, arrays: Arrays, attrs: Mapping[str, Any], out_backprop: ArrayLike) -> dict[str, np.ndarray]:
     """The gradient of ``sum(op(*arrays, **attrs) * out_backprop)`` w.r.t. every operand.
 
     arrays: operand name -> array, in the layouts the op takes (as ``harness.ops``);
@@ -76,7 +78,7 @@ def gradient_function(op: str, wrt: str) -> Callable[..., np.ndarray]:
     if wrt not in names:
         raise ValueError(f"gradient_function: argument 'wrt'={wrt!r} must be an operand of {op}: {', '.join(names)}")
 
-    def gradient(*args, **attrs):
+    def gradient(*args: Any, **attrs: Any) -> np.ndarray:
         *operands, out_backprop = args
         return gradients(op, dict(zip(names, operands)), attrs, out_backprop)[wrt]
 
@@ -100,23 +102,25 @@ class RawBackprop:
     """
 
     name: str
-    args: tuple
-    kwargs: dict
-    operands: dict
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    operands: dict[str, np.ndarray]
     run: Callable[..., np.ndarray]
 
     def reference(self) -> np.ndarray:
         return self.run(*self.operands.values(), **self.kwargs)
 
 
-def raw_backprop(op: str, wrt: str, arrays: Arrays, attrs: Mapping, out_backprop: np.ndarray) -> RawBackprop | None:
+def raw_backprop(
+    op: str, wrt: str, arrays: Arrays, attrs: Mapping[str, Any], out_backprop: np.ndarray
+) -> RawBackprop | None:
     """The raw backprop op call that gives ``d op / d wrt`` for these operands, attributes (resolved) and output
     gradient, or None when the op has none for that operand."""
     spec = get(op)
     name = spec.raw_backprop.get(wrt)
     if name is None:
         return None
-    data, filt = arrays[spec.data.name], arrays[spec.filter.name]
+    data, filt = arrays[spec.data.name], arrays[spec.kernel_operand.name]
     kwargs = raw_attrs(spec, attrs)
     impl = getattr(reference, name)
     if wrt == spec.data.name:  # backprop_input(input_sizes, filter, out_backprop)

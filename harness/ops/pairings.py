@@ -8,24 +8,29 @@ formulation that does not cover a configuration raises ``NotApplicable`` saying 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
 import numpy as np
 
 from harness.conv import layouts, textbook
-from harness.conv.padding import Window, windows
+from harness.conv.padding import ArgForms, Window, windows
 from harness.conv.reference import ATROUS_FORMS, CONV1D_FORMS, CONV2D_FORMS, DEPTHWISE_FORMS, TRANSPOSE_FORMS
 from harness.ops.spec import Arrays, Formulation, NotApplicable
 
 
-def formulation(name: str, run) -> Formulation:
+def formulation(name: str, run: Callable[[Arrays, dict[str, Any]], np.ndarray]) -> Formulation:
     return Formulation(name, run, (run.__doc__ or "").strip())
 
 
-def _windows(op: str, forms, x_nsc_shape, kernel, attrs, fmt) -> tuple[Window, ...]:
+def _windows(
+    op: str, forms: ArgForms, x_nsc_shape: tuple[int, ...], kernel: Sequence[int], attrs: Mapping[str, Any], fmt: str
+) -> tuple[Window, ...]:
     """Windows for the spatial axes of a channels-last shape, from attributes the reference accepted."""
     return windows(op, x_nsc_shape[1:-1], kernel, *forms.window_attrs(op, attrs, fmt))
 
 
-def _fmt(attrs: dict, default: str) -> str:
+def _fmt(attrs: dict[str, Any], default: str) -> str:
     return attrs.get("data_format") or default
 
 
@@ -49,7 +54,7 @@ def _correlate_nchw(x_nchw: np.ndarray, k_oihw: np.ndarray, wins: tuple[Window, 
     return _subsample(textbook.correlate_valid(_pad_chw(x_nchw, wins), k_dilated), wins)
 
 
-def correlate(a: Arrays, attrs: dict) -> np.ndarray:
+def correlate(a: Arrays, attrs: dict[str, Any]) -> np.ndarray:
     """corr2D_mutil_in / mutil_in_out on the padded input with the zero-inserted kernel, then subsampled."""
     fmt = _fmt(attrs, "NHWC")
     k_oihw = layouts.hwio_to_oihw(a["filters"])
@@ -59,7 +64,7 @@ def correlate(a: Arrays, attrs: dict) -> np.ndarray:
     return layouts.convert(_correlate_nchw(layouts.convert(a["input"], fmt, "NCHW"), k_oihw, wins), "NCHW", fmt)
 
 
-def correlate_height_1(a: Arrays, attrs: dict) -> np.ndarray:
+def correlate_height_1(a: Arrays, attrs: dict[str, Any]) -> np.ndarray:
     """The same correlation on a height-1 image: NWC -> NCHW and WIO -> OIHW insert H = 1."""
     fmt = _fmt(attrs, "NWC")
     (win,) = _windows(
@@ -72,7 +77,7 @@ def correlate_height_1(a: Arrays, attrs: dict) -> np.ndarray:
     return layouts.convert(y_nchw, "NCHW", fmt)
 
 
-def correlate_centered(a: Arrays, attrs: dict) -> np.ndarray:
+def correlate_centered(a: Arrays, attrs: dict[str, Any]) -> np.ndarray:
     """The documents' compute_conv: pad k//2 all round and correlate (SAME, stride 1, odd kernel)."""
     fmt = _fmt(attrs, "NHWC")
     k_oihw = layouts.hwio_to_oihw(a["filters"])
@@ -87,7 +92,7 @@ def correlate_centered(a: Arrays, attrs: dict) -> np.ndarray:
     return layouts.convert(y_nchw, "NCHW", fmt)
 
 
-def matmul_1x1(a: Arrays, attrs: dict) -> np.ndarray:
+def matmul_1x1(a: Arrays, attrs: dict[str, Any]) -> np.ndarray:
     """mutil_in_out_1x1: a 1x1 convolution is a matrix product over channels."""
     fmt = _fmt(attrs, "NHWC")
     w_hwio = a["filters"]
@@ -98,7 +103,7 @@ def matmul_1x1(a: Arrays, attrs: dict) -> np.ndarray:
     return layouts.convert(y_nchw, "NCHW", fmt)
 
 
-def _depthwise_nchw(x_nchw, w_hwim, wins) -> np.ndarray:
+def _depthwise_nchw(x_nchw: np.ndarray, w_hwim: np.ndarray, wins: tuple[Window, ...]) -> np.ndarray:
     k_imhw = layouts.convert(w_hwim, "HWIM", "IMHW")
     kd = layouts.dilate_kernel(k_imhw, [w.dilation for w in wins], "IMHW")
     y = _subsample(textbook.depthwise_correlate_valid(_pad_chw(x_nchw, wins), kd), wins)  # [N, C, M, H', W']
@@ -106,7 +111,7 @@ def _depthwise_nchw(x_nchw, w_hwim, wins) -> np.ndarray:
     return y.reshape(y.shape[0], -1, *y.shape[-2:])
 
 
-def depthwise_apart(a: Arrays, attrs: dict) -> np.ndarray:
+def depthwise_apart(a: Arrays, attrs: dict[str, Any]) -> np.ndarray:
     """my_depthwise: per-channel correlation, results kept apart, then laid out channel-major."""
     fmt = _fmt(attrs, "NHWC")
     x_nchw = layouts.convert(a["input"], fmt, "NCHW")
@@ -121,7 +126,7 @@ def depthwise_apart(a: Arrays, attrs: dict) -> np.ndarray:
     return layouts.convert(_depthwise_nchw(x_nchw, a["filter"], wins), "NCHW", fmt)
 
 
-def depthwise_then_matmul(a: Arrays, attrs: dict) -> np.ndarray:
+def depthwise_then_matmul(a: Arrays, attrs: dict[str, Any]) -> np.ndarray:
     """Depthwise (my_depthwise), then the 1x1 matrix product (mutil_in_out_1x1)."""
     fmt = _fmt(attrs, "NHWC")
     x_nchw = layouts.convert(a["input"], fmt, "NCHW")
@@ -133,7 +138,7 @@ def depthwise_then_matmul(a: Arrays, attrs: dict) -> np.ndarray:
     return layouts.convert(y_nchw, "NCHW", fmt)
 
 
-def zero_insertion(a: Arrays, attrs: dict) -> np.ndarray:
+def zero_insertion(a: Arrays, attrs: dict[str, Any]) -> np.ndarray:
     """my_deconv: insert zeros, pad, correlate with the 180-degree-rotated [out, in, h, w] kernel, crop."""
     fmt = _fmt(attrs, "NHWC")
     y_nchw = layouts.convert(a["input"], fmt, "NCHW")
@@ -151,7 +156,7 @@ def zero_insertion(a: Arrays, attrs: dict) -> np.ndarray:
     return layouts.convert(out, "NCHW", fmt)
 
 
-def scipy_dilated_convolve(a: Arrays, attrs: dict) -> np.ndarray:
+def scipy_dilated_convolve(a: Arrays, attrs: dict[str, Any]) -> np.ndarray:
     """my_dialateconv2d: a true convolution (scipy) with the zero-inserted, 180-degree-rotated kernel."""
     x_nhwc = a["value"]
     k_conv_oihw = layouts.rotate_180(layouts.hwio_to_oihw(a["filters"]), "OIHW")

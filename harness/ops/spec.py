@@ -10,14 +10,19 @@ its docstring).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from harness.conv.padding import ArgForms, Window, windows
+from harness.conv.padding import ArgForms, Padding, Window, windows
 
 Arrays = Mapping[str, np.ndarray]
+# One of the cases a case with a symbolic attribute stands for: (id suffix, attributes).
+Variant = tuple[str, dict[str, Any]]
+# A reference gradient rule (harness.ops.gradient_rules): (spec, arrays, attrs, dy) -> {operand: gradient}.
+GradientRule = Callable[["OpSpec", Arrays, Mapping[str, Any], np.ndarray], dict[str, np.ndarray]]
 
 # How a backend implements an op from a plain convolution and its transpose (harness.backends.base):
 #   conv: one correlation (groups 1); depthwise: a grouped correlation, one group per input channel;
@@ -47,7 +52,7 @@ class Formulation:
     """A textbook formulation paired with an op: ``run(arrays, attrs) -> output`` or NotApplicable."""
 
     name: str
-    run: Callable[[Arrays, dict], np.ndarray]
+    run: Callable[[Arrays, dict[str, Any]], np.ndarray]
     doc: str
 
 
@@ -77,38 +82,41 @@ class OpSpec:
     attrs: tuple[str, ...]
     required: tuple[str, ...]
     formats: tuple[str, ...]
-    reference: Callable
+    reference: Callable[..., np.ndarray]
     kind: str = "conv"
     forms: ArgForms = field(default_factory=ArgForms)
-    defaults: Mapping = field(default_factory=dict)
+    defaults: Mapping[str, Any] = field(default_factory=dict)
     textbook: tuple[Formulation, ...] = ()
-    gradient: Callable | None = None
+    gradient: GradientRule | None = None
     # operand -> the tf.raw_ops backprop op (a function of that name in harness.conv.reference and
     # harness.tf.wrappers) that computes its gradient from the same attributes (``harness.ops.gradients.raw_attrs``)
     raw_backprop: Mapping[str, str] = field(default_factory=dict)
     relations: tuple[str, ...] = ()  # the metamorphic relations checked on its cases (harness.selftest.relations)
     tf_kernels: tuple[str, ...] = ("Conv2D",)
     tf_gradient_kernels: tuple[str, ...] = ("Conv2DBackpropInput", "Conv2DBackpropFilter")
-    kernel_padding: Callable[[Mapping], str] | None = None
-    resolve: Callable[[OpSpec, Arrays, dict], dict] | None = None  # fills symbolic attributes at run time
-    expand: Callable[[OpSpec, Mapping[str, tuple], dict], list | None] | None = None  # one case -> variants
+    kernel_padding: Callable[[Mapping[str, Any]], str] | None = None
+    resolve: Callable[[OpSpec, Arrays, dict[str, Any]], dict[str, Any]] | None = (
+        None  # fills symbolic attributes at run time
+    )
+    # one case -> its variants
+    expand: Callable[[OpSpec, Mapping[str, tuple[int, ...]], dict[str, Any]], list[Variant] | None] | None = None
     symbolic: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # attr -> allowed symbolic values
     positional: tuple[str, ...] = ()
     api: str = ""
     output_layout: str = ""
     doc: str = ""
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"OpSpec {self.name!r}: kind {self.kind!r} is not one of {', '.join(KINDS)}")
 
     # --- operands and layouts -----------------------------------------------------------
 
-    def data_format(self, attrs: Mapping) -> str:
+    def data_format(self, attrs: Mapping[str, Any]) -> str:
         fmt = attrs.get("data_format")
         return self.formats[0] if fmt is None else fmt
 
-    def output_format(self, attrs: Mapping) -> str:
+    def output_format(self, attrs: Mapping[str, Any]) -> str:
         """The output's layout: the data_format, or the filter layout of a filter gradient."""
         return self.output_layout or self.data_format(attrs)
 
@@ -132,49 +140,56 @@ class OpSpec:
         return next((o for o in self.operands if o.kind == "filter"), None)
 
     @property
+    def kernel_operand(self) -> Operand:
+        """``filter`` for an op that has one: ValueError naming the op for a filter gradient."""
+        if self.filter is None:
+            raise ValueError(f"{self.name} has no filter operand (its kernel is an attribute)")
+        return self.filter
+
+    @property
     def rank(self) -> int:
         """The number of axes of the data operand (4 for 2-D convolutions, 3 for 1-D)."""
         return len(self.formats[0])
 
     # --- attributes ---------------------------------------------------------------------
 
-    def resolved(self, arrays: Arrays, attrs: Mapping) -> dict:
+    def resolved(self, arrays: Arrays, attrs: Mapping[str, Any]) -> dict[str, Any]:
         """The attributes as passed to the op: symbolic values (``output_shape: smallest``) filled in."""
         return self.resolve(self, arrays, dict(attrs)) if self.resolve else dict(attrs)
 
-    def variants(self, shapes: Mapping[str, tuple], attrs: Mapping) -> list | None:
+    def variants(self, shapes: Mapping[str, tuple[int, ...]], attrs: Mapping[str, Any]) -> list[Variant] | None:
         """The cases one case with symbolic attributes stands for, from operand shapes; None when it has none."""
         return self.expand(self, shapes, dict(attrs)) if self.expand else None
 
-    def window_attrs(self, attrs: Mapping):
+    def window_attrs(self, attrs: Mapping[str, Any]) -> tuple[tuple[int, ...], tuple[int, ...], Padding]:
         """(strides, dilations, padding), one value per spatial axis, from attributes the reference accepted (by
         this op's own argument names: ``stride`` / ``strides``, ``dilations`` / ``rate``)."""
         return self.forms.window_attrs(self.name, attrs, self.data_format(attrs))
 
-    def windows(self, sizes, kernels, attrs: Mapping) -> tuple[Window, ...]:
+    def windows(self, sizes: Sequence[int], kernels: Sequence[int], attrs: Mapping[str, Any]) -> tuple[Window, ...]:
         """The windows of the spatial axes of ``sizes`` (the input's, for a transposed op the forward input's) and
         ``kernels``, from accepted attributes."""
         return windows(self.name, sizes, kernels, *self.window_attrs(attrs))
 
-    def tf_padding_kind(self, attrs: Mapping) -> str:
+    def tf_padding_kind(self, attrs: Mapping[str, Any]) -> str:
         """ "explicit" or "named": the kind of padding ``tf_kernels`` are called with for these attributes."""
         if self.kernel_padding is not None:
             return self.kernel_padding(attrs)
         return "named" if isinstance(attrs.get("padding", "SAME"), str) else "explicit"
 
-    def arguments(self, arrays: Arrays, attrs: Mapping) -> tuple[tuple, dict]:
+    def arguments(self, arrays: Arrays, attrs: Mapping[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """(positional, keyword) arguments of a call: the operands (or ``positional``) in order, then the other
         attributes by keyword."""
         names = self.positional or tuple(o.name for o in self.operands)
         given = {**attrs, **arrays}
         return tuple(given[n] for n in names), {k: v for k, v in attrs.items() if k not in names}
 
-    def call(self, impl: Callable, arrays: Arrays, attrs: Mapping) -> np.ndarray:
+    def call(self, impl: Callable[..., np.ndarray], arrays: Arrays, attrs: Mapping[str, Any]) -> np.ndarray:
         """Call a tf.nn-style implementation (the op's signature) with ``arguments(arrays, attrs)``."""
         args, kwargs = self.arguments(arrays, attrs)
         return impl(*args, **kwargs)
 
-    def by_operands(self, impl: Callable) -> Callable[..., np.ndarray]:
+    def by_operands(self, impl: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
         """``impl`` as ``f(*operands, **attrs)``, operands in ``operands`` order (as ``bound_for`` calls it)."""
         if not self.positional:
             return impl

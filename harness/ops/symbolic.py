@@ -10,21 +10,24 @@ when the file is loaded). Rank-generic: the spatial axes are the data_format's l
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from harness.conv.padding import transpose_output_sizes
-from harness.ops.spec import Arrays, OpSpec
+from harness.ops.spec import Arrays, OpSpec, Variant
 
 SYMBOLIC_OUTPUT_SHAPES = ("smallest", "largest", "all")
 SPATIAL_OUTPUT_SHAPES = ("smallest_spatial", "largest_spatial")  # for ops whose output_shape may be spatial sizes only
 
 
-def _accepted(spec: OpSpec, shapes: Mapping[str, tuple], attrs: Mapping) -> tuple[str, int, int, list[range]]:
+def _accepted(
+    spec: OpSpec, shapes: Mapping[str, tuple[int, ...]], attrs: Mapping[str, Any]
+) -> tuple[str, int, int, list[range]]:
     """(data_format, batch, out_channels, accepted output sizes per spatial axis) of a transposed case."""
     fmt = spec.data_format(attrs)
     spatial = [c for c in fmt if c not in "NC"]
     x_shape = dict(zip(fmt, shapes[spec.data.name]))
-    w_shape = dict(zip(spec.filter.layout, shapes[spec.filter.name]))
+    w_shape = dict(zip(spec.kernel_operand.layout, shapes[spec.kernel_operand.name]))
     strides, dilations, pad = spec.window_attrs(attrs)
     pads = [pad] * len(spatial) if isinstance(pad, str) else pad
     sizes = [
@@ -36,12 +39,12 @@ def _accepted(spec: OpSpec, shapes: Mapping[str, tuple], attrs: Mapping) -> tupl
     return fmt, x_shape["N"], w_shape["O"], sizes
 
 
-def _shape(fmt: str, batch: int, channels: int, sizes) -> list[int]:
+def _shape(fmt: str, batch: int, channels: int, sizes: Sequence[int]) -> list[int]:
     full = {"N": batch, "C": channels, **dict(zip([c for c in fmt if c not in "NC"], sizes))}
     return [full[c] for c in fmt]
 
 
-def resolve_output_shape(spec: OpSpec, arrays: Arrays, attrs: dict) -> dict:
+def resolve_output_shape(spec: OpSpec, arrays: Arrays, attrs: dict[str, Any]) -> dict[str, Any]:
     """``output_shape: smallest | largest``: the smallest / largest shape TensorFlow accepts, in data_format order;
     ``smallest_spatial | largest_spatial``: its spatial sizes alone."""
     choice = attrs.get("output_shape")
@@ -54,12 +57,14 @@ def resolve_output_shape(spec: OpSpec, arrays: Arrays, attrs: dict) -> dict:
     return {**attrs, "output_shape": _shape(fmt, batch, channels, picked)}
 
 
-def expand_output_shape(spec: OpSpec, shapes: Mapping[str, tuple], attrs: dict):
+def expand_output_shape(
+    spec: OpSpec, shapes: Mapping[str, tuple[int, ...]], attrs: dict[str, Any]
+) -> list[Variant] | None:
     """``output_shape: all``: one (suffix, attributes) variant per output shape TensorFlow accepts; None otherwise."""
     if attrs.get("output_shape") != "all":
         return None
     fmt, batch, channels, sizes = _accepted(spec, shapes, attrs)
-    variants = [[]]
+    variants: list[list[int]] = [[]]
     for accepted in sizes:
         variants = [v + [n] for v in variants for n in accepted]
     return [

@@ -20,6 +20,7 @@ complete).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -38,7 +39,7 @@ from harness.ops.symbolic import (
 _DEPTHWISE_GRADIENT = ("DepthwiseConv2dNativeBackpropInput", "DepthwiseConv2dNativeBackpropFilter")
 
 
-def _space_to_batch_padding(attrs: Mapping) -> str:
+def _space_to_batch_padding(attrs: Mapping[str, Any]) -> str:
     """depthwise / separable: tf.nn dilates through space_to_batch, which pads itself and calls the kernel with VALID;
     only an undilated call passes explicit padding on."""
     if isinstance(attrs.get("padding", "SAME"), str):
@@ -203,7 +204,7 @@ OPS: dict[str, OpSpec] = {
 }
 
 
-def _raw_padding(attrs: Mapping) -> str:
+def _raw_padding(attrs: Mapping[str, Any]) -> str:
     return "explicit" if attrs.get("padding") == "EXPLICIT" else "named"
 
 
@@ -291,7 +292,7 @@ def get(name: str) -> OpSpec:
         raise ValueError(f"unknown op {name!r}; known ops: {', '.join([*OPS, *RAW_OPS])}") from None
 
 
-def kernel_fits(spec: OpSpec, shapes: Mapping[str, tuple], attrs: Mapping) -> bool:
+def kernel_fits(spec: OpSpec, shapes: Mapping[str, tuple[Any, ...]], attrs: Mapping[str, Any]) -> bool:
     """Whether every dilated kernel fits its padded input: padded size >= (k - 1) * d + 1 on every spatial axis.
 
     Computed from the attributes as written, on purpose without ``harness.conv.padding`` (the code under test): the
@@ -304,12 +305,12 @@ def kernel_fits(spec: OpSpec, shapes: Mapping[str, tuple], attrs: Mapping) -> bo
         return True
     fmt = spec.data_format(attrs)
     spatial = [i for i, c in enumerate(fmt) if c not in "NC"]
-    x_shape, w_shape = shapes[spec.data.name], shapes[spec.filter.name]
+    x_shape, w_shape = shapes[spec.data.name], shapes[spec.kernel_operand.name]
     padding = attrs.get("padding", "SAME")
     try:
         dilations = _per_spatial_axis(attrs.get(spec.forms.dilation_arg), fmt)
         for j, axis in enumerate(spatial):
-            k_eff = (w_shape[spec.filter.layout.index(fmt[axis])] - 1) * dilations[j] + 1
+            k_eff = (w_shape[spec.kernel_operand.layout.index(fmt[axis])] - 1) * dilations[j] + 1
             if padding == "SAME":
                 continue
             before, after = (0, 0) if padding == "VALID" else padding[axis]
@@ -320,7 +321,7 @@ def kernel_fits(spec: OpSpec, shapes: Mapping[str, tuple], attrs: Mapping) -> bo
     return True
 
 
-def _per_spatial_axis(value, fmt: str) -> list[int]:
+def _per_spatial_axis(value: Any, fmt: str) -> list[int]:
     """A dilations / rate value as written (None, an int, or a list of 1, one per spatial axis, or the full rank)."""
     n = len(fmt) - 2
     if value is None:

@@ -145,7 +145,8 @@ def merge_environments(sources) -> tuple[dict, list | None]:
 
 def _records(sources) -> tuple[list[dict], list[dict]]:
     """Every record with its ``source``, and the items recorded by more than one run."""
-    records, where = [], {}
+    records: list[dict] = []
+    where: dict[tuple, list[tuple]] = {}
     for d, run in sources:
         for rec in run.records:
             records.append({**rec, "source": d})

@@ -248,7 +248,9 @@ def stale_per_entry(records: Iterable[Mapping], per_entry_ids: Iterable[str]) ->
     the whole registry (the plugin skips a share or a selection; ``harness report --merge`` checks the union).
     """
     known = set(per_entry_ids)
-    matched, diverged, ran_repros = set(), set(), False
+    matched: set[str] = set()
+    diverged: set[str] = set()
+    ran_repros = False
     for rec in records:
         if rec.get("kind") != "case" or rec.get("backend"):
             continue

@@ -447,8 +447,9 @@ def _chunk_seed(run_seed: int, op: str, chunk: int) -> int:
 def _failures_of(exc: BaseException) -> list[CaseFailure]:
     if isinstance(exc, CaseFailure):
         return [exc]
-    if isinstance(getattr(exc, "exceptions", None), tuple):  # an exception group: Hypothesis found distinct failures
-        return [f for e in exc.exceptions for f in _failures_of(e)]
+    group = getattr(exc, "exceptions", None)
+    if isinstance(group, tuple):  # an exception group: Hypothesis found distinct failures
+        return [f for e in group for f in _failures_of(e)]
     return []
 
 
@@ -590,7 +591,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"\n{'op':<20}{'examples':>10}{'rejected':>10}{'failures':>10}")
     for r in results:
         print(f"{r.op:<20}{len(r.tally.run):>10}{len(r.tally.rejected):>10}{len(r.failures):>10}")
-    total = Counter()
+    total: Counter[str] = Counter()
     for r in results:
         total.update(r.tally.divergences)
     print(

@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from harness.atomic import write_atomic
 from harness.conv.dtypes import DTYPES
@@ -237,7 +238,7 @@ MACHINE_FIELDS = (
 def machine_record(record: Mapping) -> dict:
     """The part of an environment record that describes the machine and what TensorFlow runs there: what
     ``harness machine --record`` writes and ``tests/machines/*.json`` keep, for replaying the divergence model."""
-    rec = {"recorded": time.strftime("%Y-%m-%d"), **{k: record.get(k) for k in MACHINE_FIELDS}}
+    rec: dict[str, Any] = {"recorded": time.strftime("%Y-%m-%d"), **{k: record.get(k) for k in MACHINE_FIELDS}}
     if rec["probe"]:
         rec["probe"] = {**rec["probe"], "source": f"measured; recorded {rec['recorded']}"}
     return rec
@@ -354,8 +355,9 @@ def _cache_path(tensorflow: str, onednn: bool, cpu: Cpu, cap: str | None, enviro
 @cache
 def _current(tensorflow: str, onednn: bool, cpu: Cpu, cap: str | None, environ: tuple) -> Environment:
     if tensorflow == "not installed":
-        probe = Probe(error="TensorFlow is not installed", source="not measured")
-        return Environment(tensorflow, onednn, cpu, cap, probe)
+        return Environment(
+            tensorflow, onednn, cpu, cap, Probe(error="TensorFlow is not installed", source="not measured")
+        )
     path = _cache_path(tensorflow, onednn, cpu, cap, environ)
     probe = _load(path)
     if probe is None:

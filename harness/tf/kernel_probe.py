@@ -27,6 +27,7 @@ import re
 import sys
 import tempfile
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -67,7 +68,7 @@ def _operands(kernel: str, dtype: str, valid: bool) -> tuple[dict, dict]:
     }[kernel]
 
 
-def _call(kernel: str, dtype: str, padding: str, valid: bool, tensor: Callable = None):
+def _call(kernel: str, dtype: str, padding: str, valid: bool, tensor: Callable[[str, np.ndarray], Any] | None = None):
     """``tf.raw_ops.<kernel>`` on the probe operands (``tensor`` makes each array a tensor; default tf.constant)."""
     tf = wrappers.tf()
     arrays, sizes = _operands(kernel, dtype, valid)

@@ -224,7 +224,8 @@ def cpu_isa_level(cpu: Cpu) -> str | None:
     best = [name for name, _, _ in _X86_LEVELS if reached[name]]
     # avx2_vnni(_2) and avx512_core are not ordered against each other; the AVX-512 branch is the higher one
     avx512 = [n for n in best if n.startswith("avx512")]
-    return (avx512 or best or [None])[-1]
+    ranked = avx512 or best
+    return ranked[-1] if ranked else None
 
 
 def caps_below(cpu: Cpu) -> tuple[str, ...]:
@@ -237,10 +238,10 @@ def caps_below(cpu: Cpu) -> tuple[str, ...]:
     return tuple(n.upper() for n in _chain_names() if n in chain and n != level)
 
 
-def _chain(level: str) -> list[str]:
+def _chain(level: str | None) -> list[str]:
     """``level`` and every x86 ISA it extends, highest first."""
     parents = {n: b for n, b, _ in _X86_LEVELS}
-    chain = []
+    chain: list[str] = []
     while level is not None:
         chain.append(level)
         level = parents[level]
