@@ -753,9 +753,14 @@ def _merge(args) -> int:
 def cmd_matrix(args) -> int:
     """The registry once per TensorFlow version and oneDNN mode, and the divergence atlas (``harness.matrix``)."""
     from harness import matrix
+    from harness.reports.atlas import AtlasError
 
+    if args.merge is not None:  # atlases only: anywhere, no cases/ needed
+        return _merge_atlases(args)
+    if args.allow_different_registries:
+        raise UsageError("--allow-different-registries goes with --merge")
     root = repository_root()
-    out = Path(args.out)
+    out = Path(args.out or "reports/matrix")
     try:
         if args.clean:
             removed = versions.clean(args.versions.split(",") if args.versions else ())
@@ -772,12 +777,46 @@ def cmd_matrix(args) -> int:
         built = matrix.run(
             specs, args.onednn.split(","), root, out, workers=args.workers, rerun=args.rerun, backends=args.backend
         )
-    except versions.VersionError as exc:
+    except (versions.VersionError, AtlasError) as exc:
         raise UsageError(str(exc)) from None
     failed = [c["key"] for c in built["columns"] if c["state"] != "ran"]
     if failed:
         print(f"not run: {', '.join(failed)} (see the atlas's Runs section)")
     print(f"{len(built['new'])} groups of new disagreements; wrote {out / 'atlas.json'} and {out / 'atlas.html'}")
+    return 0
+
+
+def _merge_atlases(args) -> int:
+    """``harness matrix --merge DIR [DIR ...] [--out DIR]`` (``harness.matrix.merge``)."""
+    from harness import matrix
+    from harness.reports.atlas import AtlasError
+
+    mixed = [
+        f"--{name}" for name in ("versions", "nightly", "rerun", "suggest", "clean", "backend") if getattr(args, name)
+    ]
+    if mixed:
+        raise UsageError(f"--merge runs nothing: it does not go with {', '.join(mixed)}")
+    seen: dict[Path, str] = {}
+    for name in args.merge:
+        path = Path(name)
+        if not path.exists():
+            raise UsageError(f"--merge {name}: no such directory or file")
+        if path.resolve() in seen:
+            raise UsageError(f"--merge: {seen[path.resolve()]} and {name} are the same atlas")
+        seen[path.resolve()] = name
+    out = Path(args.out or "reports/matrix-merged")
+    try:
+        built = matrix.merge([Path(name) for name in args.merge], out, args.allow_different_registries)
+    except AtlasError as exc:
+        raise UsageError(str(exc)) from None
+    for warning in built["warnings"]:
+        print(f"warning: {warning}")
+    ran = sum(c["state"] == "ran" for c in built["columns"])
+    print(
+        f"merged {len(args.merge)} atlases: {len(built['machines'])} machines ({'; '.join(built['machines'])}), "
+        f"{ran} of {len(built['columns'])} columns run, {len(built['divergences'])} entries"
+    )
+    print(f"wrote {out / 'atlas.json'} and {out / 'atlas.html'}")
     return 0
 
 
@@ -1008,7 +1047,13 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--nightly", action="store_true", help="also run tf-nightly")
     p.add_argument("--onednn", default="1,0", metavar="MODES", help="oneDNN modes, e.g. 1,0 (default) or 1")
-    p.add_argument("--out", default="reports/matrix", help="where runs and the atlas go (default: reports/matrix)")
+    p.add_argument(
+        "--out",
+        default=None,
+        metavar="DIR",
+        help="where runs and the atlas go (default: reports/matrix); with --merge, where the merged atlas goes "
+        "(default: reports/matrix-merged)",
+    )
     p.add_argument("-n", dest="workers", default="auto", help="pytest-xdist workers per run (default auto)")
     p.add_argument("--rerun", action="store_true", help="run combinations already run for this registry again")
     p.add_argument(
@@ -1028,6 +1073,19 @@ def parser() -> argparse.ArgumentParser:
         "--clean",
         action="store_true",
         help="remove the cached TensorFlow environments (those of --versions, or all); run nothing",
+    )
+    p.add_argument(
+        "--merge",
+        nargs="+",
+        metavar="DIR",
+        default=None,
+        help="merge the atlases of these matrix output directories (or atlas.json files) from several machines "
+        "and partial matrices into one (--out); run nothing",
+    )
+    p.add_argument(
+        "--allow-different-registries",
+        action="store_true",
+        help="with --merge: merge atlases of different cases/ (with a warning) instead of refusing",
     )
     p.set_defaults(func=cmd_matrix)
     return top

@@ -12,13 +12,17 @@ repro script for the smallest case of each new-disagreement group under ``<out>/
   changed is recorded as "registry changed" and runs again next time.
 * A version that cannot be installed or started is recorded as such (its column reads "errors"), and the matrix
   goes on.
+* Each combination's progress line counts its items by outcome (``atlas.outcome``): the failures of entries that do
+  not hold on that version are "not holding", apart from what failed.
 * ``suggest`` prints each entry's measured ``tensorflow_versions`` range from the atlas, without running anything.
+* ``merge`` merges the atlases of several machines and partial matrices into one (``atlas.merge``).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import platform
 import re
 import subprocess
 import sys
@@ -33,7 +37,7 @@ from harness.registry import divergences
 from harness.registry.cases import DIVERGENCES_FILE, Case, item_case_id, split_case_id
 from harness.registry.loader import fingerprint, load_file
 from harness.reports import atlas, compare, repro, results
-from harness.tf import environment, versions
+from harness.tf import environment, machine, versions
 
 STATE_FILE = "matrix.json"
 STATE_SCHEMA = 1
@@ -46,8 +50,7 @@ class Combination:
 
     @property
     def key(self) -> str:
-        name = re.sub(r"[^\w.]+", "_", self.spec).strip("_")  # an interpreter's path: one directory name
-        return f"tf{name}-onednn-{atlas.mode_name(self.onednn)}"
+        return atlas.column_key(self.spec, self.onednn)
 
     @property
     def numbered(self) -> bool:
@@ -112,6 +115,8 @@ def run_one(
         and old.get("backends", []) == list(backends)
         and (directory / results.RESULTS_JSON).exists()
     ):
+        if "outcomes" not in old:  # recorded before outcomes were
+            old = _write_state(directory, {**old, "outcomes": atlas.outcome_counts(results.load(directory))})
         return {**old, "resumed": True}
     base = {
         "schema": STATE_SCHEMA,
@@ -200,7 +205,24 @@ def run_one(
             "onednn_version": probe.get("onednn_version"),
             "python": python,
             "counts": run.counts(),
+            "outcomes": atlas.outcome_counts(run),
         },
+    )
+
+
+def progress_line(i: int, total: int, key: str, state: dict) -> str:
+    """The line ``run`` prints when combination ``i`` of ``total`` is done: its state, TensorFlow version, items by
+    outcome (``atlas.outcome``: the cases of entries that do not hold there are not failures) and time."""
+    outcomes = state.get("outcomes") or {}
+    names = {"not holding": "not holding (an entry applied, TensorFlow agreed)"}
+    figures = ", ".join(f"{n} {names.get(o, o)}" for o, n in outcomes.items() if n)
+    how = "already run for this registry" if state.get("resumed") else f"{state.get('seconds', 0):.0f} s"
+    return (
+        f"[{i}/{total}] {key}: {state['state']}"
+        + (f", TensorFlow {state['tensorflow']}" if state.get("tensorflow") else "")
+        + (f": {figures}" if figures else "")
+        + (f"; {state['error']}" if state.get("error") else "")
+        + f" ({how})"
     )
 
 
@@ -227,18 +249,7 @@ def run(
     for i, combo in enumerate(combos, 1):
         print(f"[{i}/{len(combos)}] {combo.key} ...", file=log, flush=True)
         state = run_one(combo, root, out, registry, workers, rerun, log, backends)
-        counts = state.get("counts") or {}
-        figures = ", ".join(f"{counts[s]} {s}" for s in ("passed", "xfailed", "failed", "skipped") if counts.get(s))
-        how = "already run for this registry" if state.get("resumed") else f"{state.get('seconds', 0):.0f} s"
-        print(
-            f"[{i}/{len(combos)}] {combo.key}: {state['state']}"
-            + (f", TensorFlow {state['tensorflow']}" if state.get("tensorflow") else "")
-            + (f": {figures}" if figures else "")
-            + (f"; {state['error']}" if state.get("error") else "")
-            + f" ({how})",
-            file=log,
-            flush=True,
-        )
+        print(progress_line(i, len(combos), combo.key, state), file=log, flush=True)
     built = write_atlas(root, out, [c.key for c in combos])
     print(
         f"matrix: {len(combos)} combinations in {time.monotonic() - total_start:.0f} s; atlas: {out / 'atlas.html'}",
@@ -265,7 +276,7 @@ def write_atlas(root: Path, out: Path, keys: Sequence[str] | None = None) -> dic
     columns = _columns(out, keys, registry)
     runs = {c["key"]: results.load(out / "runs" / c["key"]) for c in columns if c["state"] == "ran"}
     known = divergences.load(root / "cases" / DIVERGENCES_FILE, root, scope=None)[0]
-    rows = results.divergence_rows(known)
+    rows = [{**row, "backend": d.backend} for row, d in zip(results.divergence_rows(known), known)]
     changes = []
     for mode in ("1", "0"):
         chain = sorted(
@@ -289,12 +300,30 @@ def write_atlas(root: Path, out: Path, keys: Sequence[str] | None = None) -> dic
                     },
                 }
             )
-    built = atlas.build(columns, runs, rows, changes, generated=results.now())
+    host = next(iter(runs.values())).environment if runs else _this_machine()
+    built = atlas.build(columns, runs, rows, changes, generated=results.now(), machine=host, registry=registry)
     _write_repros(root, out, built, runs)
     out.mkdir(parents=True, exist_ok=True)
     atomic.write_atomic(out / "atlas.json", atlas.dumps(built))
     atomic.write_atomic(out / "atlas.html", atlas.render(built))
     return built
+
+
+def _this_machine() -> dict:
+    """This machine as an environment record has it (``atlas.machine_of`` reads it), for an atlas none of whose
+    runs completed; {} when its CPU cannot be read."""
+    try:
+        cpu = machine.read_cpu()
+    except machine.MachineError:
+        return {}
+    return {
+        "cpu_model": cpu.model,
+        "cpu_vendor": cpu.vendor,
+        "cpu_isa_level": machine.cpu_isa_level(cpu),
+        "onednn_isa_cap": machine.isa_cap(),
+        "machine": platform.machine(),
+        "platform": platform.platform(),
+    }
 
 
 def _find(root: Path, item_id: str) -> tuple[Case, str] | None:
@@ -333,12 +362,28 @@ def _write_repros(root: Path, out: Path, built: dict, runs: dict) -> None:
             rep["script"] = str(path.relative_to(out))
 
 
+def read_atlas(path: Path) -> dict:
+    """The atlas in ``path`` (a matrix's output directory, or its atlas.json); ``atlas.AtlasError`` naming the path
+    when there is none or it is not an atlas."""
+    file = path / "atlas.json" if path.is_dir() else path
+    try:
+        built = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise atlas.AtlasError(f"{file}: cannot read the atlas ({exc}); run `harness matrix` first") from None
+    return atlas.upgrade(built, str(file))
+
+
 def suggest(out: Path) -> list[str]:
     """The ``--suggest`` lines, from ``<out>/atlas.json``."""
-    try:
-        built = json.loads((out / "atlas.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise versions.VersionError(
-            f"{out / 'atlas.json'}: cannot read the atlas ({exc}); run `harness matrix` first"
-        ) from None
-    return atlas.suggestions(built)
+    return atlas.suggestions(read_atlas(out))
+
+
+def merge(sources: Sequence[Path], out: Path, allow_different_registries: bool = False) -> dict:
+    """Merge the atlases in ``sources`` (matrix output directories or atlas.json files, oldest first) into
+    ``<out>/atlas.json`` and ``atlas.html`` (``out`` may be one of them: all are read first); the merged atlas."""
+    read = [(str(path), read_atlas(path)) for path in sources]
+    built = atlas.merge(read, allow_different_registries, generated=results.now())
+    out.mkdir(parents=True, exist_ok=True)
+    atomic.write_atomic(out / "atlas.json", atlas.dumps(built))
+    atomic.write_atomic(out / "atlas.html", atlas.render(built))
+    return built
