@@ -31,7 +31,7 @@ def conv2d(input, filters, strides, padding, data_format="NHWC", dilations=None)
     elif isinstance(padding, str):
         raise ValueError(f"padding={padding!r}: expected SAME, VALID or [[0, 0], [top, bottom], [left, right], [0, 0]]")
     else:  # explicit, in NHWC order
-        pairs = [tuple(int(v) for v in pair) for pair in padding]
+        pairs = [(int(before), int(after)) for before, after in padding]
         if len(pairs) != 4 or pairs[0] != (0, 0) or pairs[3] != (0, 0):
             raise ValueError(f"padding={padding!r}: explicit padding is [[0, 0], [top, bottom], [left, right], [0, 0]]")
         pads = [pairs[1], pairs[2]]
