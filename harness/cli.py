@@ -817,6 +817,12 @@ def _merge_atlases(args) -> int:
         f"{ran} of {len(built['columns'])} columns run, {len(built['divergences'])} entries"
     )
     print(f"wrote {out / 'atlas.json'} and {out / 'atlas.html'}")
+    new = built.get("new") or []
+    if args.fail_on_new and new:
+        print(f"{len(new)} groups of new disagreements (no known divergence explains them):")
+        for group in new:
+            print(f"  {group.get('key')}")
+        return 1
     return 0
 
 
@@ -1086,6 +1092,11 @@ def parser() -> argparse.ArgumentParser:
         "--allow-different-registries",
         action="store_true",
         help="with --merge: merge atlases of different cases/ (with a warning) instead of refusing",
+    )
+    p.add_argument(
+        "--fail-on-new",
+        action="store_true",
+        help="with --merge: exit 1 when the merged atlas has new disagreements (failures no known divergence explains)",
     )
     p.set_defaults(func=cmd_matrix)
     return top

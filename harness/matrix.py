@@ -378,10 +378,47 @@ def suggest(out: Path) -> list[str]:
     return atlas.suggestions(read_atlas(out))
 
 
+def atlas_of_run(directory: Path) -> dict:
+    """The one-column atlas of a run that ``harness matrix`` did not make (a CI job's ``harness verify``, or its
+    shards merged by ``harness report --merge``): the column is the TensorFlow version and oneDNN mode it ran."""
+    run = results.load(directory)
+    env = run.environment
+    spec, onednn = str(env.get("tensorflow") or "unknown"), str(env.get("onednn") or "1")
+    column = {
+        "schema": STATE_SCHEMA,
+        "key": atlas.column_key(spec, onednn),
+        "spec": spec,
+        "onednn": onednn,
+        "registry": run.run.get("registry"),
+        "backends": [],
+        "state": "ran",
+        "error": None,
+        "exitstatus": run.run.get("exitstatus"),
+        "seconds": run.run.get("seconds"),
+        "tensorflow": env.get("tensorflow"),
+        "onednn_version": (env.get("probe") or {}).get("onednn_version"),
+        "counts": run.counts(),
+        "outcomes": atlas.outcome_counts(run),
+    }
+    rows = [{**row, "backend": row.get("backend")} for row in run.divergences]
+    return atlas.build(
+        [column], {column["key"]: run}, rows, [], generated=results.now(), machine=env, registry=run.run.get("registry")
+    )
+
+
+def _read_any(path: Path) -> dict:
+    """An atlas (a matrix output directory or atlas.json), or a run directory's one-column atlas."""
+    path = Path(path)
+    if path.is_dir() and not (path / "atlas.json").is_file() and (path / results.RESULTS_JSON).is_file():
+        return atlas_of_run(path)
+    return read_atlas(path)
+
+
 def merge(sources: Sequence[Path], out: Path, allow_different_registries: bool = False) -> dict:
-    """Merge the atlases in ``sources`` (matrix output directories or atlas.json files, oldest first) into
-    ``<out>/atlas.json`` and ``atlas.html`` (``out`` may be one of them: all are read first); the merged atlas."""
-    read = [(str(path), read_atlas(path)) for path in sources]
+    """Merge the atlases in ``sources`` (matrix output directories, atlas.json files, or run directories:
+    ``atlas_of_run``; oldest first) into ``<out>/atlas.json`` and ``atlas.html`` (``out`` may be one of them: all
+    are read first); the merged atlas."""
+    read = [(str(path), _read_any(path)) for path in sources]
     built = atlas.merge(read, allow_different_registries, generated=results.now())
     out.mkdir(parents=True, exist_ok=True)
     atomic.write_atomic(out / "atlas.json", atlas.dumps(built))
