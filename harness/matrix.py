@@ -365,7 +365,7 @@ def _write_repros(root: Path, out: Path, built: dict, runs: dict) -> None:
 def read_atlas(path: Path) -> dict:
     """The atlas in ``path`` (a matrix's output directory, or its atlas.json); ``atlas.AtlasError`` naming the path
     when there is none or it is not an atlas."""
-    file = path / "atlas.json" if path.is_dir() else path
+    file = path if path.is_file() else path / "atlas.json"
     try:
         built = json.loads(file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:

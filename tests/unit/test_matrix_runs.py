@@ -8,6 +8,7 @@ import re
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 from packaging.version import Version
 from support import ROOT
@@ -15,6 +16,7 @@ from support import ROOT
 from harness import cli, matrix
 from harness.registry.loader import fingerprint
 from harness.reports import results
+from harness.reports.atlas import AtlasError
 from harness.tf import versions
 
 COMBO = matrix.Combination("2.17", "1")
@@ -216,3 +218,10 @@ def test_bad_merge_input_is_one_line(tmp_path, monkeypatch, capsys):
         assert len(err.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
     code, out, _ = _cli(capsys, "matrix", "--merge", a, b, "--allow-different-registries", "--out", str(tmp_path / "o"))
     assert code == 0 and out.startswith("warning: the atlases are of different registries")
+
+
+def test_an_atlas_is_read_from_its_directory_or_its_file(tmp_path):
+    with pytest.raises(AtlasError, match=r"nowhere/atlas.json: cannot read the atlas"):
+        matrix.read_atlas(tmp_path / "nowhere")
+    (tmp_path / "a.json").write_text('{"schema": 2, "divergences": []}', encoding="utf-8")
+    assert matrix.read_atlas(tmp_path / "a.json")["divergences"] == []
