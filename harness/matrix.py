@@ -30,7 +30,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from harness import atomic
 from harness.registry import divergences
@@ -384,9 +384,10 @@ def atlas_of_run(directory: Path) -> dict:
     run = results.load(directory)
     env = run.environment
     spec, onednn = str(env.get("tensorflow") or "unknown"), str(env.get("onednn") or "1")
-    column = {
+    key = atlas.column_key(spec, onednn)
+    column: dict[str, Any] = {
         "schema": STATE_SCHEMA,
-        "key": atlas.column_key(spec, onednn),
+        "key": key,
         "spec": spec,
         "onednn": onednn,
         "registry": run.run.get("registry"),
@@ -402,7 +403,7 @@ def atlas_of_run(directory: Path) -> dict:
     }
     rows = [{**row, "backend": row.get("backend")} for row in run.divergences]
     return atlas.build(
-        [column], {column["key"]: run}, rows, [], generated=results.now(), machine=env, registry=run.run.get("registry")
+        [column], {key: run}, rows, [], generated=results.now(), machine=env, registry=run.run.get("registry")
     )
 
 

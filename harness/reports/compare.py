@@ -13,7 +13,7 @@ Pure functions over ``results.Run`` objects (no files, no clock, no TensorFlow):
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -41,8 +41,14 @@ def compare_runs(a: results.Run, b: results.Run, growth: float = 2.0, floor: flo
     """
     ra, rb = {r["id"]: r for r in a.records}, {r["id"]: r for r in b.records}
     both = [i for i in rb if i in ra]
-    out = {"only_a": sorted(set(ra) - set(rb)), "only_b": sorted(set(rb) - set(ra)),
-           "new_failures": [], "fixed": [], "changed": [], "error_growth": []}
+    out = {
+        "only_a": sorted(set(ra) - set(rb)),
+        "only_b": sorted(set(rb) - set(ra)),
+        "new_failures": [],
+        "fixed": [],
+        "changed": [],
+        "error_growth": [],
+    }
     for i in both:
         sa, sb = ra[i]["status"], rb[i]["status"]
         if sb in FAILING and sa not in FAILING:
@@ -85,6 +91,7 @@ def first_error(rec: dict) -> str:
 
 # --- two or more runs -----------------------------------------------------------------------
 
+
 def column_names(n: int) -> list[str]:
     """The runs' short names in the text: A, B, C, ... (1, 2, 3, ... past 26 runs)."""
     return [chr(ord("A") + k) for k in range(n)] if n <= 26 else [str(k + 1) for k in range(n)]
@@ -119,8 +126,9 @@ def statuses(run: results.Run) -> dict[str, str]:
     return {i: "+".join(s) for i, s in seen.items()}
 
 
-def compare_many(runs: Sequence[results.Run], labels: Sequence[str] | None = None, growth: float = 2.0,
-                 floor: float = 0.01) -> dict:
+def compare_many(
+    runs: Sequence[results.Run], labels: Sequence[str] | None = None, growth: float = 2.0, floor: float = 0.01
+) -> dict:
     """Two or more runs, in order (e.g. oldest TensorFlow first), as one JSON-ready dict (lists, no tuples)::
 
         {"runs":  [{"label", "records": n, "counts": results.Run.counts()}],             # one per run, in order
@@ -152,13 +160,25 @@ def compare_many(runs: Sequence[results.Run], labels: Sequence[str] | None = Non
     pairs = []
     for k in range(len(runs) - 1):
         diff = compare_runs(runs[k], runs[k + 1], growth=growth, floor=floor)
-        pairs.append({"a": labels[k], "b": labels[k + 1],
-                      **{key: [list(v) if isinstance(v, tuple) else v for v in value] for key, value in diff.items()}})
-    return {"runs": [{"label": label, "records": len(run.records), "counts": run.counts()}
-                     for label, run in zip(labels, runs)],
-            "table": {"columns": labels, "ops": [{"op": row, "counts": [c.get(row) for c in counts]} for row in rows],
-                      "total": total, "differing": differing},
-            "pairs": pairs}
+        pairs.append(
+            {
+                "a": labels[k],
+                "b": labels[k + 1],
+                **{key: [list(v) if isinstance(v, tuple) else v for v in value] for key, value in diff.items()},
+            }
+        )
+    return {
+        "runs": [
+            {"label": label, "records": len(run.records), "counts": run.counts()} for label, run in zip(labels, runs)
+        ],
+        "table": {
+            "columns": labels,
+            "ops": [{"op": row, "counts": [c.get(row) for c in counts]} for row in rows],
+            "total": total,
+            "differing": differing,
+        },
+        "pairs": pairs,
+    }
 
 
 def table_lines(comparison: dict, names: Sequence[str], limit: int = 50) -> list[str]:
@@ -170,11 +190,14 @@ def table_lines(comparison: dict, names: Sequence[str], limit: int = 50) -> list
         return "-" if counts is None else "/".join(str(counts[s]) for s in TABLE_STATUSES)
 
     rows = [(r["op"], [cell(c) for c in r["counts"]]) for r in table["ops"]] + [
-        ("total", [cell(c) for c in table["total"]])]
+        ("total", [cell(c) for c in table["total"]])
+    ]
     width = max([len("op"), *(len(op) for op, _ in rows)]) + 2
     cols = [max([len(n), *(len(cells[k]) for _, cells in rows)]) + 2 for k, n in enumerate(names)]
-    lines = ["per op: passed/xfailed/failed in each run",
-             f"{'op':<{width}}" + "".join(f"{n:>{w}}" for n, w in zip(names, cols))]
+    lines = [
+        "per op: passed/xfailed/failed in each run",
+        f"{'op':<{width}}" + "".join(f"{n:>{w}}" for n, w in zip(names, cols)),
+    ]
     lines += [f"{op:<{width}}" + "".join(f"{c:>{w}}" for c, w in zip(cells, cols)) for op, cells in rows]
     differing = table["differing"]
     lines += ["", f"items whose status differs between runs: {len(differing)}"]
@@ -183,8 +206,9 @@ def table_lines(comparison: dict, names: Sequence[str], limit: int = 50) -> list
         width = max(len("id"), *(len(d["id"]) for d in shown)) + 2
         cols = [max([len(n), *(len(d["statuses"][k] or "-") for d in shown)]) + 2 for k, n in enumerate(names)]
         lines.append(f"{'id':<{width}}" + "".join(f"{n:>{w}}" for n, w in zip(names, cols)))
-        lines += [f"{d['id']:<{width}}" + "".join(f"{s or '-':>{w}}" for s, w in zip(d["statuses"], cols))
-                  for d in shown]
+        lines += [
+            f"{d['id']:<{width}}" + "".join(f"{s or '-':>{w}}" for s, w in zip(d["statuses"], cols)) for d in shown
+        ]
         if len(differing) > limit:
             lines.append(f"... and {len(differing) - limit} more")
     return lines
@@ -194,31 +218,39 @@ def _number(value) -> str:
     return "inf" if value is None else f"{value:.3g}"
 
 
-def pair_lines(diff: dict, env_a: dict, env_b: dict, growth: float = 2.0, limit: int = 50,
-               names: tuple[str, str] = ("A", "B")) -> list[str]:
+def pair_lines(
+    diff: dict, env_a: dict, env_b: dict, growth: float = 2.0, limit: int = 50, names: tuple[str, str] = ("A", "B")
+) -> list[str]:
     """What ``harness compare`` prints about one pair of runs (``diff``: ``compare_runs``; ``names``: the runs'
     short names in the text)."""
     na, nb = names
-    lines = [f"what the verdicts depended on (* differs; {nb} shown only where it does):",
-             *machines_side_by_side(env_a, env_b, names),
-             "", f"environment differences: {len(diff['environment'])}"]
+    lines = [
+        f"what the verdicts depended on (* differs; {nb} shown only where it does):",
+        *machines_side_by_side(env_a, env_b, names),
+        "",
+        f"environment differences: {len(diff['environment'])}",
+    ]
     lines += [f"  {key}: {va} -> {vb}" for key, va, vb in diff["environment"]]
     for title, key in (("new failures", "new_failures"), ("fixed", "fixed"), ("changed behaviour", "changed")):
         rows = diff[key]
         lines += ["", f"{title}: {len(rows)}"]
-        lines += [f"  {row[0]}: {row[1]} -> {row[2]}" + (f"  ({row[3]})" if len(row) > 3 and row[3] else "")
-                  for row in rows[:limit]]
+        lines += [
+            f"  {row[0]}: {row[1]} -> {row[2]}" + (f"  ({row[3]})" if len(row) > 3 and row[3] else "")
+            for row in rows[:limit]
+        ]
         if len(rows) > limit:
             lines.append(f"  ... and {len(rows) - limit} more")
     rows = diff["error_growth"]
     lines += ["", f"error growth (margin x{growth:g} or more, to at least 0.01 of the bound): {len(rows)}"]
-    lines += [f"  {i}: margin {ma:.3g} -> {mb:.3g}, max|diff| {_number(ea)} -> {_number(eb)}"
-              for i, ma, mb, ea, eb in rows[:limit]]
+    lines += [
+        f"  {i}: margin {ma:.3g} -> {mb:.3g}, max|diff| {_number(ea)} -> {_number(eb)}"
+        for i, ma, mb, ea, eb in rows[:limit]
+    ]
     if len(rows) > limit:
         lines.append(f"  ... and {len(rows) - limit} more")
     lines += ["", f"only in {na}: {len(diff['only_a'])}   only in {nb}: {len(diff['only_b'])}"]
     for title, key in ((f"only in {na}", "only_a"), (f"only in {nb}", "only_b")):
-        lines += [f"  {title}: {i}" for i in diff[key][:min(limit, 10)]]
+        lines += [f"  {title}: {i}" for i in diff[key][: min(limit, 10)]]
     return lines
 
 
@@ -227,16 +259,25 @@ def machines_side_by_side(a: dict, b: dict, names: tuple[str, str] = ("A", "B"))
 
     na, nb = names
     envs = [environment.Environment.from_record(e) for e in (a, b)]
-    rows = [("CPU", [f"{e.get('cpu_model') or '?'} ({e.get('machine', '?')})" for e in (a, b)]),
-            ("CPU ISA level", [str(e.get("cpu_isa_level") or "?") for e in (a, b)]),
-            ("CPU features", [" ".join(e.get("cpu_flags") or []) or "?" for e in (a, b)]),
-            ("TensorFlow", [str(e.get("tensorflow", "?")) for e in (a, b)]),
-            ("oneDNN", [{"1": "on", "0": "off"}.get(str(e.get("onednn")), "?") for e in (a, b)]),
-            ("oneDNN ISA", [str(e.get("onednn_isa") or "-") for e in (a, b)]),
-            ("ISA cap", [str(e.get("onednn_isa_cap") or "none") for e in (a, b)])]
+    rows = [
+        ("CPU", [f"{e.get('cpu_model') or '?'} ({e.get('machine', '?')})" for e in (a, b)]),
+        ("CPU ISA level", [str(e.get("cpu_isa_level") or "?") for e in (a, b)]),
+        ("CPU features", [" ".join(e.get("cpu_flags") or []) or "?" for e in (a, b)]),
+        ("TensorFlow", [str(e.get("tensorflow", "?")) for e in (a, b)]),
+        ("oneDNN", [{"1": "on", "0": "off"}.get(str(e.get("onednn")), "?") for e in (a, b)]),
+        ("oneDNN ISA", [str(e.get("onednn_isa") or "-") for e in (a, b)]),
+        ("ISA cap", [str(e.get("onednn_isa_cap") or "none") for e in (a, b)]),
+    ]
     for dtype in DTYPES:
-        rows.append((f"kernels {dtype}", [environment.dtype_paths(e.probe, dtype) if e.probe and e.probe.paths
-                                          else "not measured" for e in envs]))
+        rows.append(
+            (
+                f"kernels {dtype}",
+                [
+                    environment.dtype_paths(e.probe, dtype) if e.probe and e.probe.paths else "not measured"
+                    for e in envs
+                ],
+            )
+        )
     width = max(len(label) for label, _ in rows)
     lines = []
     for label, (va, vb) in rows:

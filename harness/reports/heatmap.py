@@ -18,11 +18,29 @@ import numpy as np
 
 NONFINITE = (255, 0, 255)
 # matplotlib's viridis sampled at t = 0, 1/8, ..., 1: perceptually uniform and readable in greyscale.
-VIRIDIS = ((68, 1, 84), (71, 44, 122), (59, 81, 139), (44, 113, 142), (33, 145, 140),
-           (39, 173, 129), (92, 200, 99), (170, 220, 50), (253, 231, 37))
+VIRIDIS = (
+    (68, 1, 84),
+    (71, 44, 122),
+    (59, 81, 139),
+    (44, 113, 142),
+    (33, 145, 140),
+    (39, 173, 129),
+    (92, 200, 99),
+    (170, 220, 50),
+    (253, 231, 37),
+)
 # ColorBrewer's RdBu reversed: blue below 0, near-white at 0, red above.
-DIVERGING = ((5, 48, 97), (33, 102, 172), (67, 147, 195), (146, 197, 222), (247, 247, 247),
-             (244, 165, 130), (214, 96, 77), (178, 24, 43), (103, 0, 31))
+DIVERGING = (
+    (5, 48, 97),
+    (33, 102, 172),
+    (67, 147, 195),
+    (146, 197, 222),
+    (247, 247, 247),
+    (244, 165, 130),
+    (214, 96, 77),
+    (178, 24, 43),
+    (103, 0, 31),
+)
 KINDS = {"sequential": VIRIDIS, "diverging": DIVERGING}
 
 
@@ -66,8 +84,9 @@ def positions(a: np.ndarray, kind: str, vmin: float | None = None, vmax: float |
     return np.where(finite, np.clip(t, 0.0, 1.0), np.nan)
 
 
-def colorize(a_2d: np.ndarray, kind: str = "sequential", vmin: float | None = None,
-             vmax: float | None = None) -> np.ndarray:
+def colorize(
+    a_2d: np.ndarray, kind: str = "sequential", vmin: float | None = None, vmax: float | None = None
+) -> np.ndarray:
     """An H×W array as H×W×3 uint8 RGB on the ``kind`` colour map (see ``positions``); NaN/inf are NONFINITE."""
     a = np.asarray(a_2d, dtype=np.float64)
     if a.ndim != 2:
@@ -111,13 +130,22 @@ def png(rgb: np.ndarray) -> bytes:
     colours, index = np.unique(keys, return_inverse=True)
     if len(colours) <= 256:
         palette = np.stack([colours >> 16, (colours >> 8) & 255, colours & 255], axis=1).astype(np.uint8)
-        pixels, colour_type, extra = index.reshape(height, width).astype(np.uint8), 3, _chunk(b"PLTE", palette.tobytes())
+        pixels, colour_type, extra = (
+            index.reshape(height, width).astype(np.uint8),
+            3,
+            _chunk(b"PLTE", palette.tobytes()),
+        )
     else:
         pixels, colour_type, extra = rgb.reshape(height, width * 3), 2, b""
     rows = np.concatenate([np.zeros((height, 1), np.uint8), pixels], axis=1)  # filter type 0 on every row
     header = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + extra + _chunk(b"IDAT", zlib.compress(rows.tobytes()))
-            + _chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", header)
+        + extra
+        + _chunk(b"IDAT", zlib.compress(rows.tobytes()))
+        + _chunk(b"IEND", b"")
+    )
 
 
 def data_uri(png_bytes: bytes) -> str:

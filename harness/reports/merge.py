@@ -44,7 +44,7 @@ The merged ``run``::
 from __future__ import annotations
 
 import datetime
-from typing import Sequence
+from collections.abc import Sequence
 
 from harness.reports import results
 
@@ -96,22 +96,30 @@ def merge(sources: Sequence[tuple[str, results.Run]], allow_different_registries
         "rootdir": _same([run.run.get("rootdir") for _, run in sources]),
         "argv": _same([run.run.get("argv") for _, run in sources]),
         "stale_divergences": stale,
-        "merge": {"sources": [_source_row(d, run) for d, run in sources], "overlap": overlap,
-                  "items": len({results.record_key(r) for r in records}), "covers_registry": covers,
-                  "stale_check": stale_check, "warnings": warnings},
+        "merge": {
+            "sources": [_source_row(d, run) for d, run in sources],
+            "overlap": overlap,
+            "items": len({results.record_key(r) for r in records}),
+            "covers_registry": covers,
+            "stale_check": stale_check,
+            "warnings": warnings,
+        },
     }
     return results.Run(environment, run, divergences, records, environments)
 
 
 # --- the pieces -------------------------------------------------------------------------------
 
+
 def _registry(sources, allow: bool, warnings: list[str]) -> str | None:
     """The runs' shared registry fingerprint, or None (unknown or different: warned, or MergeError)."""
     known = {d: run.run.get("registry") for d, run in sources if run.run.get("registry")}
     unknown = [d for d, run in sources if not run.run.get("registry")]
     if unknown:
-        warnings.append(f"no registry fingerprint in {', '.join(unknown)} (an older results file): not checked "
-                        f"that it ran the same cases/")
+        warnings.append(
+            f"no registry fingerprint in {', '.join(unknown)} (an older results file): not checked "
+            f"that it ran the same cases/"
+        )
     prints = list(dict.fromkeys(known.values()))
     if len(prints) <= 1:
         return prints[0] if prints and not unknown else None
@@ -151,8 +159,11 @@ def _records(sources) -> tuple[list[dict], list[dict]]:
         for rec in run.records:
             records.append({**rec, "source": d})
             where.setdefault(results.record_key(rec), []).append((d, rec.get("status")))
-    overlap = [{"id": key[0], "backend": key[1], "sources": [d for d, _ in seen], "statuses": [s for _, s in seen]}
-               for key, seen in where.items() if len(seen) > 1]
+    overlap = [
+        {"id": key[0], "backend": key[1], "sources": [d for d, _ in seen], "statuses": [s for _, s in seen]}
+        for key, seen in where.items()
+        if len(seen) > 1
+    ]
     return records, overlap
 
 
@@ -228,8 +239,9 @@ def _shard(sources) -> str | None:
     """None when the runs hold every share (or a run of the whole); else the shares there, e.g. "1/4,3/4"."""
     if shares_complete(sources)[0]:
         return None
-    shares = sorted({p for p in (parse_shard(run.run.get("shard")) for _, run in sources) if p},
-                    key=lambda p: (p[1], p[0]))
+    shares = sorted(
+        {p for p in (parse_shard(run.run.get("shard")) for _, run in sources) if p}, key=lambda p: (p[1], p[0])
+    )
     return ",".join(f"{i}/{n}" for i, n in shares) or None
 
 
@@ -252,10 +264,12 @@ def _times(sources) -> dict:
     finished = [(t, s) for s in (run.run.get("finished") for _, run in sources) if (t := _time(s))]
     seconds = [run.run.get("seconds") for _, run in sources]
     first, last = min(started, default=None), max(finished, default=None)
-    return {"started": first[1] if first else None, "finished": last[1] if last else None,
-            "seconds": round(sum(s for s in seconds if s is not None), 3) if any(s is not None for s in seconds)
-            else None,
-            "wall_seconds": round((last[0] - first[0]).total_seconds(), 3) if first and last else None}
+    return {
+        "started": first[1] if first else None,
+        "finished": last[1] if last else None,
+        "seconds": round(sum(s for s in seconds if s is not None), 3) if any(s is not None for s in seconds) else None,
+        "wall_seconds": round((last[0] - first[0]).total_seconds(), 3) if first and last else None,
+    }
 
 
 def _worst(statuses: list, stale: bool):
@@ -268,13 +282,30 @@ def _worst(statuses: list, stale: bool):
 
 def _source_row(directory: str, run: results.Run) -> dict:
     r = run.run
-    return {"directory": directory, "records": len(run.records),
-            "items": len({results.record_key(rec) for rec in run.records}), "counts": run.counts(),
-            **{k: r.get(k) for k in ("registry", "shard", "selection", "divergence_versions", "started", "finished",
-                                     "seconds", "exitstatus", "complete")}}
+    return {
+        "directory": directory,
+        "records": len(run.records),
+        "items": len({results.record_key(rec) for rec in run.records}),
+        "counts": run.counts(),
+        **{
+            k: r.get(k)
+            for k in (
+                "registry",
+                "shard",
+                "selection",
+                "divergence_versions",
+                "started",
+                "finished",
+                "seconds",
+                "exitstatus",
+                "complete",
+            )
+        },
+    }
 
 
 # --- text -------------------------------------------------------------------------------------
+
 
 def counts_text(counts: dict) -> str:
     """passed/xfailed/failed/skipped (and any malformed or error) of ``results.Run.counts``."""
@@ -293,15 +324,20 @@ def summary_lines(merged: results.Run, limit: int = 10) -> list[str]:
         if s.get("selection"):
             what += ", a selection"
         registry = s.get("registry") or "unknown"
-        lines.append(f"  {s['directory']:<{width}}  {what}, registry {registry}: {s['records']} records: "
-                     f"{counts_text(s['counts'])}")
-    lines.append(f"merged: {len(merged.records)} records ({info['items']} distinct items): "
-                 f"{counts_text(merged.counts())}")
+        lines.append(
+            f"  {s['directory']:<{width}}  {what}, registry {registry}: {s['records']} records: "
+            f"{counts_text(s['counts'])}"
+        )
+    lines.append(
+        f"merged: {len(merged.records)} records ({info['items']} distinct items): {counts_text(merged.counts())}"
+    )
     overlap = info["overlap"]
     if overlap:
         disagree = [o for o in overlap if len(set(o["statuses"])) > 1]
-        lines.append(f"overlap: {len(overlap)} item{'s' * (len(overlap) != 1)} recorded by more than one run (kept "
-                     f"from each, each counted), {len(disagree)} with different statuses")
+        lines.append(
+            f"overlap: {len(overlap)} item{'s' * (len(overlap) != 1)} recorded by more than one run (kept "
+            f"from each, each counted), {len(disagree)} with different statuses"
+        )
         for o in (disagree or overlap)[:limit]:
             lines.append(f"  {o['id']}: " + ", ".join(f"{d} {s}" for d, s in zip(o["sources"], o["statuses"])))
         if len(disagree or overlap) > limit:
@@ -315,4 +351,3 @@ def summary_lines(merged: results.Run, limit: int = 10) -> list[str]:
         lines.append(f"stale known divergences (checked on the union): {', '.join(stale) or 'none'}")
     lines += [f"warning: {w}" for w in info["warnings"]]
     return lines
-

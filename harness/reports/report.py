@@ -19,14 +19,14 @@ import math
 import re
 import shlex
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
 from harness import atomic
-from harness.tf import environment
 from harness.reports import heatmap, results
+from harness.tf import environment
 
 REPORT_HTML = "report.html"
 SUMMARY_MD = "summary.md"
@@ -44,6 +44,7 @@ MAX_TEXT = 20_000  # a report or YAML longer than this is cut (a huge literal ca
 
 
 # --- counting ---------------------------------------------------------------------------------
+
 
 def esc(value) -> str:
     """Text for HTML content and attribute values."""
@@ -73,9 +74,16 @@ def tally(run: results.Run) -> dict:
     cases = Counter(r["status"] for r in of_kind(run, "case"))
     tests = Counter(r["status"] for r in of_kind(run, "test"))
     malformed, crashed = len(of_kind(run, "malformed")), len(of_kind(run, "crashed"))
-    return {"passed": cases["passed"], "xfailed": cases["xfailed"], "failed": cases["failed"] + cases["error"],
-            "skipped": cases["skipped"], "malformed": malformed, "crashed": crashed,
-            "total": sum(cases.values()) + malformed + crashed, "tests": dict(tests)}
+    return {
+        "passed": cases["passed"],
+        "xfailed": cases["xfailed"],
+        "failed": cases["failed"] + cases["error"],
+        "skipped": cases["skipped"],
+        "malformed": malformed,
+        "crashed": crashed,
+        "total": sum(cases.values()) + malformed + crashed,
+        "tests": dict(tests),
+    }
 
 
 def failing_cases(run: results.Run) -> list[dict]:
@@ -84,8 +92,11 @@ def failing_cases(run: results.Run) -> list[dict]:
 
 def other_problems(run: results.Run) -> list[dict]:
     """Malformed cases, crashed items and failing harness self-tests: failures that are not a case's outcome."""
-    return [r for r in run.records if r.get("kind") in ("malformed", "crashed")
-            or (r.get("kind") == "test" and r["status"] in ("failed", "error"))]
+    return [
+        r
+        for r in run.records
+        if r.get("kind") in ("malformed", "crashed") or (r.get("kind") == "test" and r["status"] in ("failed", "error"))
+    ]
 
 
 def stale_divergences(run: results.Run) -> list[str]:
@@ -96,9 +107,16 @@ def verdict_reasons(run: results.Run) -> list[str]:
     """Why the run fails, one phrase each; empty when it passes."""
     t = tally(run)
     failed_tests = t["tests"].get("failed", 0) + t["tests"].get("error", 0)
-    reasons = [plural(n, label) for n, label in ((t["failed"], "failed case"), (t["malformed"], "malformed case"),
-                                                 (t["crashed"], "crashed item"), (failed_tests, "failing self-test"))
-               if n]
+    reasons = [
+        plural(n, label)
+        for n, label in (
+            (t["failed"], "failed case"),
+            (t["malformed"], "malformed case"),
+            (t["crashed"], "crashed item"),
+            (failed_tests, "failing self-test"),
+        )
+        if n
+    ]
     if stale_divergences(run):
         reasons.append(f"stale known divergences: {', '.join(stale_divergences(run))}")
     unmeasured = unmeasured_paths(run)
@@ -141,7 +159,7 @@ def reason_section(reason: str) -> str:
 
 
 def verdict(run: results.Run) -> str:
-    """"pass" or "fail" (an interrupted run is judged on what ran; the report says it was interrupted)."""
+    """ "pass" or "fail" (an interrupted run is judged on what ran; the report says it was interrupted)."""
     return "fail" if verdict_reasons(run) else "pass"
 
 
@@ -282,6 +300,7 @@ def first_line(record: dict) -> str:
 
 # --- formatting -------------------------------------------------------------------------------
 
+
 def duration(seconds) -> str:
     if seconds is None:
         return "?"
@@ -312,17 +331,28 @@ def environment_items(env: dict) -> list[tuple[str, str]]:
     isa = env.get("onednn_isa") or ("-" if str(env.get("onednn")) == "0" else "unknown")
     version = f" (oneDNN {probe['onednn_version']})" if probe.get("onednn_version") else ""
     source = probe.get("source", "measured")
-    paths = ("not recorded" if "probe" not in env else f"NOT MEASURED: {probe.get('error') or 'no probe ran'}"
-             if not probe or probe.get("error") else f"measured in {probe.get('seconds') or 0:.1f} s"
-             + {"measured": "", "cache": ", read from the cache"}.get(source, f" ({source})"))
-    return [("TensorFlow", env.get("tensorflow", "?")), ("NumPy", env.get("numpy", "?")),
-            ("Python", env.get("python", "?")), ("oneDNN", onednn_label(env.get("onednn"))),
-            ("threads", threads), ("CPU", f"{env.get('cpu_model') or '?'} ({env.get('machine', '?')}, "
-                                          f"{env.get('cpu_count', '?')} cores)"),
-            ("CPU ISA level", env.get("cpu_isa_level") or "?"), ("oneDNN ISA", f"{isa}{version}"),
-            ("ISA cap", env.get("onednn_isa_cap") or "none"), ("kernel paths", paths),
-            ("CPU flags", " ".join(env.get("cpu_flags") or []) or "none recorded"),
-            ("platform", env.get("platform", "?"))]
+    paths = (
+        "not recorded"
+        if "probe" not in env
+        else f"NOT MEASURED: {probe.get('error') or 'no probe ran'}"
+        if not probe or probe.get("error")
+        else f"measured in {probe.get('seconds') or 0:.1f} s"
+        + {"measured": "", "cache": ", read from the cache"}.get(source, f" ({source})")
+    )
+    return [
+        ("TensorFlow", env.get("tensorflow", "?")),
+        ("NumPy", env.get("numpy", "?")),
+        ("Python", env.get("python", "?")),
+        ("oneDNN", onednn_label(env.get("onednn"))),
+        ("threads", threads),
+        ("CPU", f"{env.get('cpu_model') or '?'} ({env.get('machine', '?')}, {env.get('cpu_count', '?')} cores)"),
+        ("CPU ISA level", env.get("cpu_isa_level") or "?"),
+        ("oneDNN ISA", f"{isa}{version}"),
+        ("ISA cap", env.get("onednn_isa_cap") or "none"),
+        ("kernel paths", paths),
+        ("CPU flags", " ".join(env.get("cpu_flags") or []) or "none recorded"),
+        ("platform", env.get("platform", "?")),
+    ]
 
 
 def run_environment_items(run: results.Run) -> list[tuple[str, str]]:
@@ -335,8 +365,14 @@ def run_environment_items(run: results.Run) -> list[tuple[str, str]]:
     items = [("environments", f"{len(envs)}: the merged runs came from several machines or environments")]
     for k, (label, _) in enumerate(per[0]):
         values = [str(p[k][1]) for p in per]
-        items.append((label, values[0] if len(set(values)) == 1
-                      else "; ".join(f"{source}: {v}" for (source, _), v in zip(envs, values))))
+        items.append(
+            (
+                label,
+                values[0]
+                if len(set(values)) == 1
+                else "; ".join(f"{source}: {v}" for (source, _), v in zip(envs, values)),
+            )
+        )
     return items
 
 
@@ -368,8 +404,10 @@ window.onerror=function(){bump();};window.addEventListener("unhandledrejection",
 var ce=console.error;console.error=function(){bump();return ce.apply(console,arguments);};})();</script>"""
 
 # Nothing may be fetched: the page is self-contained by construction, not by care alone.
-CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
-       "base-uri 'none'; form-action 'none'")
+CSP = (
+    "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
+    "base-uri 'none'; form-action 'none'"
+)
 
 CSS = """
 :root{--green:#cdebc5;--amber:#ffe09a;--red:#f6aaa3;--grey:#e6e6e6;--ink:#1d232a;--muted:#5d6773;--line:#d5dae0}
@@ -462,16 +500,25 @@ def tile(label: str, value, colour: str = "") -> str:
     return f'<div class="tile {colour}"><b>{esc(value)}</b><span>{esc(label)}</span></div>'
 
 
-def table(headers: list[str], rows: list[list[str]], numeric: set[int] = frozenset(), attrs: str = "",
-          row_classes: list[str] | None = None) -> str:
+def table(
+    headers: list[str],
+    rows: list[list[str]],
+    numeric: set[int] = frozenset(),
+    attrs: str = "",
+    row_classes: list[str] | None = None,
+) -> str:
     """An HTML table; cells in ``rows`` are already HTML (escape before)."""
-    head = "".join(f'<th class="n">{esc(h)}</th>' if i in numeric else f"<th>{esc(h)}</th>"
-                   for i, h in enumerate(headers))
+    head = "".join(
+        f'<th class="n">{esc(h)}</th>' if i in numeric else f"<th>{esc(h)}</th>" for i, h in enumerate(headers)
+    )
     body = []
     for k, row in enumerate(rows):
         cls = f' class="{row_classes[k]}"' if row_classes and row_classes[k] else ""
-        body.append(f"<tr{cls}>" + "".join(f'<td class="n">{c}</td>' if i in numeric else f"<td>{c}</td>"
-                                            for i, c in enumerate(row)) + "</tr>")
+        body.append(
+            f"<tr{cls}>"
+            + "".join(f'<td class="n">{c}</td>' if i in numeric else f"<td>{c}</td>" for i, c in enumerate(row))
+            + "</tr>"
+        )
     return f"<table{attrs}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
@@ -483,34 +530,51 @@ def render_header(run: results.Run) -> str:
     """The top band: verdict (and why), counts, environment and how the run was made."""
     t, v, reasons = tally(run), verdict(run), verdict_reasons(run)
     why = "".join(f'<li><a href="#sec-{reason_section(r)}">{esc(r)}</a></li>' for r in reasons)
-    box = (f'<div class="verdict {v}"><div class="big">{v.upper()}</div>'
-           f'<div>tf-conv-harness run</div>{f"<ul>{why}</ul>" if why else ""}</div>')
-    tiles = [tile("passed", t["passed"], "green" if t["passed"] else ""),
-             tile("xfailed", t["xfailed"], "amber" if t["xfailed"] else ""),
-             tile("failed", t["failed"], "red" if t["failed"] else ""),
-             tile("malformed", t["malformed"], "red" if t["malformed"] else ""),
-             tile("crashed", t["crashed"], "red" if t["crashed"] else ""),
-             tile("skipped", t["skipped"]), tile("total", t["total"])]
+    box = (
+        f'<div class="verdict {v}"><div class="big">{v.upper()}</div>'
+        f"<div>tf-conv-harness run</div>{f'<ul>{why}</ul>' if why else ''}</div>"
+    )
+    tiles = [
+        tile("passed", t["passed"], "green" if t["passed"] else ""),
+        tile("xfailed", t["xfailed"], "amber" if t["xfailed"] else ""),
+        tile("failed", t["failed"], "red" if t["failed"] else ""),
+        tile("malformed", t["malformed"], "red" if t["malformed"] else ""),
+        tile("crashed", t["crashed"], "red" if t["crashed"] else ""),
+        tile("skipped", t["skipped"]),
+        tile("total", t["total"]),
+    ]
     tests = t["tests"]
     if tests:
         bad = tests.get("failed", 0) + tests.get("error", 0)
-        tiles.append(tile("harness self-tests " + ", ".join(f"{n} {s}" for s, n in sorted(tests.items())),
-                          sum(tests.values()), "red" if bad else "green"))
+        tiles.append(
+            tile(
+                "harness self-tests " + ", ".join(f"{n} {s}" for s, n in sorted(tests.items())),
+                sum(tests.values()),
+                "red" if bad else "green",
+            )
+        )
     took = duration(run.run.get("seconds"))
     if run.run.get("merged_from") and run.run.get("wall_seconds") is not None:
         took += f" summed over the runs ({duration(run.run['wall_seconds'])} from the first start to the last end)"
-    info = [("started", run.run.get("started", "?")), ("duration", took),
-            ("sweeps", run.run.get("sweeps", "?")), ("exit status", run.run.get("exitstatus", "?")),
-            ("command", command_line(run.run.get("argv")))]
+    info = [
+        ("started", run.run.get("started", "?")),
+        ("duration", took),
+        ("sweeps", run.run.get("sweeps", "?")),
+        ("exit status", run.run.get("exitstatus", "?")),
+        ("command", command_line(run.run.get("argv"))),
+    ]
     if run.run.get("merged_from"):
         info.append(("merged from", ", ".join(run.run["merged_from"])))
     wide = {"CPU flags", "platform", "command", "environments", "merged from"}  # a whole row each, after the rest
     items = run_environment_items(run) + info
     items = [i for i in items if i[0] not in wide] + [i for i in items if i[0] in wide]
-    meta = "".join(f'<div class="{"wide" if k in wide else ""}"><dt>{esc(k)}</dt><dd>{esc(v_)}</dd></div>'
-                   for k, v_ in items)
-    return (f'<header class="band"><div class="top">{box}<div class="tiles">{"".join(tiles)}</div></div>'
-            f'<dl class="env">{meta}</dl></header>')
+    meta = "".join(
+        f'<div class="{"wide" if k in wide else ""}"><dt>{esc(k)}</dt><dd>{esc(v_)}</dd></div>' for k, v_ in items
+    )
+    return (
+        f'<header class="band"><div class="top">{box}<div class="tiles">{"".join(tiles)}</div></div>'
+        f'<dl class="env">{meta}</dl></header>'
+    )
 
 
 def render_banner(run: results.Run) -> str:
@@ -518,10 +582,11 @@ def render_banner(run: results.Run) -> str:
     if state is None:
         return ""
     ran = len(run.records)
-    text = {"interrupted": f"INTERRUPTED: the run was stopped before the end; this report covers the {ran} items "
-                           f"that ran.",
-            "incomplete": f"INCOMPLETE: the run did not finish (rebuilt from the stream); this report covers the "
-                          f"{ran} items recorded."}[state]
+    text = {
+        "interrupted": f"INTERRUPTED: the run was stopped before the end; this report covers the {ran} items that ran.",
+        "incomplete": f"INCOMPLETE: the run did not finish (rebuilt from the stream); this report covers the "
+        f"{ran} items recorded.",
+    }[state]
     return f'<div class="banner" id="banner" data-state="{state}">{esc(text)}</div>'
 
 
@@ -533,12 +598,31 @@ def render_per_op(run: results.Run) -> str:
     rows, total = [], Counter()
     for op, c in table_.items():
         total.update(c)
-        rows.append([esc(op), *(str(c[s]) for s in cols), str(sum(c[s] for s in cols)), str(c["error contracts"]),
-                     f"{c['seconds']:.1f}"])
-    rows.append(["total", *(str(total[s]) for s in cols), str(sum(total[s] for s in cols)),
-                 str(total["error contracts"]), f"{total['seconds']:.1f}"])
-    return table(["op", *cols, "total", "error contracts", "time (s)"], rows, numeric=set(range(1, 8)),
-                 attrs=' id="per-op"', row_classes=[""] * (len(rows) - 1) + ["total"])
+        rows.append(
+            [
+                esc(op),
+                *(str(c[s]) for s in cols),
+                str(sum(c[s] for s in cols)),
+                str(c["error contracts"]),
+                f"{c['seconds']:.1f}",
+            ]
+        )
+    rows.append(
+        [
+            "total",
+            *(str(total[s]) for s in cols),
+            str(sum(total[s] for s in cols)),
+            str(total["error contracts"]),
+            f"{total['seconds']:.1f}",
+        ]
+    )
+    return table(
+        ["op", *cols, "total", "error contracts", "time (s)"],
+        rows,
+        numeric=set(range(1, 8)),
+        attrs=' id="per-op"',
+        row_classes=[""] * (len(rows) - 1) + ["total"],
+    )
 
 
 def cell_html(counts: Counter | None, where: str) -> str:
@@ -547,46 +631,59 @@ def cell_html(counts: Counter | None, where: str) -> str:
     if not counts:
         return f'<td class="cell absent" title="{esc(where)}: not covered"></td>'
     failed = counts["failed"] + counts["error"]
-    title = (f"{where}: passed {counts['passed']}, xfailed {counts['xfailed']}, failed {failed}"
-             + (f", skipped {counts['skipped']}" if counts["skipped"] else ""))
+    title = f"{where}: passed {counts['passed']}, xfailed {counts['xfailed']}, failed {failed}" + (
+        f", skipped {counts['skipped']}" if counts["skipped"] else ""
+    )
     extra = (f" <small>{counts['xfailed']} xf</small>" if counts["xfailed"] else "") + (
-        f" <small>{failed} fail</small>" if failed else "")
-    return (f'<td class="cell {colour}" title="{esc(title)}" data-passed="{counts["passed"]}" '
-            f'data-xfailed="{counts["xfailed"]}" data-failed="{failed}"><b>{sum(counts.values())}</b>{extra}</td>')
+        f" <small>{failed} fail</small>" if failed else ""
+    )
+    return (
+        f'<td class="cell {colour}" title="{esc(title)}" data-passed="{counts["passed"]}" '
+        f'data-xfailed="{counts["xfailed"]}" data-failed="{failed}"><b>{sum(counts.values())}</b>{extra}</td>'
+    )
 
 
 def render_coverage(run: results.Run) -> str:
     rows, dtypes, cells = coverage_matrix(run)
     if not rows:
         return "<p>No cases with an output ran.</p>"
-    head = "".join(f"<th>{esc(a)}</th>" for a in COVERAGE_AXES) + "".join(f'<th class="n">{esc(d)}</th>'
-                                                                          for d in dtypes)
+    head = "".join(f"<th>{esc(a)}</th>" for a in COVERAGE_AXES) + "".join(
+        f'<th class="n">{esc(d)}</th>' for d in dtypes
+    )
     body, current = [], None
     per_op_rows = Counter(row[0] for row in rows)
     for row in rows:
         op = row[0]
         if op != current:
             current = op
-            body.append(f'<tr class="op" data-group="{esc(op)}"><th colspan="{len(COVERAGE_AXES) + len(dtypes)}">'
-                        f'{esc(op)} <span class="muted">({plural(per_op_rows[op], "combination")})</span></th></tr>')
+            body.append(
+                f'<tr class="op" data-group="{esc(op)}"><th colspan="{len(COVERAGE_AXES) + len(dtypes)}">'
+                f'{esc(op)} <span class="muted">({plural(per_op_rows[op], "combination")})</span></th></tr>'
+            )
         statuses = {cell_colour(cells.get((row, d))) for d in dtypes}
         key = " ".join([*row, *(s for s, c in (("failed", "red"), ("xfailed", "amber")) if c in statuses)]).lower()
         where = " ".join(f"{a}={v}" for a, v in zip(("op", *COVERAGE_AXES), row))
         tds = "".join(f"<td>{esc(v)}</td>" for v in row[1:])
         tds += "".join(cell_html(cells.get((row, d)), f"{where} dtype={d}") for d in dtypes)
         body.append(f'<tr data-op="{esc(op)}" data-key="{esc(key)}">{tds}</tr>')
-    legend = ('<div class="legend">'
-              '<span class="sw" style="background:var(--green)"></span>all passed'
-              '<span class="sw" style="background:var(--amber)"></span>some xfailed (known divergences), none failed'
-              '<span class="sw" style="background:var(--red)"></span>some failed'
-              '<span class="sw absent"></span>not covered. '
-              '<span class="muted">Cells: items run, then xfailed (xf) and failed counts; hover for exact counts. '
-              'Error contracts have their own table.</span></div>')
-    box = ('<div class="filter"><input id="coverage-filter" type="search" '
-           'placeholder="filter rows: e.g. conv2d NCHW explicit, or failed / xfailed" aria-label="filter the '
-           'coverage matrix"></div>')
-    return (legend + box + f'<div class="scroll"><table id="coverage" class="matrix"><thead><tr>{head}</tr></thead>'
-            f'<tbody>{"".join(body)}</tbody></table></div>')
+    legend = (
+        '<div class="legend">'
+        '<span class="sw" style="background:var(--green)"></span>all passed'
+        '<span class="sw" style="background:var(--amber)"></span>some xfailed (known divergences), none failed'
+        '<span class="sw" style="background:var(--red)"></span>some failed'
+        '<span class="sw absent"></span>not covered. '
+        '<span class="muted">Cells: items run, then xfailed (xf) and failed counts; hover for exact counts. '
+        "Error contracts have their own table.</span></div>"
+    )
+    box = (
+        '<div class="filter"><input id="coverage-filter" type="search" '
+        'placeholder="filter rows: e.g. conv2d NCHW explicit, or failed / xfailed" aria-label="filter the '
+        'coverage matrix"></div>'
+    )
+    return (
+        legend + box + f'<div class="scroll"><table id="coverage" class="matrix"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table></div>"
+    )
 
 
 def render_backends(run: results.Run) -> str:
@@ -595,27 +692,37 @@ def render_backends(run: results.Run) -> str:
     if not names:
         return ""
     head = "".join(f"<th>{esc(op)}</th>" for op in op_names)
-    rows = "".join(f"<tr><th>{esc(b)}</th>" + "".join(cell_html(cells.get((b, op)), f"{b} · {op}")
-                                                       for op in op_names) + "</tr>" for b in names)
-    return (f'<table id="backends" class="matrix"><thead><tr><th>backend</th>{head}</tr></thead><tbody>{rows}'
-            "</tbody></table><p class=\"note\">Each backend's output compared with TensorFlow's (with the "
-            "reference's where TensorFlow is known to diverge); skipped: cases a backend does not cover.</p>")
+    rows = "".join(
+        f"<tr><th>{esc(b)}</th>" + "".join(cell_html(cells.get((b, op)), f"{b} · {op}") for op in op_names) + "</tr>"
+        for b in names
+    )
+    return (
+        f'<table id="backends" class="matrix"><thead><tr><th>backend</th>{head}</tr></thead><tbody>{rows}'
+        "</tbody></table><p class=\"note\">Each backend's output compared with TensorFlow's (with the "
+        "reference's where TensorFlow is known to diverge); skipped: cases a backend does not cover.</p>"
+    )
 
 
 def render_error_contracts(run: results.Run) -> str:
     ops_, dtypes, cells = error_contracts(run)
     if not ops_:
         return "<p>No error contracts ran.</p>"
-    body = "".join(f"<tr><td>{esc(op)}</td>"
-                   + "".join(cell_html(cells.get((op, d)), f"error contracts op={op} dtype={d}") for d in dtypes)
-                   + "</tr>" for op in ops_)
+    body = "".join(
+        f"<tr><td>{esc(op)}</td>"
+        + "".join(cell_html(cells.get((op, d)), f"error contracts op={op} dtype={d}") for d in dtypes)
+        + "</tr>"
+        for op in ops_
+    )
     head = "<th>op</th>" + "".join(f'<th class="n">{esc(d)}</th>' for d in dtypes)
-    return (f'<table id="error-contracts" class="matrix"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
-            '<p class="muted small">Invalid configurations: the reference must raise ValueError, TensorFlow the named '
-            'error class.</p>')
+    return (
+        f'<table id="error-contracts" class="matrix"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+        '<p class="muted small">Invalid configurations: the reference must raise ValueError, TensorFlow the named '
+        "error class.</p>"
+    )
 
 
 # --- failures and their heatmaps ------------------------------------------------------------------
+
 
 def decoded_arrays(record: dict) -> dict[str, np.ndarray]:
     """The record's output slices (N×H×W×C), skipping any that cannot be decoded: the rest still render."""
@@ -631,7 +738,9 @@ def decoded_arrays(record: dict) -> dict[str, np.ndarray]:
 
 
 def _failing(record: dict, against: str) -> set[str]:
-    return {c.get("subject") for c in record.get("comparisons") or () if not c.get("ok") and c.get("against") == against}
+    return {
+        c.get("subject") for c in record.get("comparisons") or () if not c.get("ok") and c.get("against") == against
+    }
 
 
 def map_columns(record: dict, arrays: dict[str, np.ndarray]) -> tuple[list[dict], list[str]]:
@@ -653,9 +762,12 @@ def map_columns(record: dict, arrays: dict[str, np.ndarray]) -> tuple[list[dict]
             columns.append({"label": f"{label} − reference", "array": a - ref, "kind": "diverging"})
         else:
             full = (record.get("shapes") or {}).get("output")
-            notes.append(f"{label}'s output and the reference's differ in shape (slices shown: {list(a.shape)} vs "
-                         f"{list(ref.shape)}" + (f"; the reference's full output is {full}" if full else "")
-                         + "): both are shown, with no difference map.")
+            notes.append(
+                f"{label}'s output and the reference's differ in shape (slices shown: {list(a.shape)} vs "
+                f"{list(ref.shape)}"
+                + (f"; the reference's full output is {full}" if full else "")
+                + "): both are shown, with no difference map."
+            )
 
     if ref is None:
         notes.append("No reference output was recorded: the other outputs are shown without difference maps.")
@@ -683,13 +795,18 @@ def map_cell(a_2d: np.ndarray, kind: str, vmin, vmax) -> tuple[str, int]:
     h, w = sub.shape
     factor = max(1, math.ceil(MAP_DISPLAY / max(h, w)))
     finite = a_2d[np.isfinite(a_2d)]
-    title = (f"{a_2d.shape[0]}×{a_2d.shape[1]}, min {finite.min():.4g}, max {finite.max():.4g}" if finite.size
-             else f"{a_2d.shape[0]}×{a_2d.shape[1]}, no finite values")
+    title = (
+        f"{a_2d.shape[0]}×{a_2d.shape[1]}, min {finite.min():.4g}, max {finite.max():.4g}"
+        if finite.size
+        else f"{a_2d.shape[0]}×{a_2d.shape[1]}, no finite values"
+    )
     if finite.size < a_2d.size:
         title += f", {a_2d.size - finite.size} non-finite"
     uri = heatmap.data_uri(heatmap.png(heatmap.colorize(sub, kind, vmin, vmax)))
-    return (f'<img class="map" src="{uri}" width="{w * factor}" height="{h * factor}" alt="{esc(title)}" '
-            f'title="{esc(title)}">'), step
+    return (
+        f'<img class="map" src="{uri}" width="{w * factor}" height="{h * factor}" alt="{esc(title)}" '
+        f'title="{esc(title)}">'
+    ), step
 
 
 def render_maps(record: dict) -> str:
@@ -728,41 +845,57 @@ def render_maps(record: dict) -> str:
                 tds.append(f"<td>{cell}</td>")
             rows.append(f'<tr><td class="lbl">batch {b}<br>channel {ch}</td>{"".join(tds)}</tr>')
     if max(steps, default=1) > 1:
-        parts.append(f'<div class="note">Maps larger than {MAX_MAP_SIDE} pixels are subsampled (one pixel in '
-                     f'{max(steps)} along each axis).</div>')
+        parts.append(
+            f'<div class="note">Maps larger than {MAX_MAP_SIDE} pixels are subsampled (one pixel in '
+            f"{max(steps)} along each axis).</div>"
+        )
     layout = record.get("arrays_layout", "NHWC")
-    parts.append(f'<p class="muted">Output slices (first {results.HEATMAP_BATCHES} batches × '
-                 f'{results.HEATMAP_CHANNELS} channels, {esc(layout)}).</p>')
-    parts.append(f'<table class="maps"><thead><tr><th></th>{"".join(heads)}</tr></thead>'
-                 f'<tbody>{"".join(rows)}</tbody></table>')
+    parts.append(
+        f'<p class="muted">Output slices (first {results.HEATMAP_BATCHES} batches × '
+        f"{results.HEATMAP_CHANNELS} channels, {esc(layout)}).</p>"
+    )
+    parts.append(
+        f'<table class="maps"><thead><tr><th></th>{"".join(heads)}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+    )
     return "".join(parts)
 
 
 def render_map_legend() -> str:
     seq = heatmap.data_uri(heatmap.png(heatmap.gradient("sequential")))
     div = heatmap.data_uri(heatmap.png(heatmap.gradient("diverging")))
-    return ('<p class="legend">Heatmaps: values <span class="muted">low</span> '
-            f'<img src="{seq}" width="128" height="10" alt="viridis colour bar"> <span class="muted">high</span> '
-            '(one scale for all value maps of a failure); differences <span class="muted">−</span> '
-            f'<img src="{div}" width="128" height="10" alt="diverging colour bar"> <span class="muted">+</span> '
-            '(white = 0); <span class="sw" style="background:rgb(255,0,255)"></span>NaN or ±inf.</p>')
+    return (
+        '<p class="legend">Heatmaps: values <span class="muted">low</span> '
+        f'<img src="{seq}" width="128" height="10" alt="viridis colour bar"> <span class="muted">high</span> '
+        '(one scale for all value maps of a failure); differences <span class="muted">−</span> '
+        f'<img src="{div}" width="128" height="10" alt="diverging colour bar"> <span class="muted">+</span> '
+        '(white = 0); <span class="sw" style="background:rgb(255,0,255)"></span>NaN or ±inf.</p>'
+    )
 
 
 def render_failure(record: dict, index: int, maps: str | None = None) -> str:
     """One failure, collapsible: facts, report, YAML and ``maps`` (default: ``render_maps(record)``)."""
-    facts = [("op", record.get("op")), ("dtype", record.get("dtype")), ("shapes", shapes_text(record)),
-             ("attrs", record.get("attrs")), ("tensorflow", record.get("tensorflow") or "—"),
-             ("worst", record.get("worst")), ("max |diff|", fmt_number(record.get("max_abs_error"))),
-             ("margin", fmt_number(record.get("margin"))), ("tolerance", record.get("tolerance") or "—")]
+    facts = [
+        ("op", record.get("op")),
+        ("dtype", record.get("dtype")),
+        ("shapes", shapes_text(record)),
+        ("attrs", record.get("attrs")),
+        ("tensorflow", record.get("tensorflow") or "—"),
+        ("worst", record.get("worst")),
+        ("max |diff|", fmt_number(record.get("max_abs_error"))),
+        ("margin", fmt_number(record.get("margin"))),
+        ("tolerance", record.get("tolerance") or "—"),
+    ]
     dl = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in facts)
     report_text = record.get("report") or "\n".join(record.get("errors") or ()) or "(no report recorded)"
     yaml_text = record.get("yaml") or "(no YAML recorded)"
-    return (f'<details class="failure" id="failure-{index}"{" open" if index < 3 else ""}>'
-            f'<summary><span class="mono">{esc(record["id"])}</span> — {esc(first_line(record))}</summary>'
-            f'<div class="meta"><dl>{dl}</dl></div>'
-            f"<h3>Report</h3><pre>{esc(clip(report_text))}</pre>"
-            f'<div class="pair"><div><h3>Outputs</h3>{render_maps(record) if maps is None else maps}</div>'
-            f'<div><h3>Case YAML</h3><pre class="yaml">{esc(clip(yaml_text))}</pre></div></div></details>')
+    return (
+        f'<details class="failure" id="failure-{index}"{" open" if index < 3 else ""}>'
+        f'<summary><span class="mono">{esc(record["id"])}</span> — {esc(first_line(record))}</summary>'
+        f'<div class="meta"><dl>{dl}</dl></div>'
+        f"<h3>Report</h3><pre>{esc(clip(report_text))}</pre>"
+        f'<div class="pair"><div><h3>Outputs</h3>{render_maps(record) if maps is None else maps}</div>'
+        f'<div><h3>Case YAML</h3><pre class="yaml">{esc(clip(yaml_text))}</pre></div></div></details>'
+    )
 
 
 def render_failures(run: results.Run) -> str:
@@ -772,19 +905,28 @@ def render_failures(run: results.Run) -> str:
     shown, rest = failures[:MAX_FAILURE_DETAILS], failures[MAX_FAILURE_DETAILS:]
     parts, used = [render_map_legend()], 0
     for i, record in enumerate(shown):
-        maps = render_maps(record) if used < MAP_BUDGET else (
-            '<div class="note">Heatmaps left out to keep this page small; the output slices are in '
-            'results.json (decode with harness.results.decode_array).</div>')
+        maps = (
+            render_maps(record)
+            if used < MAP_BUDGET
+            else (
+                '<div class="note">Heatmaps left out to keep this page small; the output slices are in '
+                "results.json (decode with harness.results.decode_array).</div>"
+            )
+        )
         used += len(maps)
         parts.append(render_failure(record, i, maps))
     if rest:
         parts.append(f"<h3>and {len(rest)} more (shown by id; results.json has every record)</h3>")
-        parts.append(table(["id", "first error"], [[f'<span class="mono">{esc(r["id"])}</span>',
-                                                    esc(first_line(r))] for r in rest]))
+        parts.append(
+            table(
+                ["id", "first error"], [[f'<span class="mono">{esc(r["id"])}</span>', esc(first_line(r))] for r in rest]
+            )
+        )
     return "".join(parts)
 
 
 # --- the other sections -----------------------------------------------------------------------------
+
 
 def _link(url) -> str:
     """An <a> for http(s) links only (a registry entry could hold anything)."""
@@ -808,11 +950,12 @@ def render_divergences(run: results.Run) -> str:
         if d.get("not_here"):
             note = f'<span class="tag na">not applicable here</span> {esc(d["not_here"])}'
         elif d["stale"]:
-            note = ('<span class="tag stale">now passes</span> every case it applies to agreed with the reference '
-                    '(stale: update cases/known_divergences.yaml)')
+            note = (
+                '<span class="tag stale">now passes</span> every case it applies to agreed with the reference '
+                "(stale: update cases/known_divergences.yaml)"
+            )
         elif d["none_diverged"]:
-            note = (f'<span class="tag coincident">now passes?</span> applied to {d["applied"]} cases, '
-                    f'none diverged')
+            note = f'<span class="tag coincident">now passes?</span> applied to {d["applied"]} cases, none diverged'
         elif d["excused"]:
             note = f"diverged in {d['excused']} of {d['applied']}"
         elif d.get("scope") not in (None, "forward"):
@@ -820,20 +963,37 @@ def render_divergences(run: results.Run) -> str:
         else:
             note = '<span class="muted">not exercised by this run</span>'
         scope = f'<span class="tag">{esc(d["scope"])}</span>' if d.get("scope") not in (None, "forward") else ""
-        rows.append([f'<span class="mono" id="div-{esc(d.get("id"))}">{esc(d.get("id"))}</span>',
-                     esc(d.get("kind")) + scope, esc(d.get("summary")) + _seen_on(d), esc(d.get("onednn")),
-                     esc(d.get("tensorflow_versions")), str(d["excused"]), str(d["applied"]), note,
-                     _link(d.get("link"))])
-        classes.append("na" if d.get("not_here") else "stale" if d["stale"] else
-                       "now-passes" if d["none_diverged"] else "")
+        rows.append(
+            [
+                f'<span class="mono" id="div-{esc(d.get("id"))}">{esc(d.get("id"))}</span>',
+                esc(d.get("kind")) + scope,
+                esc(d.get("summary")) + _seen_on(d),
+                esc(d.get("onednn")),
+                esc(d.get("tensorflow_versions")),
+                str(d["excused"]),
+                str(d["applied"]),
+                note,
+                _link(d.get("link")),
+            ]
+        )
+        classes.append(
+            "na" if d.get("not_here") else "stale" if d["stale"] else "now-passes" if d["none_diverged"] else ""
+        )
     excused = sum(d["excused"] for d in stats)
     elsewhere = sum(1 for d in stats if d.get("not_here"))
-    head = (f'<p>{len(stats)} entries; {sum(1 for d in stats if d["excused"])} diverged in this run, excusing '
-            f'{excused} xfailed items; {elsewhere} cannot apply on this machine or in this mode (greyed: never '
-            f'stale here). Highlighted: entries that no longer diverge (stale ones certainly; '
-            f'"applied to N cases, none diverged" may be a per_entry coincidence).</p>')
-    return head + table(["id", "kind", "summary", "oneDNN", "TF versions", "excused (xfailed)", "applied to",
-                         "this run", "link"], rows, numeric={5, 6}, attrs=' id="divergences"', row_classes=classes)
+    head = (
+        f"<p>{len(stats)} entries; {sum(1 for d in stats if d['excused'])} diverged in this run, excusing "
+        f"{excused} xfailed items; {elsewhere} cannot apply on this machine or in this mode (greyed: never "
+        f"stale here). Highlighted: entries that no longer diverge (stale ones certainly; "
+        f'"applied to N cases, none diverged" may be a per_entry coincidence).</p>'
+    )
+    return head + table(
+        ["id", "kind", "summary", "oneDNN", "TF versions", "excused (xfailed)", "applied to", "this run", "link"],
+        rows,
+        numeric={5, 6},
+        attrs=' id="divergences"',
+        row_classes=classes,
+    )
 
 
 PATH_CLASSES = {"onednn": "green", "eigen": "amber", "none": "grey", "unknown": "red"}
@@ -845,9 +1005,10 @@ def render_machine(run: results.Run) -> str:
     envs = source_environments(run)
     if len(envs) == 1:
         return render_machine_environment(envs[0][1])
-    return (f'<p class="note">The merged runs came from {len(envs)} different machines or environments.</p>'
-            + "".join(f'<h3 class="mono">{esc(source)}</h3>' + render_machine_environment(env, f"kernel-paths-{k}")
-                      for k, (source, env) in enumerate(envs, start=1)))
+    return f'<p class="note">The merged runs came from {len(envs)} different machines or environments.</p>' + "".join(
+        f'<h3 class="mono">{esc(source)}</h3>' + render_machine_environment(env, f"kernel-paths-{k}")
+        for k, (source, env) in enumerate(envs, start=1)
+    )
 
 
 def render_machine_environment(env: dict, anchor: str = "kernel-paths") -> str:
@@ -855,12 +1016,17 @@ def render_machine_environment(env: dict, anchor: str = "kernel-paths") -> str:
     table_ = env.get("kernel_paths")
     probe = env.get("probe") or {}
     cap = env.get("onednn_isa_cap")
-    intro = (f'<p>{esc(env.get("cpu_model") or "An unrecorded CPU")} ({esc(env.get("machine", "?"))}): oneDNN '
-             + (f'uses <b>{esc(env.get("onednn_isa") or "an unknown ISA")}</b>' if str(env.get("onednn")) != "0"
-                else "is off")
-             + (f" under <span class=\"mono\">ONEDNN_MAX_CPU_ISA={esc(cap)}</span>" if cap else "")
-             + f' (the CPU allows {esc(env.get("cpu_isa_level") or "?")}). Which kernel TensorFlow runs decides what it '
-               'accepts and computes; it was asked, not assumed (docs/divergences.md: "Which machine you run on").</p>')
+    intro = (
+        f"<p>{esc(env.get('cpu_model') or 'An unrecorded CPU')} ({esc(env.get('machine', '?'))}): oneDNN "
+        + (
+            f"uses <b>{esc(env.get('onednn_isa') or 'an unknown ISA')}</b>"
+            if str(env.get("onednn")) != "0"
+            else "is off"
+        )
+        + (f' under <span class="mono">ONEDNN_MAX_CPU_ISA={esc(cap)}</span>' if cap else "")
+        + f" (the CPU allows {esc(env.get('cpu_isa_level') or '?')}). Which kernel TensorFlow runs decides what it "
+        'accepts and computes; it was asked, not assumed (docs/divergences.md: "Which machine you run on").</p>'
+    )
     if not table_:
         why = probe.get("error") if probe else "this run recorded no kernel paths"
         return intro + f'<p class="note">Kernel paths not measured: {esc(why)}</p>'
@@ -873,11 +1039,17 @@ def render_machine_environment(env: dict, anchor: str = "kernel-paths") -> str:
             cells.append(f'<span class="path {PATH_CLASSES.get(value.split(" ")[0], "")}">{esc(value)}</span>')
         rows.append([f'<span class="mono">{esc(kernel)}</span>', *cells])
     failing = {k: v for k, v in (probe.get("runs") or {}).items() if v not in ("ok", "no kernel")}
-    notes = "".join(f'<li><span class="mono">{esc(k)}</span> fails on valid operands: {esc(v)}</li>'
-                    for k, v in sorted(failing.items()))
+    notes = "".join(
+        f'<li><span class="mono">{esc(k)}</span> fails on valid operands: {esc(v)}</li>'
+        for k, v in sorted(failing.items())
+    )
     error = f'<p class="note">Probe: {esc(probe["error"])}</p>' if probe.get("error") else ""
-    return (intro + error + table(["TensorFlow kernel", *dtypes], rows, attrs=f' id="{esc(anchor)}"')
-            + (f"<ul>{notes}</ul>" if notes else ""))
+    return (
+        intro
+        + error
+        + table(["TensorFlow kernel", *dtypes], rows, attrs=f' id="{esc(anchor)}"')
+        + (f"<ul>{notes}</ul>" if notes else "")
+    )
 
 
 def _seen_on(d: dict) -> str:
@@ -890,41 +1062,80 @@ def render_observed(run: results.Run) -> str:
     seen = sorted(observed_divergences(run).items(), key=lambda kv: (-kv[1], kv[0]))
     if not seen:
         return "<p>none</p>"
-    return table(["id", "xfailed"], [[f'<a href="#div-{esc(did)}" class="mono">{esc(did)}</a>', str(n)]
-                                     for did, n in seen], numeric={1}, attrs=' id="observed"')
+    return table(
+        ["id", "xfailed"],
+        [[f'<a href="#div-{esc(did)}" class="mono">{esc(did)}</a>', str(n)] for did, n in seen],
+        numeric={1},
+        attrs=' id="observed"',
+    )
 
 
 def render_overrides(run: results.Run) -> str:
     rows = tolerance_overrides(run)
     if not rows:
         return '<p id="overrides">none</p>'
-    return table(["case", "reason", "c", "atol", "dtypes"],
-                 [[f'<span class="mono">{esc(r["case"])}</span>', esc(r.get("reason")), esc(r.get("c")),
-                   esc(r.get("atol")), esc(", ".join(map(str, r["dtypes"])))] for r in rows], attrs=' id="overrides"')
+    return table(
+        ["case", "reason", "c", "atol", "dtypes"],
+        [
+            [
+                f'<span class="mono">{esc(r["case"])}</span>',
+                esc(r.get("reason")),
+                esc(r.get("c")),
+                esc(r.get("atol")),
+                esc(", ".join(map(str, r["dtypes"]))),
+            ]
+            for r in rows
+        ],
+        attrs=' id="overrides"',
+    )
 
 
 def render_slowest(run: results.Run) -> str:
     rows = slowest(run)
     if not rows:
         return "<p>No cases ran.</p>"
-    return table(["#", "id", "op", "dtype", "shapes", "status", "seconds"],
-                 [[str(i + 1), f'<span class="mono">{esc(r["id"])}</span>', esc(r.get("op")), esc(r.get("dtype")),
-                   esc(shapes_text(r)), esc(r["status"]), f"{r.get('seconds') or 0.0:.3f}"]
-                  for i, r in enumerate(rows)], numeric={0, 6}, attrs=' id="slowest"')
+    return table(
+        ["#", "id", "op", "dtype", "shapes", "status", "seconds"],
+        [
+            [
+                str(i + 1),
+                f'<span class="mono">{esc(r["id"])}</span>',
+                esc(r.get("op")),
+                esc(r.get("dtype")),
+                esc(shapes_text(r)),
+                esc(r["status"]),
+                f"{r.get('seconds') or 0.0:.3f}",
+            ]
+            for i, r in enumerate(rows)
+        ],
+        numeric={0, 6},
+        attrs=' id="slowest"',
+    )
 
 
 def render_problems(run: results.Run) -> str:
     problems = other_problems(run)
     t = tally(run)
-    counts = (f'<p>malformed cases: {t["malformed"]}; crashed items: {t["crashed"]}; harness self-tests: '
-              + (", ".join(f"{n} {s}" for s, n in sorted(t["tests"].items())) or "none in this run") + ".</p>")
+    counts = (
+        f"<p>malformed cases: {t['malformed']}; crashed items: {t['crashed']}; harness self-tests: "
+        + (", ".join(f"{n} {s}" for s, n in sorted(t["tests"].items())) or "none in this run")
+        + ".</p>"
+    )
     if not problems:
         return counts
     label = {"malformed": "malformed case", "crashed": "crashed item", "test": "harness self-test"}
-    return counts + table(["id", "what", "message"], [
-        [f'<span class="mono">{esc(r["id"])}</span>', esc(label.get(r.get("kind"), r.get("kind"))),
-         f"<pre>{esc(clip(chr(10).join(r.get('errors') or ()) or r['status'], 4000))}</pre>"] for r in problems],
-        attrs=' id="problems"')
+    return counts + table(
+        ["id", "what", "message"],
+        [
+            [
+                f'<span class="mono">{esc(r["id"])}</span>',
+                esc(label.get(r.get("kind"), r.get("kind"))),
+                f"<pre>{esc(clip(chr(10).join(r.get('errors') or ()) or r['status'], 4000))}</pre>",
+            ]
+            for r in problems
+        ],
+        attrs=' id="problems"',
+    )
 
 
 def merge_info(run: results.Run) -> dict | None:
@@ -937,21 +1148,49 @@ def render_merge(run: results.Run) -> str:
     """The runs a merged run came from, with their counts; the items recorded by several; the stale check."""
     info = merge_info(run) or {}
     statuses = ("passed", "xfailed", "failed", "skipped")
-    rows = [[f'<span class="mono">{esc(s.get("directory"))}</span>', esc(s.get("shard") or "whole"),
-             esc(s.get("registry") or "unknown"), str(s.get("records", 0)),
-             *(str((s.get("counts") or {}).get(k, 0)) for k in statuses), esc(s.get("exitstatus"))]
-            for s in info.get("sources", [])]
-    parts = [table(["run", "shard", "registry", "records", *statuses, "exit status"], rows,
-                   numeric={3, 4, 5, 6, 7}, attrs=' id="merged"')]
+    rows = [
+        [
+            f'<span class="mono">{esc(s.get("directory"))}</span>',
+            esc(s.get("shard") or "whole"),
+            esc(s.get("registry") or "unknown"),
+            str(s.get("records", 0)),
+            *(str((s.get("counts") or {}).get(k, 0)) for k in statuses),
+            esc(s.get("exitstatus")),
+        ]
+        for s in info.get("sources", [])
+    ]
+    parts = [
+        table(
+            ["run", "shard", "registry", "records", *statuses, "exit status"],
+            rows,
+            numeric={3, 4, 5, 6, 7},
+            attrs=' id="merged"',
+        )
+    ]
     overlap = info.get("overlap") or []
-    parts.append(f"<p>{len(run.records)} records of {info.get('items', '?')} distinct items. "
-                 + (f"{plural(len(overlap), 'item')} recorded by more than one run: kept from each and counted "
-                    f"once per run.</p>" if overlap else "No item was recorded by more than one run.</p>"))
+    parts.append(
+        f"<p>{len(run.records)} records of {info.get('items', '?')} distinct items. "
+        + (
+            f"{plural(len(overlap), 'item')} recorded by more than one run: kept from each and counted "
+            f"once per run.</p>"
+            if overlap
+            else "No item was recorded by more than one run.</p>"
+        )
+    )
     if overlap:
-        parts.append(table(["id", "runs: status"], [
-            [f'<span class="mono">{esc(o["id"])}</span>',
-             esc(", ".join(f"{d}: {st}" for d, st in zip(o["sources"], o["statuses"])))] for o in overlap[:200]],
-            attrs=' id="overlap"'))
+        parts.append(
+            table(
+                ["id", "runs: status"],
+                [
+                    [
+                        f'<span class="mono">{esc(o["id"])}</span>',
+                        esc(", ".join(f"{d}: {st}" for d, st in zip(o["sources"], o["statuses"]))),
+                    ]
+                    for o in overlap[:200]
+                ],
+                attrs=' id="overlap"',
+            )
+        )
     check = info.get("stale_check", "?")
     parts.append(f"<p>Stale-divergence check on the union: {esc(check)}.</p>")
     parts += [f'<p class="note">{esc(w)}</p>' for w in info.get("warnings") or ()]
@@ -965,9 +1204,12 @@ def render_html(run: results.Run) -> str:
     overview = (  # the coverage matrix beside the per-op tables: both visible without scrolling
         '<div class="overview">'
         + section("coverage", "Coverage: op × padding × stride × dilation × layout × dtype", render_coverage(run))
-        + '<aside>' + section("per-op", "Per op", render_per_op(run))
+        + "<aside>"
+        + section("per-op", "Per op", render_per_op(run))
         + section("errors", "Error contracts (op × dtype)", render_error_contracts(run))
-        + section("observed", "Known divergences observed", render_observed(run)) + "</aside></div>")
+        + section("observed", "Known divergences observed", render_observed(run))
+        + "</aside></div>"
+    )
     if per_backend(run)[0]:
         overview += section("backends", "Backends against TensorFlow (backend × op)", render_backends(run))
     sections = [
@@ -978,31 +1220,42 @@ def render_html(run: results.Run) -> str:
         ("overrides", "Tolerance overrides", render_overrides(run)),
         ("slowest", f"Slowest {SLOWEST} cases", render_slowest(run)),
     ]
-    links = [("coverage", "Coverage"), ("per-op", "Per op"), ("errors", "Error contracts"), ("failures", "Failures"),
-             ("problems", "Malformed / crashed"), ("divergences", "Known divergences"), ("machine", "Machine"),
-             ("overrides", "Tolerance overrides"), ("slowest", "Slowest")]
+    links = [
+        ("coverage", "Coverage"),
+        ("per-op", "Per op"),
+        ("errors", "Error contracts"),
+        ("failures", "Failures"),
+        ("problems", "Malformed / crashed"),
+        ("divergences", "Known divergences"),
+        ("machine", "Machine"),
+        ("overrides", "Tolerance overrides"),
+        ("slowest", "Slowest"),
+    ]
     if merge_info(run) is not None:
         sections.insert(0, ("merged", f"Merged from {len(run.run['merged_from'])} runs", render_merge(run)))
         links.insert(0, ("merged", "Merged runs"))
     nav = "".join(f'<a href="#sec-{a}">{esc(label)}</a>' for a, label in links)
     body = overview + "".join(section(a, title, content) for a, title, content in sections)
     title = f"tf-conv-harness {v.upper()}: {t['passed']} passed, {t['xfailed']} xfailed, {t['failed']} failed"
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head>" + ERROR_TRAP + '<meta charset="utf-8">'
-            f'<meta http-equiv="Content-Security-Policy" content="{esc(CSP)}">'
-            '<meta name="viewport" content="width=device-width, initial-scale=1">'
-            '<link rel="icon" href="data:,">'
-            f"<title>{esc(title)}</title><style>{CSS}</style></head>"
-            f'<body data-verdict="{v}">{render_header(run)}{render_banner(run)}<nav>{nav}</nav>'
-            f"<main>{body}</main>{INIT_SCRIPT}</body></html>\n")
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head>' + ERROR_TRAP + '<meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{esc(CSP)}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        '<link rel="icon" href="data:,">'
+        f"<title>{esc(title)}</title><style>{CSS}</style></head>"
+        f'<body data-verdict="{v}">{render_header(run)}{render_banner(run)}<nav>{nav}</nav>'
+        f"<main>{body}</main>{INIT_SCRIPT}</body></html>\n"
+    )
 
 
 # --- summary.md ---------------------------------------------------------------------------------------
+
 
 def md_text(text, limit: int = 240) -> str:
     """One line of Markdown-safe text (GitHub renders inline HTML and emphasis: escape them)."""
     line = " ".join(str(text).split())
     if len(line) > limit:
-        line = line[:limit - 1] + "…"
+        line = line[: limit - 1] + "…"
     return "".join("\\" + ch if ch in "\\`*_[]<>|#" else ch for ch in line)
 
 
@@ -1018,8 +1271,10 @@ def render_summary(run: results.Run) -> str:
     lines = [f"## {icon} tf-conv-harness: {v.upper()}", ""]
     state = interruption(run)
     if state:
-        lines += [f"> ⚠️ **{state}**: the run did not finish; these counts cover the {len(run.records)} items "
-                  f"recorded.", ""]
+        lines += [
+            f"> ⚠️ **{state}**: the run did not finish; these counts cover the {len(run.records)} items recorded.",
+            "",
+        ]
     reasons = verdict_reasons(run)
     if reasons:
         lines += [f"Failing because: {md_text('; '.join(reasons), 500)}", ""]
@@ -1030,18 +1285,25 @@ def render_summary(run: results.Run) -> str:
     if len(envs) > 1:
         lines += [f"The merged runs came from {len(envs)} different machines or environments:", ""]
     for source, env in envs:
-        line = md_text(f"TensorFlow {env.get('tensorflow', '?')} · oneDNN {onednn_label(env.get('onednn'))} · "
-                       f"NumPy {env.get('numpy', '?')} · Python {env.get('python', '?')} · threads "
-                       f"{env.get('intra_op_threads', '?')}/{env.get('inter_op_threads', '?')}"
-                       + (f" · sweeps {run.run.get('sweeps', '?')} · {duration(run.run.get('seconds'))}"
-                          if source is None else ""), 400)
+        line = md_text(
+            f"TensorFlow {env.get('tensorflow', '?')} · oneDNN {onednn_label(env.get('onednn'))} · "
+            f"NumPy {env.get('numpy', '?')} · Python {env.get('python', '?')} · threads "
+            f"{env.get('intra_op_threads', '?')}/{env.get('inter_op_threads', '?')}"
+            + (
+                f" · sweeps {run.run.get('sweeps', '?')} · {duration(run.run.get('seconds'))}" if source is None else ""
+            ),
+            400,
+        )
         lines += [(f"{md_code(source)}: " if source is not None else "") + line, ""]
-        lines += [md_text(line.strip(), 400) + "  "
-                  for line in environment.describe(environment.Environment.from_record(env))]
+        lines += [
+            md_text(line.strip(), 400) + "  " for line in environment.describe(environment.Environment.from_record(env))
+        ]
         lines.append("")
     if len(envs) > 1:
-        lines += [md_text(f"sweeps {run.run.get('sweeps', '?')} · {duration(run.run.get('seconds'))} summed over "
-                          f"the runs"), ""]
+        lines += [
+            md_text(f"sweeps {run.run.get('sweeps', '?')} · {duration(run.run.get('seconds'))} summed over the runs"),
+            "",
+        ]
     lines += summary_merge_lines(run)
     table_ = per_op(run)
     if table_:
@@ -1050,17 +1312,24 @@ def render_summary(run: results.Run) -> str:
         for op, c in table_.items():
             total.update(c)
             lines.append(f"| {md_text(op)} | {c['passed']} | {c['xfailed']} | {c['failed']} | {c['skipped']} |")
-        lines += [f"| **total** | {total['passed']} | {total['xfailed']} | {total['failed']} | {total['skipped']} |",
-                  ""]
+        lines += [
+            f"| **total** | {total['passed']} | {total['xfailed']} | {total['failed']} | {total['skipped']} |",
+            "",
+        ]
     names, op_names, cells = per_backend(run)
     if names:
-        lines += ["| backend × op (against TensorFlow) | passed | xfailed | failed | skipped |", "|---|--:|--:|--:|--:|"]
+        lines += [
+            "| backend × op (against TensorFlow) | passed | xfailed | failed | skipped |",
+            "|---|--:|--:|--:|--:|",
+        ]
         for b in names:
             for op in op_names:
                 c = cells.get((b, op))
                 if c:
-                    lines.append(f"| {md_text(b)} · {md_text(op)} | {c['passed']} | {c['xfailed']} | "
-                                 f"{c['failed'] + c['error']} | {c['skipped']} |")
+                    lines.append(
+                        f"| {md_text(b)} · {md_text(op)} | {c['passed']} | {c['xfailed']} | "
+                        f"{c['failed'] + c['error']} | {c['skipped']} |"
+                    )
         lines.append("")
     failures = failing_cases(run)
     if failures:
@@ -1072,8 +1341,9 @@ def render_summary(run: results.Run) -> str:
     problems = other_problems(run)
     if problems:
         lines.append(f"### Malformed cases, crashed items and failing self-tests ({len(problems)})")
-        lines += [f"- {md_code(r['id'])} ({r.get('kind')}): {md_text(first_line(r))}"
-                  for r in problems[:MAX_SUMMARY_FAILURES]]
+        lines += [
+            f"- {md_code(r['id'])} ({r.get('kind')}): {md_text(first_line(r))}" for r in problems[:MAX_SUMMARY_FAILURES]
+        ]
         if len(problems) > MAX_SUMMARY_FAILURES:
             lines.append(f"- … and {len(problems) - MAX_SUMMARY_FAILURES} more")
         lines.append("")
@@ -1083,8 +1353,10 @@ def render_summary(run: results.Run) -> str:
     lines.append("")
     elsewhere = [d for d in run.divergences if d.get("not_here")]
     if elsewhere:
-        lines.append(f"Not applicable on this machine or in this mode ({len(elsewhere)}): "
-                     + "; ".join(f"{md_code(d['id'])} ({md_text(d['not_here'], 120)})" for d in elsewhere))
+        lines.append(
+            f"Not applicable on this machine or in this mode ({len(elsewhere)}): "
+            + "; ".join(f"{md_code(d['id'])} ({md_text(d['not_here'], 120)})" for d in elsewhere)
+        )
         lines.append("")
     stale = stale_divergences(run)
     if stale:
@@ -1104,18 +1376,28 @@ def summary_merge_lines(run: results.Run) -> list[str]:
     lines = [f"### Merged from {len(run.run['merged_from'])} runs", ""]
     for s in info.get("sources", []):
         c = s.get("counts") or {}
-        lines.append(f"- {md_code(s.get('directory'))} ({md_text(s.get('shard') or 'whole')}): {s.get('records', 0)} "
-                     f"records, {c.get('passed', 0)} passed, {c.get('xfailed', 0)} xfailed, {c.get('failed', 0)} "
-                     f"failed, {c.get('skipped', 0)} skipped")
+        lines.append(
+            f"- {md_code(s.get('directory'))} ({md_text(s.get('shard') or 'whole')}): {s.get('records', 0)} "
+            f"records, {c.get('passed', 0)} passed, {c.get('xfailed', 0)} xfailed, {c.get('failed', 0)} "
+            f"failed, {c.get('skipped', 0)} skipped"
+        )
     overlap = info.get("overlap") or []
-    lines += ["", (f"{plural(len(overlap), 'item')} recorded by more than one run (kept from each, counted once per "
-                   f"run); " if overlap else "No item recorded by more than one run; ")
-              + f"stale-divergence check on the union: {md_text(info.get('stale_check', '?'))}", ""]
+    lines += [
+        "",
+        (
+            f"{plural(len(overlap), 'item')} recorded by more than one run (kept from each, counted once per run); "
+            if overlap
+            else "No item recorded by more than one run; "
+        )
+        + f"stale-divergence check on the union: {md_text(info.get('stale_check', '?'))}",
+        "",
+    ]
     lines += [f"> ⚠️ {md_text(w, 400)}" for w in info.get("warnings") or ()]
     return lines + ([""] if info.get("warnings") else [])
 
 
 # --- files ----------------------------------------------------------------------------------------------
+
 
 def write_reports(run: results.Run, directory: Path) -> list[Path]:
     """Write report.html and summary.md into ``directory`` (atomically); return their paths."""

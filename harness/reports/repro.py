@@ -22,16 +22,17 @@ from __future__ import annotations
 
 import json
 import textwrap
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
 from harness import ops
-from harness.conv import layouts
-from harness.tf import wrappers
 from harness.check.prepare import Prepared, prepare
-from harness.registry.cases import Case, Generator, operand_array
+from harness.conv import layouts
 from harness.conv.dtypes import dtype_of, is_integer
+from harness.registry.cases import Case, Generator, operand_array
+from harness.tf import wrappers
 from harness.tf.environment import Environment
 
 LITERAL_LIMIT = 4096  # elements: above this a generated operand is emitted as code, an output as checksums
@@ -49,6 +50,7 @@ _SPELLING = {
 
 
 # --- values ------------------------------------------------------------------------------------
+
 
 def _literal_dtype(dtype: str) -> np.dtype:
     """The NumPy dtype the script builds an array of ``dtype`` in (float32 for bfloat16)."""
@@ -85,8 +87,14 @@ def _number(value, dtype: str) -> str:
 
 def _wrap(items: list[str], indent: str = "    ") -> str:
     """Comma-separated ``items`` wrapped at WIDTH, each line indented."""
-    return textwrap.fill(", ".join(items), width=WIDTH, initial_indent=indent, subsequent_indent=indent,
-                         break_long_words=False, break_on_hyphens=False)
+    return textwrap.fill(
+        ", ".join(items),
+        width=WIDTH,
+        initial_indent=indent,
+        subsequent_indent=indent,
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
 
 
 def _array_literal(values: np.ndarray, dtype: str) -> str:
@@ -117,6 +125,7 @@ def _py(value: Any) -> str:
 
 
 # --- operands ----------------------------------------------------------------------------------
+
 
 def _op_layout(case: Case, name: str) -> str:
     """The layout the op takes operand ``name`` in (the declared layout for a raw operand)."""
@@ -162,8 +171,10 @@ def _generated_code(case: Case, name: str, dtype: str) -> str:
     t = case.inputs[name]
     gen, var, target = t.generator, variable_name(case, name), _op_layout(case, name)
     params = ", ".join(f"{k}={v!r}" for k, v in gen.params.items())
-    lines = _comment(f"{name}: {gen.dist}({params}), seed {gen.seed}, in layout {t.layout} {list(gen.shape)}, "
-                     "generated as the harness does")
+    lines = _comment(
+        f"{name}: {gen.dist}({params}), seed {gen.seed}, in layout {t.layout} {list(gen.shape)}, "
+        "generated as the harness does"
+    )
     lines.append(f"{var} = {_generator_call(gen)}")
     if not t.raw:
         reshape, axes = _convert_steps(gen.shape, t.layout, target)
@@ -193,11 +204,11 @@ def operand_code(case: Case, name: str, dtype: str) -> str:
 
 # --- the script --------------------------------------------------------------------------------
 
+
 def _comment(text: str, prefix: str = "# ") -> list[str]:
     lines = []
     for paragraph in text.strip().splitlines() or [""]:
-        lines += textwrap.wrap(paragraph, WIDTH - len(prefix), break_long_words=False,
-                               break_on_hyphens=False) or [""]
+        lines += textwrap.wrap(paragraph, WIDTH - len(prefix), break_long_words=False, break_on_hyphens=False) or [""]
     return [(prefix + line).rstrip() for line in lines]
 
 
@@ -206,10 +217,13 @@ def _call(case: Case, attrs: Mapping) -> str:
     a ``tf.raw_ops`` function takes every argument by keyword."""
     spec = ops.get(case.op)
     if spec.kind == "backprop":
-        values = {**{o.name: variable_name(case, o.name) for o in spec.operands},
-                  **{k: _py(v) for k, v in attrs.items()}}
-        args = [f"{k}={values[k]}" for k in spec.positional] + [f"{k}={v}" for k, v in values.items()
-                                                                 if k not in spec.positional]
+        values = {
+            **{o.name: variable_name(case, o.name) for o in spec.operands},
+            **{k: _py(v) for k, v in attrs.items()},
+        }
+        args = [f"{k}={values[k]}" for k in spec.positional] + [
+            f"{k}={v}" for k, v in values.items() if k not in spec.positional
+        ]
     else:
         args = [variable_name(case, o.name) for o in spec.operands] + [f"{k}={_py(v)}" for k, v in attrs.items()]
     one_line = f"output = {spec.function}({', '.join(args)})"
@@ -232,19 +246,21 @@ def _header(case: Case, dtype: str, env: Environment, eigen: bool | None, findin
     isa = f", oneDNN ISA {env.onednn_isa}" if env.onednn_isa else ""
     cap = f", ONEDNN_MAX_CPU_ISA={env.isa_cap}" if env.isa_cap else ""
     kernel = {True: "Eigen's", False: "oneDNN's", None: "an unmeasured"}[eigen]
-    lines = ['"""Reproduce ' + f"{case.id}[{dtype}]",
-             "",
-             f"{ops.get(case.op).function}, {kind}.",
-             "Written by tf-conv-harness (harness/repro.py); needs only NumPy and TensorFlow.",
-             f"The harness ran it with TensorFlow {env.tensorflow_version} and NumPy "
-             f"{(env.probe.numpy if env.probe else None) or settings['tensorflow_numpy']}, "
-             f"oneDNN {mode} (TF_ENABLE_ONEDNN_OPTS={int(env.onednn)}),",
-             f"{settings['intra_op_threads']} intra-op / {settings['inter_op_threads']} inter-op threads, "
-             f"on {cpu}{isa}{cap}:",
-             f"TensorFlow ran {kernel} kernel. What TensorFlow does can depend on the CPU (docs/divergences.md: "
-             "\"Which machine you run on\").",
-             "Prints a verdict line; always exits 0.",
-             '"""']
+    lines = [
+        '"""Reproduce ' + f"{case.id}[{dtype}]",
+        "",
+        f"{ops.get(case.op).function}, {kind}.",
+        "Written by tf-conv-harness (harness/repro.py); needs only NumPy and TensorFlow.",
+        f"The harness ran it with TensorFlow {env.tensorflow_version} and NumPy "
+        f"{(env.probe.numpy if env.probe else None) or settings['tensorflow_numpy']}, "
+        f"oneDNN {mode} (TF_ENABLE_ONEDNN_OPTS={int(env.onednn)}),",
+        f"{settings['intra_op_threads']} intra-op / {settings['inter_op_threads']} inter-op threads, "
+        f"on {cpu}{isa}{cap}:",
+        f"TensorFlow ran {kernel} kernel. What TensorFlow does can depend on the CPU (docs/divergences.md: "
+        '"Which machine you run on").',
+        "Prints a verdict line; always exits 0.",
+        '"""',
+    ]
     if finding.strip():
         lines += ["", "# What the harness found:"] + _comment(finding, "#   ")
     if case.description.strip():
@@ -254,8 +270,14 @@ def _header(case: Case, dtype: str, env: Environment, eigen: bool | None, findin
 
 def _prologue(env: Environment) -> list[str]:
     settings = wrappers.settings()
-    cap = ["# The cap on the ISA oneDNN may use that the harness ran under (read at oneDNN's first use).",
-           f'os.environ["ONEDNN_MAX_CPU_ISA"] = "{env.isa_cap}"'] if env.isa_cap else []
+    cap = (
+        [
+            "# The cap on the ISA oneDNN may use that the harness ran under (read at oneDNN's first use).",
+            f'os.environ["ONEDNN_MAX_CPU_ISA"] = "{env.isa_cap}"',
+        ]
+        if env.isa_cap
+        else []
+    )
     return [
         "",
         "import os",
@@ -285,14 +307,17 @@ def _operands(case: Case, dtype: str) -> list[str]:
     cast = _SPELLING[dtype][1]
     if cast:
         lines.append("# NumPy has no bfloat16: the float32 arrays above hold bfloat16 values exactly; cast them.")
-        lines += [f"{variable_name(case, o.name)} = tf.cast({variable_name(case, o.name)}, {cast})"
-                  for o in spec.operands]
+        lines += [
+            f"{variable_name(case, o.name)} = tf.cast({variable_name(case, o.name)}, {cast})" for o in spec.operands
+        ]
     return lines
 
 
 def _raised_lines(indent: str = "    ") -> list[str]:
-    return [f"{indent}first_line = (str(exc).strip().splitlines() or [''])[0]",
-            f'{indent}print(f"TensorFlow raised {{type(exc).__name__}}: {{first_line}}")']
+    return [
+        f"{indent}first_line = (str(exc).strip().splitlines() or [''])[0]",
+        f'{indent}print(f"TensorFlow raised {{type(exc).__name__}}: {{first_line}}")',
+    ]
 
 
 def _error_contract(case: Case, eigen: bool | None, attrs: Mapping, ref_error: ValueError | None) -> list[str]:
@@ -306,8 +331,11 @@ def _error_contract(case: Case, eigen: bool | None, attrs: Mapping, ref_error: V
         reference = f"The harness's reference raises ValueError: {ref_error}"
     else:
         reference = "The harness's reference ACCEPTS this configuration, although the case expects ValueError."
-    lines = ["", "# Expected behaviour:"] + _comment(reference, "#   ") + _comment(
-        f"The case declares that TensorFlow raises {want} ({kernel}).", "#   ")
+    lines = (
+        ["", "# Expected behaviour:"]
+        + _comment(reference, "#   ")
+        + _comment(f"The case declares that TensorFlow raises {want} ({kernel}).", "#   ")
+    )
     lines += [
         f'EXPECTED_ERROR = "{want}"',
         f'print("expected: TensorFlow raises {want} (the reference raises ValueError)")',
@@ -328,10 +356,14 @@ def _error_contract(case: Case, eigen: bool | None, attrs: Mapping, ref_error: V
     return lines
 
 
-def _reference_block(ref: np.ndarray, dtype: str, bound_max: float, describe: str,
-                     per_element: np.ndarray) -> list[str]:
-    lines = ["", "# The harness's reference output (NumPy, accumulating in float64, rounded to the dtype) and the",
-             "# largest per-element tolerance: " + describe]
+def _reference_block(
+    ref: np.ndarray, dtype: str, bound_max: float, describe: str, per_element: np.ndarray
+) -> list[str]:
+    lines = [
+        "",
+        "# The harness's reference output (NumPy, accumulating in float64, rounded to the dtype) and the",
+        "# largest per-element tolerance: " + describe,
+    ]
     if ref.size <= LITERAL_LIMIT:
         return lines + [f"reference = {_array_literal(ref, dtype)}", f"BOUND = {bound_max!r}"]
     # Too large to embed: shape and checksums. If every element is within its bound b, then
@@ -352,7 +384,7 @@ def _reference_block(ref: np.ndarray, dtype: str, bound_max: float, describe: st
     ]
 
 
-_COMPARE_EMBEDDED = '''
+_COMPARE_EMBEDDED = """
 output = tf.cast(output, tf.float64).numpy()
 want = reference.astype(np.float64)
 print("TensorFlow output shape:", list(output.shape))
@@ -372,9 +404,9 @@ else:
         print("verdict: AGREES (every element within the bound)")
     else:
         print(f"verdict: DIFFERS (max |diff| {max_diff:.3g} exceeds the bound {BOUND:.3g})")
-'''
+"""
 
-_COMPARE_CHECKSUMS = '''
+_COMPARE_CHECKSUMS = """
 output = tf.cast(output, tf.float64).numpy()
 print("TensorFlow output shape:", list(output.shape))
 print("reference output shape: ", REFERENCE_SHAPE)
@@ -393,7 +425,7 @@ else:
         print("verdict: AGREES (the checksums are within their bounds)")
     else:
         print("verdict: DIFFERS (a checksum is outside its bound)")
-'''
+"""
 
 
 def _computed(p: Prepared) -> list[str]:
@@ -429,8 +461,9 @@ def script(case: Case, dtype: str, env: Environment, *, finding: str = "") -> st
         raise ValueError(f"{case.id}: dtype {dtype!r} is not one of the case's dtypes ({', '.join(case.dtypes)})")
     p = prepare(case, dtype)
     if case.expect_error is None and p.reference_error is not None:
-        raise ValueError(f"{case.id}: the reference rejects this case, so there is nothing to reproduce: "
-                         f"{p.reference_error}")
+        raise ValueError(
+            f"{case.id}: the reference rejects this case, so there is nothing to reproduce: {p.reference_error}"
+        )
     eigen = _kernel(case, dtype, p.attrs, env)
     lines = _header(case, dtype, env, eigen, finding) + _prologue(env) + _operands(case, dtype)
     if case.expect_error is not None:

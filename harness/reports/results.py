@@ -35,14 +35,15 @@ import base64
 import json
 import sys
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
-from harness.conv import layouts
 from harness import ops
+from harness.conv import layouts
 from harness.registry.cases import DIVERGENCES_FILE
 from harness.registry.serialize import case_yaml
 
@@ -77,6 +78,7 @@ def jsonable(value: Any) -> Any:
 
 # --- arrays for the heatmaps --------------------------------------------------------------
 
+
 def encode_array(a: np.ndarray) -> dict:
     """An array as {shape, float64 little-endian bytes in base64}: exact, with inf and NaN kept."""
     a64 = np.ascontiguousarray(np.asarray(a, dtype=np.float64)).astype("<f8")
@@ -96,6 +98,7 @@ def heatmap_slices(a: np.ndarray, fmt: str) -> np.ndarray:
 
 
 # --- one record per item --------------------------------------------------------------------
+
 
 def _label(values: Iterable[int]) -> str:
     """Per-axis strides or dilations as a short label: "1", "2", "1x2"."""
@@ -150,10 +153,20 @@ def record(outcome, item_id: str, tags: Iterable[str] = (), with_arrays: bool | 
         "sweep": case.sweep,
         "attrs": jsonable(outcome.attrs or case.attrs),
         "shapes": jsonable(outcome.shapes),
-        "layouts": {**{name: {"given": t.layout, "op": ("raw" if t.raw else spec.operand(name).op_layout(fmt)),
-                              "kernel": t.kernel} for name, t in case.inputs.items()},
-                    "output": {"op": spec.output_format(outcome.attrs or case.attrs),
-                               "expected": case.expected.layout if case.expected else None}},
+        "layouts": {
+            **{
+                name: {
+                    "given": t.layout,
+                    "op": ("raw" if t.raw else spec.operand(name).op_layout(fmt)),
+                    "kernel": t.kernel,
+                }
+                for name, t in case.inputs.items()
+            },
+            "output": {
+                "op": spec.output_format(outcome.attrs or case.attrs),
+                "expected": case.expected.layout if case.expected else None,
+            },
+        },
         "coverage": coverage(case.op, outcome.attrs or case.attrs),
         "expect_error": bool(case.expect_error),
         "implementations": ["reference", *(c.subject for c in comparisons if c.against == "reference")],
@@ -167,12 +180,24 @@ def record(outcome, item_id: str, tags: Iterable[str] = (), with_arrays: bool | 
         "margin": finite(outcome.worst_margin),
         "worst": f"{worst.subject} vs {worst.against}" if worst else None,
         "tolerance": outcome.bound.describe() if outcome.bound else None,
-        "tolerance_override": ({"reason": case.tolerance.reason, "c": case.tolerance.c, "atol": case.tolerance.atol}
-                               if case.tolerance else None),
-        "comparisons": [{"subject": c.subject, "against": c.against, "ok": c.ok,
-                         "max_abs_error": finite(c.max_abs_error), "max_rel_error": finite(c.max_rel_error),
-                         "bound": finite(c.max_bound), "margin": finite(c.margin), "detail": c.detail}
-                        for c in comparisons],
+        "tolerance_override": (
+            {"reason": case.tolerance.reason, "c": case.tolerance.c, "atol": case.tolerance.atol}
+            if case.tolerance
+            else None
+        ),
+        "comparisons": [
+            {
+                "subject": c.subject,
+                "against": c.against,
+                "ok": c.ok,
+                "max_abs_error": finite(c.max_abs_error),
+                "max_rel_error": finite(c.max_rel_error),
+                "bound": finite(c.max_bound),
+                "margin": finite(c.margin),
+                "detail": c.detail,
+            }
+            for c in comparisons
+        ],
         "errors": list(outcome.errors),
         "notes": list(outcome.notes),
         "diagnosis": list(outcome.diagnosis),
@@ -186,8 +211,9 @@ def record(outcome, item_id: str, tags: Iterable[str] = (), with_arrays: bool | 
         rec["report"] = outcome.report()
         rec["yaml"] = case_yaml(case)
     if with_arrays if with_arrays is not None else outcome.status == "failed":
-        rec["arrays"] = {name: encode_array(heatmap_slices(a, fmt))
-                         for name, a in outcome.outputs.items() if np.ndim(a) == len(fmt)}
+        rec["arrays"] = {
+            name: encode_array(heatmap_slices(a, fmt)) for name, a in outcome.outputs.items() if np.ndim(a) == len(fmt)
+        }
         rec["arrays_layout"] = "NHWC" if len(fmt) == 4 else "NWC as N×1×W×C"
     return rec
 
@@ -198,6 +224,7 @@ def item_record(item_id: str, status: str, seconds: float, message: str = "", ki
 
 
 # --- writing and reading --------------------------------------------------------------------
+
 
 def dumps(value: Any) -> str:
     return json.dumps(value, allow_nan=False, separators=(",", ":"))
@@ -214,8 +241,13 @@ class Run:
     environments: list | None = None  # a merged run's [{source, environment}] when its runs' environments differ
 
     def to_json(self) -> str:
-        doc = {"schema": SCHEMA, "environment": self.environment, "run": self.run,
-               "divergences": self.divergences, "records": self.records}
+        doc = {
+            "schema": SCHEMA,
+            "environment": self.environment,
+            "run": self.run,
+            "divergences": self.divergences,
+            "records": self.records,
+        }
         if self.environments is not None:
             doc["environments"] = self.environments
         return json.dumps(doc, allow_nan=False, separators=(",", ":"))
@@ -281,12 +313,25 @@ class Stream:
 def divergence_rows(known, env=None) -> list[dict]:
     """The known-divergence registry as JSON rows for the reports; ``not_here``: why an entry cannot apply in the
     run's environment (``Divergence.not_here``), None where it can."""
-    return [{"id": d.id, "kind": d.kind, "summary": d.summary, "onednn": d.onednn, "scope": d.scope,
-             "tensorflow_versions": str(d.tensorflow_versions) or "any", "tensorflow_does": list(d.tensorflow_does),
-             "strict": d.strict, "link": d.link, "file": d.file, "evidence": d.evidence,
-             "when": jsonable(dict(d.when)), "observed_on": list(d.observed_on),
-             "not_here": d.not_here(env) if env is not None else None}
-            for d in known]
+    return [
+        {
+            "id": d.id,
+            "kind": d.kind,
+            "summary": d.summary,
+            "onednn": d.onednn,
+            "scope": d.scope,
+            "tensorflow_versions": str(d.tensorflow_versions) or "any",
+            "tensorflow_does": list(d.tensorflow_does),
+            "strict": d.strict,
+            "link": d.link,
+            "file": d.file,
+            "evidence": d.evidence,
+            "when": jsonable(dict(d.when)),
+            "observed_on": list(d.observed_on),
+            "not_here": d.not_here(env) if env is not None else None,
+        }
+        for d in known
+    ]
 
 
 class ResultsError(ValueError):
@@ -313,8 +358,13 @@ def load(path: Path) -> Run:
         raise ResultsError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA or not isinstance(doc.get("records"), list):
         raise ResultsError(f"{path}: not a harness results file (schema {SCHEMA} with a 'records' list)")
-    return Run(doc.get("environment", {}), doc.get("run", {}), doc.get("divergences", []), doc["records"],
-               doc.get("environments"))
+    return Run(
+        doc.get("environment", {}),
+        doc.get("run", {}),
+        doc.get("divergences", []),
+        doc["records"],
+        doc.get("environments"),
+    )
 
 
 def _load_stream(path: Path, text: str) -> Run:
