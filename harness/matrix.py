@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from harness import atomic
-from harness.registry import divergences
-from harness.registry.cases import DIVERGENCES_FILE, Case, item_case_id, split_case_id
+from harness.registry import divergences, location
+from harness.registry.cases import Case, item_case_id, split_case_id
 from harness.registry.loader import fingerprint, load_file
 from harness.reports import atlas, compare, repro, results
 from harness.tf import environment, machine, versions
@@ -275,8 +275,10 @@ def write_atlas(root: Path, out: Path, keys: Sequence[str] | None = None) -> dic
     registry = fingerprint(root)
     columns = _columns(out, keys, registry)
     runs = {c["key"]: results.load(out / "runs" / c["key"]) for c in columns if c["state"] == "ran"}
-    known = divergences.load(root / "cases" / DIVERGENCES_FILE, root, scope=None)[0]
-    rows = [{**row, "backend": d.backend} for row, d in zip(results.divergence_rows(known), known)]
+    # The entries the runs applied (the shipped registry's and the user's, as the pytest configuration says)
+    folders = [location.FOLDER] if (root / location.FOLDER).is_dir() else []
+    known = divergences.load_registry(location.registry(root, folders, shipped="divergences"))[0]
+    rows = next(iter(runs.values())).divergences if runs else results.divergence_rows(known)
     changes = []
     for mode in ("1", "0"):
         chain = sorted(
@@ -401,9 +403,14 @@ def atlas_of_run(directory: Path) -> dict:
         "counts": run.counts(),
         "outcomes": atlas.outcome_counts(run),
     }
-    rows = [{**row, "backend": row.get("backend")} for row in run.divergences]
     return atlas.build(
-        [column], {key: run}, rows, [], generated=results.now(), machine=env, registry=run.run.get("registry")
+        [column],
+        {key: run},
+        run.divergences,
+        [],
+        generated=results.now(),
+        machine=env,
+        registry=run.run.get("registry"),
     )
 
 

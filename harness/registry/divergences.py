@@ -372,7 +372,7 @@ def registry(root: Path | None = None) -> list[Divergence]:
     registry's, and those of ``<root>/cases/known_divergences.yaml`` when that is a folder of the user's."""
     root = Path(root or Path.cwd())
     folders = [location.FOLDER] if (root / location.FOLDER).is_dir() else []
-    return load_registry(location.registry(root, folders), "forward")[0]
+    return load_registry(location.registry(root, folders, shipped="divergences"), "forward")[0]
 
 
 # --- features of a case -------------------------------------------------------------------

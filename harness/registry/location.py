@@ -111,10 +111,12 @@ class Registry:
         return [p for folder in self.collected for p in folder.files()]
 
     def fingerprint(self) -> str:
-        """A hash of every file of every folder (names and bytes): two runs with the same fingerprint read the same
-        registry (the same cases, sweeps, lock and known divergences)."""
+        """A hash of every file of the collected folders (names and bytes): two runs with the same fingerprint ran
+        the same cases, sweeps, lock and known divergences. (The shipped known divergences applied to a user's cases
+        without the shipped cases are not in it: ``harness matrix`` cannot tell that mode from a pytest
+        configuration it does not read, and must compute the same fingerprint as the runs.)"""
         digest = hashlib.sha256()
-        for folder in self.folders:
+        for folder in self.collected:
             for path in sorted(p for p in folder.path.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
                 # the shipped folder's files by their name inside it, as before user folders existed
                 name = path.relative_to(folder.path).as_posix() if folder.shipped else folder.name_of(path)

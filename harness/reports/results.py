@@ -323,6 +323,7 @@ def divergence_rows(known, env=None) -> list[dict]:
             "tensorflow_versions": str(d.tensorflow_versions) or "any",
             "tensorflow_does": list(d.tensorflow_does),
             "strict": d.strict,
+            "backend": d.backend,
             "link": d.link,
             "file": d.file,
             "evidence": d.evidence,
