@@ -18,6 +18,7 @@ Subcommands::
     harness report  DIR
     harness report  --merge DIR [DIR ...] [--out DIR] [--allow-different-registries]
     harness matrix  [--versions V,V,..] [--nightly] [--onednn 1,0] [--out DIR] [--rerun] [--suggest] [--clean]
+    harness matrix  --merge DIR [DIR ...] [--out DIR] [--allow-different-registries] [--fail-on-new]
 
 ``compare`` with three or more runs prints one table across them, then each consecutive pair as two runs do;
 ``report --merge`` makes one run of several (the shares of ``make verify SHARD=I/N``, runs from other machines),
