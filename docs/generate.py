@@ -36,7 +36,10 @@ def _code(text) -> str:
 
 
 def _signature(spec: ops.OpSpec) -> str:
-    return f"tf.nn.{spec.name}{inspect.signature(spec.reference)}"
+    """tf.nn's signature as users write it: the reference's names and defaults, without its type annotations."""
+    sig = inspect.signature(spec.reference)
+    bare = [p.replace(annotation=inspect.Parameter.empty) for p in sig.parameters.values()]
+    return f"tf.nn.{spec.name}{sig.replace(parameters=bare, return_annotation=inspect.Signature.empty)}"
 
 
 def _lengths(lengths: tuple[int, ...], rank: int) -> str:

@@ -238,18 +238,18 @@ def cmd_verify(args) -> int:
     if args.full:
         os.environ["HARNESS_SWEEP"] = "full"
     reports = Path(args.reports)
+    # Option values as --name=value: pytest takes every existing path among its arguments for a test path when it
+    # looks for its configuration file, and an existing --reports directory elsewhere would hide pyproject.toml.
     argv = [
         *files,
-        "--rootdir",
-        str(root),
+        f"--rootdir={root}",
         "-p",
         "harness.pytest_plugin",
         "-p",
         "no:cacheprovider",
         "-q",
         "--progress",
-        "--reports",
-        str(reports),
+        f"--reports={reports}",
         f"--junitxml={reports / 'junit.xml'}",
         *([f"--shipped={reg.shipped_mode}"] if shipped else []),
         *(f"--cases={f.path}" for f in reg.user),
@@ -257,10 +257,10 @@ def cmd_verify(args) -> int:
     if args.workers != "0":
         argv += ["-n", args.workers]
     if args.shard:
-        argv += ["--shard", args.shard]
+        argv += [f"--shard={args.shard}"]
     for flag, values in (("--op", args.op), ("--dtype", args.dtype), ("--tag", args.tag), ("--backend", args.backend)):
         for value in values:
-            argv += [flag, value]
+            argv += [f"{flag}={value}"]
     argv += args.pytest_args
     code = pytest.main(argv)
     return int(code)
