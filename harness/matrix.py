@@ -34,7 +34,7 @@ from typing import Any, TextIO
 
 from harness import atomic
 from harness.registry import divergences, location
-from harness.registry.cases import Case, item_case_id, split_case_id
+from harness.registry.cases import DIVERGENCES_FILE, Case, item_case_id, split_case_id
 from harness.registry.loader import fingerprint, load_file
 from harness.reports import atlas, compare, repro, results
 from harness.tf import environment, machine, versions
@@ -275,10 +275,12 @@ def write_atlas(root: Path, out: Path, keys: Sequence[str] | None = None) -> dic
     registry = fingerprint(root)
     columns = _columns(out, keys, registry)
     runs = {c["key"]: results.load(out / "runs" / c["key"]) for c in columns if c["state"] == "ran"}
-    # The entries the runs applied (the shipped registry's and the user's, as the pytest configuration says)
-    folders = [location.FOLDER] if (root / location.FOLDER).is_dir() else []
-    known = divergences.load_registry(location.registry(root, folders, shipped="divergences"))[0]
-    rows = next(iter(runs.values())).divergences if runs else results.divergence_rows(known)
+    # The entries the runs applied (the shipped registry's and the user's, as the pytest configuration said); with
+    # none to read, those of <root>/cases/known_divergences.yaml
+    rows = next((run.divergences for run in runs.values() if run.divergences), None)
+    if rows is None:
+        path = root / location.FOLDER / DIVERGENCES_FILE
+        rows = results.divergence_rows(divergences.load(path, root, scope=None)[0] if path.is_file() else [])
     changes = []
     for mode in ("1", "0"):
         chain = sorted(
