@@ -718,18 +718,24 @@ def cmd_report(args) -> int:
     return 0
 
 
+def _merge_inputs(names: Sequence[str], what: str, files_too: bool) -> dict[Path, str]:
+    """``--merge``'s inputs, by resolved path: each exists (a directory, or also a file) and none is given twice."""
+    seen: dict[Path, str] = {}
+    for name in names:
+        path = Path(name)
+        if not (path.exists() if files_too else path.is_dir()):
+            raise UsageError(f"--merge {name}: no such directory{' or file' if files_too else ''}")
+        if path.resolve() in seen:
+            raise UsageError(f"--merge: {seen[path.resolve()]} and {name} are the same {what}")
+        seen[path.resolve()] = name
+    return seen
+
+
 def _merge(args) -> int:
     """``harness report --merge DIR [DIR ...] [--out DIR]`` (``harness.reports.merge``): exit status 1 when the
     merged run fails (a failure in any run, or a stale divergence that only the union shows)."""
     out = Path(args.out or MERGED_REPORTS)
-    seen: dict[Path, str] = {}
-    for name in args.merge:
-        path = Path(name)
-        if not path.is_dir():
-            raise UsageError(f"--merge {name}: no such directory")
-        if path.resolve() in seen:
-            raise UsageError(f"--merge: {seen[path.resolve()]} and {name} are the same directory")
-        seen[path.resolve()] = name
+    seen = _merge_inputs(args.merge, "directory", files_too=False)
     if out.resolve() in seen:
         raise UsageError(f"--out {out}: is one of the merged runs; write the merged run elsewhere")
     sources = [(name, _load_run(name)) for name in args.merge]
@@ -797,14 +803,7 @@ def _merge_atlases(args) -> int:
     ]
     if mixed:
         raise UsageError(f"--merge runs nothing: it does not go with {', '.join(mixed)}")
-    seen: dict[Path, str] = {}
-    for name in args.merge:
-        path = Path(name)
-        if not path.exists():
-            raise UsageError(f"--merge {name}: no such directory or file")
-        if path.resolve() in seen:
-            raise UsageError(f"--merge: {seen[path.resolve()]} and {name} are the same atlas")
-        seen[path.resolve()] = name
+    _merge_inputs(args.merge, "atlas", files_too=True)
     out = Path(args.out or "reports/matrix-merged")
     try:
         built = matrix.merge([Path(name) for name in args.merge], out, args.allow_different_registries)
