@@ -52,12 +52,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import tomllib
 import yaml
 
 from harness import ops
 from harness.backends.base import CONVENTIONS, ORIENTATIONS, Backend, BackendError
 from harness.conv.dtypes import DTYPES
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the same parser, as a package (a dependency there)
+    import tomli as tomllib  # type: ignore[import-not-found]  # installed there only (a 3.10 marker)
 
 FIELDS = (
     "name",
