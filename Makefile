@@ -87,12 +87,17 @@ verify-caps: $(STAMP)
 # while pytest collects: the tests that need it wait for it instead of each holding a worker through the install.
 TEST_TF ?= 2.17
 # make lint runs beside pytest (its output in reports/lint.log); either failing fails make test.
+# --dist loadgroup hands out one test (or group: tests/conftest.py) at a time, in the order tests/conftest.py sets
+# (slowest first, the registry's items last); the last line is the wall time since make started, install included.
+TEST_STARTED := $(if $(filter test,$(MAKECMDGOALS)),$(shell date +%s))
 test: $(STAMP) browser
 	@mkdir -p reports; ($(BIN)/python -m harness.tf.versions ensure $(TEST_TF) > reports/test-tf-install.log 2>&1 &)
 	@$(MAKE) --no-print-directory lint > reports/lint.log 2>&1 & lint=$$!; \
-	HARNESS_TEST_TF=$(TEST_TF) $(PYTEST) --junitxml=reports/junit.xml --reports reports -q; status=$$?; \
+	HARNESS_TEST_TF=$(TEST_TF) $(PYTEST) --dist loadgroup --no-loadscope-reorder \
+	  --junitxml=reports/junit.xml --reports reports -q; status=$$?; \
 	if wait $$lint; then echo "make lint: passed (reports/lint.log)"; \
-	else cat reports/lint.log; echo "make lint: FAILED"; status=1; fi; exit $$status
+	else cat reports/lint.log; echo "make lint: FAILED"; status=1; fi; \
+	echo "make test: $$(( $$(date +%s) - $(or $(TEST_STARTED),$$(date +%s)) )) s wall"; exit $$status
 
 # ruff (lint and format check) and mypy over harness/ (pyproject.toml), actionlint over the CI workflows.
 lint: $(STAMP)
