@@ -18,6 +18,9 @@ ROOT = Path(__file__).resolve().parents[1]  # the repository
 CASES = ROOT / "cases"
 # pytest.ini of a throwaway project whose cases/ folder is a registry of its own (its own known divergences)
 PROJECT_INI = "[pytest]\nharness_cases = cases\nharness_shipped = none\n"
+# Options of every pytest run in this process (pytester.runpytest_inprocess): hypothesis's plugin imports hypothesis
+# at the end of a run and pytester unloads what a run imported, so each run would import it again (seconds).
+IN_PROCESS = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest")
 MACHINES = ROOT / "tests" / "machines"  # recorded machines (``harness machine --record``)
 
 

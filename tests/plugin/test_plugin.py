@@ -3,12 +3,12 @@
 The project has only a conftest.py enabling the plugin and a cases/ directory:
 a good conv2d case whose expected output is computed here by hand from the
 definition of cross-correlation, a malformed case, a case with a wrong expected
-value, and a file that is not valid YAML. pytest runs in a subprocess because
-the cases import TensorFlow (about 5-10 s per run; two runs in this module).
+value, and a file that is not valid YAML. pytest runs in this process (pytester's
+in-process run): its cases call this process's TensorFlow server, started once.
 """
 
 import pytest
-from support import PROJECT_INI
+from support import IN_PROCESS, PROJECT_INI
 
 pytest_plugins = ["pytester"]
 
@@ -75,7 +75,7 @@ def make_project(pytester):
 @pytest.mark.tensorflow
 def test_cases_become_items_with_readable_failures(pytester):
     make_project(pytester)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q", "-rA")
+    result = pytester.runpytest_inprocess(*IN_PROCESS, "-q", "-rA")
     out = result.stdout.str()
 
     result.assert_outcomes(passed=1, failed=3)
@@ -114,7 +114,7 @@ def test_cases_become_items_with_readable_failures(pytester):
 @pytest.mark.tensorflow
 def test_k_selects_cases_by_name(pytester):
     make_project(pytester)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q", "-rA", "-k", "my_case or bad_op")
+    result = pytester.runpytest_inprocess(*IN_PROCESS, "-q", "-rA", "-k", "my_case or bad_op")
 
     result.assert_outcomes(passed=1, failed=1, deselected=2)
     result.stdout.fnmatch_lines(["PASSED cases/good.yaml::my_case[[]float32[]]", "FAILED cases/good.yaml::bad_op*"])
@@ -161,7 +161,7 @@ def test_stale_divergences_fail_the_run_per_case_and_per_entry(pytester):
     pytester.makeconftest('pytest_plugins = ["harness.pytest_plugin"]\n')
     pytester.mkdir("cases")
     (pytester.path / "cases" / "known_divergences.yaml").write_text(STALE_DIVERGENCES, encoding="utf-8")
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q", "-rA", "--junitxml=junit.xml")
+    result = pytester.runpytest_inprocess(*IN_PROCESS, "-q", "-rA", "--junitxml=junit.xml")
     assert result.ret == 1
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(
