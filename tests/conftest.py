@@ -72,3 +72,18 @@ def env():
     from harness.tf.environment import Environment
 
     return Environment.current()
+
+
+@pytest.fixture(scope="session")
+def _loaded_before_pytester():
+    """What the cases load on first use (the textbook formulations' scipy, the generators' NumPy random), loaded
+    before any in-process pytest run: pytester unloads the modules a run loaded, and these extension modules cannot
+    be loaded twice in one process."""
+    import numpy.random  # noqa: F401
+    import scipy.signal  # noqa: F401
+
+
+@pytest.fixture
+def pytester(_loaded_before_pytester, pytester):
+    """pytester, with what in-process runs load lazily loaded first (``_loaded_before_pytester``)."""
+    return pytester

@@ -1,53 +1,32 @@
 """``harness report --merge`` on real shares: ``cases/seeds.yaml`` run as ``--shard 1/2`` and ``--shard 2/2`` into two
 report directories and once whole, in a throwaway project (its ``cases/`` holds only that file, so the registry is
 fixed whatever happens to the repository's). The merged run must be the whole run: the same record ids, statuses and
-counts. The three pytest runs go in parallel subprocesses (each starts its own TensorFlow server).
+counts. The three pytest runs go in this process, one after the other (pytester's in-process run), on this process's
+TensorFlow server.
 """
 
 import shutil
-import subprocess
-import sys
 
 import pytest
-from support import PROJECT_INI, ROOT
+from support import IN_PROCESS, PROJECT_INI, ROOT
 
 from harness import cli
 from harness.reports import report, results
 
+pytest_plugins = ["pytester"]
+
 
 @pytest.mark.tensorflow
-def test_two_real_shares_merge_to_the_whole_run(tmp_path, capsys):
-    project = tmp_path / "project"
-    (project / "cases").mkdir(parents=True)
-    shutil.copy(ROOT / "cases" / "seeds.yaml", project / "cases" / "seeds.yaml")
-    (project / "pytest.ini").write_text(PROJECT_INI)
-    (project / "conftest.py").write_text('pytest_plugins = ["harness.pytest_plugin"]\n')
+def test_two_real_shares_merge_to_the_whole_run(pytester, tmp_path, capsys):
+    pytester.makeini(PROJECT_INI)
+    pytester.makeconftest('pytest_plugins = ["harness.pytest_plugin"]\n')
+    shutil.copy(ROOT / "cases" / "seeds.yaml", pytester.mkdir("cases") / "seeds.yaml")
     runs = {"whole": [], "share1": ["--shard", "1/2"], "share2": ["--shard", "2/2"]}
-    procs = {
-        name: subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "pytest",
-                "-q",
-                "-p",
-                "no:cacheprovider",
-                "cases",
-                "--reports",
-                str(tmp_path / name),
-                *extra,
-            ],
-            cwd=project,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for name, extra in runs.items()
-    }
-    for name, proc in procs.items():
-        out, _ = proc.communicate(timeout=300)
-        assert (tmp_path / name / results.RESULTS_JSON).is_file(), out[-3000:]
+    for name, extra in runs.items():
+        result = pytester.runpytest_inprocess(*IN_PROCESS, "-q", "cases", "--reports", str(tmp_path / name), *extra)
+        assert (tmp_path / name / results.RESULTS_JSON).is_file(), result.stdout.str()[-3000:]
 
+    capsys.readouterr()  # the runs' own output
     merged_dir = tmp_path / "merged"
     code = cli.main(["report", "--merge", str(tmp_path / "share1"), str(tmp_path / "share2"), "--out", str(merged_dir)])
     printed = capsys.readouterr().out
