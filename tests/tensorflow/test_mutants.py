@@ -6,11 +6,12 @@ registry. The diagnosis test puts a deliberately wrong kernel in TensorFlow's pl
 and checks that the failure message names the convention that kernel broke.
 """
 
+from functools import cache
 from unittest import mock
 
 import numpy as np
 import pytest
-from support import ROOT
+from support import ROOT, registry
 
 from harness import ops
 from harness.check import mutants, runner
@@ -18,7 +19,6 @@ from harness.check.mutants import MUTANTS
 from harness.check.runner import run_case
 from harness.registry import divergences
 from harness.registry.cases import DIVERGENCES_FILE, Case, operand_arrays
-from harness.registry.loader import load_file
 from harness.selftest import mutation
 from harness.selftest.mutation import killers, tensorflow_memo
 from harness.tf.isolation import Returned
@@ -28,7 +28,15 @@ CI_SUBSET = [
     ROOT / "cases" / "examples.yaml",
     *sorted((ROOT / "cases" / "sweeps").glob("*_pairwise.yaml")),
 ]
-CASES = [c for f in CI_SUBSET for c in load_file(f, ROOT) if isinstance(c, Case) and c.expect_error is None]
+
+
+@cache
+def ci_cases() -> list[Case]:
+    """The CI subset's cases, file by file, taken from the registry as this process read it once (``support``)."""
+    files = [f.relative_to(ROOT).as_posix() for f in CI_SUBSET]
+    return [c for f in files for c in registry() if c.file == f and c.expect_error is None]
+
+
 KNOWN = divergences.load(ROOT / "cases" / DIVERGENCES_FILE, ROOT)[0]
 
 
@@ -39,7 +47,7 @@ def test_mutant_names_are_unique_and_at_least_twelve():
 
 @pytest.mark.parametrize("mutant", MUTANTS, ids=lambda m: m.name)
 def test_every_mutant_is_killed_by_the_ci_subset(mutant):
-    assert killers(mutant, CASES, "float32", KNOWN, first=True), (
+    assert killers(mutant, ci_cases(), "float32", KNOWN, first=True), (
         f"no case of the CI subset notices: {mutant.description}"
     )
 
@@ -49,7 +57,7 @@ def test_the_ci_subset_passes_unmutated():
     with tensorflow_memo():
         failing = [
             c.id
-            for c in CASES
+            for c in ci_cases()
             if run_case(c, "float32" if "float32" in c.dtypes else c.dtypes[0], KNOWN, diagnose=False).status
             == "failed"
         ]
@@ -68,7 +76,7 @@ def test_unknown_mutant_is_a_clear_error():
 
 
 def _case(name_part: str, dtype="float32") -> Case:
-    return next(c for c in CASES if name_part in c.id and dtype in c.dtypes)
+    return next(c for c in ci_cases() if name_part in c.id and dtype in c.dtypes)
 
 
 def _wrong_kernel_outcome(case: Case, mutant: mutants.Mutant):

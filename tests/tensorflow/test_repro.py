@@ -17,11 +17,11 @@ from functools import cache
 import ml_dtypes
 import numpy as np
 import pytest
+import support
 from support import ROOT
 
 from harness import ops
 from harness.registry.cases import Case, operand_array, operand_arrays, parse_case
-from harness.registry.loader import load_file
 from harness.reports import repro
 from harness.tf.environment import Environment, load_recorded
 
@@ -47,8 +47,7 @@ LARGE = {
 
 @cache
 def registry() -> dict[str, Case]:
-    files = sorted((ROOT / "cases").rglob("*.yaml"))
-    return {c.id: c for f in files for c in load_file(f, ROOT) if isinstance(c, Case)}
+    return {c.id: c for c in support.registry()}
 
 
 def case(case_id: str) -> Case:

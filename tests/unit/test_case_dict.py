@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-from functools import cache
 
 import numpy as np
 import pytest
 import yaml
-from support import ROOT
+from support import registry  # every well-formed case of cases/, read once per process
 
 from harness.registry.cases import Case, Generator, TensorSpec, parse_case
-from harness.registry.loader import load_file
 from harness.registry.serialize import case_to_dict, case_yaml
-
-
-@cache
-def registry() -> tuple[Case, ...]:
-    """Every well-formed case of every file in cases/ (sweeps and symbolic output_shape expanded)."""
-    files = sorted((ROOT / "cases").rglob("*.yaml"))
-    return tuple(c for f in files for c in load_file(f, ROOT) if isinstance(c, Case))
 
 
 def same_value(a, b) -> bool:
