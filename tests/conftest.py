@@ -12,12 +12,18 @@ the tests sharing a module-scoped fixture go first, the short tests and the regi
 
 from __future__ import annotations
 
+import json
+import tempfile
 from pathlib import Path
 
 import pytest
 import support
 
+from harness.atomic import write_atomic
+
 TENSORFLOW_FOLDERS = ("tensorflow",)
+GROUPS_INPUT = "harness_test_groups"  # xdist workerinput: the file where the workers write the items' groups
+GROUPS_KEY = pytest.StashKey[Path]()
 
 
 @pytest.hookimpl(wrapper=True)
@@ -27,10 +33,14 @@ def pytest_collection_modifyitems(config, items):
         path = Path(str(item.fspath))
         if path.is_relative_to(tests) and path.relative_to(tests).parts[0] in TENSORFLOW_FOLDERS:
             item.add_marker(pytest.mark.tensorflow)
-        if _shares_a_module_fixture(item):  # before xdist's own hook, which reads the groups (``--dist loadgroup``)
+        if _shares_a_module_fixture(item):
             item.add_marker(pytest.mark.xdist_group(item.module.__name__))
     yield
     items[:] = _longest_first(items)  # after the selections (-k, -m, --shard), so that shares stay as they were
+    groups_file = getattr(config, "workerinput", {}).get(GROUPS_INPUT)
+    if groups_file:  # an xdist worker: tell the controller's scheduler (GroupScheduling) the groups
+        groups = {item.nodeid: mark.args[0] for item in items for mark in item.iter_markers("xdist_group")}
+        write_atomic(Path(groups_file), json.dumps(groups))
 
 
 def _shares_a_module_fixture(item) -> bool:
@@ -52,6 +62,62 @@ def _longest_first(items: list) -> list:
         items,
         key=lambda item: item.get_closest_marker("slow") is None and item.get_closest_marker("xdist_group") is None,
     )
+
+
+# --- xdist: the groups, handed out whole -------------------------------------------------------------------
+# xdist's own --dist loadgroup appends the group to each item's node id, which pytest 9.2 no longer lets a plugin
+# change (Node.nodeid is read-only): its groups are silently ignored. The controller never collects, so the workers
+# write each item's group to a file (the same file, the same content) and GroupScheduling reads it.
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node) -> None:
+    """xdist controller: where the worker writes the groups."""
+    config = node.config
+    if GROUPS_KEY not in config.stash:
+        config.stash[GROUPS_KEY] = Path(tempfile.mkdtemp(prefix="harness-test-groups-")) / "groups.json"
+    node.workerinput[GROUPS_INPUT] = str(config.stash[GROUPS_KEY])
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    if config.getoption("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class GroupScheduling(LoadScopeScheduling):
+        """xdist's loadgroup, with the groups read from the workers' file: one test, or one group of tests, at a
+        time to whichever worker is free, in collection order (with --no-loadscope-reorder)."""
+
+        groups: dict[str, str] | None = None
+
+        def _split_scope(self, nodeid: str) -> str:
+            if self.groups is None:  # first called once every worker has collected (and written the file)
+                try:
+                    self.groups = json.loads(config.stash[GROUPS_KEY].read_text(encoding="utf-8"))
+                except (KeyError, OSError, ValueError):
+                    self.groups = {}
+            return self.groups.get(nodeid, nodeid)
+
+        def _pending_of(self, workload: dict[str, dict[str, bool]]) -> int:
+            # xdist counts over every unit the node was ever given, at every event: quadratic in thousands of
+            # items. A worker runs its units in the order it got them, so the pending ones are the last few.
+            pending = 0
+            for unit in reversed(workload.values()):
+                left = sum(not done for done in unit.values())
+                if not left:
+                    break
+                pending += left
+            return pending
+
+    return GroupScheduling(config, log)
+
+
+def pytest_unconfigure(config) -> None:
+    path = config.stash.get(GROUPS_KEY, None)
+    if path is not None:
+        path.unlink(missing_ok=True)
+        path.parent.rmdir()
 
 
 @pytest.fixture(scope="session")
