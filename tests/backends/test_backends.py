@@ -210,6 +210,7 @@ def _symmetric_same(backend: backends.Backend) -> backends.Backend:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.tensorflow
 def test_run_backend_statuses():
     env = Environment.current()

@@ -93,6 +93,7 @@ def test_every_harness_command_shown_parses_and_every_subcommand_is_shown():
             pytest.fail(f"the docs show `harness {name}{rest}`, which the parser rejects")
 
 
+@pytest.mark.slow
 def test_the_read_only_commands_shown_run():
     shown = [(name, rest) for name, rest in dict.fromkeys(_harness_commands()) if name in ("list", "new", "backends")]
     assert {name for name, _ in shown} == {"list", "new", "backends"}
@@ -107,6 +108,7 @@ def test_the_read_only_commands_shown_run():
         assert proc.returncode == 0 and proc.stdout, (name, rest, proc.stderr[-2000:])
 
 
+@pytest.mark.slow
 @pytest.mark.tensorflow
 def test_the_machine_examples_run(tmp_path):
     examples = re.findall(r"^\.venv/bin/harness machine(.*?)(?:\s+#.*)?$", CORPUS, flags=re.M)

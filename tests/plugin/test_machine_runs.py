@@ -98,6 +98,7 @@ GOOD_CASE = """cases:
 """
 
 
+@pytest.mark.slow
 @pytest.mark.tensorflow
 def test_a_probe_that_fails_is_recorded_and_the_run_is_not_green(pytester, tmp_path, monkeypatch):
     # The probe is replaced by one that fails (as when TensorFlow cannot start in its process); TensorFlow itself

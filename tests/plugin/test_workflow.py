@@ -71,6 +71,7 @@ def _merge_script() -> str:
     return step["run"]
 
 
+@pytest.mark.slow
 @pytest.mark.tensorflow
 def test_the_merge_job_runs_on_shard_reports(tmp_path):
     """Two oneDNN modes x two shards of a small registry, laid out as the verify jobs upload them; the merge job's

@@ -11,6 +11,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 import yaml
 from support import ROOT
 
@@ -33,6 +34,7 @@ PLANTED = [
 ]
 
 
+@pytest.mark.slow
 def test_the_registry_still_kills_every_sampled_mutant(tmp_path):
     entries = load_sample(ROOT / SAMPLE)
     assert not {e["mutant"] for e in PLANTED} & {e["mutant"] for e in entries}

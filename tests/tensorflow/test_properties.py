@@ -367,6 +367,7 @@ def test_a_subtle_convention_break_shrinks_to_a_case_that_needs_it(tmp_path):
     assert run_case(case, case.dtypes[0], known(), env).status == "passed"
 
 
+@pytest.mark.slow
 def test_a_known_divergence_condition_is_what_excludes_a_configuration():
     # The same break as above, declared as a divergence of every SAME conv2d: the search must now pass.
     synthetic = divergences.parse_divergence(

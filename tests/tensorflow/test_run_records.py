@@ -25,6 +25,8 @@ from support import PROJECT_INI
 
 from harness.reports import results
 
+pytestmark = pytest.mark.slow  # every test here is a pytest run in a subprocess
+
 N_CASES = 6
 CASES_YAML = (
     "cases:\n"

@@ -50,6 +50,7 @@ def test_every_case_round_trips_through_the_dict():
     assert mismatched == []
 
 
+@pytest.mark.slow
 def test_every_case_round_trips_through_yaml_text():
     mismatched = []
     for case in registry():

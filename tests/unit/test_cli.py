@@ -173,6 +173,7 @@ def test_export_and_check_npz_round_trip_through_the_command(capsys, tmp_path):
 # --- verify ------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.tensorflow
 def test_verify_runs_a_subset_with_a_progress_bar_and_writes_the_reports(tmp_path):
     proc = subprocess.run(
@@ -336,6 +337,7 @@ def test_an_ambiguous_case_name_asks_for_the_file(capsys, tmp_path, monkeypatch)
     assert "cases/seeds.yaml::atrous_rate2_valid_10x10[float32]" in capsys.readouterr().out.split()
 
 
+@pytest.mark.slow
 def test_the_console_script_and_python_m_are_the_same_command():
     script = Path(sys.executable).parent / "harness"
     assert script.is_file(), "pip install -e . creates the harness console script"
