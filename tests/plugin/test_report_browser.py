@@ -2,10 +2,10 @@
 
 The throwaway project holds three of the seed documents' fixtures, one of them again with a deliberately wrong
 expected value (a failure with heatmaps), a malformed case, and its own ``cases/known_divergences.yaml`` with two
-entries of the real registry and the repro case of one of them (an xfailed item). pytest runs once in a subprocess
-with ``--reports``; Chromium then dumps the DOM (the coverage matrix and the summary rendered, the page's init script
-ran, no script errors), logs its console (nothing from the page) and takes a screenshot, kept as
-``reports/report-screenshot.png`` for people to look at.
+entries of the real registry and the repro case of one of them (an xfailed item). pytest runs once, in this process
+(pytester's in-process run), with ``--reports``; Chromium then dumps the DOM (the coverage matrix and the summary
+rendered, the page's init script ran, no script errors), logs its console (nothing from the page) and takes a
+screenshot, kept as ``reports/report-screenshot.png`` for people to look at.
 
 Chromium (the Debian package ``chromium``) is optional locally: without it the test is skipped, unless
 HARNESS_REQUIRE_BROWSER=1 (CI sets it), which turns the skip into a failure.
@@ -19,12 +19,11 @@ import re
 import shutil
 import struct
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from support import PROJECT_INI
+from support import IN_PROCESS, PROJECT_INI
 from support import ROOT as REPO
 
 from harness.reports import report
@@ -36,6 +35,8 @@ SEED_CASES = ("conv2d_same_2x5x5", "depthwise_same_2x5x5", "transpose_stride2_sa
 DIVERGENCES = ("depthwise_strided_dilated", "conv2d_silently_grouped")
 REPRO_CASE = "depthwise_strided_dilated_6x7"
 WRONG_CASE = "conv2d_same_2x5x5_wrong_expected"
+
+pytest_plugins = ["pytester"]
 
 
 # --- the browser ------------------------------------------------------------------------------------
@@ -115,37 +116,17 @@ def project_files() -> dict[str, str]:
     }
 
 
-@pytest.fixture(scope="module")
-def report_html(chromium, tmp_path_factory) -> Path:
-    """Run the project with --reports (in a subprocess: the cases start TensorFlow) and return report.html."""
-    root = tmp_path_factory.mktemp("report-project")
+@pytest.fixture
+def report_html(chromium, pytester) -> Path:
+    """Run the project with --reports (in this process, on its TensorFlow server) and return report.html."""
     for name, text in project_files().items():
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_text(text, encoding="utf-8")
-    out = root / "out"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-p",
-            "no:cacheprovider",
-            "-n",
-            "0",
-            "-q",
-            "--rootdir",
-            str(root),
-            "--reports",
-            str(out),
-            "cases",
-        ],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 1, result.stdout[-4000:] + result.stderr[-4000:]  # the wrong case fails
-    assert f"FAILED cases/wrong.yaml::{WRONG_CASE}[float32]" in result.stdout, result.stdout[-4000:]
+        (pytester.path / name).parent.mkdir(parents=True, exist_ok=True)
+        (pytester.path / name).write_text(text, encoding="utf-8")
+    out = pytester.path / "out"
+    result = pytester.runpytest_inprocess(*IN_PROCESS, "-n", "0", "-q", "--reports", str(out), "cases")
+    stdout = result.stdout.str()
+    assert result.ret == 1, stdout[-4000:] + result.stderr.str()[-4000:]  # the wrong case fails
+    assert f"FAILED cases/wrong.yaml::{WRONG_CASE}[float32]" in stdout, stdout[-4000:]
     assert (out / "results.json").exists() and (out / "summary.md").exists()
     return out / report.REPORT_HTML
 
