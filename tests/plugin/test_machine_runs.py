@@ -1,16 +1,18 @@
-"""Runs on this machine that depend on it: under an ISA cap, with a bad cap, with a probe that fails (subprocesses)."""
+"""Runs on this machine that depend on it: under an ISA cap, with a bad cap (subprocesses: the cap is read at
+start), with a probe that fails (in this process)."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
 import sys
 
 import pytest
-from support import PROJECT_INI, ROOT
+from support import IN_PROCESS, PROJECT_INI, ROOT
 
-from harness.tf import machine
+from harness.tf import environment, machine
 
 pytest_plugins = ["pytester"]
 
@@ -102,20 +104,21 @@ GOOD_CASE = """cases:
 @pytest.mark.tensorflow
 def test_a_probe_that_fails_is_recorded_and_the_run_is_not_green(pytester, tmp_path, monkeypatch):
     # The probe is replaced by one that fails (as when TensorFlow cannot start in its process); TensorFlow itself
-    # works, so the one case passes: only the unmeasured facts make the run fail.
-    pytester.makeini(PROJECT_INI)
-    pytester.makeconftest(
-        "import harness.tf.environment as environment\n"
-        "environment.measure = lambda: environment.Probe(error='simulated: the probe process died (SIGKILL)')\n"
-        'pytest_plugins = ["harness.pytest_plugin"]\n'
+    # works, so the one case passes: only the unmeasured facts make the run fail. The run is in this process, with
+    # a cache of environments of its own (this process's has the measured one).
+    monkeypatch.setattr(
+        environment, "measure", lambda: environment.Probe(error="simulated: the probe process died (SIGKILL)")
     )
+    monkeypatch.setattr(environment, "_current", functools.cache(environment._current.__wrapped__))
+    pytester.makeini(PROJECT_INI)
+    pytester.makeconftest('pytest_plugins = ["harness.pytest_plugin"]\n')
     pytester.mkdir("cases")
     (pytester.path / "cases" / "good.yaml").write_text(
         GOOD_CASE, encoding="utf-8"
     )  # tests/plugin/test_plugin.py's case
     reports = tmp_path / "reports"
     monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))  # an empty cache: the (failing) probe runs
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q", "--reports", str(reports))
+    result = pytester.runpytest_inprocess(*IN_PROCESS, "-q", "--reports", str(reports))
     assert result.ret == 1, result.stdout.str()
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(
