@@ -72,8 +72,10 @@ def _longest_first(items: list) -> list:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node) -> None:
-    """xdist controller: where the worker writes the groups."""
+    """xdist controller: where the worker writes the groups (for --dist loadgroup)."""
     config = node.config
+    if config.getoption("dist") != "loadgroup":
+        return
     if GROUPS_KEY not in config.stash:
         config.stash[GROUPS_KEY] = Path(tempfile.mkdtemp(prefix="harness-test-groups-")) / "groups.json"
     node.workerinput[GROUPS_INPUT] = str(config.stash[GROUPS_KEY])
