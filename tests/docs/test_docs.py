@@ -108,8 +108,7 @@ def test_the_read_only_commands_shown_run():
         assert proc.returncode == 0 and proc.stdout, (name, rest, proc.stderr[-2000:])
 
 
-@pytest.mark.slow
-@pytest.mark.tensorflow
+@pytest.mark.tensorflow  # not marked slow: `harness machine --tensorflow` waits for make test's install of TEST_TF
 def test_the_machine_examples_run(tmp_path):
     examples = re.findall(r"^\.venv/bin/harness machine(.*?)(?:\s+#.*)?$", CORPUS, flags=re.M)
     assert len(examples) >= 4
