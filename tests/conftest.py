@@ -29,12 +29,17 @@ GROUPS_KEY = pytest.StashKey[Path]()
 @pytest.hookimpl(wrapper=True)
 def pytest_collection_modifyitems(config, items):
     tests = Path(__file__).parent
+    sharing: dict[str, list] = {}
     for item in items:
         path = Path(str(item.fspath))
         if path.is_relative_to(tests) and path.relative_to(tests).parts[0] in TENSORFLOW_FOLDERS:
             item.add_marker(pytest.mark.tensorflow)
         if _shares_a_module_fixture(item):
-            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+            sharing.setdefault(item.module.__name__, []).append(item)
+    for group, members in sharing.items():
+        if len(members) > 1:  # one user alone needs no group (and need not go first)
+            for item in members:
+                item.add_marker(pytest.mark.xdist_group(group))
     yield
     items[:] = _longest_first(items)  # after the selections (-k, -m, --shard), so that shares stay as they were
     groups_file = getattr(config, "workerinput", {}).get(GROUPS_INPUT)
