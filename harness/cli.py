@@ -340,8 +340,8 @@ def cmd_list(args) -> int:
     if not args.ids:
         width = min(max((len(r[0]) for r in rows), default=10), 72)
         print(f"{'case':<{width}}  {'op':<18}{'dtypes':<34}tags")
-        for case_id, op, dtypes, tags in rows:
-            print(f"{case_id:<{width}}  {op:<18}{dtypes:<34}{tags}")
+        for case_id, op, dtypes_text, tags in rows:
+            print(f"{case_id:<{width}}  {op:<18}{dtypes_text:<34}{tags}")
     print(f"{shown} cases" + (f", {malformed} malformed" if malformed else ""), file=sys.stderr)
     return 1 if malformed else 0
 
@@ -470,6 +470,8 @@ def cmd_machine(args) -> int:
         failing = {k: v for k, v in (env.probe.runs if env.probe else {}).items() if v not in ("ok", "no kernel")}
         for key, why in sorted(failing.items()):
             print(f"  {key} fails on valid operands: {why}")
+        if env.cpu is None:  # Environment.current always reads the CPU
+            raise RuntimeError("the measured environment has no CPU record")
         print(f"caps below this CPU's level (ONEDNN_MAX_CPU_ISA): {', '.join(machine.caps_below(env.cpu)) or 'none'}")
         if args.record:
             print(f"recorded: {args.record}")
@@ -506,8 +508,8 @@ def cmd_new(args) -> int:
     if args.op not in ops.OPS:
         raise UsageError(f"unknown op {args.op!r}; expected one of {', '.join(ops.OPS)}")
     try:
-        shapes = dict(_key_value(text, "--shape") for text in args.shape)
-        shapes = {k: scaffold.parse_shape(v) for k, v in shapes.items()}
+        shape_texts = dict(_key_value(text, "--shape") for text in args.shape)
+        shapes = {k: scaffold.parse_shape(v) for k, v in shape_texts.items()}
         attrs = dict(scaffold.parse_attr(text) for text in args.attr)
         for key in ("strides", "stride", "padding", "dilations", "rate", "data_format", "output_shape"):
             value = getattr(args, key)

@@ -248,7 +248,9 @@ def export(
     known = list(divergences) if divergences is not None else divergences_module.registry(root)
     _remove_previous(directory)
 
-    entries, skipped, named = [], [], {}
+    entries: list[dict] = []
+    skipped: list[dict] = []
+    named: dict[str, None] = {}  # the known divergences the entries name, in order
     for case, dtype in cases_with_dtypes:
         entry_id = f"{case.id}[{dtype}]"
         if case.expect_error:
@@ -287,7 +289,8 @@ def _export_one(case: Case, dtype: str, directory: Path, env, known) -> dict:
     p = prepare(case, dtype)
     if p.reference_error is not None:
         raise p.reference_error
-    spec, arrays, attrs, ref, bound = p.spec, p.arrays, p.attrs, p.reference, p.bound
+    spec, arrays, attrs = p.spec, p.arrays, p.attrs
+    ref, bound = p.reference_output(), p.reference_bound()  # the caller skips error contracts
     behaviour, detail, tf_value, _ = tensorflow_behaviour(call_tensorflow(case.op, *p.arguments), ref, bound)
     applicable = p.applicable(known, env)
     divergence = verdict("TensorFlow", behaviour, detail, applicable).divergence
@@ -517,7 +520,7 @@ def _check_one(directory: Path, entry: dict):
         )
     decided = verdict(BACKEND, AGREES if errors else behaviour, detail, (), errors)  # a read error says enough
     status, errors = decided.status, list(decided.errors)
-    found = ()
+    found: tuple[str, ...] = ()
     if status == "failed" and got.shape == ref.shape:
         arrays = {o["name"]: _from_stored(stored[o["name"]], dtype) for o in entry["operands"]}
         try:

@@ -332,6 +332,8 @@ def _this_machine() -> dict:
 
 def _find(root: Path, item_id: str) -> tuple[Case, str] | None:
     file, name, dtype = split_case_id(item_case_id(item_id))
+    if file is None or dtype is None:  # the runs' records hold pytest item ids: FILE::CASE[DTYPE...]
+        raise ValueError(f"not the id of a case's pytest item (FILE::CASE[DTYPE]): {item_id!r}")
     for entry in load_file(root / file, root):
         if isinstance(entry, Case) and entry.name == name:
             return entry, dtype

@@ -179,7 +179,7 @@ def _call_explicit(backend: Backend, op: str, arrays: Mapping[str, np.ndarray], 
     x = arrays[spec.data.name]
     x_b = np.ascontiguousarray(layouts.convert(x, fmt, target))
     spatial = layouts.spatial(fmt)
-    filt = spec.filter
+    filt = spec.kernel_operand
     w = arrays[filt.name]
     kernel_sizes = [w.shape[filt.layout.index(c)] for c in spatial]
 

@@ -48,7 +48,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +82,7 @@ SUFFIXES = (".yaml", ".yml", ".toml")
 # --- importing ------------------------------------------------------------------------------
 
 
-def _import(module: str, where: str, extra_paths: list[str] = ()):
+def _import(module: str, where: str, extra_paths: Sequence[str] = ()):
     """Import ``module`` with ``extra_paths`` and then the current directory at the front of sys.path."""
     cwd = os.getcwd()
     if cwd not in sys.path and "" not in sys.path:

@@ -84,12 +84,12 @@ def conv_transpose(x, w, *, strides, dilations, pads, output_size):
         dimension_numbers=_dimension_numbers(x.ndim),
         precision=_HIGHEST,
     )
-    y = np.asarray(y).astype(x.dtype, copy=False)
-    if tuple(y.shape[1:-1]) != tuple(output_size):
+    out = np.asarray(y).astype(x.dtype, copy=False)
+    if tuple(out.shape[1:-1]) != tuple(output_size):
         raise ValueError(
-            f"jax conv_transpose: computed spatial shape {list(y.shape[1:-1])}, expected {list(output_size)}"
+            f"jax conv_transpose: computed spatial shape {list(out.shape[1:-1])}, expected {list(output_size)}"
         )
-    return y
+    return out
 
 
 def backend() -> Backend:

@@ -109,8 +109,8 @@ def conv_transpose(x: np.ndarray, w: np.ndarray, *, strides, dilations, pads, ou
                 xt, wt, stride=tuple(strides), padding=padding, output_padding=output_padding, dilation=tuple(dilations)
             )
             return _to_numpy(y, x.dtype)
-        full = fn(xt, wt, stride=tuple(strides), padding=0, dilation=tuple(dilations))
-    full = _to_numpy(full, x.dtype)
+        full_t = fn(xt, wt, stride=tuple(strides), padding=0, dilation=tuple(dilations))
+    full = _to_numpy(full_t, x.dtype)
     out = np.zeros(full.shape[:2] + tuple(output_size), x.dtype)
     src, dst = [slice(None)] * 2, [slice(None)] * 2
     for axis, ((before, _), size) in enumerate(zip(pads, output_size)):
@@ -135,8 +135,10 @@ def backend() -> Backend:
         pass
     # Exact IEEE float32 arithmetic in oneDNN's convolutions (no TF32 / bfloat16 shortcuts; the CUDA settings are
     # for a CUDA build, where they would otherwise default to TF32 convolutions), and deterministic algorithms.
-    torch.backends.mkldnn.conv.fp32_precision = "ieee"
-    torch.backends.cudnn.conv.fp32_precision = "ieee"
+    # (torch replaces these modules in sys.modules by instances whose class has ``conv``; the module-level
+    # declarations mypy reads list ``fp32_precision`` and not ``conv``: hence the two ignores.)
+    torch.backends.mkldnn.conv.fp32_precision = "ieee"  # type: ignore[attr-defined]
+    torch.backends.cudnn.conv.fp32_precision = "ieee"  # type: ignore[attr-defined]
     torch.use_deterministic_algorithms(True)
     return explicit_backend(
         "torch",

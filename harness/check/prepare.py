@@ -55,6 +55,20 @@ class Prepared:
             self.case.tolerance,
         )
 
+    def reference_output(self) -> np.ndarray:
+        """``reference``, for a caller that has handled ``reference_error``: RuntimeError where there is none."""
+        if self.reference is None:
+            raise RuntimeError(f"{self.case.id}[{self.dtype}]: no reference output ({self.reference_error})")
+        return self.reference
+
+    def reference_bound(self) -> Bound:
+        """``bound``, for a caller that has handled ``reference_error`` and error contracts: RuntimeError where there
+        is none."""
+        bound = self.bound
+        if bound is None:
+            raise RuntimeError(f"{self.case.id}[{self.dtype}]: no bound (no reference output, or an error contract)")
+        return bound
+
     def features(self, env: Environment) -> dict:
         """The facts about this case that known divergences' conditions name (``harness.registry.divergences``)."""
         return features(self.case, self.dtype, self.arrays, self.attrs, self.reference, env)

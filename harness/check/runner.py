@@ -23,6 +23,7 @@ from harness.check.verdict import (
     AGREES,
     REFERENCE,
     TENSORFLOW,
+    Verdict,
     against_oracle,
     call_behaviour,
     checks_behaviour,
@@ -37,7 +38,7 @@ from harness.ops import gradients as reference_gradients
 from harness.registry.cases import Case, CaseError
 from harness.registry.divergences import Divergence, in_scope, matching
 from harness.tf.environment import Environment
-from harness.tf.isolation import Raised, Returned, call_tensorflow
+from harness.tf.isolation import Raised, Result, Returned, call_tensorflow
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,13 @@ class Outcome:
         return "\n".join(lines)
 
 
+def _returned(result: Result) -> Returned:
+    """A TensorFlow call's result, for a call ``call_behaviour`` found neither raised nor died."""
+    if not isinstance(result, Returned):
+        raise RuntimeError(f"expected TensorFlow's call to have returned, got {result!r}")
+    return result
+
+
 def _diagnose(op: str, arrays, attrs, outputs: dict, comparisons, bound) -> tuple[str, ...]:
     """Explain every output that disagrees with the reference (same shape) by a usual suspect."""
     lines = []
@@ -112,9 +120,12 @@ def _diagnose(op: str, arrays, attrs, outputs: dict, comparisons, bound) -> tupl
 def _textbook(p: Prepared) -> tuple[dict, dict, list[str]]:
     """(outputs by "textbook:<name>", not applicable formulations and why, errors) of the case's textbook
     formulations."""
-    outputs, not_applicable, errors = {}, {}, []
+    outputs: dict[str, np.ndarray] = {}
+    not_applicable: dict[str, str] = {}
+    errors: list[str] = []
     for formulation in p.spec.textbook:
-        if p.reference.size == 0:  # sliding windows over an empty axis: nothing for the documents' methods to compute
+        # sliding windows over an empty axis: nothing for the documents' methods to compute
+        if p.reference_output().size == 0:
             not_applicable[formulation.name] = "empty output"
             continue
         try:
@@ -158,7 +169,11 @@ def run_case(
     applicable = matching(in_scope(divergences, "forward"), feats, env)
     tf_result = call_tensorflow(case.op, *p.arguments)
 
-    errors, notes, comparisons, not_applicable, outputs = [], [], [], {}, {}
+    errors: list[str] = []
+    notes: list[str] = []
+    comparisons: list[Comparison] = []
+    not_applicable: dict[str, str] = {}
+    outputs: dict[str, np.ndarray] = {}
     if case.expect_error:
         want = case.expect_error.tensorflow_error(feats["eigen_kernel"])
         if want is None:
@@ -180,29 +195,31 @@ def run_case(
     else:
         if p.reference_error is not None:
             return done("failed", errors=(f"the reference rejects this case: {p.reference_error}",), shapes=shapes)
-        shapes["output"] = p.reference.shape
-        if p.expected is not None and p.expected.shape != p.reference.shape:
+        ref = p.reference_output()
+        shapes["output"] = ref.shape
+        if p.expected is not None and case.expected is not None and p.expected.shape != ref.shape:
             msg = (
                 f"{case.file}: case {case.name!r}: field 'expected': shape {list(p.expected.shape)} (after "
                 f"converting from layout {case.expected.layout!r}) does not match the output shape "
-                f"{list(p.reference.shape)}"
+                f"{list(ref.shape)}"
             )
             return done("failed", errors=(msg,), attrs=p.attrs, shapes=shapes)
+        bound = p.reference_bound()
         if isinstance(tf_result, Returned):
             outputs[TENSORFLOW] = tf_result.value
         textbook, not_applicable, errors = _textbook(p)
         outputs.update(textbook)
-        comparisons = [compare(name, out, REFERENCE, p.reference, p.bound) for name, out in outputs.items()]
+        comparisons = [compare(name, out, REFERENCE, ref, bound) for name, out in outputs.items()]
         if p.expected is not None:
-            comparisons.append(compare(REFERENCE, p.reference, "expected", p.expected, p.bound))
-            comparisons += [compare(name, out, "expected", p.expected, p.bound) for name, out in outputs.items()]
-        behaviour, detail, _, _ = tensorflow_behaviour(tf_result, p.reference, p.bound)
+            comparisons.append(compare(REFERENCE, ref, "expected", p.expected, bound))
+            comparisons += [compare(name, out, "expected", p.expected, bound) for name, out in outputs.items()]
+        behaviour, detail, _, _ = tensorflow_behaviour(tf_result, ref, bound)
         errors += [
             f"{c.subject} disagrees with {c.against}" for c in comparisons if not c.ok and c.subject != TENSORFLOW
         ]
 
     decided = verdict("TensorFlow", behaviour, detail, applicable, errors, error_contract=bool(case.expect_error))
-    found = ()
+    found: tuple[str, ...] = ()
     if decided.status == "failed" and diagnose and p.bound is not None:
         found = _diagnose(case.op, p.arrays, p.attrs, outputs, comparisons, p.bound)
     if p.reference is not None and (keep_outputs or decided.status == "failed"):
@@ -269,11 +286,15 @@ def run_gradients(
         )
     tape_known = matching(in_scope(divergences, "gradient"), feats, env)
     raw_known = matching(in_scope(divergences, "raw_backprop"), feats, env) + tape_known
-    dy = reference_gradients.output_gradient(f"{case.id}/{dtype}/dy", p.reference.shape, p.reference.dtype)
+    ref = p.reference_output()
+    dy = reference_gradients.output_gradient(f"{case.id}/{dtype}/dy", ref.shape, ref.dtype)
     operands = [o.name for o in p.spec.operands]
     with blocks(case):
         want = reference_gradients.gradients(case.op, p.arrays, p.attrs, dy)
-    comparisons, verdicts, outputs, shapes = [], [], {}, {**p.shapes, "out_backprop": dy.shape}
+    comparisons: list[Comparison] = []
+    verdicts: list[Verdict] = []
+    outputs: dict[str, np.ndarray] = {}
+    shapes = {**p.shapes, "out_backprop": dy.shape}
 
     tape = call_tensorflow("gradients", (case.op, p.args, p.attrs, dy), {})
     failed = call_behaviour(tape)
@@ -281,7 +302,7 @@ def run_gradients(
     for name in case.gradients:
         subject = f"tensorflow d/d{name}"
         if failed is None:
-            got = np.asarray(tape.value[operands.index(name)])
+            got = np.asarray(_returned(tape).value[operands.index(name)])
             bound = bound_for(
                 reference_gradients.gradient_function(case.op, name),
                 {**p.arrays, "out_backprop": dy},
@@ -306,7 +327,7 @@ def run_gradients(
         if failed is None:
             with blocks(case):
                 want_raw = raw.reference()
-            got = np.asarray(result.value)
+            got = np.asarray(_returned(result).value)
             check = compare(
                 f"tensorflow {raw.name}",
                 got,
@@ -348,7 +369,7 @@ def against_reference(case: Case, dtype: str, backend) -> Comparison:
     if p.reference_error is not None:
         raise p.reference_error
     out = backends.run(backend, case.op, p.arrays, p.attrs, dtype)
-    return compare(backend.name, out, REFERENCE, p.reference, p.bound)
+    return compare(backend.name, out, REFERENCE, p.reference_output(), p.reference_bound())
 
 
 def run_backend(
@@ -388,7 +409,7 @@ def run_backend(
             errors=(f"the reference rejects this case: {p.reference_error}",),
             shapes={name: a.shape for name, a in p.arrays.items()},
         )
-    ref, bound = p.reference, p.bound
+    ref, bound = p.reference_output(), p.reference_bound()
     tf_result = call_tensorflow(case.op, *p.arguments)
     _, _, tf_value, tf_check = tensorflow_behaviour(tf_result, ref, bound)
     tf_right = tf_check is not None and tf_check.ok
@@ -403,7 +424,8 @@ def run_backend(
     except Exception as exc:  # the backend's own error is this case's outcome
         first = str(exc).strip().splitlines()
         out, behaviour, detail = None, f"raises {type(exc).__name__}", first[0][:300] if first else ""
-    comparisons, notes = [], []
+    comparisons: list[Comparison] = []
+    notes: list[str] = []
     if out is not None:
         out = np.asarray(out)
         if out.dtype != ref.dtype:
@@ -420,7 +442,7 @@ def run_backend(
         notes.append(f"{backend.name} {behaviour}, as TensorFlow does here: {detail}")
         behaviour = AGREES
     decided = verdict(backend.name, behaviour, detail, applicable)
-    outputs = {}
+    outputs: dict[str, np.ndarray] = {}
     if keep_outputs or decided.status == "failed":
         outputs = {
             REFERENCE: ref,

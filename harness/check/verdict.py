@@ -20,11 +20,15 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from harness.conv.tolerance import Bound, Comparison, compare
 from harness.tf.isolation import Died, Raised
+
+if TYPE_CHECKING:
+    from harness.registry.divergences import Divergence
 
 REFERENCE = "reference"
 TENSORFLOW = "tensorflow"
@@ -34,7 +38,7 @@ AGREES = "agrees"
 @dataclass(frozen=True)
 class Verdict:
     status: str  # passed | xfailed | failed
-    divergence: object | None = None  # the known divergence (harness.registry.divergences.Divergence) that excused it
+    divergence: Divergence | None = None  # the known divergence that excused it
     errors: tuple[str, ...] = ()  # why it failed
     notes: tuple[str, ...] = ()  # what happened that is not a failure
 

@@ -38,7 +38,7 @@ from harness.conv.dtypes import DTYPES, dtype_of, is_integer
 from harness.conv.tolerance import Override
 
 KERNEL_ORIENTATIONS = ("correlation", "convolution")
-DISTRIBUTIONS = {
+DISTRIBUTIONS: dict[str, tuple[dict[str, float], bool]] = {
     # name: (parameters with defaults, integer-valued?)
     "normal": ({"mean": 0.0, "std": 1.0}, False),
     "uniform": ({"low": -1.0, "high": 1.0}, False),
@@ -126,16 +126,22 @@ class TensorSpec:
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return self.literal.shape if self.literal is not None else self.generator.shape
+        return self.literal.shape if self.literal is not None else self._generator().shape
 
     @property
     def integer_valued(self) -> bool:
         if self.literal is not None:
             return bool(np.array_equal(self.literal, np.round(self.literal)))
-        return DISTRIBUTIONS[self.generator.dist][1]
+        return DISTRIBUTIONS[self._generator().dist][1]
 
     def values(self) -> np.ndarray:
-        return self.literal if self.literal is not None else self.generator.make()
+        return self.literal if self.literal is not None else self._generator().make()
+
+    def _generator(self) -> Generator:
+        """The generator of a spec without a literal: the loader gives every spec one of the two."""
+        if self.generator is None:
+            raise ValueError(f"TensorSpec (layout {self.layout!r}) has neither a literal nor a generator")
+        return self.generator
 
 
 @dataclass(frozen=True)

@@ -403,7 +403,7 @@ def _window_values(spec: ops.OpSpec, attrs: Mapping, fmt: str) -> tuple[list[int
 
 def _padding_only_row(spec: ops.OpSpec, x_shape, w_shape, fmt: str, attrs: Mapping) -> bool:
     """Whether some output row's dilated taps all fall in the padding (see FEATURES); False when not computable."""
-    op, kernel_layout = spec.name, spec.filter.layout
+    op, kernel_layout = spec.name, spec.kernel_operand.layout
     if "H" not in fmt:
         return False
     try:
@@ -439,6 +439,7 @@ def features(
     geometry = spec.kind != "backprop"
     x = np.asarray(arrays[spec.data.name])
     w = np.asarray(arrays[filt.name]) if filt is not None else np.empty((0,) * 4)
+    w_layout = filt.layout if filt is not None else ""  # read only where ``geometry`` holds: every such op has one
     padding = attrs.get("padding", "SAME")
     padding = "explicit" if padding == "EXPLICIT" else padding  # tf.raw_ops' name for it
     spatial_strides, spatial_dilations = _window_values(spec, attrs, fmt)
@@ -474,7 +475,7 @@ def features(
     feats["strided_dilated_axis"] = any(
         s > 1 and d > 1 and n > 1 for s, d, n in zip(spatial_strides, spatial_dilations, out_sizes)
     )
-    kernel = [w.shape[filt.layout.index(c)] if geometry and w.ndim == len(filt.layout) else 0 for c in spatial]
+    kernel = [w.shape[w_layout.index(c)] if geometry and w.ndim == len(w_layout) else 0 for c in spatial]
     feats["dilated_kernel_axis"] = any(d > 1 and k > 1 for d, k in zip(spatial_dilations, kernel))
     feats["unequal_strides"] = len(set(spatial_strides)) > 1
     feats["filter_empty"] = any(np.asarray(arrays[o.name]).size == 0 for o in spec.operands if o.kind == "filter")
@@ -512,12 +513,12 @@ def features(
     feats["padding_only_row"] = (
         geometry
         and x.ndim == len(fmt)
-        and w.ndim == len(filt.layout)
+        and w.ndim == len(w_layout)
         and _padding_only_row(spec, x.shape, w.shape, fmt, attrs)
     )
-    if geometry and x.ndim == len(fmt) and w.ndim == len(filt.layout):
+    if geometry and x.ndim == len(fmt) and w.ndim == len(w_layout):
         channels = x.shape[fmt.index("C")]
-        in_channels = w.shape[filt.layout.index("I")]
+        in_channels = w.shape[w_layout.index("I")]
         feats["grouped"] = bool(in_channels and channels != in_channels and channels % in_channels == 0)
         # The forward convolution's input sizes: the data's, or a transposed op's output_shape (its spatial values).
         forward_in = {c: x.shape[fmt.index(c)] for c in spatial}
@@ -542,7 +543,7 @@ def features(
         if forward_in and (padding == "VALID" or pads):
             for i, letter in enumerate(spatial):
                 d = dil[i] if i < len(dil) else (dil[0] if dil else 1)
-                k_eff = (w.shape[filt.layout.index(letter)] - 1) * d + 1
+                k_eff = (w.shape[w_layout.index(letter)] - 1) * d + 1
                 before_after = pads[i] if pads and i < len(pads) else (0, 0)
                 excess = forward_in[letter] + sum(before_after) - k_eff
                 if excess < 0:

@@ -94,9 +94,10 @@ def _parse_file(
     unique: list[Case | CaseError] = []
     for entry in entries:
         if isinstance(entry, Case):
-            if entry.name in seen:
-                entry = CaseError(file, entry.name, "name", "duplicate case name in this file")
-            seen.add(entry.name if isinstance(entry, Case) else entry.case)
+            case_name = entry.name
+            if case_name in seen:
+                entry = CaseError(file, case_name, "name", "duplicate case name in this file")
+            seen.add(case_name)
         unique.append(entry)
     return tuple(unique)
 

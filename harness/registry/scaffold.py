@@ -151,10 +151,12 @@ def _given_shape(spec: ops.OpSpec, operand: ops.Operand, layout: str, shape) -> 
     return [int(n) for n in shape]
 
 
-def _default_sizes(operand: ops.Operand, data_sizes: Mapping[str, int], multiplier: int) -> dict[str, int]:
+def _default_sizes(operand: ops.Operand, data_sizes: Mapping[str, int] | None, multiplier: int) -> dict[str, int]:
     """Letter -> size of a default operand, fitted to the data (and the depthwise multiplier for a pointwise filter)."""
     if operand.kind == "data":
         return {"N": DEFAULT_BATCH, "C": DEFAULT_CHANNELS, **{c: DEFAULT_SPATIAL for c in layouts.SPATIAL_LETTERS}}
+    if data_sizes is None:  # spec.operands lists the data first
+        raise ValueError(f"default sizes of {operand.name}: the data operand's sizes are not known yet")
     channels = data_sizes["C"]
     if operand.name == "pointwise_filter":
         return {**{c: 1 for c in layouts.SPATIAL_LETTERS}, "I": channels * multiplier, "O": DEFAULT_OUT_CHANNELS}

@@ -28,8 +28,8 @@ def _number(v: float) -> int | float:
     return float(v)
 
 
-def _literal_list(arr: np.ndarray) -> list:
-    """A float64 literal as nested lists of ints / floats, one level per axis."""
+def _literal_list(arr: np.ndarray) -> list | int | float:
+    """A float64 literal as nested lists of ints / floats, one level per axis (a number for a 0-d array)."""
     if arr.ndim == 0:  # pragma: no cover - parse_case only makes literals from lists
         return _number(float(arr))
     return [_literal_list(row) if arr.ndim > 1 else _number(float(row)) for row in arr]
@@ -52,15 +52,17 @@ def tensor_to_dict(t: TensorSpec) -> dict:
         out["raw"] = True
     if t.literal is not None:
         out["value"] = _literal_list(t.literal)
-    else:
+    elif t.generator is not None:
         out["generate"] = _generator_dict(t.generator)
+    else:
+        raise ValueError(f"TensorSpec (layout {t.layout!r}) has neither a literal nor a generator")
     return out
 
 
 def _expect_error_dict(e: ExpectError) -> dict:
     modes = set(e.tensorflow.values())
     tf_error = next(iter(modes)) if len(modes) == 1 else {key: e.tensorflow[key] for key in TF_KERNEL_KEYS}
-    out = {"reference": e.reference, "tensorflow": tf_error}
+    out: dict[str, Any] = {"reference": e.reference, "tensorflow": tf_error}
     if e.match is not None:
         out["match"] = e.match if isinstance(e.match, str) else list(e.match)
     if e.message is not None:

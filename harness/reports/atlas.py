@@ -213,7 +213,7 @@ def cells(run: results.Run, known: Sequence[Mapping]) -> dict[str, dict]:
     "shadowed" and counts with the agreeing ones: this entry does not hold there. "other": TensorFlow did something
     else that no entry excused."""
     declared = {d["id"]: set(d.get("tensorflow_does") or ()) for d in known}
-    tally = {i: Counter() for i in declared}
+    tally: dict[str, Counter[str]] = {i: Counter() for i in declared}
     for rec in _case_records(run):
         behaviour = _behaviour(rec)
         for did in rec.get("applicable_divergences") or []:

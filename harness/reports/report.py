@@ -19,7 +19,7 @@ import math
 import re
 import shlex
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Set
 from pathlib import Path
 
 import numpy as np
@@ -179,7 +179,8 @@ def per_op(run: results.Run) -> dict[str, Counter]:
         row = table[results.op_label(r)]
         row["failed" if r["status"] == "error" else r["status"]] += 1
         row["error contracts"] += bool(r.get("expect_error"))
-        row["seconds"] += r.get("seconds") or 0.0
+        # a float in the Counter of statuses, which typeshed types as Counter[str] -> int
+        row["seconds"] += r.get("seconds") or 0.0  # type: ignore[assignment]
     return dict(sorted(table.items()))
 
 
@@ -247,7 +248,8 @@ def cell_colour(counts: Counter | None) -> str:
 
 def divergence_stats(run: results.Run) -> list[dict]:
     """Each registry entry with how many records it excused (xfailed) and applied to, and whether it now passes."""
-    excused, applied = Counter(), Counter()
+    excused: Counter[str] = Counter()
+    applied: Counter[str] = Counter()
     for r in default_cases(run):
         if r["status"] == "xfailed" and r.get("divergence"):
             excused[r["divergence"]] += 1
@@ -503,7 +505,7 @@ def tile(label: str, value, colour: str = "") -> str:
 def table(
     headers: list[str],
     rows: list[list[str]],
-    numeric: set[int] = frozenset(),
+    numeric: Set[int] = frozenset(),
     attrs: str = "",
     row_classes: list[str] | None = None,
 ) -> str:
@@ -595,7 +597,8 @@ def render_per_op(run: results.Run) -> str:
     if not table_:
         return "<p>No cases ran.</p>"
     cols = ("passed", "xfailed", "failed", "skipped")
-    rows, total = [], Counter()
+    rows: list[list[str]] = []
+    total: Counter[str] = Counter()
     for op, c in table_.items():
         total.update(c)
         rows.append(
@@ -1123,7 +1126,11 @@ def render_problems(run: results.Run) -> str:
     )
     if not problems:
         return counts
-    label = {"malformed": "malformed case", "crashed": "crashed item", "test": "harness self-test"}
+    label: dict[str | None, str] = {
+        "malformed": "malformed case",
+        "crashed": "crashed item",
+        "test": "harness self-test",
+    }
     return counts + table(
         ["id", "what", "message"],
         [
@@ -1308,7 +1315,7 @@ def render_summary(run: results.Run) -> str:
     table_ = per_op(run)
     if table_:
         lines += ["| op | passed | xfailed | failed | skipped |", "|---|--:|--:|--:|--:|"]
-        total = Counter()
+        total: Counter[str] = Counter()
         for op, c in table_.items():
             total.update(c)
             lines.append(f"| {md_text(op)} | {c['passed']} | {c['xfailed']} | {c['failed']} | {c['skipped']} |")
@@ -1324,11 +1331,11 @@ def render_summary(run: results.Run) -> str:
         ]
         for b in names:
             for op in op_names:
-                c = cells.get((b, op))
-                if c:
+                cell = cells.get((b, op))
+                if cell:
                     lines.append(
-                        f"| {md_text(b)} · {md_text(op)} | {c['passed']} | {c['xfailed']} | "
-                        f"{c['failed'] + c['error']} | {c['skipped']} |"
+                        f"| {md_text(b)} · {md_text(op)} | {cell['passed']} | {cell['xfailed']} | "
+                        f"{cell['failed'] + cell['error']} | {cell['skipped']} |"
                     )
         lines.append("")
     failures = failing_cases(run)

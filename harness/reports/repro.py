@@ -170,6 +170,8 @@ def _generated_code(case: Case, name: str, dtype: str) -> str:
     """Statements assigning the operand from its generator, converted and rotated as ``operand_array`` does."""
     t = case.inputs[name]
     gen, var, target = t.generator, variable_name(case, name), _op_layout(case, name)
+    if gen is None:  # operand_code calls this for generated operands only
+        raise ValueError(f"{case.id}: operand {name!r} has no generator")
     params = ", ".join(f"{k}={v!r}" for k, v in gen.params.items())
     lines = _comment(
         f"{name}: {gen.dist}({params}), seed {gen.seed}, in layout {t.layout} {list(gen.shape)}, "
@@ -321,9 +323,12 @@ def _raised_lines(indent: str = "    ") -> list[str]:
 
 
 def _error_contract(case: Case, eigen: bool | None, attrs: Mapping, ref_error: ValueError | None) -> list[str]:
-    want = case.expect_error.tensorflow_error(eigen)
+    expect = case.expect_error
+    if expect is None:  # script calls this for error contracts only
+        raise ValueError(f"{case.id}: not an error contract")
+    want = expect.tensorflow_error(eigen)
     if want is None:  # the kernel was not measured: either class the case declares
-        want = " or ".join(sorted(set(case.expect_error.tensorflow.values())))
+        want = " or ".join(sorted(set(expect.tensorflow.values())))
         kernel = "whichever kernel runs"
     else:
         kernel = "Eigen's kernel" if eigen else "oneDNN's kernel"
@@ -429,7 +434,8 @@ else:
 
 
 def _computed(p: Prepared) -> list[str]:
-    case, dtype, attrs, ref, bound = p.case, p.dtype, p.attrs, p.reference, p.bound
+    case, dtype, attrs = p.case, p.dtype, p.attrs
+    ref, bound = p.reference_output(), p.reference_bound()  # script returns on error contracts and rejections
     bound_max = float(bound.per_element.max()) if bound.per_element.size else 0.0
     lines = _reference_block(ref, dtype, bound_max, bound.describe(), bound.per_element)
     lines += [

@@ -87,11 +87,13 @@ class Exclusion:
 
 def function_spans(source: str) -> dict[str, tuple[int, int]]:
     """Every function (and method) of a module: name -> (first line, last line), decorators excluded."""
-    return {
-        node.name: (node.lineno, node.end_lineno)
-        for node in ast.walk(ast.parse(source))
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
-    }
+    spans: dict[str, tuple[int, int]] = {}
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            if node.end_lineno is None:  # ast.parse sets it
+                raise ValueError(f"function {node.name} at line {node.lineno} has no end line")
+            spans[node.name] = (node.lineno, node.end_lineno)
+    return spans
 
 
 class ExclusionError(ValueError):

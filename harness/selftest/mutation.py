@@ -41,7 +41,7 @@ def tensorflow_memo():
 
 
 def _dtype_for(case, dtype: str | None) -> str:
-    return dtype if dtype in case.dtypes else case.dtypes[0]
+    return dtype if dtype is not None and dtype in case.dtypes else case.dtypes[0]
 
 
 def killers(

@@ -47,6 +47,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Set
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,7 +82,10 @@ def _module(target: str) -> str:
     return target[:-3].replace("/", ".")
 
 
-def _functions(code: str) -> dict[str, ast.FunctionDef]:
+Function = ast.FunctionDef | ast.AsyncFunctionDef
+
+
+def _functions(code: str) -> dict[str, Function]:
     return {
         node.name: node
         for node in ast.walk(ast.parse(code))
@@ -89,21 +93,28 @@ def _functions(code: str) -> dict[str, ast.FunctionDef]:
     }
 
 
-def _body(lines: list[str], node: ast.FunctionDef) -> list[str]:
+def _body(lines: list[str], node: Function) -> list[str]:
     """A function's body lines (its ``def`` left out: a mutant's name differs from the original's)."""
     return lines[node.body[0].lineno - 1 : node.end_lineno]
 
 
-def _signature(lines: list[str], node: ast.FunctionDef, name: str, mangled: str) -> list[str]:
+def _signature(lines: list[str], node: Function, name: str, mangled: str) -> list[str]:
     """A function's ``def`` lines, its (mutant's) name replaced by the original's."""
     return [ln.replace(name, mangled) for ln in lines[node.lineno - 1 : node.body[0].lineno - 1]]
 
 
-def _statement_start(node: ast.FunctionDef, line: int) -> int:
+def _end_line(node: ast.stmt) -> int:
+    """``node.end_lineno``, which ``ast.parse`` always sets."""
+    if node.end_lineno is None:
+        raise ValueError(f"{type(node).__name__} at line {node.lineno} has no end line (not from ast.parse)")
+    return node.end_lineno
+
+
+def _statement_start(node: Function, line: int) -> int:
     """The first line of the innermost statement of ``node`` that holds ``line`` (where line coverage counts it)."""
-    best = node
+    best: ast.stmt = node
     for child in ast.walk(node):
-        if isinstance(child, ast.stmt) and child.lineno <= line <= child.end_lineno and child.lineno >= best.lineno:
+        if isinstance(child, ast.stmt) and child.lineno <= line <= _end_line(child) and child.lineno >= best.lineno:
             best = child
     return best.lineno
 
@@ -149,7 +160,8 @@ def generate(root: Path, tree: Path) -> list[Mutant]:
                 changed = _signature(code_lines, mutant_node, mutant_node.name, mangled)
             diff = "\n".join(difflib.unified_diff(original, changed, "original", "mutant", n=1, lineterm=""))
             change = " | ".join(ln[1:].strip() for ln in diff.splitlines()[2:] if ln.startswith("+"))
-            lines, original_lines = (), ()
+            lines: tuple[int, ...] = ()
+            original_lines: tuple[int, ...] = ()
             own = originals.get(_original_name(mangled))
             if in_signature:  # every statement may read the default; coverage exclusions see the def line
                 original_lines = (own.lineno,) if own is not None else ()
@@ -163,7 +175,7 @@ def generate(root: Path, tree: Path) -> list[Mutant]:
                     sorted({n.lineno for n in ast.walk(orig_node) if isinstance(n, ast.stmt)} - {orig_node.lineno})
                 )
                 if not original_lines and own is not None:
-                    original_lines = tuple(range(own.lineno, own.end_lineno + 1))
+                    original_lines = tuple(range(own.lineno, _end_line(own) + 1))
             mutants.append(
                 Mutant(
                     f"{module}.{short}",
@@ -436,7 +448,7 @@ def excluded_by_coverage(m: Mutant, exclusions, root: Path) -> bool:
 
 
 def summarize(
-    mutants: list[Mutant], results: dict[str, dict], equivalents: list[Equivalent], unreachable: set[str] = frozenset()
+    mutants: list[Mutant], results: dict[str, dict], equivalents: list[Equivalent], unreachable: Set[str] = frozenset()
 ) -> dict:
     """Counts, the score and the problems (untriaged survivors, stale equivalents) of a set of judged mutants.
     ``unreachable``: mutants of lines the coverage exclusions list (logic no case can reach by design: a survivor
@@ -584,6 +596,8 @@ def _run_worker(
         subprocess.Popen(cmd, cwd=root, env=worker_env, stdout=subprocess.PIPE, text=True) as proc,
         results_path.open("a", encoding="utf-8") as sink,
     ):
+        if proc.stdout is None:  # stdout=PIPE
+            raise RuntimeError("the mutmut worker's output is not piped")
         for line in proc.stdout:
             try:
                 rec = json.loads(line)
@@ -759,9 +773,9 @@ def main(argv: list[str] | None = None) -> int:
         }
     pool = [m for m in mutants if args.only in m.name]
     if args.sample:
-        listed = {e.mutant for e in equivalents}
+        listed_names = {e.mutant for e in equivalents}
         pool = random.Random(args.seed).sample(
-            sorted((m for m in pool if m.name not in listed), key=lambda m: m.name), min(args.sample, len(pool))
+            sorted((m for m in pool if m.name not in listed_names), key=lambda m: m.name), min(args.sample, len(pool))
         )
     todo = [] if args.report_only else [m for m in pool if m.name not in results]
     print(f"to judge: {len(todo)} (already judged: {len(pool) - len(todo)})", flush=True)

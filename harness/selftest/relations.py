@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -527,7 +528,7 @@ def check(
         if p.reference_error is not None:
             return []  # only configurations the reference accepts
         base = Call(case.op, p.arrays, p.attrs)
-        reference = _reference_run((base, p.reference))  # most left sides are this very call
+        reference = _reference_run((base, p.reference_output()))  # most left sides are this very call
         sides = relation.rewrite(base)
     except (ValueError, Failed):
         return []
@@ -539,8 +540,8 @@ def check(
     except ValueError as exc:
         return [Check(relation.name, name, REFERENCE, "failed", f"the reference rejects the left side: {exc}")]
     runs = {REFERENCE: reference, TENSORFLOW: _tensorflow_run(case, dtype, known, env, reference)}
-    lefts = {k: _evaluate(lambda run=run: run(left)) for k, run in runs.items()}
-    rights = {k: _evaluate(lambda run=run: sides.right(run)) for k, run in runs.items()}
+    lefts = {k: _evaluate(functools.partial(run, left)) for k, run in runs.items()}
+    rights = {k: _evaluate(functools.partial(sides.right, run)) for k, run in runs.items()}
     checks = []
     for left_impl, right_impl in (
         (REFERENCE, REFERENCE),

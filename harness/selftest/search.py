@@ -278,6 +278,7 @@ def configs(draw, op: str, env: Environment | None = None) -> dict:
             attrs[name] = dilation_value
 
     inputs = {}
+    shape: Sequence[int | None]  # None: O or M of an op without them, never in an operand's layout
     for operand in spec.operands:
         if operand.kind == "data":
             layout, shape = fmt, _shape(fmt, letters)

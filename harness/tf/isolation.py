@@ -34,8 +34,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
+from typing import Any
 
 from harness.tf import kernel_probe, versions, wire, wrappers
 
@@ -47,7 +46,7 @@ CALL_TIMEOUT_S = 300.0
 
 @dataclass(frozen=True)
 class Returned:
-    value: np.ndarray
+    value: Any  # an op's output array; a tuple of them (gradients), the probe's record path (SERVER_CALLS)
 
 
 @dataclass(frozen=True)
@@ -151,7 +150,7 @@ class TFProcess:
         # The children's stdout/stderr: an unlinked temporary file, so nothing is left behind however we exit.
         fd, path = tempfile.mkstemp(prefix="harness-tf-", suffix=".log")
         os.unlink(path)
-        self._log = fd
+        self._log: int | None = fd  # None once closed
 
     def _start(self) -> None:
         """A fresh server, forked from the zygote (started first if there is none)."""
@@ -167,14 +166,17 @@ class TFProcess:
                 [versions.server_python(), "-m", "harness.tf.isolation", str(theirs.fileno())],
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
-                stdout=self._log,
-                stderr=self._log,
+                stdout=self._log_fd,
+                stderr=self._log_fd,
                 env={**os.environ, "PYTHONPATH": path},
             )
             theirs.close()
+        control = self._control
+        if control is None:  # set with the zygote above
+            raise RuntimeError("the TensorFlow zygote has no control socket")
         try:
-            self._control.sendall(b"fork")
-            pid, fds, _, _ = socket.recv_fds(self._control, 64, 1)
+            control.sendall(b"fork")
+            pid, fds, _, _ = socket.recv_fds(control, 64, 1)
         except OSError:  # the zygote died starting (e.g. an import failed in its interpreter)
             fds = []
         if not fds:
@@ -183,15 +185,23 @@ class TFProcess:
 
     def _exit_code(self, pid: int) -> int | None:
         """The server's exit code, from the zygote (its parent); None if the zygote cannot say."""
+        if self._control is None:  # no zygote
+            return None
         try:
             self._control.sendall(f"wait {pid}".encode())
             return int(self._control.recv(64))
         except (OSError, ValueError):
             return None
 
+    @property
+    def _log_fd(self) -> int:
+        if self._log is None:
+            raise RuntimeError("this TensorFlow process handle is closed")
+        return self._log
+
     def _stderr_since(self, offset: int) -> str:
-        size = os.fstat(self._log).st_size
-        text = os.pread(self._log, max(size - offset, 0), offset).decode("utf-8", "replace")
+        size = os.fstat(self._log_fd).st_size
+        text = os.pread(self._log_fd, max(size - offset, 0), offset).decode("utf-8", "replace")
         noise = ("@", "I0000", "W0000", "WARNING: All log messages", "*** Check failure stack trace")
         lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith(noise)]
         return "\n".join(lines[-4:])
@@ -199,16 +209,19 @@ class TFProcess:
     def call(self, op: str, args: tuple, kwargs: dict, timeout: float = CALL_TIMEOUT_S, mode: str = "eager") -> Result:
         if self._conn is None:
             self._start()
-        offset = os.fstat(self._log).st_size
+        conn = self._conn
+        if conn is None:  # _start sets it or raises
+            raise RuntimeError("no connection to a TensorFlow server")
+        offset = os.fstat(self._log_fd).st_size
         try:
-            wire.send(self._conn, [op, args, kwargs, mode])
-            if wire.ready(self._conn, timeout):
-                return message_result(wire.receive(self._conn))
+            wire.send(conn, [op, args, kwargs, mode])
+            if wire.ready(conn, timeout):
+                return message_result(wire.receive(conn))
             os.kill(self._pid, signal.SIGKILL)
             how = f"timed out after {timeout:g} s"
         except (EOFError, OSError):  # the server died (EOF, broken pipe, connection reset)
             how = None
-        self._conn.close()
+        conn.close()
         self._conn = None
         code = self._exit_code(self._pid)
         return Died(
@@ -222,7 +235,8 @@ class TFProcess:
             self._conn.close()  # the server sees EOF and exits
             self._conn = None
         if self._zygote is not None:
-            self._control.close()  # the zygote sees EOF and exits
+            if self._control is not None:  # set with the zygote
+                self._control.close()  # the zygote sees EOF and exits
             try:
                 self._zygote.wait(5)
             except subprocess.TimeoutExpired:
