@@ -5,7 +5,12 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
+import pickle
+import sys
+import tempfile
+import time
 from pathlib import Path
 
 import yaml
@@ -32,7 +37,80 @@ def load_file(path: Path, root: Path | None = None) -> list[Case | CaseError]:
         lock_text = lock_path.read_text(encoding="utf-8") if lock_path is not None and lock_path.exists() else ""
     except OSError:
         lock_text = ""
-    return list(_parse_file(str(path), None if root is None else str(root), text, os.environ.get(SWEEP_ENV), lock_text))
+    return list(
+        _cached_parse(str(path), None if root is None else str(root), text, os.environ.get(SWEEP_ENV), lock_text)
+    )
+
+
+CACHE_ENV = "HARNESS_REGISTRY_CACHE"  # a directory for parsed files, or "off"; default: the user's cache directory
+_CODE = ("conv", "ops", "registry")  # the harness's packages that parsing a case file runs
+
+
+def _cache_dir() -> Path | None:
+    setting = os.environ.get(CACHE_ENV)
+    if setting == "off":
+        return None
+    if setting:
+        return Path(setting)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tf-conv-harness" / "registry"
+
+
+@functools.cache
+def _code_fingerprint() -> bytes:
+    """The source of the code that parses cases, and the versions its results' pickles depend on."""
+    import numpy
+
+    digest = hashlib.sha256(f"{sys.version}\0{numpy.__version__}\0{yaml.__version__}".encode())
+    package = Path(__file__).resolve().parents[1]
+    for path in sorted(p for name in _CODE for p in (package / name).glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.digest()
+
+
+def _cached_parse(path_text: str, root_text: str | None, text: str, sweep_mode: str | None, lock_text: str):
+    """``_parse_file``, also cached on disk across processes: expanding the sweeps takes seconds, and every pytest
+    worker, test subprocess and ``harness`` command reads the same files. The key is every input of the parse and
+    the source of the code that does it, so a hit is what parsing again would give. Off with $HARNESS_REGISTRY_CACHE
+    ``off`` (the coverage and mutation runs turn it off: they must see the parsing code run)."""
+    directory = _cache_dir()
+    if directory is None:
+        return _parse_file(path_text, root_text, text, sweep_mode, lock_text)
+    digest = hashlib.sha256(_code_fingerprint())
+    for part in (path_text, root_text or "", text, sweep_mode or "", lock_text):
+        digest.update(part.encode() + b"\0")
+    file = directory / f"{digest.hexdigest()}.pickle"
+    try:
+        return pickle.loads(file.read_bytes())
+    except Exception:  # missing, or unreadable for any reason: parse again
+        pass
+    parsed = _parse_file(path_text, root_text, text, sweep_mode, lock_text)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
+    except OSError:  # a read-only cache: the parse stands
+        return parsed
+    try:
+        with os.fdopen(fd, "wb") as f:
+            pickle.dump(parsed, f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, file)  # readers never see half a file
+    except Exception:  # a full disk, or an entry that does not pickle: the parse stands
+        Path(tmp).unlink(missing_ok=True)
+    _prune(directory)
+    return parsed
+
+
+CACHE_DAYS = 30
+
+
+def _prune(directory: Path) -> None:
+    """Forget parses written more than ``CACHE_DAYS`` ago (each registry edit leaves one per changed file)."""
+    cutoff = time.time() - CACHE_DAYS * 86400
+    for path in directory.glob("*.pickle"):
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+        except OSError:  # another process pruned it first
+            pass
 
 
 def _file_name(path: Path, root: Path | None) -> str:

@@ -38,6 +38,8 @@ from pathlib import Path
 
 import yaml
 
+from harness.registry import loader
+
 TARGETS = ("harness/conv/reference.py", "harness/conv/padding.py", "harness/conv/layouts.py", "harness/conv/dtypes.py")
 EXCLUSIONS = Path("selftest") / "coverage_exclusions.yaml"
 EXIT = "exit"
@@ -241,7 +243,8 @@ def measure(root: Path, out: Path, pytest_args: list[str]) -> dict:
         *pytest_args,
     ]
     print("$", " ".join(cmd), flush=True)
-    run = subprocess.run(cmd, cwd=root)
+    # parsing runs reference code (symbolic attributes): no parsed registry from the disk cache
+    run = subprocess.run(cmd, cwd=root, env={**os.environ, loader.CACHE_ENV: "off"})
     if run.returncode not in (0, 1):
         raise SystemExit(f"coverage: the registry run failed to start (pytest exit {run.returncode})")
     if run.returncode == 1:

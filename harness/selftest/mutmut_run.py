@@ -575,7 +575,13 @@ def _run_worker(
         return None, False
     hashes = {m.name: m.function_hash for m in mutants}
     changes = {m.name: m.change for m in mutants}
-    worker_env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(out / "tree"), os.environ.get("PYTHONPATH", "")])}
+    from harness.registry import loader
+
+    worker_env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(out / "tree"), os.environ.get("PYTHONPATH", "")]),
+        loader.CACHE_ENV: "off",  # every mutant's parse runs the mutated code, as it always did
+    }
     cmd = [
         sys.executable,
         "-P",
