@@ -79,20 +79,20 @@ def repository_root(start: Path | None = None) -> Path:
 def registry_at(root: Path) -> location.Registry:
     """The shipped registry and, when ``root`` has one, the user's ``cases/`` folder beside it."""
     try:
-        return location.registry(root, [CASES_DIR] if (root / CASES_DIR).is_dir() else [], shipped="cases")
+        return location.registry(root, location.default_folders(root), shipped="cases")
     except location.RegistryError as exc:
         raise UsageError(str(exc)) from None
 
 
-def case_files(root: Path, files: Sequence[str] = ()) -> list[Path]:
-    """The case files named (files or directories), default every case file of the registry (``registry_at``)."""
+def case_files(reg: location.Registry, files: Sequence[str] = ()) -> list[Path]:
+    """The case files named (files or directories), default every case file of the registry."""
     if not files:
-        return registry_at(root).files()
+        return reg.files()
     paths = []
     for name in files:
         path = Path(name)
         if path.is_dir():
-            paths += sorted(p for p in path.rglob("*") if p.suffix in location.CASE_SUFFIXES)
+            paths += location.case_files_under(path)
         elif path.is_file():
             paths.append(path)
         else:
@@ -100,14 +100,15 @@ def case_files(root: Path, files: Sequence[str] = ()) -> list[Path]:
     return paths
 
 
-def file_root(root: Path, path: Path) -> Path:
+def file_root(reg: location.Registry, root: Path, path: Path) -> Path:
     """The directory ``path``'s case ids are named from: its registry folder's root, else ``root``."""
-    folder = registry_at(root).folder_of(path)
+    folder = reg.folder_of(path)
     return folder.root if folder is not None else root
 
 
 def load_entries(root: Path, files: Sequence[str] = ()) -> list[Case | CaseError]:
-    return [entry for path in case_files(root, files) for entry in load_file(path, file_root(root, path))]
+    reg = registry_at(root)
+    return [entry for path in case_files(reg, files) for entry in load_file(path, file_root(reg, root, path))]
 
 
 def known_divergences(root: Path) -> list[divergences.Divergence]:
@@ -128,7 +129,7 @@ def find_case(case_id: str, root: Path) -> tuple[Case, str | None]:
         path = next((c for c in candidates if c.is_file()), None)
         if path is None:
             raise UsageError(f"CASE_ID {case_id!r}: no such case file {file}")
-        entries = load_file(path, file_root(root, path))
+        entries = load_file(path, file_root(registry_at(root), root, path))
     else:
         entries = load_entries(root)
     matches = [e for e in entries if isinstance(e, Case) and e.name == name]
@@ -220,7 +221,7 @@ def cmd_verify(args) -> int:
 
     _check_filters(args)
     root = repository_root()
-    mine = [*([CASES_DIR] if (root / CASES_DIR).is_dir() else []), *args.cases]
+    mine = [*location.default_folders(root), *args.cases]
     # Without --shipped, the pytest configuration decides (divergences in a user's repository), except where there
     # is no folder of the user's: then the shipped cases are what there is to run.
     shipped = args.shipped or ("cases" if not mine else None)

@@ -350,10 +350,9 @@ def load_registry(reg: location.Registry, scope: str | None = None) -> tuple[lis
         errors += bad
         for entry in entries:
             if entry.id in ids:
-                file = Path(path).resolve().relative_to(root).as_posix()
                 errors.append(
                     _fail(
-                        file,
+                        entry.file,
                         entry.id,
                         "id",
                         "a known divergence of this id is already defined "
@@ -371,8 +370,7 @@ def registry(root: Path | None = None) -> list[Divergence]:
     """The forward divergences that apply to cases under ``root`` (default: the current directory): the shipped
     registry's, and those of ``<root>/cases/known_divergences.yaml`` when that is a folder of the user's."""
     root = Path(root or Path.cwd())
-    folders = [location.FOLDER] if (root / location.FOLDER).is_dir() else []
-    return load_registry(location.registry(root, folders, shipped="divergences"), "forward")[0]
+    return load_registry(location.registry(root, location.default_folders(root), shipped="divergences"), "forward")[0]
 
 
 # --- features of a case -------------------------------------------------------------------

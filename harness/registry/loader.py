@@ -197,5 +197,4 @@ def computing_cases(files, root: Path | None = None) -> list[Case]:
 def fingerprint(root: Path) -> str:
     """The fingerprint (``location.Registry.fingerprint``) of the registry a run in ``root`` reads by default."""
     root = Path(root)
-    folders = [location.FOLDER] if (root / location.FOLDER).is_dir() else []
-    return location.registry(root, folders, shipped="divergences").fingerprint()
+    return location.registry(root, location.default_folders(root), shipped="divergences").fingerprint()

@@ -27,6 +27,16 @@ SOURCE_ROOT = Path(__file__).resolve().parents[2]  # a source checkout: the dire
 CASE_SUFFIXES = (".yaml", ".yml")
 
 
+def case_files_under(directory: Path) -> list[Path]:
+    """Every YAML case file below ``directory``, sorted."""
+    return sorted(p for p in Path(directory).rglob("*") if p.suffix in CASE_SUFFIXES and p.is_file())
+
+
+def default_folders(root: Path) -> list[str]:
+    """The user's case folders when nothing names them: ``<root>/cases`` if there is one."""
+    return [FOLDER] if (Path(root) / FOLDER).is_dir() else []
+
+
 class RegistryError(ValueError):
     """A case folder that cannot be used (missing, not a folder, or clashing with another): the message names it."""
 
@@ -64,7 +74,7 @@ class CaseFolder:
 
     def files(self) -> list[Path]:
         """Every case file of the folder, sorted (the order pytest collects them in)."""
-        return sorted(p for p in self.path.rglob("*") if p.suffix in CASE_SUFFIXES and p.is_file())
+        return case_files_under(self.path)
 
     @property
     def divergence_file(self) -> Path | None:
