@@ -71,7 +71,15 @@ class Prepared:
 
     def features(self, env: Environment) -> dict:
         """The facts about this case that known divergences' conditions name (``harness.registry.divergences``)."""
-        return features(self.case, self.dtype, self.arrays, self.attrs, self.reference, env)
+        return features(
+            self.case.op,
+            self.dtype,
+            self.arrays,
+            self.attrs,
+            self.reference,
+            env,
+            expect_error=self.case.expect_error is not None,
+        )
 
     def applicable(self, known: Sequence[Divergence], env: Environment, backend: str | None = None) -> list[Divergence]:
         """The known divergences of TensorFlow (or of ``backend``) that apply to this case in ``env``."""

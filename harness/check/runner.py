@@ -36,7 +36,7 @@ from harness.conv.dtypes import dtype_of
 from harness.conv.tolerance import Bound, Comparison, bound_for, compare
 from harness.ops import gradients as reference_gradients
 from harness.registry.cases import Case, CaseError
-from harness.registry.divergences import Divergence, in_scope, matching
+from harness.registry.divergences import Divergence, features, in_scope, matching
 from harness.tf.environment import Environment
 from harness.tf.isolation import Raised, Result, Returned, call_tensorflow
 
@@ -257,8 +257,9 @@ def run_gradients(
     For a fixed random output gradient ``dy`` (seeded by the case and dtype): ``tf.GradientTape``'s gradient with
     respect to each operand against ``harness.ops.gradients``, and the op's raw backprop op for that operand
     (``OpSpec.raw_backprop``) against the reference's, each under the bound ``harness.conv.tolerance`` derives for
-    that gradient function (with the case's tolerance override). Known divergences: ``scope: gradient`` entries for
-    the tape, ``scope: raw_backprop`` (then gradient) entries for the raw ops. A configuration where a forward
+    that gradient function (with the case's tolerance override). Known divergences: ``scope: gradient`` entries of
+    the op for the tape; for each raw op, the forward entries of that raw op, matched by the features of its own
+    call (as a registry case of it would be). A configuration where a forward
     divergence applies is skipped: TensorFlow's forward op is already known to differ there.
     """
     start = time.perf_counter()
@@ -285,7 +286,7 @@ def run_gradients(
             skip_reason=f"known divergence of the forward op: {', '.join(d.id for d in forward)}",
         )
     tape_known = matching(in_scope(divergences, "gradient"), feats, env)
-    raw_known = matching(in_scope(divergences, "raw_backprop"), feats, env) + tape_known
+    raw_known: list[Divergence] = []  # the raw ops' own forward entries, by the features of each raw call
     ref = p.reference_output()
     dy = reference_gradients.output_gradient(f"{case.id}/{dtype}/dy", ref.shape, ref.dtype)
     operands = [o.name for o in p.spec.operands]
@@ -322,11 +323,14 @@ def run_gradients(
         raw = reference_gradients.raw_backprop(case.op, name, p.arrays, p.attrs, dy)
         if raw is None:
             continue
+        with blocks(case):
+            want_raw = raw.reference()
+        raw_feats = features(raw.name, dtype, raw.operands, raw.attrs, want_raw, env)
+        known_here = matching(in_scope(divergences, "forward"), raw_feats, env)
+        raw_known += known_here
         result = call_tensorflow(raw.name, raw.args, raw.kwargs)
         failed = call_behaviour(result)
         if failed is None:
-            with blocks(case):
-                want_raw = raw.reference()
             got = np.asarray(_returned(result).value)
             check = compare(
                 f"tensorflow {raw.name}",
@@ -340,7 +344,7 @@ def run_gradients(
             behaviour, detail = checks_behaviour(raw.name, [check])
         else:
             behaviour, detail = failed
-        verdicts.append(verdict(f"TensorFlow's {raw.name}", behaviour, detail, raw_known))
+        verdicts.append(verdict(f"TensorFlow's {raw.name}", behaviour, detail, known_here))
         tensorflow.append(f"{raw.name} {behaviour}")
 
     decided = combined(verdicts)

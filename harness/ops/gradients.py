@@ -110,6 +110,13 @@ class RawBackprop:
     def reference(self) -> np.ndarray:
         return self.run(*self.operands.values(), **self.kwargs)
 
+    @property
+    def attrs(self) -> dict[str, Any]:
+        """The raw op's attributes by its ``OpSpec``'s names: its sizes argument, then ``kwargs``."""
+        if "filter" in self.operands:  # backprop_input(input_sizes, filter, out_backprop)
+            return {"input_sizes": self.args[0], **self.kwargs}
+        return {"filter_sizes": self.args[1], **self.kwargs}
+
 
 def raw_backprop(
     op: str, wrt: str, arrays: Arrays, attrs: Mapping[str, Any], out_backprop: np.ndarray

@@ -66,7 +66,7 @@ from harness.tf.environment import Environment
 KINDS = ("wrong_result", "unsupported", "crash", "accepts_invalid", "error_class")
 BEHAVIOURS = ("wrong_shape", "wrong_values", "aborts", "returns")  # and "raises <ErrorClass>"
 FEATURES = {
-    "op": "the op name",
+    "op": "the op called: a tf.nn op or a raw op (required in every entry: an entry applies to the ops it names)",
     "dtype": "the dtype the case runs at",
     "data_format": "NHWC, NCHW, NWC or NCW",
     "padding": "SAME, VALID, explicit (a list of pairs) or invalid (anything else, in an error contract)",
@@ -88,6 +88,7 @@ FEATURES = {
     "unequal_strides": "the spatial strides differ from each other",
     "filter_empty": "a filter operand has no elements",
     "input_spatial_empty": "the data operand has a spatial axis of size 0",
+    "batch_empty": "the convolution's input has a batch of 0 (for a raw backprop op: the input it differentiates)",
     "strides_in_batch_or_channels": "a full-rank strides value with a batch or channel entry other than 1",
     "window_arg_not_int": "the strides argument is null, or the strides or dilations argument is (or holds) a float "
     "or a bool instead of ints",
@@ -135,9 +136,11 @@ ENTRY_FIELDS = {
     "backend",
     "observed_on",
 }
-# What TensorFlow computes wrongly: the op itself (the registry's cases), its tf.GradientTape gradients, or the raw
-# backprop ops (tests/tensorflow/test_gradients.py). The features in ``when`` are always those of the forward configuration.
-SCOPES = ("forward", "gradient", "raw_backprop")
+# The kind of item an entry applies to. forward: a call of the op ``when.op`` names, with that op's own arguments:
+# a registry case of it (a tf.nn op or a raw op), a raw backprop op that a gradient check calls, a backend's run of
+# it. gradient: tf.GradientTape's gradients of the op (the features are those of the op's own call). Every item is
+# matched by the same ``features`` of the op it calls; an entry applies only to the ops its ``when.op`` names.
+SCOPES = ("forward", "gradient")
 STRICTNESS = ("per_case", "per_entry")
 
 
@@ -244,10 +247,16 @@ def parse_divergence(file: str, raw: Any, index: int) -> Divergence:
                 raise _fail(
                     file, did, "when.onednn_isa", f"unknown oneDNN ISA {isa!r}; known: {', '.join(machine.ISA_LEVELS)}"
                 )
-    if "op" in when:
-        for op in when["op"] if isinstance(when["op"], list) else [when["op"]]:
-            if op not in ops.OPS and op not in ops.RAW_OPS:
-                raise _fail(file, did, "when.op", f"unknown op {op!r}")
+    if "op" not in when:
+        raise _fail(
+            file,
+            did,
+            "when.op",
+            "missing: name the ops the divergence was observed on (an entry applies only to the ops it names)",
+        )
+    for op in when["op"] if isinstance(when["op"], list) else [when["op"]]:
+        if op not in ops.OPS and op not in ops.RAW_OPS:
+            raise _fail(file, did, "when.op", f"unknown op {op!r}")
     try:
         versions = SpecifierSet(str(raw["tensorflow_versions"]))
     except InvalidSpecifier:
@@ -277,6 +286,15 @@ def parse_divergence(file: str, raw: Any, index: int) -> Divergence:
     if strict not in STRICTNESS:
         raise _fail(file, did, "strict", f"must be one of {', '.join(STRICTNESS)}")
     scope = raw.get("scope", "forward")
+    if scope == "raw_backprop":
+        raise _fail(
+            file,
+            did,
+            "scope",
+            "raw_backprop is no longer a scope: a raw backprop op is an op of its own; name it in when.op "
+            "(e.g. depthwise_conv2d_native_backprop_input) with scope forward, and its conditions are read from "
+            "its own arguments",
+        )
     if scope not in SCOPES:
         raise _fail(file, did, "scope", f"must be one of {', '.join(SCOPES)}")
     backend = raw.get("backend")
@@ -399,9 +417,8 @@ def _window_values(spec: ops.OpSpec, attrs: Mapping, fmt: str) -> tuple[list[int
     )
 
 
-def _padding_only_row(spec: ops.OpSpec, x_shape, w_shape, fmt: str, attrs: Mapping) -> bool:
+def _padding_only_row(spec: ops.OpSpec, x_shape, w_shape, w_layout: str, fmt: str, attrs: Mapping, padding) -> bool:
     """Whether some output row's dilated taps all fall in the padding (see FEATURES); False when not computable."""
-    op, kernel_layout = spec.name, spec.kernel_operand.layout
     if "H" not in fmt:
         return False
     try:
@@ -412,11 +429,11 @@ def _padding_only_row(spec: ops.OpSpec, x_shape, w_shape, fmt: str, attrs: Mappi
         else:
             size = x_shape[h]
         stride, dilation = _window_values(spec, attrs, fmt)
-        padding = normalize_padding(op, attrs.get("padding", "SAME"), fmt)
+        padding = normalize_padding(spec.name, padding, fmt)
         pad = padding if isinstance(padding, str) else padding[0]
         if stride[0] <= 0 or dilation[0] <= 0:  # an error contract: no window to speak of
             return False
-        win = window(op, size, w_shape[kernel_layout.index("H")], stride[0], dilation[0], pad)
+        win = window(spec.name, size, w_shape[w_layout.index("H")], stride[0], dilation[0], pad)
     except (ValueError, IndexError, TypeError, KeyError):
         return False
     return any(
@@ -425,25 +442,61 @@ def _padding_only_row(spec: ops.OpSpec, x_shape, w_shape, fmt: str, attrs: Mappi
     )
 
 
-def features(
-    case, dtype: str, arrays: Mapping[str, np.ndarray], attrs: Mapping, reference_output, env: Environment
-) -> dict:
-    """The facts about one case that divergence conditions can name (see FEATURES)."""
-    spec = ops.get(case.op)
-    fmt = spec.data_format(attrs)
-    filt = spec.filter
-    # A raw backprop op's data operand is out_backprop, and a filter gradient has no filter operand: the geometry
-    # features (kernel, padding-only rows, grouping) describe forward and transposed ops only.
-    geometry = spec.kind != "backprop"
-    x = np.asarray(arrays[spec.data.name])
-    w = np.asarray(arrays[filt.name]) if filt is not None else np.empty((0,) * 4)
-    w_layout = filt.layout if filt is not None else ""  # read only where ``geometry`` holds: every such op has one
+def _sizes(value) -> tuple[int, ...] | None:
+    """A raw op's input_sizes / filter_sizes as a shape, when it is a list of ints (best effort)."""
+    if isinstance(value, (list, tuple)) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        return tuple(value)
+    return None
+
+
+def _convolution(spec: ops.OpSpec, arrays: Mapping[str, np.ndarray], attrs: Mapping) -> tuple[tuple, tuple, str]:
+    """(input shape, filter shape, filter layout) of the convolution an op computes: its data and filter operands,
+    or, for a raw backprop op, the forward convolution it differentiates (its sizes argument standing for the
+    operand it computes). An empty tuple where a shape is not known."""
+    if spec.kind != "backprop":
+        filt = spec.filter
+        w_shape = np.shape(arrays[filt.name]) if filt is not None else ()
+        return np.shape(arrays[spec.data.name]), w_shape, filt.layout if filt is not None else ""
+    if "input_sizes" in spec.attrs:  # backprop_input(input_sizes, filter, out_backprop)
+        filt = spec.kernel_operand
+        return _sizes(attrs.get("input_sizes")) or (), np.shape(arrays[filt.name]), filt.layout
+    return np.shape(arrays["input"]), _sizes(attrs.get("filter_sizes")) or (), spec.output_layout
+
+
+def _padding_value(attrs: Mapping, fmt: str):
+    """The padding as tf.nn takes it: a raw op's EXPLICIT with its flat explicit_paddings becomes the list of pairs."""
     padding = attrs.get("padding", "SAME")
-    padding = "explicit" if padding == "EXPLICIT" else padding  # tf.raw_ops' name for it
+    flat = attrs.get("explicit_paddings")
+    if padding == "EXPLICIT" and isinstance(flat, list) and len(flat) == 2 * len(fmt):
+        return [list(flat[i : i + 2]) for i in range(0, len(flat), 2)]
+    return padding
+
+
+def features(
+    op: str,
+    dtype: str,
+    arrays: Mapping[str, np.ndarray],
+    attrs: Mapping,
+    reference_output,
+    env: Environment,
+    *,
+    expect_error: bool = False,
+) -> dict:
+    """The facts about one call of ``op`` (a tf.nn op or a raw op, with these operands and attributes) that
+    divergence conditions can name (see FEATURES). The same for every kind of item: a registry case, a raw backprop
+    op called by a gradient check, a backend's run, a tf.GradientTape gradient (the features of its op's call)."""
+    spec = ops.get(op)
+    fmt = spec.data_format(attrs)
+    x = np.asarray(arrays[spec.data.name])
+    x_shape, w_shape, w_layout = _convolution(spec, arrays, attrs)
+    # The geometry features (kernel, padding-only rows, grouping) need the convolution's input and filter shapes.
+    geometry = len(x_shape) == len(fmt) and bool(w_layout) and len(w_shape) == len(w_layout)
+    padding = _padding_value(attrs, fmt)
+    padding = "explicit" if padding == "EXPLICIT" else padding  # tf.raw_ops' name, without explicit_paddings
     spatial_strides, spatial_dilations = _window_values(spec, attrs, fmt)
     spatial = layouts.spatial(fmt)
     feats = {
-        "op": case.op,
+        "op": op,
         "dtype": dtype,
         "data_format": fmt,
         "padding": padding if isinstance(padding, str) else "explicit" if isinstance(padding, list) else "invalid",
@@ -451,7 +504,7 @@ def features(
         "dilation_gt_1": any(v > 1 for v in spatial_dilations),
         "output_empty": None if reference_output is None else bool(np.asarray(reference_output).size == 0),
         "input_rank": x.ndim,
-        "expect_error": case.expect_error is not None,
+        "expect_error": expect_error,
         "eigen_kernel": env.eigen(spec.tf_kernels, dtype, spec.tf_padding_kind(attrs)),
         "eigen_gradient_kernel": env.eigen(spec.tf_gradient_kernels, dtype, spec.tf_padding_kind(attrs)),
         "kernel_refuses": env.refuses(spec.tf_kernels, dtype),
@@ -462,9 +515,11 @@ def features(
         "output_shape_length": len(attrs["output_shape"]) if isinstance(attrs.get("output_shape"), list) else None,
     }
     strides_value = attrs.get(spec.forms.stride_arg) if spec.forms.stride_arg else None
+    # The convolution's output: a raw backprop op's out_backprop, another op's own output.
+    conv_output = arrays["out_backprop"] if spec.kind == "backprop" else reference_output
     out_sizes = (
-        [np.shape(reference_output)[fmt.index(c)] for c in spatial]
-        if reference_output is not None and np.ndim(reference_output) == len(fmt)
+        [np.shape(conv_output)[fmt.index(c)] for c in spatial]
+        if conv_output is not None and np.ndim(conv_output) == len(fmt)
         else []
     )
     feats["strided_unit_width"] = (
@@ -473,11 +528,12 @@ def features(
     feats["strided_dilated_axis"] = any(
         s > 1 and d > 1 and n > 1 for s, d, n in zip(spatial_strides, spatial_dilations, out_sizes)
     )
-    kernel = [w.shape[w_layout.index(c)] if geometry and w.ndim == len(w_layout) else 0 for c in spatial]
+    kernel = [w_shape[w_layout.index(c)] if geometry else 0 for c in spatial]
     feats["dilated_kernel_axis"] = any(d > 1 and k > 1 for d, k in zip(spatial_dilations, kernel))
     feats["unequal_strides"] = len(set(spatial_strides)) > 1
     feats["filter_empty"] = any(np.asarray(arrays[o.name]).size == 0 for o in spec.operands if o.kind == "filter")
     feats["input_spatial_empty"] = x.ndim == len(fmt) and any(x.shape[fmt.index(c)] == 0 for c in spatial)
+    feats["batch_empty"] = len(x_shape) == len(fmt) and x_shape[fmt.index("N")] == 0
     try:
         full = [int(v) for v in np.asarray(strides_value).reshape(-1)] if strides_value is not None else []
     except (TypeError, ValueError):
@@ -508,18 +564,13 @@ def features(
         feats["padding_in_batch_or_channels"] = any(
             any(v != 0 for v in pair) for pair, c in zip(padding, fmt) if c in "NC" and isinstance(pair, list)
         )
-    feats["padding_only_row"] = (
-        geometry
-        and x.ndim == len(fmt)
-        and w.ndim == len(w_layout)
-        and _padding_only_row(spec, x.shape, w.shape, fmt, attrs)
-    )
-    if geometry and x.ndim == len(fmt) and w.ndim == len(w_layout):
-        channels = x.shape[fmt.index("C")]
-        in_channels = w.shape[w_layout.index("I")]
+    feats["padding_only_row"] = geometry and _padding_only_row(spec, x_shape, w_shape, w_layout, fmt, attrs, padding)
+    if geometry:
+        channels = x_shape[fmt.index("C")]
+        in_channels = w_shape[w_layout.index("I")]
         feats["grouped"] = bool(in_channels and channels != in_channels and channels % in_channels == 0)
         # The forward convolution's input sizes: the data's, or a transposed op's output_shape (its spatial values).
-        forward_in = {c: x.shape[fmt.index(c)] for c in spatial}
+        forward_in = {c: x_shape[fmt.index(c)] for c in spatial}
         target = {c: 0 for c in spatial}  # the forward output size TensorFlow's formula must not reach
         if spec.kind == "transposed":
             out = attrs.get("output_shape")
@@ -541,7 +592,7 @@ def features(
         if forward_in and (padding == "VALID" or pads):
             for i, letter in enumerate(spatial):
                 d = dil[i] if i < len(dil) else (dil[0] if dil else 1)
-                k_eff = (w.shape[w_layout.index(letter)] - 1) * d + 1
+                k_eff = (w_shape[w_layout.index(letter)] - 1) * d + 1
                 before_after = pads[i] if pads and i < len(pads) else (0, 0)
                 excess = forward_in[letter] + sum(before_after) - k_eff
                 if excess < 0:

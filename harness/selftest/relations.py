@@ -23,7 +23,6 @@ does not apply), one ``Relation`` entry in ``RELATIONS``, and its name in the
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import functools
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -483,12 +482,11 @@ def _describe(call: Call) -> str:
 def _tensorflow_run(case: Case, dtype: str, known: Sequence[Divergence], env: Environment, reference: Run) -> Run:
     def run(call: Call) -> np.ndarray:
         spec = ops.get(call.op)
-        pseudo = dataclasses.replace(case, op=call.op, attrs=dict(call.attrs), expect_error=None)
         try:
             ref = reference(call)
         except Failed:
             ref = None
-        applicable = matching(known, features(pseudo, dtype, call.arrays, call.attrs, ref, env), env)
+        applicable = matching(known, features(call.op, dtype, call.arrays, call.attrs, ref, env), env)
         if applicable:
             raise Excused(f"{call.op} meets known divergence {', '.join(d.id for d in applicable)}")
         result = call_tensorflow(call.op, tuple(call.arrays[o.name] for o in spec.operands), dict(call.attrs))

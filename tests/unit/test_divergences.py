@@ -83,7 +83,9 @@ def test_applies_checks_mode_version_and_every_condition():
     assert not d.applies(feats, Environment("2.22.0", True))
     assert not d.applies(feats, Environment("not installed", True))
     assert not d.applies({**feats, "grouped": False}, ENV_ON)
-    assert entry(when={"dtype": ["float16", "float32"]}).applies({"dtype": "float32"}, ENV_ON)
+    assert entry(when={"op": "conv2d", "dtype": ["float16", "float32"]}).applies(
+        {"op": "conv2d", "dtype": "float32"}, ENV_ON
+    )
 
 
 def _case(tmp_path, text):
@@ -185,9 +187,10 @@ def test_environment_conditions_say_why_an_entry_is_not_applicable_here():
     assert not amx.applies({"op": "conv2d"}, ENV_ON)
     bf16 = entry(when={"op": "conv2d", "cpu.avx512_bf16": True})
     assert bf16.not_here(ENV_ON) is None and bf16.applies({"op": "conv2d"}, ENV_ON)
-    assert entry(when={"cpu.avx512_fp16": True}).not_here(ENV_ON) == "needs cpu.avx512_fp16 True, here False"
+    fp16 = entry(when={"op": "conv2d", "cpu.avx512_fp16": True})
+    assert fp16.not_here(ENV_ON) == "needs cpu.avx512_fp16 True, here False"
     assert entry(onednn="on").not_here(ENV_OFF) == "needs oneDNN on"
-    assert "here unknown" in entry(when={"onednn_isa": "avx2"}).not_here(Environment("2.21.0", True))
+    assert "here unknown" in entry(when={"op": "conv2d", "onednn_isa": "avx2"}).not_here(Environment("2.21.0", True))
 
 
 @pytest.mark.parametrize(
@@ -306,4 +309,5 @@ def test_an_error_contract_passes_only_with_the_declared_class(monkeypatch, tmp_
     ],
 )
 def test_padding_only_row_feature(x_shape, w_shape, attrs, want):
-    assert D._padding_only_row(get("conv2d"), x_shape, w_shape, "NHWC", attrs) is want
+    padding = attrs.get("padding", "SAME")
+    assert D._padding_only_row(get("conv2d"), x_shape, w_shape, "HWIO", "NHWC", attrs, padding) is want
