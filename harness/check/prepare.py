@@ -45,7 +45,7 @@ class Prepared:
 
     @cached_property
     def bound(self) -> Bound | None:
-        if self.reference is None or self.case.expect_error is not None:
+        if self.reference is None or self.expects_error:
             return None
         return bound_for(
             self.spec.by_operands(self.spec.reference),
@@ -78,8 +78,14 @@ class Prepared:
             self.attrs,
             self.reference,
             env,
-            expect_error=self.case.expect_error is not None,
+            expect_error=self.expects_error,
         )
+
+    @property
+    def expects_error(self) -> bool:
+        """Whether the case is an error contract: it says so (``expect_error``), or the reference decides and
+        rejects it."""
+        return self.case.expect_error is not None or (self.case.reference_decides and self.reference_error is not None)
 
     def applicable(self, known: Sequence[Divergence], env: Environment, backend: str | None = None) -> list[Divergence]:
         """The known divergences of TensorFlow (or of ``backend``) that apply to this case in ``env``."""

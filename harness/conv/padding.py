@@ -52,9 +52,14 @@ def _fail(op: str, arg: str, value: object, why: str) -> ValueError:
     return ValueError(f"{op}: argument '{arg}'={value!r}: {why}")
 
 
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1  # TensorFlow's integer attributes are int64
+
+
 def _as_int(op: str, arg: str, value: object, item: Any) -> int:
     if isinstance(item, bool) or not hasattr(item, "__index__"):
         raise _fail(op, arg, value, f"entries must be integers, got {item!r}")
+    if not INT64_MIN <= int(item) <= INT64_MAX:
+        raise _fail(op, arg, value, f"entries must fit in 64 bits (TensorFlow's int64 attributes), got {item!r}")
     return int(item)
 
 
@@ -92,7 +97,7 @@ def normalize_window_arg(
     if hasattr(value, "__index__") and getattr(value, "ndim", 0) == 0:  # an int, not a NumPy array
         if not allow_int:
             raise _fail(op, arg, value, f"must be a list of length {' or '.join(map(str, allowed_lengths))}, not an int")
-        items = [int(value)] * n_spatial
+        items = [_as_int(op, arg, value, value)] * n_spatial
     else:
         try:
             raw = list(value)
@@ -137,6 +142,7 @@ class ArgForms:
     allow_int: bool = True
     explicit_padding: bool = True
     output_shape_spatial: bool = True
+    dilation_default: int | None = 1  # None: the dilation argument is required (atrous_conv2d's rate)
 
     def window_args(self, op: str, data_format: str, strides: Any, dilations: Any, padding: Any
                     ) -> tuple[tuple[int, ...], tuple[int, ...], Padding]:
@@ -150,7 +156,7 @@ class ArgForms:
                                                  allowed_lengths=self.stride_lengths, allow_int=self.allow_int)
         dilation_values = normalize_window_arg(op, self.dilation_arg, dilations, data_format,
                                                allowed_lengths=self.dilation_lengths, allow_int=self.allow_int,
-                                               default=1)
+                                               default=self.dilation_default)
         return stride_values, dilation_values, normalize_padding(op, padding, data_format,
                                                                   allow_explicit=self.explicit_padding)
 
@@ -272,12 +278,20 @@ def raw_op_window_args(strides: Sequence[int], dilations: Sequence[int], padding
     return full(strides, 1), full(dilations, 1), "EXPLICIT", [int(v) for pair in pairs for v in pair]
 
 
+def require_taps(op: str, kernel: int) -> None:
+    """ValueError unless a filter's spatial size ``kernel`` gives a window at least one tap."""
+    if kernel < 1:
+        raise ValueError(f"{op}: the filter has no tap along a spatial axis (kernel size {kernel}): every window "
+                         f"needs at least one; a filter's spatial sizes must be positive")
+
+
 def window(op: str, size: int, kernel: int, stride: int, dilation: int, padding: Any) -> Window:
     """The window arithmetic for one spatial axis.
 
     ``padding`` is "SAME", "VALID" or a (before, after) pair (already normalized).
     Raises ValueError if the (dilated) kernel does not fit in the padded input.
     """
+    require_taps(op, kernel)
     k_eff = (kernel - 1) * dilation + 1
     if padding == "SAME":
         out = -(-size // stride)

@@ -38,6 +38,7 @@ from harness.conv.padding import (
     Window,
     normalize_raw_padding,
     normalize_window_arg,
+    require_taps,
     transpose_output_sizes,
     window,
     windows,
@@ -104,7 +105,7 @@ def _data_and_filter(op: str, data_arg: str, data: ArrayLike, fmt: str, filter_a
 # The forms each op's window arguments take in tf.nn (the op specs in harness.ops name them too).
 CONV2D_FORMS = ArgForms()  # strides, dilations: an int or a list of 1, 2 or 4; explicit padding
 CONV1D_FORMS = ArgForms("stride", (1, 3), "dilations", (1, 3), explicit_padding=False)
-ATROUS_FORMS = ArgForms(None, (), "rate", (1, 2))  # stride 1; rate: an int or one per spatial axis
+ATROUS_FORMS = ArgForms(None, (), "rate", (1, 2), dilation_default=None)  # stride 1; rate (required): an int or one per axis
 DEPTHWISE_FORMS = ArgForms("strides", (4,), "dilations", (2,), allow_int=False)  # a 4-list of strides, 2 dilations
 TRANSPOSE_FORMS = ArgForms()
 RAW_FORMS = ArgForms("strides", (4,), "dilations", (4,), allow_int=False)  # tf.raw_ops: 4-lists (and EXPLICIT padding)
@@ -447,6 +448,7 @@ def _transpose(op: str, forms: ArgForms, formats: tuple[str, str], filter_layout
     pads = [pad] * len(spatial) if isinstance(pad, str) else list(pad)
     wins = []
     for axis, m, n, k, s, d, p in zip(spatial, out_sizes, y_nsc.shape[1:-1], w_soi.shape[:-2], strides, dilations, pads):
+        require_taps(op, k)
         accepted = transpose_output_sizes(n, k, s, d, p)
         if m not in accepted:
             raise ValueError(

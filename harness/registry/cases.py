@@ -58,6 +58,7 @@ CASE_FIELDS = {
     "expect_error",
     "gradients",
     "block_bytes",
+    "reference_decides",
 }
 # An error contract's TensorFlow class may depend on the kernel that runs the case (measured per op, dtype and padding:
 # harness.tf.environment). onednn_on / onednn_off are the older names of the two keys.
@@ -193,6 +194,10 @@ class Case:
     # The reference's block size for this case (harness.conv.reference.block_bytes), so that a small case crosses
     # the blocked paths' boundaries; None: the default (2 MiB).
     block_bytes: int | None = None
+    # The reference decides what the case expects (generated inputs, harness.registry.error_inputs): where it
+    # raises ValueError the case is an error contract that any TensorFlow error satisfies; where it returns, a
+    # value case.
+    reference_decides: bool = False
 
     @property
     def id(self) -> str:
@@ -287,6 +292,8 @@ def _tensor(file, case, fld, spec, allowed_letters: str, kind: str) -> TensorSpe
     layout = spec.get("layout")
     if layout is None:
         raise CaseError(file, case, f"{fld}.layout", "missing field")
+    if spec.get("raw") is True:  # passed as written: its letters only count its axes (a wrong rank may add some)
+        allowed_letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
     if not isinstance(layout, str) or len(set(layout)) != len(layout) or not set(layout) <= set(allowed_letters):
         raise CaseError(
             file, case, f"{fld}.layout", f"unknown layout {layout!r}: use distinct letters from {allowed_letters!r}"
@@ -491,6 +498,16 @@ def parse_case(file: str, raw: Any, index: int, defaults: dict | None = None, sw
     block = raw.get("block_bytes")
     if block is not None and (not isinstance(block, int) or isinstance(block, bool) or block < 1):
         raise CaseError(file, name, "block_bytes", f"must be a positive int (bytes per block), got {block!r}")
+    decides = raw.get("reference_decides", False)
+    if not isinstance(decides, bool):
+        raise CaseError(file, name, "reference_decides", f"must be true or false, got {decides!r}")
+    if decides and (expect_error is not None or expected is not None or grads):
+        raise CaseError(
+            file,
+            name,
+            "reference_decides",
+            "the reference decides what the case expects: no expect_error, expected or gradients beside it",
+        )
     return Case(
         name,
         file,
@@ -506,6 +523,7 @@ def parse_case(file: str, raw: Any, index: int, defaults: dict | None = None, sw
         expect_error,
         grads,
         block,
+        decides,
     )
 
 

@@ -417,6 +417,9 @@ def _window_values(spec: ops.OpSpec, attrs: Mapping, fmt: str) -> tuple[list[int
     )
 
 
+MAX_ROWS = 1 << 16  # padding_only_row looks at each output row; beyond this many it says False
+
+
 def _padding_only_row(spec: ops.OpSpec, x_shape, w_shape, w_layout: str, fmt: str, attrs: Mapping, padding) -> bool:
     """Whether some output row's dilated taps all fall in the padding (see FEATURES); False when not computable."""
     if "H" not in fmt:
@@ -435,6 +438,8 @@ def _padding_only_row(spec: ops.OpSpec, x_shape, w_shape, w_layout: str, fmt: st
             return False
         win = window(spec.name, size, w_shape[w_layout.index("H")], stride[0], dilation[0], pad)
     except (ValueError, IndexError, TypeError, KeyError):
+        return False
+    if win.out > MAX_ROWS:  # an error input's size (2**31): not a configuration any entry is about
         return False
     return any(
         all(not 0 <= o * win.stride - win.pad_before + t * win.dilation < win.size for t in range(win.kernel))
@@ -568,7 +573,7 @@ def features(
     if geometry:
         channels = x_shape[fmt.index("C")]
         in_channels = w_shape[w_layout.index("I")]
-        feats["grouped"] = bool(in_channels and channels != in_channels and channels % in_channels == 0)
+        feats["grouped"] = bool(in_channels and channels and channels != in_channels and channels % in_channels == 0)
         # The forward convolution's input sizes: the data's, or a transposed op's output_shape (its spatial values).
         forward_in = {c: x_shape[fmt.index(c)] for c in spatial}
         target = {c: 0 for c in spatial}  # the forward output size TensorFlow's formula must not reach
@@ -589,7 +594,10 @@ def features(
             if isinstance(padding, list) and len(padding) == len(fmt)
             else []
         )
-        if forward_in and (padding == "VALID" or pads):
+        negative = any(
+            not isinstance(pair, (list, tuple)) or any(not isinstance(v, int) or v < 0 for v in pair) for pair in pads
+        )
+        if forward_in and (padding == "VALID" or pads) and not negative:
             for i, letter in enumerate(spatial):
                 d = dil[i] if i < len(dil) else (dil[0] if dil else 1)
                 k_eff = (w_shape[w_layout.index(letter)] - 1) * d + 1

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from harness.registry import location, sweeps
+from harness.registry import error_inputs, location, sweeps
 from harness.registry.cases import DIVERGENCES_FILE, Case, CaseError, expand_symbolic, parse_case
 from harness.registry.sweeps import SWEEP_ENV
 
@@ -136,11 +136,15 @@ def _parse_file(
         return ()
     if not isinstance(doc, dict):
         return (CaseError(file, None, None, "the file must be a mapping with 'cases' and/or 'sweeps'"),)
-    unknown = set(doc) - {"defaults", "cases", "sweeps", "divergences"}  # divergences: see harness.registry.divergences
+    # divergences: see harness.registry.divergences; error_inputs: harness.registry.error_inputs
+    unknown = set(doc) - {"defaults", "cases", "sweeps", "divergences", "error_inputs"}
     if unknown:
         return (
             CaseError(
-                file, None, sorted(unknown)[0], "unknown top-level field; allowed: defaults, cases, sweeps, divergences"
+                file,
+                None,
+                sorted(unknown)[0],
+                "unknown top-level field; allowed: defaults, cases, sweeps, divergences, error_inputs",
             ),
         )
     if "divergences" in doc and path.name != DIVERGENCES_FILE:
@@ -152,7 +156,8 @@ def _parse_file(
     entries: list[Case | CaseError] = []
     raw_cases = doc.get("cases") or []
     raw_sweeps = doc.get("sweeps") or []
-    for key, value in (("cases", raw_cases), ("sweeps", raw_sweeps)):
+    raw_generated = doc.get("error_inputs") or []
+    for key, value in (("cases", raw_cases), ("sweeps", raw_sweeps), ("error_inputs", raw_generated)):
         if not isinstance(value, list):
             return (CaseError(file, None, key, "must be a list"),)
     for i, raw in enumerate(raw_cases):
@@ -167,6 +172,8 @@ def _parse_file(
     for i, raw in enumerate(raw_sweeps):
         name = raw.get("name") if isinstance(raw, dict) else None
         entries.extend(sweeps.expand(file, raw, i, defaults, locked=locked.get(f"{file}::{name}")))
+    for i, raw in enumerate(raw_generated):
+        entries.extend(error_inputs.expand(file, raw, i))
 
     seen: set[str] = set()
     unique: list[Case | CaseError] = []
