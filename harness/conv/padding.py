@@ -53,6 +53,7 @@ def _fail(op: str, arg: str, value: object, why: str) -> ValueError:
 
 
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1  # TensorFlow's integer attributes are int64
+INT32_MAX = (1 << 31) - 1  # its convolution kernels read strides and dilations as int32
 
 
 def _as_int(op: str, arg: str, value: object, item: Any) -> int:
@@ -120,6 +121,8 @@ def normalize_window_arg(
     for v in items:
         if v <= 0:
             raise _fail(op, arg, value, "every value must be positive")
+        if v > INT32_MAX:
+            raise _fail(op, arg, value, "every value must fit in int32 (TensorFlow's kernels read it as int32)")
     return tuple(items)
 
 

@@ -56,7 +56,7 @@ from packaging.version import Version
 
 from harness import ops
 from harness.conv import layouts
-from harness.conv.padding import normalize_padding, window
+from harness.conv.padding import INT32_MAX, INT64_MAX, normalize_padding, normalize_window_arg, window
 from harness.registry import location
 from harness.registry.cases import CaseError
 from harness.tf import machine
@@ -92,6 +92,20 @@ FEATURES = {
     "strides_in_batch_or_channels": "a full-rank strides value with a batch or channel entry other than 1",
     "window_arg_not_int": "the strides argument is null, or the strides or dilations argument is (or holds) a float "
     "or a bool instead of ints",
+    "strides_float": "the strides argument is (or holds) a float or a bool",
+    "dilations_float": "the dilations (or rate) argument is (or holds) a float or a bool",
+    "dilations_not_int": "the dilations (or rate) argument is (or holds) a float, a bool or a string",
+    "dilations_invalid": "the dilations (or rate) argument, ints within int32, is not in a form the op takes: a "
+    "wrong length, or an entry below 1",
+    "strides_beyond_int32": "a strides value is beyond int32 (but within int64, the attribute's type)",
+    "dilations_beyond_int32": "a dilations (or rate) value is beyond int32 (but within int64, the attribute's type)",
+    "shape_arg_out_of_range": "an entry of output_shape, input_sizes or filter_sizes is negative, or beyond int32 "
+    "but within int64",
+    "empty_array": "some operand has no elements, or so has the output that output_shape, input_sizes or "
+    "filter_sizes asks for",
+    "filter_without_taps": "a filter (or a raw op's filter_sizes) has a spatial size of 0",
+    "data_channels_empty": "the data operand has 0 channels",
+    "multiplier_zero": "a depthwise filter's channel multiplier (M) is 0",
     "dilations_length": "the number of values in a dilations list (None for an int or None)",
     "expect_error": "the case is an error contract",
     "sizes_length": "the number of values in a raw backprop op's input_sizes / filter_sizes (None for other ops)",
@@ -193,10 +207,37 @@ class Divergence:
         return behaviour in self.tensorflow_does
 
 
-def _not_int(value) -> bool:
-    """A window argument (or one of its entries) that is a float or a bool, not an int."""
+def _not_int(value, kinds: tuple[type, ...] = (bool, float)) -> bool:
+    """A window argument (or one of its entries) that is a float or a bool (or another of ``kinds``), not an int."""
     items = value if isinstance(value, list) else [value]
-    return any(isinstance(v, (bool, float)) for v in items)
+    return any(isinstance(v, kinds) for v in items)
+
+
+def _ints(value) -> list[int]:
+    """The int entries of an argument (an int, or a list), bools left out."""
+    items = value if isinstance(value, list) else [value]
+    return [v for v in items if isinstance(v, int) and not isinstance(v, bool)]
+
+
+def _dilations_invalid(spec: ops.OpSpec, value, fmt: str) -> bool:
+    """Whether a dilations / rate value of int32 ints is not one the op takes (a wrong length, an entry below 1)."""
+    forms = spec.forms
+    items = value if isinstance(value, list) else [value]
+    if value is None or len(_ints(items)) != len(items) or any(abs(v) > INT32_MAX for v in _ints(items)):
+        return False
+    try:
+        normalize_window_arg(
+            spec.name,
+            forms.dilation_arg,
+            value,
+            fmt,
+            allowed_lengths=forms.dilation_lengths,
+            allow_int=forms.allow_int,
+            default=forms.dilation_default,
+        )
+    except (ValueError, TypeError):
+        return True
+    return False
 
 
 @functools.lru_cache(maxsize=256)
@@ -551,6 +592,32 @@ def features(
         spec.forms.stride_arg is not None and strides_value is None and spec.forms.stride_arg in attrs
     ) or any(_not_int(v) for v in (strides_value, dilations_value) if v is not None)
     feats["dilations_length"] = len(dilations_value) if isinstance(dilations_value, list) else None
+    feats["strides_float"] = strides_value is not None and _not_int(strides_value)
+    feats["dilations_float"] = dilations_value is not None and _not_int(dilations_value)
+    feats["dilations_not_int"] = dilations_value is not None and _not_int(dilations_value, (bool, float, str))
+    feats["dilations_invalid"] = _dilations_invalid(spec, dilations_value, fmt)
+    feats["strides_beyond_int32"] = any(INT32_MAX < abs(v) <= INT64_MAX for v in _ints(strides_value))
+    feats["dilations_beyond_int32"] = any(INT32_MAX < abs(v) <= INT64_MAX for v in _ints(dilations_value))
+    shape_args = [attrs.get(a) for a in ("output_shape", "input_sizes", "filter_sizes")]
+    feats["shape_arg_out_of_range"] = any(
+        v < 0 or INT32_MAX < v <= INT64_MAX for value in shape_args for v in _ints(value)
+    )
+    feats["empty_array"] = any(np.asarray(arrays[o.name]).size == 0 for o in spec.operands) or any(
+        isinstance(value, list) and 0 in _ints(value) for value in shape_args
+    )
+    feats["filter_without_taps"] = (
+        bool(w_layout)
+        and len(w_shape) == len(w_layout)
+        and any(w_shape[w_layout.index(c)] == 0 for c in spatial if c in w_layout)
+    )
+    feats["data_channels_empty"] = x.ndim == len(fmt) and x.shape[fmt.index("C")] == 0
+    feats["multiplier_zero"] = any(
+        "M" in o.layout
+        and np.ndim(arrays[o.name]) == len(o.layout)
+        and np.shape(arrays[o.name])[o.layout.index("M")] == 0
+        for o in spec.operands
+        if o.kind == "filter"
+    )
     feats["padding_not_int"] = isinstance(padding, list) and any(
         isinstance(pair, list) and any(_not_int(v) for v in pair) for pair in padding
     )

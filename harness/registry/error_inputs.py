@@ -189,7 +189,10 @@ def list_length(spec: ops.OpSpec, base: dict) -> Iterator[ErrorInput]:
         for length in range(rank + 2):
             if length in _valid_lengths(spec, arg, rank):
                 continue
-            if isinstance(given, list):
+            fmt = spec.data_format(base["attrs"])
+            if isinstance(given, list) and length == len(fmt) - 2 and len(given) == len(fmt):
+                value = [given[fmt.index(c)] for c in layouts.spatial(fmt)]  # the spatial entries: a form of its own
+            elif isinstance(given, list):
                 value = given[:length] if length <= len(given) else given + [1] * (length - len(given))
             else:
                 value = [1] * length
