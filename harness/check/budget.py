@@ -72,10 +72,10 @@ SLACK = 1 << 20  # float64 arrays of the output's size alive at once in harness.
 class Array:
     """One array a check allocates: its name (what it holds), shape and dtype."""
 
-    __slots__ = ("name", "shape", "dtype", "nbytes")
+    __slots__ = ("name", "shape", "dtype", "nbytes", "stand_in")
 
-    def __init__(self, name: str, shape: tuple[int, ...], dtype: np.dtype):
-        self.name, self.shape, self.dtype = name, shape, dtype
+    def __init__(self, name: str, shape: tuple[int, ...], dtype: np.dtype, stand_in: bool = False):
+        self.name, self.shape, self.dtype, self.stand_in = name, shape, dtype, stand_in  # stand_in: see Tally.new
         self.nbytes = math.prod(shape) * dtype.itemsize
 
     def describe(self) -> str:
@@ -103,7 +103,9 @@ class Tally:
         self.memo: dict[tuple, tuple[int, list[tuple[str, tuple[int, ...], np.dtype]]]] = {}
 
     def new(self, name: str, shape: Sequence[int], dtype: np.dtype, stand_in: bool = False) -> Array:
-        a = Array(name, shape if type(shape) is tuple else tuple(shape), dtype)
+        """An array allocated now. ``stand_in``: it stands for several arrays or many small ones (the server's copies,
+        the comparison's temporaries, a replayed call): counted, never named as the largest array."""
+        a = Array(name, shape if type(shape) is tuple else tuple(shape), dtype, stand_in)
         self.live.append(a)
         self.total += a.nbytes
         if self.total > self.high:
@@ -654,17 +656,12 @@ def _tensorflow(
     before = list(t.live)
     pieces = [t.new(f"{a.name} (bytes sent to TensorFlow)", a.shape, a.dtype) for a in sent]
     message = t.new("message to TensorFlow", (sum(a.nbytes for a in sent),), U8)
-    server = [
-        t.new(f"{a.name} (TensorFlow's server, copy {k + 1})", a.shape, a.dtype)
-        for k in range(SERVER_COPIES_IN)
-        for a in sent
-    ]
+    # (stand-ins: several copies of one array, never named as the largest array in a refusal)
+    server = [t.new(f"{a.name} (TensorFlow's server: {SERVER_COPIES_IN} copies)", (SERVER_COPIES_IN, *a.shape), a.dtype,
+                    stand_in=True) for a in sent]  # fmt: skip
     t.free(*pieces, message)
-    outputs = [
-        t.new(f"{name} (TensorFlow's server, copy {k + 1})", shape, dtype)
-        for k in range(SERVER_COPIES_OUT)
-        for name, shape, dtype in returned
-    ]
+    outputs = [t.new(f"{name} (TensorFlow's server: {SERVER_COPIES_OUT} copies)", (SERVER_COPIES_OUT, *shape), dtype,
+                     stand_in=True) for name, shape, dtype in returned]  # fmt: skip
     answer = t.new("message from TensorFlow", (sum(math.prod(s) * d.itemsize for _, s, d in returned),), U8)
     received = [t.new(f"{name} (bytes received)", shape, dtype) for name, shape, dtype in returned]
     got = [t.new(f"{name} (TensorFlow)", shape, dtype) for name, shape, dtype in returned]
@@ -698,10 +695,7 @@ def _bound(t: Tally, run, operands: Sequence[Array], out_shape: tuple[int, ...])
 
 
 def _compare(t: Tally, shape: tuple[int, ...]) -> None:
-    before = list(t.live)
-    for _ in range(COMPARE_TEMPORARIES):
-        t.new("comparison temporary", shape, F64)
-    t.keep(*before)
+    t.free(t.new("comparison temporaries", (COMPARE_TEMPORARIES, *shape), F64, stand_in=True))
 
 
 def estimate(case: Case, dtype: str, check: str = "forward", record: bool = False) -> Estimate:
