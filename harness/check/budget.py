@@ -23,6 +23,10 @@ What the reference allocates (``harness.conv.reference``; the models below follo
 * the filter gradients: the padded input, an im2col block, a block of dy in float64, the float64 product;
 * then the float64 (or int64) result cast to the input dtype.
 
+A forward item then runs the textbook formulations (``harness.conv.textbook``): each correlates at stride 1 over
+the whole padded input with the zero-inserted kernel, and ``einsum`` copies every window of it in float64 (twice,
+at most): often the item's peak, far above the reference's.
+
 The estimate is an upper bound of the arrays NumPy allocates (``tests/unit/test_budget.py`` measures that with
 ``tracemalloc`` on cases of every kind); it does not count the interpreter, TensorFlow's runtime or allocator slack:
 the budget leaves room for those (``harness.tf.machine.MEMORY_SHARE``). It costs tens of microseconds a case.
@@ -626,6 +630,67 @@ def _gradients_call(
     return cast
 
 
+# --- the textbook formulations (harness.conv.textbook through harness.ops.pairings) --------------------
+
+
+def _windows_product(t: Tally, n: int, c: int, out: Sequence[int], k_eff: Sequence[int], o: int, dt: np.dtype) -> None:
+    """``textbook.correlate_valid`` (or its depthwise twin) of a padded [n, c, *(out + k_eff - 1)] input: the input
+    and the zero-inserted kernel in float64, the windows as einsum's tensordot copies them, the float64 result."""
+    padded = tuple(m + k - 1 for m, k in zip(out, k_eff))
+    t.new("textbook: padded input", (n, c, *padded), dt)
+    t.new("textbook: padded input (float64)", (n, c, *padded), F64)
+    t.new("textbook: zero-inserted kernel", (o, c, *k_eff), F64)
+    t.new("textbook: zero-inserted kernel (float64)", (o, c, *k_eff), F64)
+    t.new("textbook: windows (float64)", (n, c, *out, *k_eff), F64)  # einsum(optimize=True): tensordot's copies
+    t.new("textbook: windows, reordered (float64)", (n, c, *out, *k_eff), F64)
+    t.new("textbook: output (float64)", (n, o, *out), F64)
+    t.new("textbook: output, transposed (float64)", (n, o, *out), F64)
+
+
+def textbook_calls(
+    t: Tally, spec: OpSpec, shapes: Mapping[str, tuple[int, ...]], attrs: Mapping[str, Any], out: Array, dt: np.dtype
+) -> list[Array]:
+    """What the op's textbook formulations allocate (``runner._textbook``; every one counted, also those that turn
+    out not to apply): each correlates at stride 1 over the whole padded input with the zero-inserted kernel, as
+    the documents do. Returns their outputs (the case's dtype), left alive."""
+    if not spec.textbook or out.nbytes == 0:
+        return []
+    fmt = spec.data_format(attrs)
+    kept = []
+    for formulation in spec.textbook:
+        before = list(t.live)
+        if formulation.name == "scipy_dilated_convolve":  # scipy.signal.convolve image by image: no windows
+            x = _convert(shapes[spec.data.name], fmt, layouts.channels_last(fmt))
+            wins = spec.windows(x[1:-1], shapes[spec.kernel_operand.name][:-2], attrs)
+            t.new("textbook: padded input", (x[0], x[-1], *_padded(wins)), dt)
+            t.new("textbook: padded input (float64)", (x[0], x[-1], *_padded(wins)), F64)
+            for name in ("convolved (float64)", "stacked (float64)", "stacked again (float64)"):
+                t.new(f"textbook: {name}", out.shape, F64)
+        elif spec.kind == "transposed":
+            y = _convert(shapes[spec.data.name], fmt, layouts.channels_last(fmt))
+            w = shapes[spec.kernel_operand.name]
+            strides, dilations, _ = spec.window_attrs(attrs)
+            k_eff = [(k - 1) * d + 1 for k, d in zip(w[:-2], dilations)]
+            spread = [(m - 1) * s + 1 for m, s in zip(y[1:-1], strides)]
+            t.new("textbook: zero-interleaved input", (y[0], y[-1], *spread), dt)
+            out_sizes = _convert(out.shape, fmt, layouts.channels_last(fmt))[1:-1]
+            _windows_product(t, y[0], y[-1], out_sizes, k_eff, w[-2], dt)
+        else:
+            x = _convert(shapes[spec.data.name], fmt, layouts.channels_last(fmt))
+            w = shapes[spec.kernel_operand.name]
+            wins = spec.windows(x[1:-1], w[:-2], attrs)
+            k_eff = [win.effective_kernel for win in wins]
+            full = [win.size + win.pad_before + win.pad_after - win.effective_kernel + 1 for win in wins]
+            o = w[-2] * w[-1] if spec.kind in ("depthwise", "separable") else w[-1]
+            _windows_product(t, x[0], x[-1], full, k_eff, o, dt)
+            if spec.kind == "separable":
+                t.new("textbook: pointwise output (float64)", out.shape, F64)
+        result = t.new(f"textbook:{formulation.name} output", out.shape, dt)
+        t.keep(*before, result)
+        kept.append(result)
+    return kept
+
+
 # --- a check, step by step ------------------------------------------------------------------------
 
 
@@ -736,6 +801,8 @@ def _walk(t: Tally, case: Case, dtype: str, check: str) -> None:
     t.start("the reference")
     ref = reference_call(t, spec, shapes, attrs, dt, limit)
     if case.expect_error is not None:
+        t.start("TensorFlow's call")
+        _tensorflow(t, list(operands.values()), [])
         return
     sent = list(operands.values())
 
@@ -744,12 +811,13 @@ def _walk(t: Tally, case: Case, dtype: str, check: str) -> None:
 
     if check == "forward":
         t.start("TensorFlow's call")
-        got = _tensorflow(t, sent, [("output", ref.shape, dt)])
+        _tensorflow(t, sent, [("output", ref.shape, dt)])
         t.start("the tolerance bound")
         _bound(t, forward64, sent, ref.shape)
+        t.start("the textbook formulations")
+        textbook_calls(t, spec, shapes, attrs, ref, dt)
         t.start("comparing the outputs")
         _compare(t, ref.shape)
-        del got
         return
     t.start("the output gradient")
     noise = t.new("out_backprop (float64)", ref.shape, F64)

@@ -11,7 +11,7 @@ import tracemalloc
 import pytest
 from support import ROOT, registry
 
-from harness.check import budget
+from harness.check import budget, runner
 from harness.check.prepare import blocks, prepare
 from harness.check.runner import run_case, run_gradients
 from harness.conv.dtypes import dtype_of
@@ -228,7 +228,10 @@ def forward_check(c: case_model.Case, dtype: str = "float32") -> None:
     """What a forward item does in this process, besides TensorFlow (which runs in its server)."""
     p = prepare(c, dtype, PLENTY)
     if p.reference is not None:
-        compare("tensorflow", p.reference.copy(), "reference", p.reference, p.reference_bound())
+        bound = p.reference_bound()
+        outputs = runner._textbook(p)[0]
+        for name, out in {"tensorflow": p.reference.copy(), **outputs}.items():
+            compare(name, out, "reference", p.reference, bound)
 
 
 def gradient_check(c: case_model.Case, dtype: str = "float32") -> None:
@@ -262,7 +265,8 @@ def test_the_estimate_bounds_what_prepare_and_the_bound_allocate(name):
     whole = measured(lambda: forward_check(c))
     prepare_estimate = max(found.phases["generating the operands"], found.phases["the reference"])
     assert prepared <= prepare_estimate <= 1.5 * prepared + budget.SLACK, (prepared, found.phases)
-    assert whole <= in_process(found) <= 1.5 * whole + budget.SLACK, (whole, found.phases)
+    # (einsum's copies in the textbook formulations vary with the path it picks: counted at their most)
+    assert whole <= in_process(found) <= 2 * whole + budget.SLACK, (whole, found.phases)
 
 
 @pytest.mark.parametrize("name", GRADIENTS)
