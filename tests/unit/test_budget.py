@@ -386,3 +386,12 @@ def test_docs_document_the_budget():
     for needle in ("HARNESS_MEMORY_BUDGET", "--memory-budget", "harness_memory_budget", "half of `MemAvailable`"):
         assert needle in text
     assert machine.MEMORY_SHARE == 0.5  # what the docs say
+
+
+def test_shares_of_one_run_with_their_own_derived_budgets_merge_as_one_environment():
+    from harness.reports import merge, results
+
+    env = Environment("2.21.0", True, memory=MemoryBudget(5 * GiB, "derived: ...", 20 * GiB, 2)).record()
+    other = {**env, "memory_budget": MemoryBudget(4 * GiB, "derived: ...", 16 * GiB, 2).record()}
+    shared, apart = merge.merge_environments([("a", results.Run(env)), ("b", results.Run(other))])
+    assert apart is None and shared == env
