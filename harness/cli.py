@@ -4,7 +4,7 @@ Subcommands::
 
     harness verify  [FILES] [--op OP] [--dtype DT] [--tag TAG] [-n N] [--onednn 0|1] [--onednn-isa CAP] [--full]
                     [--tensorflow VERSION] [--reports DIR] [--cases DIR]
-                    [--shipped cases|divergences|none] [--shard I/N] [-- PYTEST_ARGS]
+                    [--shipped cases|divergences|none] [--shard I/N] [--memory-budget SIZE] [-- PYTEST_ARGS]
     harness init    [DIR] [--install CMD] [--force]
     harness machine [--json] [--record FILE] [--refresh] [--caps-below] [--onednn 0|1] [--onednn-isa CAP]
     harness list    [FILES] [--op OP] [--dtype DT] [--tag TAG] [--ids]
@@ -46,6 +46,7 @@ import numpy as np
 import yaml
 
 from harness import atomic, backends, exchange, ops, starter
+from harness.check.budget import OverBudget
 from harness.check.runner import REFERENCE, TENSORFLOW, run_case
 from harness.conv import layouts
 from harness.conv.dtypes import DTYPES
@@ -194,6 +195,15 @@ def set_tensorflow_mode(args) -> None:
             os.environ["ONEDNN_MAX_CPU_ISA"] = value
 
 
+def _memory_size(text: str) -> str:
+    """--memory-budget's value, checked (argparse prints the error with the option's name)."""
+    try:
+        machine.parse_size(text, "--memory-budget")
+    except machine.MachineError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--memory-budget=")) from None
+    return text
+
+
 def cmd_init(args) -> int:
     """Write the starter (harness.starter) and say what to run next."""
     try:
@@ -259,6 +269,8 @@ def cmd_verify(args) -> int:
         argv += ["-n", args.workers]
     if args.shard:
         argv += [f"--shard={args.shard}"]
+    if args.memory_budget is not None:
+        argv += [f"--memory-budget={args.memory_budget}"]
     for flag, values in (("--op", args.op), ("--dtype", args.dtype), ("--tag", args.tag), ("--backend", args.backend)):
         for value in values:
             argv += [f"{flag}={value}"]
@@ -904,6 +916,14 @@ def parser() -> argparse.ArgumentParser:
         "unless set), or cases where there is no cases/ folder of yours",
     )
     p.add_argument("--shard", metavar="I/N", help="run only the I-th of N balanced shares (a CI matrix of N jobs)")
+    p.add_argument(
+        "--memory-budget",
+        metavar="SIZE",
+        type=_memory_size,
+        help=f"the memory one case may take at its peak, e.g. 2GiB or 500MB: a case over it fails unallocated "
+        f"(default: ${machine.MEMORY_ENV}, else {machine.MEMORY_SHARE:.0%} of the available memory shared by the "
+        f"workers; `harness machine` shows it)",
+    )
     p.set_defaults(func=cmd_verify, pytest_args=[])
 
     p = sub.add_parser(
@@ -1118,6 +1138,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, machine.MachineError) as exc:  # a bad cap or an unreadable CPU: one line, nothing started
         print(f"harness: error: {exc}", file=sys.stderr)
         return 2
+    except OverBudget as exc:  # show / repro / export of a case too large for the machine
+        print(f"harness: error: {exc}", file=sys.stderr)
+        return 1
     except BrokenPipeError:  # `harness list | head`
         sys.stderr.close()
         return 0

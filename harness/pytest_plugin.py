@@ -26,6 +26,10 @@ Options (``pytest --help``, group "harness"):
   ran, and a killed one leaves the stream for ``harness report DIR``.
 * ``--op``, ``--dtype``, ``--tag``: run only the matching cases (repeatable; exact names, unlike ``-k``).
 * ``--progress``: a progress bar instead of pytest's dots (``harness verify`` turns it on).
+* ``--memory-budget SIZE`` (else ``$HARNESS_MEMORY_BUDGET``, else the ini option ``harness_memory_budget``, else
+  derived from the machine and shared by the xdist workers: ``harness.tf.machine.memory_budget``): a case whose
+  estimated peak memory is over it fails with a one-line error, before anything is allocated
+  (``harness.check.budget``); the budget is recorded in the run's environment.
 """
 
 from __future__ import annotations
@@ -114,7 +118,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="how the registry that ships with the harness takes part: cases (its cases are collected too), "
         "divergences (only its known divergences apply) or none; default from the harness_shipped ini option",
     )
+    group.addoption(
+        "--memory-budget",
+        default=None,
+        metavar="SIZE",
+        help=f"the memory one case may take at its peak, e.g. 2GiB or 500MB (a case over it fails, unallocated); "
+        f"default from ${machine.MEMORY_ENV}, the harness_memory_budget ini option, else "
+        f"{machine.MEMORY_SHARE:.0%} of the memory available, shared by the xdist workers",
+    )
     parser.addini("harness_cases", type="paths", default=[], help="folders of YAML cases (relative to this file)")
+    parser.addini(
+        "harness_memory_budget",
+        default="",
+        help="the memory one case may take at its peak, e.g. 2GiB (see --memory-budget)",
+    )
     parser.addini(
         "harness_backends",
         type="linelist",
@@ -146,9 +163,23 @@ def _environment(config: pytest.Config) -> Environment:
     if given is not None:
         return Environment.from_record(given)
     try:
-        return Environment.current()
-    except machine.MachineError as exc:  # an unreadable CPU or a bad ISA cap: nothing starts
+        memory = memory_budget(config)  # a bad value stops the run before TensorFlow's probe
+        return dataclasses.replace(Environment.current(), memory=memory)
+    except machine.MachineError as exc:  # an unreadable CPU, a bad ISA cap or memory budget: nothing starts
         raise pytest.UsageError(str(exc)) from None
+
+
+def memory_budget(config: pytest.Config) -> machine.MemoryBudget:
+    """The run's memory budget of a case: --memory-budget, $HARNESS_MEMORY_BUDGET, the ini option, else derived
+    from the machine's available memory shared by the xdist workers (each with its TensorFlow server)."""
+    workers = getattr(config.option, "numprocesses", None)  # xdist resolved "auto" to a number before configure
+    lanes = workers if isinstance(workers, int) and workers > 0 else len(getattr(config.option, "tx", None) or ())
+    settings = [
+        ("--memory-budget", config.option.memory_budget),
+        (machine.MEMORY_ENV, os.environ.get(machine.MEMORY_ENV)),
+        ("harness_memory_budget", config.getini("harness_memory_budget")),
+    ]
+    return machine.memory_budget(settings, lanes=max(1, lanes))
 
 
 def _registry(config: pytest.Config) -> location.Registry:

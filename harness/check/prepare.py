@@ -15,12 +15,14 @@ from functools import cached_property
 import numpy as np
 
 from harness import ops
+from harness.check import budget as memory
 from harness.conv import reference as reference_kernels
 from harness.conv.dtypes import dtype_of
 from harness.conv.tolerance import Bound, bound_for
 from harness.registry.cases import Case, expected_array, operand_arrays
 from harness.registry.divergences import Divergence, features, matching
 from harness.tf.environment import Environment
+from harness.tf.machine import MemoryBudget
 
 
 @dataclass(frozen=True)
@@ -110,9 +112,14 @@ class Prepared:
         return shapes
 
 
-def prepare(case: Case, dtype: str) -> Prepared:
+def prepare(case: Case, dtype: str, budget: MemoryBudget | None = None, check: str = "forward") -> Prepared:
     """``case`` at ``dtype`` (see ``Prepared``). Raises ``CaseError`` or ValueError when the case's own operands or
-    expected output cannot be built (a malformed case); a configuration the reference rejects is not an error here."""
+    expected output cannot be built (a malformed case); a configuration the reference rejects is not an error here.
+
+    First, before any operand is generated, ``harness.check.budget`` estimates the memory of the ``check``
+    ("forward", or "gradients") from the case's shapes and raises ``OverBudget`` when it needs more than
+    ``budget`` (default: ``harness.tf.machine.memory_budget()``)."""
+    memory.check(case, dtype, budget, check)
     spec = ops.get(case.op)
     arrays = operand_arrays(case, dtype)
     expected = expected_array(case, dtype)

@@ -18,6 +18,7 @@ import numpy as np
 
 from harness import backends, ops
 from harness.check import diagnose as diagnosis
+from harness.check.budget import NOT_RUN, OverBudget
 from harness.check.prepare import Prepared, blocks, prepare
 from harness.check.verdict import (
     AGREES,
@@ -161,7 +162,9 @@ def run_case(
         return Outcome(case, dtype, status, seconds=time.perf_counter() - start, **kw)
 
     try:
-        p = prepare(case, dtype)
+        p = prepare(case, dtype, env.memory)
+    except OverBudget as exc:
+        return done("failed", errors=(str(exc),), tensorflow=NOT_RUN)
     except (CaseError, ValueError) as exc:
         return done("failed", errors=(f"malformed case: {exc}",))
     shapes = {name: a.shape for name, a in p.arrays.items()}
@@ -272,7 +275,9 @@ def run_gradients(
         return Outcome(case, dtype, status, seconds=time.perf_counter() - start, check="gradients", **kw)
 
     try:
-        p = prepare(case, dtype)
+        p = prepare(case, dtype, env.memory, "gradients")
+    except OverBudget as exc:
+        return done("failed", errors=(str(exc),), tensorflow=NOT_RUN)
     except (CaseError, ValueError) as exc:
         return done("failed", errors=(f"malformed case: {exc}",))
     if p.reference_error is not None:
@@ -407,7 +412,9 @@ def run_backend(
     if why:
         return done("skipped", skip_reason=why)
     try:
-        p = prepare(case, dtype)
+        p = prepare(case, dtype, env.memory)
+    except OverBudget as exc:
+        return done("failed", errors=(str(exc),), tensorflow=NOT_RUN)
     except (CaseError, ValueError) as exc:
         return done("failed", errors=(f"malformed case: {exc}",))
     if p.expects_error:

@@ -19,7 +19,7 @@ import numpy as np
 
 from harness.conv.dtypes import DTYPES
 from harness.reports import results
-from harness.tf import environment
+from harness.tf import environment, machine
 
 FAILING = ("failed", "malformed", "error")
 TABLE_STATUSES = ("passed", "xfailed", "failed")  # the per-op table's counts ("failed" includes "error")
@@ -81,6 +81,8 @@ def flat_environment(env: dict) -> dict:
     flat.update({f"probe.{k}": probe.get(k) for k in ("onednn_version", "error") if k in probe})
     if isinstance(flat.get("cpu_flags"), list):
         flat["cpu_flags"] = " ".join(flat["cpu_flags"])
+    if isinstance(flat.get("memory_budget"), dict):
+        flat["memory_budget"] = machine.MemoryBudget.from_record(flat["memory_budget"]).describe()
     return flat
 
 

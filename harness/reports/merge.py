@@ -15,7 +15,7 @@ out, which the reports render like any run.
   counts are the sum of the runs' counts), so a failure on one machine is never hidden by a pass on another. For
   disjoint shares they are exactly the counts of one whole run.
 * **Environment.** When every run has the same environment record, ignoring what measuring took (``probe.seconds``,
-  ``probe.source``), the merged run has it. Otherwise ``environment`` holds only the facts they share and
+  ``probe.source``) and the memory budget (each share derives its own), the merged run has the first's. Otherwise ``environment`` holds only the facts they share and
   ``environments`` one ``{source, environment}`` per run; the reports say the runs came from several
   machines or environments.
 * **Stale divergences.** ``results.stale_per_entry`` runs on the union when the union is known to be the whole
@@ -49,7 +49,9 @@ from collections.abc import Sequence
 from harness.reports import results
 
 EXIT_RANK = (0, 5, 1, 2, 3, 4)  # pytest exit statuses, best first: ok, no tests, failed, interrupted, internal, usage
-TIMING = {"probe": ("seconds", "source")}  # environment fields that record how a fact was measured, not the fact
+# environment fields that record how a fact was measured, not the fact (and the memory budget: a share of the memory
+# free when each run started, which differs between the shares of one machine's run)
+TIMING = {"probe": ("seconds", "source"), "memory_budget": ("bytes", "source", "available", "lanes")}
 
 
 class MergeError(ValueError):

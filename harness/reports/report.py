@@ -26,7 +26,7 @@ import numpy as np
 
 from harness import atomic
 from harness.reports import heatmap, results
-from harness.tf import environment
+from harness.tf import environment, machine
 
 REPORT_HTML = "report.html"
 SUMMARY_MD = "summary.md"
@@ -326,6 +326,13 @@ def onednn_label(value) -> str:
     return {"1": "on", "0": "off"}.get(str(value), str(value) if value not in (None, "") else "?")
 
 
+def memory_budget_label(budget: dict | None) -> str:
+    """A recorded memory budget (``machine.MemoryBudget.record``) as the reports show it."""
+    if not budget:
+        return "not recorded"
+    return machine.MemoryBudget.from_record(budget).describe()
+
+
 def environment_items(env: dict) -> list[tuple[str, str]]:
     """The environment as (label, value) pairs, in reading order."""
     threads = f"intra {env.get('intra_op_threads', '?')}, inter {env.get('inter_op_threads', '?')}"
@@ -352,6 +359,7 @@ def environment_items(env: dict) -> list[tuple[str, str]]:
         ("oneDNN ISA", f"{isa}{version}"),
         ("ISA cap", env.get("onednn_isa_cap") or "none"),
         ("kernel paths", paths),
+        ("memory budget", memory_budget_label(env.get("memory_budget"))),
         ("CPU flags", " ".join(env.get("cpu_flags") or []) or "none recorded"),
         ("platform", env.get("platform", "?")),
     ]

@@ -18,6 +18,7 @@ back, which is how ``tests/machines/*.json`` replay the divergence model on mach
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -33,7 +34,7 @@ from typing import Any
 from harness.atomic import write_atomic
 from harness.conv.dtypes import DTYPES
 from harness.tf import isolation, kernel_probe, machine, versions, wrappers
-from harness.tf.machine import Cpu
+from harness.tf.machine import Cpu, MemoryBudget
 
 PROBE_SCHEMA = 2
 MAX_PROBE_DEATHS = 8  # probe calls that may kill their process before the rest are given up as unknown
@@ -109,7 +110,8 @@ class Environment:
     """What the divergence conditions depend on besides the case.
 
     ``cpu`` and ``probe`` are None when not read (a hand-made environment in a test): every fact that needs them is
-    then unknown (None), and no condition on it holds.
+    then unknown (None), and no condition on it holds. ``memory``: the memory budget of a case in this run
+    (``machine.memory_budget``; None: the process's default, derived when a case first needs it).
     """
 
     tensorflow_version: str
@@ -117,6 +119,7 @@ class Environment:
     cpu: Cpu | None = None
     isa_cap: str | None = None
     probe: Probe | None = None
+    memory: MemoryBudget | None = None
 
     @classmethod
     def current(cls, refresh: bool = False) -> Environment:
@@ -131,7 +134,7 @@ class Environment:
         if refresh:
             _current.cache_clear()
             _cache_path(*key).unlink(missing_ok=True)
-        return _current(*key)
+        return dataclasses.replace(_current(*key), memory=machine.memory_budget())
 
     # --- facts -----------------------------------------------------------------------------
 
@@ -197,6 +200,7 @@ class Environment:
             "kernel_paths": kernel_path_table(self.probe) if self.probe else None,
             "probe": self.probe.record() if self.probe else None,
             "tf_cpp_min_log_level": os.environ.get("TF_CPP_MIN_LOG_LEVEL", ""),
+            "memory_budget": self.memory.record() if self.memory else None,
         }
 
     @classmethod
@@ -217,6 +221,7 @@ class Environment:
             cpu,
             rec.get("onednn_isa_cap"),
             probe,
+            MemoryBudget.from_record(rec["memory_budget"]) if rec.get("memory_budget") else None,
         )
 
 
@@ -304,6 +309,8 @@ def describe(env: Environment) -> list[str]:
     )
     cap = f" (ONEDNN_MAX_CPU_ISA={env.isa_cap})" if env.isa_cap else ""
     lines = [f"machine: {where}, CPU ISA level {level or '?'}; {onednn}{cap}"]
+    if env.memory is not None:
+        lines.append(f"  memory budget: {env.memory.describe()}")
     if cpu:
         lines.append(f"  CPU features: {' '.join(cpu.flags) or 'none of the deciding ones'}")
     probe = env.probe

@@ -20,7 +20,7 @@ import os
 import platform
 import re
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -308,3 +308,162 @@ def cache_dir(environ: Mapping[str, str] | None = None) -> Path:
         return Path(environ[CACHE_ENV])
     base = Path(environ["XDG_CACHE_HOME"]) if environ.get("XDG_CACHE_HOME") else Path.home() / ".cache"
     return base / "tf-conv-harness"
+
+
+# --- memory ---------------------------------------------------------------------------------
+
+MEMORY_ENV = "HARNESS_MEMORY_BUDGET"
+# The share of the memory available at the start of a run that the harness's arrays may take, all lanes together.
+# The estimate (``harness.check.budget``) counts the arrays a case allocates in a worker and in its TensorFlow server;
+# the other half is left for what it does not count: each worker's interpreter, NumPy and the harness (~0.2 GiB),
+# each server's TensorFlow runtime (~0.5 GiB) and the zygote, allocator slack and fragmentation, and whatever else
+# the machine runs meanwhile. A case the estimate lets through then still leaves the kernel room before its
+# out-of-memory handler picks a process.
+MEMORY_SHARE = 0.5
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 10**3,
+    "kb": 10**3,
+    "m": 10**6,
+    "mb": 10**6,
+    "g": 10**9,
+    "gb": 10**9,
+    "t": 10**12,
+    "tb": 10**12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+}
+_SIZE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-zA-Z]*)\s*")
+
+
+def parse_size(text: object, what: str = MEMORY_ENV) -> int:
+    """A memory size as a user writes it: bytes (``1073741824``) or a number with a unit, decimal (``500MB``,
+    ``2GB``) or binary (``2GiB``, ``512MiB``); unit letters in any case. MachineError naming ``what`` and the value
+    when it is not a positive size."""
+    match = _SIZE.fullmatch(str(text)) if isinstance(text, (str, int)) and not isinstance(text, bool) else None
+    unit = match.group(2).lower() if match else ""
+    if match is None or unit not in _UNITS:
+        raise MachineError(
+            f"{what}={text!r}: not a memory size; give bytes or a number with a unit "
+            f"(KB, MB, GB, TB or KiB, MiB, GiB, TiB), e.g. 2GiB"
+        )
+    size = int(float(match.group(1)) * _UNITS[unit])
+    if size <= 0:
+        raise MachineError(f"{what}={text!r}: the memory budget must be more than 0 bytes")
+    return size
+
+
+def format_size(size: float) -> str:
+    """Bytes as people read them: ``12.3 GiB``, ``500.0 MiB``, ``812 B``."""
+    for unit, scale in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{int(size)} B"
+
+
+@dataclass(frozen=True)
+class MemoryBudget:
+    """How many bytes one case may take at its peak (its worker's arrays and its TensorFlow server's together), and
+    where that number came from: ``source`` names the setting (``--memory-budget``, ``HARNESS_MEMORY_BUDGET``, the
+    ini option) or says how it was derived from the machine; ``available`` is the memory the machine had for the
+    run (None when the user set the budget), ``lanes`` the processes sharing it (pytest-xdist workers, each with a
+    TensorFlow server)."""
+
+    bytes: int
+    source: str
+    available: int | None = None
+    lanes: int = 1
+
+    def describe(self) -> str:
+        return f"{format_size(self.bytes)} per case ({self.source})"
+
+    def record(self) -> dict:
+        return {"bytes": self.bytes, "source": self.source, "available": self.available, "lanes": self.lanes}
+
+    @classmethod
+    def from_record(cls, rec: Mapping) -> MemoryBudget:
+        return cls(
+            int(rec["bytes"]), str(rec.get("source", "recorded")), rec.get("available"), int(rec.get("lanes", 1))
+        )
+
+
+_UNLIMITED = 2**60  # cgroup v1 says "no limit" with a number near 2**63
+
+
+def _read_int(path: str) -> int | None:
+    try:
+        text = Path(path).read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def parse_meminfo(text: str) -> dict[str, int]:
+    """``/proc/meminfo`` as {field: bytes} (its values are in KiB)."""
+    fields = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        parts = value.split()
+        if parts and parts[0].isdigit():
+            fields[key.strip()] = int(parts[0]) * (1024 if parts[1:] == ["kB"] else 1)
+    return fields
+
+
+def available_memory() -> tuple[int, str]:
+    """(bytes, where from): the memory this process's runs may use now. Linux: MemAvailable of ``/proc/meminfo``
+    (free memory plus what the kernel can reclaim), lowered to the room left under a cgroup's limit (a container);
+    elsewhere the physical memory. MachineError when none of that can be read."""
+    found: list[tuple[int, str]] = []
+    try:
+        info = parse_meminfo(Path("/proc/meminfo").read_text(encoding="utf-8"))
+    except OSError:
+        info = {}
+    if "MemAvailable" in info:
+        found.append((info["MemAvailable"], "MemAvailable"))
+    elif "MemTotal" in info:
+        found.append((info["MemTotal"], "MemTotal"))
+    for limit_path, usage_path in (
+        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+        ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes"),
+    ):
+        limit = _read_int(limit_path)
+        if limit is not None and limit < _UNLIMITED:
+            found.append((max(0, limit - (_read_int(usage_path) or 0)), "the cgroup's memory limit"))
+            break
+    if not found:
+        try:
+            found.append((os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"), "physical memory"))
+        except (ValueError, OSError, AttributeError):
+            pass
+    if not found:
+        raise MachineError(f"cannot read how much memory this machine has; set {MEMORY_ENV} (e.g. 4GiB)")
+    return min(found)
+
+
+_AVAILABLE_AT_START: list[tuple[int, str]] = []
+
+
+def memory_budget(
+    settings: Sequence[tuple[str, str | None]] | None = None, lanes: int = 1, environ: Mapping[str, str] | None = None
+) -> MemoryBudget:
+    """The memory budget of one case, and where it comes from: the first of ``settings`` ((name, value) pairs,
+    e.g. ``("--memory-budget", "2GiB")``; default: ``$HARNESS_MEMORY_BUDGET``) that has a value, else derived from
+    the machine: ``MEMORY_SHARE`` of the memory available when this process first asked (``available_memory``),
+    shared by ``lanes`` (the pytest-xdist workers, each with its TensorFlow server). MachineError naming the
+    setting and its value for a bad value."""
+    environ = os.environ if environ is None else environ
+    lanes = max(1, int(lanes))
+    for name, value in settings if settings is not None else [(MEMORY_ENV, environ.get(MEMORY_ENV))]:
+        if value is not None and str(value).strip():
+            return MemoryBudget(parse_size(value, name), name)
+    if not _AVAILABLE_AT_START:  # once per process: a run's budget does not follow the machine's load as it goes
+        _AVAILABLE_AT_START.append(available_memory())
+    available, where = _AVAILABLE_AT_START[0]
+    share = int(available * MEMORY_SHARE / lanes)
+    per = f" / {lanes} workers" if lanes > 1 else ""
+    return MemoryBudget(
+        share, f"derived: {MEMORY_SHARE:.0%} of {where} {format_size(available)}{per}", available, lanes
+    )
