@@ -404,6 +404,13 @@ def _input_sizes(fmt: str, sizes: Sequence[int], batch: int, channels: int) -> t
     return shape["N"], shape["H"], shape["W"], shape["C"]
 
 
+def _require_output(wins: Sequence[Window], batch: int, dy: Sequence[int], arg: str) -> None:
+    """ValueError unless the forward convolution these windows describe gives out_backprop's (NHWC ``dy``) batch and
+    spatial sizes: the reference checks that before it allocates the gradient ``arg`` asks for."""
+    if batch != dy[0] or tuple(w.out for w in wins) != tuple(dy[1:-1]):
+        raise ValueError(f"{arg}: the reference rejects it before allocating the output")
+
+
 def _replay(t: Tally, key: tuple, fn, *args) -> list[Array]:
     """``fn(t, *args)`` (a model that returns the arrays it leaves alive), or, when the same call was modelled
     before in this tally, its effect again without walking it: one stand-in array as large as the most it held at
@@ -469,6 +476,8 @@ def _reference_call(
         strides, dilations, pad = spec.window_attrs(attrs)
         pads = [pad] * len(spatial) if isinstance(pad, str) else list(pad)
         wins = tuple(window(name, m, k, s, d, p) for m, k, s, d, p in zip(sizes, w[:-2], strides, dilations, pads))
+        if any(win.out != n for win, n in zip(wins, y[1:-1])):  # an unreachable output_shape (2**31, say)
+            raise ValueError("output_shape: the reference rejects it before allocating the output")
         out = _core(t, _correlate_transpose, y, w, wins, dt, limit)
         return _cast(t, out, dt, "output", _convert((y[0], *sizes, w[-2]), layouts.channels_last(fmt), fmt))
     fmt = spec.data_format(attrs)
@@ -476,6 +485,7 @@ def _reference_call(
         w, dy = shapes["filter"], _convert(shapes["out_backprop"], fmt, "NHWC")
         size = _input_sizes(fmt, attrs["input_sizes"], dy[0], w[2])
         wins = _raw_windows(name, attrs, fmt, size[1:3], w[:2])
+        _require_output(wins, size[0], dy, "input_sizes")
         if name == "conv2d_backprop_input":
             out = _core(t, _correlate_transpose, dy, w, wins, dt, limit)
         else:
@@ -485,6 +495,7 @@ def _reference_call(
         x, dy = _convert(shapes["input"], fmt, "NHWC"), _convert(shapes["out_backprop"], fmt, "NHWC")
         sizes = [int(v) for v in attrs["filter_sizes"]]
         wins = _raw_windows(name, attrs, fmt, x[1:3], sizes[:2])
+        _require_output(wins, x[0], dy, "filter_sizes")
         if name == "conv2d_backprop_filter":
             out = _core(t, _correlate_filter, x, dy, wins, dt, limit)
         else:

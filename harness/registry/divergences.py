@@ -95,8 +95,8 @@ FEATURES = {
     "strides_float": "the strides argument is (or holds) a float or a bool",
     "dilations_float": "the dilations (or rate) argument is (or holds) a float or a bool",
     "dilations_not_int": "the dilations (or rate) argument is (or holds) a float, a bool or a string",
-    "dilations_invalid": "the dilations (or rate) argument, ints within int32, is not in a form the op takes: a "
-    "wrong length, or an entry below 1",
+    "dilations_invalid": "the dilations (or rate) argument, a list of ints within int32, is not in a form the op "
+    "takes: a wrong length, or an entry below 1",
     "strides_beyond_int32": "a strides value is beyond int32 (but within int64, the attribute's type)",
     "dilations_beyond_int32": "a dilations (or rate) value is beyond int32 (but within int64, the attribute's type)",
     "shape_arg_out_of_range": "an entry of output_shape, input_sizes or filter_sizes is negative, or beyond int32 "
@@ -222,8 +222,7 @@ def _ints(value) -> list[int]:
 def _dilations_invalid(spec: ops.OpSpec, value, fmt: str) -> bool:
     """Whether a dilations / rate value of int32 ints is not one the op takes (a wrong length, an entry below 1)."""
     forms = spec.forms
-    items = value if isinstance(value, list) else [value]
-    if value is None or len(_ints(items)) != len(items) or any(abs(v) > INT32_MAX for v in _ints(items)):
+    if not isinstance(value, list) or len(_ints(value)) != len(value) or any(abs(v) > INT32_MAX for v in value):
         return False
     try:
         normalize_window_arg(

@@ -101,6 +101,8 @@ def case_to_dict(case: Case) -> dict:
         out["gradients"] = list(case.gradients)
     if case.block_bytes is not None:
         out["block_bytes"] = case.block_bytes
+    if case.reference_decides:
+        out["reference_decides"] = True
     return out
 
 
