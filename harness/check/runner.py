@@ -129,6 +129,9 @@ def _textbook(p: Prepared) -> tuple[dict, dict, list[str]]:
         if p.reference_output().size == 0:
             not_applicable[formulation.name] = "empty output"
             continue
+        if p.arrays[p.spec.data.name].ndim != len(p.spec.data_format(p.attrs)):
+            not_applicable[formulation.name] = "batch axes beyond the layout's (the documents' methods take one)"
+            continue
         try:
             out = formulation.run(p.arrays, p.attrs)
         except ops.NotApplicable as why:

@@ -338,14 +338,30 @@ def _correlate_transpose(y_nsc: np.ndarray, w_soi: np.ndarray, wins: tuple[Windo
 
 # --- public ops ---------------------------------------------------------------------------
 
+def _batch_axes(input: ArrayLike, rank: int, compute: Any) -> np.ndarray:
+    """``compute(input)`` for an input of rank ``rank``; for a higher rank, as tf.nn.conv1d / conv2d document it:
+    every axis before the last ``rank - 1`` is a batch axis. They are folded into one batch and unfolded after."""
+    x = np.asarray(input) if isinstance(input, (np.ndarray, list)) else input
+    if not isinstance(x, np.ndarray) or x.ndim <= rank:
+        return compute(input)
+    lead = x.shape[: x.ndim - rank + 1]
+    y = compute(x.reshape((-1, *x.shape[x.ndim - rank + 1:])))
+    return y.reshape((*lead, *y.shape[1:]))
+
+
 def conv2d(input: ArrayLike, filters: ArrayLike, strides: Any, padding: Any, data_format: str | None = "NHWC",
            dilations: Any = None) -> np.ndarray:
     """``tf.nn.conv2d``: 2-D cross-correlation.
 
-    input: [N, H, W, C] (NHWC) or [N, C, H, W] (NCHW); filters: HWIO [kh, kw, C, O].
-    strides, dilations: int or list of length 1, 2 or 4. padding: "SAME", "VALID" or
-    4 [before, after] pairs in data_format order. Returns [N, H', W', O] (or NCHW).
+    input: [N, H, W, C] (NHWC) or [N, C, H, W] (NCHW), or with more leading batch axes ([..., H, W, C]); filters:
+    HWIO [kh, kw, C, O]. strides, dilations: int or list of length 1, 2 or 4. padding: "SAME", "VALID" or
+    4 [before, after] pairs in data_format order. Returns [N, H', W', O] (or NCHW; the same leading axes).
     """
+    return _batch_axes(input, 4, lambda x: _conv2d(x, filters, strides, padding, data_format, dilations))
+
+
+def _conv2d(input: ArrayLike, filters: ArrayLike, strides: Any, padding: Any, data_format: str | None,
+            dilations: Any) -> np.ndarray:
     op = "conv2d"
     fmt = _data_format(op, data_format, ("NHWC", "NCHW"), "NHWC")
     x, x_nhwc, w_hwio = _data_and_filter(op, "input", input, fmt, "filters", filters, "HWIO")
@@ -359,10 +375,15 @@ def conv1d(input: ArrayLike, filters: ArrayLike, stride: Any, padding: Any, data
            dilations: Any = None) -> np.ndarray:
     """``tf.nn.conv1d``: 1-D cross-correlation.
 
-    input: [N, W, C] (NWC) or [N, C, W] (NCW); filters: [kw, C, O].
+    input: [N, W, C] (NWC) or [N, C, W] (NCW), or with more leading batch axes; filters: [kw, C, O].
     stride, dilations: int or list of length 1 or 3. padding: "SAME" or "VALID"
-    (tf.nn.conv1d takes no explicit padding). Returns [N, W', O] (or NCW).
+    (tf.nn.conv1d takes no explicit padding). Returns [N, W', O] (or NCW; the same leading axes).
     """
+    return _batch_axes(input, 3, lambda x: _conv1d(x, filters, stride, padding, data_format, dilations))
+
+
+def _conv1d(input: ArrayLike, filters: ArrayLike, stride: Any, padding: Any, data_format: str | None,
+            dilations: Any) -> np.ndarray:
     op = "conv1d"
     fmt = _data_format(op, data_format, ("NWC", "NCW"), "NWC")
     x, x_nwc, w_wio = _data_and_filter(op, "input", input, fmt, "filters", filters, "WIO")

@@ -84,6 +84,7 @@ FEATURES = {
     "output-size formula, (padded - k_eff + s) / s truncated, gives 0 there (for a transposed op: "
     "the input's size, so TensorFlow accepts that output_shape)",
     "padding_in_batch_or_channels": "explicit padding with a nonzero batch or channel pair",
+    "padding_negative": "explicit padding with a negative entry",
     "output_shape_length": "the number of values in conv2d_transpose's output_shape",
     "unequal_strides": "the spatial strides differ from each other",
     "filter_empty": "a filter operand has no elements",
@@ -95,6 +96,7 @@ FEATURES = {
     "strides_float": "the strides argument is (or holds) a float or a bool",
     "dilations_float": "the dilations (or rate) argument is (or holds) a float or a bool",
     "dilations_not_int": "the dilations (or rate) argument is (or holds) a float, a bool or a string",
+    "dilations_bool": "the dilations (or rate) argument holds a bool",
     "dilations_invalid": "the dilations (or rate) argument, a list of ints within int32, is not in a form the op "
     "takes: a wrong length, or an entry below 1",
     "strides_beyond_int32": "a strides value is beyond int32 (but within int64, the attribute's type)",
@@ -594,6 +596,7 @@ def features(
     feats["strides_float"] = strides_value is not None and _not_int(strides_value)
     feats["dilations_float"] = dilations_value is not None and _not_int(dilations_value)
     feats["dilations_not_int"] = dilations_value is not None and _not_int(dilations_value, (bool, float, str))
+    feats["dilations_bool"] = isinstance(dilations_value, list) and _not_int(dilations_value, (bool,))
     feats["dilations_invalid"] = _dilations_invalid(spec, dilations_value, fmt)
     feats["strides_beyond_int32"] = any(INT32_MAX < abs(v) <= INT64_MAX for v in _ints(strides_value))
     feats["dilations_beyond_int32"] = any(INT32_MAX < abs(v) <= INT64_MAX for v in _ints(dilations_value))
@@ -631,6 +634,9 @@ def features(
             and (len(sizes) not in (2, len(fmt)) or any(isinstance(v, int) and v < 0 for v in sizes))
         )
     )
+    feats["padding_negative"] = isinstance(padding, list) and any(
+        isinstance(pair, list) and any(isinstance(v, int) and v < 0 for v in pair) for pair in padding
+    )
     if isinstance(padding, list) and len(padding) == len(fmt):
         feats["padding_in_batch_or_channels"] = any(
             any(v != 0 for v in pair) for pair, c in zip(padding, fmt) if c in "NC" and isinstance(pair, list)
@@ -660,10 +666,7 @@ def features(
             if isinstance(padding, list) and len(padding) == len(fmt)
             else []
         )
-        negative = any(
-            not isinstance(pair, (list, tuple)) or any(not isinstance(v, int) or v < 0 for v in pair) for pair in pads
-        )
-        if forward_in and (padding == "VALID" or pads) and not negative:
+        if forward_in and (padding == "VALID" or pads):
             for i, letter in enumerate(spatial):
                 d = dil[i] if i < len(dil) else (dil[0] if dil else 1)
                 k_eff = (w_shape[w_layout.index(letter)] - 1) * d + 1

@@ -55,7 +55,7 @@ from hypothesis.errors import Unsatisfiable
 from harness import ops
 from harness.check.runner import Outcome, run_case
 from harness.conv.padding import transpose_output_sizes, window
-from harness.registry import divergences
+from harness.registry import divergences, error_inputs
 from harness.registry.cases import DIVERGENCES_FILE, Case, parse_case
 from harness.registry.divergences import Divergence
 from harness.tf.environment import Environment, describe
@@ -83,6 +83,7 @@ FLOAT_DTYPES = ("float32", "float64", "float16", "bfloat16")  # simplest first
 #   int:     v            one:  [v]          (both only when every v is equal)
 #   spatial: [v_h, v_w]   full: [1, v_h, v_w, 1] in data_format order (batch and channel entries 1)
 SPELLINGS = ("omitted", "int", "one", "spatial", "full")
+INVALID_SHARE = 0.25  # the share of drawn configurations that are malformed (in quarters)
 DEFAULT_CHUNK = 100  # examples per Hypothesis run in the command-line search (the budget is checked between runs)
 DEFAULT_MINUTES = 5.0
 
@@ -308,6 +309,38 @@ def configs(draw, op: str, env: Environment | None = None) -> dict:
     return config
 
 
+@st.composite
+def invalid_configs(
+    draw, op: str, env: Environment | None = None, classes: Sequence[str] = error_inputs.CLASSES
+) -> dict:
+    """A drawn configuration made malformed by one of its generated error inputs (``harness.registry.error_inputs``:
+    a wrong rank, an empty axis, a kernel beyond the input, ...), with ``reference_decides``: the reference's
+    ValueError makes it an error contract that TensorFlow must meet with an error, its value a value case."""
+    base = draw(configs(op, env))
+    spec = ops.get(op)
+    items = [item for cls in classes for item in error_inputs.GENERATORS[cls](spec, base)]
+    item = draw(st.sampled_from(items))
+    content = {k: v for k, v in item.case.items() if k != "name"}
+    content.update(reference_decides=True, tags=[FOUND_TAG, "error", item.cls])
+    return {"name": case_name(spec.name, content), **content}
+
+
+def drawn_configs(
+    op: str,
+    env: Environment | None = None,
+    invalid_share: float = INVALID_SHARE,
+    invalid_classes: Sequence[str] = error_inputs.CLASSES,
+):
+    """``configs(op)``, and with probability ``invalid_share`` (in quarters) an ``invalid_configs(op)`` of
+    ``invalid_classes`` instead. A failure shrinks towards a valid configuration when one fails as well."""
+    quarters = round(invalid_share * 4)
+    if quarters <= 0:
+        return configs(op, env)
+    return st.integers(0, 3).flatmap(
+        lambda k: invalid_configs(op, env, invalid_classes) if k >= 4 - quarters else configs(op, env)
+    )
+
+
 # --- the property -------------------------------------------------------------------------
 
 
@@ -399,10 +432,18 @@ def check(
 
 
 def property_test(
-    op: str, known: Sequence[Divergence], env: Environment, *, origin: str, tally: Tally | None = None
+    op: str,
+    known: Sequence[Divergence],
+    env: Environment,
+    *,
+    origin: str,
+    tally: Tally | None = None,
+    invalid_share: float = INVALID_SHARE,
+    invalid_classes: Sequence[str] = error_inputs.CLASSES,
 ) -> Callable[[], None]:
-    """A Hypothesis test of ``check`` over ``configs(op)``; apply ``settings`` / ``seed`` to it, then call it."""
-    strategy = configs(ops.get(op).name, env)
+    """A Hypothesis test of ``check`` over ``drawn_configs(op)`` (a share of them malformed); apply ``settings`` /
+    ``seed`` to it, then call it."""
+    strategy = drawn_configs(ops.get(op).name, env, invalid_share, invalid_classes)
 
     @given(strategy)
     def search_op(config: dict) -> None:
@@ -464,13 +505,14 @@ def search_op(
     seconds: float | None,
     max_examples: int | None,
     chunk: int = DEFAULT_CHUNK,
+    invalid_share: float = INVALID_SHARE,
 ) -> OpResult:
     """Search one op until the time or example budget is spent or a failure is found (then shrunk)."""
     start, tally, index, remaining = time.monotonic(), Tally(), 0, max_examples
     while (remaining is None or remaining > 0) and (seconds is None or time.monotonic() - start < seconds):
         # Each run is a fresh Hypothesis run of n examples that reach a verdict (rejected ones come on top).
         n = chunk if remaining is None else min(chunk, remaining)
-        test = property_test(op, known, env, origin=origin, tally=tally)  # settings and seed decorate it in place
+        test = property_test(op, known, env, origin=origin, tally=tally, invalid_share=invalid_share)
         run = seed(_chunk_seed(run_seed, op, index))(
             settings(search_settings(n, derandomize=False), verbosity=Verbosity.quiet)(test)
         )
@@ -513,6 +555,16 @@ def _positive(kind: type, what: str) -> Callable[[str], float]:
     return parse
 
 
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if value not in (0.0, 0.25, 0.5, 0.75, 1.0):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected one of 0, 0.25, 0.5, 0.75, 1")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m harness.selftest.search",
@@ -535,6 +587,12 @@ def _parser() -> argparse.ArgumentParser:
         choices=list(ops.OPS),
         metavar="OP",
         help=f"ops to search (default: all of {', '.join(ops.OPS)})",
+    )
+    parser.add_argument(
+        "--invalid-share",
+        type=_share,
+        default=INVALID_SHARE,
+        help=f"the share of drawn configurations made malformed (0, 0.25, 0.5, 0.75 or 1; default {INVALID_SHARE})",
     )
     parser.add_argument("--seed", type=int, help="seed of the search (default: random; printed, to re-run)")
     parser.add_argument("--save", type=Path, metavar="DIR", help="write each failure to DIR/<op>_<hash>.yaml")
@@ -565,7 +623,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"property search: TensorFlow {env.tensorflow_version}  oneDNN={'on' if env.onednn else 'off'}  "
         f"seed={run_seed}  budget={f'{minutes:g} min' if minutes else 'none'}  "
-        f"max-examples={args.max_examples or 'none'}  ops={' '.join(op_names)}",
+        f"max-examples={args.max_examples or 'none'}  invalid-share={args.invalid_share:g}  ops={' '.join(op_names)}",
         flush=True,
     )
 
@@ -575,7 +633,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Each op gets an equal share of what is left, so time an op does not use goes to the next ones.
         share = None if deadline is None else max(0.0, deadline - time.monotonic()) / (len(op_names) - i)
         result = search_op(
-            op, known, env, origin=origin, run_seed=run_seed, seconds=share, max_examples=args.max_examples
+            op,
+            known,
+            env,
+            origin=origin,
+            run_seed=run_seed,
+            seconds=share,
+            max_examples=args.max_examples,
+            invalid_share=args.invalid_share,
         )
         results.append(result)
         t = result.tally

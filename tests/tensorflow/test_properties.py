@@ -24,7 +24,7 @@ from harness import ops
 from harness.check import mutants
 from harness.check.runner import run_case
 from harness.conv.padding import normalize_window_arg, transpose_output_sizes, windows
-from harness.registry import divergences
+from harness.registry import divergences, error_inputs
 from harness.registry.cases import DIVERGENCES_FILE, Case, operand_arrays, parse_case
 from harness.registry.loader import load_file
 from harness.selftest import search
@@ -425,6 +425,77 @@ def test_a_known_divergence_is_rejected_not_failed():
     assert "wrong_shape" in str(failure.value)
 
 
+# --- malformed configurations ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("op", OPS)
+@DRAW_ONLY
+@given(data=st.data())
+def test_invalid_draws_are_generated_error_inputs_the_reference_decides(op, data):
+    config = data.draw(search.invalid_configs(op))
+    assert config["reference_decides"] is True and config["tags"][:2] == ["found", "error"]
+    assert config["tags"][2] in error_inputs.CLASSES
+    assert config["name"] == search.case_name(op, {k: v for k, v in config.items() if k != "name"})
+    case = parse_case(search.found_file(config), config, 0)
+    assert case.reference_decides and yaml.safe_load(search.to_yaml({"cases": [config]}))["cases"][0] == config
+
+
+def test_the_share_of_invalid_draws_is_what_is_asked():
+    def draws(invalid_share: float, n: int) -> list[dict]:
+        drawn: list[dict] = []
+
+        @settings(DRAW_ONLY, max_examples=n)
+        @given(search.drawn_configs("conv2d", invalid_share=invalid_share))
+        def draw(config):
+            drawn.append(config)
+
+        draw()
+        return drawn
+
+    share = [bool(c.get("reference_decides")) for c in draws(0.25, 200)]
+    assert 0.1 < sum(share) / len(share) < 0.45, sum(share) / len(share)
+    assert not any(c.get("reference_decides") for c in draws(0, 50))
+
+
+def _accepts_nonpositive_windows(real):
+    """A reference whose window checks are gone: a stride or dilation of 0 or less computes as 1 (a validation
+    bug no valid configuration can show)."""
+
+    def positive(value):
+        if isinstance(value, list):
+            return [positive(v) for v in value]
+        return 1 if isinstance(value, int) and not isinstance(value, bool) and value <= 0 else value
+
+    def broken(*args, **kwargs):
+        return real(*args, **{k: positive(v) if k in ("strides", "dilations") else v for k, v in kwargs.items()})
+
+    return broken
+
+
+def test_invalid_draws_find_a_reference_that_accepts_what_tensorflow_rejects(tmp_path):
+    """Only malformed draws can see a broken argument check: with them the search finds it and prints a case that
+    reproduces it; valid draws alone never do."""
+    spec = ops.OPS["conv2d"]
+    env = Environment.current()
+    with mock.patch.dict(
+        ops.OPS, {"conv2d": dataclasses.replace(spec, reference=_accepts_nonpositive_windows(spec.reference))}
+    ):
+        valid_only = search.property_test("conv2d", known(), env, origin=ORIGIN, invalid_share=0)
+        settings(ci(30), report_multiple_bugs=False)(valid_only)()  # nothing to find
+        with pytest.raises(search.CaseFailure) as failure:
+            settings(ci(60), report_multiple_bugs=False)(
+                search.property_test(
+                    "conv2d", known(), env, origin=ORIGIN, invalid_share=1, invalid_classes=("int_value",)
+                )
+            )()
+        attrs = failure.value.config["attrs"]
+        assert any(v <= 0 for a in ("strides", "dilations") for v in np.ravel(attrs.get(a, 1))), attrs
+        assert "raises InvalidArgumentError" in str(failure.value)
+        case = reproduces(yaml_of(failure.value), tmp_path)
+        assert case.reference_decides and run_case(case, case.dtypes[0], known(), env).status == "failed"
+    assert run_case(case, case.dtypes[0], known(), env).status == "passed"  # the real reference rejects it
+
+
 # --- the command line ----------------------------------------------------------------------
 
 
@@ -436,6 +507,7 @@ def test_a_known_divergence_is_rejected_not_failed():
         (["--minutes", "soon"], "must be a positive number of minutes, got 'soon'"),
         (["--max-examples", "-3"], "must be a positive integer, got '-3'"),
         (["--seed", "x"], "argument --seed"),
+        (["--invalid-share", "0.3"], "expected one of 0, 0.25, 0.5, 0.75, 1"),
     ],
 )
 def test_wrong_use_is_a_clear_message_and_exit_code_2(argv, message, capsys):
