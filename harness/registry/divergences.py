@@ -57,7 +57,7 @@ from packaging.version import Version
 from harness import ops
 from harness.conv import layouts
 from harness.conv.padding import normalize_padding, window
-from harness.registry import location
+from harness.registry import location, special_features
 from harness.registry.cases import CaseError
 from harness.tf import machine
 from harness.tf.environment import Environment
@@ -109,6 +109,7 @@ FEATURES = {
     "onednn_isa": "the ISA oneDNN uses here, after any ONEDNN_MAX_CPU_ISA cap (measured from oneDNN's own log), "
     "e.g. avx2, avx512_core_bf16, avx512_core_amx",
     "cpu.<flag>": "the CPU has this feature (harness.tf.machine.DECIDING_FLAGS, e.g. cpu.amx_bf16, cpu.avx512_fp16)",
+    **special_features.FEATURES,
 }
 # Features of the machine, not of the case: an entry whose `when` one of these fails cannot apply here at all
 # ("not applicable here", never stale). Matched from ``Environment.facts()``.
@@ -549,6 +550,7 @@ def features(
                     stride = strides[i] if i < len(strides) else (strides[0] if strides else 1)
                     if stride > 0 and int((excess + stride) / stride) == target[letter]:  # C++ truncates toward 0
                         feats["tf_zero_output"] = True
+    feats.update(special_features.features(case, dtype, arrays, attrs, reference_output, env))
     return {**feats, **env.facts()}
 
 
