@@ -541,3 +541,11 @@ def test_padding_makes_nan_only_where_the_padding_alone_makes_it():
         ref = reference.conv2d(x, w, **attrs)
     assert not special_features.padding_makes_nan(spec, {"input": x, "filters": w}, attrs, ref)
     assert not special_features.padding_makes_nan(spec, {"input": x, "filters": np.ones_like(w)}, attrs, ref)
+
+
+def test_the_report_shows_the_subnormal_facts():
+    from harness.reports.report import render_machine_environment
+
+    env = _env({"Conv2D/float32/named": {"inputs": True, "results": True}}).record()
+    html = render_machine_environment(env)
+    assert "Subnormals, measured per dtype and kernel path" in html and "inputs flushed, results flushed" in html
