@@ -42,6 +42,7 @@ import numpy as np
 from harness import ops
 from harness.conv import layouts
 from harness.conv.dtypes import is_integer
+from harness.ops import gradients as reference_gradients
 
 VALUES = (
     "nan",
@@ -170,8 +171,6 @@ def _reads(op: str, arrays: Mapping[str, np.ndarray], attrs: Mapping, name: str,
     The adjoint of a bilinear op, with all-ones output gradient: d/d name of sum(op(...)) is the sum over the
     outputs of the partner elements each element is multiplied by.
     """
-    from harness.ops import gradients as reference_gradients
-
     spec = ops.get(op)
     other = next(o.name for o in spec.operands if o.name != name)
     work = {name: np.ones(arrays[name].shape), other: np.asarray(partner, np.float64)}
@@ -183,8 +182,6 @@ def _reads(op: str, arrays: Mapping[str, np.ndarray], attrs: Mapping, name: str,
 def _partner_mask(op: str, arrays: Mapping[str, np.ndarray], attrs: Mapping, name: str, one_hot) -> np.ndarray:
     """A mask of the other operand's elements that the element ``one_hot`` marks in operand ``name`` is multiplied
     by (for some output)."""
-    from harness.ops import gradients as reference_gradients
-
     spec = ops.get(op)
     other = next(o.name for o in spec.operands if o.name != name)
     work = {name: one_hot, other: np.ones(arrays[other].shape)}
@@ -242,6 +239,9 @@ def _place(spec, out: dict[str, np.ndarray], attrs: Mapping, name: str, special:
     target = out[name]
     if special.at == "all":
         target[...] = value
+        if special.value == "overflow":  # every product overflows: the other operand's values made +-2
+            partner = out[other]
+            partner[...] = np.where(np.signbit(partner.astype(np.float64)), -2.0, 2.0).astype(partner.dtype)
         return
     if special.at == "index":
         flat = _index_in_op_layout(spec, name, attrs, declared, special.index, shape)

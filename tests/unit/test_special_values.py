@@ -549,3 +549,9 @@ def test_the_report_shows_the_subnormal_facts():
     env = _env({"Conv2D/float32/named": {"inputs": True, "results": True}}).record()
     html = render_machine_environment(env)
     assert "Subnormals, measured per dtype and kernel path" in html and "inputs flushed, results flushed" in html
+
+
+def test_overflow_everywhere_makes_the_other_operand_plus_or_minus_two():
+    arrays, _ = _arrays_and_reference(conv2d_case({"value": "overflow", "at": "all"}))
+    assert set(np.abs(arrays["filters"].astype(np.float64)).ravel().tolist()) == {2.0}
+    assert (arrays["input"] == np.float32(np.finfo(np.float32).max)).all()
