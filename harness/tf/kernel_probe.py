@@ -167,7 +167,7 @@ def _implementation(lines: list[str]) -> str | None:
 
 
 def items() -> list[str]:
-    """Every probe item, in the order ``run`` takes them: the kernel paths, then the valid runs."""
+    """Every probe item, in the order ``run`` takes them: the kernel paths, the valid runs, then subnormal flushing."""
     paths = [f"path/{k}/{d}/{p}" for k in KERNELS for d in DTYPES for p in PADDINGS]
     runs = [f"run/{k}/{d}" for k in KERNELS for d in DTYPES]
     return paths + runs + flush_probe.items(KERNELS, PADDINGS)
