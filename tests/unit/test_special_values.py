@@ -555,3 +555,28 @@ def test_overflow_everywhere_makes_the_other_operand_plus_or_minus_two():
     arrays, _ = _arrays_and_reference(conv2d_case({"value": "overflow", "at": "all"}))
     assert set(np.abs(arrays["filters"].astype(np.float64)).ravel().tolist()) == {2.0}
     assert (arrays["input"] == np.float32(np.finfo(np.float32).max)).all()
+
+
+def test_the_reference_uses_no_blas_call_that_drops_nan():
+    """np.dot and np.tensordot reach OpenBLAS's gemv for an (m, 1) @ (1, 1) product, which skips a zero factor and
+    returns 0 for inf * 0 (measured: OpenBLAS 0.3.31); np.matmul and non-optimized einsum keep NaN. The reference
+    must use only the latter (its IEEE semantics are tested against naive loops above)."""
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(reference))
+    called = {
+        node.func.attr for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+    }
+    assert not called & {"dot", "tensordot", "vdot", "inner"}
+    optimized = [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and getattr(node.func, "attr", None) == "einsum"
+        and any(k.arg == "optimize" for k in node.keywords)
+    ]
+    assert not optimized
+    with np.errstate(all="ignore"):
+        a, b = np.array([[np.inf], [1.0]]), np.array([[0.0]])
+        assert np.isnan((a @ b)[0, 0]) and np.isnan(np.einsum("mk,kn->mn", a, b)[0, 0])
