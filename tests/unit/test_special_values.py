@@ -558,9 +558,9 @@ def test_overflow_everywhere_makes_the_other_operand_plus_or_minus_two():
 
 
 def test_the_reference_uses_no_blas_call_that_drops_nan():
-    """np.dot and np.tensordot reach OpenBLAS's gemv for an (m, 1) @ (1, 1) product, which skips a zero factor and
-    returns 0 for inf * 0 (measured: OpenBLAS 0.3.31); np.matmul and non-optimized einsum keep NaN. The reference
-    must use only the latter (its IEEE semantics are tested against naive loops above)."""
+    """np.dot and np.tensordot of an (m, 1) by a (1, 1) matrix return 0 for inf * 0 (measured, OpenBLAS 0.3.31: the
+    BLAS skips the zero factor); np.matmul and non-optimized einsum keep NaN. The reference must use only the latter
+    (its IEEE semantics are tested against naive loops above)."""
     import ast
     import inspect
 
