@@ -301,6 +301,9 @@ def _export_one(case: Case, dtype: str, directory: Path, env, known) -> dict:
     if tf_value is not None:
         stored[TENSORFLOW] = _to_stored(tf_value, dtype)
     stored["bound"] = np.ascontiguousarray(bound.per_element, dtype=np.float64)
+    if bound.overflow is not None:  # where a partial sum may overflow (special values): harness.conv.tolerance
+        stored["bound_overflow"] = np.ascontiguousarray(bound.overflow)
+        stored["bound_overflow_at"] = np.float64(bound.overflow_at)
     _write_npz(directory / f"{stem}{NPZ_SUFFIX}", stored)
 
     fmt = spec.data_format(attrs)
@@ -393,12 +396,21 @@ def load_manifest(directory: Path) -> dict:
     return doc
 
 
-def _bound(entry: dict, per_element: np.ndarray) -> Bound:
+def _bound(entry: dict, per_element: np.ndarray, stored: dict | None = None) -> Bound:
     tol = entry["tolerance"]
     over = tol.get("override")
     override = Override(over["reason"], over.get("c"), float(over.get("atol") or 0.0)) if over else None
+    stored = stored or {}
+    overflow = np.asarray(stored["bound_overflow"], np.int8) if "bound_overflow" in stored else None
+    overflow_at = float(stored["bound_overflow_at"]) if "bound_overflow_at" in stored else np.inf
     return Bound(
-        np.asarray(per_element, dtype=np.float64), bool(tol["exact"]), float(tol["c"]), float(tol["u"]), override
+        np.asarray(per_element, dtype=np.float64),
+        bool(tol["exact"]),
+        float(tol["c"]),
+        float(tol["u"]),
+        override,
+        overflow,
+        overflow_at,
     )
 
 
@@ -486,7 +498,7 @@ def _check_one(directory: Path, entry: dict):
             raise ExchangeError(f"{npz_path}: no array {key!r}; export again")
     ref = _from_stored(stored[REFERENCE], dtype)
     tf_value = _from_stored(stored[TENSORFLOW], dtype) if TENSORFLOW in stored else None
-    bound = _bound(entry, stored["bound"])
+    bound = _bound(entry, stored["bound"], stored)
     common["bound"] = bound
 
     got, errors, notes = _read_output(out_path, entry)

@@ -370,9 +370,13 @@ def _depthwise_filter(
 
 
 def _cast(t: Tally, acc_out: Array, dt: np.dtype, name: str, shape: Sequence[int] | None = None) -> Array:
-    """``reference._cast``: the accumulator result as the input dtype; the accumulator array then goes."""
+    """``reference._cast``: the accumulator result plus +0.0 (one more accumulator array, so that a zero sum is
+    +0.0), then as the input dtype; the accumulator arrays then go."""
+    unsigned_zero = (
+        t.new("output + 0.0 (accumulator)", acc_out.shape, acc_out.dtype) if acc_out.dtype.kind == "f" else None
+    )
     out = t.new(name, acc_out.shape if shape is None else shape, dt)
-    t.free(acc_out)
+    t.free(acc_out, unsigned_zero)
     return out
 
 
@@ -753,9 +757,9 @@ def _bound(t: Tally, run, operands: Sequence[Array], out_shape: tuple[int, ...])
     before = list(t.live)
     absolute = []
     for a in operands:
-        converted = t.new(f"{a.name} (float64)", a.shape, F64)
+        t.new(f"{a.name} (float64, finite part)", a.shape, F64)  # kept: the overflow check reads it
+        t.free(t.new(f"isfinite({a.name})", a.shape, np.dtype(bool)))
         absolute.append(t.new(f"|{a.name}| (float64)", a.shape, F64))
-        t.free(converted)
     run(absolute)
     rounded = max(absolute, key=lambda a: a.nbytes, default=None)
     if rounded is not None:
@@ -763,8 +767,8 @@ def _bound(t: Tally, run, operands: Sequence[Array], out_shape: tuple[int, ...])
     ones = [t.new(f"ones like {a.name}", a.shape, F64) for a in operands]
     run(ones)
     t.free(*ones)
-    t.new("bound temporary", out_shape, F64)
-    t.new("bound temporary", out_shape, F64)
+    for _ in range(4):  # the relative term, then the gradual-underflow term (harness.conv.tolerance.bound_for)
+        t.new("bound temporary", out_shape, F64)
     bound = t.new("bound", out_shape, F64)
     t.keep(*before, bound)
     return bound

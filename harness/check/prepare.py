@@ -81,6 +81,7 @@ class Prepared:
             self.reference,
             env,
             expect_error=self.expects_error,
+            tolerance=self.case.tolerance,
         )
 
     @property

@@ -196,7 +196,9 @@ def against_oracle(
         )
         comparisons.append(compare(subject, out, TENSORFLOW, tf_value, tf_bound))
     if tf_right:
-        ok = comparisons[-1].ok
+        # Where a partial sum may overflow, TensorFlow's infinity or NaN is one of several right outcomes
+        # (``Bound.overflow``): agreeing with the reference under the same bound is right too.
+        ok = comparisons[-1].ok or (bound.overflow is not None and against_ref.ok)
     else:
         tf_does = ("raised or died" if tf_value is None else "disagrees with the reference") + " here" + tf_note
         shares = tf_value is not None and comparisons[-1].ok

@@ -58,3 +58,10 @@ def exact_integer_limit(dtype: DTypeLike) -> int:
     if is_integer(dtype):
         return int(np.iinfo(dtype).max)
     return 2 ** (ml_dtypes.finfo(dtype).nmant + 1)
+
+
+def smallest_subnormal(dtype: DTypeLike) -> float:
+    """The smallest positive subnormal value of a float dtype (the spacing of its subnormals); 0 for integers."""
+    if is_integer(dtype):
+        return 0.0
+    return float(ml_dtypes.finfo(np.dtype(dtype)).smallest_subnormal)

@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from collections.abc import Iterator
-from typing import Any
+import functools
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -43,6 +44,8 @@ from harness.conv.padding import (
     window,
     windows,
 )
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 __all__ = [
     "conv2d",
@@ -113,8 +116,24 @@ CONV1D_TRANSPOSE_FORMS = ArgForms("strides", (1, 3), "dilations", (1, 3), explic
                                   output_shape_spatial=False)  # output_shape: the 3 values only
 
 
+def _ieee(fn: F) -> F:
+    """Run ``fn`` with NumPy's floating-point warnings off: NaN, infinities and overflow beyond the dtype's range are
+    IEEE results the reference defines (docs/cases.md, "Special values"), not errors to report."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with np.errstate(invalid="ignore", over="ignore", under="ignore", divide="ignore"):
+            return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
 def _cast(acc: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    # float64 -> float16/bfloat16/float32 rounds to nearest once; int64 -> int32 wraps like TF.
+    # float64 -> float16/bfloat16/float32 rounds to nearest once (beyond the dtype's range: +-inf); int64 -> int32
+    # wraps like TF. A zero sum is +0.0 whatever path computed it: the sum starts from +0.0 (-0.0 + 0.0 is +0.0), so
+    # the reference's signed zeros do not depend on BLAS or einsum (harness.conv.tolerance: zeros compare equal).
+    if acc.dtype.kind == "f":
+        acc = acc + 0.0
     return acc.astype(dtype)
 
 
@@ -341,14 +360,18 @@ def _correlate_transpose(y_nsc: np.ndarray, w_soi: np.ndarray, wins: tuple[Windo
 def _batch_axes(input: ArrayLike, rank: int, compute: Any) -> np.ndarray:
     """``compute(input)`` for an input of rank ``rank``; for a higher rank, as tf.nn.conv1d / conv2d document it:
     every axis before the last ``rank - 1`` is a batch axis. They are folded into one batch and unfolded after."""
-    x = np.asarray(input) if isinstance(input, (np.ndarray, list)) else input
-    if not isinstance(x, np.ndarray) or x.ndim <= rank:
+    try:
+        x = np.asarray(input)
+    except ValueError:  # ragged: the op's own checks say so, naming the argument
+        return compute(input)
+    if x.ndim <= rank:
         return compute(input)
     lead = x.shape[: x.ndim - rank + 1]
     y = compute(x.reshape((-1, *x.shape[x.ndim - rank + 1:])))
     return y.reshape((*lead, *y.shape[1:]))
 
 
+@_ieee
 def conv2d(input: ArrayLike, filters: ArrayLike, strides: Any, padding: Any, data_format: str | None = "NHWC",
            dilations: Any = None) -> np.ndarray:
     """``tf.nn.conv2d``: 2-D cross-correlation.
@@ -371,6 +394,7 @@ def _conv2d(input: ArrayLike, filters: ArrayLike, strides: Any, padding: Any, da
     return layouts.convert(y_nhwc, "NHWC", fmt)
 
 
+@_ieee
 def conv1d(input: ArrayLike, filters: ArrayLike, stride: Any, padding: Any, data_format: str | None = "NWC",
            dilations: Any = None) -> np.ndarray:
     """``tf.nn.conv1d``: 1-D cross-correlation.
@@ -393,6 +417,7 @@ def _conv1d(input: ArrayLike, filters: ArrayLike, stride: Any, padding: Any, dat
     return layouts.convert(y_nwc, "NWC", fmt)
 
 
+@_ieee
 def atrous_conv2d(value: ArrayLike, filters: ArrayLike, rate: Any, padding: Any) -> np.ndarray:
     """``tf.nn.atrous_conv2d``: conv2d with dilation ``rate`` and stride 1, NHWC only.
 
@@ -416,6 +441,7 @@ def _depthwise_args(op: str, filter_arg: str, input: ArrayLike, filter: ArrayLik
     return fmt, x, x_nhwc, w_hwim, wins
 
 
+@_ieee
 def depthwise_conv2d(input: ArrayLike, filter: ArrayLike, strides: Any, padding: Any, data_format: str | None = None,
                      dilations: Any = None) -> np.ndarray:
     """``tf.nn.depthwise_conv2d``: each input channel correlated with its own filters.
@@ -430,6 +456,7 @@ def depthwise_conv2d(input: ArrayLike, filter: ArrayLike, strides: Any, padding:
     return layouts.convert(y_nhwc, "NHWC", fmt)
 
 
+@_ieee
 def separable_conv2d(input: ArrayLike, depthwise_filter: ArrayLike, pointwise_filter: ArrayLike, strides: Any,
                      padding: Any, data_format: str | None = None, dilations: Any = None) -> np.ndarray:
     """``tf.nn.separable_conv2d``: depthwise_conv2d, then a 1x1 conv2d mixing channels.
@@ -482,6 +509,7 @@ def _transpose(op: str, forms: ArgForms, formats: tuple[str, str], filter_layout
     return layouts.convert(out_nsc, channels_last, fmt)
 
 
+@_ieee
 def conv2d_transpose(input: ArrayLike, filters: ArrayLike, output_shape: Any, strides: Any, padding: Any = "SAME",
                      data_format: str | None = "NHWC", dilations: Any = None) -> np.ndarray:
     """``tf.nn.conv2d_transpose``: the gradient of conv2d with respect to its input.
@@ -683,6 +711,7 @@ def _input_sizes_nhwc(op: str, input_sizes: Any, fmt: str, batch: int, channels:
     return shape["N"], shape["H"], shape["W"], shape["C"]
 
 
+@_ieee
 def conv2d_backprop_input(input_sizes, filter, out_backprop, strides, padding, use_cudnn_on_gpu=True,
                           explicit_paddings=(), data_format="NHWC", dilations=(1, 1, 1, 1)):
     """``tf.raw_ops.Conv2DBackpropInput``: the gradient of conv2d with respect to its input.
@@ -709,6 +738,7 @@ def conv2d_backprop_input(input_sizes, filter, out_backprop, strides, padding, u
     return layouts.convert(dx_nhwc, "NHWC", fmt)
 
 
+@_ieee
 def conv2d_backprop_filter(input, filter_sizes, out_backprop, strides, padding, use_cudnn_on_gpu=True,
                            explicit_paddings=(), data_format="NHWC", dilations=(1, 1, 1, 1)):
     """``tf.raw_ops.Conv2DBackpropFilter``: the gradient of conv2d with respect to its filter.
@@ -733,6 +763,7 @@ def conv2d_backprop_filter(input, filter_sizes, out_backprop, strides, padding, 
     return _cast(_correlate_filter(x_nhwc, dy_nhwc, wins), x.dtype)
 
 
+@_ieee
 def depthwise_conv2d_native_backprop_input(input_sizes: Any, filter: ArrayLike, out_backprop: ArrayLike, strides: Any,
                                            padding: Any, explicit_paddings: Any = (), data_format: str | None = "NHWC",
                                            dilations: Any = (1, 1, 1, 1)) -> np.ndarray:
@@ -758,6 +789,7 @@ def depthwise_conv2d_native_backprop_input(input_sizes: Any, filter: ArrayLike, 
     return layouts.convert(dx_nhwc, "NHWC", fmt)
 
 
+@_ieee
 def depthwise_conv2d_native_backprop_filter(input: ArrayLike, filter_sizes: Any, out_backprop: ArrayLike, strides: Any,
                                             padding: Any, explicit_paddings: Any = (), data_format: str | None = "NHWC",
                                             dilations: Any = (1, 1, 1, 1)) -> np.ndarray:

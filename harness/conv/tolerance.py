@@ -19,6 +19,26 @@ dtype (every ``|x| (*) |w|`` at most 2**(mantissa bits + 1)) are compared for ex
 equality: any summation order gives the exact answer there. int32 is always exact.
 
 A case may replace ``c`` (or add an absolute floor) only with a written reason.
+
+Two refinements come from IEEE arithmetic itself, and matter only near the ends of the dtype's range:
+
+* **gradual underflow**: a product (or the final rounding) whose result is subnormal has an absolute error of up to
+  half the smallest subnormal ``s`` instead of a relative one (sums of subnormals are exact). So each element with
+  nonzero terms gets ``c * (K + 1) * s / 2`` more: ``K + 1`` smallest subnormals with ``c = 2``, 1.4e-45 each in
+  float32, invisible above a few ulps of the smallest normal value.
+* **overflow of a partial sum**: the bound above allows any summation order in the dtype's own precision, and a
+  partial sum in the dtype overflows when the terms of one sign it holds exceed the dtype's range, even when the
+  exact sum (the reference's, in float64) does not. Where the sum of the positive terms of an element,
+  ``P``, can exceed the largest finite value (``P * (1 + c u K)`` beyond it), +inf is an outcome of such a
+  summation; where the negative terms' ``N`` can, -inf; where both can, NaN. Those outcomes, and only those, are
+  accepted there besides the finite bound (``Bound.overflow``); elsewhere non-finite values must match exactly.
+
+Non-finite values are compared exactly (``compare``): where the reference is NaN the implementation must give NaN,
+where it is +inf or -inf the same infinity, and where it is finite a finite value within the bound. The bound is
+computed on the finite parts of the operands (non-finite values read as 0: every term they enter is non-finite, so
+the elements they reach are compared exactly). -0.0 and +0.0 are equal (IEEE ``==``): the sign of a zero sum
+depends on the accumulator's starting value (an exact sum of -0.0 terms is -0.0 in IEEE, but a sum started at
++0.0, as BLAS, Eigen, oneDNN and the reference start it, is +0.0), which is not the op's definition.
 """
 
 from __future__ import annotations
@@ -27,10 +47,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import ml_dtypes
 import numpy as np
 from numpy.typing import DTypeLike
 
-from harness.conv.dtypes import exact_integer_limit, is_integer, unit_roundoff
+from harness.conv.dtypes import exact_integer_limit, is_integer, smallest_subnormal, unit_roundoff
 
 C_DEFAULT = 2.0
 
@@ -53,6 +74,12 @@ class Bound:
     c: float
     u: float
     override: Override | None
+    # Where a partial sum in the dtype may overflow (see the module docstring): an int8 array of the output's shape,
+    # bit 1: +inf is a possible outcome, bit 2: -inf is (both: NaN too); None where no element can overflow.
+    overflow: np.ndarray | None = None
+    # The smallest magnitude that rounds to infinity in the dtype (its largest value plus half an ulp), for
+    # ``overflow``: a finite result where the reference overflowed is right when within the bound of it.
+    overflow_at: float = np.inf
 
     def describe(self) -> str:
         if self.exact:
@@ -78,7 +105,8 @@ def bound_for(
     on absolute values and on ones.
     """
     names = list(arrays)
-    abs64 = [np.abs(np.asarray(arrays[n]).astype(np.float64)) for n in names]
+    finite64 = [_finite_part(np.asarray(arrays[n]).astype(np.float64)) for n in names]
+    abs64 = [np.abs(a) for a in finite64]
     magnitude = op(*abs64, **attrs)
     integer_valued = all(np.array_equal(a, np.round(a)) for a in abs64)
     if is_integer(dtype) or (integer_valued and (magnitude.size == 0 or magnitude.max() <= exact_integer_limit(dtype))):
@@ -88,7 +116,43 @@ def bound_for(
     c = override.c if override and override.c is not None else C_DEFAULT
     u = unit_roundoff(dtype)
     per_element = c * u * np.maximum(terms, 1.0) * magnitude + (override.atol if override else 0.0)
-    return Bound(per_element, False, c, u, override)
+    per_element = per_element + np.where(magnitude > 0, c * (terms + 1) * smallest_subnormal(dtype) / 2, 0.0)
+    overflow = _overflow(op, finite64, attrs, dtype, magnitude, c * u * np.maximum(terms, 1.0))
+    info = ml_dtypes.finfo(np.dtype(dtype))
+    with np.errstate(over="ignore"):
+        threshold = float(info.max) + float(info.eps) * 2.0 ** (int(info.maxexp) - 2)  # max + ulp(max) / 2
+    return Bound(per_element, False, c, u, override, overflow, threshold)
+
+
+def _finite_part(a: np.ndarray) -> np.ndarray:
+    """``a`` with NaN and infinities read as 0 (the elements they reach are compared exactly)."""
+    return a if np.isfinite(a).all() else np.where(np.isfinite(a), a, 0.0)
+
+
+def _overflow(
+    op: Callable[..., np.ndarray],
+    finite64: list[np.ndarray],
+    attrs: Mapping[str, Any],
+    dtype: DTypeLike,
+    magnitude: np.ndarray,
+    slack: np.ndarray,
+) -> np.ndarray | None:
+    """``Bound.overflow``: where a partial sum in ``dtype`` of the positive (bit 1) or negative (bit 2) terms can
+    exceed its largest finite value; None when no element's terms can (the usual case, decided from the sum of all
+    magnitudes without computing anything more)."""
+    largest = float(ml_dtypes.finfo(np.dtype(dtype)).max)
+    with np.errstate(over="ignore", invalid="ignore"):
+        if magnitude.size == 0 or not (magnitude * (1 + slack) >= largest).any():
+            return None
+        if len(finite64) != 2:  # a product of three operands: any element past the range may overflow either way
+            exposed = magnitude * (1 + slack) >= largest
+            return np.where(exposed, 3, 0).astype(np.int8)
+        (x, w) = finite64
+        xp, xn, wp, wn = np.maximum(x, 0), np.maximum(-x, 0), np.maximum(w, 0), np.maximum(-w, 0)
+        positive = op(xp, wp, **attrs) + op(xn, wn, **attrs)
+        negative = op(xp, wn, **attrs) + op(xn, wp, **attrs)
+        bits = np.where(positive * (1 + slack) >= largest, 1, 0) | np.where(negative * (1 + slack) >= largest, 2, 0)
+    return bits.astype(np.int8) if bits.any() else None
 
 
 @dataclass(frozen=True)
@@ -113,8 +177,17 @@ class Comparison:
         return text + (f"  ({self.detail})" if self.detail else "")
 
 
+def _show(v: float) -> str:
+    return "NaN" if np.isnan(v) else repr(float(v))
+
+
 def compare(subject: str, got: np.ndarray, against: str, want: np.ndarray, bound: Bound) -> Comparison:
-    """Compare ``got`` with ``want`` element-wise under ``bound`` (shapes and dtypes must match)."""
+    """Compare ``got`` with ``want`` element-wise under ``bound`` (shapes and dtypes must match).
+
+    Non-finite values exactly: NaN in ``want`` needs NaN, an infinity the same infinity, a finite value a finite one
+    within the bound (or, where ``bound.overflow`` says a partial sum may overflow, the infinity or NaN it allows).
+    The detail names the disagreeing non-finite elements, e.g. "NaN expected, got 0.0 at [0, 1, 1, 0]".
+    """
     got, want = np.asarray(got), np.asarray(want)
     if got.shape != want.shape:
         return Comparison(
@@ -125,21 +198,49 @@ def compare(subject: str, got: np.ndarray, against: str, want: np.ndarray, bound
     if got.size == 0:
         return Comparison(subject, against, True, 0.0, 0.0, 0.0, 0.0, "empty output")
     g, w = got.astype(np.float64), want.astype(np.float64)
-    same = (g == w) | (np.isnan(g) & np.isnan(w))  # equal infinities and NaN in both places agree
-    with np.errstate(invalid="ignore"):
-        diff = np.where(same, 0.0, np.abs(g - w))
-    diff = np.where(np.isnan(diff), np.inf, diff)
     limit = bound.per_element
+    both_finite = np.isfinite(g) & np.isfinite(w)
+    # Non-finite on either side: agreement is exact (the same infinity, or NaN in both), or an overflow the bound
+    # allows. -0.0 == +0.0.
+    special = ~both_finite
+    agree = (g == w) | (np.isnan(g) & np.isnan(w))
+    if bound.overflow is not None and bound.overflow.shape == g.shape:
+        bits = bound.overflow
+        allowed = ((g == np.inf) & (bits & 1 > 0)) | ((g == -np.inf) & (bits & 2 > 0)) | (np.isnan(g) & (bits == 3))
+        # The reference overflowed (its exact sum reached the threshold), a summation in the dtype stayed finite:
+        # right when the threshold is within the bound of it.
+        with np.errstate(invalid="ignore", over="ignore"):
+            short = bound.overflow_at - np.abs(g)
+            near = np.isfinite(g) & (short <= limit)
+            allowed |= near & (((w == np.inf) & (g > 0) & (bits & 1 > 0)) | ((w == -np.inf) & (g < 0) & (bits & 2 > 0)))
+        agree = agree | allowed
+    mismatched = special & ~agree
+    with np.errstate(invalid="ignore", over="ignore"):
+        diff = np.where(both_finite & (g != w), np.abs(g - w), 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(diff == 0, 0.0, np.where(limit > 0, diff / limit, np.inf))
         rel = np.where(diff == 0, 0.0, diff / np.abs(w))
+    ratio = np.where(mismatched, np.inf, ratio)
     worst = np.unravel_index(np.argmax(ratio), ratio.shape)
     margin = float(ratio[worst])
-    detail = (
-        ""
-        if margin <= 1
-        else f"worst at index {list(map(int, worst))}: {g[worst]!r} vs {w[worst]!r}, bound {limit[worst]:.3g}"
-    )
+    details = []
+    if mismatched.any():
+        where = np.argwhere(mismatched)
+        shown = [f"{_show(w[tuple(i)])} expected, got {_show(g[tuple(i)])} at {list(map(int, i))}" for i in where[:4]]
+        more = f" (and {len(where) - 4} more)" if len(where) > 4 else ""
+        details.append(f"{len(where)} non-finite disagreement(s): " + "; ".join(shown) + more)
+    finite_worst = np.where(mismatched, 0.0, ratio)
+    if float(finite_worst.max()) > 1:
+        i = np.unravel_index(np.argmax(finite_worst), ratio.shape)
+        details.append(f"worst at index {list(map(int, i))}: {g[i]!r} vs {w[i]!r}, bound {limit[i]:.3g}")
+    finite_limit = limit[np.isfinite(w)] if np.isfinite(w).any() else np.zeros(1)
     return Comparison(
-        subject, against, margin <= 1, float(diff.max()), float(np.nanmax(rel)), float(limit.max()), margin, detail
+        subject,
+        against,
+        margin <= 1,
+        float(np.inf if mismatched.any() else diff.max()),
+        float(np.inf if mismatched.any() else np.nanmax(rel)),
+        float(np.nanmax(finite_limit)) if finite_limit.size else 0.0,
+        margin,
+        "; ".join(details),
     )

@@ -138,8 +138,16 @@ def depthwise_then_matmul(a: Arrays, attrs: dict[str, Any]) -> np.ndarray:
     return layouts.convert(y_nchw, "NCHW", fmt)
 
 
+def _finite_only(values: np.ndarray, name: str, zeros: str) -> None:
+    """NotApplicable when ``values`` hold NaN or an infinity: ``zeros`` (no terms of the op's definition) meet them,
+    and 0 * inf is NaN, so the formulation equals the op for finite values only."""
+    if not np.isfinite(np.asarray(values, np.float64)).all():
+        raise NotApplicable(f"{name} holds NaN or an infinity, and {zeros} (not terms of the op) would make NaN of it")
+
+
 def zero_insertion(a: Arrays, attrs: dict[str, Any]) -> np.ndarray:
     """my_deconv: insert zeros, pad, correlate with the 180-degree-rotated [out, in, h, w] kernel, crop."""
+    _finite_only(a["filters"], "filters", "the zeros it inserts and pads with")
     fmt = _fmt(attrs, "NHWC")
     y_nchw = layouts.convert(a["input"], fmt, "NCHW")
     # The documents hand TensorFlow rot180(K) laid out [h, w, out, in] and correlate with K itself.
@@ -158,6 +166,7 @@ def zero_insertion(a: Arrays, attrs: dict[str, Any]) -> np.ndarray:
 
 def scipy_dilated_convolve(a: Arrays, attrs: dict[str, Any]) -> np.ndarray:
     """my_dialateconv2d: a true convolution (scipy) with the zero-inserted, 180-degree-rotated kernel."""
+    _finite_only(a["value"], "value", "the zeros it inserts into the kernel")
     x_nhwc = a["value"]
     k_conv_oihw = layouts.rotate_180(layouts.hwio_to_oihw(a["filters"]), "OIHW")
     wins = _windows("atrous_conv2d", ATROUS_FORMS, x_nhwc.shape, k_conv_oihw.shape[2:], attrs, "NHWC")

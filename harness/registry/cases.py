@@ -36,6 +36,7 @@ from harness import ops
 from harness.conv import layouts
 from harness.conv.dtypes import DTYPES, dtype_of, is_integer
 from harness.conv.tolerance import Override
+from harness.registry import special as special_values
 
 KERNEL_ORIENTATIONS = ("correlation", "convolution")
 DISTRIBUTIONS: dict[str, tuple[dict[str, float], bool]] = {
@@ -59,12 +60,13 @@ CASE_FIELDS = {
     "gradients",
     "block_bytes",
     "reference_decides",
+    "special",
 }
 # An error contract's TensorFlow class may depend on the kernel that runs the case (measured per op, dtype and padding:
 # harness.tf.environment). onednn_on / onednn_off are the older names of the two keys.
 TF_KERNEL_KEYS = ("onednn_kernel", "eigen_kernel")
 TF_KERNEL_KEY_ALIASES = {"onednn_on": "onednn_kernel", "onednn_off": "eigen_kernel"}
-TENSOR_FIELDS = {"layout", "value", "generate", "kernel", "raw"}
+TENSOR_FIELDS = {"layout", "value", "generate", "kernel", "raw", "special"}
 DEFAULT_DTYPES = ("float32", "float64")
 DIVERGENCES_FILE = "known_divergences.yaml"
 
@@ -124,6 +126,7 @@ class TensorSpec:
     generator: Generator | None = None
     kernel: str = "correlation"  # for filters: "convolution" means rotate 180 degrees first
     raw: bool = False  # pass the values exactly as written (no layout conversion): for wrong-rank error contracts
+    special: special_values.Special | None = None  # a special value at a chosen place (harness.registry.special)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -319,6 +322,14 @@ def _tensor(file, case, fld, spec, allowed_letters: str, kind: str) -> TensorSpe
         raise CaseError(
             file, case, fld, f"layout {layout!r} has {len(layout)} axes but the value has shape {list(t.shape)}"
         )
+    if "special" in spec:
+        if raw:
+            raise CaseError(file, case, f"{fld}.special", "a raw operand is passed as written: no special values")
+        try:
+            t = dataclasses.replace(t, special=special_values.parse(spec["special"], layout, kind))
+        except special_values.SpecialError as exc:
+            where = f"{fld}.special" + (f".{exc.field}" if exc.field else "")
+            raise CaseError(file, case, where, exc.message) from None
     return t
 
 
@@ -458,6 +469,8 @@ def parse_case(file: str, raw: Any, index: int, defaults: dict | None = None, sw
                 f"inputs.{key}",
                 f"{spec.name} has no operand {key!r}; it takes {', '.join(o.name for o in spec.operands)}",
             )
+    if raw.get("special") is not None:
+        inputs_raw = _case_special(file, name, spec, inputs_raw, raw["special"])
     inputs = {}
     for operand in spec.operands:
         if operand.name not in inputs_raw:
@@ -477,6 +490,10 @@ def parse_case(file: str, raw: Any, index: int, defaults: dict | None = None, sw
             raise CaseError(file, name, "dtypes", f"unknown dtype {dt!r}; expected some of {', '.join(DTYPES)}")
         if is_integer(dtype_of(dt)):
             for key, t in inputs.items():
+                if t.special is not None:
+                    raise CaseError(
+                        file, name, f"inputs.{key}.special", f"special values need floating-point dtypes, not {dt}"
+                    )
                 if not t.integer_valued:
                     raise CaseError(
                         file,
@@ -492,6 +509,14 @@ def parse_case(file: str, raw: Any, index: int, defaults: dict | None = None, sw
     if not isinstance(description, str):
         raise CaseError(file, name, "description", "must be a string")
     expect_error = _expect_error(file, name, raw["expect_error"]) if raw.get("expect_error") is not None else None
+    specials = [key for key, t in inputs.items() if t.special is not None]
+    if specials and len(spec.operands) != 2:
+        raise CaseError(
+            file,
+            name,
+            f"inputs.{specials[0]}.special",
+            f"special values are placed in ops of two operands, not {spec.name}",
+        )
     if expect_error and expected is not None:
         raise CaseError(file, name, "expected", "an error contract (expect_error) has no expected output")
     grads = _gradients(file, name, spec, raw.get("gradients", []), expect_error)
@@ -527,6 +552,37 @@ def parse_case(file: str, raw: Any, index: int, defaults: dict | None = None, sw
     )
 
 
+def _case_special(file, case, spec, inputs_raw: dict, value) -> dict:
+    """The case-level ``special: {operand, value, at}`` moved onto its operand (``inputs.<operand>.special``).
+
+    ``operand`` is an operand's name or its role, ``data`` or ``filter``, so that one sweep can place special
+    values in ops whose filter arguments are named differently (``filters``, ``filter``)."""
+    if not isinstance(value, dict) or "operand" not in value:
+        raise CaseError(file, case, "special", f"must be a mapping {{operand, value, at}}, got {value!r}")
+    operand = value["operand"]
+    roles = {"data": spec.data.name, **({"filter": spec.filter.name} if spec.filter is not None else {})}
+    names = [o.name for o in spec.operands]
+    name = roles.get(operand, operand) if isinstance(operand, str) else None
+    if name not in names:
+        raise CaseError(
+            file,
+            case,
+            "special.operand",
+            f"{spec.name} has no operand {operand!r}; give one of {', '.join(names)}, or data / filter",
+        )
+    rest = {k: v for k, v in value.items() if k != "operand"}
+    try:
+        special_values.parse(rest, "", spec.operand(name).kind)
+    except special_values.SpecialError as exc:
+        raise CaseError(file, case, "special" + (f".{exc.field}" if exc.field else ""), exc.message) from None
+    target = inputs_raw.get(name)
+    if not isinstance(target, dict):
+        return inputs_raw  # the operand's own errors are reported where it is parsed
+    if "special" in target:
+        raise CaseError(file, case, "special", f"operand {name!r} has its own special field already")
+    return {**inputs_raw, name: {**target, "special": rest}}
+
+
 def _gradients(file, case, spec, value, expect_error) -> tuple[str, ...]:
     """The ``gradients`` field: operand names of the op (``all``: every operand), for an op with a gradient rule."""
     operands = [o.name for o in spec.operands]
@@ -558,6 +614,13 @@ def operand_array(case: Case, name: str, dtype: str) -> np.ndarray:
     A filter written for convolution is rotated by 180 degrees (over H and W) here,
     after the layout conversion: the op itself always correlates.
     """
+    if any(t.special is not None for t in case.inputs.values()):
+        return operand_arrays(case, dtype)[name]
+    return _plain_operand(case, name, dtype)
+
+
+def _plain_operand(case: Case, name: str, dtype: str) -> np.ndarray:
+    """``operand_array`` without special values."""
     spec = ops.get(case.op)
     operand = spec.operand(name)
     t = case.inputs[name]
@@ -571,8 +634,20 @@ def operand_array(case: Case, name: str, dtype: str) -> np.ndarray:
 
 
 def operand_arrays(case: Case, dtype: str) -> dict[str, np.ndarray]:
-    """Every operand of the case by argument name, as the op receives it (see ``operand_array``)."""
-    return {o.name: operand_array(case, o.name, dtype) for o in ops.get(case.op).operands}
+    """Every operand of the case by argument name, as the op receives it (see ``operand_array``), with the special
+    values of its operands placed (``harness.registry.special``)."""
+    arrays = {o.name: _plain_operand(case, o.name, dtype) for o in ops.get(case.op).operands}
+    specials = {k: (t.special, t.layout, t.shape) for k, t in case.inputs.items() if t.special is not None}
+    if not specials:
+        return arrays
+    try:
+        return {
+            k: np.ascontiguousarray(v)
+            for k, v in special_values.apply(case.op, arrays, case.attrs, specials, dtype_of(dtype)).items()
+        }
+    except special_values.SpecialError as exc:
+        where = f"inputs.{exc.operand or next(iter(specials))}.special" + (f".{exc.field}" if exc.field else "")
+        raise CaseError(case.file, case.name, where, exc.message) from None
 
 
 def expected_array(case: Case, dtype: str) -> np.ndarray | None:

@@ -57,7 +57,7 @@ from packaging.version import Version
 from harness import ops
 from harness.conv import layouts
 from harness.conv.padding import INT32_MAX, INT64_MAX, normalize_padding, normalize_window_arg, window
-from harness.registry import location
+from harness.registry import location, special_features
 from harness.registry.cases import CaseError
 from harness.tf import machine
 from harness.tf.environment import Environment
@@ -126,6 +126,7 @@ FEATURES = {
     "onednn_isa": "the ISA oneDNN uses here, after any ONEDNN_MAX_CPU_ISA cap (measured from oneDNN's own log), "
     "e.g. avx2, avx512_core_bf16, avx512_core_amx",
     "cpu.<flag>": "the CPU has this feature (harness.tf.machine.DECIDING_FLAGS, e.g. cpu.amx_bf16, cpu.avx512_fp16)",
+    **special_features.FEATURES,
 }
 # Features of the machine, not of the case: an entry whose `when` one of these fails cannot apply here at all
 # ("not applicable here", never stale). Matched from ``Environment.facts()``.
@@ -528,10 +529,12 @@ def features(
     env: Environment,
     *,
     expect_error: bool = False,
+    tolerance=None,
 ) -> dict:
     """The facts about one call of ``op`` (a tf.nn op or a raw op, with these operands and attributes) that
     divergence conditions can name (see FEATURES). The same for every kind of item: a registry case, a raw backprop
-    op called by a gradient check, a backend's run, a tf.GradientTape gradient (the features of its op's call)."""
+    op called by a gradient check, a backend's run, a tf.GradientTape gradient (the features of its op's call).
+    ``tolerance``: the case's override of the bound (the simulated flushing is judged under it)."""
     spec = ops.get(op)
     fmt = spec.data_format(attrs)
     x = np.asarray(arrays[spec.data.name])
@@ -677,6 +680,7 @@ def features(
                     stride = strides[i] if i < len(strides) else (strides[0] if strides else 1)
                     if stride > 0 and int((excess + stride) / stride) == target[letter]:  # C++ truncates toward 0
                         feats["tf_zero_output"] = True
+    feats.update(special_features.features(op, dtype, arrays, attrs, reference_output, env, expect_error, tolerance))
     return {**feats, **env.facts()}
 
 

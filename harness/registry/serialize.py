@@ -56,6 +56,8 @@ def tensor_to_dict(t: TensorSpec) -> dict:
         out["generate"] = _generator_dict(t.generator)
     else:
         raise ValueError(f"TensorSpec (layout {t.layout!r}) has neither a literal nor a generator")
+    if t.special is not None:
+        out["special"] = t.special.record()
     return out
 
 

@@ -1055,11 +1055,18 @@ def render_machine_environment(env: dict, anchor: str = "kernel-paths") -> str:
         for k, v in sorted(failing.items())
     )
     error = f'<p class="note">Probe: {esc(probe["error"])}</p>' if probe.get("error") else ""
+    subnormals = "".join(f'<li class="mono">{esc(line)}</li>' for line in env.get("subnormals") or [])
     return (
         intro
         + error
         + table(["TensorFlow kernel", *dtypes], rows, attrs=f' id="{esc(anchor)}"')
         + (f"<ul>{notes}</ul>" if notes else "")
+        + (
+            "<p>Subnormals, measured per dtype and kernel path (inputs read as zero: DAZ; results flushed to zero: "
+            f"FTZ):</p><ul>{subnormals}</ul>"
+            if subnormals
+            else ""
+        )
     )
 
 

@@ -199,7 +199,9 @@ def operand_code(case: Case, name: str, dtype: str) -> str:
     """
     t = case.inputs[name]
     var = variable_name(case, name)
-    if t.generator is not None and int(np.prod(t.shape)) > LITERAL_LIMIT:
+    # Special values change operands after generating them (harness.registry.special): their values, as literals.
+    specials = any(spec.special is not None for spec in case.inputs.values())
+    if t.generator is not None and not specials and int(np.prod(t.shape)) > LITERAL_LIMIT:
         return _generated_code(case, name, dtype)
     return f"{var} = {_array_literal(operand_array(case, name, dtype), dtype)}"
 

@@ -5,7 +5,8 @@ arrays in the op's layouts, attributes) into an equivalent computation built
 from other calls, layout conversions and NumPy (``Sides``). The relation holds
 when both sides agree within the tolerance bound of ``harness.conv.tolerance``.
 
-Each relation is checked on every registry case of its ops (``check``):
+Each relation is checked on every registry case of its ops (``check``), except cases with special values
+(NaN, infinities, overflow: the identities are those of real arithmetic):
 
 * on the reference: the left side and the right side both computed by the reference;
 * on TensorFlow: both computed by TensorFlow (called through ``harness.tf.isolation``);
@@ -521,6 +522,11 @@ def check(
     """Every side of ``relation`` on ``case`` at ``dtype``; [] when the relation does not apply to it."""
     env = env or Environment.current()
     name = f"{case.id}[{dtype}]"
+    if any(t.special is not None for t in case.inputs.values()):
+        # The relations are identities of real arithmetic: NaN, infinities and overflow (inf - inf, 0 * inf in a
+        # rewritten side's inserted zeros) break them. Special values are checked against the reference's IEEE
+        # semantics directly (docs/cases.md, "Special values").
+        return []
     try:
         p = prepare(case, dtype)
         if p.reference_error is not None:

@@ -33,7 +33,7 @@ from typing import Any
 
 from harness.atomic import write_atomic
 from harness.conv.dtypes import DTYPES
-from harness.tf import isolation, kernel_probe, machine, versions, wrappers
+from harness.tf import flush_probe, isolation, kernel_probe, machine, versions, wrappers
 from harness.tf.machine import Cpu, MemoryBudget
 
 PROBE_SCHEMA = 2
@@ -64,6 +64,10 @@ class Probe:
     numpy: str | None = (
         None  # the NumPy of the TensorFlow server's interpreter  # "measured", "cache" (``machine.cache_dir()``), or where a recorded probe came from
     )
+    # "Kernel/dtype/padding" -> {"inputs": ..., "results": ...}: whether the kernel flushes subnormal inputs (DAZ) /
+    # results (FTZ) to zero, True / False or what was seen instead (``harness.tf.flush_probe``); absent: unknown
+    # (a probe recorded before it was measured).
+    flushes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def path(self, kernel: str, dtype: str, padding: str) -> str:
         return self.paths.get(f"{kernel}/{dtype}/{padding}", "unknown")
@@ -87,6 +91,7 @@ class Probe:
             "seconds": self.seconds,
             "source": self.source,
             "numpy": self.numpy,
+            "flushes": {k: dict(v) for k, v in self.flushes.items()},
         }
 
     @classmethod
@@ -102,6 +107,7 @@ class Probe:
             float(rec.get("seconds") or 0.0),
             source or rec.get("source") or "recorded",
             rec.get("numpy"),
+            {k: dict(v) for k, v in (rec.get("flushes") or {}).items()},
         )
 
 
@@ -170,6 +176,21 @@ class Environment:
             return True
         return False if runs and all(r == "ok" for r in runs) else None
 
+    def flushes_subnormals(self, kernels, dtype: str, padding: str) -> bool | None:
+        """Whether one of ``kernels`` was measured to flush subnormal inputs or results to zero at this dtype and
+        padding kind: True if one does, False if none does, None when that is not known (not measured, or neither
+        answer). ``harness.tf.flush_probe`` measures it."""
+        if self.probe is None:
+            return None
+        found = [self.probe.flushes.get(f"{k}/{dtype}/{padding}") for k in kernels]
+        measured = [f for f in found if f is not None]
+        if not found or len(measured) < len(found):
+            return None
+        answers = [f.get(test) for f in measured for test in ("inputs", "results")]
+        if any(a is True for a in answers):
+            return True
+        return False if all(a is False for a in answers) else None
+
     def facts(self) -> dict:
         """The environment-level features a known divergence's ``when`` can name (``divergences.ENV_FEATURES``):
         ``onednn_isa`` and ``cpu.<flag>`` for every flag of ``machine.DECIDING_FLAGS``."""
@@ -198,6 +219,7 @@ class Environment:
             "onednn_isa_cap": self.isa_cap,
             "onednn_isa": self.onednn_isa,
             "kernel_paths": kernel_path_table(self.probe) if self.probe else None,
+            "subnormals": flush_lines(self.probe) if self.probe else None,
             "probe": self.probe.record() if self.probe else None,
             "tf_cpp_min_log_level": os.environ.get("TF_CPP_MIN_LOG_LEVEL", ""),
             "memory_budget": self.memory.record() if self.memory else None,
@@ -320,6 +342,32 @@ def describe(env: Environment) -> list[str]:
     cached = {"measured": "", "cache": "; read from the cache"}.get(probe.source, f"; {probe.source}")
     lines.append(f"  kernel paths (measured in {probe.seconds:.1f} s{cached}):")
     lines += [f"    {dtype:<9} {dtype_paths(probe, dtype)}" for dtype in DTYPES]
+    lines.append("  subnormals (measured: inputs read as zero (DAZ) / results flushed to zero (FTZ), by kernel path):")
+    lines += [f"    {line}" for line in flush_lines(probe)]
+    return lines
+
+
+def flush_lines(probe: Probe) -> list[str]:
+    """One line per dtype: for each kernel path, whether its kernels flush subnormal inputs and results, e.g.
+    "float32   onednn: inputs flushed, results flushed; eigen: inputs flushed, results flushed"."""
+    if not probe.flushes:
+        return ["not measured (a probe recorded before subnormal flushing was measured)"]
+    lines = []
+    for dtype in ("float16", "bfloat16", "float32", "float64"):
+        by_path: dict[str, set[str]] = {}
+        for kernel in kernel_probe.KERNELS:
+            for padding in kernel_probe.PADDINGS:
+                found = probe.flushes.get(f"{kernel}/{dtype}/{padding}")
+                path = probe.path(kernel, dtype, padding)
+                if found is None or path in ("none", "unknown"):
+                    continue
+                text = ", ".join(
+                    f"{test} " + ("flushed" if v is True else "kept" if v is False else f"? ({v})")
+                    for test, v in found.items()
+                )
+                by_path.setdefault(path, set()).add(text)
+        parts = [f"{path}: {' | '.join(sorted(texts))}" for path, texts in sorted(by_path.items())]
+        lines.append(f"{dtype:<9} {'; '.join(parts) or 'not measured'}")
     return lines
 
 
@@ -335,7 +383,7 @@ def _keyed_environ() -> tuple[tuple[str, str], ...]:
 def probe_key(tensorflow: str, onednn: bool, cpu: Cpu, cap: str | None, environ) -> str:
     """The cache key of a probe: everything its answer depends on."""
 
-    source = Path(kernel_probe.__file__).read_bytes()
+    source = Path(kernel_probe.__file__).read_bytes() + Path(flush_probe.__file__).read_bytes()
     server = versions.installed()  # where TensorFlow is installed and when: a reinstall in place changes the key
     material = json.dumps(
         {
@@ -459,6 +507,11 @@ def _measure(call) -> Probe:
     ]
     if missing and error is None:
         error = f"{len(missing)} kernel path(s) could not be measured, e.g. {missing[0]}"
+    flushes = {
+        i.split("/", 1)[1]: {k: v for k, v in d.items() if k in ("inputs", "results")}
+        for i, d in done.items()
+        if i.startswith("flush/")
+    }
     answered = done.get("tensorflow", {})
     return Probe(
         paths,
@@ -470,6 +523,7 @@ def _measure(call) -> Probe:
         error,
         round(time.monotonic() - start, 3),
         numpy=answered.get("numpy"),
+        flushes=flushes,
     )
 
 

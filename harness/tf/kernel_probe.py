@@ -10,6 +10,8 @@ computes, so ``harness.tf.environment`` measures it instead of assuming it, once
   function it ran (``{{function_node __wrapped___MklNativeConv2D_device_...}}``): a ``_Mkl`` kernel is oneDNN,
   any other is Eigen. Where the message names none (an older TensorFlow), the kernel that a graph with the same
   call ran is read from ``RunMetadata`` instead. No kernel for the dtype is "none".
+* **subnormals**: whether each kernel flushes subnormal inputs (DAZ) and results (FTZ) to zero, per dtype and
+  padding kind (``harness.tf.flush_probe``).
 * **oneDNN**: with ``ONEDNN_VERBOSE=1`` (set here, before this process's first oneDNN primitive), each kernel is
   run on valid operands: oneDNN's own log gives its version, the ISA it uses (its ``isa:`` line, which honours
   ``ONEDNN_MAX_CPU_ISA``) and the implementation each call ran; a call that fails (a cap below what the dtype
@@ -32,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from harness.conv.dtypes import DTYPES
-from harness.tf import wrappers
+from harness.tf import flush_probe, wrappers
 
 KERNELS = (
     "Conv2D",
@@ -165,10 +167,10 @@ def _implementation(lines: list[str]) -> str | None:
 
 
 def items() -> list[str]:
-    """Every probe item, in the order ``run`` takes them: the kernel paths, then the valid runs."""
+    """Every probe item, in the order ``run`` takes them: the kernel paths, the valid runs, then subnormal flushing."""
     paths = [f"path/{k}/{d}/{p}" for k in KERNELS for d in DTYPES for p in PADDINGS]
     runs = [f"run/{k}/{d}" for k in KERNELS for d in DTYPES]
-    return paths + runs
+    return paths + runs + flush_probe.items(KERNELS, PADDINGS)
 
 
 def run(out_path: str, skip: list | tuple = ()) -> str:
@@ -197,6 +199,9 @@ def run(out_path: str, skip: list | tuple = ()) -> str:
                 if found["path"] == "none":
                     no_kernel.add((kernel, dtype))
                 emit({"item": item, **found})
+                continue
+            if kind == "flush":
+                emit({"item": item, **flush_probe.flush(sys.modules[__name__], kernel, dtype, rest[0])})
                 continue
             if (kernel, dtype) in no_kernel:
                 emit({"item": item, "runs": "no kernel", "implementation": None})

@@ -54,6 +54,22 @@ def test_the_worked_example_expected_values_follow_its_description():
     assert doc["cases"][0]["expected"]["value"] == want
 
 
+def test_the_special_values_example_runs_and_its_expected_values_hold():
+    """docs/cases.md's special-values case: its NaN lands where the text says, the reference gives the expected values
+    (NaN included) at every dtype, and TensorFlow agrees."""
+    from harness.check.runner import run_case
+    from harness.registry.cases import operand_arrays, parse_case
+
+    block = next(b for b in _blocks("yaml") if "nan_read_through_a_zero_weight" in b)
+    case = parse_case("docs/cases.md", yaml.safe_load(block)["cases"][0], 0)
+    x = operand_arrays(case, "float32")["input"]
+    assert np.argwhere(np.isnan(x)).tolist() == [[0, 0, 2, 0]]
+    for dtype in case.dtypes:
+        outcome = run_case(case, dtype)
+        assert outcome.status == "passed", outcome.report()
+        assert any(c.against == "expected" and c.ok for c in outcome.comparisons), outcome.report()
+
+
 def test_the_python_snippet_runs_without_tensorflow_for_the_reference():
     snippet = next(b for b in _blocks("python") if "reference.conv2d" in b)
     namespace: dict = {}

@@ -158,6 +158,12 @@ def test_the_probe_here_measures_every_item():
     assert set(env.probe.paths) == {i.split("/", 1)[1] for i in kernel_probe.items() if i.startswith("path/")}
     assert set(env.probe.paths.values()) <= set(kernel_probe.PATHS) - {"unknown"}
     assert env.kernel_path("Conv2D", "float64", "named") == "eigen"  # no oneDNN float64 kernel anywhere
+    # subnormal flushing, per kernel, float dtype and padding kind: True, False, or what came out instead
+    assert set(env.probe.flushes) == {i.split("/", 1)[1] for i in kernel_probe.items() if i.startswith("flush/")}
+    assert all(
+        set(f) == {"inputs", "results"} and all(isinstance(v, (bool, str)) for v in f.values())
+        for f in env.probe.flushes.values()
+    )
     if env.onednn and env.probe.onednn_version:  # oneDNN ran here: float32 is its dtype on every CPU
         assert env.probe.onednn_isa_text
         assert env.kernel_path("Conv2D", "float32", "named") == "onednn"
