@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections import Counter
 from collections.abc import Iterator
 from functools import cache
 
@@ -64,8 +65,12 @@ def full_registry() -> tuple[Case, ...]:
 @cache
 def cases_of(op: str) -> tuple[Case, ...]:
     """The full registry's cases of ``op``, hand-written files first (a sweep's items are many and alike)."""
+    sizes = Counter((c.file, c.sweep) for c in full_registry())  # small sweeps first: the big grids are alike
     return tuple(
-        sorted((c for c in full_registry() if c.op == op), key=lambda c: (c.sweep is not None, not c.reference_decides))
+        sorted(
+            (c for c in full_registry() if c.op == op),
+            key=lambda c: (c.sweep is not None, not c.reference_decides, sizes[c.file, c.sweep]),
+        )
     )
 
 
