@@ -361,11 +361,12 @@ def _batch_axes(input: ArrayLike, rank: int, compute: Any) -> np.ndarray:
     """``compute(input)`` for an input of rank ``rank``; for a higher rank, as tf.nn.conv1d / conv2d document it:
     every axis before the last ``rank - 1`` is a batch axis. They are folded into one batch and unfolded after."""
     try:
-        x = np.asarray(input)
+        rank_given = np.ndim(input)
     except ValueError:  # ragged: the op's own checks say so, naming the argument
+        rank_given = rank
+    if rank_given <= rank:
         return compute(input)
-    if x.ndim <= rank:
-        return compute(input)
+    x = np.asarray(input)
     lead = x.shape[: x.ndim - rank + 1]
     y = compute(x.reshape((-1, *x.shape[x.ndim - rank + 1:])))
     return y.reshape((*lead, *y.shape[1:]))
