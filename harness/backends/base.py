@@ -252,6 +252,9 @@ def run(backend: Backend, op: str, arrays: Mapping[str, np.ndarray], attrs: dict
     why = backend.covers(op, dtype)
     if why:
         raise NotCovered(why)
+    spec = ops.get(op)
+    if np.ndim(arrays[spec.data.name]) != len(spec.data_format(attrs)):
+        raise NotCovered(f"{op} with batch axes beyond {spec.data_format(attrs)}: a backend takes one batch axis")
     if backend.convention == "explicit":
         out = _call_explicit(backend, op, arrays, attrs)
     else:

@@ -206,6 +206,18 @@ class Case:
     def id(self) -> str:
         return f"{self.file}::{self.name}"
 
+    @property
+    def computes(self) -> bool:
+        """Whether the case is known to compute a value in the op's own layouts from ordinary values: not an error
+        contract, not decided by the reference, no operand passed as written (a wrong rank, or tf.nn.conv2d's extra
+        batch axes) and no special values (their IEEE results are checked against TensorFlow, not other
+        implementations' conventions)."""
+        return (
+            self.expect_error is None
+            and not self.reference_decides
+            and not any(t.raw or t.special is not None for t in self.inputs.values())
+        )
+
     def item_name(self, dtype: str, check: str = "forward") -> str:
         return f"{self.name}[{dtype}]" if check == "forward" else f"{self.name}[{dtype}:{check}]"
 

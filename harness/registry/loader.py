@@ -190,15 +190,16 @@ def _parse_file(
 def computing_cases(files, root: Path | None = None) -> list[Case]:
     """The cases of ``files`` (default: every ``cases/**/*.yaml`` under ``root``) that compute a value.
 
-    Error contracts and malformed entries are left out: for the command-line checks (relations, mutants) that
-    exercise conventions, not argument validation. Raises FileNotFoundError naming the first missing file.
+    Error contracts, generated inputs, operands passed as written (``Case.computes``) and malformed entries are
+    left out: for the checks (relations, mutants, backends) that exercise conventions, not argument validation.
+    Raises FileNotFoundError naming the first missing file.
     """
     root = Path(root or Path.cwd())
     files = [Path(f) for f in files] or sorted((root / "cases").rglob("*.yaml"))
     for f in files:
         if not f.is_file():
             raise FileNotFoundError(f"no such case file: {f}")
-    return [c for f in files for c in load_file(f, root) if isinstance(c, Case) and c.expect_error is None]
+    return [c for f in files for c in load_file(f, root) if isinstance(c, Case) and c.computes]
 
 
 def fingerprint(root: Path) -> str:

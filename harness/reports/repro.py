@@ -245,7 +245,7 @@ def _kernel(case: Case, dtype: str, attrs: Mapping, env: Environment) -> bool | 
 def _header(case: Case, dtype: str, env: Environment, eigen: bool | None, finding: str) -> list[str]:
     settings = wrappers.settings()
     mode = "on" if env.onednn else "off"
-    kind = "an error contract" if case.expect_error else "a computed output"
+    kind = "an error contract" if case.expect_error or case.reference_decides else "a computed output"
     cpu = env.cpu.model if env.cpu else "an unrecorded CPU"
     isa = f", oneDNN ISA {env.onednn_isa}" if env.onednn_isa else ""
     cap = f", ONEDNN_MAX_CPU_ISA={env.isa_cap}" if env.isa_cap else ""
@@ -324,16 +324,21 @@ def _raised_lines(indent: str = "    ") -> list[str]:
     ]
 
 
+ANY_ERROR = "any error"  # what a case the reference decides expects of TensorFlow where the reference rejects it
+
+
 def _error_contract(case: Case, eigen: bool | None, attrs: Mapping, ref_error: ValueError | None) -> list[str]:
     expect = case.expect_error
-    if expect is None:  # script calls this for error contracts only
+    if expect is None and not (case.reference_decides and ref_error is not None):  # error contracts only
         raise ValueError(f"{case.id}: not an error contract")
-    want = expect.tensorflow_error(eigen)
-    if want is None:  # the kernel was not measured: either class the case declares
-        want = " or ".join(sorted(set(expect.tensorflow.values())))
-        kernel = "whichever kernel runs"
+    if expect is None:  # the reference decides: it rejects the input, and any TensorFlow error agrees
+        want, kernel = ANY_ERROR, "any kernel: the reference decides, and every error class agrees"
     else:
-        kernel = "Eigen's kernel" if eigen else "oneDNN's kernel"
+        declared = expect.tensorflow_error(eigen)
+        if declared is None:  # the kernel was not measured: either class the case declares
+            want, kernel = " or ".join(sorted(set(expect.tensorflow.values()))), "whichever kernel runs"
+        else:
+            want, kernel = declared, "Eigen's kernel" if eigen else "oneDNN's kernel"
     if ref_error is not None:
         reference = f"The harness's reference raises ValueError: {ref_error}"
     else:
@@ -354,7 +359,8 @@ def _error_contract(case: Case, eigen: bool | None, attrs: Mapping, ref_error: V
         textwrap.indent(_call(case, attrs), "    "),
         "except Exception as exc:  # every TensorFlow error class is an outcome to report",
         *_raised_lines(),
-        '    verdict = "AGREES" if type(exc).__name__ in EXPECTED_ERROR.split(" or ") else "DIFFERS"',
+        f'    agrees = EXPECTED_ERROR == "{ANY_ERROR}" or type(exc).__name__ in EXPECTED_ERROR.split(" or ")',
+        '    verdict = "AGREES" if agrees else "DIFFERS"',
         '    print(f"verdict: {verdict} (TensorFlow raised {type(exc).__name__}; the case declares {EXPECTED_ERROR})")',
         "else:",
         '    print(f"TensorFlow returned a value of shape {list(output.shape)} instead of raising")',
@@ -468,13 +474,13 @@ def script(case: Case, dtype: str, env: Environment, *, finding: str = "") -> st
     if dtype not in case.dtypes:
         raise ValueError(f"{case.id}: dtype {dtype!r} is not one of the case's dtypes ({', '.join(case.dtypes)})")
     p = prepare(case, dtype)
-    if case.expect_error is None and p.reference_error is not None:
+    if not p.expects_error and p.reference_error is not None:
         raise ValueError(
             f"{case.id}: the reference rejects this case, so there is nothing to reproduce: {p.reference_error}"
         )
     eigen = _kernel(case, dtype, p.attrs, env)
     lines = _header(case, dtype, env, eigen, finding) + _prologue(env) + _operands(case, dtype)
-    if case.expect_error is not None:
+    if p.expects_error:
         lines += _error_contract(case, eigen, p.attrs, p.reference_error)
     else:
         lines += _computed(p)
