@@ -220,24 +220,31 @@ def measure(root: Path, out: Path, pytest_args: list[str]) -> dict:
     """Run the registry under coverage.py; write out/html/ and out/coverage.json; return the JSON report."""
     out.mkdir(parents=True, exist_ok=True)
     rc = out / "coveragerc"
+    # Measured from each interpreter's start (coverage run, and patch = subprocess for the pytest-xdist workers): the
+    # harness's pytest plugin is an entry point that imports the reference package before pytest-cov would start.
     rc.write_text(
-        "[run]\nbranch = True\nsource = harness.conv\ndata_file = " + str(out / ".coverage") + "\n"
-        "[report]\ninclude =\n" + "".join(f"    */{t}\n" for t in TARGETS) + "\n"
-        "[html]\ndirectory = " + str(out / "html") + "\n",
+        "[run]\nbranch = True\nparallel = True\npatch = subprocess\nsource = harness.conv\ndata_file = "
+        + str(out / ".coverage")
+        + "\n[report]\ninclude =\n"
+        + "".join(f"    */{t}\n" for t in TARGETS)
+        + "\n[html]\ndirectory = "
+        + str(out / "html")
+        + "\n",
         encoding="utf-8",
     )
+    for old in out.glob(".coverage*"):
+        old.unlink()
+    coverage = [sys.executable, "-m", "coverage"]
     cmd = [
-        sys.executable,
+        *coverage,
+        "run",
+        f"--rcfile={rc}",
         "-m",
         "pytest",
         "cases",
         "-q",
         "-p",
         "no:hypothesispytest",
-        "--cov",
-        f"--cov-config={rc}",
-        f"--cov-report=html:{out / 'html'}",
-        f"--cov-report=json:{out / 'coverage.json'}",
         "--junitxml",
         str(out / "junit.xml"),
         *pytest_args,
@@ -245,6 +252,8 @@ def measure(root: Path, out: Path, pytest_args: list[str]) -> dict:
     print("$", " ".join(cmd), flush=True)
     # parsing runs reference code (symbolic attributes): no parsed registry from the disk cache
     run = subprocess.run(cmd, cwd=root, env={**os.environ, loader.CACHE_ENV: "off"})
+    for step in (["combine", "-q"], ["json", "-q", "-o", str(out / "coverage.json")], ["html", "-q"]):
+        subprocess.run([*coverage, *step, f"--rcfile={rc}"], cwd=root, check=True)
     if run.returncode not in (0, 1):
         raise SystemExit(f"coverage: the registry run failed to start (pytest exit {run.returncode})")
     if run.returncode == 1:
