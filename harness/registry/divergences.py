@@ -158,7 +158,9 @@ ENTRY_FIELDS = {
 # it. gradient: tf.GradientTape's gradients of the op (the features are those of the op's own call). Every item is
 # matched by the same ``features`` of the op it calls; an entry applies only to the ops its ``when.op`` names.
 SCOPES = ("forward", "gradient")
-STRICTNESS = ("per_case", "per_entry")
+# nondeterministic: a per_entry defect whose effect is luck (uninitialized memory can hold zeros): a matching case
+# that agrees passes, and the run does not fail when none diverges (the report still counts them).
+STRICTNESS = ("per_case", "per_entry", "nondeterministic")
 
 
 @dataclass(frozen=True)
