@@ -63,6 +63,7 @@ CLASSES = (
 INT_VALUES = {"0": 0, "neg1": -1, "2pow31": 2**31, "2pow63": 2**63}
 NOT_INT_VALUES = {"1.0": 1.0, "1.5": 1.5, "None": None, "str1": "1", "True": True}
 FIELDS = {"name", "ops", "classes", "dtypes", "cover", "tags"}
+SHAPE_ARGS = ("output_shape", "input_sizes", "filter_sizes")  # the arguments that give an output's shape
 SPARE_LETTERS = "DMXYZ"  # layout letters for the extra axis of a too-high rank (raw operands: the letters only count)
 
 
@@ -171,7 +172,8 @@ def _window_args(spec: ops.OpSpec) -> list[str]:
 
 
 def _list_args(spec: ops.OpSpec) -> list[str]:
-    return _window_args(spec) + [a for a in ("output_shape", "input_sizes", "filter_sizes") if a in spec.attrs]
+    """The op's integer list arguments: strides, dilations and its output_shape or sizes argument."""
+    return _window_args(spec) + [a for a in SHAPE_ARGS if a in spec.attrs]
 
 
 def _valid_lengths(spec: ops.OpSpec, arg: str, rank: int) -> tuple[int, ...]:
@@ -184,12 +186,12 @@ def _valid_lengths(spec: ops.OpSpec, arg: str, rank: int) -> tuple[int, ...]:
 
 def list_length(spec: ops.OpSpec, base: dict) -> Iterator[ErrorInput]:
     rank = len(spec.formats[0])
+    fmt = spec.data_format(base["attrs"])
     for arg in _list_args(spec):
         given = base["attrs"].get(arg)
         for length in range(rank + 2):
             if length in _valid_lengths(spec, arg, rank):
                 continue
-            fmt = spec.data_format(base["attrs"])
             if isinstance(given, list) and length == len(fmt) - 2 and len(given) == len(fmt):
                 value = [given[fmt.index(c)] for c in layouts.spatial(fmt)]  # the spatial entries: a form of its own
             elif isinstance(given, list):
@@ -216,12 +218,8 @@ def _spatial_entry(spec: ops.OpSpec, base: dict, arg: str, value: Any) -> Any:
     return value
 
 
-def _value_places(spec: ops.OpSpec) -> list[str]:
-    return _window_args(spec) + [a for a in ("output_shape", "input_sizes", "filter_sizes") if a in spec.attrs]
-
-
 def int_value(spec: ops.OpSpec, base: dict) -> Iterator[ErrorInput]:
-    for arg in _value_places(spec):
+    for arg in _list_args(spec):
         for label, value in INT_VALUES.items():
             case = _with_attrs(base, **{arg: _spatial_entry(spec, base, arg, value)})
             if value > 1 and arg in (spec.forms.dilation_arg, "filter_sizes"):
@@ -232,7 +230,7 @@ def int_value(spec: ops.OpSpec, base: dict) -> Iterator[ErrorInput]:
 
 
 def not_int(spec: ops.OpSpec, base: dict) -> Iterator[ErrorInput]:
-    for arg in _value_places(spec):
+    for arg in _list_args(spec):
         for label, value in NOT_INT_VALUES.items():
             yield ErrorInput(
                 spec.name,
@@ -255,7 +253,7 @@ def empty_axis(spec: ops.OpSpec, base: dict) -> Iterator[ErrorInput]:
                 case,
                 (f"operand={operand.name}", f"axis={letter}"),
             )
-    for arg in ("output_shape", "input_sizes", "filter_sizes"):
+    for arg in SHAPE_ARGS:
         given = base["attrs"].get(arg)
         if isinstance(given, list):
             for i in range(len(given)):
@@ -267,10 +265,6 @@ def empty_axis(spec: ops.OpSpec, base: dict) -> Iterator[ErrorInput]:
                     _with_attrs(base, **{arg: value}),
                     (f"arg={arg}", f"index={i}"),
                 )
-
-
-def _explicit_padding_ok(spec: ops.OpSpec) -> bool:
-    return spec.forms.explicit_padding
 
 
 def kernel_exceeds_input(spec: ops.OpSpec, base: dict) -> Iterator[ErrorInput]:
@@ -288,7 +282,7 @@ def kernel_exceeds_input(spec: ops.OpSpec, base: dict) -> Iterator[ErrorInput]:
                 continue
             for how in ("size", "dilation"):
                 for padding in ("VALID", "explicit"):
-                    if padding == "explicit" and not _explicit_padding_ok(spec):
+                    if padding == "explicit" and not spec.forms.explicit_padding:
                         continue
                     case = copy.deepcopy(base)
                     if "data_format" in spec.attrs:
@@ -323,9 +317,9 @@ def _dilation_value(spec: ops.OpSpec, fmt: str, letter: str, d: int) -> Any:
 def _reformat_window_args(spec: ops.OpSpec, attrs: dict, old: str, new: str) -> dict:
     """Full-rank window lists reordered from data format ``old`` to ``new``."""
     out = dict(attrs)
-    for arg in _window_args(spec) + ["output_shape", "input_sizes", "filter_sizes"]:
+    for arg in [*_window_args(spec), "output_shape", "input_sizes"]:  # filter_sizes is in a filter layout
         value = out.get(arg)
-        if isinstance(value, list) and len(value) == len(old) and not (arg == "filter_sizes"):
+        if isinstance(value, list) and len(value) == len(old):
             out[arg] = [value[old.index(c)] for c in new]
     return out
 
@@ -336,7 +330,7 @@ def _sizes_below_kernel(spec: ops.OpSpec, base: dict) -> Iterator[ErrorInput]:
     arg = "output_shape" if "output_shape" in spec.attrs else "input_sizes" if "input_sizes" in spec.attrs else None
     for letter in layouts.spatial(fmt):
         for padding in ("VALID", "explicit"):
-            if padding == "explicit" and not _explicit_padding_ok(spec) and spec.kind != "backprop":
+            if padding == "explicit" and not spec.forms.explicit_padding and spec.kind != "backprop":
                 continue
             case = copy.deepcopy(base)
             if arg is not None:
@@ -397,7 +391,7 @@ def channel_mismatch(spec: ops.OpSpec, base: dict) -> Iterator[ErrorInput]:
 
 
 def output_shape(spec: ops.OpSpec, base: dict) -> Iterator[ErrorInput]:
-    for arg in ("output_shape", "input_sizes", "filter_sizes"):
+    for arg in SHAPE_ARGS:
         given = base["attrs"].get(arg)
         if not isinstance(given, list):
             continue
