@@ -47,7 +47,9 @@ import pytest
 from packaging.specifiers import SpecifierSet
 
 from harness import atomic, backends
+from harness.check import self_checks
 from harness.check.runner import Outcome, run_backend, run_case, run_gradients
+from harness.check.self_checks import run_self_checks
 from harness.registry import divergences, location
 from harness.registry.cases import DIVERGENCES_FILE, Case, CaseError
 from harness.registry.loader import load_file
@@ -301,6 +303,13 @@ class CaseFile(pytest.File):
                         yield BackendItem.from_parent(
                             self, name=f"{entry.name}[{dtype}@{backend.name}]", case=entry, dtype=dtype, backend=backend
                         )
+                if self_checks.applies(entry):
+                    yield SelfCheckItem.from_parent(
+                        self,
+                        name=entry.item_name(self_checks.DTYPE, self_checks.CHECK),
+                        case=entry,
+                        dtype=self_checks.DTYPE,
+                    )
 
 
 class CaseFailed(Exception):
@@ -377,6 +386,21 @@ class GradientItem(CaseItem):
 
     def reportinfo(self):
         return self.path, None, f"{self.case.id}[{self.dtype}:gradients]"
+
+
+class SelfCheckItem(CaseItem):
+    """One case's reference checked against itself in float64, with no TensorFlow (``self_checks``)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.config.addinivalue_line("markers", "reference: checks the reference against itself")
+        self.add_marker("reference")
+
+    def run(self, known, env) -> Outcome:
+        return run_self_checks(self.case, env.memory)
+
+    def reportinfo(self):
+        return self.path, None, f"{self.case.id}[{self.dtype}:{self_checks.CHECK}]"
 
 
 @pytest.hookimpl(hookwrapper=True)

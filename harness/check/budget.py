@@ -68,6 +68,9 @@ SERVER_COPIES_IN = 3
 SERVER_COPIES_OUT = 3
 NOT_RUN = "not run: the case is over the memory budget"  # what TensorFlow did, for a refused case (the runner)
 COMPARE_TEMPORARIES = 8
+# tolerance._quantum's temporaries, in operand-sized float64 arrays: the nonzero values, frexp's two outputs, the
+# digits, their negation and lowest bit, the exponents' sum
+QUANTUM_TEMPORARIES = 7
 # What the arrays above leave out, counted once for a whole check: NumPy's ufunc buffers (up to 3 x 8192 elements per
 # call on strided operands, e.g. the col2im scatters), scalars, views and the Python objects of a call.
 SLACK = 1 << 20  # float64 arrays of the output's size alive at once in harness.conv.tolerance.compare
@@ -760,17 +763,20 @@ def _bound(t: Tally, run, operands: Sequence[Array], out_shape: tuple[int, ...])
         t.new(f"{a.name} (float64, finite part)", a.shape, F64)  # kept: the overflow check reads it
         t.free(t.new(f"isfinite({a.name})", a.shape, np.dtype(bool)))
         absolute.append(t.new(f"|{a.name}| (float64)", a.shape, F64))
-    run(absolute)
+    magnitude = run(absolute)  # kept: Bound.magnitude
     rounded = max(absolute, key=lambda a: a.nbytes, default=None)
     if rounded is not None:
         t.free(t.new("rounded (integer check)", rounded.shape, F64))
     ones = [t.new(f"ones like {a.name}", a.shape, F64) for a in operands]
     run(ones)
     t.free(*ones)
+    if len(operands) == 2:  # the quantum of a bilinear op's operands (Bound.quantum)
+        for a in absolute:
+            t.free(t.new(f"quantum temporaries of {a.name}", (QUANTUM_TEMPORARIES, *a.shape), F64, stand_in=True))
     for _ in range(4):  # the relative term, then the gradual-underflow term (harness.conv.tolerance.bound_for)
         t.new("bound temporary", out_shape, F64)
     bound = t.new("bound", out_shape, F64)
-    t.keep(*before, bound)
+    t.keep(*before, *([magnitude] if isinstance(magnitude, Array) else []), bound)
     return bound
 
 

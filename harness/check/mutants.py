@@ -22,6 +22,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from unittest import mock
 
+import ml_dtypes
 import numpy as np
 
 from harness import ops
@@ -37,6 +38,7 @@ class Mutant:
     convention: str  # the convention it breaks, as a failure message names it
     apply: Callable[[], AbstractContextManager]
     suspect: bool = False  # tried by harness.check.diagnose when an implementation disagrees
+    dtype: str | None = None  # the dtype it shows in, when it shows in one only (None: the run's dtype)
 
 
 # --- building blocks ----------------------------------------------------------------------
@@ -264,6 +266,46 @@ def _separable_pointwise_first():
     return _patch_reference(lambda spec: spec.kind == "separable", wrap)
 
 
+def _pointwise_guard_reads_one_axis():
+    """The 1x1 fast path taken when the first spatial axis is unpadded, whatever the others' padding."""
+
+    def is_pointwise(wins):
+        return all(w.kernel == 1 and w.stride == 1 for w in wins) and wins[0].pad_before == wins[0].pad_after == 0
+
+    return mock.patch.object(reference, "_is_pointwise", is_pointwise)
+
+
+def _transpose_gradient_channels_first_pads():
+    """The transposed ops' gradient rule reads channels-first explicit padding with its spatial pairs reversed."""
+
+    def wrap(rule, spec):
+        def mutated(spec_, arrays, attrs, dy):
+            fmt, pad = spec_.data_format(attrs), attrs.get("padding")
+            if fmt.index("C") == 1 and not isinstance(pad, str) and pad is not None:
+                pad = [*pad[:2], *reversed(pad[2:])]
+                attrs = {**attrs, "padding": pad}
+            return rule(spec_, arrays, attrs, dy)
+
+        return mutated
+
+    specs = {name: spec for name, spec in ops.OPS.items() if _transposed(spec)}
+    replaced = {name: dataclasses.replace(spec, gradient=wrap(spec.gradient, spec)) for name, spec in specs.items()}
+    return mock.patch.dict(ops.OPS, replaced)
+
+
+def _bfloat16_truncated():
+    real = reference._cast
+
+    def cast(acc, dtype):
+        if np.dtype(dtype) != np.dtype(ml_dtypes.bfloat16):
+            return real(acc, dtype)
+        # float32's upper 16 bits: rounds toward zero (as TensorFlow's bfloat16 conversion once did)
+        bits = np.asarray(acc, np.float32).view(np.uint32) & np.uint32(0xFFFF0000)
+        return bits.view(np.float32).astype(dtype)
+
+    return mock.patch.object(reference, "_cast", cast)
+
+
 MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "transpose_no_rotation",
@@ -363,6 +405,25 @@ MUTANTS: tuple[Mutant, ...] = (
         "separable_conv2d applies the 1x1 pointwise filter before the depthwise one",
         "separable_conv2d is depthwise first, then pointwise",
         _separable_pointwise_first,
+    ),
+    Mutant(
+        "pointwise_guard_reads_one_axis",
+        "the 1x1 fast path is taken when the first spatial axis is unpadded, whatever the other axes' padding",
+        "every spatial axis's padding, on both sides",
+        _pointwise_guard_reads_one_axis,
+    ),
+    Mutant(
+        "transpose_gradient_channels_first_pads",
+        "the transposed ops' gradient rule reads channels-first explicit padding with its spatial pairs reversed",
+        "explicit padding is one [before, after] pair per axis, in data_format order (gradients too)",
+        _transpose_gradient_channels_first_pads,
+    ),
+    Mutant(
+        "bfloat16_truncated",
+        "bfloat16 results are rounded toward zero (float32's upper half) instead of to nearest",
+        "one rounding to nearest, ties to even, of the exact sum",
+        _bfloat16_truncated,
+        dtype="bfloat16",
     ),
 )
 

@@ -71,6 +71,15 @@ class Prepared:
             raise RuntimeError(f"{self.case.id}[{self.dtype}]: no bound (no reference output, or an error contract)")
         return bound
 
+    def tensorflow_bound(self, env: Environment) -> Bound:
+        """``reference_bound`` for TensorFlow's output: bit equality at the elements whose partial sums are exact in
+        float32 where every TensorFlow kernel of the op was measured to round once at this dtype and padding kind
+        (``Environment.rounds_once``, ``Bound.exact_in``)."""
+        bound = self.reference_bound()
+        if env.rounds_once(self.spec.tf_kernels, self.dtype, self.spec.tf_padding_kind(self.attrs)):
+            return bound.exact_in(np.float32)
+        return bound
+
     def features(self, env: Environment) -> dict:
         """The facts about this case that known divergences' conditions name (``harness.registry.divergences``)."""
         return features(

@@ -44,7 +44,7 @@ depends on the accumulator's starting value (an exact sum of -0.0 terms is -0.0 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import ml_dtypes
@@ -80,6 +80,27 @@ class Bound:
     # The smallest magnitude that rounds to infinity in the dtype (its largest value plus half an ulp), for
     # ``overflow``: a finite result where the reference overflowed is right when within the bound of it.
     overflow_at: float = np.inf
+    # For ``exact_in``: each element's sum of |terms| (float64, the output's shape), and the largest power of two
+    # that divides every term (0: unknown, as for ops of more than two operands, whose intermediate is rounded).
+    magnitude: np.ndarray | None = field(default=None, repr=False, compare=False)
+    quantum: float = 0.0
+
+    def exact_in(self, accumulator: DTypeLike) -> Bound:
+        """This bound for an implementation that sums in ``accumulator`` and rounds once to the dtype: zero (bit
+        equality) at every element whose partial sums are all exact in ``accumulator``, in any order.
+
+        Every term is a multiple of ``quantum``, so every partial sum is too, and is at most the element's
+        ``magnitude``: when that is at most ``exact_integer_limit(accumulator)`` quanta (and a quantum is a normal
+        number of ``accumulator``, so no flush to zero can touch it), every partial sum is exact, and the result
+        is the exact sum rounded to nearest once, as the reference's. Elsewhere, and for a case with its own
+        tolerance (``override``), the bound is unchanged.
+        """
+        if self.exact or self.override is not None or self.magnitude is None or not self.quantum:
+            return self
+        exact_sums = self.magnitude <= exact_integer_limit(accumulator) * self.quantum
+        if self.quantum < float(ml_dtypes.finfo(np.dtype(accumulator)).smallest_normal) or not exact_sums.any():
+            return self
+        return replace(self, per_element=np.where(exact_sums, 0.0, self.per_element))
 
     def describe(self) -> str:
         if self.exact:
@@ -113,6 +134,7 @@ def bound_for(
         if override is None or override.c is None and not override.atol:
             return Bound(np.zeros_like(magnitude), True, 0.0, 0.0, override)
     terms = op(*[np.ones_like(a) for a in abs64], **attrs)
+    quantum = float(np.prod([_quantum(a) for a in abs64])) if len(abs64) == 2 else 0.0
     c = override.c if override and override.c is not None else C_DEFAULT
     u = unit_roundoff(dtype)
     per_element = c * u * np.maximum(terms, 1.0) * magnitude + (override.atol if override else 0.0)
@@ -121,7 +143,20 @@ def bound_for(
     info = ml_dtypes.finfo(np.dtype(dtype))
     with np.errstate(over="ignore"):
         threshold = float(info.max) + float(info.eps) * 2.0 ** (int(info.maxexp) - 2)  # max + ulp(max) / 2
-    return Bound(per_element, False, c, u, override, overflow, threshold)
+    return Bound(
+        per_element, False, c, u, override, overflow, threshold, magnitude, quantum if np.isfinite(quantum) else 0.0
+    )
+
+
+def _quantum(a: np.ndarray) -> float:
+    """The largest power of two that divides every value of ``a`` (float64, finite; inf when every value is 0)."""
+    values = a[a != 0]
+    if values.size == 0:
+        return np.inf
+    mantissa, exponent = np.frexp(values)  # values = mantissa * 2**exponent, 0.5 <= |mantissa| < 1
+    digits = np.abs(mantissa * 2.0**53).astype(np.int64)  # exact: a float64 has 53 significant bits
+    lowest = np.log2(digits & -digits).astype(np.int64)  # the lowest set bit (a power of two: log2 is exact)
+    return float(np.ldexp(1.0, int((exponent - 53 + lowest).min())))
 
 
 def _finite_part(a: np.ndarray) -> np.ndarray:

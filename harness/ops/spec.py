@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.conv import layouts
 from harness.conv.padding import ArgForms, Padding, Window, windows
 
 Arrays = Mapping[str, np.ndarray]
@@ -29,6 +30,23 @@ GradientRule = Callable[["OpSpec", Arrays, Mapping[str, Any], np.ndarray], dict[
 #   separable: depthwise, then a 1x1 correlation; transposed: a transposed convolution;
 #   backprop: a raw backprop op (tf.raw_ops), one gradient of conv2d or depthwise_conv2d, which no backend implements.
 KINDS = ("conv", "depthwise", "separable", "transposed", "backprop")
+
+# Attributes whose full-rank values list the data's axes in data_format order (a flat explicit_paddings lists
+# [before, after] per axis); shorter values (per spatial axis, or one for all) do not depend on the format.
+FORMAT_ORDERED = ("strides", "stride", "dilations", "padding", "output_shape", "input_sizes", "explicit_paddings")
+
+
+def _reorder(value: Any, src: str, dst: str) -> Any:
+    """A per-axis attribute value moved from data layout ``src`` to ``dst`` (values of other lengths unchanged)."""
+    if isinstance(value, str) or value is None or np.ndim(value) == 0:
+        return value
+    if len(value) == 2 * len(src) and np.ndim(value) == 1:  # a flat explicit_paddings
+        pairs = _reorder([list(value[i : i + 2]) for i in range(0, len(value), 2)], src, dst)
+        return [v for pair in pairs for v in pair]
+    if len(value) != len(src):
+        return value
+    by_letter = dict(zip(src, value))
+    return [by_letter[c] for c in dst]
 
 
 class NotApplicable(Exception):
@@ -183,6 +201,17 @@ class OpSpec:
         names = self.positional or tuple(o.name for o in self.operands)
         given = {**attrs, **arrays}
         return tuple(given[n] for n in names), {k: v for k, v in attrs.items() if k not in names}
+
+    def in_format(
+        self, arrays: Arrays, attrs: Mapping[str, Any], fmt: str
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """The same call with its data in layout ``fmt``: data operands converted, the attributes that list the data's
+        axes (``FORMAT_ORDERED``) reordered, ``data_format=fmt``. Its output, converted back from ``fmt`` (unless
+        the op has an ``output_layout``), is the original call's."""
+        src = self.data_format(attrs)
+        moved = {n: layouts.convert(a, src, fmt) if self.operand(n).kind == "data" else a for n, a in arrays.items()}
+        reordered = {k: _reorder(v, src, fmt) if k in FORMAT_ORDERED else v for k, v in attrs.items()}
+        return moved, {**reordered, "data_format": fmt}
 
     def call(self, impl: Callable[..., np.ndarray], arrays: Arrays, attrs: Mapping[str, Any]) -> np.ndarray:
         """Call a tf.nn-style implementation (the op's signature) with ``arguments(arrays, attrs)``."""

@@ -76,6 +76,7 @@ FEATURES = {
     "which pixels the kernel reads)",
     "strided_dilated_axis": "some spatial axis has stride > 1, dilation > 1 and more than one output pixel",
     "strided_unit_width": "the output is one pixel wide and the width stride is greater than 1",
+    "pointwise_strided": "the kernel is 1 on every spatial axis and some spatial stride is greater than 1",
     "output_empty": "the reference's output has no elements",
     "grouped": "the input has k > 1 times as many channels as the filter's in_channels",
     "kernel_exceeds_input": "an effective kernel is larger than the padded input",
@@ -583,6 +584,7 @@ def features(
     kernel = [w_shape[w_layout.index(c)] if geometry else 0 for c in spatial]
     feats["dilated_kernel_axis"] = any(d > 1 and k > 1 for d, k in zip(spatial_dilations, kernel))
     feats["unequal_strides"] = len(set(spatial_strides)) > 1
+    feats["pointwise_strided"] = geometry and all(k == 1 for k in kernel) and any(v > 1 for v in spatial_strides)
     feats["filter_empty"] = any(np.asarray(arrays[o.name]).size == 0 for o in spec.operands if o.kind == "filter")
     feats["input_spatial_empty"] = x.ndim == len(fmt) and any(x.shape[fmt.index(c)] == 0 for c in spatial)
     feats["batch_empty"] = len(x_shape) == len(fmt) and x_shape[fmt.index("N")] == 0

@@ -656,6 +656,8 @@ def repro_command(item_id: str, column: Mapping, backend: str | None = None, che
         if backend
         else "  # the forward case; the failure is in its gradients"
         if check == "gradients"
+        else "  # the forward case; the failure is the reference's own (its self-check, no TensorFlow)"
+        if check == "reference"
         else ""
     )
     return f"harness repro '{item_case_id(item_id)}' --tensorflow {column['spec']} --onednn {column['onednn']}" + why

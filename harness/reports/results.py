@@ -123,9 +123,10 @@ def coverage(op: str, attrs: Mapping) -> dict[str, str]:
 
 
 def op_label(rec: dict) -> str:
-    """The row a record counts in per op: the op, or "<op> gradients" for a gradient item."""
+    """The row a record counts in per op: the op, or "<op> gradients" / "<op> reference" for a gradient item or a
+    reference self-check item (``harness.check.self_checks``)."""
     op = rec.get("op") or "?"
-    return f"{op} gradients" if rec.get("check") == "gradients" else op
+    return f"{op} {rec['check']}" if rec.get("check") in ("gradients", "reference") else op
 
 
 def record(outcome, item_id: str, tags: Iterable[str] = (), with_arrays: bool | None = None) -> dict:

@@ -17,9 +17,10 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from unittest import mock
 
-from harness.check import runner
+from harness.check import runner, self_checks
 from harness.check.mutants import MUTANTS, Mutant, get
 from harness.check.runner import run_case
+from harness.check.self_checks import run_self_checks
 from harness.registry import divergences
 from harness.registry.loader import computing_cases
 from harness.tf.environment import Environment
@@ -47,7 +48,8 @@ def _dtype_for(case, dtype: str | None) -> str:
 def killers(
     mutant: Mutant, cases: Iterable, dtype: str | None = None, known: Sequence = (), first: bool = False
 ) -> list[str]:
-    """Names (``case[dtype]``) of the cases that fail under ``mutant`` (only the first one with ``first``).
+    """Names (``case[dtype]``, or ``case[float64:reference]`` for a self-check item) of the cases that fail under
+    ``mutant`` (only the first one with ``first``), each at the mutant's dtype if it has one.
 
     ``known`` are the known divergences: with them, a case where TensorFlow diverges anyway counts only if the
     mutant makes it fail (an xfailed case survives). Callers should pass cases that pass unmutated.
@@ -57,11 +59,13 @@ def killers(
     with ExitStack() as stack:
         stack.enter_context(mutant.apply())
         for case in cases:
-            dt = _dtype_for(case, dtype)
+            dt = _dtype_for(case, mutant.dtype or dtype)
             if run_case(case, dt, known, env, diagnose=False).status == "failed":
-                failed.append(f"{case.id}[{dt}]")
-                if first:
-                    break
+                failed.append(case.item_name(dt).replace(case.name, case.id, 1))
+            elif self_checks.applies(case) and run_self_checks(case, env.memory).status == "failed":
+                failed.append(f"{case.id}[{self_checks.DTYPE}:{self_checks.CHECK}]")
+            if first and failed:
+                break
     return failed
 
 

@@ -113,14 +113,6 @@ def _windows(call: Call, kernel_hw: Sequence[int]) -> tuple[Window, ...]:
     return ops.get(call.op).windows(x.shape[1:-1], kernel_hw, call.attrs)
 
 
-def _reorder(value, src: str, dst: str):
-    """A per-axis attribute (a full-rank list, or a list of [before, after] pairs) moved from layout src to dst."""
-    if isinstance(value, str) or value is None or np.ndim(value) == 0 or len(value) != len(src):
-        return value
-    by_letter = dict(zip(src, value))
-    return [by_letter[c] for c in dst]
-
-
 def _explicit(wins: Sequence[Window], fmt: str) -> list[list[int]]:
     """Explicit padding pairs, in ``fmt`` order, equal to the windows' pads."""
     spatial = iter(wins)
@@ -150,15 +142,8 @@ def _layout_invariance(call: Call) -> Sides | None:
         return None
     src = call.fmt
     dst = layouts.other_data_format(src)
-    moved = {
-        name: layouts.convert(a, src, dst) if spec.operand(name).kind == "data" else a
-        for name, a in call.arrays.items()
-    }
-    attrs = {
-        k: _reorder(v, src, dst) if k in ("strides", "stride", "dilations", "padding", "output_shape") else v
-        for k, v in call.attrs.items()
-    }
-    other = Call(call.op, moved, {**attrs, "data_format": dst})
+    moved, attrs = spec.in_format(call.arrays, call.attrs, dst)
+    other = Call(call.op, moved, attrs)
     return Sides(call, lambda run: layouts.convert(run(other), dst, src))
 
 

@@ -33,10 +33,10 @@ from typing import Any
 
 from harness.atomic import write_atomic
 from harness.conv.dtypes import DTYPES
-from harness.tf import flush_probe, isolation, kernel_probe, machine, versions, wrappers
+from harness.tf import flush_probe, isolation, kernel_probe, machine, rounding_probe, versions, wrappers
 from harness.tf.machine import Cpu, MemoryBudget
 
-PROBE_SCHEMA = 2
+PROBE_SCHEMA = 3
 MAX_PROBE_DEATHS = 8  # probe calls that may kill their process before the rest are given up as unknown
 # Variables that change what TensorFlow or oneDNN run (besides the mode and the cap, which are keyed on their own).
 _KEYED_ENV_PREFIXES = ("ONEDNN_", "DNNL_", "TF_ONEDNN_", "TF_ENABLE_ONEDNN")
@@ -68,6 +68,9 @@ class Probe:
     # results (FTZ) to zero, True / False or what was seen instead (``harness.tf.flush_probe``); absent: unknown
     # (a probe recorded before it was measured).
     flushes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # "Kernel/dtype/padding" -> True when the kernel returns the exact sum rounded once where its partial sums are
+    # exact in float32, else what came out (``harness.tf.rounding_probe``); absent: unknown.
+    rounding: Mapping[str, Any] = field(default_factory=dict)
 
     def path(self, kernel: str, dtype: str, padding: str) -> str:
         return self.paths.get(f"{kernel}/{dtype}/{padding}", "unknown")
@@ -92,6 +95,7 @@ class Probe:
             "source": self.source,
             "numpy": self.numpy,
             "flushes": {k: dict(v) for k, v in self.flushes.items()},
+            "rounding": dict(self.rounding),
         }
 
     @classmethod
@@ -108,6 +112,7 @@ class Probe:
             source or rec.get("source") or "recorded",
             rec.get("numpy"),
             {k: dict(v) for k, v in (rec.get("flushes") or {}).items()},
+            dict(rec.get("rounding") or {}),
         )
 
 
@@ -190,6 +195,14 @@ class Environment:
         if any(a is True for a in answers):
             return True
         return False if all(a is False for a in answers) else None
+
+    def rounds_once(self, kernels, dtype: str, padding: str) -> bool:
+        """Whether every one of ``kernels`` was measured to return the exact sum rounded once to ``dtype`` where its
+        partial sums are exact in float32 (``harness.tf.rounding_probe``), at this padding kind. False when one was
+        not, or when that is not known: the usual bound then applies."""
+        if self.probe is None or not kernels:
+            return False
+        return all(self.probe.rounding.get(f"{k}/{dtype}/{padding}") is True for k in kernels)
 
     def facts(self) -> dict:
         """The environment-level features a known divergence's ``when`` can name (``divergences.ENV_FEATURES``):
@@ -344,6 +357,28 @@ def describe(env: Environment) -> list[str]:
     lines += [f"    {dtype:<9} {dtype_paths(probe, dtype)}" for dtype in DTYPES]
     lines.append("  subnormals (measured: inputs read as zero (DAZ) / results flushed to zero (FTZ), by kernel path):")
     lines += [f"    {line}" for line in flush_lines(probe)]
+    lines.append("  rounding (measured: the exact sum rounded once where partial sums are exact in float32):")
+    lines += [f"    {line}" for line in rounding_lines(probe)]
+    return lines
+
+
+def rounding_lines(probe: Probe) -> list[str]:
+    """One line per dtype of ``rounding_probe.DTYPES``: for each kernel path, whether its kernels round once, e.g.
+    "bfloat16  eigen: once; onednn: not once (3 of 32 outputs ...)"."""
+    if not probe.rounding:
+        return ["not measured (a probe recorded before rounding was measured)"]
+    lines = []
+    for dtype in rounding_probe.DTYPES:
+        by_path: dict[str, set[str]] = {}
+        for kernel in kernel_probe.KERNELS:
+            for padding in kernel_probe.PADDINGS:
+                found = probe.rounding.get(f"{kernel}/{dtype}/{padding}")
+                path = probe.path(kernel, dtype, padding)
+                if found is None or path in ("none", "unknown"):
+                    continue
+                by_path.setdefault(path, set()).add("once" if found is True else f"{kernel}: not once ({found})")
+        parts = [f"{path}: {' | '.join(sorted(texts))}" for path, texts in sorted(by_path.items())]
+        lines.append(f"{dtype:<9} {'; '.join(parts) or 'not measured'}")
     return lines
 
 
@@ -383,7 +418,7 @@ def _keyed_environ() -> tuple[tuple[str, str], ...]:
 def probe_key(tensorflow: str, onednn: bool, cpu: Cpu, cap: str | None, environ) -> str:
     """The cache key of a probe: everything its answer depends on."""
 
-    source = Path(kernel_probe.__file__).read_bytes() + Path(flush_probe.__file__).read_bytes()
+    source = b"".join(Path(str(m.__file__)).read_bytes() for m in (kernel_probe, flush_probe, rounding_probe))
     server = versions.installed()  # where TensorFlow is installed and when: a reinstall in place changes the key
     material = json.dumps(
         {
@@ -512,6 +547,7 @@ def _measure(call) -> Probe:
         for i, d in done.items()
         if i.startswith("flush/")
     }
+    rounding = {i.split("/", 1)[1]: d.get("once") for i, d in done.items() if i.startswith("rounding/")}
     answered = done.get("tensorflow", {})
     return Probe(
         paths,
@@ -524,6 +560,7 @@ def _measure(call) -> Probe:
         round(time.monotonic() - start, 3),
         numpy=answered.get("numpy"),
         flushes=flushes,
+        rounding=rounding,
     )
 
 

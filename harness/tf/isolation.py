@@ -25,6 +25,7 @@ once and replays in every mutant: a mutant changes the reference, never TensorFl
 from __future__ import annotations
 
 import atexit
+import contextlib
 import hashlib
 import os
 import signal
@@ -228,6 +229,16 @@ class TFProcess:
             how or ("exited (status unknown)" if code is None else _describe_exit(code)), self._stderr_since(offset)
         )
 
+    def retire(self) -> None:
+        """End the server (not the zygote): the next call gets a fresh fork, whatever this one's memory holds."""
+        if os.getpid() != self.owner or self._conn is None:
+            return
+        self._conn.close()
+        self._conn = None
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self._pid, signal.SIGKILL)
+        self._exit_code(self._pid)
+
     def close(self) -> None:
         if os.getpid() != self.owner:  # a forked copy: the server and zygote are its parent's to end
             return
@@ -257,6 +268,13 @@ def restart() -> None:
     if _process is not None:
         _process.close()
         _process = None
+
+
+def retire_server() -> None:
+    """Replace this process's TensorFlow server by a fresh fork before the next call: for a call known to abort
+    (a known divergence says so), which may corrupt the server's memory without dying and kill a later call."""
+    if _process is not None and _process.owner == os.getpid():
+        _process.retire()
 
 
 def answer_key(op: str, args: tuple, kwargs: dict, mode: str = "eager") -> str:

@@ -11,7 +11,9 @@ computes, so ``harness.tf.environment`` measures it instead of assuming it, once
   any other is Eigen. Where the message names none (an older TensorFlow), the kernel that a graph with the same
   call ran is read from ``RunMetadata`` instead. No kernel for the dtype is "none".
 * **subnormals**: whether each kernel flushes subnormal inputs (DAZ) and results (FTZ) to zero, per dtype and
-  padding kind (``harness.tf.flush_probe``).
+  padding kind (``harness.tf.flush_probe``);
+* **rounding**: whether each kernel returns the exact sum rounded once where its partial sums are exact in float32,
+  per dtype and padding kind (``harness.tf.rounding_probe``).
 * **oneDNN**: with ``ONEDNN_VERBOSE=1`` (set here, before this process's first oneDNN primitive), each kernel is
   run on valid operands: oneDNN's own log gives its version, the ISA it uses (its ``isa:`` line, which honours
   ``ONEDNN_MAX_CPU_ISA``) and the implementation each call ran; a call that fails (a cap below what the dtype
@@ -34,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from harness.conv.dtypes import DTYPES
-from harness.tf import flush_probe, wrappers
+from harness.tf import flush_probe, rounding_probe, wrappers
 
 KERNELS = (
     "Conv2D",
@@ -167,10 +169,11 @@ def _implementation(lines: list[str]) -> str | None:
 
 
 def items() -> list[str]:
-    """Every probe item, in the order ``run`` takes them: the kernel paths, the valid runs, then subnormal flushing."""
+    """Every probe item, in the order ``run`` takes them: the kernel paths, the valid runs, subnormal flushing, then
+    rounding."""
     paths = [f"path/{k}/{d}/{p}" for k in KERNELS for d in DTYPES for p in PADDINGS]
     runs = [f"run/{k}/{d}" for k in KERNELS for d in DTYPES]
-    return paths + runs + flush_probe.items(KERNELS, PADDINGS)
+    return paths + runs + flush_probe.items(KERNELS, PADDINGS) + rounding_probe.items(KERNELS, PADDINGS)
 
 
 def run(out_path: str, skip: list | tuple = ()) -> str:
@@ -202,6 +205,9 @@ def run(out_path: str, skip: list | tuple = ()) -> str:
                 continue
             if kind == "flush":
                 emit({"item": item, **flush_probe.flush(sys.modules[__name__], kernel, dtype, rest[0])})
+                continue
+            if kind == "rounding":
+                emit({"item": item, **rounding_probe.rounds_once(sys.modules[__name__], kernel, dtype, rest[0])})
                 continue
             if (kernel, dtype) in no_kernel:
                 emit({"item": item, "runs": "no kernel", "implementation": None})

@@ -1,7 +1,8 @@
 """The mutation self-test on a fast subset of the registry, and the failure diagnosis.
 
 Every mutant in harness/check/mutants.py must be killed by the CI subset (the documents'
-fixtures, the examples and the pairwise sweeps); ``make mutants`` runs the whole
+fixtures, the examples, the pairwise sweeps and the fast paths' sweep), through a case's item or its reference
+self-check item; ``make mutants`` runs the whole
 registry. The diagnosis test puts a deliberately wrong kernel in TensorFlow's place
 and checks that the failure message names the convention that kernel broke.
 """
@@ -27,6 +28,7 @@ CI_SUBSET = [
     ROOT / "cases" / "seeds.yaml",
     ROOT / "cases" / "examples.yaml",
     *sorted((ROOT / "cases" / "sweeps").glob("*_pairwise.yaml")),
+    ROOT / "cases" / "sweeps" / "fast_paths.yaml",
 ]
 
 
