@@ -363,21 +363,32 @@ def describe(env: Environment) -> list[str]:
 
 
 def rounding_lines(probe: Probe) -> list[str]:
-    """One line per dtype of ``rounding_probe.DTYPES``: for each kernel path, whether its kernels round once, e.g.
-    "bfloat16  eigen: once; onednn: not once (3 of 32 outputs ...)"."""
+    """One line per dtype of ``rounding_probe.DTYPES``: for each kernel path, the kernels that round once (at both
+    padding kinds) and those that do not, e.g. "bfloat16  eigen: once Conv2D; not once DepthwiseConv2dNative, ..."
+    (what came out instead is in the probe's record: ``harness machine --json``)."""
     if not probe.rounding:
         return ["not measured (a probe recorded before rounding was measured)"]
     lines = []
     for dtype in rounding_probe.DTYPES:
-        by_path: dict[str, set[str]] = {}
+        by_path: dict[str, dict[str, list[str]]] = {}
         for kernel in kernel_probe.KERNELS:
             for padding in kernel_probe.PADDINGS:
                 found = probe.rounding.get(f"{kernel}/{dtype}/{padding}")
                 path = probe.path(kernel, dtype, padding)
                 if found is None or path in ("none", "unknown"):
                     continue
-                by_path.setdefault(path, set()).add("once" if found is True else f"{kernel}: not once ({found})")
-        parts = [f"{path}: {' | '.join(sorted(texts))}" for path, texts in sorted(by_path.items())]
+                answer = "once" if found is True else "not once"
+                names = by_path.setdefault(path, {}).setdefault(answer, [])
+                if kernel not in names:
+                    names.append(kernel)
+        parts = []
+        for path, answers in sorted(by_path.items()):
+            if len(answers) == 1 and len(next(iter(answers.values()))) == len(
+                {k for k in kernel_probe.KERNELS if any(probe.path(k, dtype, p) == path for p in kernel_probe.PADDINGS)}
+            ):
+                parts.append(f"{path}: {next(iter(answers))}")
+            else:
+                parts.append(f"{path}: " + "; ".join(f"{a} {', '.join(ks)}" for a, ks in sorted(answers.items())))
         lines.append(f"{dtype:<9} {'; '.join(parts) or 'not measured'}")
     return lines
 
