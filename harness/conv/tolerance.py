@@ -18,6 +18,13 @@ Integer-valued inputs whose partial sums are all exactly representable in the
 dtype (every ``|x| (*) |w|`` at most 2**(mantissa bits + 1)) are compared for exact
 equality: any summation order gives the exact answer there. int32 is always exact.
 
+Where every partial sum of an element is exact in an implementation's accumulator, that implementation returns
+the exact sum rounded once, as the reference does: ``Bound.exact_in(accumulator)`` makes the bound zero there (bit
+equality). Every term of a two-operand op is a multiple of the product of the largest powers of two dividing each
+operand (``Bound.quantum``), so the partial sums are exact when the element's ``|x| (*) |w|`` is at most
+``exact_integer_limit(accumulator)`` quanta. The runner applies it to the textbook formulations (float64) and to
+TensorFlow where its kernels were measured to round once (``harness.tf.rounding_probe``).
+
 A case may replace ``c`` (or add an absolute floor) only with a written reason.
 
 Two refinements come from IEEE arithmetic itself, and matter only near the ends of the dtype's range:

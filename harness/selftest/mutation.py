@@ -46,10 +46,16 @@ def _dtype_for(case, dtype: str | None) -> str:
 
 
 def killers(
-    mutant: Mutant, cases: Iterable, dtype: str | None = None, known: Sequence = (), first: bool = False
+    mutant: Mutant,
+    cases: Iterable,
+    dtype: str | None = None,
+    known: Sequence = (),
+    first: bool = False,
+    self_check: bool = True,
 ) -> list[str]:
     """Names (``case[dtype]``, or ``case[float64:reference]`` for a self-check item) of the cases that fail under
-    ``mutant`` (only the first one with ``first``), each at the mutant's dtype if it has one.
+    ``mutant`` (only the first one with ``first``), each at the mutant's dtype if it has one. ``self_check``: a case
+    whose own item passes may still kill through its reference self-check item (``harness.check.self_checks``).
 
     ``known`` are the known divergences: with them, a case where TensorFlow diverges anyway counts only if the
     mutant makes it fail (an xfailed case survives). Callers should pass cases that pass unmutated.
@@ -62,7 +68,7 @@ def killers(
             dt = _dtype_for(case, mutant.dtype or dtype)
             if run_case(case, dt, known, env, diagnose=False).status == "failed":
                 failed.append(case.item_name(dt).replace(case.name, case.id, 1))
-            elif self_checks.applies(case) and run_self_checks(case, env.memory).status == "failed":
+            elif self_check and self_checks.applies(case) and run_self_checks(case, env.memory).status == "failed":
                 failed.append(f"{case.id}[{self_checks.DTYPE}:{self_checks.CHECK}]")
             if first and failed:
                 break

@@ -239,7 +239,9 @@ def load_equivalents(path: Path) -> list[Equivalent]:
 
 
 def _items(root: Path):
-    """Every registry item: (id, check, case, dtype), error contracts and gradient items included, in file order."""
+    """Every registry item: (id, check, case, dtype), error contracts, gradient items and reference self-check items
+    included, in file order."""
+    from harness.check import self_checks
     from harness.registry.cases import Case
     from harness.registry.loader import load_file
 
@@ -250,17 +252,23 @@ def _items(root: Path):
                 continue
             items += [(f"{case.id}[{dt}]", "forward", case, dt) for dt in case.dtypes]
             items += [(f"{case.id}[{dt}:gradients]", "gradients", case, dt) for dt in case.gradient_dtypes]
+            if self_checks.applies(case):
+                dt, check = self_checks.DTYPE, self_checks.CHECK
+                items.append((f"{case.id}[{dt}:{check}]", check, case, dt))
     return items
 
 
 def _run_item(item, known, env) -> bool:
     """True when the item fails (kills the active mutant); an exception out of the harness is a failure too."""
     from harness.check.runner import run_case, run_gradients
+    from harness.check.self_checks import CHECK, run_self_checks
 
     _, check, case, dtype = item
     try:
         if check == "forward":
             return run_case(case, dtype, known, env, diagnose=False).status == "failed"
+        if check == CHECK:
+            return run_self_checks(case, env.memory).status == "failed"
         return run_gradients(case, dtype, known, env).status == "failed"
     except Exception:
         return True

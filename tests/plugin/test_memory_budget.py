@@ -52,16 +52,16 @@ def test_a_case_over_the_budget_fails_with_one_line_and_the_others_run_on(pytest
     result = pytester.runpytest_inprocess(*IN_PROCESS, "-q", "-rA", "--reports", "out")
     seconds = time.monotonic() - start
     out = result.stdout.str()
-    result.assert_outcomes(passed=2, failed=2)
-    for item in ("huge[float32]", "huge[float32:gradients]"):
+    result.assert_outcomes(passed=4, failed=3)  # each case's reference self-check too
+    for item in ("huge[float32]", "huge[float32:gradients]", "huge[float64:reference]"):
         assert f"FAILED cases/big.yaml::{item}" in out, out
     assert "PASSED cases/big.yaml::small[float32]" in out and "PASSED cases/big.yaml::small_too[float32]" in out
     # Distinct lines: with CI set, pytest's short summary repeats each failure's whole message.
     lines = {text for text in out.splitlines() if text.startswith("ERROR cases/big.yaml: case 'huge': ")}
-    assert len(lines) == 2  # the forward item's and the gradient item's
+    assert len(lines) == 3  # the forward item's, the gradient item's and the self-check's
     for line in lines:
         assert re.fullmatch(
-            r"ERROR cases/big\.yaml: case 'huge': array '[^']+' of shape \[[\d, ]+\] float64 needs \d+\.\d TiB, "
+            r"ERROR cases/big\.yaml: case 'huge': array '[^']+' of shape \[[\d, ]+\] [a-z0-9]+ needs \d+\.\d TiB, "
             r"over the memory budget of 1\.0 GiB \(harness_memory_budget\)",
             line,
         ), line

@@ -78,9 +78,12 @@ def test_cases_become_items_with_readable_failures(pytester):
     result = pytester.runpytest_inprocess(*IN_PROCESS, "-q", "-rA")
     out = result.stdout.str()
 
-    result.assert_outcomes(passed=1, failed=3)
-    # the good case ran at its one dtype and passed, under a file::case[dtype] id
+    result.assert_outcomes(passed=3, failed=3)
+    # the good case ran at its one dtype and passed, under a file::case[dtype] id; its reference self-check (and the
+    # wrong case's: the reference is right there, its expected value is not) passed too
     result.stdout.fnmatch_lines(["PASSED cases/good.yaml::my_case[[]float32[]]"])
+    result.stdout.fnmatch_lines(["PASSED cases/good.yaml::my_case[[]float64:reference[]]"])
+    result.stdout.fnmatch_lines(["PASSED cases/wrong.yaml::wrong_expected[[]float64:reference[]]"])
     assert "my_case[float64]" not in out
 
     # one failing item each for the file that is not YAML, the malformed case and the wrong value (files in name order)
@@ -116,7 +119,7 @@ def test_k_selects_cases_by_name(pytester):
     make_project(pytester)
     result = pytester.runpytest_inprocess(*IN_PROCESS, "-q", "-rA", "-k", "my_case or bad_op")
 
-    result.assert_outcomes(passed=1, failed=1, deselected=2)
+    result.assert_outcomes(passed=2, failed=1, deselected=3)  # my_case and its reference self-check; bad_op
     result.stdout.fnmatch_lines(["PASSED cases/good.yaml::my_case[[]float32[]]", "FAILED cases/good.yaml::bad_op*"])
     assert "wrong_expected" not in result.stdout.str()
     assert "broken.yaml" not in result.stdout.str()
@@ -163,7 +166,7 @@ def test_stale_divergences_fail_the_run_per_case_and_per_entry(pytester):
     (pytester.path / "cases" / "known_divergences.yaml").write_text(STALE_DIVERGENCES, encoding="utf-8")
     result = pytester.runpytest_inprocess(*IN_PROCESS, "-q", "-rA", "--junitxml=junit.xml")
     assert result.ret == 1
-    result.assert_outcomes(passed=1, failed=1)
+    result.assert_outcomes(passed=2, failed=1)  # the float32 item and the reference self-check pass
     result.stdout.fnmatch_lines(
         [
             "*known divergences that no longer occur*",

@@ -48,7 +48,7 @@ CASES_YAML = (
     attrs: {strides: 1}
 """
 )
-N_CASE_ITEMS = 2 * N_CASES + 1  # two dtypes each, and the malformed case
+N_CASE_ITEMS = 3 * N_CASES + 1  # two dtypes and a reference self-check each, and the malformed case
 
 CRASH_TEST = """\
 import os
