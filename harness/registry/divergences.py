@@ -56,7 +56,7 @@ from packaging.version import Version
 
 from harness import ops
 from harness.conv import layouts
-from harness.conv.padding import INT32_MAX, INT64_MAX, normalize_padding, normalize_window_arg, window
+from harness.conv.padding import INT32_MAX, INT64_MAX, INT64_MIN, normalize_padding, normalize_window_arg, window
 from harness.registry import location, special_features
 from harness.registry.cases import CaseError
 from harness.tf import machine
@@ -102,6 +102,7 @@ FEATURES = {
     "takes: a wrong length, or an entry below 1",
     "strides_beyond_int32": "a strides value is beyond int32 (but within int64, the attribute's type)",
     "dilations_beyond_int32": "a dilations (or rate) value is beyond int32 (but within int64, the attribute's type)",
+    "window_arg_beyond_int64": "a strides or dilations (or rate) value does not fit int64, the attribute's type",
     "shape_arg_out_of_range": "an entry of output_shape, input_sizes or filter_sizes is negative, or beyond int32 "
     "but within int64",
     "empty_array": "some operand has no elements, or so has the output that output_shape, input_sizes or "
@@ -607,6 +608,9 @@ def features(
     feats["dilations_invalid"] = _dilations_invalid(spec, dilations_value, fmt)
     feats["strides_beyond_int32"] = any(INT32_MAX < abs(v) <= INT64_MAX for v in _ints(strides_value))
     feats["dilations_beyond_int32"] = any(INT32_MAX < abs(v) <= INT64_MAX for v in _ints(dilations_value))
+    feats["window_arg_beyond_int64"] = any(
+        not INT64_MIN <= v <= INT64_MAX for value in (strides_value, dilations_value) for v in _ints(value)
+    )
     shape_args = [attrs.get(a) for a in ("output_shape", "input_sizes", "filter_sizes")]
     feats["shape_arg_out_of_range"] = any(
         v < 0 or INT32_MAX < v <= INT64_MAX for value in shape_args for v in _ints(value)
