@@ -25,7 +25,7 @@ import os
 import platform
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -362,6 +362,16 @@ def describe(env: Environment) -> list[str]:
     return lines
 
 
+def _measured(probe: Probe, facts: Mapping[str, Any], dtype: str) -> Iterator[tuple[str, str, Any]]:
+    """(kernel, kernel path, fact) of every kernel and padding kind measured at ``dtype`` on a path that ran."""
+    for kernel in kernel_probe.KERNELS:
+        for padding in kernel_probe.PADDINGS:
+            found = facts.get(f"{kernel}/{dtype}/{padding}")
+            path = probe.path(kernel, dtype, padding)
+            if found is not None and path not in ("none", "unknown"):
+                yield kernel, path, found
+
+
 def rounding_lines(probe: Probe) -> list[str]:
     """One line per dtype of ``rounding_probe.DTYPES``: for each kernel path, the kernels that round once (at both
     padding kinds) and those that do not, e.g. "bfloat16  eigen: once Conv2D; not once DepthwiseConv2dNative, ..."
@@ -371,24 +381,16 @@ def rounding_lines(probe: Probe) -> list[str]:
     lines = []
     for dtype in rounding_probe.DTYPES:
         by_path: dict[str, dict[str, list[str]]] = {}
-        for kernel in kernel_probe.KERNELS:
-            for padding in kernel_probe.PADDINGS:
-                found = probe.rounding.get(f"{kernel}/{dtype}/{padding}")
-                path = probe.path(kernel, dtype, padding)
-                if found is None or path in ("none", "unknown"):
-                    continue
-                answer = "once" if found is True else "not once"
-                names = by_path.setdefault(path, {}).setdefault(answer, [])
-                if kernel not in names:
-                    names.append(kernel)
-        parts = []
-        for path, answers in sorted(by_path.items()):
-            if len(answers) == 1 and len(next(iter(answers.values()))) == len(
-                {k for k in kernel_probe.KERNELS if any(probe.path(k, dtype, p) == path for p in kernel_probe.PADDINGS)}
-            ):
-                parts.append(f"{path}: {next(iter(answers))}")
-            else:
-                parts.append(f"{path}: " + "; ".join(f"{a} {', '.join(ks)}" for a, ks in sorted(answers.items())))
+        for kernel, path, found in _measured(probe, probe.rounding, dtype):
+            names = by_path.setdefault(path, {}).setdefault("once" if found is True else "not once", [])
+            if kernel not in names:
+                names.append(kernel)
+        parts = [
+            f"{path}: {next(iter(answers))}"
+            if len(answers) == 1
+            else f"{path}: " + "; ".join(f"{a} {', '.join(ks)}" for a, ks in sorted(answers.items()))
+            for path, answers in sorted(by_path.items())
+        ]
         lines.append(f"{dtype:<9} {'; '.join(parts) or 'not measured'}")
     return lines
 
@@ -401,17 +403,12 @@ def flush_lines(probe: Probe) -> list[str]:
     lines = []
     for dtype in ("float16", "bfloat16", "float32", "float64"):
         by_path: dict[str, set[str]] = {}
-        for kernel in kernel_probe.KERNELS:
-            for padding in kernel_probe.PADDINGS:
-                found = probe.flushes.get(f"{kernel}/{dtype}/{padding}")
-                path = probe.path(kernel, dtype, padding)
-                if found is None or path in ("none", "unknown"):
-                    continue
-                text = ", ".join(
-                    f"{test} " + ("flushed" if v is True else "kept" if v is False else f"? ({v})")
-                    for test, v in found.items()
-                )
-                by_path.setdefault(path, set()).add(text)
+        for _, path, found in _measured(probe, probe.flushes, dtype):
+            text = ", ".join(
+                f"{test} " + ("flushed" if v is True else "kept" if v is False else f"? ({v})")
+                for test, v in found.items()
+            )
+            by_path.setdefault(path, set()).add(text)
         parts = [f"{path}: {' | '.join(sorted(texts))}" for path, texts in sorted(by_path.items())]
         lines.append(f"{dtype:<9} {'; '.join(parts) or 'not measured'}")
     return lines

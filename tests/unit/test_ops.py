@@ -140,3 +140,29 @@ def test_arguments_put_a_raw_op_s_sizes_between_its_operands():
     )
     assert args[0] is x and args[1] == [3, 3, 2, 4] and args[2] is dy
     assert kwargs == {"strides": [1, 1, 1, 1], "padding": "VALID"}
+
+
+def test_in_format_moves_the_data_and_every_format_ordered_attribute():
+    spec = ops.get("conv2d_backprop_input")
+    w, dy = np.zeros((2, 3, 4, 5)), np.zeros((1, 6, 7, 5))
+    attrs = {
+        "input_sizes": [1, 6, 7, 4],
+        "strides": [1, 2, 1, 1],
+        "padding": "EXPLICIT",
+        "explicit_paddings": [0, 0, 1, 2, 3, 4, 0, 0],
+        "data_format": "NHWC",
+    }
+    arrays, moved = spec.in_format({"filter": w, "out_backprop": dy}, attrs, "NCHW")
+    assert arrays["filter"] is w and arrays["out_backprop"].shape == (1, 5, 6, 7)
+    assert moved == {
+        "input_sizes": [1, 4, 6, 7],
+        "strides": [1, 1, 2, 1],
+        "padding": "EXPLICIT",
+        "explicit_paddings": [0, 0, 0, 0, 1, 2, 3, 4],
+        "data_format": "NCHW",
+    }
+    # per-spatial-axis values do not depend on the format
+    _, moved = ops.get("conv2d").in_format(
+        {"input": dy, "filters": w}, {"strides": [2, 1], "padding": [[0, 0], [1, 2], [3, 4], [0, 0]]}, "NCHW"
+    )
+    assert moved["strides"] == [2, 1] and moved["padding"] == [[0, 0], [0, 0], [1, 2], [3, 4]]

@@ -295,3 +295,51 @@ def test_equal_infinities_at_the_same_place_pass():
     with np.errstate(invalid="ignore"):
         result = compare("impl", ref.copy(), "reference", ref, bound)
     assert result.ok
+
+
+# --- bit equality where the sums are exact (Bound.exact_in) -------------------------------------------------------
+
+
+def test_the_quantum_is_the_largest_power_of_two_dividing_every_value():
+    from harness.conv.tolerance import _quantum
+
+    assert _quantum(np.array([1.5, 0.25, 3.0])) == 0.25
+    assert _quantum(np.array([3.0, 6.0, 0.0])) == 1.0
+    assert _quantum(np.array([12.0])) == 4.0
+    assert _quantum(np.array([0.0])) == np.inf
+    assert _quantum(np.array([2.0**-1074, 1.0])) == 2.0**-1074
+
+
+def test_exact_in_zeroes_the_bound_where_every_partial_sum_fits_the_accumulator():
+    import ml_dtypes
+
+    rng = np.random.default_rng(3)
+    bf16 = np.dtype(ml_dtypes.bfloat16)
+    # multiples of 1/4 and 1/8 up to 20: 36-term sums up to 36 * 20 * 20 = 14400 quanta of 1/32, exact in float32
+    # (2**24 quanta) but not in bfloat16 (2**8)
+    x = (rng.integers(-80, 81, (1, 6, 6, 4)) / 4).astype(bf16)
+    w = (rng.integers(-160, 161, (3, 3, 4, 2)) / 8).astype(bf16)
+    bound = conv2d_bound(x, w)
+    assert bound.quantum == 2.0**-5 and not bound.exact and (bound.per_element > 0).all()
+    tight = bound.exact_in(np.float32)
+    assert (tight.per_element == 0).all()
+    # float32's exact sums rounded once are the reference's bits; bfloat16 summation is not
+    exact = reference.conv2d(x.astype(np.float64), w.astype(np.float64), **SAME)
+    once = exact.astype(np.float32).astype(bf16)
+    assert compare("float32 sum", once, "reference", reference.conv2d(x, w, **SAME), tight).ok
+    truncated = (exact.astype(np.float32).view(np.uint32) & np.uint32(0xFFFF0000)).view(np.float32).astype(bf16)
+    assert not compare("truncated", truncated, "reference", reference.conv2d(x, w, **SAME), tight).ok
+    assert compare("truncated", truncated, "reference", reference.conv2d(x, w, **SAME), bound).ok  # the blind spot
+    # a narrower accumulator holds none of these sums exactly: nothing changes
+    assert bound.exact_in(bf16) is bound
+
+
+def test_exact_in_leaves_a_case_override_and_three_operands_alone():
+    x = np.arange(1 * 4 * 4 * 2, dtype=np.float32).reshape(1, 4, 4, 2) / 4
+    w = np.ones((2, 2, 2, 3), np.float32) / 2
+    overridden = conv2d_bound(x, w, override=Override("a reason", c=4.0))
+    assert overridden.exact_in(np.float64) is overridden
+    triple = bound_for(
+        lambda a, b, c, **k: reference.conv2d(a, b, **k) * c.sum(), {"a": x, "b": w, "c": np.ones(2)}, SAME, np.float32
+    )
+    assert triple.quantum == 0 and triple.exact_in(np.float64) is triple
