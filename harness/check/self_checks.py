@@ -3,8 +3,8 @@
 A registry case compares the reference with TensorFlow. Where TensorFlow cannot be the other side (its kernel is
 missing on this CPU, the configuration is a known divergence, the forward op diverges so its gradient item is
 skipped), the reference's code for that configuration would be checked by nothing. So every case that computes
-(``Case.computes``; not the layer-sized ``realistic`` ones) has one more item, ``name[float64:reference]``, that runs the case's operands in float64
-through identities the reference must satisfy, with no TensorFlow:
+(``Case.computes``; not the layer-sized ``realistic`` ones) has one more item, ``name[float64:reference]``, that
+runs the case's operands in float64 through identities the reference must satisfy, with no TensorFlow:
 
 * ``layout``: for an op with two data formats, the same call in the other format (``OpSpec.in_format``), its
   output converted back, equals the output; for an op with a gradient rule, so does every gradient
@@ -44,7 +44,7 @@ CHECK = "reference"
 
 
 # Cases with these tags have no self-check item: the layer-sized shapes of cases/realistic.yaml (their geometry is
-# that of small cases; their float64 gradients in two layouts take half a minute).
+# that of small cases; their float64 gradients in two layouts cost more than every other case's self-checks together).
 LEFT_OUT_TAGS = frozenset({"realistic"})
 
 
