@@ -67,7 +67,7 @@ def killers(
         for case in cases:
             dt = _dtype_for(case, mutant.dtype or dtype)
             if run_case(case, dt, known, env, diagnose=False).status == "failed":
-                failed.append(case.item_name(dt).replace(case.name, case.id, 1))
+                failed.append(f"{case.id}[{dt}]")
             elif self_check and self_checks.applies(case) and run_self_checks(case, env.memory).status == "failed":
                 failed.append(f"{case.id}[{self_checks.DTYPE}:{self_checks.CHECK}]")
             if first and failed:
