@@ -61,7 +61,10 @@ CASE_FIELDS = {
     "block_bytes",
     "reference_decides",
     "special",
+    "source",
 }
+# Where a case transcribed from someone else's suite comes from (cases/upstream/): every key required.
+SOURCE_FIELDS = ("repository", "file", "test", "commit")
 # An error contract's TensorFlow class may depend on the kernel that runs the case (measured per op, dtype and padding:
 # harness.tf.environment). onednn_on / onednn_off are the older names of the two keys.
 TF_KERNEL_KEYS = ("onednn_kernel", "eigen_kernel")
@@ -178,6 +181,37 @@ class ExpectError:
 
 
 @dataclass(frozen=True)
+class Source:
+    """Where an upstream case comes from: ``repository`` (owner/name), ``file`` (its path there), ``test`` (the test
+    function, node test or advisory id) and ``commit`` (the revision read)."""
+
+    repository: str
+    file: str
+    test: str
+    commit: str
+
+    def __str__(self) -> str:
+        return f"{self.repository}@{self.commit[:12]}:{self.file}::{self.test}"
+
+
+def _source(file: str, case: str, value: Any) -> Source:
+    if not isinstance(value, dict):
+        raise CaseError(file, case, "source", f"must be a mapping {{{', '.join(SOURCE_FIELDS)}}}, got {value!r}")
+    for key in value:
+        if key not in SOURCE_FIELDS:
+            raise CaseError(file, case, f"source.{key}", f"unknown field; allowed: {', '.join(SOURCE_FIELDS)}")
+    for key in SOURCE_FIELDS:
+        if not isinstance(value.get(key), str) or not value[key].strip():
+            quote = " (quote a commit YAML reads as a number)" if key == "commit" else ""
+            raise CaseError(file, case, f"source.{key}", f"must be a non-empty string{quote}, got {value.get(key)!r}")
+    if not re.fullmatch(r"[0-9a-f]{7,40}", value["commit"]):
+        raise CaseError(
+            file, case, "source.commit", f"must be a git commit (7 to 40 hex digits), got {value['commit']!r}"
+        )
+    return Source(*(value[k] for k in SOURCE_FIELDS))
+
+
+@dataclass(frozen=True)
 class Case:
     name: str
     file: str
@@ -201,6 +235,8 @@ class Case:
     # raises ValueError the case is an error contract that any TensorFlow error satisfies; where it returns, a
     # value case.
     reference_decides: bool = False
+    # Provenance of a case transcribed from an upstream suite: repository, file, test (or advisory id), commit.
+    source: Source | None = None
 
     @property
     def id(self) -> str:
@@ -545,6 +581,7 @@ def parse_case(file: str, raw: Any, index: int, defaults: dict | None = None, sw
             "reference_decides",
             "the reference decides what the case expects: no expect_error, expected or gradients beside it",
         )
+    source = _source(file, name, raw["source"]) if raw.get("source") is not None else None
     return Case(
         name,
         file,
@@ -561,6 +598,7 @@ def parse_case(file: str, raw: Any, index: int, defaults: dict | None = None, sw
         grads,
         block,
         decides,
+        source,
     )
 
 
