@@ -77,21 +77,31 @@ def _windows(x_shape, k_hw, strides, padding, dilations):
 
 
 def conv2d(input, filters, strides, padding, data_format="NCHW", dilations=None):
-    """tf.nn.conv2d on NCHW data with an OIHW filter [out_c, in_c, kh, kw]; returns NCHW."""
+    """tf.nn.conv2d on NCHW data with an OIHW filter [out_c, in_c / groups, kh, kw]; returns NCHW.
+
+    Grouped, as TensorFlow's Conv2D is, when the input has ``groups`` times the filter's in_c: output channels
+    ``[g * out_c / groups, (g + 1) * out_c / groups)`` read input channels ``[g * in_c, (g + 1) * in_c)``.
+    """
     if data_format != "NCHW":
         raise ValueError(f"this kernel takes NCHW data only, got data_format={data_format!r}")
     x, w = np.asarray(input), np.asarray(filters)
-    if x.shape[1] != w.shape[1]:
-        raise ValueError(f"input has {x.shape[1]} channels but the filter expects {w.shape[1]}")
+    per_group = w.shape[1]
+    groups = x.shape[1] // per_group if per_group and x.shape[1] % per_group == 0 else 0
+    if x.shape[1] != per_group and (not groups or w.shape[0] % groups):
+        raise ValueError(f"input has {x.shape[1]} channels but the filter expects {per_group} (or a grouping of them)")
+    groups = groups or 1
+    per_out = w.shape[0] // groups
     pads, (oh, ow), (sh, sw), (dh, dw) = _windows(x.shape, w.shape[2:], strides, padding, dilations)
     kh, kw = w.shape[2:]
     xp = np.pad(x, [(0, 0), (0, 0), pads[0], pads[1]])
     out = np.zeros((x.shape[0], w.shape[0], oh, ow), dtype=x.dtype)
-    for y in range(oh):
-        for z in range(ow):
-            top, left = y * sh, z * sw
-            patch = xp[:, :, top : top + (kh - 1) * dh + 1 : dh, left : left + (kw - 1) * dw + 1 : dw]  # [N, C, kh, kw]
-            out[:, :, y, z] = np.einsum("nchw,ochw->no", patch, w)
+    for g in range(groups):
+        xg, wg = xp[:, g * per_group : (g + 1) * per_group], w[g * per_out : (g + 1) * per_out]
+        for y in range(oh):
+            for z in range(ow):
+                top, left = y * sh, z * sw
+                patch = xg[:, :, top : top + (kh - 1) * dh + 1 : dh, left : left + (kw - 1) * dw + 1 : dw]
+                out[:, g * per_out : (g + 1) * per_out, y, z] = np.einsum("nchw,ochw->no", patch, wg)
     return out
 
 

@@ -33,7 +33,6 @@ from harness.backends.base import (
     filter_layout,
     run,
 )
-from harness.conv import reference
 from harness.tf.isolation import Died, Raised, call_tensorflow
 
 __all__ = [
@@ -60,7 +59,7 @@ __all__ = [
 def _reference() -> Backend:
     return Backend(
         "reference",
-        {op: getattr(reference, op) for op in ops.OPS},
+        {op: spec.reference for op, spec in ops.OPS.items()},
         description="the NumPy reference (harness/conv/reference.py)",
     )
 

@@ -10,11 +10,13 @@ arithmetic through ``harness.conv.padding``), never the backend. Two calling con
   declared filter layout, and rotates filters by 180 degrees for a backend that wants convolution kernels.
 * ``"explicit"``: the geometry is resolved first; the functions see only explicit numbers::
 
-      conv(x, w, *, strides, dilations, pads, groups)            # conv2d, depthwise (groups = in_c), atrous, conv1d,
+      conv(x, w, *, strides, dilations, pads, groups)            # conv1d/2d/3d, convolution, atrous (groups: the
+                                                                 # data's channels / the filter's in_channels),
+                                                                 # depthwise (groups = in_c),
                                                                  # and separable_conv2d (depthwise, then 1x1)
-      conv_transpose(x, w, *, strides, dilations, pads, output_size)   # conv2d_transpose
+      conv_transpose(x, w, *, strides, dilations, pads, output_size[, groups])   # the transposed ops
 
-  ``x`` is in the backend's ``data_format`` (NCHW, or NCW for 1-D), ``w`` in its filter layout (``"OIHW"``; a
+  ``x`` is in the backend's ``data_format`` (NCHW, or NCW / NCDHW for 1-D / 3-D), ``w`` in its filter layout (``"OIHW"``; a
   depthwise filter as the grouped weight ``[in_c * multiplier, 1, kh, kw]``, see ``layouts.depthwise_as_grouped``;
   a transposed convolution's as ``"IOHW"`` = [its input channels, its output channels, kh, kw]); ``strides`` and
   ``dilations`` one int per spatial axis; ``pads`` one ``(before, after)`` per spatial axis. For ``conv`` the pads
@@ -25,6 +27,7 @@ arithmetic through ``harness.conv.padding``), never the backend. Two calling con
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -84,15 +87,17 @@ class Backend:
 # --- translation --------------------------------------------------------------------------
 
 
-def _rank_format(fmt2d: str, rank: int) -> str:
-    """A 2-D layout (NHWC, OIHW...) for an op of ``rank`` axes: 1-D ops drop H."""
-    return fmt2d if len(fmt2d) == rank else fmt2d.replace("H", "")
+def rank_format(fmt2d: str, rank: int) -> str:
+    """A 2-D layout (NHWC, OIHW...) for an op of ``rank`` axes: 1-D ops drop H, 3-D ops add D before it."""
+    if len(fmt2d) == rank:
+        return fmt2d
+    return fmt2d.replace("H", "DH") if rank > len(fmt2d) else fmt2d.replace("H", "")
 
 
 def filter_layout(backend: Backend, op: str, operand: ops.Operand) -> str:
     """The layout a convention-tf backend takes ``operand`` of ``op`` in (``op.operand``, ``op``, else TF's)."""
     layout = backend.filter_layouts.get(f"{op}.{operand.name}", backend.filter_layouts.get(op, operand.layout))
-    return _rank_format(layout, len(operand.layout))
+    return rank_format(layout, len(operand.layout))
 
 
 def _filter_in(backend: Backend, op: str, operand: ops.Operand, w: np.ndarray) -> np.ndarray:
@@ -117,7 +122,7 @@ def _reorder_attrs(op: str, attrs: dict, src: str, dst: str) -> dict:
 def _call_tf_convention(backend: Backend, op: str, arrays: Mapping[str, np.ndarray], attrs: dict) -> np.ndarray:
     spec = ops.get(op)
     fmt = spec.data_format(attrs)
-    target = fmt if backend.data_format is None else _rank_format(backend.data_format, len(fmt))
+    target = fmt if backend.data_format is None else rank_format(backend.data_format, len(fmt))
     if target != fmt and "data_format" not in spec.attrs:
         raise NotCovered(f"{op} has no data_format argument: it takes {fmt} only, {backend.name} takes {target}")
     if target not in spec.formats:
@@ -157,7 +162,7 @@ def explicit_layout(backend: Backend, spec: ops.OpSpec, role: str, operand: ops.
         (backend.filter_layouts[k] for k in keys if k in backend.filter_layouts),
         "HWOI" if role == "transposed" else "HWIO",
     )
-    return _rank_format(layout, len(operand.layout))
+    return rank_format(layout, len(operand.layout))
 
 
 def _weight(backend: Backend, spec: ops.OpSpec, role: str, operand: ops.Operand, w: np.ndarray) -> np.ndarray:
@@ -174,7 +179,7 @@ def _call_explicit(backend: Backend, op: str, arrays: Mapping[str, np.ndarray], 
     """One op through the backend's conv / conv_transpose, chosen by the op's kind (``ops.KINDS``)."""
     spec = ops.get(op)
     fmt = spec.data_format(attrs)
-    target = _rank_format(backend.data_format or fmt, len(fmt))
+    target = rank_format(backend.data_format or fmt, len(fmt))
     fn = backend.ops[op]
     x = arrays[spec.data.name]
     x_b = np.ascontiguousarray(layouts.convert(x, fmt, target))
@@ -185,6 +190,8 @@ def _call_explicit(backend: Backend, op: str, arrays: Mapping[str, np.ndarray], 
 
     if spec.kind == "transposed":
         out_shape = list(attrs["output_shape"])
+        channels = out_shape[fmt.index("C")] if len(out_shape) == len(fmt) else w.shape[filt.layout.index("O")]
+        groups = channels // w.shape[filt.layout.index("O")]
         out_sizes = [out_shape[fmt.index(c)] for c in spatial] if len(out_shape) == len(fmt) else out_shape
         fwd_shape = [out_sizes[spatial.index(c)] if c in spatial else x.shape[fmt.index(c)] for c in fmt]
         wins = _geometry(spec, tuple(fwd_shape), fmt, kernel_sizes, attrs)
@@ -192,6 +199,11 @@ def _call_explicit(backend: Backend, op: str, arrays: Mapping[str, np.ndarray], 
         for win, n_in in zip(wins, [x.shape[fmt.index(c)] for c in spatial]):
             full = (n_in - 1) * win.stride + win.effective_kernel
             pads.append((win.pad_before, full - win.pad_before - win.size))  # ``after`` < 0: zeros past the footprint
+        grouping = {}
+        if groups > 1:  # a grouped transposed convolution: only for a conv_transpose that takes groups
+            if "groups" not in inspect.signature(fn).parameters:
+                raise NotCovered(f"{backend.name}'s conv_transpose takes no groups ({groups} groups here)")
+            grouping = {"groups": groups}
         out = fn(
             x_b,
             _weight(backend, spec, "transposed", filt, w),
@@ -199,12 +211,14 @@ def _call_explicit(backend: Backend, op: str, arrays: Mapping[str, np.ndarray], 
             dilations=tuple(win.dilation for win in wins),
             pads=tuple(pads),
             output_size=tuple(out_sizes),
+            **grouping,
         )
         return layouts.convert(np.asarray(out), target, fmt)
 
     wins = _geometry(spec, x.shape, fmt, kernel_sizes, attrs)
-    if spec.kind == "conv":
-        y = fn(x_b, _weight(backend, spec, "conv", filt, w), groups=1, **_explicit_args(wins))
+    if spec.kind == "conv":  # grouped when the data has a multiple of the filter's in_channels
+        groups = x.shape[fmt.index("C")] // w.shape[filt.layout.index("I")]
+        y = fn(x_b, _weight(backend, spec, "conv", filt, w), groups=groups, **_explicit_args(wins))
     else:  # depthwise, and the first step of separable: a grouped convolution with in_c groups
         y = fn(
             x_b,

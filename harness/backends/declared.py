@@ -55,7 +55,7 @@ from typing import Any
 import yaml
 
 from harness import ops
-from harness.backends.base import CONVENTIONS, ORIENTATIONS, Backend, BackendError
+from harness.backends.base import CONVENTIONS, ORIENTATIONS, Backend, BackendError, rank_format
 from harness.conv.dtypes import DTYPES
 
 if sys.version_info >= (3, 11):
@@ -362,7 +362,7 @@ def load(path: Path) -> Backend:
     if convention == "tf" and data_format is not None:
         for op in functions:
             spec = ops.get(op)
-            fmt = data_format if len(spec.formats[0]) == 4 else data_format.replace("H", "")
+            fmt = rank_format(data_format, len(spec.formats[0]))
             if fmt not in spec.formats:
                 raise BackendError(
                     f"{where}: field 'ops.{op}': {op} takes data_format {' or '.join(spec.formats)} "

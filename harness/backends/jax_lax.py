@@ -43,7 +43,8 @@ _HIGHEST = lax.Precision.HIGHEST
 
 
 def _dimension_numbers(rank: int) -> tuple[str, str, str]:
-    return ("NHWC", "HWIO", "NHWC") if rank == 4 else ("NWC", "WIO", "NWC")
+    data = {3: "NWC", 4: "NHWC", 5: "NDHWC"}[rank]
+    return data, data[1:-1] + "IO", data
 
 
 def conv(x, w, *, strides, dilations, pads, groups):
@@ -69,10 +70,17 @@ def transpose_padding(kernel: int, dilation: int, before: int, after: int) -> tu
     return k_eff - 1 - before, k_eff - 1 - after
 
 
-def conv_transpose(x, w, *, strides, dilations, pads, output_size):
-    """Transposed convolution; x NHWC [N, H, W, I], w HWIO [kh, kw, I, O] (I: this op's input channels)."""
+def conv_transpose(x, w, *, strides, dilations, pads, output_size, groups=1):
+    """Transposed convolution; x NHWC [N, H, W, I], w HWIO [kh, kw, I, O / groups] (I: this op's input channels).
+
+    Grouped: input channels [g * I / G, (g + 1) * I / G) feed output channels [g * O / G, (g + 1) * O / G), which
+    as a forward correlation is the kernel [*k, I / G, G * O / G] with ``feature_group_count = G``."""
     x, w = np.asarray(x), np.asarray(w)
     spatial = tuple(range(w.ndim - 2))
+    if groups > 1:
+        *kernel, channels_in, per_out = w.shape
+        w = w.reshape(*kernel, groups, channels_in // groups, per_out)
+        w = np.moveaxis(w, -3, -2).reshape(*kernel, channels_in // groups, groups * per_out)
     padding = [transpose_padding(w.shape[i], d, b, a) for i, d, (b, a) in zip(spatial, dilations, pads)]
     y = lax.conv_general_dilated(
         x,
@@ -82,6 +90,7 @@ def conv_transpose(x, w, *, strides, dilations, pads, output_size):
         lhs_dilation=tuple(strides),
         rhs_dilation=tuple(dilations),
         dimension_numbers=_dimension_numbers(x.ndim),
+        feature_group_count=groups,
         precision=_HIGHEST,
     )
     out = np.asarray(y).astype(x.dtype, copy=False)

@@ -121,8 +121,8 @@ def transpose_attributes(stride: int, before: int, after: int) -> tuple[int, int
     return pads_begin, 0, 0, zeros_before, -after
 
 
-def conv_transpose(x, w, *, strides, dilations, pads, output_size):
-    """ONNX ``ConvTranspose``: x [N, I, *spatial], w [I, O, *kernel] -> [N, O, *output_size]."""
+def conv_transpose(x, w, *, strides, dilations, pads, output_size, groups=1):
+    """ONNX ``ConvTranspose``: x [N, I, *spatial], w [I, O / groups, *kernel] -> [N, O, *output_size]."""
     x, w = np.ascontiguousarray(x), np.ascontiguousarray(w)
     _check_dtype(x, w)
     per_axis = [transpose_attributes(s, b, a) for s, (b, a) in zip(strides, pads)]
@@ -132,6 +132,7 @@ def conv_transpose(x, w, *, strides, dilations, pads, output_size):
         "dilations": list(dilations),
         "pads": [p[0] for p in per_axis] + [p[1] for p in per_axis],
         "output_padding": [p[2] for p in per_axis],
+        "group": int(groups),
     }
     y = _session("ConvTranspose", x, w, attrs).run(None, {"x": x, "w": w})[0]
     if any(p[3] or p[4] for p in per_axis):

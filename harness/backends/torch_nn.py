@@ -5,9 +5,9 @@ The harness hands over NCHW / NCW data, OIHW / OIW filters (a depthwise filter a
 dilation and ``(before, after)`` pad pair per spatial axis. This module only translates those numbers into
 PyTorch's arguments:
 
-* ``conv``: ``F.conv1d`` / ``F.conv2d``. PyTorch's ``padding=`` is symmetric; TensorFlow's SAME puts the odd
+* ``conv``: ``F.conv1d`` / ``F.conv2d`` / ``F.conv3d``, with ``groups``. PyTorch's ``padding=`` is symmetric; TensorFlow's SAME puts the odd
   pixel after, so asymmetric pads are applied with ``F.pad`` (zeros) and the convolution runs unpadded.
-* ``conv_transpose``: ``F.conv_transpose2d`` (``conv_transpose1d`` for rank 3). PyTorch's output is
+* ``conv_transpose``: ``F.conv_transpose1d`` / ``2d`` / ``3d``, with ``groups``. PyTorch's output is
   ``full[padding : full_size - padding + output_padding]`` of the full transposed convolution (``full_size =
   (n - 1) * s + (k - 1) * d + 1``, zeros past its end), TensorFlow's ``full[before : full_size - after]``; so
   ``padding = before`` and ``output_padding = before - after``, which PyTorch accepts when
@@ -69,7 +69,7 @@ def _spatial_pad_arg(pads) -> tuple[int, ...]:
 def conv(x: np.ndarray, w: np.ndarray, *, strides, dilations, pads, groups: int) -> np.ndarray:
     """Correlation of NC<spatial> ``x`` with OI<spatial> ``w``; ``pads`` (before, after) >= 0 per spatial axis."""
     rank = x.ndim - 2
-    fn = {1: F.conv1d, 2: F.conv2d}[rank]
+    fn = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[rank]
     xt, wt = _to_torch(x), _to_torch(w)
     if all(before == after for before, after in pads):
         padding = tuple(before for before, _ in pads)
@@ -95,21 +95,28 @@ def transpose_args(pads, strides, dilations) -> tuple[tuple[int, ...], tuple[int
     return tuple(padding), tuple(output_padding)
 
 
-def conv_transpose(x: np.ndarray, w: np.ndarray, *, strides, dilations, pads, output_size) -> np.ndarray:
-    """Transposed convolution of NC<spatial> ``x`` with IO<spatial> ``w``: ``full[before : before + output_size]``
-    per spatial axis, where ``full`` is the full transposed convolution, zero past its end."""
+def conv_transpose(x: np.ndarray, w: np.ndarray, *, strides, dilations, pads, output_size, groups=1) -> np.ndarray:
+    """Transposed convolution of NC<spatial> ``x`` with IO<spatial> ``w`` ([its input channels, its output channels
+    / groups, *kernel]): ``full[before : before + output_size]`` per spatial axis, where ``full`` is the full
+    transposed convolution, zero past its end."""
     rank = x.ndim - 2
-    fn = {1: F.conv_transpose1d, 2: F.conv_transpose2d}[rank]
+    fn = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}[rank]
     xt, wt = _to_torch(x), _to_torch(w)
     args = transpose_args(pads, strides, dilations)
     with torch.no_grad():
         if args is not None:
             padding, output_padding = args
             y = fn(
-                xt, wt, stride=tuple(strides), padding=padding, output_padding=output_padding, dilation=tuple(dilations)
+                xt,
+                wt,
+                stride=tuple(strides),
+                padding=padding,
+                output_padding=output_padding,
+                dilation=tuple(dilations),
+                groups=groups,
             )
             return _to_numpy(y, x.dtype)
-        full_t = fn(xt, wt, stride=tuple(strides), padding=0, dilation=tuple(dilations))
+        full_t = fn(xt, wt, stride=tuple(strides), padding=0, dilation=tuple(dilations), groups=groups)
     full = _to_numpy(full_t, x.dtype)
     out = np.zeros(full.shape[:2] + tuple(output_size), x.dtype)
     src, dst = [slice(None)] * 2, [slice(None)] * 2

@@ -207,6 +207,18 @@ def _depthwise_multiplier_major():
     return mock.patch.object(reference, "_depthwise", depthwise)
 
 
+def _groups_interleaved():
+    real = reference._correlate
+
+    def correlate(x_nsc, w_sio, wins, groups=1):
+        if groups > 1:  # group g reads channels g, g + G, g + 2G ... instead of the block [g * I, (g + 1) * I)
+            channels = x_nsc.shape[-1]
+            x_nsc = x_nsc[..., np.arange(channels).reshape(channels // groups, groups).T.reshape(-1)]
+        return real(x_nsc, w_sio, wins, groups)
+
+    return mock.patch.object(reference, "_correlate", correlate)
+
+
 def _transpose_filter_in_out_swapped():
     def wrap(ref, spec):
         def transposed(input, filters, *args, **kwargs):
@@ -222,9 +234,9 @@ def _transpose_filter_in_out_swapped():
 def _transpose_crop_wrong_side():
     real = reference._correlate_transpose
 
-    def correlate_transpose(y_nsc, w_soi, wins):
+    def correlate_transpose(y_nsc, w_soi, wins, groups=1):
         swapped = tuple(dataclasses.replace(w, pad_before=w.pad_after, pad_after=w.pad_before) for w in wins)
-        return real(y_nsc, w_soi, swapped)  # the full result is cropped by pad_after at the top / left
+        return real(y_nsc, w_soi, swapped, groups)  # the full result is cropped by pad_after at the top / left
 
     return mock.patch.object(reference, "_correlate_transpose", correlate_transpose)
 
@@ -373,6 +385,12 @@ MUTANTS: tuple[Mutant, ...] = (
         "depthwise output channels are channel-major: c * multiplier + m",
         _depthwise_multiplier_major,
         suspect=True,
+    ),
+    Mutant(
+        "groups_interleaved",
+        "a grouped convolution's group g reads input channels g, g + G, g + 2G ... instead of a block",
+        "group g reads the block of input channels [g * I, (g + 1) * I) (I: the filter's in_channels)",
+        _groups_interleaved,
     ),
     Mutant(
         "transpose_filter_in_out_swapped",

@@ -104,6 +104,8 @@ def normalize_window_arg(
             raw = list(value)
         except TypeError:
             raise _fail(op, arg, value, "must be an int or a list of ints") from None
+        if not allowed_lengths:
+            raise _fail(op, arg, value, "must be an int, not a list")
         if len(raw) not in allowed_lengths:
             raise _fail(op, arg, value, f"must have length {' or '.join(map(str, allowed_lengths))}, got {len(raw)}")
         ints = [_as_int(op, arg, value, v) for v in raw]
@@ -146,6 +148,8 @@ class ArgForms:
     explicit_padding: bool = True
     output_shape_spatial: bool = True
     dilation_default: int | None = 1  # None: the dilation argument is required (atrous_conv2d's rate)
+    stride_default: int | None = None  # the stride when the argument is None (tf.nn.convolution's: 1)
+    stride_with_dilation: bool = True  # False: a stride > 1 and a dilation > 1 together are refused (tf.nn.convolution)
 
     def window_args(self, op: str, data_format: str, strides: Any, dilations: Any, padding: Any
                     ) -> tuple[tuple[int, ...], tuple[int, ...], Padding]:
@@ -156,10 +160,14 @@ class ArgForms:
             stride_values = (1,) * n
         else:
             stride_values = normalize_window_arg(op, self.stride_arg, strides, data_format,
-                                                 allowed_lengths=self.stride_lengths, allow_int=self.allow_int)
+                                                 allowed_lengths=self.stride_lengths, allow_int=self.allow_int,
+                                                 default=self.stride_default)
         dilation_values = normalize_window_arg(op, self.dilation_arg, dilations, data_format,
                                                allowed_lengths=self.dilation_lengths, allow_int=self.allow_int,
                                                default=self.dilation_default)
+        if not self.stride_with_dilation and max(stride_values) > 1 and max(dilation_values) > 1:
+            raise ValueError(f"{op}: arguments '{self.stride_arg}'={strides!r} and '{self.dilation_arg}'={dilations!r}: "
+                             f"a stride > 1 cannot be combined with a dilation > 1")
         return stride_values, dilation_values, normalize_padding(op, padding, data_format,
                                                                   allow_explicit=self.explicit_padding)
 
@@ -173,8 +181,8 @@ class ArgForms:
         if self.stride_arg is None:
             strides = (1,) * (rank - 2)
         else:
-            strides = normalize_window_arg(op, self.stride_arg, attrs.get(self.stride_arg, 1), data_format,
-                                           allowed_lengths=lengths)
+            strides = normalize_window_arg(op, self.stride_arg, attrs.get(self.stride_arg), data_format,
+                                           allowed_lengths=lengths, default=1)
         dilations = normalize_window_arg(op, self.dilation_arg, attrs.get(self.dilation_arg), data_format,
                                          allowed_lengths=lengths, default=1)
         return strides, dilations, normalize_padding(op, attrs.get("padding", "SAME"), data_format)
@@ -202,6 +210,9 @@ def normalize_padding(op: str, padding: Any, data_format: str, *, allow_explicit
     if isinstance(padding, str):
         if padding not in PADDING_NAMES:
             hint = " (padding names are case-sensitive)" if padding.upper() in PADDING_NAMES else ""
+            if not allow_explicit:
+                hint = hint or " (this op takes no explicit padding)"
+                raise _fail(op, arg, padding, f"must be 'SAME' or 'VALID'{hint}")
             raise _fail(op, arg, padding, f"must be 'SAME', 'VALID' or a list of [before, after] pairs{hint}")
         return padding
     if not allow_explicit:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
 import functools
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -36,9 +37,12 @@ from harness.conv import layouts
 from harness.conv.dtypes import DTYPES, accumulator
 from harness.conv.padding import (
     ArgForms,
+    Padding,
     Window,
+    normalize_padding,
     normalize_raw_padding,
     normalize_window_arg,
+    raw_op_window_args,
     require_taps,
     transpose_output_sizes,
     window,
@@ -48,16 +52,26 @@ from harness.conv.padding import (
 F = TypeVar("F", bound=Callable[..., Any])
 
 __all__ = [
-    "conv2d",
-    "depthwise_conv2d",
-    "conv2d_transpose",
-    "atrous_conv2d",
-    "separable_conv2d",
     "conv1d",
+    "conv2d",
+    "conv3d",
+    "convolution",
+    "conv1d_transpose",
+    "conv2d_transpose",
+    "conv3d_transpose",
+    "conv_transpose",
+    "atrous_conv2d",
+    "atrous_conv2d_transpose",
+    "depthwise_conv2d",
+    "separable_conv2d",
+    "depthwise_conv2d_backprop_input",
+    "depthwise_conv2d_backprop_filter",
     "conv2d_backprop_input",
     "conv2d_backprop_filter",
     "depthwise_conv2d_native_backprop_input",
     "depthwise_conv2d_native_backprop_filter",
+    "conv3d_backprop_input_v2",
+    "conv3d_backprop_filter_v2",
 ]
 
 
@@ -105,6 +119,41 @@ def _data_and_filter(op: str, data_arg: str, data: ArrayLike, fmt: str, filter_a
     return x, x_last, w
 
 
+def _grouped_data_and_filter(op: str, data_arg: str, data: ArrayLike, fmt: str, filter_arg: str, filt: ArrayLike,
+                             filter_layout: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """``_data_and_filter`` for a convolution whose filter may be grouped: the data's channels are ``groups`` times
+    the filter's in_channels (the filter's ``I`` axis), and its out_channels (``O``) a multiple of ``groups``.
+
+    Returns (data as given, data channels-last, filter, groups). Grouping is the semantics of TensorFlow's Conv2D
+    and Conv3D ops (their shape functions, XLA's feature_group_count; Keras's ``groups``): output channel ``o``
+    belongs to group ``o // (O / groups)`` and reads that group's block of input channels."""
+    x = _array(op, data_arg, data, len(fmt))
+    w = _array(op, filter_arg, filt, len(filter_layout), like=x, like_arg=data_arg)
+    x_last = layouts.convert(x, fmt, layouts.channels_last(fmt))
+    groups = _groups(op, filter_arg, filter_layout, w.shape, x_last.shape[-1],
+                     f"{filter_arg} {list(w.shape)} {filter_layout}, {data_arg} {list(x.shape)} {fmt}")
+    return x, x_last, w, groups
+
+
+def _groups(op: str, filter_arg: str, filter_layout: str, filter_shape: tuple[int, ...], channels: int,
+            shapes: str, unit: str = "axis") -> int:
+    """The group count of a convolution whose data has ``channels`` channels and whose filter (in ``filter_layout``,
+    with ``I`` and ``O`` axes) has ``filter_shape``: ValueError naming the filter argument unless the in_channels
+    divide the channels into groups that also divide the out_channels (TensorFlow checks in this order)."""
+    i_axis, o_axis = filter_layout.index("I"), filter_layout.index("O")
+    per_group, out_channels = filter_shape[i_axis], filter_shape[o_axis]
+    if per_group == channels:
+        return 1
+    if per_group == 0 or channels == 0 or channels % per_group:
+        raise ValueError(f"{op}: argument '{filter_arg}' has in_channels ({unit} {i_axis})={per_group} but it must be "
+                         f"{channels} or divide it into groups ({shapes})")
+    groups = channels // per_group
+    if out_channels % groups:
+        raise ValueError(f"{op}: argument '{filter_arg}' has out_channels ({unit} {o_axis})={out_channels}, which the "
+                         f"{groups} groups ({channels} channels / in_channels {per_group}) do not divide ({shapes})")
+    return groups
+
+
 # The forms each op's window arguments take in tf.nn (the op specs in harness.ops name them too).
 CONV2D_FORMS = ArgForms()  # strides, dilations: an int or a list of 1, 2 or 4; explicit padding
 CONV1D_FORMS = ArgForms("stride", (1, 3), "dilations", (1, 3), explicit_padding=False)
@@ -114,6 +163,28 @@ TRANSPOSE_FORMS = ArgForms()
 RAW_FORMS = ArgForms("strides", (4,), "dilations", (4,), allow_int=False)  # tf.raw_ops: 4-lists (and EXPLICIT padding)
 CONV1D_TRANSPOSE_FORMS = ArgForms("strides", (1, 3), "dilations", (1, 3), explicit_padding=False,
                                   output_shape_spatial=False)  # output_shape: the 3 values only
+# tf.nn.conv3d is the raw op: 5-lists, names only.
+CONV3D_FORMS = ArgForms("strides", (5,), "dilations", (5,), allow_int=False, explicit_padding=False)
+CONV3D_TRANSPOSE_FORMS = ArgForms("strides", (1, 3, 5), "dilations", (1, 3, 5), explicit_padding=False,
+                                  output_shape_spatial=False)
+ATROUS_TRANSPOSE_FORMS = ArgForms(None, (), "rate", (), dilation_default=None, explicit_padding=False,
+                                  output_shape_spatial=False)  # rate: a positive int
+# tf.nn.convolution / conv_transpose by number of spatial axes: the data formats (default first), the filter layouts
+# ([*kernel, I, O] and the transposed [*kernel, O, I]) and the argument forms.
+RANKS = {1: ("NWC", "NCW"), 2: ("NHWC", "NCHW"), 3: ("NDHWC", "NCDHW")}
+CONVOLUTION_FORMS = {n: ArgForms("strides", tuple(sorted({1, n, n + 2})), "dilations", tuple(sorted({1, n, n + 2})),
+                                 explicit_padding=False, stride_default=1, stride_with_dilation=False)
+                     for n in RANKS}
+CONV_TRANSPOSE_FORMS = {1: CONV1D_TRANSPOSE_FORMS, 2: dataclasses.replace(TRANSPOSE_FORMS, output_shape_spatial=False),
+                        3: CONV3D_TRANSPOSE_FORMS}
+RAW3D_FORMS = ArgForms("strides", (5,), "dilations", (5,), allow_int=False, explicit_padding=False)
+DEPTHWISE_BACKPROP_FORMS = ArgForms("strides", (4,), "dilations", (4,), allow_int=False)  # tf.nn's: explicit pairs
+
+
+def filter_layout(rank: int, transposed: bool = False) -> str:
+    """The filter layout of a convolution over ``rank`` spatial axes: ``[*kernel, I, O]`` (``DHWIO``...), or a
+    transposed convolution's ``[*kernel, O, I]``."""
+    return RANKS[rank][0][1:-1] + ("OI" if transposed else "IO")
 
 
 def _ieee(fn: F) -> F:
@@ -256,7 +327,31 @@ def _im2col(x_pad: np.ndarray, kernel: tuple[int, ...], wins: tuple[Window, ...]
     return col.reshape(shape)
 
 
-def _correlate(x_nsc: np.ndarray, w_sio: np.ndarray, wins: tuple[Window, ...]) -> np.ndarray:
+def _grouped(groups: int, depthwise: Callable[[], np.ndarray] | None, each: Callable[[int], np.ndarray]) -> np.ndarray:
+    """A grouped core's result: ``each(g)`` for every group, concatenated along the channels (the last axis), or
+    ``depthwise()`` when given (one channel per group: the depthwise einsum computes every group at once)."""
+    if groups == 1:
+        return each(0)
+    if depthwise is not None:
+        return depthwise()
+    return np.concatenate([each(g) for g in range(groups)], axis=-1)
+
+
+def _correlate(x_nsc: np.ndarray, w_sio: np.ndarray, wins: tuple[Window, ...], groups: int = 1) -> np.ndarray:
+    """Grouped channels-last correlation. x: [N, *spatial, G * I], w: [*kernel, I, O] -> [N, *out, O] in the
+    accumulator dtype; output channels ``[g * O / G, (g + 1) * O / G)`` read input channels ``[g * I, (g + 1) * I)``.
+    One input channel per group is a depthwise correlation (multiplier O / G, channel-major as TensorFlow's)."""
+    per_in, per_out = w_sio.shape[-2], w_sio.shape[-1] // groups
+    kernel = w_sio.shape[:-2]
+    return _grouped(
+        groups,
+        (lambda: _depthwise(x_nsc, w_sio.reshape(*kernel, groups, per_out), wins)) if per_in == 1 else None,
+        lambda g: _correlate_group(x_nsc[..., g * per_in:(g + 1) * per_in],
+                                   w_sio[..., g * per_out:(g + 1) * per_out], wins),
+    )
+
+
+def _correlate_group(x_nsc: np.ndarray, w_sio: np.ndarray, wins: tuple[Window, ...]) -> np.ndarray:
     """Channels-last correlation. x: [N, *spatial, I], w: [*kernel, I, O] -> [N, *out, O] in the accumulator dtype."""
     acc = accumulator(x_nsc.dtype)
     kernel, channels_out = w_sio.shape[:-2], w_sio.shape[-1]
@@ -330,8 +425,21 @@ def _depthwise(x_nsc: np.ndarray, w_sim: np.ndarray, wins: tuple[Window, ...]) -
     return out.reshape(x_nsc.shape[0], *out_sizes, channels * multiplier)
 
 
-def _correlate_transpose(y_nsc: np.ndarray, w_soi: np.ndarray, wins: tuple[Window, ...]) -> np.ndarray:
-    """The adjoint of ``_correlate``: scatter each input pixel through the kernel.
+def _correlate_transpose(y_nsc: np.ndarray, w_soi: np.ndarray, wins: tuple[Window, ...], groups: int = 1) -> np.ndarray:
+    """The adjoint of the grouped ``_correlate``. y: [N, *in, I], w: [*kernel, O, I] -> [N, *out, G * O]: input channels
+    ``[g * I / G, (g + 1) * I / G)`` scatter into output channels ``[g * O, (g + 1) * O)``."""
+    per_out, per_in = w_soi.shape[-2], w_soi.shape[-1] // groups
+    kernel = w_soi.shape[:-2]
+    return _grouped(
+        groups,
+        (lambda: _depthwise_transpose(y_nsc, w_soi.reshape(*kernel, groups, per_in), wins)) if per_out == 1 else None,
+        lambda g: _correlate_transpose_group(y_nsc[..., g * per_in:(g + 1) * per_in],
+                                             w_soi[..., g * per_in:(g + 1) * per_in], wins),
+    )
+
+
+def _correlate_transpose_group(y_nsc: np.ndarray, w_soi: np.ndarray, wins: tuple[Window, ...]) -> np.ndarray:
+    """The adjoint of ``_correlate_group``: scatter each input pixel through the kernel.
 
     y: [N, *in, I] (the forward convolution's output), w: [*kernel, O, I]
     (TensorFlow's transpose filter) -> [N, *out, O] where ``out`` are the window
@@ -372,50 +480,83 @@ def _batch_axes(input: ArrayLike, rank: int, compute: Any) -> np.ndarray:
     return y.reshape((*lead, *y.shape[1:]))
 
 
+def _forward(op: str, forms: ArgForms, formats: tuple[str, ...], filter_layout: str, data_arg: str, input: ArrayLike,
+             filters: ArrayLike, strides: Any, padding: Any, data_format: str | None, dilations: Any) -> np.ndarray:
+    """A (grouped) correlation of any rank with tf.nn's checks: the one body of conv1d, conv2d, conv3d, convolution
+    and atrous_conv2d. ``formats``: the data_formats the op takes (default first); ``filter_layout``: ``[*kernel, I,
+    O]``; ``forms``: its argument forms."""
+    fmt = _data_format(op, data_format, formats, formats[0])
+    x, x_last, w, groups = _grouped_data_and_filter(op, data_arg, input, fmt, "filters", filters, filter_layout)
+    strides, dilations, pad = forms.window_args(op, fmt, strides, dilations, padding)
+    wins = windows(op, x_last.shape[1:-1], w.shape[:-2], strides, dilations, pad)
+    y_last = _cast(_correlate(x_last, w, wins, groups), x.dtype)
+    return layouts.convert(y_last, layouts.channels_last(fmt), fmt)
+
+
 @_ieee
 def conv2d(input: ArrayLike, filters: ArrayLike, strides: Any, padding: Any, data_format: str | None = "NHWC",
            dilations: Any = None) -> np.ndarray:
-    """``tf.nn.conv2d``: 2-D cross-correlation.
+    """``tf.nn.conv2d``: 2-D cross-correlation, grouped when the input has a multiple of the filter's in_channels.
 
     input: [N, H, W, C] (NHWC) or [N, C, H, W] (NCHW), or with more leading batch axes ([..., H, W, C]); filters:
-    HWIO [kh, kw, C, O]. strides, dilations: int or list of length 1, 2 or 4. padding: "SAME", "VALID" or
+    HWIO [kh, kw, C / groups, O]. strides, dilations: int or list of length 1, 2 or 4. padding: "SAME", "VALID" or
     4 [before, after] pairs in data_format order. Returns [N, H', W', O] (or NCHW; the same leading axes).
     """
-    return _batch_axes(input, 4, lambda x: _conv2d(x, filters, strides, padding, data_format, dilations))
-
-
-def _conv2d(input: ArrayLike, filters: ArrayLike, strides: Any, padding: Any, data_format: str | None,
-            dilations: Any) -> np.ndarray:
-    op = "conv2d"
-    fmt = _data_format(op, data_format, ("NHWC", "NCHW"), "NHWC")
-    x, x_nhwc, w_hwio = _data_and_filter(op, "input", input, fmt, "filters", filters, "HWIO")
-    strides, dilations, pad = CONV2D_FORMS.window_args(op, fmt, strides, dilations, padding)
-    wins = windows(op, x_nhwc.shape[1:3], w_hwio.shape[:2], strides, dilations, pad)
-    y_nhwc = _cast(_correlate(x_nhwc, w_hwio, wins), x.dtype)
-    return layouts.convert(y_nhwc, "NHWC", fmt)
+    return _batch_axes(input, 4, lambda x: _forward("conv2d", CONV2D_FORMS, RANKS[2], "HWIO", "input", x, filters,
+                                                    strides, padding, data_format, dilations))
 
 
 @_ieee
 def conv1d(input: ArrayLike, filters: ArrayLike, stride: Any, padding: Any, data_format: str | None = "NWC",
            dilations: Any = None) -> np.ndarray:
-    """``tf.nn.conv1d``: 1-D cross-correlation.
+    """``tf.nn.conv1d``: 1-D cross-correlation (grouped as conv2d).
 
-    input: [N, W, C] (NWC) or [N, C, W] (NCW), or with more leading batch axes; filters: [kw, C, O].
+    input: [N, W, C] (NWC) or [N, C, W] (NCW), or with more leading batch axes; filters: [kw, C / groups, O].
     stride, dilations: int or list of length 1 or 3. padding: "SAME" or "VALID"
     (tf.nn.conv1d takes no explicit padding). Returns [N, W', O] (or NCW; the same leading axes).
     """
-    return _batch_axes(input, 3, lambda x: _conv1d(x, filters, stride, padding, data_format, dilations))
+    return _batch_axes(input, 3, lambda x: _forward("conv1d", CONV1D_FORMS, RANKS[1], "WIO", "input", x, filters,
+                                                    stride, padding, data_format, dilations))
 
 
-def _conv1d(input: ArrayLike, filters: ArrayLike, stride: Any, padding: Any, data_format: str | None,
-            dilations: Any) -> np.ndarray:
-    op = "conv1d"
-    fmt = _data_format(op, data_format, ("NWC", "NCW"), "NWC")
-    x, x_nwc, w_wio = _data_and_filter(op, "input", input, fmt, "filters", filters, "WIO")
-    strides, dilations, pad = CONV1D_FORMS.window_args(op, fmt, stride, dilations, padding)
-    wins = windows(op, x_nwc.shape[1:2], w_wio.shape[:1], strides, dilations, pad)
-    y_nwc = _cast(_correlate(x_nwc, w_wio, wins), x.dtype)
-    return layouts.convert(y_nwc, "NWC", fmt)
+@_ieee
+def conv3d(input: ArrayLike, filters: ArrayLike, strides: Any, padding: Any, data_format: str | None = "NDHWC",
+           dilations: Any = None) -> np.ndarray:
+    """``tf.nn.conv3d``: 3-D cross-correlation (grouped as conv2d: the semantics of the Conv3D op's shape function).
+
+    input: [N, D, H, W, C] (NDHWC) or [N, C, D, H, W] (NCDHW); filters: DHWIO [kd, kh, kw, C / groups, O].
+    strides: a list of 5 in data_format order (batch and channel entries 1); dilations: a list of 5 (default all 1);
+    padding: "SAME" or "VALID". Returns [N, D', H', W', O] (or NCDHW).
+    """
+    return _forward("conv3d", CONV3D_FORMS, RANKS[3], "DHWIO", "input", input, filters, strides, padding, data_format,
+                    dilations)
+
+
+def _convolution_rank(op: str, arg: str, value: Any) -> int:
+    """The number of spatial axes of tf.nn.convolution / conv_transpose from ``value``'s rank (filters: rank - 2)."""
+    try:
+        rank = np.ndim(value)
+    except ValueError:  # ragged
+        raise ValueError(f"{op}: argument '{arg}' is not an array") from None
+    if not 3 <= rank <= 5:
+        raise ValueError(f"{op}: argument '{arg}' must have rank 3, 4 or 5 (1 to 3 spatial axes), got rank {rank} "
+                         f"with shape {list(np.shape(value))}")
+    return rank - 2
+
+
+@_ieee
+def convolution(input: ArrayLike, filters: ArrayLike, strides: Any = None, padding: Any = "VALID",
+                data_format: str | None = None, dilations: Any = None) -> np.ndarray:
+    """``tf.nn.convolution``: the N-D correlation, N = 1, 2 or 3 spatial axes, read from the filters' rank.
+
+    input: [N, *spatial, C] (channels-last, the default) or [N, C, *spatial] (data_format NCW, NCHW or NCDHW), or
+    with more leading batch axes; filters: [*kernel, C / groups, O]. strides, dilations: None (1), an int, or a list
+    of 1, N or N + 2; a stride > 1 and a dilation > 1 are not accepted together. padding: "SAME" or "VALID".
+    """
+    op = "convolution"
+    n = _convolution_rank(op, "filters", filters)
+    return _batch_axes(input, n + 2, lambda x: _forward(op, CONVOLUTION_FORMS[n], RANKS[n], filter_layout(n), "input",
+                                                        x, filters, strides, padding, data_format, dilations))
 
 
 @_ieee
@@ -425,11 +566,8 @@ def atrous_conv2d(value: ArrayLike, filters: ArrayLike, rate: Any, padding: Any)
     value: [N, H, W, C]; filters: HWIO; rate: positive int (or one per spatial axis);
     padding: "SAME", "VALID" or 4 [before, after] pairs.
     """
-    op = "atrous_conv2d"
-    x_nhwc, _, w_hwio = _data_and_filter(op, "value", value, "NHWC", "filters", filters, "HWIO")
-    strides, rates, pad = ATROUS_FORMS.window_args(op, "NHWC", None, rate, padding)
-    wins = windows(op, x_nhwc.shape[1:3], w_hwio.shape[:2], strides, rates, pad)
-    return _cast(_correlate(x_nhwc, w_hwio, wins), x_nhwc.dtype)
+    return _forward("atrous_conv2d", ATROUS_FORMS, ("NHWC",), "HWIO", "value", value, filters, None, padding, "NHWC",
+                    rate)
 
 
 def _depthwise_args(op: str, filter_arg: str, input: ArrayLike, filter: ArrayLike, strides: Any, padding: Any,
@@ -480,20 +618,24 @@ def separable_conv2d(input: ArrayLike, depthwise_filter: ArrayLike, pointwise_fi
     return layouts.convert(y_nhwc, "NHWC", fmt)
 
 
-def _transpose(op: str, forms: ArgForms, formats: tuple[str, str], filter_layout: str, input: ArrayLike,
+def _transpose(op: str, forms: ArgForms, formats: tuple[str, ...], filter_layout: str, input: ArrayLike,
                filters: ArrayLike, output_shape: Any, strides: Any, padding: Any, data_format: str | None,
-               dilations: Any) -> np.ndarray:
-    """A transposed convolution of any rank: the adjoint of the forward correlation whose input has ``output_shape``.
+               dilations: Any, data_arg: str = "input", grouped: bool = True) -> np.ndarray:
+    """A transposed convolution of any rank: the adjoint of the (grouped) forward correlation whose input has
+    ``output_shape``.
 
     ``forms``: its argument forms; ``formats``: the data_formats it takes (default first); ``filter_layout``: its
-    filters' layout, ``[*kernel, O, I]``.
+    filters' layout, ``[*kernel, O, I]``; grouped when the output has a multiple of the filters' O channels (as the
+    Conv2DBackpropInput op's shape function; ``grouped=False``: not accepted).
     """
     fmt = _data_format(op, data_format, formats, formats[0])
     channels_last = formats[0]
-    x, y_nsc, w_soi = _data_and_filter(op, "input", input, fmt, "filters", filters, filter_layout)
+    x, y_nsc, w_soi = _data_and_filter(op, data_arg, input, fmt, "filters", filters, filter_layout)
     strides, dilations, pad = forms.window_args(op, fmt, strides, dilations, padding)
     spatial = layouts.spatial(channels_last)
-    out_sizes = _transpose_output_sizes(op, output_shape, fmt, y_nsc.shape, w_soi.shape[-2], forms.output_shape_spatial)
+    out_sizes, channels = _transpose_output_sizes(op, output_shape, fmt, y_nsc.shape, w_soi.shape[-2],
+                                                  forms.output_shape_spatial)
+    groups = _transpose_groups(op, output_shape, channels, w_soi.shape, filter_layout, grouped)
     pads = [pad] * len(spatial) if isinstance(pad, str) else list(pad)
     wins = []
     for axis, m, n, k, s, d, p in zip(spatial, out_sizes, y_nsc.shape[1:-1], w_soi.shape[:-2], strides, dilations, pads):
@@ -506,8 +648,30 @@ def _transpose(op: str, forms: ArgForms, formats: tuple[str, str], filter_layout
                 f"does not give {n}; accepted: {_describe(accepted)}"
             )
         wins.append(window(op, m, k, s, d, p))
-    out_nsc = _cast(_correlate_transpose(y_nsc, w_soi, tuple(wins)), x.dtype)
+    out_nsc = _cast(_correlate_transpose(y_nsc, w_soi, tuple(wins), groups), x.dtype)
     return layouts.convert(out_nsc, channels_last, fmt)
+
+
+def _transpose_groups(op: str, output_shape: Any, channels: int, filter_shape: tuple[int, ...], filter_layout: str,
+                      grouped: bool) -> int:
+    """The group count of a transposed convolution: its output's ``channels`` over the filters' out_channels (the
+    ``O`` axis), which must divide the filters' in_channels (``I``, the input's channels) too. ``grouped``: whether
+    the op is grouped at all (atrous_conv2d_transpose checks its channels against the filters' exactly)."""
+    o_axis, i_axis = filter_layout.index("O"), filter_layout.index("I")
+    per_group, in_channels = filter_shape[o_axis], filter_shape[i_axis]
+    if channels == per_group:
+        return 1
+    shape = _as_list(output_shape)
+    if not grouped or per_group == 0 or channels == 0 or channels % per_group:
+        also = " or a multiple of it (a grouped transposed convolution)" if grouped else ""
+        raise ValueError(f"{op}: argument 'output_shape'={shape} has {channels} channels but filters have "
+                         f"out_channels={per_group} (axis {o_axis}): it must be {per_group}{also}")
+    groups = channels // per_group
+    if in_channels % groups:
+        raise ValueError(f"{op}: argument 'output_shape'={shape} has {channels} channels: {groups} groups of the "
+                         f"filters' out_channels={per_group}, which do not divide the filters' in_channels="
+                         f"{in_channels} (axis {i_axis})")
+    return groups
 
 
 @_ieee
@@ -525,6 +689,51 @@ def conv2d_transpose(input: ArrayLike, filters: ArrayLike, output_shape: Any, st
                       strides, padding, data_format, dilations)
 
 
+@_ieee
+def conv3d_transpose(input: ArrayLike, filters: ArrayLike, output_shape: Any, strides: Any, padding: Any = "SAME",
+                     data_format: str | None = "NDHWC", dilations: Any = None) -> np.ndarray:
+    """``tf.nn.conv3d_transpose``: the gradient of conv3d with respect to its input.
+
+    input: [N, D, H, W, I] (NDHWC) or NCDHW; filters: [kd, kh, kw, O, I]; output_shape: 5 values in data_format order,
+    one that conv3d maps back onto ``input``'s spatial shape. strides, dilations: an int or a list of 1, 3 or 5;
+    padding "SAME" or "VALID". Returns an array of ``output_shape``.
+    """
+    return _transpose("conv3d_transpose", CONV3D_TRANSPOSE_FORMS, RANKS[3], "DHWOI", input, filters, output_shape,
+                      strides, padding, data_format, dilations)
+
+
+@_ieee
+def conv_transpose(input: ArrayLike, filters: ArrayLike, output_shape: Any, strides: Any, padding: Any = "SAME",
+                   data_format: str | None = None, dilations: Any = None) -> np.ndarray:
+    """``tf.nn.conv_transpose``: conv1d_transpose, conv2d_transpose or conv3d_transpose by the length of
+    ``output_shape`` (3, 4 or 5 values, the full shape in data_format order; channels-last by default), with that
+    op's argument forms."""
+    op = "conv_transpose"
+    try:
+        length = len(output_shape)
+    except TypeError:
+        raise ValueError(f"{op}: argument 'output_shape'={output_shape!r} must be a list of 3, 4 or 5 ints") from None
+    n = length - 2
+    if n not in RANKS:
+        raise ValueError(f"{op}: argument 'output_shape'={_as_list(output_shape)} must have 3, 4 or 5 values (the "
+                         f"full output shape), got {length}")
+    return _transpose(op, CONV_TRANSPOSE_FORMS[n], RANKS[n], filter_layout(n, transposed=True), input, filters,
+                      output_shape, strides, padding, data_format, dilations)
+
+
+@_ieee
+def atrous_conv2d_transpose(value: ArrayLike, filters: ArrayLike, output_shape: Any, rate: Any,
+                            padding: Any) -> np.ndarray:
+    """``tf.nn.atrous_conv2d_transpose``: the gradient of atrous_conv2d with respect to its input, NHWC only.
+
+    value: [N, H, W, I]; filters: [kh, kw, O, I]; output_shape: 4 values [N, H, W, O]; rate: a positive int;
+    padding "SAME" or "VALID". Not grouped: the output's channels are the filters' O.
+    """
+    return _transpose("atrous_conv2d_transpose", ATROUS_TRANSPOSE_FORMS, ("NHWC",), "HWOI", value, filters,
+                      output_shape, None, padding, "NHWC", rate, data_arg="value", grouped=False)
+
+
+@_ieee
 def conv1d_transpose(input: ArrayLike, filters: ArrayLike, output_shape: Any, strides: Any, padding: Any = "SAME",
                      data_format: str | None = "NWC", dilations: Any = None) -> np.ndarray:
     """``tf.nn.conv1d_transpose``: the gradient of conv1d with respect to its input.
@@ -550,9 +759,10 @@ def _describe(sizes: range) -> str:
 
 
 def _transpose_output_sizes(op: str, output_shape: Any, fmt: str, in_shape: tuple[int, ...], out_channels: int,
-                            spatial_only: bool) -> list[int]:
-    """The spatial sizes of a transposed convolution's ``output_shape`` (full rank in ``fmt`` order, or, when
-    ``spatial_only``, the spatial sizes alone); ``in_shape`` is the input's channels-last shape."""
+                            spatial_only: bool) -> tuple[list[int], int]:
+    """(the spatial sizes, the channels) of a transposed convolution's ``output_shape`` (full rank in ``fmt`` order,
+    or, when ``spatial_only``, the spatial sizes alone, whose channels are the filters' ``out_channels``); ``in_shape``
+    is the input's channels-last shape."""
     try:
         values = [int(v) for v in np.asarray(output_shape).reshape(-1)]
         if any(float(v) != float(o) for v, o in zip(values, np.asarray(output_shape).reshape(-1))):
@@ -567,16 +777,11 @@ def _transpose_output_sizes(op: str, output_shape: Any, fmt: str, in_shape: tupl
         raise ValueError(f"{op}: argument 'output_shape'={_as_list(output_shape)} must have {len(fmt)} values "
                          f"({fmt}){also}")
     if len(values) == len(spatial) and spatial_only:
-        return values
+        return values, out_channels
     shape = dict(zip(fmt, values))
     if shape["N"] != in_shape[0]:
         raise ValueError(f"{op}: argument 'output_shape'={values} has batch {shape['N']} but the input has batch {in_shape[0]}")
-    if shape["C"] != out_channels:
-        raise ValueError(
-            f"{op}: argument 'output_shape'={values} has {shape['C']} channels but filters have "
-            f"out_channels={out_channels} (axis {len(fmt) - 2})"
-        )
-    return [shape[c] for c in spatial]
+    return [shape[c] for c in spatial], shape["C"]
 
 
 # --- gradients: the tf.raw_ops backprop ops ------------------------------------------------
@@ -589,8 +794,20 @@ def _transpose_output_sizes(op: str, output_shape: Any, fmt: str, in_shape: tupl
 # "SAME" / "VALID" / "EXPLICIT" with explicit_paddings a flat list of 8 ints, and the
 # shape of the operand being differentiated (input_sizes / filter_sizes).
 
-def _correlate_filter(x_nsc: np.ndarray, dy_nso: np.ndarray, wins: tuple[Window, ...]) -> np.ndarray:
-    """The filter gradient of ``_correlate``. x: [N, *spatial, I], dy: [N, *out, O] -> [*kernel, I, O] (accumulator dtype).
+def _correlate_filter(x_nsc: np.ndarray, dy_nso: np.ndarray, wins: tuple[Window, ...], groups: int = 1) -> np.ndarray:
+    """The filter gradient of the grouped ``_correlate``. x: [N, *spatial, G * I], dy: [N, *out, O] -> [*kernel, I, O]."""
+    per_in, per_out = x_nsc.shape[-1] // groups, dy_nso.shape[-1] // groups
+    return _grouped(
+        groups,
+        (lambda: _depthwise_filter(x_nsc, dy_nso, wins, per_out).reshape(*(w.kernel for w in wins), 1, groups * per_out))
+        if per_in == 1 else None,
+        lambda g: _correlate_filter_group(x_nsc[..., g * per_in:(g + 1) * per_in],
+                                          dy_nso[..., g * per_out:(g + 1) * per_out], wins),
+    )
+
+
+def _correlate_filter_group(x_nsc: np.ndarray, dy_nso: np.ndarray, wins: tuple[Window, ...]) -> np.ndarray:
+    """The filter gradient of ``_correlate_group``. x: [N, *spatial, I], dy: [N, *out, O] -> [*kernel, I, O] (accumulator dtype).
 
     dw = im2col(x)^T @ dy, with dy as one row per (batch, output pixel).
     """
@@ -676,20 +893,27 @@ def _sizes(op: str, arg: str, value: Any, lengths: tuple[int, ...]) -> list[int]
     return [int(v) for v in a]
 
 
-def _raw_window_args(op, fmt, strides, dilations, padding, explicit_paddings, use_cudnn_on_gpu=True):
-    """Normalized (strides, dilations, padding) from the tf.raw_ops forms (4-long lists, EXPLICIT + flat list)."""
+def _raw_window_args(op: str, fmt: str, strides: Any, dilations: Any, padding: Any, explicit_paddings: Any,
+                     use_cudnn_on_gpu: Any = True) -> tuple[tuple[int, ...], tuple[int, ...], Padding]:
+    """Normalized (strides, dilations, padding) from the tf.raw_ops forms: full-rank lists in data_format order;
+    padding "SAME" / "VALID", or "EXPLICIT" with a flat ``explicit_paddings`` (None: an op without that attribute,
+    which takes the two names only)."""
     if not isinstance(use_cudnn_on_gpu, (bool, np.bool_)):
         raise ValueError(f"{op}: argument 'use_cudnn_on_gpu'={use_cudnn_on_gpu!r} must be a bool")
-    strides = normalize_window_arg(op, "strides", strides, fmt, allowed_lengths=(4,), allow_int=False)
-    dilations = normalize_window_arg(op, "dilations", dilations, fmt, allowed_lengths=(4,), allow_int=False, default=1)
+    rank = len(fmt)
+    strides = normalize_window_arg(op, "strides", strides, fmt, allowed_lengths=(rank,), allow_int=False)
+    dilations = normalize_window_arg(op, "dilations", dilations, fmt, allowed_lengths=(rank,), allow_int=False,
+                                     default=1)
+    if explicit_paddings is None:
+        return strides, dilations, normalize_padding(op, padding, fmt, allow_explicit=False)
     return strides, dilations, normalize_raw_padding(op, padding, explicit_paddings, fmt)
 
 
-def _check_out_backprop(op: str, sizes_arg: str, sizes: Any, wins: tuple[Window, ...], dy_nhwc_shape: tuple[int, ...],
+def _check_out_backprop(op: str, sizes_arg: str, sizes: Any, wins: tuple[Window, ...], dy_last_shape: tuple[int, ...],
                         fmt: str) -> None:
     """The forward convolution of the sizes given must produce out_backprop's spatial size."""
     want = tuple(w.out for w in wins)
-    got = tuple(dy_nhwc_shape[1:-1])
+    got = tuple(dy_last_shape[1:-1])
     if want != got:
         raise ValueError(
             f"{op}: argument '{sizes_arg}'={sizes} does not match 'out_backprop': the forward convolution of that "
@@ -697,71 +921,140 @@ def _check_out_backprop(op: str, sizes_arg: str, sizes: Any, wins: tuple[Window,
         )
 
 
-def _input_sizes_nhwc(op: str, input_sizes: Any, fmt: str, batch: int, channels: int, lengths: tuple[int, ...]
-                      ) -> tuple[int, int, int, int]:
-    """input_sizes (4 values in data_format order, or the 2 spatial sizes) as NHWC, checked against batch and channels."""
+def _input_sizes(op: str, input_sizes: Any, fmt: str, batch: int, per_group: int, lengths: tuple[int, ...],
+                 grouped: bool) -> tuple[list[int], int]:
+    """(spatial sizes, channels) of input_sizes (the full shape in data_format order, or, where ``lengths`` allows,
+    the spatial sizes alone), checked against out_backprop's ``batch`` and the filter's in_channels ``per_group``:
+    the channels must be ``per_group`` or, when ``grouped``, a multiple of it."""
     sizes = _sizes(op, "input_sizes", input_sizes, lengths)
-    if len(sizes) == 2:  # Conv2DBackpropInput takes batch from out_backprop and channels from the filter
-        return batch, sizes[0], sizes[1], channels
+    n_spatial = len(fmt) - 2
+    if len(sizes) == n_spatial:  # Conv2DBackpropInput takes batch from out_backprop and channels from the filter
+        return sizes, per_group
     shape = dict(zip(fmt, sizes))
     if shape["N"] != batch:
         raise ValueError(f"{op}: argument 'input_sizes'={sizes} has batch {shape['N']} but out_backprop has batch {batch}")
-    if shape["C"] != channels:
-        raise ValueError(f"{op}: argument 'input_sizes'={sizes} has {shape['C']} channels but the filter has "
-                         f"in_channels={channels} (axis 2)")
-    return shape["N"], shape["H"], shape["W"], shape["C"]
+    channels = shape["C"]
+    if channels != per_group and not (grouped and per_group and channels and channels % per_group == 0):
+        also = ": it must be that or a multiple of it (grouped)" if grouped else ""
+        raise ValueError(f"{op}: argument 'input_sizes'={sizes} has {channels} channels but the filter has "
+                         f"in_channels={per_group} (axis {n_spatial}){also}")
+    return [shape[c] for c in layouts.spatial(fmt)], channels
+
+
+def _backprop_input(op: str, input_sizes: Any, filter: ArrayLike, out_backprop: ArrayLike, strides: Any, padding: Any,
+                    explicit_paddings: Any, data_format: str | None, dilations: Any, *, formats: tuple[str, ...],
+                    filter_layout: str, size_lengths: tuple[int, ...], depthwise: bool = False,
+                    use_cudnn_on_gpu: Any = True) -> np.ndarray:
+    """The input gradient of a (grouped) convolution or of a depthwise one, as the raw backprop-input ops compute it:
+    filter ``[*kernel, I, O]`` (or ``[*kernel, C, M]``), out_backprop in ``data_format``; returns the input's gradient
+    in ``data_format``, in the filter's dtype."""
+    fmt = _data_format(op, data_format, formats, formats[0])
+    last = layouts.channels_last(fmt)
+    w = _array(op, "filter", filter, len(filter_layout))
+    dy = _array(op, "out_backprop", out_backprop, len(fmt), like=w, like_arg="filter")
+    dy_last = layouts.convert(dy, fmt, last)
+    shapes = f"out_backprop {list(dy.shape)} {fmt}, filter {list(w.shape)} {filter_layout}"
+    if depthwise:
+        _match(op, "out_backprop", "channels", dy_last.shape[-1], w.shape[-2] * w.shape[-1],
+               f"in_channels * channel_multiplier of filter {list(w.shape)} {filter_layout}; out_backprop "
+               f"{list(dy.shape)} {fmt}")
+    else:
+        _match(op, "out_backprop", "out_channels", dy_last.shape[-1], w.shape[-1], shapes)
+    strides, dilations, pad = _raw_window_args(op, fmt, strides, dilations, padding, explicit_paddings, use_cudnn_on_gpu)
+    sizes, channels = _input_sizes(op, input_sizes, fmt, dy_last.shape[0], w.shape[-2], size_lengths, not depthwise)
+    groups = 1 if depthwise else _groups(op, "filter", filter_layout, w.shape, channels, shapes)
+    wins = windows(op, sizes, w.shape[:-2], strides, dilations, pad)
+    _check_out_backprop(op, "input_sizes", _as_list(input_sizes), wins, dy_last.shape, fmt)
+    # The forward filter [*kernel, I, O] is [*kernel, O, I] for the adjoint, with the roles swapped.
+    dx = _depthwise_transpose(dy_last, w, wins) if depthwise else _correlate_transpose(dy_last, w, wins, groups)
+    return layouts.convert(_cast(dx, dy.dtype), last, fmt)
+
+
+def _backprop_filter(op: str, input: ArrayLike, filter_sizes: Any, out_backprop: ArrayLike, strides: Any,
+                     padding: Any, explicit_paddings: Any, data_format: str | None, dilations: Any, *,
+                     formats: tuple[str, ...], filter_layout: str, depthwise: bool = False,
+                     use_cudnn_on_gpu: Any = True) -> np.ndarray:
+    """The filter gradient of a (grouped) convolution or of a depthwise one, as the raw backprop-filter ops compute
+    it: input and out_backprop in ``data_format``; returns the ``filter_layout`` gradient in the input's dtype."""
+    fmt = _data_format(op, data_format, formats, formats[0])
+    last = layouts.channels_last(fmt)
+    x = _array(op, "input", input, len(fmt))
+    dy = _array(op, "out_backprop", out_backprop, len(fmt), like=x)
+    x_last, dy_last = layouts.convert(x, fmt, last), layouts.convert(dy, fmt, last)
+    sizes = _sizes(op, "filter_sizes", filter_sizes, (len(filter_layout),))
+    *kernel, cin, cout = sizes
+    shapes = (f"filter_sizes {sizes} {filter_layout}, input {list(x.shape)} {fmt}, out_backprop {list(dy.shape)} "
+              f"{fmt}")
+    i_entry = len(kernel)
+    if depthwise:
+        groups = 1
+        _match(op, "filter_sizes", f"in_channels (entry {i_entry})", cin, x_last.shape[-1], shapes)
+        _match(op, "out_backprop", "channels", dy_last.shape[-1], cin * cout, shapes)
+    else:
+        groups = _groups(op, "filter_sizes", filter_layout, tuple(sizes), x_last.shape[-1], shapes, unit="entry")
+        _match(op, "filter_sizes", f"out_channels (entry {i_entry + 1})", cout, dy_last.shape[-1], shapes)
+    _match(op, "out_backprop", "batch", dy_last.shape[0], x_last.shape[0], shapes)
+    strides, dilations, pad = _raw_window_args(op, fmt, strides, dilations, padding, explicit_paddings, use_cudnn_on_gpu)
+    wins = windows(op, x_last.shape[1:-1], kernel, strides, dilations, pad)
+    _check_out_backprop(op, "filter_sizes", sizes, wins, dy_last.shape, fmt)
+    dw = _depthwise_filter(x_last, dy_last, wins, cout) if depthwise else _correlate_filter(x_last, dy_last, wins, groups)
+    return _cast(dw, x.dtype)
 
 
 @_ieee
 def conv2d_backprop_input(input_sizes, filter, out_backprop, strides, padding, use_cudnn_on_gpu=True,
                           explicit_paddings=(), data_format="NHWC", dilations=(1, 1, 1, 1)):
-    """``tf.raw_ops.Conv2DBackpropInput``: the gradient of conv2d with respect to its input.
+    """``tf.raw_ops.Conv2DBackpropInput``: the gradient of conv2d (grouped as conv2d) with respect to its input.
 
     input_sizes: the input's shape, 4 values in data_format order or the 2 spatial
-    sizes (H, W); filter: HWIO [kh, kw, I, O]; out_backprop: [N, H', W', O] (NHWC) or
+    sizes (H, W); filter: HWIO [kh, kw, C / groups, O]; out_backprop: [N, H', W', O] (NHWC) or
     NCHW, the gradient of conv2d's output. strides, dilations: 4 values in
     data_format order; padding: "SAME", "VALID" or "EXPLICIT" with explicit_paddings
-    8 ints in data_format order. Returns [N, H, W, I] (or NCHW) in the filter's dtype.
+    8 ints in data_format order. Returns [N, H, W, C] (or NCHW) in the filter's dtype.
     """
-    op = "conv2d_backprop_input"
-    fmt = _data_format(op, data_format, ("NHWC", "NCHW"), "NHWC")
-    w_hwio = _array(op, "filter", filter, 4)
-    dy = _array(op, "out_backprop", out_backprop, 4, like=w_hwio, like_arg="filter")
-    dy_nhwc = layouts.convert(dy, fmt, "NHWC")
-    _match(op, "out_backprop", "out_channels", dy_nhwc.shape[-1], w_hwio.shape[3],
-           f"out_backprop {list(dy.shape)} {fmt}, filter {list(w_hwio.shape)} HWIO")
-    strides, dilations, pad = _raw_window_args(op, fmt, strides, dilations, padding, explicit_paddings, use_cudnn_on_gpu)
-    _, h, w, _ = _input_sizes_nhwc(op, input_sizes, fmt, dy_nhwc.shape[0], w_hwio.shape[2], (4, 2))
-    wins = windows(op, (h, w), w_hwio.shape[:2], strides, dilations, pad)
-    _check_out_backprop(op, "input_sizes", _as_list(input_sizes), wins, dy_nhwc.shape, fmt)
-    # An HWIO filter is [*kernel, O, I] for the adjoint, with conv2d's roles swapped.
-    dx_nhwc = _cast(_correlate_transpose(dy_nhwc, w_hwio, wins), dy.dtype)
-    return layouts.convert(dx_nhwc, "NHWC", fmt)
+    return _backprop_input("conv2d_backprop_input", input_sizes, filter, out_backprop, strides, padding,
+                           explicit_paddings, data_format, dilations, formats=RANKS[2], filter_layout="HWIO",
+                           size_lengths=(4, 2), use_cudnn_on_gpu=use_cudnn_on_gpu)
 
 
 @_ieee
 def conv2d_backprop_filter(input, filter_sizes, out_backprop, strides, padding, use_cudnn_on_gpu=True,
                            explicit_paddings=(), data_format="NHWC", dilations=(1, 1, 1, 1)):
-    """``tf.raw_ops.Conv2DBackpropFilter``: the gradient of conv2d with respect to its filter.
+    """``tf.raw_ops.Conv2DBackpropFilter``: the gradient of conv2d (grouped as conv2d) with respect to its filter.
 
-    input: [N, H, W, I] (NHWC) or NCHW; filter_sizes: the HWIO filter shape, 4 values
-    [kh, kw, I, O]; out_backprop: [N, H', W', O] (or NCHW). Attributes as for
-    ``conv2d_backprop_input``. Returns the HWIO [kh, kw, I, O] gradient in the input's dtype.
+    input: [N, H, W, C] (NHWC) or NCHW; filter_sizes: the HWIO filter shape, 4 values
+    [kh, kw, C / groups, O]; out_backprop: [N, H', W', O] (or NCHW). Attributes as for
+    ``conv2d_backprop_input``. Returns the HWIO gradient in the input's dtype.
     """
-    op = "conv2d_backprop_filter"
-    fmt = _data_format(op, data_format, ("NHWC", "NCHW"), "NHWC")
-    x = _array(op, "input", input, 4)
-    dy = _array(op, "out_backprop", out_backprop, 4, like=x)
-    x_nhwc, dy_nhwc = layouts.convert(x, fmt, "NHWC"), layouts.convert(dy, fmt, "NHWC")
-    kh, kw, cin, cout = _sizes(op, "filter_sizes", filter_sizes, (4,))
-    shapes = f"filter_sizes {[kh, kw, cin, cout]} HWIO, input {list(x.shape)} {fmt}, out_backprop {list(dy.shape)} {fmt}"
-    _match(op, "filter_sizes", "in_channels (entry 2)", cin, x_nhwc.shape[-1], shapes)
-    _match(op, "filter_sizes", "out_channels (entry 3)", cout, dy_nhwc.shape[-1], shapes)
-    _match(op, "out_backprop", "batch", dy_nhwc.shape[0], x_nhwc.shape[0], shapes)
-    strides, dilations, pad = _raw_window_args(op, fmt, strides, dilations, padding, explicit_paddings, use_cudnn_on_gpu)
-    wins = windows(op, x_nhwc.shape[1:3], (kh, kw), strides, dilations, pad)
-    _check_out_backprop(op, "filter_sizes", [kh, kw, cin, cout], wins, dy_nhwc.shape, fmt)
-    return _cast(_correlate_filter(x_nhwc, dy_nhwc, wins), x.dtype)
+    return _backprop_filter("conv2d_backprop_filter", input, filter_sizes, out_backprop, strides, padding,
+                            explicit_paddings, data_format, dilations, formats=RANKS[2], filter_layout="HWIO",
+                            use_cudnn_on_gpu=use_cudnn_on_gpu)
+
+
+@_ieee
+def conv3d_backprop_input_v2(input_sizes: Any, filter: ArrayLike, out_backprop: ArrayLike, strides: Any, padding: Any,
+                             data_format: str | None = "NDHWC", dilations: Any = (1, 1, 1, 1, 1)) -> np.ndarray:
+    """``tf.raw_ops.Conv3DBackpropInputV2``: the gradient of conv3d with respect to its input.
+
+    input_sizes: the input's shape, 5 values in data_format order; filter: DHWIO; out_backprop: [N, D', H', W', O]
+    (NDHWC) or NCDHW. strides, dilations: 5 values in data_format order; padding "SAME" or "VALID" (no explicit
+    padding). Returns [N, D, H, W, C] (or NCDHW) in the filter's dtype.
+    """
+    return _backprop_input("conv3d_backprop_input_v2", input_sizes, filter, out_backprop, strides, padding, None,
+                           data_format, dilations, formats=RANKS[3], filter_layout="DHWIO", size_lengths=(5,))
+
+
+@_ieee
+def conv3d_backprop_filter_v2(input: ArrayLike, filter_sizes: Any, out_backprop: ArrayLike, strides: Any,
+                              padding: Any, data_format: str | None = "NDHWC",
+                              dilations: Any = (1, 1, 1, 1, 1)) -> np.ndarray:
+    """``tf.raw_ops.Conv3DBackpropFilterV2``: the gradient of conv3d with respect to its filter.
+
+    input: [N, D, H, W, C] (NDHWC) or NCDHW; filter_sizes: the DHWIO filter shape, 5 values; out_backprop: [N, D',
+    H', W', O]. Attributes as for ``conv3d_backprop_input_v2``. Returns the DHWIO gradient in the input's dtype.
+    """
+    return _backprop_filter("conv3d_backprop_filter_v2", input, filter_sizes, out_backprop, strides, padding, None,
+                            data_format, dilations, formats=RANKS[3], filter_layout="DHWIO")
 
 
 @_ieee
@@ -775,19 +1068,9 @@ def depthwise_conv2d_native_backprop_input(input_sizes: Any, filter: ArrayLike, 
     [N, H', W', C*M] (channel-major, or NCHW). Attributes as for
     ``conv2d_backprop_input``. Returns [N, H, W, C] (or NCHW) in the filter's dtype.
     """
-    op = "depthwise_conv2d_native_backprop_input"
-    fmt = _data_format(op, data_format, ("NHWC", "NCHW"), "NHWC")
-    w_hwim = _array(op, "filter", filter, 4)
-    dy = _array(op, "out_backprop", out_backprop, 4, like=w_hwim, like_arg="filter")
-    dy_nhwc = layouts.convert(dy, fmt, "NHWC")
-    _match(op, "out_backprop", "channels", dy_nhwc.shape[-1], w_hwim.shape[2] * w_hwim.shape[3],
-           f"in_channels * channel_multiplier of filter {list(w_hwim.shape)} HWIM; out_backprop {list(dy.shape)} {fmt}")
-    strides, dilations, pad = _raw_window_args(op, fmt, strides, dilations, padding, explicit_paddings)
-    _, h, w, _ = _input_sizes_nhwc(op, input_sizes, fmt, dy_nhwc.shape[0], w_hwim.shape[2], (4,))
-    wins = windows(op, (h, w), w_hwim.shape[:2], strides, dilations, pad)
-    _check_out_backprop(op, "input_sizes", _as_list(input_sizes), wins, dy_nhwc.shape, fmt)
-    dx_nhwc = _cast(_depthwise_transpose(dy_nhwc, w_hwim, wins), dy.dtype)
-    return layouts.convert(dx_nhwc, "NHWC", fmt)
+    return _backprop_input("depthwise_conv2d_native_backprop_input", input_sizes, filter, out_backprop, strides,
+                           padding, explicit_paddings, data_format, dilations, formats=RANKS[2], filter_layout="HWIM",
+                           size_lengths=(4,), depthwise=True)
 
 
 @_ieee
@@ -800,17 +1083,39 @@ def depthwise_conv2d_native_backprop_filter(input: ArrayLike, filter_sizes: Any,
     [kh, kw, C, M]; out_backprop: [N, H', W', C*M] (channel-major, or NCHW).
     Returns the HWIM [kh, kw, C, M] gradient in the input's dtype.
     """
-    op = "depthwise_conv2d_native_backprop_filter"
-    fmt = _data_format(op, data_format, ("NHWC", "NCHW"), "NHWC")
-    x = _array(op, "input", input, 4)
-    dy = _array(op, "out_backprop", out_backprop, 4, like=x)
-    x_nhwc, dy_nhwc = layouts.convert(x, fmt, "NHWC"), layouts.convert(dy, fmt, "NHWC")
-    kh, kw, channels, multiplier = _sizes(op, "filter_sizes", filter_sizes, (4,))
-    shapes = f"filter_sizes {[kh, kw, channels, multiplier]} HWIM, input {list(x.shape)} {fmt}, out_backprop {list(dy.shape)} {fmt}"
-    _match(op, "filter_sizes", "in_channels (entry 2)", channels, x_nhwc.shape[-1], shapes)
-    _match(op, "out_backprop", "channels", dy_nhwc.shape[-1], channels * multiplier, shapes)
-    _match(op, "out_backprop", "batch", dy_nhwc.shape[0], x_nhwc.shape[0], shapes)
-    strides, dilations, pad = _raw_window_args(op, fmt, strides, dilations, padding, explicit_paddings)
-    wins = windows(op, x_nhwc.shape[1:3], (kh, kw), strides, dilations, pad)
-    _check_out_backprop(op, "filter_sizes", [kh, kw, channels, multiplier], wins, dy_nhwc.shape, fmt)
-    return _cast(_depthwise_filter(x_nhwc, dy_nhwc, wins, multiplier), x.dtype)
+    return _backprop_filter("depthwise_conv2d_native_backprop_filter", input, filter_sizes, out_backprop, strides,
+                            padding, explicit_paddings, data_format, dilations, formats=RANKS[2],
+                            filter_layout="HWIM", depthwise=True)
+
+
+def _explicit_pairs(op: str, padding: Any, fmt: str) -> tuple[str, list[int]]:
+    """tf.nn's padding argument (a name, or one [before, after] pair per axis) as the raw ops' (padding,
+    explicit_paddings), validated."""
+    pad = normalize_padding(op, padding, fmt)
+    if isinstance(pad, str):
+        return pad, []
+    return "EXPLICIT", raw_op_window_args((1,) * len(pad), (1,) * len(pad), pad, fmt)[3]
+
+
+@_ieee
+def depthwise_conv2d_backprop_input(input_sizes: Any, filter: ArrayLike, out_backprop: ArrayLike, strides: Any,
+                                    padding: Any, data_format: str | None = "NHWC", dilations: Any = None) -> np.ndarray:
+    """``tf.nn.depthwise_conv2d_backprop_input``: DepthwiseConv2dNativeBackpropInput with tf.nn's padding argument
+    ("SAME", "VALID" or 4 [before, after] pairs in data_format order); strides and dilations 4-lists."""
+    op = "depthwise_conv2d_backprop_input"
+    fmt = _data_format(op, data_format, RANKS[2], "NHWC")
+    name, flat = _explicit_pairs(op, padding, fmt)
+    return _backprop_input(op, input_sizes, filter, out_backprop, strides, name, flat, fmt, dilations,
+                           formats=RANKS[2], filter_layout="HWIM", size_lengths=(4,), depthwise=True)
+
+
+@_ieee
+def depthwise_conv2d_backprop_filter(input: ArrayLike, filter_sizes: Any, out_backprop: ArrayLike, strides: Any,
+                                     padding: Any, data_format: str | None = "NHWC", dilations: Any = None) -> np.ndarray:
+    """``tf.nn.depthwise_conv2d_backprop_filter``: DepthwiseConv2dNativeBackpropFilter with tf.nn's padding
+    argument ("SAME", "VALID" or 4 [before, after] pairs in data_format order); strides and dilations 4-lists."""
+    op = "depthwise_conv2d_backprop_filter"
+    fmt = _data_format(op, data_format, RANKS[2], "NHWC")
+    name, flat = _explicit_pairs(op, padding, fmt)
+    return _backprop_filter(op, input, filter_sizes, out_backprop, strides, name, flat, fmt, dilations,
+                            formats=RANKS[2], filter_layout="HWIM", depthwise=True)

@@ -4,10 +4,12 @@ A rule is ``rule(spec, arrays, attrs, dy) -> {operand: gradient}``: for ``y = op
 gradient ``dy``, the gradient of ``sum(y * dy)`` with respect to every operand, in the operand's own layout. The
 arrays and ``dy`` arrive in the accumulator dtype (``harness.ops.gradients`` converts them and rounds once):
 
-* conv2d: ``conv2d_backprop_input`` and ``conv2d_backprop_filter``;
+* conv2d (and grouped conv2d): ``conv2d_backprop_input`` and ``conv2d_backprop_filter``;
+* conv3d: ``conv3d_backprop_input_v2`` and ``conv3d_backprop_filter_v2``;
 * depthwise_conv2d: the depthwise pair;
-* transposed ops (themselves the input gradient of a convolution): d_input is ``conv2d(dy, filters)``,
-  d_filters is ``conv2d_backprop_filter`` with the roles of input and output swapped (1-D on a height-1 image);
+* transposed ops (themselves the input gradient of a convolution): d_input is ``conv2d(dy, filters)`` (``conv3d``
+  in 3-D), d_filters is ``conv2d_backprop_filter`` (``conv3d_backprop_filter_v2``) with the roles of input and
+  output swapped (1-D on a height-1 image);
 * atrous_conv2d: conv2d's rule with dilations = rate, stride 1;
 * conv1d: conv2d's rule on a height-1 image (NWC -> NHWC, WIO -> HWIO);
 * separable_conv2d: the chain rule through its depthwise output.
@@ -30,6 +32,8 @@ def raw_attrs(spec: OpSpec, attrs: Mapping[str, Any], fmt: str | None = None) ->
     ops (4-long lists, EXPLICIT + a flat list), for data in ``fmt`` (default: the op's data_format)."""
     fmt = fmt or spec.data_format(attrs)
     s4, d4, name, flat = raw_op_window_args(*spec.forms.window_attrs(spec.name, attrs, fmt), fmt)
+    if len(fmt) == 5:  # the 3-D raw ops take "SAME" / "VALID" only, so no explicit_paddings attribute
+        return {"strides": s4, "padding": name, "data_format": fmt, "dilations": d4}
     return {"strides": s4, "padding": name, "explicit_paddings": flat, "data_format": fmt, "dilations": d4}
 
 
@@ -58,6 +62,15 @@ def conv2d(spec: OpSpec, a: Arrays, attrs: Mapping[str, Any], dy: np.ndarray) ->
     return {data: dx, filt: dw}
 
 
+def conv3d(spec: OpSpec, a: Arrays, attrs: Mapping[str, Any], dy: np.ndarray) -> dict[str, np.ndarray]:
+    data, filt = spec.data.name, spec.kernel_operand.name
+    x, w_dhwio, raw = a[data], a[filt], raw_attrs(spec, attrs)
+    return {
+        data: reference.conv3d_backprop_input_v2(list(x.shape), w_dhwio, dy, **raw),
+        filt: reference.conv3d_backprop_filter_v2(x, list(w_dhwio.shape), dy, **raw),
+    }
+
+
 def depthwise_conv2d(spec: OpSpec, a: Arrays, attrs: Mapping[str, Any], dy: np.ndarray) -> dict[str, np.ndarray]:
     dx, dw = _depthwise_pair(a["input"], a["filter"], dy, raw_attrs(spec, attrs))
     return {"input": dx, "filter": dw}
@@ -83,12 +96,16 @@ def transposed(spec: OpSpec, a: Arrays, attrs: Mapping[str, Any], dy: np.ndarray
         strides, dilations = (1, *strides), (1, *dilations)
         pad = pad if isinstance(pad, str) else ((0, 0), *pad)
     s4, d4, name, flat = raw_op_window_args(strides, dilations, pad, fmt2)
-    pairs = iter(pad if not isinstance(pad, str) else ())
-    padding = pad if isinstance(pad, str) else [[0, 0] if c in "NC" else list(next(pairs)) for c in fmt2]
-    d_input = reference.conv2d(dy2, w, list(strides), padding, data_format=fmt2, dilations=list(dilations))
-    d_filters = reference.conv2d_backprop_filter(
-        dy2, list(w.shape), x, strides=s4, padding=name, explicit_paddings=flat, data_format=fmt2, dilations=d4
-    )
+    if len(fmt2) == 5:  # 3-D: padding is a name
+        d_input = reference.conv3d(dy2, w, s4, name, data_format=fmt2, dilations=d4)
+        d_filters = reference.conv3d_backprop_filter_v2(dy2, list(w.shape), x, s4, name, data_format=fmt2, dilations=d4)
+    else:
+        pairs = iter(pad if not isinstance(pad, str) else ())
+        padding = pad if isinstance(pad, str) else [[0, 0] if c in "NC" else list(next(pairs)) for c in fmt2]
+        d_input = reference.conv2d(dy2, w, list(strides), padding, data_format=fmt2, dilations=list(dilations))
+        d_filters = reference.conv2d_backprop_filter(
+            dy2, list(w.shape), x, strides=s4, padding=name, explicit_paddings=flat, data_format=fmt2, dilations=d4
+        )
     return {
         spec.data.name: layouts.convert(d_input, fmt2, fmt),
         spec.kernel_operand.name: layouts.convert(d_filters, w_layout2, w_layout),

@@ -129,7 +129,7 @@ def raw_backprop(
         return None
     data, filt = arrays[spec.data.name], arrays[spec.kernel_operand.name]
     kwargs = raw_attrs(spec, attrs)
-    impl = getattr(reference, name)
+    impl = getattr(reference, name)  # looked up at call time (a test may patch it)
     if wrt == spec.data.name:  # backprop_input(input_sizes, filter, out_backprop)
         sizes = list(data.shape)
         return RawBackprop(

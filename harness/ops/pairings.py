@@ -48,6 +48,12 @@ def _require(cond: bool, why: str) -> None:
         raise NotApplicable(why)
 
 
+def _ungrouped(data: np.ndarray, fmt: str, per_group: int) -> None:
+    """NotApplicable for a grouped convolution (the data's channels a multiple of the filter's): the documents'
+    formulations sum over every input channel."""
+    _require(data.shape[fmt.index("C")] == per_group, "the documents' formulations are not grouped")
+
+
 def _correlate_nchw(x_nchw: np.ndarray, k_oihw: np.ndarray, wins: tuple[Window, ...]) -> np.ndarray:
     """pad, dilate the kernel, correlate at stride 1 (corr2D_mutil_in), keep every stride-th pixel."""
     k_dilated = layouts.dilate_kernel(k_oihw, [w.dilation for w in wins], "OIHW")
@@ -57,6 +63,7 @@ def _correlate_nchw(x_nchw: np.ndarray, k_oihw: np.ndarray, wins: tuple[Window, 
 def correlate(a: Arrays, attrs: dict[str, Any]) -> np.ndarray:
     """corr2D_mutil_in / mutil_in_out on the padded input with the zero-inserted kernel, then subsampled."""
     fmt = _fmt(attrs, "NHWC")
+    _ungrouped(a["input"], fmt, a["filters"].shape[2])
     k_oihw = layouts.hwio_to_oihw(a["filters"])
     wins = _windows(
         "conv2d", CONV2D_FORMS, layouts.convert(a["input"], fmt, "NHWC").shape, k_oihw.shape[2:], attrs, fmt
@@ -67,6 +74,7 @@ def correlate(a: Arrays, attrs: dict[str, Any]) -> np.ndarray:
 def correlate_height_1(a: Arrays, attrs: dict[str, Any]) -> np.ndarray:
     """The same correlation on a height-1 image: NWC -> NCHW and WIO -> OIHW insert H = 1."""
     fmt = _fmt(attrs, "NWC")
+    _ungrouped(a["input"], fmt, a["filters"].shape[1])
     (win,) = _windows(
         "conv1d", CONV1D_FORMS, layouts.convert(a["input"], fmt, "NWC").shape, a["filters"].shape[:1], attrs, fmt
     )
@@ -80,6 +88,7 @@ def correlate_height_1(a: Arrays, attrs: dict[str, Any]) -> np.ndarray:
 def correlate_centered(a: Arrays, attrs: dict[str, Any]) -> np.ndarray:
     """The documents' compute_conv: pad k//2 all round and correlate (SAME, stride 1, odd kernel)."""
     fmt = _fmt(attrs, "NHWC")
+    _ungrouped(a["input"], fmt, a["filters"].shape[2])
     k_oihw = layouts.hwio_to_oihw(a["filters"])
     wins = _windows(
         "conv2d", CONV2D_FORMS, layouts.convert(a["input"], fmt, "NHWC").shape, k_oihw.shape[2:], attrs, fmt
@@ -96,6 +105,7 @@ def matmul_1x1(a: Arrays, attrs: dict[str, Any]) -> np.ndarray:
     """mutil_in_out_1x1: a 1x1 convolution is a matrix product over channels."""
     fmt = _fmt(attrs, "NHWC")
     w_hwio = a["filters"]
+    _ungrouped(a["input"], fmt, w_hwio.shape[2])
     _require(w_hwio.shape[:2] == (1, 1), "needs a 1x1 kernel")
     wins = _windows("conv2d", CONV2D_FORMS, layouts.convert(a["input"], fmt, "NHWC").shape, (1, 1), attrs, fmt)
     _require(all(w.stride == 1 and w.pad_before == w.pad_after == 0 for w in wins), "needs stride 1 and no padding")
@@ -153,6 +163,9 @@ def zero_insertion(a: Arrays, attrs: dict[str, Any]) -> np.ndarray:
     # The documents hand TensorFlow rot180(K) laid out [h, w, out, in] and correlate with K itself.
     k_oihw = layouts.rotate_180(layouts.convert(a["filters"], "HWOI", "OIHW"), "OIHW")
     out_shape = dict(zip(fmt, attrs["output_shape"])) if len(attrs["output_shape"]) == 4 else None
+    _require(
+        out_shape is None or out_shape["C"] == a["filters"].shape[2], "the documents' formulations are not grouped"
+    )
     out_hw = (out_shape["H"], out_shape["W"]) if out_shape else tuple(attrs["output_shape"])
     n_out = out_shape["N"] if out_shape else y_nchw.shape[0]
     wins = _windows(
@@ -168,6 +181,7 @@ def scipy_dilated_convolve(a: Arrays, attrs: dict[str, Any]) -> np.ndarray:
     """my_dialateconv2d: a true convolution (scipy) with the zero-inserted, 180-degree-rotated kernel."""
     _finite_only(a["value"], "value", "the zeros it inserts into the kernel")
     x_nhwc = a["value"]
+    _ungrouped(x_nhwc, "NHWC", a["filters"].shape[2])
     k_conv_oihw = layouts.rotate_180(layouts.hwio_to_oihw(a["filters"]), "OIHW")
     wins = _windows("atrous_conv2d", ATROUS_FORMS, x_nhwc.shape, k_conv_oihw.shape[2:], attrs, "NHWC")
     x_nchw = _pad_chw(layouts.nhwc_to_nchw(x_nhwc), wins)

@@ -92,7 +92,8 @@ class OpSpec:
     ``expand`` / ``symbolic``: attribute values that stand for others (``output_shape: smallest``); ``positional``:
     the positional arguments (operands and attributes) when they are not the operands alone (a raw backprop op's
     ``input_sizes, filter, out_backprop``); ``api``: the TensorFlow function (``tf.nn.<name>`` unless given);
-    ``output_layout``: the output's layout when it is not the data_format (a filter gradient's).
+    ``output_layout``: the output's layout when it is not the data_format (a filter gradient's); ``gradient_of``: a
+    backprop op's forward op and operand.
     """
 
     name: str
@@ -122,6 +123,8 @@ class OpSpec:
     positional: tuple[str, ...] = ()
     api: str = ""
     output_layout: str = ""
+    # A backprop op: (the forward op, its operand) whose gradient it computes.
+    gradient_of: tuple[str, str] | None = None
     doc: str = ""
 
     def __post_init__(self) -> None:

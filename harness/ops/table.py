@@ -51,6 +51,70 @@ def _space_to_batch_padding(attrs: Mapping[str, Any]) -> str:
     return "named" if dilated else "explicit"
 
 
+_CONV3D_GRADIENT = ("Conv3DBackpropInputV2", "Conv3DBackpropFilterV2")
+_CONV_RELATIONS = ("layout_invariance", "input_channel_sum", "output_channel_stack", "groups_are_concatenated")
+# The kernels of a convolution over 1, 2 or 3 spatial axes (1-D: conv2d on a height-1 image) and of its gradient.
+_RANK_KERNELS = {1: ("Conv2D",), 2: ("Conv2D",), 3: ("Conv3D",)}
+_RANK_GRADIENT_KERNELS = {
+    1: ("Conv2DBackpropInput", "Conv2DBackpropFilter"),
+    2: ("Conv2DBackpropInput", "Conv2DBackpropFilter"),
+    3: _CONV3D_GRADIENT,
+}
+_RANK_RAW_BACKPROP = {
+    1: {},
+    2: {"input": "conv2d_backprop_input", "filters": "conv2d_backprop_filter"},
+    3: {"input": "conv3d_backprop_input_v2", "filters": "conv3d_backprop_filter_v2"},
+}
+
+
+def _convolution(n: int) -> OpSpec:
+    """``tf.nn.convolution`` on data of ``n`` spatial axes (the op ``convolution_<n>d``)."""
+    fmt = reference.RANKS[n]
+    return OpSpec(
+        f"convolution_{n}d",
+        (Operand("input", "data", fmt[0]), Operand("filters", "filter", reference.filter_layout(n))),
+        ("strides", "padding", "data_format", "dilations"),
+        (),
+        fmt,
+        reference.convolution,
+        kind="conv",
+        forms=reference.CONVOLUTION_FORMS[n],
+        defaults={"padding": "SAME"},
+        gradient={1: gradient_rules.conv1d, 2: gradient_rules.conv2d, 3: gradient_rules.conv3d}[n],
+        raw_backprop=_RANK_RAW_BACKPROP[n],
+        relations=_CONV_RELATIONS,
+        tf_kernels=_RANK_KERNELS[n],
+        tf_gradient_kernels=_RANK_GRADIENT_KERNELS[n],
+        api="tf.nn.convolution",
+        doc=f"tf.nn.convolution on data with {n} spatial axis{'es' if n > 1 else ''}",
+    )
+
+
+def _conv_transpose(n: int) -> OpSpec:
+    """``tf.nn.conv_transpose`` with an ``output_shape`` of ``n`` spatial axes (the op ``conv_transpose_<n>d``)."""
+    fmt = reference.RANKS[n]
+    return OpSpec(
+        f"conv_transpose_{n}d",
+        (Operand("input", "data", fmt[0]), Operand("filters", "filter", reference.filter_layout(n, transposed=True))),
+        ("output_shape", "strides", "padding", "data_format", "dilations"),
+        ("output_shape", "strides"),
+        fmt,
+        reference.conv_transpose,
+        kind="transposed",
+        forms=reference.CONV_TRANSPOSE_FORMS[n],
+        defaults={"strides": 2, "padding": "SAME"},
+        gradient=gradient_rules.transposed,
+        relations=("layout_invariance",),
+        tf_kernels=("Conv3DBackpropInputV2",) if n == 3 else ("Conv2DBackpropInput",),
+        tf_gradient_kernels=(_RANK_KERNELS[n][0], _RANK_GRADIENT_KERNELS[n][1]),
+        resolve=resolve_output_shape,
+        expand=expand_output_shape,
+        symbolic={"output_shape": SYMBOLIC_OUTPUT_SHAPES},
+        api="tf.nn.conv_transpose",
+        doc=f"tf.nn.conv_transpose with an output of {n} spatial axis{'es' if n > 1 else ''}",
+    )
+
+
 OPS: dict[str, OpSpec] = {
     spec.name: spec
     for spec in (
@@ -77,6 +141,7 @@ OPS: dict[str, OpSpec] = {
                 "one_by_one_is_matmul",
                 "input_channel_sum",
                 "output_channel_stack",
+                "groups_are_concatenated",
                 "dilation_is_zero_inserted_kernel",
                 "explicit_padding_is_np_pad",
                 "same_is_explicit",
@@ -180,7 +245,13 @@ OPS: dict[str, OpSpec] = {
             defaults={"stride": 1, "padding": "SAME"},
             textbook=(formulation("correlate_height_1", pairings.correlate_height_1),),
             gradient=gradient_rules.conv1d,
-            relations=("layout_invariance", "input_channel_sum", "output_channel_stack", "conv1d_is_conv2d_height_1"),
+            relations=(
+                "layout_invariance",
+                "input_channel_sum",
+                "output_channel_stack",
+                "groups_are_concatenated",
+                "conv1d_is_conv2d_height_1",
+            ),
         ),
         OpSpec(
             "conv1d_transpose",
@@ -200,6 +271,60 @@ OPS: dict[str, OpSpec] = {
             expand=expand_output_shape,
             symbolic={"output_shape": SYMBOLIC_OUTPUT_SHAPES},
         ),
+        OpSpec(
+            "conv3d",
+            (Operand("input", "data", "NDHWC"), Operand("filters", "filter", "DHWIO")),
+            ("strides", "padding", "data_format", "dilations"),
+            ("strides", "padding"),
+            ("NDHWC", "NCDHW"),
+            reference.conv3d,
+            kind="conv",
+            forms=reference.CONV3D_FORMS,
+            defaults={"strides": [1, 1, 1, 1, 1], "padding": "SAME"},  # tf.nn.conv3d takes 5-lists only
+            gradient=gradient_rules.conv3d,
+            raw_backprop={"input": "conv3d_backprop_input_v2", "filters": "conv3d_backprop_filter_v2"},
+            relations=_CONV_RELATIONS,
+            tf_kernels=("Conv3D",),
+            tf_gradient_kernels=_CONV3D_GRADIENT,
+        ),
+        OpSpec(
+            "conv3d_transpose",
+            (Operand("input", "data", "NDHWC"), Operand("filters", "filter", "DHWOI")),
+            ("output_shape", "strides", "padding", "data_format", "dilations"),
+            ("output_shape", "strides"),
+            ("NDHWC", "NCDHW"),
+            reference.conv3d_transpose,
+            kind="transposed",
+            forms=reference.CONV3D_TRANSPOSE_FORMS,
+            defaults={"strides": 2, "padding": "SAME"},
+            gradient=gradient_rules.transposed,
+            relations=("layout_invariance",),
+            tf_kernels=("Conv3DBackpropInputV2",),
+            tf_gradient_kernels=("Conv3D", "Conv3DBackpropFilterV2"),
+            resolve=resolve_output_shape,
+            expand=expand_output_shape,
+            symbolic={"output_shape": SYMBOLIC_OUTPUT_SHAPES},
+        ),
+        OpSpec(
+            "atrous_conv2d_transpose",
+            (Operand("value", "data", "NHWC"), Operand("filters", "filter", "HWOI")),
+            ("output_shape", "rate", "padding"),
+            ("output_shape", "rate", "padding"),
+            ("NHWC",),
+            reference.atrous_conv2d_transpose,
+            kind="transposed",
+            forms=reference.ATROUS_TRANSPOSE_FORMS,
+            defaults={"rate": 2, "padding": "SAME"},
+            gradient=gradient_rules.transposed,
+            tf_kernels=("Conv2DBackpropInput",),
+            tf_gradient_kernels=("Conv2D", "Conv2DBackpropFilter"),
+            kernel_padding=lambda attrs: "named",  # rate > 1: space_to_batch, then VALID; rate 1 takes names only
+            resolve=resolve_output_shape,
+            expand=expand_output_shape,
+            symbolic={"output_shape": SYMBOLIC_OUTPUT_SHAPES},
+        ),
+        *(_convolution(n) for n in reference.RANKS),
+        *(_conv_transpose(n) for n in reference.RANKS),
     )
 }
 
@@ -217,24 +342,32 @@ def _raw(
     kernels: tuple[str, ...],
     extra: tuple[str, ...] = (),
     output_layout: str = "",
+    rank: int = 2,
+    explicit: str = "explicit_paddings",
+    forms: Any = reference.RAW_FORMS,
+    gradient_of: tuple[str, str] | None = None,
 ) -> OpSpec:
-    """A raw backprop op: ``sizes`` (input_sizes / filter_sizes) and the window attributes in tf.raw_ops' forms."""
+    """A backprop op: ``sizes`` (input_sizes / filter_sizes) and the window attributes in tf.raw_ops' forms
+    (``rank`` spatial axes; ``explicit``: the attribute that carries explicit padding, "" for none: tf.raw_ops'
+    3-D ops take names only, tf.nn's depthwise backprops take the pairs in ``padding`` itself)."""
+    fmt = reference.RANKS[rank]
     return OpSpec(
         name,
         operands,
-        (sizes, "strides", "padding", *extra, "explicit_paddings", "data_format", "dilations"),
+        (sizes, "strides", "padding", *extra, *((explicit,) if explicit else ()), "data_format", "dilations"),
         (sizes, "strides", "padding"),
-        ("NHWC", "NCHW"),
+        fmt,
         getattr(reference, name),
         kind="backprop",
-        forms=reference.RAW_FORMS,
-        defaults={"strides": [1, 1, 1, 1], "padding": "SAME"},
+        forms=forms,
+        defaults={"strides": [1] * len(fmt[0]), "padding": "SAME"},
         tf_kernels=kernels,
         tf_gradient_kernels=(),
-        kernel_padding=_raw_padding,
+        kernel_padding=_raw_padding if explicit == "explicit_paddings" else None,
         positional=positional,
-        api=f"tf.raw_ops.{api}",
+        api=api if api.startswith("tf.") else f"tf.raw_ops.{api}",
         output_layout=output_layout,
+        gradient_of=gradient_of,
     )
 
 
@@ -252,6 +385,7 @@ RAW_OPS: dict[str, OpSpec] = {
             ("input_sizes", "filter", "out_backprop"),
             ("Conv2DBackpropInput",),
             extra=("use_cudnn_on_gpu",),
+            gradient_of=("conv2d", "input"),
         ),
         _raw(
             "conv2d_backprop_filter",
@@ -262,6 +396,7 @@ RAW_OPS: dict[str, OpSpec] = {
             ("Conv2DBackpropFilter",),
             extra=("use_cudnn_on_gpu",),
             output_layout="HWIO",
+            gradient_of=("conv2d", "filters"),
         ),
         _raw(
             "depthwise_conv2d_native_backprop_input",
@@ -270,6 +405,7 @@ RAW_OPS: dict[str, OpSpec] = {
             "input_sizes",
             ("input_sizes", "filter", "out_backprop"),
             ("DepthwiseConv2dNativeBackpropInput",),
+            gradient_of=("depthwise_conv2d", "input"),
         ),
         _raw(
             "depthwise_conv2d_native_backprop_filter",
@@ -279,6 +415,55 @@ RAW_OPS: dict[str, OpSpec] = {
             ("input", "filter_sizes", "out_backprop"),
             ("DepthwiseConv2dNativeBackpropFilter",),
             output_layout="HWIM",
+            gradient_of=("depthwise_conv2d", "filter"),
+        ),
+        _raw(
+            "conv3d_backprop_input_v2",
+            "Conv3DBackpropInputV2",
+            (Operand("filter", "filter", "DHWIO"), Operand("out_backprop", "data", "NDHWC")),
+            "input_sizes",
+            ("input_sizes", "filter", "out_backprop"),
+            ("Conv3DBackpropInputV2",),
+            rank=3,
+            explicit="",
+            forms=reference.RAW3D_FORMS,
+            gradient_of=("conv3d", "input"),
+        ),
+        _raw(
+            "conv3d_backprop_filter_v2",
+            "Conv3DBackpropFilterV2",
+            (Operand("input", "data", "NDHWC"), Operand("out_backprop", "data", "NDHWC")),
+            "filter_sizes",
+            ("input", "filter_sizes", "out_backprop"),
+            ("Conv3DBackpropFilterV2",),
+            output_layout="DHWIO",
+            rank=3,
+            explicit="",
+            forms=reference.RAW3D_FORMS,
+            gradient_of=("conv3d", "filters"),
+        ),
+        _raw(
+            "depthwise_conv2d_backprop_input",
+            "tf.nn.depthwise_conv2d_backprop_input",
+            (Operand("filter", "filter", "HWIM"), Operand("out_backprop", "data", "NHWC")),
+            "input_sizes",
+            ("input_sizes", "filter", "out_backprop"),
+            ("DepthwiseConv2dNativeBackpropInput",),
+            explicit="",
+            forms=reference.DEPTHWISE_BACKPROP_FORMS,
+            gradient_of=("depthwise_conv2d", "input"),
+        ),
+        _raw(
+            "depthwise_conv2d_backprop_filter",
+            "tf.nn.depthwise_conv2d_backprop_filter",
+            (Operand("input", "data", "NHWC"), Operand("out_backprop", "data", "NHWC")),
+            "filter_sizes",
+            ("input", "filter_sizes", "out_backprop"),
+            ("DepthwiseConv2dNativeBackpropFilter",),
+            output_layout="HWIM",
+            explicit="",
+            forms=reference.DEPTHWISE_BACKPROP_FORMS,
+            gradient_of=("depthwise_conv2d", "filter"),
         ),
     )
 }

@@ -675,12 +675,12 @@ def _plain_operand(case: Case, name: str, dtype: str) -> np.ndarray:
     operand = spec.operand(name)
     t = case.inputs[name]
     if t.raw:
-        return np.ascontiguousarray(t.values().astype(dtype_of(dtype)))
+        return np.require(t.values().astype(dtype_of(dtype)), requirements="C")  # keeps a 0-d operand 0-d
     target = operand.op_layout(spec.data_format(case.attrs))
     arr = layouts.convert(t.values().astype(dtype_of(dtype)), t.layout, target)
     if t.kernel == "convolution":
         arr = layouts.rotate_180(arr, target)
-    return np.ascontiguousarray(arr)
+    return np.require(arr, requirements="C")
 
 
 def operand_arrays(case: Case, dtype: str) -> dict[str, np.ndarray]:

@@ -44,6 +44,7 @@ stale there.
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,7 +79,19 @@ FEATURES = {
     "strided_unit_width": "the output is one pixel wide and the width stride is greater than 1",
     "pointwise_strided": "the kernel is 1 on every spatial axis and some spatial stride is greater than 1",
     "output_empty": "the reference's output has no elements",
-    "grouped": "the input has k > 1 times as many channels as the filter's in_channels",
+    "data_format_null": "TensorFlow receives data_format=None (given as null, or the op's default, as "
+    "tf.nn.convolution's)",
+    "dilations_whole_float": "a dilation (or rate) given as a bool or a float with an integral value (1.0)",
+    "filter_rank": "the rank of the filter operand",
+    "channels_inconsistent": "the data's channels are neither the filter's in_channels nor a grouping of them (a "
+    "multiple whose group count divides the other channel axis)",
+    "shape_arg_negative": "output_shape, input_sizes or filter_sizes holds a negative value",
+    "space_to_batch_overflow": "a dilation (rate) whose square times the input's elements exceeds int64 (the "
+    "space_to_batch block TensorFlow's atrous ops build)",
+    "output_matches_input_shape": "the output has the input's shape",
+    "output_batch_mismatch": "a transposed op's output_shape has another batch than its input",
+    "grouped": "a grouped convolution: the input has k > 1 times as many channels as the filter's in_channels (a "
+    "transposed op: its output_shape k > 1 times the filters' out_channels)",
     "kernel_exceeds_input": "an effective kernel is larger than the padded input",
     "input_rank": "the rank of the data operand",
     "tf_zero_output": "the kernel does not fit in the padded (forward) input on some axis, yet TensorFlow's own "
@@ -515,6 +528,21 @@ def _convolution(spec: ops.OpSpec, arrays: Mapping[str, np.ndarray], attrs: Mapp
     return np.shape(arrays["input"]), _sizes(attrs.get("filter_sizes")) or (), spec.output_layout
 
 
+def _flat(value: Any) -> list:
+    """A scalar or a (nested) list's entries, flat; [] for None."""
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return [v for item in value for v in _flat(item)]
+    return [value]
+
+
+def _defaults_to_none(spec: ops.OpSpec) -> bool:
+    """Whether the op's own data_format default is None (tf.nn.convolution's), not a layout name."""
+    parameter = inspect.signature(spec.reference).parameters.get("data_format")
+    return parameter is not None and parameter.default is None
+
+
 def _padding_value(attrs: Mapping, fmt: str):
     """The padding as tf.nn takes it: a raw op's EXPLICIT with its flat explicit_paddings becomes the list of pairs."""
     padding = attrs.get("padding", "SAME")
@@ -563,6 +591,8 @@ def features(
         "eigen_gradient_kernel": env.eigen(spec.tf_gradient_kernels, dtype, spec.tf_padding_kind(attrs)),
         "kernel_refuses": env.refuses(spec.tf_kernels, dtype),
         "grouped": False,
+        "channels_inconsistent": False,
+        "data_format_null": attrs.get("data_format") is None and ("data_format" in attrs or _defaults_to_none(spec)),
         "kernel_exceeds_input": False,
         "tf_zero_output": False,
         "padding_in_batch_or_channels": False,
@@ -605,6 +635,11 @@ def features(
     feats["dilations_float"] = dilations_value is not None and _not_int(dilations_value)
     feats["dilations_not_int"] = dilations_value is not None and _not_int(dilations_value, (bool, float, str))
     feats["dilations_bool"] = isinstance(dilations_value, list) and _not_int(dilations_value, (bool,))
+    feats["dilations_whole_float"] = any(
+        isinstance(v, bool) or (isinstance(v, float) and v.is_integer()) for v in _flat(dilations_value)
+    )
+    filt = spec.filter
+    feats["filter_rank"] = np.ndim(arrays[filt.name]) if filt is not None else None
     feats["dilations_invalid"] = _dilations_invalid(spec, dilations_value, fmt)
     feats["strides_beyond_int32"] = any(INT32_MAX < abs(v) <= INT64_MAX for v in _ints(strides_value))
     feats["dilations_beyond_int32"] = any(INT32_MAX < abs(v) <= INT64_MAX for v in _ints(dilations_value))
@@ -612,6 +647,16 @@ def features(
         not INT64_MIN <= v <= INT64_MAX for value in (strides_value, dilations_value) for v in _ints(value)
     )
     shape_args = [attrs.get(a) for a in ("output_shape", "input_sizes", "filter_sizes")]
+    feats["space_to_batch_overflow"] = any(d * d * max(x.size, 1) > INT64_MAX for d in spatial_dilations)
+    feats["output_matches_input_shape"] = reference_output is not None and np.shape(reference_output) == x.shape
+    feats["shape_arg_negative"] = any(v < 0 for value in shape_args for v in _ints(value))
+    out_shape = attrs.get("output_shape")
+    feats["output_batch_mismatch"] = (
+        isinstance(out_shape, list)
+        and len(out_shape) == len(fmt)
+        and x.ndim == len(fmt)
+        and out_shape[fmt.index("N")] != x.shape[fmt.index("N")]
+    )
     feats["shape_arg_out_of_range"] = any(
         v < 0 or INT32_MAX < v <= INT64_MAX for value in shape_args for v in _ints(value)
     )
@@ -656,7 +701,16 @@ def features(
     if geometry:
         channels = x_shape[fmt.index("C")]
         in_channels = w_shape[w_layout.index("I")]
+        if spec.kind == "transposed":  # grouped by its output's channels: G times the filters' out_channels
+            out = attrs.get("output_shape")
+            channels = out[fmt.index("C")] if isinstance(out, list) and len(out) == len(fmt) else 0
+            in_channels = w_shape[w_layout.index("O")]
         feats["grouped"] = bool(in_channels and channels and channels != in_channels and channels % in_channels == 0)
+        groups = channels // in_channels if in_channels and channels and channels % in_channels == 0 else 0
+        out_axis = "I" if spec.kind == "transposed" else "O"
+        feats["channels_inconsistent"] = channels != in_channels and (
+            not groups or bool(w_shape[w_layout.index(out_axis)] % groups) if out_axis in w_layout else True
+        )
         # The forward convolution's input sizes: the data's, or a transposed op's output_shape (its spatial values).
         forward_in = {c: x_shape[fmt.index(c)] for c in spatial}
         target = {c: 0 for c in spatial}  # the forward output size TensorFlow's formula must not reach
@@ -672,9 +726,13 @@ def features(
         dil, strides = spatial_dilations, spatial_strides
         pads = (
             [(0, 0)] * len(spatial)
+            if padding == "VALID"
+            else []  # SAME always fits; another name is invalid
             if isinstance(padding, str)
             else [p for p, c in zip(padding, fmt) if c in spatial]
-            if isinstance(padding, list) and len(padding) == len(fmt)
+            if isinstance(padding, list)
+            and len(padding) == len(fmt)
+            and all(isinstance(p, (list, tuple)) and len(p) == 2 for p in padding)
             else []
         )
         if forward_in and (padding == "VALID" or pads):

@@ -89,9 +89,8 @@ def base_case(op: str, dtypes: list[str]) -> dict:
         return scaffold.new_case(op, name="base", dtypes=dtypes, shapes=_small_shapes(spec))
     from harness.ops import gradients  # the gradient rules: only raw ops need them
 
-    forward, wrt = next(
-        (name, operand) for name, s in ops.OPS.items() for operand, raw in s.raw_backprop.items() if raw == op
-    )
+    assert spec.gradient_of is not None, op
+    forward, wrt = spec.gradient_of
     fwd = ops.get(forward)
     base = scaffold.new_case(forward, name="base", dtypes=dtypes, shapes=_small_shapes(fwd))
     arrays = {o.name: np.zeros(base["inputs"][o.name]["generate"]["shape"]) for o in fwd.operands}
@@ -99,10 +98,16 @@ def base_case(op: str, dtypes: list[str]) -> dict:
     call = gradients.raw_backprop(forward, wrt, arrays, fwd.resolved(arrays, base["attrs"]), np.zeros(y.shape))
     assert call is not None
     inputs = {
-        name: {"layout": spec.operand(name).op_layout("NHWC"), "generate": {"dist": "normal", "shape": list(a.shape)}}
+        name: {
+            "layout": spec.operand(name).op_layout(spec.formats[0]),
+            "generate": {"dist": "normal", "shape": list(a.shape)},
+        }
         for name, a in call.operands.items()
     }
     attrs = {k: v for k, v in call.attrs.items() if not (k == "explicit_paddings" and v == [])}
+    if "explicit_paddings" in attrs and "explicit_paddings" not in spec.attrs:  # tf.nn's form: the pairs in padding
+        flat = attrs.pop("explicit_paddings")
+        attrs["padding"] = [flat[i : i + 2] for i in range(0, len(flat), 2)]
     return {"name": "base", "op": op, "attrs": _plain(attrs), "inputs": inputs, "dtypes": dtypes}
 
 
@@ -330,7 +335,7 @@ def _sizes_below_kernel(spec: ops.OpSpec, base: dict) -> Iterator[ErrorInput]:
     arg = "output_shape" if "output_shape" in spec.attrs else "input_sizes" if "input_sizes" in spec.attrs else None
     for letter in layouts.spatial(fmt):
         for padding in ("VALID", "explicit"):
-            if padding == "explicit" and not spec.forms.explicit_padding and spec.kind != "backprop":
+            if padding == "explicit" and not spec.forms.explicit_padding and "explicit_paddings" not in spec.attrs:
                 continue
             case = copy.deepcopy(base)
             if arg is not None:
@@ -343,7 +348,7 @@ def _sizes_below_kernel(spec: ops.OpSpec, base: dict) -> Iterator[ErrorInput]:
                 case = _with_shape(case, "input", shape)
             if padding == "VALID":
                 case["attrs"]["padding"] = "VALID"
-            elif spec.kind == "backprop":
+            elif "explicit_paddings" in spec.attrs:
                 case["attrs"]["padding"] = "EXPLICIT"
                 case["attrs"]["explicit_paddings"] = [0] * (2 * len(fmt))
             else:
@@ -411,7 +416,7 @@ def output_shape(spec: ops.OpSpec, base: dict) -> Iterator[ErrorInput]:
 def explicit_padding(spec: ops.OpSpec, base: dict) -> Iterator[ErrorInput]:
     fmt = spec.data_format(base["attrs"])
     n = len(fmt)
-    raw = spec.kind == "backprop"
+    raw = "explicit_paddings" in spec.attrs  # tf.raw_ops' form: EXPLICIT and a flat list
     if not raw and not spec.forms.explicit_padding:
         return
 

@@ -150,7 +150,7 @@ def _layout_invariance(call: Call) -> Sides | None:
 def _rotated_convolution(call: Call) -> Sides | None:
     """conv2d (dilation 1) = a true convolution (scipy, kernel flipped) with the 180-degree-rotated kernel."""
     x, w_hwio = call.arrays["input"], call.arrays["filters"]
-    if any(d != 1 for d in call.window()[1]) or x.size == 0 or w_hwio.size == 0:
+    if any(d != 1 for d in call.window()[1]) or x.size == 0 or w_hwio.size == 0 or _groups(call) != 1:
         return None
     wins = _windows(call, w_hwio.shape[:2])
 
@@ -167,7 +167,7 @@ def _rotated_convolution(call: Call) -> Sides | None:
 def _one_by_one_matmul(call: Call) -> Sides | None:
     """conv2d with the kernel's first tap as a 1x1 kernel = a matrix product over channels (strided, padded)."""
     x, w_hwio = call.arrays["input"], call.arrays["filters"]
-    if w_hwio.size == 0:
+    if w_hwio.size == 0 or _groups(call) != 1:
         return None
     w_11 = w_hwio[:1, :1]
     left = call.replace(filters=w_11, dilations=None)
@@ -203,16 +203,49 @@ def _input_channel_sum(call: Call) -> Sides | None:
     return Sides(call, right)
 
 
+def _groups(call: Call) -> int:
+    """A forward call's group count: the input's channels over the filters' in_channels (1 if either is 0)."""
+    x, w = call.arrays["input"], call.arrays["filters"]
+    per_group = w.shape[ops.get(call.op).operand("filters").layout.index("I")]
+    channels = x.shape[call.fmt.index("C")]
+    return channels // per_group if per_group and channels else 1
+
+
 def _output_channel_stack(call: Call) -> Sides | None:
     """Multi-output correlation = the single-output results stacked along the channel axis."""
     w = call.arrays["filters"]
     layout = ops.get(call.op).operand("filters").layout
     outputs = w.shape[layout.index("O")]
-    if not 1 < outputs <= 8:
+    if not 1 < outputs <= 8 or _groups(call) != 1:
         return None
 
     def right(run):
         parts = [run(call.replace(filters=_take(w, layout, "O", slice(o, o + 1)))) for o in range(outputs)]
+        return np.concatenate(parts, axis=call.fmt.index("C"))
+
+    return Sides(call, right)
+
+
+def _groups_concatenated(call: Call) -> Sides | None:
+    """A grouped correlation = the ungrouped correlations of each group's input channels with its block of output
+    channels, concatenated along the channels."""
+    groups = _groups(call)
+    if groups == 1:
+        return None
+    x, w = call.arrays["input"], call.arrays["filters"]
+    layout = ops.get(call.op).operand("filters").layout
+    per_in, per_out = w.shape[layout.index("I")], w.shape[layout.index("O")] // groups
+
+    def right(run):
+        parts = [
+            run(
+                call.replace(
+                    input=_take(x, call.fmt, "C", slice(g * per_in, (g + 1) * per_in)),
+                    filters=_take(w, layout, "O", slice(g * per_out, (g + 1) * per_out)),
+                )
+            )
+            for g in range(groups)
+        ]
         return np.concatenate(parts, axis=call.fmt.index("C"))
 
     return Sides(call, right)
@@ -315,6 +348,8 @@ def _transpose_by_zero_insertion(call: Call) -> Sides | None:
     y_nhwc = layouts.convert(call.arrays["input"], fmt, "NHWC")
     w_hwoi = call.arrays["filters"]
     shape = call.attrs["output_shape"]
+    if len(shape) == len(fmt) and shape[fmt.index("C")] != w_hwoi.shape[2]:
+        return None  # grouped: the documents' recipe is not
     out_hw = [dict(zip(fmt, shape))[c] for c in layouts.spatial(fmt)] if len(shape) == len(fmt) else list(shape)
     strides, dilations, pad = call.window()
     forward = windows(call.op, out_hw, w_hwoi.shape[:2], strides, dilations, pad)
@@ -385,6 +420,11 @@ RELATIONS: tuple[Relation, ...] = (
         "output_channel_stack",
         "multi-output correlation is the stack of single-output results (mutil_in_out)",
         _output_channel_stack,
+    ),
+    Relation(
+        "groups_are_concatenated",
+        "a grouped correlation is the concatenation of each group's ungrouped correlation",
+        _groups_concatenated,
     ),
     Relation(
         "depthwise_is_per_channel_conv2d", "depthwise equals per-channel conv2d, channel-major", _depthwise_per_channel

@@ -100,6 +100,7 @@ class Choices:
     explicit_padding: bool
     dtypes: tuple[str, ...]
     output_shape_spatial: bool = True  # a transposed op's output_shape may be the spatial sizes alone
+    stride_with_dilation: bool = True  # False: strides > 1 are drawn only without dilations > 1 (tf.nn.convolution)
 
 
 def choices(op: str, env: Environment | None = None) -> Choices:
@@ -110,12 +111,13 @@ def choices(op: str, env: Environment | None = None) -> Choices:
     int32 = env is not None and env.has_kernels(spec.tf_kernels, "int32") is True
     return Choices(
         forms.stride_arg,
-        forms.spellings("stride", fmt, optional=False) if forms.stride_arg else (),
+        forms.spellings("stride", fmt, optional=forms.stride_default is not None) if forms.stride_arg else (),
         forms.dilation_arg,
         forms.spellings("dilation", fmt, optional=forms.dilation_arg not in spec.required),
         forms.explicit_padding,
         FLOAT_DTYPES + (("int32",) if int32 else ()),
         forms.output_shape_spatial,
+        forms.stride_with_dilation,
     )
 
 
@@ -223,6 +225,10 @@ def configs(draw, op: str, env: Environment | None = None) -> dict:
     sizes = [draw(st.integers(1, SPATIAL_MAX)) for _ in axes]
     strides = [draw(st.integers(1, STRIDE_MAX)) if forms.stride_arg else 1 for _ in axes]
     dilations = [draw(st.integers(1, DILATION_MAX)) for _ in axes]
+    if not forms.stride_with_dilation and max(strides) > 1:
+        dilations = [1] * len(axes)
+    if not {"spatial", "full"} & set(forms.dilation_spellings):  # one value for every axis (a rate)
+        dilations = [dilations[0]] * len(axes)
     padding_kind = draw(st.sampled_from(("VALID", "SAME", "explicit") if forms.explicit_padding else ("VALID", "SAME")))
 
     if transpose:
@@ -269,7 +275,7 @@ def configs(draw, op: str, env: Environment | None = None) -> dict:
             full = {"N": batch, "C": out_channels, **dict(zip(axes, out_sizes))}
             spellings = ("full", "spatial") if forms.output_shape_spatial else ("full",)
             attrs[name] = _shape(fmt, full) if draw(st.sampled_from(spellings)) == "full" else out_sizes
-        elif name == forms.stride_arg:
+        elif name == forms.stride_arg and stride_value is not _OMIT:
             attrs[name] = stride_value
         elif name == "padding":
             attrs[name] = padding
@@ -287,6 +293,7 @@ def configs(draw, op: str, env: Environment | None = None) -> dict:
             layout, shape = operand.layout, [1, 1, channels * multiplier, out_channels]
         else:
             sizes_of = {
+                "D": letters.get("kD"),
                 "H": letters.get("kH"),
                 "W": letters.get("kW"),
                 "I": channels,

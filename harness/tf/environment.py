@@ -36,7 +36,7 @@ from harness.conv.dtypes import DTYPES
 from harness.tf import flush_probe, isolation, kernel_probe, machine, rounding_probe, versions, wrappers
 from harness.tf.machine import Cpu, MemoryBudget
 
-PROBE_SCHEMA = 3
+PROBE_SCHEMA = 4
 MAX_PROBE_DEATHS = 8  # probe calls that may kill their process before the rest are given up as unknown
 # Variables that change what TensorFlow or oneDNN run (besides the mode and the cap, which are keyed on their own).
 _KEYED_ENV_PREFIXES = ("ONEDNN_", "DNNL_", "TF_ONEDNN_", "TF_ENABLE_ONEDNN")
@@ -298,7 +298,8 @@ def kernel_path_table(probe: Probe) -> dict[str, dict[str, str]]:
     for kernel in kernel_probe.KERNELS:
         row = {}
         for dtype in DTYPES:
-            named, explicit = probe.path(kernel, dtype, "named"), probe.path(kernel, dtype, "explicit")
+            named = probe.path(kernel, dtype, "named")
+            explicit = probe.path(kernel, dtype, "explicit") if "explicit" in kernel_probe.paddings(kernel) else named
             row[dtype] = named if named == explicit else f"{named} (explicit padding: {explicit})"
         table[kernel] = row
     return table
@@ -310,8 +311,12 @@ def dtype_paths(probe: Probe, dtype: str) -> str:
 
     groups: dict[str, list[str]] = {}
     for kernel in kernel_probe.KERNELS:
-        for padding in kernel_probe.PADDINGS:
+        for padding in kernel_probe.paddings(kernel):
+            if f"{kernel}/{dtype}/{padding}" not in probe.paths:  # a probe recorded before this kernel was probed
+                continue
             groups.setdefault(probe.path(kernel, dtype, padding), []).append(f"{kernel}/{padding}")
+    if not groups:
+        return "not measured"
     main = max(groups, key=lambda p: len(groups[p]))
     parts = [main]
     for path, items in groups.items():
@@ -365,7 +370,7 @@ def describe(env: Environment) -> list[str]:
 def _measured(probe: Probe, facts: Mapping[str, Any], dtype: str) -> Iterator[tuple[str, str, Any]]:
     """(kernel, kernel path, fact) of every kernel and padding kind measured at ``dtype`` on a path that ran."""
     for kernel in kernel_probe.KERNELS:
-        for padding in kernel_probe.PADDINGS:
+        for padding in kernel_probe.paddings(kernel):
             found = facts.get(f"{kernel}/{dtype}/{padding}")
             path = probe.path(kernel, dtype, padding)
             if found is not None and path not in ("none", "unknown"):

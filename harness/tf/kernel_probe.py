@@ -38,6 +38,7 @@ import numpy as np
 from harness.conv.dtypes import DTYPES
 from harness.tf import flush_probe, rounding_probe, wrappers
 
+KERNELS_3D = ("Conv3D", "Conv3DBackpropInputV2", "Conv3DBackpropFilterV2")
 KERNELS = (
     "Conv2D",
     "DepthwiseConv2dNative",
@@ -45,8 +46,16 @@ KERNELS = (
     "Conv2DBackpropFilter",
     "DepthwiseConv2dNativeBackpropInput",
     "DepthwiseConv2dNativeBackpropFilter",
+    *KERNELS_3D,
 )
 PADDINGS = ("named", "explicit")
+
+
+def paddings(kernel: str) -> tuple[str, ...]:
+    """The padding kinds ``kernel`` takes: the 3-D kernels take "SAME" / "VALID" only."""
+    return ("named",) if kernel in KERNELS_3D else PADDINGS
+
+
 PATHS = ("onednn", "eigen", "none", "unknown")
 
 _TAG = re.compile(r"__wrapped__(\w+?)_device_")
@@ -54,10 +63,18 @@ _NO_KERNEL = ("No registered", "not in list of allowed values", "allowed=[", "Co
 
 
 def _operands(kernel: str, dtype: str, valid: bool) -> tuple[dict, dict]:
-    """(tensor arguments as NumPy arrays, other arguments) of one call: NHWC, a 4x4 image, a 3x3 kernel, 2 channels;
-    not ``valid``: 3 input channels against a filter for 2, which every kernel rejects (2 of 4 would be grouped)."""
+    """(tensor arguments as NumPy arrays, other arguments) of one call: NHWC, a 4x4 image, a 3x3 kernel, 2 channels
+    (NDHWC, a 3x4x4 volume and a 3x3x3 kernel for the 3-D kernels); not ``valid``: 3 input channels against a filter
+    for 2, which every kernel rejects (2 of 4 would be grouped)."""
     c = 2 if valid else 3
     dt = wrappers.numpy_dtype(dtype)  # TensorFlow's own type (bfloat16: not ml_dtypes' before 2.14)
+    if kernel in KERNELS_3D:
+        x3, w3, dy3 = np.ones((1, 3, 4, 4, c), dt), np.ones((3, 3, 3, 2, 2), dt), np.ones((1, 3, 4, 4, 2), dt)
+        return {
+            "Conv3D": ({"input": x3, "filter": w3}, {}),
+            "Conv3DBackpropInputV2": ({"filter": w3, "out_backprop": dy3}, {"input_sizes": [1, 3, 4, 4, c]}),
+            "Conv3DBackpropFilterV2": ({"input": x3, "out_backprop": dy3}, {"filter_sizes": [3, 3, 3, 2, 2]}),
+        }[kernel]
     x = np.ones((1, 4, 4, c), dt)
     w = np.ones((3, 3, 2, 2), dt)
     w_dw = np.ones((3, 3, 2, 1), dt)
@@ -82,8 +99,9 @@ def _call(kernel: str, dtype: str, padding: str, valid: bool, tensor: Callable[[
         if padding == "named"
         else {"padding": "EXPLICIT", "explicit_paddings": [0, 0, 1, 1, 1, 1, 0, 0]}
     )
+    rank = 5 if kernel in KERNELS_3D else 4
     return getattr(tf.raw_ops, kernel)(
-        **{k: tensor(k, a) for k, a in arrays.items()}, **sizes, strides=[1, 1, 1, 1], **pads
+        **{k: tensor(k, a) for k, a in arrays.items()}, **sizes, strides=[1] * rank, **pads
     )
 
 
@@ -171,9 +189,14 @@ def _implementation(lines: list[str]) -> str | None:
 def items() -> list[str]:
     """Every probe item, in the order ``run`` takes them: the kernel paths, the valid runs, subnormal flushing, then
     rounding."""
-    paths = [f"path/{k}/{d}/{p}" for k in KERNELS for d in DTYPES for p in PADDINGS]
+    paths = [f"path/{k}/{d}/{p}" for k in KERNELS for d in DTYPES for p in paddings(k)]
     runs = [f"run/{k}/{d}" for k in KERNELS for d in DTYPES]
-    return paths + runs + flush_probe.items(KERNELS, PADDINGS) + rounding_probe.items(KERNELS, PADDINGS)
+    return (
+        paths
+        + runs
+        + [i for k in KERNELS for i in flush_probe.items((k,), paddings(k))]
+        + [i for k in KERNELS for i in rounding_probe.items((k,), paddings(k))]
+    )
 
 
 def run(out_path: str, skip: list | tuple = ()) -> str:

@@ -46,6 +46,7 @@ def _reference(kernel: str, padding: str) -> Callable[..., np.ndarray]:
     forward: dict[str, Callable[..., np.ndarray]] = {
         "Conv2D": lambda input, filter: reference.conv2d(input, filter, [1, 1, 1, 1], pairs),
         "DepthwiseConv2dNative": lambda input, filter: reference.depthwise_conv2d(input, filter, [1, 1, 1, 1], pairs),
+        "Conv3D": lambda input, filter: reference.conv3d(input, filter, [1] * 5, "SAME"),
     }
     if kernel in forward:
         return forward[kernel]
@@ -54,12 +55,13 @@ def _reference(kernel: str, padding: str) -> Callable[..., np.ndarray]:
         "Conv2DBackpropFilter": reference.conv2d_backprop_filter,
         "DepthwiseConv2dNativeBackpropInput": reference.depthwise_conv2d_native_backprop_input,
         "DepthwiseConv2dNativeBackpropFilter": reference.depthwise_conv2d_native_backprop_filter,
+        "Conv3DBackpropInputV2": reference.conv3d_backprop_input_v2,
+        "Conv3DBackpropFilterV2": reference.conv3d_backprop_filter_v2,
     }[kernel]
+    strides = [1] * (5 if kernel.startswith("Conv3D") else 4)
     if "Input" in kernel:
-        return lambda filter, out_backprop, input_sizes: backprop(
-            input_sizes, filter, out_backprop, [1, 1, 1, 1], **raw
-        )
-    return lambda input, out_backprop, filter_sizes: backprop(input, filter_sizes, out_backprop, [1, 1, 1, 1], **raw)
+        return lambda filter, out_backprop, input_sizes: backprop(input_sizes, filter, out_backprop, strides, **raw)
+    return lambda input, out_backprop, filter_sizes: backprop(input, filter_sizes, out_backprop, strides, **raw)
 
 
 def rounds_once(probe, kernel: str, dtype: str, padding: str) -> dict:

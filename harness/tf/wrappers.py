@@ -138,6 +138,60 @@ def conv1d_transpose(input, filters, output_shape, strides, padding="SAME", data
     )
 
 
+def conv3d(input, filters, strides, padding, data_format="NDHWC", dilations=None):
+    """``tf.nn.conv3d`` on NumPy arrays."""
+    return _np(tf().nn.conv3d(input, filters, strides, padding, data_format=data_format, dilations=dilations))
+
+
+def conv3d_transpose(input, filters, output_shape, strides, padding="SAME", data_format="NDHWC", dilations=None):
+    """``tf.nn.conv3d_transpose`` on NumPy arrays."""
+    return _np(
+        tf().nn.conv3d_transpose(
+            input, filters, output_shape, strides, padding=padding, data_format=data_format, dilations=dilations
+        )
+    )
+
+
+def atrous_conv2d_transpose(value, filters, output_shape, rate, padding):
+    """``tf.nn.atrous_conv2d_transpose`` on NumPy arrays."""
+    return _np(tf().nn.atrous_conv2d_transpose(value, filters, output_shape, rate, padding))
+
+
+def _convolution(input, filters, strides=None, padding="VALID", data_format=None, dilations=None):
+    """``tf.nn.convolution`` on NumPy arrays (the ops ``convolution_1d`` ... ``convolution_3d``)."""
+    return _np(
+        tf().nn.convolution(
+            input, filters, strides=strides, padding=padding, data_format=data_format, dilations=dilations
+        )
+    )
+
+
+def _conv_transpose(input, filters, output_shape, strides, padding="SAME", data_format=None, dilations=None):
+    """``tf.nn.conv_transpose`` on NumPy arrays (the ops ``conv_transpose_1d`` ... ``conv_transpose_3d``)."""
+    return _np(
+        tf().nn.conv_transpose(
+            input, filters, output_shape, strides, padding=padding, data_format=data_format, dilations=dilations
+        )
+    )
+
+
+convolution_1d = convolution_2d = convolution_3d = _convolution
+conv_transpose_1d = conv_transpose_2d = conv_transpose_3d = _conv_transpose
+
+# The tf.nn function of each op whose name is not the function's own (one op per number of spatial axes).
+NN_FUNCTIONS = {
+    **{f"convolution_{n}d": "convolution" for n in (1, 2, 3)},
+    **{f"conv_transpose_{n}d": "conv_transpose" for n in (1, 2, 3)},
+}
+
+
+def nn_function(op: str):
+    """The ``tf.nn`` function of op ``op`` (``NN_FUNCTIONS``, else the function of that name); None if none."""
+    name = NN_FUNCTIONS.get(op, op) if isinstance(op, str) and not op.startswith("_") else None
+    fn = getattr(tf().nn, name, None) if name else None
+    return fn if callable(fn) else None
+
+
 # --- execution modes ----------------------------------------------------------------------
 
 MODES = ("eager", "function", "xla")
@@ -153,7 +207,9 @@ def call(op: str, args: tuple, kwargs: dict, mode: str = "eager") -> np.ndarray:
         return globals()[op](*args, **kwargs)
     if mode not in MODES:
         raise ValueError(f"mode {mode!r}: expected one of {', '.join(MODES)}")
-    nn_op = getattr(tf().nn, op)
+    nn_op = nn_function(op)
+    if nn_op is None:
+        raise ValueError(f"call: argument 'op'={op!r} is not a tf.nn function")
     traced = tf().function(lambda *tensors: nn_op(*tensors, **kwargs), jit_compile=(mode == "xla"), autograph=False)
     return _np(traced(*(tf().constant(a) for a in args)))
 
@@ -265,6 +321,62 @@ def depthwise_conv2d_native_backprop_filter(
     )
 
 
+def conv3d_backprop_input_v2(
+    input_sizes, filter, out_backprop, strides, padding, data_format="NDHWC", dilations=(1, 1, 1, 1, 1)
+):
+    """``tf.raw_ops.Conv3DBackpropInputV2`` on NumPy arrays."""
+    return _np(
+        tf().raw_ops.Conv3DBackpropInputV2(
+            input_sizes=list(input_sizes),
+            filter=filter,
+            out_backprop=out_backprop,
+            strides=list(strides),
+            padding=padding,
+            data_format=data_format,
+            dilations=_optional_list(dilations),
+        )
+    )
+
+
+def conv3d_backprop_filter_v2(
+    input, filter_sizes, out_backprop, strides, padding, data_format="NDHWC", dilations=(1, 1, 1, 1, 1)
+):
+    """``tf.raw_ops.Conv3DBackpropFilterV2`` on NumPy arrays."""
+    return _np(
+        tf().raw_ops.Conv3DBackpropFilterV2(
+            input=input,
+            filter_sizes=list(filter_sizes),
+            out_backprop=out_backprop,
+            strides=list(strides),
+            padding=padding,
+            data_format=data_format,
+            dilations=_optional_list(dilations),
+        )
+    )
+
+
+def depthwise_conv2d_backprop_input(
+    input_sizes, filter, out_backprop, strides, padding, data_format="NHWC", dilations=None
+):
+    """``tf.nn.depthwise_conv2d_backprop_input`` on NumPy arrays."""
+    return _np(
+        tf().nn.depthwise_conv2d_backprop_input(
+            input_sizes, filter, out_backprop, strides, padding, data_format=data_format, dilations=dilations
+        )
+    )
+
+
+def depthwise_conv2d_backprop_filter(
+    input, filter_sizes, out_backprop, strides, padding, data_format="NHWC", dilations=None
+):
+    """``tf.nn.depthwise_conv2d_backprop_filter`` on NumPy arrays."""
+    return _np(
+        tf().nn.depthwise_conv2d_backprop_filter(
+            input, filter_sizes, out_backprop, strides, padding, data_format=data_format, dilations=dilations
+        )
+    )
+
+
 def gradients(op, operands, attrs, out_backprop) -> tuple:
     """TensorFlow's gradients of ``tf.nn.<op>(*operands, **attrs)`` w.r.t. every operand, for output gradient ``out_backprop``.
 
@@ -274,8 +386,8 @@ def gradients(op, operands, attrs, out_backprop) -> tuple:
     as a tuple of NumPy arrays (zeros for an operand the output does not depend on).
     """
     t = tf()
-    fn = getattr(t.nn, op, None) if isinstance(op, str) and not op.startswith("_") else None
-    if not callable(fn):
+    fn = nn_function(op)
+    if fn is None:
         raise ValueError(f"gradients: argument 'op'={op!r} is not a tf.nn function")
     tensors = [t.constant(a) for a in operands]
     with t.GradientTape() as tape:

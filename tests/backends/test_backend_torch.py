@@ -21,6 +21,7 @@ from support import ROOT  # noqa: E402
 
 from harness import backends, ops  # noqa: E402
 from harness.backends import torch_nn  # noqa: E402
+from harness.backends.base import rank_format  # noqa: E402
 from harness.check.prepare import prepare  # noqa: E402
 from harness.conv.dtypes import DTYPES, dtype_of  # noqa: E402
 from harness.registry.loader import computing_cases  # noqa: E402
@@ -87,7 +88,7 @@ def test_backend_declaration(backend):
     for spec in ops.OPS.values():
         role = {"transposed": "transposed", "conv": "conv"}.get(spec.kind, "grouped")
         want = {"transposed": "IOHW"}.get(spec.kind, "OIHW")
-        assert backends.explicit_layout(backend, spec, role, spec.filter) == want[:2] + want[2:][-(spec.rank - 2) :]
+        assert backends.explicit_layout(backend, spec, role, spec.filter) == rank_format(want, spec.rank)
     assert torch.get_num_threads() == 1
 
 

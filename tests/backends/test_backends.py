@@ -38,7 +38,6 @@ FILES = [
 def _nchw_convolution_backend() -> backends.Backend:
     """The reference, called the way a PyTorch-minded user's kernels would be: each function receives NCHW data
     and OIHW-style filters already rotated by 180 degrees (a true convolution), with data_format="NCHW"."""
-    from harness.conv import reference
 
     def wrap(op):
         spec = ops.get(op)
@@ -50,7 +49,7 @@ def _nchw_convolution_backend() -> backends.Backend:
                 if o.kind == "filter":  # undo what the harness must have done: OIHW-style layout, rotated
                     a = layouts.convert(layouts.rotate_180(a, filter_layouts[o.name]), filter_layouts[o.name], o.layout)
                 arrays.append(a)
-            return getattr(reference, op)(*arrays, **attrs)
+            return spec.reference(*arrays, **attrs)
 
         return fn
 

@@ -49,7 +49,7 @@ def conv2d_case_yaml(name, expected_hw):
 
 BAD_OP_YAML = """\
   - name: bad_op
-    op: conv3d
+    op: conv4d
     attrs: {strides: 1, padding: VALID}
     inputs:
       input: {layout: HW, value: [[1]]}
@@ -95,7 +95,7 @@ def test_cases_become_items_with_readable_failures(pytester):
         ]
     )
     # the malformed case names the file, the case and the field
-    assert "malformed case: cases/good.yaml: case 'bad_op': field 'op': unknown op 'conv3d'" in out
+    assert "malformed case: cases/good.yaml: case 'bad_op': field 'op': unknown op 'conv4d'" in out
 
     # the file that is not YAML: one failing item naming the file
     assert "malformed case: cases/broken.yaml: YAML syntax error" in out

@@ -32,7 +32,7 @@ SCREENSHOT = REPO / "reports" / "report-screenshot.png"
 WINDOW = (1280, 2000)
 BROWSER_TIMEOUT = 60
 SEED_CASES = ("conv2d_same_2x5x5", "depthwise_same_2x5x5", "transpose_stride2_same")
-DIVERGENCES = ("depthwise_strided_dilated", "conv2d_silently_grouped")
+DIVERGENCES = ("depthwise_strided_dilated", "output_size_zero_returns_empty")
 REPRO_CASE = "depthwise_strided_dilated_6x7"
 WRONG_CASE = "conv2d_same_2x5x5_wrong_expected"
 
@@ -97,7 +97,7 @@ def project_files() -> dict[str, str]:
     wrong["expected"]["value"][0][1][2] += 1
     malformed = {
         "name": "bad_op",
-        "op": "conv3d",
+        "op": "conv4d",
         "attrs": {"strides": 1, "padding": "VALID"},
         "inputs": {"input": {"layout": "HW", "value": [[1]]}, "filters": {"layout": "HW", "value": [[1]]}},
     }
@@ -175,7 +175,7 @@ def test_report_in_a_browser(chromium, report_html, tmp_path):
     # the known divergence excused the repro case; the malformed case is listed with its message
     row = re.search(r'id="div-depthwise_strided_dilated".*?</tr>', dom, re.S).group(0)
     assert "diverged in 1 of 1" in row
-    assert "cases/wrong.yaml::bad_op" in dom and "conv3d" in dom
+    assert "cases/wrong.yaml::bad_op" in dom and "conv4d" in dom
 
     # the screenshot, kept for people to look at
     shot = tmp_path / "report.png"

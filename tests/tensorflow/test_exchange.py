@@ -416,7 +416,7 @@ def test_export_wrong_use(tmp_path, monkeypatch):
     with pytest.raises(cli.UsageError, match="no case that computes a value"):
         cli.cmd_export(export_args(tmp_path / "e", ["cases/errors.yaml"]))
     with pytest.raises(cli.UsageError, match="unknown op"):
-        cli.cmd_export(export_args(tmp_path / "e", op=["conv3d"]))
+        cli.cmd_export(export_args(tmp_path / "e", op=["conv4d"]))
     with pytest.raises(cli.UsageError, match="no such case file"):
         cli.cmd_export(export_args(tmp_path / "e", ["cases/absent.yaml"]))
     (tmp_path / "file").write_text("x")

@@ -29,6 +29,7 @@ CI_SUBSET = [
     ROOT / "cases" / "examples.yaml",
     *sorted((ROOT / "cases" / "sweeps").glob("*_pairwise.yaml")),
     ROOT / "cases" / "sweeps" / "fast_paths.yaml",
+    ROOT / "cases" / "sweeps" / "grouped.yaml",
 ]
 
 

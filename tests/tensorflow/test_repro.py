@@ -242,7 +242,7 @@ def test_bad_requests_raise():
             **LARGE,
             "inputs": {
                 **LARGE["inputs"],
-                "filters": {"layout": "HWIO", "generate": {"dist": "normal", "shape": [3, 3, 2, 4]}},
+                "filters": {"layout": "HWIO", "generate": {"dist": "normal", "shape": [3, 3, 3, 4]}},
             },
         },
         0,

@@ -120,7 +120,7 @@ V = {"layout": "CHW", "generate": {"dist": "normal", "shape": [1, 3, 3]}}  # a v
 
 # (id, base op, edits to the base case, field named, fragment of the message)
 EDITS = [
-    ("unknown_op", "conv2d", {"op": "conv3d"}, "op", "unknown op 'conv3d'"),
+    ("unknown_op", "conv2d", {"op": "conv4d"}, "op", "unknown op 'conv4d'"),
     ("unknown_case_field", "conv2d", {"atrs": {"strides": 1}}, "atrs", "unknown field"),
     ("missing_op", "conv2d", {"op": DELETE}, "op", "missing field"),
     ("missing_inputs", "conv2d", {"inputs": DELETE}, "inputs", "missing field"),
@@ -270,7 +270,7 @@ def test_duplicate_case_name_keeps_the_first_and_reports_the_second(tmp_path):
 
 def test_error_file_name_is_relative_to_root(tmp_path):
     entries = write(
-        tmp_path, {"cases": [edited(base_case("conv2d", "bad"), {"op": "conv3d"})]}, name="cases/sub/file.yaml"
+        tmp_path, {"cases": [edited(base_case("conv2d", "bad"), {"op": "conv4d"})]}, name="cases/sub/file.yaml"
     )
     assert_names(entries[0], "cases/sub/file.yaml", "bad", "op", "unknown op")
 

@@ -68,9 +68,9 @@ def test_list_filters_and_ids(capsys):
 
 def test_list_reports_malformed_cases_and_fails(capsys, tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("cases:\n  - name: x\n    op: conv3d\n")
+    bad.write_text("cases:\n  - name: x\n    op: conv4d\n")
     code, out, err = harness(capsys, "list", str(bad))
-    assert code == 1 and "MALFORMED" in out and "conv3d" in out and "1 malformed" in err
+    assert code == 1 and "MALFORMED" in out and "conv4d" in out and "1 malformed" in err
 
 
 # --- show ----------------------------------------------------------------------------------
@@ -296,7 +296,7 @@ def test_report_rebuilds_the_reports_from_a_results_file(capsys, tmp_path):
 def test_wrong_uses_get_one_clear_message_and_status_2(capsys, tmp_path):
     assert "invalid choice: 'bogus'" in wrong_use(capsys, "bogus")
     assert "the following arguments are required: COMMAND" in wrong_use(capsys)
-    assert "--op conv3d: unknown op" in wrong_use(capsys, "list", "--op", "conv3d")
+    assert "--op conv4d: unknown op" in wrong_use(capsys, "list", "--op", "conv4d")
     assert "--dtype float99: unknown dtype" in wrong_use(capsys, "verify", "--dtype", "float99")
     assert "no such case file or directory: nope.yaml" in wrong_use(capsys, "list", "nope.yaml")
     assert "no such case file or directory: nope.yaml" in wrong_use(capsys, "verify", "nope.yaml")
@@ -321,7 +321,7 @@ def test_wrong_uses_get_one_clear_message_and_status_2(capsys, tmp_path):
     )
     assert "no such directory" in wrong_use(capsys, "report", str(tmp_path / "nowhere"))
     assert "no such file" in wrong_use(capsys, "report", str(tmp_path))
-    assert "unknown op 'conv3d'" in wrong_use(capsys, "new", "conv3d")
+    assert "unknown op 'conv4d'" in wrong_use(capsys, "new", "conv4d")
 
 
 def test_an_ambiguous_case_name_asks_for_the_file(capsys, tmp_path, monkeypatch):

@@ -46,7 +46,7 @@ def test_the_real_file_loads_without_errors_and_ids_are_unique():
     [
         ({"kind": "oops"}, "kind"),
         ({"when": {"colour": "red"}}, "when.colour"),
-        ({"when": {"op": "conv3d"}}, "when.op"),
+        ({"when": {"op": "conv4d"}}, "when.op"),
         ({"tensorflow_versions": "two point twenty"}, "tensorflow_versions"),
         ({"onednn": "maybe"}, "onednn"),
         ({"tensorflow_does": ["melts"]}, "tensorflow_does"),

@@ -35,7 +35,7 @@ def base_args(op, dtype=F32):
                 spec.data.name: [data[c] for c in fmt],
                 spec.filter.name: [filt.get(c, 3) for c in spec.filter.layout],
             },
-            attrs={"output_shape": [out.get(c, 5) for c in fmt]},
+            attrs={"output_shape": [out.get(c, 5 if spec.forms.stride_arg else 3) for c in fmt]},  # stride 1: 3
         )
     else:
         data = {"N": 1, "C": 2, "D": 5, "H": 5, "W": 5}
@@ -53,10 +53,16 @@ WITH_DILATIONS = [op for op in ALL_OPS if ops.get(op).forms.dilation_arg == "dil
 WITH_EXPLICIT_PADDING = [op for op in ALL_OPS if ops.get(op).forms.explicit_padding]
 
 
+def fn_name(op):
+    """The name the reference's messages give ``op``: its tf.nn (or tf.raw_ops) function's (convolution_2d's is
+    convolution)."""
+    return ops.get(op).reference.__name__
+
+
 def call(op, **overrides):
     args = base_args(op)
     args.update(overrides)
-    return getattr(reference, op)(**args)
+    return ops.get(op).reference(**args)
 
 
 @pytest.mark.parametrize("op", ALL_OPS)
@@ -67,7 +73,7 @@ def test_base_arguments_are_valid(op):
 # --- ranks ----------------------------------------------------------------------------------
 
 
-BATCH_AXES_OPS = ("conv1d", "conv2d")
+BATCH_AXES_OPS = ("conv1d", "conv2d", "convolution_1d", "convolution_2d", "convolution_3d")
 
 
 @pytest.mark.parametrize("op", ALL_OPS)
@@ -75,7 +81,7 @@ def test_wrong_input_rank(op):
     name = INPUT_NAME[op]
     too_low = base_args(op)[name][0]  # batch axis dropped
     assert_value_error(
-        lambda: call(op, **{name: too_low}), op, f"'{name}'", f"rank {too_low.ndim}", str(list(too_low.shape))
+        lambda: call(op, **{name: too_low}), fn_name(op), f"'{name}'", f"rank {too_low.ndim}", str(list(too_low.shape))
     )
     too_high = base_args(op)[name][None]
     if op in BATCH_AXES_OPS:  # tf.nn.conv1d / conv2d: leading axes beyond the layout's are batch axes
@@ -88,7 +94,11 @@ def test_wrong_input_rank(op):
 def test_wrong_filter_rank(op):
     name = FILTER_NAME[op]
     bad = base_args(op)[name][..., 0]
-    assert_value_error(lambda: call(op, **{name: bad}), op, f"'{name}'", f"rank {bad.ndim}", str(list(bad.shape)))
+    if ops.get(op).reference is reference.convolution:  # the filters' rank says the rank: only 3 to 5 are one
+        bad = ramp(*([2] * (2 if op == "convolution_1d" else 6)))
+    assert_value_error(
+        lambda: call(op, **{name: bad}), fn_name(op), f"'{name}'", f"rank {bad.ndim}", str(list(bad.shape))
+    )
 
 
 def test_separable_pointwise_filter_wrong_rank():
@@ -112,7 +122,7 @@ def test_channel_mismatch(op):
     shape[spec.filter.layout.index("I")] = want + 1  # the filter's input channels: one more than the input has
     assert_value_error(
         lambda: call(op, **{spec.filter.name: ramp(*shape)}),
-        op,
+        fn_name(op),
         f"'{spec.filter.name}'",
         f"={want + 1}",
         f"must be {want}",
@@ -120,13 +130,39 @@ def test_channel_mismatch(op):
 
 
 @pytest.mark.parametrize("data_format", ["NHWC", "NCHW"])
-def test_conv2d_grouped_channels_are_rejected(data_format):
-    # 4 input channels, filters with in_channels 2: tf.nn.conv2d would run a grouped
-    # convolution (2 groups); the reference does not implement groups and must say so.
+def test_conv2d_grouped_channels_are_a_grouped_convolution(data_format):
+    # 4 input channels, filters with in_channels 2: 2 groups, each of 2 output channels reading its own 2 channels
+    # (the Conv2D op's semantics), i.e. the concatenation of two ungrouped convolutions, written out here.
     x = ramp(1, 5, 5, 4) if data_format == "NHWC" else ramp(1, 4, 5, 5)
     w_hwio = ramp(3, 3, 2, 4)
+    x_nhwc = x if data_format == "NHWC" else np.transpose(x, (0, 2, 3, 1))
+    halves = [
+        reference.conv2d(x_nhwc[..., 2 * g : 2 * g + 2], w_hwio[..., 2 * g : 2 * g + 2], 1, "SAME") for g in (0, 1)
+    ]
+    y = reference.conv2d(x, w_hwio, 1, "SAME", data_format=data_format)
+    y_nhwc = y if data_format == "NHWC" else np.transpose(y, (0, 2, 3, 1))
+    np.testing.assert_array_equal(y_nhwc, np.concatenate(halves, axis=-1))
+
+
+def test_conv2d_groups_must_divide_the_channels():
+    # in_channels 3 do not divide 4 channels; 2 groups do not divide 3 output channels
     assert_value_error(
-        lambda: reference.conv2d(x, w_hwio, 1, "SAME", data_format=data_format), "'filters'", "=2", "must be 4"
+        lambda: reference.conv2d(ramp(1, 5, 5, 4), ramp(3, 3, 3, 4), 1, "SAME"),
+        "'filters'",
+        "in_channels (axis 2)=3",
+        "must be 4 or divide it",
+    )
+    assert_value_error(
+        lambda: reference.conv2d(ramp(1, 5, 5, 4), ramp(3, 3, 2, 3), 1, "SAME"),
+        "'filters'",
+        "out_channels (axis 3)=3",
+        "2 groups",
+    )
+    assert_value_error(
+        lambda: reference.conv2d(ramp(1, 5, 5, 0), ramp(3, 3, 2, 4), 1, "SAME"),
+        "'filters'",
+        "in_channels (axis 2)=2",
+        "must be 0",
     )
 
 
@@ -144,7 +180,7 @@ def test_conv2d_nchw_reads_channels_from_axis_1():
 def test_filter_dtype_mismatch(op):
     name = FILTER_NAME[op]
     bad = base_args(op)[name].astype(np.float64)
-    assert_value_error(lambda: call(op, **{name: bad}), op, f"'{name}'", "float64", "float32")
+    assert_value_error(lambda: call(op, **{name: bad}), fn_name(op), f"'{name}'", "float64", "float32")
 
 
 def test_separable_pointwise_dtype_mismatch():
@@ -162,7 +198,9 @@ def test_unsupported_input_dtype(op, dtype):
     args = base_args(op)
     args = {k: v.astype(dtype) if isinstance(v, np.ndarray) else v for k, v in args.items()}
     name = INPUT_NAME[op]
-    assert_value_error(lambda: getattr(reference, op)(**args), op, f"'{name}'", np.dtype(dtype).name, "supported")
+    assert_value_error(
+        lambda: ops.get(op).reference(**args), fn_name(op), f"'{name}'", np.dtype(dtype).name, "supported"
+    )
 
 
 def test_unsupported_filter_dtype_with_supported_input():
@@ -179,7 +217,7 @@ def test_none_filter_is_a_value_error():
 @pytest.mark.parametrize("op", ALL_OPS)
 @pytest.mark.parametrize("padding", ["FULL", "same", "valid", "Same"])
 def test_bad_padding_name(op, padding):
-    message = assert_value_error(lambda: call(op, padding=padding), op, "'padding'", repr(padding))
+    message = assert_value_error(lambda: call(op, padding=padding), fn_name(op), "'padding'", repr(padding))
     if padding.upper() in ("SAME", "VALID"):
         assert "case-sensitive" in message
 
@@ -187,7 +225,7 @@ def test_bad_padding_name(op, padding):
 @pytest.mark.parametrize("op", WITH_EXPLICIT_PADDING)
 def test_negative_explicit_padding(op):
     padding = [[0, 0], [-1, 0], [0, 0], [0, 0]]
-    assert_value_error(lambda: call(op, padding=padding), op, "'padding'", repr(padding), "non-negative")
+    assert_value_error(lambda: call(op, padding=padding), fn_name(op), "'padding'", repr(padding), "non-negative")
 
 
 @pytest.mark.parametrize("op", WITH_EXPLICIT_PADDING)
@@ -195,7 +233,7 @@ def test_negative_explicit_padding(op):
     "padding", [[[1, 1], [1, 1]], [[0, 0], [1, 1], [1, 1]], [1, 1, 1, 1]], ids=["2pairs", "3pairs", "flat"]
 )
 def test_padding_list_of_wrong_length(op, padding):
-    assert_value_error(lambda: call(op, padding=padding), op, "'padding'", repr(padding))
+    assert_value_error(lambda: call(op, padding=padding), fn_name(op), "'padding'", repr(padding))
 
 
 def test_explicit_padding_on_batch_or_channels():
@@ -234,7 +272,7 @@ def test_padding_not_a_name_nor_a_list(padding):
 )
 def test_stride_zero_or_negative(op, strides):
     name = STRIDE_NAME[op]
-    assert_value_error(lambda: call(op, **{name: strides}), op, f"'{name}'", repr(strides), "positive")
+    assert_value_error(lambda: call(op, **{name: strides}), fn_name(op), f"'{name}'", repr(strides), "positive")
 
 
 @pytest.mark.parametrize(
@@ -250,7 +288,7 @@ def test_stride_zero_or_negative(op, strides):
     ],
 )
 def test_dilation_zero(op, dilations):
-    assert_value_error(lambda: call(op, dilations=dilations), op, "'dilations'", repr(dilations), "positive")
+    assert_value_error(lambda: call(op, dilations=dilations), fn_name(op), "'dilations'", repr(dilations), "positive")
 
 
 @pytest.mark.parametrize("rate", [0, -2, [1, 0]])
@@ -267,12 +305,12 @@ def test_conv2d_strides_on_batch_or_channels(strides):
 @pytest.mark.parametrize("strides", [1, 2, [1, 1], [1]], ids=repr)
 def test_depthwise_strides_must_be_a_4_list(op, strides):
     # tf.nn.depthwise_conv2d / separable_conv2d take exactly 4 strides
-    assert_value_error(lambda: call(op, strides=strides), op, "'strides'", repr(strides), "4")
+    assert_value_error(lambda: call(op, strides=strides), fn_name(op), "'strides'", repr(strides), "4")
 
 
 @pytest.mark.parametrize("op", ["depthwise_conv2d", "separable_conv2d"])
 def test_depthwise_dilations_must_be_a_2_list(op):
-    assert_value_error(lambda: call(op, dilations=[1, 1, 1, 1]), op, "'dilations'", "length 2")
+    assert_value_error(lambda: call(op, dilations=[1, 1, 1, 1]), fn_name(op), "'dilations'", "length 2")
 
 
 @pytest.mark.parametrize("strides", ["2", True, 2.0, None], ids=repr)
@@ -293,7 +331,7 @@ def test_conv2d_accepts_numpy_array_strides():
 @pytest.mark.parametrize("op", WITH_DATA_FORMAT)
 @pytest.mark.parametrize("data_format", ["NWHC", "nhwc", "CHWN", ""])
 def test_unknown_data_format(op, data_format):
-    assert_value_error(lambda: call(op, data_format=data_format), op, "'data_format'", repr(data_format))
+    assert_value_error(lambda: call(op, data_format=data_format), fn_name(op), "'data_format'", repr(data_format))
 
 
 @pytest.mark.parametrize(
@@ -339,7 +377,7 @@ def test_transpose_unreachable_single_accepted_size():
 
 @pytest.mark.parametrize(
     "output_shape, fragment",
-    [([2, 5, 5, 2], "batch 2"), ([1, 5, 5, 3], "3 channels"), ([1, 5, 5, 4], "4 channels")],
+    [([2, 5, 5, 2], "batch 2"), ([1, 5, 5, 3], "3 channels"), ([1, 5, 5, 6], "6 channels")],
 )
 def test_transpose_output_shape_wrong_batch_or_channels(output_shape, fragment):
     assert_value_error(
@@ -382,7 +420,7 @@ def test_transpose_malformed_output_shape(output_shape):
     ids=["conv2d", "conv2d-dilated", "conv2d-explicit", "conv1d", "atrous", "depthwise"],
 )
 def test_valid_kernel_larger_than_input(op, overrides):
-    assert_value_error(lambda: call(op, **overrides), op, "effective kernel size", "padded input size")
+    assert_value_error(lambda: call(op, **overrides), fn_name(op), "effective kernel size", "padded input size")
 
 
 # --- separable pointwise filter -------------------------------------------------------------
@@ -525,7 +563,7 @@ DTYPES = [np.float16, ml_dtypes.bfloat16, np.float32, np.float64, np.int32]
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 def test_output_dtype_equals_input_dtype(op, dtype):
     args = base_args(op, dtype=dtype)
-    out = getattr(reference, op)(**args)
+    out = ops.get(op).reference(**args)
     assert out.dtype == np.dtype(dtype)
 
 

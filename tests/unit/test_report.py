@@ -334,7 +334,7 @@ def test_malformed_and_crashed_are_listed_with_their_messages():
         [
             case("a"),
             results.item_record(
-                "cases/m.yaml::x", "malformed", 0.0, "field 'op': unknown op 'conv3d'", kind="malformed"
+                "cases/m.yaml::x", "malformed", 0.0, "field 'op': unknown op 'conv4d'", kind="malformed"
             ),
             results.item_record("cases/t.yaml::y[float32]", "failed", 0.0, "node down: gw1", kind="crashed"),
         ]
@@ -344,7 +344,7 @@ def test_malformed_and_crashed_are_listed_with_their_messages():
     problems = body_rows(tables(report.render_html(run))["problems"])
     texts = [[c["text"] for c in r["cells"]] for r in problems]
     assert texts == [
-        ["cases/m.yaml::x", "malformed case", "field 'op': unknown op 'conv3d'"],
+        ["cases/m.yaml::x", "malformed case", "field 'op': unknown op 'conv4d'"],
         ["cases/t.yaml::y[float32]", "crashed item", "node down: gw1"],
     ]
     md = report.render_summary(run)

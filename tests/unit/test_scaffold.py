@@ -149,7 +149,7 @@ def test_seeds_are_explicit_and_depend_on_name_and_operand():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"op": "conv3d"}, "unknown op 'conv3d'; known ops: conv2d, depthwise_conv2d"),
+        ({"op": "conv4d"}, "unknown op 'conv4d'; known ops: conv2d, depthwise_conv2d"),
         (
             {"op": "conv2d", "shapes": {"filters": [3, 3]}},
             "--shape filters=3,3: conv2d's filters is HWIO (4 axes), got 2",
@@ -231,7 +231,7 @@ def test_describe_rejects_an_invalid_case():
     with pytest.raises(ScaffoldError, match="--shape filters=3,3,2,4: the reference rejects"):
         describe(raw)
     with pytest.raises(ScaffoldError, match="field 'op'"):
-        describe({**raw, "op": "conv3d"})
+        describe({**raw, "op": "conv4d"})
 
 
 @pytest.mark.parametrize(
