@@ -392,7 +392,10 @@ def _tolerance(file, case, spec) -> Override:
         raise CaseError(file, case, "tolerance.reason", "a tolerance override needs a written reason")
     for key in ("c", "atol"):
         if key in spec and (isinstance(spec[key], bool) or not isinstance(spec[key], (int, float)) or spec[key] < 0):
-            raise CaseError(file, case, f"tolerance.{key}", f"must be a non-negative number, got {spec[key]!r}")
+            hint = ""
+            if isinstance(spec[key], str) and re.fullmatch(r"[0-9]+[eE][-+]?[0-9]+", spec[key].strip()):
+                hint = f" (YAML reads {spec[key]} as a string: write {spec[key].replace('e', '.0e', 1)})"
+            raise CaseError(file, case, f"tolerance.{key}", f"must be a non-negative number, got {spec[key]!r}{hint}")
     if "c" not in spec and "atol" not in spec:
         raise CaseError(file, case, "tolerance", "give c and/or atol")
     return Override(reason.strip(), spec.get("c"), float(spec.get("atol", 0.0)))

@@ -231,7 +231,7 @@ def conv2d_backprop_input(
     """``tf.raw_ops.Conv2DBackpropInput`` on NumPy arrays."""
     return _np(
         tf().raw_ops.Conv2DBackpropInput(
-            input_sizes=list(input_sizes),
+            input_sizes=input_sizes,
             filter=filter,
             out_backprop=out_backprop,
             strides=list(strides),
@@ -259,7 +259,7 @@ def conv2d_backprop_filter(
     return _np(
         tf().raw_ops.Conv2DBackpropFilter(
             input=input,
-            filter_sizes=list(filter_sizes),
+            filter_sizes=filter_sizes,
             out_backprop=out_backprop,
             strides=list(strides),
             padding=padding,
@@ -284,7 +284,7 @@ def depthwise_conv2d_native_backprop_input(
     """``tf.raw_ops.DepthwiseConv2dNativeBackpropInput`` on NumPy arrays."""
     return _np(
         tf().raw_ops.DepthwiseConv2dNativeBackpropInput(
-            input_sizes=list(input_sizes),
+            input_sizes=input_sizes,
             filter=filter,
             out_backprop=out_backprop,
             strides=list(strides),
@@ -310,7 +310,7 @@ def depthwise_conv2d_native_backprop_filter(
     return _np(
         tf().raw_ops.DepthwiseConv2dNativeBackpropFilter(
             input=input,
-            filter_sizes=list(filter_sizes),
+            filter_sizes=filter_sizes,
             out_backprop=out_backprop,
             strides=list(strides),
             padding=padding,
@@ -327,7 +327,7 @@ def conv3d_backprop_input_v2(
     """``tf.raw_ops.Conv3DBackpropInputV2`` on NumPy arrays."""
     return _np(
         tf().raw_ops.Conv3DBackpropInputV2(
-            input_sizes=list(input_sizes),
+            input_sizes=input_sizes,
             filter=filter,
             out_backprop=out_backprop,
             strides=list(strides),
@@ -345,7 +345,7 @@ def conv3d_backprop_filter_v2(
     return _np(
         tf().raw_ops.Conv3DBackpropFilterV2(
             input=input,
-            filter_sizes=list(filter_sizes),
+            filter_sizes=filter_sizes,
             out_backprop=out_backprop,
             strides=list(strides),
             padding=padding,
