@@ -663,8 +663,10 @@ def load_sample(path: Path) -> list[dict]:
     return entries
 
 
-def write_sample(path: Path, results: dict, mutants: list[Mutant], size: int, seed: int) -> int:
-    """Draw ``size`` killed mutants (with ``seed``) and write them with their killers to ``path``."""
+def write_sample(path: Path, results: dict, mutants: list[Mutant], size: int, seed: int, run: str = "full") -> int:
+    """Draw ``size`` killed mutants (with ``seed``; at least one of every module) and write them with their
+    killers to ``path``; ``run`` says
+    which run judged them ("full", or a sampled run's description)."""
     by_name = {m.name: m for m in mutants}
     killed = sorted(
         n
@@ -674,12 +676,18 @@ def write_sample(path: Path, results: dict, mutants: list[Mutant], size: int, se
         and r.get("killer")
         and not r["killer"].startswith(CPU_DEPENDENT_KILLERS)
     )
-    chosen = sorted(random.Random(seed).sample(killed, min(size, len(killed))))
+    # one of every module first (a module whose mutants all went unsampled would go unchecked), then any
+    rng = random.Random(seed)
+    modules = sorted({n.rsplit(".", 1)[0] for n in killed})
+    first = [rng.choice([n for n in killed if n.rsplit(".", 1)[0] == m]) for m in modules][:size]
+    rest = [n for n in killed if n not in first]
+    chosen = sorted(first + rng.sample(rest, min(size - len(first), len(rest))))
     doc = {"sample": [{"mutant": n, "change": by_name[n].change, "killer": results[n]["killer"]} for n in chosen]}
     header = (
         f"# A fixed sample of {len(chosen)} mutants the registry kills (seed {seed}), each with the item that killed\n"
-        "# it in the last full run: make test runs each against its item alone (python -m harness.selftest.mutmut_run\n"
-        '# --check-sample). Rewritten by: make mutation MUTATION_ARGS="--write-sample N --seed S".\n'
+        f"# it in the {run} run: make test runs each against its item alone (python -m harness.selftest.mutmut_run\n"
+        '# --check-sample). Rewritten by: make mutation MUTATION_ARGS="--write-sample N --seed S" (after a full run,\n'
+        "# or with --sample M: drawn from the M mutants that run judged).\n"
     )
     path.write_text(header + yaml.safe_dump(doc, sort_keys=False, width=120), encoding="utf-8")
     return len(chosen)
@@ -822,8 +830,9 @@ def main(argv: list[str] | None = None) -> int:
         problems.append(f"stale entries in {args.equivalents}: {', '.join(summary['stale_equivalents'])}")
     if summary["score"] < TARGET_SCORE:
         problems.append(f"score {100 * summary['score']:.1f}% is below {100 * TARGET_SCORE:.0f}%")
-    if args.write_sample and not (args.sample or args.only):
-        n = write_sample(root / SAMPLE, judged, mutants, args.write_sample, args.seed)
+    if args.write_sample and not args.only:
+        run = f"sampled ({args.sample} mutants, seed {args.seed})" if args.sample else "full"
+        n = write_sample(root / SAMPLE, judged, mutants, args.write_sample, args.seed, run)
         print(f"wrote {SAMPLE}: {n} killed mutants (seed {args.seed})")
     for p in problems:
         print(f"mutation: {p}")
