@@ -122,14 +122,16 @@ class Prepared:
         return shapes
 
 
-def prepare(case: Case, dtype: str, budget: MemoryBudget | None = None, check: str = "forward") -> Prepared:
+def prepare(case: Case, dtype: str, budget: MemoryBudget | None = None, check: str | None = "forward") -> Prepared:
     """``case`` at ``dtype`` (see ``Prepared``). Raises ``CaseError`` or ValueError when the case's own operands or
     expected output cannot be built (a malformed case); a configuration the reference rejects is not an error here.
 
     First, before any operand is generated, ``harness.check.budget`` estimates the memory of the ``check``
     ("forward", or "gradients") from the case's shapes and raises ``OverBudget`` when it needs more than
-    ``budget`` (default: ``harness.tf.machine.memory_budget()``)."""
-    memory.check(case, dtype, budget, check)
+    ``budget`` (default: ``harness.tf.machine.memory_budget()``); ``check=None`` skips the estimate (a caller
+    that only reads the case's features)."""
+    if check is not None:
+        memory.check(case, dtype, budget, check)
     spec = ops.get(case.op)
     arrays = operand_arrays(case, dtype)
     expected = expected_array(case, dtype)

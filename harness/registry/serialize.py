@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -105,6 +106,8 @@ def case_to_dict(case: Case) -> dict:
         out["block_bytes"] = case.block_bytes
     if case.reference_decides:
         out["reference_decides"] = True
+    if case.source is not None:
+        out["source"] = dataclasses.asdict(case.source)
     return out
 
 

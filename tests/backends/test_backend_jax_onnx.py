@@ -35,7 +35,7 @@ from harness.registry.loader import computing_cases
 FULL = os.environ.get("HARNESS_BACKEND_TESTS_FULL") == "1"
 
 # (backend, dtype) -> keep 1 case in SAMPLE[...] (by a hash of its id), unless FULL.
-RUNS = {("jax", "float32"): 3, ("jax", "float64"): 10, ("onnxruntime", "float32"): 1, ("onnxruntime", "float16"): 1}
+RUNS = {("jax", "float32"): 5, ("jax", "float64"): 12, ("onnxruntime", "float32"): 2, ("onnxruntime", "float16"): 2}
 # JAX's other declared dtypes, every case: 150-250 ms an item (a compile each), so with FULL only.
 FULL_ONLY = {("jax", "float16"): 1, ("jax", "bfloat16"): 1, ("jax", "int32"): 1}
 

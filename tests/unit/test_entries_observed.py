@@ -80,7 +80,7 @@ PREPARED: dict[tuple[str, str], Prepared | None] = {}
 def prepared(case: Case, dtype: str) -> Prepared | None:
     if (case.id, dtype) not in PREPARED:
         try:
-            PREPARED[case.id, dtype] = prepare(case, dtype)
+            PREPARED[case.id, dtype] = prepare(case, dtype, check=None)  # features only: no memory estimate
         except (CaseError, ValueError):
             PREPARED[case.id, dtype] = None
     return PREPARED[case.id, dtype]
@@ -125,6 +125,9 @@ def gradient_items(op: str) -> Iterator[tuple[str, object]]:
                     yield f"{case.id}[{dtype}:gradients]", p.features
 
 
+FEATURES: dict[tuple[str, str], dict] = {}  # (item, machine) -> its features: every entry of an op asks again
+
+
 def evidence(entry: divergences.Divergence, op: str) -> str | None:
     """The first item of ``op`` and the entry's kind that the entry applies to on a machine it was observed on."""
     unversioned = dataclasses.replace(entry, tensorflow_versions=SpecifierSet())
@@ -132,7 +135,12 @@ def evidence(entry: divergences.Divergence, op: str) -> str | None:
     for item, feats in items:
         for name in entry.observed_on:
             env = machine(name)
-            if unversioned.not_here(env) is None and unversioned.applies(feats(env), env):
+            if unversioned.not_here(env) is not None:
+                continue
+            key = (f"{entry.scope} {item}", name)
+            if key not in FEATURES:
+                FEATURES[key] = feats(env)
+            if unversioned.applies(FEATURES[key], env):
                 return f"{item} on {name}"
     return None
 
