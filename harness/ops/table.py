@@ -82,7 +82,8 @@ def _convolution(n: int) -> OpSpec:
         defaults={"padding": "SAME"},
         gradient={1: gradient_rules.conv1d, 2: gradient_rules.conv2d, 3: gradient_rules.conv3d}[n],
         raw_backprop=_RANK_RAW_BACKPROP[n],
-        relations=_CONV_RELATIONS,
+        # the channel relations are conv1d's, conv2d's and conv3d's own: the same reference, the same kernels
+        relations=("layout_invariance", "groups_are_concatenated"),
         tf_kernels=_RANK_KERNELS[n],
         tf_gradient_kernels=_RANK_GRADIENT_KERNELS[n],
         api="tf.nn.convolution",

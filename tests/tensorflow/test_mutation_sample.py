@@ -3,7 +3,7 @@
 ``make mutation`` judges every mutmut mutant against the whole registry (about 30 minutes on 2 cores); this is the
 sampled version ``make test`` runs: each sampled mutant against the item that killed it in the last full run. It
 fails when a case that killed a mutant was removed or weakened, or when the reference changed under a sampled
-mutant (then the sample is rewritten after a full run, ``MUTATION_ARGS="--write-sample 40 --seed 1"``).
+mutant (then the sample is rewritten after a full run, ``MUTATION_ARGS="--write-sample 30 --seed 1"``).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ PLANTED = [
 def test_the_registry_still_kills_every_sampled_mutant(tmp_path):
     entries = load_sample(ROOT / SAMPLE)
     assert not {e["mutant"] for e in PLANTED} & {e["mutant"] for e in entries}
-    assert len(entries) >= 40 and len({e["mutant"].rsplit(".", 1)[0] for e in entries}) == 4  # all four modules
+    assert len(entries) >= 30 and len({e["mutant"].rsplit(".", 1)[0] for e in entries}) == 4  # all four modules
     sample = tmp_path / "sample.yaml"
     sample.write_text(yaml.safe_dump({"sample": entries + PLANTED}), encoding="utf-8")
     proc = subprocess.run(
