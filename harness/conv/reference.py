@@ -163,7 +163,7 @@ TRANSPOSE_FORMS = ArgForms()
 RAW_FORMS = ArgForms("strides", (4,), "dilations", (4,), allow_int=False)  # tf.raw_ops: 4-lists (and EXPLICIT padding)
 CONV1D_TRANSPOSE_FORMS = ArgForms("strides", (1, 3), "dilations", (1, 3), explicit_padding=False,
                                   output_shape_spatial=False)  # output_shape: the 3 values only
-# tf.nn.conv3d is the raw op: 5-lists, names only.
+# tf.nn.conv3d is the raw op: 5-lists, names only (the 3-D backprop ops take the same forms).
 CONV3D_FORMS = ArgForms("strides", (5,), "dilations", (5,), allow_int=False, explicit_padding=False)
 CONV3D_TRANSPOSE_FORMS = ArgForms("strides", (1, 3, 5), "dilations", (1, 3, 5), explicit_padding=False,
                                   output_shape_spatial=False)
@@ -177,7 +177,6 @@ CONVOLUTION_FORMS = {n: ArgForms("strides", tuple(sorted({1, n, n + 2})), "dilat
                      for n in RANKS}
 CONV_TRANSPOSE_FORMS = {1: CONV1D_TRANSPOSE_FORMS, 2: dataclasses.replace(TRANSPOSE_FORMS, output_shape_spatial=False),
                         3: CONV3D_TRANSPOSE_FORMS}
-RAW3D_FORMS = ArgForms("strides", (5,), "dilations", (5,), allow_int=False, explicit_padding=False)
 DEPTHWISE_BACKPROP_FORMS = ArgForms("strides", (4,), "dilations", (4,), allow_int=False)  # tf.nn's: explicit pairs
 
 

@@ -427,7 +427,7 @@ RAW_OPS: dict[str, OpSpec] = {
             ("Conv3DBackpropInputV2",),
             rank=3,
             explicit="",
-            forms=reference.RAW3D_FORMS,
+            forms=reference.CONV3D_FORMS,
             gradient_of=("conv3d", "input"),
         ),
         _raw(
@@ -440,7 +440,7 @@ RAW_OPS: dict[str, OpSpec] = {
             output_layout="DHWIO",
             rank=3,
             explicit="",
-            forms=reference.RAW3D_FORMS,
+            forms=reference.CONV3D_FORMS,
             gradient_of=("conv3d", "filters"),
         ),
         _raw(
