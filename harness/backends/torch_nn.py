@@ -142,10 +142,8 @@ def backend() -> Backend:
         pass
     # Exact IEEE float32 arithmetic in oneDNN's convolutions (no TF32 / bfloat16 shortcuts; the CUDA settings are
     # for a CUDA build, where they would otherwise default to TF32 convolutions), and deterministic algorithms.
-    # (torch replaces these modules in sys.modules by instances whose class has ``conv``; the module-level
-    # declarations mypy reads list ``fp32_precision`` and not ``conv``: hence the two ignores.)
-    torch.backends.mkldnn.conv.fp32_precision = "ieee"  # type: ignore[attr-defined]
-    torch.backends.cudnn.conv.fp32_precision = "ieee"  # type: ignore[attr-defined]
+    torch.backends.mkldnn.conv.fp32_precision = "ieee"
+    torch.backends.cudnn.conv.fp32_precision = "ieee"
     torch.use_deterministic_algorithms(True)
     return explicit_backend(
         "torch",

@@ -134,8 +134,26 @@ def _no_cover(source: str) -> frozenset[int]:
     return frozenset(parser.excluded)
 
 
-def generate(root: Path, tree: Path) -> list[Mutant]:
-    """mutmut's mutants of ``TARGETS``: the mutated modules are written into ``tree`` (a copy of the package)."""
+def _function_lines(source: str, names: set[str]) -> set[int]:
+    """The lines of the top-level functions and methods of ``source`` that mutmut mangles to one of ``names``
+    (``x_conv2d``, ``xǁArgFormsǁspellings``), decorators included."""
+    lines: set[int] = set()
+    tree = ast.parse(source)
+    for node in tree.body:
+        defs = [(f"x_{node.name}", node)] if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) else []
+        if isinstance(node, ast.ClassDef):
+            defs = [(f"xǁ{node.name}ǁ{f.name}", f) for f in node.body if isinstance(f, ast.FunctionDef)]
+        for mangled, fn in defs:
+            if mangled in names:
+                first = min([fn.lineno] + [d.lineno for d in fn.decorator_list])
+                lines.update(range(first, _end_line(fn) + 1))
+    return lines
+
+
+def generate(root: Path, tree: Path, functions: set[str] | None = None) -> list[Mutant]:
+    """mutmut's mutants of ``TARGETS``: the mutated modules are written into ``tree`` (a copy of the package).
+    ``functions`` (e.g. ``harness.conv.padding.x_window``) limits them to those functions' mutants, numbered as in
+    the full set (mutmut numbers a function's mutants within it); None: every function."""
     from mutmut.mutation.file_mutation import mutate_file_contents
 
     if tree.exists():
@@ -144,15 +162,18 @@ def generate(root: Path, tree: Path) -> list[Mutant]:
     mutants = []
     for target in TARGETS:
         source = (root / target).read_text(encoding="utf-8")
-        mutated = mutate_file_contents(target, source)
-        (tree / target).write_text(mutated.code, encoding="utf-8")
-        code_lines, functions = mutated.code.splitlines(), _functions(mutated.code)
-        originals = _functions(source)
         module = _module(target)
+        covered = None
+        if functions is not None:
+            covered = _function_lines(source, {f.rsplit(".", 1)[1] for f in functions if f.startswith(module + ".")})
+        mutated = mutate_file_contents(target, source, covered_lines=covered)
+        (tree / target).write_text(mutated.code, encoding="utf-8")
+        code_lines, generated = mutated.code.splitlines(), _functions(mutated.code)
+        originals = _functions(source)
         for name in mutated.mutant_names:
             mangled = name.rsplit(MUTANT_MARK, 1)[0].rsplit(".", 1)[-1]
             short = name.rsplit(".", 1)[-1]
-            orig_node, mutant_node = functions[f"{mangled}{MUTANT_MARK}orig"], functions[short]
+            orig_node, mutant_node = generated[f"{mangled}{MUTANT_MARK}orig"], generated[short]
             original, changed = _body(code_lines, orig_node), _body(code_lines, mutant_node)
             in_signature = original == changed  # a default value: compare the signatures, named alike
             if in_signature:
@@ -238,15 +259,17 @@ def load_equivalents(path: Path) -> list[Equivalent]:
 # --- the worker: runs inside the mutated package ---------------------------------------------------------------
 
 
-def _items(root: Path):
+def _items(root: Path, files: set[str] | None = None):
     """Every registry item: (id, check, case, dtype), error contracts, gradient items and reference self-check items
-    included, in file order."""
+    included, in file order; only those of ``files`` (paths relative to ``root``) when given."""
     from harness.check import self_checks
     from harness.registry.cases import Case
     from harness.registry.loader import load_file
 
     items = []
     for path in sorted((root / "cases").rglob("*.yaml")):
+        if files is not None and path.relative_to(root).as_posix() not in files:
+            continue
         for case in load_file(path, root):
             if not isinstance(case, Case):
                 continue
@@ -282,10 +305,11 @@ def _worker(args) -> int:
     todo = json.loads((out / "todo.json").read_text(encoding="utf-8"))
     known, errors = divergences.load(root / "cases" / "known_divergences.yaml", root, scope=None)
     env = Environment.current()
-    items = _items(root)
     answers = out / "tf-answers"
     if todo and all("items" in m for m in todo):  # --check-sample: each mutant against its own items only
-        return _targeted(todo, items, known, env, answers, args.jobs)
+        files = {i.split("::", 1)[0] for m in todo for i in m["items"]}
+        return _targeted(todo, _items(root, files), known, env, answers, args.jobs)
+    items = _items(root)
 
     # The baseline: unmutated, recording TensorFlow's answers and, per item, the reference lines it runs.
     import coverage
@@ -770,7 +794,11 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     equivalents = load_equivalents(args.equivalents)
     t0 = time.perf_counter()
-    mutants = generate(root, out / ("tree-report" if args.report_only else "tree"))
+    # --check-sample needs only the sampled mutants' functions (a full generation takes 20-40 s)
+    functions = (
+        {e["mutant"].split(MUTANT_MARK, 1)[0] for e in load_sample(args.sample_file)} if args.check_sample else None
+    )
+    mutants = generate(root, out / ("tree-report" if args.report_only else "tree"), functions)
     print(f"mutmut: {len(mutants)} mutants of {len(TARGETS)} modules in {time.perf_counter() - t0:.1f} s", flush=True)
     if args.check_sample:
         return check_sample(args.sample_file, root, out, mutants, args.jobs, t0)

@@ -145,10 +145,17 @@ def evidence(entry: divergences.Divergence, op: str) -> str | None:
     return None
 
 
+@pytest.fixture(scope="module")
+def loaded_registry() -> tuple[Case, ...]:
+    """The full registry, loaded once (about 10 s): module-scoped, so that make test runs these tests on one
+    worker (tests/conftest.py) rather than loading it on each."""
+    return full_registry()
+
+
 @pytest.mark.parametrize(
     ("entry", "op"), [(d, op) for d in ENTRIES for op in named_ops(d)], ids=lambda v: getattr(v, "id", v)
 )
-def test_every_op_an_entry_names_has_an_item_of_its_kind_it_applies_to_where_observed(entry, op):
+def test_every_op_an_entry_names_has_an_item_of_its_kind_it_applies_to_where_observed(entry, op, loaded_registry):
     found = evidence(entry, op)
     assert found, (
         f"{entry.id} names op {op}, but no {entry.scope} item of {op} in cases/ meets its condition on "
