@@ -190,9 +190,7 @@ def _call_explicit(backend: Backend, op: str, arrays: Mapping[str, np.ndarray], 
 
     if spec.kind == "transposed":
         out_shape = list(attrs["output_shape"])
-        per_group = w.shape[filt.layout.index("O")]
-        channels = out_shape[fmt.index("C")] if len(out_shape) == len(fmt) else per_group
-        groups = channels // per_group if per_group and channels else 1  # 0 channels: no groups to speak of
+        groups = spec.group_count(x.shape, w.shape, attrs) or 1  # 0 channels: no groups to speak of
         out_sizes = [out_shape[fmt.index(c)] for c in spatial] if len(out_shape) == len(fmt) else out_shape
         fwd_shape = [out_sizes[spatial.index(c)] if c in spatial else x.shape[fmt.index(c)] for c in fmt]
         wins = _geometry(spec, tuple(fwd_shape), fmt, kernel_sizes, attrs)
@@ -218,8 +216,7 @@ def _call_explicit(backend: Backend, op: str, arrays: Mapping[str, np.ndarray], 
 
     wins = _geometry(spec, x.shape, fmt, kernel_sizes, attrs)
     if spec.kind == "conv":  # grouped when the data has a multiple of the filter's in_channels
-        per_group, channels = w.shape[filt.layout.index("I")], x.shape[fmt.index("C")]
-        groups = channels // per_group if per_group and channels else 1  # 0 channels: no groups to speak of
+        groups = spec.group_count(x.shape, w.shape, attrs) or 1  # 0 channels: no groups to speak of
         y = fn(x_b, _weight(backend, spec, "conv", filt, w), groups=groups, **_explicit_args(wins))
     else:  # depthwise, and the first step of separable: a grouped convolution with in_c groups
         y = fn(

@@ -106,23 +106,9 @@ def _match(op: str, arg: str, what: str, got: int, want: int, shapes: str) -> No
 
 
 def _data_and_filter(op: str, data_arg: str, data: ArrayLike, fmt: str, filter_arg: str, filt: ArrayLike,
-                     filter_layout: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Check the data and filter arrays and that the filter's I axis matches the data's channels.
-
-    Returns (data as given, data channels-last, filter)."""
-    x = _array(op, data_arg, data, len(fmt))
-    w = _array(op, filter_arg, filt, len(filter_layout), like=x, like_arg=data_arg)
-    x_last = layouts.convert(x, fmt, layouts.channels_last(fmt))
-    axis = filter_layout.index("I")
-    _match(op, filter_arg, f"in_channels (axis {axis})", w.shape[axis], x_last.shape[-1],
-           f"{filter_arg} {list(w.shape)} {filter_layout}, {data_arg} {list(x.shape)} {fmt}")
-    return x, x_last, w
-
-
-def _grouped_data_and_filter(op: str, data_arg: str, data: ArrayLike, fmt: str, filter_arg: str, filt: ArrayLike,
-                             filter_layout: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """``_data_and_filter`` for a convolution whose filter may be grouped: the data's channels are ``groups`` times
-    the filter's in_channels (the filter's ``I`` axis), and its out_channels (``O``) a multiple of ``groups``.
+                     filter_layout: str, grouped: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Check the data and filter arrays and that the filter's I axis matches the data's channels, or, when
+    ``grouped``, divides them into groups (``_groups``).
 
     Returns (data as given, data channels-last, filter, groups). Grouping is the semantics of TensorFlow's Conv2D
     and Conv3D ops (their shape functions, XLA's feature_group_count; Keras's ``groups``): output channel ``o``
@@ -130,9 +116,12 @@ def _grouped_data_and_filter(op: str, data_arg: str, data: ArrayLike, fmt: str, 
     x = _array(op, data_arg, data, len(fmt))
     w = _array(op, filter_arg, filt, len(filter_layout), like=x, like_arg=data_arg)
     x_last = layouts.convert(x, fmt, layouts.channels_last(fmt))
-    groups = _groups(op, filter_arg, filter_layout, w.shape, x_last.shape[-1],
-                     f"{filter_arg} {list(w.shape)} {filter_layout}, {data_arg} {list(x.shape)} {fmt}")
-    return x, x_last, w, groups
+    shapes = f"{filter_arg} {list(w.shape)} {filter_layout}, {data_arg} {list(x.shape)} {fmt}"
+    if grouped:
+        return x, x_last, w, _groups(op, filter_arg, filter_layout, w.shape, x_last.shape[-1], shapes)
+    axis = filter_layout.index("I")
+    _match(op, filter_arg, f"in_channels (axis {axis})", w.shape[axis], x_last.shape[-1], shapes)
+    return x, x_last, w, 1
 
 
 def _groups(op: str, filter_arg: str, filter_layout: str, filter_shape: tuple[int, ...], channels: int,
@@ -485,7 +474,7 @@ def _forward(op: str, forms: ArgForms, formats: tuple[str, ...], filter_layout: 
     and atrous_conv2d. ``formats``: the data_formats the op takes (default first); ``filter_layout``: ``[*kernel, I,
     O]``; ``forms``: its argument forms."""
     fmt = _data_format(op, data_format, formats, formats[0])
-    x, x_last, w, groups = _grouped_data_and_filter(op, data_arg, input, fmt, "filters", filters, filter_layout)
+    x, x_last, w, groups = _data_and_filter(op, data_arg, input, fmt, "filters", filters, filter_layout, True)
     strides, dilations, pad = forms.window_args(op, fmt, strides, dilations, padding)
     wins = windows(op, x_last.shape[1:-1], w.shape[:-2], strides, dilations, pad)
     y_last = _cast(_correlate(x_last, w, wins, groups), x.dtype)
@@ -573,7 +562,7 @@ def _depthwise_args(op: str, filter_arg: str, input: ArrayLike, filter: ArrayLik
                     data_format: str | None, dilations: Any
                     ) -> tuple[str, np.ndarray, np.ndarray, np.ndarray, tuple[Window, ...]]:
     fmt = _data_format(op, data_format, ("NHWC", "NCHW"), "NHWC")
-    x, x_nhwc, w_hwim = _data_and_filter(op, "input", input, fmt, filter_arg, filter, "HWIM")
+    x, x_nhwc, w_hwim, _ = _data_and_filter(op, "input", input, fmt, filter_arg, filter, "HWIM")
     strides, dilations, pad = DEPTHWISE_FORMS.window_args(op, fmt, strides, dilations, padding)
     wins = windows(op, x_nhwc.shape[1:3], w_hwim.shape[:2], strides, dilations, pad)
     return fmt, x, x_nhwc, w_hwim, wins
@@ -629,7 +618,7 @@ def _transpose(op: str, forms: ArgForms, formats: tuple[str, ...], filter_layout
     """
     fmt = _data_format(op, data_format, formats, formats[0])
     channels_last = formats[0]
-    x, y_nsc, w_soi = _data_and_filter(op, data_arg, input, fmt, "filters", filters, filter_layout)
+    x, y_nsc, w_soi, _ = _data_and_filter(op, data_arg, input, fmt, "filters", filters, filter_layout)
     strides, dilations, pad = forms.window_args(op, fmt, strides, dilations, padding)
     spatial = layouts.spatial(channels_last)
     out_sizes, channels = _transpose_output_sizes(op, output_shape, fmt, y_nsc.shape, w_soi.shape[-2],

@@ -168,9 +168,41 @@ class OpSpec:
         return self.filter
 
     @property
+    def filter_layout(self) -> str:
+        """The layout of the convolution's filter: the filter operand's, or a filter gradient's output layout."""
+        return self.filter.layout if self.filter is not None else self.output_layout
+
+    @property
     def rank(self) -> int:
         """The number of axes of the data operand (4 for 2-D convolutions, 3 for 1-D)."""
         return len(self.formats[0])
+
+    # --- grouping -----------------------------------------------------------------------
+
+    def grouping(
+        self, data_shape: Sequence[int], filter_shape: Sequence[int], attrs: Mapping[str, Any]
+    ) -> tuple[int, int]:
+        """(channels, per_group) of a grouped convolution (every kind but depthwise and separable, which group by
+        their input channels): the data's channels and the filter's in_channels; for a transposed op, the channels
+        of ``output_shape`` (0 when it is malformed; ``per_group`` when it gives the spatial sizes alone) and the
+        filter's out_channels."""
+        fmt, layout = self.data_format(attrs), self.filter_layout
+        if self.kind != "transposed":
+            return data_shape[fmt.index("C")], filter_shape[layout.index("I")]
+        per_group = filter_shape[layout.index("O")]
+        out = attrs.get("output_shape")
+        if isinstance(out, (list, tuple)) and len(out) == len(fmt) and isinstance(out[fmt.index("C")], int):
+            return out[fmt.index("C")], per_group
+        spatial_only = isinstance(out, (list, tuple)) and len(out) == len(layouts.spatial(fmt))
+        return (per_group if spatial_only else 0), per_group
+
+    def group_count(self, data_shape: Sequence[int], filter_shape: Sequence[int], attrs: Mapping[str, Any]) -> int:
+        """How many groups (``grouping``'s channels over per_group): 1 when they are equal; 0 when the grouping is
+        inconsistent (per_group does not divide the channels, or one of them is 0), which the reference rejects."""
+        channels, per_group = self.grouping(data_shape, filter_shape, attrs)
+        if channels == per_group:
+            return 1
+        return 0 if not channels or not per_group or channels % per_group else channels // per_group
 
     # --- attributes ---------------------------------------------------------------------
 

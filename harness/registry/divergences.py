@@ -518,14 +518,13 @@ def _convolution(spec: ops.OpSpec, arrays: Mapping[str, np.ndarray], attrs: Mapp
     """(input shape, filter shape, filter layout) of the convolution an op computes: its data and filter operands,
     or, for a raw backprop op, the forward convolution it differentiates (its sizes argument standing for the
     operand it computes). An empty tuple where a shape is not known."""
+    filt = spec.filter
     if spec.kind != "backprop":
-        filt = spec.filter
         w_shape = np.shape(arrays[filt.name]) if filt is not None else ()
-        return np.shape(arrays[spec.data.name]), w_shape, filt.layout if filt is not None else ""
-    if "input_sizes" in spec.attrs:  # backprop_input(input_sizes, filter, out_backprop)
-        filt = spec.kernel_operand
-        return _sizes(attrs.get("input_sizes")) or (), np.shape(arrays[filt.name]), filt.layout
-    return np.shape(arrays["input"]), _sizes(attrs.get("filter_sizes")) or (), spec.output_layout
+        return np.shape(arrays[spec.data.name]), w_shape, spec.filter_layout
+    if filt is not None:  # backprop_input(input_sizes, filter, out_backprop)
+        return _sizes(attrs.get("input_sizes")) or (), np.shape(arrays[filt.name]), spec.filter_layout
+    return np.shape(arrays["input"]), _sizes(attrs.get("filter_sizes")) or (), spec.filter_layout
 
 
 def _flat(value: Any) -> list:
@@ -699,16 +698,10 @@ def features(
         )
     feats["padding_only_row"] = geometry and _padding_only_row(spec, x_shape, w_shape, w_layout, fmt, attrs, padding)
     if geometry:
-        channels = x_shape[fmt.index("C")]
-        in_channels = w_shape[w_layout.index("I")]
-        if spec.kind == "transposed":  # grouped by its output's channels: G times the filters' out_channels
-            out = attrs.get("output_shape")
-            channels = out[fmt.index("C")] if isinstance(out, list) and len(out) == len(fmt) else 0
-            in_channels = w_shape[w_layout.index("O")]
-        feats["grouped"] = bool(in_channels and channels and channels != in_channels and channels % in_channels == 0)
-        groups = channels // in_channels if in_channels and channels and channels % in_channels == 0 else 0
-        out_axis = "I" if spec.kind == "transposed" else "O"
-        feats["channels_inconsistent"] = channels != in_channels and (
+        groups = spec.group_count(x_shape, w_shape, attrs)
+        feats["grouped"] = groups > 1
+        out_axis = "I" if spec.kind == "transposed" else "O"  # the filter axis the groups must divide too
+        feats["channels_inconsistent"] = groups != 1 and (
             not groups or bool(w_shape[w_layout.index(out_axis)] % groups) if out_axis in w_layout else True
         )
         # The forward convolution's input sizes: the data's, or a transposed op's output_shape (its spatial values).

@@ -204,11 +204,9 @@ def _input_channel_sum(call: Call) -> Sides | None:
 
 
 def _groups(call: Call) -> int:
-    """A forward call's group count: the input's channels over the filters' in_channels (1 if either is 0)."""
-    x, w = call.arrays["input"], call.arrays["filters"]
-    per_group = w.shape[ops.get(call.op).operand("filters").layout.index("I")]
-    channels = x.shape[call.fmt.index("C")]
-    return channels // per_group if per_group and channels else 1
+    """A forward call's group count (``OpSpec.group_count``; 1 for a call with no channels)."""
+    spec = ops.get(call.op)
+    return spec.group_count(call.arrays["input"].shape, call.arrays["filters"].shape, call.attrs) or 1
 
 
 def _output_channel_stack(call: Call) -> Sides | None:

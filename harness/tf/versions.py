@@ -37,6 +37,7 @@ from functools import cache
 from importlib import metadata
 from pathlib import Path
 
+from harness import install
 from harness.tf import machine
 
 PYTHON_ENV = "HARNESS_TF_PYTHON"
@@ -300,18 +301,12 @@ def _install(spec: str, directory: Path, log) -> None:
     start = time.monotonic()
     try:
         _run([sys.executable, "-m", "venv", str(directory)], spec, "creating the environment")
-        pip = [
-            str(_python_of(directory)),
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--no-input",
-            *(["--pre"] if spec == "nightly" else []),
-            *pins,
-        ]
-        _run(pip, spec, pins[0])
+        pre = ["--pre"] if spec == "nightly" else []
+        why_not_uv = install.install_with_uv(str(_python_of(directory)), [*pre, *pins])
+        if why_not_uv is not None:
+            print(f"TensorFlow {spec}: {why_not_uv}; installing with pip", file=log, flush=True)
+            pip = [str(_python_of(directory)), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+            _run([*pip, "--no-input", *pre, *pins], spec, pins[0])
         code = "import json, numpy, tensorflow as tf; print(json.dumps([tf.__version__, numpy.__version__]))"
         out = _run(
             [str(_python_of(directory)), "-c", code],

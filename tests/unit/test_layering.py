@@ -14,6 +14,7 @@ from support import ROOT
 # are independent of each other (the NumPy math and TensorFlow know nothing of each other, nor of the op table).
 LAYERS = {
     "harness.atomic": 0,
+    "harness.install": 0,  # standard library only: make runs it before anything is installed
     "harness.templates": 0,  # harness init's starter: the user's placeholder kernel imports NumPy only
     "harness.conv": 1,
     "harness.ops": 2,

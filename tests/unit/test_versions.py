@@ -54,11 +54,20 @@ def test_installed_and_a_path_need_no_install(tmp_path):
 class FakePip:
     """Stands for `python -m venv` and pip: records calls, creates the interpreter, fails when told."""
 
-    def __init__(self, monkeypatch, fail: str | None = None, interrupt: bool = False):
+    def __init__(self, monkeypatch, fail: str | None = None, interrupt: bool = False, uv: bool = False):
         self.calls = []
-        self.fail, self.interrupt = fail, interrupt
+        self.fail, self.interrupt, self.uv = fail, interrupt, uv
         monkeypatch.setattr(versions, "_run", self.run)
         monkeypatch.setattr(versions, "_query", self.installed)
+        monkeypatch.setattr(versions.install, "install_with_uv", self.install_with_uv)
+
+    def install_with_uv(self, target, requirements):
+        """harness.install's uv: installs when told to, else says why not (then pip installs)."""
+        self.calls.append(["uv", target, *requirements])
+        if not self.uv:
+            return "uv is not installed"
+        (Path(target).parent.parent / "tf").write_text("2.17.1")
+        return None
 
     def run(self, argv, spec, what, env=None):
         self.calls.append(argv)
@@ -94,6 +103,17 @@ def test_an_install_is_marked_last_and_reused(tmp_path, monkeypatch):
     assert any("tensorflow-cpu==2.17.*" in argv for argv in pip.calls)
     n = len(pip.calls)
     assert versions.ensure("2.17", root=tmp_path) == python and len(pip.calls) == n  # reused
+
+
+def test_uv_installs_when_it_can_and_pip_is_not_run(tmp_path, monkeypatch, capsys):
+    pip = FakePip(monkeypatch, uv=True)
+    versions.ensure("2.17", root=tmp_path, log=sys.stderr)
+    assert versions.marker("2.17", tmp_path)["tensorflow"] == "2.17.1"
+    assert [argv for argv in pip.calls if "pip" in argv] == []
+    assert pip.calls[1][0] == "uv" and "tensorflow-cpu==2.17.*" in pip.calls[1]
+    FakePip(monkeypatch)  # and without uv, pip installs and says why
+    versions.ensure("2.16", root=tmp_path, log=sys.stderr)
+    assert "TensorFlow 2.16: uv is not installed; installing with pip" in capsys.readouterr().err
 
 
 def test_an_interrupted_install_is_detected_and_redone(tmp_path, monkeypatch, capsys):

@@ -1,0 +1,112 @@
+"""Installing Python packages with uv, as pip would, falling back to pip (standard library only).
+
+``make`` installs the project with it (``tools/install.py``), and ``harness.tf.versions`` installs other TensorFlow
+versions: uv resolves, downloads and unpacks in parallel, a few times faster than pip for TensorFlow, torch and JAX.
+uv does not read pip's configuration, so what pip is configured with (``pip config list``: its files and ``PIP_*``
+variables) is passed on as uv's options: index URLs, find-links, constraints, certificates, the timeout. A setting
+it is not told how to pass on, a missing uv or a failed uv run means pip does the install instead.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shlex
+import subprocess
+import sys
+from collections.abc import Sequence
+
+# pip's setting -> uv's option; settings that take several values (separated by whitespace) repeat the option.
+OPTIONS = {
+    "index-url": "--index-url",
+    "extra-index-url": "--extra-index-url",
+    "find-links": "--find-links",
+    "constraint": "--constraint",
+    "constraints": "--constraint",
+}
+FLAGS = {"no-index": "--no-index"}
+ENVIRONMENT = {"cert": "SSL_CERT_FILE", "timeout": "UV_HTTP_TIMEOUT", "default-timeout": "UV_HTTP_TIMEOUT"}
+IGNORED = {"disable-pip-version-check", "quiet", "progress-bar", "no-color", "root-user-action", "no-input"}
+
+
+def pip_settings(python: str = sys.executable) -> dict[str, str]:
+    """pip's effective settings, ``{name: value}``: the environment (``:env:``) over the files' ``install`` section
+    over ``global`` (pip's own precedence)."""
+    listing = subprocess.run(
+        [python, "-m", "pip", "config", "list"], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    ranked: dict[str, tuple[int, str]] = {}
+    for line in listing:
+        key, sep, value = line.partition("=")
+        section, _, name = key.rpartition(".")
+        rank = {":env:": 3, "install": 2, "global": 1}.get(section)
+        if not sep or rank is None:
+            continue
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        if name not in ranked or rank >= ranked[name][0]:
+            ranked[name] = (rank, value)
+    return {name: value for name, (_, value) in ranked.items()}
+
+
+def uv_command(
+    target: str, settings: dict[str, str], requirements: Sequence[str], python: str = sys.executable
+) -> tuple[list[str], dict[str, str]]:
+    """The command (uv run by ``python``) and environment that install ``requirements`` into the environment of the
+    interpreter ``target`` as pip with ``settings`` would. ValueError naming a setting uv is not told how to honour."""
+    cmd = [python, "-m", "uv", "pip", "install", "--quiet", "--python", target]
+    cmd += ["--index-strategy", "unsafe-best-match"]  # pip takes the best version from every index
+    env = dict(os.environ)
+    for name, value in settings.items():
+        if name in OPTIONS:
+            for item in shlex.split(value):
+                cmd += [OPTIONS[name], item]
+        elif name in FLAGS:
+            if value.lower() in ("1", "true", "yes", "on"):
+                cmd.append(FLAGS[name])
+        elif name in ENVIRONMENT:
+            env[ENVIRONMENT[name]] = value
+        elif name not in IGNORED:
+            raise ValueError(f"pip setting {name}={value!r}: not passed on to uv")
+    return cmd + list(requirements), env
+
+
+def install_with_uv(target: str, requirements: Sequence[str], python: str = sys.executable) -> str | None:
+    """Install ``requirements`` (pip's arguments: requirement specifiers, ``-e PATH``, ``--pre``) into ``target``'s
+    environment with the uv that ``python`` has: None when done, else why not (then pip should do it)."""
+    if python == sys.executable and importlib.util.find_spec("uv") is None:
+        return "uv is not installed"
+    reqs = ["--prerelease=allow" if r == "--pre" else r for r in requirements]
+    try:
+        cmd, env = uv_command(target, pip_settings(python), reqs, python)
+    except (subprocess.CalledProcessError, OSError, ValueError) as exc:
+        return str(exc)
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    if done.returncode != 0:
+        last = [ln for ln in (done.stdout + done.stderr).splitlines() if ln.strip()][-1:] or ["no output"]
+        return f"uv failed: {last[0].strip()[:300]}"
+    return None
+
+
+def main(argv: list[str]) -> int:
+    """``python -m harness.install REQUIREMENT...`` (what ``tools/install.py`` runs): install into this interpreter's
+    environment with uv, installing uv first; exit 1 (pip should do it) when that fails."""
+    if not argv:
+        print("usage: python -m harness.install REQUIREMENT... (e.g. -e '.[dev]')", file=sys.stderr)
+        return 2
+    try:
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "uv"], check=True)
+    except (subprocess.CalledProcessError, OSError) as exc:
+        print(f"uv could not be installed ({exc}); installing with pip instead", file=sys.stderr)
+        return 1
+    importlib.invalidate_caches()  # uv was installed after this process started
+    why = install_with_uv(sys.executable, argv)
+    if why is not None:
+        print(f"{why}; installing with pip instead", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
