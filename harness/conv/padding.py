@@ -183,9 +183,16 @@ class ArgForms:
         else:
             strides = normalize_window_arg(op, self.stride_arg, attrs.get(self.stride_arg), data_format,
                                            allowed_lengths=lengths, default=1)
-        dilations = normalize_window_arg(op, self.dilation_arg, attrs.get(self.dilation_arg), data_format,
-                                         allowed_lengths=lengths, default=1)
-        return strides, dilations, normalize_padding(op, attrs.get("padding", "SAME"), data_format)
+        dilation = attrs.get(self.dilation_arg)
+        if isinstance(dilation, (list, tuple)) and not dilation and 0 in self.dilation_lengths:
+            dilation = None  # tf.raw_ops.Conv: [] is its default, all 1
+        dilations = normalize_window_arg(op, self.dilation_arg, dilation, data_format, allowed_lengths=lengths,
+                                         default=1)
+        padding = attrs.get("padding", "SAME")
+        if padding == "EXPLICIT":  # tf.raw_ops' form: the pairs in a flat explicit_paddings
+            return strides, dilations, normalize_raw_padding(op, padding, attrs.get("explicit_paddings", ()),
+                                                             data_format)
+        return strides, dilations, normalize_padding(op, padding, data_format)
 
     def spellings(self, arg: str, data_format: str, optional: bool) -> tuple[str, ...]:
         """How a value of the stride (``arg="stride"``) or dilation argument may be spelled, simplest first:

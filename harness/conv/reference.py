@@ -520,6 +520,63 @@ def conv3d(input: ArrayLike, filters: ArrayLike, strides: Any, padding: Any, dat
                     dilations)
 
 
+# tf.raw_ops.Conv's data_format values: the channels-last and channels-first layouts of each rank (RANKS).
+CONV_FORMATS = ("CHANNELS_LAST", "CHANNELS_FIRST")
+RAW_CONV_FORMS = {n: ArgForms("strides", (n + 2,), "dilations", (0, n + 2), allow_int=False, explicit_padding=n == 2)
+                  for n in (2, 3)}  # dilations: [] (the default, all 1) or one per axis
+
+
+def _int_attr(op: str, arg: str, value: Any, low: int, what: str) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{op}: argument '{arg}'={value!r} must be {what}")
+    return int(value)
+
+
+@_ieee
+def conv(input: ArrayLike, filter: ArrayLike, strides: Any, padding: Any, explicit_paddings: Any = (),
+         data_format: str = "CHANNELS_LAST", dilations: Any = (), batch_dims: Any = 1, groups: Any = 1) -> np.ndarray:
+    """``tf.raw_ops.Conv``: the generic correlation over 2 or 3 spatial axes in ``groups`` groups, as its op
+    definition and shape function define it (TensorFlow's CPU kernel computes only part of it).
+
+    input: [*batch, *spatial, C] (CHANNELS_LAST) or [*batch, C, *spatial] (CHANNELS_FIRST) with ``batch_dims``
+    leading batch axes (0: one example without a batch axis); filter: [*kernel, C / groups, O] whatever the
+    data_format. strides: 2 + N values in the layout's order (batch and channel entries 1); dilations: [] (all 1) or
+    2 + N values; padding "SAME", "VALID" or (2-D only) "EXPLICIT" with explicit_paddings 2 * (2 + N) ints. Returns
+    [*batch, *spatial', O] (or channels-first) in the input's dtype.
+    """
+    op = "conv"
+    if data_format not in CONV_FORMATS:
+        raise ValueError(f"{op}: argument 'data_format'={data_format!r} must be one of {', '.join(CONV_FORMATS)}")
+    batch_dims = _int_attr(op, "batch_dims", batch_dims, 0, "a non-negative int")
+    groups = _int_attr(op, "groups", groups, 1, "a positive int")
+    try:
+        rank = np.ndim(input)
+    except ValueError:  # ragged
+        raise ValueError(f"{op}: argument 'input' is not an array") from None
+    n = rank - batch_dims - 1  # spatial axes
+    if n not in (2, 3):
+        raise ValueError(f"{op}: argument 'input' has rank {rank}: with batch_dims={batch_dims} that is {n} spatial "
+                         f"axes, and Conv takes 2 or 3")
+    fmt = RANKS[n][CONV_FORMATS.index(data_format)]
+    x_given = np.asarray(input)
+    lead = x_given.shape[:batch_dims]
+    x_one = x_given.reshape((int(np.prod(lead)), *x_given.shape[batch_dims:]))  # one batch axis
+    x, x_last, w, found = _data_and_filter(op, "input", x_one, fmt, "filter", filter, filter_layout(n), True)
+    if found != groups:
+        raise ValueError(f"{op}: argument 'groups'={groups} but the input's {x_last.shape[-1]} channels over the "
+                         f"filter's in_channels={w.shape[-2]} make {found} groups")
+    if isinstance(dilations, (list, tuple)) and len(dilations) == 0:
+        dilations = None  # the op's default: all 1
+    if n == 3 and padding == "EXPLICIT":
+        raise ValueError(f"{op}: argument 'padding'='EXPLICIT': a 3-D Conv takes no explicit padding "
+                         f"(padding 'SAME' or 'VALID')")
+    strides, dilations, pad = _raw_window_args(op, fmt, strides, dilations, padding, explicit_paddings)
+    wins = windows(op, x_last.shape[1:-1], w.shape[:-2], strides, dilations, pad)
+    y_last = _cast(_correlate(x_last, w, wins, groups), x.dtype)
+    y = layouts.convert(y_last, layouts.channels_last(fmt), fmt)
+    return y.reshape((*lead, *y.shape[1:]))
+
+
 def _convolution_rank(op: str, arg: str, value: Any) -> int:
     """The number of spatial axes of tf.nn.convolution / conv_transpose from ``value``'s rank (filters: rank - 2)."""
     try:

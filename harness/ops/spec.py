@@ -125,6 +125,9 @@ class OpSpec:
     output_layout: str = ""
     # A backprop op: (the forward op, its operand) whose gradient it computes.
     gradient_of: tuple[str, str] | None = None
+    # layout -> the data_format value that names it, where the op's names are not layouts (tf.raw_ops.Conv:
+    # "CHANNELS_LAST"); ``data_format`` and ``format_value`` translate.
+    format_names: Mapping[str, str] = field(default_factory=dict)
     doc: str = ""
 
     def __post_init__(self) -> None:
@@ -134,8 +137,15 @@ class OpSpec:
     # --- operands and layouts -----------------------------------------------------------
 
     def data_format(self, attrs: Mapping[str, Any]) -> str:
+        """The data's layout (one of ``formats``, or the value given when it names none)."""
         fmt = attrs.get("data_format")
-        return self.formats[0] if fmt is None else fmt
+        if fmt is None:
+            return self.formats[0]
+        return next((layout for layout, name in self.format_names.items() if name == fmt), fmt)
+
+    def format_value(self, layout: str) -> str:
+        """The data_format value that selects ``layout`` (``data_format``'s inverse)."""
+        return self.format_names.get(layout, layout)
 
     def output_format(self, attrs: Mapping[str, Any]) -> str:
         """The output's layout: the data_format, or the filter layout of a filter gradient."""
@@ -246,7 +256,7 @@ class OpSpec:
         src = self.data_format(attrs)
         moved = {n: layouts.convert(a, src, fmt) if self.operand(n).kind == "data" else a for n, a in arrays.items()}
         reordered = {k: _reorder(v, src, fmt) if k in FORMAT_ORDERED else v for k, v in attrs.items()}
-        return moved, {**reordered, "data_format": fmt}
+        return moved, {**reordered, "data_format": self.format_value(fmt)}
 
     def call(self, impl: Callable[..., np.ndarray], arrays: Arrays, attrs: Mapping[str, Any]) -> np.ndarray:
         """Call a tf.nn-style implementation (the op's signature) with ``arguments(arrays, attrs)``."""

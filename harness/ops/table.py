@@ -372,9 +372,31 @@ def _raw(
     )
 
 
-# The raw backprop ops (OpSpec.raw_backprop): gradient cases call them with valid arguments; cases of their own in
-# the registry check their values and their argument checks. No backend implements them, and nothing generic that
-# iterates the tf.nn ops (OPS) sees them; ``get`` finds them.
+def _raw_conv(n: int) -> OpSpec:
+    """``tf.raw_ops.Conv`` on data of ``n`` spatial axes (the op ``raw_conv_<n>d``; batch_dims 1 in the registry)."""
+    fmt = reference.RANKS[n]
+    return OpSpec(
+        f"raw_conv_{n}d",
+        (Operand("input", "data", fmt[0]), Operand("filter", "filter", reference.filter_layout(n))),
+        ("strides", "padding", "explicit_paddings", "data_format", "dilations", "batch_dims", "groups"),
+        ("strides", "padding"),
+        fmt,
+        reference.conv,
+        kind="conv",
+        forms=reference.RAW_CONV_FORMS[n],
+        defaults={"strides": [1] * (n + 2), "padding": "VALID"},
+        tf_kernels=("Conv",),  # Eigen's in both oneDNN modes (no _Mkl variant), as the probe measures
+        tf_gradient_kernels=(),
+        kernel_padding=_raw_padding,
+        api="tf.raw_ops.Conv",
+        format_names={fmt[0]: "CHANNELS_LAST", fmt[1]: "CHANNELS_FIRST"},
+        doc=f"tf.raw_ops.Conv on data with {n} spatial axes",
+    )
+
+
+# The raw ops: the backprop ops (OpSpec.raw_backprop), which gradient cases call with valid arguments, and
+# tf.raw_ops.Conv. Cases of their own in the registry check their values and their argument checks. No backend
+# implements them, and nothing generic that iterates the tf.nn ops (OPS) sees them; ``get`` finds them.
 RAW_OPS: dict[str, OpSpec] = {
     spec.name: spec
     for spec in (
@@ -466,12 +488,13 @@ RAW_OPS: dict[str, OpSpec] = {
             forms=reference.DEPTHWISE_BACKPROP_FORMS,
             gradient_of=("depthwise_conv2d", "filter"),
         ),
+        *(_raw_conv(n) for n in (2, 3)),
     )
 }
 
 
 def get(name: str) -> OpSpec:
-    """The spec of a tf.nn op (``OPS``) or a raw backprop op (``RAW_OPS``)."""
+    """The spec of a tf.nn op (``OPS``) or a raw op (``RAW_OPS``)."""
     try:
         return OPS[name] if name in OPS else RAW_OPS[name]
     except (KeyError, TypeError):
@@ -499,7 +522,10 @@ def kernel_fits(spec: OpSpec, shapes: Mapping[str, tuple[Any, ...]], attrs: Mapp
             k_eff = (w_shape[spec.kernel_operand.layout.index(fmt[axis])] - 1) * dilations[j] + 1
             if padding == "SAME":
                 continue
-            before, after = (0, 0) if padding == "VALID" else padding[axis]
+            if padding == "EXPLICIT":  # tf.raw_ops: a flat [before, after] per axis
+                before, after = attrs["explicit_paddings"][2 * axis : 2 * axis + 2]
+            else:
+                before, after = (0, 0) if padding == "VALID" else padding[axis]
             if x_shape[axis] + before + after < k_eff:
                 return False
     except (TypeError, ValueError, IndexError, KeyError):
@@ -510,7 +536,7 @@ def kernel_fits(spec: OpSpec, shapes: Mapping[str, tuple[Any, ...]], attrs: Mapp
 def _per_spatial_axis(value: Any, fmt: str) -> list[int]:
     """A dilations / rate value as written (None, an int, or a list of 1, one per spatial axis, or the full rank)."""
     n = len(fmt) - 2
-    if value is None:
+    if value is None or (isinstance(value, (list, tuple)) and not value):  # [] is tf.raw_ops.Conv's default
         return [1] * n
     if isinstance(value, int):
         return [value] * n

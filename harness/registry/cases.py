@@ -498,9 +498,8 @@ def parse_case(file: str, raw: Any, index: int, defaults: dict | None = None, sw
             raise CaseError(file, name, f"attrs.{key}", f"missing field ({spec.name} requires it)")
     fmt = spec.data_format(attrs)  # null (None) is the op's default, as in tf.nn
     if fmt not in spec.formats:
-        raise CaseError(
-            file, name, "attrs.data_format", f"{spec.name} takes data_format {' or '.join(spec.formats)}, got {fmt!r}"
-        )
+        names = " or ".join(spec.format_value(f) for f in spec.formats)
+        raise CaseError(file, name, "attrs.data_format", f"{spec.name} takes data_format {names}, got {fmt!r}")
     for key, symbols in spec.symbolic.items():
         if isinstance(attrs.get(key), str) and attrs[key] not in symbols:
             raise CaseError(

@@ -291,7 +291,7 @@ def kernel_exceeds_input(spec: ops.OpSpec, base: dict) -> Iterator[ErrorInput]:
                         continue
                     case = copy.deepcopy(base)
                     if "data_format" in spec.attrs:
-                        case["attrs"]["data_format"] = fmt
+                        case["attrs"]["data_format"] = spec.format_value(fmt)
                     if fmt != spec.formats[0]:
                         case["attrs"] = _reformat_window_args(spec, case["attrs"], spec.formats[0], fmt)
                     x_shape, w_shape = _shape(case, spec.data.name), _shape(case, filt.name)
@@ -335,7 +335,7 @@ def _sizes_below_kernel(spec: ops.OpSpec, base: dict) -> Iterator[ErrorInput]:
     arg = "output_shape" if "output_shape" in spec.attrs else "input_sizes" if "input_sizes" in spec.attrs else None
     for letter in layouts.spatial(fmt):
         for padding in ("VALID", "explicit"):
-            if padding == "explicit" and not spec.forms.explicit_padding and "explicit_paddings" not in spec.attrs:
+            if padding == "explicit" and not spec.forms.explicit_padding:
                 continue
             case = copy.deepcopy(base)
             if arg is not None:
@@ -417,7 +417,7 @@ def explicit_padding(spec: ops.OpSpec, base: dict) -> Iterator[ErrorInput]:
     fmt = spec.data_format(base["attrs"])
     n = len(fmt)
     raw = "explicit_paddings" in spec.attrs  # tf.raw_ops' form: EXPLICIT and a flat list
-    if not raw and not spec.forms.explicit_padding:
+    if not spec.forms.explicit_padding:  # (a 3-D tf.raw_ops.Conv has the attribute and refuses EXPLICIT)
         return
 
     def padded(pairs: list[list[int]]) -> dict:

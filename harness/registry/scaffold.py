@@ -116,11 +116,10 @@ def _check_names(spec: ops.OpSpec, shapes: Mapping, attrs: Mapping, layouts_: Ma
                 f"--attr {key}={_value_text(value)}: {spec.name} has no attribute {key!r}; "
                 f"it takes {', '.join(spec.attrs)}"
             )
-    fmt = attrs.get("data_format", spec.formats[0])
+    fmt = spec.data_format(attrs)
     if fmt not in spec.formats:
-        raise ScaffoldError(
-            f"--attr data_format={_value_text(fmt)}: {spec.name} takes data_format {' or '.join(spec.formats)}"
-        )
+        names = " or ".join(spec.format_value(f) for f in spec.formats)
+        raise ScaffoldError(f"--attr data_format={_value_text(fmt)}: {spec.name} takes data_format {names}")
 
 
 def _declared_layout(spec: ops.OpSpec, operand: ops.Operand, fmt: str, layouts_: Mapping) -> str:

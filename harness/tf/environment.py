@@ -36,7 +36,7 @@ from harness.conv.dtypes import DTYPES
 from harness.tf import flush_probe, isolation, kernel_probe, machine, rounding_probe, versions, wrappers
 from harness.tf.machine import Cpu, MemoryBudget
 
-PROBE_SCHEMA = 4
+PROBE_SCHEMA = 5
 MAX_PROBE_DEATHS = 8  # probe calls that may kill their process before the rest are given up as unknown
 # Variables that change what TensorFlow or oneDNN run (besides the mode and the cap, which are keyed on their own).
 _KEYED_ENV_PREFIXES = ("ONEDNN_", "DNNL_", "TF_ONEDNN_", "TF_ENABLE_ONEDNN")

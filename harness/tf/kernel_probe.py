@@ -47,6 +47,7 @@ KERNELS = (
     "DepthwiseConv2dNativeBackpropInput",
     "DepthwiseConv2dNativeBackpropFilter",
     *KERNELS_3D,
+    "Conv",  # tf.raw_ops.Conv (probed in 2-D; its 3-D calls run the same kernel class)
 )
 PADDINGS = ("named", "explicit")
 
@@ -81,6 +82,7 @@ def _operands(kernel: str, dtype: str, valid: bool) -> tuple[dict, dict]:
     dy = np.ones((1, 4, 4, 2), dt)
     return {
         "Conv2D": ({"input": x, "filter": w}, {}),
+        "Conv": ({"input": x, "filter": w}, {}),
         "DepthwiseConv2dNative": ({"input": x, "filter": w_dw}, {}),
         "Conv2DBackpropInput": ({"filter": w, "out_backprop": dy}, {"input_sizes": [1, 4, 4, c]}),
         "Conv2DBackpropFilter": ({"input": x, "out_backprop": dy}, {"filter_sizes": [3, 3, 2, 2]}),

@@ -377,6 +377,36 @@ def depthwise_conv2d_backprop_filter(
     )
 
 
+def _raw_conv(
+    input,
+    filter,
+    strides,
+    padding,
+    explicit_paddings=(),
+    data_format="CHANNELS_LAST",
+    dilations=(),
+    batch_dims=1,
+    groups=1,
+):
+    """``tf.raw_ops.Conv`` on NumPy arrays (the ops ``raw_conv_2d`` and ``raw_conv_3d``)."""
+    return _np(
+        tf().raw_ops.Conv(
+            input=input,
+            filter=filter,
+            strides=list(strides),
+            padding=padding,
+            explicit_paddings=list(explicit_paddings),
+            data_format=data_format,
+            dilations=_optional_list(dilations),
+            batch_dims=batch_dims,
+            groups=groups,
+        )
+    )
+
+
+raw_conv_2d = raw_conv_3d = _raw_conv
+
+
 def gradients(op, operands, attrs, out_backprop) -> tuple:
     """TensorFlow's gradients of ``tf.nn.<op>(*operands, **attrs)`` w.r.t. every operand, for output gradient ``out_backprop``.
 

@@ -111,3 +111,14 @@ def test_conv2d_padding_forms(padding):
     w_hwio = RNG.normal(size=(3, 3, 2, 2)).astype(np.float32)
     tf_ok = _accepts(wrappers.conv2d, x_nhwc, w_hwio, 1, padding)
     assert _accepts(reference.conv2d, x_nhwc, w_hwio, 1, padding) == tf_ok
+
+
+@pytest.mark.parametrize("batch_shape", [(), (2, 3), (2, 1, 2)])
+def test_raw_conv_batch_dims_are_the_reference_folding_them(batch_shape):
+    """tf.raw_ops.Conv with batch_dims 0, 2 and 3 (the registry's raw_conv ops have 1): small integers, so float32
+    sums are exact and TensorFlow must equal the reference bit for bit."""
+    x = RNG.integers(-3, 4, size=(*batch_shape, 5, 4, 2)).astype(np.float32)
+    w = RNG.integers(-3, 4, size=(3, 2, 2, 3)).astype(np.float32)
+    args = ([1, 2, 1, 1], "SAME")
+    got = wrappers.raw_conv_2d(x, w, *args, batch_dims=len(batch_shape))
+    np.testing.assert_array_equal(got, reference.conv(x, w, *args, batch_dims=len(batch_shape)))

@@ -107,7 +107,24 @@ def test_get_names_the_known_ops():
 
 # --- the raw backprop ops (ops.RAW_OPS) ----------------------------------------------------------------------------
 
-RAW = list(ops.RAW_OPS.values())
+RAW = [s for s in ops.RAW_OPS.values() if s.kind == "backprop"]
+RAW_CONV = [s for s in ops.RAW_OPS.values() if s.kind != "backprop"]
+
+
+@pytest.mark.parametrize("spec", RAW_CONV, ids=[s.name for s in RAW_CONV])
+def test_raw_conv_takes_tf_raw_ops_conv_s_arguments_and_names_its_layouts(spec):
+    """tf.raw_ops.Conv, one spec per rank: the reference and the wrapper take the operands, then every attribute;
+    its data_format values CHANNELS_LAST / CHANNELS_FIRST name the rank's two layouts."""
+    assert spec.kind == "conv" and spec.function == "tf.raw_ops.Conv" and spec.reference is reference.conv
+    for fn in (spec.reference, getattr(wrappers, spec.name)):
+        params = list(inspect.signature(fn).parameters)
+        assert params[:2] == ["input", "filter"] and set(spec.attrs) <= set(params), params
+    channels_last, channels_first = spec.formats
+    assert spec.data_format({"data_format": "CHANNELS_FIRST"}) == channels_first
+    assert spec.data_format({}) == spec.data_format({"data_format": "CHANNELS_LAST"}) == channels_last
+    assert spec.format_value(channels_first) == "CHANNELS_FIRST"
+    moved, attrs = spec.in_format({}, {"strides": [1] * len(channels_last)}, channels_first)
+    assert attrs["data_format"] == "CHANNELS_FIRST"
 
 
 @pytest.mark.parametrize("spec", RAW, ids=[s.name for s in RAW])
