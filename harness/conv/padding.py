@@ -188,11 +188,7 @@ class ArgForms:
             dilation = None  # tf.raw_ops.Conv: [] is its default, all 1
         dilations = normalize_window_arg(op, self.dilation_arg, dilation, data_format, allowed_lengths=lengths,
                                          default=1)
-        padding = attrs.get("padding", "SAME")
-        if padding == "EXPLICIT":  # tf.raw_ops' form: the pairs in a flat explicit_paddings
-            return strides, dilations, normalize_raw_padding(op, padding, attrs.get("explicit_paddings", ()),
-                                                             data_format)
-        return strides, dilations, normalize_padding(op, padding, data_format)
+        return strides, dilations, normalize_padding(op, attrs.get("padding", "SAME"), data_format)
 
     def spellings(self, arg: str, data_format: str, optional: bool) -> tuple[str, ...]:
         """How a value of the stride (``arg="stride"``) or dilation argument may be spelled, simplest first:

@@ -121,6 +121,7 @@ FEATURES = {
     "empty_array": "some operand has no elements, or so has the output that output_shape, input_sizes or "
     "filter_sizes asks for",
     "filter_without_taps": "a filter (or a raw op's filter_sizes) has a spatial size of 0",
+    "out_backprop_empty": "a raw backprop op's out_backprop has no elements",
     "data_channels_empty": "the data operand has 0 channels",
     "multiplier_zero": "a depthwise filter's channel multiplier (M) is 0",
     "dilations_length": "the number of values in a dilations list (None for an int or None)",
@@ -659,6 +660,7 @@ def features(
     feats["shape_arg_out_of_range"] = any(
         v < 0 or INT32_MAX < v <= INT64_MAX for value in shape_args for v in _ints(value)
     )
+    feats["out_backprop_empty"] = "out_backprop" in arrays and np.asarray(arrays["out_backprop"]).size == 0
     feats["empty_array"] = any(np.asarray(arrays[o.name]).size == 0 for o in spec.operands) or any(
         isinstance(value, list) and 0 in _ints(value) for value in shape_args
     )
