@@ -52,8 +52,8 @@ BENCH_ARGS ?=
 
 env: $(STAMP)
 
-# tools/install.py installs with uv, passing pip's configuration on (about 20 s where pip takes 90); pip does it
-# when that fails.
+# tools/install.py installs with uv, passing pip's configuration on (about 40 s where pip takes 90, bytecode
+# compiled as pip does); pip does it when that fails.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip

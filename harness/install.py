@@ -57,6 +57,9 @@ def uv_command(
     interpreter ``target`` as pip with ``settings`` would. ValueError naming a setting uv is not told how to honour."""
     cmd = [python, "-m", "uv", "pip", "install", "--quiet", "--python", target]
     cmd += ["--index-strategy", "unsafe-best-match"]  # pip takes the best version from every index
+    # pip compiles every module at install; without that, a process that may not write bytecode
+    # (PYTHONDONTWRITEBYTECODE) compiles each module it imports, every time: TensorFlow's 1,800, in every process
+    cmd.append("--compile-bytecode")
     env = dict(os.environ)
     for name, value in settings.items():
         if name in OPTIONS:

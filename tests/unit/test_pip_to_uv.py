@@ -53,6 +53,7 @@ def test_uv_gets_every_index_link_and_constraint_and_the_certificate():
     assert ("--extra-index-url", "file:///x/simple") in pairs and ("--extra-index-url", "file:///y/simple") in pairs
     assert ("--find-links", "/opt/wheels") in pairs and ("--constraint", "/etc/pip/constraints.txt") in pairs
     assert ("--index-strategy", "unsafe-best-match") in pairs  # pip takes the best version from every index
+    assert "--compile-bytecode" in cmd  # as pip does: no process compiles the modules it imports
     assert "--no-index" not in cmd
     assert env["SSL_CERT_FILE"] == "/etc/ssl/ca.pem" and env["UV_HTTP_TIMEOUT"] == "180"
     assert "--no-index" in install.uv_command("py", {"no-index": "true"}, [])[0]
