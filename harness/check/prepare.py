@@ -18,7 +18,7 @@ from harness import ops
 from harness.check import budget as memory
 from harness.conv import reference as reference_kernels
 from harness.conv.dtypes import dtype_of
-from harness.conv.tolerance import Bound, bound_for
+from harness.conv.tolerance import Bound
 from harness.registry.cases import Case, expected_array, operand_arrays
 from harness.registry.divergences import Divergence, features, matching
 from harness.tf.environment import Environment
@@ -49,13 +49,7 @@ class Prepared:
     def bound(self) -> Bound | None:
         if self.reference is None or self.expects_error:
             return None
-        return bound_for(
-            self.spec.by_operands(self.spec.reference),
-            self.arrays,
-            self.attrs,
-            dtype_of(self.dtype),
-            self.case.tolerance,
-        )
+        return self.spec.bound(self.arrays, self.attrs, dtype_of(self.dtype), self.case.tolerance)
 
     def reference_output(self) -> np.ndarray:
         """``reference``, for a caller that has handled ``reference_error``: RuntimeError where there is none."""

@@ -72,6 +72,12 @@ __all__ = [
     "depthwise_conv2d_native_backprop_filter",
     "conv3d_backprop_input_v2",
     "conv3d_backprop_filter_v2",
+    "conv2d_backprop_input_v2",
+    "conv2d_backprop_filter_v2",
+    "conv3d_backprop_input",
+    "conv3d_backprop_filter",
+    "fused_resize_and_pad_conv2d",
+    "fused_pad_conv2d",
 ]
 
 
@@ -577,6 +583,153 @@ def conv(input: ArrayLike, filter: ArrayLike, strides: Any, padding: Any, explic
     return y.reshape((*lead, *y.shape[1:]))
 
 
+# --- tf.raw_ops.FusedResizeAndPadConv2D and FusedPadConv2D ---------------------------------------------------
+# conv2d (NHWC, no dilation) of the input resized bilinearly (legacy: half_pixel_centers=False), then mirror-padded.
+
+MIRROR_MODES = ("REFLECT", "SYMMETRIC")  # REFLECT repeats no edge pixel (pads < size); SYMMETRIC repeats it (<= size)
+FUSED_FORMS = ArgForms("strides", (4,), "dilations", (4,), allow_int=False, explicit_padding=False)  # no dilations
+
+
+@dataclasses.dataclass(frozen=True)
+class _Resampling:
+    """Where each output row (or column) of a legacy bilinear resize reads: rows ``low`` and ``high`` of the input,
+    weighted ``1 - lerp`` and ``lerp``."""
+
+    low: np.ndarray
+    high: np.ndarray
+    lerp: np.ndarray  # float64 values of the float32 fractions
+
+
+def _legacy_resampling(in_size: int, out_size: int, align_corners: bool) -> _Resampling:
+    """The legacy (half_pixel_centers=False) bilinear sample positions along one axis, as TensorFlow's ResizeBilinear
+    defines them: scale = (in - 1) / (out - 1) with align_corners (and out > 1), else in / out, a float32 quotient;
+    output index ``i`` reads position ``float32(i) * scale``, a float32 product (the positions are the op's, even
+    for float64 data). ``low`` = floor, ``high`` = min(ceil, in - 1)."""
+    if align_corners and out_size > 1:
+        scale = np.float32(in_size - 1) / np.float32(out_size - 1)
+    else:
+        scale = np.float32(in_size) / np.float32(out_size)
+    position = np.arange(out_size, dtype=np.float32) * scale
+    low = np.floor(position)
+    high = np.minimum(np.ceil(position), in_size - 1)
+    return _Resampling(low.astype(np.int64), high.astype(np.int64), (position - low).astype(np.float64))
+
+
+def _resize_bilinear_legacy(x_nhwc: np.ndarray, rows: _Resampling, cols: _Resampling) -> np.ndarray:
+    """[N, H, W, C] -> [N, len(rows), len(cols), C]: the interpolation as the op writes it, ``a + (b - a) * lerp``
+    along the columns and then the rows (in the accumulator dtype)."""
+    top, bottom = x_nhwc[:, rows.low], x_nhwc[:, rows.high]
+    xl = cols.lerp[:, None]
+
+    def along_cols(a: np.ndarray) -> np.ndarray:
+        left, right = a[:, :, cols.low], a[:, :, cols.high]
+        return left + (right - left) * xl
+
+    t, b = along_cols(top), along_cols(bottom)
+    return t + (b - t) * rows.lerp[:, None, None]
+
+
+def _resize_rounding(x_nhwc: np.ndarray, rows: _Resampling, cols: _Resampling) -> np.ndarray:
+    """The rounding error of ``_resize_bilinear_legacy`` done in the data's dtype, in units of its unit roundoff u,
+    for non-negative ``x`` (the operands' magnitudes): each lerp ``a + (b - a) * l`` with a nonzero ``l`` (the
+    fraction rounded to the dtype, the difference, the product and the sum: 4 roundings) errs by at most
+    4 u (|a| + |b|), and the row lerp carries the column lerps' errors: at most 4 u (x_lerps + y_lerp) times the
+    sum of the four corners' magnitudes. A lerp of 0 is exact."""
+    corners = x_nhwc[:, rows.low] + x_nhwc[:, rows.high]
+    corners = corners[:, :, cols.low] + corners[:, :, cols.high]
+    lerps = (rows.lerp != 0)[:, None, None].astype(np.float64) + (cols.lerp != 0)[:, None]
+    return 4.0 * lerps * corners
+
+
+def _fused_conv(op: str, input: ArrayLike, size: Any, paddings: Any, filter: ArrayLike, mode: Any, strides: Any,
+                padding: Any, resize_align_corners: Any, *, dtypes: tuple[str, ...], rounding: bool = False
+                ) -> np.ndarray:
+    """conv2d(mirror_pad(resize(input, size), paddings, mode), filter, strides, padding), NHWC and HWIO, in float64;
+    ``size`` None: no resize. ``rounding``: instead, the resize's rounding carried through the convolution (the
+    magnitudes of the operands given; ``_resize_rounding``)."""
+    x = _array(op, "input", input, 4)
+    if x.dtype.name not in dtypes:
+        raise ValueError(f"{op}: argument 'input' has dtype {x.dtype}; supported: {', '.join(dtypes)}")
+    w = _array(op, "filter", filter, 4, like=x)
+    _match(op, "filter", "in_channels (axis 2)", w.shape[2], x.shape[3],
+           f"filter {list(w.shape)} HWIO, input {list(x.shape)} NHWC")
+    if mode not in MIRROR_MODES:
+        raise ValueError(f"{op}: argument 'mode'={mode!r} must be one of {', '.join(MIRROR_MODES)}")
+    strides, _, pad = FUSED_FORMS.window_args(op, "NHWC", strides, None, padding)
+    acc = np.dtype(np.float64)
+    x_acc = x.astype(acc)
+    if size is not None:
+        if not isinstance(resize_align_corners, (bool, np.bool_)):
+            raise ValueError(f"{op}: argument 'resize_align_corners'={resize_align_corners!r} must be a bool")
+        new_h, new_w = _sizes(op, "size", size, (2,))
+        if new_h == 0 or new_w == 0:
+            raise ValueError(f"{op}: argument 'size'={[new_h, new_w]} must be positive")
+        if 0 in x.shape[1:3]:
+            raise ValueError(f"{op}: argument 'input' of shape {list(x.shape)} has no pixel to resize from")
+        rows = _legacy_resampling(x.shape[1], new_h, bool(resize_align_corners))
+        cols = _legacy_resampling(x.shape[2], new_w, bool(resize_align_corners))
+        resize = _resize_rounding if rounding else _resize_bilinear_legacy
+        x_acc = resize(x_acc, rows, cols)
+    elif rounding:  # nothing is rounded before the sums
+        x_acc = np.zeros_like(x_acc)
+    try:
+        pads = np.asarray(paddings)
+    except Exception:
+        pads = None
+    if pads is None or pads.shape != (4, 2) or pads.dtype.kind not in "iu":
+        raise ValueError(f"{op}: argument 'paddings'={_as_list(paddings)} must be 4 [before, after] pairs of ints, "
+                         f"one per axis of NHWC")
+    limit, what = (x_acc.shape, "less than") if mode == "REFLECT" else (np.add(x_acc.shape, 1), "at most")
+    for axis, (before, after) in enumerate(pads.tolist()):
+        if before < 0 or after < 0:
+            raise ValueError(f"{op}: argument 'paddings'={pads.tolist()} has a negative pad on axis {axis}")
+        if "NHWC"[axis] in "NC" and (before or after):
+            raise ValueError(f"{op}: argument 'paddings'={pads.tolist()} pads axis {'NHWC'[axis]}: only the spatial "
+                             f"axes H and W may be padded")
+        if max(before, after) >= limit[axis]:
+            raise ValueError(f"{op}: argument 'paddings'={pads.tolist()} pads axis {'NHWC'[axis]} by "
+                             f"{max(before, after)}: {mode} pads must be {what} its size {x_acc.shape[axis]}")
+    x_pad = np.pad(x_acc, pads.tolist(), mode="reflect" if mode == "REFLECT" else "symmetric")
+    wins = windows(op, x_pad.shape[1:3], w.shape[:2], strides, (1, 1), pad)
+    w_acc = np.abs(w).astype(acc) if rounding else w
+    y = _correlate(x_pad, w_acc, wins)
+    return y if rounding else _cast(y, x.dtype)
+
+
+@_ieee
+def fused_resize_and_pad_conv2d(input: ArrayLike, size: Any, paddings: Any, filter: ArrayLike, mode: Any,
+                                strides: Any, padding: Any, resize_align_corners: Any = False) -> np.ndarray:
+    """``tf.raw_ops.FusedResizeAndPadConv2D``: conv2d of the input resized to ``size`` (bilinear, the legacy
+    half_pixel_centers=False convention, corners aligned when ``resize_align_corners``) and mirror-padded.
+
+    input: [N, H, W, C] NHWC (float16, float32 or float64); size: [new_H, new_W], positive; paddings: 4 [before,
+    after] pairs in NHWC order, zero on N and C, each less than the resized size (REFLECT) or at most it (SYMMETRIC);
+    filter: HWIO [kh, kw, C, O]; strides: 4 values (batch and channel 1); padding "SAME" or "VALID" (no dilations).
+    Returns [N, H', W', O] in the input's dtype.
+    """
+    return _fused_conv("fused_resize_and_pad_conv2d", input, size, paddings, filter, mode, strides, padding,
+                       resize_align_corners, dtypes=("float16", "float32", "float64"))
+
+
+def fused_resize_and_pad_conv2d_rounding(input: ArrayLike, size: Any, paddings: Any, filter: ArrayLike, mode: Any,
+                                         strides: Any, padding: Any, resize_align_corners: Any = False) -> np.ndarray:
+    """The rounding of ``fused_resize_and_pad_conv2d``'s resize in the data's dtype, carried through the
+    convolution: sum over taps of |filter| times ``_resize_rounding``, in units of u, for the operands' magnitudes
+    (``harness.conv.tolerance.bound_for``'s ``rounding``)."""
+    return _fused_conv("fused_resize_and_pad_conv2d", input, size, paddings, filter, mode, strides, padding,
+                       resize_align_corners, dtypes=("float64",), rounding=True)
+
+
+@_ieee
+def fused_pad_conv2d(input: ArrayLike, paddings: Any, filter: ArrayLike, mode: Any, strides: Any,
+                     padding: Any) -> np.ndarray:
+    """``tf.raw_ops.FusedPadConv2D``: conv2d of the mirror-padded input (``fused_resize_and_pad_conv2d`` without the
+    resize; bfloat16 too). Returns [N, H', W', O] in the input's dtype.
+    """
+    return _fused_conv("fused_pad_conv2d", input, None, paddings, filter, mode, strides, padding, False,
+                       dtypes=("bfloat16", "float16", "float32", "float64"))
+
+
 def _convolution_rank(op: str, arg: str, value: Any) -> int:
     """The number of spatial axes of tf.nn.convolution / conv_transpose from ``value``'s rank (filters: rank - 2)."""
     try:
@@ -954,6 +1107,12 @@ def _raw_window_args(op: str, fmt: str, strides: Any, dilations: Any, padding: A
     return strides, dilations, normalize_raw_padding(op, padding, explicit_paddings, fmt)
 
 
+def _named_shape(arg: str, sizes: Any) -> str:
+    """How an error names a shape argument: ``'input_sizes'=[...]``, or ``'input' of shape [...]`` where an operand
+    stands for its shape (the V2 ops' ``input`` / ``filter``, whose values are not read)."""
+    return f"'{arg}'={sizes}" if arg.endswith("_sizes") else f"'{arg}' of shape {sizes}"
+
+
 def _check_out_backprop(op: str, sizes_arg: str, sizes: Any, wins: tuple[Window, ...], dy_last_shape: tuple[int, ...],
                         fmt: str) -> None:
     """The forward convolution of the sizes given must produce out_backprop's spatial size."""
@@ -961,27 +1120,28 @@ def _check_out_backprop(op: str, sizes_arg: str, sizes: Any, wins: tuple[Window,
     got = tuple(dy_last_shape[1:-1])
     if want != got:
         raise ValueError(
-            f"{op}: argument '{sizes_arg}'={sizes} does not match 'out_backprop': the forward convolution of that "
+            f"{op}: argument {_named_shape(sizes_arg, sizes)} does not match 'out_backprop': the forward convolution of that "
             f"geometry gives spatial size {list(want)}, out_backprop ({fmt}) has {list(got)}"
         )
 
 
 def _input_sizes(op: str, input_sizes: Any, fmt: str, batch: int, per_group: int, lengths: tuple[int, ...],
-                 grouped: bool) -> tuple[list[int], int]:
+                 grouped: bool, sizes_arg: str = "input_sizes") -> tuple[list[int], int]:
     """(spatial sizes, channels) of input_sizes (the full shape in data_format order, or, where ``lengths`` allows,
     the spatial sizes alone), checked against out_backprop's ``batch`` and the filter's in_channels ``per_group``:
     the channels must be ``per_group`` or, when ``grouped``, a multiple of it."""
-    sizes = _sizes(op, "input_sizes", input_sizes, lengths)
+    sizes = _sizes(op, sizes_arg, input_sizes, lengths)
+    named = _named_shape(sizes_arg, sizes)
     n_spatial = len(fmt) - 2
     if len(sizes) == n_spatial:  # Conv2DBackpropInput takes batch from out_backprop and channels from the filter
         return sizes, per_group
     shape = dict(zip(fmt, sizes))
     if shape["N"] != batch:
-        raise ValueError(f"{op}: argument 'input_sizes'={sizes} has batch {shape['N']} but out_backprop has batch {batch}")
+        raise ValueError(f"{op}: argument {named} has batch {shape['N']} but out_backprop has batch {batch}")
     channels = shape["C"]
     if channels != per_group and not (grouped and per_group and channels and channels % per_group == 0):
         also = ": it must be that or a multiple of it (grouped)" if grouped else ""
-        raise ValueError(f"{op}: argument 'input_sizes'={sizes} has {channels} channels but the filter has "
+        raise ValueError(f"{op}: argument {named} has {channels} channels but the filter has "
                          f"in_channels={per_group} (axis {n_spatial}){also}")
     return [shape[c] for c in layouts.spatial(fmt)], channels
 
@@ -989,10 +1149,10 @@ def _input_sizes(op: str, input_sizes: Any, fmt: str, batch: int, per_group: int
 def _backprop_input(op: str, input_sizes: Any, filter: ArrayLike, out_backprop: ArrayLike, strides: Any, padding: Any,
                     explicit_paddings: Any, data_format: str | None, dilations: Any, *, formats: tuple[str, ...],
                     filter_layout: str, size_lengths: tuple[int, ...], depthwise: bool = False,
-                    use_cudnn_on_gpu: Any = True) -> np.ndarray:
+                    use_cudnn_on_gpu: Any = True, sizes_arg: str = "input_sizes") -> np.ndarray:
     """The input gradient of a (grouped) convolution or of a depthwise one, as the raw backprop-input ops compute it:
     filter ``[*kernel, I, O]`` (or ``[*kernel, C, M]``), out_backprop in ``data_format``; returns the input's gradient
-    in ``data_format``, in the filter's dtype."""
+    in ``data_format``, in the filter's dtype. ``sizes_arg``: the argument that gave ``input_sizes``."""
     fmt = _data_format(op, data_format, formats, formats[0])
     last = layouts.channels_last(fmt)
     w = _array(op, "filter", filter, len(filter_layout))
@@ -1006,10 +1166,11 @@ def _backprop_input(op: str, input_sizes: Any, filter: ArrayLike, out_backprop: 
     else:
         _match(op, "out_backprop", "out_channels", dy_last.shape[-1], w.shape[-1], shapes)
     strides, dilations, pad = _raw_window_args(op, fmt, strides, dilations, padding, explicit_paddings, use_cudnn_on_gpu)
-    sizes, channels = _input_sizes(op, input_sizes, fmt, dy_last.shape[0], w.shape[-2], size_lengths, not depthwise)
+    sizes, channels = _input_sizes(op, input_sizes, fmt, dy_last.shape[0], w.shape[-2], size_lengths, not depthwise,
+                                   sizes_arg)
     groups = 1 if depthwise else _groups(op, "filter", filter_layout, w.shape, channels, shapes)
     wins = windows(op, sizes, w.shape[:-2], strides, dilations, pad)
-    _check_out_backprop(op, "input_sizes", _as_list(input_sizes), wins, dy_last.shape, fmt)
+    _check_out_backprop(op, sizes_arg, _as_list(input_sizes), wins, dy_last.shape, fmt)
     # The forward filter [*kernel, I, O] is [*kernel, O, I] for the adjoint, with the roles swapped.
     dx = _depthwise_transpose(dy_last, w, wins) if depthwise else _correlate_transpose(dy_last, w, wins, groups)
     return layouts.convert(_cast(dx, dy.dtype), last, fmt)
@@ -1018,30 +1179,31 @@ def _backprop_input(op: str, input_sizes: Any, filter: ArrayLike, out_backprop: 
 def _backprop_filter(op: str, input: ArrayLike, filter_sizes: Any, out_backprop: ArrayLike, strides: Any,
                      padding: Any, explicit_paddings: Any, data_format: str | None, dilations: Any, *,
                      formats: tuple[str, ...], filter_layout: str, depthwise: bool = False,
-                     use_cudnn_on_gpu: Any = True) -> np.ndarray:
+                     use_cudnn_on_gpu: Any = True, sizes_arg: str = "filter_sizes") -> np.ndarray:
     """The filter gradient of a (grouped) convolution or of a depthwise one, as the raw backprop-filter ops compute
-    it: input and out_backprop in ``data_format``; returns the ``filter_layout`` gradient in the input's dtype."""
+    it: input and out_backprop in ``data_format``; returns the ``filter_layout`` gradient in the input's dtype.
+    ``sizes_arg``: the argument that gave ``filter_sizes``."""
     fmt = _data_format(op, data_format, formats, formats[0])
     last = layouts.channels_last(fmt)
     x = _array(op, "input", input, len(fmt))
     dy = _array(op, "out_backprop", out_backprop, len(fmt), like=x)
     x_last, dy_last = layouts.convert(x, fmt, last), layouts.convert(dy, fmt, last)
-    sizes = _sizes(op, "filter_sizes", filter_sizes, (len(filter_layout),))
+    sizes = _sizes(op, sizes_arg, filter_sizes, (len(filter_layout),))
     *kernel, cin, cout = sizes
-    shapes = (f"filter_sizes {sizes} {filter_layout}, input {list(x.shape)} {fmt}, out_backprop {list(dy.shape)} "
+    shapes = (f"{sizes_arg} {sizes} {filter_layout}, input {list(x.shape)} {fmt}, out_backprop {list(dy.shape)} "
               f"{fmt}")
     i_entry = len(kernel)
     if depthwise:
         groups = 1
-        _match(op, "filter_sizes", f"in_channels (entry {i_entry})", cin, x_last.shape[-1], shapes)
+        _match(op, sizes_arg, f"in_channels (entry {i_entry})", cin, x_last.shape[-1], shapes)
         _match(op, "out_backprop", "channels", dy_last.shape[-1], cin * cout, shapes)
     else:
-        groups = _groups(op, "filter_sizes", filter_layout, tuple(sizes), x_last.shape[-1], shapes, unit="entry")
-        _match(op, "filter_sizes", f"out_channels (entry {i_entry + 1})", cout, dy_last.shape[-1], shapes)
+        groups = _groups(op, sizes_arg, filter_layout, tuple(sizes), x_last.shape[-1], shapes, unit="entry")
+        _match(op, sizes_arg, f"out_channels (entry {i_entry + 1})", cout, dy_last.shape[-1], shapes)
     _match(op, "out_backprop", "batch", dy_last.shape[0], x_last.shape[0], shapes)
     strides, dilations, pad = _raw_window_args(op, fmt, strides, dilations, padding, explicit_paddings, use_cudnn_on_gpu)
     wins = windows(op, x_last.shape[1:-1], kernel, strides, dilations, pad)
-    _check_out_backprop(op, "filter_sizes", sizes, wins, dy_last.shape, fmt)
+    _check_out_backprop(op, sizes_arg, sizes, wins, dy_last.shape, fmt)
     dw = _depthwise_filter(x_last, dy_last, wins, cout) if depthwise else _correlate_filter(x_last, dy_last, wins, groups)
     return _cast(dw, x.dtype)
 
@@ -1100,6 +1262,78 @@ def conv3d_backprop_filter_v2(input: ArrayLike, filter_sizes: Any, out_backprop:
     """
     return _backprop_filter("conv3d_backprop_filter_v2", input, filter_sizes, out_backprop, strides, padding, None,
                             data_format, dilations, formats=RANKS[3], filter_layout="DHWIO")
+
+
+# The ops that take the operand itself in place of its sizes (only its shape is read): tf.raw_ops'
+# Conv2DBackpropInputV2 / FilterV2, and the 3-D V1 ops that Conv3DBackpropInputV2 / FilterV2 replaced (NDHWC only).
+def _shape_operand(op: str, arg: str, value: ArrayLike, rank: int, like_arg: str, like: ArrayLike) -> list[int]:
+    """The shape of an operand whose values the op does not read, checked as an operand: its rank, and the dtype of
+    argument ``like_arg`` (an operand of the same rank, checked first)."""
+    other = _array(op, like_arg, like, rank)
+    return list(_array(op, arg, value, rank, like=other, like_arg=like_arg).shape)
+
+
+@_ieee
+def conv2d_backprop_input_v2(input: ArrayLike, filter: ArrayLike, out_backprop: ArrayLike, strides: Any, padding: Any,
+                             use_cudnn_on_gpu: Any = True, explicit_paddings: Any = (), data_format: str | None = "NHWC",
+                             dilations: Any = (1, 1, 1, 1)) -> np.ndarray:
+    """``tf.raw_ops.Conv2DBackpropInputV2``: ``conv2d_backprop_input`` with ``input`` in place of input_sizes.
+
+    input: [N, H, W, C] (NHWC) or NCHW, of the filter's dtype; only its shape is read. filter: HWIO [kh, kw,
+    C / groups, O]; out_backprop: [N, H', W', O] (or NCHW). Attributes as for ``conv2d_backprop_input``. Returns
+    input's shape, in the filter's dtype.
+    """
+    op = "conv2d_backprop_input_v2"
+    shape = _shape_operand(op, "input", input, 4, "filter", filter)
+    return _backprop_input(op, shape, filter, out_backprop, strides, padding, explicit_paddings, data_format,
+                           dilations, formats=RANKS[2], filter_layout="HWIO", size_lengths=(4,),
+                           use_cudnn_on_gpu=use_cudnn_on_gpu, sizes_arg="input")
+
+
+@_ieee
+def conv2d_backprop_filter_v2(input: ArrayLike, filter: ArrayLike, out_backprop: ArrayLike, strides: Any,
+                              padding: Any, use_cudnn_on_gpu: Any = True, explicit_paddings: Any = (),
+                              data_format: str | None = "NHWC", dilations: Any = (1, 1, 1, 1)) -> np.ndarray:
+    """``tf.raw_ops.Conv2DBackpropFilterV2``: ``conv2d_backprop_filter`` with ``filter`` in place of filter_sizes.
+
+    input: [N, H, W, C] (NHWC) or NCHW; filter: HWIO [kh, kw, C / groups, O], of the input's dtype; only its shape
+    is read. out_backprop: [N, H', W', O] (or NCHW). Returns the HWIO gradient in the input's dtype.
+    """
+    op = "conv2d_backprop_filter_v2"
+    shape = _shape_operand(op, "filter", filter, 4, "input", input)
+    return _backprop_filter(op, input, shape, out_backprop, strides, padding, explicit_paddings, data_format,
+                            dilations, formats=RANKS[2], filter_layout="HWIO", use_cudnn_on_gpu=use_cudnn_on_gpu,
+                            sizes_arg="filter")
+
+
+@_ieee
+def conv3d_backprop_input(input: ArrayLike, filter: ArrayLike, out_backprop: ArrayLike, strides: Any, padding: Any,
+                          dilations: Any = (1, 1, 1, 1, 1)) -> np.ndarray:
+    """``tf.raw_ops.Conv3DBackpropInput`` (V1): ``conv3d_backprop_input_v2`` with ``input`` in place of input_sizes,
+    NDHWC only (no data_format).
+
+    input: [N, D, H, W, C], of the filter's dtype; only its shape is read. filter: DHWIO; out_backprop: [N, D', H',
+    W', O]. strides, dilations: 5 values; padding "SAME" or "VALID". Returns input's shape in the filter's dtype.
+    """
+    op = "conv3d_backprop_input"
+    shape = _shape_operand(op, "input", input, 5, "filter", filter)
+    return _backprop_input(op, shape, filter, out_backprop, strides, padding, None, "NDHWC", dilations,
+                           formats=RANKS[3][:1], filter_layout="DHWIO", size_lengths=(5,), sizes_arg="input")
+
+
+@_ieee
+def conv3d_backprop_filter(input: ArrayLike, filter: ArrayLike, out_backprop: ArrayLike, strides: Any, padding: Any,
+                           dilations: Any = (1, 1, 1, 1, 1)) -> np.ndarray:
+    """``tf.raw_ops.Conv3DBackpropFilter`` (V1): ``conv3d_backprop_filter_v2`` with ``filter`` in place of
+    filter_sizes, NDHWC only (no data_format).
+
+    input: [N, D, H, W, C]; filter: DHWIO, of the input's dtype; only its shape is read. out_backprop: [N, D', H',
+    W', O]. Returns the DHWIO gradient in the input's dtype.
+    """
+    op = "conv3d_backprop_filter"
+    shape = _shape_operand(op, "filter", filter, 5, "input", input)
+    return _backprop_filter(op, input, shape, out_backprop, strides, padding, None, "NDHWC", dilations,
+                            formats=RANKS[3][:1], filter_layout="DHWIO", sizes_arg="filter")
 
 
 @_ieee

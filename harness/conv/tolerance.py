@@ -27,6 +27,10 @@ TensorFlow where its kernels were measured to round once (``harness.tf.rounding_
 
 A case may replace ``c`` (or add an absolute floor) only with a written reason.
 
+An op that rounds before its sums adds that rounding, carried through the sums: ``c * u * R`` where ``R`` is its
+``OpSpec.rounding`` on the operands' magnitudes, in units of u (FusedResizeAndPadConv2D interpolates its input in the
+data's dtype: each lerp errs by at most 4 u times its two values' magnitudes, ``reference._resize_rounding``).
+
 Two refinements come from IEEE arithmetic itself, and matter only near the ends of the dtype's range:
 
 * **gradual underflow**: a product (or the final rounding) whose result is subnormal has an absolute error of up to
@@ -126,25 +130,30 @@ def bound_for(
     attrs: Mapping[str, Any],
     dtype: DTypeLike,
     override: Override | None = None,
+    rounding: Callable[..., np.ndarray] | None = None,
 ) -> Bound:
     """The bound for comparing outputs of ``op(*arrays, **attrs)``.
 
     ``op`` is the reference (a tf.nn-style callable); it is run twice more in float64:
-    on absolute values and on ones.
+    on absolute values and on ones. ``rounding``: for an op that rounds before its sums (an interpolated input),
+    the error that rounding can carry into each element, in units of u, from the operands' absolute values; it is
+    added to the bound (and no element is exact where it is nonzero).
     """
     names = list(arrays)
     finite64 = [_finite_part(np.asarray(arrays[n]).astype(np.float64)) for n in names]
     abs64 = [np.abs(a) for a in finite64]
     magnitude = op(*abs64, **attrs)
-    integer_valued = all(np.array_equal(a, np.round(a)) for a in abs64)
+    inner = rounding(*abs64, **attrs) if rounding is not None else np.zeros_like(magnitude)
+    integer_valued = all(np.array_equal(a, np.round(a)) for a in abs64) and not inner.any()
     if is_integer(dtype) or (integer_valued and (magnitude.size == 0 or magnitude.max() <= exact_integer_limit(dtype))):
         if override is None or override.c is None and not override.atol:
             return Bound(np.zeros_like(magnitude), True, 0.0, 0.0, override)
     terms = op(*[np.ones_like(a) for a in abs64], **attrs)
-    quantum = float(np.prod([_quantum(a) for a in abs64])) if len(abs64) == 2 else 0.0
+    # Every term is a multiple of the operands' quanta only when nothing is rounded before the sums.
+    quantum = float(np.prod([_quantum(a) for a in abs64])) if len(abs64) == 2 and not inner.any() else 0.0
     c = override.c if override and override.c is not None else C_DEFAULT
     u = unit_roundoff(dtype)
-    per_element = c * u * np.maximum(terms, 1.0) * magnitude + (override.atol if override else 0.0)
+    per_element = c * u * (np.maximum(terms, 1.0) * magnitude + inner) + (override.atol if override else 0.0)
     per_element = per_element + np.where(magnitude > 0, c * (terms + 1) * smallest_subnormal(dtype) / 2, 0.0)
     overflow = _overflow(op, finite64, attrs, dtype, magnitude, c * u * np.maximum(terms, 1.0))
     info = ml_dtypes.finfo(np.dtype(dtype))

@@ -18,6 +18,7 @@ import numpy as np
 
 from harness.conv import layouts
 from harness.conv.padding import ArgForms, Padding, Window, windows
+from harness.conv.tolerance import Bound, Override, bound_for
 
 Arrays = Mapping[str, np.ndarray]
 # One of the cases a case with a symbolic attribute stands for: (id suffix, attributes).
@@ -28,8 +29,9 @@ GradientRule = Callable[["OpSpec", Arrays, Mapping[str, Any], np.ndarray], dict[
 # How a backend implements an op from a plain convolution and its transpose (harness.backends.base):
 #   conv: one correlation (groups 1); depthwise: a grouped correlation, one group per input channel;
 #   separable: depthwise, then a 1x1 correlation; transposed: a transposed convolution;
-#   backprop: a raw backprop op (tf.raw_ops), one gradient of conv2d or depthwise_conv2d, which no backend implements.
-KINDS = ("conv", "depthwise", "separable", "transposed", "backprop")
+#   backprop: a raw backprop op (tf.raw_ops), one gradient of conv2d or depthwise_conv2d, which no backend implements;
+#   fused: a raw op that resizes and / or mirror-pads its input before a conv2d, which no backend implements.
+KINDS = ("conv", "depthwise", "separable", "transposed", "backprop", "fused")
 
 # Attributes whose full-rank values list the data's axes in data_format order (a flat explicit_paddings lists
 # [before, after] per axis); shorter values (per spatial axis, or one for all) do not depend on the format.
@@ -128,6 +130,9 @@ class OpSpec:
     # layout -> the data_format value that names it, where the op's names are not layouts (tf.raw_ops.Conv:
     # "CHANNELS_LAST"); ``data_format`` and ``format_value`` translate.
     format_names: Mapping[str, str] = field(default_factory=dict)
+    # An op that rounds before its sums: that rounding carried into each output element, in units of u, from the
+    # operands' magnitudes (the op's signature; ``harness.conv.tolerance.bound_for``).
+    rounding: Callable[..., np.ndarray] | None = None
     doc: str = ""
 
     def __post_init__(self) -> None:
@@ -176,6 +181,14 @@ class OpSpec:
         if self.filter is None:
             raise ValueError(f"{self.name} has no filter operand (its kernel is an attribute)")
         return self.filter
+
+    @property
+    def shape_operand(self) -> str | None:
+        """The operand a backprop op takes in place of a sizes attribute, of which it reads only the shape (the
+        one whose gradient it computes: tf.raw_ops' Conv2DBackpropInputV2, Conv3DBackpropFilter ...); else None."""
+        if self.kind != "backprop" or {"input_sizes", "filter_sizes"} & set(self.attrs):
+            return None
+        return self.kernel_operand.name if self.output_layout else self.data.name
 
     @property
     def filter_layout(self) -> str:
@@ -262,6 +275,11 @@ class OpSpec:
         """Call a tf.nn-style implementation (the op's signature) with ``arguments(arrays, attrs)``."""
         args, kwargs = self.arguments(arrays, attrs)
         return impl(*args, **kwargs)
+
+    def bound(self, arrays: Arrays, attrs: Mapping[str, Any], dtype: Any, override: Override | None = None) -> Bound:
+        """The bound around the reference's output for these operands (``harness.conv.tolerance.bound_for``)."""
+        rounding = self.by_operands(self.rounding) if self.rounding is not None else None
+        return bound_for(self.by_operands(self.reference), arrays, attrs, dtype, override, rounding)
 
     def by_operands(self, impl: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
         """``impl`` as ``f(*operands, **attrs)``, operands in ``operands`` order (as ``bound_for`` calls it)."""

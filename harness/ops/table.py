@@ -347,16 +347,27 @@ def _raw(
     explicit: str = "explicit_paddings",
     forms: Any = reference.RAW_FORMS,
     gradient_of: tuple[str, str] | None = None,
+    data_format: bool = True,
 ) -> OpSpec:
-    """A backprop op: ``sizes`` (input_sizes / filter_sizes) and the window attributes in tf.raw_ops' forms
-    (``rank`` spatial axes; ``explicit``: the attribute that carries explicit padding, "" for none: tf.raw_ops'
-    3-D ops take names only, tf.nn's depthwise backprops take the pairs in ``padding`` itself)."""
-    fmt = reference.RANKS[rank]
+    """A backprop op: ``sizes`` (input_sizes / filter_sizes; "" where the op takes that operand itself and reads
+    only its shape) and the window attributes in tf.raw_ops' forms (``rank`` spatial axes; ``explicit``: the
+    attribute that carries explicit padding, "" for none: tf.raw_ops' 3-D ops take names only, tf.nn's depthwise
+    backprops take the pairs in ``padding`` itself; ``data_format``: False for an op fixed to channels-last)."""
+    fmt = reference.RANKS[rank] if data_format else reference.RANKS[rank][:1]
+    sized = (sizes,) if sizes else ()
     return OpSpec(
         name,
         operands,
-        (sizes, "strides", "padding", *extra, *((explicit,) if explicit else ()), "data_format", "dilations"),
-        (sizes, "strides", "padding"),
+        (
+            *sized,
+            "strides",
+            "padding",
+            *extra,
+            *((explicit,) if explicit else ()),
+            *(("data_format",) if data_format else ()),
+            "dilations",
+        ),
+        (*sized, "strides", "padding"),
         fmt,
         getattr(reference, name),
         kind="backprop",
@@ -394,8 +405,37 @@ def _raw_conv(n: int) -> OpSpec:
     )
 
 
-# The raw ops: the backprop ops (OpSpec.raw_backprop), which gradient cases call with valid arguments, and
-# tf.raw_ops.Conv. Cases of their own in the registry check their values and their argument checks. No backend
+def _fused(name: str, api: str, resize: bool) -> OpSpec:
+    """tf.raw_ops.FusedResizeAndPadConv2D (``resize``) or FusedPadConv2D: conv2d of the resized, mirror-padded input,
+    NHWC only, no dilations; size and paddings are tensors in TensorFlow, attributes here."""
+    sized = ("size",) if resize else ()
+    return OpSpec(
+        name,
+        (Operand("input", "data", "NHWC"), Operand("filter", "filter", "HWIO")),
+        (*sized, "paddings", "mode", "strides", "padding", *(("resize_align_corners",) if resize else ())),
+        (*sized, "paddings", "mode", "strides", "padding"),
+        ("NHWC",),
+        getattr(reference, name),
+        kind="fused",
+        forms=reference.FUSED_FORMS,
+        defaults={
+            **({"size": [6, 6]} if resize else {}),
+            "paddings": [[0, 0], [1, 1], [1, 1], [0, 0]],
+            "mode": "REFLECT",
+            "strides": [1, 1, 1, 1],
+            "padding": "SAME",
+        },
+        tf_kernels=(),  # Eigen's in both oneDNN modes (no _Mkl variant): results are bit-identical across modes
+        tf_gradient_kernels=(),
+        positional=("input", *sized, "paddings", "filter"),
+        api=f"tf.raw_ops.{api}",
+        rounding=reference.fused_resize_and_pad_conv2d_rounding if resize else None,
+        doc=f"tf.raw_ops.{api}",
+    )
+
+
+# The raw ops: the backprop ops (OpSpec.raw_backprop), which gradient cases call with valid arguments,
+# tf.raw_ops.Conv, and the fused resize / pad convolutions. Cases of their own in the registry check their values and their argument checks. No backend
 # implements them, and nothing generic that iterates the tf.nn ops (OPS) sees them; ``get`` finds them.
 RAW_OPS: dict[str, OpSpec] = {
     spec.name: spec
@@ -488,7 +528,75 @@ RAW_OPS: dict[str, OpSpec] = {
             forms=reference.DEPTHWISE_BACKPROP_FORMS,
             gradient_of=("depthwise_conv2d", "filter"),
         ),
+        # The ops that take the operand itself in place of its sizes (only its shape is read). TensorFlow's own
+        # gradients never call them: the 2-D V2 ops have no kernel, the 3-D V1 ops were removed at GraphDef 10.
+        _raw(
+            "conv2d_backprop_input_v2",
+            "Conv2DBackpropInputV2",
+            (
+                Operand("input", "data", "NHWC"),
+                Operand("filter", "filter", "HWIO"),
+                Operand("out_backprop", "data", "NHWC"),
+            ),
+            "",
+            (),
+            (),
+            extra=("use_cudnn_on_gpu",),
+            gradient_of=("conv2d", "input"),
+        ),
+        _raw(
+            "conv2d_backprop_filter_v2",
+            "Conv2DBackpropFilterV2",
+            (
+                Operand("input", "data", "NHWC"),
+                Operand("filter", "filter", "HWIO"),
+                Operand("out_backprop", "data", "NHWC"),
+            ),
+            "",
+            (),
+            (),
+            extra=("use_cudnn_on_gpu",),
+            output_layout="HWIO",
+            gradient_of=("conv2d", "filters"),
+        ),
+        _raw(
+            "conv3d_backprop_input",
+            "Conv3DBackpropInput",
+            (
+                Operand("input", "data", "NDHWC"),
+                Operand("filter", "filter", "DHWIO"),
+                Operand("out_backprop", "data", "NDHWC"),
+            ),
+            "",
+            (),
+            (),
+            rank=3,
+            explicit="",
+            forms=reference.CONV3D_FORMS,
+            gradient_of=("conv3d", "input"),
+            data_format=False,
+        ),
+        _raw(
+            "conv3d_backprop_filter",
+            "Conv3DBackpropFilter",
+            (
+                Operand("input", "data", "NDHWC"),
+                Operand("filter", "filter", "DHWIO"),
+                Operand("out_backprop", "data", "NDHWC"),
+            ),
+            "",
+            (),
+            (),
+            output_layout="DHWIO",
+            rank=3,
+            explicit="",
+            forms=reference.CONV3D_FORMS,
+            gradient_of=("conv3d", "filters"),
+            data_format=False,
+        ),
         *(_raw_conv(n) for n in (2, 3)),
+        _fused("fused_resize_and_pad_conv2d", "FusedResizeAndPadConv2D", resize=True),
+        _fused("fused_pad_conv2d", "FusedPadConv2D", resize=False),
     )
 }
 
@@ -507,10 +615,11 @@ def kernel_fits(spec: OpSpec, shapes: Mapping[str, tuple[Any, ...]], attrs: Mapp
     Computed from the attributes as written, on purpose without ``harness.conv.padding`` (the code under test): the
     sweeps drop the configurations that do not fit (``drop_invalid_geometry``), and a bug in the window arithmetic
     must make cases fail, never vanish. Transposed convolutions always fit (their output_shape decides the
-    geometry), and so do raw backprop ops (their sizes attribute does). Attributes it cannot read count as fitting:
+    geometry), and so do raw backprop ops (their sizes attribute does) and the fused ops (not drawn by sweeps: their
+    hand-written cases say what they expect). Attributes it cannot read count as fitting:
     the reference then rejects the case, loudly.
     """
-    if spec.kind in ("transposed", "backprop"):
+    if spec.kind in ("transposed", "backprop", "fused"):
         return True
     fmt = spec.data_format(attrs)
     spatial = [i for i, c in enumerate(fmt) if c not in "NC"]

@@ -104,6 +104,9 @@ FEATURES = {
     "filter_empty": "a filter operand has no elements",
     "input_spatial_empty": "the data operand has a spatial axis of size 0",
     "batch_empty": "the convolution's input has a batch of 0 (for a raw backprop op: the input it differentiates)",
+    "batch_gt_1": "the convolution's input has a batch of more than 1",
+    "fused_window_shifted": "FusedResizeAndPadConv2D / FusedPadConv2D: on some spatial axis the fused kernel's window "
+    "offset, ((out - 1) * s + k - padded + (1 for VALID)) / 2 truncated toward zero, is not conv2d's pad_before",
     "strides_in_batch_or_channels": "a full-rank strides value with a batch or channel entry other than 1",
     "window_arg_not_int": "the strides argument is null, or the strides or dilations argument is (or holds) a float "
     "or a bool instead of ints",
@@ -220,9 +223,10 @@ class Divergence:
         return None
 
     def applies(self, feats: Mapping[str, Any], env: Environment) -> bool:
-        if self.not_here(env) is not None:
+        # the case's features first: most entries name other ops, and ``not_here`` parses versions
+        if not all(_matches(feats.get(key), want) for key, want in self.when.items() if not _is_env_feature(key)):
             return False
-        return all(_matches(feats.get(key), want) for key, want in self.when.items() if not _is_env_feature(key))
+        return self.not_here(env) is None
 
     def expects(self, behaviour: str) -> bool:
         return behaviour in self.tensorflow_does
@@ -520,12 +524,46 @@ def _convolution(spec: ops.OpSpec, arrays: Mapping[str, np.ndarray], attrs: Mapp
     or, for a raw backprop op, the forward convolution it differentiates (its sizes argument standing for the
     operand it computes). An empty tuple where a shape is not known."""
     filt = spec.filter
+    if spec.kind == "fused":  # the convolution reads the resized, padded input
+        return _fused_input_shape(np.shape(arrays["input"]), attrs), np.shape(arrays["filter"]), spec.filter_layout
     if spec.kind != "backprop":
         w_shape = np.shape(arrays[filt.name]) if filt is not None else ()
         return np.shape(arrays[spec.data.name]), w_shape, spec.filter_layout
-    if filt is not None:  # backprop_input(input_sizes, filter, out_backprop)
-        return _sizes(attrs.get("input_sizes")) or (), np.shape(arrays[filt.name]), spec.filter_layout
-    return np.shape(arrays["input"]), _sizes(attrs.get("filter_sizes")) or (), spec.filter_layout
+    # backprop_input(input_sizes, filter, out_backprop), backprop_filter(input, filter_sizes, out_backprop), or the
+    # V2 / V1 ops that take both operands (only the shape of the one whose gradient they compute is read)
+    x_shape = np.shape(arrays["input"]) if "input" in arrays else _sizes(attrs.get("input_sizes")) or ()
+    w_shape = np.shape(arrays[filt.name]) if filt is not None else _sizes(attrs.get("filter_sizes")) or ()
+    return x_shape, w_shape, spec.filter_layout
+
+
+def _fused_input_shape(x_shape: tuple[int, ...], attrs: Mapping) -> tuple[int, ...]:
+    """The NHWC shape a fused op's conv2d reads: the input resized to ``size`` (when given), then padded by
+    ``paddings``; () when they cannot be read."""
+    size, paddings = attrs.get("size", list(x_shape[1:3])), attrs.get("paddings") or []
+    try:
+        pads = [int(before) + int(after) for before, after in paddings]
+        sizes = [int(v) for v in size]
+    except (TypeError, ValueError):
+        return ()
+    if len(x_shape) != 4 or len(pads) != 4 or len(sizes) != 2:
+        return ()
+    return tuple(int(n) + p for n, p in zip((x_shape[0], *sizes, x_shape[3]), pads))
+
+
+def _fused_window_shifted(x_shape: tuple, kernel: list[int], strides: Sequence[int], padding: Any) -> bool:
+    """Whether the fused kernel's window offset differs from conv2d's on some spatial axis (feature
+    ``fused_window_shifted``), for the NHWC shape it convolves."""
+    if padding not in ("SAME", "VALID") or len(x_shape) != 4 or len(strides) != 2:
+        return False
+    for size, k, s in zip(x_shape[1:3], kernel, strides):
+        if s < 1 or (padding == "VALID" and size < k):
+            return False
+        out = -(-size // s) if padding == "SAME" else (size - k) // s + 1
+        excess = (out - 1) * s + k - size
+        fused = int((excess + (padding == "VALID")) / 2)  # C++ division truncates toward zero
+        if fused != (max(0, excess) // 2 if padding == "SAME" else 0):
+            return True
+    return False
 
 
 def _flat(value: Any) -> list:
@@ -619,6 +657,10 @@ def features(
     feats["filter_empty"] = any(np.asarray(arrays[o.name]).size == 0 for o in spec.operands if o.kind == "filter")
     feats["input_spatial_empty"] = x.ndim == len(fmt) and any(x.shape[fmt.index(c)] == 0 for c in spatial)
     feats["batch_empty"] = len(x_shape) == len(fmt) and x_shape[fmt.index("N")] == 0
+    feats["batch_gt_1"] = len(x_shape) == len(fmt) and x_shape[fmt.index("N")] > 1
+    feats["fused_window_shifted"] = (
+        spec.kind == "fused" and geometry and _fused_window_shifted(x_shape, kernel, spatial_strides, padding)
+    )
     try:
         full = [int(v) for v in np.asarray(strides_value).reshape(-1)] if strides_value is not None else []
     except (TypeError, ValueError):

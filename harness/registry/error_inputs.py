@@ -13,7 +13,8 @@ generator writes one case per malformed input of each class that applies:
   axis, by its size and by its dilation, under VALID and explicit padding, in every data format;
 * ``channel_mismatch``: the data's channels one more than the filter's, or twice as many (grouped), and every
   filter's input channels one more than they should be;
-* ``output_shape``: every entry of a transposed op's output_shape (a raw op's sizes) one more and one less;
+* ``output_shape``: every entry of a transposed op's output_shape (a raw op's sizes, or the operand it reads the
+  shape of) one more and one less;
 * ``explicit_padding``: a negative pad on each side of each spatial axis, a list of the wrong length, a pad on the
   batch or the channel axis.
 
@@ -97,17 +98,19 @@ def base_case(op: str, dtypes: list[str]) -> dict:
     y = fwd.call(fwd.reference, arrays, fwd.resolved(arrays, base["attrs"]))
     call = gradients.raw_backprop(forward, wrt, arrays, fwd.resolved(arrays, base["attrs"]), np.zeros(y.shape))
     assert call is not None
-    inputs = {
-        name: {
-            "layout": spec.operand(name).op_layout(spec.formats[0]),
-            "generate": {"dist": "normal", "shape": list(a.shape)},
-        }
-        for name, a in call.operands.items()
-    }
+    shapes = {name: list(a.shape) for name, a in call.operands.items()}
     attrs = {k: v for k, v in call.attrs.items() if not (k == "explicit_paddings" and v == [])}
+    for sizes in ("input_sizes", "filter_sizes"):  # an op that takes that operand itself (its shape is what it reads)
+        if sizes in attrs and sizes not in spec.attrs:
+            shapes[sizes.removesuffix("_sizes")] = attrs.pop(sizes)
     if "explicit_paddings" in attrs and "explicit_paddings" not in spec.attrs:  # tf.nn's form: the pairs in padding
         flat = attrs.pop("explicit_paddings")
         attrs["padding"] = [flat[i : i + 2] for i in range(0, len(flat), 2)]
+    inputs = {
+        o.name: {"layout": o.op_layout(spec.formats[0]), "generate": {"dist": "normal", "shape": shapes[o.name]}}
+        for o in spec.operands
+    }
+    attrs = {k: v for k, v in attrs.items() if k in spec.attrs}  # a V1 3-D op has no data_format
     return {"name": "base", "op": op, "attrs": _plain(attrs), "inputs": inputs, "dtypes": dtypes}
 
 
@@ -277,6 +280,9 @@ def kernel_exceeds_input(spec: ops.OpSpec, base: dict) -> Iterator[ErrorInput]:
     if spec.kind in ("transposed", "backprop"):
         yield from _sizes_below_kernel(spec, base)
         return
+    if spec.kind == "fused":
+        yield from _resized_below_kernel(spec, base)
+        return
     filt = spec.kernel_operand
     for fmt in spec.formats:
         spatial = layouts.spatial(fmt)
@@ -285,7 +291,7 @@ def kernel_exceeds_input(spec: ops.OpSpec, base: dict) -> Iterator[ErrorInput]:
             k_axis = _letter_index(base, filt.name, letter)
             if x_axis is None or k_axis is None:
                 continue
-            for how in ("size", "dilation"):
+            for how in ("size", "dilation") if spec.forms.dilation_arg in spec.attrs else ("size",):
                 for padding in ("VALID", "explicit"):
                     if padding == "explicit" and not spec.forms.explicit_padding:
                         continue
@@ -362,6 +368,28 @@ def _sizes_below_kernel(spec: ops.OpSpec, base: dict) -> Iterator[ErrorInput]:
             )
 
 
+def _resized_below_kernel(spec: ops.OpSpec, base: dict) -> Iterator[ErrorInput]:
+    """A fused op's convolution input (its input resized to ``size``, then padded) below a 3-tap kernel on one axis:
+    resized (or left) to 2, unpadded, VALID."""
+    for letter in "HW":
+        axis = "NHWC".index(letter)
+        case = copy.deepcopy(base)
+        shape = _shape(case, "filter")
+        shape["HWIO".index(letter)] = 3
+        case = _with_shape(case, "filter", shape)
+        if "size" in spec.attrs:
+            case["attrs"]["size"][axis - 1] = 2
+        else:
+            shape = _shape(case, "input")
+            shape[axis] = 2
+            case = _with_shape(case, "input", shape)
+        case["attrs"]["paddings"][axis] = [0, 0]
+        case["attrs"]["padding"] = "VALID"
+        yield ErrorInput(
+            spec.name, "kernel_exceeds_input", f"NHWC/{letter}/size/VALID", case, (f"axis={letter}", "padding=VALID")
+        )
+
+
 def channel_mismatch(spec: ops.OpSpec, base: dict) -> Iterator[ErrorInput]:
     data = spec.data.name
     c_axis = _letter_index(base, data, "C")
@@ -396,6 +424,19 @@ def channel_mismatch(spec: ops.OpSpec, base: dict) -> Iterator[ErrorInput]:
 
 
 def output_shape(spec: ops.OpSpec, base: dict) -> Iterator[ErrorInput]:
+    operand = spec.shape_operand  # its shape is the op's sizes argument
+    if operand is not None:
+        for i, size in enumerate(_shape(base, operand)):
+            for delta in (1, -1):
+                shape = _shape(base, operand)
+                shape[i] = size + delta
+                yield ErrorInput(
+                    spec.name,
+                    "output_shape",
+                    f"{operand}[{i}]{delta:+d}",
+                    _with_shape(base, operand, shape),
+                    (f"index={i}", f"delta={delta:+d}"),
+                )
     for arg in SHAPE_ARGS:
         given = base["attrs"].get(arg)
         if not isinstance(given, list):

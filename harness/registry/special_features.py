@@ -28,7 +28,7 @@ import numpy as np
 
 from harness import ops
 from harness.conv.dtypes import dtype_of, is_integer
-from harness.conv.tolerance import bound_for, compare
+from harness.conv.tolerance import compare
 from harness.tf.environment import Environment
 
 FEATURES = {
@@ -175,5 +175,5 @@ def changes_result(spec: ops.OpSpec, arrays, attrs: Mapping, reference: np.ndarr
     flushed = flushed_reference(spec, arrays, attrs, dtype, reference)
     if flushed is None or flushed.shape != reference.shape:
         return False
-    bound = bound_for(spec.by_operands(spec.reference), arrays, attrs, dtype, tolerance)
+    bound = spec.bound(arrays, attrs, dtype, tolerance)
     return not compare("flushed", flushed, "reference", reference, bound).ok

@@ -355,6 +355,88 @@ def conv3d_backprop_filter_v2(
     )
 
 
+def conv2d_backprop_input_v2(
+    input,
+    filter,
+    out_backprop,
+    strides,
+    padding,
+    use_cudnn_on_gpu=True,
+    explicit_paddings=(),
+    data_format="NHWC",
+    dilations=(1, 1, 1, 1),
+):
+    """``tf.raw_ops.Conv2DBackpropInputV2`` on NumPy arrays."""
+    return _np(
+        tf().raw_ops.Conv2DBackpropInputV2(
+            input=input,
+            filter=filter,
+            out_backprop=out_backprop,
+            strides=list(strides),
+            padding=padding,
+            use_cudnn_on_gpu=use_cudnn_on_gpu,
+            explicit_paddings=list(explicit_paddings),
+            data_format=data_format,
+            dilations=_optional_list(dilations),
+        )
+    )
+
+
+def conv2d_backprop_filter_v2(
+    input,
+    filter,
+    out_backprop,
+    strides,
+    padding,
+    use_cudnn_on_gpu=True,
+    explicit_paddings=(),
+    data_format="NHWC",
+    dilations=(1, 1, 1, 1),
+):
+    """``tf.raw_ops.Conv2DBackpropFilterV2`` on NumPy arrays."""
+    return _np(
+        tf().raw_ops.Conv2DBackpropFilterV2(
+            input=input,
+            filter=filter,
+            out_backprop=out_backprop,
+            strides=list(strides),
+            padding=padding,
+            use_cudnn_on_gpu=use_cudnn_on_gpu,
+            explicit_paddings=list(explicit_paddings),
+            data_format=data_format,
+            dilations=_optional_list(dilations),
+        )
+    )
+
+
+def conv3d_backprop_input(input, filter, out_backprop, strides, padding, dilations=(1, 1, 1, 1, 1)):
+    """``tf.raw_ops.Conv3DBackpropInput`` (V1) on NumPy arrays."""
+    return _np(
+        tf().raw_ops.Conv3DBackpropInput(
+            input=input,
+            filter=filter,
+            out_backprop=out_backprop,
+            strides=list(strides),
+            padding=padding,
+            dilations=_optional_list(dilations),
+        )
+    )
+
+
+def conv3d_backprop_filter(input, filter, out_backprop, strides, padding, dilations=(1, 1, 1, 1, 1)):
+    """``tf.raw_ops.Conv3DBackpropFilter`` (V1) on NumPy arrays."""
+    return _np(
+        tf().raw_ops.Conv3DBackpropFilter(
+            input=input,
+            filter=filter,
+            out_backprop=out_backprop,
+            strides=list(strides),
+            padding=padding,
+            dilations=_optional_list(dilations),
+        )
+    )
+
+
 def depthwise_conv2d_backprop_input(
     input_sizes, filter, out_backprop, strides, padding, data_format="NHWC", dilations=None
 ):
@@ -405,6 +487,36 @@ def _raw_conv(
 
 
 raw_conv_2d = raw_conv_3d = _raw_conv
+
+
+def fused_resize_and_pad_conv2d(input, size, paddings, filter, mode, strides, padding, resize_align_corners=False):
+    """``tf.raw_ops.FusedResizeAndPadConv2D`` on NumPy arrays (size and paddings as lists: int32 tensors)."""
+    return _np(
+        tf().raw_ops.FusedResizeAndPadConv2D(
+            input=input,
+            size=size,
+            paddings=paddings,
+            filter=filter,
+            mode=mode,
+            strides=list(strides),
+            padding=padding,
+            resize_align_corners=resize_align_corners,
+        )
+    )
+
+
+def fused_pad_conv2d(input, paddings, filter, mode, strides, padding):
+    """``tf.raw_ops.FusedPadConv2D`` on NumPy arrays (paddings as a list: an int32 tensor)."""
+    return _np(
+        tf().raw_ops.FusedPadConv2D(
+            input=input,
+            paddings=paddings,
+            filter=filter,
+            mode=mode,
+            strides=list(strides),
+            padding=padding,
+        )
+    )
 
 
 def gradients(op, operands, attrs, out_backprop) -> tuple:

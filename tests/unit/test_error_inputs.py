@@ -29,8 +29,8 @@ def test_every_op_gets_every_class_that_applies(op):
     classes = {i.cls for i in items}
     want = set(error_inputs.CLASSES)
     spec = ops.get(op)
-    if spec.kind == "conv" or spec.kind in ("depthwise", "separable"):
-        want -= {"output_shape"}  # no output_shape or sizes argument
+    if spec.kind in ("conv", "depthwise", "separable", "fused"):
+        want -= {"output_shape"}  # no output_shape or sizes argument (a fused op's size may be any)
     if not spec.forms.explicit_padding:  # (a 3-D tf.raw_ops.Conv has the attribute, and refuses EXPLICIT)
         want -= {"explicit_padding"}
     assert classes == want

@@ -4,6 +4,7 @@ A new op that misses a piece (a reference, a wrapper, cases, a relation name tha
 with the op and the piece named, before anything else runs it.
 """
 
+import dataclasses
 import inspect
 
 import numpy as np
@@ -108,7 +109,8 @@ def test_get_names_the_known_ops():
 # --- the raw backprop ops (ops.RAW_OPS) ----------------------------------------------------------------------------
 
 RAW = [s for s in ops.RAW_OPS.values() if s.kind == "backprop"]
-RAW_CONV = [s for s in ops.RAW_OPS.values() if s.kind != "backprop"]
+RAW_CONV = [s for s in ops.RAW_OPS.values() if s.kind == "conv"]
+FUSED = [s for s in ops.RAW_OPS.values() if s.kind == "fused"]
 
 
 @pytest.mark.parametrize("spec", RAW_CONV, ids=[s.name for s in RAW_CONV])
@@ -127,24 +129,102 @@ def test_raw_conv_takes_tf_raw_ops_conv_s_arguments_and_names_its_layouts(spec):
     assert attrs["data_format"] == "CHANNELS_FIRST"
 
 
+@pytest.mark.parametrize("spec", FUSED, ids=[s.name for s in FUSED])
+def test_a_fused_op_takes_tf_raw_ops_positional_tensors_and_bounds_its_resize(spec):
+    """FusedResizeAndPadConv2D / FusedPadConv2D: input, (size,) paddings and filter come first, as tf.raw_ops
+    orders its tensors; only the resizing op rounds before its sums (OpSpec.rounding)."""
+    assert spec.function.startswith("tf.raw_ops.Fused") and spec.formats == ("NHWC",)
+    for fn in (spec.reference, getattr(wrappers, spec.name)):
+        params = list(inspect.signature(fn).parameters)
+        assert params[: len(spec.positional)] == list(spec.positional) and set(spec.attrs) <= set(params)
+    assert (spec.rounding is not None) == ("size" in spec.attrs)
+
+
+def test_the_resize_is_the_legacy_bilinear_one_and_its_rounding_bounds_a_float32_evaluation():
+    """The reference interpolates at TensorFlow's legacy positions (float32 scale in / out, no half-pixel offset);
+    the same formula evaluated in float32 stays within the bound that OpSpec.rounding adds."""
+    x = np.arange(1, 17, dtype=np.float32).reshape(1, 4, 4, 1)
+    one = np.ones((1, 1, 1, 1), np.float32)
+    attrs = {"paddings": [[0, 0]] * 4, "mode": "REFLECT", "strides": [1, 1, 1, 1], "padding": "VALID"}
+    y = reference.fused_resize_and_pad_conv2d(x, [6, 6], filter=one, **attrs)
+    # row 1 reads position 4/6 = 0.6667 between rows 0 and 1: 1 + (5 - 1) * 0.6667 along H (column 0)
+    np.testing.assert_allclose(y[0, :, 0, 0], [1, 1 + 4 * (2 / 3), 1 + 4 * (4 / 3), 9, 9 + 4 * (2 / 3), 13], rtol=1e-6)
+    # A float32 evaluation of the op's own formula (the lerps in float32, as TensorFlow's kernel; then the same
+    # padding and correlation), where interpolating between a huge and a tiny row rounds far above the sum's bound:
+    # rows at positions i / 40 between 1e6 and 1e-3 (align_corners), a 1x1 filter (K = 1).
+    x = np.array([1e6, 1e-3], np.float32).reshape(1, 2, 1, 1)
+    w = np.full((1, 1, 1, 2), 0.75, np.float32)
+    spec = ops.get("fused_resize_and_pad_conv2d")
+    attrs = {"size": [41, 1], "paddings": [[0, 0], [2, 1], [0, 0], [0, 0]], "mode": "SYMMETRIC",
+             "strides": [1, 1, 1, 1], "padding": "VALID", "resize_align_corners": True}  # fmt: skip
+    arrays = {"input": x, "filter": w}
+    want = spec.call(spec.reference, arrays, attrs).astype(np.float64)
+    rows = reference._legacy_resampling(2, 41, True)
+    top, bottom, lerp = x[:, rows.low], x[:, rows.high], rows.lerp.astype(np.float32)[:, None, None]
+    resized = (top + (bottom - top) * lerp).astype(np.float32)  # float32 throughout, as TensorFlow's kernel
+    padded = np.pad(resized, attrs["paddings"], mode="symmetric")
+    got = reference.conv2d(padded.astype(np.float64), w.astype(np.float64), 1, "VALID")
+    bound = spec.bound(arrays, attrs, np.float32)
+    assert (np.abs(got - want) <= bound.per_element).all()
+    plain = dataclasses.replace(spec, rounding=None).bound(arrays, attrs, np.float32)
+    assert not (np.abs(got - want) <= plain.per_element).all()  # without the resize's term it would not hold
+    assert not bound.exact and bound.quantum == 0.0  # a resize leaves no exact sums to rely on
+
+
 @pytest.mark.parametrize("spec", RAW, ids=[s.name for s in RAW])
 def test_a_raw_op_has_tf_raw_ops_signature_and_is_named_by_a_forward_op(spec):
-    """Reference and wrapper take ``positional`` first, then the other attributes by keyword; some tf.nn op names
-    it as its raw backprop op; its output layout is a filter layout for a filter gradient."""
+    """Reference and wrapper take ``positional`` (the operands and the sizes argument, or, for an op that reads
+    only an operand's shape, the operands) first, then the other attributes by keyword; some tf.nn op names it as
+    its raw backprop op, unless TensorFlow's own gradients never call it; its output layout is a filter layout for
+    a filter gradient."""
     assert spec.kind == "backprop" and spec.function.startswith(("tf.raw_ops.", "tf.nn."))
-    assert set(spec.positional) == {o.name for o in spec.operands} | {spec.required[0]}
+    operands = [o.name for o in spec.operands]
+    positional = spec.positional or tuple(operands)
+    if spec.shape_operand is None:
+        assert set(positional) == {*operands, spec.required[0]}
+    else:  # the operand takes the sizes argument's place
+        assert spec.required[0] == "strides" and len(operands) == 3 and not spec.tf_kernels
     for where, fn in (
         ("harness.conv.reference", spec.reference),
         ("harness.tf.wrappers", getattr(wrappers, spec.name)),
     ):
         params = list(inspect.signature(fn).parameters)
-        assert params[: len(spec.positional)] == list(spec.positional), (where, params)
+        assert params[: len(positional)] == list(positional), (where, params)
         assert set(spec.attrs) <= set(params), (where, set(spec.attrs) - set(params))
     forward, wrt = spec.gradient_of
     assert wrt in {o.name for o in ops.get(forward).operands}
-    assert spec.name in {n for s in SPECS for n in s.raw_backprop.values()} or spec.function.startswith("tf.nn.")
-    assert (spec.output_layout != "") == (spec.filter is None)
+    named = {n for s in SPECS for n in s.raw_backprop.values()}
+    assert spec.name in named or spec.function.startswith("tf.nn.") or spec.shape_operand is not None
+    assert (spec.output_layout != "") == (ops.get(forward).operand(wrt).kind == "filter")
     assert set(spec.tf_kernels) <= set(kernel_probe.KERNELS)
+
+
+def test_an_op_that_reads_an_operand_s_shape_equals_the_op_given_its_sizes():
+    """Conv2DBackpropInputV2 / FilterV2 and the 3-D V1 ops compute what the sizes-taking op computes for the shape
+    of their input / filter, whatever that operand holds."""
+    rng = np.random.default_rng(0)
+    x, w, dy = rng.normal(size=(2, 5, 6, 2)), rng.normal(size=(3, 2, 2, 4)), rng.normal(size=(2, 3, 3, 4))
+    window = {"strides": [1, 2, 2, 1], "padding": "SAME"}
+    np.testing.assert_array_equal(
+        reference.conv2d_backprop_input_v2(np.full_like(x, np.nan), w, dy, **window),
+        reference.conv2d_backprop_input(list(x.shape), w, dy, **window),
+    )
+    np.testing.assert_array_equal(
+        reference.conv2d_backprop_filter_v2(x, np.full_like(w, np.nan), dy, **window),
+        reference.conv2d_backprop_filter(x, list(w.shape), dy, **window),
+    )
+    with pytest.raises(ValueError, match="'input' has dtype float32 but 'filter' has dtype float64"):
+        reference.conv2d_backprop_input_v2(x.astype(np.float32), w, dy, **window)
+    x3, w3, dy3 = rng.normal(size=(1, 3, 4, 5, 2)), rng.normal(size=(2, 3, 2, 2, 3)), rng.normal(size=(1, 2, 4, 3, 3))
+    window = {"strides": [1, 2, 1, 2, 1], "padding": "SAME"}
+    np.testing.assert_array_equal(
+        reference.conv3d_backprop_input(np.full_like(x3, np.nan), w3, dy3, **window),
+        reference.conv3d_backprop_input_v2(list(x3.shape), w3, dy3, **window),
+    )
+    np.testing.assert_array_equal(
+        reference.conv3d_backprop_filter(x3, np.full_like(w3, np.nan), dy3, **window),
+        reference.conv3d_backprop_filter_v2(x3, list(w3.shape), dy3, **window),
+    )
 
 
 def test_every_raw_op_has_value_cases_and_error_contracts(registry):
