@@ -12,16 +12,21 @@ while the other cases run on.
 
 What the reference allocates (``harness.conv.reference``; the models below follow its functions one by one):
 
-* a correlation (conv2d, conv1d, atrous_conv2d): the padded input (input dtype), the filter in float64, one block of
-  the im2col matrix (float64, at most the block size, 2 MiB by default, or one output row's worth), the float64
-  output; a pointwise convolution's im2col matrix is the whole input, converted to float64; a deep layer with few
+* a correlation (conv1d to conv3d, convolution, atrous_conv2d, tf.raw_ops.Conv): the padded input (input dtype),
+  the filter in float64, one block of the im2col matrix (float64, at most the block size, 2 MiB by default, or one
+  output row's worth), the float64 output; a pointwise convolution's im2col matrix is the whole input, converted to float64; a deep layer with few
   output pixels holds the whole im2col matrix and the (pixels x out channels) product;
 * depthwise: the padded input in float64, the filter in float64 (tiled along the last output axis at unit stride),
   the float64 output; separable adds the pointwise product;
-* a transposed correlation (conv*_transpose, conv2d_backprop_input): the padded float64 output, the filter in
+* a transposed correlation (conv*_transpose, the input gradients): the padded float64 output, the filter in
   float64, a block of the input in float64 and its product with the filter;
 * the filter gradients: the padded input, an im2col block, a block of dy in float64, the float64 product;
+* a fused resize-and-pad convolution: the input in float64, the resize's gathered rows and lerps, the mirror-padded
+  input in float64, then a correlation;
 * then the float64 (or int64) result cast to the input dtype.
+
+The models follow the op's kind (``OpSpec.kind``) at any rank: tf.nn's and tf.raw_ops' forms of an op reach the
+same core.
 
 A forward item then runs the textbook formulations (``harness.conv.textbook``): each correlates at stride 1 over
 the whole padded input with the zero-inserted kernel, and ``einsum`` copies every window of it in float64 (twice,
@@ -48,11 +53,7 @@ from harness.conv import reference as reference_kernels
 from harness.conv.dtypes import accumulator, dtype_of
 from harness.conv.padding import (
     Window,
-    normalize_raw_padding,
-    normalize_window_arg,
     raw_op_window_args,
-    window,
-    windows,
 )
 from harness.ops.gradient_rules import raw_attrs
 from harness.ops.spec import OpSpec
@@ -391,33 +392,6 @@ def _data_shape(spec: OpSpec, shape: Sequence[int], attrs: Mapping[str, Any]) ->
     return fmt, _convert(shape, fmt, layouts.channels_last(fmt))
 
 
-def _raw_windows(
-    op: str, attrs: Mapping[str, Any], fmt: str, sizes: Sequence[int], kernel: Sequence[int]
-) -> tuple[Window, ...]:
-    strides = normalize_window_arg(op, "strides", attrs.get("strides"), fmt, allowed_lengths=(4,), allow_int=False)
-    dilations = normalize_window_arg(
-        op, "dilations", attrs.get("dilations", (1, 1, 1, 1)), fmt, allowed_lengths=(4,), allow_int=False, default=1
-    )
-    pad = normalize_raw_padding(op, attrs.get("padding"), attrs.get("explicit_paddings", ()), fmt)
-    return windows(op, sizes, kernel, strides, dilations, pad)
-
-
-def _input_sizes(fmt: str, sizes: Sequence[int], batch: int, channels: int) -> tuple[int, ...]:
-    """A raw op's input_sizes (4 values in fmt order, or the 2 spatial ones) as NHWC."""
-    values = [int(v) for v in sizes]
-    if len(values) == 2:
-        return batch, values[0], values[1], channels
-    shape = dict(zip(fmt, values))
-    return shape["N"], shape["H"], shape["W"], shape["C"]
-
-
-def _require_output(wins: Sequence[Window], batch: int, dy: Sequence[int], arg: str) -> None:
-    """ValueError unless the forward convolution these windows describe gives out_backprop's (NHWC ``dy``) batch and
-    spatial sizes: the reference checks that before it allocates the gradient ``arg`` asks for."""
-    if batch != dy[0] or tuple(w.out for w in wins) != tuple(dy[1:-1]):
-        raise ValueError(f"{arg}: the reference rejects it before allocating the output")
-
-
 def _replay(t: Tally, key: tuple, fn, *args) -> list[Array]:
     """``fn(t, *args)`` (a model that returns the arrays it leaves alive), or, when the same call was modelled
     before in this tally, its effect again without walking it: one stand-in array as large as the most it held at
@@ -451,22 +425,20 @@ def reference_call(
 def _reference_call(
     t: Tally, spec: OpSpec, shapes: Mapping[str, tuple[int, ...]], attrs: Mapping[str, Any], dt: np.dtype, limit: int
 ) -> Array:
-    name = spec.name
-    acc = accumulator(dt)
-    if name in ("conv2d", "conv1d", "atrous_conv2d"):
-        data, filt = spec.data.name, spec.kernel_operand.name
-        fmt, x = _data_shape(spec, shapes[data], attrs)
-        w = shapes[filt]
-        wins = spec.windows(x[1:-1], w[:-2], attrs)
+    """By the kind of op (``OpSpec.kind``), at any rank: each kind is one core of the reference."""
+    if spec.kind == "conv":
+        fmt, x = _data_shape(spec, shapes[spec.data.name], attrs)
+        w = shapes[spec.kernel_operand.name]
+        wins = _windows(spec, attrs, fmt, x[1:-1], w[:-2])
         out = _core(t, _correlate, x, w, wins, dt, limit, fmt == layouts.channels_last(fmt))
         return _cast(t, out, dt, "output", _convert(out.shape, layouts.channels_last(fmt), fmt))
-    if name in ("depthwise_conv2d", "separable_conv2d"):
-        filt = "filter" if name == "depthwise_conv2d" else "depthwise_filter"
-        fmt, x = _data_shape(spec, shapes["input"], attrs)
-        w = shapes[filt]
+    if spec.kind in ("depthwise", "separable"):
+        fmt, x = _data_shape(spec, shapes[spec.data.name], attrs)
+        w = shapes[spec.kernel_operand.name]
         wins = spec.windows(x[1:-1], w[:-2], attrs)
         out = _core(t, _depthwise, x, w, wins, dt)
-        if name == "separable_conv2d":
+        if spec.kind == "separable":
+            acc = accumulator(dt)
             pw = shapes["pointwise_filter"]
             pw_acc = t.new("pointwise filter (accumulator)", pw[2:], acc)
             mixed = t.new("pointwise output (accumulator)", (*out.shape[:-1], pw[-1]), acc)
@@ -475,40 +447,115 @@ def _reference_call(
             return cast
         return _cast(t, out, dt, "output", _convert(out.shape, layouts.channels_last(fmt), fmt))
     if spec.kind == "transposed":
-        fmt, y = _data_shape(spec, shapes["input"], attrs)
-        w = shapes["filters"]
+        fmt, y = _data_shape(spec, shapes[spec.data.name], attrs)
+        w = shapes[spec.kernel_operand.name]
         spatial = layouts.spatial(fmt)
         values = [int(v) for v in np.asarray(attrs["output_shape"]).reshape(-1)]
         sizes = values if len(values) == len(spatial) else [dict(zip(fmt, values))[c] for c in spatial]
-        strides, dilations, pad = spec.window_attrs(attrs)
-        pads = [pad] * len(spatial) if isinstance(pad, str) else list(pad)
-        wins = tuple(window(name, m, k, s, d, p) for m, k, s, d, p in zip(sizes, w[:-2], strides, dilations, pads))
+        wins = spec.windows(sizes, w[:-2], attrs)
         if any(win.out != n for win, n in zip(wins, y[1:-1])):  # an unreachable output_shape (2**31, say)
             raise ValueError("output_shape: the reference rejects it before allocating the output")
         out = _core(t, _correlate_transpose, y, w, wins, dt, limit)
         return _cast(t, out, dt, "output", _convert((y[0], *sizes, w[-2]), layouts.channels_last(fmt), fmt))
+    if spec.kind == "backprop":
+        return _backprop_call(t, spec, shapes, attrs, dt, limit)
+    if spec.kind == "fused":
+        return _fused_call(t, spec, shapes, attrs, dt, limit)
+    raise ValueError(f"no memory model for op {spec.name!r} of kind {spec.kind!r} (harness.check.budget)")
+
+
+def _windows(
+    spec: OpSpec, attrs: Mapping[str, Any], fmt: str, sizes: Sequence[int], kernel: Sequence[int]
+) -> tuple[Window, ...]:
+    """The windows of a call, from attributes in the op's own forms (tf.raw_ops' EXPLICIT with a flat
+    explicit_paddings read as its pairs)."""
+    if attrs.get("padding") == "EXPLICIT":
+        flat = list(attrs.get("explicit_paddings", ()))
+        attrs = {**attrs, "padding": [flat[i : i + 2] for i in range(0, len(flat), 2)]}
+    return spec.windows(sizes, kernel, attrs)
+
+
+def _input_sizes(fmt: str, sizes: Sequence[int], batch: int, channels: int) -> tuple[int, ...]:
+    """A raw op's input_sizes (the full shape in fmt order, or the spatial sizes alone) as channels-last."""
+    values = [int(v) for v in sizes]
+    last = layouts.channels_last(fmt)
+    if len(values) == len(fmt) - 2:
+        return (batch, *values, channels)
+    return _convert(values, fmt, last)
+
+
+def _require_output(wins: Sequence[Window], batch: int, dy: Sequence[int], arg: str) -> None:
+    """ValueError unless the forward convolution these windows describe gives out_backprop's (channels-last ``dy``)
+    batch and spatial sizes: the reference checks that before it allocates the gradient ``arg`` asks for."""
+    if batch != dy[0] or tuple(w.out for w in wins) != tuple(dy[1:-1]):
+        raise ValueError(f"{arg}: the reference rejects it before allocating the output")
+
+
+def _backprop_call(
+    t: Tally, spec: OpSpec, shapes: Mapping[str, tuple[int, ...]], attrs: Mapping[str, Any], dt: np.dtype, limit: int
+) -> Array:
+    """A raw backprop op: an input gradient (a transposed correlation, or its depthwise form) or a filter gradient,
+    of a size given by its sizes attribute or by the operand it reads the shape of (``OpSpec.shape_operand``)."""
     fmt = spec.data_format(attrs)
-    if name in ("conv2d_backprop_input", "depthwise_conv2d_native_backprop_input"):
-        w, dy = shapes["filter"], _convert(shapes["out_backprop"], fmt, "NHWC")
-        size = _input_sizes(fmt, attrs["input_sizes"], dy[0], w[2])
-        wins = _raw_windows(name, attrs, fmt, size[1:3], w[:2])
+    last = layouts.channels_last(fmt)
+    depthwise = "M" in spec.filter_layout
+    dy = _convert(shapes["out_backprop"], fmt, last)
+    shape_operand = spec.shape_operand
+    if not spec.output_layout:  # d/d input
+        w = shapes["filter"]
+        given = shapes[shape_operand] if shape_operand else attrs["input_sizes"]
+        size = _input_sizes(fmt, given, dy[0], w[-2])
+        wins = _windows(spec, attrs, fmt, size[1:-1], w[:-2])
         _require_output(wins, size[0], dy, "input_sizes")
-        if name == "conv2d_backprop_input":
-            out = _core(t, _correlate_transpose, dy, w, wins, dt, limit)
-        else:
+        if depthwise:
             out = _core(t, _depthwise_transpose, dy, w, wins, dt)
-        return _cast(t, out, dt, "output", _convert(size, "NHWC", fmt))
-    if name in ("conv2d_backprop_filter", "depthwise_conv2d_native_backprop_filter"):
-        x, dy = _convert(shapes["input"], fmt, "NHWC"), _convert(shapes["out_backprop"], fmt, "NHWC")
-        sizes = [int(v) for v in attrs["filter_sizes"]]
-        wins = _raw_windows(name, attrs, fmt, x[1:3], sizes[:2])
-        _require_output(wins, x[0], dy, "filter_sizes")
-        if name == "conv2d_backprop_filter":
-            out = _core(t, _correlate_filter, x, dy, wins, dt, limit)
         else:
-            out = _core(t, _depthwise_filter, x, dy, wins, dt, sizes[3])
-        return _cast(t, out, dt, "output", sizes)
-    raise ValueError(f"no memory model for op {name!r} (harness.check.budget)")
+            out = _core(t, _correlate_transpose, dy, w, wins, dt, limit)
+        return _cast(t, out, dt, "output", _convert(size, last, fmt))
+    x = _convert(shapes["input"], fmt, last)
+    sizes = list(shapes[shape_operand]) if shape_operand else [int(v) for v in attrs["filter_sizes"]]
+    wins = _windows(spec, attrs, fmt, x[1:-1], sizes[:-2])
+    _require_output(wins, x[0], dy, "filter_sizes")
+    if depthwise:
+        out = _core(t, _depthwise_filter, x, dy, wins, dt, sizes[-1])
+    else:
+        out = _core(t, _correlate_filter, x, dy, wins, dt, limit)
+    return _cast(t, out, dt, "output", sizes)
+
+
+def _fused_call(
+    t: Tally, spec: OpSpec, shapes: Mapping[str, tuple[int, ...]], attrs: Mapping[str, Any], dt: np.dtype, limit: int
+) -> Array:
+    """``reference._fused_conv``: the input in float64, resized (its rows gathered, then each lerp's operands and
+    result), mirror-padded, correlated; everything it checks before allocating is checked first."""
+    x, w = shapes["input"], shapes["filter"]
+    if len(x) != 4 or len(w) != 4 or w[2] != x[3]:
+        raise ValueError("input / filter: the reference rejects them before allocating")
+    pads = [[int(v) for v in pair] for pair in attrs["paddings"]]
+    if len(pads) != 4 or any(len(pair) != 2 or min(pair) < 0 for pair in pads):
+        raise ValueError("paddings: the reference rejects them before allocating")
+    size = attrs.get("size")
+    resized = (x[0], *(int(v) for v in size), x[3]) if size is not None else tuple(x)
+    if len(resized) != 4 or min(resized[1:3]) <= 0:
+        raise ValueError("size: the reference rejects it before allocating")
+    room = -1 if attrs.get("mode") == "REFLECT" else 0
+    if any(max(pads[a]) > resized[a] + room for a in (1, 2)):
+        raise ValueError("paddings: the reference rejects them before allocating")
+    padded = (x[0], *(resized[a] + sum(pads[a]) for a in (1, 2)), x[3])
+    wins = spec.windows(padded[1:3], w[:2], {k: v for k, v in attrs.items() if k in ("strides", "padding")})
+    before = list(t.live)
+    t.new("input (float64)", x, F64)
+    if size is not None:
+        rows = (x[0], resized[1], x[2], x[3])
+        t.new("top rows", rows, F64)
+        t.new("bottom rows", rows, F64)
+        for name in ("left", "right", "top lerp", "left", "right", "bottom lerp", "difference", "product", "resized"):
+            t.new(f"resize: {name}", resized, F64)
+    x_pad = t.new("padded input (float64)", padded, F64)
+    t.keep(*before, x_pad)
+    out = _core(t, _correlate, padded, w, wins, F64, limit)
+    t.free(x_pad)
+    return _cast(t, out, dt, "output")
 
 
 # --- the reference gradients (harness.ops.gradients, harness.ops.gradient_rules) -------------------
@@ -525,10 +572,11 @@ def _pair(
 ) -> tuple[Array, Array]:
     """``gradient_rules._conv2d_pair`` / ``_depthwise_pair``: (d_input, d_filter), the first alive while the second
     is computed."""
-    prefix = "conv2d" if kind == "conv" else "depthwise_conv2d_native"
+    prefix = {"conv": "conv2d", "depthwise": "depthwise_conv2d_native", "conv3d": "conv3d"}[kind]
+    suffix = "_v2" if kind == "conv3d" else ""
     dx = _raw(
         t,
-        f"{prefix}_backprop_input",
+        f"{prefix}_backprop_input{suffix}",
         {"filter": w.shape, "out_backprop": dy.shape},
         {"input_sizes": list(x.shape), **raw},
         dt,
@@ -536,7 +584,7 @@ def _pair(
     )
     dw = _raw(
         t,
-        f"{prefix}_backprop_filter",
+        f"{prefix}_backprop_filter{suffix}",
         {"input": x.shape, "out_backprop": dy.shape},
         {"filter_sizes": list(w.shape), **raw},
         dt,
@@ -557,6 +605,10 @@ def _rule(
     if rule == "conv2d":
         return list(
             _pair(t, "conv", a[spec.data.name], a[spec.kernel_operand.name], dy, raw_attrs(spec, attrs), dt, limit)
+        )
+    if rule == "conv3d":
+        return list(
+            _pair(t, "conv3d", a[spec.data.name], a[spec.kernel_operand.name], dy, raw_attrs(spec, attrs), dt, limit)
         )
     if rule == "depthwise_conv2d":
         return list(_pair(t, "depthwise", a["input"], a["filter"], dy, raw_attrs(spec, attrs), dt, limit))
@@ -581,22 +633,16 @@ def _rule(
         s4, d4, name, flat = raw_op_window_args(strides, dilations, pad, fmt2)
         pairs = iter(pad if not isinstance(pad, str) else ())
         padding = pad if isinstance(pad, str) else [[0, 0] if c in "NC" else list(next(pairs)) for c in fmt2]
-        conv = {"strides": list(strides), "padding": padding, "data_format": fmt2, "dilations": list(dilations)}
-        d_input = reference_call(t, ops.get("conv2d"), {"input": dy2, "filters": w2}, conv, dt, limit)
+        raw = {"strides": s4, "padding": name, "data_format": fmt2, "dilations": d4}
+        if len(fmt2) == 5:  # 3-D: the names only (gradient_rules.transposed)
+            forward, raw_filter, conv = "conv3d", "conv3d_backprop_filter_v2", raw
+        else:
+            forward, raw_filter = "conv2d", "conv2d_backprop_filter"
+            conv = {"strides": list(strides), "padding": padding, "data_format": fmt2, "dilations": list(dilations)}
+            raw = {**raw, "explicit_paddings": flat}
+        d_input = reference_call(t, ops.get(forward), {"input": dy2, "filters": w2}, conv, dt, limit)
         d_filters = _raw(
-            t,
-            "conv2d_backprop_filter",
-            {"input": dy2, "out_backprop": x2},
-            {
-                "filter_sizes": list(w2),
-                "strides": s4,
-                "padding": name,
-                "explicit_paddings": flat,
-                "data_format": fmt2,
-                "dilations": d4,
-            },
-            dt,
-            limit,
+            t, raw_filter, {"input": dy2, "out_backprop": x2}, {"filter_sizes": list(w2), **raw}, dt, limit
         )
         return [d_input, d_filters]
     if rule == "separable_conv2d":
@@ -753,7 +799,7 @@ def _tensorflow(
     return got
 
 
-def _bound(t: Tally, run, operands: Sequence[Array], out_shape: tuple[int, ...]) -> Array:
+def _bound(t: Tally, run, operands: Sequence[Array], out_shape: tuple[int, ...], rounding: bool = False) -> Array:
     """``harness.conv.tolerance.bound_for``: the operands' absolute values in float64, ``run`` (a model at float64)
     on them and on ones, and the per-element bound (integer-valued operands may skip the second run: counted
     anyway). Returns the bound, left alive."""
@@ -764,6 +810,7 @@ def _bound(t: Tally, run, operands: Sequence[Array], out_shape: tuple[int, ...])
         t.free(t.new(f"isfinite({a.name})", a.shape, np.dtype(bool)))
         absolute.append(t.new(f"|{a.name}| (float64)", a.shape, F64))
     magnitude = run(absolute)  # kept: Bound.magnitude
+    inner = run(absolute) if rounding else None  # OpSpec.rounding: a run of the same shapes, kept to the sum
     rounded = max(absolute, key=lambda a: a.nbytes, default=None)
     if rounded is not None:
         t.free(t.new("rounded (integer check)", rounded.shape, F64))
@@ -776,6 +823,7 @@ def _bound(t: Tally, run, operands: Sequence[Array], out_shape: tuple[int, ...])
     for _ in range(4):  # the relative term, then the gradual-underflow term (harness.conv.tolerance.bound_for)
         t.new("bound temporary", out_shape, F64)
     bound = t.new("bound", out_shape, F64)
+    t.free(*([inner] if isinstance(inner, Array) else []))
     t.keep(*before, *([magnitude] if isinstance(magnitude, Array) else []), bound)
     return bound
 
@@ -834,7 +882,7 @@ def _walk(t: Tally, case: Case, dtype: str, check: str) -> None:
         t.start("TensorFlow's call")
         _tensorflow(t, sent, [("output", ref.shape, dt)])
         t.start("the tolerance bound")
-        _bound(t, forward64, sent, ref.shape)
+        _bound(t, forward64, sent, ref.shape, rounding=spec.rounding is not None)
         t.start("the textbook formulations")
         textbook_calls(t, spec, shapes, attrs, ref, dt)
         t.start("comparing the outputs")

@@ -641,6 +641,26 @@ def _resize_rounding(x_nhwc: np.ndarray, rows: _Resampling, cols: _Resampling) -
     return 4.0 * lerps * corners
 
 
+def _mirror_paddings(op: str, paddings: Any) -> list[list[int]]:
+    """A fused op's paddings: 4 non-negative [before, after] pairs of ints in NHWC order, zero on N and C (how far
+    each may reach depends on the mode and the size it pads: ``_fused_conv`` checks that)."""
+    try:
+        pads = np.asarray(paddings)
+    except Exception:
+        pads = None
+    if pads is None or pads.shape != (4, 2) or pads.dtype.kind not in "iu":
+        raise ValueError(f"{op}: argument 'paddings'={_as_list(paddings)} must be 4 [before, after] pairs of ints, "
+                         f"one per axis of NHWC")
+    pairs = pads.tolist()
+    for axis, (before, after) in enumerate(pairs):
+        if before < 0 or after < 0:
+            raise ValueError(f"{op}: argument 'paddings'={pairs} has a negative pad on axis {axis}")
+        if "NHWC"[axis] in "NC" and (before or after):
+            raise ValueError(f"{op}: argument 'paddings'={pairs} pads axis {'NHWC'[axis]}: only the spatial "
+                             f"axes H and W may be padded")
+    return pairs
+
+
 def _fused_conv(op: str, input: ArrayLike, size: Any, paddings: Any, filter: ArrayLike, mode: Any, strides: Any,
                 padding: Any, resize_align_corners: Any, *, dtypes: tuple[str, ...], rounding: bool = False
                 ) -> np.ndarray:
@@ -656,6 +676,7 @@ def _fused_conv(op: str, input: ArrayLike, size: Any, paddings: Any, filter: Arr
     if mode not in MIRROR_MODES:
         raise ValueError(f"{op}: argument 'mode'={mode!r} must be one of {', '.join(MIRROR_MODES)}")
     strides, _, pad = FUSED_FORMS.window_args(op, "NHWC", strides, None, padding)
+    pads = _mirror_paddings(op, paddings)
     acc = np.dtype(np.float64)
     x_acc = x.astype(acc)
     if size is not None:
@@ -666,33 +687,23 @@ def _fused_conv(op: str, input: ArrayLike, size: Any, paddings: Any, filter: Arr
             raise ValueError(f"{op}: argument 'size'={[new_h, new_w]} must be positive")
         if 0 in x.shape[1:3]:
             raise ValueError(f"{op}: argument 'input' of shape {list(x.shape)} has no pixel to resize from")
-        rows = _legacy_resampling(x.shape[1], new_h, bool(resize_align_corners))
-        cols = _legacy_resampling(x.shape[2], new_w, bool(resize_align_corners))
-        resize = _resize_rounding if rounding else _resize_bilinear_legacy
-        x_acc = resize(x_acc, rows, cols)
+        resized = (x.shape[0], new_h, new_w, x.shape[3])
+    else:
+        resized = x.shape
+    for axis in (1, 2):  # REFLECT repeats no edge pixel, SYMMETRIC repeats it
+        reach, room = max(pads[axis]), resized[axis] - (mode == "REFLECT")
+        if reach > room:
+            raise ValueError(f"{op}: argument 'paddings'={pads} pads axis {'NHWC'[axis]} by {reach}: {mode} pads must "
+                             f"be {'less than' if mode == 'REFLECT' else 'at most'} its size {resized[axis]}")
+    wins = windows(op, [resized[a] + sum(pads[a]) for a in (1, 2)], w.shape[:2], strides, (1, 1), pad)
+    if size is not None:
+        rows = _legacy_resampling(x.shape[1], resized[1], bool(resize_align_corners))
+        cols = _legacy_resampling(x.shape[2], resized[2], bool(resize_align_corners))
+        x_acc = (_resize_rounding if rounding else _resize_bilinear_legacy)(x_acc, rows, cols)
     elif rounding:  # nothing is rounded before the sums
         x_acc = np.zeros_like(x_acc)
-    try:
-        pads = np.asarray(paddings)
-    except Exception:
-        pads = None
-    if pads is None or pads.shape != (4, 2) or pads.dtype.kind not in "iu":
-        raise ValueError(f"{op}: argument 'paddings'={_as_list(paddings)} must be 4 [before, after] pairs of ints, "
-                         f"one per axis of NHWC")
-    limit, what = (x_acc.shape, "less than") if mode == "REFLECT" else (np.add(x_acc.shape, 1), "at most")
-    for axis, (before, after) in enumerate(pads.tolist()):
-        if before < 0 or after < 0:
-            raise ValueError(f"{op}: argument 'paddings'={pads.tolist()} has a negative pad on axis {axis}")
-        if "NHWC"[axis] in "NC" and (before or after):
-            raise ValueError(f"{op}: argument 'paddings'={pads.tolist()} pads axis {'NHWC'[axis]}: only the spatial "
-                             f"axes H and W may be padded")
-        if max(before, after) >= limit[axis]:
-            raise ValueError(f"{op}: argument 'paddings'={pads.tolist()} pads axis {'NHWC'[axis]} by "
-                             f"{max(before, after)}: {mode} pads must be {what} its size {x_acc.shape[axis]}")
-    x_pad = np.pad(x_acc, pads.tolist(), mode="reflect" if mode == "REFLECT" else "symmetric")
-    wins = windows(op, x_pad.shape[1:3], w.shape[:2], strides, (1, 1), pad)
-    w_acc = np.abs(w).astype(acc) if rounding else w
-    y = _correlate(x_pad, w_acc, wins)
+    x_pad = np.pad(x_acc, pads, mode="reflect" if mode == "REFLECT" else "symmetric")
+    y = _correlate(x_pad, w, wins)
     return y if rounding else _cast(y, x.dtype)
 
 

@@ -11,6 +11,7 @@ import tracemalloc
 import pytest
 from support import ROOT, registry
 
+from harness import ops
 from harness.check import budget, runner
 from harness.check.prepare import blocks, prepare
 from harness.check.runner import run_case, run_gradients
@@ -18,6 +19,7 @@ from harness.conv.dtypes import dtype_of
 from harness.conv.tolerance import bound_for, compare
 from harness.ops import gradients as reference_gradients
 from harness.registry import cases as case_model
+from harness.registry import error_inputs
 from harness.registry.cases import parse_case
 from harness.tf import machine
 from harness.tf.environment import Environment
@@ -181,6 +183,26 @@ FORWARD = {
                                            input=("NHWC", (1, 20, 20, 32)), filters=("HWOI", (5, 5, 8, 32))),
     "conv1d_transpose": case("conv1d_transpose", {"output_shape": "largest", "strides": 2, "padding": "SAME"},
                              input=("NWC", (2, 1000, 32)), filters=("WOI", (5, 16, 32))),
+    "conv3d NCDHW": case("conv3d", {"strides": [1, 1, 2, 1, 1], "padding": "SAME", "data_format": "NCDHW"},
+                         input=("NDHWC", (1, 8, 16, 16, 8)), filters=("DHWIO", (3, 3, 3, 8, 16))),
+    "convolution_3d grouped": case("convolution_3d", {"padding": "VALID"}, input=("NDHWC", (1, 6, 12, 12, 8)),
+                                   filters=("DHWIO", (2, 3, 3, 4, 8))),
+    "conv_transpose_3d": case("conv_transpose_3d", {"output_shape": "smallest", "strides": 2, "padding": "SAME"},
+                              input=("NDHWC", (1, 6, 8, 8, 16)), filters=("DHWOI", (3, 3, 3, 8, 16))),
+    "atrous_conv2d_transpose": case("atrous_conv2d_transpose", {"output_shape": "smallest", "rate": 2,
+                                                                "padding": "SAME"},
+                                    value=("NHWC", (1, 20, 20, 16)), filters=("HWOI", (3, 3, 8, 16))),
+    "raw_conv_2d explicit": case("raw_conv_2d", {"strides": [1, 2, 1, 1], "padding": "EXPLICIT",
+                                                 "explicit_paddings": [0, 0, 1, 2, 3, 0, 0, 0]},
+                                 input=("NHWC", (2, 30, 30, 8)), filter=("HWIO", (3, 3, 8, 16))),
+    "fused_resize_and_pad_conv2d": case("fused_resize_and_pad_conv2d", {"size": [48, 40], "paddings": [[0, 0], [2, 2],
+                                                                                                     [1, 1], [0, 0]],
+                                                                         "mode": "REFLECT", "strides": [1, 1, 1, 1],
+                                                                         "padding": "SAME"},
+                                        input=("NHWC", (1, 30, 30, 8)), filter=("HWIO", (3, 3, 8, 16))),
+    "fused_pad_conv2d": case("fused_pad_conv2d", {"paddings": [[0, 0], [2, 2], [1, 1], [0, 0]], "mode": "SYMMETRIC",
+                                                  "strides": [1, 2, 2, 1], "padding": "VALID"},
+                             input=("NHWC", (1, 40, 40, 8)), filter=("HWIO", (3, 3, 8, 16))),
 }  # fmt: skip
 RAW = {
     "conv2d_backprop_input": case("conv2d_backprop_input", {"input_sizes": [2, 32, 32, 16], "strides": [1, 2, 2, 1],
@@ -196,6 +218,21 @@ RAW = {
     "depthwise backprop_filter": case("depthwise_conv2d_native_backprop_filter",
                                       {"filter_sizes": [3, 3, 16, 2], "strides": [1, 1, 1, 1], "padding": "SAME"},
                                       input=("NHWC", (2, 32, 32, 16)), out_backprop=("NHWC", (2, 32, 32, 32))),
+    "conv3d_backprop_input_v2": case("conv3d_backprop_input_v2", {"input_sizes": [1, 8, 16, 16, 8],
+                                                                  "strides": [1, 1, 2, 2, 1], "padding": "SAME"},
+                                     filter=("DHWIO", (3, 3, 3, 8, 16)), out_backprop=("NDHWC", (1, 8, 8, 8, 16))),
+    "conv3d_backprop_filter (V1)": case("conv3d_backprop_filter", {"strides": [1, 1, 1, 1, 1], "padding": "VALID"},
+                                        input=("NDHWC", (1, 8, 12, 12, 8)), filter=("DHWIO", (3, 3, 3, 8, 16)),
+                                        out_backprop=("NDHWC", (1, 6, 10, 10, 16))),
+    "conv2d_backprop_input_v2 NCHW": case("conv2d_backprop_input_v2", {"strides": [1, 1, 2, 2], "padding": "SAME",
+                                                                       "data_format": "NCHW"},
+                                          input=("NHWC", (2, 32, 32, 16)), filter=("HWIO", (3, 3, 16, 32)),
+                                          out_backprop=("NHWC", (2, 16, 16, 32))),
+    "depthwise_conv2d_backprop_filter (tf.nn)": case("depthwise_conv2d_backprop_filter",
+                                                     {"filter_sizes": [3, 3, 16, 2], "strides": [1, 1, 1, 1],
+                                                      "padding": [[0, 0], [1, 1], [1, 1], [0, 0]]},
+                                                     input=("NHWC", (2, 32, 32, 16)),
+                                                     out_backprop=("NHWC", (2, 32, 32, 32))),
 }  # fmt: skip
 GRADIENTS = {
     name: with_gradients(FORWARD[name])
@@ -208,6 +245,8 @@ GRADIENTS = {
         "separable",
         "conv2d_transpose stride 2",
         "conv1d_transpose",
+        "conv3d NCDHW",
+        "conv_transpose_3d",
     )
 }
 
@@ -395,3 +434,13 @@ def test_shares_of_one_run_with_their_own_derived_budgets_merge_as_one_environme
     other = {**env, "memory_budget": MemoryBudget(4 * GiB, "derived: ...", 16 * GiB, 2).record()}
     shared, apart = merge.merge_environments([("a", results.Run(env)), ("b", results.Run(other))])
     assert apart is None and shared == env
+
+
+@pytest.mark.parametrize("op", [*ops.OPS, *ops.RAW_OPS])
+def test_every_op_has_a_memory_model_to_the_end_of_its_check(op):
+    """The estimate stops where the reference would raise; on a valid case of each op it must walk every step (an
+    op the model does not know would stop at the reference, silently estimating too little)."""
+    c = parse_case("x.yaml", error_inputs.base_case(op, ["float32"]), 0)
+    assert list(budget.estimate(c, "float32").phases)[-1] == "comparing the outputs"
+    if ops.get(op).gradient is not None:
+        assert list(budget.estimate(with_gradients(c), "float32", "gradients").phases)[-1] == "the raw backprop ops"
