@@ -53,11 +53,11 @@ BENCH_ARGS ?=
 env: $(STAMP)
 
 # tools/install.py installs with uv, passing pip's configuration on (about 40 s where pip takes 90, bytecode
-# compiled as pip does); pip does it when that fails.
+# compiled as pip does), and with pip when that cannot be done (harness/install.py).
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python tools/install.py -e '.[dev]' || $(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python tools/install.py -e '.[dev]'
 	touch $(STAMP)
 
 # Headless Chromium renders report.html in tests/plugin/test_report_browser.py (Debian's package; root or sudo needed).

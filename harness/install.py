@@ -1,8 +1,9 @@
 """Installing Python packages with uv, as pip would, falling back to pip (standard library only).
 
-``make`` installs the project with it (``tools/install.py``), and ``harness.tf.versions`` installs other TensorFlow
-versions: uv resolves, downloads and unpacks in parallel, a few times faster than pip for TensorFlow, torch and JAX.
-uv does not read pip's configuration, so what pip is configured with (``pip config list``: its files and ``PIP_*``
+``install`` is the one way the project installs anything: ``make`` installs the project with it
+(``tools/install.py``), ``harness.tf.versions`` other TensorFlow versions, and the tests the built wheel. uv
+resolves, downloads and unpacks in parallel, a few times faster than pip for TensorFlow, torch and JAX. uv does not
+read pip's configuration, so what pip is configured with (``pip config list``: its files and ``PIP_*``
 variables) is passed on as uv's options: index URLs, find-links, constraints, certificates, the timeout. A setting
 it is not told how to pass on, a missing uv or a failed uv run means pip does the install instead.
 """
@@ -92,21 +93,48 @@ def install_with_uv(target: str, requirements: Sequence[str], python: str = sys.
     return None
 
 
+class InstallError(Exception):
+    """pip failed too: ``output`` is what it printed."""
+
+    def __init__(self, requirements: Sequence[str], output: str):
+        self.output = output
+        super().__init__(f"pip install {' '.join(requirements)} failed")
+
+
+def install(target: str, requirements: Sequence[str], python: str = sys.executable, log=None) -> str:
+    """Install ``requirements`` (pip's arguments) into the environment of the interpreter ``target``: with uv as pip
+    would (``install_with_uv``), else with ``target``'s pip. Returns the tool that did it ("uv" or "pip"), after
+    saying on ``log`` why uv did not; InstallError with pip's output when pip fails too."""
+    why_not_uv = install_with_uv(target, requirements, python)
+    if why_not_uv is None:
+        return "uv"
+    if log is not None:
+        print(f"{why_not_uv}; installing with pip", file=log, flush=True)
+    cmd = [target, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-input", *requirements]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    except OSError as exc:
+        raise InstallError(requirements, str(exc)) from None
+    if done.returncode != 0:
+        raise InstallError(requirements, done.stdout + done.stderr)
+    return "pip"
+
+
 def main(argv: list[str]) -> int:
     """``python -m harness.install REQUIREMENT...`` (what ``tools/install.py`` runs): install into this interpreter's
-    environment with uv, installing uv first; exit 1 (pip should do it) when that fails."""
+    environment, with uv (installed first) as pip would, else with pip."""
     if not argv:
         print("usage: python -m harness.install REQUIREMENT... (e.g. -e '.[dev]')", file=sys.stderr)
         return 2
     try:
         subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "uv"], check=True)
     except (subprocess.CalledProcessError, OSError) as exc:
-        print(f"uv could not be installed ({exc}); installing with pip instead", file=sys.stderr)
-        return 1
+        print(f"uv could not be installed ({exc})", file=sys.stderr)
     importlib.invalidate_caches()  # uv was installed after this process started
-    why = install_with_uv(sys.executable, argv)
-    if why is not None:
-        print(f"{why}; installing with pip instead", file=sys.stderr)
+    try:
+        install(sys.executable, argv, log=sys.stderr)
+    except InstallError as exc:
+        print(f"{exc}:\n{exc.output}", file=sys.stderr)
         return 1
     return 0
 

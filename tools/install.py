@@ -1,6 +1,6 @@
 """``make``'s install step: ``.venv/bin/python tools/install.py -e '.[dev]'`` installs with uv as pip would
-(``harness/install.py``, standard library only, imported from this checkout before anything is installed); exit 1
-means make installs with pip instead."""
+(``harness/install.py``, standard library only, imported from this checkout before anything is installed), and with
+pip when uv cannot; exit 1 when pip fails too."""
 
 import sys
 from pathlib import Path

@@ -665,8 +665,8 @@ def _fused_conv(op: str, input: ArrayLike, size: Any, paddings: Any, filter: Arr
                 padding: Any, resize_align_corners: Any, *, dtypes: tuple[str, ...], rounding: bool = False
                 ) -> np.ndarray:
     """conv2d(mirror_pad(resize(input, size), paddings, mode), filter, strides, padding), NHWC and HWIO, in float64;
-    ``size`` None: no resize. ``rounding``: instead, the resize's rounding carried through the convolution (the
-    magnitudes of the operands given; ``_resize_rounding``)."""
+    ``size`` None: no resize. ``rounding`` (with a size): instead, the resize's rounding carried through the
+    convolution (the magnitudes of the operands given; ``_resize_rounding``)."""
     x = _array(op, "input", input, 4)
     if x.dtype.name not in dtypes:
         raise ValueError(f"{op}: argument 'input' has dtype {x.dtype}; supported: {', '.join(dtypes)}")
@@ -700,8 +700,6 @@ def _fused_conv(op: str, input: ArrayLike, size: Any, paddings: Any, filter: Arr
         rows = _legacy_resampling(x.shape[1], resized[1], bool(resize_align_corners))
         cols = _legacy_resampling(x.shape[2], resized[2], bool(resize_align_corners))
         x_acc = (_resize_rounding if rounding else _resize_bilinear_legacy)(x_acc, rows, cols)
-    elif rounding:  # nothing is rounded before the sums
-        x_acc = np.zeros_like(x_acc)
     x_pad = np.pad(x_acc, pads, mode="reflect" if mode == "REFLECT" else "symmetric")
     y = _correlate(x_pad, w, wins)
     return y if rounding else _cast(y, x.dtype)

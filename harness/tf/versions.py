@@ -302,11 +302,10 @@ def _install(spec: str, directory: Path, log) -> None:
     try:
         _run([sys.executable, "-m", "venv", str(directory)], spec, "creating the environment")
         pre = ["--pre"] if spec == "nightly" else []
-        why_not_uv = install.install_with_uv(str(_python_of(directory)), [*pre, *pins])
-        if why_not_uv is not None:
-            print(f"TensorFlow {spec}: {why_not_uv}; installing with pip", file=log, flush=True)
-            pip = [str(_python_of(directory)), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-            _run([*pip, "--no-input", *pre, *pins], spec, pins[0])
+        try:
+            install.install(str(_python_of(directory)), [*pre, *pins], log=log)
+        except install.InstallError as exc:
+            raise VersionError(_pip_failure(spec, exc.output, pins[0])) from None
         code = "import json, numpy, tensorflow as tf; print(json.dumps([tf.__version__, numpy.__version__]))"
         out = _run(
             [str(_python_of(directory)), "-c", code],

@@ -41,9 +41,7 @@ def user(tmp_path_factory):
     wheel = next(dist.glob("tf_conv_harness-*.whl"))
     venv.EnvBuilder(with_pip=True).create(base / "venv")
     bin_ = base / "venv" / "bin"
-    # installed as make installs (uv as pip would, harness/install.py; pip when that cannot be done)
-    if install.install_with_uv(str(bin_ / "python"), [str(wheel)]) is not None:
-        _run([str(bin_ / "python"), "-m", "pip", "install", "--quiet", str(wheel)], cwd=base)
+    install.install(str(bin_ / "python"), [str(wheel)])  # as make installs (uv as pip would, else pip)
     folder = base / "my-kernel-repo"
     folder.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "HARNESS_", "PYTHON"))}

@@ -3,6 +3,7 @@ harness.tf.versions; pip is the fallback)."""
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 
@@ -69,3 +70,24 @@ def test_a_setting_uv_is_not_told_about_is_an_error_so_that_pip_installs():
     with pytest.raises(ValueError, match=r"pip setting trusted-host='example.org': not passed on to uv"):
         install.uv_command("py", {"trusted-host": "example.org"}, [])
     assert install.main([]) == 2
+
+
+def test_install_falls_back_to_pip_and_reports_pip_s_output_when_it_fails(monkeypatch):
+    calls = []
+
+    def pip(cmd, **kwargs):
+        calls.append(cmd)
+        failed = "broken" in cmd
+        return subprocess.CompletedProcess(cmd, 1 if failed else 0, "", "ERROR: no matching distribution" * failed)
+
+    monkeypatch.setattr(install, "install_with_uv", lambda *args, **kwargs: "uv is not installed")
+    monkeypatch.setattr(install.subprocess, "run", pip)
+    log = io.StringIO()
+    assert install.install("/env/bin/python", ["pkg==1"], log=log) == "pip"
+    assert calls[-1][:4] == ["/env/bin/python", "-m", "pip", "install"] and calls[-1][-1] == "pkg==1"
+    assert log.getvalue() == "uv is not installed; installing with pip\n"
+    with pytest.raises(install.InstallError, match=r"pip install broken failed") as failure:
+        install.install("/env/bin/python", ["broken"])
+    assert "no matching distribution" in failure.value.output
+    monkeypatch.setattr(install, "install_with_uv", lambda *args, **kwargs: None)
+    assert install.install("/env/bin/python", ["pkg==1"]) == "uv" and len(calls) == 2
