@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from support import ROOT
 
@@ -58,13 +59,20 @@ def test_bench_json_has_every_shape_with_positive_numbers(quick_run):
         ref = row["reference"]
         assert len(ref["times_s"]) == doc["run"]["repeat"] and all(map(positive, ref["times_s"]))
         assert positive(ref["gflops"]) and positive(ref["share_of_gemm_f64"])
+        assert all(map(positive, row["reference_f64"]["times_s"]))
         if row["tensorflow"]["status"] == "ok":
             assert row["tensorflow"]["agrees_with_reference"] and positive(row["ratio_vs_tensorflow"])
-        lax = row["lax_reference"]
-        assert lax["status"] in ("ok", "n/a", "not installed")
-        if lax["status"] == "ok":
-            assert positive(lax["median_s"]) and positive(row["ratio_vs_lax_reference"])
-        if row["op"] == "conv2d":
+        for key, ratio in (
+            ("lax_reference", "ratio_vs_lax_reference"),
+            ("lax_reference_f64", "ratio_vs_lax_reference_f64"),
+        ):
+            lax = row[key]
+            assert lax["status"] in ("ok", "n/a", "not installed")
+            if lax["status"] == "ok":
+                assert positive(lax["median_s"]) and positive(row[ratio])
+        if row["kind"] in ("conv", "transposed"):
+            assert positive(row["layer_gemm"]["share_of_layer_gemm"]) and positive(row["layer_gemm"]["gflops"])
+        if row["op"] == "conv2d" and row["groups"] == 1:
             assert positive(row["pixel_loop_extrapolated_s"])
 
 
@@ -72,9 +80,10 @@ def test_every_target_is_listed_with_its_measured_value(quick_run):
     out, proc = quick_run
     targets = json.loads((out / "bench.json").read_text())["targets"]
     assert [t["key"] for t in targets] == [
-        "gemm_share_median",
-        "gemm_share_floor",
-        "depthwise_vs_tensorflow",
+        "layer_gemm_median",
+        "layer_gemm_floor",
+        "vs_tensorflow",
+        "depthwise_grouped_vs_tensorflow",
         "vs_lax_reference",
         "peak_over_im2col",
         "memory_only_peak",
@@ -98,10 +107,16 @@ def test_bench_png_is_a_png(quick_run):
 CONV = bench.Bench("t", "conv2d", (2, 9, 9, 5), (3, 3, 5, 7), stride=2)
 # (1, 16, 16, 256) -> (1, 32, 32, 128), filter [3, 3, 128, 256], stride 2: the forward conv2d maps 32 x 32 x 128 to
 # 16 x 16 x 256, so K = 3*3*128 = 1152 rows, M = 1*16*16 = 256 columns.
-TRANSPOSE = bench.Bench(
-    "t", "conv2d_transpose", (1, 16, 16, 256), (3, 3, 128, 256), stride=2, out_nhwc=(1, 32, 32, 128)
-)
+TRANSPOSE = bench.Bench("t", "conv2d_transpose", (1, 16, 16, 256), (3, 3, 128, 256), stride=2, out=(1, 32, 32, 128))
 DEPTHWISE = bench.Bench("t", "depthwise_conv2d", (1, 56, 56, 144), (3, 3, 144, 2), stride=2)  # out 28 x 28 x 288
+# 32 groups of 4 channels: K = 3*3*128 = 1152 rows (every group's), M = 56*56 columns, 4 inputs per output.
+GROUPED = bench.Bench("t", "conv2d", (1, 56, 56, 128), (3, 3, 4, 128))
+# (1, 16, 56, 56, 64) * (3, 3, 3, 64, 64), SAME: K = 27*64 rows, M = 16*56*56 columns.
+C3D = bench.Bench("t", "conv3d", (1, 16, 56, 56, 64), (3, 3, 3, 64, 64))
+# (1, 16, 16, 16, 128) -> (1, 32, 32, 32, 64), kernel 2x2x2, stride 2: K = 8*64 rows, M = 16**3 input pixels.
+UP3D = bench.Bench("t", "conv3d_transpose", (1, 16, 16, 16, 128), (2, 2, 2, 64, 128), stride=2, out=(1, 32, 32, 32, 64))
+# kernel 2 dilated by 256 over 16256 samples, VALID: 16000 outputs, K = 2*64 rows.
+CAUSAL = bench.Bench("t", "conv1d", (1, 16256, 64), (2, 64, 64), padding="VALID", dilation=256)
 
 
 @pytest.mark.parametrize(
@@ -110,6 +125,10 @@ DEPTHWISE = bench.Bench("t", "depthwise_conv2d", (1, 56, 56, 144), (3, 3, 144, 2
         (CONV, 2 * 2 * 5 * 5 * 3 * 3 * 5 * 7, 45 * 50 * 8),
         (TRANSPOSE, 2 * 1 * 16 * 16 * 3 * 3 * 256 * 128, 1152 * 256 * 8),
         (DEPTHWISE, 2 * 1 * 28 * 28 * 3 * 3 * 144 * 2, 3 * 3 * 144 * 28 * 28 * 8),
+        (GROUPED, 2 * 56 * 56 * 3 * 3 * 4 * 128, 1152 * 56 * 56 * 8),
+        (C3D, 2 * 16 * 56 * 56 * 27 * 64 * 64, 27 * 64 * 16 * 56 * 56 * 8),
+        (UP3D, 2 * 16**3 * 8 * 128 * 64, 8 * 64 * 16**3 * 8),
+        (CAUSAL, 2 * 16000 * 2 * 64 * 64, 2 * 64 * 16000 * 8),
     ],
 )
 def test_flop_and_im2col_counts_by_hand(b, flops, im2col):
@@ -123,20 +142,46 @@ def test_the_memory_only_shape_has_an_im2col_over_one_gib():
     assert bench.im2col_bytes(big[0]) == 3 * 3 * 64 * 8 * 224 * 224 * 8  # 1.85 GB
 
 
-def test_the_benchmark_list_is_the_issue_s():
+def test_the_benchmark_list_is_the_issues():
     ops = [b.op for b in bench.BENCHES if not b.memory_only]
-    assert ops.count("conv2d") == 7 and ops.count("depthwise_conv2d") == 2 and ops.count("conv2d_transpose") == 2
+    assert ops.count("conv2d") == 8 and ops.count("depthwise_conv2d") == 2 and ops.count("conv2d_transpose") == 2
+    assert {"conv3d", "conv3d_transpose", "conv1d"} <= set(ops)
+    assert any(bench.geometry(b).groups == 32 for b in bench.BENCHES)  # ResNeXt
+    c3d = next(b for b in bench.BENCHES if b.op == "conv3d")
+    assert (c3d.x, c3d.w_shape) == ((1, 16, 56, 56, 64), (3, 3, 3, 64, 64))
     for b in bench.BENCHES:
         bench.geometry(b)  # every output_shape is reachable
 
 
 def test_the_pixel_loop_is_a_correlation():
-    import numpy as np
-
     from harness.conv import reference
 
-    x, w = bench.operands(CONV)
+    arrays = bench.operands(CONV)
+    x, w = arrays["input"], arrays["filters"]
     assert np.allclose(bench.pixel_loop_conv2d(x, w, 2, "SAME"), reference.conv2d(x, w, 2, "SAME"), atol=1e-5)
+
+
+SMALL = {
+    "grouped": bench.Bench("s", "conv2d", (1, 6, 7, 8), (3, 3, 2, 8)),
+    "up3d": bench.Bench("s", "conv3d_transpose", (1, 2, 3, 2, 4), (2, 3, 2, 2, 4), stride=2, out=(1, 4, 6, 4, 2)),
+    "causal": bench.Bench("s", "conv1d", (1, 20, 3), (2, 3, 4), padding="VALID", dilation=4),
+    "depthwise": bench.Bench("s", "depthwise_conv2d", (1, 7, 6, 3), (3, 3, 3, 2), stride=2),
+    "upsample": bench.Bench("s", "conv2d_transpose", (1, 3, 4, 4), (3, 3, 2, 4), stride=2, out=(1, 6, 8, 2)),
+}
+
+
+@pytest.mark.parametrize("name", SMALL)
+def test_the_lax_formulations_compute_the_reference_s_result(name):
+    """Every kind of layer's lax_reference formulation agrees with the reference (small layers, float64)."""
+    lax = bench.lax_reference_module()
+    if lax is None:
+        pytest.skip("jax is not installed")
+    b = SMALL[name]
+    arrays = bench.operands(b, dtype=np.float64)
+    fn, note = bench.lax_formulation(b, arrays, lax)
+    if fn is None:
+        pytest.skip(note)
+    assert bench.agrees(fn(), bench.reference_call(b, arrays)()), note
 
 
 @pytest.mark.parametrize("argv", [["--repeat", "0"], ["--repeat", "x"], ["--only", "no-such-shape"], ["--bogus"]])
