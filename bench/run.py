@@ -678,6 +678,13 @@ def _x(value: float | None, fmt: str = "{:.2f}") -> str:
     return "-" if value is None else fmt.format(value)
 
 
+def _lax(row: dict, key: str, ratio: str) -> str:
+    """A ref/lax cell ("-" in a bench.json written before that column existed)."""
+    if key not in row:
+        return "-"
+    return _x(row[ratio]) if row[key]["status"] == "ok" else "n/a"
+
+
 def table(rows: list[dict]) -> str:
     """One line per shape (the columns of the JSON rows)."""
     head = (
@@ -710,9 +717,9 @@ def table(rows: list[dict]) -> str:
                 _x(r["ratio_vs_tensorflow"]),
                 f"{ref['gflops']:.1f}",
                 f"{ref['share_of_gemm_f64'] * 100:.0f}%",
-                f"{layer['share_of_layer_gemm'] * 100:.0f}%" if layer else "-",
-                _x(r["ratio_vs_lax_reference_f64"]) if r["lax_reference_f64"]["status"] == "ok" else "n/a",
-                _x(r["ratio_vs_lax_reference"]) if r["lax_reference"]["status"] == "ok" else "n/a",
+                f"{layer['share_of_layer_gemm'] * 100:.0f}%" if layer and "share_of_layer_gemm" in layer else "-",
+                _lax(r, "lax_reference_f64", "ratio_vs_lax_reference_f64"),
+                _lax(r, "lax_reference", "ratio_vs_lax_reference"),
                 _x(r["memory"]["peak_over_im2col"]),
             )
         lines.append(cells)
