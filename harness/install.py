@@ -101,22 +101,29 @@ class InstallError(Exception):
         super().__init__(f"pip install {' '.join(requirements)} failed")
 
 
-def install(target: str, requirements: Sequence[str], python: str = sys.executable, log=None) -> str:
-    """Install ``requirements`` (pip's arguments) into the environment of the interpreter ``target``: with uv as pip
-    would (``install_with_uv``), else with ``target``'s pip. Returns the tool that did it ("uv" or "pip"), after
-    saying on ``log`` why uv did not; InstallError with pip's output when pip fails too."""
-    why_not_uv = install_with_uv(target, requirements, python)
-    if why_not_uv is None:
-        return "uv"
-    if log is not None:
-        print(f"{why_not_uv}; installing with pip", file=log, flush=True)
+def pip_install(target: str, requirements: Sequence[str]) -> tuple[bool, str]:
+    """``target``'s pip installs ``requirements``: (whether it did, what it printed)."""
     cmd = [target, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-input", *requirements]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     except OSError as exc:
-        raise InstallError(requirements, str(exc)) from None
-    if done.returncode != 0:
-        raise InstallError(requirements, done.stdout + done.stderr)
+        return False, str(exc)
+    return done.returncode == 0, done.stdout + done.stderr
+
+
+def install(target: str, requirements: Sequence[str], python: str = sys.executable, log=None, what: str = "") -> str:
+    """Install ``requirements`` (pip's arguments) into the environment of the interpreter ``target``: with uv as pip
+    would (``install_with_uv``), else with ``target``'s pip. Returns the tool that did it ("uv" or "pip"), after
+    saying on ``log`` why uv did not (``what``: the line's prefix); InstallError with pip's output when pip fails
+    too."""
+    why_not_uv = install_with_uv(target, requirements, python)
+    if why_not_uv is None:
+        return "uv"
+    if log is not None:
+        print(f"{what}{why_not_uv}; installing with pip", file=log, flush=True)
+    done, output = pip_install(target, requirements)
+    if not done:
+        raise InstallError(requirements, output)
     return "pip"
 
 

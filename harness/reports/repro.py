@@ -220,14 +220,13 @@ def _call(case: Case, attrs: Mapping) -> str:
     """``tf.nn.<op>(operands..., attr=value, ...)``: operands positional, attributes by keyword (tf.nn's names);
     a ``tf.raw_ops`` function takes every argument by keyword."""
     spec = ops.get(case.op)
-    if spec.kind == "backprop":
+    if spec.function.startswith("tf.raw_ops.") or spec.positional:  # keywords, in the signature's order
         values = {
             **{o.name: variable_name(case, o.name) for o in spec.operands},
             **{k: _py(v) for k, v in attrs.items()},
         }
-        args = [f"{k}={values[k]}" for k in spec.positional] + [
-            f"{k}={v}" for k, v in values.items() if k not in spec.positional
-        ]
+        first = spec.positional or tuple(o.name for o in spec.operands)
+        args = [f"{k}={values[k]}" for k in first] + [f"{k}={v}" for k, v in values.items() if k not in first]
     else:
         args = [variable_name(case, o.name) for o in spec.operands] + [f"{k}={_py(v)}" for k, v in attrs.items()]
     one_line = f"output = {spec.function}({', '.join(args)})"

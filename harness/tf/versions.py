@@ -303,7 +303,7 @@ def _install(spec: str, directory: Path, log) -> None:
         _run([sys.executable, "-m", "venv", str(directory)], spec, "creating the environment")
         pre = ["--pre"] if spec == "nightly" else []
         try:
-            install.install(str(_python_of(directory)), [*pre, *pins], log=log)
+            install.install(str(_python_of(directory)), [*pre, *pins], log=log, what=f"TensorFlow {spec}: ")
         except install.InstallError as exc:
             raise VersionError(_pip_failure(spec, exc.output, pins[0])) from None
         code = "import json, numpy, tensorflow as tf; print(json.dumps([tf.__version__, numpy.__version__]))"

@@ -211,6 +211,34 @@ def test_the_call_uses_the_harness_arguments():
     )
 
 
+@pytest.mark.parametrize(
+    "case_id",
+    [
+        "cases/raw_conv.yaml::raw_conv_2d_explicit",
+        "cases/fused_conv.yaml::fused_resize_up_reflect_same",
+        "cases/raw_backprop.yaml::conv2d_backprop_input_v2_same_strided",
+        "cases/raw_backprop.yaml::conv2d_backprop_input_same_strided",
+    ],
+)
+def test_a_raw_op_is_called_with_keywords_only(case_id):
+    """tf.raw_ops functions take keyword arguments only: the script passes every operand and attribute by name, the
+    operands (and sizes) first in the op's order."""
+    c = case(case_id)
+    tree = ast.parse(repro.script(c, c.dtypes[0], ENV_ON))
+    spec = ops.get(c.op)
+    (call,) = [
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Assign)
+        and getattr(node.targets[0], "id", "") == "output"
+        and isinstance(node.value, ast.Call)
+        and ast.unparse(node.value.func) == spec.function
+    ]
+    assert not call.args
+    first = list(spec.positional or [o.name for o in spec.operands])
+    assert [k.arg for k in call.keywords][: len(first)] == first
+
+
 def test_a_script_runs_under_the_isa_cap_the_harness_ran_under():
     avx2 = load_recorded(ROOT / "tests" / "machines" / "amd-epyc-zen4-avx2.json")
     source = repro.script(case("cases/seeds.yaml::depthwise_same_2x5x5"), "bfloat16", avx2)

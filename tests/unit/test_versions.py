@@ -60,8 +60,9 @@ class FakePip:
         monkeypatch.setattr(versions, "_run", self.run)
         monkeypatch.setattr(versions, "_query", self.installed)
         monkeypatch.setattr(versions.install, "install_with_uv", self.install_with_uv)
+        monkeypatch.setattr(versions.install, "pip_install", self.pip_install)
 
-    def install_with_uv(self, target, requirements):
+    def install_with_uv(self, target, requirements, python=None):
         """harness.install's uv: installs when told to, else says why not (then pip installs)."""
         self.calls.append(["uv", target, *requirements])
         if not self.uv:
@@ -69,19 +70,23 @@ class FakePip:
         (Path(target).parent.parent / "tf").write_text("2.17.1")
         return None
 
+    def pip_install(self, target, requirements):
+        """harness.install's pip: installs, or fails with the output it was told."""
+        argv = [target, "-m", "pip", "install", *requirements]
+        self.calls.append(argv)
+        if self.interrupt:
+            raise KeyboardInterrupt
+        if self.fail:
+            return False, self.fail
+        (Path(target).parent.parent / "tf").write_text("2.17.1")
+        return True, ""
+
     def run(self, argv, spec, what, env=None):
         self.calls.append(argv)
         if argv[1:3] == ["-m", "venv"]:
             python = Path(argv[3]) / "bin" / "python"
             python.parent.mkdir(parents=True)
             python.write_text("")
-            return ""
-        if "pip" in argv:
-            if self.interrupt:
-                raise KeyboardInterrupt
-            if self.fail:
-                raise versions.VersionError(versions._pip_failure(spec, self.fail, what))
-            (Path(argv[0]).parent.parent / "tf").write_text("2.17.1")
             return ""
         return json.dumps(["2.17.1", "1.26.4"]) + "\n"
 
