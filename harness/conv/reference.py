@@ -444,13 +444,25 @@ def _correlate_transpose_group(y_nsc: np.ndarray, w_soi: np.ndarray, wins: tuple
     acc = accumulator(y_nsc.dtype)
     kernel, (channels_out, channels_in) = w_soi.shape[:-2], w_soi.shape[-2:]
     padded = [w.size + w.pad_before + w.pad_after for w in wins]
-    out_pad = np.zeros((y_nsc.shape[0], *padded, channels_out), acc)
+    # The taps tile the output when each kernel is its stride long, undilated, and the padded output is exactly the
+    # input's pixels times the stride (a 2x2 stride-2 up-convolution): every output pixel is one tap's share, so the
+    # product is rearranged into place (no zeros first) instead of added tap by tap.
+    tiled = all(w.kernel == w.stride and w.dilation == 1 and w.pad_before == 0 and p == w.out * w.stride
+                for w, p in zip(wins, padded)) and y_nsc.size and w_soi.size
+    out_pad = (np.empty if tiled else np.zeros)((y_nsc.shape[0], *padded, channels_out), acc)
+    d = len(wins)
+    interleaved = [0, *(a for axis in range(1, d + 1) for a in (axis, d + axis)), 2 * d + 1]
     if y_nsc.size and w_soi.size:
         w_iko = w_soi.reshape(-1, channels_in).T.astype(acc)  # [I, (*kernel, O)]
         row_bytes = w_iko.shape[1] * int(np.prod(y_nsc.shape[2:-1])) * acc.itemsize
         for batch, rows in _blocks(y_nsc.shape[0], y_nsc.shape[1], row_bytes):
             y_block = y_nsc[batch, rows].astype(acc)
             z = (y_block.reshape(-1, channels_in) @ w_iko).reshape(*y_block.shape[:-1], *kernel, channels_out)
+            if tiled:  # z [n, *in, *kernel, O] -> [n, in_0 * k_0, ..., O]: each input pixel's block of outputs
+                step = wins[0].stride
+                out_pad[batch, rows.start * step:rows.stop * step] = z.transpose(interleaved).reshape(
+                    z.shape[0], *(n * k for n, k in zip(z.shape[1:d + 1], kernel)), channels_out)
+                continue
             for taps in np.ndindex(*kernel):
                 out_pad[(batch, *_tap_slices(taps, wins, rows))] += z[(Ellipsis, *taps, slice(None))]
     crop = tuple(slice(w.pad_before, w.pad_before + w.size) for w in wins)
