@@ -355,86 +355,59 @@ def conv3d_backprop_filter_v2(
     )
 
 
-def conv2d_backprop_input_v2(
-    input,
-    filter,
-    out_backprop,
-    strides,
-    padding,
-    use_cudnn_on_gpu=True,
-    explicit_paddings=(),
-    data_format="NHWC",
-    dilations=(1, 1, 1, 1),
-):
-    """``tf.raw_ops.Conv2DBackpropInputV2`` on NumPy arrays."""
-    return _np(
-        tf().raw_ops.Conv2DBackpropInputV2(
-            input=input,
-            filter=filter,
-            out_backprop=out_backprop,
-            strides=list(strides),
-            padding=padding,
-            use_cudnn_on_gpu=use_cudnn_on_gpu,
-            explicit_paddings=list(explicit_paddings),
-            data_format=data_format,
-            dilations=_optional_list(dilations),
+# The raw backprop ops that take the operand itself in place of its sizes: the 2-D V2 ops (tf.raw_ops' 2-D
+# attributes) and the deprecated 3-D V1 ones (strides, padding, dilations; NDHWC only).
+def _v2_op(raw_op: str):
+    def wrapper(
+        input,
+        filter,
+        out_backprop,
+        strides,
+        padding,
+        use_cudnn_on_gpu=True,
+        explicit_paddings=(),
+        data_format="NHWC",
+        dilations=(1, 1, 1, 1),
+    ):
+        return _np(
+            getattr(tf().raw_ops, raw_op)(
+                input=input,
+                filter=filter,
+                out_backprop=out_backprop,
+                strides=list(strides),
+                padding=padding,
+                use_cudnn_on_gpu=use_cudnn_on_gpu,
+                explicit_paddings=list(explicit_paddings),
+                data_format=data_format,
+                dilations=_optional_list(dilations),
+            )
         )
-    )
+
+    wrapper.__doc__ = f"``tf.raw_ops.{raw_op}`` on NumPy arrays."
+    return wrapper
 
 
-def conv2d_backprop_filter_v2(
-    input,
-    filter,
-    out_backprop,
-    strides,
-    padding,
-    use_cudnn_on_gpu=True,
-    explicit_paddings=(),
-    data_format="NHWC",
-    dilations=(1, 1, 1, 1),
-):
-    """``tf.raw_ops.Conv2DBackpropFilterV2`` on NumPy arrays."""
-    return _np(
-        tf().raw_ops.Conv2DBackpropFilterV2(
-            input=input,
-            filter=filter,
-            out_backprop=out_backprop,
-            strides=list(strides),
-            padding=padding,
-            use_cudnn_on_gpu=use_cudnn_on_gpu,
-            explicit_paddings=list(explicit_paddings),
-            data_format=data_format,
-            dilations=_optional_list(dilations),
+def _v1_3d_op(raw_op: str):
+    def wrapper(input, filter, out_backprop, strides, padding, dilations=(1, 1, 1, 1, 1)):
+        return _np(
+            getattr(tf().raw_ops, raw_op)(
+                input=input,
+                filter=filter,
+                out_backprop=out_backprop,
+                strides=list(strides),
+                padding=padding,
+                dilations=_optional_list(dilations),
+            )
         )
-    )
+
+    wrapper.__doc__ = f"``tf.raw_ops.{raw_op}`` on NumPy arrays."
+    return wrapper
 
 
-def conv3d_backprop_input(input, filter, out_backprop, strides, padding, dilations=(1, 1, 1, 1, 1)):
-    """``tf.raw_ops.Conv3DBackpropInput`` (V1) on NumPy arrays."""
-    return _np(
-        tf().raw_ops.Conv3DBackpropInput(
-            input=input,
-            filter=filter,
-            out_backprop=out_backprop,
-            strides=list(strides),
-            padding=padding,
-            dilations=_optional_list(dilations),
-        )
-    )
-
-
-def conv3d_backprop_filter(input, filter, out_backprop, strides, padding, dilations=(1, 1, 1, 1, 1)):
-    """``tf.raw_ops.Conv3DBackpropFilter`` (V1) on NumPy arrays."""
-    return _np(
-        tf().raw_ops.Conv3DBackpropFilter(
-            input=input,
-            filter=filter,
-            out_backprop=out_backprop,
-            strides=list(strides),
-            padding=padding,
-            dilations=_optional_list(dilations),
-        )
-    )
+conv2d_backprop_input_v2 = _v2_op("Conv2DBackpropInputV2")
+conv2d_backprop_filter_v2 = _v2_op("Conv2DBackpropFilterV2")
+conv3d_backprop_input = _v1_3d_op("Conv3DBackpropInput")
+conv3d_backprop_filter = _v1_3d_op("Conv3DBackpropFilter")
 
 
 def depthwise_conv2d_backprop_input(
