@@ -68,6 +68,7 @@ VS_TF = 3.0  # every layer: reference time at most 3x TensorFlow's (depthwise an
 VS_LAX = 1.0  # median reference / lax_reference time below 1, both on float64 inputs
 PEAK_OVER_IM2COL = 3.0  # tracemalloc peak at most 3x the im2col size
 PEAK_LIMIT = GIB  # memory-only shapes (im2col > 1 GiB): peak below 1 GiB, the full im2col is never held
+NOT_SLOWER = 1.10  # --baseline: no layer's reference more than 10% slower than in the baseline run (run-to-run noise)
 
 
 @dataclass(frozen=True)
@@ -667,6 +668,28 @@ def targets(rows: list[dict]) -> list[dict]:
     return out
 
 
+def against_baseline(rows: list[dict], baseline: dict) -> dict:
+    """Each layer's reference time over its time in ``baseline`` (an earlier run's bench.json, on the same machine:
+    times from another machine do not compare), as ``ratio_vs_baseline`` in the rows, and the target that none is
+    more than ``NOT_SLOWER`` times slower (layers the baseline does not have are left out)."""
+    before = {r["name"]: r["reference"]["median_s"] for r in baseline.get("rows", []) if "reference" in r}
+    compared = []
+    for row in rows:
+        if "reference" in row and before.get(row["name"]):
+            row["ratio_vs_baseline"] = row["reference"]["median_s"] / before[row["name"]]
+            compared.append(row)
+    worst = max(compared, key=lambda r: r["ratio_vs_baseline"], default=None)
+    hi = None if worst is None else worst["ratio_vs_baseline"]
+    return _target(
+        "not_slower_than_baseline",
+        f"no layer's reference slower than {NOT_SLOWER:g}x its time in the --baseline run",
+        hi,
+        NOT_SLOWER,
+        None if hi is None else hi <= NOT_SLOWER,
+        f"{len(compared)} layers compared" + ("" if worst is None else f"; largest ratio: {worst['name']}"),
+    )
+
+
 # --- output -------------------------------------------------------------------------------
 
 
@@ -972,6 +995,12 @@ def parser() -> argparse.ArgumentParser:
         help="only the shapes whose '<op> <name>' contains one of these",
     )
     p.add_argument("--check", action="store_true", help="exit 1 when a target is MISSED")
+    p.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="BENCH_JSON",
+        help="an earlier run's bench.json on this machine: each layer's time against it (target: none over 1.1x)",
+    )
     p.add_argument("--quick", action="store_true", help="tiny shapes, 1 repeat (a smoke test of the benchmark)")
     p.add_argument(
         "--default-allocator",
@@ -987,6 +1016,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     benches = select(QUICK_BENCHES if args.quick else BENCHES, args.only)
     if not benches:
         p.error(f"--only {' '.join(args.only)}: no benchmark matches")
+    baseline = None
+    if args.baseline is not None:
+        try:
+            baseline = json.loads(args.baseline.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            p.error(f"--baseline {args.baseline}: cannot read a bench.json ({exc})")
     # TensorFlow must use every core here (wrappers defaults to 1 thread for pytest workers); set before wrappers
     # imports TensorFlow, and here rather than at import so that importing this module changes nothing.
     os.environ.setdefault(wrappers.INTRA_ENV, str(os.cpu_count() or 1))
@@ -997,6 +1032,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings(args.repeat, settings.warmup, settings.gemm_n, settings.gemm_runs, settings.loop_bench)
     started = results.now()
     doc = run(benches, settings)
+    if baseline is not None:
+        doc["targets"].append(against_baseline(doc["rows"], baseline))
+        doc["baseline"] = {"file": str(args.baseline), "started": baseline.get("run", {}).get("started")}
     doc["run"].update(started=started, finished=results.now(), quick=args.quick)
     doc["environment"]["allocator"] = allocator
     print(report_text(doc))

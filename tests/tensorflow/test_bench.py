@@ -195,3 +195,30 @@ def test_bad_arguments_are_argparse_errors(argv, capsys):
 def test_only_selects_by_op_or_name():
     assert [b.name for b in bench.select(bench.BENCHES, ["depthwise"])] == ["mobilenetv2 dw 112", "mobilenetv2 dw 56/2"]
     assert len(bench.select(bench.BENCHES, ["conv5", "upsample"])) == 3
+
+
+def test_a_baseline_run_gives_each_layer_s_ratio_and_the_not_slower_target():
+    rows = [
+        {"name": "a", "reference": {"median_s": 1.05}},
+        {"name": "b", "reference": {"median_s": 3.0}},
+        {"name": "new layer", "reference": {"median_s": 9.0}},
+        {"name": "memory-only", "memory_only": True},
+    ]
+    baseline = {"rows": [{"name": "a", "reference": {"median_s": 1.0}}, {"name": "b", "reference": {"median_s": 2.5}}]}
+    target = bench.against_baseline(rows, baseline)
+    assert [r.get("ratio_vs_baseline") for r in rows] == [pytest.approx(1.05), pytest.approx(1.2), None, None]
+    assert (
+        target["status"] == "MISSED"
+        and target["measured"] == pytest.approx(1.2)
+        and "largest ratio: b" in target["detail"]
+    )
+    rows[1]["reference"]["median_s"] = 2.6
+    assert bench.against_baseline(rows, baseline)["status"] == "MET"
+    assert bench.against_baseline(rows, {"rows": []})["status"] == "n/a"
+
+
+def test_an_unreadable_baseline_is_an_argparse_error(tmp_path, capsys):
+    (tmp_path / "bench.json").write_text("not json")
+    with pytest.raises(SystemExit) as exc:
+        bench.main(["--baseline", str(tmp_path / "bench.json"), "--quick", "--only", "quick conv2d"])
+    assert exc.value.code == 2 and "--baseline" in capsys.readouterr().err
