@@ -518,8 +518,9 @@ def cmd_repro(args) -> int:
 
 def cmd_new(args) -> int:
 
-    if args.op not in ops.OPS:
-        raise UsageError(f"unknown op {args.op!r}; expected one of {', '.join(ops.OPS)}")
+    scaffolded = ops.scaffolded()
+    if args.op not in scaffolded:
+        raise UsageError(f"unknown op {args.op!r}; expected one of {', '.join(scaffolded)}")
     try:
         shape_texts = dict(_key_value(text, "--shape") for text in args.shape)
         shapes = {k: scaffold.parse_shape(v) for k, v in shape_texts.items()}

@@ -6,7 +6,7 @@ Everything that differs from one op to another lives in its spec; the rest of th
 """
 
 from harness.ops.spec import KINDS, Arrays, Formulation, NotApplicable, Operand, OpSpec
-from harness.ops.table import OPS, RAW_OPS, get, kernel_fits
+from harness.ops.table import OPS, RAW_OPS, get, kernel_fits, scaffolded
 
 __all__ = [
     "KINDS",
@@ -19,4 +19,5 @@ __all__ = [
     "Operand",
     "get",
     "kernel_fits",
+    "scaffolded",
 ]

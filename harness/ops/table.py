@@ -601,6 +601,12 @@ RAW_OPS: dict[str, OpSpec] = {
 }
 
 
+def scaffolded() -> list[str]:
+    """The ops ``harness new`` writes a case for: the tf.nn ops, and the raw ops whose operands are a data and a filter
+    (not the backprops, whose operands must come from a forward call: their cases start from one)."""
+    return [*OPS, *(name for name, spec in RAW_OPS.items() if spec.kind != "backprop")]
+
+
 def get(name: str) -> OpSpec:
     """The spec of a tf.nn op (``OPS``) or a raw op (``RAW_OPS``)."""
     try:

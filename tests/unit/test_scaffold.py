@@ -23,7 +23,7 @@ def output_comment(case: dict) -> str:
     return describe(case).splitlines()[0]
 
 
-@pytest.mark.parametrize("op", list(ops.OPS))
+@pytest.mark.parametrize("op", ops.scaffolded())
 def test_every_op_has_a_default_case_that_loads_and_runs(op):
     raw = new_case(op)
     case = parse_case("cases/new.yaml", raw, 0)
