@@ -95,7 +95,8 @@ class OpSpec:
     the positional arguments (operands and attributes) when they are not the operands alone (a raw backprop op's
     ``input_sizes, filter, out_backprop``); ``api``: the TensorFlow function (``tf.nn.<name>`` unless given);
     ``output_layout``: the output's layout when it is not the data_format (a filter gradient's); ``gradient_of``: a
-    backprop op's forward op and operand.
+    backprop op's forward op and operand; ``rounding``: for an op that rounds before its sums (an interpolated input),
+    that rounding's share of the bound (``bound``).
     """
 
     name: str
