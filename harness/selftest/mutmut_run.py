@@ -479,6 +479,18 @@ def excluded_by_coverage(m: Mutant, exclusions, root: Path) -> bool:
     )
 
 
+def _triage_key(mutant: str, change: str) -> tuple[str, str]:
+    """What identifies a triaged mutant across runs: its function and its change. mutmut numbers a function's mutants
+    in order, so an edit elsewhere in the function renumbers them; the change is the mutation itself."""
+    return mutant.rsplit("__mutmut_", 1)[0], change.strip()
+
+
+def matched(mutants: list[Mutant], equivalents: list[Equivalent]) -> dict[str, Equivalent]:
+    """The listed equivalent of each mutant that has one (same function, same change), by mutant name."""
+    by_key = {_triage_key(e.mutant, e.change): e for e in equivalents}
+    return {m.name: by_key[key] for m in mutants if (key := _triage_key(m.name, m.change)) in by_key}
+
+
 def summarize(
     mutants: list[Mutant], results: dict[str, dict], equivalents: list[Equivalent], unreachable: Set[str] = frozenset()
 ) -> dict:
@@ -486,8 +498,9 @@ def summarize(
     ``unreachable``: mutants of lines the coverage exclusions list (logic no case can reach by design: a survivor
     there is counted apart, as excluded, with the exclusion's reason)."""
     by_name = {m.name: m for m in mutants}
-    listed = {e.mutant: e for e in equivalents}
-    stale = [e for e in equivalents if e.mutant not in by_name or by_name[e.mutant].change != e.change]
+    listed = matched(mutants, equivalents)
+    present = {_triage_key(m.name, m.change) for m in mutants}
+    stale = [e for e in equivalents if _triage_key(e.mutant, e.change) not in present]
     judged = {name: r for name, r in results.items() if name in by_name}
     counts = {
         s: 0 for s in ("killed", "timeout", "survived", "equivalent", "oracle", "not_reached", "excluded", "crashed")
@@ -495,7 +508,7 @@ def summarize(
     untriaged = []
     for name, r in judged.items():
         status = r["status"]
-        if name in listed and listed[name].change == by_name[name].change:
+        if name in listed:
             status = listed[name].kind if status in ("survived", "not_reached") else status
         elif status in ("survived", "not_reached") and name in unreachable:
             status = "excluded"
@@ -814,16 +827,13 @@ def main(argv: list[str] | None = None) -> int:
         for n, r in _load_results(results_path).items()
         if r.get("hash") == hashes.get(n) and r.get("change", changes.get(n)) == changes.get(n)
     }
-    if args.rejudge_survivors:  # (a listed equivalent with the same change stays judged: no case can kill it)
-        listed = {e.mutant: e.change for e in equivalents}
+    listed_names = set(matched(mutants, equivalents))
+    if args.rejudge_survivors:  # (a listed equivalent stays judged: no case can kill it)
         results = {
-            n: r
-            for n, r in results.items()
-            if r["status"] not in ("survived", "not_reached") or listed.get(n) == changes.get(n)
+            n: r for n, r in results.items() if r["status"] not in ("survived", "not_reached") or n in listed_names
         }
     pool = [m for m in mutants if args.only in m.name]
     if args.sample:
-        listed_names = {e.mutant for e in equivalents}
         pool = random.Random(args.seed).sample(
             sorted((m for m in pool if m.name not in listed_names), key=lambda m: m.name), min(args.sample, len(pool))
         )

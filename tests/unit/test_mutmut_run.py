@@ -41,7 +41,7 @@ def test_a_bad_equivalents_entry_is_named(tmp_path, entry, complaint):
 
 
 def test_oracle_survivors_count_against_the_score_and_equivalents_do_not(tmp_path):
-    mutants = [_mutant(f"m__mutmut_{i}") for i in range(4)]
+    mutants = [_mutant(f"m__mutmut_{i}", f"x = {i}") for i in range(4)]
     results = {
         "m__mutmut_0": {"status": "killed"},
         "m__mutmut_1": {"status": "survived"},
@@ -51,7 +51,7 @@ def test_oracle_survivors_count_against_the_score_and_equivalents_do_not(tmp_pat
     path = tmp_path / "eq.yaml"
     path.write_text(
         "equivalents:\n- {mutant: m__mutmut_1, change: x = 1, reason: same}\n"
-        "- {mutant: m__mutmut_2, change: x = 1, reason: tighter, kind: oracle}\n",
+        "- {mutant: m__mutmut_2, change: x = 2, reason: tighter, kind: oracle}\n",
         encoding="utf-8",
     )
     summary = summarize(mutants, results, load_equivalents(path))
@@ -74,3 +74,17 @@ def test_the_sample_file_is_checked_entry_by_entry(tmp_path):
     )
     with pytest.raises(ValueError, match=r"sample.yaml: sample\[1\]: must be \{mutant, change, killer\}"):
         load_sample(path)
+
+
+def test_an_equivalent_follows_its_change_when_mutmut_renumbers_the_function(tmp_path):
+    """An edit elsewhere in a function renumbers its mutants: the entry still applies to the mutant with its change
+    (same function), and is stale only when no mutant of that function has that change."""
+    path = tmp_path / "eq.yaml"
+    path.write_text("equivalents:\n- {mutant: m__mutmut_1, change: x = 1, reason: same}\n", encoding="utf-8")
+    renumbered = [_mutant("m__mutmut_7", "x = 1"), _mutant("m__mutmut_1", "x = 9"), _mutant("n__mutmut_1", "x = 1")]
+    results = {m.name: {"status": "survived"} for m in renumbered}
+    summary = summarize(renumbered, results, load_equivalents(path))
+    assert summary["equivalent"] == 1 and summary["untriaged"] == ["m__mutmut_1", "n__mutmut_1"]
+    assert summary["stale_equivalents"] == []
+    gone = summarize(renumbered[1:], results, load_equivalents(path))
+    assert gone["stale_equivalents"] == ["m__mutmut_1"]
