@@ -383,6 +383,28 @@ def _raw(
     )
 
 
+def _shape_operand_op(name: str, api: str, n: int, wrt: str) -> OpSpec:
+    """A backprop op of conv2d / conv3d (``n`` spatial axes) that takes its input, filter and out_backprop, reading
+    only the shape of the one whose gradient (``wrt``) it computes: tf.raw_ops' 2-D V2 ops, or the 3-D V1 ops
+    (NDHWC only, padding names only)."""
+    fmt, w_layout = reference.RANKS[n][0], reference.filter_layout(n)
+    return _raw(
+        name,
+        api,
+        (Operand("input", "data", fmt), Operand("filter", "filter", w_layout), Operand("out_backprop", "data", fmt)),
+        "",
+        (),
+        (),
+        extra=("use_cudnn_on_gpu",) if n == 2 else (),
+        output_layout=w_layout if wrt == "filters" else "",
+        rank=n,
+        explicit="explicit_paddings" if n == 2 else "",
+        forms=reference.RAW_FORMS if n == 2 else reference.CONV3D_FORMS,
+        gradient_of=(f"conv{n}d", wrt),
+        data_format=n == 2,
+    )
+
+
 def _raw_conv(n: int) -> OpSpec:
     """``tf.raw_ops.Conv`` on data of ``n`` spatial axes (the op ``raw_conv_<n>d``; batch_dims 1 in the registry)."""
     fmt = reference.RANKS[n]
@@ -530,70 +552,10 @@ RAW_OPS: dict[str, OpSpec] = {
         ),
         # The ops that take the operand itself in place of its sizes (only its shape is read). TensorFlow's own
         # gradients never call them: the 2-D V2 ops have no kernel, the 3-D V1 ops were removed at GraphDef 10.
-        _raw(
-            "conv2d_backprop_input_v2",
-            "Conv2DBackpropInputV2",
-            (
-                Operand("input", "data", "NHWC"),
-                Operand("filter", "filter", "HWIO"),
-                Operand("out_backprop", "data", "NHWC"),
-            ),
-            "",
-            (),
-            (),
-            extra=("use_cudnn_on_gpu",),
-            gradient_of=("conv2d", "input"),
-        ),
-        _raw(
-            "conv2d_backprop_filter_v2",
-            "Conv2DBackpropFilterV2",
-            (
-                Operand("input", "data", "NHWC"),
-                Operand("filter", "filter", "HWIO"),
-                Operand("out_backprop", "data", "NHWC"),
-            ),
-            "",
-            (),
-            (),
-            extra=("use_cudnn_on_gpu",),
-            output_layout="HWIO",
-            gradient_of=("conv2d", "filters"),
-        ),
-        _raw(
-            "conv3d_backprop_input",
-            "Conv3DBackpropInput",
-            (
-                Operand("input", "data", "NDHWC"),
-                Operand("filter", "filter", "DHWIO"),
-                Operand("out_backprop", "data", "NDHWC"),
-            ),
-            "",
-            (),
-            (),
-            rank=3,
-            explicit="",
-            forms=reference.CONV3D_FORMS,
-            gradient_of=("conv3d", "input"),
-            data_format=False,
-        ),
-        _raw(
-            "conv3d_backprop_filter",
-            "Conv3DBackpropFilter",
-            (
-                Operand("input", "data", "NDHWC"),
-                Operand("filter", "filter", "DHWIO"),
-                Operand("out_backprop", "data", "NDHWC"),
-            ),
-            "",
-            (),
-            (),
-            output_layout="DHWIO",
-            rank=3,
-            explicit="",
-            forms=reference.CONV3D_FORMS,
-            gradient_of=("conv3d", "filters"),
-            data_format=False,
-        ),
+        _shape_operand_op("conv2d_backprop_input_v2", "Conv2DBackpropInputV2", 2, "input"),
+        _shape_operand_op("conv2d_backprop_filter_v2", "Conv2DBackpropFilterV2", 2, "filters"),
+        _shape_operand_op("conv3d_backprop_input", "Conv3DBackpropInput", 3, "input"),
+        _shape_operand_op("conv3d_backprop_filter", "Conv3DBackpropFilter", 3, "filters"),
         *(_raw_conv(n) for n in (2, 3)),
         _fused("fused_resize_and_pad_conv2d", "FusedResizeAndPadConv2D", resize=True),
         _fused("fused_pad_conv2d", "FusedPadConv2D", resize=False),
