@@ -556,13 +556,12 @@ def _fused_window_shifted(x_shape: tuple, kernel: list[int], strides: Sequence[i
     if padding not in ("SAME", "VALID") or len(x_shape) != 4 or len(strides) != 2:
         return False
     for size, k, s in zip(x_shape[1:3], kernel, strides):
-        try:
-            win = window("fused", size, k, s, 1, padding)  # conv2d's output size and pad_before
-        except ValueError:
+        if s < 1 or (padding == "VALID" and size < k):
             return False
-        excess = (win.out - 1) * s + k - size
+        out = -(-size // s) if padding == "SAME" else (size - k) // s + 1
+        excess = (out - 1) * s + k - size
         fused = int((excess + (padding == "VALID")) / 2)  # C++ division truncates toward zero
-        if fused != win.pad_before:
+        if fused != (max(0, excess) // 2 if padding == "SAME" else 0):
             return True
     return False
 
