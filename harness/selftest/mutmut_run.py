@@ -779,6 +779,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--equivalents", type=Path, default=EQUIVALENTS)
     parser.add_argument(
+        "--skip-listed",
+        action="store_true",
+        help="do not judge the mutants listed as equivalent (each costs a full run of the items that reach it); "
+        "they are counted as listed",
+    )
+    parser.add_argument(
         "--report-only",
         action="store_true",
         help="write the report from the results so far, judging nothing (e.g. while a run goes on)",
@@ -838,6 +844,12 @@ def main(argv: list[str] | None = None) -> int:
             sorted((m for m in pool if m.name not in listed_names), key=lambda m: m.name), min(args.sample, len(pool))
         )
     todo = [] if args.report_only else [m for m in pool if m.name not in results]
+    if args.skip_listed:
+        # A listed survivor was judged and triaged by hand in an earlier run; what it would cost is a full run.
+        skipped = [m for m in todo if m.name in listed_names]
+        todo = [m for m in todo if m.name not in listed_names]
+        results.update({m.name: {"mutant": m.name, "status": "survived", "listed_unjudged": True} for m in skipped})
+        print(f"not judged (listed in {args.equivalents}): {len(skipped)}", flush=True)
     print(f"to judge: {len(todo)} (already judged: {len(pool) - len(todo)})", flush=True)
     baseline, failed = _run_worker(root, out, [_todo(m) for m in todo], args.jobs, results_path, results, mutants, t0)
     if failed:

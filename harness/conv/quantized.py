@@ -1,0 +1,505 @@
+"""Integer reference of TensorFlow Lite's quantized convolutions (int8, and 16x8), written from the quantization spec.
+
+TFLite stores a real value ``r`` as an integer ``q`` with ``r = scale * (q - zero_point)``:
+
+* activations (input, output): int8 with one scale and a zero point in [-128, 127], or int16 with zero point 0
+  (the 16x8 scheme);
+* weights: int8, symmetric (zero point 0), one scale per tensor or one per output channel;
+* bias: int32 (int64 for 16x8) with scale ``input_scale * filter_scale[c]`` and zero point 0.
+
+A quantized convolution is then, per output element of channel ``c`` (TFLite's ``ConvPerChannel``)::
+
+    acc = sum over taps and input channels of (x - input_zero_point) * w   + bias[c]      (exact, in integers)
+    y   = clamp(requantize(acc, M[c]) + output_zero_point, activation range)
+    M[c] = input_scale * filter_scale[c] / output_scale                                     (in double)
+
+The window geometry (padding, strides, dilations, groups, the transpose's ``output_shape``) is TensorFlow's, which
+TFLite shares: the sums are the float64 reference (``harness.conv.reference``) of the integer operands, which is
+exact, as every product and partial sum is an integer far below 2**53 (|x - zp| <= 2**16, |w| <= 2**7).
+
+What differs between TFLite's kernels is ``requantize``: how ``acc * M`` is rounded to an integer. ``ROUNDINGS``
+names each rule the runtimes use, each written from its definition (see ``multiply_by_quantized_multiplier``):
+
+* ``double``: gemmlowp's ``SaturatingRoundingDoublingHighMul`` then ``RoundingDivideByPOT`` (TFLite's reference
+  kernels, and every kernel of the builds without ``TFLITE_SINGLE_ROUNDING``);
+* ``single``: one rounding of the 64-bit product, half up (builds with ``TFLITE_SINGLE_ROUNDING``);
+* ``double_half_up``: the doubling high multiply, then a rounding shift that rounds ties up (NEON's
+  ``vqrdmulh`` + ``vrshl``, and ruy's x86 kernels);
+* ``float32``: XNNPACK's: ``acc`` and ``M`` in float32, their float32 product rounded half to even.
+
+Layouts are TFLite's: data NHWC; conv and transpose-conv filters OHWI; depthwise filters 1HW(C*M), output channel
+``c * M + m`` from input channel ``c``. Every invalid argument raises ``ValueError`` naming the function, the argument
+and its value.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from harness.conv import reference
+
+ROUNDINGS = ("double", "single", "double_half_up", "float32")
+ACTIVATIONS = ("NONE", "RELU", "RELU_N1_TO_1", "RELU6")
+# The activation types and their bias types (TFLite's quantization spec; 16x8 also takes an int32 bias).
+ACTIVATION_DTYPES = {"int8": ("int32",), "int16": ("int64", "int32")}
+INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
+
+
+def _fail(op: str, arg: str, value: Any, why: str) -> ValueError:
+    return ValueError(f"{op}: argument '{arg}'={value!r} {why}")
+
+
+def _wrap32(v: np.ndarray) -> np.ndarray:
+    """int64 values taken modulo 2**32 into int32's range (two's complement, what the compiled kernels' int32
+    arithmetic gives where it overflows)."""
+    return ((v - INT32_MIN) & 0xFFFFFFFF) + INT32_MIN
+
+
+# --- multipliers and rounding ---------------------------------------------------------------------------------
+
+
+def quantize_multiplier(real: float, rounding: str = "double") -> tuple[int, int]:
+    """TFLite's ``QuantizeMultiplier``: ``real ~= q * 2**(shift - 31)`` with ``q`` a Q31 integer in [2**30, 2**31).
+
+    ``q = round(frexp(real).mantissa * 2**31)``, ties away from zero; a mantissa rounding up to 2**31 is halved and
+    the shift raised; a multiplier below 2**-32 is flushed to (0, 0). Single-rounding builds also cap the shift at
+    30 (q = 2**31 - 1). ``float32`` (XNNPACK) does not use it; it is given the ``double`` result.
+    """
+    if not math.isfinite(real) or real < 0:
+        raise _fail("quantize_multiplier", "real", real, "must be a finite number >= 0")
+    if real == 0:
+        return 0, 0
+    mantissa, shift = math.frexp(real)
+    q = math.floor(mantissa * (1 << 31) + 0.5)  # exact: mantissa * 2**31 is a double with at most 53 bits
+    if q == 1 << 31:
+        q //= 2
+        shift += 1
+    if shift < -31:
+        return 0, 0
+    if rounding == "single" and shift > 30:
+        return INT32_MAX, 30
+    return q, shift
+
+
+def _srdhm(a: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """gemmlowp's ``SaturatingRoundingDoublingHighMul(a, q)``: the high 32 bits of ``2 * a * q``, rounded by a nudge
+    of +-2**30 and a division truncated toward zero (saturated for a = q = INT32_MIN, which q >= 0 excludes)."""
+    ab = a * q
+    nudged = ab + np.where(ab >= 0, 1 << 30, 1 - (1 << 30))
+    return np.asarray(np.sign(nudged) * (np.abs(nudged) >> 31), np.int64)
+
+
+def _rounding_divide_by_pot(x: np.ndarray, exponent: np.ndarray) -> np.ndarray:
+    """gemmlowp's ``RoundingDivideByPOT(x, e)``: x / 2**e rounded to nearest, ties away from zero."""
+    mask = (np.int64(1) << exponent) - 1
+    threshold = (mask >> 1) + (x < 0)
+    return np.asarray((x >> exponent) + ((x & mask) > threshold), np.int64)
+
+
+def _shifted_left(x: np.ndarray, left: np.ndarray) -> np.ndarray:
+    """``x * 2**left`` in int32 arithmetic (wrapping, as the kernels' ``x * (1 << left_shift)`` does)."""
+    low = x & 0xFFFFFFFF
+    return np.where(left >= 32, 0, _wrap32(low << np.minimum(left, 31)))
+
+
+def multiply_by_quantized_multiplier(
+    acc: ArrayLike, multiplier: ArrayLike, shift: ArrayLike, rounding: str = "double"
+) -> np.ndarray:
+    """``acc * multiplier * 2**(shift - 31)`` rounded to an integer by ``rounding`` (one of the integer ``ROUNDINGS``),
+    elementwise with broadcasting (per channel: ``multiplier`` and ``shift`` along the last axis). int64 in and out.
+
+    * double: ``RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(acc * 2**ls, q), rs)`` with ``ls = max(shift,
+      0)``, ``rs = max(-shift, 0)``: two roundings, the first half up, the second half away from zero;
+    * single: ``(acc * q + 2**(30 - shift)) >> (31 - shift)``, one rounding half up, the result taken as int32;
+    * double_half_up: the doubling high multiply (half up), then ``(t + 2**(rs - 1)) >> rs`` (half up).
+    """
+    x = np.asarray(acc, np.int64)
+    q = np.asarray(multiplier, np.int64)
+    s = np.asarray(shift, np.int64)
+    if rounding == "single":
+        total = 31 - s
+        return _wrap32((x * q + (np.int64(1) << (total - 1))) >> total)
+    left, right = np.maximum(s, 0), np.maximum(-s, 0)
+    if rounding == "double":
+        return _rounding_divide_by_pot(_srdhm(_shifted_left(x, left), q), right)
+    if rounding == "double_half_up":
+        t = (_shifted_left(x, left) * q + (1 << 30)) >> 31
+        return np.where(right > 0, (t + ((np.int64(1) << right) >> 1)) >> right, t)
+    raise _fail("multiply_by_quantized_multiplier", "rounding", rounding, f"must be one of {', '.join(ROUNDINGS[:3])}")
+
+
+def multiply_by_quantized_multiplier_int64(acc: ArrayLike, multiplier: ArrayLike, shift: ArrayLike) -> np.ndarray:
+    """TFLite's int64 overload (16x8 kernels with an int64 accumulator), the same in every build: the Q31 multiplier
+    reduced to 15 bits, ``r = (q + 2**15) >> 16`` (0x7FFF from 0x7FFF0000 on), then ``(acc * r + 2**(14 - shift))
+    >> (15 - shift)``, taken as int32."""
+    x = np.asarray(acc, np.int64)
+    q = np.asarray(multiplier, np.int64)
+    s = np.asarray(shift, np.int64)
+    reduced = np.where(q < 0x7FFF0000, (q + (1 << 15)) >> 16, 0x7FFF)
+    total = 15 - s
+    # total >= 1 for every shift QuantizeMultiplier gives a conv (multipliers below 2**14); a larger one shifts left
+    rounded = np.where(
+        total > 0,
+        (x * reduced + (np.int64(1) << np.maximum(total - 1, 0))) >> np.maximum(total, 0),
+        x * reduced << np.maximum(-total, 0),
+    )
+    return _wrap32(rounded)
+
+
+def activation_range(
+    activation: str, scale: float, zero_point: int, dtype: str, rounding: str = "double"
+) -> tuple[int, int]:
+    """[low, high] of the output's integers under a fused activation (``ACTIVATIONS``), within the dtype's range.
+
+    TFLite's kernels (``CalculateActivationRangeQuantized``): a bound ``f`` is ``zero_point + round(f / scale)``, the
+    quotient in float32 and rounded half away from zero. XNNPACK's (``float32``): ``rint(f / scale + zero_point)``
+    in float32, half to even.
+    """
+    lo, hi = np.iinfo(np.dtype(dtype)).min, np.iinfo(np.dtype(dtype)).max
+    bounds = {"NONE": (None, None), "RELU": (0.0, None), "RELU6": (0.0, 6.0), "RELU_N1_TO_1": (-1.0, 1.0)}
+    if activation not in bounds:
+        raise _fail("activation_range", "activation", activation, f"must be one of {', '.join(ACTIVATIONS)}")
+    s = np.float32(scale)
+
+    def q(f: float) -> int:
+        if rounding == "float32":
+            return int(np.rint(np.float32(np.float32(f) / s) + np.float32(zero_point)))
+        v = np.float32(np.float32(f) / s)
+        return zero_point + int(math.copysign(math.floor(abs(float(v)) + 0.5), float(v)))
+
+    low, high = bounds[activation]
+    return (lo if low is None else max(lo, q(low))), (hi if high is None else min(hi, q(high)))
+
+
+# --- arguments ------------------------------------------------------------------------------------------------
+
+
+def _int_array(op: str, arg: str, value: Any, dtypes: Sequence[str], ndim: int) -> np.ndarray:
+    try:
+        a = np.asarray(value)
+    except ValueError:
+        raise _fail(op, arg, value, "is not an array") from None
+    if a.dtype.name not in dtypes:
+        raise _fail(op, arg, f"<array of {a.dtype.name}>", f"must have dtype {' or '.join(dtypes)}")
+    if a.ndim != ndim:
+        raise _fail(op, arg, f"<array of shape {list(a.shape)}>", f"must have rank {ndim}")
+    return a
+
+
+def _scale(op: str, arg: str, value: Any) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise _fail(op, arg, value, "must be a number")
+    v = float(np.float32(value))  # a model stores its scales as float32
+    if not math.isfinite(v) or v <= 0:
+        raise _fail(op, arg, value, "must be a positive finite float32")
+    return v
+
+
+def _zero_point(op: str, arg: str, value: Any, dtype: str) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise _fail(op, arg, value, "must be an integer")
+    if dtype == "int16" and value != 0:
+        raise _fail(op, arg, value, "must be 0: int16 activations are symmetric (16x8 quantization)")
+    info = np.iinfo(np.dtype(dtype))
+    if not info.min <= value <= info.max:
+        raise _fail(op, arg, value, f"must be in [{info.min}, {info.max}] ({dtype})")
+    return int(value)
+
+
+def _filter_scales(op: str, value: Any, channels: int) -> np.ndarray:
+    values = [value] if np.ndim(value) == 0 else list(np.asarray(value).ravel()) if np.ndim(value) == 1 else None
+    if values is None:
+        raise _fail(op, "filter_scale", value, "must be a number or a list of one per output channel")
+    if len(values) not in (1, channels):
+        raise _fail(
+            op,
+            "filter_scale",
+            value,
+            f"has {len(values)} scales; a per-channel filter needs one per output channel ({channels})",
+        )
+    scales = [_scale(op, "filter_scale", v) for v in values]
+    return np.array(scales * channels if len(scales) == 1 else scales, np.float64)
+
+
+class Quantized:
+    """The checked quantization arguments of one call (shared by the three ops)."""
+
+    def __init__(
+        self,
+        op: str,
+        x: Any,
+        input_scale: Any,
+        input_zero_point: Any,
+        filter_scale: Any,
+        output_scale: Any,
+        output_zero_point: Any,
+        channels: int,
+        activation: str,
+        rounding: str,
+    ) -> None:
+        self.op = op
+        self.dtype = x.dtype.name
+        if rounding not in ROUNDINGS:
+            raise _fail(op, "rounding", rounding, f"must be one of {', '.join(ROUNDINGS)}")
+        if rounding == "float32" and self.dtype != "int8":
+            raise _fail(op, "rounding", rounding, "(XNNPACK's) has no 16x8 kernels: use an integer rounding")
+        if activation not in ACTIVATIONS:
+            raise _fail(op, "activation", activation, f"must be one of {', '.join(ACTIVATIONS)}")
+        self.rounding, self.activation = rounding, activation
+        self.input_scale = _scale(op, "input_scale", input_scale)
+        self.input_zero_point = _zero_point(op, "input_zero_point", input_zero_point, self.dtype)
+        self.filter_scale = _filter_scales(op, filter_scale, channels)
+        self.output_scale = _scale(op, "output_scale", output_scale)
+        self.output_zero_point = _zero_point(op, "output_zero_point", output_zero_point, self.dtype)
+
+    def bias(self, value: Any, channels: int) -> np.ndarray:
+        """The bias as int64 [channels] (zeros when None), of one of the dtypes the activation's scheme takes."""
+        if value is None:
+            return np.zeros(channels, np.int64)
+        b = _int_array(self.op, "bias", value, ACTIVATION_DTYPES[self.dtype], 1)
+        if b.shape[0] != channels:
+            raise _fail(
+                self.op,
+                "bias",
+                f"<array of shape {list(b.shape)}>",
+                f"must have one value per output channel ({channels})",
+            )
+        return b.astype(np.int64)
+
+    def requantize(self, acc: np.ndarray, accumulator: str) -> np.ndarray:
+        """acc [..., channels] (int64, bias added) -> the output integers, in the activation's dtype."""
+        low, high = activation_range(
+            self.activation, self.output_scale, self.output_zero_point, self.dtype, self.rounding
+        )
+        if self.rounding == "float32":
+            # XNNPACK: float32(input_scale * filter_scale) / output_scale, each step in float32
+            s = (np.float32(self.input_scale) * self.filter_scale.astype(np.float32)) / np.float32(self.output_scale)
+            scaled = np.rint(acc.astype(np.float32) * s.astype(np.float32)).astype(np.int64)
+        else:
+            pairs = [
+                quantize_multiplier(self.input_scale * float(f) / self.output_scale, self.rounding)
+                for f in self.filter_scale
+            ]
+            q, shift = (np.array(v, np.int64) for v in zip(*pairs))
+            if accumulator == "int64":
+                scaled = multiply_by_quantized_multiplier_int64(acc, q, shift)
+            else:
+                scaled = multiply_by_quantized_multiplier(acc, q, shift, self.rounding)
+        return np.asarray(np.clip(scaled + self.output_zero_point, low, high), self.dtype)
+
+
+def _accumulator(op: str, sums: np.ndarray, bias: np.ndarray, kind: str) -> np.ndarray:
+    """The exact sums (float64 of integers) plus the bias, as int64; ValueError where an int32 accumulator cannot
+    hold one (TFLite's arithmetic overflows there: its result is undefined)."""
+    acc: np.ndarray = np.asarray(np.rint(sums), np.int64) + bias
+    if kind == "int32" and acc.size and (acc.min() < INT32_MIN or acc.max() > INT32_MAX):
+        where = np.unravel_index(int(np.argmax((acc < INT32_MIN) | (acc > INT32_MAX))), acc.shape)
+        raise ValueError(
+            f"{op}: the accumulator of output element {list(map(int, where))} is "
+            f"{int(acc[where])}, outside int32: TFLite's int32 arithmetic overflows there"
+        )
+    return acc
+
+
+def _accumulator_kind(dtype: str, bias: Any) -> str:
+    """int32, but for 16x8 with an int64 bias (or none, which TFLite gives the int64 kernel)."""
+    if dtype == "int16" and (bias is None or np.asarray(bias).dtype == np.int64):
+        return "int64"
+    return "int32"
+
+
+def _input(op: str, value: Any) -> np.ndarray:
+    return _int_array(op, "input", value, ("int8", "int16"), 4)
+
+
+def _filter(op: str, value: Any) -> np.ndarray:
+    return _int_array(op, "filter", value, ("int8",), 4)
+
+
+def _spatial_pair(op: str, arg: str, value: Any) -> list[int]:
+    pair = [value, value] if np.ndim(value) == 0 else list(value)
+    if len(pair) != 2 or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1 for v in pair):
+        raise _fail(op, arg, value, "must be a positive integer or a list of 2 ([height, width])")
+    return [int(v) for v in pair]
+
+
+def _padding(op: str, value: Any) -> str:
+    if value not in ("SAME", "VALID"):
+        raise _fail(op, "padding", value, "must be 'SAME' or 'VALID' (TFLite has no explicit padding)")
+    return str(value)
+
+
+# --- ops ------------------------------------------------------------------------------------------------------
+
+
+def conv2d(
+    input: ArrayLike,
+    filter: ArrayLike,
+    bias: ArrayLike | None,
+    *,
+    input_scale: float,
+    input_zero_point: int,
+    filter_scale: float | Sequence[float],
+    output_scale: float,
+    output_zero_point: int,
+    strides: Any = 1,
+    padding: str = "VALID",
+    dilations: Any = 1,
+    activation: str = "NONE",
+    rounding: str = "double",
+) -> np.ndarray:
+    """TFLite's quantized ``CONV_2D``.
+
+    input: NHWC int8 (or int16 for 16x8); filter: OHWI int8 [O, kh, kw, C / groups] (grouped when C is a multiple of
+    the filter's I); bias: [O] int32 (16x8: int64 or int32) or None; filter_scale: one, or one per output channel.
+    strides, dilations: an int or [height, width]; padding: "SAME" or "VALID". Returns NHWC [N, H', W', O] in the
+    input's dtype.
+    """
+    op = "quantized.conv2d"
+    x_nhwc, w_ohwi = _input(op, input), _filter(op, filter)
+    channels = w_ohwi.shape[0]
+    qp = Quantized(
+        op,
+        x_nhwc,
+        input_scale,
+        input_zero_point,
+        filter_scale,
+        output_scale,
+        output_zero_point,
+        channels,
+        activation,
+        rounding,
+    )
+    b = qp.bias(bias, channels)
+    x_centered = x_nhwc.astype(np.float64) - qp.input_zero_point
+    w_hwio = np.transpose(w_ohwi, (1, 2, 3, 0)).astype(np.float64)
+    sums = reference.conv2d(
+        x_centered,
+        w_hwio,
+        _spatial_pair(op, "strides", strides),
+        _padding(op, padding),
+        dilations=_spatial_pair(op, "dilations", dilations),
+    )
+    kind = _accumulator_kind(qp.dtype, bias)
+    return qp.requantize(_accumulator(op, sums, b, kind), kind)
+
+
+def depthwise_conv2d(
+    input: ArrayLike,
+    filter: ArrayLike,
+    bias: ArrayLike | None,
+    *,
+    input_scale: float,
+    input_zero_point: int,
+    filter_scale: float | Sequence[float],
+    output_scale: float,
+    output_zero_point: int,
+    strides: Any = 1,
+    padding: str = "VALID",
+    dilations: Any = 1,
+    depth_multiplier: int | None = None,
+    activation: str = "NONE",
+    rounding: str = "double",
+) -> np.ndarray:
+    """TFLite's quantized ``DEPTHWISE_CONV_2D``: input channel ``c`` correlated with filter channels ``c * M ... c * M
+    + M - 1``.
+
+    input: NHWC int8 (or int16) [N, H, W, C]; filter: [1, kh, kw, C * M] int8; bias: [C * M] or None;
+    ``depth_multiplier``: M (checked against the filter when given). Returns NHWC [N, H', W', C * M].
+    """
+    op = "quantized.depthwise_conv2d"
+    x_nhwc, w_1hwo = _input(op, input), _filter(op, filter)
+    channels_in, channels = x_nhwc.shape[3], w_1hwo.shape[3]
+    if w_1hwo.shape[0] != 1:
+        raise _fail(op, "filter", f"<array of shape {list(w_1hwo.shape)}>", "must be [1, kh, kw, C * M]")
+    if channels_in == 0 or channels % channels_in:
+        raise _fail(
+            op,
+            "filter",
+            f"<array of shape {list(w_1hwo.shape)}>",
+            f"must have a multiple of the input's {channels_in} channels",
+        )
+    if depth_multiplier is not None and depth_multiplier * channels_in != channels:
+        raise _fail(
+            op,
+            "depth_multiplier",
+            depth_multiplier,
+            f"times the input's {channels_in} channels must be the filter's {channels}",
+        )
+    qp = Quantized(
+        op,
+        x_nhwc,
+        input_scale,
+        input_zero_point,
+        filter_scale,
+        output_scale,
+        output_zero_point,
+        channels,
+        activation,
+        rounding,
+    )
+    b = qp.bias(bias, channels)
+    x_centered = x_nhwc.astype(np.float64) - qp.input_zero_point
+    # a grouped conv2d with one input channel per group: group c gives output channels [c * M, (c + 1) * M)
+    w_hwio = np.transpose(w_1hwo, (1, 2, 0, 3)).astype(np.float64)
+    sums = reference.conv2d(
+        x_centered,
+        w_hwio,
+        _spatial_pair(op, "strides", strides),
+        _padding(op, padding),
+        dilations=_spatial_pair(op, "dilations", dilations),
+    )
+    kind = _accumulator_kind(qp.dtype, bias)
+    return qp.requantize(_accumulator(op, sums, b, kind), kind)
+
+
+def transpose_conv(
+    output_shape: Sequence[int],
+    filter: ArrayLike,
+    input: ArrayLike,
+    bias: ArrayLike | None = None,
+    *,
+    input_scale: float,
+    input_zero_point: int,
+    filter_scale: float | Sequence[float],
+    output_scale: float,
+    output_zero_point: int,
+    strides: Any = 1,
+    padding: str = "VALID",
+    activation: str = "NONE",
+    rounding: str = "double",
+) -> np.ndarray:
+    """TFLite's quantized ``TRANSPOSE_CONV`` (operands in its order: output_shape, weights, input, bias): the gradient
+    of a conv2d of an ``output_shape`` input with respect to that input, in integers.
+
+    output_shape: [N, H, W, O]; filter: OHWI int8 [O, kh, kw, C]; input: NHWC [N, h, w, C] (the forward conv's
+    output); bias: [O] or None. Returns NHWC int8 (or int16) of ``output_shape``.
+    """
+    op = "quantized.transpose_conv"
+    x_nhwc, w_ohwi = _input(op, input), _filter(op, filter)
+    channels = w_ohwi.shape[0]
+    qp = Quantized(
+        op,
+        x_nhwc,
+        input_scale,
+        input_zero_point,
+        filter_scale,
+        output_scale,
+        output_zero_point,
+        channels,
+        activation,
+        rounding,
+    )
+    b = qp.bias(bias, channels)
+    x_centered = x_nhwc.astype(np.float64) - qp.input_zero_point
+    w_hwoi = np.transpose(w_ohwi, (1, 2, 0, 3)).astype(np.float64)
+    sums = reference.conv2d_transpose(
+        x_centered, w_hwoi, list(output_shape), _spatial_pair(op, "strides", strides), _padding(op, padding)
+    )
+    kind = _accumulator_kind(qp.dtype, bias)
+    return qp.requantize(_accumulator(op, sums, b, kind), kind)
