@@ -257,8 +257,11 @@ class Quantized:
         self.output_scale = _scale(op, "output_scale", output_scale)
         self.output_zero_point = _zero_point(op, "output_zero_point", output_zero_point, self.dtype)
 
-    def bias(self, value: Any, channels: int) -> np.ndarray:
-        """The bias as int64 [channels] (zeros when None), of one of the dtypes the activation's scheme takes."""
+    def bias(self, value: Any, channels: int, required: bool = True) -> np.ndarray:
+        """The bias as int64 [channels] (zeros when None and not ``required``), of one of the dtypes the activation's
+        scheme takes. TFLite's quantized CONV_2D and DEPTHWISE_CONV_2D require one (their Prepare fails without)."""
+        if value is None and required:
+            raise _fail(self.op, "bias", None, "is required: TFLite's quantized kernels of this op need a bias")
         if value is None:
             return np.zeros(channels, np.int64)
         b = _int_array(self.op, "bias", value, ACTIVATION_DTYPES[self.dtype], 1)
@@ -356,7 +359,7 @@ def conv2d(
     """TFLite's quantized ``CONV_2D``.
 
     input: NHWC int8 (or int16 for 16x8); filter: OHWI int8 [O, kh, kw, C / groups] (grouped when C is a multiple of
-    the filter's I); bias: [O] int32 (16x8: int64 or int32) or None; filter_scale: one, or one per output channel.
+    the filter's I); bias: [O] int32 (16x8: int64 or int32), required; filter_scale: one, or one per output channel.
     strides, dilations: an int or [height, width]; padding: "SAME" or "VALID". Returns NHWC [N, H', W', O] in the
     input's dtype.
     """
@@ -409,7 +412,7 @@ def depthwise_conv2d(
     """TFLite's quantized ``DEPTHWISE_CONV_2D``: input channel ``c`` correlated with filter channels ``c * M ... c * M
     + M - 1``.
 
-    input: NHWC int8 (or int16) [N, H, W, C]; filter: [1, kh, kw, C * M] int8; bias: [C * M] or None;
+    input: NHWC int8 (or int16) [N, H, W, C]; filter: [1, kh, kw, C * M] int8; bias: [C * M], required;
     ``depth_multiplier``: M (checked against the filter when given). Returns NHWC [N, H', W', C * M].
     """
     op = "quantized.depthwise_conv2d"
@@ -495,7 +498,7 @@ def transpose_conv(
         activation,
         rounding,
     )
-    b = qp.bias(bias, channels)
+    b = qp.bias(bias, channels, required=False)
     x_centered = x_nhwc.astype(np.float64) - qp.input_zero_point
     w_hwoi = np.transpose(w_ohwi, (1, 2, 0, 3)).astype(np.float64)
     sums = reference.conv2d_transpose(

@@ -220,7 +220,7 @@ def test_conv2d_and_depthwise_are_their_loops(seed, rounding):
     got = Q.depthwise_conv2d(
         x,
         w_1hwo,
-        None,
+        np.zeros(8, np.int32),
         strides=stride,
         padding=padding,
         dilations=dilation,
@@ -319,6 +319,7 @@ def valid():
         ("bias", np.zeros(4, np.int64), "must have dtype int32"),
         ("bias", np.zeros(4, np.float32), "must have dtype int32"),
         ("bias", np.zeros(3, np.int32), "one value per output channel (4)"),
+        ("bias", None, "is required"),
         ("input", np.zeros((1, 3, 3, 2), np.uint8), "must have dtype int8 or int16"),
         ("input", np.zeros((3, 3, 2), np.int8), "must have rank 4"),
         ("filter", np.zeros((4, 2, 2, 2), np.int16), "must have dtype int8"),
@@ -335,7 +336,7 @@ def test_each_bad_argument_is_named_with_its_value(arg, value, fragment):
 
 
 def test_16x8_refuses_a_nonzero_zero_point_and_xnnpack_rounding():
-    kwargs = {**valid(), "input": np.zeros((1, 3, 3, 2), np.int16), "bias": None}
+    kwargs = {**valid(), "input": np.zeros((1, 3, 3, 2), np.int16), "bias": np.zeros(4, np.int64)}
     assert_value_error(lambda: Q.conv2d(**kwargs), "'output_zero_point'=1", "symmetric")
     kwargs["output_zero_point"] = 0
     assert_value_error(lambda: Q.conv2d(**kwargs, rounding="float32"), "'rounding'='float32'", "16x8")
