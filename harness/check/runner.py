@@ -20,6 +20,7 @@ from harness import backends, ops
 from harness.check import diagnose as diagnosis
 from harness.check.budget import NOT_RUN, OverBudget
 from harness.check.prepare import Prepared, blocks, prepare
+from harness.check.quantized import run_quantized
 from harness.check.verdict import (
     AGREES,
     REFERENCE,
@@ -166,6 +167,9 @@ def run_case(
     def done(status: str, **kw) -> Outcome:
         return Outcome(case, dtype, status, seconds=time.perf_counter() - start, **kw)
 
+    if case.quantization is not None:  # TFLite's quantized op: integers compared exactly (harness.check.quantized)
+        status, fields = run_quantized(case, dtype, divergences, env, keep_outputs=keep_outputs)
+        return done(status, **fields)
     try:
         p = prepare(case, dtype, env.memory)
     except OverBudget as exc:

@@ -36,6 +36,7 @@ from harness import ops
 from harness.conv import layouts
 from harness.conv.dtypes import DTYPES, dtype_of, is_integer
 from harness.conv.tolerance import Override
+from harness.registry import quantization as quantized_cases
 from harness.registry import special as special_values
 
 KERNEL_ORIENTATIONS = ("correlation", "convolution")
@@ -62,6 +63,7 @@ CASE_FIELDS = {
     "reference_decides",
     "special",
     "source",
+    "quantization",
 }
 # Where a case transcribed from someone else's suite comes from (cases/upstream/): every key required.
 SOURCE_FIELDS = ("repository", "file", "test", "commit")
@@ -237,6 +239,8 @@ class Case:
     reference_decides: bool = False
     # Provenance of a case transcribed from an upstream suite: repository, file, test (or advisory id), commit.
     source: Source | None = None
+    # The case runs as TFLite's quantized op, at the schemes its dtypes name (harness.registry.quantization).
+    quantization: quantized_cases.Quantization | None = None
 
     @property
     def id(self) -> str:
@@ -534,8 +538,15 @@ def parse_case(file: str, raw: Any, index: int, defaults: dict | None = None, sw
     if raw.get("expected") is not None:
         expected = _tensor(file, name, "expected", raw["expected"], spec.output_format({}), "data")
 
-    dtypes = _str_list(file, name, "dtypes", raw.get("dtypes", list(DEFAULT_DTYPES)))
-    for dt in dtypes:
+    quantization = None
+    if raw.get("quantization") is not None:
+        dtypes = _str_list(file, name, "dtypes", raw.get("dtypes", ["int8"]))
+        quantization = _quantization(file, name, spec, attrs, raw, dtypes)
+    else:
+        dtypes = _str_list(file, name, "dtypes", raw.get("dtypes", list(DEFAULT_DTYPES)))
+    for dt in () if quantization else dtypes:
+        if dt in quantized_cases.SCHEMES and dt not in DTYPES:
+            raise CaseError(file, name, "dtypes", f"{dt} is a quantized scheme: the case needs a quantization field")
         if dt not in DTYPES:
             raise CaseError(file, name, "dtypes", f"unknown dtype {dt!r}; expected some of {', '.join(DTYPES)}")
         if is_integer(dtype_of(dt)):
@@ -601,7 +612,33 @@ def parse_case(file: str, raw: Any, index: int, defaults: dict | None = None, sw
         block,
         decides,
         source,
+        quantization,
     )
+
+
+def _quantization(file, case, spec, attrs: dict, raw: dict, dtypes: tuple[str, ...]) -> quantized_cases.Quantization:
+    """The ``quantization`` field, and what a quantized case may be: one of TFLite's ops, NHWC, SAME or VALID,
+    quantized dtypes, no expected output, error contract, gradients or special values."""
+    if spec.name not in quantized_cases.TFLITE_OPS:
+        raise CaseError(
+            file, case, "op", f"a quantized case is one of {', '.join(quantized_cases.TFLITE_OPS)}, not {spec.name}"
+        )
+    for dt in dtypes:
+        if dt not in quantized_cases.SCHEMES:
+            raise CaseError(
+                file, case, "dtypes", f"a quantized case runs at {' or '.join(quantized_cases.SCHEMES)}, not {dt!r}"
+            )
+    if spec.data_format(attrs) != "NHWC":
+        raise CaseError(file, case, "attrs.data_format", "TFLite's convolutions are NHWC")
+    if attrs.get("padding") not in ("SAME", "VALID"):
+        raise CaseError(file, case, "attrs.padding", f"TFLite pads SAME or VALID, got {attrs.get('padding')!r}")
+    for key in ("expected", "expect_error", "gradients", "special"):
+        if raw.get(key):
+            raise CaseError(file, case, key, "a quantized case compares integers exactly: it has no " + key)
+    try:
+        return quantized_cases.parse(raw["quantization"], dtypes)
+    except quantized_cases.QuantizationError as exc:
+        raise CaseError(file, case, "quantization" + (f".{exc.field}" if exc.field else ""), exc.message) from None
 
 
 def _case_special(file, case, spec, inputs_raw: dict, value) -> dict:

@@ -58,14 +58,18 @@ from packaging.version import Version
 from harness import ops
 from harness.conv import layouts
 from harness.conv.padding import INT32_MAX, INT64_MAX, INT64_MIN, normalize_padding, normalize_window_arg, window
+from harness.conv.quantized import ROUNDINGS
 from harness.registry import location, special_features
 from harness.registry.cases import CaseError
+from harness.registry.quantization import SCHEMES
 from harness.tf import machine
 from harness.tf.environment import Environment
 
 # error_class: TensorFlow rejects the input, as the case's error contract says, but with another exception class.
 KINDS = ("wrong_result", "unsupported", "crash", "accepts_invalid", "error_class")
 BEHAVIOURS = ("wrong_shape", "wrong_values", "aborts", "returns")  # and "raises <ErrorClass>"
+# A quantized path's output that is the reference's under another rounding than the path declares: "rounds <rule>".
+ROUNDS = tuple(f"rounds {r}" for r in ROUNDINGS)
 FEATURES = {
     "op": "the op called: a tf.nn op or a raw op (required in every entry: an entry applies to the ops it names)",
     "dtype": "the dtype the case runs at",
@@ -129,6 +133,9 @@ FEATURES = {
     "multiplier_zero": "a depthwise filter's channel multiplier (M) is 0",
     "dilations_length": "the number of values in a dilations list (None for an int or None)",
     "expect_error": "the case is an error contract",
+    "quantized": "the quantized scheme a case of TFLite's quantized ops runs at (int8 or 16x8); None for a float case",
+    "output_channels_ge_8": "the op's output has 8 channels or more (TFLite's optimized depthwise and transpose "
+    "kernels requantize 8 channels at a time)",
     "sizes_length": "the number of values in a raw backprop op's input_sizes / filter_sizes (None for other ops)",
     "padding_not_int": "an entry of an explicit padding list is a float or a bool instead of an int",
     "explicit_paddings_unused": "a raw backprop op's explicit_paddings is not empty while its padding is SAME or VALID",
@@ -337,12 +344,12 @@ def parse_divergence(file: str, raw: Any, index: int) -> Divergence:
     if not isinstance(does, list) or not does:
         raise _fail(file, did, "tensorflow_does", "must be a behaviour or a list of them")
     for b in does:
-        if not isinstance(b, str) or not (b in BEHAVIOURS or b.startswith("raises ")):
+        if not isinstance(b, str) or not (b in BEHAVIOURS or b in ROUNDS or b.startswith("raises ")):
             raise _fail(
                 file,
                 did,
                 "tensorflow_does",
-                f"unknown behaviour {b!r}; use {', '.join(BEHAVIOURS)} or 'raises <ErrorClass>'",
+                f"unknown behaviour {b!r}; use {', '.join(BEHAVIOURS + ROUNDS)} or 'raises <ErrorClass>'",
             )
     for key in ("summary", "evidence", "repro"):
         if not isinstance(raw[key], str) or not raw[key].strip():
@@ -625,6 +632,8 @@ def features(
         "output_empty": None if reference_output is None else bool(np.asarray(reference_output).size == 0),
         "input_rank": x.ndim,
         "expect_error": expect_error,
+        "quantized": SCHEMES.get(dtype),
+        "output_channels_ge_8": reference_output is not None and np.shape(reference_output)[-1:] >= (8,),
         "eigen_kernel": env.eigen(spec.tf_kernels, dtype, spec.tf_padding_kind(attrs)),
         "eigen_gradient_kernel": env.eigen(spec.tf_gradient_kernels, dtype, spec.tf_padding_kind(attrs)),
         "kernel_refuses": env.refuses(spec.tf_kernels, dtype),

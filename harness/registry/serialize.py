@@ -108,6 +108,8 @@ def case_to_dict(case: Case) -> dict:
         out["reference_decides"] = True
     if case.source is not None:
         out["source"] = dataclasses.asdict(case.source)
+    if case.quantization is not None:
+        out["quantization"] = case.quantization.record()
     return out
 
 

@@ -27,7 +27,7 @@ import ml_dtypes
 import numpy as np
 
 from harness import ops
-from harness.conv.dtypes import dtype_of, is_integer
+from harness.conv.dtypes import DTYPES, is_integer
 from harness.conv.tolerance import compare
 from harness.tf.environment import Environment
 
@@ -55,8 +55,8 @@ def features(
     """``tf_flushes_subnormals`` and ``flushing_changes_result`` for one call of ``op`` (see the module docstring);
     ``tolerance``: the case's override of the bound."""
     spec = ops.get(op)
-    np_dtype = dtype_of(dtype)
-    if is_integer(np_dtype):
+    np_dtype = DTYPES.get(dtype)
+    if np_dtype is None or is_integer(np_dtype):  # integers (and a quantized scheme's int8 / int16) have no subnormals
         return {"tf_flushes_subnormals": False, "flushing_changes_result": False}
     flushes = env.flushes_subnormals(spec.tf_kernels, dtype, spec.tf_padding_kind(attrs))
     changes: bool | None = None if flushes is None else False

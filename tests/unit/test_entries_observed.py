@@ -26,6 +26,7 @@ from packaging.specifiers import SpecifierSet
 from support import CASES, MACHINES, ROOT, registry
 
 from harness import ops
+from harness.check import quantized
 from harness.check.prepare import Prepared, prepare
 from harness.ops import gradients as reference_gradients
 from harness.registry import divergences
@@ -91,6 +92,9 @@ def forward_items(op: str) -> Iterator[tuple[str, object]]:
     for a raw backprop op, the raw calls of the gradient checks that call it (as harness.check.runner does)."""
     for case in cases_of(op):
         for dtype in case.dtypes:
+            if case.quantization is not None:  # TFLite's op (harness.check.quantized): features of the float geometry
+                yield f"{case.id}[{dtype}]", lambda env, case=case, dtype=dtype: quantized.features_of(case, dtype, env)
+                continue
             p = prepared(case, dtype)
             if p is not None:
                 yield f"{case.id}[{dtype}]", p.features

@@ -1,0 +1,268 @@
+"""Run one quantized case (``Case.quantization``) at one scheme through TFLite's interpreter paths, bit for bit.
+
+The case's real operands become a one-op TFLite model (``harness.tf.tflite``): built from the case's parameters, or
+converted and calibrated by TFLite's converter, whose chosen parameters and integer weights are read back from the
+model. Every path then runs the same model on the same integer input, and its output must be, exactly, the integer
+reference's (``harness.conv.quantized``) under the rounding the path declares (``PATHS``):
+
+* ``tflite-ref``: the reference kernels (``BUILTIN_REF``), gemmlowp's double rounding;
+* ``tflite-builtin``: the optimized kernels (``BUILTIN_WITHOUT_DEFAULT_DELEGATES``), which are meant to compute what
+  the reference kernels compute: double rounding;
+* ``tflite``: the default path, XNNPACK: single rounding.
+
+A path whose output is the reference's under another rounding "rounds <rule>"; one that matches no rounding has
+``wrong_values``. Both are failures unless a known divergence of that path (``backend: <path>``) declares them.
+Each comparison's detail counts the differing outputs, gives the largest difference in LSB and names the rounding
+the output matched, if any.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from harness import ops
+from harness.check.verdict import AGREES, Verdict, call_behaviour, combined, verdict
+from harness.conv import quantized as integer
+from harness.conv.tolerance import Bound, Comparison, compare
+from harness.registry.cases import Case, CaseError, operand_arrays
+from harness.registry.divergences import Divergence, features, in_scope, matching
+from harness.registry.quantization import SCHEMES, TFLITE_OPS, QuantizationError, quantize
+from harness.tf.environment import Environment
+from harness.tf.isolation import Returned, call_tensorflow
+from harness.tf.tflite import QUANTIZATION_KEYS
+
+# path -> (the interpreter's resolver, harness.tf.tflite.RESOLVERS; the rounding it declares)
+PATHS = {"tflite-ref": ("ref", "double"), "tflite-builtin": ("builtin", "double"), "tflite": ("auto", "single")}
+LABELS = {"tflite-ref": "TFLite (BUILTIN_REF)", "tflite-builtin": "TFLite (optimized)", "tflite": "TFLite (XNNPACK)"}
+
+
+@dataclass(frozen=True)
+class QuantizedCall:
+    """One quantized case at one scheme, ready to run: TFLite's op, its model (the flatbuffer, uint8), the integer
+    input (NHWC), weights (OHWI, or 1HW(C*M) for depthwise) and bias, the parameters (``QUANTIZATION_KEYS`` and
+    ``activation``) and TFLite's attributes (strides, padding, dilations or output_shape)."""
+
+    op: str
+    dtype: str
+    model: np.ndarray = field(repr=False)
+    input_q: np.ndarray = field(repr=False)
+    filter_q: np.ndarray = field(repr=False)
+    bias_q: np.ndarray = field(repr=False)
+    params: Mapping[str, Any]
+    attrs: Mapping[str, Any]
+    calibrated: bool = False
+
+    def reference(self, rounding: str) -> np.ndarray:
+        """The integer reference's output under ``rounding``."""
+        kwargs = {k: self.params[k] for k in QUANTIZATION_KEYS}
+        common = dict(
+            strides=self.attrs["strides"],
+            padding=self.attrs["padding"],
+            activation=self.params["activation"],
+            rounding=rounding,
+            **kwargs,
+        )
+        if self.op == "transpose_conv":
+            return integer.transpose_conv(
+                self.attrs["output_shape"], self.filter_q, self.input_q, self.bias_q, **common
+            )
+        fn = integer.conv2d if self.op == "conv2d" else integer.depthwise_conv2d
+        return fn(self.input_q, self.filter_q, self.bias_q, dilations=self.attrs["dilations"], **common)
+
+    def roundings(self) -> tuple[str, ...]:
+        """The roundings that apply at this scheme (XNNPACK's float32 has no 16x8 kernels)."""
+        return integer.ROUNDINGS if self.dtype == "int8" else tuple(r for r in integer.ROUNDINGS if r != "float32")
+
+
+class ServerError(RuntimeError):
+    """TensorFlow's process could not build, convert or read the case's model (the message says what it did)."""
+
+
+def _server(name: str, *args: Any) -> Any:
+    result = call_tensorflow(name, args, {})
+    if not isinstance(result, Returned):
+        behaviour, detail = call_behaviour(result, "TensorFlow") or ("failed", "")
+        raise ServerError(f"{name} {behaviour}: {detail}")
+    return result.value
+
+
+def tflite_filter(op: str, w: np.ndarray) -> np.ndarray:
+    """A tf.nn filter (HWIO; HWCM for depthwise; HWOI for conv2d_transpose) in TFLite's layout for ``op`` (OHWI; 1HW(C*M)
+    for depthwise; OHWI for transpose_conv)."""
+    if op == "depthwise_conv2d":
+        return w.reshape(1, w.shape[0], w.shape[1], -1)
+    return np.transpose(w, (3, 0, 1, 2) if op == "conv2d" else (2, 0, 1, 3))
+
+
+def prepare(case: Case, dtype: str) -> QuantizedCall:
+    """``case`` (quantized) at scheme ``dtype`` as a ``QuantizedCall``; CaseError for a malformed case, ServerError
+    when TensorFlow's process fails to make its model."""
+    q = case.quantization
+    if q is None:
+        raise ValueError(f"{case.id} is not a quantized case")
+    spec = ops.get(case.op)
+    op = TFLITE_OPS[case.op]
+    arrays = operand_arrays(case, "float64")
+    x, w = arrays[spec.data.name], arrays[spec.kernel_operand.name]
+    strides, dilations, padding = spec.window_attrs(case.attrs)
+    attrs: dict[str, Any] = {"strides": list(strides), "padding": padding}
+    if op == "transpose_conv":
+        attrs["output_shape"] = [int(v) for v in case.attrs["output_shape"]]
+    else:
+        attrs["dilations"] = list(dilations)
+    if q.calibration is not None:
+        model = _server(
+            "tflite_convert",
+            op,
+            {"input": x, "filter": w},
+            attrs,
+            q.calibration.samples,
+            q.calibration.seed,
+            SCHEMES[dtype],
+            q.activation,
+        )
+        read = _server("tflite_read", model)
+        params = read["params"]
+        filter_q, bias_q = read["filter"], read["bias"]
+        if bias_q is None:
+            bias_q = np.zeros(filter_q.shape[3 if op == "depthwise_conv2d" else 0], np.int32)
+    else:
+        w_tfl = tflite_filter(op, w)
+        channels = w_tfl.shape[3 if op == "depthwise_conv2d" else 0]
+        try:
+            params = q.params(channels)
+            bias_q = q.bias_values(channels, dtype)
+        except QuantizationError as exc:
+            raise CaseError(case.file, case.name, f"quantization.{exc.field}", exc.message) from None
+        scales = np.asarray(params["filter_scale"], np.float64)
+        axis_scales = scales if op == "depthwise_conv2d" else scales.reshape(-1, 1, 1, 1)
+        filter_q = quantize(w_tfl, axis_scales, 0, np.int8)
+        model = _server("tflite_build", op, list(x.shape), filter_q, bias_q, {**params, "dtype": dtype}, attrs)
+    input_q = quantize(x, params["input_scale"], params["input_zero_point"], np.dtype(dtype))
+    return QuantizedCall(op, dtype, model, input_q, filter_q, bias_q, params, attrs, q.calibrated)
+
+
+def _exact_bound(shape: tuple[int, ...]) -> Bound:
+    return Bound(per_element=np.zeros(shape), exact=True, c=0.0, u=0.0, override=None)
+
+
+def judge(
+    path: str, out: np.ndarray, by_rounding: Mapping[str, np.ndarray], declared_elsewhere: Sequence[str] = ()
+) -> tuple[Comparison, str, str]:
+    """(comparison, behaviour, detail) of ``path``'s output against the reference under the path's rounding. An
+    output that several other roundings give (they differ only on ties) "rounds" the first of them that a known
+    divergence declares (``declared_elsewhere``: behaviours), else the first of ``ROUNDINGS``."""
+    declared = PATHS[path][1]
+    want = by_rounding[declared]
+    comparison = compare(path, out, f"reference ({declared} rounding)", want, _exact_bound(want.shape))
+    matched = [r for r, v in by_rounding.items() if v.shape == out.shape and np.array_equal(v, out)]
+    if comparison.ok:
+        return comparison, AGREES, ""
+    if out.shape != want.shape:
+        return (
+            comparison,
+            "wrong_shape",
+            f"{LABELS[path]} returned shape {list(out.shape)}, the reference {list(want.shape)}",
+        )
+    differ = out.astype(np.int64) != want.astype(np.int64)
+    lsb = int(np.abs(out.astype(np.int64) - want.astype(np.int64)).max())
+    what = f"{int(differ.sum())} of {out.size} outputs differ from {declared} rounding, by up to {lsb} LSB"
+    what += (
+        f"; the output is the reference's under {', '.join(matched)} rounding"
+        if matched
+        else (
+            "; it matches no rounding ("
+            + ", ".join(f"{r}: {int((v != out).sum())} differ" for r, v in by_rounding.items())
+            + ")"
+        )
+    )
+    comparison = Comparison(
+        comparison.subject,
+        comparison.against,
+        False,
+        comparison.max_abs_error,
+        comparison.max_rel_error,
+        0.0,
+        comparison.margin,
+        what,
+    )
+    rounds = [f"rounds {r}" for r in matched]
+    behaviour = next((b for b in rounds if b in declared_elsewhere), rounds[0] if rounds else "wrong_values")
+    return comparison, behaviour, f"{LABELS[path]}: {what}"
+
+
+def features_of(case: Case, dtype: str, env: Environment) -> dict:
+    """The divergence features of quantized ``case`` at ``dtype`` (``harness.registry.divergences.features``): its
+    geometry is the float op's, whose float64 reference gives the output's shape (no model, no TensorFlow)."""
+    spec = ops.get(case.op)
+    arrays = operand_arrays(case, "float64")
+    return features(case.op, dtype, arrays, case.attrs, spec.call(spec.reference, arrays, case.attrs), env)
+
+
+def run_quantized(
+    case: Case,
+    dtype: str,
+    divergences: Sequence[Divergence] = (),
+    env: Environment | None = None,
+    paths: Sequence[str] = tuple(PATHS),
+    keep_outputs: bool = False,
+) -> tuple[str, dict[str, Any]]:
+    """Run quantized ``case`` at ``dtype`` through ``paths``; never raises for a bad case or a failing path. Returns
+    (status, the other fields of the ``harness.check.runner.Outcome``)."""
+    env = env or Environment.current()
+    try:
+        call = prepare(case, dtype)
+        by_rounding = {r: call.reference(r) for r in call.roundings()}
+    except (CaseError, ValueError, ServerError) as exc:
+        return "failed", {"errors": (f"malformed case: {exc}",)}
+    arrays = operand_arrays(case, "float64")
+    feats = features_of(case, dtype, env)
+    verdicts: list[Verdict] = []
+    comparisons: list[Comparison] = []
+    outputs: dict[str, np.ndarray] = {"reference": by_rounding["double"]}
+    applicable_all: list[Divergence] = []
+    behaviours = []
+    for path in paths:
+        resolver, _ = PATHS[path]
+        applicable = matching(in_scope(divergences, "forward"), feats, env, backend=path)
+        applicable_all += applicable
+        result = call_tensorflow("tflite_run", (call.model, call.input_q, resolver), {})
+        failed = call_behaviour(result, LABELS[path])
+        if failed is not None or not isinstance(result, Returned):
+            behaviour, detail = failed or ("failed", "")
+        else:
+            out = np.asarray(result.value)
+            outputs[path] = out
+            declared = [b for d in applicable for b in d.tensorflow_does]
+            comparison, behaviour, detail = judge(path, out, by_rounding, declared)
+            comparisons.append(comparison)
+        behaviours.append(f"{path}: {behaviour}")
+        verdicts.append(verdict(LABELS[path], behaviour, detail, applicable))
+    v = combined(verdicts)
+    source = "calibrated by TFLite's converter" if call.calibrated else "given"
+    notes = (f"{dtype} ({SCHEMES[dtype]}) {call.op}; parameters {source}: " + _describe(call.params), *v.notes)
+    return v.status, {
+        "comparisons": tuple(comparisons),
+        "errors": v.errors,
+        "notes": notes,
+        "divergence": v.divergence,
+        "applicable": tuple(dict.fromkeys(d.id for d in applicable_all)),
+        "attrs": dict(case.attrs),
+        "shapes": {**{n: a.shape for n, a in arrays.items()}, "output": by_rounding["double"].shape},
+        "tensorflow": "; ".join(behaviours),
+        "features": feats,
+        "outputs": outputs if keep_outputs or v.status == "failed" else {},
+    }
+
+
+def _describe(params: Mapping[str, Any]) -> str:
+    scales = params["filter_scale"]
+    filt = f"{scales[0]:.4g}" if len(set(scales)) == 1 else f"{len(scales)} per-channel scales"
+    return (
+        f"input {params['input_scale']:.4g}/{params['input_zero_point']}, filter {filt}, "
+        f"output {params['output_scale']:.4g}/{params['output_zero_point']}, {params['activation']}"
+    )
