@@ -47,12 +47,13 @@ import yaml
 
 from harness import atomic, backends, exchange, ops, starter
 from harness.check.budget import OverBudget
-from harness.check.runner import REFERENCE, TENSORFLOW, run_case
+from harness.check.runner import REFERENCE, run_case
 from harness.conv import layouts
 from harness.conv.dtypes import DTYPES
 from harness.registry import divergences, location, scaffold
 from harness.registry.cases import Case, CaseError, operand_array, operand_shape, split_case_id
 from harness.registry.loader import load_file
+from harness.registry.quantization import SCHEMES
 from harness.reports import compare, merge, report, repro, results
 from harness.tf import environment, machine, versions
 
@@ -122,8 +123,10 @@ def find_case(case_id: str, root: Path) -> tuple[Case, str | None]:
     file, name, dtype = split_case_id(case_id)
     if not name:
         raise UsageError(f"CASE_ID {case_id!r} has no case name (expected FILE::NAME[DTYPE], NAME[DTYPE] or NAME)")
-    if dtype is not None and dtype not in DTYPES:
-        raise UsageError(f"CASE_ID {case_id!r}: unknown dtype {dtype!r}; expected one of {', '.join(DTYPES)}")
+    if dtype is not None and dtype not in (*DTYPES, *SCHEMES):
+        raise UsageError(
+            f"CASE_ID {case_id!r}: unknown dtype {dtype!r}; expected one of {', '.join((*DTYPES, *SCHEMES))}"
+        )
     if file is not None:
         # the user's file of that name, else the shipped registry's (cases/seeds.yaml from any directory)
         candidates = [Path(file)] if Path(file).is_absolute() else [root / file, location.shipped_root() / file]
@@ -160,8 +163,8 @@ def pick_dtype(case: Case, from_id: str | None, option: str | None) -> str:
 
 def _check_filters(args) -> None:
     for dt in args.dtype:
-        if dt not in DTYPES:
-            raise UsageError(f"--dtype {dt}: unknown dtype; expected one of {', '.join(DTYPES)}")
+        if dt not in (*DTYPES, *SCHEMES):
+            raise UsageError(f"--dtype {dt}: unknown dtype; expected one of {', '.join((*DTYPES, *SCHEMES))}")
     for op in args.op:
         if op not in ops.OPS:
             raise UsageError(f"--op {op}: unknown op; expected one of {', '.join(ops.OPS)}")
@@ -428,11 +431,15 @@ def cmd_show(args) -> int:
     print("\nlayout and rotation conversions")
     for line in conversion_lines(case):
         print(f"  {line}")
-    print("\ninputs, as the op receives them")
+    print(
+        "\ninputs, as the op receives them"
+        + (" (real values, quantized as the report says)" if case.quantization else "")
+    )
+    values_dtype = "float64" if case.quantization else dtype  # a quantized case's scheme is not an array dtype
     for operand in spec.operands:
-        a = operand_array(case, operand.name, dtype)
+        a = operand_array(case, operand.name, values_dtype)
         layout = operand.op_layout(spec.data_format(case.attrs))
-        print(f"  {operand.name} {layout} {list(a.shape)} {dtype}")
+        print(f"  {operand.name} {layout} {list(a.shape)} {values_dtype}")
         print(_array_text(a, layout if len(layout) == a.ndim else "N" * a.ndim))
     if spec.textbook:
         print("\ntextbook formulations compared with the reference")
@@ -445,12 +452,12 @@ def cmd_show(args) -> int:
     if REFERENCE in out:
         print(f"\nreference output {fmt} {list(out[REFERENCE].shape)}")
         print(_array_text(out[REFERENCE], fmt))
-    if TENSORFLOW in out:
-        print(f"\ntensorflow output {fmt} {list(out[TENSORFLOW].shape)}")
-        print(_array_text(out[TENSORFLOW], fmt))
-        if REFERENCE in out and out[TENSORFLOW].shape == out[REFERENCE].shape:
-            diff = out[TENSORFLOW].astype(np.float64) - out[REFERENCE].astype(np.float64)
-            print("\ntensorflow - reference")
+    for name in [n for n in out if n != REFERENCE]:  # TensorFlow's, or each TFLite path's of a quantized case
+        print(f"\n{name} output {fmt} {list(out[name].shape)}")
+        print(_array_text(out[name], fmt))
+        if REFERENCE in out and out[name].shape == out[REFERENCE].shape:
+            diff = out[name].astype(np.float64) - out[REFERENCE].astype(np.float64)
+            print(f"\n{name} - reference")
             print(_array_text(diff, fmt))
     print(f"\nstatus: {outcome.status}")
     print(outcome.report())

@@ -244,7 +244,8 @@ def run_quantized(
         verdicts.append(verdict(LABELS[path], behaviour, detail, applicable))
     v = combined(verdicts)
     source = "calibrated by TFLite's converter" if call.calibrated else "given"
-    notes = (f"{dtype} ({SCHEMES[dtype]}) {call.op}; parameters {source}: " + _describe(call.params), *v.notes)
+    scheme = dtype if SCHEMES[dtype] == dtype else f"{dtype} ({SCHEMES[dtype]})"
+    notes = (f"{scheme} {call.op}; parameters {source}: " + _describe(call.params), *v.notes)
     return v.status, {
         "comparisons": tuple(comparisons),
         "errors": v.errors,

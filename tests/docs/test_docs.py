@@ -46,6 +46,13 @@ def test_the_worked_example_is_the_file_in_cases():
     assert yaml.safe_load(example) == yaml.safe_load((ROOT / "cases" / "examples.yaml").read_text())
 
 
+def test_the_quantized_example_is_the_case_in_cases():
+    example = next(b for b in _blocks("yaml") if "int8_conv2d_per_channel_strided_valid_relu6" in b)
+    doc = yaml.safe_load((ROOT / "cases" / "quantized.yaml").read_text())
+    case = next(c for c in doc["cases"] if c["name"] == "int8_conv2d_per_channel_strided_valid_relu6")
+    assert yaml.safe_load(example) == [case]
+
+
 def test_the_worked_example_expected_values_follow_its_description():
     # out[i, j] = x[2i, 2j] + 2 x[2i, 2j + 1] with x[i, j] = 5 i + j and zero beyond the right edge
     x = np.pad(np.arange(25).reshape(5, 5), ((0, 0), (0, 1)))
