@@ -929,7 +929,7 @@ def parser() -> argparse.ArgumentParser:
         metavar="SIZE",
         type=_memory_size,
         help=f"the memory one case may take at its peak, e.g. 2GiB or 500MB: a case over it fails unallocated "
-        f"(default: ${machine.MEMORY_ENV}, else {machine.MEMORY_SHARE:.0%} of the available memory shared by the "
+        f"(default: ${machine.MEMORY_ENV}, else {machine.MEMORY_SHARE:.0%}% of the available memory shared by the "
         f"workers; `harness machine` shows it)",
     )
     p.set_defaults(func=cmd_verify, pytest_args=[])

@@ -126,7 +126,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="SIZE",
         help=f"the memory one case may take at its peak, e.g. 2GiB or 500MB (a case over it fails, unallocated); "
         f"default from ${machine.MEMORY_ENV}, the harness_memory_budget ini option, else "
-        f"{machine.MEMORY_SHARE:.0%} of the memory available, shared by the xdist workers",
+        f"{machine.MEMORY_SHARE:.0%}% of the memory available, shared by the xdist workers",
     )
     parser.addini("harness_cases", type="paths", default=[], help="folders of YAML cases (relative to this file)")
     parser.addini(

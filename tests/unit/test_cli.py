@@ -45,6 +45,20 @@ def wrong_use(capsys, *argv: str) -> str:
 # --- list ----------------------------------------------------------------------------------
 
 
+def test_every_subcommand_and_the_pytest_plugin_print_their_help(capsys):
+    """argparse %-formats help texts: a literal "%" in one (50% of ...) breaks --help of the whole command."""
+    import argparse
+
+    sub = next(a for a in cli.parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for name in sub.choices:
+        with pytest.raises(SystemExit) as exit_info:
+            cli.parser().parse_args([name, "--help"])
+        assert exit_info.value.code == 0, name
+        assert "usage:" in capsys.readouterr().out, name
+    proc = subprocess.run([sys.executable, "-m", "pytest", "--help"], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0 and "--memory-budget" in proc.stdout, proc.stderr[-1000:]
+
+
 def test_list_prints_every_case_with_ids_ops_dtypes_and_tags(capsys):
     code, out, err = harness(capsys, "list", "cases/seeds.yaml")
     assert code == 0
