@@ -18,6 +18,7 @@ the output matched, if any.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from harness import ops
-from harness.check.verdict import AGREES, Verdict, call_behaviour, combined, verdict
+from harness.check.verdict import AGREES, REFERENCE, Verdict, call_behaviour, combined, verdict
 from harness.conv import quantized as integer
 from harness.conv.tolerance import Bound, Comparison, compare
 from harness.registry.cases import Case, CaseError, operand_arrays
@@ -158,10 +159,10 @@ def judge(
     divergence declares (``declared_elsewhere``: behaviours), else the first of ``ROUNDINGS``."""
     declared = PATHS[path][1]
     want = by_rounding[declared]
-    comparison = compare(path, out, f"reference ({declared} rounding)", want, _exact_bound(want.shape))
+    comparison = compare(path, out, REFERENCE, want, _exact_bound(want.shape))
     matched = [r for r, v in by_rounding.items() if v.shape == out.shape and np.array_equal(v, out)]
     if comparison.ok:
-        return comparison, AGREES, ""
+        return dataclasses.replace(comparison, detail=f"exact, {declared} rounding"), AGREES, ""
     if out.shape != want.shape:
         return (
             comparison,
@@ -180,16 +181,7 @@ def judge(
             + ")"
         )
     )
-    comparison = Comparison(
-        comparison.subject,
-        comparison.against,
-        False,
-        comparison.max_abs_error,
-        comparison.max_rel_error,
-        0.0,
-        comparison.margin,
-        what,
-    )
+    comparison = dataclasses.replace(comparison, detail=what)
     rounds = [f"rounds {r}" for r in matched]
     behaviour = next((b for b in rounds if b in declared_elsewhere), rounds[0] if rounds else "wrong_values")
     return comparison, behaviour, f"{LABELS[path]}: {what}"
