@@ -115,6 +115,7 @@ FEATURES = {
     "window_arg_not_int": "the strides argument is null, or the strides or dilations argument is (or holds) a float "
     "or a bool instead of ints",
     "strides_float": "the strides argument is (or holds) a float or a bool",
+    "int_attr_not_int": "tf.raw_ops.Conv's groups or batch_dims is a float or a bool",
     "dilations_float": "the dilations (or rate) argument is (or holds) a float or a bool",
     "dilations_not_int": "the dilations (or rate) argument is (or holds) a float, a bool or a string",
     "dilations_bool": "the dilations (or rate) argument holds a bool",
@@ -683,6 +684,7 @@ def features(
     ) or any(_not_int(v) for v in (strides_value, dilations_value) if v is not None)
     feats["dilations_length"] = len(dilations_value) if isinstance(dilations_value, list) else None
     feats["strides_float"] = strides_value is not None and _not_int(strides_value)
+    feats["int_attr_not_int"] = any(_not_int(attrs[k]) for k in ("groups", "batch_dims") if k in attrs)
     feats["dilations_float"] = dilations_value is not None and _not_int(dilations_value)
     feats["dilations_not_int"] = dilations_value is not None and _not_int(dilations_value, (bool, float, str))
     feats["dilations_bool"] = isinstance(dilations_value, list) and _not_int(dilations_value, (bool,))
