@@ -7,7 +7,9 @@ every translation between those conventions and TensorFlow's; this module holds 
 only when asked for.
 
 Built in: ``reference``, ``textbook``, ``tensorflow`` (eager, the oracle), ``tensorflow-function``,
-``tensorflow-xla``; optional, when their packages are installed: ``torch``, ``jax``, ``onnxruntime``.
+``tensorflow-xla``; optional, when their packages are installed: ``torch``, ``jax``, ``onnxruntime``, and LiteRT's
+interpreter paths for the quantized cases, ``litert`` (XNNPACK), ``litert-builtin`` and ``litert-ref``
+(``harness.check.quantized.PATHS``).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from harness.backends.base import (
     filter_layout,
     run,
 )
+from harness.registry.quantization import SCHEMES, TFLITE_OPS
 from harness.tf.isolation import Died, Raised, call_tensorflow
 
 __all__ = [
@@ -133,6 +136,33 @@ def _optional(module: str, name: str, extra: str) -> Backend:
         )
 
 
+def _litert(resolver: str) -> Backend:
+    """LiteRT's interpreter (``ai-edge-litert``) under one op resolver: it runs the quantized cases' models only
+    (``harness.check.quantized``), each checked bit for bit against the integer reference."""
+    name = "litert" if resolver == "auto" else f"litert-{resolver}"
+    try:
+        importlib.import_module("ai_edge_litert.interpreter")
+    except ImportError as exc:
+        return Backend(
+            name,
+            {},
+            unavailable=f"{name} is not installed ({exc.name or exc}): pip install -e '.[litert]'",
+            extra="litert",
+        )
+
+    def models_only(*args, **kwargs):
+        raise NotCovered(f"{name} runs the quantized cases' models only")
+
+    what = {"auto": "XNNPACK, the default", "builtin": "the optimized kernels", "ref": "the reference kernels"}
+    return Backend(
+        name,
+        {op: models_only for op in TFLITE_OPS},
+        dtypes=tuple(SCHEMES),
+        description=f"LiteRT's interpreter (ai-edge-litert), {what[resolver]}: the quantized cases, bit for bit",
+        extra="litert",
+    )
+
+
 _FACTORIES: dict[str, Callable[[], Backend]] = {
     "reference": _reference,
     "textbook": _textbook,
@@ -142,8 +172,16 @@ _FACTORIES: dict[str, Callable[[], Backend]] = {
     "torch": lambda: _optional("torch_nn", "torch", "torch"),
     "jax": lambda: _optional("jax_lax", "jax", "jax"),
     "onnxruntime": lambda: _optional("onnx_runtime", "onnxruntime", "onnxruntime"),
+    "litert": lambda: _litert("auto"),
+    "litert-builtin": lambda: _litert("builtin"),
+    "litert-ref": lambda: _litert("ref"),
 }
-EXTRAS = {"torch": "torch", "jax": "jax", "onnxruntime": "onnxruntime"}  # backend -> pyproject extra
+EXTRAS = {  # backend -> pyproject extra
+    "torch": "torch",
+    "jax": "jax",
+    "onnxruntime": "onnxruntime",
+    **{name: "litert" for name in ("litert", "litert-builtin", "litert-ref")},
+}
 
 
 def resolve(spec: str, root: Path | None = None) -> Backend:

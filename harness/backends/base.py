@@ -48,6 +48,9 @@ BUILTIN = (
     "torch",
     "jax",
     "onnxruntime",
+    "litert",
+    "litert-builtin",
+    "litert-ref",
 )
 ORACLE = "tensorflow"
 

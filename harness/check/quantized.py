@@ -32,13 +32,31 @@ from harness.conv.tolerance import Bound, Comparison, compare
 from harness.registry.cases import Case, CaseError, operand_arrays
 from harness.registry.divergences import Divergence, features, in_scope, matching
 from harness.registry.quantization import SCHEMES, TFLITE_OPS, QuantizationError, quantize
+from harness.tf import tflite
 from harness.tf.environment import Environment
-from harness.tf.isolation import Returned, call_tensorflow
+from harness.tf.isolation import Raised, Result, Returned, call_tensorflow
 from harness.tf.tflite import QUANTIZATION_KEYS
 
-# path -> (the interpreter's resolver, harness.tf.tflite.RESOLVERS; the rounding it declares)
-PATHS = {"tflite-ref": ("ref", "double"), "tflite-builtin": ("builtin", "double"), "tflite": ("auto", "single")}
-LABELS = {"tflite-ref": "TFLite (BUILTIN_REF)", "tflite-builtin": "TFLite (optimized)", "tflite": "TFLite (XNNPACK)"}
+# path -> (the interpreter: tf.lite's, in TensorFlow's process, or LiteRT's; its op resolver,
+# harness.tf.tflite.RESOLVERS; the rounding it declares). The default item runs tf.lite's (DEFAULT_PATHS); LiteRT's
+# are backends (--backend litert ...).
+PATHS = {
+    "tflite-ref": ("tensorflow", "ref", "double"),
+    "tflite-builtin": ("tensorflow", "builtin", "double"),
+    "tflite": ("tensorflow", "auto", "single"),
+    "litert-ref": ("litert", "ref", "double"),
+    "litert-builtin": ("litert", "builtin", "double"),
+    "litert": ("litert", "auto", "single"),
+}
+DEFAULT_PATHS = ("tflite-ref", "tflite-builtin", "tflite")
+LABELS = {
+    "tflite-ref": "TFLite (BUILTIN_REF)",
+    "tflite-builtin": "TFLite (optimized)",
+    "tflite": "TFLite (XNNPACK)",
+    "litert-ref": "LiteRT (BUILTIN_REF)",
+    "litert-builtin": "LiteRT (optimized)",
+    "litert": "LiteRT (XNNPACK)",
+}
 
 
 @dataclass(frozen=True)
@@ -157,7 +175,7 @@ def judge(
     """(comparison, behaviour, detail) of ``path``'s output against the reference under the path's rounding. An
     output that several other roundings give (they differ only on ties) "rounds" the first of them that a known
     divergence declares (``declared_elsewhere``: behaviours), else the first of ``ROUNDINGS``."""
-    declared = PATHS[path][1]
+    declared = PATHS[path][2]
     want = by_rounding[declared]
     comparison = compare(path, out, REFERENCE, want, _exact_bound(want.shape))
     matched = [r for r, v in by_rounding.items() if v.shape == out.shape and np.array_equal(v, out)]
@@ -187,6 +205,17 @@ def judge(
     return comparison, behaviour, f"{LABELS[path]}: {what}"
 
 
+def run_model(runtime: str, model: np.ndarray, input_q: np.ndarray, resolver: str) -> Result:
+    """A model run by tf.lite in TensorFlow's process, or by LiteRT here (it imports no TensorFlow), as a call's
+    result: Returned, or Raised with the error."""
+    if runtime == "tensorflow":
+        return call_tensorflow("tflite_run", (model, input_q, resolver), {})
+    try:
+        return Returned(tflite.run(model, input_q, resolver, runtime=runtime))
+    except Exception as exc:  # every interpreter error is an outcome to report
+        return Raised(type(exc).__name__, str(exc).strip())
+
+
 def features_of(case: Case, dtype: str, env: Environment) -> dict:
     """The divergence features of quantized ``case`` at ``dtype`` (``harness.registry.divergences.features``): its
     geometry is the float op's, whose float64 reference gives the output's shape (no model, no TensorFlow)."""
@@ -200,7 +229,7 @@ def run_quantized(
     dtype: str,
     divergences: Sequence[Divergence] = (),
     env: Environment | None = None,
-    paths: Sequence[str] = tuple(PATHS),
+    paths: Sequence[str] = DEFAULT_PATHS,
     keep_outputs: bool = False,
 ) -> tuple[str, dict[str, Any]]:
     """Run quantized ``case`` at ``dtype`` through ``paths``; never raises for a bad case or a failing path. Returns
@@ -219,10 +248,10 @@ def run_quantized(
     applicable_all: list[Divergence] = []
     behaviours = []
     for path in paths:
-        resolver, _ = PATHS[path]
+        runtime, resolver, _ = PATHS[path]
         applicable = matching(in_scope(divergences, "forward"), feats, env, backend=path)
         applicable_all += applicable
-        result = call_tensorflow("tflite_run", (call.model, call.input_q, resolver), {})
+        result = run_model(runtime, call.model, call.input_q, resolver)
         failed = call_behaviour(result, LABELS[path])
         if failed is not None or not isinstance(result, Returned):
             behaviour, detail = failed or ("failed", "")

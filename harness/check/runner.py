@@ -20,6 +20,7 @@ from harness import backends, ops
 from harness.check import diagnose as diagnosis
 from harness.check.budget import NOT_RUN, OverBudget
 from harness.check.prepare import Prepared, blocks, prepare
+from harness.check.quantized import PATHS as QUANTIZED_PATHS
 from harness.check.quantized import run_quantized
 from harness.check.verdict import (
     AGREES,
@@ -434,6 +435,13 @@ def run_backend(
     why = backend.covers(case.op, dtype)
     if why:
         return done("skipped", skip_reason=why)
+    if case.quantization is not None:  # a quantized case: the backend is an interpreter path (LiteRT's)
+        if backend.name not in QUANTIZED_PATHS:
+            return done("skipped", skip_reason=f"{backend.name} runs no quantized model")
+        status, fields = run_quantized(case, dtype, divergences, env, (backend.name,), keep_outputs)
+        return done(status, **fields)
+    if backend.name in QUANTIZED_PATHS:
+        return done("skipped", skip_reason=f"{backend.name} runs the quantized cases only")
     try:
         p = prepare(case, dtype, env.memory)
     except OverBudget as exc:

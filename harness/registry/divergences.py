@@ -205,11 +205,17 @@ class Divergence:
     file: str
     strict: str = "per_case"  # per_entry: a matching case may agree by coincidence; some case must still diverge
     scope: str = "forward"  # one of SCOPES
-    # None: TensorFlow diverges from the reference. A backend's name (``harness.backends``): that backend diverges
-    # from TensorFlow, the oracle; ``tensorflow_does`` then says what the backend does.
-    backend: str | None = None
+    # Empty: TensorFlow diverges from the reference. Backends' names (``harness.backends``; ``backend:`` one name or a
+    # list): those backends diverge from TensorFlow, the oracle (a quantized case's paths: from the integer
+    # reference); ``tensorflow_does`` then says what the backend does.
+    backends: tuple[str, ...] = ()
     # The machines it was seen on: names of recorded environments (tests/machines/<name>.json) or free text.
     observed_on: tuple[str, ...] = ()
+
+    @property
+    def backend(self) -> str | None:
+        """The backends it is declared for, as written (comma-separated); None for TensorFlow's own."""
+        return ", ".join(self.backends) or None
 
     def not_here(self, env: Environment) -> str | None:
         """Why this entry cannot apply in ``env`` whatever the case (version, oneDNN mode, CPU features, oneDNN's
@@ -371,8 +377,9 @@ def parse_divergence(file: str, raw: Any, index: int) -> Divergence:
     if scope not in SCOPES:
         raise _fail(file, did, "scope", f"must be one of {', '.join(SCOPES)}")
     backend = raw.get("backend")
-    if backend is not None and (not isinstance(backend, str) or not backend):
-        raise _fail(file, did, "backend", "must be a backend name (harness.backends)")
+    backends = [backend] if isinstance(backend, str) else backend if backend is not None else []
+    if not isinstance(backends, list) or not all(isinstance(b, str) and b for b in backends):
+        raise _fail(file, did, "backend", "must be a backend name (harness.backends) or a list of them")
     observed = raw.get("observed_on", [])
     observed = [observed] if isinstance(observed, str) else observed
     if not isinstance(observed, list) or not all(isinstance(m, str) and m.strip() for m in observed):
@@ -396,7 +403,7 @@ def parse_divergence(file: str, raw: Any, index: int) -> Divergence:
         file,
         strict,
         scope,
-        backend,
+        tuple(backends),
         tuple(m.strip() for m in observed),
     )
 
@@ -801,4 +808,8 @@ def features(
 def matching(divergences, feats: Mapping[str, Any], env: Environment, backend: str | None = None) -> list[Divergence]:
     """Every divergence of TensorFlow (or, given ``backend``, of that backend) that applies to a case with these
     features, in file order."""
-    return [d for d in divergences if d.backend == backend and d.applies(feats, env)]
+    return [
+        d
+        for d in divergences
+        if ((backend in d.backends) if backend is not None else not d.backends) and d.applies(feats, env)
+    ]

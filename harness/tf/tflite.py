@@ -182,7 +182,8 @@ def interpreter(model: np.ndarray, resolver: str, runtime: str = "tensorflow") -
         import tensorflow as tf
 
         module = tf.lite
-    resolver_type = getattr(module.experimental.OpResolverType, RESOLVERS[resolver])
+    resolvers = module.OpResolverType if runtime == "litert" else module.experimental.OpResolverType
+    resolver_type = getattr(resolvers, RESOLVERS[resolver])
     ip = module.Interpreter(model_content=bytes(model), experimental_op_resolver_type=resolver_type)
     ip.allocate_tensors()
     return ip

@@ -15,13 +15,15 @@ import pytest
 from support import CASES, ROOT
 
 from harness import backends
+from harness.check.quantized import PATHS as QUANTIZED_PATHS
 from harness.check.runner import run_backend
 from harness.registry import divergences
 from harness.registry.cases import DIVERGENCES_FILE, Case
 from harness.registry.loader import load_file
 
 FILE = CASES / DIVERGENCES_FILE
-BACKENDS = [name for name in backends.BUILTIN if name != backends.ORACLE]  # the oracle is the default item
+# the oracle is the default item; LiteRT's paths run the quantized cases only (test_quantized_cases_under_litert)
+BACKENDS = [name for name in backends.BUILTIN if name != backends.ORACLE and name not in QUANTIZED_PATHS]
 
 
 @pytest.fixture(scope="module")
@@ -55,3 +57,25 @@ def test_known_divergence_cases_under_backend(name, known, env):
         f"{len(failed)} of {sum(statuses.values())} items of {DIVERGENCES_FILE} fail under --backend {name} "
         f"(a case the backend breaks needs a `backend: {name}` entry with evidence, or a fix):\n" + "\n".join(failed)
     )
+
+
+@pytest.mark.tensorflow  # the models are built in TensorFlow's process
+@pytest.mark.parametrize("name", ["litert-builtin"])
+def test_quantized_cases_under_litert(name, env):
+    """cases/quantized.yaml through LiteRT's optimized kernels (its other paths run in make verify BACKENDS=...):
+    every item agrees with the integer reference bit for bit, or a known divergence of that path says why."""
+    backend = backends.resolve(name, ROOT)
+    if backend.unavailable:
+        pytest.skip(backend.unavailable)
+    entries, errors = divergences.load(FILE, ROOT)
+    assert errors == [], errors
+    statuses, failed = Counter(), []
+    for case in load_file(CASES / "quantized.yaml", ROOT):
+        assert isinstance(case, Case), case
+        for dtype in case.dtypes:
+            outcome = run_backend(case, dtype, backend, entries, env)
+            statuses[outcome.status] += 1
+            if outcome.status == "failed":
+                failed.append(outcome.report())
+    assert not failed, "\n\n".join(failed)
+    assert statuses["xfailed"] > 0 and statuses["passed"] > 0, dict(statuses)
