@@ -9,7 +9,8 @@ only when asked for.
 Built in: ``reference``, ``textbook``, ``tensorflow`` (eager, the oracle), ``tensorflow-function``,
 ``tensorflow-xla``; optional, when their packages are installed: ``torch``, ``jax``, ``onnxruntime``, and LiteRT's
 interpreter paths for the quantized cases, ``litert`` (XNNPACK), ``litert-builtin`` and ``litert-ref``
-(``harness.check.quantized.PATHS``).
+(``harness.check.quantized.PATHS``); TFLite's float32 kernels, ``tflite-float`` (tf.lite) and ``litert-float``
+(``harness.backends.tflite_float``).
 """
 
 from __future__ import annotations
@@ -163,6 +164,20 @@ def _litert(resolver: str) -> Backend:
     )
 
 
+def _optional_litert_float() -> Backend:
+    try:
+        from harness.backends import tflite_float
+
+        return tflite_float.backend("litert")
+    except ImportError as exc:
+        return Backend(
+            "litert-float",
+            {},
+            unavailable=f"litert-float is not installed ({exc.name or exc}): pip install -e '.[litert]'",
+            extra="litert",
+        )
+
+
 _FACTORIES: dict[str, Callable[[], Backend]] = {
     "reference": _reference,
     "textbook": _textbook,
@@ -175,12 +190,14 @@ _FACTORIES: dict[str, Callable[[], Backend]] = {
     "litert": lambda: _litert("auto"),
     "litert-builtin": lambda: _litert("builtin"),
     "litert-ref": lambda: _litert("ref"),
+    "tflite-float": lambda: _optional("tflite_float", "tflite-float", "tf"),
+    "litert-float": lambda: _optional_litert_float(),
 }
 EXTRAS = {  # backend -> pyproject extra
     "torch": "torch",
     "jax": "jax",
     "onnxruntime": "onnxruntime",
-    **{name: "litert" for name in ("litert", "litert-builtin", "litert-ref")},
+    **{name: "litert" for name in ("litert", "litert-builtin", "litert-ref", "litert-float")},
 }
 
 

@@ -51,6 +51,8 @@ BUILTIN = (
     "litert",
     "litert-builtin",
     "litert-ref",
+    "tflite-float",
+    "litert-float",
 )
 ORACLE = "tensorflow"
 

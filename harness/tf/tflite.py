@@ -54,6 +54,7 @@ def _tensor(
         "int16": s.TensorType.INT16,
         "int32": s.TensorType.INT32,
         "int64": s.TensorType.INT64,
+        "float32": s.TensorType.FLOAT32,
     }[dtype]
     if scales is not None:
         q = s.QuantizationParametersT()
@@ -75,7 +76,6 @@ def build(
     for no bias), quantized by ``params`` (``QUANTIZATION_KEYS`` and ``activation``). ``attrs``: strides, padding,
     dilations (not for transpose_conv), depth_multiplier (depthwise), output_shape (transpose_conv). Returns the
     flatbuffer as uint8."""
-    import flatbuffers
 
     s = _schema()
     data = "int16" if params.get("dtype", "int8") == "int16" else "int8"
@@ -156,17 +156,95 @@ def build(
         options.dilationHFactor, options.dilationWFactor = _pair(attrs.get("dilations", 1))
     operator.builtinOptionsType, operator.builtinOptions = kind, options
 
+    return _finish(s, code, _VERSIONS[op], tensors, operator, buffers, f"one quantized {op}")
+
+
+# The float32 ops of TFLite, by the tf.nn op of the same geometry.
+FLOAT_OPS = ("conv2d", "depthwise_conv2d", "conv2d_transpose", "conv3d", "conv3d_transpose")
+
+
+def build_float(op: str, input_shape: list[int], filter_tfl: np.ndarray, attrs: Mapping[str, Any]) -> np.ndarray:
+    """A one-op float32 model of ``op`` (``FLOAT_OPS``: CONV_2D, DEPTHWISE_CONV_2D, TRANSPOSE_CONV, CONV_3D,
+    CONV_3D_TRANSPOSE), no bias, a constant filter in TFLite's layout (OHWI; 1HW(C*M); OHWI; DHWIO; DHWOI).
+    ``attrs``: ``strides`` and ``dilations`` (one per spatial axis; no dilations for TRANSPOSE_CONV), ``padding``
+    (SAME or VALID), ``output_shape`` for the transposes. Returns the flatbuffer as uint8."""
+    s = _schema()
+    buffers = [s.BufferT()]
+
+    def buffer(array: np.ndarray) -> int:
+        b = s.BufferT()
+        b.data = np.frombuffer(np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<")).tobytes(), np.uint8)
+        buffers.append(b)
+        return len(buffers) - 1
+
+    transposed = op.endswith("_transpose")
+    strides = [int(v) for v in attrs["strides"]]
+    dilations = [int(v) for v in attrs.get("dilations") or [1] * len(strides)]
+    tensors = []
+    if transposed:
+        out_shape = [int(v) for v in attrs["output_shape"]]
+        tensors.append(_tensor(s, "output_shape", [len(out_shape)], "int32", buffer(np.array(out_shape, np.int32))))
+    tensors.append(_tensor(s, "filter", list(filter_tfl.shape), "float32", buffer(filter_tfl.astype(np.float32))))
+    tensors.append(_tensor(s, "input", list(input_shape), "float32", 0))
+    if not transposed:  # CONV_2D and DEPTHWISE_CONV_2D refuse a missing bias: a zero one, which adds exactly 0
+        channels = filter_tfl.shape[-1] if op != "conv2d" else filter_tfl.shape[0]
+        tensors.append(_tensor(s, "bias", [channels], "float32", buffer(np.zeros(channels, np.float32))))
+    tensors.append(_tensor(s, "output", out_shape if transposed else [], "float32", 0))  # resized at allocation
+    operator = s.OperatorT()
+    operator.opcodeIndex, operator.outputs = 0, [len(tensors) - 1]
+    operator.inputs = [0, 1, 2, -1] if transposed else [1, 0, 2]
+    if op in ("conv3d", "conv3d_transpose"):
+        options, kind = s.Conv3DOptionsT(), s.BuiltinOptions.Conv3DOptions
+        code = s.BuiltinOperator.CONV_3D if op == "conv3d" else s.BuiltinOperator.CONV_3D_TRANSPOSE
+        options.strideD, options.strideH, options.strideW = strides
+        options.dilationDFactor, options.dilationHFactor, options.dilationWFactor = dilations
+    elif op == "conv2d_transpose":
+        options, kind = s.TransposeConvOptionsT(), s.BuiltinOptions.TransposeConvOptions
+        code = s.BuiltinOperator.TRANSPOSE_CONV
+        options.strideH, options.strideW = strides
+    else:
+        depthwise = op == "depthwise_conv2d"
+        options = s.DepthwiseConv2DOptionsT() if depthwise else s.Conv2DOptionsT()
+        kind = s.BuiltinOptions.DepthwiseConv2DOptions if depthwise else s.BuiltinOptions.Conv2DOptions
+        code = s.BuiltinOperator.DEPTHWISE_CONV_2D if depthwise else s.BuiltinOperator.CONV_2D
+        if depthwise:
+            options.depthMultiplier = filter_tfl.shape[3] // max(input_shape[3], 1)
+        options.strideH, options.strideW = strides
+        options.dilationHFactor, options.dilationWFactor = dilations
+    options.padding = {"SAME": s.Padding.SAME, "VALID": s.Padding.VALID}[attrs["padding"]]
+    operator.builtinOptionsType, operator.builtinOptions = kind, options
+    return _finish(s, code, 1, tensors, operator, buffers, f"one float32 {op}")
+
+
+def _finish(s: Any, code: int, version: int, tensors: list, operator: Any, buffers: list, what: str) -> np.ndarray:
+    """The model of one operator (its input without a buffer is the graph's input, its output the graph's), as
+    uint8."""
+    import flatbuffers
+
     opcode = s.OperatorCodeT()
-    opcode.builtinCode, opcode.deprecatedBuiltinCode, opcode.version = code, min(code, 127), _VERSIONS[op]
+    opcode.builtinCode, opcode.deprecatedBuiltinCode, opcode.version = code, min(code, 127), version
     graph = s.SubGraphT()
     graph.tensors, graph.operators, graph.name = tensors, [operator], "main"
-    graph.inputs, graph.outputs = [names.index("input")], [names.index("output")]
+    graph.inputs = [next(i for i in operator.inputs if i >= 0 and tensors[i].buffer == 0)]
+    graph.outputs = list(operator.outputs)
     model = s.ModelT()
     model.version, model.operatorCodes, model.subgraphs, model.buffers = 3, [opcode], [graph], buffers
-    model.description = f"tf-conv-harness: one quantized {op}"
+    model.description = f"tf-conv-harness: {what}"
     builder = flatbuffers.Builder(1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     return np.frombuffer(bytes(builder.Output()), np.uint8)
+
+
+def run_float(
+    op: str,
+    input: np.ndarray,
+    filter_tfl: np.ndarray,
+    attrs: Mapping[str, Any],
+    resolver: str,
+    runtime: str = "tensorflow",
+) -> np.ndarray:
+    """``build_float``'s model of ``op`` run on ``input`` (float32, channels last) under ``resolver``."""
+    return run(build_float(op, list(input.shape), filter_tfl, attrs), input.astype(np.float32), resolver, runtime)
 
 
 def _pair(value: Any) -> tuple[int, int]:
@@ -332,6 +410,8 @@ def convert(
 
 # The calls TensorFlow's server process answers for the quantized backends (harness.tf.isolation.SERVER_CALLS).
 SERVER_CALLS: dict[str, Callable[..., Any]] = {
+    "tflite_run_float": run_float,
+    "tflite_build_float": build_float,
     "tflite_build": build,
     "tflite_run": run,
     "tflite_read": read,
