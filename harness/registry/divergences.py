@@ -252,6 +252,11 @@ def _not_int(value, kinds: tuple[type, ...] = (bool, float)) -> bool:
     return any(isinstance(v, kinds) for v in items)
 
 
+def _beyond_int32(v: int) -> bool:
+    """Beyond int32 but within int64 (INT64_MIN included: its magnitude is one more than INT64_MAX)."""
+    return INT32_MAX < abs(v) and INT64_MIN <= v <= INT64_MAX
+
+
 def _ints(value) -> list[int]:
     """The int entries of an argument (an int, or a list), bools left out."""
     items = value if isinstance(value, list) else [value]
@@ -701,8 +706,8 @@ def features(
     filt = spec.filter
     feats["filter_rank"] = np.ndim(arrays[filt.name]) if filt is not None else None
     feats["dilations_invalid"] = _dilations_invalid(spec, dilations_value, fmt)
-    feats["strides_beyond_int32"] = any(INT32_MAX < abs(v) <= INT64_MAX for v in _ints(strides_value))
-    feats["dilations_beyond_int32"] = any(INT32_MAX < abs(v) <= INT64_MAX for v in _ints(dilations_value))
+    feats["strides_beyond_int32"] = any(_beyond_int32(v) for v in _ints(strides_value))
+    feats["dilations_beyond_int32"] = any(_beyond_int32(v) for v in _ints(dilations_value))
     feats["window_arg_beyond_int64"] = any(
         not INT64_MIN <= v <= INT64_MAX for value in (strides_value, dilations_value) for v in _ints(value)
     )
