@@ -137,6 +137,12 @@ def _optional(module: str, name: str, extra: str) -> Backend:
         )
 
 
+def _litert_version() -> str:
+    from importlib import metadata
+
+    return metadata.version("ai-edge-litert")
+
+
 def _litert(resolver: str) -> Backend:
     """LiteRT's interpreter (``ai-edge-litert``) under one op resolver: it runs the quantized cases' models only
     (``harness.check.quantized``), each checked bit for bit against the integer reference."""
@@ -159,7 +165,8 @@ def _litert(resolver: str) -> Backend:
         name,
         {op: models_only for op in TFLITE_OPS},
         dtypes=tuple(SCHEMES),
-        description=f"LiteRT's interpreter (ai-edge-litert), {what[resolver]}: the quantized cases, bit for bit",
+        description=f"LiteRT's interpreter (ai-edge-litert {_litert_version()}), {what[resolver]}: the quantized cases, "
+        "bit for bit",
         extra="litert",
     )
 

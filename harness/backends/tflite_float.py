@@ -138,7 +138,10 @@ def _backend(name: str, runtime: str, description: str) -> Backend:
 def backend(runtime: str = "tensorflow") -> Backend:
     """``tflite-float`` (tf.lite) or, for runtime "litert", ``litert-float``."""
     if runtime == "litert":
+        from importlib import metadata
+
         import ai_edge_litert.interpreter  # noqa: F401  (ImportError: the backend is unavailable)
 
-        return _backend("litert-float", "litert", "LiteRT's interpreter (ai-edge-litert), float32 TFLite kernels")
+        version = metadata.version("ai-edge-litert")
+        return _backend("litert-float", "litert", f"LiteRT's interpreter (ai-edge-litert {version}), float32 kernels")
     return _backend("tflite-float", "tensorflow", "tf.lite's interpreter, float32 TFLite kernels (XNNPACK)")
