@@ -507,6 +507,8 @@ def cmd_repro(args) -> int:
     set_tensorflow_mode(args)
     case, id_dtype = find_case(args.case_id, root)
     dtype = pick_dtype(case, id_dtype, args.dtype)
+    if case.quantization is not None:
+        raise UsageError(f"harness repro: {case.id} is a quantized case; run `harness show {case.id}[{dtype}]` instead")
     env = environment.Environment.current()
     finding = ""
     if not args.no_run:

@@ -472,6 +472,12 @@ def script(case: Case, dtype: str, env: Environment, *, finding: str = "") -> st
     """
     if dtype not in case.dtypes:
         raise ValueError(f"{case.id}: dtype {dtype!r} is not one of the case's dtypes ({', '.join(case.dtypes)})")
+    if case.quantization is not None:
+        raise ValueError(
+            f"{case.id} is a quantized case (TFLite's {case.op} at {dtype}): repro scripts are written for TensorFlow's "
+            f"float ops only; `harness show {case.id}[{dtype}]` prints every path's output and its difference from the "
+            "integer reference, and each known divergence of the TFLite paths has its own repro"
+        )
     p = prepare(case, dtype)
     if not p.expects_error and p.reference_error is not None:
         raise ValueError(
