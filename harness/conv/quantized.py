@@ -340,6 +340,36 @@ def _padding(op: str, value: Any) -> str:
 # --- ops ------------------------------------------------------------------------------------------------------
 
 
+# The quantization arguments every op takes, as ``Quantized`` checks them.
+PARAMS = (
+    "input_scale",
+    "input_zero_point",
+    "filter_scale",
+    "output_scale",
+    "output_zero_point",
+    "activation",
+    "rounding",
+)
+
+
+def _run(
+    op: str,
+    x_nhwc: np.ndarray,
+    channels: int,
+    bias: Any,
+    params: dict[str, Any],
+    sums_of: Any,
+    bias_required: bool = True,
+) -> np.ndarray:
+    """The quantized op: ``params`` checked, the bias read, ``sums_of(x - input_zero_point)`` (the float64 reference of
+    the integer operands, exact) plus the bias requantized."""
+    qp = Quantized(op, x_nhwc, channels=channels, **params)
+    b = qp.bias(bias, channels, required=bias_required)
+    sums = sums_of(x_nhwc.astype(np.float64) - qp.input_zero_point)
+    kind = _accumulator_kind(qp.dtype, bias)
+    return qp.requantize(_accumulator(op, sums, b, kind), kind)
+
+
 def conv2d(
     input: ArrayLike,
     filter: ArrayLike,
@@ -365,31 +395,17 @@ def conv2d(
     """
     op = "quantized.conv2d"
     x_nhwc, w_ohwi = _input(op, input), _filter(op, filter)
-    channels = w_ohwi.shape[0]
-    qp = Quantized(
+    w_hwio = np.transpose(w_ohwi, (1, 2, 3, 0)).astype(np.float64)
+    window = (_spatial_pair(op, "strides", strides), _padding(op, padding), _spatial_pair(op, "dilations", dilations))
+    params = {k: v for k, v in locals().items() if k in PARAMS}
+    return _run(
         op,
         x_nhwc,
-        input_scale,
-        input_zero_point,
-        filter_scale,
-        output_scale,
-        output_zero_point,
-        channels,
-        activation,
-        rounding,
+        w_ohwi.shape[0],
+        bias,
+        params,
+        lambda x: reference.conv2d(x, w_hwio, window[0], window[1], dilations=window[2]),
     )
-    b = qp.bias(bias, channels)
-    x_centered = x_nhwc.astype(np.float64) - qp.input_zero_point
-    w_hwio = np.transpose(w_ohwi, (1, 2, 3, 0)).astype(np.float64)
-    sums = reference.conv2d(
-        x_centered,
-        w_hwio,
-        _spatial_pair(op, "strides", strides),
-        _padding(op, padding),
-        dilations=_spatial_pair(op, "dilations", dilations),
-    )
-    kind = _accumulator_kind(qp.dtype, bias)
-    return qp.requantize(_accumulator(op, sums, b, kind), kind)
 
 
 def depthwise_conv2d(
@@ -413,20 +429,16 @@ def depthwise_conv2d(
     + M - 1``.
 
     input: NHWC int8 (or int16) [N, H, W, C]; filter: [1, kh, kw, C * M] int8; bias: [C * M], required;
-    ``depth_multiplier``: M (checked against the filter when given). Returns NHWC [N, H', W', C * M].
+    ``depthwise_multiplier``: M (checked against the filter when given). Returns NHWC [N, H', W', C * M].
     """
     op = "quantized.depthwise_conv2d"
     x_nhwc, w_1hwo = _input(op, input), _filter(op, filter)
     channels_in, channels = x_nhwc.shape[3], w_1hwo.shape[3]
+    shape = f"<array of shape {list(w_1hwo.shape)}>"
     if w_1hwo.shape[0] != 1:
-        raise _fail(op, "filter", f"<array of shape {list(w_1hwo.shape)}>", "must be [1, kh, kw, C * M]")
+        raise _fail(op, "filter", shape, "must be [1, kh, kw, C * M]")
     if channels_in == 0 or channels % channels_in:
-        raise _fail(
-            op,
-            "filter",
-            f"<array of shape {list(w_1hwo.shape)}>",
-            f"must have a multiple of the input's {channels_in} channels",
-        )
+        raise _fail(op, "filter", shape, f"must have a multiple of the input's {channels_in} channels")
     if depth_multiplier is not None and depth_multiplier * channels_in != channels:
         raise _fail(
             op,
@@ -434,31 +446,18 @@ def depthwise_conv2d(
             depth_multiplier,
             f"times the input's {channels_in} channels must be the filter's {channels}",
         )
-    qp = Quantized(
-        op,
-        x_nhwc,
-        input_scale,
-        input_zero_point,
-        filter_scale,
-        output_scale,
-        output_zero_point,
-        channels,
-        activation,
-        rounding,
-    )
-    b = qp.bias(bias, channels)
-    x_centered = x_nhwc.astype(np.float64) - qp.input_zero_point
     # a grouped conv2d with one input channel per group: group c gives output channels [c * M, (c + 1) * M)
     w_hwio = np.transpose(w_1hwo, (1, 2, 0, 3)).astype(np.float64)
-    sums = reference.conv2d(
-        x_centered,
-        w_hwio,
-        _spatial_pair(op, "strides", strides),
-        _padding(op, padding),
-        dilations=_spatial_pair(op, "dilations", dilations),
+    window = (_spatial_pair(op, "strides", strides), _padding(op, padding), _spatial_pair(op, "dilations", dilations))
+    params = {k: v for k, v in locals().items() if k in PARAMS}
+    return _run(
+        op,
+        x_nhwc,
+        channels,
+        bias,
+        params,
+        lambda x: reference.conv2d(x, w_hwio, window[0], window[1], dilations=window[2]),
     )
-    kind = _accumulator_kind(qp.dtype, bias)
-    return qp.requantize(_accumulator(op, sums, b, kind), kind)
 
 
 def transpose_conv(
@@ -485,24 +484,15 @@ def transpose_conv(
     """
     op = "quantized.transpose_conv"
     x_nhwc, w_ohwi = _input(op, input), _filter(op, filter)
-    channels = w_ohwi.shape[0]
-    qp = Quantized(
+    w_hwoi = np.transpose(w_ohwi, (1, 2, 0, 3)).astype(np.float64)
+    stride, pad = _spatial_pair(op, "strides", strides), _padding(op, padding)
+    params = {k: v for k, v in locals().items() if k in PARAMS}
+    return _run(
         op,
         x_nhwc,
-        input_scale,
-        input_zero_point,
-        filter_scale,
-        output_scale,
-        output_zero_point,
-        channels,
-        activation,
-        rounding,
+        w_ohwi.shape[0],
+        bias,
+        params,
+        lambda x: reference.conv2d_transpose(x, w_hwoi, list(output_shape), stride, pad),
+        bias_required=False,
     )
-    b = qp.bias(bias, channels, required=False)
-    x_centered = x_nhwc.astype(np.float64) - qp.input_zero_point
-    w_hwoi = np.transpose(w_ohwi, (1, 2, 0, 3)).astype(np.float64)
-    sums = reference.conv2d_transpose(
-        x_centered, w_hwoi, list(output_shape), _spatial_pair(op, "strides", strides), _padding(op, padding)
-    )
-    kind = _accumulator_kind(qp.dtype, bias)
-    return qp.requantize(_accumulator(op, sums, b, kind), kind)

@@ -12,6 +12,7 @@ dequantized here.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -82,13 +83,8 @@ def build(
     channels = filter_q.shape[3 if op == "depthwise_conv2d" else 0]
     f_scales = np.broadcast_to(np.asarray(params["filter_scale"], np.float64), (channels,)).tolist()
     in_scale, out_scale = float(params["input_scale"]), float(params["output_scale"])
-    buffers = [s.BufferT()]
-
-    def buffer(array: np.ndarray) -> int:
-        b = s.BufferT()
-        b.data = np.frombuffer(np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<")).tobytes(), np.uint8)
-        buffers.append(b)
-        return len(buffers) - 1
+    buffers = [s.BufferT()]  # buffer 0: none (the input's and output's)
+    buffer = functools.partial(_buffer, s, buffers)
 
     tensors = []
     strides = _pair(attrs.get("strides", 1))
@@ -169,13 +165,8 @@ def build_float(op: str, input_shape: list[int], filter_tfl: np.ndarray, attrs: 
     ``attrs``: ``strides`` and ``dilations`` (one per spatial axis; no dilations for TRANSPOSE_CONV), ``padding``
     (SAME or VALID), ``output_shape`` for the transposes. Returns the flatbuffer as uint8."""
     s = _schema()
-    buffers = [s.BufferT()]
-
-    def buffer(array: np.ndarray) -> int:
-        b = s.BufferT()
-        b.data = np.frombuffer(np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<")).tobytes(), np.uint8)
-        buffers.append(b)
-        return len(buffers) - 1
+    buffers = [s.BufferT()]  # buffer 0: none (the input's and output's)
+    buffer = functools.partial(_buffer, s, buffers)
 
     transposed = op.endswith("_transpose")
     strides = [int(v) for v in attrs["strides"]]
@@ -245,6 +236,14 @@ def run_float(
 ) -> np.ndarray:
     """``build_float``'s model of ``op`` run on ``input`` (float32, channels last) under ``resolver``."""
     return run(build_float(op, list(input.shape), filter_tfl, attrs), input.astype(np.float32), resolver, runtime)
+
+
+def _buffer(s: Any, buffers: list, array: np.ndarray) -> int:
+    """A constant's buffer (little-endian bytes) appended to ``buffers``; its index."""
+    b = s.BufferT()
+    b.data = np.frombuffer(np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<")).tobytes(), np.uint8)
+    buffers.append(b)
+    return len(buffers) - 1
 
 
 def _pair(value: Any) -> tuple[int, int]:

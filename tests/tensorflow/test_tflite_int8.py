@@ -110,16 +110,20 @@ def test_each_resolver_is_one_rounding_of_the_integer_reference(tf_process, op, 
         np.testing.assert_array_equal(outputs["builtin"][..., vector:], by_rounding["double"][..., vector:])
 
 
+# input_scale * filter_scale / output_scale = 1/2: a 1x1 filter of 1 halves the input.
+HALF = {
+    "input_scale": 1.0,
+    "input_zero_point": 0,
+    "filter_scale": [0.5],
+    "output_scale": 1.0,
+    "output_zero_point": 0,
+    "activation": "NONE",
+}
+
+
 def test_xnnpack_rounds_a_tie_to_even_where_the_integer_rules_round_up(tf_process):
     """M = 1 * 0.5 / 1: accumulators 5 and -3 are the ties 2.5 and -1.5."""
-    params = {
-        "input_scale": 1.0,
-        "input_zero_point": 0,
-        "filter_scale": [0.5],
-        "output_scale": 1.0,
-        "output_zero_point": 0,
-        "activation": "NONE",
-    }
+    params = HALF
     filter_q = np.ones((1, 1, 1, 1), np.int8)
     input_q = np.array([5, -3, 7, 0], np.int8).reshape(1, 2, 2, 1)
     model = call(
@@ -139,14 +143,7 @@ def test_xnnpack_rounds_a_tie_to_even_where_the_integer_rules_round_up(tf_proces
 
 @pytest.mark.parametrize("op", ["conv2d", "depthwise_conv2d"])
 def test_a_quantized_conv_without_bias_is_refused_by_every_resolver_and_the_reference(tf_process, op):
-    params = {
-        "input_scale": 1.0,
-        "input_zero_point": 0,
-        "filter_scale": [0.5],
-        "output_scale": 1.0,
-        "output_zero_point": 0,
-        "activation": "NONE",
-    }
+    params = HALF
     filter_q, input_q = np.ones((1, 1, 1, 1), np.int8), np.zeros((1, 2, 2, 1), np.int8)
     model = call(
         tf_process, "tflite_build", op, [1, 2, 2, 1], filter_q, None, params, {"strides": 1, "padding": "VALID"}
