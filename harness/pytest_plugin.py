@@ -35,6 +35,7 @@ Options (``pytest --help``, group "harness"):
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import resource
 import signal
@@ -410,15 +411,21 @@ def pytest_runtest_makereport(item, call):
     if call.when != "call":
         return
     if isinstance(item, CaseItem) and item.outcome is not None:
-        report.harness_record = results.record(item.outcome, item.nodeid, item.case.tags)
+        record = results.record(item.outcome, item.nodeid, item.case.tags)
         item.outcome = None  # its arrays are no longer needed
     elif isinstance(item, BadCaseItem):
-        report.harness_record = results.item_record(
-            item.nodeid, "malformed", call.duration, str(item.error), kind="malformed"
-        )
+        record = results.item_record(item.nodeid, "malformed", call.duration, str(item.error), kind="malformed")
     else:
         return
-    item.user_properties += junit_properties(report.harness_record)  # junitxml writes them from the teardown report
+    # As JSON text: xdist's transport (execnet) cannot send an int below -2**31 (a case's attributes may hold one).
+    report.harness_record_json = json.dumps(record)
+    item.user_properties += junit_properties(record)  # junitxml writes them from the teardown report
+
+
+def harness_record(report) -> dict | None:
+    """The JSON record a case item's call report carries (``pytest_runtest_makereport``); None for other reports."""
+    text = getattr(report, "harness_record_json", None)
+    return json.loads(text) if text is not None else None
 
 
 JUNIT_FIELDS = (
@@ -444,10 +451,10 @@ def junit_properties(record: dict) -> list[tuple[str, str]]:
 def _records(terminalreporter) -> list[dict]:
     """The record of every case item this run reported (``results.record``, made where the item ran)."""
     return [
-        report.harness_record
+        record
         for reports in terminalreporter.stats.values()
         for report in reports
-        if getattr(report, "when", None) == "call" and hasattr(report, "harness_record")
+        if getattr(report, "when", None) == "call" and (record := harness_record(report)) is not None
     ]
 
 
@@ -588,8 +595,9 @@ def _select(config: pytest.Config, items: list) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_report_teststatus(report, config):
     """With --progress the bar replaces pytest's character per case (other tests keep theirs)."""
-    if config.option.progress and report.when == "call" and hasattr(report, "harness_record"):
-        status = report.harness_record["status"]
+    record = harness_record(report) if config.option.progress and report.when == "call" else None
+    if record is not None:
+        status = record["status"]
         return ("xfailed" if status == "xfailed" else "failed" if report.failed else "passed"), "", ""
     return None
 
@@ -659,7 +667,7 @@ class Recorder:
         self.total = len(ids)  # every worker collects the same items
 
     def _record(self, report) -> dict | None:
-        rec = getattr(report, "harness_record", None)
+        rec = harness_record(report)
         if rec is not None:
             return rec
         message = str(report.longrepr)[-2000:] if report.longrepr is not None and not report.passed else ""
