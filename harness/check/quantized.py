@@ -27,6 +27,7 @@ import numpy as np
 
 from harness import ops
 from harness.check.verdict import AGREES, REFERENCE, Verdict, call_behaviour, combined, verdict
+from harness.conv import layouts
 from harness.conv import quantized as integer
 from harness.conv.tolerance import Bound, Comparison, compare
 from harness.registry.cases import Case, CaseError, operand_arrays
@@ -110,11 +111,11 @@ def _server(name: str, *args: Any) -> Any:
 
 
 def tflite_filter(op: str, w: np.ndarray) -> np.ndarray:
-    """A tf.nn filter (HWIO; HWCM for depthwise; HWOI for conv2d_transpose) in TFLite's layout for ``op`` (OHWI; 1HW(C*M)
-    for depthwise; OHWI for transpose_conv)."""
+    """A tf.nn filter (HWIO; HWIM for depthwise; HWOI for conv2d_transpose) in TFLite's layout for ``op`` (OHWI;
+    [1, kh, kw, I * M] for depthwise, output channel i * M + m; OHWI for transpose_conv)."""
     if op == "depthwise_conv2d":
         return w.reshape(1, w.shape[0], w.shape[1], -1)
-    return np.transpose(w, (3, 0, 1, 2) if op == "conv2d" else (2, 0, 1, 3))
+    return layouts.convert(w, "HWIO" if op == "conv2d" else "HWOI", "OHWI")
 
 
 def prepare(case: Case, dtype: str) -> QuantizedCall:
