@@ -118,15 +118,17 @@ def known_divergences(root: Path) -> list[divergences.Divergence]:
     return divergences.load_registry(registry_at(root), "forward")[0]
 
 
+# What a case runs at: an array dtype, or a quantized case's scheme (harness.registry.quantization).
+CASE_DTYPES = (*DTYPES, *SCHEMES)
+
+
 def find_case(case_id: str, root: Path) -> tuple[Case, str | None]:
     """The case a CASE_ID names, and its dtype when the id gives one; UsageError when none or several match."""
     file, name, dtype = split_case_id(case_id)
     if not name:
         raise UsageError(f"CASE_ID {case_id!r} has no case name (expected FILE::NAME[DTYPE], NAME[DTYPE] or NAME)")
-    if dtype is not None and dtype not in (*DTYPES, *SCHEMES):
-        raise UsageError(
-            f"CASE_ID {case_id!r}: unknown dtype {dtype!r}; expected one of {', '.join((*DTYPES, *SCHEMES))}"
-        )
+    if dtype is not None and dtype not in CASE_DTYPES:
+        raise UsageError(f"CASE_ID {case_id!r}: unknown dtype {dtype!r}; expected one of {', '.join(CASE_DTYPES)}")
     if file is not None:
         # the user's file of that name, else the shipped registry's (cases/seeds.yaml from any directory)
         candidates = [Path(file)] if Path(file).is_absolute() else [root / file, location.shipped_root() / file]
@@ -163,8 +165,8 @@ def pick_dtype(case: Case, from_id: str | None, option: str | None) -> str:
 
 def _check_filters(args) -> None:
     for dt in args.dtype:
-        if dt not in (*DTYPES, *SCHEMES):
-            raise UsageError(f"--dtype {dt}: unknown dtype; expected one of {', '.join((*DTYPES, *SCHEMES))}")
+        if dt not in CASE_DTYPES:
+            raise UsageError(f"--dtype {dt}: unknown dtype; expected one of {', '.join(CASE_DTYPES)}")
     for op in args.op:
         if op not in ops.OPS:
             raise UsageError(f"--op {op}: unknown op; expected one of {', '.join(ops.OPS)}")

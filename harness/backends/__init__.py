@@ -123,18 +123,20 @@ def _tensorflow(mode: str) -> Backend:
     return Backend(name, {op: make(op) for op in ops.OPS}, description=what)
 
 
-def _optional(module: str, name: str, extra: str) -> Backend:
-    """An adapter in ``harness.backends.<module>`` whose ``backend()`` needs an optional package."""
+def _unavailable(name: str, exc: ImportError, extra: str) -> Backend:
+    """A backend whose package is missing: it says which extra installs it."""
+    return Backend(
+        name, {}, unavailable=f"{name} is not installed ({exc.name or exc}): pip install -e '.[{extra}]'", extra=extra
+    )
+
+
+def _optional(module: str, name: str, extra: str, *args: str) -> Backend:
+    """An adapter in ``harness.backends.<module>`` whose ``backend(*args)`` needs an optional package."""
     try:
         adapter = importlib.import_module(f"harness.backends.{module}")
-        return adapter.backend()
+        return adapter.backend(*args)
     except ImportError as exc:
-        return Backend(
-            name,
-            {},
-            unavailable=f"{name} is not installed ({exc.name or exc}): pip install -e '.[{extra}]'",
-            extra=extra,
-        )
+        return _unavailable(name, exc, extra)
 
 
 def _litert_version() -> str:
@@ -150,12 +152,7 @@ def _litert(resolver: str) -> Backend:
     try:
         importlib.import_module("ai_edge_litert.interpreter")
     except ImportError as exc:
-        return Backend(
-            name,
-            {},
-            unavailable=f"{name} is not installed ({exc.name or exc}): pip install -e '.[litert]'",
-            extra="litert",
-        )
+        return _unavailable(name, exc, "litert")
 
     def models_only(*args, **kwargs):
         raise NotCovered(f"{name} runs the quantized cases' models only")
@@ -171,20 +168,6 @@ def _litert(resolver: str) -> Backend:
     )
 
 
-def _optional_litert_float() -> Backend:
-    try:
-        from harness.backends import tflite_float
-
-        return tflite_float.backend("litert")
-    except ImportError as exc:
-        return Backend(
-            "litert-float",
-            {},
-            unavailable=f"litert-float is not installed ({exc.name or exc}): pip install -e '.[litert]'",
-            extra="litert",
-        )
-
-
 _FACTORIES: dict[str, Callable[[], Backend]] = {
     "reference": _reference,
     "textbook": _textbook,
@@ -198,7 +181,7 @@ _FACTORIES: dict[str, Callable[[], Backend]] = {
     "litert-builtin": lambda: _litert("builtin"),
     "litert-ref": lambda: _litert("ref"),
     "tflite-float": lambda: _optional("tflite_float", "tflite-float", "tf"),
-    "litert-float": lambda: _optional_litert_float(),
+    "litert-float": lambda: _optional("tflite_float", "litert-float", "litert", "litert"),
 }
 EXTRAS = {  # backend -> pyproject extra
     "torch": "torch",

@@ -36,7 +36,7 @@ from harness.registry.quantization import SCHEMES, TFLITE_OPS, QuantizationError
 from harness.tf import tflite
 from harness.tf.environment import Environment
 from harness.tf.isolation import Raised, Result, Returned, call_tensorflow
-from harness.tf.tflite import QUANTIZATION_KEYS
+from harness.tf.tflite import CHANNEL_AXIS, QUANTIZATION_KEYS
 
 # path -> (the interpreter: tf.lite's, in TensorFlow's process, or LiteRT's; its op resolver,
 # harness.tf.tflite.RESOLVERS; the rounding it declares). The default item runs tf.lite's (DEFAULT_PATHS); LiteRT's
@@ -74,6 +74,7 @@ class QuantizedCall:
     bias_q: np.ndarray = field(repr=False)
     params: Mapping[str, Any]
     attrs: Mapping[str, Any]
+    arrays: Mapping[str, np.ndarray] = field(repr=False, default_factory=dict)  # the case's real operands (float64)
     calibrated: bool = False
 
     def reference(self, rounding: str) -> np.ndarray:
@@ -149,10 +150,10 @@ def prepare(case: Case, dtype: str) -> QuantizedCall:
         params = read["params"]
         filter_q, bias_q = read["filter"], read["bias"]
         if bias_q is None:
-            bias_q = np.zeros(filter_q.shape[3 if op == "depthwise_conv2d" else 0], np.int32)
+            bias_q = np.zeros(filter_q.shape[CHANNEL_AXIS[op]], np.int32)
     else:
         w_tfl = tflite_filter(op, w)
-        channels = w_tfl.shape[3 if op == "depthwise_conv2d" else 0]
+        channels = w_tfl.shape[CHANNEL_AXIS[op]]
         try:
             params = q.params(channels)
             bias_q = q.bias_values(channels, dtype)
@@ -163,7 +164,7 @@ def prepare(case: Case, dtype: str) -> QuantizedCall:
         filter_q = quantize(w_tfl, axis_scales, 0, np.int8)
         model = _server("tflite_build", op, list(x.shape), filter_q, bias_q, {**params, "dtype": dtype}, attrs)
     input_q = quantize(x, params["input_scale"], params["input_zero_point"], np.dtype(dtype))
-    return QuantizedCall(op, dtype, model, input_q, filter_q, bias_q, params, attrs, q.calibrated)
+    return QuantizedCall(op, dtype, model, input_q, filter_q, bias_q, params, attrs, arrays, q.calibrated)
 
 
 def _exact_bound(shape: tuple[int, ...]) -> Bound:
@@ -241,8 +242,8 @@ def run_quantized(
         by_rounding = {r: call.reference(r) for r in call.roundings()}
     except (CaseError, ValueError, ServerError) as exc:
         return "failed", {"errors": (f"malformed case: {exc}",)}
-    arrays = operand_arrays(case, "float64")
-    feats = features_of(case, dtype, env)
+    # the float op's geometry, the output's shape from the reference computed above (features_of without them)
+    feats = features(case.op, dtype, call.arrays, case.attrs, by_rounding["double"], env)
     verdicts: list[Verdict] = []
     comparisons: list[Comparison] = []
     outputs: dict[str, np.ndarray] = {"reference": by_rounding["double"]}
@@ -275,7 +276,7 @@ def run_quantized(
         "divergence": v.divergence,
         "applicable": tuple(dict.fromkeys(d.id for d in applicable_all)),
         "attrs": dict(case.attrs),
-        "shapes": {**{n: a.shape for n, a in arrays.items()}, "output": by_rounding["double"].shape},
+        "shapes": {**{n: a.shape for n, a in call.arrays.items()}, "output": by_rounding["double"].shape},
         "tensorflow": "; ".join(behaviours),
         "features": feats,
         "outputs": outputs if keep_outputs or v.status == "failed" else {},

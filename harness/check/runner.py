@@ -440,8 +440,6 @@ def run_backend(
             return done("skipped", skip_reason=f"{backend.name} runs no quantized model")
         status, fields = run_quantized(case, dtype, divergences, env, (backend.name,), keep_outputs)
         return done(status, **fields)
-    if backend.name in QUANTIZED_PATHS:
-        return done("skipped", skip_reason=f"{backend.name} runs the quantized cases only")
     try:
         p = prepare(case, dtype, env.memory)
     except OverBudget as exc:

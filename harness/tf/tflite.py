@@ -28,6 +28,8 @@ OPS = ("conv2d", "depthwise_conv2d", "transpose_conv")
 # The parameters of a quantized model (harness.conv.quantized's keyword arguments) and its operands.
 QUANTIZATION_KEYS = ("input_scale", "input_zero_point", "filter_scale", "output_scale", "output_zero_point")
 ACTIVATION_CODES = {"NONE": 0, "RELU": 1, "RELU_N1_TO_1": 2, "RELU6": 3}
+# The axis of a filter (in TFLite's layout) that holds the output channels, which per-channel scales follow.
+CHANNEL_AXIS = {"conv2d": 0, "depthwise_conv2d": 3, "transpose_conv": 0}
 # The operator versions TFLite's converter writes for per-channel int8 (and 16x8) kernels of these ops.
 _VERSIONS = {"conv2d": 3, "depthwise_conv2d": 3, "transpose_conv": 3}
 
@@ -80,7 +82,7 @@ def build(
 
     s = _schema()
     data = "int16" if params.get("dtype", "int8") == "int16" else "int8"
-    channels = filter_q.shape[3 if op == "depthwise_conv2d" else 0]
+    channels = filter_q.shape[CHANNEL_AXIS[op]]
     f_scales = np.broadcast_to(np.asarray(params["filter_scale"], np.float64), (channels,)).tolist()
     in_scale, out_scale = float(params["input_scale"]), float(params["output_scale"])
     buffers = [s.BufferT()]  # buffer 0: none (the input's and output's)
@@ -100,7 +102,7 @@ def build(
             buffer(filter_q.astype(np.int8)),
             f_scales,
             [0] * channels,
-            3 if op == "depthwise_conv2d" else 0,
+            CHANNEL_AXIS[op],
         )
     )
     tensors.append(_tensor(s, "input", input_shape, data, 0, [in_scale], [int(params["input_zero_point"])]))
