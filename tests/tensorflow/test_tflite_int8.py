@@ -19,8 +19,10 @@ import numpy as np
 import pytest
 
 from harness.conv import quantized as Q
-from harness.tf import tflite
+from harness.tf import machine, tflite
 from harness.tf.isolation import Returned, TFProcess
+
+AVX = machine.read_cpu().has("avx")
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +104,8 @@ def test_each_resolver_is_one_rounding_of_the_integer_reference(tf_process, op, 
     assert len(np.unique(outputs["ref"])) > 10
     np.testing.assert_array_equal(outputs["ref"], by_rounding["double"])
     np.testing.assert_array_equal(outputs["auto"], by_rounding["float32"])
+    if not AVX:  # the optimized kernels' rounding below is measured on x86-64 with AVX (ruy's AVX kernels, NEON_2_SSE)
+        return
     if op == "conv2d":
         np.testing.assert_array_equal(outputs["builtin"], by_rounding["double_half_up"])
     else:
