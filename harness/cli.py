@@ -14,7 +14,7 @@ Subcommands::
     harness compare A B [C ...] [--growth F] [--limit N] [--json]    (results.json files or their directories)
     harness backends [SPEC ...] [--install]
     harness export  --npz DIR [FILES] [--op OP] [--dtype DT] [--tag TAG]
-    harness check-npz DIR [--reports DIR]
+    harness check-npz DIR [--reports DIR] [--rounding R]
     harness report  DIR
     harness report  --merge DIR [DIR ...] [--out DIR] [--allow-different-registries]
     harness matrix  [--versions V,V,..] [--nightly] [--onednn 1,0] [--out DIR] [--rerun] [--suggest] [--clean]
@@ -50,6 +50,7 @@ from harness.check.budget import OverBudget
 from harness.check.runner import REFERENCE, run_case
 from harness.conv import layouts
 from harness.conv.dtypes import DTYPES
+from harness.conv.quantized import ROUNDINGS
 from harness.registry import divergences, location, scaffold
 from harness.registry.cases import Case, CaseError, operand_array, operand_shape, split_case_id
 from harness.registry.loader import load_file
@@ -622,12 +623,19 @@ def cmd_export(args) -> int:
         raise UsageError(str(exc)) from None
     manifest = json.loads(path.read_text(encoding="utf-8"))
     entries_ = manifest["entries"]
-    known_wrong = sum(e["tensorflow"]["known_wrong"] for e in entries_)
-    no_tf = sum(not e["tensorflow"]["stored"] for e in entries_)
+    floats = [e for e in entries_ if e.get("kind") != exchange.QUANTIZED]
+    known_wrong = sum(e["tensorflow"]["known_wrong"] for e in floats)
+    no_tf = sum(not e["tensorflow"]["stored"] for e in floats)
+    quantized = len(entries_) - len(floats)
     print(
         f"wrote {len(entries_)} entries to {directory} ({path.name} and one .npz each)"
         + (f"; {len(manifest['skipped'])} skipped" if manifest["skipped"] else "")
     )
+    if quantized:
+        print(
+            f"  {quantized} quantized: each with its .tflite model and the expected integers under every rounding "
+            f"({', '.join(ROUNDINGS)})"
+        )
     if known_wrong or no_tf:
         print(
             f"  TensorFlow is known to be wrong in {known_wrong} and returned no output in {no_tf}: those are "
@@ -650,7 +658,7 @@ def cmd_check_npz(args) -> int:
     if not directory.is_dir():
         raise UsageError(f"{directory}: no such directory")
     try:
-        records = exchange.check(directory, reports)
+        records = exchange.check(directory, reports, getattr(args, "rounding", None))
     except exchange.ExchangeError as exc:
         raise UsageError(str(exc)) from None
     counts = {s: sum(r["status"] == s for r in records) for s in ("passed", "failed", "skipped")}
@@ -1027,6 +1035,12 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("directory", metavar="DIR")
     p.add_argument("--reports", default=None, help="report directory (default: DIR/reports)")
+    p.add_argument(
+        "--rounding",
+        default=None,
+        choices=ROUNDINGS,
+        help="quantized entries: require this rounding (default: any; the report says which matched)",
+    )
     p.set_defaults(func=cmd_check_npz)
 
     p = sub.add_parser("compare", help="what changed between two or more runs' results.json (oldest first)")

@@ -4,9 +4,9 @@ Two steps around the outside implementation::
 
     harness export DIR [FILES] [--op OP] [--dtype DT] [--tag TAG] [--onednn 0|1]   # 1. the harness writes DIR
     ... the outside implementation reads DIR/*.npz and writes DIR/<name>.out.npy ...  # 2. yours
-    harness check-npz DIR [--reports REPORTS]                                      # 3. the harness checks
+    harness check-npz DIR [--reports REPORTS] [--rounding R]                       # 3. the harness checks
 
-The directory, version 1 of the format
+The directory, version 2 of the format
 --------------------------------------
 
 ``DIR/manifest.json`` lists the entries: one per (case, dtype) that computes a value (error contracts are left out).
@@ -40,7 +40,7 @@ of the CRC-32 of the entry's ``id``; e.g. ``conv2d_same_2x5x5_float32-8803acc9``
 
 ``manifest.json`` (the values of ``cases/seeds.yaml::conv2d_same_2x5x5[float32]``)::
 
-    {"format": "tf-conv-harness-npz", "version": 1, "created": "2025-06-01T12:00:00+0000",
+    {"format": "tf-conv-harness-npz", "version": 2, "created": "2025-06-01T12:00:00+0000",
      "harness": "0.1.0", "tensorflow": "2.21.0", "numpy": "2.4.6", "onednn": "1", "sweeps": "pairwise",
      "environment": {...},                  # as in results.json: versions, threads, CPU flags
      "output_suffix": ".out.npy",
@@ -80,8 +80,39 @@ TensorFlow agrees with the reference, the output must agree with TensorFlow unde
 ``harness.reports.results.record`` (backend ``npz``, id ``<case id>[<dtype>@npz]``), so ``harness report`` and
 ``harness compare`` read them.
 
-Exporting into a directory that already holds a manifest replaces that export: its ``.npz`` files and any
-``.out.npy`` written for it are removed first (the operands may have changed), other files are left alone.
+Quantized entries (version 2)
+-----------------------------
+
+A quantized case (``Case.quantization``, dtypes ``int8`` / ``int16``: ``cases/quantized.yaml``) is exported as
+TFLite's integer op, with ``"kind": "quantized"`` and three files:
+
+* ``DIR/NAME.tflite``: the one-op model every TFLite path ran (built from the case's parameters, or converted and
+  calibrated by TFLite's converter: ``harness.check.quantized.prepare``);
+* ``DIR/NAME.npz``: ``input`` (NHWC, int8 or int16), ``filter`` (int8: OHWI for conv2d and transpose_conv,
+  ``[1, kh, kw, C*M]`` for depthwise), ``bias`` (int32; int64 for 16x8), and ``expected_<rounding>``, the integer
+  reference's output under each rounding of ``harness.conv.quantized.ROUNDINGS`` that applies (16x8: no float32);
+* ``DIR/NAME.out.npy``: yours, the output integers, NHWC, in the entry's dtype (int8 or int16) exactly.
+
+The entry has the fields above except ``tensorflow`` and ``tolerance`` (the comparison is exact), plus::
+
+    "kind": "quantized", "model": "NAME.tflite", "tflite_op": "CONV_2D",
+    "attrs": {"strides": [1, 1], "padding": "SAME", "dilations": [1, 1]},   # TFLite's (output_shape: transpose)
+    "quantization": {"scheme": "int8", "calibrated": false,
+                     "input_scale": 0.02, "input_zero_point": -3, "filter_scale": [0.01, ...],  # one per channel
+                     "output_scale": 0.05, "output_zero_point": 5, "activation": "RELU6",
+                     "activation_range": [-128, 127],       # the clamp, as TFLite's integer kernels compute it
+                     "multiplier": [1099511628, ...], "shift": [-7, ...]},  # QuantizeMultiplier, per channel
+    "roundings": {"double": "expected_double", "single": "expected_single", ...},   # rounding -> array
+    "tflite": {"tflite-ref": ["double", "single"], "tflite-builtin": ["double_half_up"], "tflite": ["float32"]}
+
+``tflite`` says, per tf.lite path at export (``harness.check.quantized.PATHS``), which roundings its output equals
+(several where they agree; an error text if it failed). ``check`` passes an output that equals one rounding's
+(``--rounding R``: that one's) and says which, and which TFLite path computes the same; an output that matches none
+fails with, per rounding, the number of outputs that differ and by how many LSB, and whether it differs where every
+rounding agrees (an arithmetic error) or only where they disagree (a tie rule of its own).
+
+Exporting into a directory that already holds a manifest replaces that export: its ``.npz`` (and ``.tflite``) files
+and any ``.out.npy`` written for it are removed first (the operands may have changed), other files are left alone.
 """
 
 from __future__ import annotations
@@ -92,9 +123,10 @@ import os
 import re
 import time
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import ml_dtypes
 import numpy as np
@@ -102,23 +134,39 @@ import yaml
 
 from harness import atomic, ops
 from harness.check import diagnose
+from harness.check import quantized as quantized_check
 from harness.check.prepare import prepare
 from harness.check.runner import Outcome
-from harness.check.verdict import AGREES, REFERENCE, TENSORFLOW, against_oracle, tensorflow_behaviour, verdict
+from harness.check.verdict import (
+    AGREES,
+    REFERENCE,
+    TENSORFLOW,
+    against_oracle,
+    call_behaviour,
+    tensorflow_behaviour,
+    verdict,
+)
+from harness.conv import quantized as integer
 from harness.conv.dtypes import dtype_of
 from harness.conv.tolerance import Bound, Override, compare
 from harness.registry import divergences as divergences_module
 from harness.registry.cases import Case, CaseError, parse_case
+from harness.registry.quantization import SCHEMES
 from harness.registry.serialize import case_yaml
 from harness.reports import report, results
-from harness.tf import isolation, wrappers
+from harness.tf import isolation, tflite, wrappers
 from harness.tf.environment import Environment
-from harness.tf.isolation import call_tensorflow
+from harness.tf.isolation import Returned, call_tensorflow
+from harness.tf.tflite import QUANTIZATION_KEYS
 
 FORMAT = "tf-conv-harness-npz"
-VERSION = 1
+VERSION = 2  # 2: quantized entries (``"kind": "quantized"``); a version-1 directory reads as before
+READS = (1, 2)
 MANIFEST = "manifest.json"
 NPZ_SUFFIX = ".npz"
+MODEL_SUFFIX = ".tflite"
+QUANTIZED = "quantized"  # the ``kind`` of a quantized entry (a float entry has none)
+EXPECTED = "expected_"  # a quantized entry's expected output under rounding R: array ``expected_R``
 OUTPUT_SUFFIX = ".out.npy"
 BACKEND = "npz"  # the backend name in the check's records
 MAX_STEM = 80
@@ -136,11 +184,11 @@ ENTRY_FIELDS = (
     "operands",
     "output_shape",
     "output_layout",
-    "tensorflow",
     "oracle",
-    "tolerance",
     "yaml",
 )
+FLOAT_FIELDS = ("tensorflow", "tolerance")
+QUANTIZED_FIELDS = ("model", "tflite_op", "quantization", "roundings", "tflite")
 
 
 class ExchangeError(ValueError):
@@ -207,14 +255,14 @@ def _remove_previous(directory: Path) -> int:
         return 0
     try:
         old = json.loads(path.read_text(encoding="utf-8"))
-        names = [(e["npz"], e["output"]) for e in old["entries"]]
+        names = [(e["npz"], e["output"], *([e["model"]] if "model" in e else [])) for e in old["entries"]]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ExchangeError(
             f"{path}: an earlier manifest that cannot be read ({exc}); remove it or export to another directory"
         ) from None
     removed = 0
-    for npz, out in names:
-        for name in (npz, out):
+    for files in names:
+        for name in files:
             if Path(name).name != name:  # a manifest naming files elsewhere is not ours to clean up
                 continue
             target = directory / name
@@ -257,12 +305,18 @@ def export(
             skipped.append({"id": entry_id, "reason": "an error contract: no value to compute"})
             continue
         try:
-            entry = _export_one(case, dtype, directory, env, known)
+            if case.quantization is not None:
+                entry = _export_quantized(case, dtype, directory)
+            else:
+                entry = _export_one(case, dtype, directory, env, known)
         except (CaseError, ValueError) as exc:
             skipped.append({"id": entry_id, "reason": f"the reference rejects this case: {exc}"})
             continue
+        except quantized_check.ServerError as exc:
+            skipped.append({"id": entry_id, "reason": f"TensorFlow could not make its TFLite model: {exc}"})
+            continue
         entries.append(entry)
-        named.update({d: None for d in entry["known_divergences"]})
+        named.update({d: None for d in entry.get("known_divergences", ())})
     rows = [row for row in results.divergence_rows(known, env) if row["id"] in named]
     settings = env.record()
     manifest = {
@@ -354,6 +408,89 @@ def _export_one(case: Case, dtype: str, directory: Path, env, known) -> dict:
     }
 
 
+def _export_quantized(case: Case, dtype: str, directory: Path) -> dict:
+    """A quantized case at scheme ``dtype``: its model, integer operands and the expected output under every
+    rounding (``harness.check.quantized.prepare``), and what each of tf.lite's paths computed, as a manifest entry."""
+    call = quantized_check.prepare(case, dtype)
+    by_rounding = {r: call.reference(r) for r in call.roundings()}
+    tflite_paths: dict[str, Any] = {}
+    for path in quantized_check.DEFAULT_PATHS:
+        runtime, resolver, _ = quantized_check.PATHS[path]
+        result = quantized_check.run_model(runtime, call.model, call.input_q, resolver)
+        if isinstance(result, Returned):
+            out = np.asarray(result.value)
+            tflite_paths[path] = [r for r, v in by_rounding.items() if v.shape == out.shape and np.array_equal(v, out)]
+        else:
+            tflite_paths[path] = (call_behaviour(result, path) or ("failed", ""))[0]
+
+    stem = safe_name(case.id, dtype)
+    stored = {"input": call.input_q, "filter": call.filter_q, "bias": call.bias_q}
+    stored.update({f"{EXPECTED}{r}": v for r, v in by_rounding.items()})
+    _write_npz(directory / f"{stem}{NPZ_SUFFIX}", {k: np.ascontiguousarray(v) for k, v in stored.items()})
+    model = directory / f"{stem}{MODEL_SUFFIX}"
+    atomic.write_atomic(model, np.asarray(call.model, np.uint8).tobytes())
+
+    p = call.params
+    multiplier, shift = integer.quantized_multipliers(p["input_scale"], p["filter_scale"], p["output_scale"])
+    low, high = integer.activation_range(p["activation"], p["output_scale"], p["output_zero_point"], dtype)
+    filter_layout = "1HW(C*M)" if call.op == "depthwise_conv2d" else "OHWI"
+    out = by_rounding["double"]
+    return {
+        "kind": QUANTIZED,
+        "id": f"{case.id}[{dtype}]",
+        "case_id": case.id,
+        "file": case.file,
+        "case": case.name,
+        "dtype": dtype,
+        "stored_dtype": dtype,
+        "npz": f"{stem}{NPZ_SUFFIX}",
+        "output": f"{stem}{OUTPUT_SUFFIX}",
+        "model": model.name,
+        "op": case.op,
+        "tflite_op": tflite.BUILTIN_NAMES[call.op],
+        "attrs": results.jsonable(dict(call.attrs)),
+        "data_format": "NHWC",
+        "operands": [
+            {"name": "input", "kind": "data", "shape": list(call.input_q.shape), "layout": "NHWC", "dtype": dtype},
+            {
+                "name": "filter",
+                "kind": "filter",
+                "shape": list(call.filter_q.shape),
+                "layout": filter_layout,
+                "dtype": "int8",
+            },
+            {
+                "name": "bias",
+                "kind": "bias",
+                "shape": list(call.bias_q.shape),
+                "layout": "O",
+                "dtype": call.bias_q.dtype.name,
+            },
+        ],
+        "output_shape": list(out.shape),
+        "output_layout": "NHWC",
+        "quantization": {
+            "scheme": quantized_check.SCHEMES[dtype],
+            "calibrated": call.calibrated,
+            **{k: results.jsonable(p[k]) for k in QUANTIZATION_KEYS},
+            "activation": p["activation"],
+            "activation_range": [low, high],
+            "multiplier": multiplier.tolist(),
+            "shift": shift.tolist(),
+        },
+        "roundings": {r: f"{EXPECTED}{r}" for r in by_rounding},
+        "tflite": tflite_paths,
+        "oracle": REFERENCE,
+        "tags": list(case.tags),
+        "sweep": case.sweep,
+        "yaml": case_yaml(case),
+    }
+
+
+def _exact_bound(shape: tuple[int, ...]) -> Bound:
+    return Bound(per_element=np.zeros(shape), exact=True, c=0.0, u=0.0, override=None)
+
+
 # --- check ----------------------------------------------------------------------------------
 
 
@@ -374,18 +511,21 @@ def load_manifest(directory: Path) -> dict:
             f"{path}: not a {FORMAT} manifest (its 'format' is "
             f"{doc.get('format') if isinstance(doc, dict) else None!r})"
         )
-    if doc.get("version") != VERSION:
+    if doc.get("version") not in READS:
         raise ExchangeError(
-            f"{path}: format version {doc.get('version')!r}; this harness reads version {VERSION} (export again)"
+            f"{path}: format version {doc.get('version')!r}; this harness reads versions "
+            f"{', '.join(map(str, READS))} (export again)"
         )
     entries = doc.get("entries")
     if not isinstance(entries, list):
         raise ExchangeError(f"{path}: field 'entries' must be a list")
     for i, entry in enumerate(entries):
-        missing = [f for f in ENTRY_FIELDS if not isinstance(entry, dict) or f not in entry]
+        quantized = isinstance(entry, dict) and entry.get("kind") == QUANTIZED
+        fields = ENTRY_FIELDS + (QUANTIZED_FIELDS if quantized else FLOAT_FIELDS)
+        missing = [f for f in fields if not isinstance(entry, dict) or f not in entry]
         if missing:
             raise ExchangeError(f"{path}: entries[{i}]: missing field {missing[0]!r}")
-        for key in ("npz", "output"):
+        for key in ("npz", "output", *(("model",) if entry.get("kind") == QUANTIZED else ())):
             if Path(entry[key]).name != entry[key]:
                 raise ExchangeError(
                     f"{path}: entries[{i}] ({entry['id']}): field {key!r} must be a file name in "
@@ -447,7 +587,7 @@ def _read_output(path: Path, entry: dict) -> tuple[np.ndarray | None, list[str],
     if not got.dtype.isnative:  # big-endian data written on (or for) another machine
         got = got.astype(got.dtype.newbyteorder("="))
     dtype, notes = entry["dtype"], []
-    want = dtype_of(dtype)
+    want = np.dtype(dtype) if dtype in SCHEMES else dtype_of(dtype)  # int8 / int16: a quantized entry
     if dtype == "bfloat16" and got.dtype == np.float32:
         rounded = got.astype(want)
         if not np.array_equal(rounded.astype(np.float32), got, equal_nan=True):
@@ -487,15 +627,7 @@ def _check_one(directory: Path, entry: dict):
     out_path = directory / entry["output"]
     if not out_path.exists():
         return done("skipped", skip_reason=f"no output: {entry['output']} was not written")
-    npz_path = directory / entry["npz"]
-    try:
-        with np.load(npz_path, allow_pickle=False) as data:
-            stored = {key: data[key] for key in data.files}
-    except Exception as exc:
-        raise ExchangeError(f"{npz_path}: cannot read the exported arrays ({exc}); export again") from None
-    for key in (REFERENCE, "bound", *(o["name"] for o in entry["operands"])):
-        if key not in stored:
-            raise ExchangeError(f"{npz_path}: no array {key!r}; export again")
+    stored = _load_arrays(directory / entry["npz"], (REFERENCE, "bound", *(o["name"] for o in entry["operands"])))
     ref = _from_stored(stored[REFERENCE], dtype)
     tf_value = _from_stored(stored[TENSORFLOW], dtype) if TENSORFLOW in stored else None
     bound = _bound(entry, stored["bound"], stored)
@@ -550,17 +682,118 @@ def _check_one(directory: Path, entry: dict):
     )
 
 
-def check(directory: Path, reports: Path | None = None) -> list[dict]:
+def _load_arrays(npz_path: Path, keys: Iterable[str]) -> dict[str, np.ndarray]:
+    try:
+        with np.load(npz_path, allow_pickle=False) as data:
+            stored = {key: data[key] for key in data.files}
+    except Exception as exc:
+        raise ExchangeError(f"{npz_path}: cannot read the exported arrays ({exc}); export again") from None
+    for key in keys:
+        if key not in stored:
+            raise ExchangeError(f"{npz_path}: no array {key!r}; export again")
+    return stored
+
+
+def rounding_differences(got: np.ndarray, expected: Mapping[str, np.ndarray]) -> str:
+    """What an integer output that matches no rounding gets wrong: how many outputs differ from the first rounding's
+    (and from each other's) and by how much, and whether it differs where every rounding gives the same value (an
+    arithmetic error) or only where they disagree (a tie rule of its own)."""
+    g = got.astype(np.int64)
+    values = {r: v.astype(np.int64) for r, v in expected.items()}
+    (first, want), *others = values.items()
+    d = g - want
+    signs = {int(v) for v in np.sign(d[d != 0])}
+    way = ", all below" if signs == {-1} else ", all above" if signs == {1} else ""
+    text = f"{int((d != 0).sum())} of {d.size} outputs differ from {first} rounding by up to {int(np.abs(d).max())} LSB"
+    text += way + (f" (from {', '.join(f'{r}: {int((g != v).sum())}' for r, v in others)})" if others else "")
+    agree = np.logical_and.reduce([v == want for _, v in others]) if others else np.ones(g.shape, bool)
+    off = int(((g != want) & agree).sum())
+    if off:
+        return text + (
+            f"; {off} where every rounding gives the same value: an error in the arithmetic (a truncating shift, a "
+            f"wrong multiplier, zero point or clamp), not a tie rule"
+        )
+    return text + "; only where the roundings disagree (ties and near-ties): a tie rule of its own"
+
+
+def _check_quantized(directory: Path, entry: dict, rounding: str | None) -> Outcome:
+    """The ``runner.Outcome`` of a quantized entry's output: exactly one of the roundings' outputs (``rounding``:
+    that one), saying which and which of tf.lite's paths computes the same."""
+    start = time.perf_counter()
+    case = _case(entry)
+    dtype = entry["dtype"]
+    roundings: dict[str, str] = entry["roundings"]
+    if rounding is not None and rounding not in roundings:
+        raise ExchangeError(
+            f"{MANIFEST}: entry {entry['id']} has no rounding {rounding!r} (it has {', '.join(roundings)})"
+        )
+    shapes = {o["name"]: tuple(o["shape"]) for o in entry["operands"]}
+    shapes["output"] = tuple(entry["output_shape"])
+    paths = entry["tflite"]
+    tf_text = "; ".join(
+        f"{p}: {'rounds ' + ', '.join(m) if isinstance(m, list) and m else m or 'matches no rounding'}"
+        for p, m in paths.items()
+    )
+    bound = _exact_bound(shapes["output"])
+    common = dict(attrs=entry["attrs"], shapes=shapes, tensorflow=tf_text, backend=BACKEND, bound=bound)
+
+    def done(status: str, **kw) -> Outcome:
+        return Outcome(case, dtype, status, seconds=time.perf_counter() - start, **common, **kw)
+
+    out_path = directory / entry["output"]
+    if not out_path.exists():
+        return done("skipped", skip_reason=f"no output: {entry['output']} was not written")
+    stored = _load_arrays(directory / entry["npz"], roundings.values())
+    expected = {r: stored[key] for r, key in roundings.items()}
+    got, errors, notes = _read_output(out_path, entry)
+    if got is None:
+        return done("failed", errors=tuple(errors), notes=tuple(notes))
+    want_shape = tuple(entry["output_shape"])
+    if got.shape != want_shape:
+        message = f"{entry['output']} has shape {list(got.shape)}; the output is {list(want_shape)} in layout NHWC"
+        return done("failed", errors=(message,), notes=tuple(notes))
+    matched = [r for r, v in expected.items() if np.array_equal(v, got)]
+    hit = [r for r in ([rounding] if rounding is not None else expected) if r in matched]
+    target = hit[0] if hit else (rounding or "double")
+    comparison = compare(BACKEND, got, f"{REFERENCE} ({target} rounding)", expected[target], bound)
+    same_paths = [p for p, m in paths.items() if isinstance(m, list) and set(m) & set(matched)]
+    by = f" (as tf.lite's {', '.join(same_paths)} at export)" if same_paths else ""
+    if matched:
+        notes.append(f"{entry['output']} is the reference's output under {', '.join(matched)} rounding{by}")
+    if hit:
+        detail = f"exact, {', '.join(matched)} rounding"
+        return done("passed", comparisons=(dataclasses.replace(comparison, detail=detail),), notes=tuple(notes))
+    if matched:
+        message = f"{entry['output']} rounds {', '.join(matched)}{by}, not {rounding} as required (--rounding)"
+    else:
+        message = f"{entry['output']} matches no rounding: " + rounding_differences(got, expected)
+    outputs = {f"{REFERENCE} ({r})": v for r, v in expected.items()} | {BACKEND: got}
+    return done(
+        "failed",
+        comparisons=(dataclasses.replace(comparison, detail=message),),
+        errors=(message,),
+        notes=tuple(notes),
+        outputs=outputs,
+    )
+
+
+def check(directory: Path, reports: Path | None = None, rounding: str | None = None) -> list[dict]:
     """Check every output written into an exchange directory; one record (``harness.reports.results.record``) per entry.
 
-    With ``reports``, also write ``results.json``, ``report.html`` and ``summary.md`` there.
+    With ``reports``, also write ``results.json``, ``report.html`` and ``summary.md`` there. ``rounding``: a quantized
+    entry's output must be the reference's under that rounding (default: under any of its ``roundings``).
     """
     directory = Path(directory)
     manifest = load_manifest(directory)
+    if rounding is not None and rounding not in integer.ROUNDINGS:
+        raise ExchangeError(f"unknown rounding {rounding!r}: one of {', '.join(integer.ROUNDINGS)}")
     started, t0 = results.now(), time.perf_counter()
     records = []
     for entry in manifest["entries"]:
-        outcome = _check_one(directory, entry)
+        if entry.get("kind") == QUANTIZED:
+            outcome = _check_quantized(directory, entry, rounding)
+        else:
+            outcome = _check_one(directory, entry)
         rec = results.record(outcome, f"{entry['case_id']}[{entry['dtype']}@{BACKEND}]", entry.get("tags", ()))
         rec["exchange"] = {"npz": entry["npz"], "output": entry["output"], "oracle": entry["oracle"]}
         records.append(rec)

@@ -86,6 +86,16 @@ def quantize_multiplier(real: float, rounding: str = "double") -> tuple[int, int
     return q, shift
 
 
+def quantized_multipliers(
+    input_scale: float, filter_scale: ArrayLike, output_scale: float, rounding: str = "double"
+) -> tuple[np.ndarray, np.ndarray]:
+    """(multiplier, shift), int64 [channels]: ``quantize_multiplier`` of each channel's real multiplier
+    ``input_scale * filter_scale[c] / output_scale`` (in double, as TFLite's Prepare computes it)."""
+    pairs = [quantize_multiplier(input_scale * float(f) / output_scale, rounding) for f in np.ravel(filter_scale)]
+    q, shift = zip(*pairs) if pairs else ((), ())
+    return np.array(q, np.int64), np.array(shift, np.int64)
+
+
 def _srdhm(a: np.ndarray, q: np.ndarray) -> np.ndarray:
     """gemmlowp's ``SaturatingRoundingDoublingHighMul(a, q)``: the high 32 bits of ``2 * a * q``, rounded by a nudge
     of +-2**30 and a division truncated toward zero (saturated for a = q = INT32_MIN, which q >= 0 excludes)."""
@@ -284,11 +294,7 @@ class Quantized:
             s = (np.float32(self.input_scale) * self.filter_scale.astype(np.float32)) / np.float32(self.output_scale)
             scaled = np.rint(acc.astype(np.float32) * s.astype(np.float32)).astype(np.int64)
         else:
-            pairs = [
-                quantize_multiplier(self.input_scale * float(f) / self.output_scale, self.rounding)
-                for f in self.filter_scale
-            ]
-            q, shift = (np.array(v, np.int64) for v in zip(*pairs))
+            q, shift = quantized_multipliers(self.input_scale, self.filter_scale, self.output_scale, self.rounding)
             if accumulator == "int64":
                 scaled = multiply_by_quantized_multiplier_int64(acc, q, shift)
             else:

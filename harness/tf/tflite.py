@@ -25,6 +25,7 @@ from harness.conv.padding import window
 #   ref: the reference kernels.
 RESOLVERS = {"auto": "AUTO", "builtin": "BUILTIN_WITHOUT_DEFAULT_DELEGATES", "ref": "BUILTIN_REF"}
 OPS = ("conv2d", "depthwise_conv2d", "transpose_conv")
+BUILTIN_NAMES = {"conv2d": "CONV_2D", "depthwise_conv2d": "DEPTHWISE_CONV_2D", "transpose_conv": "TRANSPOSE_CONV"}
 # The parameters of a quantized model (harness.conv.quantized's keyword arguments) and its operands.
 QUANTIZATION_KEYS = ("input_scale", "input_zero_point", "filter_scale", "output_scale", "output_zero_point")
 ACTIVATION_CODES = {"NONE": 0, "RELU": 1, "RELU_N1_TO_1": 2, "RELU6": 3}
