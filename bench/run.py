@@ -50,7 +50,9 @@ from pathlib import Path
 
 import numpy as np
 
+from bench import int8
 from bench.allocator import retain_freed_memory
+from bench.timing import interleaved, median, repeated
 from harness import atomic, ops
 from harness.conv.padding import Window, window
 from harness.reports import results
@@ -375,25 +377,6 @@ def agrees(got: np.ndarray, want: np.ndarray) -> bool:
     return got.shape == want.shape and bool(np.allclose(got, want, rtol=1e-4, atol=1e-4 * scale))
 
 
-def interleaved(calls: dict[str, Callable[[], object]], warmup: int, repeat: int) -> dict[str, list[float]]:
-    """Seconds of ``repeat`` runs of every call, after ``warmup`` untimed rounds, the calls alternating each round."""
-    for _ in range(warmup):
-        for fn in calls.values():
-            fn()
-    times: dict[str, list[float]] = {name: [] for name in calls}
-    for _ in range(repeat):
-        for name, fn in calls.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return times
-
-
-def repeated(fn: Callable[[], object], warmup: int, repeat: int) -> list[float]:
-    """Seconds of ``repeat`` runs of ``fn`` after ``warmup`` untimed ones."""
-    return interleaved({"": fn}, warmup, repeat)[""]
-
-
 def gemm_operands(n: int, dtype) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(1)
     return rng.standard_normal((n, n)).astype(dtype), rng.standard_normal((n, n)).astype(dtype)
@@ -456,10 +439,6 @@ def loop_seconds_per_mac(b: Bench, repeat: int) -> dict:
         "seconds_per_mac": seconds / macs,
         "agrees_with_reference": agrees(got, want),
     }
-
-
-def median(values: Sequence[float]) -> float | None:
-    return float(np.median(values)) if len(values) else None
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
@@ -768,6 +747,7 @@ def report_text(doc: dict) -> str:
         "",
         table(doc["rows"]),
         "",
+        *([int8.table(doc["int8_rows"]), ""] if doc.get("int8_rows") else []),
         f"GEMM {g64['n']}x{g64['n']} float64: median {g64['median_gflops']:.1f} GFLOP/s over "
         f"{len(g64['samples_gflops'])} samples (range {min(g64['samples_gflops']):.1f}-"
         f"{max(g64['samples_gflops']):.1f}); float32: median {g32['median_gflops']:.1f} GFLOP/s",
@@ -925,6 +905,10 @@ NOTES = [
     "starts and do not count, the output (float64 accumulator and float32 result) does.",
     "lax_reference: jax._src.lax_reference.conv_general_dilated, checked against the reference (np.allclose) before "
     "timing; n/a where no formulation exists (its conv_general_dilated has no feature_group_count) or it disagrees.",
+    "int8 rows: a one-op int8 TFLite model of each conv2d and depthwise layer (per-channel weights, int32 bias) run "
+    "by tf.lite's default op resolver (XNNPACK, every core), against harness.conv.quantized on the same integers "
+    "under XNNPACK's float32 requantization; bit_exact compares their outputs. Set/invoke/get of the interpreter "
+    "count, the model's build and allocation do not.",
     "Pixel loop: a Python loop over output pixels and output channels with np.sum over each window, timed on a "
     "small shape; its per-multiply-add time is extrapolated (not measured) to the large ungrouped conv2d shapes.",
 ]
@@ -948,6 +932,10 @@ def run(benches: Sequence[Bench], settings: Settings, log=sys.stderr) -> dict:
     g64.append(gemm_gflops(a64, b64, settings.gemm_runs))
     g32.append(gemm_gflops(a32, b32, settings.gemm_runs))
     del a64, b64, a32, b32
+    int8_rows = []
+    for b in (b for b in benches if tf_available and int8.covers(b)):
+        print(f"[int8] {b.op} {b.name}", file=log, flush=True)
+        int8_rows.append(int8.row(b, settings.warmup, b.repeat or settings.repeat))
     loop = loop_seconds_per_mac(settings.loop_bench, max(1, min(settings.repeat, 3)))
     gemm = {
         "float64": {"n": settings.gemm_n, "samples_gflops": g64, "median_gflops": median(g64)},
@@ -962,7 +950,8 @@ def run(benches: Sequence[Bench], settings: Settings, log=sys.stderr) -> dict:
         "gemm": gemm,
         "pixel_loop": loop,
         "rows": rows,
-        "targets": targets(rows),
+        "int8_rows": int8_rows,
+        "targets": targets(rows) + [int8.target(int8_rows)],
     }
 
 

@@ -253,9 +253,9 @@ def _pair(value: Any) -> tuple[int, int]:
     return (int(value), int(value)) if np.ndim(value) == 0 else (int(value[0]), int(value[1]))
 
 
-def interpreter(model: np.ndarray, resolver: str, runtime: str = "tensorflow") -> Any:
+def interpreter(model: np.ndarray, resolver: str, runtime: str = "tensorflow", num_threads: int | None = None) -> Any:
     """An interpreter of ``model`` (tf.lite's, or LiteRT's for ``runtime`` "litert") under ``resolver``
-    (``RESOLVERS``), its tensors allocated."""
+    (``RESOLVERS``), its tensors allocated; ``num_threads``: the interpreter's default when None."""
     if runtime == "litert":
         from ai_edge_litert import interpreter as module
     else:
@@ -264,7 +264,9 @@ def interpreter(model: np.ndarray, resolver: str, runtime: str = "tensorflow") -
         module = tf.lite
     resolvers = module.OpResolverType if runtime == "litert" else module.experimental.OpResolverType
     resolver_type = getattr(resolvers, RESOLVERS[resolver])
-    ip = module.Interpreter(model_content=bytes(model), experimental_op_resolver_type=resolver_type)
+    ip = module.Interpreter(
+        model_content=bytes(model), experimental_op_resolver_type=resolver_type, num_threads=num_threads
+    )
     ip.allocate_tensors()
     return ip
 

@@ -87,6 +87,7 @@ def test_every_target_is_listed_with_its_measured_value(quick_run):
         "vs_lax_reference",
         "peak_over_im2col",
         "memory_only_peak",
+        "int8_vs_tflite",
     ]
     for t in targets:
         assert t["status"] in ("MET", "MISSED", "n/a"), t
@@ -94,6 +95,22 @@ def test_every_target_is_listed_with_its_measured_value(quick_run):
         assert f"[{t['status']:>6}] {t['target']}" in proc.stdout
     # Every kind of row is in the quick set, so only lax_reference (an optional extra) may be unmeasured.
     assert all(t["status"] != "n/a" for t in targets if t["key"] != "vs_lax_reference")
+
+
+def test_int8_rows_for_every_conv_and_depthwise_layer_bit_exact(quick_run):
+    """Each conv2d / depthwise layer has an int8 row; the integer reference and TFLite's XNNPACK path computed the
+    same integers (the reference under XNNPACK's float32 rounding), and their parameters saturate few outputs."""
+    out, proc = quick_run
+    doc = json.loads((out / "bench.json").read_text())
+    assert [r["name"] for r in doc["int8_rows"]] == [
+        b.name for b in bench.QUICK_BENCHES if b.op in ("conv2d", "depthwise_conv2d") and not b.memory_only
+    ]
+    assert {r["op"] for r in doc["int8_rows"]} == {"conv2d", "depthwise_conv2d"}
+    for r in doc["int8_rows"]:
+        assert r["bit_exact"] and r["differing_outputs"] == 0, r
+        assert r["saturated_share"] < 0.05, r
+        assert all(map(positive, r["reference"]["times_s"] + r["tflite"]["times_s"])) and positive(r["ratio_vs_tflite"])
+        assert r["name"] in proc.stdout.split("int8 layer")[1]
 
 
 def test_bench_png_is_a_png(quick_run):
