@@ -239,9 +239,12 @@ def run_quantized(
     env = env or Environment.current()
     try:
         call = prepare(case, dtype)
-        by_rounding = {r: call.reference(r) for r in call.roundings()}
     except (CaseError, ValueError, ServerError) as exc:
         return "failed", {"errors": (f"malformed case: {exc}",)}
+    try:
+        by_rounding = {r: call.reference(r) for r in call.roundings()}
+    except ValueError as exc:  # parameters TFLite's Prepare refuses too (an activation range beyond int32)
+        return _refused(case, dtype, call, str(exc), paths, env)
     # the float op's geometry, the output's shape from the reference computed above (features_of without them)
     feats = features(case.op, dtype, call.arrays, case.attrs, by_rounding["double"], env)
     verdicts: list[Verdict] = []
@@ -280,6 +283,29 @@ def run_quantized(
         "tensorflow": "; ".join(behaviours),
         "features": feats,
         "outputs": outputs if keep_outputs or v.status == "failed" else {},
+    }
+
+
+def _refused(
+    case: Case, dtype: str, call: QuantizedCall, why: str, paths: Sequence[str], env: Environment
+) -> tuple[str, dict[str, Any]]:
+    """A model whose parameters the reference refuses: every path must refuse it too (an interpreter error)."""
+    errors, behaviours, notes = [], [], [f"the reference refuses these parameters: {why}"]
+    for path in paths:
+        runtime, resolver, _ = PATHS[path]
+        result = run_model(runtime, call.model, call.input_q, resolver)
+        if isinstance(result, Raised):
+            behaviours.append(f"{path}: raises {result.error_class}")
+            notes.append(f"{LABELS[path]} refuses it too: {result.error_class}: {result.message[:200]}")
+        else:
+            behaviours.append(f"{path}: returns a value")
+            errors.append(f"{LABELS[path]} returned a value where the reference refuses the parameters ({why})")
+    return ("failed" if errors else "passed"), {
+        "errors": tuple(errors),
+        "notes": tuple(notes),
+        "attrs": dict(case.attrs),
+        "tensorflow": "; ".join(behaviours),
+        "features": features_of(case, dtype, env),
     }
 
 

@@ -162,25 +162,42 @@ def multiply_by_quantized_multiplier_int64(acc: ArrayLike, multiplier: ArrayLike
 
 
 def activation_range(
-    activation: str, scale: float, zero_point: int, dtype: str, rounding: str = "double"
+    activation: str,
+    scale: float,
+    zero_point: int,
+    dtype: str,
+    rounding: str = "double",
+    *,
+    op: str = "activation_range",
+    scale_arg: str = "scale",
 ) -> tuple[int, int]:
     """[low, high] of the output's integers under a fused activation (``ACTIVATIONS``), within the dtype's range.
 
     TFLite's kernels (``CalculateActivationRangeQuantized``): a bound ``f`` is ``zero_point + round(f / scale)``, the
-    quotient in float32 and rounded half away from zero. XNNPACK's (``float32``): ``rint(f / scale + zero_point)``
-    in float32, half to even.
+    quotient in float32 and rounded half away from zero; a rounded quotient beyond int32's range fails the model's
+    Prepare (``kernel_util.cc``'s ``Quantize``), whatever the path: ValueError naming ``op``'s ``scale_arg``.
+    XNNPACK's (``float32``): ``rint(f / scale + zero_point)`` in float32, half to even.
     """
     lo, hi = np.iinfo(np.dtype(dtype)).min, np.iinfo(np.dtype(dtype)).max
     bounds = {"NONE": (None, None), "RELU": (0.0, None), "RELU6": (0.0, 6.0), "RELU_N1_TO_1": (-1.0, 1.0)}
     if activation not in bounds:
-        raise _fail("activation_range", "activation", activation, f"must be one of {', '.join(ACTIVATIONS)}")
+        raise _fail(op, "activation", activation, f"must be one of {', '.join(ACTIVATIONS)}")
     s = np.float32(scale)
 
     def q(f: float) -> int:
+        v = np.float32(np.float32(f) / s)
+        rounded = math.copysign(math.floor(abs(float(v)) + 0.5), float(v))
+        if not INT32_MIN <= rounded <= float(np.float32(INT32_MAX)):  # TFLite compares with float(INT32_MAX), 2**31
+            raise _fail(
+                op,
+                scale_arg,
+                scale,
+                f"puts {activation}'s bound {f:g} at {rounded:.4g}, beyond int32: TFLite's kernels refuse the "
+                f"activation range (kernel_util.cc Quantize: no_integer_overflow_from_quantization)",
+            )
         if rounding == "float32":
             return int(np.rint(np.float32(np.float32(f) / s) + np.float32(zero_point)))
-        v = np.float32(np.float32(f) / s)
-        return zero_point + int(math.copysign(math.floor(abs(float(v)) + 0.5), float(v)))
+        return zero_point + int(rounded)
 
     low, high = bounds[activation]
     return (lo if low is None else max(lo, q(low))), (hi if high is None else min(hi, q(high)))
@@ -232,8 +249,14 @@ def _filter_scales(op: str, value: Any, channels: int) -> np.ndarray:
             value,
             f"has {len(values)} scales; a per-channel filter needs one per output channel ({channels})",
         )
-    scales = [_scale(op, "filter_scale", v) for v in values]
-    return np.array(scales * channels if len(scales) == 1 else scales, np.float64)
+    numeric = [
+        isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_)) for v in values
+    ]
+    stored = np.array([np.float32(v) if ok else np.nan for v, ok in zip(values, numeric)], np.float64)
+    bad = ~(np.isfinite(stored) & (stored > 0))
+    if bad.any():  # the first bad one, named as _scale names it
+        _scale(op, "filter_scale", values[int(np.argmax(bad))])
+    return np.repeat(stored, channels) if len(values) == 1 else stored
 
 
 class Quantized:
@@ -266,6 +289,15 @@ class Quantized:
         self.filter_scale = _filter_scales(op, filter_scale, channels)
         self.output_scale = _scale(op, "output_scale", output_scale)
         self.output_zero_point = _zero_point(op, "output_zero_point", output_zero_point, self.dtype)
+        self.output_range = activation_range(
+            activation,
+            self.output_scale,
+            self.output_zero_point,
+            self.dtype,
+            rounding,
+            op=op,
+            scale_arg="output_scale",
+        )
 
     def bias(self, value: Any, channels: int, required: bool = True) -> np.ndarray:
         """The bias as int64 [channels] (zeros when None and not ``required``), of one of the dtypes the activation's
@@ -286,9 +318,7 @@ class Quantized:
 
     def requantize(self, acc: np.ndarray, accumulator: str) -> np.ndarray:
         """acc [..., channels] (int64, bias added) -> the output integers, in the activation's dtype."""
-        low, high = activation_range(
-            self.activation, self.output_scale, self.output_zero_point, self.dtype, self.rounding
-        )
+        low, high = self.output_range
         if self.rounding == "float32":
             # XNNPACK: float32(input_scale * filter_scale) / output_scale, each step in float32
             s = (np.float32(self.input_scale) * self.filter_scale.astype(np.float32)) / np.float32(self.output_scale)

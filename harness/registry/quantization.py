@@ -7,7 +7,8 @@ or chosen by TFLite's converter::
 
     quantization:                       # given: the operands are quantized with these
       input:  {scale: 0.02, zero_point: -3}
-      filter: {scale: [0.01, 0.02]}     # one scale, or one per output channel (zero point 0)
+      filter: {scale: [0.01, 0.02]}     # one scale, or one per output channel (zero point 0), or one per
+                                        # channel drawn: {dist: uniform, low: 0.002, high: 0.01, seed: 3}
       output: {scale: 0.1, zero_point: 5}
       bias: [100, -20]                  # int32 (int64 for int16) per output channel; default zeros. Or
                                         # {dist: integers, low: -1000, high: 1000, seed: 3}
@@ -56,9 +57,9 @@ class Calibration:
 
 @dataclass(frozen=True)
 class Quantization:
-    """Given parameters (``input``, ``filter_scale``, ``output``: (scale, zero_point) pairs and scales) or a
-    ``calibration``; a bias (literal ints, or an ``integers`` generator's (low, high, seed)) and the fused
-    activation."""
+    """Given parameters (``input``, ``filter_scale`` or its ``uniform`` generator's (low, high, seed), ``output``:
+    (scale, zero_point) pairs and scales) or a ``calibration``; a bias (literal ints, or an ``integers`` generator's
+    (low, high, seed)) and the fused activation."""
 
     activation: str = "NONE"
     calibration: Calibration | None = None
@@ -67,6 +68,22 @@ class Quantization:
     output: tuple[float, int] | None = None
     bias: tuple[int, ...] | None = None
     bias_generator: tuple[int, int, int] | None = None
+    filter_scale_generator: tuple[float, float, int] | None = None
+
+    def filter_scales(self, channels: int) -> list[float]:
+        """The filter's scales for ``channels`` output channels: given (one, broadcast) or drawn (float32 values, as a
+        model stores them)."""
+        if self.filter_scale_generator is not None:
+            low, high, seed = self.filter_scale_generator
+            drawn = np.random.default_rng(seed).uniform(low, high, channels).astype(np.float32)
+            return [float(v) for v in drawn]
+        scales = list(self.filter_scale or ())
+        if len(scales) not in (1, channels):
+            raise QuantizationError(
+                "filter.scale",
+                f"has {len(scales)} scales; the op has {channels} output channels (give 1 or {channels})",
+            )
+        return scales * channels if len(scales) == 1 else scales
 
     @property
     def calibrated(self) -> bool:
@@ -89,10 +106,14 @@ class Quantization:
         out: dict[str, Any] = {}
         if self.calibration is not None:
             out["calibrate"] = {"samples": self.calibration.samples, "seed": self.calibration.seed}
-        if self.input is not None and self.output is not None and self.filter_scale is not None:
+        if self.input is not None and self.output is not None:
             out["input"] = {"scale": self.input[0], "zero_point": self.input[1]}
-            scales = list(self.filter_scale)
-            out["filter"] = {"scale": scales if len(scales) > 1 else scales[0]}
+            if self.filter_scale_generator is not None:
+                low, high, seed = self.filter_scale_generator
+                out["filter"] = {"scale": {"dist": "uniform", "low": low, "high": high, "seed": seed}}
+            else:
+                scales = list(self.filter_scale or ())
+                out["filter"] = {"scale": scales if len(scales) > 1 else scales[0]}
             out["output"] = {"scale": self.output[0], "zero_point": self.output[1]}
         if self.bias is not None:
             out["bias"] = list(self.bias)
@@ -105,18 +126,12 @@ class Quantization:
 
     def params(self, channels: int) -> dict[str, Any]:
         """Given parameters as ``harness.conv.quantized`` takes them (and ``activation``)."""
-        if self.input is None or self.output is None or self.filter_scale is None:
+        if self.input is None or self.output is None:
             raise QuantizationError("calibrate", "a calibrated case's parameters come from its converted model")
-        scales = list(self.filter_scale)
-        if len(scales) not in (1, channels):
-            raise QuantizationError(
-                "filter.scale",
-                f"has {len(scales)} scales; the op has {channels} output channels (give 1 or {channels})",
-            )
         return {
             "input_scale": self.input[0],
             "input_zero_point": self.input[1],
-            "filter_scale": scales * channels if len(scales) == 1 else scales,
+            "filter_scale": self.filter_scales(channels),
             "output_scale": self.output[0],
             "output_zero_point": self.output[1],
             "activation": self.activation,
@@ -194,6 +209,22 @@ def parse(value: Any, dtypes: tuple[str, ...]) -> Quantization:
     input_pair, output_pair = _pair("input", v["input"]), _pair("output", v["output"])
     f = _mapping("filter", v["filter"], ("scale",))
     scales_raw = f.get("scale")
+    if isinstance(scales_raw, dict):
+        g = _mapping("filter.scale", scales_raw, ("dist", "low", "high", "seed"))
+        if g.get("dist") != "uniform":
+            raise QuantizationError("filter.scale.dist", f"must be 'uniform', got {g.get('dist')!r}")
+        s_low, s_high = (_scale(f"filter.scale.{k}", g.get(k)) for k in ("low", "high"))
+        if s_low > s_high:
+            raise QuantizationError("filter.scale.high", f"must be at least low ({s_low}), got {s_high}")
+        _check_int16(dtypes, input_pair, output_pair)
+        return Quantization(
+            activation,
+            input=input_pair,
+            output=output_pair,
+            bias=bias,
+            bias_generator=generator,
+            filter_scale_generator=(s_low, s_high, _int("filter.scale.seed", g.get("seed", 0), 0, 2**32 - 1)),
+        )
     scales_list = scales_raw if isinstance(scales_raw, list) else [scales_raw]
     if not scales_list:
         raise QuantizationError("filter.scale", "must be a number or a non-empty list of numbers")
@@ -201,11 +232,15 @@ def parse(value: Any, dtypes: tuple[str, ...]) -> Quantization:
         _scale(f"filter.scale[{i}]" if isinstance(scales_raw, list) else "filter.scale", s)
         for i, s in enumerate(scales_list)
     )
+    _check_int16(dtypes, input_pair, output_pair)
+    return Quantization(activation, None, input_pair, scales, output_pair, bias, generator)
+
+
+def _check_int16(dtypes: tuple[str, ...], input_pair: tuple[float, int], output_pair: tuple[float, int]) -> None:
     if "int16" in dtypes:
         for key, pair in (("input", input_pair), ("output", output_pair)):
             if pair[1] != 0:
                 raise QuantizationError(f"{key}.zero_point", f"must be 0 for int16 (16x8 is symmetric), got {pair[1]}")
-    return Quantization(activation, None, input_pair, scales, output_pair, bias, generator)
 
 
 def quantize(real: np.ndarray, scale: np.ndarray | float, zero_point: int, dtype: Any) -> np.ndarray:

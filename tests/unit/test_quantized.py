@@ -335,6 +335,18 @@ def test_each_bad_argument_is_named_with_its_value(arg, value, fragment):
     assert_value_error(lambda: Q.conv2d(**kwargs), "quantized.conv2d", f"'{arg}'", fragment)
 
 
+@pytest.mark.parametrize("rounding", Q.ROUNDINGS)
+def test_an_activation_bound_beyond_int32_is_refused_as_tflite_refuses_it(rounding):
+    """TFLite's Prepare fails when round(bound / output_scale) leaves int32 (kernel_util.cc Quantize), on every path."""
+    kwargs = {**valid(), "activation": "RELU6", "rounding": rounding}
+    assert Q.conv2d(**{**kwargs, "output_scale": 6 / 2**30}).shape == (1, 2, 2, 4)  # 2**30: in range
+    for scale in (6 / 2**32, 1e-9):
+        assert_value_error(lambda s=scale: Q.conv2d(**{**kwargs, "output_scale": s}), "'output_scale'", "beyond int32")
+    assert Q.conv2d(**{**kwargs, "activation": "RELU", "output_scale": 1e-9}).shape == (1, 2, 2, 4)  # bound 0
+    with pytest.raises(ValueError, match="activation_range: argument 'scale'"):
+        Q.activation_range("RELU_N1_TO_1", 1e-10, 0, "int8")
+
+
 def test_16x8_refuses_a_nonzero_zero_point_and_xnnpack_rounding():
     kwargs = {**valid(), "input": np.zeros((1, 3, 3, 2), np.int16), "bias": np.zeros(4, np.int64)}
     assert_value_error(lambda: Q.conv2d(**kwargs), "'output_zero_point'=1", "symmetric")
