@@ -414,7 +414,7 @@ def _export_quantized(case: Case, dtype: str, directory: Path) -> dict:
     call = quantized_check.prepare(case, dtype)
     by_rounding = {r: call.reference(r) for r in call.roundings()}
     tflite_paths: dict[str, Any] = {}
-    for path in quantized_check.DEFAULT_PATHS:
+    for path in quantized_check.TFLITE_PATHS:
         runtime, resolver, _ = quantized_check.PATHS[path]
         result = quantized_check.run_model(runtime, call.model, call.input_q, resolver)
         if isinstance(result, Returned):

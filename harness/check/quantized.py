@@ -8,7 +8,18 @@ reference's (``harness.conv.quantized``) under the rounding the path declares (`
 * ``tflite-ref``: the reference kernels (``BUILTIN_REF``), gemmlowp's double rounding;
 * ``tflite-builtin``: the optimized kernels (``BUILTIN_WITHOUT_DEFAULT_DELEGATES``), which are meant to compute what
   the reference kernels compute: double rounding;
-* ``tflite``: the default path, XNNPACK: single rounding.
+* ``tflite``: the default path, XNNPACK: single rounding;
+
+and TensorFlow's own quantized convolutions on the same integers (``RAW_PATHS``, int8 conv2d and depthwise cases):
+
+* ``tf-uniform``: ``UniformQuantizedConvolution``, the integer reference under single rounding with no bias (the
+  op has no bias operand), clamped to the activation's range;
+* ``tf-uniform-hybrid``: ``UniformQuantizedConvolutionHybrid`` on the case's real input: ``integer.hybrid_conv2d``;
+* ``tf-quantized-conv2d``: ``QuantizedConv2D`` with quint8 operands (the int8 integers + 128): its int32 sums and
+  output range, ``integer.tf_quantized_conv2d`` (no groups, no dilations, equal strides).
+
+The qint8-filter family (``QuantizedConv2DPerChannel``, ``QuantizedDepthwiseConv2D``, ``QuantizedConv2DWith*``)
+has no CPU kernel of its own: its ops are placeholders for oneDNN's graph rewrite, not checked here.
 
 A path whose output is the reference's under another rounding "rounds <rule>"; one that matches no rounding has
 ``wrong_values``. Both are failures unless a known divergence of that path (``backend: <path>``) declares them.
@@ -49,7 +60,17 @@ PATHS = {
     "litert-builtin": ("litert", "builtin", "double"),
     "litert": ("litert", "auto", "single"),
 }
-DEFAULT_PATHS = ("tflite-ref", "tflite-builtin", "tflite")
+# TensorFlow's own quantized convolutions (harness.tf.quantized_ops), each against the integer reference of what it
+# computes: the TFLite op under single rounding with no bias (it has no bias operand), the hybrid op's float output,
+# the quint8 op's int32 sums. Only for the int8 cases each one can express (``_raw_expected``).
+RAW_PATHS = {
+    "tf-uniform": ("tf_uniform_conv", "single"),
+    "tf-uniform-hybrid": ("tf_uniform_conv_hybrid", "hybrid"),
+    "tf-quantized-conv2d": ("tf_quantized_conv2d", "accumulator"),
+}
+PATHS.update({path: ("tensorflow-raw", op, rounding) for path, (op, rounding) in RAW_PATHS.items()})
+TFLITE_PATHS = ("tflite-ref", "tflite-builtin", "tflite")  # tf.lite's interpreter paths
+DEFAULT_PATHS = (*TFLITE_PATHS, *RAW_PATHS)
 LABELS = {
     "tflite-ref": "TFLite (BUILTIN_REF)",
     "tflite-builtin": "TFLite (optimized)",
@@ -57,6 +78,9 @@ LABELS = {
     "litert-ref": "LiteRT (BUILTIN_REF)",
     "litert-builtin": "LiteRT (optimized)",
     "litert": "LiteRT (XNNPACK)",
+    "tf-uniform": "TensorFlow UniformQuantizedConvolution",
+    "tf-uniform-hybrid": "TensorFlow UniformQuantizedConvolutionHybrid",
+    "tf-quantized-conv2d": "TensorFlow QuantizedConv2D (quint8)",
 }
 
 
@@ -77,8 +101,9 @@ class QuantizedCall:
     arrays: Mapping[str, np.ndarray] = field(repr=False, default_factory=dict)  # the case's real operands (float64)
     calibrated: bool = False
 
-    def reference(self, rounding: str) -> np.ndarray:
-        """The integer reference's output under ``rounding``."""
+    def reference(self, rounding: str, bias: np.ndarray | None = None) -> np.ndarray:
+        """The integer reference's output under ``rounding`` (with ``bias`` instead of the case's, when given)."""
+        bias_q = self.bias_q if bias is None else bias
         kwargs = {k: self.params[k] for k in QUANTIZATION_KEYS}
         common = dict(
             strides=self.attrs["strides"],
@@ -88,11 +113,9 @@ class QuantizedCall:
             **kwargs,
         )
         if self.op == "transpose_conv":
-            return integer.transpose_conv(
-                self.attrs["output_shape"], self.filter_q, self.input_q, self.bias_q, **common
-            )
+            return integer.transpose_conv(self.attrs["output_shape"], self.filter_q, self.input_q, bias_q, **common)
         fn = integer.conv2d if self.op == "conv2d" else integer.depthwise_conv2d
-        return fn(self.input_q, self.filter_q, self.bias_q, dilations=self.attrs["dilations"], **common)
+        return fn(self.input_q, self.filter_q, bias_q, dilations=self.attrs["dilations"], **common)
 
     def roundings(self) -> tuple[str, ...]:
         """The roundings that apply at this scheme (XNNPACK's float32 has no 16x8 kernels)."""
@@ -182,7 +205,8 @@ def judge(
     comparison = compare(path, out, REFERENCE, want, _exact_bound(want.shape))
     matched = [r for r, v in by_rounding.items() if v.shape == out.shape and np.array_equal(v, out)]
     if comparison.ok:
-        return dataclasses.replace(comparison, detail=f"exact, {declared} rounding"), AGREES, ""
+        exact = f"exact, {declared} rounding" if declared in integer.ROUNDINGS else f"exact ({declared})"
+        return dataclasses.replace(comparison, detail=exact), AGREES, ""
     if out.shape != want.shape:
         return (
             comparison,
@@ -190,6 +214,10 @@ def judge(
             f"{LABELS[path]} returned shape {list(out.shape)}, the reference {list(want.shape)}",
         )
     differ = out.astype(np.int64) != want.astype(np.int64)
+    if declared not in integer.ROUNDINGS:  # a raw op's sums or float output: no rounding to name
+        largest = float(np.abs(out.astype(np.float64) - want.astype(np.float64)).max())
+        what = f"{int(differ.sum())} of {out.size} outputs differ from the reference's {declared}, by up to {largest:g}"
+        return dataclasses.replace(comparison, detail=what), "wrong_values", f"{LABELS[path]}: {what}"
     lsb = int(np.abs(out.astype(np.int64) - want.astype(np.int64)).max())
     what = f"{int(differ.sum())} of {out.size} outputs differ from {declared} rounding, by up to {lsb} LSB"
     what += (
@@ -207,11 +235,46 @@ def judge(
     return comparison, behaviour, f"{LABELS[path]}: {what}"
 
 
+def _raw_expected(path: str, call: QuantizedCall) -> tuple[tuple, dict[str, np.ndarray], Any] | str:
+    """(the server call's arguments, the reference's output by rounding, QuantizedConv2D's expected output range) of
+    a raw op's path for ``call``, or why the op cannot express the case."""
+    if call.dtype != "int8" or call.op == "transpose_conv":
+        return f"{RAW_PATHS[path][0]} takes int8 conv2d and depthwise_conv2d only"
+    p, a = call.params, call.attrs
+    if path == "tf-uniform":
+        zeros = np.zeros_like(call.bias_q)
+        low_high = integer.activation_range(p["activation"], p["output_scale"], p["output_zero_point"], "int8")
+        args = (call.op, call.input_q, call.filter_q, dict(p), dict(a), list(low_high))
+        # its output is qint32 holding the clamped int8 values
+        return args, {r: call.reference(r, bias=zeros).astype(np.int32) for r in call.roundings()}, None
+    x_real = np.asarray(call.arrays["input"], np.float32)  # conv2d's and depthwise_conv2d's data operand
+    if path == "tf-uniform-hybrid":
+        w_ohwi = np.transpose(call.filter_q, (3, 1, 2, 0)) if call.op == "depthwise_conv2d" else call.filter_q
+        want = integer.hybrid_conv2d(x_real, w_ohwi, p["filter_scale"], a["strides"], a["padding"], a["dilations"])
+        return (call.op, x_real, call.filter_q, list(p["filter_scale"]), dict(a)), {"hybrid": want}, None
+    strides = [int(v) for v in a["strides"]]
+    if call.op != "conv2d" or call.filter_q.shape[3] != call.input_q.shape[3]:
+        return "QuantizedConv2D has no groups"
+    if any(int(d) != 1 for d in a["dilations"]) or strides[0] != strides[1]:
+        return "QuantizedConv2D takes neither dilations nor unequal strides"
+    # int8 -> quint8 (+128), each range putting 0.0 at the zero point + 128 (the sums depend only on the integers)
+    x_u8 = (call.input_q.astype(np.int16) + 128).astype(np.uint8)
+    w_u8 = np.transpose(call.filter_q.astype(np.int16) + 128, (1, 2, 3, 0)).astype(np.uint8)  # OHWI -> HWIO
+    zp, s_in, s_w = p["input_zero_point"], p["input_scale"], p["filter_scale"][0]
+    ranges = [s_in * (-128 - zp), s_in * (127 - zp), -128 * s_w, 127 * s_w]
+    acc, low, high = integer.tf_quantized_conv2d(
+        x_u8, w_u8, ranges[0], ranges[1], ranges[2], ranges[3], strides=strides, padding=a["padding"]
+    )
+    return (x_u8, w_u8, ranges, dict(a)), {"accumulator": acc}, (low, high)
+
+
 def run_model(runtime: str, model: np.ndarray, input_q: np.ndarray, resolver: str) -> Result:
     """A model run by tf.lite in TensorFlow's process, or by LiteRT here (it imports no TensorFlow), as a call's
     result: Returned, or Raised with the error."""
     if runtime == "tensorflow":
         return call_tensorflow("tflite_run", (model, input_q, resolver), {})
+    if runtime != "litert":
+        raise ValueError(f"run_model: no interpreter {runtime!r}")
     try:
         return Returned(tflite.run(model, input_q, resolver, runtime=runtime))
     except Exception as exc:  # every interpreter error is an outcome to report
@@ -252,19 +315,35 @@ def run_quantized(
     outputs: dict[str, np.ndarray] = {"reference": by_rounding["double"]}
     applicable_all: list[Divergence] = []
     behaviours = []
+    not_expressible = []
     for path in paths:
         runtime, resolver, _ = PATHS[path]
+        expected, out_range = by_rounding, None
+        if runtime == "tensorflow-raw":
+            raw = _raw_expected(path, call)
+            if isinstance(raw, str):
+                not_expressible.append(f"{path}: {raw}")
+                continue
+            args, expected, out_range = raw
+            result = call_tensorflow(resolver, args, {})
+        else:
+            result = run_model(runtime, call.model, call.input_q, resolver)
         applicable = matching(in_scope(divergences, "forward"), feats, env, backend=path)
         applicable_all += applicable
-        result = run_model(runtime, call.model, call.input_q, resolver)
         failed = call_behaviour(result, LABELS[path])
         if failed is not None or not isinstance(result, Returned):
             behaviour, detail = failed or ("failed", "")
         else:
-            out = np.asarray(result.value)
+            out, extra = _raw_output(result.value, out_range)
             outputs[path] = out
             declared = [b for d in applicable for b in d.tensorflow_does]
-            comparison, behaviour, detail = judge(path, out, by_rounding, declared)
+            comparison, behaviour, detail = judge(path, out, expected, declared)
+            if behaviour == AGREES and extra:
+                comparison, behaviour, detail = (
+                    dataclasses.replace(comparison, ok=False, detail=extra),
+                    "wrong_values",
+                    extra,
+                )
             comparisons.append(comparison)
         behaviours.append(f"{path}: {behaviour}")
         verdicts.append(verdict(LABELS[path], behaviour, detail, applicable))
@@ -272,6 +351,8 @@ def run_quantized(
     source = "calibrated by TFLite's converter" if call.calibrated else "given"
     scheme = dtype if SCHEMES[dtype] == dtype else f"{dtype} ({SCHEMES[dtype]})"
     notes = (f"{scheme} {call.op}; parameters {source}: " + _describe(call.params), *v.notes)
+    if not_expressible:
+        notes += ("not run: " + "; ".join(not_expressible),)
     return v.status, {
         "comparisons": tuple(comparisons),
         "errors": v.errors,
@@ -293,6 +374,8 @@ def _refused(
     errors, behaviours, notes = [], [], [f"the reference refuses these parameters: {why}"]
     for path in paths:
         runtime, resolver, _ = PATHS[path]
+        if runtime == "tensorflow-raw":  # takes the clamp as two integers: no activation range to refuse
+            continue
         result = run_model(runtime, call.model, call.input_q, resolver)
         if isinstance(result, Raised):
             behaviours.append(f"{path}: raises {result.error_class}")
@@ -307,6 +390,17 @@ def _refused(
         "tensorflow": "; ".join(behaviours),
         "features": features_of(case, dtype, env),
     }
+
+
+def _raw_output(value: Any, out_range: tuple[float, float] | None) -> tuple[np.ndarray, str]:
+    """(the output ``judge`` compares, what else disagrees): QuantizedConv2D also returns its output's float range,
+    which must be the reference's (``out_range``) exactly."""
+    if out_range is None:
+        return np.asarray(value), ""
+    acc, low, high = value
+    if (np.float32(low), np.float32(high)) == (np.float32(out_range[0]), np.float32(out_range[1])):
+        return np.asarray(acc), ""
+    return np.asarray(acc), f"min/max_output ({low!r}, {high!r}), the reference's {tuple(out_range)!r}"
 
 
 def _describe(params: Mapping[str, Any]) -> str:

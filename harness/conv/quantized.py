@@ -532,3 +532,102 @@ def transpose_conv(
         lambda x: reference.conv2d_transpose(x, w_hwoi, list(output_shape), stride, pad),
         bias_required=False,
     )
+
+
+# --- TensorFlow's own quantized ops (tf.raw_ops) ----------------------------------------------------------------
+#
+# Written from their kernels' documented arithmetic (quantization_utils.h, uniform_quant_ops/math_utils.h):
+# ``UniformQuantizedConvolution`` is the ops above under single rounding with no bias (harness.tf.quantized_ops), and
+# these are the other two that compute on the CPU by default.
+
+
+def zero_offset(range_min: float, range_max: float) -> int:
+    """The quint8 integer that stands for 0.0 in ``[range_min, range_max]``: TensorFlow's
+    ``FloatToQuantizedUnclamped<quint8>(0, min, max)``. The range's width in float32, widened by 256/255 in double,
+    ``-round(min * 256 / width)`` half away from zero, not clamped (it may leave [0, 255]); 0 when min == max."""
+    lo, hi = np.float32(range_min), np.float32(range_max)
+    if lo == hi:
+        return 0
+    scale = 256 / (float(np.float32(hi - lo)) * (256 / 255.0))
+    v = float(lo) * scale
+    return -int(math.copysign(math.floor(abs(v) + 0.5), v))
+
+
+def _level(range_min: float, range_max: float) -> float:
+    """``FloatForOneQuantizedLevel<quint8>``: the range's width over 255, in float32."""
+    return float(np.float32(np.float32(range_max) - np.float32(range_min)) / np.float32(255))
+
+
+def tf_quantized_conv2d(
+    input: ArrayLike,
+    filter: ArrayLike,
+    min_input: float,
+    max_input: float,
+    min_filter: float,
+    max_filter: float,
+    strides: Any = 1,
+    padding: str = "VALID",
+) -> tuple[np.ndarray, float, float]:
+    """``tf.raw_ops.QuantizedConv2D`` with quint8 operands: input NHWC uint8, filter HWIO uint8, each with the real
+    range its integers span. Returns (the int32 sums ``sum((x - zero_offset(input range)) * (w - zero_offset(filter
+    range)))`` over TensorFlow's conv2d windows, padding contributing 0, wrapped to int32; min_output, max_output: the
+    float32 range of one int32 level, ``level(input) * level(filter)`` times int32's lowest and highest)."""
+    op = "quantized.tf_quantized_conv2d"
+    x_nhwc = _int_array(op, "input", input, ("uint8",), 4)
+    w_hwio = _int_array(op, "filter", filter, ("uint8",), 4)
+    stride, pad = _spatial_pair(op, "strides", strides), _padding(op, padding)
+    x = x_nhwc.astype(np.float64) - zero_offset(min_input, max_input)
+    w = w_hwio.astype(np.float64) - zero_offset(min_filter, max_filter)
+    sums = reference.conv2d(x, w, stride, pad)
+    level = np.float32(np.float32(_level(min_input, max_input)) * np.float32(_level(min_filter, max_filter)))
+    low, high = level * np.float32(INT32_MIN), level * np.float32(INT32_MAX)
+    return np.asarray(_wrap32(sums.astype(np.int64)), np.int32), float(low), float(high)
+
+
+def asymmetric_quantize(x: np.ndarray) -> tuple[np.ndarray, float, int]:
+    """TensorFlow's ``AsymmetricQuantize`` of float32 ``x`` to int8 (uniform_quant_ops/math_utils.h): the range
+    [min(0, min x), max(0, max x)] over 255 levels (scale in float32), the zero point of the end with the smaller
+    error, rounded half away from zero; ``floor(x * inverse_scale + 0.5) + zero_point`` in float32, clamped.
+    Returns (int8 values, scale, zero point); an all-zero range gives zeros, scale 1, zero point 0."""
+    v = np.asarray(x, np.float32)
+    rmin = float(min(np.float32(0), v.min())) if v.size else 0.0
+    rmax = float(max(np.float32(0), v.max())) if v.size else 0.0
+    scale = float(np.float32((rmax - rmin) / 255.0))
+    inverse = np.float32(255.0 / (rmax - rmin)) if rmax != rmin else np.float32(0)
+    if scale == 0 or not np.isfinite(inverse):
+        return np.zeros(v.shape, np.int8), 1.0, 0
+    from_min, from_max = -128 - rmin / scale, 127 - rmax / scale
+    zp = from_min if 128 + abs(rmin / scale) < 127 + abs(rmax / scale) else from_max
+    zero_point = -128 if zp <= -128 else 127 if zp >= 127 else int(math.copysign(math.floor(abs(zp) + 0.5), zp))
+    with np.errstate(invalid="ignore", over="ignore"):
+        q = np.floor(v * inverse + np.float32(0.5)).astype(np.int64) + zero_point
+    return np.clip(q, -128, 127).astype(np.int8), scale, zero_point
+
+
+def hybrid_conv2d(
+    input: ArrayLike,
+    filter: ArrayLike,
+    filter_scale: float | Sequence[float],
+    strides: Any = 1,
+    padding: str = "VALID",
+    dilations: Any = 1,
+) -> np.ndarray:
+    """``tf.raw_ops.UniformQuantizedConvolutionHybrid``: float32 input NHWC, int8 filter OHWI [O, kh, kw, C / groups]
+    (grouped when C is a multiple of the filter's I; depthwise: [C * M, kh, kw, 1]) with one scale or one per output
+    channel (zero point 0). Each batch item is quantized by
+    ``asymmetric_quantize``; the integer sums (its zero point's padding contributes 0) become
+    ``float32(float32(acc) * input_scale[n]) * filter_scale[o]``. Returns float32 NHWC."""
+    op = "quantized.hybrid_conv2d"
+    x = np.asarray(input)
+    if x.dtype != np.float32 or x.ndim != 4:
+        raise _fail(op, "input", f"<array of {x.dtype.name} {list(x.shape)}>", "must be float32 NHWC")
+    w_ohwi = _filter(op, filter)
+    scales = _filter_scales(op, filter_scale, w_ohwi.shape[0]).astype(np.float32)
+    window = (_spatial_pair(op, "strides", strides), _padding(op, padding), _spatial_pair(op, "dilations", dilations))
+    w_hwio = np.transpose(w_ohwi.astype(np.float64), (1, 2, 3, 0))
+    quantized = [asymmetric_quantize(item) for item in x]  # per batch item
+    q = np.stack([v for v, _, _ in quantized]) if quantized else np.zeros(x.shape, np.int8)
+    zero_points = np.array([zp for _, _, zp in quantized], np.float64).reshape(-1, 1, 1, 1)
+    acc = reference.conv2d(q.astype(np.float64) - zero_points, w_hwio, *window[:2], dilations=window[2])
+    input_scales = np.array([s for _, s, _ in quantized], np.float32).reshape(-1, 1, 1, 1)
+    return np.asarray((acc.astype(np.float32) * input_scales) * scales, np.float32)

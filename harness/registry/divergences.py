@@ -109,8 +109,11 @@ FEATURES = {
     "input_spatial_empty": "the data operand has a spatial axis of size 0",
     "batch_empty": "the convolution's input has a batch of 0 (for a raw backprop op: the input it differentiates)",
     "batch_gt_1": "the convolution's input has a batch of more than 1",
-    "fused_window_shifted": "FusedResizeAndPadConv2D / FusedPadConv2D: on some spatial axis the fused kernel's window "
-    "offset, ((out - 1) * s + k - padded + (1 for VALID)) / 2 truncated toward zero, is not conv2d's pad_before",
+    "fused_window_shifted": "FusedResizeAndPadConv2D / FusedPadConv2D, and a quantized case's QuantizedConv2D (the same "
+    "im2col): on some spatial axis that kernel's window offset, ((out - 1) * s + k - padded + (1 for VALID)) / 2 "
+    "truncated toward zero, is not conv2d's pad_before",
+    "same_padding_odd": "SAME padding whose total on some spatial axis is odd (TensorFlow puts the extra pixel "
+    "after the input)",
     "strides_in_batch_or_channels": "a full-rank strides value with a batch or channel entry other than 1",
     "window_arg_not_int": "the strides argument is null, or the strides or dilations argument is (or holds) a float "
     "or a bool instead of ints",
@@ -586,6 +589,24 @@ def _fused_window_shifted(x_shape: tuple, kernel: list[int], strides: Sequence[i
     return False
 
 
+def _same_padding_odd(
+    x_shape: tuple, fmt: str, kernel: list[int], strides: Sequence[int], dilations: Sequence[int]
+) -> bool:
+    """Whether SAME's total padding, max((out - 1) * s + (k - 1) * d + 1 - n, 0), is odd on some spatial axis."""
+    spatial = layouts.spatial(fmt)
+    s_axes, d_axes = ([*v] * len(spatial) if len(v) == 1 else [*v] for v in (strides, dilations))
+    if len(s_axes) != len(spatial) or len(d_axes) != len(spatial):
+        return False
+    for c, k, st, d in zip(spatial, kernel, s_axes, d_axes):
+        n = x_shape[fmt.index(c)]
+        if st < 1 or d < 1 or k < 1:
+            return False
+        total = max((-(-n // st) - 1) * st + (k - 1) * d + 1 - n, 0)
+        if total % 2:
+            return True
+    return False
+
+
 def _flat(value: Any) -> list:
     """A scalar or a (nested) list's entries, flat; [] for None."""
     if value is None:
@@ -680,8 +701,18 @@ def features(
     feats["input_spatial_empty"] = x.ndim == len(fmt) and any(x.shape[fmt.index(c)] == 0 for c in spatial)
     feats["batch_empty"] = len(x_shape) == len(fmt) and x_shape[fmt.index("N")] == 0
     feats["batch_gt_1"] = len(x_shape) == len(fmt) and x_shape[fmt.index("N")] > 1
-    feats["fused_window_shifted"] = (
-        spec.kind == "fused" and geometry and _fused_window_shifted(x_shape, kernel, spatial_strides, padding)
+    feats["fused_window_shifted"] = (  # the fused ops' im2col, which TensorFlow's quint8 QuantizedConv2D shares
+        (spec.kind == "fused" or feats["quantized"] is not None)
+        and geometry
+        and _fused_window_shifted(
+            x_shape,
+            kernel,
+            list(spatial_strides) * len(spatial) if len(spatial_strides) == 1 else spatial_strides,
+            padding,
+        )
+    )
+    feats["same_padding_odd"] = (
+        padding == "SAME" and geometry and _same_padding_odd(x_shape, fmt, kernel, spatial_strides, spatial_dilations)
     )
     try:
         full = [int(v) for v in np.asarray(strides_value).reshape(-1)] if strides_value is not None else []

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.tf import kernel_probe, tflite, versions, wire, wrappers
+from harness.tf import kernel_probe, quantized_ops, tflite, versions, wire, wrappers
 
 ISOLATION_ENV = "HARNESS_TF_ISOLATION"
 RECORD_ENV = "HARNESS_TF_RECORD"
@@ -82,7 +82,7 @@ def message_result(message: list) -> Result:
 
 # Calls a server answers besides the wrappers: the kernel probe (``harness.tf.environment`` runs it) and TFLite's
 # quantized models (``harness.tf.tflite``).
-SERVER_CALLS = {"probe": kernel_probe.run, **tflite.SERVER_CALLS}
+SERVER_CALLS = {"probe": kernel_probe.run, **tflite.SERVER_CALLS, **quantized_ops.SERVER_CALLS}
 
 
 def _call(op: str, args: tuple, kwargs: dict, mode: str = "eager") -> Result:

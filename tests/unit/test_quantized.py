@@ -374,3 +374,59 @@ def test_an_accumulator_past_int32_is_an_error_not_a_wrapped_value():
         "accumulator of output element [0, 0, 0, 0]",
         "outside int32",
     )
+
+
+# --- TensorFlow's own quantized ops ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "lo, hi, offset",
+    # -round(lo * 255 / (hi - lo)), half away from zero, unclamped: e.g. 1 * 255 / 2 = 127.5 -> 128
+    [(-1, 1, 128), (-3, 1, 191), (-1, 3, 64), (-7, 1, 223), (0, 1, 0), (-1, 0, 255), (0.5, 1, -255), (-2, -1, 510),
+     (2.5, 2.5, 0)],
+)  # fmt: skip
+def test_zero_offset_is_the_quint8_integer_of_zero(lo, hi, offset):
+    assert Q.zero_offset(lo, hi) == offset
+
+
+def test_tf_quantized_conv2d_is_its_loop_and_its_range():
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 256, (2, 5, 6, 3)).astype(np.uint8)
+    w = rng.integers(0, 256, (3, 2, 3, 4)).astype(np.uint8)
+    ranges = (-1.0, 3.0, -2.0, 0.5)
+    ox, ow = Q.zero_offset(*ranges[:2]), Q.zero_offset(*ranges[2:])
+    got, low, high = Q.tf_quantized_conv2d(x, w, *ranges, strides=2, padding="SAME")
+    # SAME, stride 2: out 3 x 3; total padding rows (3-1)*2+3-5 = 2 (1 before), cols (3-1)*2+2-6 = 0
+    assert got.shape == (2, 3, 3, 4) and got.dtype == np.int32
+    for n, i, j, o in np.ndindex(got.shape):
+        acc = 0
+        for di, dj, c in np.ndindex(3, 2, 3):
+            r, col = i * 2 - 1 + di, j * 2 + dj
+            if 0 <= r < 5 and 0 <= col < 6:
+                acc += (int(x[n, r, col, c]) - ox) * (int(w[di, dj, c, o]) - ow)
+        assert got[n, i, j, o] == acc
+    level = np.float32(np.float32(4.0) / np.float32(255)) * np.float32(np.float32(2.5) / np.float32(255))
+    assert (low, high) == (float(level * np.float32(-(2**31))), float(level * np.float32(2**31)))
+
+
+def test_asymmetric_quantize_spans_zero_and_the_data():
+    """Ranges of width 255 give scale 1; the zero point comes from the end with the smaller error; floor(x + 0.5)."""
+    q, scale, zp = Q.asymmetric_quantize(np.array([-100, 155, 0.5, -0.5, 2.4], np.float32))
+    assert (scale, zp) == (1.0, -28) and q.tolist() == [-128, 127, -27, -28, -26]
+    q, scale, zp = Q.asymmetric_quantize(np.array([0, 255], np.float32))  # zero at the bottom of the range
+    assert (scale, zp) == (1.0, -128) and q.tolist() == [-128, 127]
+    q, scale, zp = Q.asymmetric_quantize(np.array([-255, 0], np.float32))  # -255 + 127 clamps to -128
+    assert (scale, zp) == (1.0, 127) and q.tolist() == [-128, 127]
+    q, scale, zp = Q.asymmetric_quantize(np.zeros(3, np.float32))
+    assert (scale, zp) == (1.0, 0) and q.tolist() == [0, 0, 0]
+
+
+def test_hybrid_conv2d_scales_exact_integer_sums_per_batch_item():
+    x = np.array([[[[0.0], [1.0], [2.55]]], [[[-1.0], [0.0], [1.0]]]], np.float32)  # [2, 1, 3, 1]
+    w = np.array([[[[2]]]], np.int8)  # OHWI [1, 1, 1, 1]
+    got = Q.hybrid_conv2d(x, w, 0.5)
+    for n in range(2):
+        q, scale, zp = Q.asymmetric_quantize(x[n])
+        want = (((q.astype(np.int64) - zp) * 2).astype(np.float32) * np.float32(scale)) * np.float32(0.5)
+        assert got[n].tolist() == want.tolist()
+    assert got.dtype == np.float32 and got.shape == (2, 1, 3, 1)

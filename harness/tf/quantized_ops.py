@@ -1,0 +1,139 @@
+"""TensorFlow's own quantized convolution ops (``tf.raw_ops``), called with a quantized case's integers.
+
+These run in TensorFlow's server process (``SERVER_CALLS``, registered in ``harness.tf.isolation``); operands and
+results cross as NumPy arrays and plain values. Layouts in and out are TFLite's, as ``harness.check.quantized``
+holds a case: data NHWC, conv filters OHWI, depthwise filters ``[1, kh, kw, C * M]``; each function transposes to
+what its op takes.
+
+* ``uniform_conv``: ``UniformQuantizedConvolution`` (qint8 x qint8 -> qint32, requantized to the output scale and
+  clamped), the default dimension numbers (NCHW data, OIHW filter), per-channel filter scales, depthwise as
+  ``feature_group_count = C``. It has no bias operand.
+* ``uniform_conv_hybrid``: ``UniformQuantizedConvolutionHybrid`` (float32 data x qint8 filter -> float32).
+* ``quantized_conv2d``: ``QuantizedConv2D`` with quint8 data and a quint8 filter (the one instantiation with a CPU
+  kernel that computes by default; the qint8-filter family's plain ops are placeholders for oneDNN's graph rewrite).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
+
+
+def _pair(value: Any) -> list[int]:
+    return [int(value)] * 2 if np.ndim(value) == 0 else [int(v) for v in value]
+
+
+def _filter_oihw(op: str, w_tfl: np.ndarray) -> np.ndarray:
+    """TFLite's filter (OHWI; depthwise [1, kh, kw, C*M]) as OIHW (depthwise: [C*M, 1, kh, kw])."""
+    if op == "depthwise_conv2d":
+        return np.ascontiguousarray(np.transpose(w_tfl, (3, 0, 1, 2)))
+    return np.ascontiguousarray(np.transpose(w_tfl, (0, 3, 1, 2)))
+
+
+def _uniform_common(op: str, x_nhwc: np.ndarray, w_tfl: np.ndarray, attrs: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "rhs": _filter_oihw(op, w_tfl),
+        "window_strides": _pair(attrs["strides"]),
+        "rhs_dilation": _pair(attrs.get("dilations", 1)),
+        "padding": attrs["padding"],
+        "feature_group_count": x_nhwc.shape[3] if op == "depthwise_conv2d" else x_nhwc.shape[3] // w_tfl.shape[3],
+    }
+
+
+def uniform_conv(
+    op: str,
+    x_nhwc: np.ndarray,
+    w_tfl: np.ndarray,
+    params: Mapping[str, Any],
+    attrs: Mapping[str, Any],
+    output_range: Sequence[int],
+) -> np.ndarray:
+    """``UniformQuantizedConvolution`` of int8 ``x_nhwc`` and ``w_tfl`` (per-channel scales, zero point 0), requantized
+    to ``params``' output scale and zero point and clamped to ``output_range``; int32 NHWC."""
+    import tensorflow as tf
+
+    c = _uniform_common(op, x_nhwc, w_tfl, attrs)
+    scales = np.asarray(params["filter_scale"], np.float32)
+    y = tf.raw_ops.UniformQuantizedConvolution(
+        lhs=tf.bitcast(tf.constant(np.ascontiguousarray(np.transpose(x_nhwc, (0, 3, 1, 2)))), tf.qint8),
+        rhs=tf.bitcast(tf.constant(c["rhs"]), tf.qint8),
+        lhs_scales=tf.constant(params["input_scale"], tf.float32),
+        lhs_zero_points=tf.constant(int(params["input_zero_point"]), tf.int32),
+        rhs_scales=tf.constant(scales),
+        rhs_zero_points=tf.zeros(scales.shape, tf.int32),
+        output_scales=tf.constant(params["output_scale"], tf.float32),
+        output_zero_points=tf.constant(int(params["output_zero_point"]), tf.int32),
+        Tout=tf.qint32,
+        padding=c["padding"],
+        window_strides=c["window_strides"],
+        rhs_dilation=c["rhs_dilation"],
+        feature_group_count=c["feature_group_count"],
+        rhs_quantization_axis=0,
+        lhs_quantization_min_val=-128,
+        lhs_quantization_max_val=127,
+        rhs_quantization_min_val=-128,
+        rhs_quantization_max_val=127,
+        output_quantization_min_val=int(output_range[0]),
+        output_quantization_max_val=int(output_range[1]),
+    )
+    return np.transpose(tf.bitcast(y, tf.int32).numpy(), (0, 2, 3, 1))
+
+
+def uniform_conv_hybrid(
+    op: str, x_nhwc: np.ndarray, w_tfl: np.ndarray, filter_scale: Sequence[float], attrs: Mapping[str, Any]
+) -> np.ndarray:
+    """``UniformQuantizedConvolutionHybrid`` of float32 ``x_nhwc`` and int8 ``w_tfl`` (per-channel scales, zero point
+    0); float32 NHWC."""
+    import tensorflow as tf
+
+    c = _uniform_common(op, x_nhwc, w_tfl, attrs)
+    scales = np.asarray(filter_scale, np.float32)
+    y = tf.raw_ops.UniformQuantizedConvolutionHybrid(
+        lhs=tf.constant(np.ascontiguousarray(np.transpose(x_nhwc, (0, 3, 1, 2))), tf.float32),
+        rhs=tf.bitcast(tf.constant(c["rhs"]), tf.qint8),
+        rhs_scales=tf.constant(scales),
+        rhs_zero_points=tf.zeros(scales.shape, tf.int32),
+        Tout=tf.float32,
+        padding=c["padding"],
+        window_strides=c["window_strides"],
+        rhs_dilation=c["rhs_dilation"],
+        feature_group_count=c["feature_group_count"],
+        rhs_quantization_axis=0,
+        rhs_quantization_min_val=-128,
+        rhs_quantization_max_val=127,
+    )
+    return np.transpose(y.numpy(), (0, 2, 3, 1))
+
+
+def quantized_conv2d(
+    x_nhwc: np.ndarray, w_hwio: np.ndarray, ranges: Sequence[float], attrs: Mapping[str, Any]
+) -> tuple[np.ndarray, float, float]:
+    """``QuantizedConv2D`` of uint8 ``x_nhwc`` and uint8 ``w_hwio`` (as quint8) with ``ranges`` (min_input,
+    max_input, min_filter, max_filter): (the int32 output NHWC, min_output, max_output)."""
+    import tensorflow as tf
+
+    s = _pair(attrs["strides"])
+    f = [tf.constant(v, tf.float32) for v in ranges]
+    y, lo, hi = tf.raw_ops.QuantizedConv2D(
+        input=tf.bitcast(tf.constant(x_nhwc), tf.quint8),
+        filter=tf.bitcast(tf.constant(w_hwio), tf.quint8),
+        min_input=f[0],
+        max_input=f[1],
+        min_filter=f[2],
+        max_filter=f[3],
+        strides=[1, s[0], s[1], 1],
+        padding=attrs["padding"],
+    )
+    return tf.bitcast(y, tf.int32).numpy(), float(lo.numpy()), float(hi.numpy())
+
+
+# The calls TensorFlow's server process answers (harness.tf.isolation.SERVER_CALLS).
+SERVER_CALLS: dict[str, Callable[..., Any]] = {
+    "tf_uniform_conv": uniform_conv,
+    "tf_uniform_conv_hybrid": uniform_conv_hybrid,
+    "tf_quantized_conv2d": quantized_conv2d,
+}
