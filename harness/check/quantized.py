@@ -16,10 +16,10 @@ and TensorFlow's own quantized convolutions on the same integers (``RAW_PATHS``,
   op has no bias operand), clamped to the activation's range;
 * ``tf-uniform-hybrid``: ``UniformQuantizedConvolutionHybrid`` on the case's real input: ``integer.hybrid_conv2d``;
 * ``tf-quantized-conv2d``: ``QuantizedConv2D`` with quint8 operands (the int8 integers + 128): its int32 sums and
-  output range, ``integer.tf_quantized_conv2d`` (no groups, no dilations, equal strides).
-
-The qint8-filter family (``QuantizedConv2DPerChannel``, ``QuantizedDepthwiseConv2D``, ``QuantizedConv2DWith*``)
-has no CPU kernel of its own: its ops are placeholders for oneDNN's graph rewrite, not checked here.
+  output range, ``integer.tf_quantized_conv2d`` (no groups, no dilations, equal strides);
+* ``tf-quantized-conv2d-qint8``, ``tf-quantized-depthwise``: ``QuantizedConv2D`` with a qint8 filter and
+  ``QuantizedDepthwiseConv2D``, in a graph with a constant filter (their CPU kernels are placeholders for oneDNN's
+  rewrite): their int32 sums. ``QuantizedConv2DPerChannel`` and the fused ``QuantizedConv2DWith*`` are not checked.
 
 A path whose output is the reference's under another rounding "rounds <rule>"; one that matches no rounding has
 ``wrong_values``. Both are failures unless a known divergence of that path (``backend: <path>``) declares them.
@@ -67,6 +67,8 @@ RAW_PATHS = {
     "tf-uniform": ("tf_uniform_conv", "single"),
     "tf-uniform-hybrid": ("tf_uniform_conv_hybrid", "hybrid"),
     "tf-quantized-conv2d": ("tf_quantized_conv2d", "accumulator"),
+    "tf-quantized-conv2d-qint8": ("tf_quantized_conv_qint8", "accumulator"),
+    "tf-quantized-depthwise": ("tf_quantized_conv_qint8", "accumulator"),
 }
 PATHS.update({path: ("tensorflow-raw", op, rounding) for path, (op, rounding) in RAW_PATHS.items()})
 TFLITE_PATHS = ("tflite-ref", "tflite-builtin", "tflite")  # tf.lite's interpreter paths
@@ -81,6 +83,8 @@ LABELS = {
     "tf-uniform": "TensorFlow UniformQuantizedConvolution",
     "tf-uniform-hybrid": "TensorFlow UniformQuantizedConvolutionHybrid",
     "tf-quantized-conv2d": "TensorFlow QuantizedConv2D (quint8)",
+    "tf-quantized-conv2d-qint8": "TensorFlow QuantizedConv2D (qint8 filter)",
+    "tf-quantized-depthwise": "TensorFlow QuantizedDepthwiseConv2D",
 }
 
 
@@ -253,14 +257,38 @@ def _raw_expected(path: str, call: QuantizedCall) -> tuple[tuple, dict[str, np.n
         want = integer.hybrid_conv2d(x_real, w_ohwi, p["filter_scale"], a["strides"], a["padding"], a["dilations"])
         return (call.op, x_real, call.filter_q, list(p["filter_scale"]), dict(a)), {"hybrid": want}, None
     strides = [int(v) for v in a["strides"]]
+    # int8 -> quint8 (+128) for the data; for the qint8-filter ops the ranges put 0.0 at integer 0 (quint8 [0, 255],
+    # qint8 [-127, 127]), where the ops' asymmetric definition and oneDNN's symmetric kernels mean the same sums
+    x_u8 = (call.input_q.astype(np.int16) + 128).astype(np.uint8)
+    s_in, s_w = p["input_scale"], p["filter_scale"][0]
+    if path in ("tf-quantized-conv2d-qint8", "tf-quantized-depthwise"):
+        depthwise = path == "tf-quantized-depthwise"
+        if depthwise != (call.op == "depthwise_conv2d"):
+            return f"{RAW_PATHS[path][0]} is the {'depthwise' if depthwise else 'conv2d'} op"
+        if call.op == "conv2d" and call.filter_q.shape[3] != call.input_q.shape[3]:
+            return "QuantizedConv2D has no groups"
+        if strides[0] != strides[1]:
+            return "these ops take equal strides only"
+        lo_in, hi_in, lo_w, hi_w = 0.0, 255.0, -127.0, 127.0  # the sums do not depend on the scales
+        ranges = [lo_in, hi_in, lo_w, hi_w]
+        if depthwise:  # [1, kh, kw, C*M] -> HWIM
+            w = call.filter_q.reshape(*call.filter_q.shape[1:3], call.input_q.shape[3], -1)
+            acc = integer.tf_quantized_depthwise_conv2d(
+                x_u8, w, lo_in, hi_in, lo_w, hi_w, strides, a["padding"], a["dilations"]
+            )
+        else:
+            w = np.ascontiguousarray(np.transpose(call.filter_q, (1, 2, 3, 0)))  # OHWI -> HWIO
+            acc = integer.tf_quantized_conv2d(x_u8, w, lo_in, hi_in, lo_w, hi_w, strides, a["padding"], a["dilations"])[
+                0
+            ]
+        return (call.op, x_u8, w, ranges, dict(a)), {"accumulator": acc}, None
     if call.op != "conv2d" or call.filter_q.shape[3] != call.input_q.shape[3]:
         return "QuantizedConv2D has no groups"
     if any(int(d) != 1 for d in a["dilations"]) or strides[0] != strides[1]:
         return "QuantizedConv2D takes neither dilations nor unequal strides"
-    # int8 -> quint8 (+128), each range putting 0.0 at the zero point + 128 (the sums depend only on the integers)
-    x_u8 = (call.input_q.astype(np.int16) + 128).astype(np.uint8)
+    # the quint8 filter too (+128); each range puts 0.0 at the zero point + 128 (the sums depend on integers only)
     w_u8 = np.transpose(call.filter_q.astype(np.int16) + 128, (1, 2, 3, 0)).astype(np.uint8)  # OHWI -> HWIO
-    zp, s_in, s_w = p["input_zero_point"], p["input_scale"], p["filter_scale"][0]
+    zp = p["input_zero_point"]
     ranges = [s_in * (-128 - zp), s_in * (127 - zp), -128 * s_w, 127 * s_w]
     acc, low, high = integer.tf_quantized_conv2d(
         x_u8, w_u8, ranges[0], ranges[1], ranges[2], ranges[3], strides=strides, padding=a["padding"]

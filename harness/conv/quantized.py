@@ -541,16 +541,18 @@ def transpose_conv(
 # these are the other two that compute on the CPU by default.
 
 
-def zero_offset(range_min: float, range_max: float) -> int:
-    """The quint8 integer that stands for 0.0 in ``[range_min, range_max]``: TensorFlow's
-    ``FloatToQuantizedUnclamped<quint8>(0, min, max)``. The range's width in float32, widened by 256/255 in double,
-    ``-round(min * 256 / width)`` half away from zero, not clamped (it may leave [0, 255]); 0 when min == max."""
+def zero_offset(range_min: float, range_max: float, dtype: str = "quint8") -> int:
+    """The integer of ``dtype`` (quint8 or qint8) that stands for 0.0 in ``[range_min, range_max]``: TensorFlow's
+    ``FloatToQuantizedUnclamped<T>(0, min, max)``. The range's width in float32, widened by 256/255 in double,
+    ``lowest - round(min * 256 / width)`` half away from zero, not clamped (it may leave the dtype's range);
+    ``lowest`` (0 or -128) when min == max."""
+    lowest = {"quint8": 0, "qint8": -128}[dtype]
     lo, hi = np.float32(range_min), np.float32(range_max)
     if lo == hi:
-        return 0
+        return lowest
     scale = 256 / (float(np.float32(hi - lo)) * (256 / 255.0))
     v = float(lo) * scale
-    return -int(math.copysign(math.floor(abs(v) + 0.5), v))
+    return lowest - int(math.copysign(math.floor(abs(v) + 0.5), v))
 
 
 def _level(range_min: float, range_max: float) -> float:
@@ -567,21 +569,50 @@ def tf_quantized_conv2d(
     max_filter: float,
     strides: Any = 1,
     padding: str = "VALID",
+    dilations: Any = 1,
 ) -> tuple[np.ndarray, float, float]:
-    """``tf.raw_ops.QuantizedConv2D`` with quint8 operands: input NHWC uint8, filter HWIO uint8, each with the real
-    range its integers span. Returns (the int32 sums ``sum((x - zero_offset(input range)) * (w - zero_offset(filter
-    range)))`` over TensorFlow's conv2d windows, padding contributing 0, wrapped to int32; min_output, max_output: the
-    float32 range of one int32 level, ``level(input) * level(filter)`` times int32's lowest and highest)."""
+    """``tf.raw_ops.QuantizedConv2D``: input NHWC uint8 (quint8), filter HWIO uint8 or int8 (quint8 or qint8), each
+    with the real range its integers span. Returns (the int32 sums ``sum((x - zero_offset(input range)) * (w -
+    zero_offset(filter range)))`` over TensorFlow's conv2d windows, padding contributing 0, wrapped to int32;
+    min_output, max_output: the float32 range of one int32 level, ``level(input) * level(filter)`` times int32's
+    lowest and highest; a quint8 filter's levels, as the Eigen kernel computes them). Only oneDNN's kernels (a
+    qint8 filter) take dilations."""
     op = "quantized.tf_quantized_conv2d"
     x_nhwc = _int_array(op, "input", input, ("uint8",), 4)
-    w_hwio = _int_array(op, "filter", filter, ("uint8",), 4)
+    w_hwio = _int_array(op, "filter", filter, ("uint8", "int8"), 4)
     stride, pad = _spatial_pair(op, "strides", strides), _padding(op, padding)
     x = x_nhwc.astype(np.float64) - zero_offset(min_input, max_input)
-    w = w_hwio.astype(np.float64) - zero_offset(min_filter, max_filter)
-    sums = reference.conv2d(x, w, stride, pad)
+    w = w_hwio.astype(np.float64) - zero_offset(
+        min_filter, max_filter, "qint8" if w_hwio.dtype == np.int8 else "quint8"
+    )
+    sums = reference.conv2d(x, w, stride, pad, dilations=_spatial_pair(op, "dilations", dilations))
     level = np.float32(np.float32(_level(min_input, max_input)) * np.float32(_level(min_filter, max_filter)))
     low, high = level * np.float32(INT32_MIN), level * np.float32(INT32_MAX)
     return np.asarray(_wrap32(sums.astype(np.int64)), np.int32), float(low), float(high)
+
+
+def tf_quantized_depthwise_conv2d(
+    input: ArrayLike,
+    filter: ArrayLike,
+    min_input: float,
+    max_input: float,
+    min_filter: float,
+    max_filter: float,
+    strides: Any = 1,
+    padding: str = "VALID",
+    dilations: Any = 1,
+) -> np.ndarray:
+    """``tf.raw_ops.QuantizedDepthwiseConv2D``: input NHWC uint8 (quint8), filter HWIM int8 (qint8), each with its
+    real range. Returns the int32 sums ``sum((x - zero_offset(input range)) * (w - zero_offset(filter range)))`` over
+    depthwise_conv2d's windows (output channel ``c * M + m``), padding contributing 0."""
+    op = "quantized.tf_quantized_depthwise_conv2d"
+    x_nhwc = _int_array(op, "input", input, ("uint8",), 4)
+    w_hwim = _int_array(op, "filter", filter, ("int8",), 4)
+    stride, pad = _spatial_pair(op, "strides", strides), _padding(op, padding)
+    x = x_nhwc.astype(np.float64) - zero_offset(min_input, max_input)
+    w = w_hwim.astype(np.float64) - zero_offset(min_filter, max_filter, "qint8")
+    sums = reference.depthwise_conv2d(x, w, [1, *stride, 1], pad, dilations=_spatial_pair(op, "dilations", dilations))
+    return np.asarray(_wrap32(sums.astype(np.int64)), np.int32)
 
 
 def asymmetric_quantize(x: np.ndarray) -> tuple[np.ndarray, float, int]:

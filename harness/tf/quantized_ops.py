@@ -10,7 +10,9 @@ what its op takes.
   ``feature_group_count = C``. It has no bias operand.
 * ``uniform_conv_hybrid``: ``UniformQuantizedConvolutionHybrid`` (float32 data x qint8 filter -> float32).
 * ``quantized_conv2d``: ``QuantizedConv2D`` with quint8 data and a quint8 filter (the one instantiation with a CPU
-  kernel that computes by default; the qint8-filter family's plain ops are placeholders for oneDNN's graph rewrite).
+  kernel of its own);
+* ``quantized_conv_qint8``: ``QuantizedConv2D`` and ``QuantizedDepthwiseConv2D`` with a qint8 filter, whose plain CPU
+  kernels are placeholders for oneDNN's graph rewrite: called in a graph with a constant filter.
 """
 
 from __future__ import annotations
@@ -131,9 +133,41 @@ def quantized_conv2d(
     return tf.bitcast(y, tf.int32).numpy(), float(lo.numpy()), float(hi.numpy())
 
 
+def quantized_conv_qint8(
+    op: str, x_nhwc: np.ndarray, w_tf: np.ndarray, ranges: Sequence[float], attrs: Mapping[str, Any]
+) -> np.ndarray:
+    """``QuantizedConv2D`` (``op`` "conv2d", filter HWIO) or ``QuantizedDepthwiseConv2D`` ("depthwise_conv2d", filter
+    HWIM) of uint8 ``x_nhwc`` (quint8) and an int8 filter (qint8) with ``ranges`` (min_input, max_input, min_filter,
+    max_filter): the int32 output NHWC. In a ``tf.function`` with the filter a constant, as oneDNN's graph rewrite
+    (``_MklQuantizedConv2D``, ``_MklQuantizedDepthwiseConv2D``) requires: these ops' own CPU kernels are placeholders."""
+    import tensorflow as tf
+
+    s, d = _pair(attrs["strides"]), _pair(attrs.get("dilations", 1))
+    fn = tf.raw_ops.QuantizedConv2D if op == "conv2d" else tf.raw_ops.QuantizedDepthwiseConv2D
+    f = [tf.constant(v, tf.float32) for v in ranges]
+
+    @tf.function
+    def call(x: Any) -> Any:
+        y, _, _ = fn(
+            input=tf.bitcast(x, tf.quint8),
+            filter=tf.bitcast(tf.constant(w_tf), tf.qint8),
+            min_input=f[0],
+            max_input=f[1],
+            min_filter=f[2],
+            max_filter=f[3],
+            strides=[1, s[0], s[1], 1],
+            padding=attrs["padding"],
+            dilations=[1, d[0], d[1], 1],
+        )
+        return tf.bitcast(y, tf.int32)
+
+    return call(tf.constant(x_nhwc)).numpy()
+
+
 # The calls TensorFlow's server process answers (harness.tf.isolation.SERVER_CALLS).
 SERVER_CALLS: dict[str, Callable[..., Any]] = {
     "tf_uniform_conv": uniform_conv,
     "tf_uniform_conv_hybrid": uniform_conv_hybrid,
     "tf_quantized_conv2d": quantized_conv2d,
+    "tf_quantized_conv_qint8": quantized_conv_qint8,
 }

@@ -430,3 +430,21 @@ def test_hybrid_conv2d_scales_exact_integer_sums_per_batch_item():
         want = (((q.astype(np.int64) - zp) * 2).astype(np.float32) * np.float32(scale)) * np.float32(0.5)
         assert got[n].tolist() == want.tolist()
     assert got.dtype == np.float32 and got.shape == (2, 1, 3, 1)
+
+
+@pytest.mark.parametrize("lo, hi, offset", [(-127, 127, 0), (-1, 0, 127), (0, 1, -128), (-1, 1, 0), (3, 3, -128)])
+def test_a_qint8_zero_offset_starts_from_its_lowest(lo, hi, offset):
+    assert Q.zero_offset(lo, hi, "qint8") == offset  # -128 - round(lo * 255 / (hi - lo))
+
+
+def test_tf_quantized_depthwise_conv2d_is_its_loop():
+    rng = np.random.default_rng(4)
+    x = rng.integers(0, 256, (1, 6, 5, 2)).astype(np.uint8)
+    w = rng.integers(-128, 128, (2, 3, 2, 2)).astype(np.int8)  # HWIM, multiplier 2
+    got = Q.tf_quantized_depthwise_conv2d(x, w, 0.0, 255.0, -1.0, 0.0, strides=1, padding="VALID", dilations=[2, 1])
+    ow = Q.zero_offset(-1.0, 0.0, "qint8")  # 127: the filter's 0.0
+    assert got.shape == (1, 4, 3, 4) and got.dtype == np.int32  # rows 6 - 2 * (2 - 1) - 1 + 1, cols 5 - 3 + 1
+    for _, i, j, o in np.ndindex(got.shape):
+        c, m = divmod(o, 2)
+        want = sum(int(x[0, i + 2 * di, j + dj, c]) * (int(w[di, dj, c, m]) - ow) for di, dj in np.ndindex(2, 3))
+        assert got[0, i, j, o] == want
