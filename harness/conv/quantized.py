@@ -560,6 +560,20 @@ def _level(range_min: float, range_max: float) -> float:
     return float(np.float32(np.float32(range_max) - np.float32(range_min)) / np.float32(255))
 
 
+def _offset_operands(
+    op: str, input: ArrayLike, filter: ArrayLike, filter_dtypes: Sequence[str], ranges: Sequence[float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """A quint8 input and a quint8 / qint8 filter (uint8 / int8, rank 4) less their ``zero_offset``s, as float64
+    (exact): the operands of the raw ops' integer sums. ``ranges``: min_input, max_input, min_filter, max_filter."""
+    x = _int_array(op, "input", input, ("uint8",), 4)
+    w = _int_array(op, "filter", filter, filter_dtypes, 4)
+    filter_kind = "qint8" if w.dtype == np.int8 else "quint8"
+    return (
+        x.astype(np.float64) - zero_offset(ranges[0], ranges[1]),
+        w.astype(np.float64) - zero_offset(ranges[2], ranges[3], filter_kind),
+    )
+
+
 def tf_quantized_conv2d(
     input: ArrayLike,
     filter: ArrayLike,
@@ -578,13 +592,8 @@ def tf_quantized_conv2d(
     lowest and highest; a quint8 filter's levels, as the Eigen kernel computes them). Only oneDNN's kernels (a
     qint8 filter) take dilations."""
     op = "quantized.tf_quantized_conv2d"
-    x_nhwc = _int_array(op, "input", input, ("uint8",), 4)
-    w_hwio = _int_array(op, "filter", filter, ("uint8", "int8"), 4)
+    x, w = _offset_operands(op, input, filter, ("uint8", "int8"), (min_input, max_input, min_filter, max_filter))
     stride, pad = _spatial_pair(op, "strides", strides), _padding(op, padding)
-    x = x_nhwc.astype(np.float64) - zero_offset(min_input, max_input)
-    w = w_hwio.astype(np.float64) - zero_offset(
-        min_filter, max_filter, "qint8" if w_hwio.dtype == np.int8 else "quint8"
-    )
     sums = reference.conv2d(x, w, stride, pad, dilations=_spatial_pair(op, "dilations", dilations))
     level = np.float32(np.float32(_level(min_input, max_input)) * np.float32(_level(min_filter, max_filter)))
     low, high = level * np.float32(INT32_MIN), level * np.float32(INT32_MAX)
@@ -606,11 +615,8 @@ def tf_quantized_depthwise_conv2d(
     real range. Returns the int32 sums ``sum((x - zero_offset(input range)) * (w - zero_offset(filter range)))`` over
     depthwise_conv2d's windows (output channel ``c * M + m``), padding contributing 0."""
     op = "quantized.tf_quantized_depthwise_conv2d"
-    x_nhwc = _int_array(op, "input", input, ("uint8",), 4)
-    w_hwim = _int_array(op, "filter", filter, ("int8",), 4)
+    x, w = _offset_operands(op, input, filter, ("int8",), (min_input, max_input, min_filter, max_filter))
     stride, pad = _spatial_pair(op, "strides", strides), _padding(op, padding)
-    x = x_nhwc.astype(np.float64) - zero_offset(min_input, max_input)
-    w = w_hwim.astype(np.float64) - zero_offset(min_filter, max_filter, "qint8")
     sums = reference.depthwise_conv2d(x, w, [1, *stride, 1], pad, dilations=_spatial_pair(op, "dilations", dilations))
     return np.asarray(_wrap32(sums.astype(np.int64)), np.int32)
 

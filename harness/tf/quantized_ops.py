@@ -36,14 +36,29 @@ def _filter_oihw(op: str, w_tfl: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.transpose(w_tfl, (0, 3, 1, 2)))
 
 
-def _uniform_common(op: str, x_nhwc: np.ndarray, w_tfl: np.ndarray, attrs: Mapping[str, Any]) -> dict[str, Any]:
+def _uniform_common(op: str, x_nhwc: np.ndarray, w_tfl: np.ndarray, scales: Any, attrs: Mapping[str, Any]) -> dict:
+    """The arguments both Uniform ops take alike: the filter (qint8 OIHW, per-channel ``scales``, zero point 0) and
+    the window (the default dimension numbers: NCHW data, OIHW filter)."""
+    import tensorflow as tf
+
+    scales = np.asarray(scales, np.float32)
+    groups = x_nhwc.shape[3] if op == "depthwise_conv2d" else x_nhwc.shape[3] // w_tfl.shape[3]
     return {
-        "rhs": _filter_oihw(op, w_tfl),
+        "rhs": tf.bitcast(tf.constant(_filter_oihw(op, w_tfl)), tf.qint8),
+        "rhs_scales": tf.constant(scales),
+        "rhs_zero_points": tf.zeros(scales.shape, tf.int32),
+        "padding": attrs["padding"],
         "window_strides": _pair(attrs["strides"]),
         "rhs_dilation": _pair(attrs.get("dilations", 1)),
-        "padding": attrs["padding"],
-        "feature_group_count": x_nhwc.shape[3] if op == "depthwise_conv2d" else x_nhwc.shape[3] // w_tfl.shape[3],
+        "feature_group_count": groups,
+        "rhs_quantization_axis": 0,
+        "rhs_quantization_min_val": -128,
+        "rhs_quantization_max_val": 127,
     }
+
+
+def _nchw(x_nhwc: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(np.transpose(x_nhwc, (0, 3, 1, 2)))
 
 
 def uniform_conv(
@@ -58,29 +73,18 @@ def uniform_conv(
     to ``params``' output scale and zero point and clamped to ``output_range``; int32 NHWC."""
     import tensorflow as tf
 
-    c = _uniform_common(op, x_nhwc, w_tfl, attrs)
-    scales = np.asarray(params["filter_scale"], np.float32)
     y = tf.raw_ops.UniformQuantizedConvolution(
-        lhs=tf.bitcast(tf.constant(np.ascontiguousarray(np.transpose(x_nhwc, (0, 3, 1, 2)))), tf.qint8),
-        rhs=tf.bitcast(tf.constant(c["rhs"]), tf.qint8),
+        lhs=tf.bitcast(tf.constant(_nchw(x_nhwc)), tf.qint8),
         lhs_scales=tf.constant(params["input_scale"], tf.float32),
         lhs_zero_points=tf.constant(int(params["input_zero_point"]), tf.int32),
-        rhs_scales=tf.constant(scales),
-        rhs_zero_points=tf.zeros(scales.shape, tf.int32),
         output_scales=tf.constant(params["output_scale"], tf.float32),
         output_zero_points=tf.constant(int(params["output_zero_point"]), tf.int32),
         Tout=tf.qint32,
-        padding=c["padding"],
-        window_strides=c["window_strides"],
-        rhs_dilation=c["rhs_dilation"],
-        feature_group_count=c["feature_group_count"],
-        rhs_quantization_axis=0,
         lhs_quantization_min_val=-128,
         lhs_quantization_max_val=127,
-        rhs_quantization_min_val=-128,
-        rhs_quantization_max_val=127,
         output_quantization_min_val=int(output_range[0]),
         output_quantization_max_val=int(output_range[1]),
+        **_uniform_common(op, x_nhwc, w_tfl, params["filter_scale"], attrs),
     )
     return np.transpose(tf.bitcast(y, tf.int32).numpy(), (0, 2, 3, 1))
 
@@ -92,21 +96,10 @@ def uniform_conv_hybrid(
     0); float32 NHWC."""
     import tensorflow as tf
 
-    c = _uniform_common(op, x_nhwc, w_tfl, attrs)
-    scales = np.asarray(filter_scale, np.float32)
     y = tf.raw_ops.UniformQuantizedConvolutionHybrid(
-        lhs=tf.constant(np.ascontiguousarray(np.transpose(x_nhwc, (0, 3, 1, 2))), tf.float32),
-        rhs=tf.bitcast(tf.constant(c["rhs"]), tf.qint8),
-        rhs_scales=tf.constant(scales),
-        rhs_zero_points=tf.zeros(scales.shape, tf.int32),
+        lhs=tf.constant(_nchw(x_nhwc), tf.float32),
         Tout=tf.float32,
-        padding=c["padding"],
-        window_strides=c["window_strides"],
-        rhs_dilation=c["rhs_dilation"],
-        feature_group_count=c["feature_group_count"],
-        rhs_quantization_axis=0,
-        rhs_quantization_min_val=-128,
-        rhs_quantization_max_val=127,
+        **_uniform_common(op, x_nhwc, w_tfl, filter_scale, attrs),
     )
     return np.transpose(y.numpy(), (0, 2, 3, 1))
 
@@ -118,19 +111,23 @@ def quantized_conv2d(
     max_input, min_filter, max_filter): (the int32 output NHWC, min_output, max_output)."""
     import tensorflow as tf
 
-    s = _pair(attrs["strides"])
-    f = [tf.constant(v, tf.float32) for v in ranges]
     y, lo, hi = tf.raw_ops.QuantizedConv2D(
         input=tf.bitcast(tf.constant(x_nhwc), tf.quint8),
         filter=tf.bitcast(tf.constant(w_hwio), tf.quint8),
-        min_input=f[0],
-        max_input=f[1],
-        min_filter=f[2],
-        max_filter=f[3],
-        strides=[1, s[0], s[1], 1],
-        padding=attrs["padding"],
+        **_ranges_and_window(ranges, attrs, dilations=False),
     )
     return tf.bitcast(y, tf.int32).numpy(), float(lo.numpy()), float(hi.numpy())
+
+
+def _ranges_and_window(ranges: Sequence[float], attrs: Mapping[str, Any], dilations: bool = True) -> dict:
+    """The min/max arguments and the NHWC window attributes of the QuantizedConv2D family."""
+    import tensorflow as tf
+
+    s, d = _pair(attrs["strides"]), _pair(attrs.get("dilations", 1))
+    names = ("min_input", "max_input", "min_filter", "max_filter")
+    out = {name: tf.constant(v, tf.float32) for name, v in zip(names, ranges)}
+    out.update(strides=[1, s[0], s[1], 1], padding=attrs["padding"])
+    return {**out, "dilations": [1, d[0], d[1], 1]} if dilations else out
 
 
 def quantized_conv_qint8(
@@ -142,23 +139,12 @@ def quantized_conv_qint8(
     (``_MklQuantizedConv2D``, ``_MklQuantizedDepthwiseConv2D``) requires: these ops' own CPU kernels are placeholders."""
     import tensorflow as tf
 
-    s, d = _pair(attrs["strides"]), _pair(attrs.get("dilations", 1))
     fn = tf.raw_ops.QuantizedConv2D if op == "conv2d" else tf.raw_ops.QuantizedDepthwiseConv2D
-    f = [tf.constant(v, tf.float32) for v in ranges]
+    kwargs = _ranges_and_window(ranges, attrs)
 
     @tf.function
     def call(x: Any) -> Any:
-        y, _, _ = fn(
-            input=tf.bitcast(x, tf.quint8),
-            filter=tf.bitcast(tf.constant(w_tf), tf.qint8),
-            min_input=f[0],
-            max_input=f[1],
-            min_filter=f[2],
-            max_filter=f[3],
-            strides=[1, s[0], s[1], 1],
-            padding=attrs["padding"],
-            dilations=[1, d[0], d[1], 1],
-        )
+        y, _, _ = fn(input=tf.bitcast(x, tf.quint8), filter=tf.bitcast(tf.constant(w_tf), tf.qint8), **kwargs)
         return tf.bitcast(y, tf.int32)
 
     return call(tf.constant(x_nhwc)).numpy()
