@@ -60,8 +60,8 @@ int int8_conv2d(const int8_t *input, int batches, int in_h, int in_w, int in_c,
                 int32_t input_zero_point, int32_t output_zero_point,
                 const int32_t *multiplier, const int32_t *shift, int32_t act_min, int32_t act_max,
                 int8_t *output, int out_h, int out_w) {
-    if (filter_in_c <= 0 || in_c % filter_in_c != 0) return 1;
-    int groups = in_c / filter_in_c;
+    if (filter_in_c < 0 || (filter_in_c == 0 ? in_c != 0 : in_c % filter_in_c != 0)) return 1;
+    int groups = filter_in_c > 0 ? in_c / filter_in_c : 1; /* no input channels: every output is its bias */
     if (out_c % groups != 0) return 2;
     int per_group = out_c / groups;
     int pad_top = padding_before(same, in_h, out_h, stride_h, dilation_h, k_h);

@@ -260,7 +260,7 @@ def _raw_expected(path: str, call: QuantizedCall) -> tuple[tuple, dict[str, np.n
     # int8 -> quint8 (+128) for the data; for the qint8-filter ops the ranges put 0.0 at integer 0 (quint8 [0, 255],
     # qint8 [-127, 127]), where the ops' asymmetric definition and oneDNN's symmetric kernels mean the same sums
     x_u8 = (call.input_q.astype(np.int16) + 128).astype(np.uint8)
-    s_in, s_w = p["input_scale"], p["filter_scale"][0]
+    s_in, s_w = p["input_scale"], (p["filter_scale"] or [1.0])[0]  # no output channels: any filter range
     if path in ("tf-quantized-conv2d-qint8", "tf-quantized-depthwise"):
         depthwise = path == "tf-quantized-depthwise"
         if depthwise != (call.op == "depthwise_conv2d"):
@@ -433,7 +433,7 @@ def _raw_output(value: Any, out_range: tuple[float, float] | None) -> tuple[np.n
 
 def _describe(params: Mapping[str, Any]) -> str:
     scales = params["filter_scale"]
-    filt = f"{scales[0]:.4g}" if len(set(scales)) == 1 else f"{len(scales)} per-channel scales"
+    filt = f"{scales[0]:.4g}" if len(set(scales)) == 1 else f"{len(scales)} per-channel scales"  # 0: no channels
     return (
         f"input {params['input_scale']:.4g}/{params['input_zero_point']}, filter {filt}, "
         f"output {params['output_scale']:.4g}/{params['output_zero_point']}, {params['activation']}"

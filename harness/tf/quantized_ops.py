@@ -42,7 +42,8 @@ def _uniform_common(op: str, x_nhwc: np.ndarray, w_tfl: np.ndarray, scales: Any,
     import tensorflow as tf
 
     scales = np.asarray(scales, np.float32)
-    groups = x_nhwc.shape[3] if op == "depthwise_conv2d" else x_nhwc.shape[3] // w_tfl.shape[3]
+    per_group = w_tfl.shape[3]  # a filter of 0 input channels reaches the op as is (its own check, or its crash)
+    groups = x_nhwc.shape[3] if op == "depthwise_conv2d" else x_nhwc.shape[3] // per_group if per_group else 1
     return {
         "rhs": tf.bitcast(tf.constant(_filter_oihw(op, w_tfl)), tf.qint8),
         "rhs_scales": tf.constant(scales),

@@ -145,7 +145,7 @@ def build(
     elif op == "depthwise_conv2d":
         options, kind = s.DepthwiseConv2DOptionsT(), s.BuiltinOptions.DepthwiseConv2DOptions
         code = s.BuiltinOperator.DEPTHWISE_CONV_2D
-        options.depthMultiplier = channels // input_shape[3]
+        options.depthMultiplier = channels // input_shape[3] if input_shape[3] else 1  # 0 channels: TFLite decides
     else:
         options, kind = s.TransposeConvOptionsT(), s.BuiltinOptions.TransposeConvOptions
         code = s.BuiltinOperator.TRANSPOSE_CONV
