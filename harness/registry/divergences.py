@@ -83,6 +83,7 @@ FEATURES = {
     "strided_unit_width": "the output is one pixel wide and the width stride is greater than 1",
     "pointwise_strided": "the kernel is 1 on every spatial axis and some spatial stride is greater than 1",
     "output_empty": "the reference's output has no elements",
+    "operand_inf_or_huge": "some operand element is infinite or of magnitude 1e38 or more (a sum can overflow float32)",
     "data_format_null": "TensorFlow receives data_format=None (given as null, or the op's default, as "
     "tf.nn.convolution's)",
     "dilations_whole_float": "a dilation (or rate) given as a bool or a float with an integral value (1.0)",
@@ -607,6 +608,14 @@ def _same_padding_odd(
     return False
 
 
+def _inf_or_huge(value: Any) -> bool:
+    a = np.asarray(value)
+    if a.dtype.kind in "iubOSU" or a.size == 0:  # integers cannot reach 1e38; bfloat16 (kind V) converts
+        return False
+    with np.errstate(invalid="ignore"):
+        return bool(np.any(np.abs(a.astype(np.float64)) >= 1e38))
+
+
 def _flat(value: Any) -> list:
     """A scalar or a (nested) list's entries, flat; [] for None."""
     if value is None:
@@ -745,6 +754,7 @@ def features(
     shape_args = [attrs.get(a) for a in ("output_shape", "input_sizes", "filter_sizes")]
     feats["space_to_batch_overflow"] = any(d * d * max(x.size, 1) > INT64_MAX for d in spatial_dilations)
     feats["output_matches_input_shape"] = reference_output is not None and np.shape(reference_output) == x.shape
+    feats["operand_inf_or_huge"] = any(_inf_or_huge(arrays[o.name]) for o in spec.operands if o.name in arrays)
     feats["shape_arg_negative"] = any(v < 0 for value in shape_args for v in _ints(value))
     out_shape = attrs.get("output_shape")
     feats["output_batch_mismatch"] = (
