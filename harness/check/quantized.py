@@ -17,9 +17,10 @@ and TensorFlow's own quantized convolutions on the same integers (``RAW_PATHS``,
 * ``tf-uniform-hybrid``: ``UniformQuantizedConvolutionHybrid`` on the case's real input: ``integer.hybrid_conv2d``;
 * ``tf-quantized-conv2d``: ``QuantizedConv2D`` with quint8 operands (the int8 integers + 128): its int32 sums and
   output range, ``integer.tf_quantized_conv2d`` (no groups, no dilations, equal strides);
-* ``tf-quantized-conv2d-qint8``, ``tf-quantized-depthwise``: ``QuantizedConv2D`` with a qint8 filter and
+* ``tf-quantized-conv2d-qint8``, ``tf-quantized-per-channel``, ``tf-quantized-depthwise``: ``QuantizedConv2D`` with
+  a qint8 filter, ``QuantizedConv2DPerChannel`` (a filter range per output channel) and
   ``QuantizedDepthwiseConv2D``, in a graph with a constant filter (their CPU kernels are placeholders for oneDNN's
-  rewrite): their int32 sums. ``QuantizedConv2DPerChannel`` and the fused ``QuantizedConv2DWith*`` are not checked.
+  rewrite): their int32 sums. The fused ``QuantizedConv2DWith*`` family is not checked.
 
 A path whose output is the reference's under another rounding "rounds <rule>"; one that matches no rounding has
 ``wrong_values``. Both are failures unless a known divergence of that path (``backend: <path>``) declares them.
@@ -68,6 +69,7 @@ RAW_PATHS = {
     "tf-uniform-hybrid": ("tf_uniform_conv_hybrid", "hybrid"),
     "tf-quantized-conv2d": ("tf_quantized_conv2d", "accumulator"),
     "tf-quantized-conv2d-qint8": ("tf_quantized_conv_qint8", "accumulator"),
+    "tf-quantized-per-channel": ("tf_quantized_conv_qint8", "accumulator"),
     "tf-quantized-depthwise": ("tf_quantized_conv_qint8", "accumulator"),
 }
 PATHS.update({path: ("tensorflow-raw", op, rounding) for path, (op, rounding) in RAW_PATHS.items()})
@@ -84,6 +86,7 @@ LABELS = {
     "tf-uniform-hybrid": "TensorFlow UniformQuantizedConvolutionHybrid",
     "tf-quantized-conv2d": "TensorFlow QuantizedConv2D (quint8)",
     "tf-quantized-conv2d-qint8": "TensorFlow QuantizedConv2D (qint8 filter)",
+    "tf-quantized-per-channel": "TensorFlow QuantizedConv2DPerChannel",
     "tf-quantized-depthwise": "TensorFlow QuantizedDepthwiseConv2D",
 }
 
@@ -261,7 +264,7 @@ def _raw_expected(path: str, call: QuantizedCall) -> tuple[tuple, dict[str, np.n
     # qint8 [-127, 127]), where the ops' asymmetric definition and oneDNN's symmetric kernels mean the same sums
     x_u8 = (call.input_q.astype(np.int16) + 128).astype(np.uint8)
     s_in, s_w = p["input_scale"], (p["filter_scale"] or [1.0])[0]  # no output channels: any filter range
-    if path in ("tf-quantized-conv2d-qint8", "tf-quantized-depthwise"):
+    if path in ("tf-quantized-conv2d-qint8", "tf-quantized-per-channel", "tf-quantized-depthwise"):
         depthwise = path == "tf-quantized-depthwise"
         if depthwise != (call.op == "depthwise_conv2d"):
             return f"{RAW_PATHS[path][0]} is the {'depthwise' if depthwise else 'conv2d'} op"
@@ -278,9 +281,12 @@ def _raw_expected(path: str, call: QuantizedCall) -> tuple[tuple, dict[str, np.n
             )
         else:
             w = np.ascontiguousarray(np.transpose(call.filter_q, (1, 2, 3, 0)))  # OHWI -> HWIO
-            acc = integer.tf_quantized_conv2d(x_u8, w, lo_in, hi_in, lo_w, hi_w, strides, a["padding"], a["dilations"])[
-                0
-            ]
+            sums = integer.tf_quantized_conv2d(x_u8, w, lo_in, hi_in, lo_w, hi_w, strides, a["padding"], a["dilations"])
+            acc = sums[0]
+        if path == "tf-quantized-per-channel":  # the filter's range per output channel: 127 times its scale
+            scales = np.asarray(p["filter_scale"], np.float32)
+            per_channel = [lo_in, hi_in, [float(v) for v in -127 * scales], [float(v) for v in 127 * scales]]
+            return ("per_channel", x_u8, w, per_channel, dict(a)), {"accumulator": acc}, None  # 0.0 at integer 0
         return (call.op, x_u8, w, ranges, dict(a)), {"accumulator": acc}, None
     if call.op != "conv2d" or call.filter_q.shape[3] != call.input_q.shape[3]:
         return "QuantizedConv2D has no groups"

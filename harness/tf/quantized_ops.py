@@ -134,13 +134,18 @@ def _ranges_and_window(ranges: Sequence[float], attrs: Mapping[str, Any], dilati
 def quantized_conv_qint8(
     op: str, x_nhwc: np.ndarray, w_tf: np.ndarray, ranges: Sequence[float], attrs: Mapping[str, Any]
 ) -> np.ndarray:
-    """``QuantizedConv2D`` (``op`` "conv2d", filter HWIO) or ``QuantizedDepthwiseConv2D`` ("depthwise_conv2d", filter
+    """``QuantizedConv2D`` (``op`` "conv2d", filter HWIO), ``QuantizedConv2DPerChannel`` ("per_channel", filter HWIO,
+    min_filter and max_filter one per output channel) or ``QuantizedDepthwiseConv2D`` ("depthwise_conv2d", filter
     HWIM) of uint8 ``x_nhwc`` (quint8) and an int8 filter (qint8) with ``ranges`` (min_input, max_input, min_filter,
     max_filter): the int32 output NHWC. In a ``tf.function`` with the filter a constant, as oneDNN's graph rewrite
     (``_MklQuantizedConv2D``, ``_MklQuantizedDepthwiseConv2D``) requires: these ops' own CPU kernels are placeholders."""
     import tensorflow as tf
 
-    fn = tf.raw_ops.QuantizedConv2D if op == "conv2d" else tf.raw_ops.QuantizedDepthwiseConv2D
+    fn = {
+        "conv2d": tf.raw_ops.QuantizedConv2D,
+        "per_channel": tf.raw_ops.QuantizedConv2DPerChannel,
+        "depthwise_conv2d": tf.raw_ops.QuantizedDepthwiseConv2D,
+    }[op]
     kwargs = _ranges_and_window(ranges, attrs)
 
     @tf.function
