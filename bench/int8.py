@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.timing import interleaved, median
+from bench.timing import aligned, interleaved, median
 from harness.conv import quantized as integer
 from harness.tf import tflite
 
@@ -131,9 +131,4 @@ def table(rows: list[dict]) -> str:
         )
         for r in rows
     ]
-    widths = [max(len(str(c)) for c in col) for col in zip(head, *lines)]
-
-    def fmt(cells: tuple) -> str:
-        return "  ".join(str(c).ljust(w) if i < 2 else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
-
-    return "\n".join([fmt(head), "  ".join("-" * w for w in widths)] + [fmt(c) for c in lines])
+    return aligned(head, lines, left=2)

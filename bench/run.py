@@ -52,7 +52,7 @@ import numpy as np
 
 from bench import int8
 from bench.allocator import retain_freed_memory
-from bench.timing import interleaved, median, repeated
+from bench.timing import aligned, interleaved, median, repeated
 from harness import atomic, ops
 from harness.conv.padding import Window, window
 from harness.reports import results
@@ -725,15 +725,7 @@ def table(rows: list[dict]) -> str:
                 _x(r["memory"]["peak_over_im2col"]),
             )
         lines.append(cells)
-    widths = [max(len(str(c)) for c in col) for col in zip(head, *lines)]
-    left = 3  # name, op, shape left-aligned; numbers right-aligned
-
-    def fmt(cells):
-        return "  ".join(
-            str(c).ljust(w) if i < left else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
-        )
-
-    return "\n".join([fmt(head), "  ".join("-" * w for w in widths)] + [fmt(c) for c in lines])
+    return aligned(head, lines, left=3)  # name, op, shape left-aligned; numbers right-aligned
 
 
 def report_text(doc: dict) -> str:

@@ -1,4 +1,4 @@
-"""Timing helpers shared by the benchmark's float and int8 rows."""
+"""What the benchmark's float and int8 rows share: timing, and the layout of their tables."""
 
 from __future__ import annotations
 
@@ -29,3 +29,15 @@ def repeated(fn: Callable[[], object], warmup: int, repeat: int) -> list[float]:
 
 def median(values: Sequence[float]) -> float | None:
     return float(np.median(values)) if len(values) else None
+
+
+def aligned(head: Sequence[str], lines: Sequence[Sequence[object]], left: int) -> str:
+    """A table: ``head``, a rule, then ``lines``; the first ``left`` columns left-aligned, the rest right-aligned."""
+    widths = [max(len(str(c)) for c in col) for col in zip(head, *lines)]
+
+    def fmt(cells: Sequence[object]) -> str:
+        return "  ".join(
+            str(c).ljust(w) if i < left else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
+        )
+
+    return "\n".join([fmt(head), "  ".join("-" * w for w in widths)] + [fmt(c) for c in lines])

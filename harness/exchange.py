@@ -418,8 +418,7 @@ def _export_quantized(case: Case, dtype: str, directory: Path) -> dict:
         runtime, resolver, _ = quantized_check.PATHS[path]
         result = quantized_check.run_model(runtime, call.model, call.input_q, resolver)
         if isinstance(result, Returned):
-            out = np.asarray(result.value)
-            tflite_paths[path] = [r for r, v in by_rounding.items() if v.shape == out.shape and np.array_equal(v, out)]
+            tflite_paths[path] = quantized_check.roundings_matched(np.asarray(result.value), by_rounding)
         else:
             tflite_paths[path] = (call_behaviour(result, path) or ("failed", ""))[0]
 
@@ -485,10 +484,6 @@ def _export_quantized(case: Case, dtype: str, directory: Path) -> dict:
         "sweep": case.sweep,
         "yaml": case_yaml(case),
     }
-
-
-def _exact_bound(shape: tuple[int, ...]) -> Bound:
-    return Bound(per_element=np.zeros(shape), exact=True, c=0.0, u=0.0, override=None)
 
 
 # --- check ----------------------------------------------------------------------------------
@@ -734,7 +729,7 @@ def _check_quantized(directory: Path, entry: dict, rounding: str | None) -> Outc
         f"{p}: {'rounds ' + ', '.join(m) if isinstance(m, list) and m else m or 'matches no rounding'}"
         for p, m in paths.items()
     )
-    bound = _exact_bound(shapes["output"])
+    bound = quantized_check.exact_bound(shapes["output"])
     common = dict(attrs=entry["attrs"], shapes=shapes, tensorflow=tf_text, backend=BACKEND, bound=bound)
 
     def done(status: str, **kw) -> Outcome:
@@ -752,7 +747,7 @@ def _check_quantized(directory: Path, entry: dict, rounding: str | None) -> Outc
     if got.shape != want_shape:
         message = f"{entry['output']} has shape {list(got.shape)}; the output is {list(want_shape)} in layout NHWC"
         return done("failed", errors=(message,), notes=tuple(notes))
-    matched = [r for r, v in expected.items() if np.array_equal(v, got)]
+    matched = quantized_check.roundings_matched(got, expected)
     hit = [r for r in ([rounding] if rounding is not None else expected) if r in matched]
     target = hit[0] if hit else (rounding or "double")
     comparison = compare(BACKEND, got, f"{REFERENCE} ({target} rounding)", expected[target], bound)

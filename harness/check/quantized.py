@@ -197,8 +197,14 @@ def prepare(case: Case, dtype: str) -> QuantizedCall:
     return QuantizedCall(op, dtype, model, input_q, filter_q, bias_q, params, attrs, arrays, q.calibrated)
 
 
-def _exact_bound(shape: tuple[int, ...]) -> Bound:
+def exact_bound(shape: tuple[int, ...]) -> Bound:
+    """The bound of an integer comparison: bit equality everywhere."""
     return Bound(per_element=np.zeros(shape), exact=True, c=0.0, u=0.0, override=None)
+
+
+def roundings_matched(out: np.ndarray, by_rounding: Mapping[str, np.ndarray]) -> list[str]:
+    """The roundings (keys of ``by_rounding``) whose output ``out`` is, exactly."""
+    return [r for r, v in by_rounding.items() if v.shape == out.shape and np.array_equal(v, out)]
 
 
 def judge(
@@ -209,8 +215,8 @@ def judge(
     divergence declares (``declared_elsewhere``: behaviours), else the first of ``ROUNDINGS``."""
     declared = PATHS[path][2]
     want = by_rounding[declared]
-    comparison = compare(path, out, REFERENCE, want, _exact_bound(want.shape))
-    matched = [r for r, v in by_rounding.items() if v.shape == out.shape and np.array_equal(v, out)]
+    comparison = compare(path, out, REFERENCE, want, exact_bound(want.shape))
+    matched = roundings_matched(out, by_rounding)
     if comparison.ok:
         exact = f"exact, {declared} rounding" if declared in integer.ROUNDINGS else f"exact ({declared})"
         return dataclasses.replace(comparison, detail=exact), AGREES, ""
@@ -254,8 +260,8 @@ def _raw_expected(path: str, call: QuantizedCall) -> tuple[tuple, dict[str, np.n
         args = (call.op, call.input_q, call.filter_q, dict(p), dict(a), list(low_high))
         # its output is qint32 holding the clamped int8 values
         return args, {r: call.reference(r, bias=zeros).astype(np.int32) for r in call.roundings()}, None
-    x_real = np.asarray(call.arrays["input"], np.float32)  # conv2d's and depthwise_conv2d's data operand
     if path == "tf-uniform-hybrid":
+        x_real = np.asarray(call.arrays["input"], np.float32)  # conv2d's and depthwise_conv2d's data operand
         w_ohwi = np.transpose(call.filter_q, (3, 1, 2, 0)) if call.op == "depthwise_conv2d" else call.filter_q
         want = integer.hybrid_conv2d(x_real, w_ohwi, p["filter_scale"], a["strides"], a["padding"], a["dilations"])
         return (call.op, x_real, call.filter_q, list(p["filter_scale"]), dict(a)), {"hybrid": want}, None

@@ -590,20 +590,24 @@ def _fused_window_shifted(x_shape: tuple, kernel: list[int], strides: Sequence[i
     return False
 
 
+def _per_axis(values: Sequence[int], axes: int) -> list[int]:
+    """A strides / dilations value given once for every spatial axis (one entry) as one entry per axis."""
+    return list(values) * axes if len(values) == 1 else list(values)
+
+
 def _same_padding_odd(
     x_shape: tuple, fmt: str, kernel: list[int], strides: Sequence[int], dilations: Sequence[int]
 ) -> bool:
-    """Whether SAME's total padding, max((out - 1) * s + (k - 1) * d + 1 - n, 0), is odd on some spatial axis."""
+    """Whether SAME's total padding (``harness.conv.padding.window``) is odd on some spatial axis."""
     spatial = layouts.spatial(fmt)
-    s_axes, d_axes = ([*v] * len(spatial) if len(v) == 1 else [*v] for v in (strides, dilations))
+    s_axes, d_axes = _per_axis(strides, len(spatial)), _per_axis(dilations, len(spatial))
     if len(s_axes) != len(spatial) or len(d_axes) != len(spatial):
         return False
     for c, k, st, d in zip(spatial, kernel, s_axes, d_axes):
-        n = x_shape[fmt.index(c)]
         if st < 1 or d < 1 or k < 1:
             return False
-        total = max((-(-n // st) - 1) * st + (k - 1) * d + 1 - n, 0)
-        if total % 2:
+        w = window("same_padding_odd", x_shape[fmt.index(c)], k, st, d, "SAME")
+        if (w.pad_before + w.pad_after) % 2:
             return True
     return False
 
@@ -713,12 +717,7 @@ def features(
     feats["fused_window_shifted"] = (  # the fused ops' im2col, which TensorFlow's quint8 QuantizedConv2D shares
         (spec.kind == "fused" or feats["quantized"] is not None)
         and geometry
-        and _fused_window_shifted(
-            x_shape,
-            kernel,
-            list(spatial_strides) * len(spatial) if len(spatial_strides) == 1 else spatial_strides,
-            padding,
-        )
+        and _fused_window_shifted(x_shape, kernel, _per_axis(spatial_strides, len(spatial)), padding)
     )
     feats["same_padding_odd"] = (
         padding == "SAME" and geometry and _same_padding_odd(x_shape, fmt, kernel, spatial_strides, spatial_dilations)

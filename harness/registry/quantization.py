@@ -209,6 +209,7 @@ def parse(value: Any, dtypes: tuple[str, ...]) -> Quantization:
     input_pair, output_pair = _pair("input", v["input"]), _pair("output", v["output"])
     f = _mapping("filter", v["filter"], ("scale",))
     scales_raw = f.get("scale")
+    scales, drawn = None, None
     if isinstance(scales_raw, dict):
         g = _mapping("filter.scale", scales_raw, ("dist", "low", "high", "seed"))
         if g.get("dist") != "uniform":
@@ -216,31 +217,20 @@ def parse(value: Any, dtypes: tuple[str, ...]) -> Quantization:
         s_low, s_high = (_scale(f"filter.scale.{k}", g.get(k)) for k in ("low", "high"))
         if s_low > s_high:
             raise QuantizationError("filter.scale.high", f"must be at least low ({s_low}), got {s_high}")
-        _check_int16(dtypes, input_pair, output_pair)
-        return Quantization(
-            activation,
-            input=input_pair,
-            output=output_pair,
-            bias=bias,
-            bias_generator=generator,
-            filter_scale_generator=(s_low, s_high, _int("filter.scale.seed", g.get("seed", 0), 0, 2**32 - 1)),
+        drawn = (s_low, s_high, _int("filter.scale.seed", g.get("seed", 0), 0, 2**32 - 1))
+    else:
+        scales_list = scales_raw if isinstance(scales_raw, list) else [scales_raw]
+        if not scales_list:
+            raise QuantizationError("filter.scale", "must be a number or a non-empty list of numbers")
+        scales = tuple(
+            _scale(f"filter.scale[{i}]" if isinstance(scales_raw, list) else "filter.scale", s)
+            for i, s in enumerate(scales_list)
         )
-    scales_list = scales_raw if isinstance(scales_raw, list) else [scales_raw]
-    if not scales_list:
-        raise QuantizationError("filter.scale", "must be a number or a non-empty list of numbers")
-    scales = tuple(
-        _scale(f"filter.scale[{i}]" if isinstance(scales_raw, list) else "filter.scale", s)
-        for i, s in enumerate(scales_list)
-    )
-    _check_int16(dtypes, input_pair, output_pair)
-    return Quantization(activation, None, input_pair, scales, output_pair, bias, generator)
-
-
-def _check_int16(dtypes: tuple[str, ...], input_pair: tuple[float, int], output_pair: tuple[float, int]) -> None:
     if "int16" in dtypes:
         for key, pair in (("input", input_pair), ("output", output_pair)):
             if pair[1] != 0:
                 raise QuantizationError(f"{key}.zero_point", f"must be 0 for int16 (16x8 is symmetric), got {pair[1]}")
+    return Quantization(activation, None, input_pair, scales, output_pair, bias, generator, drawn)
 
 
 def quantize(real: np.ndarray, scale: np.ndarray | float, zero_point: int, dtype: Any) -> np.ndarray:

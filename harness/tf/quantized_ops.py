@@ -22,11 +22,7 @@ from typing import Any
 
 import numpy as np
 
-INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
-
-
-def _pair(value: Any) -> list[int]:
-    return [int(value)] * 2 if np.ndim(value) == 0 else [int(v) for v in value]
+from harness.tf.tflite import spatial_pair
 
 
 def _filter_oihw(op: str, w_tfl: np.ndarray) -> np.ndarray:
@@ -49,8 +45,8 @@ def _uniform_common(op: str, x_nhwc: np.ndarray, w_tfl: np.ndarray, scales: Any,
         "rhs_scales": tf.constant(scales),
         "rhs_zero_points": tf.zeros(scales.shape, tf.int32),
         "padding": attrs["padding"],
-        "window_strides": _pair(attrs["strides"]),
-        "rhs_dilation": _pair(attrs.get("dilations", 1)),
+        "window_strides": list(spatial_pair(attrs["strides"])),
+        "rhs_dilation": list(spatial_pair(attrs.get("dilations", 1))),
         "feature_group_count": groups,
         "rhs_quantization_axis": 0,
         "rhs_quantization_min_val": -128,
@@ -124,7 +120,7 @@ def _ranges_and_window(ranges: Sequence[float], attrs: Mapping[str, Any], dilati
     """The min/max arguments and the NHWC window attributes of the QuantizedConv2D family."""
     import tensorflow as tf
 
-    s, d = _pair(attrs["strides"]), _pair(attrs.get("dilations", 1))
+    s, d = spatial_pair(attrs["strides"]), spatial_pair(attrs.get("dilations", 1))
     names = ("min_input", "max_input", "min_filter", "max_filter")
     out = {name: tf.constant(v, tf.float32) for name, v in zip(names, ranges)}
     out.update(strides=[1, s[0], s[1], 1], padding=attrs["padding"])

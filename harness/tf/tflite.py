@@ -90,7 +90,7 @@ def build(
     buffer = functools.partial(_buffer, s, buffers)
 
     tensors = []
-    strides = _pair(attrs.get("strides", 1))
+    strides = spatial_pair(attrs.get("strides", 1))
     if op == "transpose_conv":
         out_shape = [int(v) for v in attrs["output_shape"]]
         tensors.append(_tensor(s, "output_shape", [4], "int32", buffer(np.array(out_shape, np.int32))))
@@ -122,7 +122,7 @@ def build(
     if op == "transpose_conv":
         output_shape = out_shape
     else:
-        kernel, dilations = filter_q.shape[1:3], _pair(attrs.get("dilations", 1))
+        kernel, dilations = filter_q.shape[1:3], spatial_pair(attrs.get("dilations", 1))
         spatial = [
             window(op, n, k, st, d, attrs.get("padding", "VALID")).out
             for n, k, st, d in zip(input_shape[1:3], kernel, strides, dilations)
@@ -152,7 +152,7 @@ def build(
     options.padding, options.strideH, options.strideW = padding, *strides
     options.fusedActivationFunction = activation
     if op != "transpose_conv":
-        options.dilationHFactor, options.dilationWFactor = _pair(attrs.get("dilations", 1))
+        options.dilationHFactor, options.dilationWFactor = spatial_pair(attrs.get("dilations", 1))
     operator.builtinOptionsType, operator.builtinOptions = kind, options
 
     return _finish(s, code, _VERSIONS[op], tensors, operator, buffers, f"one quantized {op}")
@@ -249,7 +249,8 @@ def _buffer(s: Any, buffers: list, array: np.ndarray) -> int:
     return len(buffers) - 1
 
 
-def _pair(value: Any) -> tuple[int, int]:
+def spatial_pair(value: Any) -> tuple[int, int]:
+    """A strides / dilations value (one int, or [height, width]) as (height, width)."""
     return (int(value), int(value)) if np.ndim(value) == 0 else (int(value[0]), int(value[1]))
 
 
@@ -371,7 +372,11 @@ def convert(
     x = np.asarray(arrays["input"], np.float32)
     w = tf.constant(np.asarray(arrays["filter"], np.float32))
     bias = tf.constant(np.asarray(arrays["bias"], np.float32)) if arrays.get("bias") is not None else None
-    strides, dilations, padding = _pair(attrs.get("strides", 1)), _pair(attrs.get("dilations", 1)), attrs["padding"]
+    strides, dilations, padding = (
+        spatial_pair(attrs.get("strides", 1)),
+        spatial_pair(attrs.get("dilations", 1)),
+        attrs["padding"],
+    )
 
     def body(t: Any) -> Any:
         if op == "conv2d":
