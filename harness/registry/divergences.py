@@ -98,6 +98,7 @@ FEATURES = {
     "grouped": "a grouped convolution: the input has k > 1 times as many channels as the filter's in_channels (a "
     "transposed op: its output_shape k > 1 times the filters' out_channels)",
     "kernel_exceeds_input": "an effective kernel is larger than the padded input",
+    "kernel_larger_than_input": "an effective kernel is larger than the (forward) input on some axis, before padding",
     "input_rank": "the rank of the data operand",
     "tf_zero_output": "the kernel does not fit in the padded (forward) input on some axis, yet TensorFlow's own "
     "output-size formula, (padded - k_eff + s) / s truncated, gives 0 there (for a transposed op: "
@@ -148,6 +149,8 @@ FEATURES = {
     "not take, or a raw backprop op's input_sizes / filter_sizes has other than 2 or 4 values "
     "or a negative one",
     "padding_only_row": "some output row reads only padding: every dilated kernel tap along H lands outside the input",
+    "padding_only_column": "some output column reads only padding: every dilated kernel tap along W lands outside the "
+    "input",
     "eigen_kernel": "TensorFlow runs an Eigen kernel for the op at this dtype and padding (measured here, never "
     "assumed: harness.tf.environment)",
     "eigen_gradient_kernel": "TensorFlow runs an Eigen kernel for the op's gradient at this dtype and padding "
@@ -506,26 +509,30 @@ def _window_values(spec: ops.OpSpec, attrs: Mapping, fmt: str) -> tuple[list[int
     )
 
 
-MAX_ROWS = 1 << 16  # padding_only_row looks at each output row; beyond this many it says False
+MAX_ROWS = 1 << 16  # padding_only_row / _column look at each output line; beyond this many they say False
 
 
-def _padding_only_row(spec: ops.OpSpec, x_shape, w_shape, w_layout: str, fmt: str, attrs: Mapping, padding) -> bool:
-    """Whether some output row's dilated taps all fall in the padding (see FEATURES); False when not computable."""
-    if "H" not in fmt:
+def _padding_only_line(
+    spec: ops.OpSpec, x_shape, w_shape, w_layout: str, fmt: str, attrs: Mapping, padding, axis: str
+) -> bool:
+    """Whether some output line along ``axis`` ("H": rows, "W": columns) has its dilated taps all in the padding
+    (see FEATURES); False when not computable."""
+    if axis not in fmt:
         return False
     try:
-        h = fmt.index("H")
+        i = layouts.spatial(fmt).index(axis)
         if spec.kind == "transposed":  # the forward convolution's input is the transpose's output
             sizes = [int(v) for v in attrs["output_shape"]]
-            size = sizes[h] if len(sizes) == len(fmt) else sizes[layouts.spatial(fmt).index("H")]
+            size = sizes[fmt.index(axis)] if len(sizes) == len(fmt) else sizes[i]
         else:
-            size = x_shape[h]
-        stride, dilation = _window_values(spec, attrs, fmt)
+            size = x_shape[fmt.index(axis)]
+        # one value for every axis, or one per spatial axis
+        stride, dilation = (v[i] if len(v) > i else v[0] for v in _window_values(spec, attrs, fmt))
         padding = normalize_padding(spec.name, padding, fmt)
-        pad = padding if isinstance(padding, str) else padding[0]
-        if stride[0] <= 0 or dilation[0] <= 0:  # an error contract: no window to speak of
+        pad = padding if isinstance(padding, str) else padding[i]
+        if stride <= 0 or dilation <= 0:  # an error contract: no window to speak of
             return False
-        win = window(spec.name, size, w_shape[w_layout.index("H")], stride[0], dilation[0], pad)
+        win = window(spec.name, size, w_shape[w_layout.index(axis)], stride, dilation, pad)
     except (ValueError, IndexError, TypeError, KeyError):
         return False
     if win.out > MAX_ROWS:  # an error input's size (2**31): not a configuration any entry is about
@@ -688,6 +695,7 @@ def features(
         "channels_inconsistent": False,
         "data_format_null": attrs.get("data_format") is None and ("data_format" in attrs or _defaults_to_none(spec)),
         "kernel_exceeds_input": False,
+        "kernel_larger_than_input": False,
         "tf_zero_output": False,
         "padding_in_batch_or_channels": False,
         "output_shape_length": len(attrs["output_shape"]) if isinstance(attrs.get("output_shape"), list) else None,
@@ -803,7 +811,8 @@ def features(
         feats["padding_in_batch_or_channels"] = any(
             any(v != 0 for v in pair) for pair, c in zip(padding, fmt) if c in "NC" and isinstance(pair, list)
         )
-    feats["padding_only_row"] = geometry and _padding_only_row(spec, x_shape, w_shape, w_layout, fmt, attrs, padding)
+    for feature, axis in (("padding_only_row", "H"), ("padding_only_column", "W")):
+        feats[feature] = geometry and _padding_only_line(spec, x_shape, w_shape, w_layout, fmt, attrs, padding, axis)
     if geometry:
         groups = spec.group_count(x_shape, w_shape, attrs)
         feats["grouped"] = groups > 1
@@ -824,6 +833,10 @@ def features(
             else:
                 forward_in = {}
         dil, strides = spatial_dilations, spatial_strides
+        feats["kernel_larger_than_input"] = any(
+            (w_shape[w_layout.index(c)] - 1) * (dil[i] if i < len(dil) else 1) + 1 > size
+            for i, (c, size) in enumerate(forward_in.items())
+        )
         pads = (
             [(0, 0)] * len(spatial)
             if padding == "VALID"

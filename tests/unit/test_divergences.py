@@ -310,4 +310,20 @@ def test_an_error_contract_passes_only_with_the_declared_class(monkeypatch, tmp_
 )
 def test_padding_only_row_feature(x_shape, w_shape, attrs, want):
     padding = attrs.get("padding", "SAME")
-    assert D._padding_only_row(get("conv2d"), x_shape, w_shape, "HWIO", "NHWC", attrs, padding) is want
+    assert D._padding_only_line(get("conv2d"), x_shape, w_shape, "HWIO", "NHWC", attrs, padding, "H") is want
+
+
+@pytest.mark.parametrize(
+    "x_shape,w_shape,attrs,want",
+    [
+        # cases/found/conv2d_f7c2e32c.yaml: padded width 3, columns 0 and 2 read padding only
+        ((1, 1, 1, 1), (1, 1, 1, 1), {"strides": [1, 2], "padding": [[0, 0], [0, 0], [1, 1], [0, 0]]}, True),
+        ((1, 1, 3, 1), (1, 1, 1, 1), {"strides": [1, 2], "padding": [[0, 0], [0, 0], [1, 1], [0, 0]]}, True),  # 0, 4
+        ((1, 1, 2, 1), (1, 1, 1, 1), {"strides": [1, 1], "padding": "VALID"}, False),
+        ((1, 5, 1, 1), (1, 2, 1, 1), {"strides": 1, "padding": "SAME", "dilations": [1, 3]}, True),  # taps -1, 2
+        ((1, 1, 5, 1), (2, 1, 1, 1), {"strides": 1, "padding": "SAME", "dilations": [3, 1]}, False),  # H only
+    ],
+)
+def test_padding_only_column_feature(x_shape, w_shape, attrs, want):
+    padding = attrs.get("padding", "SAME")
+    assert D._padding_only_line(get("conv2d"), x_shape, w_shape, "HWIO", "NHWC", attrs, padding, "W") is want

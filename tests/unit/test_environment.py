@@ -62,7 +62,7 @@ def test_the_description_names_the_cpu_the_isa_and_each_dtypes_paths():
     )
     assert "    float16   eigen\n" in text
     assert (
-        "    float32   onednn; eigen for explicit padding: Conv2DBackpropInput, Conv2DBackpropFilter, "
+        "    float32   onednn; eigen: Conv; eigen for explicit padding: Conv2DBackpropInput, Conv2DBackpropFilter, "
         "DepthwiseConv2dNativeBackpropInput, DepthwiseConv2dNativeBackpropFilter"
     ) in text
     assert "kernel paths: not measured (no probe)" in "\n".join(environment.describe(Environment("2.21.0", True)))
