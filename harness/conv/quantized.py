@@ -391,17 +391,24 @@ PARAMS = (
 def _run(
     op: str,
     x_nhwc: np.ndarray,
-    channels: int,
+    w_q: np.ndarray,
     bias: Any,
     params: dict[str, Any],
     sums_of: Any,
     bias_required: bool = True,
 ) -> np.ndarray:
-    """The quantized op: ``params`` checked, the bias read, ``sums_of(x - input_zero_point)`` (the float64 reference of
-    the integer operands, exact) plus the bias requantized."""
+    """The quantized op: ``params`` checked, the bias read, ``sums_of(x - input_zero_point, w_q)`` (the reference of
+    the integer operands, exact) plus the bias requantized. ``w_q``: the int8 filter, output channels last."""
+    channels = w_q.shape[-1]
     qp = Quantized(op, x_nhwc, channels=channels, **params)
     b = qp.bias(bias, channels, required=bias_required)
-    sums = sums_of(x_nhwc.astype(np.float64) - qp.input_zero_point)
+    shifted = x_nhwc.astype(np.int64) - qp.input_zero_point
+    # int32 operands when no sum of an output's products can leave int32: the reference's integer path, exact and
+    # at float32 GEMM speed for int8 values; float64 otherwise (exact below 2**53, far above any int16 sum)
+    terms = w_q.size // channels if channels else 0
+    largest = int(np.abs(shifted).max(initial=0)) * 128 * terms
+    dtype = np.int32 if largest <= INT32_MAX else np.float64
+    sums = sums_of(shifted.astype(dtype), w_q.astype(dtype))
     kind = _accumulator_kind(qp.dtype, bias)
     return qp.requantize(_accumulator(op, sums, b, kind), kind)
 
@@ -431,16 +438,16 @@ def conv2d(
     """
     op = "quantized.conv2d"
     x_nhwc, w_ohwi = _input(op, input), _filter(op, filter)
-    w_hwio = np.transpose(w_ohwi, (1, 2, 3, 0)).astype(np.float64)
+    w_hwio = np.transpose(w_ohwi, (1, 2, 3, 0))
     window = (_spatial_pair(op, "strides", strides), _padding(op, padding), _spatial_pair(op, "dilations", dilations))
     params = {k: v for k, v in locals().items() if k in PARAMS}
     return _run(
         op,
         x_nhwc,
-        w_ohwi.shape[0],
+        w_hwio,
         bias,
         params,
-        lambda x: reference.conv2d(x, w_hwio, window[0], window[1], dilations=window[2]),
+        lambda x, w: reference.conv2d(x, w, window[0], window[1], dilations=window[2]),
     )
 
 
@@ -483,16 +490,16 @@ def depthwise_conv2d(
             f"times the input's {channels_in} channels must be the filter's {channels}",
         )
     # a grouped conv2d with one input channel per group: group c gives output channels [c * M, (c + 1) * M)
-    w_hwio = np.transpose(w_1hwo, (1, 2, 0, 3)).astype(np.float64)
+    w_hwio = np.transpose(w_1hwo, (1, 2, 0, 3))
     window = (_spatial_pair(op, "strides", strides), _padding(op, padding), _spatial_pair(op, "dilations", dilations))
     params = {k: v for k, v in locals().items() if k in PARAMS}
     return _run(
         op,
         x_nhwc,
-        channels,
+        w_hwio,
         bias,
         params,
-        lambda x: reference.conv2d(x, w_hwio, window[0], window[1], dilations=window[2]),
+        lambda x, w: reference.conv2d(x, w, window[0], window[1], dilations=window[2]),
     )
 
 
@@ -520,16 +527,16 @@ def transpose_conv(
     """
     op = "quantized.transpose_conv"
     x_nhwc, w_ohwi = _input(op, input), _filter(op, filter)
-    w_hwoi = np.transpose(w_ohwi, (1, 2, 0, 3)).astype(np.float64)
+    w_hwio = np.transpose(w_ohwi, (1, 2, 3, 0))  # output channels last, for _run; HWOI for the op
     stride, pad = _spatial_pair(op, "strides", strides), _padding(op, padding)
     params = {k: v for k, v in locals().items() if k in PARAMS}
     return _run(
         op,
         x_nhwc,
-        w_ohwi.shape[0],
+        w_hwio,
         bias,
         params,
-        lambda x: reference.conv2d_transpose(x, w_hwoi, list(output_shape), stride, pad),
+        lambda x, w: reference.conv2d_transpose(x, np.swapaxes(w, 2, 3), list(output_shape), stride, pad),
         bias_required=False,
     )
 

@@ -345,6 +345,46 @@ def _correlate(x_nsc: np.ndarray, w_sio: np.ndarray, wins: tuple[Window, ...], g
     )
 
 
+def _exact_gemm(x: np.ndarray, w: np.ndarray, terms: int, shortest: int | None = None) -> tuple[np.dtype, int]:
+    """(dtype, run): the dtype in which sums of ``terms`` products of integer arrays ``x`` and ``w`` are exact when
+    summed ``run`` terms at a time (float32, float64, or int64 for values too large), ``run`` at least ``shortest``
+    (default: ``_MIN_RUN``, or all the terms when fewer).
+
+    A float sum of integers is exact while every partial sum stays below 2**p (p significand bits): no addition
+    rounds, in whatever order BLAS adds. float32 GEMMs run twice float64's lanes per instruction and move half the
+    bytes, and NumPy has no BLAS for int64, so small integers (the integer reference's int8 operands) take float32
+    in runs of K short enough, and the runs are summed in the int64 accumulator."""
+    def largest(a: np.ndarray) -> int:
+        return max(-int(a.min()), int(a.max())) if a.size else 0
+    product = max(1, largest(x) * largest(w))
+    for dtype, bits in ((np.float32, 24), (np.float64, 53)):
+        run = 2**bits // product
+        if run >= min(terms, _MIN_RUN if shortest is None else shortest):
+            return np.dtype(dtype), max(1, min(run, terms))
+    return np.dtype(np.int64), max(1, terms)
+
+
+# Shorter float32 runs of K cost more in partial-sum additions than float64's wider sums (a 3x3x512 layer's
+# 4,608 terms in runs of 1,000 of int8 products; float64 takes over when a run would hold fewer than this).
+_MIN_RUN = 256
+
+
+def _matmul_runs(col: np.ndarray, w_ko: np.ndarray, out_mo: np.ndarray, run: int, accumulate: bool = False) -> None:
+    """out_mo = col @ w_ko (``accumulate``: out_mo += col @ w_ko), the K axis summed ``run`` terms at a time, each
+    run's product in col's dtype added into out_mo's (exact: ``_exact_gemm``)."""
+    terms = w_ko.shape[0]
+    if out_mo.dtype == col.dtype and run >= terms:
+        if accumulate:
+            out_mo += col @ w_ko
+        else:
+            np.matmul(col, w_ko, out=out_mo)
+        return
+    if not accumulate:
+        out_mo[...] = 0
+    for k in range(0, terms, run):
+        np.add(out_mo, col[:, k:k + run] @ w_ko[k:k + run], out=out_mo, casting="unsafe")
+
+
 def _correlate_group(x_nsc: np.ndarray, w_sio: np.ndarray, wins: tuple[Window, ...]) -> np.ndarray:
     """Channels-last correlation. x: [N, *spatial, I], w: [*kernel, I, O] -> [N, *out, O] in the accumulator dtype."""
     acc = accumulator(x_nsc.dtype)
@@ -354,6 +394,7 @@ def _correlate_group(x_nsc: np.ndarray, w_sio: np.ndarray, wins: tuple[Window, .
         return out
     x_pad = x_nsc if _is_pointwise(wins) else _pad(x_nsc, wins, x_nsc.dtype)
     w_ko = w_sio.reshape(-1, channels_out)  # [(*kernel, I), O]
+    gemm, run = _exact_gemm(x_nsc, w_ko, w_ko.shape[0]) if acc.kind == "i" else (acc, w_ko.shape[0])
     out_mo = out.reshape(-1, channels_out)
     everything = (slice(0, out.shape[0]), slice(0, out.shape[1]))
     if channels_out > out_mo.shape[0]:
@@ -361,22 +402,22 @@ def _correlate_group(x_nsc: np.ndarray, w_sio: np.ndarray, wins: tuple[Window, .
         # its im2col for a 7x7 output 1.8 MB). One im2col matrix, and the filter converted and applied a 2 MiB
         # block of its (tap, input channel) rows at a time, the partial products summed in float64: no float64
         # copy of a large filter, and wide products (faster than blocks of output rows: docs/speed.md).
-        col = _im2col(x_pad, kernel, wins, *everything, np.empty(out_mo.shape[0] * w_ko.shape[0], acc))
-        col = col.astype(acc, copy=False)
-        step = max(1, _BLOCK_BYTES.get() // (channels_out * acc.itemsize))
+        col = _im2col(x_pad, kernel, wins, *everything, np.empty(out_mo.shape[0] * w_ko.shape[0], gemm))
+        col = col.astype(gemm, copy=False)
+        step = min(run, max(1, _BLOCK_BYTES.get() // (channels_out * gemm.itemsize)))
         for k in range(0, w_ko.shape[0], step):
-            out_mo += col[:, k:k + step] @ w_ko[k:k + step].astype(acc)
+            _matmul_runs(col[:, k:k + step], w_ko[k:k + step].astype(gemm), out_mo, step, accumulate=True)
         return out
-    w_ko = w_ko.astype(acc)
-    row_bytes = w_ko.shape[0] * int(np.prod(out.shape[2:-1])) * acc.itemsize
+    w_ko = w_ko.astype(gemm)
+    row_bytes = w_ko.shape[0] * int(np.prod(out.shape[2:-1])) * gemm.itemsize
     if _is_pointwise(wins):
         buffer, blocks = None, [everything]
     else:
-        buffer = _block_buffer(out.shape[0], out.shape[1], row_bytes, acc)
+        buffer = _block_buffer(out.shape[0], out.shape[1], row_bytes, gemm)
         blocks = _blocks(out.shape[0], out.shape[1], row_bytes)  # type: ignore[assignment]  # a list or an iterator: iterated once
     for batch, rows in blocks:
-        col = _im2col(x_pad, kernel, wins, batch, rows, buffer).astype(acc, copy=False)
-        np.matmul(col, w_ko, out=out[batch, rows].reshape(-1, channels_out))
+        col = _im2col(x_pad, kernel, wins, batch, rows, buffer).astype(gemm, copy=False)
+        _matmul_runs(col, w_ko, out[batch, rows].reshape(-1, channels_out), run)
     return out
 
 
@@ -402,8 +443,11 @@ def _depthwise(x_nsc: np.ndarray, w_sim: np.ndarray, wins: tuple[Window, ...]) -
     out_sizes = tuple(w.out for w in wins)
     if not (x_nsc.shape[0] and all(out_sizes) and channels and multiplier):
         return np.zeros((x_nsc.shape[0], *out_sizes, channels * multiplier), acc)
-    x_pad = _pad(x_nsc, wins, acc)
-    w_acc = w_sim.astype(acc)
+    # integers: in the float dtype their sums are exact in (``_exact_gemm``; one run: a window's taps are few)
+    taps = int(np.prod(kernel))
+    gemm = _exact_gemm(x_nsc, w_sim, taps, shortest=taps)[0] if acc.kind == "i" else acc
+    x_pad = _pad(x_nsc, wins, gemm)
+    w_acc = w_sim.astype(gemm)
     k = len(wins)
     out_axes, tap_axes = _einsum_axes(k)
     view = _window_view(x_pad, kernel, wins, out_sizes)  # [n, *out, *taps, c]
@@ -416,7 +460,7 @@ def _depthwise(x_nsc: np.ndarray, w_sim: np.ndarray, wins: tuple[Window, ...]) -
         w_acc = np.tile(w_acc, (1,) * k + (out_sizes[-1], 1))
         view_axes = "n" + out_axes[:-1] + tap_axes + "c"
     out = np.einsum(f"{view_axes},{tap_axes}cm->{view_axes.replace(tap_axes, '')}m", view, w_acc)
-    return out.reshape(x_nsc.shape[0], *out_sizes, channels * multiplier)
+    return out.reshape(x_nsc.shape[0], *out_sizes, channels * multiplier).astype(acc, copy=False)
 
 
 def _correlate_transpose(y_nsc: np.ndarray, w_soi: np.ndarray, wins: tuple[Window, ...], groups: int = 1) -> np.ndarray:
