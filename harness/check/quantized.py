@@ -20,7 +20,10 @@ and TensorFlow's own quantized convolutions on the same integers (``RAW_PATHS``,
 * ``tf-quantized-conv2d-qint8``, ``tf-quantized-per-channel``, ``tf-quantized-depthwise``: ``QuantizedConv2D`` with
   a qint8 filter, ``QuantizedConv2DPerChannel`` (a filter range per output channel) and
   ``QuantizedDepthwiseConv2D``, in a graph with a constant filter (their CPU kernels are placeholders for oneDNN's
-  rewrite): their int32 sums. The fused ``QuantizedConv2DWith*`` family is not checked.
+  rewrite): their int32 sums;
+* ``tf-quantized-conv2d-bias``, ``tf-quantized-conv2d-requantize``: the fused ``QuantizedConv2DWithBias`` (qint32
+  output) and ``QuantizedConv2DWithBias(AndRelu)AndRequantize`` (qint8 / quint8), the same way:
+  ``integer.tf_fused_quantized_conv`` of their sums (``_fused_expected``).
 
 A path whose output is the reference's under another rounding "rounds <rule>"; one that matches no rounding has
 ``wrong_values``. Both are failures unless a known divergence of that path (``backend: <path>``) declares them.
@@ -45,7 +48,7 @@ from harness.conv.tolerance import Bound, Comparison, compare
 from harness.registry.cases import Case, CaseError, operand_arrays
 from harness.registry.divergences import Divergence, features, in_scope, matching
 from harness.registry.quantization import SCHEMES, TFLITE_OPS, QuantizationError, quantize
-from harness.tf import tflite
+from harness.tf import quantized_ops, tflite
 from harness.tf.environment import Environment
 from harness.tf.isolation import Raised, Result, Returned, call_tensorflow
 from harness.tf.tflite import CHANNEL_AXIS, QUANTIZATION_KEYS
@@ -71,8 +74,11 @@ RAW_PATHS = {
     "tf-quantized-conv2d-qint8": ("tf_quantized_conv_qint8", "accumulator"),
     "tf-quantized-per-channel": ("tf_quantized_conv_qint8", "accumulator"),
     "tf-quantized-depthwise": ("tf_quantized_conv_qint8", "accumulator"),
+    "tf-quantized-conv2d-bias": ("tf_quantized_conv_fused", "onednn"),
+    "tf-quantized-conv2d-requantize": ("tf_quantized_conv_fused", "onednn"),
 }
 PATHS.update({path: ("tensorflow-raw", op, rounding) for path, (op, rounding) in RAW_PATHS.items()})
+FUSED_PATHS = ("tf-quantized-conv2d-bias", "tf-quantized-conv2d-requantize")
 TFLITE_PATHS = ("tflite-ref", "tflite-builtin", "tflite")  # tf.lite's interpreter paths
 DEFAULT_PATHS = (*TFLITE_PATHS, *RAW_PATHS)
 LABELS = {
@@ -88,6 +94,8 @@ LABELS = {
     "tf-quantized-conv2d-qint8": "TensorFlow QuantizedConv2D (qint8 filter)",
     "tf-quantized-per-channel": "TensorFlow QuantizedConv2DPerChannel",
     "tf-quantized-depthwise": "TensorFlow QuantizedDepthwiseConv2D",
+    "tf-quantized-conv2d-bias": "TensorFlow QuantizedConv2DWithBias",
+    "tf-quantized-conv2d-requantize": "TensorFlow QuantizedConv2DWithBias(AndRelu)AndRequantize",
 }
 
 
@@ -270,7 +278,7 @@ def _raw_expected(path: str, call: QuantizedCall) -> tuple[tuple, dict[str, np.n
     # qint8 [-127, 127]), where the ops' asymmetric definition and oneDNN's symmetric kernels mean the same sums
     x_u8 = (call.input_q.astype(np.int16) + 128).astype(np.uint8)
     s_in, s_w = p["input_scale"], (p["filter_scale"] or [1.0])[0]  # no output channels: any filter range
-    if path in ("tf-quantized-conv2d-qint8", "tf-quantized-per-channel", "tf-quantized-depthwise"):
+    if path in ("tf-quantized-conv2d-qint8", "tf-quantized-per-channel", "tf-quantized-depthwise", *FUSED_PATHS):
         depthwise = path == "tf-quantized-depthwise"
         if depthwise != (call.op == "depthwise_conv2d"):
             return f"{RAW_PATHS[path][0]} is the {'depthwise' if depthwise else 'conv2d'} op"
@@ -289,6 +297,8 @@ def _raw_expected(path: str, call: QuantizedCall) -> tuple[tuple, dict[str, np.n
             w = np.ascontiguousarray(np.transpose(call.filter_q, (1, 2, 3, 0)))  # OHWI -> HWIO
             sums = integer.tf_quantized_conv2d(x_u8, w, lo_in, hi_in, lo_w, hi_w, strides, a["padding"], a["dilations"])
             acc = sums[0]
+        if path in FUSED_PATHS:
+            return _fused_expected(path, call, x_u8, w, acc)
         if path == "tf-quantized-per-channel":  # the filter's range per output channel: 127 times its scale
             scales = np.asarray(p["filter_scale"], np.float32)
             per_channel = [lo_in, hi_in, [float(v) for v in -127 * scales], [float(v) for v in 127 * scales]]
@@ -306,6 +316,33 @@ def _raw_expected(path: str, call: QuantizedCall) -> tuple[tuple, dict[str, np.n
         x_u8, w_u8, ranges[0], ranges[1], ranges[2], ranges[3], strides=strides, padding=a["padding"]
     )
     return (x_u8, w_u8, ranges, dict(a)), {"accumulator": acc}, (low, high)
+
+
+def _fused_expected(
+    path: str, call: QuantizedCall, x_u8: np.ndarray, w: np.ndarray, acc: np.ndarray
+) -> tuple[tuple, dict[str, np.ndarray], Any]:
+    """A fused path's call and expected output (``_raw_expected``): the case's quint8 input over [0, 255 x input
+    scale], the filter over +-127 x each channel's scale, its int32 bias as a qint32 bias (the same units) or, for
+    QuantizedConv2DWithBias (whose bias is float32 only), as real values; requantized to the case's output scale
+    (+-127 x it for qint8, [0, 255 x it] for quint8), with ReLU where the case has an activation."""
+    p, a = call.params, call.attrs
+    s_in, s_w = p["input_scale"], np.asarray(p["filter_scale"], np.float32)
+    ranges = [0.0, 255 * s_in, [float(v) for v in -127 * s_w], [float(v) for v in 127 * s_w]]
+    relu = p["activation"] != "NONE"
+    if path == "tf-quantized-conv2d-bias":
+        op, bias, relu = "QuantizedConv2DWithBias", (call.bias_q * np.float32(s_in) * s_w).astype(np.float32), False
+    else:
+        op = f"QuantizedConv2DWithBias{'AndRelu' if relu else ''}AndRequantize"
+        bias = call.bias_q.astype(np.int32)
+    out_type = quantized_ops.FUSED_OPS[op]
+    s_out = p["output_scale"]
+    output_range = (
+        None if out_type == "qint32" else [0.0, 255 * s_out] if out_type == "quint8" else [-127 * s_out, 127 * s_out]
+    )
+    want, low, high = integer.tf_fused_quantized_conv(
+        acc, "quint8", ranges[:2], ranges[2:], bias, relu, out_type, output_range
+    )
+    return (op, x_u8, w, bias, ranges, output_range, dict(a)), {"onednn": want.astype(np.int32)}, (low, high)
 
 
 def run_model(runtime: str, model: np.ndarray, input_q: np.ndarray, resolver: str) -> Result:
@@ -438,7 +475,8 @@ def _raw_output(value: Any, out_range: tuple[float, float] | None) -> tuple[np.n
     if out_range is None:
         return np.asarray(value), ""
     acc, low, high = value
-    if (np.float32(low), np.float32(high)) == (np.float32(out_range[0]), np.float32(out_range[1])):
+    got, want = (np.asarray(v, np.float32) for v in (low, high)), (np.asarray(v, np.float32) for v in out_range)
+    if all(g.shape == w.shape and np.array_equal(g, w) for g, w in zip(got, want)):
         return np.asarray(acc), ""
     return np.asarray(acc), f"min/max_output ({low!r}, {high!r}), the reference's {tuple(out_range)!r}"
 

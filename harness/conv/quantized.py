@@ -628,6 +628,79 @@ def tf_quantized_depthwise_conv2d(
     return np.asarray(_wrap32(sums.astype(np.int64)), np.int32)
 
 
+FUSED_OUTPUTS = {"qint32": (INT32_MIN, INT32_MAX), "qint8": (-128, 127), "quint8": (0, 255)}
+
+
+def tf_fused_quantized_conv(
+    acc: ArrayLike,
+    input_dtype: str,
+    input_range: Sequence[float],
+    filter_range: Sequence[Any],
+    bias: ArrayLike | None = None,
+    relu: bool = False,
+    out_type: str = "qint32",
+    output_range: Sequence[float] | None = None,
+) -> tuple[np.ndarray, Any, Any]:
+    """The ``QuantizedConv2DWithBias*`` / ``QuantizedDepthwiseConv2DWithBias*`` family (oneDNN's
+    ``_MklQuantizedConv2D*``: mkl_conv_ops.cc) from their exact sums ``acc`` (``tf_quantized_conv2d`` with ranges
+    that put 0.0 at integer 0: the raw products, NHWC, output channels last).
+
+    Symmetric scales, all in float32: the input's ``max(|min|, |max|) / L`` (L = 255 for a quint8 input, 127 for
+    qint8), each output channel's filter ``max(|min_c|, |max_c|) / 127`` (``filter_range``: min_filter, max_filter,
+    scalars or one per channel). The real value ``float32(acc) * (input scale x filter scale)`` plus the bias (a
+    float32 bias as given; an int32 one divided by ``L x 127 / (input max x filter max)``), then ReLU (``relu``), then
+    divided by the output's scale and rounded half to even, saturated to ``out_type``: qint32 in each channel's own
+    scale (its level, ``min/max_output`` per channel), qint8 / quint8 in ``output_range``'s (min/max_freezed_output:
+    ``max(|min|, |max|) / 127`` or ``/ 255``).
+
+    Returns (the output as int64, min_output, max_output): for qint32 ``QuantizationRangeForMultiplication`` in
+    float32, ``(max_input - min_input) / L' x (max_filter - min_filter) / 254`` (L' 255 or 254) times int32's lowest
+    and highest, one per channel when the filter range is; for qint8 / quint8 ``output_range`` as given."""
+    op = "quantized.tf_fused_quantized_conv"
+    f32 = np.float32
+    if input_dtype not in ("quint8", "qint8"):
+        raise _fail(op, "input_dtype", input_dtype, "must be 'quint8' or 'qint8'")
+    if out_type not in FUSED_OUTPUTS:
+        raise _fail(op, "out_type", out_type, f"must be one of {', '.join(FUSED_OUTPUTS)}")
+    if out_type != "qint32" and (output_range is None or len(output_range) != 2):
+        raise _fail(op, "output_range", output_range, f"must be [min, max] for a {out_type} output")
+    levels = f32(255 if input_dtype == "quint8" else 127)
+    input_max = max(abs(f32(input_range[0])), abs(f32(input_range[1])))
+    input_scale = f32(input_max / levels)
+    lo_f = np.atleast_1d(np.asarray(filter_range[0], f32))
+    hi_f = np.atleast_1d(np.asarray(filter_range[1], f32))
+    filter_max = np.maximum(np.abs(lo_f), np.abs(hi_f))
+    filter_scale = (filter_max.astype(np.float64) / 127.0).astype(f32)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        v = np.asarray(acc, np.int64).astype(f32) * (input_scale * filter_scale).astype(f32)
+        if bias is not None:
+            b = np.asarray(bias)
+            if b.dtype.kind == "i":  # a qint32 bias in the units of L x 127 per input max x filter max
+                units = (f32(levels * 127) / (input_max * filter_max).astype(f32)).astype(f32)
+                b = (b.astype(f32) / units).astype(f32)
+            v = (v + b.astype(f32)).astype(f32)
+        if relu:
+            v = np.maximum(v, f32(0))
+        if out_type == "qint32":
+            out_scale = (filter_max.astype(np.float64) / 127.0).astype(f32) * input_scale
+        else:
+            assert output_range is not None
+            out_max = max(abs(f32(output_range[0])), abs(f32(output_range[1])))
+            out_scale = f32(out_max / f32(255 if out_type == "quint8" else 127))
+        q = np.rint((v * (f32(1) / np.asarray(out_scale, f32)).astype(f32)).astype(f32))
+    low, high = FUSED_OUTPUTS[out_type]
+    # float32 holds no integer between 2**31 - 128 and 2**31: the largest qint32 it saturates to is 2**31 - 128
+    out = np.clip(np.nan_to_num(q, nan=0.0), low, float(f32(high)) if out_type != "qint32" else 2147483520.0)
+    if out_type != "qint32":
+        return out.astype(np.int64), f32(output_range[0]), f32(output_range[1])  # type: ignore[index]
+    width_in = f32(f32(input_range[1]) - f32(input_range[0])) / f32(255 if input_dtype == "quint8" else 254)
+    width_f = (hi_f - lo_f).astype(f32) / f32(254)
+    level = (width_in * width_f).astype(f32)
+    low_out, high_out = level * f32(INT32_MIN), level * f32(INT32_MAX)
+    scalar = np.ndim(filter_range[0]) == 0
+    return out.astype(np.int64), (low_out[0] if scalar else low_out), (high_out[0] if scalar else high_out)
+
+
 def asymmetric_quantize(x: np.ndarray) -> tuple[np.ndarray, float, int]:
     """TensorFlow's ``AsymmetricQuantize`` of float32 ``x`` to int8 (uniform_quant_ops/math_utils.h): the range
     [min(0, min x), max(0, max x)] over 255 levels (scale in float32), the zero point of the end with the smaller

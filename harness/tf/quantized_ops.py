@@ -152,10 +152,57 @@ def quantized_conv_qint8(
     return call(tf.constant(x_nhwc)).numpy()
 
 
+# op -> its output type: the fused ops' instantiations that have oneDNN kernels (a quint8 input, a qint8 filter)
+FUSED_OPS = {
+    "QuantizedConv2DWithBias": "qint32",
+    "QuantizedConv2DWithBiasAndRequantize": "qint8",
+    "QuantizedConv2DWithBiasAndReluAndRequantize": "quint8",
+}
+
+
+def quantized_conv_fused(
+    op: str,
+    x_nhwc: np.ndarray,
+    w_tf: np.ndarray,
+    bias: np.ndarray,
+    ranges: Sequence[Any],
+    output_range: Sequence[float] | None,
+    attrs: Mapping[str, Any],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One of ``FUSED_OPS`` (``QuantizedConv2DWithBias*``, filter HWIO) of uint8 ``x_nhwc`` (quint8) and an int8 filter (qint8) with ``ranges`` (min_input, max_input, min_filter,
+    max_filter; the filter's per channel or scalars) and ``bias`` (float32, or int32 as qint32), requantized to
+    ``output_range`` (min/max_freezed_output) where the op requantizes. In a ``tf.function`` with the filter and bias
+    constants, as oneDNN's rewrite requires. Returns (the output as int32 NHWC, min_output, max_output)."""
+    import tensorflow as tf
+
+    out_type = FUSED_OPS[op]
+    kwargs = _ranges_and_window(ranges, attrs)
+    kwargs["out_type"] = {"qint32": tf.qint32, "qint8": tf.qint8, "quint8": tf.quint8}[out_type]
+    if output_range is not None:
+        kwargs.update(
+            min_freezed_output=tf.constant(output_range[0], tf.float32),
+            max_freezed_output=tf.constant(output_range[1], tf.float32),
+        )
+    bias_t = tf.bitcast(tf.constant(bias), tf.qint32) if bias.dtype == np.int32 else tf.constant(bias, tf.float32)
+    fn = getattr(tf.raw_ops, op)
+
+    @tf.function
+    def call(x: Any) -> Any:
+        w = tf.bitcast(tf.constant(w_tf), tf.qint8)
+        y, lo, hi = fn(input=tf.bitcast(x, tf.quint8), filter=w, bias=bias_t, **kwargs)
+        if out_type == "qint32":
+            return tf.bitcast(y, tf.int32), lo, hi
+        return tf.cast(tf.bitcast(y, tf.int8 if out_type == "qint8" else tf.uint8), tf.int32), lo, hi
+
+    y, lo, hi = call(tf.constant(x_nhwc))
+    return y.numpy(), lo.numpy(), hi.numpy()
+
+
 # The calls TensorFlow's server process answers (harness.tf.isolation.SERVER_CALLS).
 SERVER_CALLS: dict[str, Callable[..., Any]] = {
     "tf_uniform_conv": uniform_conv,
     "tf_uniform_conv_hybrid": uniform_conv_hybrid,
     "tf_quantized_conv2d": quantized_conv2d,
     "tf_quantized_conv_qint8": quantized_conv_qint8,
+    "tf_quantized_conv_fused": quantized_conv_fused,
 }

@@ -448,3 +448,64 @@ def test_tf_quantized_depthwise_conv2d_is_its_loop():
         c, m = divmod(o, 2)
         want = sum(int(x[0, i + 2 * di, j + dj, c]) * (int(w[di, dj, c, m]) - ow) for di, dj in np.ndindex(2, 3))
         assert got[0, i, j, o] == want
+
+
+# --- QuantizedConv2DWithBias* (oneDNN's fused kernels): tf_fused_quantized_conv ------------------------------------
+# Ranges [0, 255] (quint8 input) and +-127 (filter) make both scales 1, so each output is its real value rounded.
+UNIT = {"input_dtype": "quint8", "input_range": [0.0, 255.0], "filter_range": [-127.0, 127.0]}
+
+
+def test_fused_float_bias_is_added_before_one_rounding_half_to_even():
+    acc = np.zeros((1, 1, 1, 6), np.int64)
+    bias = np.array([0.5, 1.5, 2.5, -0.5, -1.5, -2.5], np.float32)
+    out, low, high = Q.tf_fused_quantized_conv(acc, bias=bias, **UNIT)
+    assert out.ravel().tolist() == [0, 2, 2, 0, -2, -2]
+    assert (low, high) == (np.float32(-(2.0**31)), np.float32(2.0**31))  # one level: 1 x 1
+
+
+def test_fused_qint32_bias_is_in_the_accumulators_units():
+    out, _, _ = Q.tf_fused_quantized_conv(np.array([[[[5]]]]), bias=np.array([7], np.int32), **UNIT)
+    assert out.ravel().tolist() == [12]
+
+
+def test_fused_requantize_divides_by_the_output_scale_and_saturates():
+    acc = np.arange(-3, 13).reshape(1, 1, -1, 1)
+    out, low, high = Q.tf_fused_quantized_conv(acc, out_type="qint8", output_range=[-254.0, 254.0], **UNIT)
+    assert out.ravel().tolist() == [-2, -1, 0, 0, 0, 1, 2, 2, 2, 3, 4, 4, 4, 5, 6, 6]  # x / 2, ties to even
+    assert (low, high) == (np.float32(-254.0), np.float32(254.0))
+    relu, _, _ = Q.tf_fused_quantized_conv(
+        np.array([[[[-40, 40, 600]]]]), relu=True, out_type="quint8", output_range=[0.0, 255.0], **UNIT
+    )
+    assert relu.ravel().tolist() == [0, 40, 255]
+
+
+def test_fused_qint32_saturates_where_float32_does():
+    acc = np.zeros((1, 1, 1, 2), np.int64)
+    out, _, _ = Q.tf_fused_quantized_conv(acc, bias=np.array([1e10, -1e10], np.float32), **UNIT)
+    assert out.ravel().tolist() == [2**31 - 128, -(2**31)]  # float32 has no integer in (2**31 - 128, 2**31)
+
+
+def test_fused_sums_pass_through_float32():
+    out, _, _ = Q.tf_fused_quantized_conv(np.array([[[[35623373]]]]), **UNIT)
+    assert out.ravel().tolist() == [35623372]  # the nearest float32
+
+
+def test_fused_qint32_channels_each_in_their_own_scale():
+    acc = np.array([[[[300, 300]]]])
+    out, low, high = Q.tf_fused_quantized_conv(acc, "quint8", [0.0, 255.0], [[-127.0, -254.0], [127.0, 254.0]])
+    assert out.ravel().tolist() == [300, 300]
+    assert high.tolist() == [2.0**31, 2.0**32] and low.tolist() == [-(2.0**31), -(2.0**32)]
+
+
+@pytest.mark.parametrize(
+    "kwargs,arg",
+    [
+        ({"input_dtype": "int8"}, "input_dtype"),
+        ({"out_type": "int8"}, "out_type"),
+        ({"out_type": "qint8"}, "output_range"),
+    ],
+)
+def test_fused_refuses_bad_arguments_naming_them(kwargs, arg):
+    args = {**UNIT, **kwargs}
+    with pytest.raises(ValueError, match=f"argument '{arg}'"):
+        Q.tf_fused_quantized_conv(np.zeros((1, 1, 1, 1)), **args)
