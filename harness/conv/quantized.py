@@ -320,9 +320,14 @@ class Quantized:
         """acc [..., channels] (int64, bias added) -> the output integers, in the activation's dtype."""
         low, high = self.output_range
         if self.rounding == "float32":
-            # XNNPACK: float32(input_scale * filter_scale) / output_scale, each step in float32
+            # XNNPACK: float32(input_scale * filter_scale) / output_scale, each step in float32. The zero point and
+            # the clamp stay in float32 too: exact below 2**24, and a value beyond clamps to the same bound.
             s = (np.float32(self.input_scale) * self.filter_scale.astype(np.float32)) / np.float32(self.output_scale)
-            scaled = np.rint(acc.astype(np.float32) * s.astype(np.float32)).astype(np.int64)
+            v = acc.astype(np.float32)
+            np.multiply(v, s.astype(np.float32), out=v)
+            np.rint(v, out=v)
+            v += np.float32(self.output_zero_point)
+            return np.clip(v, low, high, out=v).astype(self.dtype)
         else:
             q, shift = quantized_multipliers(self.input_scale, self.filter_scale, self.output_scale, self.rounding)
             if accumulator == "int64":
@@ -333,9 +338,10 @@ class Quantized:
 
 
 def _accumulator(op: str, sums: np.ndarray, bias: np.ndarray, kind: str) -> np.ndarray:
-    """The exact sums (float64 of integers) plus the bias, as int64; ValueError where an int32 accumulator cannot
+    """The exact sums (integers, or float64 holding them) plus the bias, as int64; ValueError where an int32 accumulator cannot
     hold one (TFLite's arithmetic overflows there: its result is undefined)."""
-    acc: np.ndarray = np.asarray(np.rint(sums), np.int64) + bias
+    acc: np.ndarray = sums.astype(np.int64) if sums.dtype.kind == "i" else np.asarray(np.rint(sums), np.int64)
+    acc += bias
     if kind == "int32" and acc.size and (acc.min() < INT32_MIN or acc.max() > INT32_MAX):
         where = np.unravel_index(int(np.argmax((acc < INT32_MIN) | (acc > INT32_MAX))), acc.shape)
         raise ValueError(

@@ -392,9 +392,12 @@ def _correlate_group(x_nsc: np.ndarray, w_sio: np.ndarray, wins: tuple[Window, .
     out = np.zeros((x_nsc.shape[0], *(w.out for w in wins), channels_out), acc)
     if out.size == 0:
         return out
-    x_pad = x_nsc if _is_pointwise(wins) else _pad(x_nsc, wins, x_nsc.dtype)
     w_ko = w_sio.reshape(-1, channels_out)  # [(*kernel, I), O]
     gemm, run = _exact_gemm(x_nsc, w_ko, w_ko.shape[0]) if acc.kind == "i" else (acc, w_ko.shape[0])
+    # integers are converted once, as they are padded: the im2col copies then move floats of one dtype (a
+    # converting copy of int32 into float32 is several times slower)
+    pad_dtype = gemm if acc.kind == "i" else x_nsc.dtype
+    x_pad = x_nsc.astype(pad_dtype, copy=False) if _is_pointwise(wins) else _pad(x_nsc, wins, pad_dtype)
     out_mo = out.reshape(-1, channels_out)
     everything = (slice(0, out.shape[0]), slice(0, out.shape[1]))
     if channels_out > out_mo.shape[0]:
