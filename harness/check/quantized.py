@@ -21,9 +21,9 @@ and TensorFlow's own quantized convolutions on the same integers (``RAW_PATHS``,
   a qint8 filter, ``QuantizedConv2DPerChannel`` (a filter range per output channel) and
   ``QuantizedDepthwiseConv2D``, in a graph with a constant filter (their CPU kernels are placeholders for oneDNN's
   rewrite): their int32 sums;
-* ``tf-quantized-conv2d-bias``, ``tf-quantized-conv2d-requantize``: the fused ``QuantizedConv2DWithBias`` (qint32
-  output) and ``QuantizedConv2DWithBias(AndRelu)AndRequantize`` (qint8 / quint8), the same way:
-  ``integer.tf_fused_quantized_conv`` of their sums (``_fused_expected``).
+* ``FUSED_PATHS``: the fused ``QuantizedConv2D*`` / ``QuantizedDepthwiseConv2D*`` ops without a summand (with ReLU
+  where the case has an activation; qint32, qint8 or quint8 outputs), the same way: ``integer.tf_fused_quantized_conv``
+  of their sums (``_fused_expected``).
 
 A path whose output is the reference's under another rounding "rounds <rule>"; one that matches no rounding has
 ``wrong_values``. Both are failures unless a known divergence of that path (``backend: <path>``) declares them.
@@ -74,11 +74,49 @@ RAW_PATHS = {
     "tf-quantized-conv2d-qint8": ("tf_quantized_conv_qint8", "accumulator"),
     "tf-quantized-per-channel": ("tf_quantized_conv_qint8", "accumulator"),
     "tf-quantized-depthwise": ("tf_quantized_conv_qint8", "accumulator"),
-    "tf-quantized-conv2d-bias": ("tf_quantized_conv_fused", "onednn"),
-    "tf-quantized-conv2d-requantize": ("tf_quantized_conv_fused", "onednn"),
+    **{
+        path: ("tf_quantized_conv_fused", "onednn")
+        for path in (
+            "tf-quantized-conv2d-relu",
+            "tf-quantized-conv2d-nobias-requantize",
+            "tf-quantized-conv2d-bias",
+            "tf-quantized-conv2d-requantize",
+            "tf-quantized-depthwise-bias",
+            "tf-quantized-depthwise-requantize",
+        )
+    },
 }
 PATHS.update({path: ("tensorflow-raw", op, rounding) for path, (op, rounding) in RAW_PATHS.items()})
-FUSED_PATHS = ("tf-quantized-conv2d-bias", "tf-quantized-conv2d-requantize")
+# The fused family (oneDNN's _MklQuantizedConv2D* kernels), path -> (the op without and with the case's activation;
+# its bias: "float" (real values), "qint32" (the case's int32 bias) or None; one filter range for all channels)
+FUSED_PATHS: dict[str, tuple[str, str, str | None, bool]] = {
+    "tf-quantized-conv2d-relu": ("QuantizedConv2DAndRelu", "QuantizedConv2DAndRelu", None, False),
+    "tf-quantized-conv2d-nobias-requantize": (
+        "QuantizedConv2DAndRequantize",
+        "QuantizedConv2DAndReluAndRequantize",
+        None,
+        True,  # QuantizedConv2DAndRequantize takes scalar filter ranges only
+    ),
+    "tf-quantized-conv2d-bias": ("QuantizedConv2DWithBias", "QuantizedConv2DWithBiasAndRelu", "float", False),
+    "tf-quantized-conv2d-requantize": (
+        "QuantizedConv2DWithBiasAndRequantize",
+        "QuantizedConv2DWithBiasAndReluAndRequantize",
+        "qint32",
+        False,
+    ),
+    "tf-quantized-depthwise-bias": (
+        "QuantizedDepthwiseConv2DWithBias",
+        "QuantizedDepthwiseConv2DWithBiasAndRelu",
+        "float",
+        False,
+    ),
+    "tf-quantized-depthwise-requantize": (
+        "QuantizedDepthwiseConv2DWithBiasAndReluAndRequantize",
+        "QuantizedDepthwiseConv2DWithBiasAndReluAndRequantize",
+        "qint32",
+        False,
+    ),
+}
 TFLITE_PATHS = ("tflite-ref", "tflite-builtin", "tflite")  # tf.lite's interpreter paths
 DEFAULT_PATHS = (*TFLITE_PATHS, *RAW_PATHS)
 LABELS = {
@@ -94,8 +132,12 @@ LABELS = {
     "tf-quantized-conv2d-qint8": "TensorFlow QuantizedConv2D (qint8 filter)",
     "tf-quantized-per-channel": "TensorFlow QuantizedConv2DPerChannel",
     "tf-quantized-depthwise": "TensorFlow QuantizedDepthwiseConv2D",
-    "tf-quantized-conv2d-bias": "TensorFlow QuantizedConv2DWithBias",
+    "tf-quantized-conv2d-relu": "TensorFlow QuantizedConv2DAndRelu",
+    "tf-quantized-conv2d-nobias-requantize": "TensorFlow QuantizedConv2D(AndRelu)AndRequantize",
+    "tf-quantized-conv2d-bias": "TensorFlow QuantizedConv2DWithBias(AndRelu)",
     "tf-quantized-conv2d-requantize": "TensorFlow QuantizedConv2DWithBias(AndRelu)AndRequantize",
+    "tf-quantized-depthwise-bias": "TensorFlow QuantizedDepthwiseConv2DWithBias(AndRelu)",
+    "tf-quantized-depthwise-requantize": "TensorFlow QuantizedDepthwiseConv2DWithBiasAndReluAndRequantize",
 }
 
 
@@ -279,7 +321,7 @@ def _raw_expected(path: str, call: QuantizedCall) -> tuple[tuple, dict[str, np.n
     x_u8 = (call.input_q.astype(np.int16) + 128).astype(np.uint8)
     s_in, s_w = p["input_scale"], (p["filter_scale"] or [1.0])[0]  # no output channels: any filter range
     if path in ("tf-quantized-conv2d-qint8", "tf-quantized-per-channel", "tf-quantized-depthwise", *FUSED_PATHS):
-        depthwise = path == "tf-quantized-depthwise"
+        depthwise = path.startswith("tf-quantized-depthwise")
         if depthwise != (call.op == "depthwise_conv2d"):
             return f"{RAW_PATHS[path][0]} is the {'depthwise' if depthwise else 'conv2d'} op"
         if call.op == "conv2d" and call.filter_q.shape[3] != call.input_q.shape[3]:
@@ -322,23 +364,29 @@ def _fused_expected(
     path: str, call: QuantizedCall, x_u8: np.ndarray, w: np.ndarray, acc: np.ndarray
 ) -> tuple[tuple, dict[str, np.ndarray], Any]:
     """A fused path's call and expected output (``_raw_expected``): the case's quint8 input over [0, 255 x input
-    scale], the filter over +-127 x each channel's scale, its int32 bias as a qint32 bias (the same units) or, for
-    QuantizedConv2DWithBias (whose bias is float32 only), as real values; requantized to the case's output scale
-    (+-127 x it for qint8, [0, 255 x it] for quint8), with ReLU where the case has an activation."""
+    scale], the filter over +-127 x each channel's scale (or the largest, where the op takes one range), the case's
+    int32 bias as a qint32 bias (the same units) or as float32 real values; ReLU where the case has an activation
+    (``FUSED_PATHS``: the op with or without it); requantized to the case's output scale, +-127 x it for qint8 and
+    [0, 255 x it] for quint8."""
     p, a = call.params, call.attrs
+    plain, with_relu, bias_kind, one_range = FUSED_PATHS[path]
+    op = with_relu if p["activation"] != "NONE" else plain
+    relu = "Relu" in op
     s_in, s_w = p["input_scale"], np.asarray(p["filter_scale"], np.float32)
-    ranges = [0.0, 255 * s_in, [float(v) for v in -127 * s_w], [float(v) for v in 127 * s_w]]
-    relu = p["activation"] != "NONE"
-    if path == "tf-quantized-conv2d-bias":
-        op, bias, relu = "QuantizedConv2DWithBias", (call.bias_q * np.float32(s_in) * s_w).astype(np.float32), False
+    if one_range:
+        s_w = np.float32(s_w.max(initial=1.0))
+        filter_range: list[Any] = [float(-127 * s_w), float(127 * s_w)]
     else:
-        op = f"QuantizedConv2DWithBias{'AndRelu' if relu else ''}AndRequantize"
+        filter_range = [[float(v) for v in -127 * s_w], [float(v) for v in 127 * s_w]]
+    ranges = [0.0, 255 * s_in, *filter_range]
+    bias = None
+    if bias_kind == "float":
+        bias = (call.bias_q * np.float32(s_in) * s_w).astype(np.float32)
+    elif bias_kind == "qint32":
         bias = call.bias_q.astype(np.int32)
     out_type = quantized_ops.FUSED_OPS[op]
     s_out = p["output_scale"]
-    output_range = (
-        None if out_type == "qint32" else [0.0, 255 * s_out] if out_type == "quint8" else [-127 * s_out, 127 * s_out]
-    )
+    output_range = {"qint32": None, "quint8": [0.0, 255 * s_out], "qint8": [-127 * s_out, 127 * s_out]}[out_type]
     want, low, high = integer.tf_fused_quantized_conv(
         acc, "quint8", ranges[:2], ranges[2:], bias, relu, out_type, output_range
     )

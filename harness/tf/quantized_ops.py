@@ -154,9 +154,16 @@ def quantized_conv_qint8(
 
 # op -> its output type: the fused ops' instantiations that have oneDNN kernels (a quint8 input, a qint8 filter)
 FUSED_OPS = {
+    "QuantizedConv2DAndRelu": "qint32",
+    "QuantizedConv2DAndRequantize": "qint8",
+    "QuantizedConv2DAndReluAndRequantize": "quint8",
     "QuantizedConv2DWithBias": "qint32",
+    "QuantizedConv2DWithBiasAndRelu": "qint32",
     "QuantizedConv2DWithBiasAndRequantize": "qint8",
     "QuantizedConv2DWithBiasAndReluAndRequantize": "quint8",
+    "QuantizedDepthwiseConv2DWithBias": "qint32",
+    "QuantizedDepthwiseConv2DWithBiasAndRelu": "qint32",
+    "QuantizedDepthwiseConv2DWithBiasAndReluAndRequantize": "quint8",
 }
 
 
@@ -164,13 +171,14 @@ def quantized_conv_fused(
     op: str,
     x_nhwc: np.ndarray,
     w_tf: np.ndarray,
-    bias: np.ndarray,
+    bias: np.ndarray | None,
     ranges: Sequence[Any],
     output_range: Sequence[float] | None,
     attrs: Mapping[str, Any],
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One of ``FUSED_OPS`` (``QuantizedConv2DWithBias*``, filter HWIO) of uint8 ``x_nhwc`` (quint8) and an int8 filter (qint8) with ``ranges`` (min_input, max_input, min_filter,
-    max_filter; the filter's per channel or scalars) and ``bias`` (float32, or int32 as qint32), requantized to
+    """One of ``FUSED_OPS`` (``QuantizedConv2D*``, filter HWIO; ``QuantizedDepthwiseConv2D*``, filter HWIM) of uint8
+    ``x_nhwc`` (quint8) and an int8 filter (qint8) with ``ranges`` (min_input, max_input, min_filter, max_filter; the
+    filter's per channel or scalars) and ``bias`` (float32, or int32 as qint32; None for the ops without), requantized to
     ``output_range`` (min/max_freezed_output) where the op requantizes. In a ``tf.function`` with the filter and bias
     constants, as oneDNN's rewrite requires. Returns (the output as int32 NHWC, min_output, max_output)."""
     import tensorflow as tf
@@ -183,13 +191,16 @@ def quantized_conv_fused(
             min_freezed_output=tf.constant(output_range[0], tf.float32),
             max_freezed_output=tf.constant(output_range[1], tf.float32),
         )
-    bias_t = tf.bitcast(tf.constant(bias), tf.qint32) if bias.dtype == np.int32 else tf.constant(bias, tf.float32)
+    if bias is not None:
+        kwargs["bias"] = (
+            tf.bitcast(tf.constant(bias), tf.qint32) if bias.dtype == np.int32 else tf.constant(bias, tf.float32)
+        )
     fn = getattr(tf.raw_ops, op)
 
     @tf.function
     def call(x: Any) -> Any:
         w = tf.bitcast(tf.constant(w_tf), tf.qint8)
-        y, lo, hi = fn(input=tf.bitcast(x, tf.quint8), filter=w, bias=bias_t, **kwargs)
+        y, lo, hi = fn(input=tf.bitcast(x, tf.quint8), filter=w, **kwargs)
         if out_type == "qint32":
             return tf.bitcast(y, tf.int32), lo, hi
         return tf.cast(tf.bitcast(y, tf.int8 if out_type == "qint8" else tf.uint8), tf.int32), lo, hi
