@@ -21,9 +21,9 @@ and TensorFlow's own quantized convolutions on the same integers (``RAW_PATHS``,
   a qint8 filter, ``QuantizedConv2DPerChannel`` (a filter range per output channel) and
   ``QuantizedDepthwiseConv2D``, in a graph with a constant filter (their CPU kernels are placeholders for oneDNN's
   rewrite): their int32 sums;
-* ``FUSED_PATHS``: the fused ``QuantizedConv2D*`` / ``QuantizedDepthwiseConv2D*`` ops without a summand (with ReLU
-  where the case has an activation; qint32, qint8 or quint8 outputs), the same way: ``integer.tf_fused_quantized_conv``
-  of their sums (``_fused_expected``).
+* ``FUSED_PATHS``: the fused ``QuantizedConv2D*`` / ``QuantizedDepthwiseConv2D*`` ops (with ReLU where the case
+  has an activation; qint32, qint8 or quint8 outputs; the ``...Sum...`` ones with a seeded summand), the same way:
+  ``integer.tf_fused_quantized_conv`` of their sums (``_fused_expected``).
 
 A path whose output is the reference's under another rounding "rounds <rule>"; one that matches no rounding has
 ``wrong_values``. Both are failures unless a known divergence of that path (``backend: <path>``) declares them.
@@ -36,7 +36,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -64,6 +64,56 @@ PATHS = {
     "litert-builtin": ("litert", "builtin", "double"),
     "litert": ("litert", "auto", "single"),
 }
+
+
+class Fused(NamedTuple):
+    """A fused path: the op without and with the case's activation (ReLU), its bias ("float": real values,
+    "qint32": the case's int32 bias, or None), whether it takes one filter range for all channels, and its summand's
+    dtype (the ``...Sum...`` ops: float32, uint8 for quint8, int8 for qint8)."""
+
+    plain: str
+    relu: str
+    bias: str | None = None
+    one_range: bool = False
+    summand: str | None = None
+
+
+# The fused family (oneDNN's _MklQuantizedConv2D* kernels), by path.
+FUSED_PATHS: dict[str, Fused] = {
+    "tf-quantized-conv2d-relu": Fused("QuantizedConv2DAndRelu", "QuantizedConv2DAndRelu"),
+    # QuantizedConv2DAndRequantize takes scalar filter ranges only
+    "tf-quantized-conv2d-nobias-requantize": Fused(
+        "QuantizedConv2DAndRequantize", "QuantizedConv2DAndReluAndRequantize", one_range=True
+    ),
+    "tf-quantized-conv2d-bias": Fused("QuantizedConv2DWithBias", "QuantizedConv2DWithBiasAndRelu", "float"),
+    "tf-quantized-conv2d-requantize": Fused(
+        "QuantizedConv2DWithBiasAndRequantize", "QuantizedConv2DWithBiasAndReluAndRequantize", "qint32"
+    ),
+    "tf-quantized-conv2d-sum": Fused(
+        "QuantizedConv2DWithBiasSumAndRelu", "QuantizedConv2DWithBiasSumAndRelu", "float", summand="float32"
+    ),
+    "tf-quantized-conv2d-sum-requantize": Fused(
+        "QuantizedConv2DWithBiasSumAndReluAndRequantize",
+        "QuantizedConv2DWithBiasSumAndReluAndRequantize",
+        "qint32",
+        summand="uint8",
+    ),
+    "tf-quantized-conv2d-signed-sum-requantize": Fused(
+        "QuantizedConv2DWithBiasSignedSumAndReluAndRequantize",
+        "QuantizedConv2DWithBiasSignedSumAndReluAndRequantize",
+        "qint32",
+        summand="int8",
+    ),
+    "tf-quantized-depthwise-bias": Fused(
+        "QuantizedDepthwiseConv2DWithBias", "QuantizedDepthwiseConv2DWithBiasAndRelu", "float"
+    ),
+    "tf-quantized-depthwise-requantize": Fused(
+        "QuantizedDepthwiseConv2DWithBiasAndReluAndRequantize",
+        "QuantizedDepthwiseConv2DWithBiasAndReluAndRequantize",
+        "qint32",
+    ),
+}
+
 # TensorFlow's own quantized convolutions (harness.tf.quantized_ops), each against the integer reference of what it
 # computes: the TFLite op under single rounding with no bias (it has no bias operand), the hybrid op's float output,
 # the quint8 op's int32 sums. Only for the int8 cases each one can express (``_raw_expected``).
@@ -74,49 +124,9 @@ RAW_PATHS = {
     "tf-quantized-conv2d-qint8": ("tf_quantized_conv_qint8", "accumulator"),
     "tf-quantized-per-channel": ("tf_quantized_conv_qint8", "accumulator"),
     "tf-quantized-depthwise": ("tf_quantized_conv_qint8", "accumulator"),
-    **{
-        path: ("tf_quantized_conv_fused", "onednn")
-        for path in (
-            "tf-quantized-conv2d-relu",
-            "tf-quantized-conv2d-nobias-requantize",
-            "tf-quantized-conv2d-bias",
-            "tf-quantized-conv2d-requantize",
-            "tf-quantized-depthwise-bias",
-            "tf-quantized-depthwise-requantize",
-        )
-    },
+    **{path: ("tf_quantized_conv_fused", "onednn") for path in FUSED_PATHS},
 }
 PATHS.update({path: ("tensorflow-raw", op, rounding) for path, (op, rounding) in RAW_PATHS.items()})
-# The fused family (oneDNN's _MklQuantizedConv2D* kernels), path -> (the op without and with the case's activation;
-# its bias: "float" (real values), "qint32" (the case's int32 bias) or None; one filter range for all channels)
-FUSED_PATHS: dict[str, tuple[str, str, str | None, bool]] = {
-    "tf-quantized-conv2d-relu": ("QuantizedConv2DAndRelu", "QuantizedConv2DAndRelu", None, False),
-    "tf-quantized-conv2d-nobias-requantize": (
-        "QuantizedConv2DAndRequantize",
-        "QuantizedConv2DAndReluAndRequantize",
-        None,
-        True,  # QuantizedConv2DAndRequantize takes scalar filter ranges only
-    ),
-    "tf-quantized-conv2d-bias": ("QuantizedConv2DWithBias", "QuantizedConv2DWithBiasAndRelu", "float", False),
-    "tf-quantized-conv2d-requantize": (
-        "QuantizedConv2DWithBiasAndRequantize",
-        "QuantizedConv2DWithBiasAndReluAndRequantize",
-        "qint32",
-        False,
-    ),
-    "tf-quantized-depthwise-bias": (
-        "QuantizedDepthwiseConv2DWithBias",
-        "QuantizedDepthwiseConv2DWithBiasAndRelu",
-        "float",
-        False,
-    ),
-    "tf-quantized-depthwise-requantize": (
-        "QuantizedDepthwiseConv2DWithBiasAndReluAndRequantize",
-        "QuantizedDepthwiseConv2DWithBiasAndReluAndRequantize",
-        "qint32",
-        False,
-    ),
-}
 TFLITE_PATHS = ("tflite-ref", "tflite-builtin", "tflite")  # tf.lite's interpreter paths
 DEFAULT_PATHS = (*TFLITE_PATHS, *RAW_PATHS)
 LABELS = {
@@ -136,6 +146,9 @@ LABELS = {
     "tf-quantized-conv2d-nobias-requantize": "TensorFlow QuantizedConv2D(AndRelu)AndRequantize",
     "tf-quantized-conv2d-bias": "TensorFlow QuantizedConv2DWithBias(AndRelu)",
     "tf-quantized-conv2d-requantize": "TensorFlow QuantizedConv2DWithBias(AndRelu)AndRequantize",
+    "tf-quantized-conv2d-sum": "TensorFlow QuantizedConv2DWithBiasSumAndRelu",
+    "tf-quantized-conv2d-sum-requantize": "TensorFlow QuantizedConv2DWithBiasSumAndReluAndRequantize",
+    "tf-quantized-conv2d-signed-sum-requantize": "TensorFlow QuantizedConv2DWithBiasSignedSumAndReluAndRequantize",
     "tf-quantized-depthwise-bias": "TensorFlow QuantizedDepthwiseConv2DWithBias(AndRelu)",
     "tf-quantized-depthwise-requantize": "TensorFlow QuantizedDepthwiseConv2DWithBiasAndReluAndRequantize",
 }
@@ -369,11 +382,11 @@ def _fused_expected(
     (``FUSED_PATHS``: the op with or without it); requantized to the case's output scale, +-127 x it for qint8 and
     [0, 255 x it] for quint8."""
     p, a = call.params, call.attrs
-    plain, with_relu, bias_kind, one_range = FUSED_PATHS[path]
-    op = with_relu if p["activation"] != "NONE" else plain
-    relu = "Relu" in op
+    fused = FUSED_PATHS[path]
+    op = fused.relu if p["activation"] != "NONE" else fused.plain
+    relu, bias_kind = "Relu" in op, fused.bias
     s_in, s_w = p["input_scale"], np.asarray(p["filter_scale"], np.float32)
-    if one_range:
+    if fused.one_range:
         s_w = np.float32(s_w.max(initial=1.0))
         filter_range: list[Any] = [float(-127 * s_w), float(127 * s_w)]
     else:
@@ -387,10 +400,26 @@ def _fused_expected(
     out_type = quantized_ops.FUSED_OPS[op]
     s_out = p["output_scale"]
     output_range = {"qint32": None, "quint8": [0.0, 255 * s_out], "qint8": [-127 * s_out, 127 * s_out]}[out_type]
+    summand, summand_range = _summand(fused.summand, acc.shape, s_out)
     want, low, high = integer.tf_fused_quantized_conv(
-        acc, "quint8", ranges[:2], ranges[2:], bias, relu, out_type, output_range
+        acc, "quint8", ranges[:2], ranges[2:], bias, relu, out_type, output_range, summand, summand_range
     )
-    return (op, x_u8, w, bias, ranges, output_range, dict(a)), {"onednn": want.astype(np.int32)}, (low, high)
+    args = (op, x_u8, w, bias, ranges, output_range, dict(a), summand, summand_range)
+    return args, {"onednn": want.astype(np.int32)}, (low, high)
+
+
+def _summand(dtype: str | None, shape: tuple[int, ...], output_scale: float) -> tuple[Any, Any]:
+    """(summand, summand_range) of a ``...Sum...`` path (None, None for the others): seeded values of the output's
+    shape, as a residual connection adds the output of an earlier layer in the same scale: real values within about
+    +-60 output scales (float32), or quint8 over [0, 255 output scales], or qint8 over +-127."""
+    if dtype is None:
+        return None, None
+    rng = np.random.default_rng(0)
+    if dtype == "float32":
+        return (rng.normal(0.0, 20 * output_scale, shape)).astype(np.float32), None
+    if dtype == "uint8":
+        return rng.integers(0, 256, shape).astype(np.uint8), [0.0, 255 * output_scale]
+    return rng.integers(-128, 128, shape).astype(np.int8), [-127 * output_scale, 127 * output_scale]
 
 
 def run_model(runtime: str, model: np.ndarray, input_q: np.ndarray, resolver: str) -> Result:

@@ -637,6 +637,34 @@ def tf_quantized_depthwise_conv2d(
 FUSED_OUTPUTS = {"qint32": (INT32_MIN, INT32_MAX), "qint8": (-128, 127), "quint8": (0, 255)}
 
 
+def _summand_scaled(op: str, summand: np.ndarray, summand_range: Sequence[float] | None) -> tuple[Any, np.ndarray]:
+    """(scale, values) of a fused op's summand, both float32: 1 and the values of a float32 summand; for uint8 / int8
+    (quint8 / qint8) ``max(|min_summand|, |max_summand|) / 255`` (or ``/ 127``) and the integers."""
+    f32 = np.float32
+    if summand.dtype == np.float32:
+        return f32(1), summand
+    if summand.dtype not in (np.uint8, np.int8) or summand_range is None or len(summand_range) != 2:
+        raise _fail(op, "summand", f"<{summand.dtype} array>", "must be float32, or uint8 / int8 with a summand_range")
+    top = max(abs(f32(summand_range[0])), abs(f32(summand_range[1])))
+    return f32(top / f32(255 if summand.dtype == np.uint8 else 127)), summand.astype(f32)
+
+
+def fma_float32(a: ArrayLike, b: ArrayLike, c: ArrayLike) -> np.ndarray:
+    """``a * b + c`` rounded once to float32 (to nearest, ties to even), as a fused multiply-add instruction computes
+    it, for float32 operands. The product is exact in float64; the float64 sum is rounded to odd (its error, from
+    TwoSum, pushes an inexact sum off an even last bit toward the exact value), which makes the final rounding to
+    float32's 24 bits the correct one."""
+    p = np.asarray(a, np.float32).astype(np.float64) * np.asarray(b, np.float32).astype(np.float64)
+    q = np.asarray(c, np.float32).astype(np.float64)
+    p, q = np.broadcast_arrays(p, q)
+    total = p + q
+    back = total - p
+    error = (p - (total - back)) + (q - back)
+    inexact_even = (error != 0) & ((total.view(np.int64) & 1) == 0)
+    towards = np.where(error > 0, np.inf, -np.inf)
+    return np.asarray(np.where(inexact_even, np.nextafter(total, towards), total).astype(np.float32))
+
+
 def tf_fused_quantized_conv(
     acc: ArrayLike,
     input_dtype: str,
@@ -646,6 +674,8 @@ def tf_fused_quantized_conv(
     relu: bool = False,
     out_type: str = "qint32",
     output_range: Sequence[float] | None = None,
+    summand: ArrayLike | None = None,
+    summand_range: Sequence[float] | None = None,
 ) -> tuple[np.ndarray, Any, Any]:
     """The ``QuantizedConv2DWithBias*`` / ``QuantizedDepthwiseConv2DWithBias*`` family (oneDNN's
     ``_MklQuantizedConv2D*``: mkl_conv_ops.cc) from their exact sums ``acc`` (``tf_quantized_conv2d`` with ranges
@@ -654,7 +684,10 @@ def tf_fused_quantized_conv(
     Symmetric scales, all in float32: the input's ``max(|min|, |max|) / L`` (L = 255 for a quint8 input, 127 for
     qint8), each output channel's filter ``max(|min_c|, |max_c|) / 127`` (``filter_range``: min_filter, max_filter,
     scalars or one per channel). The real value ``float32(acc) * (input scale x filter scale)`` plus the bias (a
-    float32 bias as given; an int32 one divided by ``L x 127 / (input max x filter max)``), then ReLU (``relu``), then
+    float32 bias as given; an int32 one divided by ``L x 127 / (input max x filter max)``), plus the ``summand`` of the
+    ``...Sum...`` ops (output-shaped: float32 as given; uint8 (quint8) or int8 (qint8) times ``max(|min|, |max|)`` of
+    ``summand_range`` over 255 or 127; added by one fused multiply-add, as oneDNN's sum post-op), then ReLU
+    (``relu``), then
     divided by the output's scale and rounded half to even, saturated to ``out_type``: qint32 in each channel's own
     scale (its level, ``min/max_output`` per channel), qint8 / quint8 in ``output_range``'s (min/max_freezed_output:
     ``max(|min|, |max|) / 127`` or ``/ 255``).
@@ -685,6 +718,9 @@ def tf_fused_quantized_conv(
                 units = (f32(levels * 127) / (input_max * filter_max).astype(f32)).astype(f32)
                 b = (b.astype(f32) / units).astype(f32)
             v = (v + b.astype(f32)).astype(f32)
+        if summand is not None:  # oneDNN's sum post-op: one fused multiply-add
+            scale, values = _summand_scaled(op, np.asarray(summand), summand_range)
+            v = fma_float32(scale, values, v)
         if relu:
             v = np.maximum(v, f32(0))
         if out_type == "qint32":

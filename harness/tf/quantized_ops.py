@@ -161,6 +161,9 @@ FUSED_OPS = {
     "QuantizedConv2DWithBiasAndRelu": "qint32",
     "QuantizedConv2DWithBiasAndRequantize": "qint8",
     "QuantizedConv2DWithBiasAndReluAndRequantize": "quint8",
+    "QuantizedConv2DWithBiasSumAndRelu": "qint32",
+    "QuantizedConv2DWithBiasSumAndReluAndRequantize": "quint8",
+    "QuantizedConv2DWithBiasSignedSumAndReluAndRequantize": "quint8",
     "QuantizedDepthwiseConv2DWithBias": "qint32",
     "QuantizedDepthwiseConv2DWithBiasAndRelu": "qint32",
     "QuantizedDepthwiseConv2DWithBiasAndReluAndRequantize": "quint8",
@@ -175,11 +178,16 @@ def quantized_conv_fused(
     ranges: Sequence[Any],
     output_range: Sequence[float] | None,
     attrs: Mapping[str, Any],
+    summand: np.ndarray | None = None,
+    summand_range: Sequence[float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One of ``FUSED_OPS`` (``QuantizedConv2D*``, filter HWIO; ``QuantizedDepthwiseConv2D*``, filter HWIM) of uint8
     ``x_nhwc`` (quint8) and an int8 filter (qint8) with ``ranges`` (min_input, max_input, min_filter, max_filter; the
     filter's per channel or scalars) and ``bias`` (float32, or int32 as qint32; None for the ops without), requantized to
-    ``output_range`` (min/max_freezed_output) where the op requantizes. In a ``tf.function`` with the filter and bias
+    ``output_range`` (min/max_freezed_output) where the op requantizes; the ``...Sum...`` ops add ``summand`` (float32,
+    uint8 as quint8 or int8 as qint8, with ``summand_range``), built inside the function as the sum of two arguments
+    (the summand and zeros): the kernel writes its output into the summand's buffer, and a summand it cannot take
+    over (a constant, an argument) crashes the process. In a ``tf.function`` with the filter and bias
     constants, as oneDNN's rewrite requires. Returns (the output as int32 NHWC, min_output, max_output)."""
     import tensorflow as tf
 
@@ -191,21 +199,31 @@ def quantized_conv_fused(
             min_freezed_output=tf.constant(output_range[0], tf.float32),
             max_freezed_output=tf.constant(output_range[1], tf.float32),
         )
+    if summand_range is not None:
+        kwargs.update(
+            min_summand=tf.constant(summand_range[0], tf.float32), max_summand=tf.constant(summand_range[1], tf.float32)
+        )
     if bias is not None:
         kwargs["bias"] = (
             tf.bitcast(tf.constant(bias), tf.qint32) if bias.dtype == np.int32 else tf.constant(bias, tf.float32)
         )
     fn = getattr(tf.raw_ops, op)
 
+    summand_type = {np.dtype(np.uint8): tf.quint8, np.dtype(np.int8): tf.qint8}
+
     @tf.function
-    def call(x: Any) -> Any:
+    def call(x: Any, s: Any, zeros: Any) -> Any:
         w = tf.bitcast(tf.constant(w_tf), tf.qint8)
+        if summand is not None:
+            fresh = s + zeros
+            kwargs["summand"] = tf.bitcast(fresh, summand_type[summand.dtype]) if summand.dtype != np.float32 else fresh
         y, lo, hi = fn(input=tf.bitcast(x, tf.quint8), filter=w, **kwargs)
         if out_type == "qint32":
             return tf.bitcast(y, tf.int32), lo, hi
         return tf.cast(tf.bitcast(y, tf.int8 if out_type == "qint8" else tf.uint8), tf.int32), lo, hi
 
-    y, lo, hi = call(tf.constant(x_nhwc))
+    s = tf.constant(summand if summand is not None else np.zeros(0, np.float32))
+    y, lo, hi = call(tf.constant(x_nhwc), s, tf.zeros_like(s))
     return y.numpy(), lo.numpy(), hi.numpy()
 
 

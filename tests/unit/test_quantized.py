@@ -509,3 +509,39 @@ def test_fused_refuses_bad_arguments_naming_them(kwargs, arg):
     args = {**UNIT, **kwargs}
     with pytest.raises(ValueError, match=f"argument '{arg}'"):
         Q.tf_fused_quantized_conv(np.zeros((1, 1, 1, 1)), **args)
+
+
+def test_fused_summands_are_added_in_their_own_scale():
+    acc = np.array([[[[10, 10, 10]]]])
+    out, _, _ = Q.tf_fused_quantized_conv(
+        acc,
+        **UNIT,
+        out_type="quint8",
+        output_range=[0.0, 255.0],
+        summand=np.array([[[[0, 5, 200]]]], np.uint8),
+        summand_range=[0.0, 510.0],  # 2 per level
+    )
+    assert out.ravel().tolist() == [10, 20, 255]
+    signed, _, _ = Q.tf_fused_quantized_conv(
+        acc,
+        **UNIT,
+        relu=True,
+        out_type="quint8",
+        output_range=[0.0, 255.0],
+        summand=np.array([[[[-20, 3, 127]]]], np.int8),
+        summand_range=[-127.0, 127.0],  # 1 per level
+    )
+    assert signed.ravel().tolist() == [0, 13, 137]
+
+
+def test_fma_float32_rounds_once():
+    # (1 + 2**-23) * (1 - 2**-23) + -1 is -2**-46 exactly; a float32 product rounds it to 1 first, giving 0
+    a, b = np.float32(1 + 2**-23), np.float32(1 - 2**-23)
+    assert Q.fma_float32(a, b, np.float32(-1)) == np.float32(-(2.0**-46))
+    assert np.float32(a * b) + np.float32(-1) == 0
+    # (1 + 2**-23) 2**-12 x (1 - 2**-23) 2**-12 + (1 + 2**-23) is 2**-70 below the tie between 1 + 2**-23 and
+    # 1 + 2**-22: float64 loses the 2**-70 and lands on the tie (to even: 1 + 2**-22); one rounding stays below
+    a, b = np.float32((1 + 2**-23) * 2**-12), np.float32((1 - 2**-23) * 2**-12)
+    c = np.float32(1 + 2**-23)
+    assert np.float32(np.float64(a) * np.float64(b) + np.float64(c)) == np.float32(1 + 2**-22)
+    assert Q.fma_float32(a, b, c) == c
