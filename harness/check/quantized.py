@@ -512,6 +512,7 @@ def run_quantized(
         "errors": v.errors,
         "notes": notes,
         "divergence": v.divergence,
+        "diverged": tuple(d.id for d in v.diverged),
         "applicable": tuple(dict.fromkeys(d.id for d in applicable_all)),
         "attrs": dict(case.attrs),
         "shapes": {**{n: a.shape for n, a in call.arrays.items()}, "output": by_rounding["double"].shape},

@@ -61,6 +61,7 @@ class Outcome:
     tensorflow: str = ""  # TensorFlow's behaviour
     divergence: Divergence | None = None  # the known divergence TensorFlow's behaviour was excused by
     applicable: tuple[str, ...] = ()  # ids of every known divergence whose condition this case meets
+    diverged: tuple[str, ...] = ()  # ids of every known divergence that excused a part of it (``divergence`` first)
     diagnosis: tuple[str, ...] = ()  # for each disagreeing output, the usual suspect that explains it (or none)
     seconds: float = 0.0
     # Outputs by implementation ("reference", "tensorflow", "textbook:..."), in the op's layout: kept only for a
@@ -258,6 +259,7 @@ def run_case(
         shapes=shapes,
         tensorflow=behaviour + (f" ({detail})" if detail and behaviour != AGREES else ""),
         divergence=decided.divergence,
+        diverged=tuple(d.id for d in decided.diverged),
         applicable=tuple(d.id for d in applicable),
         diagnosis=found,
         outputs=outputs,
@@ -382,6 +384,7 @@ def run_gradients(
         shapes=shapes,
         tensorflow="; ".join(tensorflow),
         divergence=decided.divergence,
+        diverged=tuple(d.id for d in decided.diverged),
         applicable=tuple(dict.fromkeys(d.id for d in tape_known + raw_known)),
         features=feats,
         outputs=outputs if keep_outputs or decided.status == "failed" else {},
@@ -512,6 +515,7 @@ def run_backend(
             else type(tf_result).__name__.lower()
         ),
         divergence=decided.divergence,
+        diverged=tuple(d.id for d in decided.diverged),
         applicable=tuple(d.id for d in applicable),
         outputs=outputs,
     )

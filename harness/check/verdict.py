@@ -41,6 +41,9 @@ class Verdict:
     divergence: Divergence | None = None  # the known divergence that excused it
     errors: tuple[str, ...] = ()  # why it failed
     notes: tuple[str, ...] = ()  # what happened that is not a failure
+    # every known divergence that excused a part of it (a gradient item's tape and raw ops, a quantized item's paths);
+    # ``divergence`` is the first of them
+    diverged: tuple[Divergence, ...] = ()
 
 
 def verdict(
@@ -81,7 +84,8 @@ def verdict(
         notes.append(f"{subject} raised {detail}")
     if errors:
         status = "failed"
-    return Verdict(status, divergence if status == "xfailed" else None, tuple(errors), tuple(notes))
+    excused = divergence if status == "xfailed" else None
+    return Verdict(status, excused, tuple(errors), tuple(notes), (excused,) if excused else ())
 
 
 def combined(verdicts: Sequence[Verdict]) -> Verdict:
@@ -95,8 +99,14 @@ def combined(verdicts: Sequence[Verdict]) -> Verdict:
         else "passed"
     )
     divergence = next((v.divergence for v in verdicts if v.status == "xfailed"), None) if status == "xfailed" else None
+    excused = {d.id: d for v in verdicts if v.status == "xfailed" for d in v.diverged}  # first of each, in order
+    diverged = tuple(excused.values())
     return Verdict(
-        status, divergence, tuple(e for v in verdicts for e in v.errors), tuple(n for v in verdicts for n in v.notes)
+        status,
+        divergence,
+        tuple(e for v in verdicts for e in v.errors),
+        tuple(n for v in verdicts for n in v.notes),
+        diverged if status == "xfailed" else (),
     )
 
 

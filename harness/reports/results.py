@@ -174,6 +174,7 @@ def record(outcome, item_id: str, tags: Iterable[str] = (), with_arrays: bool | 
         "tensorflow": outcome.tensorflow,
         "divergence": outcome.divergence.id if outcome.divergence else None,
         "applicable_divergences": list(outcome.applicable),
+        "diverged_divergences": list(outcome.diverged),
         "features": jsonable(dict(outcome.features)),
         "max_abs_error": finite(max((c.max_abs_error for c in comparisons), default=0.0)),
         "max_rel_error": finite(max((c.max_rel_error for c in comparisons), default=0.0)),
@@ -289,8 +290,8 @@ def stale_per_entry(records: Iterable[Mapping], per_entry_ids: Iterable[str]) ->
             continue
         ran_repros |= str(rec["id"]).startswith(REPROS_PREFIX)
         matched.update(i for i in rec.get("applicable_divergences") or () if i in known)
-        if rec.get("divergence") in known:
-            diverged.add(rec["divergence"])
+        # every entry that excused a part of the case (older records: the one that excused it)
+        diverged.update(i for i in (rec.get("diverged_divergences") or [rec.get("divergence")]) if i in known)
     return sorted(matched - diverged) if ran_repros else []
 
 

@@ -282,3 +282,18 @@ def test_merge_wrong_uses_get_one_clear_message(capsys, tmp_path):
     assert "go with --merge" in wrong("report", a, "--out", tmp_path / "x")
     assert "no such file" in wrong("report", "--merge", tmp_path)
     assert json.loads((a / results.RESULTS_JSON).read_text())["records"]  # untouched
+
+
+def test_every_entry_that_excused_a_part_of_a_case_counts_as_seen():
+    # A gradient item's tape and raw op, or a quantized item's paths, are excused by several entries: the record's
+    # divergence names the first, diverged_divergences all of them; none of them is stale.
+    both = rec(
+        REPRO + "[bfloat16:gradients]",
+        "xfailed",
+        applicable=["tape_entry", "raw_entry"],
+        divergence="tape_entry",
+        diverged_divergences=["tape_entry", "raw_entry"],
+    )
+    assert results.stale_per_entry([both], ["tape_entry", "raw_entry"]) == []
+    first_only = {**both, "diverged_divergences": ["tape_entry"]}
+    assert results.stale_per_entry([first_only], ["tape_entry", "raw_entry"]) == ["raw_entry"]
