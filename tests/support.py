@@ -6,6 +6,7 @@ fixtures. pytest puts ``tests/`` on ``sys.path`` because ``tests/conftest.py`` l
 
 from __future__ import annotations
 
+import dataclasses
 from functools import cache
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 
 from harness.registry.cases import Case
 from harness.registry.loader import load_file
+from harness.tf.environment import Environment, load_recorded
 
 ROOT = Path(__file__).resolve().parents[1]  # the repository
 CASES = ROOT / "cases"
@@ -28,6 +30,13 @@ MACHINES = ROOT / "tests" / "machines"  # recorded machines (``harness machine -
 def registry() -> tuple[Case, ...]:
     """Every case of ``cases/`` (sweeps expanded, error contracts included), in file order; errors left out."""
     return tuple(c for path in sorted(CASES.rglob("*.yaml")) for c in load_file(path, ROOT) if isinstance(c, Case))
+
+
+@cache
+def recorded_machine(name: str) -> Environment:
+    """A recorded machine (``tests/machines/<name>.json``) running TensorFlow as ``make verify`` does: one intra-op
+    thread (``wrappers.pin_environment``; a record holds the machine, not a run's settings)."""
+    return dataclasses.replace(load_recorded(MACHINES / f"{name}.json"), intra_op_threads=1)
 
 
 def assert_value_error(fn, *fragments) -> str:

@@ -160,15 +160,17 @@ FEATURES = {
     "onednn_isa": "the ISA oneDNN uses here, after any ONEDNN_MAX_CPU_ISA cap (measured from oneDNN's own log), "
     "e.g. avx2, avx512_core_bf16, avx512_core_amx",
     "cpu.<flag>": "the CPU has this feature (harness.tf.machine.DECIDING_FLAGS, e.g. cpu.amx_bf16, cpu.avx512_fp16)",
+    "tf_intra_op_threads": "the size of TensorFlow's intra-op thread pool in this run (HARNESS_TF_INTRA_OP_THREADS, "
+    "1 by default; 0 is TensorFlow's own default, one per core): some oneDNN kernels go wrong with one thread only",
     **special_features.FEATURES,
 }
 # Features of the machine, not of the case: an entry whose `when` one of these fails cannot apply here at all
 # ("not applicable here", never stale). Matched from ``Environment.facts()``.
-ENV_FEATURES = ("onednn_isa", "cpu.<flag>")
+ENV_FEATURES = ("onednn_isa", "tf_intra_op_threads", "cpu.<flag>")
 
 
 def _is_env_feature(key: str) -> bool:
-    return key == "onednn_isa" or key.startswith("cpu.")
+    return key in ("onednn_isa", "tf_intra_op_threads") or key.startswith("cpu.")
 
 
 ENTRY_FIELDS = {

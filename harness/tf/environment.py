@@ -131,6 +131,7 @@ class Environment:
     isa_cap: str | None = None
     probe: Probe | None = None
     memory: MemoryBudget | None = None
+    intra_op_threads: int | None = None  # TensorFlow's intra-op thread pool in this run (None: not known)
 
     @classmethod
     def current(cls, refresh: bool = False) -> Environment:
@@ -145,7 +146,8 @@ class Environment:
         if refresh:
             _current.cache_clear()
             _cache_path(*key).unlink(missing_ok=True)
-        return dataclasses.replace(_current(*key), memory=machine.memory_budget())
+        threads = _threads(settings["intra_op_threads"])
+        return dataclasses.replace(_current(*key), memory=machine.memory_budget(), intra_op_threads=threads)
 
     # --- facts -----------------------------------------------------------------------------
 
@@ -206,9 +208,10 @@ class Environment:
 
     def facts(self) -> dict:
         """The environment-level features a known divergence's ``when`` can name (``divergences.ENV_FEATURES``):
-        ``onednn_isa`` and ``cpu.<flag>`` for every flag of ``machine.DECIDING_FLAGS``."""
+        ``onednn_isa``, ``tf_intra_op_threads`` and ``cpu.<flag>`` for every flag of ``machine.DECIDING_FLAGS``."""
         return {
             "onednn_isa": self.onednn_isa,
+            "tf_intra_op_threads": self.intra_op_threads,
             **{f"cpu.{f}": (self.cpu.has(f) if self.cpu else None) for f in machine.DECIDING_FLAGS},
         }
 
@@ -257,6 +260,7 @@ class Environment:
             rec.get("onednn_isa_cap"),
             probe,
             MemoryBudget.from_record(rec["memory_budget"]) if rec.get("memory_budget") else None,
+            _threads(rec.get("intra_op_threads")),
         )
 
 
@@ -420,6 +424,14 @@ def flush_lines(probe: Probe) -> list[str]:
 
 
 # --- measuring --------------------------------------------------------------------------------
+
+
+def _threads(value: object) -> int | None:
+    """An intra-op thread count as recorded (a string from the environment variable): None when not a number."""
+    try:
+        return int(str(value))
+    except ValueError:
+        return None
 
 
 def _keyed_environ() -> tuple[tuple[str, str], ...]:

@@ -1,5 +1,7 @@
 """Known divergences: the schema, the features conditions use, and how the runner applies them."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import yaml
@@ -179,6 +181,16 @@ def test_the_kernel_padding_is_what_tf_nn_passes_to_the_kernel(tmp_path):
     depthwise = get("depthwise_conv2d")
     assert depthwise.tf_padding_kind({"padding": explicit}) == "explicit"
     assert depthwise.tf_padding_kind({"padding": explicit, "dilations": [2, 1]}) == "named"  # space_to_batch: VALID
+
+
+def test_an_entry_can_depend_on_tensorflows_thread_count():
+    one_thread = entry(when={"op": "conv2d", "tf_intra_op_threads": 1})
+    assert ENV_ON.intra_op_threads is None  # a machine record says nothing of a run's threads
+    assert one_thread.not_here(ENV_ON) == "needs tf_intra_op_threads 1, here unknown"
+    assert one_thread.applies({"op": "conv2d"}, dataclasses.replace(ENV_ON, intra_op_threads=1))
+    assert one_thread.not_here(dataclasses.replace(ENV_ON, intra_op_threads=0)) == "needs tf_intra_op_threads 1, here 0"
+    run = Environment.from_record({**dataclasses.replace(ENV_ON, intra_op_threads=2).record(), "intra_op_threads": "2"})
+    assert run.intra_op_threads == 2  # a run's record (the variable's text) reads back
 
 
 def test_environment_conditions_say_why_an_entry_is_not_applicable_here():

@@ -13,7 +13,6 @@ that shows it.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from collections import Counter
 from collections.abc import Iterator
@@ -23,7 +22,8 @@ import numpy as np
 import pytest
 import yaml
 from packaging.specifiers import SpecifierSet
-from support import CASES, MACHINES, ROOT, registry
+from support import CASES, ROOT, registry
+from support import recorded_machine as machine
 
 from harness import ops
 from harness.check import quantized
@@ -37,11 +37,6 @@ from harness.tf.environment import Environment
 
 ENTRIES, _errors = divergences.load(ROOT / "cases" / DIVERGENCES_FILE, ROOT, scope=None)
 assert not _errors, _errors
-
-
-@cache
-def machine(name: str) -> Environment:
-    return Environment.from_record(json.loads((MACHINES / f"{name}.json").read_text(encoding="utf-8")), name)
 
 
 def named_ops(entry: divergences.Divergence) -> list[str]:

@@ -9,13 +9,13 @@ holds on the CPU it was made on fails here, on every CPU.
 from __future__ import annotations
 
 import dataclasses
-import json
 from functools import cache
 
 import pytest
 import yaml
 from packaging.specifiers import SpecifierSet
 from support import MACHINES, ROOT
+from support import recorded_machine as machine
 
 from harness.check.prepare import prepare
 from harness.registry import divergences
@@ -25,11 +25,6 @@ from harness.tf.environment import Environment
 
 EXPECTED = yaml.safe_load((MACHINES / "expected.yaml").read_text(encoding="utf-8"))
 RECORDED = sorted(p.stem for p in MACHINES.glob("*.json"))
-
-
-@cache
-def machine(name: str) -> Environment:
-    return Environment.from_record(json.loads((MACHINES / f"{name}.json").read_text(encoding="utf-8")), name)
 
 
 @cache
