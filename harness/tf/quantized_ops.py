@@ -13,6 +13,8 @@ what its op takes.
   kernel of its own);
 * ``quantized_conv_qint8``: ``QuantizedConv2D`` and ``QuantizedDepthwiseConv2D`` with a qint8 filter, whose plain CPU
   kernels are placeholders for oneDNN's graph rewrite: called in a graph with a constant filter.
+* ``quantized_conv_fused``: the fused ``QuantizedConv2D*`` / ``QuantizedDepthwiseConv2D*`` ops (``FUSED_OPS``), the
+  same way.
 """
 
 from __future__ import annotations
@@ -214,10 +216,11 @@ def quantized_conv_fused(
     @tf.function
     def call(x: Any, s: Any, zeros: Any) -> Any:
         w = tf.bitcast(tf.constant(w_tf), tf.qint8)
+        added = {}
         if summand is not None:
             fresh = s + zeros
-            kwargs["summand"] = tf.bitcast(fresh, summand_type[summand.dtype]) if summand.dtype != np.float32 else fresh
-        y, lo, hi = fn(input=tf.bitcast(x, tf.quint8), filter=w, **kwargs)
+            added["summand"] = tf.bitcast(fresh, summand_type[summand.dtype]) if summand.dtype != np.float32 else fresh
+        y, lo, hi = fn(input=tf.bitcast(x, tf.quint8), filter=w, **kwargs, **added)
         if out_type == "qint32":
             return tf.bitcast(y, tf.int32), lo, hi
         return tf.cast(tf.bitcast(y, tf.int8 if out_type == "qint8" else tf.uint8), tf.int32), lo, hi
