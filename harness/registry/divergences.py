@@ -599,6 +599,12 @@ def _fused_window_shifted(x_shape: tuple, kernel: list[int], strides: Sequence[i
     return False
 
 
+def _on_axis(values: Sequence[int], i: int) -> int:
+    """Spatial axis ``i``'s entry of a strides / dilations value given once for every axis or once per axis (1 when
+    it gives none)."""
+    return values[i] if i < len(values) else (values[0] if values else 1)
+
+
 def _per_axis(values: Sequence[int], axes: int) -> list[int]:
     """A strides / dilations value given once for every spatial axis (one entry) as one entry per axis."""
     return list(values) * axes if len(values) == 1 else list(values)
@@ -835,10 +841,8 @@ def features(
             else:
                 forward_in = {}
         dil, strides = spatial_dilations, spatial_strides
-        feats["kernel_larger_than_input"] = any(
-            (w_shape[w_layout.index(c)] - 1) * (dil[i] if i < len(dil) else 1) + 1 > size
-            for i, (c, size) in enumerate(forward_in.items())
-        )
+        k_eff = {c: (w_shape[w_layout.index(c)] - 1) * _on_axis(dil, i) + 1 for i, c in enumerate(spatial)}
+        feats["kernel_larger_than_input"] = any(k_eff[c] > size for c, size in forward_in.items())
         pads = (
             [(0, 0)] * len(spatial)
             if padding == "VALID"
@@ -852,13 +856,11 @@ def features(
         )
         if forward_in and (padding == "VALID" or pads):
             for i, letter in enumerate(spatial):
-                d = dil[i] if i < len(dil) else (dil[0] if dil else 1)
-                k_eff = (w_shape[w_layout.index(letter)] - 1) * d + 1
                 before_after = pads[i] if pads and i < len(pads) else (0, 0)
-                excess = forward_in[letter] + sum(before_after) - k_eff
+                excess = forward_in[letter] + sum(before_after) - k_eff[letter]
                 if excess < 0:
                     feats["kernel_exceeds_input"] = True
-                    stride = strides[i] if i < len(strides) else (strides[0] if strides else 1)
+                    stride = _on_axis(strides, i)
                     if stride > 0 and int((excess + stride) / stride) == target[letter]:  # C++ truncates toward 0
                         feats["tf_zero_output"] = True
     feats.update(special_features.features(op, dtype, arrays, attrs, reference_output, env, expect_error, tolerance))

@@ -339,3 +339,17 @@ def test_padding_only_row_feature(x_shape, w_shape, attrs, want):
 def test_padding_only_column_feature(x_shape, w_shape, attrs, want):
     padding = attrs.get("padding", "SAME")
     assert D._padding_only_line(get("conv2d"), x_shape, w_shape, "HWIO", "NHWC", attrs, padding, "W") is want
+
+
+@pytest.mark.parametrize(
+    "x_shape,w_shape,attrs,want",
+    [
+        ((1, 5, 5, 1), (3, 3, 1, 1), {"strides": 1, "padding": "SAME"}, False),
+        ((1, 2, 5, 1), (3, 3, 1, 1), {"strides": 1, "padding": "SAME"}, True),  # 3 rows over 2, padding aside
+        ((1, 5, 3, 1), (1, 2, 1, 1), {"strides": 1, "padding": "SAME", "dilations": 3}, True),  # 4 wide over 3
+        ((1, 5, 3, 1), (1, 2, 1, 1), {"strides": 1, "padding": "SAME", "dilations": [3, 1]}, False),  # rows only
+    ],
+)
+def test_kernel_larger_than_input_feature(tmp_path, x_shape, w_shape, attrs, want):
+    # one dilation for every axis counts on each (the effective kernel of a 2-wide tap pair at dilation 3 is 4)
+    assert _features(_conv(tmp_path, list(x_shape), list(w_shape), attrs))["kernel_larger_than_input"] is want
