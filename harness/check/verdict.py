@@ -98,15 +98,15 @@ def combined(verdicts: Sequence[Verdict]) -> Verdict:
         if any(v.status == "xfailed" for v in verdicts)
         else "passed"
     )
-    divergence = next((v.divergence for v in verdicts if v.status == "xfailed"), None) if status == "xfailed" else None
-    excused = {d.id: d for v in verdicts if v.status == "xfailed" for d in v.diverged}  # first of each, in order
+    # every entry that excused a part, each once, in order: the first is the one that excused the item
+    excused = {d.id: d for v in verdicts if v.status == "xfailed" for d in v.diverged} if status == "xfailed" else {}
     diverged = tuple(excused.values())
     return Verdict(
         status,
-        divergence,
+        diverged[0] if diverged else None,
         tuple(e for v in verdicts for e in v.errors),
         tuple(n for v in verdicts for n in v.notes),
-        diverged if status == "xfailed" else (),
+        diverged,
     )
 
 

@@ -687,10 +687,9 @@ def tf_fused_quantized_conv(
     float32 bias as given; an int32 one divided by ``L x 127 / (input max x filter max)``), plus the ``summand`` of the
     ``...Sum...`` ops (output-shaped: float32 as given; uint8 (quint8) or int8 (qint8) times ``max(|min|, |max|)`` of
     ``summand_range`` over 255 or 127; added by one fused multiply-add, as oneDNN's sum post-op), then ReLU
-    (``relu``), then
-    divided by the output's scale and rounded half to even, saturated to ``out_type``: qint32 in each channel's own
-    scale (its level, ``min/max_output`` per channel), qint8 / quint8 in ``output_range``'s (min/max_freezed_output:
-    ``max(|min|, |max|) / 127`` or ``/ 255``).
+    (``relu``), then divided by the output's scale and rounded half to even, saturated to ``out_type``: qint32 in each
+    channel's own scale (its level, ``min/max_output`` per channel), qint8 / quint8 in ``output_range``'s
+    (min/max_freezed_output: ``max(|min|, |max|) / 127`` or ``/ 255``).
 
     Returns (the output as int64, min_output, max_output): for qint32 ``QuantizationRangeForMultiplication`` in
     float32, ``(max_input - min_input) / L' x (max_filter - min_filter) / 254`` (L' 255 or 254) times int32's lowest
@@ -724,7 +723,7 @@ def tf_fused_quantized_conv(
         if relu:
             v = np.maximum(v, f32(0))
         if out_type == "qint32":
-            out_scale = (filter_max.astype(np.float64) / 127.0).astype(f32) * input_scale
+            out_scale = filter_scale * input_scale
         else:
             assert output_range is not None
             out_max = max(abs(f32(output_range[0])), abs(f32(output_range[1])))
@@ -732,7 +731,7 @@ def tf_fused_quantized_conv(
         q = np.rint((v * (f32(1) / np.asarray(out_scale, f32)).astype(f32)).astype(f32))
     low, high = FUSED_OUTPUTS[out_type]
     # float32 holds no integer between 2**31 - 128 and 2**31: the largest qint32 it saturates to is 2**31 - 128
-    out = np.clip(np.nan_to_num(q, nan=0.0), low, float(f32(high)) if out_type != "qint32" else 2147483520.0)
+    out = np.clip(np.nan_to_num(q, nan=0.0), low, 2147483520.0 if out_type == "qint32" else high)
     if out_type != "qint32":
         return out.astype(np.int64), f32(output_range[0]), f32(output_range[1])  # type: ignore[index]
     width_in = f32(f32(input_range[1]) - f32(input_range[0])) / f32(255 if input_dtype == "quint8" else 254)
